@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# install-deps.sh: make this Debian/Ubuntu machine able to build, run and test
+# Pantavisor. Idempotent: installs only what is missing. Called by
+# build.docker.sh and test.docker.sh; safe to run by hand.
+#
+#   scripts/install-deps.sh [build|test|all]   (default: all)
+set -euo pipefail
+
+what=${1:-all}
+gomin=1.21
+
+need_go() {
+	if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+		export PATH=/usr/local/go/bin:$PATH
+	fi
+	if ! command -v go >/dev/null 2>&1; then
+		echo "install-deps: Go >= $gomin is required (https://go.dev/doc/install); put it on PATH or in /usr/local/go" >&2
+		exit 1
+	fi
+	local v
+	v=$(go env GOVERSION | sed 's/^go//')
+	if [ "$(printf '%s\n%s\n' "$gomin" "$v" | sort -V | head -1)" != "$gomin" ]; then
+		echo "install-deps: Go $v is older than $gomin" >&2
+		exit 1
+	fi
+}
+
+# Debian packages per purpose. The runtime needs liblxc (cgo), the tests need
+# real LXC, squashfs and a static busybox for container rootfs, the image
+# builder needs the cross toolchains, e2fsprogs, grub and qemu to boot-test.
+runtime_pkgs="build-essential pkg-config lxc lxc-dev libcap-dev squashfs-tools e2fsprogs busybox-static util-linux iproute2 xz-utils bzip2 cpio"
+image_pkgs="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-system-x86 qemu-system-arm ovmf seabios grub-efi-amd64-bin grub-pc-bin grub-common mtools dosfstools fdisk dpkg-dev"
+
+case $what in
+build) pkgs="$runtime_pkgs $image_pkgs" ;;
+test) pkgs="$runtime_pkgs $image_pkgs" ;;
+all) pkgs="$runtime_pkgs $image_pkgs" ;;
+*) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+esac
+
+need_go
+
+missing=()
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "install-deps: missing Debian packages; run as root:" >&2
+		echo "  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}" >&2
+		exit 1
+	fi
+	echo "install-deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
