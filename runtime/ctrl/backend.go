@@ -1,0 +1,153 @@
+// Package ctrl serves Pantavisor's control API (pv-ctrl): HTTP/1.x over a
+// unix socket, with upstream's paths and JSON shapes.
+//
+// The handler owns one route table (method, path pattern, read/write,
+// mgmt/any) and enforces method, access and body limits in one place; the
+// endpoints only talk to small backend interfaces that the daemon implements:
+//
+//	h := ctrl.New(ctrl.Options{Log: log, Steps: steps, Objects: objs, ...})
+//	ln, err := ctrl.Listen(filepath.Join(run, "pv-ctrl"))
+//	srv := ctrl.NewServer(h)
+//	go srv.Serve(ln)
+//
+// Caller identity comes from SO_PEERCRED and the caller's /proc/<pid>/cgroup
+// (see identity.go). Endpoints whose backend is nil answer 501.
+package ctrl
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"time"
+)
+
+// Sentinel errors a backend returns (wrapped with %w) so the handler can
+// pick the status code.
+var (
+	// ErrNotFound is answered with 404.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid is answered with 400 (bad request data).
+	ErrInvalid = errors.New("invalid")
+	// ErrBadState is answered with 422: the uploaded content does not validate.
+	ErrBadState = errors.New("unprocessable content")
+	// ErrNoSpace is answered with 507.
+	ErrNoSpace = errors.New("insufficient storage")
+	// ErrConflict is answered with 409.
+	ErrConflict = errors.New("conflict")
+	// ErrBusy is answered with 503.
+	ErrBusy = errors.New("busy")
+	// ErrNotImplemented is answered with 501.
+	ErrNotImplemented = errors.New("not implemented")
+)
+
+// Meta is a metadata store (user-meta or device-meta).
+type Meta interface {
+	// Set stores value under key.
+	Set(key string, value []byte) error
+	// Delete removes key (ErrNotFound if absent).
+	Delete(key string) error
+	// MarshalJSON returns the GET shape: an object, newest key first.
+	MarshalJSON() ([]byte, error)
+}
+
+// Step is one entry of GET /steps.
+type Step struct {
+	Name      string
+	Date      time.Time
+	CommitMsg string
+	// Progress is the raw progress JSON; nil means none (rendered {}).
+	Progress json.RawMessage
+}
+
+// Steps gives access to revisions (trails).
+type Steps interface {
+	// List returns every revision.
+	List() ([]Step, error)
+	// State returns the raw .pvr/json of rev (ErrNotFound).
+	State(rev string) ([]byte, error)
+	// Put stores a new local revision from r; on a state that does not
+	// validate it returns ErrBadState and keeps nothing.
+	Put(rev string, r io.Reader) error
+	// Progress returns the raw progress JSON of rev (ErrNotFound).
+	Progress(rev string) ([]byte, error)
+	// SetCommitMsg stores the commit message of rev (ErrNotFound).
+	SetCommitMsg(rev string, msg []byte) error
+}
+
+// Object is one entry of GET /objects.
+type Object struct {
+	Sha  string
+	Size int64
+}
+
+// Objects gives access to the object store.
+type Objects interface {
+	// List returns every object.
+	List() ([]Object, error)
+	// Open opens object sha (ErrNotFound).
+	Open(sha string) (io.ReadCloser, error)
+	// Put streams r into object sha, verifying its checksum (ErrBadState on
+	// mismatch, ErrNoSpace when full). An existing valid object is kept.
+	Put(sha string, r io.Reader) error
+	// GC runs the garbage collector and returns the reclaimed bytes.
+	GC() (int64, error)
+}
+
+// Config renders the configuration endpoints.
+type Config interface {
+	// Legacy returns the GET /config object.
+	Legacy() any
+	// Entries returns the GET /config2 array.
+	Entries() any
+}
+
+// Daemon is one entry of GET /daemons.
+type Daemon struct {
+	Name    string `json:"name"`
+	Pid     int    `json:"pid"`
+	Respawn bool   `json:"respawn"`
+}
+
+// Daemons manages the helper daemons.
+type Daemons interface {
+	// List returns the managed daemons.
+	List() []Daemon
+	// Action starts or stops a daemon (ErrNotFound, ErrInvalid).
+	Action(name, action string) error
+}
+
+// Platforms resolves callers to platforms of the running revision.
+type Platforms interface {
+	// Caller reports whether name is a platform of the running revision and
+	// whether it has the mgmt role.
+	Caller(name string) (known, mgmt bool)
+}
+
+// Containers is the container backend (issue 4). Nil answers 501.
+type Containers interface {
+	// Containers returns the GET /containers array.
+	Containers() (any, error)
+	// ContainerAction applies {"action": …} to a container.
+	ContainerAction(name, action string) error
+	// Groups returns the GET /groups array.
+	Groups() (any, error)
+	// Signal delivers a status signal ("ready", "alive") from platform.
+	Signal(platform, typ, payload string) error
+}
+
+// Drivers is the managed drivers backend. Nil answers 501.
+type Drivers interface {
+	// Drivers lists the drivers referenced by platform.
+	Drivers(platform string) (any, error)
+	// Load loads (or unloads) the manual drivers of platform; name "" = all.
+	Load(platform, name string, load bool) error
+}
+
+// Extras are the remaining read-only endpoints. Nil answers 501.
+type Extras interface {
+	// XConnectGraph returns the GET /xconnect-graph array (ErrNotFound if
+	// not built).
+	XConnectGraph() (any, error)
+	// Wakelocks returns the GET /wakelocks object.
+	Wakelocks() (any, error)
+}

@@ -1,0 +1,237 @@
+package ctrl
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Options configures a Handler. Nil backends answer 501.
+type Options struct {
+	Log        *slog.Logger
+	UserMeta   Meta
+	DeviceMeta Meta
+	Steps      Steps
+	Objects    Objects
+	Config     Config
+	Commands   Commands
+	Daemons    Daemons
+	Platforms  Platforms
+	Containers Containers
+	Drivers    Drivers
+	Extras     Extras
+	// BuildInfo is the text of GET /buildinfo.
+	BuildInfo string
+	// AppEngine strips LXC "-<digits>" suffixes from caller names.
+	AppEngine bool
+	// ProcRoot is where /proc lives (tests); default "/proc".
+	ProcRoot string
+}
+
+// Handler is the pv-ctrl http.Handler.
+type Handler struct {
+	opt      Options
+	log      *slog.Logger
+	procRoot string
+}
+
+// New returns a Handler over the given backends.
+func New(o Options) *Handler {
+	h := &Handler{opt: o, log: o.Log, procRoot: o.ProcRoot}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.procRoot == "" {
+		h.procRoot = "/proc"
+	}
+	return h
+}
+
+// NewServer returns an http.Server for h whose requests know their peer
+// connection (for SO_PEERCRED).
+func NewServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ConnContext:       withConn,
+		ReadHeaderTimeout: 10e9,
+		MaxHeaderBytes:    16 << 10,
+	}
+}
+
+// request is what a route handler gets.
+type request struct {
+	w      http.ResponseWriter
+	r      *http.Request
+	args   []string // values of the {} segments, unescaped
+	caller Caller
+}
+
+// ServeHTTP checks the host, resolves the route and the caller, enforces
+// the route's method, access and body limit, then runs the endpoint.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !hostAllowed(r.Host) {
+		h.log.Warn("ctrl: rejected host", "host", r.Host)
+		closeConn(w)
+		return
+	}
+	segs, err := splitPath(r.URL)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "Request has bad path: "+err.Error())
+		return
+	}
+	rt, args, allowed := match(segs, r.Method)
+	if rt == nil {
+		if len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeError(w, http.StatusMethodNotAllowed, "Method not supported for this endpoint")
+			return
+		}
+		writeError(w, http.StatusNotFound, "unknown endpoint: "+r.URL.RequestURI())
+		return
+	}
+	c, err := h.caller(r.Context())
+	if err != nil {
+		h.log.Warn("ctrl: caller", "err", err)
+		writeError(w, http.StatusInternalServerError, "Internal error, unknown caller")
+		return
+	}
+	if rt.access == mgmt && !c.Mgmt {
+		writeError(w, http.StatusForbidden, "Request not sent from a mgmt platform")
+		return
+	}
+	if r.ContentLength > rt.limit && rt.limit >= 0 {
+		writeError(w, http.StatusRequestEntityTooLarge, "Request body too large (max "+strconv.FormatInt(rt.limit, 10)+" bytes)")
+		return
+	}
+	if rt.limit >= 0 {
+		r.Body = http.MaxBytesReader(w, r.Body, rt.limit)
+	}
+	if rt.write {
+		h.log.Info("ctrl: request", "method", r.Method, "path", r.URL.Path, "caller", c.Name)
+	}
+	rt.serve(h, &request{w: w, r: r, args: args, caller: c})
+}
+
+func hostAllowed(host string) bool {
+	if host == "" {
+		return true
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return host == "localhost"
+}
+
+// closeConn drops the connection without an answer (upstream behaviour for
+// a foreign Host header).
+func closeConn(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		writeError(w, http.StatusBadRequest, "Bad Host header")
+		return
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	conn.Close()
+}
+
+// splitPath splits the escaped path into unescaped segments. One trailing
+// slash is ignored.
+func splitPath(u *url.URL) ([]string, error) {
+	p := u.EscapedPath()
+	if !strings.HasPrefix(p, "/") {
+		return nil, errors.New("not absolute")
+	}
+	p = strings.TrimPrefix(p, "/")
+	if len(p) > 1 {
+		p = strings.TrimSuffix(p, "/")
+	}
+	if p == "" {
+		return []string{}, nil
+	}
+	raw := strings.Split(p, "/")
+	segs := make([]string, len(raw))
+	for i, s := range raw {
+		v, err := url.PathUnescape(s)
+		if err != nil {
+			return nil, err
+		}
+		segs[i] = v
+	}
+	return segs, nil
+}
+
+// writeJSON answers 200 with v as JSON.
+func writeJSON(w http.ResponseWriter, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "Internal error: "+err.Error())
+		return
+	}
+	writeRaw(w, "application/json", b)
+}
+
+func writeRaw(w http.ResponseWriter, ctype string, b []byte) {
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+}
+
+// writeOK answers 200 with an empty JSON body.
+func writeOK(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusOK)
+}
+
+// writeError answers {"Error": msg}.
+func writeError(w http.ResponseWriter, code int, msg string) {
+	b, _ := json.Marshal(struct {
+		Error string `json:"Error"`
+	}{msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(code)
+	w.Write(b)
+}
+
+// fail maps a backend error to its status code.
+func (h *Handler) fail(w http.ResponseWriter, err error, notFound string) {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		writeError(w, http.StatusRequestEntityTooLarge, "Request body too large")
+	case errors.Is(err, ErrNotFound):
+		if notFound == "" {
+			notFound = "Resource does not exist"
+		}
+		writeError(w, http.StatusNotFound, notFound)
+	case errors.Is(err, ErrInvalid):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, ErrBadState):
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+	case errors.Is(err, ErrNoSpace):
+		writeError(w, http.StatusInsufficientStorage, err.Error())
+	case errors.Is(err, ErrConflict):
+		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, ErrBusy):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	case errors.Is(err, ErrNotImplemented):
+		writeError(w, http.StatusNotImplemented, err.Error())
+	default:
+		h.log.Error("ctrl: request failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "Internal error: "+err.Error())
+	}
+}
+
+func notImplemented(w http.ResponseWriter) {
+	writeError(w, http.StatusNotImplemented, "not implemented")
+}
