@@ -1,0 +1,271 @@
+// Package recipe reads the target recipes in targets/<target>.toml and the
+// addon recipes in addons/<name>.toml into validated, typed values.
+//
+// Decoding is strict: an unknown key is an error naming that key. Defaults
+// live in exactly one function (Defaults) and are applied before validation,
+// so a recipe only has to say what differs from a plain GRUB/ext4 target.
+//
+//	r, err := recipe.Load("targets/x64-uefi.toml")
+//	if err != nil { return err }
+//	fmt.Println(r.Arch, r.Kernel.Package, r.Disk.Partitions)
+//
+// The schema is described for users in targets/README.md.
+package recipe
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// ErrInvalid is wrapped by every validation error, so callers can tell a bad
+// recipe from an I/O failure with errors.Is.
+var ErrInvalid = errors.New("invalid recipe")
+
+// Init modes (the upstream system.init.mode words).
+const (
+	ModeEmbedded  = "embedded"
+	ModeAppengine = "appengine"
+)
+
+// Bootloader types (the upstream PV_BOOTLOADER_TYPE words).
+const (
+	BootGrub    = "grub"
+	BootUboot   = "uboot"
+	BootUbootAB = "uboot-ab"
+	BootRpiAB   = "rpiab"
+	BootNone    = "none"
+)
+
+// Partition roles.
+const (
+	RoleBIOSBoot = "bios-boot" // GPT BIOS boot partition holding GRUB core.img
+	RoleESP      = "esp"       // EFI system partition (FAT)
+	RoleBoot     = "boot"      // FAT boot partition (U-Boot, RPi)
+	RoleStorage  = "storage"   // the Pantavisor storage (ext4, last)
+	RoleRaw      = "raw"       // reserved raw space (OEM env, loaders)
+)
+
+// Recipe is one validated target recipe.
+type Recipe struct {
+	// Name is the target name; it defaults to the file name without ".toml".
+	Name string `toml:"name"`
+	// Arch is the Debian architecture: amd64, arm64, armhf, armel, i386,
+	// mipsel, mips64el or riscv64.
+	Arch string `toml:"arch"`
+	// InitMode is "embedded" (Pantavisor is PID 1 of a bootable image) or
+	// "appengine" (Pantavisor runs as a daemon on a host; no disk image).
+	InitMode string `toml:"init_mode"`
+	// ImageSizeMiB is the size of the flashable image; it is part of the
+	// output name <target>-pv-<size>MiB.img.
+	ImageSizeMiB int `toml:"image_size_mib"`
+
+	Debian     Debian     `toml:"debian"`
+	Kernel     Kernel     `toml:"kernel"`
+	Initrd     Initrd     `toml:"initrd"`
+	Modules    Modules    `toml:"modules"`
+	Firmware   Firmware   `toml:"firmware"`
+	Bootloader Bootloader `toml:"bootloader"`
+	Disk       Disk       `toml:"disk"`
+	Config     Config     `toml:"config"`
+	Vendor     Vendor     `toml:"vendor"`
+	// Addons names addons/<name>.toml recipes, built as <name>.cpio.xz4 and
+	// listed in bsp/run.json "addons" in this order.
+	Addons []string `toml:"addons"`
+	// Containers are pvr exports merged into trails/0.
+	Containers []Container `toml:"containers"`
+}
+
+// Debian says where Debian packages come from.
+type Debian struct {
+	Suite      string   `toml:"suite"`
+	Mirror     string   `toml:"mirror"`
+	Components []string `toml:"components"`
+	// Keyring verifies the archive's Release files.
+	Keyring string `toml:"keyring"`
+}
+
+// Kernel selects the Debian kernel package and its command line.
+type Kernel struct {
+	// Package is a Debian linux-image package. A metapackage
+	// (linux-image-amd64) is followed to the versioned image it depends on.
+	Package string `toml:"package"`
+	// Version pins the Debian version of Package ("" = candidate).
+	Version string `toml:"version"`
+	// Cmdline is appended to the bootloader's Pantavisor arguments.
+	Cmdline string `toml:"cmdline"`
+}
+
+// Initrd describes the base initrd (bsp/pantavisor).
+type Initrd struct {
+	// Modules are kernel module names carried in the initrd (with their
+	// modules.dep dependencies); modules built into the kernel are skipped.
+	Modules []string `toml:"modules"`
+	// Packages are Debian packages unpacked into the target sysroot; Files
+	// and the shared libraries they need are taken from there.
+	Packages []string `toml:"packages"`
+	// Files are sysroot paths copied into the initrd at the same path,
+	// together with the shared libraries and dynamic loader they need.
+	Files []string `toml:"files"`
+	// Compression of the base initrd: "xz" (CRC32 check) or "gzip".
+	Compression string `toml:"compression"`
+}
+
+// Modules selects what goes into bsp/modules.squashfs.
+type Modules struct {
+	// Include lists path prefixes below /lib/modules/<kver>/ (for example
+	// "kernel/drivers/net"); empty means every module.
+	Include []string `toml:"include"`
+	// Exclude lists path prefixes removed after Include.
+	Exclude []string `toml:"exclude"`
+	// Compression for mksquashfs: xz, gzip, lz4 or zstd.
+	Compression string `toml:"compression"`
+}
+
+// Firmware selects what goes into bsp/firmware.squashfs.
+type Firmware struct {
+	// Packages are Debian firmware packages; their /lib/firmware is used.
+	Packages []string `toml:"packages"`
+	// Include lists path prefixes below /lib/firmware; empty means all.
+	Include []string `toml:"include"`
+}
+
+// Bootloader selects the boot chain.
+type Bootloader struct {
+	// Type is grub, uboot, uboot-ab, rpiab or none.
+	Type string `toml:"type"`
+	// Firmware lists the PC firmware GRUB is installed for: uefi, bios.
+	Firmware []string `toml:"firmware"`
+	// Timeout is the GRUB menu timeout in seconds.
+	Timeout int `toml:"timeout"`
+}
+
+// Disk is the partition table of the image.
+type Disk struct {
+	// Table is "gpt" or "mbr".
+	Table string `toml:"table"`
+	// AlignKiB aligns partition starts (1024 on x86/VMs, 4096 on SD/eMMC).
+	AlignKiB int `toml:"align_kib"`
+	// Partitions in disk order; the storage partition must be the last.
+	Partitions []Partition `toml:"partitions"`
+}
+
+// Partition is one entry of the partition table.
+type Partition struct {
+	Name string `toml:"name"`
+	// Role is bios-boot, esp, boot, storage or raw.
+	Role string `toml:"role"`
+	// Label is the file system label (storage default "root").
+	Label string `toml:"label"`
+	// FS is fat16, fat32, ext4 or none.
+	FS string `toml:"fs"`
+	// SizeMiB is the size; 0 on the storage partition means "the rest".
+	SizeMiB int `toml:"size_mib"`
+}
+
+// Config names the configuration files baked into the image, relative to
+// the repository root.
+type Config struct {
+	// Pantavisor is copied to /etc/pantavisor.config in the initrd.
+	Pantavisor string `toml:"pantavisor"`
+	// Pantahub is copied to config/pantahub.config on the storage.
+	Pantahub string `toml:"pantahub"`
+}
+
+// Vendor names the vendor skeleton directories (relative to the repo).
+type Vendor struct {
+	// Skel is copied into the initrd root file system.
+	Skel string `toml:"skel"`
+	// StepSkel is copied into the factory revision trails/0.
+	StepSkel string `toml:"stepskel"`
+}
+
+// Container is a pvr export merged into the factory revision.
+type Container struct {
+	Name string `toml:"name"`
+	// Source is a *.pvrexport.tgz path or a pvr checkout ending in /.pvr.
+	Source string `toml:"source"`
+}
+
+// Load reads and validates one target recipe file. Name defaults to the
+// file name without its extension.
+func Load(path string) (*Recipe, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read recipe: %w", err)
+	}
+	name := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	r, err := Parse(data, name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}
+
+// Parse decodes a recipe strictly, applies Defaults and validates it.
+// defaultName is used when the recipe has no name key.
+func Parse(data []byte, defaultName string) (*Recipe, error) {
+	var r Recipe
+	if err := decodeStrict(data, &r); err != nil {
+		return nil, err
+	}
+	if r.Name == "" {
+		r.Name = defaultName
+	}
+	Defaults(&r)
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// decodeStrict decodes TOML and rejects keys that no field reads.
+func decodeStrict(data []byte, v any) error {
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(v)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return fmt.Errorf("%w: unknown key %s", ErrInvalid, strings.Join(keys, ", "))
+	}
+	return nil
+}
+
+// StoragePartition returns the storage partition, or nil (appengine).
+func (r *Recipe) StoragePartition() *Partition {
+	for i := range r.Disk.Partitions {
+		if r.Disk.Partitions[i].Role == RoleStorage {
+			return &r.Disk.Partitions[i]
+		}
+	}
+	return nil
+}
+
+// Partition returns the first partition with the given role, or nil.
+func (r *Recipe) Partition(role string) *Partition {
+	for i := range r.Disk.Partitions {
+		if r.Disk.Partitions[i].Role == role {
+			return &r.Disk.Partitions[i]
+		}
+	}
+	return nil
+}
+
+// HasFirmware reports whether GRUB is installed for the PC firmware fw.
+func (b Bootloader) HasFirmware(fw string) bool {
+	for _, f := range b.Firmware {
+		if f == fw {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,184 @@
+package recipe
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const minimal = `
+arch = "amd64"
+[kernel]
+package = "linux-image-amd64"
+[[disk.partitions]]
+role = "bios-boot"
+size_mib = 1
+[[disk.partitions]]
+role = "esp"
+size_mib = 64
+[[disk.partitions]]
+role = "storage"
+`
+
+func TestParseDefaults(t *testing.T) {
+	r, err := Parse([]byte(minimal), "pc")
+	if err != nil {
+		t.Fatalf("Parse(minimal) = %v, want nil", err)
+	}
+	for _, c := range []struct{ name, got, want string }{
+		{"Name", r.Name, "pc"},
+		{"InitMode", r.InitMode, ModeEmbedded},
+		{"Bootloader.Type", r.Bootloader.Type, BootGrub},
+		{"Bootloader.Firmware", strings.Join(r.Bootloader.Firmware, ","), "uefi,bios"},
+		{"Disk.Table", r.Disk.Table, "gpt"},
+		{"storage label", r.StoragePartition().Label, "root"},
+		{"storage fs", r.StoragePartition().FS, "ext4"},
+		{"esp label", r.Partition(RoleESP).Label, "PVBOOT"},
+		{"esp fs", r.Partition(RoleESP).FS, "fat32"},
+		{"Debian.Suite", r.Debian.Suite, "bookworm"},
+		{"Initrd.Compression", r.Initrd.Compression, "xz"},
+	} {
+		if c.got != c.want {
+			t.Errorf("Parse(minimal).%s = %q, want %q", c.name, c.got, c.want)
+		}
+	}
+	if r.ImageSizeMiB != 1024 {
+		t.Errorf("Parse(minimal).ImageSizeMiB = %d, want 1024", r.ImageSizeMiB)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tt := range []struct {
+		name, recipe, wantKey string
+	}{
+		{"unknown top key", "foo = 1\n" + minimal, "unknown key foo"},
+		{"unknown nested key", strings.Replace(minimal, "[kernel]", "[kernel]\nimage = \"x\"", 1), "unknown key kernel.image"},
+		{"bad arch", strings.Replace(minimal, `"amd64"`, `"x86"`, 1), "arch:"},
+		{"bad mode", "init_mode = \"daemon\"\n" + minimal, ""},
+		{"no kernel", strings.Replace(minimal, `package = "linux-image-amd64"`, "", 1), "kernel.package"},
+		{"storage not last", minimal + "[[disk.partitions]]\nrole = \"raw\"\nsize_mib = 1\n", "must be the last"},
+		{"no esp for uefi", strings.Replace(minimal, `role = "esp"`, `role = "raw"`, 1), "needs an esp"},
+		{"bios on mbr", strings.Replace(minimal, "arch = \"amd64\"", "arch = \"amd64\"\n[disk]\ntable = \"mbr\"", 1), "bios-boot partitions exist only on gpt"},
+		{"fat label", strings.Replace(minimal, `role = "esp"`, "role = \"esp\"\nlabel = \"pvboot\"", 1), "FAT label"},
+		{"fat32 too small", strings.Replace(minimal, "size_mib = 64", "size_mib = 16", 1), "fat32 needs"},
+		{"image too small", "image_size_mib = 32\n" + minimal, "image_size_mib: 32 MiB"},
+		{"bad module", minimal + "[initrd]\nmodules = [\"../x\"]\n", "initrd.modules[0]"},
+		{"bad include", minimal + "[modules]\ninclude = [\"/abs\"]\n", "modules.include[0]"},
+		{"escaping config", minimal + "[config]\npantavisor = \"../etc/passwd\"\n", "config.pantavisor"},
+		{"dup addon", "addons = [\"debug\", \"debug\"]\n" + minimal, "addons[1]"},
+		{"grub on armhf", strings.Replace(minimal, `"amd64"`, `"armhf"`, 1), "bootloader.type"},
+		{"bad bootloader", minimal + "[bootloader]\ntype = \"lilo\"\n", "bootloader.type"},
+		{"zero size", strings.Replace(minimal, "size_mib = 64", "size_mib = 0", 1), "size_mib"},
+		{"appengine with disk", strings.Replace(minimal, "arch = \"amd64\"", "arch = \"amd64\"\ninit_mode = \"appengine\"", 1), "appengine targets"},
+		{"bad toml", "arch = ", ""},
+		{"wrong type", "arch = 3\n", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.recipe), "t")
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Parse() = %v, want ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), tt.wantKey) {
+				t.Errorf("Parse() = %q, want it to mention %q", err, tt.wantKey)
+			}
+		})
+	}
+}
+
+func TestUboot(t *testing.T) {
+	const arm = `
+arch = "arm64"
+[kernel]
+package = "linux-image-arm64"
+[bootloader]
+type = "uboot"
+[disk]
+table = "mbr"
+align_kib = 4096
+[[disk.partitions]]
+role = "boot"
+size_mib = 64
+[[disk.partitions]]
+role = "storage"
+`
+	r, err := Parse([]byte(arm), "arm64-qemu")
+	if err != nil {
+		t.Fatalf("Parse(arm64 uboot) = %v, want nil", err)
+	}
+	if got := r.Partition(RoleBoot).Label; got != "PVBOOT" {
+		t.Errorf("boot label = %q, want PVBOOT", got)
+	}
+	if len(r.Bootloader.Firmware) != 0 {
+		t.Errorf("uboot firmware = %v, want none", r.Bootloader.Firmware)
+	}
+}
+
+// TestTargets parses every recipe shipped in targets/.
+func TestTargets(t *testing.T) {
+	files, err := filepath.Glob("../../targets/*.toml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("Glob(targets) = %v, %v, want recipes", files, err)
+	}
+	for _, f := range files {
+		r, err := Load(f)
+		if err != nil {
+			t.Errorf("Load(%s) = %v", f, err)
+			continue
+		}
+		if want := strings.TrimSuffix(filepath.Base(f), ".toml"); r.Name != want {
+			t.Errorf("Load(%s).Name = %q, want %q", f, r.Name, want)
+		}
+	}
+}
+
+func TestAddons(t *testing.T) {
+	files, _ := filepath.Glob("../../addons/*.toml")
+	for _, f := range files {
+		if _, err := LoadAddon(f); err != nil {
+			t.Errorf("LoadAddon(%s) = %v", f, err)
+		}
+	}
+	for _, tt := range []struct{ name, in string }{
+		{"empty", ""},
+		{"relative", "[[files]]\nfrom = \"bin/x\"\n"},
+		{"escape", "[[files]]\nfrom = \"/bin/../x\"\n"},
+		{"mode", "[[files]]\nfrom = \"/bin/x\"\nmode = 99999\n"},
+		{"unknown", "[[files]]\nfrom = \"/bin/x\"\nowner = 1\n"},
+	} {
+		if _, err := ParseAddon([]byte(tt.in), "a"); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ParseAddon(%s) = %v, want ErrInvalid", tt.name, err)
+		}
+	}
+}
+
+func TestLoadMissing(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.toml"))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load(missing) = %v, want ErrNotExist", err)
+	}
+}
+
+func FuzzRecipe(f *testing.F) {
+	f.Add([]byte(minimal))
+	if data, err := os.ReadFile("../../targets/x64-uefi.toml"); err == nil {
+		f.Add(data)
+	}
+	f.Add([]byte("arch = \"amd64\"\ninit_mode = \"appengine\"\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := Parse(data, "fuzz")
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Parse() = %v, want ErrInvalid or nil", err)
+			}
+			return
+		}
+		if err := r.Validate(); err != nil {
+			t.Fatalf("Validate() after successful Parse = %v", err)
+		}
+		if r.InitMode == ModeEmbedded && r.StoragePartition() == nil {
+			t.Fatalf("embedded recipe without storage accepted")
+		}
+	})
+}
