@@ -1,0 +1,239 @@
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// State is a parsed, validated state JSON. It is immutable: accessors
+// return shared slices and maps that callers must not modify.
+type State struct {
+	vals      map[string][]byte // key → canonical value, including "#spec"
+	keys      []string          // sorted, without "#spec"
+	objects   map[string]string // key → sha
+	platforms []*Platform       // sorted by name
+	byName    map[string]*Platform
+	byDir     map[string]*Platform
+	bsp       *BSP
+	device    *Device
+	groups    []Group
+	drivers   *Drivers
+	sigs      map[string]*Signature
+	canon     []byte
+}
+
+// specRaw is the canonical "#spec" value.
+var specRaw = []byte(`"` + Spec + `"`)
+
+// New returns a state holding only "#spec".
+func New() *State {
+	s := &State{
+		vals:    map[string][]byte{"#spec": specRaw},
+		objects: map[string]string{},
+		byName:  map[string]*Platform{},
+		byDir:   map[string]*Platform{},
+		sigs:    map[string]*Signature{},
+	}
+	s.canon = s.serialize()
+	return s
+}
+
+// Parse parses and validates a state JSON document. Problems are reported
+// as *Error naming the state key, wrapping one of the package sentinels.
+func Parse(data []byte) (*State, error) {
+	d := decoder{data: data}
+	d.skipSpace()
+	if d.pos >= len(d.data) || d.data[d.pos] != '{' {
+		return nil, &Error{Err: fmt.Errorf("%w: state must be a JSON object", ErrSyntax)}
+	}
+	ms, err := d.object()
+	if err == nil {
+		d.skipSpace()
+		if d.pos != len(d.data) {
+			err = d.errorf("unexpected data after the state object")
+		}
+	}
+	if err != nil {
+		var fe *dupError
+		if errors.As(err, &fe) {
+			return nil, &Error{Key: fe.name, Err: fmt.Errorf("%w: key appears more than once", ErrDuplicate)}
+		}
+		return nil, &Error{Err: err}
+	}
+	s := New()
+	s.vals = make(map[string][]byte, len(ms))
+	s.keys = make([]string, 0, len(ms))
+	for _, m := range ms {
+		s.vals[m.name] = m.val
+		if m.name != "#spec" {
+			s.keys = append(s.keys, m.name) // members come sorted
+		}
+	}
+	if err := s.build(); err != nil {
+		return nil, err
+	}
+	s.canon = appendObject(make([]byte, 0, len(data)), ms)
+	return s, nil
+}
+
+// build validates the keys and values of s.vals and fills the parsed views.
+func (s *State) build() error {
+	spec, ok := s.vals["#spec"]
+	if !ok {
+		return &Error{Key: "#spec", Err: fmt.Errorf("%w: missing, want %q", ErrSpec, Spec)}
+	}
+	if v, _ := asString(spec); v != Spec {
+		return &Error{Key: "#spec", Err: fmt.Errorf("%w: got %s, want %q", ErrSpec, spec, Spec)}
+	}
+	s.objects = make(map[string]string)
+	for _, k := range s.keys {
+		if err := ValidKey(k); err != nil {
+			return &Error{Key: k, Err: err}
+		}
+		v := s.vals[k]
+		str, isStr := asString(v)
+		switch {
+		case isStr && IsSha(str):
+			s.objects[k] = str
+		case !strings.HasSuffix(k, ".json"):
+			if isStr {
+				return &Error{Key: k, Err: fmt.Errorf("%w, got %q", ErrBadSha, str)}
+			}
+			return &Error{Key: k, Err: fmt.Errorf("%w, got a JSON %s (only *.json keys may hold inline JSON)", ErrBadSha, kindOf(v))}
+		}
+	}
+	if err := s.parseDocuments(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// kindOf names the JSON kind of a canonical value.
+func kindOf(v []byte) string {
+	switch {
+	case len(v) == 0:
+		return "nothing"
+	case v[0] == '{':
+		return "object"
+	case v[0] == '[':
+		return "array"
+	case v[0] == '"':
+		return "string"
+	case v[0] == 't' || v[0] == 'f':
+		return "boolean"
+	case v[0] == 'n':
+		return "null"
+	}
+	return "number"
+}
+
+// inlineDoc returns the members of an inline JSON object document, or an
+// error when the key holds an object reference or a non-object.
+func (s *State) inlineDoc(k string) ([]member, error) {
+	if _, ok := s.objects[k]; ok {
+		return nil, &Error{Key: k, Err: invalid("", "must be inline JSON, not an object reference")}
+	}
+	ms, ok := asMembers(s.vals[k])
+	if !ok {
+		return nil, &Error{Key: k, Err: invalid("", "must be a JSON object, got a %s", kindOf(s.vals[k]))}
+	}
+	return ms, nil
+}
+
+// serialize returns the canonical bytes of the whole state.
+func (s *State) serialize() []byte {
+	ks := make([]string, 0, len(s.vals))
+	n := 2
+	for k, v := range s.vals {
+		ks = append(ks, k)
+		n += len(k) + len(v) + 4
+	}
+	slices.Sort(ks)
+	out := make([]byte, 0, n)
+	out = append(out, '{')
+	for i, k := range ks {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = appendString(out, k)
+		out = append(out, ':')
+		out = append(out, s.vals[k]...)
+	}
+	return append(out, '}')
+}
+
+// Keys returns the state keys in sorted order, without "#spec".
+func (s *State) Keys() []string { return s.keys }
+
+// Raw returns the canonical bytes of the value of key.
+func (s *State) Raw(key string) (json.RawMessage, bool) {
+	v, ok := s.vals[key]
+	return v, ok
+}
+
+// Object returns the sha of an object entry.
+func (s *State) Object(key string) (sha string, ok bool) {
+	sha, ok = s.objects[key]
+	return sha, ok
+}
+
+// Objects returns every object entry, path → sha.
+func (s *State) Objects() map[string]string { return s.objects }
+
+// Inline returns every inline (non-sha) value, without "#spec".
+func (s *State) Inline() map[string]json.RawMessage {
+	out := make(map[string]json.RawMessage, len(s.keys)-len(s.objects))
+	for _, k := range s.keys {
+		if _, ok := s.objects[k]; !ok {
+			out[k] = s.vals[k]
+		}
+	}
+	return out
+}
+
+// Canonical returns the canonical state JSON, byte-identical to pvr's
+// .pvr/json. The slice is shared; do not modify it.
+func (s *State) Canonical() []byte { return s.canon }
+
+// Platforms returns the platforms sorted by name.
+func (s *State) Platforms() []*Platform { return s.platforms }
+
+// Platform returns the platform called name, or nil.
+func (s *State) Platform(name string) *Platform { return s.byName[name] }
+
+// PlatformOwning returns the platform that a state path belongs to, or nil:
+// paths under a platform directory (the first element of its run.json
+// key) belong to it; "_config/<x>/…" belongs to the platform named x, or
+// failing that the one in directory x.
+func (s *State) PlatformOwning(path string) *Platform {
+	o := Owner(path)
+	if o == "" {
+		return nil
+	}
+	if strings.HasPrefix(path, "_config/") {
+		if p := s.byName[o]; p != nil {
+			return p
+		}
+	}
+	return s.byDir[o]
+}
+
+// BSP returns bsp/run.json, or nil when the state has none.
+func (s *State) BSP() *BSP { return s.bsp }
+
+// Groups returns the explicit groups of device.json or groups.json, or
+// nil when there are none (the caller then uses DefaultGroups).
+func (s *State) Groups() []Group { return s.groups }
+
+// Device returns device.json (or the legacy groups.json/disks.json
+// content), or nil when none of them is present.
+func (s *State) Device() *Device { return s.device }
+
+// Drivers returns bsp/drivers.json, or nil.
+func (s *State) Drivers() *Drivers { return s.drivers }
+
+// Signatures returns the pvs@2 signatures by state key.
+func (s *State) Signatures() map[string]*Signature { return s.sigs }
