@@ -29,7 +29,7 @@ need_go() {
 # real LXC, squashfs and a static busybox for container rootfs, the image
 # builder needs the cross toolchains, e2fsprogs, grub and qemu to boot-test.
 runtime_pkgs="build-essential pkg-config lxc lxc-dev libcap-dev squashfs-tools e2fsprogs busybox-static util-linux iproute2 xz-utils bzip2 cpio"
-image_pkgs="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-system-x86 qemu-system-arm ovmf seabios grub-efi-amd64-bin grub-pc-bin grub-common mtools dosfstools fdisk dpkg-dev"
+image_pkgs="libubootenv-tool gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-system-x86 qemu-system-arm ovmf seabios grub-efi-amd64-bin grub-pc-bin grub-common mtools dosfstools fdisk dpkg-dev"
 
 case $what in
 build) pkgs="$runtime_pkgs $image_pkgs" ;;

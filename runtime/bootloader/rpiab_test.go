@@ -1,0 +1,139 @@
+package bootloader
+
+import (
+	"bytes"
+	"compress/gzip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	diskfs "github.com/diskfs/go-diskfs"
+	"github.com/diskfs/go-diskfs/disk"
+	"github.com/diskfs/go-diskfs/filesystem"
+)
+
+// fatImage makes a FAT32 filesystem image file holding files.
+func fatImage(t *testing.T, path string, files map[string]string) {
+	t.Helper()
+	d, err := diskfs.Create(path, 16<<20, diskfs.SectorSizeDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 0, FSType: filesystem.TypeFat32, VolumeLabel: "PVBOOT"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range files {
+		f, err := fs.OpenFile("/"+name, os.O_CREATE|os.O_RDWR)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write([]byte(content))
+		f.Close()
+	}
+	d.Close()
+}
+
+type recMailbox struct{ armed []bool }
+
+func (m *recMailbox) SetTryboot(on bool) error { m.armed = append(m.armed, on); return nil }
+
+func TestRPiAB(t *testing.T) {
+	dir := t.TempDir()
+	dev := func(n int) string { return filepath.Join(dir, "p"+strconv.Itoa(n)+".img") }
+	fatImage(t, dev(1), map[string]string{"autoboot.txt": string(autoboot(2, 3))})
+	fatImage(t, dev(2), map[string]string{"kernel8.img": "A"})
+	fatImage(t, dev(3), map[string]string{"kernel8.img": "B"})
+
+	// the new revision's boot image, as the BSP ships it: gzipped FAT
+	trail := filepath.Join(dir, "trails", "1")
+	os.MkdirAll(filepath.Join(trail, ".pv"), 0o755)
+	fatImage(t, filepath.Join(dir, "new.img"), map[string]string{"kernel8.img": "NEW"})
+	raw, _ := os.ReadFile(filepath.Join(dir, "new.img"))
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(raw)
+	zw.Close()
+	os.WriteFile(filepath.Join(trail, ".pv", "rpiboot.img.gz"), gz.Bytes(), 0o644)
+
+	mbox := &recMailbox{}
+	tryboot := filepath.Join(dir, "tryboot")
+	os.WriteFile(tryboot, []byte{0, 0, 0, 0}, 0o644)
+	o := Options{Type: "rpiab", Storage: dir, RPi: &RPiOptions{Parts: DiskPartitions{Device: dev}, Mailbox: mbox, TrybootPath: tryboot}}
+	bl, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if force, err := bl.Install("1", trail); err != nil || force {
+		t.Fatalf("Install = %v, %v", force, err)
+	}
+	parts := DiskPartitions{Device: dev}
+	if k, _ := parts.ReadFile(3, "kernel8.img"); string(k) != "NEW" {
+		t.Errorf("try partition kernel = %q, want NEW", k)
+	}
+	if l, _ := parts.ReadFile(3, rpiRevFile); string(l) != "1" {
+		t.Errorf("pv_rev.txt = %q, want 1", l)
+	}
+	if len(mbox.armed) != 1 || !mbox.armed[0] {
+		t.Errorf("tryboot armed = %v", mbox.armed)
+	}
+	env, _ := os.ReadFile(filepath.Join(dir, "boot", "rpiab.txt"))
+	if len(env) != rpiEnvSize || !bytes.HasPrefix(env, []byte("pv_try=1\x00\x00")) {
+		t.Errorf("rpiab.txt = %q (%d bytes)", env[:20], len(env))
+	}
+
+	// a stacked non-reboot update lists both revisions
+	trail2 := filepath.Join(dir, "trails", "2")
+	os.MkdirAll(filepath.Join(trail2, ".pv"), 0o755)
+	os.WriteFile(filepath.Join(trail2, ".pv", "rpiboot.img"), raw, 0o644)
+	if _, err := bl.Install("2", trail2); err != nil {
+		t.Fatal(err)
+	}
+	// InstallUpdate rewrote the partition, so the list comes from before the write
+	if l, _ := parts.ReadFile(3, rpiRevFile); string(l) != "1,2" {
+		t.Errorf("stacked pv_rev.txt = %q, want 1,2", l)
+	}
+
+	// booted by tryboot: validation against the try partition's list
+	os.WriteFile(tryboot, []byte{0, 0, 0, 1}, 0o644)
+	r := bl.Env().(*RPiAB)
+	if err := r.Validate("0", "2"); err != nil {
+		t.Errorf("Validate(try 2) = %v", err)
+	}
+	if err := r.Validate("0", "7"); err == nil {
+		t.Error("Validate(try 7) passed, 7 is not listed")
+	}
+
+	if err := bl.PreCommit("2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bl.PostCommit(); err != nil {
+		t.Fatal(err)
+	}
+	ab, _ := parts.ReadFile(1, rpiAutoboot)
+	if boot, try, _ := parseAutoboot(ab); boot != 3 || try != 2 {
+		t.Errorf("autoboot after commit: boot %d try %d, want 3 2", boot, try)
+	}
+	if l, _ := parts.ReadFile(3, rpiRevFile); string(l) != "2" {
+		t.Errorf("committed pv_rev.txt = %q, want 2", l)
+	}
+	os.WriteFile(tryboot, []byte{0, 0, 0, 0}, 0o644)
+	if err := r.Validate("2", ""); err != nil {
+		t.Errorf("Validate(normal boot of 2) = %v", err)
+	}
+}
+
+func TestParseAutobootErrors(t *testing.T) {
+	for _, in := range []string{
+		"",
+		"[all]\nboot_partition=2\n",
+		"[all]\nboot_partition=2\n[tryboot]\nboot_partition=2\n",
+		"[all]\nboot_partition=x\n[tryboot]\nboot_partition=3\n",
+		"[all]\nboot_partition=1\n[tryboot]\nboot_partition=3\n",
+	} {
+		if _, _, err := parseAutoboot([]byte(in)); err == nil {
+			t.Errorf("parseAutoboot(%q) succeeded", in)
+		}
+	}
+}

@@ -1,0 +1,177 @@
+package bootloader
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+const (
+	ubootEnvSize = 64 << 10 // uboot.txt is rewritten as a whole 64 KiB buffer
+	ubootReadMax = 1024     // only the first KiB is read back
+)
+
+// UbootFile keeps the variables in <storage>/boot/uboot.txt, which the
+// U-Boot script loads and imports with "env import".
+type UbootFile struct {
+	path string
+}
+
+// OpenUbootFile returns the backend for path; a missing file reads as empty.
+func OpenUbootFile(path string) *UbootFile { return &UbootFile{path: path} }
+
+func (u *UbootFile) load() (*nulEnv, error) {
+	b, err := os.ReadFile(u.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return parseNulEnv(nil, 0), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return parseNulEnv(b, ubootReadMax), nil
+}
+
+// Get implements Env.
+func (u *UbootFile) Get(key string) (string, error) {
+	e, err := u.load()
+	if err != nil {
+		return "", err
+	}
+	return e.get(key), nil
+}
+
+// Set implements Env.
+func (u *UbootFile) Set(key, value string) error {
+	if err := validVar(key, value); err != nil {
+		return err
+	}
+	e, err := u.load()
+	if err != nil {
+		return err
+	}
+	e.set(key, value)
+	b, err := e.encode(ubootEnvSize, 0)
+	if err != nil {
+		return err
+	}
+	if len(b) > ubootReadMax && b[ubootReadMax-1] != 0 {
+		return fmt.Errorf("%s: env does not fit in %d bytes", u.path, ubootReadMax)
+	}
+	return writeFileAtomic(u.path, b)
+}
+
+// Unset implements Env: an empty value, which "env import" deletes.
+func (u *UbootFile) Unset(key string) error { return u.Set(key, "") }
+
+// Flush implements Env; every Set is already durable.
+func (u *UbootFile) Flush() error { return nil }
+
+// ubootMTD keeps pv_trying (and with PV_BOOTLOADER_MTD_ONLY every variable)
+// in an MTD partition; the rest stay in uboot.txt. Flushing erases the
+// boot script's pv_trying latch.
+type ubootMTD struct {
+	file *UbootFile
+	dev  *MTD
+	only bool
+}
+
+func openUboot(o Options) (Env, error) {
+	file := OpenUbootFile(filepath.Join(o.Storage, "boot", "uboot.txt"))
+	if o.MTDEnv == "" && !o.MTDOnly {
+		return file, nil
+	}
+	name := o.MTDEnv
+	if name == "" {
+		name = "pv-env"
+	}
+	dev, err := FindMTD(o.ProcMTD, name)
+	if err != nil {
+		if !o.MTDOnly {
+			return file, nil // no such partition: the file is the env
+		}
+		return nil, err
+	}
+	return &ubootMTD{file: file, dev: dev, only: o.MTDOnly}, nil
+}
+
+func (m *ubootMTD) loadMTD() (*nulEnv, error) {
+	b, err := m.dev.Read()
+	if err != nil {
+		return nil, err
+	}
+	return parseNulEnv(b, 0), nil
+}
+
+func (m *ubootMTD) Get(key string) (string, error) {
+	if !m.only {
+		return m.file.Get(key)
+	}
+	e, err := m.loadMTD()
+	if err != nil {
+		return "", err
+	}
+	return e.get(key), nil
+}
+
+func (m *ubootMTD) Set(key, value string) error {
+	if !m.only {
+		return m.file.Set(key, value)
+	}
+	if err := validVar(key, value); err != nil {
+		return err
+	}
+	e, err := m.loadMTD()
+	if err != nil {
+		return err
+	}
+	e.set(key, value)
+	b, err := e.encode(0, 0)
+	if err != nil {
+		return err
+	}
+	return m.dev.Write(b)
+}
+
+func (m *ubootMTD) Unset(key string) error { return m.Set(key, "") }
+
+// Flush clears the try latch: erase the whole partition, or with MTD_ONLY
+// drop just pv_trying.
+func (m *ubootMTD) Flush() error {
+	if m.only {
+		return m.Set(VarTrying, "")
+	}
+	return m.dev.Erase()
+}
+
+// writeFileAtomic replaces path with b through a synced temp file.
+func writeFileAtomic(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
