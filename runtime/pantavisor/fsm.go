@@ -1,0 +1,358 @@
+package pantavisor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+)
+
+// State is a state of the main FSM (spec §1).
+type State int
+
+// The FSM states.
+const (
+	StateInit State = iota
+	StateRun
+	StateWait
+	StateCommand
+	StateRollback
+	StateReboot
+	StatePoweroff
+	StateBlockReboot
+	StateError
+	StateExit
+)
+
+var stateNames = [...]string{"INIT", "RUN", "WAIT", "COMMAND", "ROLLBACK", "REBOOT",
+	"POWEROFF", "BLOCK_REBOOT", "ERROR", "EXIT"}
+
+func (s State) String() string {
+	if s < 0 || int(s) >= len(stateNames) {
+		return "UNKNOWN"
+	}
+	return stateNames[s]
+}
+
+// Tick is the WAIT period (BlockTick for BLOCK_REBOOT).
+const (
+	Tick      = 2 * time.Second
+	BlockTick = 1 * time.Second
+	// stopGrace is how long containers get to stop leniently.
+	stopGrace = 5 * time.Second
+)
+
+// State returns the current FSM state.
+func (d *Daemon) State() State {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.state
+}
+
+func (d *Daemon) setState(s State) {
+	d.mu.Lock()
+	old := d.state
+	d.state = s
+	d.mu.Unlock()
+	if old != s {
+		d.log.Debug("fsm", "from", old, "to", s)
+	}
+}
+
+// Run runs the FSM until the device reboots or powers off. Cancelling ctx
+// (SIGTERM/SIGINT) is a lenient stop that returns ExitPoweroff.
+func (d *Daemon) Run(ctx context.Context) (Exit, error) {
+	var cmd ctrl.Command
+	exit := ExitReboot
+	var runErr error
+	s := StateInit
+	for {
+		d.setState(s)
+		switch s {
+		case StateInit:
+			if err := d.init(ctx); err != nil {
+				d.shutdown()
+				return ExitPoweroff, fmt.Errorf("init: %w", err)
+			}
+			s = StateRun
+		case StateRun:
+			if err := d.run(); err != nil {
+				d.log.Error("run", "rev", d.rev, "err", err)
+				runErr = err
+				s = StateRollback
+				break
+			}
+			d.publishDevmeta()
+			close(d.ready)
+			s = StateWait
+		case StateWait:
+			s, cmd = d.wait(ctx)
+		case StateCommand:
+			s = d.command(ctx, cmd)
+		case StateRollback:
+			// pv_try stays set so the bootloader falls back (spec §1).
+			s = StateReboot
+			if d.rev == "0" {
+				s = StateError
+			}
+		case StateError:
+			d.log.Error("error state: rebooting", "rev", d.rev)
+			s = StateReboot
+		case StateReboot, StatePoweroff:
+			if s == StatePoweroff {
+				exit = ExitPoweroff
+			}
+			s = StateBlockReboot
+		case StateBlockReboot:
+			// Nothing holds a reboot yet (no debug shell, no hub).
+			d.finish(ctx, exit)
+			s = StateExit
+		case StateExit:
+			d.setState(StateExit)
+			if runErr != nil && ctx.Err() == nil {
+				d.log.Error("exit after failed revision", "err", runErr)
+			}
+			return exit, nil
+		}
+		if ctx.Err() != nil && s != StateExit && s != StateBlockReboot {
+			d.log.Info("stop requested")
+			exit = ExitPoweroff
+			s = StateBlockReboot
+		}
+	}
+}
+
+// run is FSM RUN after a boot: load the revision, current links, factory
+// handling, platforms.
+func (d *Daemon) run() error {
+	data, err := d.store.State(d.rev)
+	if err != nil {
+		return fmt.Errorf("revision %s: state JSON not found: %w", d.rev, err)
+	}
+	rev, err := parseRevision(d.rev, data, d.mode == AppEngine)
+	if err != nil {
+		return fmt.Errorf("revision %s: %w", d.rev, err)
+	}
+	d.mu.Lock()
+	d.current = rev
+	d.mu.Unlock()
+	if err := d.linkCurrent(); err != nil {
+		return err
+	}
+	if d.opt.Updater != nil {
+		if err := d.opt.Updater.Resume(d.rev, d.try); err != nil {
+			return fmt.Errorf("resume update: %w", err)
+		}
+	} else if err := d.factory(); err != nil {
+		return err
+	}
+	if d.opt.Platforms != nil {
+		if err := d.opt.Platforms.Load(d.rev, data); err != nil {
+			return fmt.Errorf("platforms: %w", err)
+		}
+	}
+	return nil
+}
+
+// linkCurrent points trails/current and logs/current at the revision.
+func (d *Daemon) linkCurrent() error {
+	for _, dir := range []string{filepath.Join(d.store.root, "trails"), d.conf.storagePath("PV_LOG_DIR")} {
+		link := filepath.Join(dir, "current")
+		tmp := link + ".new"
+		os.Remove(tmp)
+		if err := os.Symlink(d.rev, tmp); err != nil {
+			return fmt.Errorf("current link: %w", err)
+		}
+		if err := os.Rename(tmp, link); err != nil {
+			return fmt.Errorf("current link: %w", err)
+		}
+	}
+	return nil
+}
+
+// factory auto-commits revision "0" (spec §2): a boot of rev 0 whose
+// progress is not final gets DONE/"Factory revision" and .pv/done.
+func (d *Daemon) factory() error {
+	if d.rev != "0" {
+		return nil
+	}
+	if b, err := d.store.Progress("0"); err == nil {
+		var p struct {
+			Status string `json:"status"`
+		}
+		if json.Unmarshal(b, &p) == nil && p.Status == "DONE" {
+			return nil
+		}
+	}
+	if err := d.store.writeProgress("0", progressJSON("DONE", "Factory revision")); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(d.store.trail("0"), ".pv", "done"), nil, 0o644); err != nil {
+		return fmt.Errorf("factory: %w", err)
+	}
+	return nil
+}
+
+// wait is one WAIT round: drive platforms and the update, then sleep a
+// tick or until a command or container event arrives.
+func (d *Daemon) wait(ctx context.Context) (State, ctrl.Command) {
+	if p := d.opt.Platforms; p != nil {
+		if err := p.Step(ctx); err != nil {
+			d.log.Error("platforms", "err", err)
+			if d.opt.Updater != nil && d.opt.Updater.Updating() {
+				return StateRollback, ctrl.Command{}
+			}
+			return StateReboot, ctrl.Command{}
+		}
+	}
+	if u := d.opt.Updater; u != nil {
+		next, err := u.Step(ctx)
+		if err != nil {
+			d.log.Error("update", "err", err)
+		}
+		switch next {
+		case Reboot:
+			return StateReboot, ctrl.Command{}
+		case Rollback:
+			return StateRollback, ctrl.Command{}
+		}
+	}
+	var changed <-chan struct{}
+	if d.opt.Platforms != nil {
+		changed = d.opt.Platforms.Changed()
+	}
+	select {
+	case <-ctx.Done():
+		return StatePoweroff, ctrl.Command{}
+	case c := <-d.cmds:
+		return StateCommand, c
+	case <-changed:
+	case <-d.clock.After(Tick):
+	}
+	return StateWait, ctrl.Command{}
+}
+
+// command is FSM COMMAND: run one queued /commands op.
+func (d *Daemon) command(ctx context.Context, c ctrl.Command) State {
+	d.log.Info("command", "op", c.Op, "payload", c.Payload)
+	switch c.Op {
+	case ctrl.OpReboot:
+		return StateReboot
+	case ctrl.OpPoweroff:
+		return StatePoweroff
+	case ctrl.OpRunGC:
+		n, err := d.store.GC()
+		if err != nil {
+			d.log.Error("gc", "err", err)
+		}
+		d.log.Info("gc", "reclaimed", n)
+	case ctrl.OpUpdateMetadata:
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(c.Payload), &m); err == nil {
+			for k, v := range m {
+				var s string
+				if json.Unmarshal(v, &s) == nil {
+					v = []byte(s)
+				}
+				if err := d.devmeta.Set(k, v); err != nil {
+					d.log.Error("update metadata", "key", k, "err", err)
+				}
+			}
+		}
+	case ctrl.OpEnableSSH:
+		d.conf.set("PV_DEBUG_SSH", "1", lvlCommand)
+	case ctrl.OpDisableSSH:
+		d.conf.set("PV_DEBUG_SSH", "0", lvlCommand)
+	case ctrl.OpGoRemote:
+		d.mu.Lock()
+		d.goRemote = true
+		d.mu.Unlock()
+		d.publishDevmeta()
+	case ctrl.OpLocalRun, ctrl.OpLocalRunCommit, ctrl.OpMakeFactory, ctrl.OpTryOnce, ctrl.OpLocalApply:
+		if d.opt.Updater == nil {
+			break
+		}
+		next, err := d.opt.Updater.Run(ctx, c)
+		if err != nil {
+			d.log.Error("command", "op", c.Op, "err", err)
+		}
+		switch next {
+		case Reboot:
+			return StateReboot
+		case Rollback:
+			return StateRollback
+		}
+	}
+	return StateWait
+}
+
+// CommandState implements ctrl.Commands.
+func (d *Daemon) CommandState() ctrl.CommandState {
+	local := d.local()
+	return ctrl.CommandState{
+		Local:         local,
+		Updating:      d.opt.Updater != nil && d.opt.Updater.Updating(),
+		RemoteAllowed: d.conf.Bool("PV_CONTROL_REMOTE"),
+		Remote:        !local,
+		Unclaimed:     true, // no Hub client yet: never claimed
+	}
+}
+
+// Queue implements ctrl.Commands: one command waits for the FSM at a time.
+func (d *Daemon) Queue(c ctrl.Command) error {
+	switch c.Op {
+	case ctrl.OpLocalRun, ctrl.OpLocalRunCommit, ctrl.OpMakeFactory, ctrl.OpTryOnce, ctrl.OpLocalApply:
+		if d.opt.Updater == nil {
+			return fmt.Errorf("%s: %w: no updater in this build", c.Op, ctrl.ErrNotImplemented)
+		}
+	case ctrl.OpXConnectGraph, ctrl.OpDeferReboot:
+		return fmt.Errorf("%s: %w", c.Op, ctrl.ErrNotImplemented)
+	}
+	select {
+	case d.cmds <- c:
+		return nil
+	default:
+		return fmt.Errorf("%s: %w", c.Op, ctrl.ErrBusy)
+	}
+}
+
+// finish is REBOOT/POWEROFF: stop containers, ctrl and logs, sync, and in
+// embedded mode reboot the machine. Appengine just returns (exit status).
+func (d *Daemon) finish(ctx context.Context, exit Exit) {
+	d.log.Info("shutting down", "poweroff", exit == ExitPoweroff)
+	if p := d.opt.Platforms; p != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*stopGrace)
+		if err := p.Stop(sctx); err != nil {
+			d.log.Error("stop platforms", "err", err)
+		}
+		cancel()
+	}
+	d.shutdown()
+	syscall.Sync()
+	if d.mode == Embedded && d.opt.SystemReboot != nil {
+		if err := d.opt.SystemReboot(exit == ExitPoweroff); err != nil {
+			d.log.Error("reboot", "err", err)
+		}
+	}
+}
+
+// shutdown closes the control socket and the log server.
+func (d *Daemon) shutdown() {
+	if d.srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if err := d.srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			d.log.Warn("ctrl: shutdown", "err", err)
+		}
+		cancel()
+		d.srv.Close()
+	}
+	if d.logs != nil {
+		d.logs.Close()
+	}
+}

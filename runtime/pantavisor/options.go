@@ -1,0 +1,133 @@
+// Package pantavisor is the daemon: it loads the configuration, opens
+// storage, serves the control socket and runs the main state machine
+// (INIT, RUN, WAIT, COMMAND, ROLLBACK, REBOOT, POWEROFF, BLOCK_REBOOT,
+// ERROR, EXIT) of spec §1.
+//
+//	d, err := pantavisor.New(pantavisor.Options{ConfigFile: f, Cmdline: c, Env: os.Environ(), Log: log})
+//	exit, err := d.Run(ctx) // ExitReboot (0) or ExitPoweroff (3)
+//
+// Containers (issue 4) and updates (issue 5) plug in through the
+// PlatformManager and Updater interfaces.
+package pantavisor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+)
+
+// Mode is the init mode.
+type Mode string
+
+// Init modes (PV_SYSTEM_INIT_MODE; pv_embedded, pv_standalone,
+// pv_appengine cmdline words).
+const (
+	Embedded   Mode = "embedded"
+	Standalone Mode = "standalone"
+	AppEngine  Mode = "appengine"
+)
+
+// ParseMode parses an init mode name.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(strings.ToLower(s)); m {
+	case Embedded, Standalone, AppEngine:
+		return m, nil
+	}
+	return "", fmt.Errorf("init mode %q: want embedded, standalone or appengine", s)
+}
+
+// Exit is how the daemon wants the process to end (spec §10).
+type Exit int
+
+// Exit statuses of the App Engine contract.
+const (
+	// ExitReboot asks the supervisor to restart pantavisor (reboot).
+	ExitReboot Exit = 0
+	// ExitPoweroff means poweroff, or a SIGTERM/SIGINT stop.
+	ExitPoweroff Exit = 3
+)
+
+// Clock is the time source of the FSM (injectable in tests).
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// PlatformManager drives the containers of the running revision (issue 4).
+type PlatformManager interface {
+	// Load installs the running revision's platforms.
+	Load(rev string, data []byte) error
+	// Step drives containers toward their goals (one WAIT tick).
+	Step(ctx context.Context) error
+	// Stop stops every container, leniently then by force.
+	Stop(ctx context.Context) error
+	// Changed fires when a container becomes STARTED, READY or STOPPED.
+	Changed() <-chan struct{}
+	// Containers serves /containers, /groups and /signal.
+	ctrl.Containers
+}
+
+// Next is the FSM state an updater asks for.
+type Next int
+
+// Updater answers.
+const (
+	Stay     Next = iota // keep waiting
+	Reboot               // reboot into the update
+	Rollback             // the update failed
+)
+
+// Updater drives updates (issue 5).
+type Updater interface {
+	// Resume continues the update found at boot (spec §4).
+	Resume(rev, try string) error
+	// Step is one WAIT tick of the update.
+	Step(ctx context.Context) (Next, error)
+	// Run handles LOCAL_RUN, LOCAL_RUN_COMMIT, MAKE_FACTORY, TRY_ONCE, LOCAL_APPLY.
+	Run(ctx context.Context, c ctrl.Command) (Next, error)
+	// Updating reports whether an update exists.
+	Updating() bool
+}
+
+// LogServer is the log server's life cycle (runtime/logserver).
+type LogServer interface {
+	Start(ctx context.Context) error
+	Close() error
+}
+
+// Options configures the daemon.
+type Options struct {
+	// ConfigFile is --config (default /etc/pantavisor.config; "" for none).
+	ConfigFile string
+	// Cmdline replaces /proc/cmdline (--cmdline).
+	Cmdline string
+	// Env is the process environment (PV_*/PH_* override the config).
+	Env []string
+	Log *slog.Logger
+	// Clock defaults to the wall clock.
+	Clock Clock
+	// ProcRoot is /proc (caller identity); tests may change it.
+	ProcRoot string
+	// BuildInfo is served at /buildinfo.
+	BuildInfo string
+	// Version is published as pantavisor.version.
+	Version string
+	// Platforms and Updater are optional (issues 4, 5).
+	Platforms PlatformManager
+	Updater   Updater
+	// LogServer starts the log server; nil runs without one.
+	LogServer func(runDir, logDir, rev string, log *slog.Logger) (LogServer, error)
+	// FreeSpace overrides the usable storage bytes (tests: full disk).
+	FreeSpace func() (int64, error)
+	// SystemReboot reboots or powers off the machine (embedded only).
+	SystemReboot func(poweroff bool) error
+}
