@@ -1,0 +1,121 @@
+package logserver
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"strings"
+)
+
+// SourceKey is the slog attribute naming the source of a pantavisor
+// message ("src"); without it the source is "pantavisor".
+const SourceKey = "src"
+
+// LevelFatal is the slog level mapped to FATAL.
+const LevelFatal = slog.Level(12)
+
+// slogLevel maps slog levels: >= LevelFatal FATAL, >= Error ERROR,
+// >= Warn WARN, >= Info INFO, >= Debug DEBUG, below ALL.
+func slogLevel(l slog.Level) Level {
+	switch {
+	case l >= LevelFatal:
+		return Fatal
+	case l >= slog.LevelError:
+		return Error
+	case l >= slog.LevelWarn:
+		return Warn
+	case l >= slog.LevelInfo:
+		return Info
+	case l >= slog.LevelDebug:
+		return Debug
+	}
+	return All
+}
+
+// handler is the slog.Handler of a Server.
+type handler struct {
+	s      *Server
+	src    string
+	prefix string // group prefix "a.b."
+	attrs  string // preformatted " k=v" pairs
+}
+
+// Handler returns a slog.Handler that logs records as platform
+// "pantavisor", source = the "src" attribute, message = the record message
+// followed by its other attributes as key=value.
+func (s *Server) Handler() slog.Handler { return &handler{s: s, src: PlatformPantavisor} }
+
+func (h *handler) Enabled(_ context.Context, l slog.Level) bool {
+	lv := slogLevel(l)
+	if lv <= h.s.level {
+		return true
+	}
+	return lv <= Error && *h.s.updateRev.Load() != ""
+}
+
+func (h *handler) Handle(_ context.Context, r slog.Record) error {
+	src := h.src
+	var b strings.Builder
+	b.WriteString(r.Message)
+	b.WriteString(h.attrs)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == SourceKey && h.prefix == "" {
+			src = a.Value.String()
+			return true
+		}
+		appendAttr(&b, h.prefix, a)
+		return true
+	})
+	h.s.Write(Entry{Time: r.Time, Level: slogLevel(r.Level), Platform: PlatformPantavisor, Source: src, Msg: b.String()})
+	return nil
+}
+
+func (h *handler) WithAttrs(as []slog.Attr) slog.Handler {
+	n := *h
+	var b strings.Builder
+	b.WriteString(h.attrs)
+	for _, a := range as {
+		if a.Key == SourceKey && h.prefix == "" {
+			n.src = a.Value.String()
+			continue
+		}
+		appendAttr(&b, h.prefix, a)
+	}
+	n.attrs = b.String()
+	return &n
+}
+
+func (h *handler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	n := *h
+	n.prefix = h.prefix + name + "."
+	return &n
+}
+
+func appendAttr(b *strings.Builder, prefix string, a slog.Attr) {
+	a.Value = a.Value.Resolve()
+	if a.Equal(slog.Attr{}) {
+		return
+	}
+	if a.Value.Kind() == slog.KindGroup {
+		p := prefix
+		if a.Key != "" {
+			p += a.Key + "."
+		}
+		for _, g := range a.Value.Group() {
+			appendAttr(b, p, g)
+		}
+		return
+	}
+	b.WriteByte(' ')
+	b.WriteString(prefix)
+	b.WriteString(a.Key)
+	b.WriteByte('=')
+	v := a.Value.String()
+	if v == "" || strings.ContainsAny(v, " \t\n\"=") {
+		v = strconv.Quote(v)
+	}
+	b.WriteString(v)
+}

@@ -1,0 +1,103 @@
+package logserver
+
+import (
+	"bytes"
+	"io"
+	"sync"
+)
+
+// subscription pumps lines from one reader into the server.
+type subscription struct {
+	r    io.Reader
+	once sync.Once
+}
+
+// stop closes the reader (when it is an io.Closer) so its pump ends.
+func (sub *subscription) stop() {
+	sub.once.Do(func() {
+		if c, ok := sub.r.(io.Closer); ok {
+			c.Close()
+		}
+	})
+}
+
+func subKey(platform, source string) string { return platform + "\x00" + source }
+
+// Subscribe logs every line read from r as <platform>/<source> at level,
+// until r ends or Unsubscribe. The server owns r from here on: it is closed
+// (when an io.Closer) on EOF, Unsubscribe or Close. Only one reader per
+// platform/source pair exists; a new one replaces the old. Pass pollable
+// files (pipes, ptys, sockets, os.Pipe) so Close can interrupt a read.
+func (s *Server) Subscribe(r io.Reader, platform, source string, level Level) {
+	sub := &subscription{r: r}
+	key := subKey(platform, source)
+	s.subsMu.Lock()
+	if s.closed.Load() {
+		s.subsMu.Unlock()
+		sub.stop()
+		return
+	}
+	if old := s.subs[key]; old != nil {
+		old.stop()
+	}
+	s.subs[key] = sub
+	s.wg.Add(1)
+	s.subsMu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		s.pump(sub, platform, source, level.clamp())
+		sub.stop()
+		s.subsMu.Lock()
+		if s.subs[key] == sub {
+			delete(s.subs, key)
+		}
+		s.subsMu.Unlock()
+	}()
+}
+
+// Unsubscribe stops the reader subscribed as platform/source, if any.
+func (s *Server) Unsubscribe(platform, source string) {
+	key := subKey(platform, source)
+	s.subsMu.Lock()
+	sub := s.subs[key]
+	delete(s.subs, key)
+	s.subsMu.Unlock()
+	if sub != nil {
+		sub.stop()
+	}
+}
+
+// pump reads r line by line; a line longer than MaxLine is cut into
+// MaxLine pieces, a final unterminated line is logged at EOF.
+func (s *Server) pump(sub *subscription, platform, source string, level Level) {
+	buf := make([]byte, 0, s.o.MaxLine)
+	emit := func(line []byte) {
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		s.dispatch(Entry{Time: s.now(), Level: level, Platform: platform, Source: source, Msg: string(line)})
+	}
+	for {
+		n, err := sub.r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		rest := buf
+		for {
+			i := bytes.IndexByte(rest, '\n')
+			if i < 0 {
+				break
+			}
+			emit(rest[:i])
+			rest = rest[i+1:]
+		}
+		if len(rest) == cap(buf) {
+			s.truncated.Add(1)
+			emit(rest)
+			rest = rest[:0]
+		}
+		buf = buf[:copy(buf, rest)]
+		if err != nil {
+			if len(buf) > 0 {
+				emit(buf)
+			}
+			return
+		}
+	}
+}
