@@ -1,0 +1,156 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Masked replaces the value of a secret key in GET /config and /config2.
+// ⚠ Upstream shows secrets in clear; we do not.
+const Masked = "********"
+
+// Entry is one element of GET /config2.
+type Entry struct {
+	Key      string `json:"key"`
+	Value    string `json:"value"`
+	Modified string `json:"modified"`
+}
+
+// Entries returns every key with its effective value and the name of the
+// level it comes from, sorted by key: the body of GET /config2. Secret
+// values are masked. Dynamic PV_SYSCTL_* keys that were set are included.
+func (c *Config) Entries() []Entry {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]Entry, 0, len(c.entries))
+	for name, e := range c.entries {
+		v := e.value()
+		if e.key.Secret && v != "" {
+			v = Masked
+		}
+		out = append(out, Entry{Key: name, Value: v, Modified: e.top().String()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// Legacy returns {legacy alias: value} for every table key that has a
+// legacy alias: the body of GET /config. Booleans are true/false; ints,
+// durations (seconds), sizes (bytes) and enums (their index in Key.Enum)
+// are numbers; strings and percentage sizes are strings. Secret values are
+// masked.
+func (c *Config) Legacy() map[string]any {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := map[string]any{}
+	for i := range keyTable {
+		k := &keyTable[i]
+		if len(k.Aliases) == 0 {
+			continue
+		}
+		out[k.Aliases[0]] = legacyValue(k, c.entries[k.Name].value())
+	}
+	return out
+}
+
+func legacyValue(k *Key, v string) any {
+	if k.Secret {
+		if v == "" {
+			return ""
+		}
+		return Masked
+	}
+	switch k.Type {
+	case Bool:
+		return v == "1"
+	case Int, Duration:
+		n, _ := strconv.Atoi(v)
+		return n
+	case Enum:
+		for i, e := range k.Enum {
+			if e == v {
+				return i
+			}
+		}
+		return 0
+	case Size:
+		if v == "" || strings.HasSuffix(v, "%") {
+			return v
+		}
+		n, _ := strconv.ParseInt(v, 10, 64)
+		return n
+	}
+	return v
+}
+
+// PHConfig returns the contents of pantahub.config: one KEY=value line
+// for every key allowed in that file whose value is a number or a
+// non-empty string, sorted by key. Values are not masked.
+func (c *Config) PHConfig() []byte {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var b bytes.Buffer
+	for _, k := range Keys() {
+		if !k.Levels.Has(PHConf) {
+			continue
+		}
+		v := c.entries[k.Name].value()
+		if k.Type == String && v == "" {
+			continue
+		}
+		if strings.ContainsAny(v, "\n\x00") {
+			continue
+		}
+		fmt.Fprintf(&b, "%s=%s\n", k.Name, v)
+	}
+	return b.Bytes()
+}
+
+// WritePHConfig writes PHConfig to path (pantahub.config or
+// unclaimed.config) through a temporary file, fsync and rename, so a crash
+// leaves the old or the new file, never half of one. The file is 0600: it
+// holds the device secret.
+func (c *Config) WritePHConfig(path string) error {
+	return writeAtomic(path, c.PHConfig(), 0o600)
+}
+
+func writeAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Chmod(perm); err != nil {
+		return fail(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}

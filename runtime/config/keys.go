@@ -1,0 +1,323 @@
+package config
+
+import (
+	"sort"
+	"strings"
+)
+
+// Type is the value type of a key; it decides how values are parsed and
+// how GET /config renders them.
+type Type int
+
+// The value types.
+const (
+	String   Type = iota
+	Bool          // 1/0/true/false/yes/no/on/off
+	Int           // decimal integer, may be negative
+	Enum          // one of Key.Enum
+	Duration      // N, Ns, Nmin, Nh, Nd; stored as seconds
+	Size          // N[B|K|KB|M|MB|G|GB|T|TB] or N%
+)
+
+var typeNames = [...]string{String: "string", Bool: "bool", Int: "int", Enum: "enum", Duration: "duration", Size: "size"}
+
+// String names the type.
+func (t Type) String() string {
+	if t < 0 || int(t) >= len(typeNames) {
+		return "unknown"
+	}
+	return typeNames[t]
+}
+
+// Key describes one configuration key.
+type Key struct {
+	Name    string   // canonical upper-case name, e.g. PV_LOG_LEVEL
+	Aliases []string // legacy dotted names (case-sensitive); Aliases[0] is the one GET /config shows
+	Type    Type
+	Default string   // default value in its canonical form
+	Enum    []string // allowed values of an Enum, in upstream order (GET /config shows the index)
+	Levels  Mask     // levels at which the key may be set
+	Secret  bool     // masked in GET /config and /config2
+}
+
+// Runtime reports whether the key may be changed at run time through user
+// metadata.
+func (k *Key) Runtime() bool { return k.Levels.Has(Metadata) }
+
+// Level masks shared by the table rows.
+const (
+	base = Mask(1<<Default | 1<<Args)
+	// pvLevels: pantavisor.config, policy, pv_ cmdline and env.
+	pvLevels = base | Mask(1<<PVConf|1<<Policy|1<<PVCmdline|1<<Env)
+	// phLevels: pantahub.config, policy, ph_ cmdline and env.
+	phLevels = base | Mask(1<<PHConf|1<<Policy|1<<PHCmdline|1<<Env)
+	oem      = Mask(1 << OEM)
+	// run: keys user metadata and commands may override.
+	run = Mask(1<<Metadata | 1<<Command)
+)
+
+func al(a ...string) []string { return a }
+
+// keyTable is the single declarative list of configuration keys (docs
+// reference "Pantavisor Configuration", the legacy pantavisor.config and
+// pantahub.config tables, and spec §8). Where the docs and the upstream code
+// disagree on a default, the code (spec §8) wins.
+var keyTable = []Key{
+	// Pantacor Hub client (pantahub.config).
+	{Name: "PH_CREDS_HOST", Aliases: al("creds.host"), Type: String, Default: "api.pantahub.com", Levels: phLevels | oem},
+	{Name: "PH_CREDS_ID", Aliases: al("creds.id"), Type: String, Levels: phLevels | oem},
+	{Name: "PH_CREDS_PORT", Aliases: al("creds.port"), Type: Int, Default: "443", Levels: phLevels | oem},
+	{Name: "PH_CREDS_PROXY_HOST", Aliases: al("creds.proxy.host"), Type: String, Levels: phLevels | oem},
+	{Name: "PH_CREDS_PROXY_NOPROXYCONNECT", Aliases: al("creds.proxy.noproxyconnect"), Type: Int, Default: "0", Levels: phLevels | oem},
+	{Name: "PH_CREDS_PROXY_PORT", Aliases: al("creds.proxy.port"), Type: Int, Default: "3218", Levels: phLevels | oem},
+	{Name: "PH_CREDS_PRN", Aliases: al("creds.prn"), Type: String, Levels: phLevels | oem, Secret: true},
+	{Name: "PH_CREDS_SECRET", Aliases: al("creds.secret"), Type: String, Levels: phLevels | oem, Secret: true},
+	{Name: "PH_CREDS_TPM_CERT", Aliases: al("creds.tpm.cert"), Type: String, Levels: phLevels | oem},
+	{Name: "PH_CREDS_TPM_KEY", Aliases: al("creds.tpm.key"), Type: String, Levels: phLevels | oem, Secret: true},
+	{Name: "PH_CREDS_TYPE", Aliases: al("creds.type"), Type: String, Default: "builtin", Levels: phLevels | oem},
+	{Name: "PH_FACTORY_AUTOTOK", Aliases: al("factory.autotok"), Type: String, Levels: phLevels | oem, Secret: true},
+	{Name: "PH_LIBEVENT_HTTP_RETRIES", Type: Int, Default: "1", Levels: phLevels | oem},
+	{Name: "PH_LIBEVENT_HTTP_TIMEOUT", Type: Duration, Default: "60", Levels: phLevels | oem},
+	{Name: "PH_METADATA_DEVMETA_INTERVAL", Aliases: al("metadata.devmeta.interval"), Type: Duration, Default: "10", Levels: phLevels | oem | run},
+	{Name: "PH_METADATA_USRMETA_INTERVAL", Aliases: al("metadata.usrmeta.interval"), Type: Duration, Default: "5", Levels: phLevels | oem | run},
+	{Name: "PH_ONLINE_REQUEST_THRESHOLD", Type: Int, Default: "0", Levels: phLevels | oem},
+	{Name: "PH_UPDATER_INTERVAL", Aliases: al("updater.interval"), Type: Duration, Default: "5", Levels: phLevels | oem | run},
+	{Name: "PH_UPDATER_NETWORK_TIMEOUT", Aliases: al("updater.network_timeout"), Type: Duration, Default: "120", Levels: phLevels | oem},
+	{Name: "PH_UPDATER_TRANSFER_MAX_COUNT", Type: Int, Default: "5", Levels: phLevels | oem},
+
+	// Bootloader.
+	{Name: "PV_BOOTLOADER_FITCONFIG", Type: String, Levels: pvLevels},
+	{Name: "PV_BOOTLOADER_MTD_ENV", Aliases: al("bootloader.mtd_env"), Type: String, Default: "pv-env", Levels: pvLevels},
+	{Name: "PV_BOOTLOADER_MTD_ONLY", Aliases: al("bootloader.mtd_only"), Type: Bool, Default: "0", Levels: pvLevels},
+	{Name: "PV_BOOTLOADER_TYPE", Aliases: al("bootloader.type"), Type: Enum, Default: "uboot", Enum: []string{"uboot", "uboot-pvk", "uboot-ab", "grub", "rpiab"}, Levels: pvLevels},
+	{Name: "PV_BOOTLOADER_UBOOTAB_A_NAME", Type: String, Default: "fitA", Levels: pvLevels},
+	{Name: "PV_BOOTLOADER_UBOOTAB_B_NAME", Type: String, Default: "fitB", Levels: pvLevels},
+	{Name: "PV_BOOTLOADER_UBOOTAB_ENV_BAK_NAME", Type: String, Levels: pvLevels},
+	{Name: "PV_BOOTLOADER_UBOOTAB_ENV_NAME", Type: String, Levels: pvLevels},
+	{Name: "PV_BOOTLOADER_UBOOTAB_ENV_OFFSET", Type: Int, Default: "0", Levels: pvLevels},
+	{Name: "PV_BOOTLOADER_UBOOTAB_ENV_SIZE", Type: Int, Default: "0", Levels: pvLevels},
+
+	// Metadata caches.
+	{Name: "PV_CACHE_DEVMETADIR", Aliases: al("cache.devmetadir"), Type: String, Default: "/storage/cache/devmeta", Levels: pvLevels},
+	{Name: "PV_CACHE_USRMETADIR", Aliases: al("meta.cache.dir", "cache.usrmetadir"), Type: String, Default: "/storage/cache/meta", Levels: pvLevels},
+
+	// Remote control.
+	{Name: "PV_CONTROL_REMOTE", Aliases: al("control.remote"), Type: Bool, Default: "1", Levels: pvLevels | oem},
+	{Name: "PV_CONTROL_REMOTE_ALWAYS", Aliases: al("control.remote.always"), Type: Bool, Default: "0", Levels: pvLevels | oem},
+
+	// Debug access.
+	{Name: "PV_DEBUG_SHELL", Aliases: al("debug.shell"), Type: Bool, Default: "1", Levels: pvLevels},
+	{Name: "PV_DEBUG_SHELL_AUTOLOGIN", Aliases: al("debug.shell.autologin"), Type: Bool, Default: "0", Levels: pvLevels},
+	{Name: "PV_DEBUG_SHELL_TIMEOUT", Type: Duration, Default: "60", Levels: pvLevels},
+	{Name: "PV_DEBUG_SSH", Aliases: al("debug.ssh"), Type: Bool, Default: "1", Levels: pvLevels | oem | run},
+	{Name: "PV_DEBUG_SSH_AUTHORIZED_KEYS", Aliases: al("debug.ssh_authorized_keys"), Type: String, Levels: pvLevels | oem},
+
+	// Directories.
+	{Name: "PV_DISK_EXPORTSDIR", Type: String, Default: "/exports", Levels: pvLevels},
+	{Name: "PV_DISK_VOLDIR", Aliases: al("disk.voldir"), Type: String, Default: "/volumes", Levels: pvLevels},
+	{Name: "PV_DISK_WRITABLEDIR", Type: String, Default: "/writable", Levels: pvLevels},
+	{Name: "PV_DROPBEAR_CACHE_DIR", Aliases: al("dropbear.cache.dir"), Type: String, Default: "/storage/cache/dropbear", Levels: pvLevels},
+
+	// HTTP and event loop.
+	{Name: "PV_LIBEVENT_DEBUG_MODE", Type: Bool, Default: "0", Levels: pvLevels | oem},
+	{Name: "PV_LIBTHHTTP_CERTSDIR", Aliases: al("libhttp.certsdir"), Type: String, Default: "/certs", Levels: pvLevels},
+	{Name: "PV_LIBTHHTTP_LOG_LEVEL", Aliases: al("libhttp.log.level"), Type: Int, Default: "3", Levels: pvLevels | oem | run},
+
+	// Logs.
+	{Name: "PV_LOG_AUTO_DEVLOG", Type: Bool, Default: "1", Levels: pvLevels | oem},
+	{Name: "PV_LOG_BUF_NITEMS", Aliases: al("log.buf_nitems"), Type: Int, Default: "128", Levels: pvLevels | oem},
+	{Name: "PV_LOG_CAPTURE", Aliases: al("log.capture"), Type: Bool, Default: "1", Levels: pvLevels | oem},
+	{Name: "PV_LOG_CAPTURE_DMESG", Aliases: al("log.capture.dmesg"), Type: Bool, Default: "1", Levels: pvLevels | oem},
+	{Name: "PV_LOG_DIR", Aliases: al("log.dir"), Type: String, Default: "/storage/logs/", Levels: pvLevels},
+	{Name: "PV_LOG_DIR_MAXSIZE", Type: Size, Default: "0", Levels: pvLevels | oem},
+	{Name: "PV_LOG_FILETREE_TIMESTAMP_FORMAT", Aliases: al("log.filetree.timestamp.format"), Type: String, Levels: pvLevels | oem},
+	{Name: "PV_LOG_HYSTERESIS_FACTOR", Type: Int, Default: "4", Levels: pvLevels | oem},
+	{Name: "PV_LOG_LEVEL", Aliases: al("log.level"), Type: Int, Default: "0", Levels: pvLevels | oem | run},
+	{Name: "PV_LOG_LOGGERS", Aliases: al("log.loggers"), Type: Bool, Default: "1", Levels: pvLevels | oem},
+	{Name: "PV_LOG_MAXSIZE", Aliases: al("log.maxsize"), Type: Size, Default: "2097152", Levels: pvLevels | oem},
+	{Name: "PV_LOG_PUSH", Aliases: al("pantahub.log.push", "log.push"), Type: Bool, Default: "1", Levels: pvLevels | oem | run},
+	{Name: "PV_LOG_ROTATE_FACTOR", Type: Int, Default: "5", Levels: pvLevels | oem},
+	{Name: "PV_LOG_SERVER_OUTPUTS", Aliases: al("log.server.outputs"), Type: String, Default: "filetree", Levels: pvLevels | oem},
+	{Name: "PV_LOG_SINGLEFILE_TIMESTAMP_FORMAT", Aliases: al("log.singlefile.timestamp.format"), Type: String, Levels: pvLevels | oem},
+	{Name: "PV_LOG_STDOUT", Aliases: al("log.stdout"), Type: Bool, Default: "0", Levels: pvLevels | oem},
+	{Name: "PV_LOG_STDOUT_TIMESTAMP_FORMAT", Aliases: al("log.stdout.timestamp.format"), Type: String, Levels: pvLevels | oem},
+	{Name: "PV_LOG_TIMESTAMP", Type: Enum, Default: "relative", Enum: []string{"relative", "absolute"}, Levels: pvLevels | oem},
+	{Name: "PV_LOOP_INDEX_BASE", Type: Int, Default: "-1", Levels: pvLevels},
+	{Name: "PV_LXC_LOG_LEVEL", Aliases: al("lxc.log.level"), Type: Int, Default: "2", Levels: pvLevels | oem},
+
+	// Container network bridge.
+	{Name: "PV_NET_BRADDRESS4", Aliases: al("net.braddress4"), Type: String, Default: "10.0.3.1", Levels: pvLevels | oem},
+	{Name: "PV_NET_BRDEV", Aliases: al("net.brdev"), Type: String, Default: "lxcbr0", Levels: pvLevels | oem},
+	{Name: "PV_NET_BRMASK4", Aliases: al("net.brmask4"), Type: String, Default: "255.255.255.0", Levels: pvLevels | oem},
+
+	// OEM and policy selection.
+	{Name: "PV_OEM_NAME", Type: String, Levels: pvLevels},
+	{Name: "PV_POLICY", Aliases: al("policy"), Type: String, Levels: base | Mask(1<<PVConf|1<<PVCmdline|1<<Env)},
+	{Name: "PV_POWER_MODE", Type: Enum, Default: "locks", Enum: []string{"disabled", "locks", "managed"}, Levels: pvLevels},
+	{Name: "PV_REMOUNT_POLICY", Type: String, Levels: base | Mask(1<<PVCmdline|1<<Env)},
+	{Name: "PV_REVISION_RETRIES", Aliases: al("revision.retries"), Type: Int, Default: "10", Levels: pvLevels | oem},
+	{Name: "PV_REVISION_RETRIES_TIMEOUT", Aliases: al("revision.retries.timeout"), Type: Duration, Default: "120", Levels: pvLevels | oem},
+
+	// Secure boot.
+	{Name: "PV_SECUREBOOT_CHECKSUM", Aliases: al("secureboot.checksum"), Type: Bool, Default: "1", Levels: pvLevels},
+	{Name: "PV_SECUREBOOT_HANDLERS", Aliases: al("secureboot.handlers"), Type: Bool, Default: "1", Levels: pvLevels},
+	{Name: "PV_SECUREBOOT_MODE", Aliases: al("secureboot.mode"), Type: Enum, Default: "lenient", Enum: []string{"disabled", "audit", "lenient", "strict"}, Levels: pvLevels},
+	{Name: "PV_SECUREBOOT_OEM_TRUSTSTORE", Type: String, Default: "ca-oem-certificates", Levels: pvLevels},
+	{Name: "PV_SECUREBOOT_TRUSTSTORE", Aliases: al("secureboot.truststore"), Type: String, Default: "ca-certificates", Levels: pvLevels},
+
+	// Storage.
+	{Name: "PV_STORAGE_DEVICE", Aliases: al("storage.device"), Type: String, Levels: pvLevels},
+	{Name: "PV_STORAGE_FIRMWARE_VOL", Type: Bool, Default: "0", Levels: pvLevels},
+	{Name: "PV_STORAGE_FSTYPE", Aliases: al("storage.fstype"), Type: String, Levels: pvLevels},
+	{Name: "PV_STORAGE_GC_KEEP_FACTORY", Aliases: al("updater.keep_factory", "storage.gc.keep_factory"), Type: Bool, Default: "0", Levels: pvLevels | oem | run},
+	{Name: "PV_STORAGE_GC_RESERVED", Aliases: al("storage.gc.reserved"), Type: Int, Default: "5", Levels: pvLevels | oem | run},
+	{Name: "PV_STORAGE_GC_THRESHOLD", Aliases: al("storage.gc.threshold"), Type: Int, Default: "0", Levels: pvLevels | oem | run},
+	{Name: "PV_STORAGE_GC_THRESHOLD_DEFERTIME", Aliases: al("storage.gc.threshold.defertime"), Type: Duration, Default: "600", Levels: pvLevels | oem | run},
+	{Name: "PV_STORAGE_LOGTEMPSIZE", Aliases: al("storage.logtempsize"), Type: Size, Levels: pvLevels},
+	{Name: "PV_STORAGE_MNTPOINT", Aliases: al("storage.mntpoint"), Type: String, Levels: pvLevels},
+	{Name: "PV_STORAGE_MNTTYPE", Aliases: al("storage.mnttype"), Type: String, Levels: pvLevels},
+	{Name: "PV_STORAGE_OPTS", Aliases: al("storage.opts"), Type: String, Levels: pvLevels},
+	{Name: "PV_STORAGE_PHCONFIG_VOL", Type: Bool, Default: "0", Levels: pvLevels},
+	{Name: "PV_STORAGE_WAIT", Aliases: al("storage.wait"), Type: Duration, Default: "5", Levels: pvLevels},
+
+	// sysctl with a shipped default; any other PV_SYSCTL_* is accepted dynamically.
+	{Name: "PV_SYSCTL_KERNEL_CORE_PATTERN", Aliases: al("sysctl.kernel.core_pattern"), Type: String, Default: "|/lib/pv/pvcrash --skip", Levels: pvLevels | oem},
+
+	// System layout and init.
+	{Name: "PV_SYSTEM_APPARMOR_PROFILES", Aliases: al("system.apparmor.profiles"), Type: String, Levels: pvLevels},
+	{Name: "PV_SYSTEM_CONFDIR", Aliases: al("system.confdir"), Type: String, Default: "/configs", Levels: pvLevels},
+	{Name: "PV_SYSTEM_DRIVERS_LOAD_EARLY_AUTO", Aliases: al("system.drivers.load_early.auto"), Type: Bool, Default: "0", Levels: pvLevels},
+	{Name: "PV_SYSTEM_ETCDIR", Aliases: al("system.etcdir"), Type: String, Default: "/etc", Levels: pvLevels},
+	{Name: "PV_SYSTEM_ETCPANTAVISORDIR", Type: String, Default: "/etc/pantavisor", Levels: pvLevels},
+	{Name: "PV_SYSTEM_INIT_MODE", Aliases: al("system.init.mode"), Type: Enum, Default: "embedded", Enum: []string{"embedded", "standalone", "appengine"}, Levels: pvLevels},
+	{Name: "PV_SYSTEM_LIBDIR", Aliases: al("system.libdir"), Type: String, Default: "/lib", Levels: pvLevels},
+	{Name: "PV_SYSTEM_MEDIADIR", Aliases: al("system.mediadir"), Type: String, Default: "/media", Levels: pvLevels},
+	{Name: "PV_SYSTEM_MOUNT_SECURITYFS", Aliases: al("system.mount.securityfs"), Type: Bool, Default: "0", Levels: pvLevels},
+	{Name: "PV_SYSTEM_RUNDIR", Aliases: al("system.rundir"), Type: String, Default: "/pv", Levels: pvLevels},
+	{Name: "PV_SYSTEM_USRDIR", Type: String, Default: "/usr", Levels: pvLevels},
+
+	// Updates.
+	{Name: "PV_UPDATER_COMMIT_DELAY", Aliases: al("updater.commit.delay"), Type: Duration, Default: "25", Levels: pvLevels | oem},
+	{Name: "PV_UPDATER_GOALS_TIMEOUT", Aliases: al("updater.goals.timeout"), Type: Duration, Default: "120", Levels: pvLevels | oem},
+	{Name: "PV_UPDATER_USE_TMP_OBJECTS", Aliases: al("updater.use_tmp_objects"), Type: Bool, Default: "0", Levels: pvLevels | oem},
+	{Name: "PV_VOLMOUNT_DM_EXTRA_ARGS", Type: String, Levels: pvLevels | oem},
+
+	// Watchdog.
+	{Name: "PV_WDT_ENABLED", Aliases: al("wdt.enabled"), Type: Bool, Default: "1", Levels: pvLevels},
+	{Name: "PV_WDT_MODE", Aliases: al("wdt.mode"), Type: Enum, Default: "shutdown", Enum: []string{"disabled", "shutdown", "startup", "always"}, Levels: pvLevels},
+	{Name: "PV_WDT_TIMEOUT", Aliases: al("wdt.timeout"), Type: Duration, Default: "15", Levels: pvLevels},
+}
+
+// sysctlKey is the template of the dynamic PV_SYSCTL_* keys.
+var sysctlKey = Key{Type: String, Levels: pvLevels | oem}
+
+const (
+	sysctlPrefix      = "PV_SYSCTL_"
+	sysctlAliasPrefix = "sysctl."
+)
+
+var (
+	byName  = map[string]*Key{}
+	byAlias = map[string]*Key{}
+)
+
+func init() {
+	for i := range keyTable {
+		k := &keyTable[i]
+		byName[k.Name] = k
+		for _, a := range k.Aliases {
+			byAlias[a] = k
+		}
+	}
+}
+
+// Keys returns a copy of the key table, sorted by name.
+func Keys() []Key {
+	out := make([]Key, len(keyTable))
+	copy(out, keyTable)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Lookup resolves a canonical name (case-insensitive) or a legacy alias
+// (case-sensitive) to its key. Dynamic PV_SYSCTL_* / sysctl.* keys are not
+// in the table and are not returned.
+func Lookup(name string) (*Key, bool) {
+	if k, ok := byAlias[name]; ok {
+		return k, true
+	}
+	k, ok := byName[strings.ToUpper(name)]
+	return k, ok
+}
+
+// IsKey reports whether name is a configuration key: a table key, a legacy
+// alias or a PV_SYSCTL_* / sysctl.* key.
+func IsKey(name string) bool {
+	_, _, ok := resolve(name)
+	return ok
+}
+
+// resolve maps name to its key and canonical name. For sysctl keys it also
+// returns the dotted path hint ("kernel/core_pattern") when the legacy form
+// was used.
+func resolve(name string) (k *Key, path string, ok bool) {
+	if k, ok := byAlias[name]; ok {
+		if strings.HasPrefix(name, sysctlAliasPrefix) {
+			path = strings.ReplaceAll(name[len(sysctlAliasPrefix):], ".", "/")
+		}
+		return k, path, true
+	}
+	up := strings.ToUpper(name)
+	if k, ok := byName[up]; ok {
+		return k, "", true
+	}
+	if strings.HasPrefix(name, sysctlAliasPrefix) {
+		rest := name[len(sysctlAliasPrefix):]
+		if validSysctlPath(rest) {
+			k := sysctlKey
+			k.Name = sysctlPrefix + strings.ToUpper(strings.ReplaceAll(rest, ".", "_"))
+			k.Aliases = []string{name}
+			return &k, strings.ReplaceAll(rest, ".", "/"), true
+		}
+		return nil, "", false
+	}
+	if strings.HasPrefix(up, sysctlPrefix) && validSysctlName(up[len(sysctlPrefix):]) {
+		k := sysctlKey
+		k.Name = up
+		return &k, "", true
+	}
+	return nil, "", false
+}
+
+// validSysctlName accepts A_B_C made of letters, digits and single
+// underscores.
+func validSysctlName(s string) bool {
+	if s == "" || s[0] == '_' || s[len(s)-1] == '_' || strings.Contains(s, "__") {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// validSysctlPath accepts a.b_c.d: dot-separated non-empty elements of
+// letters, digits, '_' and '-'.
+func validSysctlPath(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, el := range strings.Split(s, ".") {
+		if el == "" {
+			return false
+		}
+		for _, c := range el {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
