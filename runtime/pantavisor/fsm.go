@@ -88,6 +88,7 @@ func (d *Daemon) Run(ctx context.Context) (Exit, error) {
 				s = StateRollback
 				break
 			}
+			d.setState(StateWait)
 			d.publishDevmeta()
 			close(d.ready)
 			s = StateWait
