@@ -1,11 +1,11 @@
 package state
 
 import (
-	"encoding/base64"
+	"bytes"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
-	"time"
 )
 
 // parseDocuments interprets the JSON documents of the state and checks
@@ -30,7 +30,8 @@ func (s *State) parseDocuments() error {
 			err = s.addPlatform(k, dir)
 		case twoLevel && dir != "bsp" && !strings.HasPrefix(dir, "_") && file == "services.json":
 			services = append(services, k)
-		case dir == "_sigs" && twoLevel:
+		}
+		if err == nil && strings.HasSuffix(k, ".json") && bytes.Contains(s.vals[k], pvs2Spec) {
 			err = s.parseSignature(k)
 		}
 		if err != nil {
@@ -108,6 +109,16 @@ func (s *State) checkPlatform(p *Platform) error {
 	for i, v := range p.Volumes {
 		if err := ref(index("volumes", i), v); err != nil {
 			return err
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.Storage)) {
+		if d := p.Storage[name].Disk; d != "" && s.device.Disk(d) == nil {
+			return &Error{Key: p.Key(), Err: invalid(join(join("storage", name), "disk"), "unknown disk %q", d)}
+		}
+	}
+	if n := p.Network; n != nil && n.Mode == "pool" {
+		if _, ok := s.device.pool(n.Pool); !ok {
+			return &Error{Key: p.Key(), Err: invalid("network.pool", "unknown pool %q", n.Pool)}
 		}
 	}
 	if p.Group != "" {
@@ -250,207 +261,6 @@ func (s *State) parseDrivers(k string) error {
 	return nil
 }
 
-// parseDevice reads device.json.
-func (s *State) parseDevice(k string) error {
-	ms, err := s.inlineDoc(k)
-	if err != nil {
-		return err
-	}
-	dev := &Device{}
-	for _, m := range ms {
-		switch m.name {
-		case "groups":
-			dev.Groups, err = parseGroups(m.name, m.val)
-			if err == nil && dev.Groups == nil {
-				dev.Groups = []Group{}
-			}
-		case "disks", "disks_v2", "disks_v3":
-			var disks []Disk
-			disks, err = parseDisks(m.name, m.val)
-			dev.Disks = append(dev.Disks, disks...)
-		case "volumes":
-			if _, ok := asMembers(m.val); !ok {
-				err = invalid(m.name, "must be an object")
-			}
-			dev.Volumes = m.val
-		case "network":
-			if _, ok := asMembers(m.val); !ok {
-				err = invalid(m.name, "must be an object")
-			}
-			dev.Network = m.val
-		}
-		if err != nil {
-			return &Error{Key: k, Err: err}
-		}
-	}
-	s.device = dev
-	s.groups = dev.Groups
-	return nil
-}
-
-// parseLegacy reads groups.json and disks.json (or disks_v3.json) when
-// there is no device.json.
-func (s *State) parseLegacy() error {
-	var dev *Device
-	if _, ok := s.vals["groups.json"]; ok {
-		if _, err := s.inlineRaw("groups.json"); err != nil {
-			return err
-		}
-		groups, err := parseGroups("", s.vals["groups.json"])
-		if err != nil {
-			return &Error{Key: "groups.json", Err: err}
-		}
-		if groups == nil {
-			groups = []Group{}
-		}
-		dev = &Device{Groups: groups}
-		s.groups = groups
-	}
-	for _, k := range []string{"disks.json", "disks_v3.json"} {
-		if _, ok := s.vals[k]; !ok {
-			continue
-		}
-		if _, err := s.inlineRaw(k); err != nil {
-			return err
-		}
-		disks, err := parseDisks("", s.vals[k])
-		if err != nil {
-			return &Error{Key: k, Err: err}
-		}
-		if dev == nil {
-			dev = &Device{}
-		}
-		dev.Disks = disks
-		break
-	}
-	s.device = dev
-	return nil
-}
-
-// inlineRaw returns the value of an inline key, rejecting object entries.
-func (s *State) inlineRaw(k string) ([]byte, error) {
-	if _, ok := s.objects[k]; ok {
-		return nil, &Error{Key: k, Err: invalid("", "must be inline JSON, not an object reference")}
-	}
-	return s.vals[k], nil
-}
-
-// parseGroups reads an array of group objects.
-func parseGroups(field string, raw []byte) ([]Group, error) {
-	els, ok := asArray(raw)
-	if !ok {
-		return nil, invalid(field, "must be an array of groups")
-	}
-	var out []Group
-	for i, el := range els {
-		f := index(field, i)
-		ms, ok := asMembers(el)
-		if !ok {
-			return nil, invalid(f, "must be an object")
-		}
-		g := Group{StatusGoal: GoalStarted, RestartPolicy: RestartContainer}
-		hasName := false
-		for _, m := range ms {
-			var err error
-			mf := join(f, m.name)
-			switch m.name {
-			case "name":
-				hasName = true
-				if g.Name, err = stringField(mf, m.val); err == nil {
-					err = validName(mf, g.Name)
-				}
-			case "description":
-				g.Description, err = stringField(mf, m.val)
-			case "status_goal":
-				g.StatusGoal, err = statusGoal(mf, m.val)
-			case "restart_policy":
-				g.RestartPolicy, err = restartPolicy(mf, m.val)
-			case "timeout":
-				var d time.Duration
-				if d, err = seconds(mf, m.val); err == nil {
-					g.Timeout = d
-				}
-			case "auto_recovery":
-				g.AutoRecovery, err = parseAutoRecovery(mf, m.val)
-			}
-			if err != nil {
-				return nil, err
-			}
-		}
-		if !hasName {
-			return nil, invalid(join(f, "name"), "missing")
-		}
-		for _, o := range out {
-			if o.Name == g.Name {
-				return nil, &fieldError{field: join(f, "name"), msg: fmt.Sprintf("group %q is defined twice", g.Name), kind: ErrDuplicate}
-			}
-		}
-		out = append(out, g)
-	}
-	return out, nil
-}
-
-// parseDisks reads an array of disk objects.
-func parseDisks(field string, raw []byte) ([]Disk, error) {
-	els, ok := asArray(raw)
-	if !ok {
-		return nil, invalid(field, "must be an array of disks")
-	}
-	out := make([]Disk, 0, len(els))
-	for i, el := range els {
-		f := index(field, i)
-		ms, ok := asMembers(el)
-		if !ok {
-			return nil, invalid(f, "must be an object")
-		}
-		d := Disk{Raw: el}
-		for _, m := range ms {
-			var dst *string
-			switch m.name {
-			case "name":
-				dst = &d.Name
-			case "type":
-				dst = &d.Type
-			case "path":
-				dst = &d.Path
-			case "format":
-				dst = &d.Format
-			case "provision":
-				dst = &d.Provision
-			case "mount_target":
-				dst = &d.MountTarget
-			case "mount_options":
-				dst = &d.MountOptions
-			case "format_options":
-				dst = &d.FormatOptions
-			case "default":
-				if b, ok := asBool(m.val); ok {
-					d.Default = b
-					continue
-				}
-				v, err := stringField(join(f, m.name), m.val)
-				if err != nil {
-					return nil, err
-				}
-				d.Default = v == "yes"
-				continue
-			default:
-				continue
-			}
-			v, err := stringField(join(f, m.name), m.val)
-			if err != nil {
-				return nil, err
-			}
-			*dst = v
-		}
-		if d.Name == "" {
-			return nil, invalid(join(f, "name"), "missing")
-		}
-		out = append(out, d)
-	}
-	return out, nil
-}
-
 // parseServicesJSON reads <dir>/services.json into the platform of dir.
 func (s *State) parseServicesJSON(k string) error {
 	ms, err := s.inlineDoc(k)
@@ -500,121 +310,4 @@ func (s *State) parseServicesJSON(k string) error {
 		p.Provides = exports
 	}
 	return nil
-}
-
-// parseSignature reads _sigs/<name>.json when it is a pvs@2 signature;
-// other inline documents there are tolerated.
-func (s *State) parseSignature(k string) error {
-	if _, ok := s.objects[k]; ok {
-		return nil
-	}
-	ms, ok := asMembers(s.vals[k])
-	if !ok {
-		return nil
-	}
-	var spec string
-	for _, m := range ms {
-		if m.name == "#spec" {
-			spec, _ = asString(m.val)
-		}
-	}
-	if spec != "pvs@2" {
-		return nil
-	}
-	sig := &Signature{Key: k}
-	for _, m := range ms {
-		var err error
-		switch m.name {
-		case "protected":
-			sig.Protected, err = stringField(m.name, m.val)
-		case "signature":
-			sig.Sig, err = stringField(m.name, m.val)
-		}
-		if err != nil {
-			return &Error{Key: k, Err: err}
-		}
-	}
-	if sig.Protected == "" {
-		return &Error{Key: k, Err: invalid("protected", "missing")}
-	}
-	if sig.Sig == "" {
-		return &Error{Key: k, Err: invalid("signature", "missing")}
-	}
-	if _, err := decodeB64URL(sig.Sig); err != nil {
-		return &Error{Key: k, Err: invalid("signature", "not base64url: %v", err)}
-	}
-	hdr, err := decodeB64URL(sig.Protected)
-	if err != nil {
-		return &Error{Key: k, Err: invalid("protected", "not base64url: %v", err)}
-	}
-	if sig.Header, err = parseSigHeader(hdr); err != nil {
-		return &Error{Key: k, Err: err}
-	}
-	s.sigs[k] = sig
-	return nil
-}
-
-// decodeB64URL decodes base64url with or without padding.
-func decodeB64URL(v string) ([]byte, error) {
-	return base64.RawURLEncoding.DecodeString(strings.TrimRight(v, "="))
-}
-
-// parseSigHeader reads a decoded pvs@2 protected header.
-func parseSigHeader(hdr []byte) (SigHeader, error) {
-	var h SigHeader
-	canon, err := Canonical(hdr)
-	if err != nil {
-		return h, invalid("protected", "not JSON: %v", err)
-	}
-	ms, ok := asMembers(canon)
-	if !ok {
-		return h, invalid("protected", "must be a JSON object")
-	}
-	for _, m := range ms {
-		f := join("protected", m.name)
-		switch m.name {
-		case "alg":
-			h.Alg, err = stringField(f, m.val)
-			if err == nil {
-				switch h.Alg {
-				case "RS256", "ES256", "ES384", "ES512":
-				default:
-					err = invalid(f, "unsupported algorithm %q (want RS256, ES256, ES384 or ES512)", h.Alg)
-				}
-			}
-		case "typ":
-			h.Typ, err = stringField(f, m.val)
-		case "jwk":
-			if _, ok := asMembers(m.val); !ok {
-				err = invalid(f, "must be an object")
-			}
-			h.JWK = m.val
-		case "x5c":
-			h.X5C, err = stringArray(f, m.val)
-		case "pvs":
-			pm, ok := asMembers(m.val)
-			if !ok {
-				err = invalid(f, "must be an object")
-				break
-			}
-			for _, p := range pm {
-				switch p.name {
-				case "include":
-					h.Include, err = stringArray(join(f, p.name), p.val)
-				case "exclude":
-					h.Exclude, err = stringArray(join(f, p.name), p.val)
-				}
-				if err != nil {
-					break
-				}
-			}
-		}
-		if err != nil {
-			return h, err
-		}
-	}
-	if h.Alg == "" {
-		return h, invalid("protected.alg", "missing")
-	}
-	return h, nil
 }

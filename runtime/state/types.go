@@ -219,25 +219,6 @@ func (b *BSP) ModulesFor(release string) string {
 	return b.Modules
 }
 
-// Device is device.json (or the legacy groups.json/disks.json pair).
-type Device struct {
-	Groups []Group
-	Disks  []Disk
-	// Volumes is the raw "volumes" object (nil when absent).
-	Volumes json.RawMessage
-	// Network is the raw "network" object (nil when absent).
-	Network json.RawMessage
-}
-
-// Disk is one storage medium of device.json "disks" or disks.json.
-type Disk struct {
-	Name, Type, Path, Format, Provision      string
-	MountTarget, MountOptions, FormatOptions string
-	Default                                  bool
-	// Raw is the canonical disk object, for fields not modelled here.
-	Raw json.RawMessage
-}
-
 // Drivers is bsp/drivers.json (driver-aliases@1): for each section ("all",
 // "dtb:<model>", "ovl:<overlay>") the modules of each alias.
 type Drivers struct {
