@@ -17,6 +17,7 @@ package ctrl
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -150,4 +151,21 @@ type Extras interface {
 	XConnectGraph() (any, error)
 	// Wakelocks returns the GET /wakelocks object.
 	Wakelocks() (any, error)
+}
+
+// statusError is an error whose message is shown as is but which matches a
+// sentinel with errors.Is.
+type statusError struct {
+	kind error
+	msg  string
+}
+
+func (e *statusError) Error() string        { return e.msg }
+func (e *statusError) Is(target error) bool { return target == e.kind }
+
+// Errorf returns an error that prints as the formatted message and matches
+// kind (one of the sentinels above) with errors.Is. Use it when the
+// sentinel's own text would only add noise to the {"Error":…} answer.
+func Errorf(kind error, format string, a ...any) error {
+	return &statusError{kind: kind, msg: fmt.Sprintf(format, a...)}
 }

@@ -144,7 +144,7 @@ func (s *store) Put(rev string, r io.Reader) error {
 	}
 	n, err := io.Copy(tmp, io.LimitReader(r, free+1))
 	if err == nil && n > free {
-		err = fmt.Errorf("state JSON larger than the %d bytes available: %w", free, ctrl.ErrNoSpace)
+		err = ctrl.Errorf(ctrl.ErrNoSpace, "state JSON larger than the %d bytes available", free)
 	}
 	if err == nil {
 		err = tmp.Sync()
@@ -160,7 +160,7 @@ func (s *store) Put(rev string, r io.Reader) error {
 		return fmt.Errorf("revision %s: %w", rev, err)
 	}
 	if err := s.validate(data); err != nil {
-		return fmt.Errorf("Parser: State JSON has bad format: %w: %w", ctrl.ErrBadState, err)
+		return ctrl.Errorf(ctrl.ErrBadState, "Parser: %v", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -300,7 +300,7 @@ func (s *store) PutObject(sha string, r io.Reader) error {
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, free+1))
 	if err == nil && n > free {
-		err = fmt.Errorf("object %s: larger than the %d bytes available: %w", sha, free, ctrl.ErrNoSpace)
+		err = ctrl.Errorf(ctrl.ErrNoSpace, "object %s: larger than the %d bytes available", sha, free)
 	}
 	if err == nil {
 		err = tmp.Sync()
