@@ -1,0 +1,63 @@
+// Package embedded is what Pantavisor needs when it runs as PID 1 from the
+// initrd ("embedded" init mode): mount the kernel file systems, load the
+// kernel modules the initrd carries, find the storage device by file system
+// label and wait for it, mount it, reap orphaned children and reboot or
+// power off.
+//
+//	if err := embedded.MountAll(embedded.BaseMounts); err != nil { ... }
+//	names, _ := embedded.ReadModuleLists("/etc/modules-load.d")
+//	embedded.LoadModules(log, "/lib/modules/"+kver, names)
+//	dev, err := embedded.WaitDevice(ctx, "LABEL=root", 5*time.Second)
+//	err = embedded.Mount{Source: dev, Target: "/storage", FSType: "ext4"}.Do()
+//	go embedded.Reap(ctx, log)
+//	...
+//	embedded.Reboot(embedded.PowerOff)
+//
+// It is pure Go (golang.org/x/sys/unix); the Linux-only calls live in
+// *_linux.go files, other systems get ErrUnsupported.
+package embedded
+
+import "errors"
+
+// ErrUnsupported is returned by the system calls on non-Linux systems.
+var ErrUnsupported = errors.New("embedded: not supported on this OS")
+
+// ErrNoDevice means no block device matched the storage spec in time.
+var ErrNoDevice = errors.New("storage device not found")
+
+// Mount is one mount(2) call.
+type Mount struct {
+	Source, Target, FSType string
+	Flags                  uintptr
+	Data                   string
+	// Mode of Target when it has to be created (0 = 0755).
+	Mode uint32
+}
+
+// BaseMounts are the kernel file systems Pantavisor needs before anything
+// else, in order.
+var BaseMounts = []Mount{
+	{Source: "proc", Target: "/proc", FSType: "proc", Flags: msNoSuid | msNoDev | msNoExec},
+	{Source: "sysfs", Target: "/sys", FSType: "sysfs", Flags: msNoSuid | msNoDev | msNoExec},
+	{Source: "devtmpfs", Target: "/dev", FSType: "devtmpfs", Flags: msNoSuid, Data: "mode=0755"},
+	{Source: "devpts", Target: "/dev/pts", FSType: "devpts", Flags: msNoSuid | msNoExec, Data: "gid=5,mode=0620,ptmxmode=0666"},
+	{Source: "tmpfs", Target: "/run", FSType: "tmpfs", Flags: msNoSuid | msNoDev, Data: "mode=0755"},
+	{Source: "cgroup2", Target: "/sys/fs/cgroup", FSType: "cgroup2", Flags: msNoSuid | msNoDev | msNoExec},
+}
+
+// mount flag values (identical on every Linux architecture).
+const (
+	msNoSuid = 0x2
+	msNoDev  = 0x4
+	msNoExec = 0x8
+)
+
+// RebootCmd selects what Reboot does.
+type RebootCmd int
+
+// Reboot commands.
+const (
+	Restart RebootCmd = iota
+	PowerOff
+	Halt
+)

@@ -1,0 +1,125 @@
+//go:build linux
+
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Do mounts m, creating its target; an already mounted target is fine.
+func (m Mount) Do() error {
+	mode := os.FileMode(m.Mode)
+	if mode == 0 {
+		mode = 0o755
+	}
+	if err := os.MkdirAll(m.Target, mode); err != nil {
+		return fmt.Errorf("mount %s on %s: %w", m.Source, m.Target, err)
+	}
+	if err := unix.Mount(m.Source, m.Target, m.FSType, m.Flags, m.Data); err != nil {
+		if errors.Is(err, unix.EBUSY) {
+			return nil
+		}
+		return &os.PathError{Op: "mount " + m.Source + " (" + m.FSType + ") on", Path: m.Target, Err: err}
+	}
+	return nil
+}
+
+// MountAll mounts ms in order and stops at the first failure.
+func MountAll(ms []Mount) error {
+	for _, m := range ms {
+		if err := m.Do(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MODULE_INIT_COMPRESSED_FILE: the kernel decompresses .ko.xz/.ko.zst
+// itself (Linux ≥ 5.17 with CONFIG_MODULE_DECOMPRESS).
+const moduleInitCompressedFile = 4
+
+func loadModule(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	flags := 0
+	if strings.HasSuffix(path, ".xz") || strings.HasSuffix(path, ".zst") || strings.HasSuffix(path, ".gz") {
+		flags = moduleInitCompressedFile
+	}
+	if err := unix.FinitModule(int(f.Fd()), "", flags); err != nil {
+		return &os.PathError{Op: "finit_module", Path: path, Err: err}
+	}
+	return nil
+}
+
+func isExist(err error) bool { return errors.Is(err, unix.EEXIST) }
+
+// Reap collects every exited child (PID 1 inherits all orphans) until ctx
+// ends. Children a caller waits for itself should be started before and
+// waited through their own pidfd or exec.Cmd: Reap takes any child.
+func Reap(ctx context.Context, log *slog.Logger) {
+	ch := make(chan os.Signal, 16)
+	signal.Notify(ch, syscall.SIGCHLD)
+	defer signal.Stop(ch)
+	for {
+		ReapOnce(log)
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}
+
+// ReapOnce reaps every child that has exited so far and returns how many.
+func ReapOnce(log *slog.Logger) int {
+	n := 0
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if pid <= 0 || err != nil {
+			return n
+		}
+		n++
+		if log != nil {
+			log.Debug("reaped", "pid", pid, "status", ws.ExitStatus())
+		}
+	}
+}
+
+// Reboot syncs file systems and restarts, powers off or halts the machine.
+// It only returns on failure.
+func Reboot(cmd RebootCmd) error {
+	unix.Sync()
+	how := unix.LINUX_REBOOT_CMD_RESTART
+	switch cmd {
+	case PowerOff:
+		how = unix.LINUX_REBOOT_CMD_POWER_OFF
+	case Halt:
+		how = unix.LINUX_REBOOT_CMD_HALT
+	}
+	if err := unix.Reboot(how); err != nil {
+		return fmt.Errorf("reboot: %w", err)
+	}
+	return nil
+}
+
+// KernelRelease returns uname -r.
+func KernelRelease() (string, error) {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "", fmt.Errorf("uname: %w", err)
+	}
+	return unix.ByteSliceToString(u.Release[:]), nil
+}

@@ -1,0 +1,29 @@
+//go:build !linux
+
+package embedded
+
+import (
+	"context"
+	"log/slog"
+)
+
+// Do is not supported outside Linux.
+func (m Mount) Do() error { return ErrUnsupported }
+
+// MountAll is not supported outside Linux.
+func MountAll(ms []Mount) error { return ErrUnsupported }
+
+func loadModule(string) error { return ErrUnsupported }
+func isExist(error) bool      { return false }
+
+// Reap is not supported outside Linux.
+func Reap(ctx context.Context, log *slog.Logger) {}
+
+// ReapOnce is not supported outside Linux.
+func ReapOnce(log *slog.Logger) int { return 0 }
+
+// Reboot is not supported outside Linux.
+func Reboot(cmd RebootCmd) error { return ErrUnsupported }
+
+// KernelRelease is not supported outside Linux.
+func KernelRelease() (string, error) { return "", ErrUnsupported }
