@@ -104,12 +104,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "Request not sent from a mgmt platform")
 		return
 	}
-	if r.ContentLength > rt.limit && rt.limit >= 0 {
+	// Bodies sent to body-less routes are ignored, never read.
+	if rt.limit > 0 && r.ContentLength > rt.limit {
 		writeError(w, http.StatusRequestEntityTooLarge, "Request body too large (max "+strconv.FormatInt(rt.limit, 10)+" bytes)")
 		return
 	}
 	if rt.limit >= 0 {
-		r.Body = http.MaxBytesReader(w, r.Body, rt.limit)
+		r.Body = http.MaxBytesReader(w, r.Body, max(rt.limit, 0))
 	}
 	if rt.write {
 		h.log.Info("ctrl: request", "method", r.Method, "path", r.URL.Path, "caller", c.Name)

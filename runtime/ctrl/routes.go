@@ -13,7 +13,8 @@ const (
 	anyone               // any known caller
 )
 
-// Body limits. stream = no limit (the backend streams and checks space).
+// Body limits. noBody routes ignore any body; stream = no limit (the
+// backend streams and checks space).
 const (
 	noBody   = 0
 	smallMax = 4096

@@ -1,0 +1,401 @@
+package ctrl
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCgroupName(t *testing.T) {
+	tests := []struct {
+		name, in  string
+		appengine bool
+		want      string
+		wantErr   bool
+	}{
+		{"v2 host", "0::/\n", false, HostName, false},
+		{"v2 host appengine", "0::/..\n", true, HostName, false},
+		{"v2 other host cgroup", "0::/system.slice/foo.service\n", false, HostName, false},
+		{"v2 container", "0::/lxc/app\n", false, "app", false},
+		{"v2 container nested", "0::/lxc/app/init.scope\n", false, "app", false},
+		{"v2 appengine suffix", "0::/pantavisor/lxc/app-12\n", true, "app", false},
+		{"v2 suffix kept outside appengine", "0::/lxc/app-12\n", false, "app-12", false},
+		{"v2 non-digit suffix kept", "0::/lxc/my-app\n", true, "my-app", false},
+		{"v1 host", "12:name=pantavisor:/\n0::/\n", false, HostName, false},
+		{"v1 container", "4:memory:/x\n12:name=pantavisor:/lxc/web\n", false, "web", false},
+		{"v1 container no lxc prefix", "12:name=pantavisor:/web\n", false, "web", false},
+		{"v1 wins over v2", "12:name=pantavisor:/lxc/web\n0::/\n", false, "web", false},
+		{"empty lxc name", "0::/lxc/\n", false, "", true},
+		{"no hierarchy", "4:memory:/x\n", false, "", true},
+		{"garbage", "hello\n", false, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := CgroupName(strings.NewReader(tt.in), tt.appengine)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("CgroupName(%q) error = %v, want error %v", tt.in, err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Errorf("CgroupName(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMatch(t *testing.T) {
+	tests := []struct {
+		method, path string
+		want         string // pattern, "405" or "404"
+		args         []string
+	}{
+		{"GET", "/steps", "/steps", nil},
+		{"GET", "/steps/", "/steps", nil},
+		{"GET", "/steps/0", "/steps/{}", []string{"0"}},
+		{"GET", "/steps/locals/x", "/steps/locals/{}", []string{"x"}},
+		{"GET", "/steps/0/progress", "/steps/{}/progress", []string{"0"}},
+		{"GET", "/steps/locals/x/progress", "/steps/locals/{}/progress", []string{"x"}},
+		{"PUT", "/steps/locals/x", "/steps/locals/{}", []string{"x"}},
+		{"PUT", "/steps/0", "405", nil},
+		{"PUT", "/steps/3/commitmsg", "/steps/{}/commitmsg", []string{"3"}},
+		{"POST", "/steps", "405", nil},
+		{"DELETE", "/user-meta/k", "/user-meta/{}", []string{"k"}},
+		{"PUT", "/user-meta/a%2Fb", "/user-meta/{}", []string{"a/b"}},
+		{"PUT", "/user-meta", "405", nil},
+		{"GET", "/user-meta/k", "405", nil},
+		{"GET", "/nope", "404", nil},
+		{"GET", "/", "404", nil},
+		{"GET", "/steps/a/b/c/d", "404", nil},
+		{"PUT", "/drivers/load", "/drivers/load", nil},
+		{"PUT", "/drivers/wifi/load", "/drivers/{}/load", []string{"wifi"}},
+		{"POST", "/commands", "/commands", nil},
+		{"GET", "/commands", "405", nil},
+	}
+	for _, tt := range tests {
+		u, _ := http.NewRequest(tt.method, "http://localhost"+tt.path, nil)
+		segs, err := splitPath(u.URL)
+		if err != nil {
+			t.Fatalf("splitPath(%q): %v", tt.path, err)
+		}
+		rt, args, allowed := match(segs, tt.method)
+		got := "404"
+		switch {
+		case rt != nil:
+			got = rt.pattern
+		case len(allowed) > 0:
+			got = "405"
+		}
+		if got != tt.want {
+			t.Errorf("match(%s %s) = %s, want %s", tt.method, tt.path, got, tt.want)
+		}
+		if strings.Join(args, "|") != strings.Join(tt.args, "|") {
+			t.Errorf("match(%s %s) args = %q, want %q", tt.method, tt.path, args, tt.args)
+		}
+	}
+}
+
+// TestRouteTable checks every route has a handler and unique method+pattern.
+func TestRouteTable(t *testing.T) {
+	seen := map[string]bool{}
+	for _, rt := range routes {
+		k := rt.method + " " + rt.pattern
+		if seen[k] {
+			t.Errorf("duplicate route %s", k)
+		}
+		seen[k] = true
+		if rt.serve == nil {
+			t.Errorf("route %s has no handler", k)
+		}
+		if rt.method == "GET" && rt.limit != 0 {
+			t.Errorf("read route %s accepts a body", k)
+		}
+		if rt.access == anyone && rt.pattern != "/signal" {
+			t.Errorf("route %s is open to non-mgmt callers", k)
+		}
+	}
+}
+
+func TestParseCommand(t *testing.T) {
+	tests := []struct {
+		body    string
+		want    Command
+		wantErr bool
+	}{
+		{`{"op":"REBOOT_DEVICE","payload":""}`, Command{OpReboot, ""}, false},
+		{`{"op":"REBOOT_DEVICE","payload":"bye"}`, Command{OpReboot, "bye"}, false},
+		{`{"op":"LOCAL_RUN","payload":"locals/x"}`, Command{OpLocalRun, "locals/x"}, false},
+		{`{"op":"LOCAL_RUN","payload":"4"}`, Command{OpLocalRun, "4"}, false},
+		{`{"op":"MAKE_FACTORY","payload":""}`, Command{OpMakeFactory, ""}, false},
+		{`{"op":"UPDATE_METADATA","payload":"{\"k\":\"v\"}"}`, Command{OpUpdateMetadata, `{"k":"v"}`}, false},
+		{`{"op":"REBOOT_DEVICE"}`, Command{}, true},                           // payload mandatory
+		{`{"op":"","payload":""}`, Command{}, true},                           // no prefix match
+		{`{"op":"REBOOT","payload":""}`, Command{}, true},                     // no prefix match
+		{`{"op":"reboot_device","payload":""}`, Command{}, true},              // exact names
+		{`{"op":"LOCAL_RUN","payload":"../etc"}`, Command{}, true},            // bad revision
+		{`{"op":"LOCAL_RUN","payload":"locals/a/b"}`, Command{}, true},        // two slashes
+		{`{"op":"UPDATE_METADATA","payload":"{}"}`, Command{}, true},          // one key
+		{`{"op":"UPDATE_METADATA","payload":"{\"a/b\":1}"}`, Command{}, true}, // bad key
+		{`{"op":"RUN_GC","payload":""} {}`, Command{}, true},
+		{`not json`, Command{}, true},
+		{`{"op":1,"payload":""}`, Command{}, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseCommand([]byte(tt.body))
+		if (err != nil) != tt.wantErr {
+			t.Errorf("ParseCommand(%s) error = %v, want error %v", tt.body, err, tt.wantErr)
+			continue
+		}
+		if err != nil && !errors.Is(err, ErrInvalid) {
+			t.Errorf("ParseCommand(%s) error = %v, want ErrInvalid", tt.body, err)
+		}
+		if got != tt.want {
+			t.Errorf("ParseCommand(%s) = %+v, want %+v", tt.body, got, tt.want)
+		}
+	}
+}
+
+func TestReject(t *testing.T) {
+	tests := []struct {
+		op     Op
+		st     CommandState
+		status int
+		retry  int
+	}{
+		{OpUpdateMetadata, CommandState{Local: true}, 409, 0},
+		{OpReboot, CommandState{Updating: true}, 503, 600},
+		{OpUnclaim, CommandState{Updating: true, Unclaimed: true}, 503, 600},
+		{OpMakeFactory, CommandState{Claimed: true}, 409, 0},
+		{OpGoRemote, CommandState{RemoteAllowed: false, Remote: true}, 409, 0},
+		{OpDeferReboot, CommandState{}, 409, 0},
+		{OpGoRemote, CommandState{RemoteAllowed: true, Remote: true}, 204, 0},
+		{OpUnclaim, CommandState{Unclaimed: true}, 204, 0},
+		{OpReboot, CommandState{}, 0, 0},
+		{OpRunGC, CommandState{Updating: true}, 0, 0},
+	}
+	for _, tt := range tests {
+		status, _, retry := Command{Op: tt.op}.Reject(tt.st)
+		if status != tt.status || retry != tt.retry {
+			t.Errorf("Reject(%s, %+v) = %d retry %d, want %d retry %d", tt.op, tt.st, status, retry, tt.status, tt.retry)
+		}
+	}
+}
+
+func TestValidRevision(t *testing.T) {
+	good := []string{"0", "12", "locals/x", "locals/" + strings.Repeat("a", 64)}
+	bad := []string{"", "current", "locals/", "locals/..", "locals/a/b", "locals/" + strings.Repeat("a", 65), "../0", "1a", "/0"}
+	for _, r := range good {
+		if err := ValidRevision(r); err != nil {
+			t.Errorf("ValidRevision(%q) = %v, want nil", r, err)
+		}
+	}
+	for _, r := range bad {
+		if err := ValidRevision(r); err == nil {
+			t.Errorf("ValidRevision(%q) = nil, want error", r)
+		}
+	}
+}
+
+// listen serves h on a real unix socket and returns an HTTP client for it.
+func listen(t *testing.T, h http.Handler) (*http.Client, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "pv-ctrl")
+	ln, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(h)
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}}}
+	return hc, path
+}
+
+func call(t *testing.T, hc *http.Client, method, path, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://localhost"+path, strings.NewReader(body))
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+type platforms map[string]bool
+
+func (p platforms) Caller(name string) (bool, bool) { m, ok := p[name]; return ok, m }
+
+// TestCallerIdentity runs the peer-credential path for real: the test
+// process is the peer, and a fake /proc root decides its cgroup.
+func TestCallerIdentity(t *testing.T) {
+	proc := t.TempDir()
+	pidDir := filepath.Join(proc, strconv.Itoa(os.Getpid()))
+	if err := os.MkdirAll(pidDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	setCgroup := func(s string) {
+		if err := os.WriteFile(filepath.Join(pidDir, "cgroup"), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := New(Options{ProcRoot: proc, Platforms: platforms{"admin": true, "app": false}, BuildInfo: "bi", AppEngine: true})
+	hc, _ := listen(t, h)
+	tests := []struct {
+		cgroup, method, path string
+		status               int
+	}{
+		{"0::/\n", "GET", "/buildinfo", 200},
+		{"0::/lxc/admin\n", "GET", "/buildinfo", 200},
+		{"0::/lxc/admin-3\n", "GET", "/buildinfo", 200},
+		{"0::/lxc/app\n", "GET", "/buildinfo", 403},
+		{"0::/lxc/app\n", "POST", "/signal", 501}, // any caller; no backend yet
+		{"0::/lxc/stranger\n", "GET", "/buildinfo", 500},
+		{"12:name=pantavisor:/lxc/admin\n", "GET", "/buildinfo", 200},
+	}
+	for _, tt := range tests {
+		setCgroup(tt.cgroup)
+		// A new connection per case: identity is per request.
+		hc.CloseIdleConnections()
+		got, body := call(t, hc, tt.method, tt.path, `{"type":"ready","payload":""}`)
+		if got != tt.status {
+			t.Errorf("%s %s as %q = %d %s, want %d", tt.method, tt.path, tt.cgroup, got, body, tt.status)
+		}
+		if got != 200 {
+			var e struct{ Error string }
+			if err := json.Unmarshal([]byte(body), &e); err != nil || e.Error == "" {
+				t.Errorf("%s %s as %q body = %q, want {\"Error\":…}", tt.method, tt.path, tt.cgroup, body)
+			}
+		}
+	}
+}
+
+func TestHostHeader(t *testing.T) {
+	hc, path := listen(t, New(Options{BuildInfo: "bi", ProcRoot: "/proc"}))
+	if got, _ := call(t, hc, "GET", "/buildinfo", ""); got != 200 {
+		t.Fatalf("GET /buildinfo = %d, want 200", got)
+	}
+	// A foreign Host gets the connection closed, no answer.
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /buildinfo HTTP/1.1\r\nHost: evil.example\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, _ := io.ReadAll(c)
+	if len(b) != 0 {
+		t.Errorf("foreign Host answer = %q, want connection closed", b)
+	}
+	// HTTP/1.0 without Host is fine.
+	c2, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	io.WriteString(c2, "GET /buildinfo HTTP/1.0\r\n\r\n")
+	c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, _ = io.ReadAll(c2)
+	if !strings.HasPrefix(string(b), "HTTP/1.0 200") {
+		t.Errorf("HTTP/1.0 without Host answer = %q, want 200", b)
+	}
+}
+
+func TestListenStale(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pv-ctrl")
+	// A stale socket file (nobody listening) is replaced.
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("stale socket missing: %v", err)
+	}
+	ln1, err := Listen(path)
+	if err != nil {
+		t.Fatalf("Listen over stale socket: %v", err)
+	}
+	defer ln1.Close()
+	go func() {
+		for {
+			c, err := ln1.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	// A live socket is not stolen.
+	if _, err := Listen(path); !errors.Is(err, ErrInUse) {
+		t.Errorf("Listen over live socket = %v, want ErrInUse", err)
+	}
+}
+
+func TestNotImplemented(t *testing.T) {
+	h := New(Options{})
+	for _, p := range []struct{ m, p string }{
+		{"GET", "/containers"}, {"PUT", "/containers/x"}, {"GET", "/groups"}, {"POST", "/signal"},
+		{"GET", "/drivers"}, {"PUT", "/drivers/load"}, {"GET", "/xconnect-graph"}, {"GET", "/wakelocks"},
+	} {
+		req := httptest.NewRequest(p.m, "http://localhost"+p.p, strings.NewReader(`{"action":"stop"}`))
+		req = req.WithContext(WithCaller(req.Context(), Caller{Name: HostName, Mgmt: true}))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 501 || !strings.Contains(rec.Body.String(), `"Error":"not implemented"`) {
+			t.Errorf("%s %s = %d %s, want 501 not implemented", p.m, p.p, rec.Code, rec.Body)
+		}
+	}
+}
+
+// FuzzRoute: any method and path never panics; unmatched ones answer JSON
+// 404/405/400.
+func FuzzRoute(f *testing.F) {
+	for _, s := range []string{"/steps", "/steps/locals/x/progress", "/user-meta/%2F", "/objects/zz",
+		"//", "/steps/../../etc", "/%zz", "/commands", "/a/b/c/d/e/f", "/drivers/x/load"} {
+		f.Add("GET", s)
+		f.Add("PUT", s)
+	}
+	h := New(Options{BuildInfo: "x"})
+	f.Fuzz(func(t *testing.T, method, path string) {
+		req, err := http.NewRequest(method, "http://localhost/", nil)
+		if err != nil {
+			return
+		}
+		req.URL.Path = "/" + strings.TrimPrefix(path, "/")
+		req.URL.RawPath = ""
+		req = req.WithContext(WithCaller(context.Background(), Caller{Name: HostName, Mgmt: true}))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		segs, err := splitPath(req.URL)
+		if err != nil {
+			if rec.Code != 400 {
+				t.Fatalf("%s %q = %d, want 400", method, path, rec.Code)
+			}
+			return
+		}
+		if rt, _, _ := match(segs, method); rt == nil {
+			if rec.Code != 404 && rec.Code != 405 {
+				t.Fatalf("%s %q = %d, want 404 or 405", method, path, rec.Code)
+			}
+			var e struct{ Error string }
+			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error == "" {
+				t.Fatalf("%s %q body = %q, want {\"Error\":…}", method, path, rec.Body)
+			}
+		}
+	})
+}
