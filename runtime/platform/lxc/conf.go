@@ -1,0 +1,249 @@
+package lxc
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// ErrBadConf is wrapped by errors about a platform's lxc.container.conf.
+var ErrBadConf = errors.New("bad lxc config")
+
+// Item is one "key = value" line of an LXC configuration.
+type Item struct {
+	Key, Value string
+}
+
+// ParseConf parses LXC configuration text. Blank lines and '#' comments are
+// skipped; every other line must be "lxc.<key> = <value>". known, when not
+// nil, tells whether liblxc supports a key. Errors name the line and key and
+// wrap ErrBadConf.
+func ParseConf(data []byte, known func(key string) bool) ([]Item, error) {
+	var items []Item
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return nil, fmt.Errorf("%w: line %d: %q is not key = value", ErrBadConf, n, clip(line))
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !strings.HasPrefix(k, "lxc.") || strings.ContainsAny(k, " \t\x00") {
+			return nil, fmt.Errorf("%w: line %d: bad key %q", ErrBadConf, n, clip(k))
+		}
+		if strings.ContainsRune(v, 0) {
+			return nil, fmt.Errorf("%w: line %d: %s: NUL in value", ErrBadConf, n, k)
+		}
+		if known != nil && !known(k) {
+			return nil, fmt.Errorf("%w: line %d: unsupported key %q", ErrBadConf, n, k)
+		}
+		items = append(items, Item{Key: k, Value: v})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadConf, err)
+	}
+	return items, nil
+}
+
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
+
+// FormatConf renders items as LXC configuration text.
+func FormatConf(items []Item) []byte {
+	var b bytes.Buffer
+	for _, it := range items {
+		fmt.Fprintf(&b, "%s = %s\n", it.Key, it.Value)
+	}
+	return b.Bytes()
+}
+
+// get returns the last value of key in items.
+func get(items []Item, key string) (string, bool) {
+	for i := len(items) - 1; i >= 0; i-- {
+		if items[i].Key == key {
+			return items[i].Value, true
+		}
+	}
+	return "", false
+}
+
+// set replaces every key entry by one with value (appended if absent).
+func set(items []Item, key, value string) []Item {
+	out := drop(items, func(k string) bool { return k == key })
+	return append(out, Item{Key: key, Value: value})
+}
+
+func drop(items []Item, match func(key string) bool) []Item {
+	out := items[:0:0]
+	for _, it := range items {
+		if !match(it.Key) {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// upstreamVolumes is the volumes directory pvr writes into container configs.
+const upstreamVolumes = "/volumes"
+
+// rewriteVolumes moves "/volumes/…" paths to dir.
+func rewriteVolumes(s, dir string) string {
+	if dir == "" || dir == upstreamVolumes {
+		return s
+	}
+	fields := strings.Split(s, ":")
+	for i, f := range fields {
+		sp := strings.SplitN(f, " ", 2)
+		if sp[0] == upstreamVolumes || strings.HasPrefix(sp[0], upstreamVolumes+"/") {
+			sp[0] = dir + strings.TrimPrefix(sp[0], upstreamVolumes)
+		}
+		fields[i] = strings.Join(sp, " ")
+	}
+	return strings.Join(fields, ":")
+}
+
+// Render computes the configuration Pantavisor runs spec with: the
+// platform's own items, then what Pantavisor owns (spec §7 "pv_lxc plugin").
+// It also returns the host overlay upper directory to create, if any.
+func Render(spec Spec, own []Item, unified bool) ([]Item, string, error) {
+	items := append([]Item(nil), own...)
+	// Paths written for /volumes follow the configured volumes dir.
+	for i, it := range items {
+		switch it.Key {
+		case "lxc.rootfs.path", "lxc.mount.entry", "lxc.mount.fstab", "lxc.hook.mount", "lxc.hook.start-host", "lxc.hook.pre-start":
+			items[i].Value = rewriteVolumes(it.Value, spec.VolumesDir)
+		}
+	}
+	root, ok := get(items, "lxc.rootfs.path")
+	if !ok || root == "" {
+		return nil, "", fmt.Errorf("%w: lxc.rootfs.path: missing", ErrBadConf)
+	}
+	upper := ""
+	if typ, rest, ok := strings.Cut(root, ":"); ok && (typ == "overlay" || typ == "overlayfs") {
+		i := strings.LastIndexByte(rest, ':')
+		if i <= 0 || i == len(rest)-1 {
+			return nil, "", fmt.Errorf("%w: lxc.rootfs.path: %q: want %s:<lower>:<upper>", ErrBadConf, root, typ)
+		}
+		upper = rest[i+1:]
+		if spec.ConfigOverlay != "" {
+			if fi, err := os.Stat(spec.ConfigOverlay); err == nil && fi.IsDir() {
+				root = typ + ":" + spec.ConfigOverlay + ":" + rest
+			}
+		}
+		items = set(items, "lxc.rootfs.path", root)
+	}
+	if spec.RootfsMount != "" {
+		items = set(items, "lxc.rootfs.mount", spec.RootfsMount)
+	}
+	if _, ok := get(items, "lxc.uts.name"); !ok {
+		items = append(items, Item{"lxc.uts.name", spec.Name})
+	}
+	if spec.LogFile != "" {
+		items = set(items, "lxc.log.file", spec.LogFile)
+	}
+	if spec.LogLevel != "" {
+		items = set(items, "lxc.log.level", spec.LogLevel)
+	}
+	if spec.ConsoleFile != "" {
+		items = set(items, "lxc.console.logfile", spec.ConsoleFile)
+	}
+	if unified {
+		items = drop(items, func(k string) bool { return strings.HasPrefix(k, "lxc.cgroup.devices.") })
+		items = drop(items, func(k string) bool { return strings.HasPrefix(k, "lxc.cgroup2.devices.") })
+		items = append(items, Item{"lxc.cgroup2.devices.allow", "a"})
+	}
+	// Caller identity: the ctrl server reads /lxc/<name> from the cgroup
+	// path, so the payload goes there (liblxc 5 would use
+	// lxc.payload.<name>). liblxc wants the monitor dir set too.
+	items = drop(items, func(k string) bool { return strings.HasPrefix(k, "lxc.cgroup.dir") })
+	items = append(items, Item{"lxc.cgroup.dir.monitor", MonitorCgroup(spec.Name)})
+	items = append(items, Item{"lxc.cgroup.dir.container", PayloadCgroup(spec.Name)})
+	group := spec.Group
+	if group == "" {
+		group = "platform"
+	}
+	items = append(items, Item{"lxc.environment", "container=pv-" + group})
+	items = append(items, roleMounts(spec)...)
+	if spec.DevLog != "" {
+		items = append(items, Item{"lxc.mount.entry", spec.DevLog + " dev/log none bind,create=file,optional 0 0"})
+	}
+	if spec.AutoModFw {
+		items = append(items, Item{"lxc.mount.entry", "/lib/firmware lib/firmware none bind,ro,create=dir,optional 0 0"})
+		if spec.KernelRelease != "" {
+			m := "/lib/modules/" + spec.KernelRelease
+			items = append(items, Item{"lxc.mount.entry", m + " " + strings.TrimPrefix(m, "/") + " none bind,ro,create=dir,optional 0 0"})
+		}
+	}
+	for _, l := range spec.Extra {
+		extra, err := ParseConf([]byte(l), nil)
+		if err != nil {
+			return nil, "", fmt.Errorf("extra config: %w", err)
+		}
+		items = append(items, extra...)
+	}
+	return items, upper, nil
+}
+
+// PayloadCgroup is the cgroup (relative to each hierarchy's root) the
+// container's processes run in: /proc/<pid>/cgroup shows "0::/lxc/<name>".
+func PayloadCgroup(name string) string { return "lxc/" + name }
+
+// MonitorCgroup is the cgroup of the container's LXC monitor process.
+func MonitorCgroup(name string) string { return "lxc.monitor/" + name }
+
+// roleMounts returns the /pantavisor binds for spec's role (spec §7).
+func roleMounts(spec Spec) []Item {
+	if spec.RunDir == "" {
+		return nil
+	}
+	run := spec.RunDir
+	entry := func(src, dst, opts string) Item {
+		return Item{"lxc.mount.entry", src + " " + dst + " none " + opts + " 0 0"}
+	}
+	if spec.Mgmt {
+		return []Item{
+			entry(run, "pantavisor", "bind,ro,create=dir"),
+			entry(filepath.Join(run, "logs"), "pantavisor/logs", "bind,ro,create=dir"),
+			entry(filepath.Join(run, "user-meta"), "pantavisor/user-meta", "bind,ro,create=dir"),
+			entry(filepath.Join(run, "device-meta"), "pantavisor/device-meta", "bind,ro,create=dir"),
+		}
+	}
+	return []Item{
+		// The sockets may not exist yet when the daemon starts containers
+		// first; optional keeps such a start from failing.
+		entry(filepath.Join(run, "pv-ctrl-log"), "pantavisor/pv-ctrl-log", "bind,rw,create=file,optional"),
+		entry(filepath.Join(run, "pv-ctrl"), "pantavisor/pv-ctrl", "bind,rw,create=file,optional"),
+		entry(filepath.Join(run, "logs", spec.Rev, spec.Name), "pantavisor/logs", "bind,ro,create=dir"),
+		entry(filepath.Join(run, "user-meta."+spec.Name), "pantavisor/user-meta", "bind,ro,create=dir"),
+		entry(filepath.Join(run, "device-meta."+spec.Name), "pantavisor/device-meta", "bind,ro,create=dir"),
+	}
+}
+
+// RoleDirs lists the host directories the role mounts of spec need; Start
+// creates them so a fresh run dir does not fail the start.
+func RoleDirs(spec Spec) []string {
+	if spec.RunDir == "" {
+		return nil
+	}
+	run := spec.RunDir
+	if spec.Mgmt {
+		return []string{filepath.Join(run, "logs"), filepath.Join(run, "user-meta"), filepath.Join(run, "device-meta")}
+	}
+	return []string{
+		filepath.Join(run, "logs", spec.Rev, spec.Name),
+		filepath.Join(run, "user-meta."+spec.Name),
+		filepath.Join(run, "device-meta."+spec.Name),
+	}
+}

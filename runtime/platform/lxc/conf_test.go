@@ -1,0 +1,170 @@
+package lxc
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseConf(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []Item
+		err  string
+	}{
+		{"# c\n\nlxc.tty.max = 4\n  lxc.init.cmd=/sbin/init -x  \n", []Item{{"lxc.tty.max", "4"}, {"lxc.init.cmd", "/sbin/init -x"}}, ""},
+		{"lxc.mount.entry = a b none bind=x 0 0\n", []Item{{"lxc.mount.entry", "a b none bind=x 0 0"}}, ""},
+		{"lxc.tty.max 4\n", nil, "line 1: \"lxc.tty.max 4\" is not key = value"},
+		{"\nfoo = 1\n", nil, `line 2: bad key "foo"`},
+		{"lxc.a b = 1\n", nil, `bad key "lxc.a b"`},
+		{"lxc.unknown = 1\n", nil, `unsupported key "lxc.unknown"`},
+		{"lxc.tty.max = a\x00b\n", nil, "NUL in value"},
+	}
+	known := func(k string) bool { return k != "lxc.unknown" }
+	for _, tc := range tests {
+		got, err := ParseConf([]byte(tc.in), known)
+		if tc.err != "" {
+			if !errors.Is(err, ErrBadConf) || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseConf(%q) error = %v, want ErrBadConf with %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || len(got) != len(tc.want) {
+			t.Errorf("ParseConf(%q) = %v, %v, want %v", tc.in, got, err, tc.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != tc.want[i] {
+				t.Errorf("ParseConf(%q)[%d] = %v, want %v", tc.in, i, got[i], tc.want[i])
+			}
+		}
+	}
+}
+
+func values(items []Item, key string) []string {
+	var out []string
+	for _, it := range items {
+		if it.Key == key {
+			out = append(out, it.Value)
+		}
+	}
+	return out
+}
+
+func TestRender(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "configs", "app")
+	os.MkdirAll(cfg, 0o755)
+	own := []Item{
+		{"lxc.rootfs.path", "overlayfs:/volumes/app/root.squashfs:/volumes/app/lxc-overlay/upper"},
+		{"lxc.cgroup.devices.allow", "a"},
+		{"lxc.mount.entry", "/volumes/app/docker--data data none bind,rw,create=dir 0 0"},
+		{"lxc.mount.entry", "/volumesx/keep keep none bind 0 0"},
+		{"lxc.cgroup.dir", "x"},
+	}
+	spec := Spec{Name: "app", Group: "app", VolumesDir: "/v", ConfigOverlay: cfg, RunDir: "/run/pv", Rev: "7", LogLevel: "INFO", DevLog: "/run/log.sock", AutoModFw: true, KernelRelease: "6.1.0", Extra: []string{"lxc.tty.dir = lxc"}}
+	items, upper, err := Render(spec, own, true)
+	if err != nil {
+		t.Fatalf("Render() error = %v", err)
+	}
+	if want := "/v/app/lxc-overlay/upper"; upper != want {
+		t.Errorf("Render() upper = %q, want %q", upper, want)
+	}
+	checks := []struct {
+		key  string
+		want []string
+	}{
+		{"lxc.rootfs.path", []string{"overlayfs:" + cfg + ":/v/app/root.squashfs:/v/app/lxc-overlay/upper"}},
+		{"lxc.uts.name", []string{"app"}},
+		{"lxc.log.level", []string{"INFO"}},
+		{"lxc.cgroup.devices.allow", nil},
+		{"lxc.cgroup2.devices.allow", []string{"a"}},
+		{"lxc.cgroup.dir", nil},
+		{"lxc.cgroup.dir.container", []string{"lxc/app"}},
+		{"lxc.cgroup.dir.monitor", []string{"lxc.monitor/app"}},
+		{"lxc.environment", []string{"container=pv-app"}},
+		{"lxc.tty.dir", []string{"lxc"}},
+		{"lxc.mount.entry", []string{
+			"/v/app/docker--data data none bind,rw,create=dir 0 0",
+			"/volumesx/keep keep none bind 0 0",
+			"/run/pv/pv-ctrl-log pantavisor/pv-ctrl-log none bind,rw,create=file,optional 0 0",
+			"/run/pv/pv-ctrl pantavisor/pv-ctrl none bind,rw,create=file,optional 0 0",
+			"/run/pv/logs/7/app pantavisor/logs none bind,ro,create=dir 0 0",
+			"/run/pv/user-meta.app pantavisor/user-meta none bind,ro,create=dir 0 0",
+			"/run/pv/device-meta.app pantavisor/device-meta none bind,ro,create=dir 0 0",
+			"/run/log.sock dev/log none bind,create=file,optional 0 0",
+			"/lib/firmware lib/firmware none bind,ro,create=dir,optional 0 0",
+			"/lib/modules/6.1.0 lib/modules/6.1.0 none bind,ro,create=dir,optional 0 0",
+		}},
+	}
+	for _, c := range checks {
+		if got := values(items, c.key); strings.Join(got, "|") != strings.Join(c.want, "|") {
+			t.Errorf("Render() %s = %q, want %q", c.key, got, c.want)
+		}
+	}
+	// mgmt role, hybrid cgroups, no config overlay directory.
+	spec = Spec{Name: "m", Mgmt: true, RunDir: "/r", ConfigOverlay: filepath.Join(dir, "none")}
+	items, _, err = Render(spec, own[:2], false)
+	if err != nil {
+		t.Fatalf("Render(mgmt) error = %v", err)
+	}
+	wantMounts := []string{
+		"/r pantavisor none bind,ro,create=dir 0 0",
+		"/r/logs pantavisor/logs none bind,ro,create=dir 0 0",
+		"/r/user-meta pantavisor/user-meta none bind,ro,create=dir 0 0",
+		"/r/device-meta pantavisor/device-meta none bind,ro,create=dir 0 0",
+	}
+	if got := values(items, "lxc.mount.entry"); strings.Join(got, "|") != strings.Join(wantMounts, "|") {
+		t.Errorf("Render(mgmt) mounts = %q, want %q", got, wantMounts)
+	}
+	if got := values(items, "lxc.cgroup.devices.allow"); len(got) != 1 {
+		t.Errorf("Render(hybrid) lxc.cgroup.devices.allow = %q, want kept", got)
+	}
+	if got := values(items, "lxc.rootfs.path"); got[0] != own[0].Value {
+		t.Errorf("Render(no overlay dir) rootfs = %q, want unchanged", got)
+	}
+	if got := values(items, "lxc.environment"); got[0] != "container=pv-platform" {
+		t.Errorf("Render(no group) env = %q, want container=pv-platform", got)
+	}
+}
+
+func TestRenderErrors(t *testing.T) {
+	tests := []struct {
+		own  []Item
+		want string
+	}{
+		{nil, "lxc.rootfs.path: missing"},
+		{[]Item{{"lxc.rootfs.path", "overlayfs:/only"}}, "want overlayfs:<lower>:<upper>"},
+		{[]Item{{"lxc.rootfs.path", "overlay:/a:"}}, "want overlay:<lower>:<upper>"},
+	}
+	for _, tc := range tests {
+		_, _, err := Render(Spec{Name: "x"}, tc.own, false)
+		if !errors.Is(err, ErrBadConf) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Render(%v) error = %v, want %q", tc.own, err, tc.want)
+		}
+	}
+}
+
+func FuzzParseConf(f *testing.F) {
+	f.Add([]byte("lxc.tty.max = 4\n# x\nlxc.rootfs.path = overlayfs:/volumes/a/root.squashfs:/volumes/a/o/upper\n"))
+	f.Add([]byte("lxc.a=\n=\n\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		items, err := ParseConf(data, nil)
+		if err != nil {
+			return
+		}
+		// What parses must survive a format/parse round trip.
+		again, err := ParseConf(FormatConf(items), nil)
+		if err != nil || len(again) != len(items) {
+			t.Fatalf("round trip of %q = %v, %v", data, again, err)
+		}
+		for i := range items {
+			if again[i] != items[i] {
+				t.Errorf("round trip [%d] = %v, want %v", i, again[i], items[i])
+			}
+		}
+		_, _, _ = Render(Spec{Name: "f", VolumesDir: "/v"}, items, true)
+	})
+}
