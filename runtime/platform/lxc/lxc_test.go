@@ -273,4 +273,3 @@ func TestStartBadInput(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
-
