@@ -97,4 +97,3 @@ func findPath(name string, paths []string) string {
 	}
 	return ""
 }
-

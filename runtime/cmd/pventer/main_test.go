@@ -99,4 +99,3 @@ func TestEnter(t *testing.T) {
 		t.Errorf("Unmount() error = %v", err)
 	}
 }
-
