@@ -88,10 +88,7 @@ func ReadPackage(ctx context.Context, r io.Reader, sink ObjectSink, lim Limits) 
 	if kind == kindGzip || kind == kindBzip2 {
 		inner := bufio.NewReaderSize(in, 1024)
 		k, err := sniff(inner)
-		if err != nil {
-			return nil, err
-		}
-		if k != kindJSON && k != kindTar {
+		if err != nil || (k != kindJSON && k != kindTar) {
 			return nil, fmt.Errorf("%w: compressed content is neither JSON nor tar", ErrBadPackage)
 		}
 		kind, in = k, inner
@@ -308,5 +305,9 @@ func (v *verifier) Read(p []byte) (int, error) {
 		v.err = fmt.Errorf("%w: truncated object (%d bytes missing)", ErrBadPackage, v.left)
 		return n, v.err
 	}
-	return n, err
+	if err != nil {
+		v.err = fmt.Errorf("%w: %w", ErrBadPackage, err)
+		return n, v.err
+	}
+	return n, nil
 }
