@@ -388,7 +388,7 @@ func FuzzRoute(f *testing.F) {
 			}
 			return
 		}
-		if rt, _, _ := match(segs, method); rt == nil {
+		if rt, _, _ := match(segs, req.Method); rt == nil {
 			if rec.Code != 404 && rec.Code != 405 {
 				t.Fatalf("%s %q = %d, want 404 or 405", method, path, rec.Code)
 			}

@@ -1,0 +1,524 @@
+package pantavisor
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+)
+
+const emptyState = `{"#spec":"pantavisor-service-system@1"}`
+
+// instance is a daemon running in-process in appengine mode.
+type instance struct {
+	d       *Daemon
+	storage string
+	run     string
+	hc      *http.Client
+	done    chan struct{}
+	exit    Exit
+	err     error
+}
+
+type testLog struct{ t testing.TB }
+
+func (w testLog) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+// newStorage makes a storage dir with an empty factory revision 0.
+func newStorage(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "trails", "0", ".pvr"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "trails", "0", ".pvr", "json"), []byte(emptyState), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func start(t testing.TB, storage string, mod func(*Options)) *instance {
+	t.Helper()
+	run := filepath.Join(t.TempDir(), "run")
+	o := Options{
+		ConfigFile: "",
+		Cmdline:    "pv_rev=0 pv_appengine",
+		Env:        []string{"PV_STORAGE_MNTPOINT=" + storage, "PV_SYSTEM_RUNDIR=" + run, "PV_CONTROL_REMOTE=0"},
+		Log:        slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		BuildInfo:  "test build\n",
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	d, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &instance{d: d, storage: storage, run: run, done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		in.exit, in.err = d.Run(ctx)
+		close(in.done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-in.done
+	})
+	select {
+	case <-d.Ready():
+	case <-in.done:
+		t.Fatalf("daemon exited during start: %v", in.err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon not ready after 10s")
+	}
+	sock := filepath.Join(run, "pv-ctrl")
+	in.hc = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var dl net.Dialer
+		return dl.DialContext(ctx, "unix", sock)
+	}}}
+	return in
+}
+
+func (in *instance) call(t testing.TB, method, path string, body io.Reader) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://localhost"+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := in.hc.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func (in *instance) wait(t testing.TB) Exit {
+	t.Helper()
+	select {
+	case <-in.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon did not exit")
+	}
+	if in.err != nil {
+		t.Fatalf("Run: %v", in.err)
+	}
+	return in.exit
+}
+
+func TestEndpoints(t *testing.T) {
+	in := start(t, newStorage(t), nil)
+	sum := sha256.Sum256([]byte("hello object"))
+	sha := hex.EncodeToString(sum[:])
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		want                     string // substring of the answer
+	}{
+		{"buildinfo", "GET", "/buildinfo", "", 200, "test build"},
+		{"config", "GET", "/config", "", 200, `"system.init.mode":"embedded"`},
+		{"config2", "GET", "/config2", "", 200, `{"key":"PV_CONTROL_REMOTE","value":"0","modified":"env"}`},
+		{"devmeta", "GET", "/device-meta", "", 200, `"pantavisor.revision":"0"`},
+		{"devmeta mode", "GET", "/device-meta", "", 200, `"pantavisor.mode":"local"`},
+		{"usrmeta put", "PUT", "/user-meta/a.b", `{"x": 1}`, 200, ""},
+		{"usrmeta put 2", "PUT", "/user-meta/plain", "text", 200, ""},
+		{"usrmeta ls", "GET", "/user-meta", "", 200, `{"plain":"text","a.b":{"x":1}}`},
+		{"usrmeta delete", "DELETE", "/user-meta/plain", "", 200, ""},
+		{"usrmeta delete again", "DELETE", "/user-meta/plain", "", 404, "User meta does not exist"},
+		{"devmeta put", "PUT", "/device-meta/my.key", "v", 200, ""},
+		{"devmeta delete missing", "DELETE", "/device-meta/nope", "", 404, "Device meta does not exist"},
+		{"usrmeta empty value", "PUT", "/user-meta/k", "", 400, "empty"},
+		{"config override", "PUT", "/user-meta/PV_DEBUG_SSH", "0", 200, ""},
+		{"config override seen", "GET", "/config2", "", 200, `{"key":"PV_DEBUG_SSH","value":"0","modified":"metadata"}`},
+		{"config override gone", "DELETE", "/user-meta/PV_DEBUG_SSH", "", 200, ""},
+		{"config override reverted", "GET", "/config2", "", 200, `{"key":"PV_DEBUG_SSH","value":"1","modified":"default"}`},
+		{"objects empty", "GET", "/objects", "", 200, `[]`},
+		{"object put", "PUT", "/objects/" + sha, "hello object", 200, ""},
+		{"object put again", "PUT", "/objects/" + sha, "hello object", 200, ""},
+		{"objects ls", "GET", "/objects", "", 200, `[{"sha256":"` + sha + `","size":"12"}]`},
+		{"object get", "GET", "/objects/" + sha, "", 200, "hello object"},
+		{"object bad sum", "PUT", "/objects/" + strings.Repeat("0", 64), "x", 422, "Object has bad checksum"},
+		{"object bad name", "GET", "/objects/abc", "", 400, "bad object name"},
+		{"object missing", "GET", "/objects/" + strings.Repeat("1", 64), "", 404, ""},
+		{"steps", "GET", "/steps", "", 200, `"name":"0"`},
+		{"factory done", "GET", "/steps/0/progress", "", 200, `{"status":"DONE","status-msg":"Factory revision","progress":100,"retries":0}`},
+		{"step get", "GET", "/steps/0", "", 200, emptyState},
+		{"step current", "GET", "/steps/current", "", 200, emptyState},
+		{"step missing", "GET", "/steps/7", "", 404, "Resource does not exist"},
+		{"step put", "PUT", "/steps/locals/dev", emptyState, 200, ""},
+		{"step put progress", "GET", "/steps/locals/dev/progress", "", 200, `"status":"NEW"`},
+		{"step get local", "GET", "/steps/locals/dev", "", 200, emptyState},
+		{"step bad state", "PUT", "/steps/locals/bad", `{"#spec":"nope"}`, 422, "Parser"},
+		{"step bad state gone", "GET", "/steps/locals/bad", "", 404, ""},
+		{"step bad json", "PUT", "/steps/locals/dev", `{`, 422, "Parser"},
+		{"step kept after bad put", "GET", "/steps/locals/dev", "", 200, emptyState},
+		{"step bad key", "PUT", "/steps/locals/x2", `{"#spec":"pantavisor-service-system@1","../x":{}}`, 422, "dot path"},
+		{"step bad name", "PUT", "/steps/locals/" + strings.Repeat("n", 65), emptyState, 400, "bad step name"},
+		{"step not local", "PUT", "/steps/5", emptyState, 405, ""},
+		{"commitmsg", "PUT", "/steps/locals/dev/commitmsg", "my message", 200, ""},
+		{"commitmsg listed", "GET", "/steps", "", 200, `"commitmsg":"my message"`},
+		{"commitmsg too big", "PUT", "/steps/0/commitmsg", strings.Repeat("m", 257), 413, ""},
+		{"commitmsg missing rev", "PUT", "/steps/9/commitmsg", "m", 404, ""},
+		{"daemons", "GET", "/daemons", "", 200, `[]`},
+		{"daemon missing", "PUT", "/daemons/x", `{"action":"stop"}`, 404, "Daemon not found"},
+		{"containers later", "GET", "/containers", "", 501, "not implemented"},
+		{"command bad", "POST", "/commands", `{"op":"NOPE","payload":""}`, 400, "unknown op"},
+		{"command no payload", "POST", "/commands", `{"op":"RUN_GC"}`, 400, "payload"},
+		{"command local metadata", "POST", "/commands", `{"op":"UPDATE_METADATA","payload":"{\"k\":1}"}`, 409, ""},
+		{"command go-remote disabled", "POST", "/commands", `{"op":"GO_REMOTE","payload":""}`, 409, ""},
+		{"command unclaim", "POST", "/commands", `{"op":"UNCLAIM","payload":""}`, 204, ""},
+		{"command run no updater", "POST", "/commands", `{"op":"LOCAL_RUN","payload":"locals/dev"}`, 501, ""},
+		{"command gc", "POST", "/commands", `{"op":"RUN_GC","payload":""}`, 200, ""},
+		{"unknown", "GET", "/nope", "", 404, "unknown endpoint: /nope"},
+		{"wrong method", "DELETE", "/steps", "", 405, "Method not supported"},
+		{"bad meta key dotdot", "PUT", "/user-meta/..", "v", 400, "dot name"},
+		{"bad meta key slash", "PUT", "/user-meta/a%2Fb", "v", 400, "contains '/'"},
+		{"meta too big", "PUT", "/device-meta/big", strings.Repeat("v", 4097), 413, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var body io.Reader
+			if tt.body != "" {
+				body = strings.NewReader(tt.body)
+			}
+			got, b := in.call(t, tt.method, tt.path, body)
+			if got != tt.status {
+				t.Fatalf("%s %s = %d %s, want %d", tt.method, tt.path, got, b, tt.status)
+			}
+			if !strings.Contains(string(b), tt.want) {
+				t.Errorf("%s %s = %s, want it to contain %s", tt.method, tt.path, b, tt.want)
+			}
+			if got >= 400 {
+				var e struct{ Error string }
+				if err := json.Unmarshal(b, &e); err != nil || e.Error == "" {
+					t.Errorf("%s %s error body = %q, want {\"Error\":…}", tt.method, tt.path, b)
+				}
+			}
+		})
+	}
+	// GC after RUN_GC: the object nobody links and the local step are gone,
+	// the running revision stays.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, b := in.call(t, "GET", "/objects", nil)
+		if string(b) == "[]" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /objects after RUN_GC = %s, want []", b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got, _ := in.call(t, "GET", "/steps/0", nil); got != 200 {
+		t.Errorf("GET /steps/0 after GC = %d, want 200", got)
+	}
+	if got, b := in.call(t, "POST", "/storage/gc", nil); got != 200 || !strings.Contains(string(b), `"reclaimed":`) {
+		t.Errorf("POST /storage/gc = %d %s, want 200 {\"reclaimed\":…}", got, b)
+	}
+}
+
+func TestNoSpace(t *testing.T) {
+	in := start(t, newStorage(t), func(o *Options) {
+		o.FreeSpace = func() (int64, error) { return 10, nil }
+	})
+	big := strings.Repeat("x", 100)
+	sum := sha256.Sum256([]byte(big))
+	sha := hex.EncodeToString(sum[:])
+	if got, b := in.call(t, "PUT", "/objects/"+sha, strings.NewReader(big)); got != 507 {
+		t.Errorf("PUT /objects (full) = %d %s, want 507", got, b)
+	}
+	if got, b := in.call(t, "PUT", "/steps/locals/x", strings.NewReader(emptyState)); got != 507 {
+		t.Errorf("PUT /steps (full) = %d %s, want 507", got, b)
+	}
+	ents, _ := os.ReadDir(filepath.Join(in.storage, "objects"))
+	if len(ents) != 0 {
+		t.Errorf("objects/ after a full-disk upload = %v, want empty", ents)
+	}
+}
+
+func TestMalformedHTTP(t *testing.T) {
+	in := start(t, newStorage(t), nil)
+	if got, _ := in.call(t, "PUT", "/user-meta/keep", strings.NewReader("me")); got != 200 {
+		t.Fatalf("PUT /user-meta/keep = %d", got)
+	}
+	for _, raw := range []string{
+		"garbage\r\n\r\n",
+		"\x00\x01\x02\x03",
+		"GET /user-meta HTTP/1.1\r\nHost: localhost\r\nContent-Length: -5\r\n\r\n",
+		"PUT /user-meta/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 99999999\r\n\r\nabc",
+		"GET /user-meta HTTP/1.1\r\nHost: other\r\n\r\n",
+		"GET " + strings.Repeat("/a", 20000) + " HTTP/1.1\r\nHost: localhost\r\n\r\n",
+	} {
+		c, err := net.Dial("unix", in.d.Socket())
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, raw)
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		io.ReadAll(c)
+		c.Close()
+	}
+	got, b := in.call(t, "GET", "/user-meta", nil)
+	if got != 200 || !strings.Contains(string(b), `"keep":"me"`) {
+		t.Errorf("GET /user-meta after bad input = %d %s, want keep=me", got, b)
+	}
+}
+
+func TestRebootPoweroffSignal(t *testing.T) {
+	for _, tt := range []struct {
+		op   string
+		want Exit
+	}{{"REBOOT_DEVICE", ExitReboot}, {"POWEROFF_DEVICE", ExitPoweroff}} {
+		t.Run(tt.op, func(t *testing.T) {
+			in := start(t, newStorage(t), nil)
+			got, b := in.call(t, "POST", "/commands", strings.NewReader(`{"op":"`+tt.op+`","payload":"bye"}`))
+			if got != 200 {
+				t.Fatalf("POST /commands %s = %d %s", tt.op, got, b)
+			}
+			if exit := in.wait(t); exit != tt.want {
+				t.Errorf("exit after %s = %d, want %d", tt.op, exit, tt.want)
+			}
+			if _, err := os.Stat(in.d.Socket()); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("socket after exit: %v, want removed", err)
+			}
+		})
+	}
+	t.Run("cancel", func(t *testing.T) {
+		storage := newStorage(t)
+		run := filepath.Join(t.TempDir(), "run")
+		d, err := New(Options{Cmdline: "pv_appengine", Env: []string{"PV_STORAGE_MNTPOINT=" + storage, "PV_SYSTEM_RUNDIR=" + run}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan Exit)
+		go func() { e, _ := d.Run(ctx); done <- e }()
+		<-d.Ready()
+		cancel()
+		if got := <-done; got != ExitPoweroff {
+			t.Errorf("exit after cancel = %d, want %d", got, ExitPoweroff)
+		}
+	})
+}
+
+func TestCommandQueue(t *testing.T) {
+	// A frozen clock keeps the FSM in WAIT; fill the slot directly.
+	in := start(t, newStorage(t), nil)
+	in.d.cmds <- cmdRunGC
+	got, b := in.call(t, "POST", "/commands", strings.NewReader(`{"op":"RUN_GC","payload":""}`))
+	// The FSM may have consumed the first one already; either answer is
+	// valid, but a busy queue must be 503 with Retry-After.
+	if got != 200 && got != 503 {
+		t.Errorf("POST /commands with a queued command = %d %s, want 200 or 503", got, b)
+	}
+}
+
+// fakeClock fires After channels only when told to.
+type fakeClock struct {
+	mu      sync.Mutex
+	waiters []chan time.Time
+	asked   chan struct{}
+}
+
+func (c *fakeClock) Now() time.Time { return time.Unix(0, 0) }
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	c.mu.Lock()
+	c.waiters = append(c.waiters, ch)
+	c.mu.Unlock()
+	c.asked <- struct{}{}
+	return ch
+}
+func (c *fakeClock) tick() {
+	c.mu.Lock()
+	for _, w := range c.waiters {
+		w <- time.Unix(0, 0)
+	}
+	c.waiters = nil
+	c.mu.Unlock()
+}
+
+// stepCounter is a PlatformManager seam that only counts WAIT ticks.
+type stepCounter struct {
+	mu    sync.Mutex
+	steps int
+	nopContainers
+}
+
+func (s *stepCounter) Load(string, []byte) error  { return nil }
+func (s *stepCounter) Stop(context.Context) error { return nil }
+func (s *stepCounter) Changed() <-chan struct{}   { return nil }
+func (s *stepCounter) Step(context.Context) error {
+	s.mu.Lock()
+	s.steps++
+	s.mu.Unlock()
+	return nil
+}
+
+type nopContainers struct{}
+
+func (nopContainers) Containers() (any, error)             { return []any{}, nil }
+func (nopContainers) ContainerAction(string, string) error { return nil }
+func (nopContainers) Groups() (any, error)                 { return []any{}, nil }
+func (nopContainers) Signal(string, string, string) error  { return nil }
+
+func TestWaitTick(t *testing.T) {
+	clk := &fakeClock{asked: make(chan struct{}, 100)}
+	sc := &stepCounter{}
+	in := start(t, newStorage(t), func(o *Options) {
+		o.Clock = clk
+		o.Platforms = sc
+	})
+	for i := 0; i < 3; i++ {
+		<-clk.asked
+		clk.tick()
+	}
+	<-clk.asked
+	sc.mu.Lock()
+	got := sc.steps
+	sc.mu.Unlock()
+	if got != 4 {
+		t.Errorf("platform steps after 3 ticks = %d, want 4", got)
+	}
+	if got, b := in.call(t, "GET", "/containers", nil); got != 200 || string(b) != "[]" {
+		t.Errorf("GET /containers with a platform manager = %d %s, want 200 []", got, b)
+	}
+}
+
+func TestTwoInstances(t *testing.T) {
+	a := start(t, newStorage(t), nil)
+	b := start(t, newStorage(t), nil)
+	a.call(t, "PUT", "/user-meta/who", strings.NewReader("a"))
+	b.call(t, "PUT", "/user-meta/who", strings.NewReader("b"))
+	_, ga := a.call(t, "GET", "/user-meta", nil)
+	_, gb := b.call(t, "GET", "/user-meta", nil)
+	if string(ga) != `{"who":"a"}` || string(gb) != `{"who":"b"}` {
+		t.Errorf("two instances user-meta = %s, %s, want a and b", ga, gb)
+	}
+}
+
+func TestSocketInUse(t *testing.T) {
+	a := start(t, newStorage(t), nil)
+	d, err := New(Options{Cmdline: "pv_appengine", Env: []string{"PV_STORAGE_MNTPOINT=" + newStorage(t), "PV_SYSTEM_RUNDIR=" + a.run}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Run(context.Background()); err == nil {
+		t.Error("second daemon on a live socket: Run = nil, want error")
+	}
+	if got, _ := a.call(t, "GET", "/buildinfo", nil); got != 200 {
+		t.Errorf("first daemon after a second one failed: GET /buildinfo = %d, want 200", got)
+	}
+}
+
+func TestParseRevisionRoles(t *testing.T) {
+	st := `{"#spec":"pantavisor-service-system@1",
+		"a/run.json":{"name":"a","roles":["mgmt"]},
+		"b/run.json":{"name":"b"},
+		"c/run.json":{"name":"c","roles":[]},
+		"a/root.squashfs":"` + strings.Repeat("a", 64) + `"}`
+	rev, err := parseRevision("1", []byte(st), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name        string
+		known, mgmt bool
+	}{{"a", true, true}, {"b", true, false}, {"c", true, false}, {"d", false, false}} {
+		known, mgmt := rev.Caller(tt.name)
+		if known != tt.known || mgmt != tt.mgmt {
+			t.Errorf("Caller(%q) = %v, %v, want %v, %v", tt.name, known, mgmt, tt.known, tt.mgmt)
+		}
+	}
+	for _, bad := range []string{`[]`, `{}`, `{"#spec":"pantavisor-multi-platform@1"}`,
+		`{"#spec":"pantavisor-service-system@1","a":"nosha"}`, `{"#spec":"pantavisor-service-system@1","/abs":{}}`} {
+		if _, err := parseRevision("1", []byte(bad), true); !errors.Is(err, ErrBadState) {
+			t.Errorf("parseRevision(%s) = %v, want ErrBadState", bad, err)
+		}
+	}
+}
+
+func TestMetaOrderPersists(t *testing.T) {
+	dir := t.TempDir()
+	m, err := openMeta(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"one", "two", "three"} {
+		if err := m.Set(k, []byte(k)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	m2, err := openMeta(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := m2.MarshalJSON()
+	if want := `{"three":"three","two":"two","one":"one"}`; string(got) != want {
+		t.Errorf("reopened MarshalJSON = %s, want %s", got, want)
+	}
+	if err := m2.Set("a/b", []byte("x")); err == nil {
+		t.Error(`Set("a/b") = nil, want error`)
+	}
+}
+
+// BenchmarkDeviceMeta measures GET /device-meta with 8 concurrent clients.
+func BenchmarkDeviceMeta(b *testing.B) {
+	in := start(b, newStorage(b), nil)
+	const clients = 8
+	lat := make([][]time.Duration, clients)
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	t0 := time.Now()
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			for i := c; i < b.N; i += clients {
+				s := time.Now()
+				req, _ := http.NewRequest("GET", "http://localhost/device-meta", nil)
+				resp, err := in.hc.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				lat[c] = append(lat[c], time.Since(s))
+			}
+		}(c)
+	}
+	wg.Wait()
+	el := time.Since(t0)
+	b.StopTimer()
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	if len(all) > 0 {
+		b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
+		b.ReportMetric(float64(len(all))/el.Seconds(), "req/s")
+	}
+}
+
+var cmdRunGC = ctrl.Command{Op: ctrl.OpRunGC}
