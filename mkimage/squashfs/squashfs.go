@@ -1,0 +1,49 @@
+// Package squashfs makes the BSP volumes (modules.squashfs,
+// firmware.squashfs) with mksquashfs, reproducibly: -reproducible,
+// -all-root, fixed file system and file times, no hard link detection
+// (the input may hold hard links that would make output depend on inode
+// order).
+//
+//	err := squashfs.Make(ctx, "stage/modules", "bsp/modules.squashfs", squashfs.Options{Comp: "xz", Epoch: epoch})
+package squashfs
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+// Options configure Make.
+type Options struct {
+	// Comp is the compressor: xz, gzip, lz4 or zstd.
+	Comp string
+	// Epoch is stamped as file system and file time.
+	Epoch int64
+}
+
+// Make packs dir into the squashfs image out (replacing it).
+func Make(ctx context.Context, dir, out string, o Options) error {
+	if o.Comp == "" {
+		o.Comp = "xz"
+	}
+	if err := os.Remove(out); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("squashfs: %w", err)
+	}
+	ep := strconv.FormatInt(o.Epoch, 10)
+	args := []string{dir, out, "-noappend", "-quiet", "-no-progress", "-reproducible", "-all-root",
+		"-comp", o.Comp, "-mkfs-time", ep, "-all-time", ep, "-no-hardlinks", "-no-xattrs"}
+	if o.Comp == "lz4" {
+		args = append(args, "-Xhc")
+	}
+	cmd := exec.CommandContext(ctx, "mksquashfs", args...)
+	var out2 bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out2, &out2
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("squashfs: mksquashfs %s: %w: %s", dir, err, strings.TrimSpace(out2.String()))
+	}
+	return nil
+}
