@@ -34,6 +34,7 @@ type maintainer struct {
 
 	jobs chan rotJob
 	poke chan struct{}
+	sync chan chan struct{}
 	stop chan struct{}
 	wg   sync.WaitGroup
 
@@ -44,7 +45,7 @@ type maintainer struct {
 
 func newMaintainer(dir string, b Budget, log *slog.Logger) *maintainer {
 	m := &maintainer{dir: dir, budget: b, log: log,
-		jobs: make(chan rotJob, 64), poke: make(chan struct{}, 1), stop: make(chan struct{}),
+		jobs: make(chan rotJob, 64), poke: make(chan struct{}, 1), sync: make(chan chan struct{}), stop: make(chan struct{}),
 		started: time.Now()}
 	m.wg.Add(1)
 	go m.run()
@@ -59,17 +60,37 @@ func (m *maintainer) run() {
 			m.compress(j)
 		case <-m.poke:
 			m.cleanup()
+		case done := <-m.sync:
+			m.drain()
+			m.cleanup()
+			close(done)
 		case <-m.stop:
-			for {
-				select {
-				case j := <-m.jobs:
-					m.compress(j)
-				default:
-					m.cleanup()
-					return
-				}
-			}
+			m.drain()
+			m.cleanup()
+			return
 		}
+	}
+}
+
+// drain compresses every queued job.
+func (m *maintainer) drain() {
+	for {
+		select {
+		case j := <-m.jobs:
+			m.compress(j)
+		default:
+			return
+		}
+	}
+}
+
+// wait returns once the jobs queued so far are done and a cleanup ran.
+func (m *maintainer) wait() {
+	done := make(chan struct{})
+	select {
+	case m.sync <- done:
+		<-done
+	case <-m.stop:
 	}
 }
 

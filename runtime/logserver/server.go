@@ -534,10 +534,11 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-// Sync waits until every output has written what was queued before the
-// call and flushed its files.
+// Sync waits until every output has written and flushed what was queued
+// before the call, and the rotations it caused are compressed.
 func (s *Server) Sync() {
 	for _, k := range s.sinks {
 		k.control(func() { k.out.flush() })
 	}
+	s.maint.wait()
 }

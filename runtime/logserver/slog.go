@@ -42,7 +42,8 @@ type handler struct {
 
 // Handler returns a slog.Handler that logs records as platform
 // "pantavisor", source = the "src" attribute, message = the record message
-// followed by its other attributes as key=value.
+// followed by its other attributes as key=value. Records are stamped with
+// the server's clock (Options.Now), like every other message.
 func (s *Server) Handler() slog.Handler { return &handler{s: s, src: PlatformPantavisor} }
 
 func (h *handler) Enabled(_ context.Context, l slog.Level) bool {
@@ -66,7 +67,7 @@ func (h *handler) Handle(_ context.Context, r slog.Record) error {
 		appendAttr(&b, h.prefix, a)
 		return true
 	})
-	h.s.Write(Entry{Time: r.Time, Level: slogLevel(r.Level), Platform: PlatformPantavisor, Source: src, Msg: b.String()})
+	h.s.Write(Entry{Time: h.s.now(), Level: slogLevel(r.Level), Platform: PlatformPantavisor, Source: src, Msg: b.String()})
 	return nil
 }
 

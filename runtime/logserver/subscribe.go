@@ -75,10 +75,17 @@ func (s *Server) pump(sub *subscription, platform, source string, level Level) {
 		line = bytes.TrimSuffix(line, []byte{'\r'})
 		s.dispatch(Entry{Time: s.now(), Level: level, Platform: platform, Source: source, Msg: string(line)})
 	}
+	cut := false // the last line was cut at MaxLine: drop a '\n' right after
 	for {
 		n, err := sub.r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		rest := buf
+		if cut && len(rest) > 0 {
+			if rest[0] == '\n' {
+				rest = rest[1:]
+			}
+			cut = false
+		}
 		for {
 			i := bytes.IndexByte(rest, '\n')
 			if i < 0 {
@@ -91,6 +98,7 @@ func (s *Server) pump(sub *subscription, platform, source string, level Level) {
 			s.truncated.Add(1)
 			emit(rest)
 			rest = rest[:0]
+			cut = true
 		}
 		buf = buf[:copy(buf, rest)]
 		if err != nil {
