@@ -102,9 +102,10 @@ func dirNames(t *testing.T, dir string) string {
 
 func bspPackage(t *testing.T) (string, []byte) {
 	kernel, initrd, fdt, addon := shaOf([]byte("kernel")), shaOf([]byte("initrd")), shaOf([]byte("fdt")), shaOf([]byte("addon"))
-	js := `{` + spec + `,"bsp/run.json":{"linux":"kernel.img","initrd":"pantavisor","ftd":"board.dtb","addons":["addon.cpio"]},` +
+	js := `{` + spec + `,"bsp/run.json":{"linux":"kernel.img","initrd":"pantavisor","ftd":"board.dtb","addons":["addon.cpio"],"rpiab":"rpi.img.gz"},` +
+		`"bsp/rpi.img.gz":"` + shaOf([]byte("rpi")) + `",` +
 		`"bsp/addon.cpio":"` + addon + `","bsp/board.dtb":"` + fdt + `","bsp/kernel.img":"` + kernel + `","bsp/pantavisor":"` + initrd + `"}`
-	return js, gz(makeTar(t, member{name: "json", body: []byte(js)}, obj("kernel"), obj("initrd"), obj("fdt"), obj("addon")))
+	return js, gz(makeTar(t, member{name: "json", body: []byte(js)}, obj("kernel"), obj("initrd"), obj("fdt"), obj("addon"), obj("rpi")))
 }
 
 func TestLocalTransaction(t *testing.T) {
@@ -156,6 +157,7 @@ func TestLocalTransaction(t *testing.T) {
 	}
 	for link, file := range map[string]string{
 		"pv-kernel.img": "kernel.img", "pv-initrd.img": "pantavisor", "pv-fdt.dtb": "board.dtb", "pv-initrd.img.0": "addon.cpio",
+		"rpiboot.img.gz": "rpi.img.gz",
 	} {
 		if !sameFile(t, filepath.Join(dep, ".pv", link), filepath.Join(dep, "bsp", file)) {
 			t.Errorf(".pv/%s is not a link of bsp/%s", link, file)

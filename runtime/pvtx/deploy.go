@@ -179,6 +179,16 @@ func bootLinks(tmp string, doc *Doc) error {
 			}
 		}
 	}
+	// rpiab: as runtime/storage names it (not in upstream pvtx).
+	if v, ok, err := str("rpiab"); err != nil {
+		return err
+	} else if ok {
+		if strings.HasSuffix(v, ".gz") {
+			links["rpiboot.img.gz"] = v
+		} else {
+			links["rpiboot.img"] = v
+		}
+	}
 	if v, ok := run["addons"]; ok {
 		var addons []string
 		if err := json.Unmarshal(v, &addons); err != nil {
