@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // HostName is the caller name of processes outside any container
@@ -28,9 +29,18 @@ type connKey struct{}
 
 type callerKey struct{}
 
+// connState is per connection: the peer cannot change during a
+// connection, so it is identified once.
+type connState struct {
+	conn   net.Conn
+	once   sync.Once
+	caller Caller
+	err    error
+}
+
 // withConn stores the accepted connection in ctx (http.Server.ConnContext).
 func withConn(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, connKey{}, c)
+	return context.WithValue(ctx, connKey{}, &connState{conn: c})
 }
 
 // WithCaller returns ctx carrying an already resolved caller; requests
@@ -144,13 +154,17 @@ func (h *Handler) caller(ctx context.Context) (Caller, error) {
 	if c, ok := ctx.Value(callerKey{}).(Caller); ok {
 		return c, nil
 	}
-	conn, _ := ctx.Value(connKey{}).(net.Conn)
-	if conn == nil {
+	cs, _ := ctx.Value(connKey{}).(*connState)
+	if cs == nil {
 		return Caller{}, fmt.Errorf("%w: no connection", ErrUnknownCaller)
 	}
-	pid, err := peerPid(conn)
-	if err != nil {
-		return Caller{}, fmt.Errorf("%w: %w", ErrUnknownCaller, err)
-	}
-	return h.identify(pid)
+	cs.once.Do(func() {
+		pid, err := peerPid(cs.conn)
+		if err != nil {
+			cs.err = fmt.Errorf("%w: %w", ErrUnknownCaller, err)
+			return
+		}
+		cs.caller, cs.err = h.identify(pid)
+	})
+	return cs.caller, cs.err
 }

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
 )
@@ -20,6 +21,7 @@ type metaStore struct {
 	dir   string
 	order []string // newest first
 	vals  map[string][]byte
+	last  time.Time // newest mtime given out
 }
 
 func openMeta(dir string) (*metaStore, error) {
@@ -50,6 +52,9 @@ func openMeta(dir string) (*metaStore, error) {
 		}
 		m.vals[e.Name()] = b
 		keys = append(keys, kt{e.Name(), info.ModTime().UnixNano()})
+		if info.ModTime().After(m.last) {
+			m.last = info.ModTime()
+		}
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i].t > keys[j].t })
 	for _, k := range keys {
@@ -68,9 +73,18 @@ func (m *metaStore) Set(key string, value []byte) error {
 	if old, ok := m.vals[key]; ok && bytes.Equal(old, value) {
 		return nil
 	}
-	if err := writeAtomic(filepath.Join(m.dir, key), value); err != nil {
+	path := filepath.Join(m.dir, key)
+	if err := writeAtomic(path, value); err != nil {
 		return fmt.Errorf("metadata %s: %w", key, err)
 	}
+	// The order survives restarts through strictly increasing mtimes (the
+	// kernel's coarse file clock can give two writes the same time).
+	now := time.Now()
+	if !now.After(m.last) {
+		now = m.last.Add(time.Microsecond)
+	}
+	m.last = now
+	os.Chtimes(path, now, now)
 	m.remove(key)
 	m.order = append([]string{key}, m.order...)
 	m.vals[key] = append([]byte(nil), value...)
