@@ -17,8 +17,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
 )
 
 const emptyState = `{"#spec":"pantavisor-service-system@1"}`
@@ -272,6 +270,7 @@ func TestMalformedHTTP(t *testing.T) {
 			t.Fatal(err)
 		}
 		io.WriteString(c, raw)
+		c.(*net.UnixConn).CloseWrite()
 		c.SetReadDeadline(time.Now().Add(2 * time.Second))
 		io.ReadAll(c)
 		c.Close()
@@ -319,16 +318,36 @@ func TestRebootPoweroffSignal(t *testing.T) {
 	})
 }
 
+// blockingStep holds the FSM inside a WAIT tick until released.
+type blockingStep struct {
+	stepCounter
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingStep) Step(ctx context.Context) error {
+	b.entered <- struct{}{}
+	<-b.release
+	return nil
+}
+
 func TestCommandQueue(t *testing.T) {
-	// A frozen clock keeps the FSM in WAIT; fill the slot directly.
-	in := start(t, newStorage(t), nil)
-	in.d.cmds <- cmdRunGC
-	got, b := in.call(t, "POST", "/commands", strings.NewReader(`{"op":"RUN_GC","payload":""}`))
-	// The FSM may have consumed the first one already; either answer is
-	// valid, but a busy queue must be 503 with Retry-After.
-	if got != 200 && got != 503 {
-		t.Errorf("POST /commands with a queued command = %d %s, want 200 or 503", got, b)
+	bs := &blockingStep{entered: make(chan struct{}, 10), release: make(chan struct{})}
+	in := start(t, newStorage(t), func(o *Options) { o.Platforms = bs })
+	<-bs.entered // the FSM is busy: nothing takes commands now
+	if got, b := in.call(t, "POST", "/commands", strings.NewReader(`{"op":"RUN_GC","payload":""}`)); got != 200 {
+		t.Fatalf("first POST /commands = %d %s, want 200", got, b)
 	}
+	req, _ := http.NewRequest("POST", "http://localhost/commands", strings.NewReader(`{"op":"RUN_GC","payload":""}`))
+	resp, err := in.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "120" {
+		t.Errorf("second POST /commands = %d Retry-After %q, want 503 120", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	close(bs.release)
 }
 
 // fakeClock fires After channels only when told to.
@@ -520,5 +539,3 @@ func BenchmarkDeviceMeta(b *testing.B) {
 		b.ReportMetric(float64(len(all))/el.Seconds(), "req/s")
 	}
 }
-
-var cmdRunGC = ctrl.Command{Op: ctrl.OpRunGC}
