@@ -199,19 +199,37 @@ type filetree struct {
 	files *fileSet
 	tf    TimeFormat
 	buf   []byte
+	paths map[pathKey]string // sanitised path cache
 }
 
+type pathKey struct{ rev, platform, source string }
+
 func newFiletree(s *Server) output {
-	return &filetree{s: s, files: newFileSet(s.maint, s.budget.RotSize, s.log), tf: s.tf[OutFiletree]}
+	return &filetree{s: s, files: newFileSet(s.maint, s.budget.RotSize, s.log), tf: s.tf[OutFiletree],
+		paths: map[pathKey]string{}}
 }
 
 func (o *filetree) accept(r *record) bool { return r.Level <= o.s.level }
 
 func (o *filetree) write(r *record) {
 	b := o.buf[:0]
-	var path string
+	key := pathKey{r.rev, r.Platform, r.Source}
 	if r.Platform == PlatformPantavisor {
-		path = filepath.Join(o.s.o.LogDir, safeRel(r.rev), PlatformPantavisor, "pantavisor.log")
+		key.source = ""
+	}
+	path, ok := o.paths[key]
+	if !ok {
+		if len(o.paths) >= 1024 {
+			clear(o.paths)
+		}
+		if r.Platform == PlatformPantavisor {
+			path = filepath.Join(o.s.o.LogDir, safeRel(r.rev), PlatformPantavisor, "pantavisor.log")
+		} else {
+			path = logPath(o.s.o.LogDir, r.rev, r.Platform, r.Source)
+		}
+		o.paths[key] = path
+	}
+	if r.Platform == PlatformPantavisor {
 		msg := strings.TrimSuffix(r.Msg, "\n")
 		for {
 			line, rest, more := strings.Cut(msg, "\n")
@@ -222,7 +240,6 @@ func (o *filetree) write(r *record) {
 			msg = rest
 		}
 	} else {
-		path = logPath(o.s.o.LogDir, r.rev, r.Platform, r.Source)
 		b = append(b, r.Msg...)
 		if !r.Raw {
 			b = append(b, '\n')

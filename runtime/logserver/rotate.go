@@ -45,7 +45,7 @@ type maintainer struct {
 
 func newMaintainer(dir string, b Budget, log *slog.Logger) *maintainer {
 	m := &maintainer{dir: dir, budget: b, log: log,
-		jobs: make(chan rotJob, 64), poke: make(chan struct{}, 1), sync: make(chan chan struct{}), stop: make(chan struct{}),
+		jobs: make(chan rotJob, 4), poke: make(chan struct{}, 1), sync: make(chan chan struct{}), stop: make(chan struct{}),
 		started: time.Now()}
 	m.wg.Add(1)
 	go m.run()
