@@ -2,7 +2,6 @@ package pantavisor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,12 +9,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 
+	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+	"github.com/pantavisor/pantavisor-go/runtime/logserver"
+	"github.com/pantavisor/pantavisor-go/runtime/metadata"
+	"github.com/pantavisor/pantavisor-go/runtime/storage"
 )
 
 // Daemon is one pantavisor instance.
@@ -25,15 +26,17 @@ type Daemon struct {
 	clock Clock
 	mode  Mode
 
-	conf    *conf
-	store   *store
-	usrmeta *metaStore
-	devmeta *metaStore
+	conf    *config.Config
+	store   *storage.Storage
+	usrmeta *metadata.Store
+	devmeta *metadata.Store
 	logs    LogServer
 	ln      net.Listener
 	srv     *http.Server
 
 	runDir string
+	root   string
+	logDir string
 	rev    string // pv_rev: the running revision
 	try    string // pv_try
 
@@ -96,56 +99,78 @@ func (d *Daemon) Socket() string { return filepath.Join(d.runDir, "pv-ctrl") }
 // Revision returns the running revision.
 func (d *Daemon) Revision() string { return d.rev }
 
-// modeFromCmdline returns the mode forced by a pv_<mode> word.
-func modeFromCmdline(cmdline string) (Mode, bool) {
-	for _, w := range strings.Fields(cmdline) {
+// modeFromWords returns the mode forced by a pv_<mode> word.
+func modeFromWords(words []string) (Mode, bool) {
+	var m Mode
+	for _, w := range words {
 		switch w {
 		case "pv_embedded":
-			return Embedded, true
+			m = Embedded
 		case "pv_standalone":
-			return Standalone, true
+			m = Standalone
 		case "pv_appengine":
-			return AppEngine, true
+			m = AppEngine
 		}
 	}
-	return "", false
+	return m, m != ""
+}
+
+// storagePath maps a configured path under /storage onto the storage
+// mount point (appengine runs with its storage elsewhere).
+func (d *Daemon) storagePath(key string) string {
+	v := d.conf.Get(key)
+	if rest, ok := strings.CutPrefix(v, "/storage/"); ok && d.root != "/storage" {
+		return filepath.Join(d.root, rest)
+	}
+	return v
 }
 
 // init is FSM INIT: config, mode, storage, run dir, logserver, metadata
 // and the control socket.
 func (d *Daemon) init(ctx context.Context) error {
-	c, err := loadConf(d.opt.ConfigFile, d.opt.Cmdline, d.opt.Env)
+	c, err := config.Load(config.Options{ConfigFile: d.opt.ConfigFile, Cmdline: d.opt.Cmdline, Env: d.opt.Env, Log: d.log})
 	if err != nil {
-		return err
+		return fmt.Errorf("config: %w", err)
 	}
 	d.conf = c
-	if m, ok := modeFromCmdline(d.opt.Cmdline); ok {
+	words := append(strings.Fields(d.opt.Cmdline), d.opt.Args...)
+	if m, ok := modeFromWords(words); ok {
 		d.mode = m
 	} else if d.mode, err = ParseMode(c.Get("PV_SYSTEM_INIT_MODE")); err != nil {
 		return fmt.Errorf("PV_SYSTEM_INIT_MODE: %w", err)
 	}
 	d.runDir = c.Get("PV_SYSTEM_RUNDIR")
-	if d.mode == AppEngine && c.level("PV_SYSTEM_RUNDIR") == lvlDefault {
+	if d.mode == AppEngine && c.Source("PV_SYSTEM_RUNDIR") == config.Default {
 		d.runDir = "/run/pantavisor/pv"
 	}
-	root := c.Get("PV_STORAGE_MNTPOINT")
-	d.log.Info("init", "mode", d.mode, "storage", root, "run", d.runDir, "rev", d.rev, "try", d.try)
+	d.root = filepath.Clean(c.Get("PV_STORAGE_MNTPOINT"))
+	d.log.Info("init", "mode", d.mode, "storage", d.root, "run", d.runDir, "rev", d.rev, "try", d.try)
 
-	if d.store, err = openStore(root); err != nil {
-		return err
+	if d.store, err = storage.Open(d.root); err != nil {
+		return fmt.Errorf("storage: %w", err)
 	}
-	d.store.validate = func(b []byte) error {
-		_, err := parseRevision("", b, d.mode == AppEngine)
-		return err
+	d.logDir = d.storagePath("PV_LOG_DIR")
+	d.store.LogDir = d.logDir
+	d.store.Log = d.log
+	if n, pct := c.Size("PV_STORAGE_GC_RESERVED"); pct {
+		d.store.ReservedPercent = int(n)
+	} else if v := c.Int("PV_STORAGE_GC_RESERVED"); v > 0 {
+		d.store.ReservedPercent = v
 	}
-	d.store.keep = d.gcKeep
-	if d.opt.FreeSpace != nil {
-		d.store.free = d.opt.FreeSpace
-	} else {
-		reserved := c.Get("PV_STORAGE_GC_RESERVED")
-		pct := 0
-		fmt.Sscan(reserved, &pct)
-		d.store.free = func() (int64, error) { return statfsFree(root, pct) }
+	if free := d.opt.FreeSpace; free != nil {
+		var mu sync.Mutex
+		d.store.Reserve = func(n int64) error {
+			mu.Lock()
+			defer mu.Unlock()
+			f, err := free()
+			if err != nil {
+				return err
+			}
+			if n > f {
+				return fmt.Errorf("%d bytes wanted, %d free", n, f)
+			}
+			return nil
+		}
 	}
 	if err := os.MkdirAll(d.runDir, 0o755); err != nil {
 		return fmt.Errorf("run dir: %w", err)
@@ -158,43 +183,66 @@ func (d *Daemon) init(ctx context.Context) error {
 			}
 		}
 	}
-	logDir := c.storagePath("PV_LOG_DIR")
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
+	if err := os.MkdirAll(d.logDir, 0o755); err != nil {
 		return fmt.Errorf("log dir: %w", err)
 	}
-	if d.opt.LogServer != nil {
-		ls, err := d.opt.LogServer(d.runDir, logDir, d.rev, d.log)
-		if err != nil {
-			return fmt.Errorf("logserver: %w", err)
-		}
-		if err := ls.Start(ctx); err != nil {
-			return fmt.Errorf("logserver: %w", err)
-		}
-		d.logs = ls
-	}
-	if d.usrmeta, err = openMeta(c.storagePath("PV_CACHE_USRMETADIR")); err != nil {
+	if err := d.startLogs(ctx); err != nil {
 		return err
 	}
-	if d.devmeta, err = openMeta(c.storagePath("PV_CACHE_DEVMETADIR")); err != nil {
-		return err
+	if d.usrmeta, err = metadata.Open(d.storagePath("PV_CACHE_USRMETADIR"), d.log); err != nil {
+		return fmt.Errorf("user-meta: %w", err)
+	}
+	if d.devmeta, err = metadata.Open(d.storagePath("PV_CACHE_DEVMETADIR"), d.log); err != nil {
+		return fmt.Errorf("device-meta: %w", err)
+	}
+	for _, kv := range d.usrmeta.List() {
+		if config.IsKey(kv.Key) {
+			c.Set(kv.Key, string(kv.Value), config.Metadata)
+		}
 	}
 	return d.startCtrl()
+}
+
+// startLogs starts the log server (Options.LogServer, else runtime/logserver).
+func (d *Daemon) startLogs(ctx context.Context) error {
+	if d.opt.NoLogServer {
+		return nil
+	}
+	var ls LogServer
+	var err error
+	if d.opt.LogServer != nil {
+		ls, err = d.opt.LogServer(d.runDir, d.logDir, d.rev, d.log)
+	} else {
+		ls, err = logserver.New(logserver.Options{RunDir: d.runDir, LogDir: d.logDir,
+			TrailsDir: filepath.Join(d.root, "trails"), Rev: d.rev, Level: d.conf.Int("PV_LOG_LEVEL"), Log: d.log})
+	}
+	if err != nil {
+		return fmt.Errorf("logserver: %w", err)
+	}
+	if err := ls.Start(ctx); err != nil {
+		return fmt.Errorf("logserver: %w", err)
+	}
+	d.logs = ls
+	return nil
 }
 
 // startCtrl listens on $RUN/pv-ctrl and serves the control API.
 func (d *Daemon) startCtrl() error {
 	o := ctrl.Options{
 		Log:        d.log,
-		UserMeta:   userMeta{d},
-		DeviceMeta: d.devmeta,
-		Steps:      d.store,
-		Objects:    objectsAPI{d.store},
-		Config:     d.conf,
-		Commands:   d,
-		Platforms:  d,
-		BuildInfo:  d.opt.BuildInfo,
-		AppEngine:  d.mode == AppEngine,
-		ProcRoot:   d.opt.ProcRoot,
+		UserMeta:   userMetaAPI{metaAPI{d.usrmeta}, d.conf},
+		DeviceMeta: metaAPI{d.devmeta},
+		Steps: stepsAPI{d.store, func(b []byte) error {
+			_, err := parseRevision("", b, d.mode == AppEngine)
+			return err
+		}},
+		Objects:   objectsAPI{d.store, d.gcKeep},
+		Config:    cfgAPI{d.conf},
+		Commands:  d,
+		Platforms: d,
+		BuildInfo: d.opt.BuildInfo,
+		AppEngine: d.mode == AppEngine,
+		ProcRoot:  d.opt.ProcRoot,
 	}
 	if d.opt.Platforms != nil {
 		o.Containers = d.opt.Platforms
@@ -213,28 +261,6 @@ func (d *Daemon) startCtrl() error {
 	return nil
 }
 
-// userMeta applies user-meta keys that are config keys at the metadata
-// level, and reverts them on delete.
-type userMeta struct{ d *Daemon }
-
-func (u userMeta) Set(key string, value []byte) error {
-	if err := u.d.usrmeta.Set(key, value); err != nil {
-		return err
-	}
-	u.d.conf.set(key, string(value), lvlMetadata)
-	return nil
-}
-
-func (u userMeta) Delete(key string) error {
-	if err := u.d.usrmeta.Delete(key); err != nil {
-		return err
-	}
-	u.d.conf.unset(key, lvlMetadata)
-	return nil
-}
-
-func (u userMeta) MarshalJSON() ([]byte, error) { return u.d.usrmeta.MarshalJSON() }
-
 // Caller implements ctrl.Platforms over the running revision.
 func (d *Daemon) Caller(name string) (known, mgmt bool) {
 	d.mu.Lock()
@@ -246,16 +272,10 @@ func (d *Daemon) Caller(name string) (known, mgmt bool) {
 	return cur.Caller(name)
 }
 
-// gcKeep lists the revisions GC keeps (spec §12).
-func (d *Daemon) gcKeep() []string {
-	keep := []string{d.rev}
-	if d.try != "" {
-		keep = append(keep, d.try)
-	}
-	if d.conf.Bool("PV_STORAGE_GC_KEEP_FACTORY") {
-		keep = append(keep, "0")
-	}
-	return keep
+// gcKeep is what GC keeps (spec §12).
+func (d *Daemon) gcKeep() storage.GCKeep {
+	return storage.GCKeep{Running: d.rev, Update: d.try, Done: d.rev,
+		KeepFactory: d.conf.Bool("PV_STORAGE_GC_KEEP_FACTORY")}
 }
 
 // local reports whether the device is in local mode (spec §1 RUN 8).
@@ -272,60 +292,21 @@ func (d *Daemon) local() bool {
 	return strings.HasPrefix(d.rev, "locals/")
 }
 
-// publishDevmeta writes the pantavisor.* device metadata.
+// publishDevmeta writes the default device metadata (spec §12).
 func (d *Daemon) publishDevmeta() {
-	set := func(k, v string) {
-		if err := d.devmeta.Set(k, []byte(v)); err != nil {
-			d.log.Warn("devmeta", "key", k, "err", err)
-		}
-	}
 	mode := "remote"
 	if d.local() {
 		mode = "local"
 	}
-	set("pantavisor.arch", archName())
-	if d.opt.Version != "" {
-		set("pantavisor.version", d.opt.Version)
+	dev := metadata.Device{Version: d.opt.Version, Revision: d.rev, Mode: mode, Status: d.State().String()}
+	if u, err := d.store.Usage(); err == nil {
+		dev.Storage = &metadata.Usage{Total: u.Total, Free: u.Free, Reserved: u.Reserved, RealFree: u.RealFree}
 	}
-	set("pantavisor.revision", d.rev)
-	set("pantavisor.mode", mode)
-	set("pantavisor.status", d.State().String())
-	var u syscall.Utsname
-	if syscall.Uname(&u) == nil {
-		b, _ := json.Marshal(map[string]string{
-			"kernel.name": cstr(u.Sysname[:]), "kernel.release": cstr(u.Release[:]),
-			"kernel.version": cstr(u.Version[:]), "node.name": cstr(u.Nodename[:]),
-			"machine": cstr(u.Machine[:]),
-		})
-		set("pantavisor.uname", string(b))
+	kvs, err := dev.Defaults()
+	if err != nil {
+		d.log.Warn("devmeta", "err", err)
 	}
-	if free, err := statfsFree(d.store.root, 0); err == nil {
-		var st syscall.Statfs_t
-		if syscall.Statfs(d.store.root, &st) == nil {
-			total := int64(st.Blocks) * st.Bsize
-			pct := 0
-			fmt.Sscan(d.conf.Get("PV_STORAGE_GC_RESERVED"), &pct)
-			reserved := total * int64(pct) / 100
-			b, _ := json.Marshal(map[string]string{"total": fmt.Sprint(total), "free": fmt.Sprint(free),
-				"reserved": fmt.Sprint(reserved), "real_free": fmt.Sprint(max(free-reserved, 0))})
-			set("storage", string(b))
-		}
+	if err := d.devmeta.Publish(kvs); err != nil {
+		d.log.Warn("devmeta", "err", err)
 	}
-}
-
-func cstr[T int8 | uint8](b []T) string {
-	var s strings.Builder
-	for _, c := range b {
-		if c == 0 {
-			break
-		}
-		s.WriteByte(byte(c))
-	}
-	return s.String()
-}
-
-// archName is pantavisor.arch in upstream's "<arch>/<bits>/<endian>" form.
-func archName() string {
-	bits := 32 << (^uint(0) >> 63)
-	return fmt.Sprintf("%s/%d/EL", runtime.GOARCH, bits)
 }

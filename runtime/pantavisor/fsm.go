@@ -10,7 +10,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+	"github.com/pantavisor/pantavisor-go/runtime/progress"
 )
 
 // State is a state of the main FSM (spec §1).
@@ -132,7 +134,7 @@ func (d *Daemon) Run(ctx context.Context) (Exit, error) {
 // run is FSM RUN after a boot: load the revision, current links, factory
 // handling, platforms.
 func (d *Daemon) run() error {
-	data, err := d.store.State(d.rev)
+	data, err := d.store.StateJSON(d.rev)
 	if err != nil {
 		return fmt.Errorf("revision %s: state JSON not found: %w", d.rev, err)
 	}
@@ -163,38 +165,34 @@ func (d *Daemon) run() error {
 
 // linkCurrent points trails/current and logs/current at the revision.
 func (d *Daemon) linkCurrent() error {
-	for _, dir := range []string{filepath.Join(d.store.root, "trails"), d.conf.storagePath("PV_LOG_DIR")} {
-		link := filepath.Join(dir, "current")
-		tmp := link + ".new"
-		os.Remove(tmp)
-		if err := os.Symlink(d.rev, tmp); err != nil {
-			return fmt.Errorf("current link: %w", err)
-		}
-		if err := os.Rename(tmp, link); err != nil {
-			return fmt.Errorf("current link: %w", err)
-		}
+	if err := d.store.SetCurrent(d.rev); err != nil {
+		return fmt.Errorf("current link: %w", err)
+	}
+	link := filepath.Join(d.logDir, "current")
+	tmp := link + ".new"
+	os.Remove(tmp)
+	if err := os.Symlink(d.rev, tmp); err != nil {
+		return fmt.Errorf("logs current link: %w", err)
+	}
+	if err := os.Rename(tmp, link); err != nil {
+		return fmt.Errorf("logs current link: %w", err)
 	}
 	return nil
 }
 
 // factory auto-commits revision "0" (spec §2): a boot of rev 0 whose
-// progress is not final gets DONE/"Factory revision" and .pv/done.
+// progress is not DONE gets DONE/"Factory revision" and .pv/done.
 func (d *Daemon) factory() error {
 	if d.rev != "0" {
 		return nil
 	}
-	if b, err := d.store.Progress("0"); err == nil {
-		var p struct {
-			Status string `json:"status"`
-		}
-		if json.Unmarshal(b, &p) == nil && p.Status == "DONE" {
-			return nil
-		}
+	if p, err := d.store.Progress("0"); err == nil && p.Status == progress.Done {
+		return nil
 	}
-	if err := d.store.writeProgress("0", progressJSON("DONE", "Factory revision")); err != nil {
-		return err
+	if err := d.store.WriteProgress("0", progress.New(progress.Done, progress.MsgFactory)); err != nil {
+		return fmt.Errorf("factory: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(d.store.trail("0"), ".pv", "done"), nil, 0o644); err != nil {
+	if err := d.store.SetDone("0"); err != nil {
 		return fmt.Errorf("factory: %w", err)
 	}
 	return nil
@@ -248,7 +246,7 @@ func (d *Daemon) command(ctx context.Context, c ctrl.Command) State {
 	case ctrl.OpPoweroff:
 		return StatePoweroff
 	case ctrl.OpRunGC:
-		n, err := d.store.GC()
+		n, err := d.store.GC(d.gcKeep())
 		if err != nil {
 			d.log.Error("gc", "err", err)
 		}
@@ -267,9 +265,9 @@ func (d *Daemon) command(ctx context.Context, c ctrl.Command) State {
 			}
 		}
 	case ctrl.OpEnableSSH:
-		d.conf.set("PV_DEBUG_SSH", "1", lvlCommand)
+		d.conf.Set("PV_DEBUG_SSH", "1", config.Command)
 	case ctrl.OpDisableSSH:
-		d.conf.set("PV_DEBUG_SSH", "0", lvlCommand)
+		d.conf.Set("PV_DEBUG_SSH", "0", config.Command)
 	case ctrl.OpGoRemote:
 		d.mu.Lock()
 		d.goRemote = true

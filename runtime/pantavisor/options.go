@@ -110,6 +110,9 @@ type Options struct {
 	ConfigFile string
 	// Cmdline replaces /proc/cmdline (--cmdline).
 	Cmdline string
+	// Args are the program's argument words (pv_appengine, pv_embedded,
+	// pv_standalone, pv_debug).
+	Args []string
 	// Env is the process environment (PV_*/PH_* override the config).
 	Env []string
 	Log *slog.Logger
@@ -124,8 +127,10 @@ type Options struct {
 	// Platforms and Updater are optional (issues 4, 5).
 	Platforms PlatformManager
 	Updater   Updater
-	// LogServer starts the log server; nil runs without one.
+	// LogServer makes the log server; nil uses runtime/logserver.
 	LogServer func(runDir, logDir, rev string, log *slog.Logger) (LogServer, error)
+	// NoLogServer runs without a log server.
+	NoLogServer bool
 	// FreeSpace overrides the usable storage bytes (tests: full disk).
 	FreeSpace func() (int64, error)
 	// SystemReboot reboots or powers off the machine (embedded only).

@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
+
+	"github.com/pantavisor/pantavisor-go/runtime/state"
 )
 
 // Specs accepted in a state JSON's "#spec".
@@ -18,107 +18,51 @@ const (
 var ErrBadState = errors.New("state JSON has bad format")
 
 // revision is the running revision as far as the daemon itself needs it:
-// its name, raw JSON and its platforms with their roles. Containers are
-// the platform manager's business (issue 4).
+// its name, parsed state and which platforms have the mgmt role.
 type revision struct {
-	name      string
-	raw       []byte
-	platforms map[string][]string // platform name → roles
+	name  string
+	state *state.State
+	mgmt  map[string]bool // platform name → mgmt role
 }
 
-// parseRevision validates a state JSON: an object with an accepted #spec,
-// clean relative keys and sha or inline JSON values. appengine accepts only
-// the system1 spec.
+// parseRevision parses and validates a state JSON (runtime/state);
+// appengine accepts only the system1 spec (spec §10).
 func parseRevision(name string, data []byte, appengine bool) (*revision, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(data, &m); err != nil {
+	var head struct {
+		Spec string `json:"#spec"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadState, err)
 	}
-	var spec string
-	if err := json.Unmarshal(m["#spec"], &spec); err != nil {
-		return nil, fmt.Errorf("%w: #spec: missing or not a string", ErrBadState)
+	if appengine && head.Spec != SpecSystem1 {
+		return nil, fmt.Errorf("%w: #spec: %q not supported in appengine mode", ErrBadState, head.Spec)
 	}
-	switch {
-	case spec == SpecSystem1:
-	case spec == SpecMultiPlatform && !appengine:
-	default:
-		return nil, fmt.Errorf("%w: #spec: unsupported %q", ErrBadState, spec)
+	st, err := state.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadState, err)
 	}
-	rev := &revision{name: name, raw: data, platforms: map[string][]string{}}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if k == "#spec" {
-			continue
-		}
-		if err := validKey(k); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrBadState, err)
-		}
-		v := m[k]
-		var sha string
-		if json.Unmarshal(v, &sha) == nil {
-			if len(sha) != 64 || strings.Trim(sha, "0123456789abcdef") != "" {
-				return nil, fmt.Errorf("%w: %s: value is neither a sha256 nor inline JSON", ErrBadState, k)
-			}
-			continue
-		}
-		dir, file, ok := strings.Cut(k, "/")
-		if !ok || file != "run.json" {
-			continue
-		}
-		var run struct {
-			Name  string          `json:"name"`
-			Roles json.RawMessage `json:"roles"`
-		}
-		if err := json.Unmarshal(v, &run); err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrBadState, k, err)
-		}
-		var roles []string
-		if len(run.Roles) > 0 && string(run.Roles) != "null" {
-			if err := json.Unmarshal(run.Roles, &roles); err != nil {
-				var one string
-				if json.Unmarshal(run.Roles, &one) != nil {
-					return nil, fmt.Errorf("%w: %s: roles: want an array of strings", ErrBadState, k)
-				}
-				roles = []string{one}
+	rev := &revision{name: name, state: st, mgmt: map[string]bool{}}
+	for _, p := range st.Platforms() {
+		mgmt := false
+		for _, r := range p.Roles {
+			if r == "mgmt" {
+				mgmt = true
 			}
 		}
-		if roles == nil {
-			roles = []string{}
+		rev.mgmt[p.Name] = mgmt
+		if p.Dir != "" && p.Dir != p.Name {
+			if _, ok := rev.mgmt[p.Dir]; !ok {
+				rev.mgmt[p.Dir] = mgmt
+			}
 		}
-		rev.platforms[dir] = roles
 	}
 	return rev, nil
-}
-
-// validKey rejects empty, absolute and dot-element keys, NUL and backslash.
-func validKey(k string) error {
-	if k == "" || strings.HasPrefix(k, "/") || strings.ContainsAny(k, "\x00\\") {
-		return fmt.Errorf("key %q: empty, absolute or with NUL/backslash", k)
-	}
-	for _, e := range strings.Split(k, "/") {
-		if e == "" || e == "." || e == ".." {
-			return fmt.Errorf("key %q: empty or dot path element", k)
-		}
-	}
-	return nil
 }
 
 // Caller implements ctrl.Platforms. Only a "mgmt" role grants mgmt: the
 // docs say a container without roles gets the unprivileged socket
 // (upstream defaults a missing roles key to mgmt, spec §5 ⚠; not copied).
 func (r *revision) Caller(name string) (known, mgmt bool) {
-	roles, ok := r.platforms[name]
-	if !ok {
-		return false, false
-	}
-	for _, ro := range roles {
-		if ro == "mgmt" {
-			return true, true
-		}
-	}
-	return true, false
+	m, ok := r.mgmt[name]
+	return ok, m
 }

@@ -70,12 +70,12 @@ func run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 		if !strings.HasPrefix(w, "pv_") {
 			return fmt.Errorf("unexpected argument %q", w)
 		}
-		cl += " " + w
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	d, err := pantavisor.New(pantavisor.Options{
 		ConfigFile:   cfg,
 		Cmdline:      strings.TrimSpace(cl),
+		Args:         fs.Args(),
 		Env:          os.Environ(),
 		Log:          log,
 		BuildInfo:    buildInfo(),
