@@ -357,3 +357,24 @@ func (c *Config) Size(name string) (n int64, percent bool) {
 	n, percent, _ = ParseSize(v)
 	return n, percent
 }
+
+// ApplyUserMeta applies one user-meta change at the metadata level: a
+// key that names a configuration key (canonical name or legacy alias, e.g.
+// "log.level" or "pantahub.log.push") overrides it, and its deletion
+// restores the value from before. applied is false for user-meta keys that
+// are not configuration keys; err reports a rejected override (a key that
+// is not run-time modifiable, or a bad value), which leaves the
+// configuration unchanged and should be logged by the caller.
+func (c *Config) ApplyUserMeta(key string, value []byte, deleted bool) (applied bool, err error) {
+	if !IsKey(key) {
+		return false, nil
+	}
+	if deleted {
+		c.Unset(key, Metadata)
+		return true, nil
+	}
+	if err := c.Set(key, strings.TrimRight(string(value), "\r\n"), Metadata); err != nil {
+		return false, err
+	}
+	return true, nil
+}

@@ -465,3 +465,50 @@ func TestInitMode(t *testing.T) {
 		t.Errorf("InitMode(nil) = %s, want embedded", got)
 	}
 }
+
+func TestApplyUserMeta(t *testing.T) {
+	c := New(nil)
+	for _, tc := range []struct {
+		key, value string
+		deleted    bool
+		applied    bool
+		err        error
+		check      string
+		want       string
+	}{
+		{"pvr-sdk.authorized_keys", "ssh-ed25519 AAAA", false, false, nil, "", ""},
+		{"log.level", "4\n", false, true, nil, "PV_LOG_LEVEL", "4"},
+		{"PV_STORAGE_GC_THRESHOLD", "30", false, true, nil, "PV_STORAGE_GC_THRESHOLD", "30"},
+		{"PV_SYSTEM_RUNDIR", "/x", false, false, ErrNotAllowed, "PV_SYSTEM_RUNDIR", "/pv"},
+		{"PV_LOG_LEVEL", "loud", false, false, ErrBadValue, "PV_LOG_LEVEL", "4"},
+		{"log.level", "", true, true, nil, "PV_LOG_LEVEL", "0"},
+	} {
+		applied, err := c.ApplyUserMeta(tc.key, []byte(tc.value), tc.deleted)
+		if applied != tc.applied || !errors.Is(err, tc.err) {
+			t.Errorf("ApplyUserMeta(%q, %q, %v) = %v, %v, want %v, %v", tc.key, tc.value, tc.deleted, applied, err, tc.applied, tc.err)
+		}
+		if tc.check != "" {
+			if got := c.Get(tc.check); got != tc.want {
+				t.Errorf("after ApplyUserMeta(%q): Get(%s) = %q, want %q", tc.key, tc.check, got, tc.want)
+			}
+		}
+	}
+}
+
+func TestConcurrentAccess(t *testing.T) {
+	c := New(nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			c.Set("PV_LOG_LEVEL", strconv.Itoa(i%6), Metadata)
+			c.Unset("PV_LOG_LEVEL", Metadata)
+		}
+	}()
+	for i := 0; i < 200; i++ {
+		_ = c.Int("PV_LOG_LEVEL")
+		_ = c.Entries()
+		_ = c.Legacy()
+	}
+	<-done
+}
