@@ -135,7 +135,11 @@ func (c *CLI) Run(ctx context.Context, args []string) error {
 	}
 	tx, err := c.open(getenv)
 	if err == nil {
-		err = c.dispatch(ctx, tx, cmd, rest)
+		var unlock func()
+		if unlock, err = tx.Lock(); err == nil {
+			err = c.dispatch(ctx, tx, cmd, rest)
+			unlock()
+		}
 	}
 	if err != nil {
 		return &ExitError{Cmd: cmd, Code: exitCode(cmd, err), Err: err}

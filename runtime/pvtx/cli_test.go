@@ -505,3 +505,27 @@ func TestDefaultDir(t *testing.T) {
 		t.Errorf("DefaultDir without HOME = nil error")
 	}
 }
+
+// TestConcurrentAdds runs adds in parallel: with the PVTXDIR lock every
+// one of them lands.
+func TestConcurrentAdds(t *testing.T) {
+	e := newCLIEnv(t)
+	e.ok(nil, "begin", "empty", e.path("objects"))
+	const n = 8
+	errs := make(chan string, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, msg, _ := e.run([]byte(`{"k`+string(rune('a'+i))+`":"v"}`), "add", "-")
+			errs <- msg
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if msg := <-errs; msg != "" {
+			t.Errorf("concurrent add: %s", msg)
+		}
+	}
+	d := mustDoc(t, e.ok(nil, "show"))
+	if d.Len() != n {
+		t.Errorf("after %d concurrent adds: keys %s", n, keys(d))
+	}
+}

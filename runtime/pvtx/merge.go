@@ -97,26 +97,39 @@ func (d *Doc) sigEntries() []entry {
 // Patterns returns the matchers of a remove of part: the part itself, and,
 // if a signature belongs to it, the signature key and its include and
 // exclude globs.
-func (d *Doc) patterns(part string) []pattern {
+func (d *Doc) patterns(part string, c globCache) []pattern {
 	pats := []pattern{{s: part}}
 	if key, val, ok := d.sigFor(part); ok {
 		if key != part {
 			pats = append(pats, pattern{s: key})
 		}
-		for _, g := range sigGlobs(val) {
-			pats = append(pats, globPattern(g))
-		}
+		pats = append(pats, c.get(val)...)
 	}
 	return pats
 }
 
+// globCache memoizes the decoded patterns of signature values during one
+// Merge (decoding base64 and JSON per key and signature dominates
+// otherwise).
+type globCache map[string][]pattern
+
+func (c globCache) get(v json.RawMessage) []pattern {
+	if p, ok := c[string(v)]; ok {
+		return p
+	}
+	var pats []pattern
+	for _, g := range sigGlobs(v) {
+		pats = append(pats, globPattern(g))
+	}
+	c[string(v)] = pats
+	return pats
+}
+
 // allSigPatterns returns the globs of every signature in the document.
-func (d *Doc) allSigPatterns() []pattern {
+func (d *Doc) allSigPatterns(c globCache) []pattern {
 	var pats []pattern
 	for _, e := range d.sigEntries() {
-		for _, g := range sigGlobs(e.val) {
-			pats = append(pats, globPattern(g))
-		}
+		pats = append(pats, c.get(e.val)...)
 	}
 	return pats
 }
@@ -140,19 +153,34 @@ func count(pats []pattern, key string) int {
 // document that match it: such a key is also covered by another signature
 // and stays.
 func (d *Doc) Remove(part string) []string {
-	pats := d.patterns(part)
-	all := d.allSigPatterns()
+	return d.remove(part, globCache{})
+}
+
+func (d *Doc) remove(part string, c globCache) []string {
+	pats := d.patterns(part, c)
+	var all []pattern
+	var allDone bool
 	var removed []string
-	kept := d.entries[:0:0]
-	for _, e := range d.entries {
+	var kept []entry // allocated at the first removal
+	for i, e := range d.entries {
 		n := count(pats, e.key)
+		if n >= 1 && !allDone {
+			all, allDone = d.allSigPatterns(c), true
+		}
 		if n >= 1 && count(all, e.key) <= n {
+			if removed == nil {
+				kept = append(make([]entry, 0, len(d.entries)), d.entries[:i]...)
+			}
 			removed = append(removed, e.key)
 			continue
 		}
-		kept = append(kept, e)
+		if removed != nil {
+			kept = append(kept, e)
+		}
 	}
-	d.entries = kept
+	if removed != nil {
+		d.entries = kept
+	}
 	return removed
 }
 
@@ -160,8 +188,9 @@ func (d *Doc) Remove(part string) []string {
 // the document (with the signature-aware rules of Remove), then the two
 // sorted key lists are merged; on a key present in both, src wins.
 func (d *Doc) Merge(src *Doc) {
+	c := globCache{}
 	for _, e := range src.entries {
-		d.Remove(e.key)
+		d.remove(e.key, c)
 	}
 	out := make([]entry, 0, len(d.entries)+len(src.entries))
 	i, j := 0, 0

@@ -198,3 +198,29 @@ func FuzzMerge(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkMerge merges a signed 50-key package into a signed 2000-key
+// state (40 containers).
+func BenchmarkMerge(b *testing.B) {
+	var dst, src strings.Builder
+	dst.WriteString("{")
+	for c := 0; c < 40; c++ {
+		name := "c" + string(rune('a'+c%26)) + string(rune('a'+c/26))
+		dst.WriteString(`"_sigs/` + name + `.json":` + sig([]string{name + "/**", "_config/" + name + "/**"}, []string{name + "/src.json"}) + ",")
+		for k := 0; k < 50; k++ {
+			dst.WriteString(`"` + name + `/f` + string(rune('a'+k%26)) + string(rune('a'+k/26)) + `":"x",`)
+		}
+	}
+	dst.WriteString(`"device.json":{}}`)
+	src.WriteString(`{"_sigs/cab.json":` + sig([]string{"cab/**"}, nil))
+	for k := 0; k < 50; k++ {
+		src.WriteString(`,"cab/n` + string(rune('a'+k%26)) + string(rune('a'+k/26)) + `":"y"`)
+	}
+	src.WriteString("}")
+	d := mustDoc(b, dst.String())
+	s := mustDoc(b, src.String())
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		d.clone().Merge(s)
+	}
+}
