@@ -29,10 +29,12 @@ type SetError struct {
 	Err   error
 }
 
+// Error renders "<key> at level \"<level>\": <reason>".
 func (e *SetError) Error() string {
 	return fmt.Sprintf("%s at level %q: %v", e.Key, e.Level, e.Err)
 }
 
+// Unwrap returns the reason, for errors.Is.
 func (e *SetError) Unwrap() error { return e.Err }
 
 // entry holds one key's value at every level it was set at.

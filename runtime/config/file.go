@@ -28,6 +28,7 @@ type LineError struct {
 	Reason string
 }
 
+// Error renders "line <n>: <reason>".
 func (e *LineError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Reason) }
 
 // Unwrap makes errors.Is(err, ErrBadLine) true.

@@ -289,14 +289,14 @@ func resolve(name string) (k *Key, path string, ok bool) {
 	return nil, "", false
 }
 
-// validSysctlName accepts A_B_C made of letters, digits and single
+// validSysctlName accepts A_B_C made of letters, digits, '-' and single
 // underscores.
 func validSysctlName(s string) bool {
 	if s == "" || s[0] == '_' || s[len(s)-1] == '_' || strings.Contains(s, "__") {
 		return false
 	}
 	for _, c := range s {
-		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
 			return false
 		}
 	}

@@ -77,3 +77,17 @@ func TestSysctl(t *testing.T) {
 		}
 	}
 }
+
+func TestSysctlDashedInterface(t *testing.T) {
+	c := New(nil)
+	if err := c.Set("sysctl.net.ipv4.conf.br-lan.rp_filter", "0", PVConf); err != nil {
+		t.Fatal(err)
+	}
+	s := c.Sysctls(t.TempDir())
+	if len(s) != 2 || s[1].Path != "net/ipv4/conf/br-lan/rp_filter" {
+		t.Fatalf("Sysctls = %+v, want the br-lan path kept", s)
+	}
+	if got := c.Get(s[1].Key); got != "0" {
+		t.Errorf("Get(%s) = %q, want 0", s[1].Key, got)
+	}
+}
