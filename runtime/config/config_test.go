@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -338,7 +339,7 @@ func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	conf := writeFile(t, dir, "pantavisor.config", strings.Join([]string{
 		"PV_LOG_LEVEL=1",
-		"pv_debug_shell=0", // not a key: the pv_ prefix is only for the cmdline
+		"pv_debug_shell=0", // keys are case-insensitive: this is PV_DEBUG_SHELL
 		"log.server.outputs=filetree,stdout",
 		"PV_POLICY=prod",
 		"PH_CREDS_HOST=not.allowed.here",
@@ -511,4 +512,39 @@ func TestConcurrentAccess(t *testing.T) {
 		_ = c.Legacy()
 	}
 	<-done
+}
+
+func TestLoadLogsRejections(t *testing.T) {
+	dir := t.TempDir()
+	conf := writeFile(t, dir, "pantavisor.config", "PH_CREDS_HOST=h\nPV_LOG_LEVEL=loud\nPV_NOPE=1\nno equals here\n")
+	var buf bytes.Buffer
+	c, err := Load(Options{ConfigFile: conf, Cmdline: "pv_rev=3 pv_try=4 pv_quickboot=1 pv_nope=1", Log: slog.New(slog.NewTextHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		`msg="config: key rejected" key=PH_CREDS_HOST level="pv conf file"`,
+		`reason="PH_CREDS_HOST at level \"pv conf file\": key not allowed at this level`,
+		`msg="config: key rejected" key=PV_LOG_LEVEL level="pv conf file"`,
+		`is not an integer`,
+		`msg="config: unknown key" key=PV_NOPE level="pv conf file"`,
+		`msg="config: unknown key" key=nope level="pv cmdline"`,
+		`missing '='`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	for _, quiet := range []string{"rev", "try", "quickboot"} {
+		if strings.Contains(out, "key="+quiet+" ") {
+			t.Errorf("log mentions boot argument %q:\n%s", quiet, out)
+		}
+	}
+	if got := c.Get("PH_CREDS_HOST"); got != "api.pantahub.com" {
+		t.Errorf("rejected PH_CREDS_HOST applied: %q", got)
+	}
+	if got := c.Get("PV_LOG_LEVEL"); got != "0" {
+		t.Errorf("rejected PV_LOG_LEVEL applied: %q", got)
+	}
 }
