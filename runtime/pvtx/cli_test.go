@@ -197,6 +197,7 @@ func TestDeployFailureKeepsDir(t *testing.T) {
 		{"bsp link to missing file", `{"bsp/run.json":{"linux":"nothere"}}`},
 		{"bsp link escaping", `{"bsp/run.json":{"linux":"../../etc/passwd"}}`},
 		{"metadata clash", `{".pvr/json":{}}`},
+		{"key clash", `{"a":"1","a/b":"2"}`},
 	} {
 		e := newCLIEnv(t)
 		dep := e.path("trail")
@@ -214,6 +215,12 @@ func TestDeployFailureKeepsDir(t *testing.T) {
 		}
 		// Still active: it can be fixed and retried.
 		e.ok(nil, "show")
+	}
+	e := newCLIEnv(t)
+	file := e.write("file", []byte("x"))
+	e.ok(nil, "begin", "empty", e.path("objects"))
+	if _, msg, code := e.run(nil, "deploy", file); code != ExitFailure || !strings.Contains(msg, "not a directory") {
+		t.Errorf("deploy onto a file = %d %s", code, msg)
 	}
 }
 

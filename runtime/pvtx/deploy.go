@@ -44,6 +44,9 @@ func (t *Tx) Deploy(dir string) error {
 		return err
 	}
 	dir = filepath.Clean(dir)
+	if fi, err := os.Lstat(dir); err == nil && !fi.IsDir() {
+		return fmt.Errorf("deploy %s: exists and is not a directory", dir)
+	}
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("deploy: %w", err)
