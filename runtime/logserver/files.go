@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,12 +35,13 @@ type fileSet struct {
 	tick   uint64
 	writes int
 	seq    uint64
-	failed bool // last write failed (log once per failure streak)
-	errors uint64
+	failed bool           // last write failed (log once per failure streak)
+	errors *atomic.Uint64 // Stats.WriteErrs
 }
 
-func newFileSet(m *maintainer, rotSize int64, log *slog.Logger) *fileSet {
-	return &fileSet{maint: m, rotSize: rotSize, log: log, files: map[string]*logFile{}, seq: uint64(time.Now().UnixNano())}
+func newFileSet(s *Server) *fileSet {
+	return &fileSet{maint: s.maint, rotSize: s.budget.RotSize, log: s.log, errors: &s.writeErrs,
+		files: map[string]*logFile{}, seq: uint64(time.Now().UnixNano())}
 }
 
 func (s *fileSet) open(path string) (*logFile, error) {
@@ -95,7 +97,7 @@ func (s *fileSet) write(path string, b []byte) {
 		_, err = lf.w.Write(b)
 	}
 	if err != nil {
-		s.errors++
+		s.errors.Add(1)
 		if !s.failed {
 			s.log.Warn("log write", "file", path, "err", err)
 			s.failed = true
@@ -141,7 +143,7 @@ func (s *fileSet) rotate(path string) {
 func (s *fileSet) flush() {
 	for p, lf := range s.files {
 		if err := lf.w.Flush(); err != nil {
-			s.errors++
+			s.errors.Add(1)
 			s.closeFile(p)
 		}
 	}

@@ -205,7 +205,7 @@ type filetree struct {
 type pathKey struct{ rev, platform, source string }
 
 func newFiletree(s *Server) output {
-	return &filetree{s: s, files: newFileSet(s.maint, s.budget.RotSize, s.log), tf: s.tf[OutFiletree],
+	return &filetree{s: s, files: newFileSet(s), tf: s.tf[OutFiletree],
 		paths: map[pathKey]string{}}
 }
 
@@ -263,7 +263,7 @@ type singlefile struct {
 }
 
 func newSinglefile(s *Server) output {
-	return &singlefile{s: s, files: newFileSet(s.maint, s.budget.RotSize, s.log), tf: s.tf[OutSinglefile]}
+	return &singlefile{s: s, files: newFileSet(s), tf: s.tf[OutSinglefile]}
 }
 
 func (o *singlefile) accept(r *record) bool { return r.Level <= o.s.level }

@@ -40,6 +40,9 @@ var (
 // Options configures a Server. Zero values take the documented defaults.
 type Options struct {
 	RunDir string // PV_SYSTEM_RUNDIR: sockets go here; "" = no sockets
+	// DevLog, when set (embedded: "/dev/log"), is made a symlink to the
+	// pv-ctrl-log socket by Start.
+	DevLog string
 	LogDir string // PV_LOG_DIR, e.g. /storage/logs
 	// TrailsDir receives the update capture (trails/<rev>/.pv/logs);
 	// "" = <LogDir>/../trails.
@@ -84,7 +87,7 @@ type Stats struct {
 	Rotated   uint64 // files gzipped
 	Deleted   uint64 // .gz files removed by cleanup
 	Capped    uint64 // update capture lines over UpdateMaxSize
-	WriteErrs uint64
+	WriteErrs uint64 // failed log file writes
 }
 
 // Server is a running log server. Its methods are safe for concurrent use.
@@ -111,7 +114,7 @@ type Server struct {
 	stdoutOn bool
 	directMu sync.Mutex
 
-	filtered, bad, truncated, updateCapped atomic.Uint64
+	filtered, bad, truncated, updateCapped, writeErrs atomic.Uint64
 
 	closed  atomic.Bool
 	closeMu sync.Mutex
@@ -271,6 +274,14 @@ func (s *Server) Start(ctx context.Context) error {
 		cancel()
 		return err
 	}
+	if s.o.DevLog != "" {
+		if err := linkDevLog(s.o.DevLog, filepath.Join(s.o.RunDir, CtrlSocket)); err != nil {
+			ctrl.Close()
+			fd.Close()
+			cancel()
+			return err
+		}
+	}
 	s.closeMu.Lock()
 	s.cancel = cancel
 	s.lns = append(s.lns, ctrl, fd)
@@ -308,6 +319,24 @@ func listenUnix(path string) (*net.UnixListener, error) {
 		return nil, fmt.Errorf("listen %s: %w", path, err)
 	}
 	return ln, nil
+}
+
+// linkDevLog replaces path (a symlink, socket or nothing) with a symlink
+// to target.
+func linkDevLog(path, target string) error {
+	if st, err := os.Lstat(path); err == nil && st.Mode()&(os.ModeSymlink|os.ModeSocket) == 0 {
+		return fmt.Errorf("link %s: %w", path, os.ErrExist)
+	}
+	tmp := path + ".pvtmp"
+	os.Remove(tmp)
+	if err := os.Symlink(target, tmp); err != nil {
+		return fmt.Errorf("link %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("link %s: %w", path, err)
+	}
+	return nil
 }
 
 func (s *Server) acceptLoop(ctx context.Context, ln *net.UnixListener, serve func(context.Context, *net.UnixConn)) {
@@ -526,6 +555,7 @@ func (s *Server) Stats() Stats {
 		Capped:    s.updateCapped.Load(),
 		Rotated:   s.maint.rotated.Load(),
 		Deleted:   s.maint.deleted.Load(),
+		WriteErrs: s.writeErrs.Load(),
 	}
 	for _, k := range s.sinks {
 		st.Dropped += k.dropped.Load()

@@ -674,3 +674,68 @@ func (s *syncBuffer) Reset() {
 	defer s.mu.Unlock()
 	s.b.Reset()
 }
+
+func TestKmsg(t *testing.T) {
+	tests := []struct {
+		in   string
+		lvl  Level
+		msg  string
+		keep bool
+	}{
+		{"6,1234,5678,-;usb 1-1: new device", Info, "usb 1-1: new device", true},
+		{"3,1,2,c;oops", Error, "oops", true},
+		{"12,1,2,-;user warn", Warn, "user warn", true},
+		{" SUBSYSTEM=usb", 0, "", false},
+		{"no prefix", Info, "no prefix", true},
+	}
+	for _, tt := range tests {
+		lvl, msg, ok := parseKmsg([]byte(tt.in))
+		if ok != tt.keep || (ok && (lvl != tt.lvl || string(msg) != tt.msg)) {
+			t.Errorf("parseKmsg(%q) = %v %q %v, want %v %q %v", tt.in, lvl, msg, ok, tt.lvl, tt.msg, tt.keep)
+		}
+	}
+	s, root := newServer(t, nil)
+	pr, pw, _ := os.Pipe()
+	s.SubscribeKmsg(pr)
+	pw.Write([]byte("4,10,20,-;disk warning\n SUBSYSTEM=block\n"))
+	pw.Close()
+	waitFile(t, s, filepath.Join(root, "logs", "0", "pantavisor", "pantavisor.log"), "[pantavisor] 42 WARN\t -- [dmesg]: disk warning\n")
+}
+
+func TestDevLogLink(t *testing.T) {
+	devlog := filepath.Join(t.TempDir(), "log")
+	os.Symlink("/nowhere", devlog)
+	s, _ := newServer(t, func(o *Options) { o.DevLog = devlog })
+	if got, _ := os.Readlink(devlog); got != filepath.Join(s.o.RunDir, CtrlSocket) {
+		t.Errorf("/dev/log -> %q, want the pv-ctrl-log socket", got)
+	}
+	c, err := net.Dial("unix", devlog)
+	if err != nil {
+		t.Fatalf("dial /dev/log: %v", err)
+	}
+	c.Close()
+	// a regular file is not replaced
+	reg := filepath.Join(t.TempDir(), "log")
+	os.WriteFile(reg, nil, 0o644)
+	s2, err := New(Options{RunDir: filepath.Join(t.TempDir(), "run"), LogDir: t.TempDir(), MaxSize: 1 << 20, DevLog: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if err := s2.Start(context.Background()); !errors.Is(err, os.ErrExist) {
+		t.Errorf("Start with a regular file at DevLog = %v, want ErrExist", err)
+	}
+}
+
+func TestWriteErrors(t *testing.T) {
+	s, root := newServer(t, nil)
+	// make logs/0/app a file: opening logs/0/app/s fails
+	os.MkdirAll(filepath.Join(root, "logs", "0"), 0o755)
+	os.WriteFile(filepath.Join(root, "logs", "0", "app"), nil, 0o644)
+	s.Write(Entry{Level: Info, Platform: "app", Source: "s", Msg: "lost"})
+	s.Write(Entry{Level: Info, Platform: "other", Source: "s", Msg: "kept"})
+	waitFile(t, s, filepath.Join(root, "logs", "0", "other", "s"), "kept\n")
+	if st := s.Stats(); st.WriteErrs != 1 {
+		t.Errorf("Stats.WriteErrs = %d, want 1", st.WriteErrs)
+	}
+}

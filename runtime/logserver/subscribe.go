@@ -2,9 +2,14 @@ package logserver
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"sync"
+	"syscall"
 )
+
+// kmsgMax is the largest /dev/kmsg record.
+const kmsgMax = 8192
 
 // subscription pumps lines from one reader into the server.
 type subscription struct {
@@ -29,6 +34,42 @@ func subKey(platform, source string) string { return platform + "\x00" + source 
 // platform/source pair exists; a new one replaces the old. Pass pollable
 // files (pipes, ptys, sockets, os.Pipe) so Close can interrupt a read.
 func (s *Server) Subscribe(r io.Reader, platform, source string, level Level) {
+	s.subscribe(r, platform, source, level, nil)
+}
+
+// SubscribeKmsg logs the kernel ring buffer (an opened /dev/kmsg) as
+// pantavisor/dmesg: each record's syslog priority gives its level, the
+// "pri,seq,usec,flags;" prefix and the continuation lines are dropped.
+func (s *Server) SubscribeKmsg(r io.Reader) {
+	s.subscribe(r, PlatformPantavisor, "dmesg", Info, parseKmsg)
+}
+
+// parseKmsg turns one /dev/kmsg line into a level and message.
+func parseKmsg(line []byte) (Level, []byte, bool) {
+	if len(line) == 0 || line[0] == ' ' {
+		return 0, nil, false // continuation "KEY=value" line
+	}
+	semi := bytes.IndexByte(line, ';')
+	if semi < 0 {
+		return Info, line, true
+	}
+	pri := 0
+	for _, c := range line[:semi] {
+		if c < '0' || c > '9' {
+			break
+		}
+		pri = pri*10 + int(c-'0')
+		if pri > 1<<20 {
+			break
+		}
+	}
+	return syslogLevel(pri & 7), line[semi+1:], true
+}
+
+// lineParser rewrites a subscribed line; ok=false drops it.
+type lineParser func(line []byte) (Level, []byte, bool)
+
+func (s *Server) subscribe(r io.Reader, platform, source string, level Level, parse lineParser) {
 	sub := &subscription{r: r}
 	key := subKey(platform, source)
 	s.subsMu.Lock()
@@ -45,7 +86,7 @@ func (s *Server) Subscribe(r io.Reader, platform, source string, level Level) {
 	s.subsMu.Unlock()
 	go func() {
 		defer s.wg.Done()
-		s.pump(sub, platform, source, level.clamp())
+		s.pump(sub, platform, source, level.clamp(), parse)
 		sub.stop()
 		s.subsMu.Lock()
 		if s.subs[key] == sub {
@@ -69,11 +110,22 @@ func (s *Server) Unsubscribe(platform, source string) {
 
 // pump reads r line by line; a line longer than MaxLine is cut into
 // MaxLine pieces, a final unterminated line is logged at EOF.
-func (s *Server) pump(sub *subscription, platform, source string, level Level) {
-	buf := make([]byte, 0, s.o.MaxLine)
+func (s *Server) pump(sub *subscription, platform, source string, level Level, parse lineParser) {
+	size := s.o.MaxLine
+	if parse != nil && size < kmsgMax {
+		size = kmsgMax // a /dev/kmsg read must fit a whole record
+	}
+	buf := make([]byte, 0, size)
 	emit := func(line []byte) {
 		line = bytes.TrimSuffix(line, []byte{'\r'})
-		s.dispatch(Entry{Time: s.now(), Level: level, Platform: platform, Source: source, Msg: string(line)})
+		lvl := level
+		if parse != nil {
+			var ok bool
+			if lvl, line, ok = parse(line); !ok {
+				return
+			}
+		}
+		s.dispatch(Entry{Time: s.now(), Level: lvl, Platform: platform, Source: source, Msg: string(line)})
 	}
 	cut := false // the last line was cut at MaxLine: drop a '\n' right after
 	for {
@@ -101,6 +153,9 @@ func (s *Server) pump(sub *subscription, platform, source string, level Level) {
 			cut = true
 		}
 		buf = buf[:copy(buf, rest)]
+		if parse != nil && errors.Is(err, syscall.EPIPE) {
+			continue // /dev/kmsg: records were overwritten before we read them
+		}
 		if err != nil {
 			if len(buf) > 0 {
 				emit(buf)
