@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"sync"
 
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
@@ -183,8 +184,29 @@ func (a objectsAPI) Put(sha string, r io.Reader) error {
 // GC implements ctrl.Objects.
 func (a objectsAPI) GC() (int64, error) { return a.s.GC(a.keep()) }
 
-// metaAPI maps metadata errors for the control socket.
-type metaAPI struct{ s *metadata.Store }
+// metaAPI maps metadata errors for the control socket and caches the GET
+// rendering between changes (GET /device-meta is the hot endpoint).
+type metaAPI struct {
+	s     *metadata.Store
+	cache *metaCache
+}
+
+type metaCache struct {
+	mu  sync.Mutex
+	gen uint64
+	buf []byte // rendering of generation gen; nil = none
+}
+
+func newMetaAPI(s *metadata.Store) metaAPI {
+	c := &metaCache{}
+	s.OnChange(func(metadata.Change) {
+		c.mu.Lock()
+		c.gen++
+		c.buf = nil
+		c.mu.Unlock()
+	})
+	return metaAPI{s: s, cache: c}
+}
 
 func metaErr(err error) error {
 	switch {
@@ -200,7 +222,25 @@ func metaErr(err error) error {
 
 func (m metaAPI) Set(key string, value []byte) error { return metaErr(m.s.Set(key, value)) }
 func (m metaAPI) Delete(key string) error            { return metaErr(m.s.Delete(key)) }
-func (m metaAPI) MarshalJSON() ([]byte, error)       { return m.s.MarshalJSON() }
+func (m metaAPI) MarshalJSON() ([]byte, error) {
+	c := m.cache
+	c.mu.Lock()
+	buf, gen := c.buf, c.gen
+	c.mu.Unlock()
+	if buf != nil {
+		return buf, nil
+	}
+	buf, err := m.s.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.gen == gen { // no change while rendering
+		c.buf = buf
+	}
+	c.mu.Unlock()
+	return buf, nil
+}
 
 // userMetaAPI also applies user-meta keys that are configuration keys at
 // the metadata level, and reverts them on delete (spec §8).

@@ -230,8 +230,8 @@ func (d *Daemon) startLogs(ctx context.Context) error {
 func (d *Daemon) startCtrl() error {
 	o := ctrl.Options{
 		Log:        d.log,
-		UserMeta:   userMetaAPI{metaAPI{d.usrmeta}, d.conf},
-		DeviceMeta: metaAPI{d.devmeta},
+		UserMeta:   userMetaAPI{newMetaAPI(d.usrmeta), d.conf},
+		DeviceMeta: newMetaAPI(d.devmeta),
 		Steps: stepsAPI{d.store, func(b []byte) error {
 			_, err := parseRevision("", b, d.mode == AppEngine)
 			return err
