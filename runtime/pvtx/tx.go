@@ -177,14 +177,16 @@ func (t *Tx) Begin(ctx context.Context, base, objdir string) error {
 		if err != nil {
 			return err
 		}
-		if err := os.MkdirAll(abs, 0o755); err != nil {
-			return fmt.Errorf("object directory: %w", err)
-		}
 		ns.Local, ns.Objdir = true, abs
 	}
 	doc, err := t.loadBase(ctx, base)
 	if err != nil {
 		return err
+	}
+	if ns.Local {
+		if err := os.MkdirAll(ns.Objdir, 0o755); err != nil {
+			return fmt.Errorf("object directory: %w", err)
+		}
 	}
 	if err := t.wipe(); err != nil {
 		return err
