@@ -89,7 +89,12 @@ func (s *Server) handleCtrl(cc *ctrlConn, m message) {
 				cc.platform = PlatformPantavisor
 			}
 		}
-		e.Platform = cc.platform
+		// The upstream docs say RFC messages use their HOSTNAME; the code
+		// uses the cgroup, which a container cannot forge. HOSTNAME (the
+		// container's uts name) only fills in for an unknown cgroup.
+		if cc.platform != PlatformUnknown || e.Platform == "" {
+			e.Platform = cc.platform
+		}
 		s.dispatch(e)
 		return
 	}

@@ -57,8 +57,9 @@ var (
 const defaultSource = "syslog"
 
 // ParseText detects and parses one text message of pv-ctrl-log in spec
-// order: RFC5424/RFC3164 ("<pri>"), JSON, key/value. The returned Entry has
-// no platform: text protocols take it from the sender's cgroup.
+// order: RFC5424/RFC3164 ("<pri>"), JSON, key/value. Text protocols take
+// the platform from the sender's cgroup; the returned Platform is only the
+// RFC5424 HOSTNAME, used when the cgroup names no platform.
 func ParseText(msg []byte) (Entry, Protocol, error) {
 	msg = bytes.TrimRight(msg, "\r\n\x00")
 	if e, p, ok := parseRFC(msg); ok {
@@ -112,7 +113,7 @@ func nextField(b []byte) (field, rest []byte) {
 func parse5424(e *Entry, b []byte) {
 	_, b = nextField(b) // version
 	_, b = nextField(b) // timestamp
-	_, b = nextField(b) // hostname
+	host, b := nextField(b)
 	app, b := nextField(b)
 	_, b = nextField(b) // procid
 	_, b = nextField(b) // msgid
@@ -125,6 +126,9 @@ func parse5424(e *Entry, b []byte) {
 	e.Source = string(app)
 	if e.Source == "" || e.Source == "-" {
 		e.Source = defaultSource
+	}
+	if string(host) != "-" {
+		e.Platform = string(host) // a hint only: the cgroup decides
 	}
 	e.Msg = string(b)
 }

@@ -17,10 +17,10 @@ func TestParseText(t *testing.T) {
 		want  Entry
 	}{
 		{"rfc5424", `<14>1 2024-01-01T00:00:00Z host myapp 123 ID1 [x@1 a="b]"][y@2] hello 5424`, ProtoRFC5424,
-			Entry{Level: Info, Source: "myapp", Msg: "hello 5424"}},
+			Entry{Level: Info, Platform: "host", Source: "myapp", Msg: "hello 5424"}},
 		{"rfc5424 nil sd bom", "<8>1 - - - - - - \xef\xbb\xbfmsg", ProtoRFC5424,
 			Entry{Level: Fatal, Source: "syslog", Msg: "msg"}},
-		{"rfc5424 no msg", "<15>1 - h app - - -", ProtoRFC5424, Entry{Level: Debug, Source: "app", Msg: ""}},
+		{"rfc5424 no msg", "<15>1 - h app - - -", ProtoRFC5424, Entry{Level: Debug, Platform: "h", Source: "app", Msg: ""}},
 		{"rfc3164 glibc", "<11>Jan  2 03:04:05 myd[12]: hello 3164", ProtoRFC3164,
 			Entry{Level: Error, Source: "myd", Msg: "hello 3164"}},
 		{"rfc3164 hostname", "<12>Jan 12 03:04:05 host su: warn me", ProtoRFC3164,

@@ -118,6 +118,14 @@ func TestCtrlProtocolsFiletree(t *testing.T) {
 	}
 }
 
+func TestRFCHostnameFallback(t *testing.T) {
+	s, root := newServer(t, func(o *Options) { o.Platform = func(int32) string { return PlatformUnknown } })
+	c := dial(t, s, CtrlSocket)
+	c.Write([]byte("<14>1 - web app - - - from web\n<14>1 - - app - - - nobody\n"))
+	waitFile(t, s, filepath.Join(root, "logs", "0", "web", "app"), "from web\n")
+	waitFile(t, s, filepath.Join(root, "logs", "0", "unknown-platform", "app"), "nobody\n")
+}
+
 func TestPantavisorLines(t *testing.T) {
 	var out syncBuffer
 	s, root := newServer(t, func(o *Options) {
