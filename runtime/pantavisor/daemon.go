@@ -195,6 +195,21 @@ func (d *Daemon) init(ctx context.Context) error {
 	if d.devmeta, err = metadata.Open(d.storagePath("PV_CACHE_DEVMETADIR"), d.log); err != nil {
 		return fmt.Errorf("device-meta: %w", err)
 	}
+	for _, m := range []struct {
+		s    *metadata.Store
+		name string
+	}{{d.usrmeta, "user-meta"}, {d.devmeta, "device-meta"}} {
+		if err := m.s.Mirror(d.runDir, m.name); err != nil {
+			return fmt.Errorf("%s mirror: %w", m.name, err)
+		}
+		// $RUN/<name> shows the cache dir (upstream bind-mounts it).
+		link := filepath.Join(d.runDir, m.name)
+		if _, err := os.Lstat(link); err != nil {
+			if err := os.Symlink(m.s.Dir(), link); err != nil {
+				return fmt.Errorf("%s link: %w", m.name, err)
+			}
+		}
+	}
 	for _, kv := range d.usrmeta.List() {
 		if config.IsKey(kv.Key) {
 			c.Set(kv.Key, string(kv.Value), config.Metadata)
@@ -223,6 +238,10 @@ func (d *Daemon) startLogs(ctx context.Context) error {
 		return fmt.Errorf("logserver: %w", err)
 	}
 	d.logs = ls
+	if hs, ok := ls.(interface{ Handler() slog.Handler }); ok {
+		d.log = slog.New(teeHandler{d.log.Handler(), hs.Handler()})
+		d.store.Log = d.log
+	}
 	return nil
 }
 
