@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -515,5 +516,42 @@ func BenchmarkDeviceMeta(b *testing.B) {
 	if len(all) > 0 {
 		b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
 		b.ReportMetric(float64(len(all))/el.Seconds(), "req/s")
+	}
+}
+
+// TestCallerRoles runs the full identity path through the daemon: the test
+// process is the peer and a fake /proc root puts it in a container's
+// cgroup. Only a "mgmt" role grants the privileged API (docs; upstream's
+// roles-less default to mgmt is not copied).
+func TestCallerRoles(t *testing.T) {
+	storage := newStorage(t)
+	st := `{"#spec":"pantavisor-service-system@1",
+		"admin/run.json":{"name":"admin","roles":["mgmt"]},
+		"plain/run.json":{"name":"plain"},
+		"nobody/run.json":{"name":"nobody","roles":["nobody"]}}`
+	if err := os.WriteFile(filepath.Join(storage, "trails", "0", ".pvr", "json"), []byte(st), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	proc := t.TempDir()
+	pidDir := filepath.Join(proc, strconv.Itoa(os.Getpid()))
+	os.MkdirAll(pidDir, 0o755)
+	in := start(t, storage, func(o *Options) { o.ProcRoot = proc })
+	for _, tt := range []struct {
+		cgroup string
+		status int
+	}{
+		{"0::/\n", 200},
+		{"0::/lxc/admin\n", 200},
+		{"0::/lxc/admin-2\n", 200}, // appengine suffix
+		{"0::/lxc/plain\n", 403},
+		{"0::/lxc/nobody\n", 403},
+		{"0::/lxc/ghost\n", 500},
+	} {
+		os.WriteFile(filepath.Join(pidDir, "cgroup"), []byte(tt.cgroup), 0o644)
+		in.hc.CloseIdleConnections() // identity is per connection
+		got, b := in.call(t, "GET", "/device-meta", nil)
+		if got != tt.status {
+			t.Errorf("GET /device-meta as %q = %d %s, want %d", tt.cgroup, got, b, tt.status)
+		}
 	}
 }
