@@ -228,6 +228,11 @@ func (m *maintainer) cleanup() {
 		if strings.HasSuffix(name, rotatingSuffix) && info.ModTime().Before(m.started) {
 			stale = append(stale, p)
 		}
+		if strings.HasSuffix(name, ".gz.tmp") && info.ModTime().Before(m.started) {
+			os.Remove(p) // compression interrupted by a crash: src is still there
+			total -= sz
+			dirSize[dir] -= sz
+		}
 		if strings.HasSuffix(name, ".gz") {
 			base := name[:len(name)-3]
 			n := 0

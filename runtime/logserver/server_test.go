@@ -651,11 +651,16 @@ func TestLeftoverRotatingCompressed(t *testing.T) {
 	os.WriteFile(p+".123"+rotatingSuffix, []byte("old\n"), 0o644)
 	old := time.Now().Add(-time.Hour)
 	os.Chtimes(p+".123"+rotatingSuffix, old, old)
+	os.WriteFile(p+".1.gz.tmp", []byte("partial"), 0o644)
+	os.Chtimes(p+".1.gz.tmp", old, old)
 	m := newMaintainer(dir, NewBudget(1<<20, 4, 5), testLogger(t))
 	defer m.close()
 	m.wait()
 	if _, err := os.Stat(p + ".1.gz"); err != nil {
 		t.Errorf("leftover not compressed to s.1.gz: %v", err)
+	}
+	if _, err := os.Stat(p + ".123" + rotatingSuffix); err == nil {
+		t.Errorf("leftover .rotating file still there")
 	}
 }
 
