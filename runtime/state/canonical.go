@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
-	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -50,9 +49,23 @@ type decoder struct {
 	data  []byte
 	pos   int
 	depth int
+	// stack holds the members of the objects being read, innermost last.
+	stack []span
+	// scratch is reused when reordering the members of an object.
+	scratch []byte
+	// top, when set, reports problems inside the members of the outermost
+	// object as *Error naming the member (Parse uses it for state keys).
+	top bool
 }
 
-// member is one decoded object member: its name and canonical value.
+// span is one object member written to the output: name is its decoded
+// name; start, vstart and end delimit "name":value and value.
+type span struct {
+	name              []byte
+	start, vstart, end int
+}
+
+// member is one object member of canonical JSON: its name and value.
 type member struct {
 	name string
 	val  []byte
@@ -80,11 +93,8 @@ func (d *decoder) value(dst []byte) ([]byte, error) {
 	}
 	switch c := d.data[d.pos]; {
 	case c == '{':
-		ms, err := d.object()
-		if err != nil {
-			return nil, err
-		}
-		return appendObject(dst, ms), nil
+		out, _, err := d.object(dst)
+		return out, err
 	case c == '[':
 		return d.array(dst)
 	case c == '"':
@@ -122,62 +132,107 @@ func (d *decoder) enter() error {
 	return nil
 }
 
-// object reads an object and returns its members sorted by name, each with
-// its canonical value. Duplicate names are an error.
-func (d *decoder) object() ([]member, error) {
+// object appends the canonical form of the object at d.pos to dst. The
+// returned spans describe its members in sorted order; they are only
+// valid until the next call.
+func (d *decoder) object(dst []byte) ([]byte, []span, error) {
 	if err := d.enter(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	isTop := d.top && d.depth == 1
 	d.pos++ // '{'
-	var ms []member
+	base := len(d.stack)
+	objStart := len(dst)
+	dst = append(dst, '{')
 	d.skipSpace()
 	if d.pos < len(d.data) && d.data[d.pos] == '}' {
 		d.pos++
 		d.depth--
-		return ms, nil
+		return append(dst, '}'), nil, nil
 	}
-	for {
+	for first := true; ; first = false {
+		if !first {
+			dst = append(dst, ',')
+		}
 		d.skipSpace()
 		if d.pos >= len(d.data) || d.data[d.pos] != '"' {
-			return nil, d.errorf("expected object member name")
+			return nil, nil, d.topErr(isTop, nil, d.errorf("expected object member name"))
 		}
-		name, err := d.str()
+		name, err := d.strBytes()
 		if err != nil {
-			return nil, err
+			return nil, nil, d.topErr(isTop, nil, err)
 		}
+		start := len(dst)
+		dst = appendString(dst, name)
 		d.skipSpace()
 		if d.pos >= len(d.data) || d.data[d.pos] != ':' {
-			return nil, d.errorf("expected ':' after member name")
+			return nil, nil, d.topErr(isTop, name, d.errorf("expected ':' after member name"))
 		}
+		dst = append(dst, ':')
 		d.pos++
 		d.skipSpace()
-		val, err := d.value(nil)
-		if err != nil {
-			return nil, err
+		vstart := len(dst)
+		if dst, err = d.value(dst); err != nil {
+			return nil, nil, d.topErr(isTop, name, err)
 		}
-		ms = append(ms, member{name: name, val: val})
+		d.stack = append(d.stack, span{name: name, start: start, vstart: vstart, end: len(dst)})
 		d.skipSpace()
 		if d.pos >= len(d.data) {
-			return nil, d.errorf("unexpected end of input in object")
+			return nil, nil, d.topErr(isTop, nil, d.errorf("unexpected end of input in object"))
 		}
 		if d.data[d.pos] == ',' {
 			d.pos++
 			continue
 		}
 		if d.data[d.pos] != '}' {
-			return nil, d.errorf("expected ',' or '}' in object")
+			return nil, nil, d.topErr(isTop, name, d.errorf("expected ',' or '}' in object"))
 		}
 		d.pos++
 		break
 	}
 	d.depth--
-	slices.SortFunc(ms, func(a, b member) int { return strings.Compare(a.name, b.name) })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].name == ms[i-1].name {
-			return nil, &dupError{name: ms[i].name}
+	ms := d.stack[base:]
+	cmp := func(a, b span) int { return bytes.Compare(a.name, b.name) }
+	if !slices.IsSortedFunc(ms, cmp) {
+		slices.SortFunc(ms, cmp)
+		// Rewrite the members in sorted order.
+		d.scratch = append(d.scratch[:0], dst[objStart+1:]...)
+		off := objStart + 1
+		dst = dst[:off]
+		for i := range ms {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			m := &ms[i]
+			nstart := len(dst)
+			dst = append(dst, d.scratch[m.start-off:m.end-off]...)
+			m.vstart = nstart + (m.vstart - m.start)
+			m.start, m.end = nstart, len(dst)
 		}
 	}
-	return ms, nil
+	for i := 1; i < len(ms); i++ {
+		if bytes.Equal(ms[i].name, ms[i-1].name) {
+			err := &dupError{name: string(ms[i].name)}
+			if isTop {
+				return nil, nil, &Error{Key: err.name, Err: fmt.Errorf("%w: key appears more than once", ErrDuplicate)}
+			}
+			return nil, nil, err
+		}
+	}
+	d.stack = d.stack[:base]
+	return append(dst, '}'), ms, nil
+}
+
+// topErr attributes err to a member name of the outermost object when
+// d.top is set (isTop).
+func (d *decoder) topErr(isTop bool, name []byte, err error) error {
+	if !isTop {
+		return err
+	}
+	if se, ok := err.(*Error); ok {
+		return se
+	}
+	return &Error{Key: string(name), Err: err}
 }
 
 // appendObject writes sorted members as a canonical object.
@@ -235,6 +290,13 @@ func (d *decoder) array(dst []byte) ([]byte, error) {
 
 // str reads a string token and returns its decoded value.
 func (d *decoder) str() (string, error) {
+	b, err := d.strBytes()
+	return string(b), err
+}
+
+// strBytes reads a string token and returns its decoded bytes, which may
+// alias the input.
+func (d *decoder) strBytes() ([]byte, error) {
 	d.pos++ // opening quote
 	start := d.pos
 	// Fast path: no escapes, valid UTF-8, no control characters.
@@ -243,7 +305,7 @@ func (d *decoder) str() (string, error) {
 		if c == '"' {
 			s := d.data[start:d.pos]
 			d.pos++
-			return string(s), nil
+			return s, nil
 		}
 		if c == '\\' || c < 0x20 {
 			break
@@ -265,13 +327,13 @@ func (d *decoder) str() (string, error) {
 		switch {
 		case c == '"':
 			d.pos++
-			return string(buf), nil
+			return buf, nil
 		case c < 0x20:
-			return "", d.errorf("control character in string")
+			return nil, d.errorf("control character in string")
 		case c == '\\':
 			var err error
 			if buf, err = d.escape(buf); err != nil {
-				return "", err
+				return nil, err
 			}
 		case c < utf8.RuneSelf:
 			buf = append(buf, c)
@@ -282,7 +344,7 @@ func (d *decoder) str() (string, error) {
 			buf = utf8.AppendRune(buf, r) // invalid bytes become U+FFFD
 		}
 	}
-	return "", d.errorf("unterminated string")
+	return nil, d.errorf("unterminated string")
 }
 
 // escape decodes one backslash escape at d.pos and appends it to buf.
@@ -355,7 +417,7 @@ func (d *decoder) hex4() (rune, bool) {
 const upperHex = "0123456789ABCDEF"
 
 // appendString writes s as a canonical JSON string.
-func appendString(dst []byte, s string) []byte {
+func appendString[S string | []byte](dst []byte, s S) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); i++ {

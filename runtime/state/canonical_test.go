@@ -70,7 +70,7 @@ func TestCanonicalGolden(t *testing.T) {
 func TestCanonicalErrors(t *testing.T) {
 	tests := []struct {
 		name, in string
-		want error
+		want     error
 	}{
 		{"empty", ``, ErrSyntax},
 		{"spaces", `   `, ErrSyntax},

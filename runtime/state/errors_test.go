@@ -57,7 +57,8 @@ func TestParseErrors(t *testing.T) {
 		// Document and keys.
 		{"not an object", `[]`, "", "must be a JSON object", ErrSyntax},
 		{"syntax", `{"#spec":`, "#spec", "unexpected end", ErrSyntax},
-		{"syntax between keys", `{"#spec":"x" "a":1}`, "", "expected ',' or '}' after the value of \"#spec\"", ErrSyntax},
+		{"syntax between keys", `{"#spec":"x" "a":1}`, "#spec", "expected ',' or '}' in object", ErrSyntax},
+		{"syntax in key", `{"#spec":"x", 1:1}`, "", "expected object member name", ErrSyntax},
 		{"trailing data", `{"#spec":"pantavisor-service-system@1"} x`, "", "after the state", ErrSyntax},
 		{"missing spec", `{}`, "#spec", "missing", ErrSpec},
 		{"wrong spec", doc("#spec", q("pantavisor-multi-platform@1")), "#spec", "pantavisor-multi-platform@1", ErrSpec},

@@ -43,7 +43,7 @@ func New() *State {
 // Parse parses and validates a state JSON document. Problems are reported
 // as *Error naming the state key, wrapping one of the package sentinels.
 func Parse(data []byte) (*State, error) {
-	ms, err := topLevel(data)
+	canon, ms, err := topLevel(data)
 	if err != nil {
 		return nil, err
 	}
@@ -59,68 +59,36 @@ func Parse(data []byte) (*State, error) {
 	if err := s.build(); err != nil {
 		return nil, err
 	}
-	s.canon = appendObject(make([]byte, 0, len(data)), ms)
+	s.canon = canon
 	return s, nil
 }
 
-// topLevel reads the state object into sorted members, attributing
-// problems inside a value to its key.
-func topLevel(data []byte) ([]member, error) {
-	d := decoder{data: data}
+// topLevel canonicalizes the state object and returns its bytes and its
+// members, attributing problems inside a value to its key.
+func topLevel(data []byte) ([]byte, []member, error) {
+	d := decoder{data: data, top: true}
 	d.skipSpace()
 	if d.pos >= len(d.data) || d.data[d.pos] != '{' {
-		return nil, &Error{Err: fmt.Errorf("%w: state must be a JSON object", ErrSyntax)}
+		return nil, nil, &Error{Err: fmt.Errorf("%w: state must be a JSON object", ErrSyntax)}
 	}
-	d.pos++
-	d.depth++
-	var ms []member
-	d.skipSpace()
-	if d.pos < len(d.data) && d.data[d.pos] == '}' {
-		d.pos++
-	} else {
-		for {
-			d.skipSpace()
-			if d.pos >= len(d.data) || d.data[d.pos] != '"' {
-				return nil, &Error{Err: d.errorf("expected a state key")}
-			}
-			name, err := d.str()
-			if err != nil {
-				return nil, &Error{Err: err}
-			}
-			d.skipSpace()
-			if d.pos >= len(d.data) || d.data[d.pos] != ':' {
-				return nil, &Error{Key: name, Err: d.errorf("expected ':' after the key")}
-			}
-			d.pos++
-			d.skipSpace()
-			val, err := d.value(nil)
-			if err != nil {
-				return nil, &Error{Key: name, Err: err}
-			}
-			ms = append(ms, member{name: name, val: val})
-			d.skipSpace()
-			if d.pos < len(d.data) && d.data[d.pos] == ',' {
-				d.pos++
-				continue
-			}
-			if d.pos >= len(d.data) || d.data[d.pos] != '}' {
-				return nil, &Error{Err: d.errorf("expected ',' or '}' after the value of %q", name)}
-			}
-			d.pos++
-			break
+	out, spans, err := d.object(make([]byte, 0, len(data)))
+	if err == nil {
+		d.skipSpace()
+		if d.pos != len(d.data) {
+			err = d.errorf("unexpected data after the state object")
 		}
 	}
-	d.skipSpace()
-	if d.pos != len(d.data) {
-		return nil, &Error{Err: d.errorf("unexpected data after the state object")}
-	}
-	slices.SortFunc(ms, func(a, b member) int { return strings.Compare(a.name, b.name) })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].name == ms[i-1].name {
-			return nil, &Error{Key: ms[i].name, Err: fmt.Errorf("%w: key appears more than once", ErrDuplicate)}
+	if err != nil {
+		if se, ok := err.(*Error); ok {
+			return nil, nil, se
 		}
+		return nil, nil, &Error{Err: err}
 	}
-	return ms, nil
+	ms := make([]member, len(spans))
+	for i, sp := range spans {
+		ms[i] = member{name: string(sp.name), val: out[sp.vstart:sp.end:sp.end]}
+	}
+	return out, ms, nil
 }
 
 // build validates the keys and values of s.vals and fills the parsed views.

@@ -42,13 +42,58 @@ func index(parent string, i int) string {
 // The helpers below read canonical JSON produced by Canonical, so they
 // only need to tell the value kinds apart.
 
+// asMembers splits a canonical object into its members.
 func asMembers(raw []byte) ([]member, bool) {
-	if len(raw) == 0 || raw[0] != '{' {
+	if len(raw) < 2 || raw[0] != '{' {
 		return nil, false
 	}
-	d := decoder{data: raw}
-	ms, err := d.object()
-	return ms, err == nil
+	if raw[1] == '}' {
+		return []member{}, true
+	}
+	ms := make([]member, 0, 8)
+	for i := 1; i < len(raw) && (raw[i-1] == '{' || raw[i-1] == ','); {
+		nend := skipCanon(raw, i)
+		name, ok := asString(raw[i:nend])
+		if !ok || nend >= len(raw) || raw[nend] != ':' {
+			return nil, false
+		}
+		vend := skipCanon(raw, nend+1)
+		ms = append(ms, member{name: name, val: raw[nend+1 : vend]})
+		i = vend + 1
+	}
+	return ms, true
+}
+
+// skipCanon returns the end of the canonical value that starts at raw[i].
+func skipCanon(raw []byte, i int) int {
+	depth := 0
+	for i < len(raw) {
+		switch raw[i] {
+		case '"':
+			for i++; i < len(raw) && raw[i] != '"'; i++ {
+				if raw[i] == '\\' {
+					i++
+				}
+			}
+			i++
+		case '{', '[':
+			depth++
+			i++
+		case '}', ']':
+			depth--
+			i++
+		case ',', ':':
+			i++
+		default:
+			for i < len(raw) && raw[i] != ',' && raw[i] != '}' && raw[i] != ']' && raw[i] != ':' {
+				i++
+			}
+		}
+		if depth <= 0 {
+			return i
+		}
+	}
+	return i
 }
 
 func asString(raw []byte) (string, bool) {
@@ -69,7 +114,7 @@ func asString(raw []byte) (string, bool) {
 	}
 	d := decoder{data: raw}
 	s, err := d.str()
-	return s, err == nil
+	return s, err == nil && d.pos == len(raw)
 }
 
 func asBool(raw []byte) (bool, bool) {
@@ -102,34 +147,19 @@ func asNumber(raw []byte) (float64, bool) {
 
 // asArray splits a canonical array into its canonical elements.
 func asArray(raw []byte) ([][]byte, bool) {
-	if len(raw) == 0 || raw[0] != '[' {
+	if len(raw) < 2 || raw[0] != '[' {
 		return nil, false
 	}
-	var out [][]byte
-	d := decoder{data: raw, pos: 1}
 	if raw[1] == ']' {
-		return out, true
+		return [][]byte{}, true
 	}
-	for {
-		start := d.pos
-		if err := d.skipValue(); err != nil {
-			return nil, false
-		}
-		out = append(out, raw[start:d.pos])
-		if d.pos >= len(raw) {
-			return nil, false
-		}
-		if raw[d.pos] == ']' {
-			return out, true
-		}
-		d.pos++ // ','
+	out := make([][]byte, 0, 4)
+	for i := 1; i < len(raw) && (raw[i-1] == '[' || raw[i-1] == ','); {
+		end := skipCanon(raw, i)
+		out = append(out, raw[i:end])
+		i = end + 1
 	}
-}
-
-// skipValue advances over one canonical value.
-func (d *decoder) skipValue() error {
-	_, err := d.value(nil)
-	return err
+	return out, true
 }
 
 // stringField reads a string field or reports it.
