@@ -26,6 +26,7 @@ const (
 
 var protoNames = [...]string{"unknown", "rfc5424", "rfc3164", "json", "kv", "legacy", "cmd"}
 
+// String names the protocol ("rfc5424", "json", …).
 func (p Protocol) String() string {
 	if p < 0 || int(p) >= len(protoNames) {
 		return "unknown"
@@ -310,12 +311,6 @@ func unquoteKV(b []byte) (string, int, error) {
 
 // frameHeaderSize is sizeof(int32 code) + sizeof(int32 len).
 const frameHeaderSize = 8
-
-// Frame is a binary pv-ctrl-log frame (struct logserver_msg).
-type Frame struct {
-	Code int32
-	Buf  []byte
-}
 
 // frameHeader decodes a binary header; max bounds the declared length.
 func frameHeader(h []byte, max int) (code int32, n int, err error) {

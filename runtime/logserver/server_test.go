@@ -752,3 +752,27 @@ func TestWriteErrors(t *testing.T) {
 		t.Errorf("Stats.WriteErrs = %d, want 1", st.WriteErrs)
 	}
 }
+
+func TestCloseWithLiveSubscriptions(t *testing.T) {
+	s, _ := newServer(t, nil)
+	c := dial(t, s, FdSocket)
+	pr, pw, _ := os.Pipe()
+	defer pw.Close()
+	SendFd(c, pr, FdRequest{Platform: "app", Source: "live", Level: Info, Subscribe: true})
+	pr.Close()
+	r2, w2, _ := os.Pipe()
+	defer w2.Close()
+	s.Subscribe(r2, "app", "live2", Info)
+	// a client stuck mid-frame
+	mid := dial(t, s, CtrlSocket)
+	mid.Write(legacy(Info, "app", "s", "never finished")[:12])
+	pw.Write([]byte("x\n"))
+	s.Sync()
+	done := make(chan struct{})
+	go func() { s.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close hung on live subscriptions or clients")
+	}
+}

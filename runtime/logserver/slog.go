@@ -46,6 +46,8 @@ type handler struct {
 // the server's clock (Options.Now), like every other message.
 func (s *Server) Handler() slog.Handler { return &handler{s: s, src: PlatformPantavisor} }
 
+// Enabled reports whether a record at l would be kept (PV_LOG_LEVEL, or
+// the update capture for ERROR and worse).
 func (h *handler) Enabled(_ context.Context, l slog.Level) bool {
 	lv := slogLevel(l)
 	if lv <= h.s.level {
@@ -54,6 +56,7 @@ func (h *handler) Enabled(_ context.Context, l slog.Level) bool {
 	return lv <= Error && *h.s.updateRev.Load() != ""
 }
 
+// Handle writes r as a pantavisor Entry.
 func (h *handler) Handle(_ context.Context, r slog.Record) error {
 	src := h.src
 	var b strings.Builder
@@ -71,6 +74,7 @@ func (h *handler) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
+// WithAttrs returns a handler that adds as (a "src" attr sets the source).
 func (h *handler) WithAttrs(as []slog.Attr) slog.Handler {
 	n := *h
 	var b strings.Builder
@@ -86,6 +90,7 @@ func (h *handler) WithAttrs(as []slog.Attr) slog.Handler {
 	return &n
 }
 
+// WithGroup returns a handler that prefixes later keys with name + ".".
 func (h *handler) WithGroup(name string) slog.Handler {
 	if name == "" {
 		return h
