@@ -399,3 +399,47 @@ func FuzzRoute(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseCommand: any body parses or fails with ErrInvalid, and what
+// parses has an exact op name and a valid payload.
+func FuzzParseCommand(f *testing.F) {
+	for _, s := range []string{`{"op":"REBOOT_DEVICE","payload":""}`, `{"op":"LOCAL_RUN","payload":"locals/a"}`,
+		`{"op":"UPDATE_METADATA","payload":"{\"a\":1}"}`, `{"op":"","payload":""}`, `{}`, `[`, `{"op":"RUN_GC","payload":null}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		c, err := ParseCommand(body)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("ParseCommand(%q) error %v does not wrap ErrInvalid", body, err)
+			}
+			return
+		}
+		found := false
+		for _, o := range Ops {
+			found = found || o == c.Op
+		}
+		if !found {
+			t.Fatalf("ParseCommand(%q) op = %q, not a known op", body, c.Op)
+		}
+		if err := c.validate(); err != nil {
+			t.Fatalf("ParseCommand(%q) accepted an invalid payload: %v", body, err)
+		}
+	})
+}
+
+// FuzzCgroupName: any cgroup file gives a name without '/' or an error.
+func FuzzCgroupName(f *testing.F) {
+	for _, s := range []string{"0::/\n", "0::/lxc/app\n", "12:name=pantavisor:/lxc/web\n", "0::/lxc/a-1\n", "x:y"} {
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, in string, appengine bool) {
+		name, err := CgroupName(strings.NewReader(in), appengine)
+		if err != nil {
+			return
+		}
+		if name == "" || strings.Contains(name, "/") {
+			t.Fatalf("CgroupName(%q) = %q, want a non-empty name without '/'", in, name)
+		}
+	})
+}

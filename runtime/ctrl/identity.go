@@ -92,13 +92,14 @@ func CgroupName(r io.Reader, appengine bool) (string, error) {
 	if !haveV2 {
 		return "", fmt.Errorf("cgroup: %w: no pantavisor or v2 hierarchy", ErrUnknownCaller)
 	}
-	i := strings.Index(v2+"/", "/lxc/")
+	padded := v2 + "/" // "/lxc" alone is an (empty) container name too
+	i := strings.Index(padded, "/lxc/")
 	if i < 0 {
 		// "/" (or "/.." in appengine, or any other cgroup outside lxc/) is
 		// the host side.
 		return HostName, nil
 	}
-	return clean(first1(v2[i+len("/lxc/"):]), appengine)
+	return clean(first1(padded[i+len("/lxc/"):]), appengine)
 }
 
 func first1(p string) string {
