@@ -61,7 +61,7 @@ type decoder struct {
 // span is one object member written to the output: name is its decoded
 // name; start, vstart and end delimit "name":value and value.
 type span struct {
-	name              []byte
+	name               []byte
 	start, vstart, end int
 }
 

@@ -73,10 +73,8 @@ func (s *State) parseDevice(k string) error {
 	for _, m := range ms {
 		switch m.name {
 		case "groups":
+			// An empty array counts as absent: the default groups apply.
 			dev.Groups, err = parseGroups(m.name, m.val)
-			if err == nil && dev.Groups == nil {
-				dev.Groups = []Group{}
-			}
 		case "disks", "disks_v2", "disks_v3":
 			var disks []Disk
 			disks, err = parseDisks(m.name, m.val, m.name == "disks_v3")
@@ -115,9 +113,6 @@ func (s *State) parseLegacy() error {
 		groups, err := parseGroups("", raw)
 		if err != nil {
 			return &Error{Key: "groups.json", Err: err}
-		}
-		if groups == nil {
-			groups = []Group{}
 		}
 		dev = &Device{Groups: groups}
 		s.groups = groups

@@ -58,6 +58,9 @@ func (s *State) parseDocuments() error {
 			return err
 		}
 	}
+	if err := s.assignGroups(); err != nil {
+		return err
+	}
 	return s.checkBSP()
 }
 
@@ -119,15 +122,6 @@ func (s *State) checkPlatform(p *Platform) error {
 	if n := p.Network; n != nil && n.Mode == "pool" {
 		if _, ok := s.device.pool(n.Pool); !ok {
 			return &Error{Key: p.Key(), Err: invalid("network.pool", "unknown pool %q", n.Pool)}
-		}
-	}
-	if p.Group != "" {
-		groups := s.groups
-		if groups == nil {
-			groups = DefaultGroups()
-		}
-		if !slices.ContainsFunc(groups, func(g Group) bool { return g.Name == p.Group }) {
-			return &Error{Key: p.Key(), Err: invalid("group", "unknown group %q", p.Group)}
 		}
 	}
 	return nil

@@ -244,7 +244,7 @@ func TestParseAccepts(t *testing.T) {
 		{"storage disk via alias", doc(append(plat(`"storage":{"v":{"persistence":"boot","disk":"al"}}`), "device.json", `{"disks":[{"name":"d","type":"directory","aliases":["al"]}]}`)...)},
 		{"device.json disables groups.json", doc(append(plat(`"group":"data"`), "device.json", `{}`, "groups.json", `[{"name":"only"}]`)...)},
 		{"device.json ignores bad legacy files", doc("device.json", `{}`, "groups.json", `"junk"`, "disks.json", `7`)},
-		{"empty groups in device", doc("device.json", `{"groups":[]}`)},
+		{"empty groups in device", doc("device.json", `{"groups":[]}`, "a/run.json", `{"name":"a"}`)},
 		{"fit only", doc("bsp/run.json", `{"fit":"f.itb"}`, "bsp/f.itb", q(sha1))},
 		{"rpiab only", doc("bsp/run.json", `{"rpiab":"rpiab.img"}`, "bsp/rpiab.img", q(sha1))},
 		{"empty bsp", doc("bsp/run.json", `{}`)},

@@ -91,7 +91,7 @@ func TestDiff(t *testing.T) {
 		"app/added", q(sha1),
 		"_config/app/etc/x", q(sha2),
 		"bsp/kernel", q(sha1),
-		"device.json", `{"groups":[{"name":"g"}]}`,
+		"device.json", `{"disks":[]}`,
 		"data.json", `{"a":15e-1}`, // same number
 	))
 	want := []Change{

@@ -21,6 +21,7 @@ type State struct {
 	groups    []Group
 	drivers   *Drivers
 	sigs      map[string]*Signature
+	assign    map[string]string // platform name → group name
 	canon     []byte
 }
 

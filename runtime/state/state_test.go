@@ -368,3 +368,57 @@ func TestErrorType(t *testing.T) {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
+
+func TestResolve(t *testing.T) {
+	s := mustParse(t, fullState)
+	os, app := s.Platform("os"), s.Platform("my-app")
+	if got := s.Resolve(os); got.Group.Name != "root" || got.StatusGoal != GoalStarted || got.RestartPolicy != RestartSystem || got.AutoRecovery != nil {
+		t.Errorf("Resolve(os) = %+v, want root/STARTED/system/no recovery", got)
+	}
+	got := s.Resolve(app)
+	if got.Group.Name != "app" || got.StatusGoal != GoalReady || got.RestartPolicy != RestartContainer || got.AutoRecovery != app.AutoRecovery {
+		t.Errorf("Resolve(my-app) = %+v, want app/READY/container/own recovery", got)
+	}
+	if got := len(s.EffectiveGroups()); got != 3 {
+		t.Errorf("len(EffectiveGroups()) = %d, want 3", got)
+	}
+}
+
+func TestDefaultGroupAssignment(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want map[string]string
+	}{
+		{"first by name goes to root", doc("z/run.json", `{"name":"a"}`, "b/run.json", `{"name":"b"}`, "c/run.json", `{"name":"c"}`),
+			map[string]string{"a": "root", "b": "platform", "c": "platform"}},
+		{"explicit root wins", doc("a/run.json", `{"name":"a"}`, "b/run.json", `{"name":"b","group":"root"}`),
+			map[string]string{"a": "platform", "b": "root"}},
+		{"runlevel counts", doc("a/run.json", `{"name":"a"}`, "b/run.json", `{"name":"b","runlevel":"root"}`, "c/run.json", `{"name":"c","runlevel":"app","group":"data"}`),
+			map[string]string{"a": "platform", "b": "root", "c": "data"}},
+		{"empty device groups mean defaults", doc("device.json", `{"groups":[]}`, "a/run.json", `{"name":"a","group":"app"}`),
+			map[string]string{"a": "app"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := mustParse(t, tt.in)
+			for name, want := range tt.want {
+				p := s.Platform(name)
+				if got := s.GroupName(p); got != want {
+					t.Errorf("GroupName(%s) = %q, want %q", name, got, want)
+				}
+				if got := s.Resolve(p).Group.Name; got != want {
+					t.Errorf("Resolve(%s).Group.Name = %q, want %q", name, got, want)
+				}
+			}
+		})
+	}
+	_, err := Parse([]byte(doc("groups.json", `[{"name":"g"}]`, "a/run.json", `{"name":"a"}`)))
+	if err == nil || err.Error() != "a/run.json: group: missing: every platform needs a group when groups are defined in the state" {
+		t.Errorf("Parse(unlinked platform with explicit groups) error = %v", err)
+	}
+	_, err = Parse([]byte(doc("a/run.json", `{"name":"a","runlevel":"x"}`)))
+	if err == nil || err.Error() != `a/run.json: runlevel: unknown group "x"` {
+		t.Errorf("Parse(unknown runlevel) error = %v", err)
+	}
+}
