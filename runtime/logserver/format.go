@@ -2,6 +2,7 @@ package logserver
 
 import (
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -44,6 +45,20 @@ func appendPVLine(dst []byte, c clock, tf TimeFormat, r *record, line string) []
 	dst = append(dst, "]: "...)
 	dst = append(dst, line...)
 	return append(dst, '\n')
+}
+
+// appendPVLines renders r's message one pantavisor line per '\n'-separated
+// line (a final newline does not make an empty line).
+func appendPVLines(dst []byte, c clock, tf TimeFormat, r *record) []byte {
+	msg := strings.TrimSuffix(r.Msg, "\n")
+	for {
+		line, rest, more := strings.Cut(msg, "\n")
+		dst = appendPVLine(dst, c, tf, r, line)
+		if !more {
+			return dst
+		}
+		msg = rest
+	}
 }
 
 // appendJSONLine renders the singlefile/update JSON line:

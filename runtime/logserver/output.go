@@ -230,15 +230,7 @@ func (o *filetree) write(r *record) {
 		o.paths[key] = path
 	}
 	if r.Platform == PlatformPantavisor {
-		msg := strings.TrimSuffix(r.Msg, "\n")
-		for {
-			line, rest, more := strings.Cut(msg, "\n")
-			b = appendPVLine(b, o.s.clock, o.tf, r, line)
-			if !more {
-				break
-			}
-			msg = rest
-		}
+		b = appendPVLines(b, o.s.clock, o.tf, r)
 	} else {
 		b = append(b, r.Msg...)
 		if !r.Raw {
@@ -293,15 +285,7 @@ func (o *stdout) accept(r *record) bool { return r.Level <= o.s.level && o.filte
 
 func (o *stdout) write(r *record) {
 	b := o.buf[:0]
-	msg := strings.TrimSuffix(r.Msg, "\n")
-	for {
-		line, rest, more := strings.Cut(msg, "\n")
-		b = appendPVLine(b, o.s.clock, o.tf, r, line)
-		if !more {
-			break
-		}
-		msg = rest
-	}
+	b = appendPVLines(b, o.s.clock, o.tf, r)
 	o.w.Write(b)
 	if cap(b) <= 64<<10 {
 		o.buf = b

@@ -112,7 +112,6 @@ type Server struct {
 	updK     *sink
 	direct   bool // stdout_direct
 	stdoutOn bool
-	directMu sync.Mutex
 
 	filtered, bad, truncated, updateCapped, writeErrs atomic.Uint64
 
@@ -160,6 +159,7 @@ func New(o Options) (*Server, error) {
 	if s.stdout == nil {
 		s.stdout = os.Stdout
 	}
+	s.stdout = &lockedWriter{w: s.stdout}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -419,42 +419,21 @@ func (s *Server) Write(e Entry) {
 // writeDirect prints one pantavisor message to stdout synchronously.
 func (s *Server) writeDirect(e *Entry) {
 	r := &record{Entry: *e}
-	s.directMu.Lock()
-	defer s.directMu.Unlock()
 	var b []byte
-	for _, line := range splitLines(e.Msg) {
-		b = appendPVLine(b, s.clock, s.tf[OutStdout], r, line)
-	}
+	b = appendPVLines(b, s.clock, s.tf[OutStdout], r)
 	s.stdout.Write(b)
 }
 
-func splitLines(msg string) []string {
-	msg = trimNL(msg)
-	var out []string
-	for {
-		i := indexNL(msg)
-		if i < 0 {
-			return append(out, msg)
-		}
-		out = append(out, msg[:i])
-		msg = msg[i+1:]
-	}
+// lockedWriter serialises the stdout output and stdout_direct writes.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
 }
 
-func trimNL(s string) string {
-	if len(s) > 0 && s[len(s)-1] == '\n' {
-		return s[:len(s)-1]
-	}
-	return s
-}
-
-func indexNL(s string) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			return i
-		}
-	}
-	return -1
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // dispatch stamps e and offers it to every output.
