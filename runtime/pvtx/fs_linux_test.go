@@ -1,0 +1,38 @@
+package pvtx
+
+import (
+	"os"
+	"syscall"
+	"testing"
+)
+
+// statfsType stores the file system type of path in t.
+func statfsType(path string, t *int64) error {
+	var s syscall.Statfs_t
+	if err := syscall.Statfs(path, &s); err != nil {
+		return err
+	}
+	*t = int64(s.Type)
+	return nil
+}
+
+// TestDeployAcrossFileSystems copies objects when a hard link is not
+// possible (object directory on another file system).
+func TestDeployAcrossFileSystems(t *testing.T) {
+	shm, err := os.MkdirTemp("/dev/shm", "pvtx-test-")
+	if err != nil {
+		t.Skip("no /dev/shm")
+	}
+	t.Cleanup(func() { os.RemoveAll(shm) })
+	e := newCLIEnv(t)
+	var a, b int64
+	if statfsType(shm, &a) != nil || statfsType(e.root, &b) != nil || a == b {
+		t.Skip("/dev/shm is on the same file system as the temp dir")
+	}
+	e.ok(nil, "begin", "empty", shm)
+	e.ok(gz(makeTar(t, member{name: "json", body: []byte(`{"f":"` + shaOf([]byte("f")) + `"}`)}, obj("f"))), "add", "-")
+	e.ok(nil, "deploy", e.path("trail"))
+	if got := readFile(t, e.path("trail", "f")); got != "f" {
+		t.Errorf("copied object = %q, want f", got)
+	}
+}
