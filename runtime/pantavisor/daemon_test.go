@@ -555,3 +555,62 @@ func TestCallerRoles(t *testing.T) {
 		}
 	}
 }
+
+// TestBadRevision: a revision that cannot be loaded goes RUN → ROLLBACK →
+// REBOOT (ERROR first for revision 0), i.e. exit status 0 so the boot
+// loader (or pv-appengine) falls back to the last good revision.
+func TestBadRevision(t *testing.T) {
+	for _, tt := range []struct {
+		name, rev, state string
+	}{
+		{"missing try revision", "5", ""},
+		{"bad factory", "0", `{"#spec":"pantavisor-service-system@1","a/run.json":[]}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			storage := newStorage(t)
+			if tt.state != "" {
+				os.WriteFile(filepath.Join(storage, "trails", "0", ".pvr", "json"), []byte(tt.state), 0o644)
+			}
+			d, err := New(Options{Cmdline: "pv_appengine pv_rev=" + tt.rev + " pv_try=" + tt.rev, NoLogServer: true,
+				Env: []string{"PV_STORAGE_MNTPOINT=" + storage, "PV_SYSTEM_RUNDIR=" + filepath.Join(t.TempDir(), "run")}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			exit, err := d.Run(context.Background())
+			if err != nil || exit != ExitReboot {
+				t.Errorf("Run with bad revision %s = %d, %v, want %d, nil", tt.rev, exit, err, ExitReboot)
+			}
+			if got := d.State(); got != StateExit {
+				t.Errorf("final state = %s, want EXIT", got)
+			}
+		})
+	}
+}
+
+func TestParseMode(t *testing.T) {
+	for in, want := range map[string]Mode{"embedded": Embedded, "APPENGINE": AppEngine, "standalone": Standalone} {
+		if got, err := ParseMode(in); err != nil || got != want {
+			t.Errorf("ParseMode(%q) = %q, %v, want %q", in, got, err, want)
+		}
+	}
+	if _, err := ParseMode("docker"); err == nil {
+		t.Error(`ParseMode("docker") = nil error, want error`)
+	}
+	for _, tt := range []struct {
+		words []string
+		want  Mode
+		ok    bool
+	}{{[]string{"pv_rev=0", "pv_appengine"}, AppEngine, true}, {[]string{"pv_standalone", "pv_embedded"}, Embedded, true}, {[]string{"pv_debug"}, "", false}} {
+		if got, ok := modeFromWords(tt.words); got != tt.want || ok != tt.ok {
+			t.Errorf("modeFromWords(%q) = %q, %v, want %q, %v", tt.words, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestNewBadCmdline(t *testing.T) {
+	for _, cl := range []string{"pv_rev=../../etc", "pv_rev=locals/a/b", "pv_try=/abs"} {
+		if _, err := New(Options{Cmdline: cl}); err == nil {
+			t.Errorf("New(cmdline %q) = nil error, want error", cl)
+		}
+	}
+}
