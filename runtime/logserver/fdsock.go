@@ -83,12 +83,8 @@ func SendFd(c *net.UnixConn, f *os.File, r FdRequest) error {
 		if err != nil {
 			return fmt.Errorf("pv-fd-log send: %w", err)
 		}
-		var cerr error
 		if err := raw.Control(func(fd uintptr) { oob = unix.UnixRights(int(fd)) }); err != nil {
-			cerr = err
-		}
-		if cerr != nil {
-			return fmt.Errorf("pv-fd-log send: %w", cerr)
+			return fmt.Errorf("pv-fd-log send: %w", err)
 		}
 	}
 	if _, _, err := c.WriteMsgUnix(AppendFdRequest(nil, r), oob, nil); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 )
@@ -388,4 +389,21 @@ func ParseCmd(buf []byte) (Command, error) {
 func CmdPayload(code int, data string) []byte {
 	b, _ := json.Marshal(Command{Code: code, Data: data})
 	return b
+}
+
+// WriteLegacy sends e as one LEGACY frame on a pv-ctrl-log connection.
+func WriteLegacy(w io.Writer, e Entry) error {
+	if _, err := w.Write(AppendFrame(nil, CodeLegacy, LegacyPayload(e.Level, e.Platform, e.Source, e.Msg))); err != nil {
+		return fmt.Errorf("pv-ctrl-log send: %w", err)
+	}
+	return nil
+}
+
+// WriteCmd sends a CMD frame (CmdExit … CmdTransition) on a pv-ctrl-log
+// connection; the server obeys it only from the pantavisor main PID.
+func WriteCmd(w io.Writer, code int, data string) error {
+	if _, err := w.Write(AppendFrame(nil, CodeCmd, CmdPayload(code, data))); err != nil {
+		return fmt.Errorf("pv-ctrl-log send: %w", err)
+	}
+	return nil
 }

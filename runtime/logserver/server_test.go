@@ -316,8 +316,12 @@ func TestUpdateCapture(t *testing.T) {
 	trail := filepath.Join(root, "trails", "5")
 	os.MkdirAll(trail, 0o755)
 	c := dial(t, s, CtrlSocket)
-	c.Write(AppendFrame(nil, CodeCmd, CmdPayload(CmdStartUpdate, "5")))
-	c.Write(legacy(Error, "app", "s", "container error"))
+	if err := WriteCmd(c, CmdStartUpdate, "5"); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteLegacy(c, Entry{Level: Error, Platform: "app", Source: "s", Msg: "container error"}); err != nil {
+		t.Fatal(err)
+	}
 	c.Write(legacy(Info, "app", "s", "container info"))
 	waitFile(t, s, filepath.Join(trail, ".pv", "logs.tmp"), `{"tsec":42,"tnano":0,"plat":"app","lvl":"ERROR","src":"s","msg":"container error"}`+"\n")
 	s.Write(Entry{Level: Error, Source: "update", Msg: "pv error"})
