@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -778,5 +779,29 @@ func TestCloseWithLiveSubscriptions(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close hung on live subscriptions or clients")
+	}
+}
+
+// TestRealSyslogClients sends through util-linux logger and busybox logger
+// when installed (stream unix socket, RFC5424 and RFC3164).
+func TestRealSyslogClients(t *testing.T) {
+	s, root := newServer(t, nil)
+	sock := filepath.Join(s.o.RunDir, CtrlSocket)
+	ran := 0
+	if p, err := exec.LookPath("logger"); err == nil {
+		ran++
+		for _, args := range [][]string{
+			{"-u", sock, "-T", "--rfc5424", "-t", "ul5424", "-p", "user.err", "util-linux 5424"},
+			{"-u", sock, "-T", "--rfc3164", "-t", "ul3164", "-p", "user.warning", "util-linux 3164"},
+		} {
+			if out, err := exec.Command(p, args...).CombinedOutput(); err != nil {
+				t.Fatalf("logger %q: %v: %s", args, err, out)
+			}
+		}
+		waitFile(t, s, filepath.Join(root, "logs", "0", "app", "ul5424"), "util-linux 5424\n")
+		waitFile(t, s, filepath.Join(root, "logs", "0", "app", "ul3164"), "util-linux 3164\n")
+	}
+	if ran == 0 {
+		t.Skip("no logger client installed")
 	}
 }
