@@ -144,6 +144,11 @@ func (d *Daemon) init(ctx context.Context) error {
 		d.runDir = "/run/pantavisor/pv"
 	}
 	d.root = filepath.Clean(c.Get("PV_STORAGE_MNTPOINT"))
+	if d.opt.Prepare != nil {
+		if err := d.opt.Prepare(ctx, d.mode, c.Get); err != nil {
+			return fmt.Errorf("prepare %s: %w", d.mode, err)
+		}
+	}
 	d.log.Info("init", "mode", d.mode, "storage", d.root, "run", d.runDir, "rev", d.rev, "try", d.try)
 
 	if d.store, err = storage.Open(d.root); err != nil {

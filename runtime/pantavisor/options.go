@@ -133,6 +133,10 @@ type Options struct {
 	NoLogServer bool
 	// FreeSpace overrides the usable storage bytes (tests: full disk).
 	FreeSpace func() (int64, error)
+	// Prepare runs in INIT once the configuration and mode are known and
+	// before storage is opened: the embedded PID 1 mounts the kernel file
+	// systems and the storage device here. get reads a configuration key.
+	Prepare func(ctx context.Context, mode Mode, get func(key string) string) error
 	// SystemReboot reboots or powers off the machine (embedded only).
 	SystemReboot func(poweroff bool) error
 }

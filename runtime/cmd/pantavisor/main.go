@@ -81,6 +81,7 @@ func run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 		BuildInfo:    buildInfo(),
 		Version:      version(),
 		SystemReboot: systemReboot,
+		Prepare:      prepareFor(log),
 	})
 	if err != nil {
 		return err
@@ -109,13 +110,4 @@ func buildInfo() string {
 		return "pantavisor (no build info)\n"
 	}
 	return bi.String()
-}
-
-// systemReboot reboots or powers off the machine (embedded mode).
-func systemReboot(poweroff bool) error {
-	cmd := syscall.LINUX_REBOOT_CMD_RESTART
-	if poweroff {
-		cmd = syscall.LINUX_REBOOT_CMD_POWER_OFF
-	}
-	return syscall.Reboot(cmd)
 }

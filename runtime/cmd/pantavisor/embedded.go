@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/pantavisor/pantavisor-go/runtime/embedded"
+	"github.com/pantavisor/pantavisor-go/runtime/pantavisor"
+)
+
+// prepareFor returns the INIT hook for PID 1 in embedded mode: kernel file
+// systems, the initrd's modules, the storage device and the reaper. Other
+// modes (and an embedded pantavisor that is not PID 1) need none.
+func prepareFor(log *slog.Logger) func(context.Context, pantavisor.Mode, func(string) string) error {
+	return func(ctx context.Context, mode pantavisor.Mode, get func(string) string) error {
+		if mode != pantavisor.Embedded || os.Getpid() != 1 {
+			return nil
+		}
+		if err := embedded.MountAll(embedded.BaseMounts); err != nil {
+			return err
+		}
+		if rel, err := embedded.KernelRelease(); err == nil {
+			if names, err := embedded.ReadModuleLists("/etc/modules-load.d"); err == nil && len(names) > 0 {
+				if _, err := embedded.LoadModules(log, filepath.Join("/lib/modules", rel), names); err != nil {
+					log.Warn("modules", "err", err)
+				}
+			}
+		}
+		go embedded.Reap(ctx, log)
+		dev := get("PV_STORAGE_DEVICE")
+		if dev == "" {
+			return nil // storage already in place (e.g. in the initrd)
+		}
+		wait, _ := strconv.Atoi(get("PV_STORAGE_WAIT"))
+		if wait <= 0 {
+			wait = 5
+		}
+		path, err := embedded.WaitDevice(ctx, dev, time.Duration(wait)*time.Second)
+		if err != nil {
+			return fmt.Errorf("storage %s: %w", dev, err)
+		}
+		fstype := get("PV_STORAGE_FSTYPE")
+		if fstype == "" {
+			fstype = "ext4"
+		}
+		m := embedded.Mount{Source: path, Target: get("PV_STORAGE_MNTPOINT"), FSType: fstype, Data: get("PV_STORAGE_OPTS")}
+		if err := m.Do(); err != nil {
+			return fmt.Errorf("storage: %w", err)
+		}
+		return nil
+	}
+}
+
+// systemReboot reboots or powers off the machine (embedded mode).
+func systemReboot(poweroff bool) error {
+	if poweroff {
+		return embedded.Reboot(embedded.PowerOff)
+	}
+	return embedded.Reboot(embedded.Restart)
+}
