@@ -13,6 +13,14 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(doc("_sigs/a.json", `{"#spec":"pvs@2","protected":"`+b64(`{"alg":"ES256","pvs":{"include":["**"]}}`)+`","signature":"c2ln"}`)))
 	f.Add([]byte(doc("bsp/run.json", `{"fit":"f"}`, "bsp/f", `"`+sha1+`"`)))
 	f.Add([]byte(`{"#spec":"pantavisor-service-system@1","a/../b":"x"}`))
+	f.Add([]byte(doc("x/run.json", `{"name":"x","group":"app","status_goal":"READY","restart_policy":"container"}`)))
+	f.Add([]byte(doc("x/run.json", `{"name":"x","storage":{"v":{"persistence":"boot"}},"logs":[{"a":"b"}],"drivers":{"manual":["m"]}}`)))
+	f.Add([]byte(doc("x/run.json", `{"name":"x","network":{"mode":"host"},"services":{"required":[{"name":"s"}]},"exports":[]}`)))
+	f.Add([]byte(doc("groups.json", `[{"name":"g","timeout":1.5}]`, "x/run.json", `{"name":"x","group":"g"}`)))
+	f.Add([]byte(doc("disks.json", `[{"name":"d","type":"directory","aliases":["e"]}]`)))
+	f.Add([]byte(doc("bsp/drivers.json", `{"#spec":"driver-aliases@1","all":{"a":["m"]}}`)))
+	f.Add([]byte(doc("x/services.json", `{"services":[{"name":"n","type":"unix","socket":"/s"}]}`)))
+	f.Add([]byte(doc("a.json", `{"z":[1.5,-0,"\u00e9"],"a":null}`, "b", `"`+sha2+`"`)))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		s, err := Parse(in)
 		if err != nil {

@@ -106,6 +106,9 @@ func (s *State) build() error {
 		if err := ValidKey(k); err != nil {
 			return &Error{Key: k, Err: err}
 		}
+		if err := s.checkParents(k); err != nil {
+			return err
+		}
 		v := s.vals[k]
 		str, isStr := asString(v)
 		switch {
@@ -120,6 +123,24 @@ func (s *State) build() error {
 	}
 	if err := s.parseDocuments(); err != nil {
 		return err
+	}
+	return nil
+}
+
+// checkParents rejects a key below a path that is itself a key (a file
+// cannot also be a directory), and _config keys without a path inside
+// the container.
+func (s *State) checkParents(k string) error {
+	for i := 0; i < len(k); i++ {
+		if k[i] != '/' {
+			continue
+		}
+		if _, ok := s.vals[k[:i]]; ok {
+			return &Error{Key: k, Err: fmt.Errorf("%w: %q is also a file in the state", ErrBadKey, k[:i])}
+		}
+	}
+	if rest, ok := strings.CutPrefix(k, "_config/"); ok && !strings.Contains(rest, "/") || k == "_config" {
+		return &Error{Key: k, Err: fmt.Errorf("%w: _config entries need the form _config/<container>/<path>", ErrBadKey)}
 	}
 	return nil
 }
