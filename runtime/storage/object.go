@@ -267,18 +267,18 @@ func (s *Storage) copyObject(f *os.File, h hash.Hash, r io.Reader, limit int64) 
 		bufPool.Put(bp)
 		return 0, err
 	}
-	if rerr == io.EOF || rerr == io.ErrUnexpectedEOF || rerr != nil {
-		defer bufPool.Put(bp)
-		if rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
-			return 0, fmt.Errorf("read content: %w", rerr)
-		}
-		h.Write((*bp)[:m])
-		if _, err := f.Write((*bp)[:m]); err != nil {
-			return 0, noSpace(err)
-		}
-		return int64(m), nil
+	if rerr == nil {
+		return s.pipeCopy(f, h, r, limit, bp)
 	}
-	return s.pipeCopy(f, h, r, limit, bp)
+	defer bufPool.Put(bp)
+	if rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
+		return 0, fmt.Errorf("read content: %w", rerr)
+	}
+	h.Write((*bp)[:m])
+	if _, err := f.Write((*bp)[:m]); err != nil {
+		return 0, noSpace(err)
+	}
+	return int64(m), nil
 }
 
 // admit checks that m more bytes after n may be stored.

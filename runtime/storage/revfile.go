@@ -51,6 +51,8 @@ func (s *Storage) WriteStateJSON(rev string, r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("write state json: %w", err)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := writeFileAtomic(p, r, 0o644); err != nil {
 		return fmt.Errorf("write state json of %s: %w", rev, err)
 	}
@@ -87,6 +89,8 @@ func (s *Storage) WriteProgress(rev string, p progress.Progress) error {
 	if err != nil {
 		return fmt.Errorf("write progress of %s: %w", rev, err)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := writeFileAtomic(path, bytes.NewReader(b), 0o644); err != nil {
 		return fmt.Errorf("write progress of %s: %w", rev, err)
 	}
@@ -100,6 +104,8 @@ func (s *Storage) SetDone(rev string) error {
 	if err != nil {
 		return fmt.Errorf("set done: %w", err)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := writeFileAtomic(p, strings.NewReader(""), 0o644); err != nil {
 		return fmt.Errorf("set done of %s: %w", rev, err)
 	}
@@ -126,6 +132,8 @@ func (s *Storage) WriteCommitMsg(rev string, msg []byte) error {
 	if len(msg) > MaxCommitMsg {
 		return fmt.Errorf("write commit message of %s: %d bytes, limit %d: %w", rev, len(msg), MaxCommitMsg, ErrTooLarge)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := writeFileAtomic(p, bytes.NewReader(msg), 0o644); err != nil {
 		return fmt.Errorf("write commit message of %s: %w", rev, err)
 	}
@@ -214,7 +222,8 @@ func (s *Storage) Current() (string, error) {
 // RemoveRevision deletes revision rev: its trail, LogDir/<rev> and
 // disks/rev/<rev>. Each tree is first renamed aside, so a crash never
 // leaves a half-deleted trail that looks like a revision. Removing an
-// absent revision is not an error.
+// absent revision is not an error. It does not check whether rev is in
+// use; GC does.
 func (s *Storage) RemoveRevision(rev string) error {
 	if err := ValidRevision(rev); err != nil {
 		return fmt.Errorf("remove revision: %w", err)

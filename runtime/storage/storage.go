@@ -74,8 +74,9 @@ type Storage struct {
 	// Log receives debug and warning messages; Open sets a discarding one.
 	Log *slog.Logger
 
-	// mu serialises the operations that rewrite trails: Materialize,
-	// RemoveRevision, SetCurrent and GC.
+	// mu serialises the operations that write trails: Materialize,
+	// RemoveRevision, SetCurrent, GC and the .pvr/.pv file writers, so a
+	// progress update cannot be lost in a trail being swapped.
 	mu sync.Mutex
 }
 

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"io/fs"
@@ -446,4 +445,26 @@ func TestRemoveRevision(t *testing.T) {
 	}
 }
 
-var _ = bytes.NewReader
+func TestMaterializeFailsMidway(t *testing.T) {
+	f := newFixture(t)
+	s := f.s
+	if err := s.Materialize("8", f.st); err != nil {
+		t.Fatal(err)
+	}
+	// "app/etc" is both a file and a directory: the build fails after
+	// some files were placed, and the old trail must survive.
+	sha := f.shas["app/root.squashfs"]
+	st, err := state.Parse([]byte(`{"#spec":"` + state.Spec + `","app/etc":"` + sha + `","app/etc/x.json":{}}`))
+	if err != nil {
+		t.Skipf("state rejects file/dir conflicts itself: %v", err)
+	}
+	if err := s.Materialize("8", st); err == nil {
+		t.Fatalf("Materialize(conflicting keys) = nil, want error")
+	}
+	if !sameFile(t, filepath.Join(s.TrailDir("8"), "app/root.squashfs"), s.ObjectPath(sha)) {
+		t.Errorf("existing trail damaged")
+	}
+	if tmp := dotEntries(t, filepath.Join(s.Root(), "trails")); len(tmp) != 0 {
+		t.Errorf("temp entries left: %v", tmp)
+	}
+}
