@@ -313,6 +313,27 @@ func TestHostHeader(t *testing.T) {
 	}
 }
 
+func TestUnsupportedProtocol(t *testing.T) {
+	hc, path := listen(t, New(Options{BuildInfo: "bi"}))
+	for _, raw := range []string{"\x16\x03\x01\x02\x00", "hello world\n", "{\"op\":1}"} {
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, raw)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b, _ := io.ReadAll(c)
+		c.Close()
+		if raw != "hello world\n" && string(b) != unsupportedProtocol {
+			t.Errorf("answer to %q = %q, want %s", raw, b, unsupportedProtocol)
+		}
+	}
+	// "hello world" looks like a request line; the HTTP server rejects it.
+	if got, _ := call(t, hc, "GET", "/buildinfo", ""); got != 200 {
+		t.Errorf("GET /buildinfo after bad peers = %d, want 200", got)
+	}
+}
+
 func TestListenStale(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "pv-ctrl")

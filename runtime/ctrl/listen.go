@@ -40,5 +40,5 @@ func Listen(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen %s: %w", path, err)
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(true)
-	return ln, nil
+	return protoListener{ln}, nil
 }

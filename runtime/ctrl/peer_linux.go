@@ -12,6 +12,13 @@ import (
 // peerPid returns the pid of the process on the other end of a unix socket
 // connection (SO_PEERCRED).
 func peerPid(c net.Conn) (int, error) {
+	for {
+		w, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = w.NetConn()
+	}
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
 		return 0, fmt.Errorf("peer credentials: not a unix socket (%T)", c)
