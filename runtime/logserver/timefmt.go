@@ -1,6 +1,7 @@
 package logserver
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -31,7 +32,7 @@ var goLayouts = map[string]string{
 }
 
 // ErrBadTimestampFormat is returned for an unknown timestamp format.
-var ErrBadTimestampFormat = fmt.Errorf("bad timestamp format")
+var ErrBadTimestampFormat = errors.New("bad timestamp format")
 
 // TimeFormat renders the optional "ts" timestamp of a log line. The zero
 // value renders nothing.
