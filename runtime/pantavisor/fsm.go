@@ -62,8 +62,16 @@ func (d *Daemon) setState(s State) {
 	old := d.state
 	d.state = s
 	d.mu.Unlock()
-	if old != s {
-		d.log.Debug("fsm", "from", old, "to", s)
+	if old == s {
+		return
+	}
+	d.log.Debug("fsm", "from", old, "to", s)
+	// pantavisor.status follows the FSM once RUN published the defaults
+	// (COMMAND is too short-lived to be worth a write).
+	if d.devmeta != nil && s != StateCommand && old != StateRun && old != StateInit {
+		if err := d.devmeta.Set("pantavisor.status", []byte(s.String())); err != nil {
+			d.log.Warn("devmeta", "err", err)
+		}
 	}
 }
 
