@@ -147,6 +147,9 @@ func Render(spec Spec, own []Item, unified bool) ([]Item, string, error) {
 	if spec.RootfsMount != "" {
 		items = set(items, "lxc.rootfs.mount", spec.RootfsMount)
 	}
+	if spec.Init != "" {
+		items = set(items, "lxc.init.cmd", spec.Init)
+	}
 	if _, ok := get(items, "lxc.uts.name"); !ok {
 		items = append(items, Item{"lxc.uts.name", spec.Name})
 	}

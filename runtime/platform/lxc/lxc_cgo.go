@@ -84,6 +84,9 @@ func Start(ctx context.Context, log *slog.Logger, spec Spec) (*Container, error)
 	if spec.LogFile == "" {
 		spec.LogFile = filepath.Join(dir, "lxc.log")
 	}
+	if err := os.MkdirAll(filepath.Dir(spec.LogFile), 0o755); err != nil {
+		return nil, fmt.Errorf("%w %s: log dir: %w", ErrStart, spec.Name, err)
+	}
 	if spec.LogLevel == "" {
 		spec.LogLevel = "WARN"
 	}
@@ -226,6 +229,9 @@ func unifiedCgroup() bool {
 	var st unix.Statfs_t
 	return unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
 }
+
+// Available returns nil: this build runs containers through liblxc.
+func Available() error { return nil }
 
 // Pid returns the host PID of the container's init.
 func (c *Container) Pid() int { return c.pid }

@@ -45,3 +45,6 @@ func (c *Container) Stop(ctx context.Context) error { return ErrNoCgo }
 func Attach(lxcpath, name string, argv []string, env []string, stdin, stdout, stderr *os.File) (int, error) {
 	return -1, ErrNoCgo
 }
+
+// Available returns ErrNoCgo: this build cannot run containers.
+func Available() error { return ErrNoCgo }

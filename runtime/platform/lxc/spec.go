@@ -68,6 +68,8 @@ type Spec struct {
 	// AutoModFw binds /lib/firmware and /lib/modules/<KernelRelease>.
 	AutoModFw     bool
 	KernelRelease string
+	// Init, when set, overrides lxc.init.cmd (run.json "exec").
+	Init string
 	// Extra holds "lxc.key = value" lines applied last (PV_LXC_EXTRA_CONF).
 	Extra []string
 	// StopTimeout bounds the clean shutdown in Stop (0 = DefaultStopTimeout).

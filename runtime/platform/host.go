@@ -1,0 +1,157 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/pantavisor/pantavisor-go/runtime/platform/lxc"
+	"github.com/pantavisor/pantavisor-go/runtime/state"
+	"github.com/pantavisor/pantavisor-go/runtime/volume"
+)
+
+// Exit tells that the init of a container Host started has exited.
+type Exit struct {
+	Platform  string
+	container *lxc.Container
+}
+
+// Host carries out Engine actions on the real system: volume mounts
+// (runtime/volume) and LXC containers (runtime/platform/lxc). Like the
+// Engine it belongs to one goroutine, which also receives from Exits.
+type Host struct {
+	log   *slog.Logger
+	paths Paths
+	st    *state.State
+	rev   string
+	// Console, when set, receives each started container's console (the
+	// log server subscribes it); otherwise the console is drained.
+	Console func(platform string, f *os.File)
+
+	mounts  map[string]*volume.Set
+	running map[string]*lxc.Container
+	exits   chan Exit
+}
+
+// NewHost returns a Host running revision rev of st under paths.
+func NewHost(log *slog.Logger, paths Paths, st *state.State, rev string) *Host {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Host{log: log, paths: paths, st: st, rev: rev,
+		mounts: map[string]*volume.Set{}, running: map[string]*lxc.Container{}, exits: make(chan Exit, 16)}
+}
+
+// Exits delivers container exits; pass each to Exited.
+func (h *Host) Exits() <-chan Exit { return h.exits }
+
+// Exited turns an Exit into the engine's event, ignoring exits of
+// containers Host has already stopped or replaced.
+func (h *Host) Exited(e *Engine, x Exit) ([]Action, error) {
+	if h.running[x.Platform] != x.container {
+		return nil, nil
+	}
+	delete(h.running, x.Platform)
+	_ = x.container.Stop(context.Background()) // release liblxc state
+	return e.Exited(x.Platform)
+}
+
+// Do performs a and reports the outcome to e. It returns follow-up actions
+// (unmount after a failure, reboot, rollback). Reboot and Rollback are not
+// performed here: they are returned to the caller unchanged.
+func (h *Host) Do(ctx context.Context, e *Engine, a Action) ([]Action, error) {
+	switch a.Kind {
+	case Mount:
+		p, err := h.platform(a.Platform)
+		if err == nil {
+			var set *volume.Set
+			set, err = volume.MountPlatform(h.log, h.paths.Layout(), h.paths.Volume(p, h.rev))
+			if err == nil {
+				h.mounts[a.Platform] = set
+				return nil, e.Mounted(a.Platform)
+			}
+		}
+		h.log.Error("mount failed", "platform", a.Platform, "err", err)
+		return e.Failed(a.Platform, err)
+	case Start:
+		c, err := h.start(ctx, e, a.Platform)
+		if err != nil {
+			h.log.Error("start failed", "platform", a.Platform, "err", err)
+			return e.Failed(a.Platform, err)
+		}
+		return nil, e.Started(a.Platform, c.Pid())
+	case Stop:
+		if c := h.running[a.Platform]; c != nil {
+			delete(h.running, a.Platform)
+			if err := c.Stop(ctx); err != nil {
+				h.log.Warn("stop", "platform", a.Platform, "err", err)
+			}
+		}
+		return e.Stopped(a.Platform)
+	case Unmount:
+		set := h.mounts[a.Platform]
+		delete(h.mounts, a.Platform)
+		if set == nil {
+			return nil, nil
+		}
+		return nil, set.Unmount()
+	}
+	return []Action{a}, nil
+}
+
+func (h *Host) platform(name string) (*state.Platform, error) {
+	for _, p := range h.st.Platforms() {
+		if p.Name == name {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("%q: %w", name, ErrUnknown)
+}
+
+func (h *Host) start(ctx context.Context, e *Engine, name string) (*lxc.Container, error) {
+	p, err := h.platform(name)
+	if err != nil {
+		return nil, err
+	}
+	info, err := e.Info(name)
+	if err != nil {
+		return nil, err
+	}
+	c, err := lxc.Start(ctx, h.log, h.paths.LXC(p, info.Group, h.rev))
+	if err != nil {
+		return nil, err
+	}
+	h.running[name] = c
+	if h.Console != nil {
+		h.Console(name, c.Console())
+	} else {
+		go func() { _, _ = io.Copy(io.Discard, c.Console()) }()
+	}
+	go func() {
+		<-c.Done()
+		h.exits <- Exit{Platform: name, container: c}
+	}()
+	return c, nil
+}
+
+// Close stops every container and unmounts every volume Host still holds,
+// without telling any engine (daemon shutdown).
+func (h *Host) Close(ctx context.Context) error {
+	var errs []error
+	for name, c := range h.running {
+		delete(h.running, name)
+		if err := c.Stop(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for name, set := range h.mounts {
+		delete(h.mounts, name)
+		if err := set.Unmount(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

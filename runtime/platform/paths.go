@@ -1,0 +1,96 @@
+package platform
+
+import (
+	"path/filepath"
+
+	"github.com/pantavisor/pantavisor-go/runtime/platform/lxc"
+	"github.com/pantavisor/pantavisor-go/runtime/state"
+	"github.com/pantavisor/pantavisor-go/runtime/volume"
+)
+
+// Paths are the host directories platforms run from (spec §2).
+type Paths struct {
+	// Storage is the storage mount point (/storage): trails/<rev>/… and disks/.
+	Storage string
+	// Volumes is PV_DISK_VOLDIR (/volumes).
+	Volumes string
+	// Configs is PV_SYSTEM_CONFDIR (/configs).
+	Configs string
+	// Run is $RUN, the source of the /pantavisor mounts.
+	Run string
+	// LXCPath is the lxcpath ("" means <Run>/lxc).
+	LXCPath string
+	// Logs is PV_LOG_DIR; LXC logs go to <Logs>/<rev>/<plat>/lxc/lxc.log.
+	Logs string
+	// DevLog is the host socket bound on /dev/log for dev-log platforms.
+	DevLog string
+	// KernelRelease is `uname -r`, for the /lib/modules bind.
+	KernelRelease string
+	// LXCLogLevel is PV_LXC_LOG_LEVEL ("" leaves the default).
+	LXCLogLevel string
+}
+
+// Layout returns the volume layout of ps.
+func (ps Paths) Layout() volume.Layout {
+	return volume.Layout{
+		VolumesDir: ps.Volumes,
+		DisksDir:   filepath.Join(ps.Storage, "disks"),
+		ConfigsDir: ps.Configs,
+	}
+}
+
+// trail is the materialised revision directory.
+func (ps Paths) trail(rev string) string { return filepath.Join(ps.Storage, "trails", rev) }
+
+// Volume describes what to mount for p in revision rev. Files come from the
+// platform's state directory (p.Dir); mount points and the config overlay
+// use the platform name.
+func (ps Paths) Volume(p *state.Platform, rev string) volume.Platform {
+	vols := []string{}
+	if p.RootVolume != "" {
+		vols = append(vols, p.RootVolume)
+	}
+	vols = append(vols, p.Volumes...)
+	storage := map[string]volume.Persistence{}
+	for name, s := range p.Storage {
+		storage[name] = volume.ParsePersistence(s.Persistence)
+	}
+	return volume.Platform{
+		Name:      p.Name,
+		Rev:       rev,
+		Dir:       filepath.Join(ps.trail(rev), p.Dir),
+		Volumes:   vols,
+		Storage:   storage,
+		ConfigDir: filepath.Join(ps.trail(rev), "_config", p.Dir),
+	}
+}
+
+// LXC returns the container spec of p, member of group, in revision rev.
+func (ps Paths) LXC(p *state.Platform, group, rev string) lxc.Spec {
+	lxcpath := ps.LXCPath
+	if lxcpath == "" {
+		lxcpath = filepath.Join(ps.Run, "lxc")
+	}
+	spec := lxc.Spec{
+		Name:          p.Name,
+		Group:         group,
+		LXCPath:       lxcpath,
+		ConfigFile:    filepath.Join(ps.trail(rev), p.Dir, p.Config),
+		VolumesDir:    ps.Volumes,
+		ConfigOverlay: ps.Layout().ConfigOverlay(p.Name),
+		RunDir:        ps.Run,
+		Rev:           rev,
+		Mgmt:          p.Mgmt(),
+		LogLevel:      ps.LXCLogLevel,
+		AutoModFw:     p.AutoModFw,
+		KernelRelease: ps.KernelRelease,
+		Init:          p.Exec,
+	}
+	if ps.Logs != "" {
+		spec.LogFile = filepath.Join(ps.Logs, rev, p.Name, "lxc", "lxc.log")
+	}
+	if p.DevLog != nil && *p.DevLog && ps.DevLog != "" {
+		spec.DevLog = ps.DevLog
+	}
+	return spec
+}
