@@ -11,6 +11,11 @@
 #                                    instance running, -m stop before starting Pantavisor,
 #                                    -o overwrite the golden output
 #   ./test.docker.sh add <group>     create tests/<group>/<next n>/ from a template
+#   ./test.docker.sh package <out> [-arch amd64|arm64]
+#                                    assemble the App Engine install package
+#
+# run also takes -v (show script stderr), -k (keep instance dirs), -j N
+# (parallel instances; PVTEST_JOBS for the no-argument path).
 #
 # No Docker engine is needed: everything runs natively as root.
 set -euo pipefail
@@ -37,36 +42,21 @@ case $cmd in
 all)
 	scripts/install-deps.sh test
 	gotests
-	if [ -n "$(suites)" ]; then exec "$0" run; fi
+	if [ -n "$(suites)" ]; then exec "$0" run ${PVTEST_JOBS:+-j "$PVTEST_JOBS"}; fi
 	;;
 install-deps) exec scripts/install-deps.sh test ;;
 go) gotests "$@" ;;
-ls) suites ;;
-run)
-	if [ -z "$(suites)" ]; then
-		echo "test.docker.sh: no App Engine suites under tests/ yet"
-		exit 0
-	fi
-	exec go run ./tests/runner "$@"
+ls | run | add)
+	mkdir -p .cache/pvtest
+	go build -o .cache/pvtest/pvtest ./runtime/cmd/pvtest
+	exec .cache/pvtest/pvtest "$cmd" "$@"
 	;;
-add)
-	group=${1:?usage: test.docker.sh add <group>}
-	n=0
-	while [ -e "tests/$group/$n" ]; do n=$((n + 1)); done
-	mkdir -p "tests/$group/$n"
-	cat >"tests/$group/$n/test.json" <<JSON
-{
-	"#spec": "pv-test@1",
-	"description": "describe what this test proves",
-	"setup": {},
-	"test-script": "pvcontrol ls"
-}
-JSON
-	: >"tests/$group/$n/output"
-	echo "tests/$group/$n"
+package)
+	go build -o .cache/pvtest/pvtest ./runtime/cmd/pvtest
+	exec .cache/pvtest/pvtest package "$@"
 	;;
 *)
-	sed -n '2,17p' "$0" >&2
+	sed -n '2,23p' "$0" >&2
 	exit 2
 	;;
 esac

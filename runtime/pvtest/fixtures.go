@@ -1,0 +1,240 @@
+package pvtest
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/pantavisor/pantavisor-go/runtime/internal/rootfs"
+)
+
+// Builtin fixture kinds ("builtin:<kind>[:<name>]" in setup.containers.tarballs).
+const (
+	// KindControl is a mgmt container with pvcontrol inside.
+	KindControl = "control"
+	// KindNobody has roles ["nobody"] (not mgmt) and pvcontrol inside.
+	KindNobody = "nobody"
+	// KindPlain has no roles key (defaults to mgmt) and no tools.
+	KindPlain = "plain"
+	// KindCrasher exits with status 1 after CrashAfter seconds.
+	KindCrasher = "crasher"
+	// KindReady has status_goal READY and signals it with pvcontrol.
+	KindReady = "ready"
+)
+
+// CrashAfter is how long a crasher container lives, in seconds.
+const CrashAfter = 3
+
+var kinds = map[string]bool{KindControl: true, KindNobody: true, KindPlain: true, KindCrasher: true, KindReady: true}
+
+// ParseBuiltin parses "<kind>[:<name>]"; the name defaults to the kind.
+func ParseBuiltin(s string) (kind, name string, err error) {
+	kind, name, _ = strings.Cut(s, ":")
+	if !kinds[kind] {
+		list := make([]string, 0, len(kinds))
+		for k := range kinds {
+			list = append(list, k)
+		}
+		sort.Strings(list)
+		return "", "", fmt.Errorf("unknown builtin fixture %q (want one of %s)", kind, strings.Join(list, ", "))
+	}
+	if name == "" {
+		name = kind
+	}
+	if err := validContainerName(name); err != nil {
+		return "", "", err
+	}
+	return kind, name, nil
+}
+
+func validContainerName(n string) error {
+	for _, r := range n {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return fmt.Errorf("container name %q: only letters, digits, '-', '_' and '.'", n)
+		}
+	}
+	if n == "" || n == "." || n == ".." {
+		return fmt.Errorf("container name %q is not valid", n)
+	}
+	return nil
+}
+
+// Fixtures builds builtin containers as pvr export tarballs, cached by
+// content under CacheDir.
+type Fixtures struct {
+	// CacheDir holds rootfs/ images and <key>.tgz exports.
+	CacheDir string
+	// Pvcontrol is the static pvcontrol binary put into containers.
+	Pvcontrol string
+}
+
+// initFor returns the /sbin/init of a kind.
+func initFor(kind string) string {
+	switch kind {
+	case KindCrasher:
+		return fmt.Sprintf("#!/bin/sh\necho \"pv-fixture: crashing in %d s\"\nsleep %d\necho \"pv-fixture: crash\"\nexit 1\n", CrashAfter, CrashAfter)
+	case KindReady:
+		return "#!/bin/sh\ntrap 'exit 0' PWR TERM INT\necho \"pv-fixture: signalling ready\"\n" +
+			"until pvcontrol signal ready; do sleep 1; done\n" +
+			"while :; do sleep 3600 & wait $!; done\n"
+	}
+	return rootfs.DefaultInit
+}
+
+// Build returns the path of the export tarball of fixture "<kind>[:<name>]".
+func (f *Fixtures) Build(spec string) (string, error) {
+	kind, name, err := ParseBuiltin(spec)
+	if err != nil {
+		return "", err
+	}
+	var files []rootfs.File
+	if kind == KindControl || kind == KindNobody || kind == KindReady {
+		pc, err := os.ReadFile(f.Pvcontrol)
+		if err != nil {
+			return "", fmt.Errorf("fixture %s: %w", spec, err)
+		}
+		files = append(files, rootfs.File{Path: "/usr/bin/pvcontrol", Mode: 0o755, Data: pc})
+	}
+	img, err := rootfs.Build(rootfs.Options{CacheDir: filepath.Join(f.CacheDir, "rootfs"), Init: initFor(kind), Files: files})
+	if err != nil {
+		return "", fmt.Errorf("fixture %s: %w", spec, err)
+	}
+	run := map[string]any{
+		"#spec":       "service-manifest-run@1",
+		"name":        name,
+		"type":        "lxc",
+		"config":      "lxc.container.conf",
+		"root-volume": "root.squashfs",
+		"volumes":     []string{},
+		"storage":     map[string]any{"lxc-overlay": map[string]string{"persistence": "boot"}},
+	}
+	switch kind {
+	case KindControl:
+		run["roles"] = []string{"mgmt"}
+	case KindNobody:
+		run["roles"] = []string{"nobody"}
+	case KindReady:
+		run["roles"] = []string{"mgmt"}
+		run["status_goal"] = "READY"
+	case KindCrasher:
+		run["roles"] = []string{"nobody"}
+	}
+	conf := []byte(rootfs.LXCConf(rootfs.Conf{Name: name}))
+	return writeExport(f.CacheDir, name, run, map[string]string{"root.squashfs": img}, map[string][]byte{"lxc.container.conf": conf})
+}
+
+// writeExport writes (once per content) a pvr export tarball: json plus
+// objects/<sha> for every object of the platform.
+func writeExport(cache, name string, run map[string]any, objFiles map[string]string, objData map[string][]byte) (string, error) {
+	type obj struct {
+		sha  string
+		data []byte
+		path string
+	}
+	objs := map[string]obj{}
+	state := map[string]any{"#spec": "pantavisor-service-system@1", name + "/run.json": run}
+	for key, p := range objFiles {
+		sha, err := fileSha(p)
+		if err != nil {
+			return "", err
+		}
+		objs[key] = obj{sha: sha, path: p}
+		state[name+"/"+key] = sha
+	}
+	for key, d := range objData {
+		s := sha256.Sum256(d)
+		sha := hex.EncodeToString(s[:])
+		objs[key] = obj{sha: sha, data: d}
+		state[name+"/"+key] = sha
+	}
+	js, err := json.Marshal(state) // map keys are sorted: deterministic
+	if err != nil {
+		return "", err
+	}
+	k := sha256.Sum256(js)
+	out := filepath.Join(cache, "fixtures", name+"-"+hex.EncodeToString(k[:8])+".tgz")
+	if _, err := os.Stat(out); err == nil {
+		return out, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(out), ".export-")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	gz := gzip.NewWriter(tmp)
+	tw := tar.NewWriter(gz)
+	add := func(n string, size int64, r io.Reader) error {
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: size, Typeflag: tar.TypeReg, Format: tar.FormatUSTAR}); err != nil {
+			return err
+		}
+		_, err := io.Copy(tw, r)
+		return err
+	}
+	if err := add("json", int64(len(js)), bytes.NewReader(js)); err != nil {
+		return "", err
+	}
+	keys := make([]string, 0, len(objs))
+	for k := range objs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		o := objs[key]
+		if o.path == "" {
+			if err := add("objects/"+o.sha, int64(len(o.data)), bytes.NewReader(o.data)); err != nil {
+				return "", err
+			}
+			continue
+		}
+		fh, err := os.Open(o.path)
+		if err != nil {
+			return "", err
+		}
+		st, err := fh.Stat()
+		if err == nil {
+			err = add("objects/"+o.sha, st.Size(), fh)
+		}
+		fh.Close()
+		if err != nil {
+			return "", err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return "", err
+	}
+	if err := gz.Close(); err != nil {
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return "", err
+	}
+	return out, nil
+}
+
+func fileSha(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
