@@ -37,6 +37,8 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrBusy is answered with 503.
 	ErrBusy = errors.New("busy")
+	// ErrTooLarge is answered with 413.
+	ErrTooLarge = errors.New("request body too large")
 	// ErrNotImplemented is answered with 501.
 	ErrNotImplemented = errors.New("not implemented")
 )

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Options configures a Handler. Nil backends answer 501.
@@ -58,7 +59,7 @@ func NewServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ConnContext:       withConn,
-		ReadHeaderTimeout: 10e9,
+		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 	}
 }
@@ -210,6 +211,8 @@ func (h *Handler) fail(w http.ResponseWriter, err error, notFound string) {
 	switch {
 	case errors.As(err, &mbe):
 		writeError(w, http.StatusRequestEntityTooLarge, "Request body too large")
+	case errors.Is(err, ErrTooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
 	case errors.Is(err, ErrNotFound):
 		if notFound == "" {
 			notFound = "Resource does not exist"

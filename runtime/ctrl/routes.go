@@ -13,10 +13,9 @@ const (
 	anyone               // any known caller
 )
 
-// Body limits. noBody routes ignore any body; stream = no limit (the
-// backend streams and checks space).
+// Body limits. Routes without a limit ignore any body; stream = no limit
+// (the backend streams and checks space).
 const (
-	noBody   = 0
 	smallMax = 4096
 	stream   = -1
 )

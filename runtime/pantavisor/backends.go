@@ -34,6 +34,8 @@ func storageErr(err error) error {
 		return fmt.Errorf("%w: %w", ctrl.ErrBadState, err)
 	case errors.Is(err, storage.ErrNoSpace):
 		return ctrl.Errorf(ctrl.ErrNoSpace, "%v", err)
+	case errors.Is(err, storage.ErrTooLarge):
+		return fmt.Errorf("%w: %w", ctrl.ErrTooLarge, err)
 	case errors.Is(err, storage.ErrBadSha), errors.Is(err, storage.ErrBadRevision):
 		return fmt.Errorf("%w: %w", ctrl.ErrInvalid, err)
 	}
@@ -94,7 +96,7 @@ func (a stepsAPI) Put(rev string, r io.Reader) error {
 		return err
 	}
 	if len(data) > maxStateJSON {
-		return ctrl.Errorf(ctrl.ErrInvalid, "state JSON larger than %d bytes", maxStateJSON)
+		return ctrl.Errorf(ctrl.ErrTooLarge, "state JSON larger than %d bytes", maxStateJSON)
 	}
 	if err := a.validate(data); err != nil {
 		return ctrl.Errorf(ctrl.ErrBadState, "Parser: %v", err)
@@ -214,7 +216,9 @@ func metaErr(err error) error {
 		return nil
 	case errors.Is(err, metadata.ErrNotFound):
 		return fmt.Errorf("%w: %w", ctrl.ErrNotFound, err)
-	case errors.Is(err, metadata.ErrBadKey), errors.Is(err, metadata.ErrTooLarge):
+	case errors.Is(err, metadata.ErrTooLarge):
+		return fmt.Errorf("%w: %w", ctrl.ErrTooLarge, err)
+	case errors.Is(err, metadata.ErrBadKey):
 		return fmt.Errorf("%w: %w", ctrl.ErrInvalid, err)
 	}
 	return err
