@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 )
 
@@ -32,4 +33,15 @@ func GoBinary(dir, pkg string) ([]byte, error) {
 		return nil, fmt.Errorf("read built %s: %w", pkg, err)
 	}
 	return data, nil
+}
+
+// Helper returns the static pvhelper binary (testdata/pvhelper): an HTTP
+// client over unix sockets for tests that call pv-ctrl from inside a
+// container. Add it as File{Path: "/bin/pvhelper", Mode: 0o755, Data: …}.
+func Helper() ([]byte, error) {
+	_, self, _, ok := runtime.Caller(0)
+	if !ok {
+		return nil, fmt.Errorf("locate pvhelper source: no caller info")
+	}
+	return GoBinary(filepath.Join(filepath.Dir(self), "testdata", "pvhelper"), ".")
 }

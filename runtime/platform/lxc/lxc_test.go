@@ -53,9 +53,10 @@ type world struct {
 
 // newWorld builds the fixture image, materialises a trail with the platform
 // name (conf and _config included) and mounts its volumes.
-func newWorld(t testing.TB, name string, conf string) *world {
+func newWorld(t testing.TB, name string, conf string, files ...rootfs.File) *world {
 	t.Helper()
-	img, err := rootfs.Build(rootfs.Options{Files: []rootfs.File{{Path: "/etc/fixture", Data: []byte("from squashfs\n")}}})
+	files = append([]rootfs.File{{Path: "/etc/fixture", Data: []byte("from squashfs\n")}}, files...)
+	img, err := rootfs.Build(rootfs.Options{Files: files})
 	if err != nil {
 		t.Fatalf("rootfs.Build() error = %v", err)
 	}
