@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pantavisor/pantavisor-go/runtime/state"
 )
 
 const emptyState = `{"#spec":"pantavisor-service-system@1"}`
@@ -386,9 +388,9 @@ type stepCounter struct {
 	nopContainers
 }
 
-func (s *stepCounter) Load(string, []byte) error  { return nil }
-func (s *stepCounter) Stop(context.Context) error { return nil }
-func (s *stepCounter) Changed() <-chan struct{}   { return nil }
+func (s *stepCounter) Load(string, *state.State) error { return nil }
+func (s *stepCounter) Stop(context.Context) error      { return nil }
+func (s *stepCounter) Changed() <-chan struct{}        { return nil }
 func (s *stepCounter) Step(context.Context) error {
 	s.mu.Lock()
 	s.steps++

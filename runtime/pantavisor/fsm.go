@@ -164,7 +164,7 @@ func (d *Daemon) run() error {
 		return err
 	}
 	if d.opt.Platforms != nil {
-		if err := d.opt.Platforms.Load(d.rev, data); err != nil {
+		if err := d.opt.Platforms.Load(d.rev, rev.state); err != nil {
 			return fmt.Errorf("platforms: %w", err)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+	"github.com/pantavisor/pantavisor-go/runtime/state"
 )
 
 // Mode is the init mode.
@@ -64,8 +65,9 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 
 // PlatformManager drives the containers of the running revision (issue 4).
 type PlatformManager interface {
-	// Load installs the running revision's platforms.
-	Load(rev string, data []byte) error
+	// Load installs the running revision's platforms (st is parsed and
+	// validated; trails/<rev> holds its files).
+	Load(rev string, st *state.State) error
 	// Step drives containers toward their goals (one WAIT tick).
 	Step(ctx context.Context) error
 	// Stop stops every container, leniently then by force.
