@@ -40,6 +40,9 @@ type Daemon struct {
 	rev    string // pv_rev: the running revision
 	try    string // pv_try
 
+	platforms PlatformManager // nil until issue 4
+	updater   Updater         // nil until issue 5
+
 	cmds  chan ctrl.Command
 	ready chan struct{}
 
@@ -220,7 +223,45 @@ func (d *Daemon) init(ctx context.Context) error {
 			c.Set(kv.Key, string(kv.Value), config.Metadata)
 		}
 	}
+	if err := d.plugins(); err != nil {
+		return err
+	}
 	return d.startCtrl()
+}
+
+// Env is what the platform manager and updater factories get from INIT.
+type Env struct {
+	Mode    Mode
+	Rev     string // pv_rev
+	Try     string // pv_try
+	RunDir  string
+	Storage *storage.Storage
+	Config  *config.Config
+	DevMeta *metadata.Store
+	UsrMeta *metadata.Store
+	Log     *slog.Logger
+}
+
+// plugins sets up the platform manager and the updater.
+func (d *Daemon) plugins() error {
+	env := Env{Mode: d.mode, Rev: d.rev, Try: d.try, RunDir: d.runDir, Storage: d.store,
+		Config: d.conf, DevMeta: d.devmeta, UsrMeta: d.usrmeta, Log: d.log}
+	d.platforms, d.updater = d.opt.Platforms, d.opt.Updater
+	if d.platforms == nil && d.opt.NewPlatforms != nil {
+		p, err := d.opt.NewPlatforms(env)
+		if err != nil {
+			return fmt.Errorf("platforms: %w", err)
+		}
+		d.platforms = p
+	}
+	if d.updater == nil && d.opt.NewUpdater != nil {
+		u, err := d.opt.NewUpdater(env)
+		if err != nil {
+			return fmt.Errorf("updater: %w", err)
+		}
+		d.updater = u
+	}
+	return nil
 }
 
 // startLogs starts the log server (Options.LogServer, else runtime/logserver).
@@ -268,8 +309,8 @@ func (d *Daemon) startCtrl() error {
 		AppEngine: d.mode == AppEngine,
 		ProcRoot:  d.opt.ProcRoot,
 	}
-	if d.opt.Platforms != nil {
-		o.Containers = d.opt.Platforms
+	if d.platforms != nil {
+		o.Containers = d.platforms
 	}
 	ln, err := ctrl.Listen(d.Socket())
 	if err != nil {

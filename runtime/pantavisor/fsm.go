@@ -156,15 +156,15 @@ func (d *Daemon) run() error {
 	if err := d.linkCurrent(); err != nil {
 		return err
 	}
-	if d.opt.Updater != nil {
-		if err := d.opt.Updater.Resume(d.rev, d.try); err != nil {
+	if d.updater != nil {
+		if err := d.updater.Resume(d.rev, d.try); err != nil {
 			return fmt.Errorf("resume update: %w", err)
 		}
 	} else if err := d.factory(); err != nil {
 		return err
 	}
-	if d.opt.Platforms != nil {
-		if err := d.opt.Platforms.Load(d.rev, rev.state); err != nil {
+	if d.platforms != nil {
+		if err := d.platforms.Load(d.rev, rev.state); err != nil {
 			return fmt.Errorf("platforms: %w", err)
 		}
 	}
@@ -209,16 +209,16 @@ func (d *Daemon) factory() error {
 // wait is one WAIT round: drive platforms and the update, then sleep a
 // tick or until a command or container event arrives.
 func (d *Daemon) wait(ctx context.Context) (State, ctrl.Command) {
-	if p := d.opt.Platforms; p != nil {
+	if p := d.platforms; p != nil {
 		if err := p.Step(ctx); err != nil {
 			d.log.Error("platforms", "err", err)
-			if d.opt.Updater != nil && d.opt.Updater.Updating() {
+			if d.updater != nil && d.updater.Updating() {
 				return StateRollback, ctrl.Command{}
 			}
 			return StateReboot, ctrl.Command{}
 		}
 	}
-	if u := d.opt.Updater; u != nil {
+	if u := d.updater; u != nil {
 		next, err := u.Step(ctx)
 		if err != nil {
 			d.log.Error("update", "err", err)
@@ -231,8 +231,8 @@ func (d *Daemon) wait(ctx context.Context) (State, ctrl.Command) {
 		}
 	}
 	var changed <-chan struct{}
-	if d.opt.Platforms != nil {
-		changed = d.opt.Platforms.Changed()
+	if d.platforms != nil {
+		changed = d.platforms.Changed()
 	}
 	select {
 	case <-ctx.Done():
@@ -282,10 +282,10 @@ func (d *Daemon) command(ctx context.Context, c ctrl.Command) State {
 		d.mu.Unlock()
 		d.publishDevmeta()
 	case ctrl.OpLocalRun, ctrl.OpLocalRunCommit, ctrl.OpMakeFactory, ctrl.OpTryOnce, ctrl.OpLocalApply:
-		if d.opt.Updater == nil {
+		if d.updater == nil {
 			break
 		}
-		next, err := d.opt.Updater.Run(ctx, c)
+		next, err := d.updater.Run(ctx, c)
 		if err != nil {
 			d.log.Error("command", "op", c.Op, "err", err)
 		}
@@ -304,7 +304,7 @@ func (d *Daemon) CommandState() ctrl.CommandState {
 	local := d.local()
 	return ctrl.CommandState{
 		Local:         local,
-		Updating:      d.opt.Updater != nil && d.opt.Updater.Updating(),
+		Updating:      d.updater != nil && d.updater.Updating(),
 		RemoteAllowed: d.conf.Bool("PV_CONTROL_REMOTE"),
 		Remote:        !local,
 		Unclaimed:     true, // no Hub client yet: never claimed
@@ -315,7 +315,7 @@ func (d *Daemon) CommandState() ctrl.CommandState {
 func (d *Daemon) Queue(c ctrl.Command) error {
 	switch c.Op {
 	case ctrl.OpLocalRun, ctrl.OpLocalRunCommit, ctrl.OpMakeFactory, ctrl.OpTryOnce, ctrl.OpLocalApply:
-		if d.opt.Updater == nil {
+		if d.updater == nil {
 			return fmt.Errorf("%s: %w: no updater in this build", c.Op, ctrl.ErrNotImplemented)
 		}
 	case ctrl.OpXConnectGraph, ctrl.OpDeferReboot:
@@ -333,7 +333,7 @@ func (d *Daemon) Queue(c ctrl.Command) error {
 // embedded mode reboot the machine. Appengine just returns (exit status).
 func (d *Daemon) finish(ctx context.Context, exit Exit) {
 	d.log.Info("shutting down", "poweroff", exit == ExitPoweroff)
-	if p := d.opt.Platforms; p != nil {
+	if p := d.platforms; p != nil {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*stopGrace)
 		if err := p.Stop(sctx); err != nil {
 			d.log.Error("stop platforms", "err", err)

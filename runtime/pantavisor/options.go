@@ -126,9 +126,12 @@ type Options struct {
 	BuildInfo string
 	// Version is published as pantavisor.version.
 	Version string
-	// Platforms and Updater are optional (issues 4, 5).
-	Platforms PlatformManager
-	Updater   Updater
+	// Platforms and Updater are optional (issues 4, 5); NewPlatforms and
+	// NewUpdater build them in INIT, once storage and config exist.
+	Platforms    PlatformManager
+	Updater      Updater
+	NewPlatforms func(Env) (PlatformManager, error)
+	NewUpdater   func(Env) (Updater, error)
 	// LogServer makes the log server; nil uses runtime/logserver.
 	LogServer func(runDir, logDir, rev string, log *slog.Logger) (LogServer, error)
 	// NoLogServer runs without a log server.
