@@ -80,11 +80,11 @@ func TestHostRealContainers(t *testing.T) {
 		Configs: filepath.Join(dir, "configs"), Run: filepath.Join(dir, "run"), Logs: filepath.Join(dir, "logs"),
 	}
 	st := mkState(t, map[string]string{
-		"net": `"group":"root"`,
-		"app": `"group":"app","auto_recovery":{"policy":"always","max_retries":2,"retry_delay":0}`,
+		"hnet": `"group":"root"`,
+		"happ": `"group":"app","auto_recovery":{"policy":"always","max_retries":2,"retry_delay":0}`,
 	}, "")
 	trail := filepath.Join(paths.Storage, "trails", "1")
-	for _, name := range []string{"net", "app"} {
+	for _, name := range []string{"hnet", "happ"} {
 		d := filepath.Join(trail, name)
 		must(t, os.MkdirAll(d, 0o755))
 		data, _ := os.ReadFile(img)
@@ -92,8 +92,8 @@ func TestHostRealContainers(t *testing.T) {
 		conf := rootfs.LXCConf(rootfs.Conf{Name: name})
 		must(t, os.WriteFile(filepath.Join(d, "lxc.container.conf"), []byte(conf), 0o644))
 	}
-	must(t, os.MkdirAll(filepath.Join(trail, "_config", "app", "etc"), 0o755))
-	must(t, os.WriteFile(filepath.Join(trail, "_config", "app", "etc", "motd"), []byte("configured\n"), 0o644))
+	must(t, os.MkdirAll(filepath.Join(trail, "_config", "happ", "etc"), 0o755))
+	must(t, os.WriteFile(filepath.Join(trail, "_config", "happ", "etc", "motd"), []byte("configured\n"), 0o644))
 
 	e, err := New(st, Options{Log: quiet()})
 	if err != nil {
@@ -105,36 +105,36 @@ func TestHostRealContainers(t *testing.T) {
 	started := func(n string) func() bool {
 		return func() bool { i, _ := e.Info(n); return i.Status == Started }
 	}
-	if f := drive(t, ctx, e, h, func() bool { return started("net")() && started("app")() }); len(f) != 0 {
+	if f := drive(t, ctx, e, h, func() bool { return started("hnet")() && started("happ")() }); len(f) != 0 {
 		t.Fatalf("failures while starting: %v", f)
 	}
-	first, _ := e.Info("app")
+	first, _ := e.Info("happ")
 	if _, err := lxcProbe(first.Pid, "etc/motd"); err != nil {
 		t.Errorf("config overlay in app: %v", err)
 	}
-	if got, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(first.Pid), "cgroup")); err != nil || !strings.Contains(string(got), "/lxc/app") {
-		t.Errorf("app cgroup = %q, %v, want /lxc/app", got, err)
+	if got, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(first.Pid), "cgroup")); err != nil || !strings.Contains(string(got), "/lxc/happ") {
+		t.Errorf("app cgroup = %q, %v, want /lxc/happ", got, err)
 	}
 
-	// Crash app: auto-recovery restarts it with a new init.
+	// Crash happ: auto-recovery restarts it with a new init.
 	must(t, killPid(first.Pid))
 	drive(t, ctx, e, h, func() bool {
-		i, _ := e.Info("app")
+		i, _ := e.Info("happ")
 		return i.Status == Started && i.Pid != first.Pid
 	})
-	if i, _ := e.Info("app"); i.Retries != 1 {
+	if i, _ := e.Info("happ"); i.Retries != 1 {
 		t.Errorf("retries after one crash = %d, want 1", i.Retries)
 	}
-	if _, err := os.Stat(filepath.Join(paths.Logs, "1", "app", "lxc", "lxc.log")); err != nil {
+	if _, err := os.Stat(filepath.Join(paths.Logs, "1", "happ", "lxc", "lxc.log")); err != nil {
 		t.Errorf("lxc log: %v", err)
 	}
 
-	// Crash net (no auto-recovery): the tick fails with a reboot.
-	n, _ := e.Info("net")
+	// Crash hnet (no auto-recovery): the tick fails with a reboot.
+	n, _ := e.Info("hnet")
 	must(t, killPid(n.Pid))
-	failures := drive(t, ctx, e, h, func() bool { i, _ := e.Info("net"); return i.Status == Stopped })
-	if len(failures) != 1 || failures[0].Kind != Reboot || failures[0].Platform != "net" {
-		t.Errorf("failures after net crash = %v, want reboot net", failures)
+	failures := drive(t, ctx, e, h, func() bool { i, _ := e.Info("hnet"); return i.Status == Stopped })
+	if len(failures) != 1 || failures[0].Kind != Reboot || failures[0].Platform != "hnet" {
+		t.Errorf("failures after net crash = %v, want reboot hnet", failures)
 	}
 
 	// Stop everything: no mounts, loops or cgroups remain.

@@ -171,8 +171,8 @@ func Render(spec Spec, own []Item, unified bool) ([]Item, string, error) {
 	// path, so the payload goes there (liblxc 5 would use
 	// lxc.payload.<name>). liblxc wants the monitor dir set too.
 	items = drop(items, func(k string) bool { return strings.HasPrefix(k, "lxc.cgroup.dir") })
-	items = append(items, Item{"lxc.cgroup.dir.monitor", MonitorCgroup(spec.Name)})
-	items = append(items, Item{"lxc.cgroup.dir.container", PayloadCgroup(spec.Name)})
+	items = append(items, Item{"lxc.cgroup.dir.monitor", MonitorCgroup(spec.cgroupName())})
+	items = append(items, Item{"lxc.cgroup.dir.container", PayloadCgroup(spec.cgroupName())})
 	group := spec.Group
 	if group == "" {
 		group = "platform"
@@ -197,6 +197,13 @@ func Render(spec Spec, own []Item, unified bool) ([]Item, string, error) {
 		items = append(items, extra...)
 	}
 	return items, upper, nil
+}
+
+func (s Spec) cgroupName() string {
+	if s.CgroupName != "" {
+		return s.CgroupName
+	}
+	return s.Name
 }
 
 // PayloadCgroup is the cgroup (relative to each hierarchy's root) the

@@ -105,6 +105,11 @@ func TestRender(t *testing.T) {
 			t.Errorf("Render() %s = %q, want %q", c.key, got, c.want)
 		}
 	}
+	spec.CgroupName = "app-2"
+	items, _, _ = Render(spec, own, true)
+	if got := values(items, "lxc.cgroup.dir.container"); len(got) != 1 || got[0] != "lxc/app-2" {
+		t.Errorf("Render(CgroupName) container dir = %q, want lxc/app-2", got)
+	}
 	// mgmt role, hybrid cgroups, no config overlay directory.
 	spec = Spec{Name: "m", Mgmt: true, RunDir: "/r", ConfigOverlay: filepath.Join(dir, "none")}
 	items, _, err = Render(spec, own[:2], false)

@@ -114,7 +114,7 @@ func Start(ctx context.Context, log *slog.Logger, spec Spec) (*Container, error)
 
 	// A custom monitor cgroup is left behind (busy) by the previous
 	// monitor; liblxc refuses to start when it exists.
-	removeMonitorCgroup(spec.Name, 0)
+	removeMonitorCgroup(spec.cgroupName(), 0)
 	c, err := start(spec)
 	if err != nil {
 		console.close()
@@ -146,12 +146,12 @@ func start(spec Spec) (*golxc.Container, error) {
 	}
 	if _, err := forkStart(spec.Name, spec.LXCPath, startTimeout); err != nil {
 		c.Release()
-		removeMonitorCgroup(spec.Name, time.Second)
+		removeMonitorCgroup(spec.cgroupName(), time.Second)
 		return nil, fmt.Errorf("%w %s: %w%s", ErrStart, spec.Name, err, logTail(spec.LogFile))
 	}
 	if c.InitPid() <= 0 {
 		c.Release()
-		removeMonitorCgroup(spec.Name, time.Second)
+		removeMonitorCgroup(spec.cgroupName(), time.Second)
 		return nil, fmt.Errorf("%w %s: init exited right away%s", ErrStart, spec.Name, logTail(spec.LogFile))
 	}
 	return c, nil
@@ -311,7 +311,7 @@ func (c *Container) stop(ctx context.Context) error {
 	}
 	c.c.Release()
 	c.console.Close()
-	removeMonitorCgroup(c.spec.Name, 2*time.Second)
+	removeMonitorCgroup(c.spec.cgroupName(), 2*time.Second)
 	c.log.Info("container stopped", "container", c.spec.Name)
 	return errors.Join(errs...)
 }

@@ -72,6 +72,11 @@ type Spec struct {
 	Init string
 	// Extra holds "lxc.key = value" lines applied last (PV_LXC_EXTRA_CONF).
 	Extra []string
+	// CgroupName names the container's cgroups ("" = Name): the payload runs
+	// in lxc/<CgroupName>, the monitor in lxc.monitor/<CgroupName>. App
+	// Engine instances sharing a host use "<name>-<n>" (the control socket
+	// strips the -<n> there).
+	CgroupName string
 	// StopTimeout bounds the clean shutdown in Stop (0 = DefaultStopTimeout).
 	StopTimeout time.Duration
 }
