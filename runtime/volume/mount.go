@@ -37,17 +37,18 @@ func checkSquashfs(r io.Reader, name string) error {
 	return nil
 }
 
-// Loop mounts the image file on target (created if missing) through a loop
-// device. The file system type is the extension after the last '.': a
-// squashfs is mounted read-only after its magic was checked, any other type
-// read-write.
+// Loop mounts the image file on target (created if missing) through a
+// read-only loop device. The file system type is the extension after the
+// last '.'; a squashfs has its magic checked first. Images are always
+// read-only: they are hard links into the content-addressed object store,
+// and writable data belongs in storage entries.
 func (s *Set) Loop(file, target string) error {
 	fstype := strings.TrimPrefix(filepath.Ext(file), ".")
 	if fstype == "" {
 		return fmt.Errorf("volume %s: %w: no extension to tell its file system", file, ErrUnsupported)
 	}
-	ro := fstype == "squashfs"
-	if ro {
+	const ro = true
+	if fstype == "squashfs" {
 		if err := CheckSquashfs(file); err != nil {
 			return err
 		}
@@ -64,11 +65,7 @@ func (s *Set) Loop(file, target string) error {
 	// Closing dev leaves the device to the mount; autoclear frees it on
 	// unmount (or right now, if the mount failed).
 	defer dev.Close()
-	var flags uintptr
-	if ro {
-		flags = unix.MS_RDONLY
-	}
-	if err := unix.Mount(dev.Name(), target, fstype, flags, ""); err != nil {
+	if err := unix.Mount(dev.Name(), target, fstype, unix.MS_RDONLY, ""); err != nil {
 		return mountErr(dev.Name()+" ("+file+")", target, err)
 	}
 	s.add(kindMount, target, fstype+" "+dev.Name()+" "+file)

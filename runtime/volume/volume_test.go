@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -274,4 +275,35 @@ func FuzzMountsUnder(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestLoopOtherFS(t *testing.T) {
+	needRoot(t)
+	mkfs, err := exec.LookPath("mkfs.ext4")
+	if err != nil {
+		t.Skip("skipping: no mkfs.ext4")
+	}
+	dir := t.TempDir()
+	img := filepath.Join(dir, "data.ext4")
+	f, _ := os.Create(img)
+	f.Truncate(4 << 20)
+	f.Close()
+	if out, err := exec.Command(mkfs, "-q", "-F", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v: %s", err, out)
+	}
+	s := NewSet(testLog(t))
+	target := filepath.Join(dir, "mnt")
+	if err := s.Volume(dir, "data.ext4", target); err != nil {
+		t.Fatalf("Volume(data.ext4) error = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(target, "lost+found")); err != nil {
+		t.Errorf("ext4 volume content: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(target, "x"), nil, 0o644); err == nil {
+		t.Errorf("write into ext4 volume succeeded, want read-only")
+	}
+	if err := s.Unmount(); err != nil {
+		t.Errorf("Unmount() error = %v", err)
+	}
+	noLeaks(t, dir)
 }
