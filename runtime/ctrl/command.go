@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/pantavisor/pantavisor-go/runtime/storage"
 )
 
 // Op is a /commands operation.
@@ -148,31 +150,10 @@ func (c Command) Reject(s CommandState) (status int, msg string, retryAfter int)
 }
 
 // ValidRevision checks a revision name: a decimal number or
-// "locals/<name>" with one slash and at most 64 characters after the prefix.
+// "locals/<name>" with one slash and at most 64 characters after the prefix
+// (the storage rules, so the API and storage never disagree).
 func ValidRevision(rev string) error {
-	if name, ok := strings.CutPrefix(rev, "locals/"); ok {
-		switch {
-		case name == "" || name == "." || name == "..":
-			return fmt.Errorf("revision %q: empty or dot name", rev)
-		case len(name) > 64:
-			return fmt.Errorf("revision %q: name longer than 64 characters", rev)
-		case strings.ContainsAny(name, "/\\\x00"):
-			return fmt.Errorf("revision %q: name contains '/', '\\' or NUL", rev)
-		}
-		return nil
-	}
-	if rev == "" {
-		return fmt.Errorf("revision: empty")
-	}
-	for _, r := range rev {
-		if r < '0' || r > '9' {
-			return fmt.Errorf("revision %q: want a number or locals/<name>", rev)
-		}
-	}
-	if len(rev) > 20 {
-		return fmt.Errorf("revision %q: too long", rev)
-	}
-	return nil
+	return storage.ValidRevision(rev)
 }
 
 // ValidMetaKey checks a metadata key: non-empty, no '/', '\', NUL, not "."

@@ -191,7 +191,7 @@ func TestReject(t *testing.T) {
 
 func TestValidRevision(t *testing.T) {
 	good := []string{"0", "12", "locals/x", "locals/" + strings.Repeat("a", 64)}
-	bad := []string{"", "current", "locals/", "locals/..", "locals/a/b", "locals/" + strings.Repeat("a", 65), "../0", "1a", "/0"}
+	bad := []string{"", "current", "locals/", "locals/..", "locals/a/b", "01", "locals/" + strings.Repeat("a", 65), "../0", "1a", "/0"}
 	for _, r := range good {
 		if err := ValidRevision(r); err != nil {
 			t.Errorf("ValidRevision(%q) = %v, want nil", r, err)

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+
+	"github.com/pantavisor/pantavisor-go/runtime/storage"
 )
 
 func (h *Handler) buildinfo(q *request) {
@@ -101,18 +103,7 @@ func (h *Handler) deviceMetaDelete(q *request) {
 // --- objects ---
 
 // IsSha reports whether s is exactly 64 lowercase hex characters.
-func IsSha(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
+func IsSha(s string) bool { return storage.ValidSha(s) }
 
 func (h *Handler) objectsList(q *request) {
 	if h.opt.Objects == nil {

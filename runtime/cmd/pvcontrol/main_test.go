@@ -44,19 +44,20 @@ func startDaemon(t *testing.T) *daemon {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	dm := &daemon{sock: filepath.Join(run, "pv-ctrl"), done: make(chan pantavisor.Exit, 1)}
+	exited := make(chan struct{})
 	go func() {
+		defer close(exited)
 		e, err := d.Run(ctx)
 		if err != nil {
 			t.Errorf("Run: %v", err)
 		}
 		dm.done <- e
 	}()
+	// Registered after t.TempDir, so it runs first: the daemon is gone
+	// before its directories are removed.
 	t.Cleanup(func() {
 		cancel()
-		select {
-		case dm.done <- 0:
-		default:
-		}
+		<-exited
 	})
 	select {
 	case <-d.Ready():
