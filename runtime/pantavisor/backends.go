@@ -151,8 +151,9 @@ func (a stepsAPI) SetCommitMsg(rev string, msg []byte) error {
 
 // objectsAPI serves /objects and /storage/gc from storage.
 type objectsAPI struct {
-	s    *storage.Storage
-	keep func() storage.GCKeep
+	s      *storage.Storage
+	keep   func() storage.GCKeep
+	upload func() // called on every upload (defers the GC threshold)
 }
 
 // List implements ctrl.Objects.
@@ -179,6 +180,9 @@ func (a objectsAPI) Open(sha string) (io.ReadCloser, error) {
 
 // Put implements ctrl.Objects.
 func (a objectsAPI) Put(sha string, r io.Reader) error {
+	if a.upload != nil {
+		a.upload()
+	}
 	_, err := a.s.PutObject(sha, r)
 	return storageErr(err)
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
@@ -46,10 +47,11 @@ type Daemon struct {
 	cmds  chan ctrl.Command
 	ready chan struct{}
 
-	mu       sync.Mutex
-	current  *revision
-	state    State
-	goRemote bool
+	mu         sync.Mutex
+	current    *revision
+	state      State
+	goRemote   bool
+	gcDeferred time.Time // GC threshold suspended until then
 }
 
 // New parses the options; the work happens in Run.
@@ -301,7 +303,7 @@ func (d *Daemon) startCtrl() error {
 			_, err := parseRevision("", b, d.mode == AppEngine)
 			return err
 		}},
-		Objects:   objectsAPI{d.store, d.gcKeep},
+		Objects:   objectsAPI{d.store, d.gcKeep, d.deferGC},
 		Config:    cfgAPI{d.conf},
 		Commands:  d,
 		Platforms: d,

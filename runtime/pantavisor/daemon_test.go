@@ -359,11 +359,22 @@ func TestCommandQueue(t *testing.T) {
 // fakeClock fires After channels only when told to.
 type fakeClock struct {
 	mu      sync.Mutex
+	now     time.Time
 	waiters []chan time.Time
 	asked   chan struct{}
 }
 
-func (c *fakeClock) Now() time.Time { return time.Unix(0, 0) }
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
 func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 	ch := make(chan time.Time, 1)
 	c.mu.Lock()
@@ -614,5 +625,37 @@ func TestNewBadCmdline(t *testing.T) {
 		if _, err := New(Options{Cmdline: cl}); err == nil {
 			t.Errorf("New(cmdline %q) = nil error, want error", cl)
 		}
+	}
+}
+
+// TestGCThreshold: below PV_STORAGE_GC_THRESHOLD the WAIT tick collects
+// unreferenced objects, but not within DEFERTIME of an upload.
+func TestGCThreshold(t *testing.T) {
+	clk := &fakeClock{now: time.Unix(1000, 0), asked: make(chan struct{}, 100)}
+	in := start(t, newStorage(t), func(o *Options) {
+		o.Clock = clk
+		o.Env = append(o.Env, "PV_STORAGE_GC_THRESHOLD=100", "PV_STORAGE_GC_THRESHOLD_DEFERTIME=600")
+	})
+	<-clk.asked // first WAIT round done
+	sum := sha256.Sum256([]byte("orphan"))
+	sha := hex.EncodeToString(sum[:])
+	if got, b := in.call(t, "PUT", "/objects/"+sha, strings.NewReader("orphan")); got != 200 {
+		t.Fatalf("PUT /objects = %d %s", got, b)
+	}
+	objects := func() string {
+		_, b := in.call(t, "GET", "/objects", nil)
+		return string(b)
+	}
+	clk.advance(599 * time.Second)
+	clk.tick()
+	<-clk.asked
+	if got := objects(); !strings.Contains(got, sha) {
+		t.Errorf("objects within the defer time = %s, want %s kept", got, sha)
+	}
+	clk.advance(2 * time.Second)
+	clk.tick()
+	<-clk.asked
+	if got := objects(); got != "[]" {
+		t.Errorf("objects after the defer time = %s, want [] (collected)", got)
 	}
 }

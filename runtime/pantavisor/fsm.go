@@ -230,6 +230,7 @@ func (d *Daemon) wait(ctx context.Context) (State, ctrl.Command) {
 			return StateRollback, ctrl.Command{}
 		}
 	}
+	d.gcThreshold()
 	var changed <-chan struct{}
 	if d.platforms != nil {
 		changed = d.platforms.Changed()
