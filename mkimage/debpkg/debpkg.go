@@ -78,6 +78,11 @@ func New(o Options) (*Archive, error) {
 	if o.Cache == "" || o.Arch == "" || o.Suite == "" || o.Mirror == "" {
 		return nil, errors.New("debpkg: cache, arch, suite and mirror are required")
 	}
+	abs, err := filepath.Abs(o.Cache)
+	if err != nil {
+		return nil, fmt.Errorf("debpkg: %w", err)
+	}
+	o.Cache = abs
 	a := &Archive{o: o, aptDir: filepath.Join(o.Cache, "apt", o.Suite+"-"+o.Arch)}
 	for _, d := range []string{"lists/partial", "archives/partial", "etc/preferences.d", "etc/sources.list.d", "etc/apt.conf.d"} {
 		if err := os.MkdirAll(filepath.Join(a.aptDir, d), 0o755); err != nil {

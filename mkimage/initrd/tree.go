@@ -15,6 +15,8 @@
 package initrd
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -238,4 +240,39 @@ func (e *Entry) open() (io.ReaderAt, int64, error) {
 		return nil, 0, fmt.Errorf("initrd: %s is not a regular file", e.Source)
 	}
 	return f, fi.Size(), nil
+}
+
+// Digest is a SHA-256 over everything that ends up in the archive (paths,
+// kinds, modes, link targets, device numbers, hard link groups and file
+// contents), so a build can reuse a compressed archive whose inputs did
+// not change.
+func (t *Tree) Digest() (string, error) {
+	h := sha256.New()
+	for _, p := range t.Paths() {
+		e, ok := t.entries[p]
+		if !ok {
+			fmt.Fprintf(h, "%s\x00implicit\x00", p)
+			continue
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00%o\x00%s\x00%d:%d\x00%s\x00", p, e.Kind, e.Mode, e.Target, e.Major, e.Minor, e.link)
+		if e.Kind != KindFile {
+			continue
+		}
+		if e.Source == "" {
+			fmt.Fprintf(h, "%d\x00", len(e.Data))
+			h.Write(e.Data)
+			continue
+		}
+		f, err := os.Open(e.Source)
+		if err != nil {
+			return "", fmt.Errorf("initrd: %w", err)
+		}
+		n, err := io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("initrd: %w", err)
+		}
+		fmt.Fprintf(h, "\x00%d\x00", n)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

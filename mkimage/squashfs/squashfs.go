@@ -40,6 +40,12 @@ func Make(ctx context.Context, dir, out string, o Options) error {
 		args = append(args, "-Xhc")
 	}
 	cmd := exec.CommandContext(ctx, "mksquashfs", args...)
+	// mksquashfs refuses SOURCE_DATE_EPOCH together with -mkfs-time.
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "SOURCE_DATE_EPOCH=") {
+			cmd.Env = append(cmd.Env, e)
+		}
+	}
 	var out2 bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out2, &out2
 	if err := cmd.Run(); err != nil {

@@ -238,4 +238,3 @@ func Export(w io.Writer, root string, st *state.State, prefix string, epoch int6
 	}
 	return gw.Close()
 }
-

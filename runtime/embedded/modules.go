@@ -133,6 +133,10 @@ func LoadModules(log *slog.Logger, dir string, names []string) (loaded int, err 
 		case err == nil:
 			loaded++
 		case isExist(err):
+		case isNoDevice(err):
+			// Hardware-specific modules (crc32c-intel without SSE4.2, ...)
+			// refuse to load where their hardware is missing, as with modprobe.
+			log.Info("module not applicable here", "module", file, "err", err)
 		default:
 			log.Warn("load module", "module", file, "err", err)
 			if first == nil {

@@ -63,7 +63,8 @@ func loadModule(path string) error {
 	return nil
 }
 
-func isExist(err error) bool { return errors.Is(err, unix.EEXIST) }
+func isExist(err error) bool    { return errors.Is(err, unix.EEXIST) }
+func isNoDevice(err error) bool { return errors.Is(err, unix.ENODEV) }
 
 // Reap collects every exited child (PID 1 inherits all orphans) until ctx
 // ends. Children a caller waits for itself should be started before and

@@ -1,0 +1,200 @@
+package builder
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pantavisor/pantavisor-go/mkimage/squashfs"
+)
+
+// bspFiles are the bsp/ entries of the factory revision.
+type bspFiles struct {
+	// Objects maps a file name in bsp/ to its host path.
+	Objects map[string]string
+	// JSON maps a file name in bsp/ to an inline value.
+	JSON map[string]any
+}
+
+// linkTree hard-links (or copies across devices) the regular files of src
+// whose relative path passes keep into dst.
+func linkTree(src, dst string, keep func(rel string) bool) (int, error) {
+	n := 0
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() || rel == "." || !keep(rel) {
+			return nil
+		}
+		out := filepath.Join(dst, rel)
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return err
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			t, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(t, out)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		n++
+		if err := os.Link(p, out); err == nil {
+			return nil
+		}
+		return copyFile(p, out)
+	})
+	return n, err
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fi.Mode().Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+func hasPrefixPath(rel string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if rel == p || strings.HasPrefix(rel, strings.TrimSuffix(p, "/")+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// cachedSquashfs makes a squashfs of dir unless the cache already has one
+// for key; it returns the cached image path.
+func (b *run) cachedSquashfs(ctx context.Context, key, dir string) (string, bool, error) {
+	h := sha256.Sum256([]byte(key))
+	out := filepath.Join(b.o.Cache, "artifacts", hex.EncodeToString(h[:])+".squashfs")
+	if _, err := os.Stat(out); err == nil {
+		return out, true, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return "", false, err
+	}
+	tmp := out + ".tmp"
+	if err := squashfs.Make(ctx, dir, tmp, squashfs.Options{Comp: b.r.Modules.Compression, Epoch: b.o.Epoch}); err != nil {
+		return "", false, err
+	}
+	return out, false, os.Rename(tmp, out)
+}
+
+func (b *run) makeBSP(ctx context.Context, pk *packages) (*bspFiles, string, error) {
+	r := b.r
+	bsp := &bspFiles{Objects: map[string]string{}, JSON: map[string]any{}}
+	run := map[string]any{"addons": []string{}, "initrd": "pantavisor", "initrd_config": ""}
+	bsp.Objects["pantavisor"] = filepath.Join(b.work, "bsp", "pantavisor")
+	var notes []string
+	if pk.Kernel != "" {
+		kernel := filepath.Join(pk.Kernel, "boot", "vmlinuz-"+pk.KernelVer)
+		if _, err := os.Stat(kernel); err != nil {
+			return nil, "", fmt.Errorf("kernel image: %w", err)
+		}
+		bsp.Objects["kernel.img"] = kernel
+		run["linux"] = "kernel.img"
+		b.res.Sizes["kernel"] = size(kernel)
+
+		moddir := filepath.Join(pk.Kernel, "lib/modules", pk.KernelVer)
+		stage := filepath.Join(b.work, "modules")
+		n, err := linkTree(moddir, stage, func(rel string) bool {
+			if !strings.HasPrefix(rel, "kernel/") {
+				return !strings.HasPrefix(rel, "build") && !strings.HasPrefix(rel, "source")
+			}
+			if len(r.Modules.Include) > 0 && !hasPrefixPath(rel, r.Modules.Include) {
+				return false
+			}
+			return !hasPrefixPath(rel, r.Modules.Exclude)
+		})
+		if err != nil {
+			return nil, "", fmt.Errorf("modules: %w", err)
+		}
+		// modules.dep for exactly the modules in the volume.
+		_, depText, err := depmodText(stage)
+		if err != nil {
+			return nil, "", err
+		}
+		if err := os.WriteFile(filepath.Join(stage, "modules.dep"), depText, 0o644); err != nil {
+			return nil, "", err
+		}
+		key := fmt.Sprintf("modules|%s|%s|%v|%v|%s|%d", pk.KernelVer, kernelSHA(pk), r.Modules.Include, r.Modules.Exclude, r.Modules.Compression, b.o.Epoch)
+		img, hit, err := b.cachedSquashfs(ctx, key, stage)
+		if err != nil {
+			return nil, "", err
+		}
+		bsp.Objects["modules.squashfs"] = img
+		run["modules"] = "modules.squashfs"
+		b.res.Sizes["modules.squashfs"] = size(img)
+		notes = append(notes, fmt.Sprintf("kernel %s, %d modules in modules.squashfs %d MiB (cached=%v)", pk.KernelVer, n, size(img)>>20, hit))
+	}
+	if pk.Firmware != "" {
+		fw := filepath.Join(pk.Firmware, "lib/firmware")
+		stage := filepath.Join(b.work, "firmware")
+		n, err := linkTree(fw, stage, func(rel string) bool {
+			return len(r.Firmware.Include) == 0 || hasPrefixPath(rel, r.Firmware.Include)
+		})
+		if err != nil {
+			return nil, "", fmt.Errorf("firmware: %w", err)
+		}
+		img := filepath.Join(b.work, "bsp", "firmware.squashfs")
+		if err := squashfs.Make(ctx, stage, img, squashfs.Options{Comp: r.Modules.Compression, Epoch: b.o.Epoch}); err != nil {
+			return nil, "", err
+		}
+		bsp.Objects["firmware.squashfs"] = img
+		run["firmware"] = "firmware.squashfs"
+		b.res.Sizes["firmware.squashfs"] = size(img)
+		notes = append(notes, fmt.Sprintf("%d firmware files", n))
+	}
+	var addons []string
+	for _, a := range r.Addons {
+		name := a + ".cpio.xz4"
+		bsp.Objects[name] = filepath.Join(b.work, "bsp", name)
+		addons = append(addons, name)
+	}
+	if addons != nil {
+		run["addons"] = addons
+	}
+	bsp.JSON["run.json"] = run
+	var src []map[string]string
+	for _, p := range pk.Src {
+		src = append(src, map[string]string{"package": p.Name, "version": p.Version, "architecture": p.Arch, "sha256": p.SHA256})
+	}
+	bsp.JSON["src.json"] = map[string]any{"#spec": "bsp-src@1", "debian": map[string]any{"suite": r.Debian.Suite, "mirror": r.Debian.Mirror, "packages": src}}
+	bsp.JSON["build.json"] = map[string]any{"target": r.Name, "arch": r.Arch, "builder": "pantavisor-go mkimage", "source_date_epoch": b.o.Epoch, "kernel": pk.KernelVer, "init": b.o.Init}
+	return bsp, "(" + strings.Join(notes, "; ") + ")", nil
+}
+
+func kernelSHA(pk *packages) string {
+	for _, p := range pk.Src {
+		if strings.HasPrefix(p.Name, "linux-image-") {
+			return p.SHA256
+		}
+	}
+	return ""
+}

@@ -1,0 +1,195 @@
+// Package builder runs the image pipeline for one target recipe:
+//
+//	recipe → Debian packages (cached) → runtime binaries (go build) →
+//	initrd + addons → BSP (kernel, modules/firmware squashfs, run.json) →
+//	storage with trails/0 → disk image with GRUB → <target>.pvr.tgz
+//
+// Each stage is a function from values to values; Build only sequences
+// them, times them and prints progress.
+//
+//	res, err := builder.Build(ctx, builder.Options{Repo: ".", Target: "x64-uefi", ...})
+package builder
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
+	"github.com/pantavisor/pantavisor-go/runtime/state"
+)
+
+// Init choices for /init in the initrd.
+const (
+	InitPantavisor = "pantavisor"
+	InitSmoke      = "smoke"
+)
+
+// Options configure a build.
+type Options struct {
+	// Repo is the repository root (targets/, addons/, vendor-skel/, ...).
+	Repo string
+	// Target names targets/<Target>.toml.
+	Target string
+	// Out is the output directory (default <Repo>/out/<Target>).
+	Out string
+	// Cache holds downloaded packages and cached artifacts.
+	Cache string
+	// Init is what /init runs: "pantavisor" or "smoke" (a boot probe).
+	Init string
+	// Epoch is SOURCE_DATE_EPOCH: every time stamp in the outputs.
+	Epoch int64
+	// Offline skips apt-get update (the cached indexes are used).
+	Offline bool
+	// Progress receives one line per stage.
+	Progress io.Writer
+	Log      *slog.Logger
+}
+
+// Step is the timing of one stage.
+type Step struct {
+	Name     string
+	Duration time.Duration
+	Note     string
+}
+
+// Result describes what a build wrote.
+type Result struct {
+	Recipe *recipe.Recipe
+	// Image is the flashable image (empty for appengine targets).
+	Image string
+	// Pvr is the BSP update tarball <target>.pvr.tgz.
+	Pvr string
+	// Storage is the staged storage tree (trails/0, objects, boot, config).
+	Storage string
+	// Sizes of the main artifacts in bytes, by name.
+	Sizes map[string]int64
+	Steps []Step
+	// Notes lists what the build could not do (honestly reported).
+	Notes []string
+}
+
+type run struct {
+	o     Options
+	r     *recipe.Recipe
+	work  string
+	res   *Result
+	start time.Time
+	// modDepText is the full modules.dep computed for the kernel.
+	modDepText []byte
+	// state is the factory revision once written.
+	state *state.State
+}
+
+func (b *run) step(name string, fn func() (string, error)) error {
+	t := time.Now()
+	fmt.Fprintf(b.o.Progress, "==> %-22s ...\n", name)
+	note, err := fn()
+	d := time.Since(t)
+	b.res.Steps = append(b.res.Steps, Step{Name: name, Duration: d, Note: note})
+	if err != nil {
+		fmt.Fprintf(b.o.Progress, "    %s FAILED after %s: %v\n", name, d.Round(time.Millisecond), err)
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	fmt.Fprintf(b.o.Progress, "    %s done in %s %s\n", name, d.Round(time.Millisecond), note)
+	return nil
+}
+
+func (b *run) note(format string, args ...any) {
+	n := fmt.Sprintf(format, args...)
+	b.res.Notes = append(b.res.Notes, n)
+	fmt.Fprintf(b.o.Progress, "    note: %s\n", n)
+}
+
+// Build runs the pipeline for o.Target.
+func Build(ctx context.Context, o Options) (*Result, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	if o.Init == "" {
+		o.Init = InitPantavisor
+	}
+	if o.Init != InitPantavisor && o.Init != InitSmoke {
+		return nil, fmt.Errorf("init %q: want pantavisor or smoke", o.Init)
+	}
+	for _, p := range []*string{&o.Repo, &o.Out, &o.Cache} {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return nil, err
+		}
+		*p = abs
+	}
+	r, err := recipe.Load(filepath.Join(o.Repo, "targets", o.Target+".toml"))
+	if err != nil {
+		return nil, err
+	}
+	if o.Out == "" {
+		o.Out = filepath.Join(o.Repo, "out", o.Target)
+	}
+	if o.Cache == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("cache directory: %w", err)
+		}
+		o.Cache = filepath.Join(dir, "pantavisor-mkimage")
+	}
+	b := &run{o: o, r: r, work: filepath.Join(o.Out, "work"), res: &Result{Recipe: r, Sizes: map[string]int64{}}, start: time.Now()}
+	if err := os.RemoveAll(b.work); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{b.work, o.Cache, filepath.Join(b.work, "bsp")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	var (
+		pk  *packages
+		bin *binaries
+		bsp *bspFiles
+	)
+	stages := []struct {
+		name string
+		fn   func() (string, error)
+	}{
+		{"packages", func() (n string, err error) { pk, n, err = b.fetch(ctx); return }},
+		{"runtime", func() (n string, err error) { bin, n, err = b.buildRuntime(ctx); return }},
+		{"initrd", func() (string, error) { return b.makeInitrd(pk, bin) }},
+		{"addons", func() (string, error) { return b.makeAddons(ctx, pk) }},
+		{"bsp", func() (n string, err error) { bsp, n, err = b.makeBSP(ctx, pk); return }},
+		{"trails/0", func() (string, error) { return b.makeStorage(bsp) }},
+		{"image", func() (string, error) { return b.makeImage(ctx) }},
+		{"pvr export", func() (string, error) { return b.export() }},
+	}
+	for _, s := range stages {
+		if s.name == "image" && r.InitMode == recipe.ModeAppengine {
+			continue
+		}
+		if s.name == "bsp" && r.InitMode == recipe.ModeAppengine {
+			bsp = &bspFiles{}
+			continue
+		}
+		if err := b.step(s.name, s.fn); err != nil {
+			return b.res, err
+		}
+	}
+	fmt.Fprintf(o.Progress, "==> built %s in %s\n", r.Name, time.Since(b.start).Round(time.Millisecond))
+	return b.res, nil
+}
+
+func size(p string) int64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}

@@ -1,0 +1,116 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pantavisor/pantavisor-go/mkimage/debpkg"
+	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
+)
+
+// packages are the unpacked Debian inputs of a build.
+type packages struct {
+	// Kernel is the unpacked linux-image package (nil for appengine).
+	Kernel    string
+	KernelVer string // uname -r
+	Sysroot   string // initrd packages unpacked together
+	Firmware  string // firmware packages unpacked together ("" = none)
+	Addons    map[string]string
+	Src       []debpkg.Package
+}
+
+// unpacked returns the cached unpack directory of a verified .deb
+// (<cache>/unpacked/<sha256>), unpacking it once.
+func (b *run) unpacked(ctx context.Context, p debpkg.Package) (string, error) {
+	dir := filepath.Join(b.o.Cache, "unpacked", p.SHA256)
+	if _, err := os.Stat(filepath.Join(dir, ".complete")); err == nil {
+		return dir, nil
+	}
+	os.RemoveAll(dir)
+	tmp := dir + ".tmp"
+	os.RemoveAll(tmp)
+	if err := debpkg.Unpack(ctx, p.Path, tmp); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, ".complete"), []byte(p.Name+"="+p.Version+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	return dir, os.Rename(tmp, dir)
+}
+
+func (b *run) fetch(ctx context.Context) (*packages, string, error) {
+	r := b.r
+	a, err := debpkg.New(debpkg.Options{Cache: filepath.Join(b.o.Cache, "deb"), Arch: r.Arch, Mirror: r.Debian.Mirror,
+		Suite: r.Debian.Suite, Components: r.Debian.Components, Keyring: r.Debian.Keyring, Log: b.o.Log})
+	if err != nil {
+		return nil, "", err
+	}
+	if !b.o.Offline || !a.HasIndexes() {
+		if err := a.Update(ctx); err != nil {
+			return nil, "", err
+		}
+	}
+	pk := &packages{Addons: map[string]string{}}
+	// unpackAll merges packages into one fresh directory with dpkg -x.
+	unpackAll := func(dir string, names []string) error {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		for _, n := range names {
+			p, err := a.Fetch(ctx, n, "")
+			if err != nil {
+				return err
+			}
+			pk.Src = append(pk.Src, p)
+			if err := debpkg.Unpack(ctx, p.Path, dir); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if r.Kernel.Package != "" {
+		p, err := a.FetchImage(ctx, r.Kernel.Package, r.Kernel.Version, "linux-image-")
+		if err != nil {
+			return nil, "", fmt.Errorf("kernel: %w", err)
+		}
+		pk.Src = append(pk.Src, p)
+		d, err := b.unpacked(ctx, p)
+		if err != nil {
+			return nil, "", err
+		}
+		mods, _ := filepath.Glob(filepath.Join(d, "lib/modules/*"))
+		if len(mods) != 1 {
+			return nil, "", fmt.Errorf("kernel package %s: want one lib/modules/<kver>, got %d", p.Name, len(mods))
+		}
+		pk.Kernel, pk.KernelVer = d, filepath.Base(mods[0])
+	}
+	pk.Sysroot = filepath.Join(b.work, "sysroot")
+	if err := unpackAll(pk.Sysroot, r.Initrd.Packages); err != nil {
+		return nil, "", fmt.Errorf("initrd packages: %w", err)
+	}
+	if len(r.Firmware.Packages) > 0 {
+		pk.Firmware = filepath.Join(b.work, "firmware-root")
+		if err := unpackAll(pk.Firmware, r.Firmware.Packages); err != nil {
+			return nil, "", fmt.Errorf("firmware packages: %w", err)
+		}
+	}
+	for _, name := range r.Addons {
+		ad, err := recipe.LoadAddon(filepath.Join(b.o.Repo, "addons", name+".toml"))
+		if err != nil {
+			return nil, "", err
+		}
+		dir := filepath.Join(b.work, "addon-"+name)
+		if err := unpackAll(dir, ad.Packages); err != nil {
+			return nil, "", fmt.Errorf("addon %s: %w", name, err)
+		}
+		pk.Addons[name] = dir
+	}
+	var names []string
+	for _, p := range pk.Src {
+		names = append(names, p.Name+"="+p.Version)
+	}
+	return pk, fmt.Sprintf("(%s, %d packages: %s)", r.Arch, len(pk.Src), strings.Join(names, " ")), nil
+}

@@ -1,0 +1,194 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/pantavisor/pantavisor-go/mkimage/initrd"
+	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
+)
+
+// baseDirs are the directories Pantavisor expects in its initrd.
+var baseDirs = []string{"/proc", "/sys", "/dev", "/run", "/tmp", "/storage", "/volumes", "/exports", "/writable",
+	"/configs", "/etc/pantavisor", "/lib/firmware", "/lib/modules", "/usr/bin", "/var"}
+
+// addSkel copies a vendor skeleton directory into the tree.
+func addSkel(t *initrd.Tree, dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel == "." {
+			return nil
+		}
+		dst := "/" + filepath.ToSlash(rel)
+		switch {
+		case d.IsDir():
+			return t.AddDir(dst, 0o755)
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return t.AddSymlink(dst, target)
+		case d.Type().IsRegular():
+			return t.AddFile(dst, p, 0)
+		}
+		return fmt.Errorf("skel %s: unsupported file type", p)
+	})
+}
+
+func (b *run) repoFile(rel string) string { return filepath.Join(b.o.Repo, rel) }
+
+func (b *run) makeInitrd(pk *packages, bin *binaries) (string, error) {
+	r := b.r
+	t := initrd.NewTree()
+	for _, d := range baseDirs {
+		if err := t.AddDir(d, 0o755); err != nil {
+			return "", err
+		}
+	}
+	t.AddDir("/tmp", 0o1777)
+	for _, l := range [][2]string{{"/var/run", "../run"}, {"/pv", "/run/pantavisor/pv"}} {
+		if err := t.AddSymlink(l[0], l[1]); err != nil {
+			return "", err
+		}
+	}
+	// The kernel opens /dev/console for init before devtmpfs is mounted.
+	t.AddCharDev("/dev/console", 0o600, 5, 1)
+	t.AddCharDev("/dev/null", 0o666, 1, 3)
+	names := make([]string, 0, len(bin.Files))
+	for n := range bin.Files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var elfs []string
+	for _, n := range names {
+		if err := t.AddFile("/usr/bin/"+n, bin.Files[n], 0o755); err != nil {
+			return "", err
+		}
+		elfs = append(elfs, bin.Files[n])
+	}
+	if err := t.AddSymlink("/init", "usr/bin/"+bin.Init); err != nil {
+		return "", err
+	}
+	sys := initrd.Sysroot{Dir: pk.Sysroot}
+	for _, f := range r.Initrd.Files {
+		if err := t.AddFromSysroot(sys, f); err != nil {
+			return "", fmt.Errorf("initrd.files: %w", err)
+		}
+		real, _, _ := sys.Resolve(f)
+		elfs = append(elfs, filepath.Join(pk.Sysroot, real))
+	}
+	libs, err := sys.Needed(elfs)
+	if err != nil {
+		return "", fmt.Errorf("%w (add the package to initrd.packages)", err)
+	}
+	for _, l := range libs {
+		if err := t.AddFromSysroot(sys, l); err != nil {
+			return "", err
+		}
+	}
+	nmods := 0
+	if pk.Kernel != "" {
+		moddir := filepath.Join(pk.Kernel, "lib/modules", pk.KernelVer)
+		dep, depText, err := initrd.Depmod(moddir)
+		if err != nil {
+			return "", err
+		}
+		b.modDepText = depText
+		files, err := dep.Resolve(r.Initrd.Modules)
+		if err != nil {
+			return "", fmt.Errorf("initrd.modules: %w", err)
+		}
+		base := "/lib/modules/" + pk.KernelVer
+		for _, f := range files {
+			if err := t.AddFile(path.Join(base, f), filepath.Join(moddir, f), 0o644); err != nil {
+				return "", err
+			}
+		}
+		nmods = len(files)
+		t.AddData(base+"/modules.dep", dep.DepText(files), 0o644)
+		for _, extra := range []string{"modules.builtin", "modules.order"} {
+			if _, err := os.Stat(filepath.Join(moddir, extra)); err == nil {
+				t.AddFile(path.Join(base, extra), filepath.Join(moddir, extra), 0o644)
+			}
+		}
+		t.AddData("/etc/modules-load.d/pantavisor.conf", []byte("# kernel modules from targets/"+r.Name+".toml initrd.modules\n"+strings.Join(r.Initrd.Modules, "\n")+"\n"), 0o644)
+	}
+	if r.Config.Pantavisor != "" {
+		if err := t.AddFile("/etc/pantavisor.config", b.repoFile(r.Config.Pantavisor), 0o644); err != nil {
+			return "", err
+		}
+	}
+	if r.Vendor.Skel != "" {
+		if err := addSkel(t, b.repoFile(r.Vendor.Skel)); err != nil {
+			return "", fmt.Errorf("vendor.skel: %w", err)
+		}
+	}
+	out := filepath.Join(b.work, "bsp", "pantavisor")
+	cached, err := b.writeArchive(t, r.Initrd.Compression, out)
+	if err != nil {
+		return "", err
+	}
+	b.res.Sizes["initrd"] = size(out)
+	return fmt.Sprintf("(%d paths, %d modules, %d libs, %s %d KiB, cached=%v)", len(t.Paths()), nmods, len(libs), r.Initrd.Compression, size(out)/1024, cached), nil
+}
+
+// makeAddons builds every addon of the recipe as bsp/<name>.cpio.xz4.
+func (b *run) makeAddons(_ context.Context, pk *packages) (string, error) {
+	var notes []string
+	for _, name := range b.r.Addons {
+		ad, err := recipe.LoadAddon(filepath.Join(b.o.Repo, "addons", name+".toml"))
+		if err != nil {
+			return "", err
+		}
+		root := pk.Addons[name]
+		t := initrd.NewTree()
+		sys := initrd.Sysroot{Dir: root}
+		var elfs []string
+		for _, f := range ad.Files {
+			real, _, err := sys.Resolve(f.From)
+			if err != nil {
+				return "", fmt.Errorf("addon %s: %s: %w", name, f.From, err)
+			}
+			if err := t.AddFile(f.To, filepath.Join(root, real), uint32(f.Mode)); err != nil {
+				return "", err
+			}
+			elfs = append(elfs, filepath.Join(root, real))
+		}
+		if libs, err := sys.Needed(elfs); err != nil {
+			return "", fmt.Errorf("addon %s: %w", name, err)
+		} else {
+			for _, l := range libs {
+				if err := t.AddFromSysroot(sys, l); err != nil {
+					return "", err
+				}
+			}
+		}
+		links := make([]string, 0, len(ad.Symlinks))
+		for l := range ad.Symlinks {
+			links = append(links, l)
+		}
+		sort.Strings(links)
+		for _, l := range links {
+			if err := t.AddSymlink(l, ad.Symlinks[l]); err != nil {
+				return "", err
+			}
+		}
+		out := filepath.Join(b.work, "bsp", name+".cpio.xz4")
+		if _, err := b.writeArchive(t, "xz", out); err != nil {
+			return "", err
+		}
+		b.res.Sizes["addon "+name] = size(out)
+		notes = append(notes, fmt.Sprintf("%s.cpio.xz4 %d KiB", name, size(out)/1024))
+	}
+	return "(" + strings.Join(notes, ", ") + ")", nil
+}

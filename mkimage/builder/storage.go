@@ -1,0 +1,82 @@
+package builder
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/pantavisor/pantavisor-go/mkimage/grub"
+	"github.com/pantavisor/pantavisor-go/mkimage/initrd"
+	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
+	"github.com/pantavisor/pantavisor-go/mkimage/trail"
+)
+
+func depmodText(dir string) (*initrd.ModDep, []byte, error) { return initrd.Depmod(dir) }
+
+// makeStorage stages the storage partition: objects/, trails/0,
+// boot/<bootloader env>, config/pantahub.config.
+func (b *run) makeStorage(bsp *bspFiles) (string, error) {
+	r := b.r
+	root := filepath.Join(b.work, "storage")
+	var rev trail.Revision
+	names := make([]string, 0, len(bsp.Objects))
+	for n := range bsp.Objects {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := rev.AddObject("bsp/"+n, bsp.Objects[n]); err != nil {
+			return "", err
+		}
+	}
+	for n, v := range bsp.JSON {
+		if err := rev.AddJSON("bsp/"+n, v); err != nil {
+			return "", err
+		}
+	}
+	if r.Vendor.StepSkel != "" {
+		if err := rev.AddTree(b.repoFile(r.Vendor.StepSkel)); err != nil {
+			return "", fmt.Errorf("vendor.stepskel: %w", err)
+		}
+	}
+	if len(r.Containers) > 0 {
+		b.note("containers (%d) are not merged into trails/0 yet", len(r.Containers))
+	}
+	st, err := trail.Write(b.o.Log, root, "0", rev)
+	if err != nil {
+		return "", err
+	}
+	b.state = st
+	for _, d := range []string{"boot", "config", "logs", "cache"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return "", err
+		}
+	}
+	switch r.Bootloader.Type {
+	case recipe.BootGrub:
+		env, err := grub.Env(map[string]string{"pv_rev": "0"})
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(root, "boot", "grubenv"), env, 0o644); err != nil {
+			return "", err
+		}
+	case recipe.BootUboot, recipe.BootUbootAB:
+		if err := os.WriteFile(filepath.Join(root, "boot", "uboot.txt"), []byte("pv_rev=0\x00\x00"), 0o644); err != nil {
+			return "", err
+		}
+	}
+	if r.Config.Pantahub != "" {
+		if err := copyFile(b.repoFile(r.Config.Pantahub), filepath.Join(root, "config", "pantahub.config")); err != nil {
+			return "", fmt.Errorf("config.pantahub: %w", err)
+		}
+	}
+	b.res.Storage = root
+	return fmt.Sprintf("(%d state keys, %d objects)", len(st.Keys()), len(st.Objects())), nil
+}
+
+func trailExport(w io.Writer, b *run) error {
+	return trail.Export(w, b.res.Storage, b.state, "bsp/", b.o.Epoch)
+}
