@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -58,11 +59,26 @@ type decoder struct {
 	top bool
 }
 
-// span is one object member written to the output: name is its decoded
-// name; start, vstart and end delimit "name":value and value.
+// span is one object member written to the output: start, vstart and end
+// delimit "name":value and value; esc reports an escape in the name.
 type span struct {
-	name               []byte
 	start, vstart, end int
+	esc                bool
+}
+
+// spanName returns the decoded name of a member written to out.
+func spanName(out []byte, sp span) string {
+	s, _ := asString(out[sp.start : sp.vstart-1])
+	return s
+}
+
+// compareSpans orders members by the code points of their names.
+func compareSpans(out []byte, a, b span) int {
+	if a.esc || b.esc {
+		return strings.Compare(spanName(out, a), spanName(out, b))
+	}
+	// Without escapes the encoded names are the names.
+	return bytes.Compare(out[a.start+1:a.vstart-2], out[b.start+1:b.vstart-2])
 }
 
 // member is one object member of canonical JSON: its name and value.
@@ -164,6 +180,7 @@ func (d *decoder) object(dst []byte) ([]byte, []span, error) {
 		}
 		start := len(dst)
 		dst = appendString(dst, name)
+		esc := bytes.IndexByte(dst[start:], '\\') >= 0
 		d.skipSpace()
 		if d.pos >= len(d.data) || d.data[d.pos] != ':' {
 			return nil, nil, d.topErr(isTop, name, d.errorf("expected ':' after member name"))
@@ -175,7 +192,7 @@ func (d *decoder) object(dst []byte) ([]byte, []span, error) {
 		if dst, err = d.value(dst); err != nil {
 			return nil, nil, d.topErr(isTop, name, err)
 		}
-		d.stack = append(d.stack, span{name: name, start: start, vstart: vstart, end: len(dst)})
+		d.stack = append(d.stack, span{start: start, vstart: vstart, end: len(dst), esc: esc})
 		d.skipSpace()
 		if d.pos >= len(d.data) {
 			return nil, nil, d.topErr(isTop, nil, d.errorf("unexpected end of input in object"))
@@ -192,7 +209,7 @@ func (d *decoder) object(dst []byte) ([]byte, []span, error) {
 	}
 	d.depth--
 	ms := d.stack[base:]
-	cmp := func(a, b span) int { return bytes.Compare(a.name, b.name) }
+	cmp := func(a, b span) int { return compareSpans(dst, a, b) }
 	if !slices.IsSortedFunc(ms, cmp) {
 		slices.SortFunc(ms, cmp)
 		// Rewrite the members in sorted order.
@@ -211,8 +228,8 @@ func (d *decoder) object(dst []byte) ([]byte, []span, error) {
 		}
 	}
 	for i := 1; i < len(ms); i++ {
-		if bytes.Equal(ms[i].name, ms[i-1].name) {
-			err := &dupError{name: string(ms[i].name)}
+		if compareSpans(dst, ms[i], ms[i-1]) == 0 {
+			err := &dupError{name: spanName(dst, ms[i])}
 			if isTop {
 				return nil, nil, &Error{Key: err.name, Err: fmt.Errorf("%w: key appears more than once", ErrDuplicate)}
 			}

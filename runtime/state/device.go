@@ -65,35 +65,36 @@ type Pool struct {
 
 // parseDevice reads device.json.
 func (s *State) parseDevice(k string) error {
-	ms, err := s.inlineDoc(k)
+	doc, err := s.inlineDoc(k)
 	if err != nil {
 		return err
 	}
 	dev := &Device{}
-	for _, m := range ms {
+	for it := members(doc); it.next(); {
+		m := it.cur
 		switch m.name {
 		case "groups":
 			// An empty array counts as absent: the default groups apply.
-			dev.Groups, err = parseGroups(m.name, m.val)
+			dev.Groups, err = parseGroups(top(m.name), m.val)
 		case "disks", "disks_v2", "disks_v3":
 			var disks []Disk
-			disks, err = parseDisks(m.name, m.val, m.name == "disks_v3")
+			disks, err = parseDisks(top(m.name), m.val, m.name == "disks_v3")
 			dev.Disks = append(dev.Disks, disks...)
 		case "volumes":
-			dev.Volumes, err = parseStorage(m.name, m.val)
+			dev.Volumes, err = parseStorage(top(m.name), m.val)
 		case "network":
-			dev.Pools, err = parseNetworkPools(m.name, m.val)
+			dev.Pools, err = parseNetworkPools(top(m.name), m.val)
 		}
 		if err != nil {
 			return &Error{Key: k, Err: err}
 		}
 	}
-	if err := checkDisks("disks", dev.Disks); err != nil {
+	if err := checkDisks(top("disks"), dev.Disks); err != nil {
 		return &Error{Key: k, Err: err}
 	}
 	for name, v := range dev.Volumes {
 		if v.Disk != "" && dev.Disk(v.Disk) == nil {
-			return &Error{Key: k, Err: invalid(join(join("volumes", name), "disk"), "unknown disk %q", v.Disk)}
+			return &Error{Key: k, Err: invalid(join(join(top("volumes"), name), "disk"), "unknown disk %q", v.Disk)}
 		}
 	}
 	s.device = dev
@@ -110,7 +111,7 @@ func (s *State) parseLegacy() error {
 		if err != nil {
 			return err
 		}
-		groups, err := parseGroups("", raw)
+		groups, err := parseGroups(top(""), raw)
 		if err != nil {
 			return &Error{Key: "groups.json", Err: err}
 		}
@@ -125,9 +126,9 @@ func (s *State) parseLegacy() error {
 		if err != nil {
 			return err
 		}
-		disks, err := parseDisks("", raw, k == "disks_v3.json")
+		disks, err := parseDisks(top(""), raw, k == "disks_v3.json")
 		if err == nil {
-			err = checkDisks("", disks)
+			err = checkDisks(top(""), disks)
 		}
 		if err != nil {
 			return &Error{Key: k, Err: err}
@@ -145,13 +146,13 @@ func (s *State) parseLegacy() error {
 // inlineRaw returns the value of an inline key, rejecting object entries.
 func (s *State) inlineRaw(k string) ([]byte, error) {
 	if _, ok := s.objects[k]; ok {
-		return nil, &Error{Key: k, Err: invalid("", "must be inline JSON, not an object reference")}
+		return nil, &Error{Key: k, Err: invalid(top(""), "must be inline JSON, not an object reference")}
 	}
 	return s.vals[k], nil
 }
 
 // parseGroups reads an array of group objects.
-func parseGroups(field string, raw []byte) ([]Group, error) {
+func parseGroups(field fp, raw []byte) ([]Group, error) {
 	els, ok := asArray(raw)
 	if !ok {
 		return nil, invalid(field, "must be an array of groups")
@@ -165,7 +166,8 @@ func parseGroups(field string, raw []byte) ([]Group, error) {
 		}
 		g := Group{StatusGoal: GoalStarted, RestartPolicy: RestartContainer}
 		hasName := false
-		for _, m := range ms {
+		for it := ms; it.next(); {
+			m := it.cur
 			var err error
 			mf := join(f, m.name)
 			switch m.name {
@@ -197,7 +199,7 @@ func parseGroups(field string, raw []byte) ([]Group, error) {
 		}
 		for _, o := range out {
 			if o.Name == g.Name {
-				return nil, &fieldError{field: join(f, "name"), msg: fmt.Sprintf("group %q is defined twice", g.Name), kind: ErrDuplicate}
+				return nil, &fieldError{field: join(f, "name").String(), msg: fmt.Sprintf("group %q is defined twice", g.Name), kind: ErrDuplicate}
 			}
 		}
 		out = append(out, g)
@@ -207,7 +209,7 @@ func parseGroups(field string, raw []byte) ([]Group, error) {
 
 // parseDisks reads an array of disk objects. Unknown disk types are an
 // error unless lenient (disks_v3), where such disks are skipped.
-func parseDisks(field string, raw []byte, lenient bool) ([]Disk, error) {
+func parseDisks(field fp, raw []byte, lenient bool) ([]Disk, error) {
 	els, ok := asArray(raw)
 	if !ok {
 		return nil, invalid(field, "must be an array of disks")
@@ -220,7 +222,8 @@ func parseDisks(field string, raw []byte, lenient bool) ([]Disk, error) {
 			return nil, invalid(f, "must be an object")
 		}
 		d := Disk{Raw: el}
-		for _, m := range ms {
+		for it := ms; it.next(); {
+			m := it.cur
 			mf := join(f, m.name)
 			var dst *string
 			var list *[]string
@@ -292,18 +295,18 @@ func parseDisks(field string, raw []byte, lenient bool) ([]Disk, error) {
 }
 
 // checkDisks rejects duplicate disk names and conflicting aliases.
-func checkDisks(field string, disks []Disk) error {
+func checkDisks(field fp, disks []Disk) error {
 	seen := make(map[string]bool, len(disks))
 	for _, d := range disks {
 		if seen[d.Name] {
-			return &fieldError{field: field, msg: fmt.Sprintf("disk %q is defined twice", d.Name), kind: ErrDuplicate}
+			return &fieldError{field: field.String(), msg: fmt.Sprintf("disk %q is defined twice", d.Name), kind: ErrDuplicate}
 		}
 		seen[d.Name] = true
 	}
 	for _, d := range disks {
 		for _, a := range d.Aliases {
 			if seen[a] {
-				return &fieldError{field: field, msg: fmt.Sprintf("alias %q of disk %q shadows another disk name or alias", a, d.Name), kind: ErrDuplicate}
+				return &fieldError{field: field.String(), msg: fmt.Sprintf("alias %q of disk %q shadows another disk name or alias", a, d.Name), kind: ErrDuplicate}
 			}
 			seen[a] = true
 		}
@@ -312,13 +315,14 @@ func checkDisks(field string, disks []Disk) error {
 }
 
 // parseNetworkPools reads device.json "network" and its "pools".
-func parseNetworkPools(field string, raw []byte) (map[string]Pool, error) {
+func parseNetworkPools(field fp, raw []byte) (map[string]Pool, error) {
 	ms, ok := asMembers(raw)
 	if !ok {
 		return nil, invalid(field, "must be an object")
 	}
 	var pools map[string]Pool
-	for _, m := range ms {
+	for it := ms; it.next(); {
+		m := it.cur
 		if m.name != "pools" {
 			continue
 		}
@@ -327,8 +331,9 @@ func parseNetworkPools(field string, raw []byte) (map[string]Pool, error) {
 		if !ok {
 			return nil, invalid(f, "must be an object of pools")
 		}
-		pools = make(map[string]Pool, len(ps))
-		for _, p := range ps {
+		pools = make(map[string]Pool)
+		for it := ps; it.next(); {
+			p := it.cur
 			pool, err := parsePool(join(f, p.name), p.name, p.val)
 			if err != nil {
 				return nil, err
@@ -339,13 +344,14 @@ func parseNetworkPools(field string, raw []byte) (map[string]Pool, error) {
 	return pools, nil
 }
 
-func parsePool(field, name string, raw []byte) (Pool, error) {
+func parsePool(field fp, name string, raw []byte) (Pool, error) {
 	p := Pool{Name: name, Type: "bridge"}
 	ms, ok := asMembers(raw)
 	if !ok {
 		return p, invalid(field, "must be an object")
 	}
-	for _, m := range ms {
+	for it := ms; it.next(); {
+		m := it.cur
 		mf := join(field, m.name)
 		var err error
 		switch m.name {

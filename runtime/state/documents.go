@@ -66,11 +66,11 @@ func (s *State) parseDocuments() error {
 
 // addPlatform parses <dir>/run.json.
 func (s *State) addPlatform(k, dir string) error {
-	ms, err := s.inlineDoc(k)
+	doc, err := s.inlineDoc(k)
 	if err != nil {
 		return err
 	}
-	p, err := parsePlatform(dir, ms)
+	p, err := parsePlatform(dir, doc)
 	if err != nil {
 		return &Error{Key: k, Err: err}
 	}
@@ -85,43 +85,43 @@ func (s *State) addPlatform(k, dir string) error {
 // checkPlatform verifies that the files a platform references exist in
 // its directory and that its group is known.
 func (s *State) checkPlatform(p *Platform) error {
-	ref := func(field, name string) error {
+	ref := func(field fp, name string) error {
 		file, _ := VolumeFile(name)
 		if file == "" {
 			return &Error{Key: p.Key(), Err: invalid(field, "empty file name")}
 		}
 		k := p.Dir + "/" + file
 		if ValidKey(k) != nil {
-			return &Error{Key: p.Key(), Err: &fieldError{field: field, msg: fmt.Sprintf("%q is not a clean relative path", name), kind: ErrMissingRef}}
+			return &Error{Key: p.Key(), Err: &fieldError{field: field.String(), msg: fmt.Sprintf("%q is not a clean relative path", name), kind: ErrMissingRef}}
 		}
 		if _, ok := s.vals[k]; !ok {
-			return &Error{Key: p.Key(), Err: &fieldError{field: field, msg: fmt.Sprintf("%s is not in the state", k), kind: ErrMissingRef}}
+			return &Error{Key: p.Key(), Err: &fieldError{field: field.String(), msg: fmt.Sprintf("%s is not in the state", k), kind: ErrMissingRef}}
 		}
 		return nil
 	}
 	if p.Config != "" {
-		if err := ref("config", p.Config); err != nil {
+		if err := ref(top("config"), p.Config); err != nil {
 			return err
 		}
 	}
 	if p.RootVolume != "" {
-		if err := ref("root-volume", p.RootVolume); err != nil {
+		if err := ref(top("root-volume"), p.RootVolume); err != nil {
 			return err
 		}
 	}
 	for i, v := range p.Volumes {
-		if err := ref(index("volumes", i), v); err != nil {
+		if err := ref(index(top("volumes"), i), v); err != nil {
 			return err
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(p.Storage)) {
 		if d := p.Storage[name].Disk; d != "" && s.device.Disk(d) == nil {
-			return &Error{Key: p.Key(), Err: invalid(join(join("storage", name), "disk"), "unknown disk %q", d)}
+			return &Error{Key: p.Key(), Err: invalid(join(join(top("storage"), name), "disk"), "unknown disk %q", d)}
 		}
 	}
 	if n := p.Network; n != nil && n.Mode == "pool" {
 		if _, ok := s.device.pool(n.Pool); !ok {
-			return &Error{Key: p.Key(), Err: invalid("network.pool", "unknown pool %q", n.Pool)}
+			return &Error{Key: p.Key(), Err: invalid(top("network.pool"), "unknown pool %q", n.Pool)}
 		}
 	}
 	return nil
@@ -129,12 +129,13 @@ func (s *State) checkPlatform(p *Platform) error {
 
 // parseBSP reads bsp/run.json.
 func (s *State) parseBSP(k string) error {
-	ms, err := s.inlineDoc(k)
+	doc, err := s.inlineDoc(k)
 	if err != nil {
 		return err
 	}
 	b := &BSP{}
-	for _, m := range ms {
+	for it := members(doc); it.next(); {
+		m := it.cur
 		var dst *string
 		switch m.name {
 		case "linux":
@@ -152,13 +153,13 @@ func (s *State) parseBSP(k string) error {
 		case "firmware":
 			dst = &b.Firmware
 		case "addons":
-			if b.Addons, err = stringArray(m.name, m.val); err != nil {
+			if b.Addons, err = stringArray(top(m.name), m.val); err != nil {
 				return &Error{Key: k, Err: err}
 			}
 			continue
 		default:
 			if rel, ok := strings.CutPrefix(m.name, "modules_"); ok && rel != "" {
-				v, err := stringField(m.name, m.val)
+				v, err := stringField(top(m.name), m.val)
 				if err != nil {
 					return &Error{Key: k, Err: err}
 				}
@@ -171,15 +172,15 @@ func (s *State) parseBSP(k string) error {
 			// unknown keys are tolerated.
 			continue
 		}
-		if *dst, err = stringField(m.name, m.val); err != nil {
+		if *dst, err = stringField(top(m.name), m.val); err != nil {
 			return &Error{Key: k, Err: err}
 		}
 	}
 	if b.Fit != "" && (b.Linux != "" || b.Rpiab != "") || b.Rpiab != "" && b.Linux != "" {
-		return &Error{Key: k, Err: invalid("", "boot assets fit, rpiab and linux are mutually exclusive")}
+		return &Error{Key: k, Err: invalid(top(""), "boot assets fit, rpiab and linux are mutually exclusive")}
 	}
 	if b.Linux == "" && (b.Initrd != "" || b.Fdt != "") {
-		return &Error{Key: k, Err: invalid("linux", "missing while initrd or fdt is set")}
+		return &Error{Key: k, Err: invalid(top("linux"), "missing while initrd or fdt is set")}
 	}
 	s.bsp = b
 	return nil
@@ -191,16 +192,16 @@ func (s *State) checkBSP() error {
 	if b == nil {
 		return nil
 	}
-	check := func(field, name string) error {
+	check := func(field fp, name string) error {
 		if name == "" {
 			return nil
 		}
 		k := "bsp/" + name
 		if ValidKey(k) != nil {
-			return &Error{Key: "bsp/run.json", Err: &fieldError{field: field, msg: fmt.Sprintf("%q is not a clean relative path", name), kind: ErrMissingRef}}
+			return &Error{Key: "bsp/run.json", Err: &fieldError{field: field.String(), msg: fmt.Sprintf("%q is not a clean relative path", name), kind: ErrMissingRef}}
 		}
 		if _, ok := s.vals[k]; !ok {
-			return &Error{Key: "bsp/run.json", Err: &fieldError{field: field, msg: k + " is not in the state", kind: ErrMissingRef}}
+			return &Error{Key: "bsp/run.json", Err: &fieldError{field: field.String(), msg: k + " is not in the state", kind: ErrMissingRef}}
 		}
 		return nil
 	}
@@ -208,17 +209,17 @@ func (s *State) checkBSP() error {
 		{"linux", b.Linux}, {"initrd", b.Initrd}, {"fdt", b.Fdt}, {"fit", b.Fit},
 		{"rpiab", b.Rpiab}, {"modules", b.Modules}, {"firmware", b.Firmware},
 	} {
-		if err := check(c.f, c.v); err != nil {
+		if err := check(top(c.f), c.v); err != nil {
 			return err
 		}
 	}
 	for rel, v := range b.ModulesByRelease {
-		if err := check("modules_"+rel, v); err != nil {
+		if err := check(top("modules_"+rel), v); err != nil {
 			return err
 		}
 	}
 	for i, a := range b.Addons {
-		if err := check(index("addons", i), a); err != nil {
+		if err := check(index(top("addons"), i), a); err != nil {
 			return err
 		}
 	}
@@ -227,12 +228,13 @@ func (s *State) checkBSP() error {
 
 // parseDrivers reads bsp/drivers.json (driver-aliases@1).
 func (s *State) parseDrivers(k string) error {
-	ms, err := s.inlineDoc(k)
+	doc, err := s.inlineDoc(k)
 	if err != nil {
 		return err
 	}
 	d := &Drivers{Sections: make(map[string]map[string][]string)}
-	for _, m := range ms {
+	for it := members(doc); it.next(); {
+		m := it.cur
 		if m.name == "#spec" {
 			if v, _ := asString(m.val); v != "driver-aliases@1" {
 				return &Error{Key: k, Err: &fieldError{field: "#spec", msg: fmt.Sprintf("got %s, want \"driver-aliases@1\"", m.val), kind: ErrSpec}}
@@ -241,11 +243,12 @@ func (s *State) parseDrivers(k string) error {
 		}
 		aliases, ok := asMembers(m.val)
 		if !ok {
-			return &Error{Key: k, Err: invalid(m.name, "must be an object of alias → module list")}
+			return &Error{Key: k, Err: invalid(top(m.name), "must be an object of alias → module list")}
 		}
-		sec := make(map[string][]string, len(aliases))
-		for _, a := range aliases {
-			if sec[a.name], err = stringArray(join(m.name, a.name), a.val); err != nil {
+		sec := make(map[string][]string)
+		for it := aliases; it.next(); {
+			a := it.cur
+			if sec[a.name], err = stringArray(join(top(m.name), a.name), a.val); err != nil {
 				return &Error{Key: k, Err: err}
 			}
 		}
@@ -257,27 +260,29 @@ func (s *State) parseDrivers(k string) error {
 
 // parseServicesJSON reads <dir>/services.json into the platform of dir.
 func (s *State) parseServicesJSON(k string) error {
-	ms, err := s.inlineDoc(k)
+	doc, err := s.inlineDoc(k)
 	if err != nil {
 		return err
 	}
 	var exports []ServiceExport
-	for _, m := range ms {
+	for it := members(doc); it.next(); {
+		m := it.cur
 		if m.name != "services" {
 			continue
 		}
 		els, ok := asArray(m.val)
 		if !ok {
-			return &Error{Key: k, Err: invalid(m.name, "must be an array of objects")}
+			return &Error{Key: k, Err: invalid(top(m.name), "must be an array of objects")}
 		}
 		for i, el := range els {
-			f := index(m.name, i)
+			f := index(top(m.name), i)
 			fs, ok := asMembers(el)
 			if !ok {
 				return &Error{Key: k, Err: invalid(f, "must be an object")}
 			}
 			var e ServiceExport
-			for _, fm := range fs {
+			for it := fs; it.next(); {
+				fm := it.cur
 				var dst *string
 				switch fm.name {
 				case "name":

@@ -70,12 +70,12 @@ func (s *State) assignGroups() error {
 		}
 		if name == "" {
 			if s.groups != nil {
-				return &Error{Key: p.Key(), Err: invalid("group", "missing: every platform needs a group when groups are defined in the state")}
+				return &Error{Key: p.Key(), Err: invalid(top("group"), "missing: every platform needs a group when groups are defined in the state")}
 			}
 			continue
 		}
 		if !known(name) {
-			return &Error{Key: p.Key(), Err: invalid(field, "unknown group %q", name)}
+			return &Error{Key: p.Key(), Err: invalid(top(field), "unknown group %q", name)}
 		}
 		s.assign[p.Name] = name
 		hasRoot = hasRoot || name == "root"

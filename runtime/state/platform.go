@@ -8,69 +8,70 @@ import (
 )
 
 // parsePlatform reads the run.json at key dir+"/run.json".
-func parsePlatform(dir string, ms []member) (*Platform, error) {
+func parsePlatform(dir string, doc []byte) (*Platform, error) {
 	p := &Platform{Dir: dir, Type: "lxc", AutoModFw: true}
 	hasName := false
-	for _, m := range ms {
+	for it := members(doc); it.next(); {
+		m := it.cur
 		var err error
 		switch m.name {
 		case "name":
-			p.Name, err = stringField(m.name, m.val)
+			p.Name, err = stringField(top(m.name), m.val)
 			if err == nil {
-				err = validName(m.name, p.Name)
+				err = validName(top(m.name), p.Name)
 			}
 			hasName = true
 		case "type":
-			p.Type, err = stringField(m.name, m.val)
+			p.Type, err = stringField(top(m.name), m.val)
 			if err == nil && p.Type != "lxc" {
-				err = invalid(m.name, "unsupported platform type %q (want \"lxc\")", p.Type)
+				err = invalid(top(m.name), "unsupported platform type %q (want \"lxc\")", p.Type)
 			}
 		case "runlevel":
-			p.Runlevel, err = stringField(m.name, m.val)
+			p.Runlevel, err = stringField(top(m.name), m.val)
 		case "automodfw":
-			p.AutoModFw, err = parseAutoModFw(m.name, m.val)
+			p.AutoModFw, err = parseAutoModFw(top(m.name), m.val)
 		case "group":
-			p.Group, err = stringField(m.name, m.val)
+			p.Group, err = stringField(top(m.name), m.val)
 		case "restart_policy":
-			p.RestartPolicy, err = restartPolicy(m.name, m.val)
+			p.RestartPolicy, err = restartPolicy(top(m.name), m.val)
 		case "status_goal":
-			p.StatusGoal, err = statusGoal(m.name, m.val)
+			p.StatusGoal, err = statusGoal(top(m.name), m.val)
 		case "roles":
-			err = p.parseRoles(m.name, m.val)
+			err = p.parseRoles(top(m.name), m.val)
 		case "auto_recovery":
-			p.AutoRecovery, err = parseAutoRecovery(m.name, m.val)
+			p.AutoRecovery, err = parseAutoRecovery(top(m.name), m.val)
 		case "network":
-			p.Network, err = parseNetwork(m.name, m.val)
+			p.Network, err = parseNetwork(top(m.name), m.val)
 		case "config":
-			p.Config, err = stringField(m.name, m.val)
+			p.Config, err = stringField(top(m.name), m.val)
 		case "share":
 			p.Share = m.val
 		case "root-volume":
-			p.RootVolume, err = stringField(m.name, m.val)
+			p.RootVolume, err = stringField(top(m.name), m.val)
 		case "volumes":
-			p.Volumes, err = stringArray(m.name, m.val)
+			p.Volumes, err = stringArray(top(m.name), m.val)
 		case "logs":
-			p.Logs, err = parseLogs(m.name, m.val)
+			p.Logs, err = parseLogs(top(m.name), m.val)
 		case "storage":
-			p.Storage, err = parseStorage(m.name, m.val)
+			p.Storage, err = parseStorage(top(m.name), m.val)
 		case "drivers":
-			p.Drivers, err = parseDriverRefs(m.name, m.val)
+			p.Drivers, err = parseDriverRefs(top(m.name), m.val)
 		case "services":
-			p.Services, err = parseServices(m.name, m.val)
+			p.Services, err = parseServices(top(m.name), m.val)
 		case "exports":
 			if _, ok := asArray(m.val); !ok {
-				err = invalid(m.name, "must be an array")
+				err = invalid(top(m.name), "must be an array")
 			}
 			p.Exports = true
 		case "dev-log":
 			var b bool
 			var ok bool
 			if b, ok = asBool(m.val); !ok {
-				err = invalid(m.name, "must be true or false")
+				err = invalid(top(m.name), "must be true or false")
 			}
 			p.DevLog = &b
 		case "exec":
-			p.Exec, err = stringField(m.name, m.val)
+			p.Exec, err = stringField(top(m.name), m.val)
 		default:
 			// Unknown keys ("#spec", "initrd_config", future keys) are
 			// tolerated.
@@ -80,21 +81,21 @@ func parsePlatform(dir string, ms []member) (*Platform, error) {
 		}
 	}
 	if !hasName {
-		return nil, invalid("name", "missing (every run.json needs a name)")
+		return nil, invalid(top("name"), "missing (every run.json needs a name)")
 	}
 	return p, nil
 }
 
 // validName checks that a platform or group name is usable as a single
 // path element and an LXC container name.
-func validName(field, name string) error {
+func validName(field fp, name string) error {
 	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00\\") {
 		return invalid(field, "%q is not a valid name (non-empty, no '/', '\\', NUL, '.' or '..')", name)
 	}
 	return nil
 }
 
-func parseAutoModFw(field string, raw []byte) (bool, error) {
+func parseAutoModFw(field fp, raw []byte) (bool, error) {
 	if b, ok := asBool(raw); ok {
 		return b, nil
 	}
@@ -105,7 +106,7 @@ func parseAutoModFw(field string, raw []byte) (bool, error) {
 	return s != "no", nil
 }
 
-func restartPolicy(field string, raw []byte) (string, error) {
+func restartPolicy(field fp, raw []byte) (string, error) {
 	s, err := stringField(field, raw)
 	if err != nil {
 		return "", err
@@ -116,7 +117,7 @@ func restartPolicy(field string, raw []byte) (string, error) {
 	return s, nil
 }
 
-func statusGoal(field string, raw []byte) (string, error) {
+func statusGoal(field fp, raw []byte) (string, error) {
 	s, err := stringField(field, raw)
 	if err != nil {
 		return "", err
@@ -127,7 +128,7 @@ func statusGoal(field string, raw []byte) (string, error) {
 	return s, nil
 }
 
-func (p *Platform) parseRoles(field string, raw []byte) error {
+func (p *Platform) parseRoles(field fp, raw []byte) error {
 	p.RolesSet = true
 	if _, ok := asMembers(raw); ok {
 		return nil // object form: no roles, not mgmt
@@ -141,13 +142,14 @@ func (p *Platform) parseRoles(field string, raw []byte) error {
 }
 
 // parseAutoRecovery reads an auto_recovery object.
-func parseAutoRecovery(field string, raw []byte) (*AutoRecovery, error) {
+func parseAutoRecovery(field fp, raw []byte) (*AutoRecovery, error) {
 	ms, ok := asMembers(raw)
 	if !ok {
 		return nil, invalid(field, "must be an object")
 	}
 	a := &AutoRecovery{Policy: RecoveryNo, BackoffFactor: 1, BackoffPolicy: BackoffReboot}
-	for _, m := range ms {
+	for it := ms; it.next(); {
+		m := it.cur
 		f := join(field, m.name)
 		var err error
 		switch m.name {
@@ -191,7 +193,7 @@ func parseAutoRecovery(field string, raw []byte) (*AutoRecovery, error) {
 // maxSeconds bounds second counts so that they fit a time.Duration.
 const maxSeconds = float64(1<<63-1) / float64(time.Second)
 
-func nonNegNumber(field string, raw []byte) (float64, error) {
+func nonNegNumber(field fp, raw []byte) (float64, error) {
 	f, ok := asNumber(raw)
 	if !ok || f < 0 || f > maxSeconds {
 		return 0, invalid(field, "must be a non-negative number")
@@ -200,7 +202,7 @@ func nonNegNumber(field string, raw []byte) (float64, error) {
 }
 
 // seconds reads a non-negative number of seconds.
-func seconds(field string, raw []byte) (time.Duration, error) {
+func seconds(field fp, raw []byte) (time.Duration, error) {
 	f, ok := asNumber(raw)
 	if !ok || f < 0 || f >= maxSeconds {
 		return 0, invalid(field, "must be a non-negative number of seconds")
@@ -240,13 +242,14 @@ func parseBackoff(s string) (time.Duration, error) {
 	return time.Duration(n) * unit, nil
 }
 
-func parseNetwork(field string, raw []byte) (*Network, error) {
+func parseNetwork(field fp, raw []byte) (*Network, error) {
 	ms, ok := asMembers(raw)
 	if !ok {
 		return nil, invalid(field, "must be an object")
 	}
 	n := &Network{}
-	for _, m := range ms {
+	for it := ms; it.next(); {
+		m := it.cur
 		f := join(field, m.name)
 		var err error
 		switch m.name {
@@ -278,7 +281,7 @@ func parseNetwork(field string, raw []byte) (*Network, error) {
 
 // parseLogs reads "logs": an array of objects whose values are strings
 // (numbers and booleans are kept as their JSON text).
-func parseLogs(field string, raw []byte) ([]map[string]string, error) {
+func parseLogs(field fp, raw []byte) ([]map[string]string, error) {
 	els, ok := asArray(raw)
 	if !ok {
 		return nil, invalid(field, "must be an array of objects")
@@ -290,8 +293,9 @@ func parseLogs(field string, raw []byte) ([]map[string]string, error) {
 		if !ok {
 			return nil, invalid(f, "must be an object")
 		}
-		l := make(map[string]string, len(ms))
-		for _, m := range ms {
+		l := make(map[string]string)
+		for it := ms; it.next(); {
+			m := it.cur
 			if s, ok := asString(m.val); ok {
 				l[m.name] = s
 				continue
@@ -307,13 +311,14 @@ func parseLogs(field string, raw []byte) ([]map[string]string, error) {
 	return out, nil
 }
 
-func parseStorage(field string, raw []byte) (map[string]StorageSpec, error) {
+func parseStorage(field fp, raw []byte) (map[string]StorageSpec, error) {
 	ms, ok := asMembers(raw)
 	if !ok {
 		return nil, invalid(field, "must be an object")
 	}
-	out := make(map[string]StorageSpec, len(ms))
-	for _, m := range ms {
+	out := make(map[string]StorageSpec)
+	for it := ms; it.next(); {
+		m := it.cur
 		f := join(field, m.name)
 		if err := validName(f, m.name); err != nil {
 			return nil, err
@@ -323,7 +328,8 @@ func parseStorage(field string, raw []byte) (map[string]StorageSpec, error) {
 			return nil, invalid(f, "must be an object")
 		}
 		var sp StorageSpec
-		for _, v := range vs {
+		for it := vs; it.next(); {
+			v := it.cur
 			var err error
 			switch v.name {
 			case "persistence":
@@ -350,13 +356,14 @@ func parseStorage(field string, raw []byte) (map[string]StorageSpec, error) {
 	return out, nil
 }
 
-func parseDriverRefs(field string, raw []byte) (DriverRefs, error) {
+func parseDriverRefs(field fp, raw []byte) (DriverRefs, error) {
 	var d DriverRefs
 	ms, ok := asMembers(raw)
 	if !ok {
 		return d, invalid(field, "must be an object")
 	}
-	for _, m := range ms {
+	for it := ms; it.next(); {
+		m := it.cur
 		var err error
 		f := join(field, m.name)
 		switch m.name {
@@ -374,13 +381,14 @@ func parseDriverRefs(field string, raw []byte) (DriverRefs, error) {
 	return d, nil
 }
 
-func parseServices(field string, raw []byte) (*Services, error) {
+func parseServices(field fp, raw []byte) (*Services, error) {
 	ms, ok := asMembers(raw)
 	if !ok {
 		return nil, invalid(field, "must be an object")
 	}
 	s := &Services{}
-	for _, m := range ms {
+	for it := ms; it.next(); {
+		m := it.cur
 		var err error
 		f := join(field, m.name)
 		switch m.name {
@@ -396,7 +404,7 @@ func parseServices(field string, raw []byte) (*Services, error) {
 	return s, nil
 }
 
-func parseRequirements(field string, raw []byte) ([]ServiceRequirement, error) {
+func parseRequirements(field fp, raw []byte) ([]ServiceRequirement, error) {
 	els, ok := asArray(raw)
 	if !ok {
 		return nil, invalid(field, "must be an array of objects")
@@ -409,7 +417,8 @@ func parseRequirements(field string, raw []byte) ([]ServiceRequirement, error) {
 			return nil, invalid(f, "must be an object")
 		}
 		var r ServiceRequirement
-		for _, m := range ms {
+		for it := ms; it.next(); {
+			m := it.cur
 			var dst *string
 			switch m.name {
 			case "name":

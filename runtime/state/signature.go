@@ -19,7 +19,8 @@ func (s *State) parseSignature(k string) error {
 		return nil
 	}
 	var spec string
-	for _, m := range ms {
+	for it := ms; it.next(); {
+		m := it.cur
 		if m.name == "#spec" {
 			spec, _ = asString(m.val)
 		}
@@ -28,30 +29,31 @@ func (s *State) parseSignature(k string) error {
 		return nil
 	}
 	sig := &Signature{Key: k}
-	for _, m := range ms {
+	for it := ms; it.next(); {
+		m := it.cur
 		var err error
 		switch m.name {
 		case "protected":
-			sig.Protected, err = stringField(m.name, m.val)
+			sig.Protected, err = stringField(top(m.name), m.val)
 		case "signature":
-			sig.Sig, err = stringField(m.name, m.val)
+			sig.Sig, err = stringField(top(m.name), m.val)
 		}
 		if err != nil {
 			return &Error{Key: k, Err: err}
 		}
 	}
 	if sig.Protected == "" {
-		return &Error{Key: k, Err: invalid("protected", "missing")}
+		return &Error{Key: k, Err: invalid(top("protected"), "missing")}
 	}
 	if sig.Sig == "" {
-		return &Error{Key: k, Err: invalid("signature", "missing")}
+		return &Error{Key: k, Err: invalid(top("signature"), "missing")}
 	}
 	if _, err := decodeB64URL(sig.Sig); err != nil {
-		return &Error{Key: k, Err: invalid("signature", "not base64url: %v", err)}
+		return &Error{Key: k, Err: invalid(top("signature"), "not base64url: %v", err)}
 	}
 	hdr, err := decodeB64URL(sig.Protected)
 	if err != nil {
-		return &Error{Key: k, Err: invalid("protected", "not base64url: %v", err)}
+		return &Error{Key: k, Err: invalid(top("protected"), "not base64url: %v", err)}
 	}
 	if sig.Header, err = parseSigHeader(hdr); err != nil {
 		return &Error{Key: k, Err: err}
@@ -70,14 +72,15 @@ func parseSigHeader(hdr []byte) (SigHeader, error) {
 	var h SigHeader
 	canon, err := Canonical(hdr)
 	if err != nil {
-		return h, invalid("protected", "not JSON: %v", err)
+		return h, invalid(top("protected"), "not JSON: %v", err)
 	}
 	ms, ok := asMembers(canon)
 	if !ok {
-		return h, invalid("protected", "must be a JSON object")
+		return h, invalid(top("protected"), "must be a JSON object")
 	}
-	for _, m := range ms {
-		f := join("protected", m.name)
+	for it := ms; it.next(); {
+		m := it.cur
+		f := join(top("protected"), m.name)
 		switch m.name {
 		case "alg":
 			h.Alg, err = stringField(f, m.val)
@@ -103,7 +106,8 @@ func parseSigHeader(hdr []byte) (SigHeader, error) {
 				err = invalid(f, "must be an object")
 				break
 			}
-			for _, p := range pm {
+			for it := pm; it.next(); {
+				p := it.cur
 				switch p.name {
 				case "include":
 					h.Include, err = stringArray(join(f, p.name), p.val)
@@ -120,7 +124,7 @@ func parseSigHeader(hdr []byte) (SigHeader, error) {
 		}
 	}
 	if h.Alg == "" {
-		return h, invalid("protected.alg", "missing")
+		return h, invalid(top("protected.alg"), "missing")
 	}
 	return h, nil
 }

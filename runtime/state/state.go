@@ -3,7 +3,6 @@ package state
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 )
 
@@ -87,7 +86,7 @@ func topLevel(data []byte) ([]byte, []member, error) {
 	}
 	ms := make([]member, len(spans))
 	for i, sp := range spans {
-		ms[i] = member{name: string(sp.name), val: out[sp.vstart:sp.end:sp.end]}
+		ms[i] = member{name: spanName(out, sp), val: out[sp.vstart:sp.end:sp.end]}
 	}
 	return out, ms, nil
 }
@@ -164,37 +163,45 @@ func kindOf(v []byte) string {
 	return "number"
 }
 
-// inlineDoc returns the members of an inline JSON object document, or an
+// inlineDoc returns the canonical bytes of an inline JSON object document, or an
 // error when the key holds an object reference or a non-object.
-func (s *State) inlineDoc(k string) ([]member, error) {
+func (s *State) inlineDoc(k string) ([]byte, error) {
 	if _, ok := s.objects[k]; ok {
-		return nil, &Error{Key: k, Err: invalid("", "must be inline JSON, not an object reference")}
+		return nil, &Error{Key: k, Err: invalid(top(""), "must be inline JSON, not an object reference")}
 	}
-	ms, ok := asMembers(s.vals[k])
-	if !ok {
-		return nil, &Error{Key: k, Err: invalid("", "must be a JSON object, got a %s", kindOf(s.vals[k]))}
+	if _, ok := asMembers(s.vals[k]); !ok {
+		return nil, &Error{Key: k, Err: invalid(top(""), "must be a JSON object, got a %s", kindOf(s.vals[k]))}
 	}
-	return ms, nil
+	return s.vals[k], nil
 }
 
-// serialize returns the canonical bytes of the whole state.
+// serialize returns the canonical bytes of the whole state, built from
+// the sorted keys and "#spec".
 func (s *State) serialize() []byte {
-	ks := make([]string, 0, len(s.vals))
 	n := 2
 	for k, v := range s.vals {
-		ks = append(ks, k)
 		n += len(k) + len(v) + 4
 	}
-	slices.Sort(ks)
 	out := make([]byte, 0, n)
 	out = append(out, '{')
-	for i, k := range ks {
-		if i > 0 {
+	add := func(k string) {
+		if len(out) > 1 {
 			out = append(out, ',')
 		}
 		out = appendString(out, k)
 		out = append(out, ':')
 		out = append(out, s.vals[k]...)
+	}
+	spec := false
+	for _, k := range s.keys {
+		if !spec && k > "#spec" {
+			add("#spec")
+			spec = true
+		}
+		add(k)
+	}
+	if !spec {
+		add("#spec")
 	}
 	return append(out, '}')
 }

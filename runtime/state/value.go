@@ -22,46 +22,88 @@ func (e *fieldError) Error() string {
 func (e *fieldError) Unwrap() error { return e.kind }
 
 // invalid returns an ErrInvalid problem for field.
-func invalid(field, format string, args ...any) error {
-	return &fieldError{field: field, msg: fmt.Sprintf(format, args...), kind: ErrInvalid}
+func invalid(field fp, format string, args ...any) error {
+	return &fieldError{field: field.String(), msg: fmt.Sprintf(format, args...), kind: ErrInvalid}
 }
 
-// join builds a nested field name.
-func join(parent, child string) string {
-	if parent == "" {
-		return child
+// fp is the path of a field inside a state value, such as
+// "storage.v.persistence" or "logs[0]". It is only turned into a string
+// when a problem is reported, so that valid input does not pay for it.
+type fp struct {
+	parent, name string
+	idx          int // element index + 1; 0 when not an element
+}
+
+// top returns the path of a member of the document itself.
+func top(name string) fp { return fp{name: name} }
+
+// String returns the dotted path.
+func (f fp) String() string {
+	s := f.name
+	if f.parent != "" {
+		if s != "" {
+			s = f.parent + "." + s
+		} else {
+			s = f.parent
+		}
 	}
-	return parent + "." + child
+	if f.idx > 0 {
+		s += "[" + strconv.Itoa(f.idx-1) + "]"
+	}
+	return s
 }
 
-// index builds an array element field name.
-func index(parent string, i int) string {
-	return parent + "[" + strconv.Itoa(i) + "]"
+// join returns the path of member child of parent.
+func join(parent fp, child string) fp {
+	return fp{parent: parent.String(), name: child}
+}
+
+// index returns the path of element i of parent.
+func index(parent fp, i int) fp {
+	if parent.idx > 0 {
+		return fp{parent: parent.String(), idx: i + 1}
+	}
+	return fp{parent: parent.parent, name: parent.name, idx: i + 1}
 }
 
 // The helpers below read canonical JSON produced by Canonical, so they
 // only need to tell the value kinds apart.
 
-// asMembers splits a canonical object into its members.
-func asMembers(raw []byte) ([]member, bool) {
+// asMembers returns an iterator over the members of a canonical object,
+// and whether raw is an object at all.
+func asMembers(raw []byte) (memberIter, bool) {
 	if len(raw) < 2 || raw[0] != '{' {
-		return nil, false
+		return memberIter{}, false
 	}
-	if raw[1] == '}' {
-		return []member{}, true
+	return members(raw), true
+}
+
+// members returns an iterator over the members of a canonical object.
+func members(raw []byte) memberIter { return memberIter{raw: raw, i: 1} }
+
+// memberIter walks the members of a canonical object without allocating:
+// for it := members(raw); it.next(); { use it.cur }.
+type memberIter struct {
+	raw []byte
+	i   int
+	cur member
+}
+
+// next advances to the next member and reports whether there is one.
+func (it *memberIter) next() bool {
+	raw, i := it.raw, it.i
+	if i >= len(raw) || (raw[i-1] != '{' && raw[i-1] != ',') {
+		return false
 	}
-	ms := make([]member, 0, 8)
-	for i := 1; i < len(raw) && (raw[i-1] == '{' || raw[i-1] == ','); {
-		nend := skipCanon(raw, i)
-		name, ok := asString(raw[i:nend])
-		if !ok || nend >= len(raw) || raw[nend] != ':' {
-			return nil, false
-		}
-		vend := skipCanon(raw, nend+1)
-		ms = append(ms, member{name: name, val: raw[nend+1 : vend]})
-		i = vend + 1
+	nend := skipCanon(raw, i)
+	name, ok := asString(raw[i:nend])
+	if !ok || nend >= len(raw) || raw[nend] != ':' {
+		return false
 	}
-	return ms, true
+	vend := skipCanon(raw, nend+1)
+	it.cur = member{name: name, val: raw[nend+1 : vend]}
+	it.i = vend + 1
+	return true
 }
 
 // skipCanon returns the end of the canonical value that starts at raw[i].
@@ -110,6 +152,9 @@ func asString(raw []byte) (string, bool) {
 		}
 	}
 	if plain {
+		if v := interned(inner); v != "" {
+			return v, true
+		}
 		return string(inner), true
 	}
 	d := decoder{data: raw}
@@ -163,7 +208,7 @@ func asArray(raw []byte) ([][]byte, bool) {
 }
 
 // stringField reads a string field or reports it.
-func stringField(field string, raw []byte) (string, error) {
+func stringField(field fp, raw []byte) (string, error) {
 	s, ok := asString(raw)
 	if !ok {
 		return "", invalid(field, "must be a string")
@@ -172,7 +217,7 @@ func stringField(field string, raw []byte) (string, error) {
 }
 
 // stringArray reads an array of strings.
-func stringArray(field string, raw []byte) ([]string, error) {
+func stringArray(field fp, raw []byte) ([]string, error) {
 	els, ok := asArray(raw)
 	if !ok {
 		return nil, invalid(field, "must be an array of strings")
@@ -186,4 +231,35 @@ func stringArray(field string, raw []byte) ([]string, error) {
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// internTable holds frequent setting values, shared instead of copied.
+var internTable = func() map[string]string {
+	m := make(map[string]string)
+	for _, v := range []string{
+		"lxc", RestartSystem, RestartContainer, GoalMounted, GoalStarted, GoalReady,
+		RecoveryNo, RecoveryAlways, RecoveryOnFailure, RecoveryUnlessStopped,
+		BackoffReboot, BackoffNever, "permanent", "revision", "boot", "host", "pool",
+		"lxc.container.conf", "root.squashfs", "data", "root", "platform", "app",
+		"mgmt", "nobody", "yes", "no",
+		// Member names of the documents Parse reads.
+		"#spec", "name", "type", "runlevel", "automodfw", "group", "restart_policy",
+		"status_goal", "roles", "auto_recovery", "network", "config", "share",
+		"root-volume", "volumes", "logs", "storage", "drivers", "services", "exports",
+		"dev-log", "exec", "max_retries", "retry_delay", "backoff_factor", "reset_window",
+		"stable_timeout", "backoff_policy", "mode", "hostname", "ip", "mac", "interfaces",
+		"persistence", "disk", "required", "optional", "manual", "role", "interface",
+		"target", "socket", "file", "maxsize", "truncate", "console", "description",
+		"timeout", "disks", "groups", "protected", "signature", "alg", "typ", "jwk",
+		"x5c", "pvs", "include", "exclude", "linux", "initrd", "fdt", "fit", "rpiab",
+		"modules", "firmware", "addons", "all", "pvs@2",
+	} {
+		m[v] = v
+	}
+	return m
+}()
+
+// interned returns the shared copy of b, or "" when b is not frequent.
+func interned(b []byte) string {
+	return internTable[string(b)] // the conversion does not allocate
 }
