@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -158,6 +159,10 @@ func (d *Daemon) init(ctx context.Context) error {
 
 	if d.store, err = storage.Open(d.root); err != nil {
 		return fmt.Errorf("storage: %w", err)
+	}
+	// Hub credentials live in storage (spec §8 step 5).
+	if err := c.LoadPHConfig(filepath.Join(d.root, "config", "pantahub.config")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		d.log.Warn("pantahub.config", "err", err)
 	}
 	d.logDir = d.storagePath("PV_LOG_DIR")
 	d.store.LogDir = d.logDir

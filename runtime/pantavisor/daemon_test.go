@@ -659,3 +659,16 @@ func TestGCThreshold(t *testing.T) {
 		t.Errorf("objects after the defer time = %s, want [] (collected)", got)
 	}
 }
+
+// TestOEMConfig: the revision's OEM file overrides the config file level.
+func TestOEMConfig(t *testing.T) {
+	storage := newStorage(t)
+	oem := filepath.Join(storage, "trails", "0", "oem-x")
+	os.MkdirAll(oem, 0o755)
+	os.WriteFile(filepath.Join(oem, "default.config"), []byte("PV_CONTROL_REMOTE_ALWAYS=1\n"), 0o644)
+	in := start(t, storage, func(o *Options) { o.Env = append(o.Env, "PV_OEM_NAME=oem-x") })
+	_, b := in.call(t, "GET", "/config2", nil)
+	if want := `{"key":"PV_CONTROL_REMOTE_ALWAYS","value":"1","modified":"oem config"}`; !strings.Contains(string(b), want) {
+		t.Errorf("GET /config2 = %s, want it to contain %s", b, want)
+	}
+}

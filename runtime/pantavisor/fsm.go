@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -155,6 +156,12 @@ func (d *Daemon) run() error {
 	d.mu.Unlock()
 	if err := d.linkCurrent(); err != nil {
 		return err
+	}
+	// OEM configuration of the revision (spec §1 RUN 7, §8).
+	if p := d.conf.OEMPath(d.store.TrailDir(d.rev)); p != "" {
+		if err := d.conf.LoadOEM(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			d.log.Warn("oem config", "path", p, "err", err)
+		}
 	}
 	if d.updater != nil {
 		if err := d.updater.Resume(d.rev, d.try); err != nil {
