@@ -59,7 +59,7 @@ func (s *Storage) GC(keep GCKeep) (int64, error) {
 		if kept[rev] {
 			continue
 		}
-		n, err := s.removeRevision(rev, true)
+		n, err := s.removeRevision(rev)
 		reclaimed += n
 		if err != nil {
 			errs = append(errs, fmt.Errorf("remove revision %s: %w", rev, err))
@@ -89,20 +89,13 @@ func (s *Storage) gcObjects(keep []string) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("list objects: %w", err)
 	}
-	var freed int64
-	var errs []error
+	var shas []string
 	for _, e := range ents {
-		sha := e.Name()
-		if !ValidSha(sha) || inUpdate[sha] {
-			continue
-		}
-		n, err := s.RemoveUnreferenced(sha)
-		freed += n
-		if err != nil {
-			errs = append(errs, err)
+		if sha := e.Name(); ValidSha(sha) && !inUpdate[sha] {
+			shas = append(shas, sha)
 		}
 	}
-	return freed, errors.Join(errs...)
+	return forEach(shas, s.RemoveUnreferenced)
 }
 
 // removeStale deletes temp files and directories left by crashed puts,
@@ -136,8 +129,8 @@ func (s *Storage) removeStale() int64 {
 				// Trees renamed for removal are dead already; a
 				// materialisation may still be running elsewhere.
 				if strings.HasPrefix(name, ".remove-") || dir == s.trailsDir() && strings.HasPrefix(name, ".materialize-") && old(p) {
-					freed += unsharedBytes(p)
-					os.RemoveAll(p)
+					n, _ := removeTree(p)
+					freed += n
 				}
 			}
 		}

@@ -230,7 +230,7 @@ func (s *Storage) RemoveRevision(rev string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.removeRevision(rev, false); err != nil {
+	if _, err := s.removeRevision(rev); err != nil {
 		return fmt.Errorf("remove revision %s: %w", rev, err)
 	}
 	return nil
@@ -242,41 +242,26 @@ func (s *Storage) revisionTrees(rev string) []string {
 	return []string{s.TrailDir(rev), filepath.Join(s.LogDir, r), filepath.Join(s.root, "disks", "rev", r)}
 }
 
-// removeRevision deletes the trees of rev and, when count is set,
-// returns the bytes of the files whose last link went away.
-func (s *Storage) removeRevision(rev string, count bool) (int64, error) {
+// removeRevision deletes the trees of rev and returns the bytes of the
+// files whose last link went away.
+func (s *Storage) removeRevision(rev string) (int64, error) {
 	var freed int64
 	for _, dir := range s.revisionTrees(rev) {
 		if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		aside := filepath.Join(filepath.Dir(dir), ".remove-"+filepath.Base(dir))
-		os.RemoveAll(aside) // leftover of a crashed removal
+		if _, err := removeTree(aside); err != nil { // leftover of a crashed removal
+			return freed, err
+		}
 		if err := os.Rename(dir, aside); err != nil {
 			return freed, err
 		}
-		if count {
-			freed += unsharedBytes(aside)
-		}
-		if err := os.RemoveAll(aside); err != nil {
+		n, err := removeTree(aside)
+		freed += n
+		if err != nil {
 			return freed, err
 		}
 	}
 	return freed, nil
-}
-
-// unsharedBytes sums the sizes of the regular files under dir that have
-// no other hard link, i.e. the space their removal frees.
-func unsharedBytes(dir string) int64 {
-	var n int64
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return nil
-		}
-		if fi, err := d.Info(); err == nil && nlink(fi) == 1 {
-			n += fi.Size()
-		}
-		return nil
-	})
-	return n
 }
