@@ -27,6 +27,8 @@ type Host struct {
 	paths Paths
 	st    *state.State
 	rev   string
+	// IPAM, when set, gives platforms in network pool mode their veth.
+	IPAM *IPAM
 	// Console, when set, receives each started container's console (the
 	// log server subscribes it); otherwise the console is drained.
 	Console func(platform string, f *os.File)
@@ -120,7 +122,13 @@ func (h *Host) start(ctx context.Context, e *Engine, name string) (*lxc.Containe
 	if err != nil {
 		return nil, err
 	}
-	c, err := lxc.Start(ctx, h.log, h.paths.LXC(p, info.Group, h.rev))
+	spec := h.paths.LXC(p, info.Group, h.rev)
+	if h.IPAM != nil {
+		if spec.Net, err = h.IPAM.Assign(p.Name, p.Network); err != nil {
+			return nil, err
+		}
+	}
+	c, err := lxc.Start(ctx, h.log, spec)
 	if err != nil {
 		return nil, err
 	}

@@ -86,6 +86,9 @@ func (ps Paths) LXC(p *state.Platform, group, rev string) lxc.Spec {
 		KernelRelease: ps.KernelRelease,
 		Init:          p.Exec,
 	}
+	if p.Network != nil && p.Network.Hostname != "" {
+		spec.Extra = append(spec.Extra, "lxc.uts.name = "+p.Network.Hostname)
+	}
 	if ps.Logs != "" {
 		spec.LogFile = filepath.Join(ps.Logs, rev, p.Name, "lxc", "lxc.log")
 	}

@@ -178,6 +178,9 @@ func Render(spec Spec, own []Item, unified bool) ([]Item, string, error) {
 		group = "platform"
 	}
 	items = append(items, Item{"lxc.environment", "container=pv-" + group})
+	if spec.Net != nil {
+		items = netItems(items, *spec.Net)
+	}
 	items = append(items, roleMounts(spec)...)
 	if spec.DevLog != "" {
 		items = append(items, Item{"lxc.mount.entry", spec.DevLog + " dev/log none bind,create=file,optional 0 0"})
@@ -256,4 +259,56 @@ func RoleDirs(spec Spec) []string {
 		filepath.Join(run, "user-meta."+spec.Name),
 		filepath.Join(run, "device-meta."+spec.Name),
 	}
+}
+
+// netItems appends the veth of n at the next free lxc.net index and takes
+// "net" out of lxc.namespace.keep, so the container gets its own stack.
+func netItems(items []Item, n Net) []Item {
+	next := 0
+	for _, it := range items {
+		rest, ok := strings.CutPrefix(it.Key, "lxc.net.")
+		if !ok {
+			continue
+		}
+		idx, _, _ := strings.Cut(rest, ".")
+		var i int
+		if _, err := fmt.Sscanf(idx, "%d", &i); err == nil && i >= next {
+			next = i + 1
+		}
+	}
+	for i, it := range items {
+		if it.Key != "lxc.namespace.keep" {
+			continue
+		}
+		var keep []string
+		for _, ns := range strings.Fields(it.Value) {
+			if ns != "net" {
+				keep = append(keep, ns)
+			}
+		}
+		items[i].Value = strings.Join(keep, " ")
+	}
+	out := items[:0:0]
+	for _, it := range items {
+		if it.Key == "lxc.namespace.keep" && it.Value == "" {
+			continue
+		}
+		out = append(out, it)
+	}
+	name := n.Name
+	if name == "" {
+		name = "eth0"
+	}
+	p := fmt.Sprintf("lxc.net.%d.", next)
+	out = append(out, Item{p + "type", "veth"}, Item{p + "link", n.Bridge}, Item{p + "name", name}, Item{p + "flags", "up"})
+	if n.Address.IsValid() {
+		out = append(out, Item{p + "ipv4.address", n.Address.String()})
+	}
+	if n.Gateway.IsValid() {
+		out = append(out, Item{p + "ipv4.gateway", n.Gateway.String()})
+	}
+	if n.MAC != "" {
+		out = append(out, Item{p + "hwaddr", n.MAC})
+	}
+	return out
 }

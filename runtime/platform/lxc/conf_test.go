@@ -2,6 +2,7 @@ package lxc
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -173,4 +174,39 @@ func FuzzParseConf(f *testing.F) {
 		}
 		_, _, _ = Render(Spec{Name: "f", VolumesDir: "/v"}, items, true)
 	})
+}
+
+func TestRenderNet(t *testing.T) {
+	own := []Item{
+		{"lxc.rootfs.path", "dir:/r"},
+		{"lxc.namespace.keep", "user net ipc"},
+		{"lxc.net.0.type", "empty"},
+	}
+	spec := Spec{Name: "n", Net: &Net{Bridge: "pvbr0", Address: netip.MustParsePrefix("10.0.3.5/24"), Gateway: netip.MustParseAddr("10.0.3.1"), MAC: "02:00:00:00:00:05"}}
+	items, _, err := Render(spec, own, false)
+	if err != nil {
+		t.Fatalf("Render() error = %v", err)
+	}
+	checks := map[string]string{
+		"lxc.namespace.keep":     "user ipc",
+		"lxc.net.1.type":         "veth",
+		"lxc.net.1.link":         "pvbr0",
+		"lxc.net.1.name":         "eth0",
+		"lxc.net.1.flags":        "up",
+		"lxc.net.1.ipv4.address": "10.0.3.5/24",
+		"lxc.net.1.ipv4.gateway": "10.0.3.1",
+		"lxc.net.1.hwaddr":       "02:00:00:00:00:05",
+	}
+	for k, want := range checks {
+		if got := values(items, k); len(got) != 1 || got[0] != want {
+			t.Errorf("Render(net) %s = %q, want %q", k, got, want)
+		}
+	}
+	items, _, _ = Render(Spec{Name: "n", Net: &Net{Bridge: "b"}}, []Item{{"lxc.rootfs.path", "dir:/r"}, {"lxc.namespace.keep", "net"}}, false)
+	if got := values(items, "lxc.namespace.keep"); len(got) != 0 {
+		t.Errorf("Render(net) keep = %q, want the key dropped", got)
+	}
+	if got := values(items, "lxc.net.0.link"); len(got) != 1 || got[0] != "b" {
+		t.Errorf("Render(net) lxc.net.0.link = %q, want b", got)
+	}
 }

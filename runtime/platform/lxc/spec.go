@@ -19,6 +19,7 @@ package lxc
 
 import (
 	"errors"
+	"net/netip"
 	"time"
 )
 
@@ -77,6 +78,23 @@ type Spec struct {
 	// Engine instances sharing a host use "<name>-<n>" (the control socket
 	// strips the -<n> there).
 	CgroupName string
+	// Net, when set, gives the container its own network namespace with a
+	// veth on a host bridge (run.json "network" mode pool).
+	Net *Net
 	// StopTimeout bounds the clean shutdown in Stop (0 = DefaultStopTimeout).
 	StopTimeout time.Duration
+}
+
+// Net is a container's veth interface (IPAM, spec §7).
+type Net struct {
+	// Bridge is the host bridge the veth joins (lxc.net.N.link).
+	Bridge string
+	// Name is the interface name inside the container ("" = eth0).
+	Name string
+	// Address is the IPv4 address with its prefix length.
+	Address netip.Prefix
+	// Gateway is the default route ("" when invalid/zero).
+	Gateway netip.Addr
+	// MAC is the hardware address ("" lets LXC choose).
+	MAC string
 }
