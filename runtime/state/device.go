@@ -158,7 +158,8 @@ func parseGroups(field fp, raw []byte) ([]Group, error) {
 		return nil, invalid(field, "must be an array of groups")
 	}
 	var out []Group
-	for i, el := range els {
+	for it := els; it.next(); {
+		i, el := it.i, it.cur
 		f := index(field, i)
 		ms, ok := asMembers(el)
 		if !ok {
@@ -214,8 +215,9 @@ func parseDisks(field fp, raw []byte, lenient bool) ([]Disk, error) {
 	if !ok {
 		return nil, invalid(field, "must be an array of disks")
 	}
-	out := make([]Disk, 0, len(els))
-	for i, el := range els {
+	out := make([]Disk, 0, els.count())
+	for it := els; it.next(); {
+		i, el := it.i, it.cur
 		f := index(field, i)
 		ms, ok := asMembers(el)
 		if !ok {

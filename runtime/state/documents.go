@@ -114,9 +114,14 @@ func (s *State) checkPlatform(p *Platform) error {
 			return err
 		}
 	}
-	for _, name := range slices.Sorted(maps.Keys(p.Storage)) {
-		if d := p.Storage[name].Disk; d != "" && s.device.Disk(d) == nil {
-			return &Error{Key: p.Key(), Err: invalid(join(join(top("storage"), name), "disk"), "unknown disk %q", d)}
+	for _, sp := range p.Storage {
+		if sp.Disk != "" && s.device.Disk(sp.Disk) == nil {
+			// Report the first bad volume by name, for a stable message.
+			for _, name := range slices.Sorted(maps.Keys(p.Storage)) {
+				if d := p.Storage[name].Disk; d != "" && s.device.Disk(d) == nil {
+					return &Error{Key: p.Key(), Err: invalid(join(join(top("storage"), name), "disk"), "unknown disk %q", d)}
+				}
+			}
 		}
 	}
 	if n := p.Network; n != nil && n.Mode == "pool" {
@@ -274,7 +279,8 @@ func (s *State) parseServicesJSON(k string) error {
 		if !ok {
 			return &Error{Key: k, Err: invalid(top(m.name), "must be an array of objects")}
 		}
-		for i, el := range els {
+		for it := els; it.next(); {
+			i, el := it.i, it.cur
 			f := index(top(m.name), i)
 			fs, ok := asMembers(el)
 			if !ok {

@@ -286,8 +286,9 @@ func parseLogs(field fp, raw []byte) ([]map[string]string, error) {
 	if !ok {
 		return nil, invalid(field, "must be an array of objects")
 	}
-	out := make([]map[string]string, 0, len(els))
-	for i, el := range els {
+	out := make([]map[string]string, 0, els.count())
+	for it := els; it.next(); {
+		i, el := it.i, it.cur
 		f := index(field, i)
 		ms, ok := asMembers(el)
 		if !ok {
@@ -409,8 +410,9 @@ func parseRequirements(field fp, raw []byte) ([]ServiceRequirement, error) {
 	if !ok {
 		return nil, invalid(field, "must be an array of objects")
 	}
-	out := make([]ServiceRequirement, 0, len(els))
-	for i, el := range els {
+	out := make([]ServiceRequirement, 0, els.count())
+	for it := els; it.next(); {
+		i, el := it.i, it.cur
 		f := index(field, i)
 		ms, ok := asMembers(el)
 		if !ok {

@@ -27,43 +27,67 @@ func invalid(field fp, format string, args ...any) error {
 }
 
 // fp is the path of a field inside a state value, such as
-// "storage.v.persistence" or "logs[0]". It is only turned into a string
-// when a problem is reported, so that valid input does not pay for it.
+// "storage.v.persistence" or "logs[0].file". It is only turned into a
+// string when a problem is reported, so that valid input does not pay for
+// it.
 type fp struct {
-	parent, name string
-	idx          int // element index + 1; 0 when not an element
+	parts [4]fpPart
+	n     int
+}
+
+// fpPart is one member name, optionally followed by an element index.
+type fpPart struct {
+	name string
+	idx  int // element index + 1; 0 when not an element
 }
 
 // top returns the path of a member of the document itself.
-func top(name string) fp { return fp{name: name} }
+func top(name string) fp { return fp{parts: [4]fpPart{{name: name}}, n: 1} }
 
 // String returns the dotted path.
 func (f fp) String() string {
-	s := f.name
-	if f.parent != "" {
-		if s != "" {
-			s = f.parent + "." + s
-		} else {
-			s = f.parent
+	if f.n == 1 && f.parts[0].idx == 0 {
+		return f.parts[0].name
+	}
+	var b []byte
+	for _, p := range f.parts[:f.n] {
+		if p.name != "" {
+			if len(b) > 0 {
+				b = append(b, '.')
+			}
+			b = append(b, p.name...)
+		}
+		if p.idx > 0 {
+			b = append(b, '[')
+			b = strconv.AppendInt(b, int64(p.idx-1), 10)
+			b = append(b, ']')
 		}
 	}
-	if f.idx > 0 {
-		s += "[" + strconv.Itoa(f.idx-1) + "]"
-	}
-	return s
+	return string(b)
 }
 
 // join returns the path of member child of parent.
 func join(parent fp, child string) fp {
-	return fp{parent: parent.String(), name: child}
+	if parent.n == len(parent.parts) {
+		parent = top(parent.String())
+	}
+	parent.parts[parent.n] = fpPart{name: child}
+	parent.n++
+	return parent
 }
 
 // index returns the path of element i of parent.
 func index(parent fp, i int) fp {
-	if parent.idx > 0 {
-		return fp{parent: parent.String(), idx: i + 1}
+	if parent.n > 0 && parent.parts[parent.n-1].idx == 0 {
+		parent.parts[parent.n-1].idx = i + 1
+		return parent
 	}
-	return fp{parent: parent.parent, name: parent.name, idx: i + 1}
+	if parent.n == len(parent.parts) {
+		parent = top(parent.String())
+	}
+	parent.parts[parent.n] = fpPart{idx: i + 1}
+	parent.n++
+	return parent
 }
 
 // The helpers below read canonical JSON produced by Canonical, so they
@@ -190,21 +214,42 @@ func asNumber(raw []byte) (float64, bool) {
 	return f, err == nil
 }
 
-// asArray splits a canonical array into its canonical elements.
-func asArray(raw []byte) ([][]byte, bool) {
+// asArray returns an iterator over the elements of a canonical array,
+// and whether raw is an array at all.
+func asArray(raw []byte) (elemIter, bool) {
 	if len(raw) < 2 || raw[0] != '[' {
-		return nil, false
+		return elemIter{}, false
 	}
-	if raw[1] == ']' {
-		return [][]byte{}, true
+	return elemIter{raw: raw, pos: 1, i: -1}, true
+}
+
+// elemIter walks the elements of a canonical array without allocating:
+// for it := els; it.next(); { use it.i and it.cur }.
+type elemIter struct {
+	raw []byte
+	pos int
+	i   int
+	cur []byte
+}
+
+// next advances to the next element and reports whether there is one.
+func (it *elemIter) next() bool {
+	raw, p := it.raw, it.pos
+	if p >= len(raw) || raw[p] == ']' || (raw[p-1] != '[' && raw[p-1] != ',') {
+		return false
 	}
-	out := make([][]byte, 0, 4)
-	for i := 1; i < len(raw) && (raw[i-1] == '[' || raw[i-1] == ','); {
-		end := skipCanon(raw, i)
-		out = append(out, raw[i:end])
-		i = end + 1
+	end := skipCanon(raw, p)
+	it.cur, it.i, it.pos = raw[p:end], it.i+1, end+1
+	return true
+}
+
+// count returns the number of elements left.
+func (it elemIter) count() int {
+	n := 0
+	for it.next() {
+		n++
 	}
-	return out, true
+	return n
 }
 
 // stringField reads a string field or reports it.
@@ -222,8 +267,9 @@ func stringArray(field fp, raw []byte) ([]string, error) {
 	if !ok {
 		return nil, invalid(field, "must be an array of strings")
 	}
-	out := make([]string, 0, len(els))
-	for i, el := range els {
+	out := make([]string, 0, els.count())
+	for it := els; it.next(); {
+		i, el := it.i, it.cur
 		s, ok := asString(el)
 		if !ok {
 			return nil, invalid(index(field, i), "must be a string")
