@@ -192,3 +192,15 @@ func TestSocketEnv(t *testing.T) {
 		t.Errorf("pvcontrol buildinfo = %q", out.String())
 	}
 }
+
+func TestOutputFile(t *testing.T) {
+	d := startDaemon(t)
+	out := filepath.Join(t.TempDir(), "steps.json")
+	if stdout, code := pvc(t, d.sock, "", "-f", out, "steps", "get", "0"); code != 0 || stdout != "" {
+		t.Fatalf("pvcontrol -f steps get 0 = %q, exit %d, want nothing on stdout, 0", stdout, code)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil || strings.TrimSpace(string(b)) != emptyState {
+		t.Errorf("-f file = %q, %v, want %s", b, err, emptyState)
+	}
+}
