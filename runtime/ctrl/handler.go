@@ -61,8 +61,8 @@ func NewServer(h http.Handler) *http.Server {
 		ConnContext:       withConn,
 		ReadHeaderTimeout: 10 * time.Second,
 		// Containers keep connections open; idle ones are dropped.
-		IdleTimeout: 2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 16 << 10,
 	}
 }
 
