@@ -35,7 +35,13 @@ func mkState(t *testing.T, plats map[string]string, root string) *state.State {
 	}
 	for name, extra := range plats {
 		fmt.Fprintf(&b, `,"%s/root.squashfs":"%s","%s/lxc.container.conf":"%s"`, name, sha, name, sha)
-		fmt.Fprintf(&b, `,"%s/run.json":{"#spec":"service-manifest-run@1","name":"%s","type":"lxc","config":"lxc.container.conf","root-volume":"root.squashfs","storage":{"lxc-overlay":{"persistence":"boot"}},"volumes":[]`, name, name)
+		fmt.Fprintf(&b, `,"%s/run.json":{"#spec":"service-manifest-run@1","name":"%s","type":"lxc","config":"lxc.container.conf","root-volume":"root.squashfs"`, name, name)
+		if !strings.Contains(extra, `"storage"`) {
+			b.WriteString(`,"storage":{"lxc-overlay":{"persistence":"boot"}}`)
+		}
+		if !strings.Contains(extra, `"volumes"`) {
+			b.WriteString(`,"volumes":[]`)
+		}
 		if extra != "" {
 			b.WriteString("," + extra)
 		}

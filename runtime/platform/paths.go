@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"os"
 	"path/filepath"
 
 	"github.com/pantavisor/pantavisor-go/runtime/platform/lxc"
@@ -28,6 +29,33 @@ type Paths struct {
 	KernelRelease string
 	// LXCLogLevel is PV_LXC_LOG_LEVEL ("" leaves the default).
 	LXCLogLevel string
+	// HooksDir is <libdir>/pv/hooks_lxc-mount.d ("" = no mount hooks).
+	HooksDir string
+	// AppEngine sets lxc.cgroup.relative.
+	AppEngine bool
+	// NoAutodev is PV_DISABLE_AUTODEV.
+	NoAutodev bool
+	// ExtraConf is PV_LXC_EXTRA_CONF ("lxc.key = value" lines).
+	ExtraConf []string
+}
+
+// mountHooks lists HooksDir's hooks; export.sh only for exporters.
+func (ps Paths) mountHooks(exporter bool) []string {
+	if ps.HooksDir == "" {
+		return nil
+	}
+	ents, err := os.ReadDir(ps.HooksDir)
+	if err != nil {
+		return nil
+	}
+	var hooks []string
+	for _, e := range ents {
+		if e.IsDir() || (e.Name() == "export.sh" && !exporter) {
+			continue
+		}
+		hooks = append(hooks, filepath.Join(ps.HooksDir, e.Name()))
+	}
+	return hooks
 }
 
 // Layout returns the volume layout of ps.
@@ -72,19 +100,23 @@ func (ps Paths) LXC(p *state.Platform, group, rev string) lxc.Spec {
 		lxcpath = filepath.Join(ps.Run, "lxc")
 	}
 	spec := lxc.Spec{
-		Name:          p.Name,
-		Group:         group,
-		LXCPath:       lxcpath,
-		ConfigFile:    filepath.Join(ps.trail(rev), p.Dir, p.Config),
-		VolumesDir:    ps.Volumes,
-		ConfigOverlay: ps.Layout().ConfigOverlay(p.Name),
-		RunDir:        ps.Run,
-		Rev:           rev,
-		Mgmt:          p.Mgmt(),
-		LogLevel:      ps.LXCLogLevel,
-		AutoModFw:     p.AutoModFw,
-		KernelRelease: ps.KernelRelease,
-		Init:          p.Exec,
+		Name:           p.Name,
+		Group:          group,
+		LXCPath:        lxcpath,
+		ConfigFile:     filepath.Join(ps.trail(rev), p.Dir, p.Config),
+		VolumesDir:     ps.Volumes,
+		ConfigOverlay:  ps.Layout().ConfigOverlay(p.Name),
+		RunDir:         ps.Run,
+		Rev:            rev,
+		Mgmt:           p.Mgmt(),
+		LogLevel:       ps.LXCLogLevel,
+		AutoModFw:      p.AutoModFw,
+		KernelRelease:  ps.KernelRelease,
+		Init:           p.Exec,
+		MountHooks:     ps.mountHooks(p.Exports),
+		CgroupRelative: ps.AppEngine,
+		NoAutodev:      ps.NoAutodev,
+		Extra:          append([]string(nil), ps.ExtraConf...),
 	}
 	if p.Network != nil && p.Network.Hostname != "" {
 		spec.Extra = append(spec.Extra, "lxc.uts.name = "+p.Network.Hostname)

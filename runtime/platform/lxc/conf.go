@@ -173,6 +173,15 @@ func Render(spec Spec, own []Item, unified bool) ([]Item, string, error) {
 	items = drop(items, func(k string) bool { return strings.HasPrefix(k, "lxc.cgroup.dir") })
 	items = append(items, Item{"lxc.cgroup.dir.monitor", MonitorCgroup(spec.cgroupName())})
 	items = append(items, Item{"lxc.cgroup.dir.container", PayloadCgroup(spec.cgroupName())})
+	if spec.CgroupRelative {
+		items = set(items, "lxc.cgroup.relative", "1")
+	}
+	if spec.NoAutodev {
+		items = set(items, "lxc.autodev", "0")
+	}
+	for _, h := range spec.MountHooks {
+		items = append(items, Item{"lxc.hook.mount", h})
+	}
 	group := spec.Group
 	if group == "" {
 		group = "platform"

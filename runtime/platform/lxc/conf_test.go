@@ -65,7 +65,7 @@ func TestRender(t *testing.T) {
 		{"lxc.mount.entry", "/volumesx/keep keep none bind 0 0"},
 		{"lxc.cgroup.dir", "x"},
 	}
-	spec := Spec{Name: "app", Group: "app", VolumesDir: "/v", ConfigOverlay: cfg, RunDir: "/run/pv", Rev: "7", LogLevel: "INFO", DevLog: "/run/log.sock", AutoModFw: true, KernelRelease: "6.1.0", Init: "/bin/app -x", Extra: []string{"lxc.tty.dir = lxc"}}
+	spec := Spec{Name: "app", Group: "app", VolumesDir: "/v", ConfigOverlay: cfg, RunDir: "/run/pv", Rev: "7", LogLevel: "INFO", DevLog: "/run/log.sock", AutoModFw: true, KernelRelease: "6.1.0", Init: "/bin/app -x", MountHooks: []string{"/lib/pv/hooks_lxc-mount.d/a.sh"}, CgroupRelative: true, NoAutodev: true, Extra: []string{"lxc.tty.dir = lxc"}}
 	items, upper, err := Render(spec, own, true)
 	if err != nil {
 		t.Fatalf("Render() error = %v", err)
@@ -80,6 +80,9 @@ func TestRender(t *testing.T) {
 		{"lxc.rootfs.path", []string{"overlayfs:" + cfg + ":/v/app/root.squashfs:/v/app/lxc-overlay/upper"}},
 		{"lxc.uts.name", []string{"app"}},
 		{"lxc.init.cmd", []string{"/bin/app -x"}},
+		{"lxc.hook.mount", []string{"/lib/pv/hooks_lxc-mount.d/a.sh"}},
+		{"lxc.cgroup.relative", []string{"1"}},
+		{"lxc.autodev", []string{"0"}},
 		{"lxc.log.level", []string{"INFO"}},
 		{"lxc.cgroup.devices.allow", nil},
 		{"lxc.cgroup2.devices.allow", []string{"a"}},

@@ -78,6 +78,13 @@ type Spec struct {
 	// Engine instances sharing a host use "<name>-<n>" (the control socket
 	// strips the -<n> there).
 	CgroupName string
+	// MountHooks become lxc.hook.mount entries (the files of
+	// <libdir>/pv/hooks_lxc-mount.d/, export.sh only for exporters).
+	MountHooks []string
+	// CgroupRelative sets lxc.cgroup.relative (App Engine mode).
+	CgroupRelative bool
+	// NoAutodev sets lxc.autodev = 0 (PV_DISABLE_AUTODEV).
+	NoAutodev bool
 	// Net, when set, gives the container its own network namespace with a
 	// veth on a host bridge (run.json "network" mode pool).
 	Net *Net
