@@ -40,7 +40,8 @@ commands:
       make-factory [rev], run-gc, enable-ssh, disable-ssh, go-remote,
       defer-reboot, unclaim, update-metadata <json>
   devmeta|usrmeta ls|save <key> <value>|delete <key>
-  steps ls|get <rev>|put <file|-> <rev>|progress <rev>|commitmsg <rev> <msg>
+  steps ls|get <rev>|put <file|-> <rev>|install <export.tgz|dir> <rev>|
+        progress <rev>|commitmsg <rev> <msg>
   objects ls|get <sha>|put <file> [sha]
   conf ls                              list configuration (key, value, origin)
   buildinfo                            dump the build manifest
@@ -293,6 +294,8 @@ func (p *prog) steps(ctx context.Context, args []string) error {
 		return p.get(ctx, "/steps/"+revPath(args[1])+"/progress")
 	case len(args) == 3 && args[0] == "commitmsg":
 		return p.send(ctx, "PUT", "/steps/"+revPath(args[1])+"/commitmsg", []byte(args[2]), "")
+	case len(args) == 3 && args[0] == "install":
+		return p.install(ctx, args[1], args[2])
 	case len(args) == 3 && args[0] == "put":
 		rev := args[2]
 		if !strings.HasPrefix(rev, "locals/") {
@@ -316,7 +319,7 @@ func (p *prog) steps(ctx context.Context, args []string) error {
 		}
 		return nil
 	}
-	return syntaxErr("steps: want ls, get <rev>, put <file> <rev>, progress <rev> or commitmsg <rev> <msg>")
+	return syntaxErr("steps: want ls, get <rev>, put <file> <rev>, install <export|dir> <rev>, progress <rev> or commitmsg <rev> <msg>")
 }
 
 func (p *prog) objects(ctx context.Context, args []string) error {

@@ -8,7 +8,7 @@
 // make-factory [rev], run-gc, enable-ssh, disable-ssh, go-remote,
 // defer-reboot, unclaim, update-metadata <json>; devmeta|usrmeta
 // ls|save <key> <value>|delete <key>; steps ls|get <rev>|put <file> <rev>|
-// progress <rev>|commitmsg <rev> <msg>; objects ls|get <sha>|put <file> [sha];
+// install <export|dir> <rev>|progress <rev>|commitmsg <rev> <msg>; objects ls|get <sha>|put <file> [sha];
 // conf ls; buildinfo.
 //
 // The socket is -s, else $PVCONTROL_SOCKET, else the first existing of

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -202,5 +204,61 @@ func TestOutputFile(t *testing.T) {
 	b, err := os.ReadFile(out)
 	if err != nil || strings.TrimSpace(string(b)) != emptyState {
 		t.Errorf("-f file = %q, %v, want %s", b, err, emptyState)
+	}
+}
+
+func TestStepsInstall(t *testing.T) {
+	d := startDaemon(t)
+	obj := []byte("payload of an object")
+	sum := sha256.Sum256(obj)
+	sha := hex.EncodeToString(sum[:])
+	state := `{"#spec":"pantavisor-service-system@1","notes.txt":"` + sha + `"}`
+
+	dir := t.TempDir()
+	// An export tarball (gzip): json first, then objects/<sha>.
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for _, m := range []struct {
+		name string
+		data []byte
+	}{{"json", []byte(state)}, {"objects/" + sha, obj}} {
+		tw.WriteHeader(&tar.Header{Name: m.name, Mode: 0o644, Size: int64(len(m.data)), Typeflag: tar.TypeReg})
+		tw.Write(m.data)
+	}
+	tw.Close()
+	gz.Close()
+	tgz := filepath.Join(dir, "export.tgz")
+	os.WriteFile(tgz, buf.Bytes(), 0o644)
+	// The same as a checkout's .pvr directory.
+	pvr := filepath.Join(dir, "checkout", ".pvr")
+	os.MkdirAll(filepath.Join(pvr, "objects"), 0o755)
+	os.WriteFile(filepath.Join(pvr, "json"), []byte(state), 0o644)
+	os.WriteFile(filepath.Join(pvr, "objects", sha), obj, 0o644)
+
+	for _, tt := range []struct{ src, rev string }{{tgz, "fromtar"}, {filepath.Join(dir, "checkout"), "fromdir"}} {
+		if out, code := pvc(t, d.sock, "", "-m", "installed "+tt.rev, "steps", "install", tt.src, tt.rev); code != 0 {
+			t.Fatalf("steps install %s = exit %d (%s)", tt.src, code, out)
+		}
+		if out, _ := pvc(t, d.sock, "", "steps", "get", "locals/"+tt.rev); strings.TrimSpace(out) != state {
+			t.Errorf("steps get locals/%s = %s, want %s", tt.rev, out, state)
+		}
+		if out, _ := pvc(t, d.sock, "", "steps", "ls"); !strings.Contains(out, `"commitmsg":"installed `+tt.rev+`"`) {
+			t.Errorf("steps ls = %s, want the commit message of %s", out, tt.rev)
+		}
+	}
+	if out, _ := pvc(t, d.sock, "", "objects", "ls"); !strings.Contains(out, sha) {
+		t.Errorf("objects ls = %s, want %s", out, sha)
+	}
+	// A tarball whose object does not match its name fails with 60.
+	buf.Reset()
+	tw = tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "objects/" + strings.Repeat("a", 64), Mode: 0o644, Size: 3, Typeflag: tar.TypeReg})
+	tw.Write([]byte("bad"))
+	tw.Close()
+	bad := filepath.Join(dir, "bad.tar")
+	os.WriteFile(bad, buf.Bytes(), 0o644)
+	if _, code := pvc(t, d.sock, "", "steps", "install", bad, "bad"); code != 60 {
+		t.Errorf("steps install with a corrupt object = exit %d, want 60", code)
 	}
 }
