@@ -52,7 +52,7 @@ func (u *Updater) Run(ctx context.Context, c ctrl.Command) (Next, error) {
 		u.log.Info("gc", "reclaimed", n, "err", err)
 		return Stay, err
 	case ctrl.OpGoRemote:
-		if u.Updating() && storage.IsLocal(u.upd.rev) {
+		if u.Updating() {
 			return Stay, fmt.Errorf("%s: %w", c.Op, ErrBusy)
 		}
 		u.lock()
