@@ -3,6 +3,7 @@ package ctrl
 import (
 	"encoding/json"
 	"errors"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -56,7 +57,13 @@ func New(o Options) *Handler {
 // NewServer returns an http.Server for h whose requests know their peer
 // connection (for SO_PEERCRED).
 func NewServer(h http.Handler) *http.Server {
+	var errorLog *log.Logger
+	if hh, ok := h.(*Handler); ok {
+		// net/http's own complaints (bad requests, TLS probes) go to our log.
+		errorLog = slog.NewLogLogger(hh.log.Handler(), slog.LevelDebug)
+	}
 	return &http.Server{
+		ErrorLog:          errorLog,
 		Handler:           h,
 		ConnContext:       withConn,
 		ReadHeaderTimeout: 10 * time.Second,
