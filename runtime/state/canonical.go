@@ -252,20 +252,6 @@ func (d *decoder) topErr(isTop bool, name []byte, err error) error {
 	return &Error{Key: string(name), Err: err}
 }
 
-// appendObject writes sorted members as a canonical object.
-func appendObject(dst []byte, ms []member) []byte {
-	dst = append(dst, '{')
-	for i, m := range ms {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = appendString(dst, m.name)
-		dst = append(dst, ':')
-		dst = append(dst, m.val...)
-	}
-	return append(dst, '}')
-}
-
 func (d *decoder) array(dst []byte) ([]byte, error) {
 	if err := d.enter(); err != nil {
 		return nil, err
