@@ -316,6 +316,9 @@ func (c *Container) stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// consoleBuffer is the console FIFO's capacity.
+const consoleBuffer = 1 << 20
+
 // consoleFifo is the FIFO LXC writes the console log to.
 type consoleFifo struct {
 	path string
@@ -337,6 +340,11 @@ func openConsoleFifo(path string) (*consoleFifo, error) {
 	if err != nil {
 		r.Close()
 		return nil, err
+	}
+	// The monitor blocks (and with it the container's console) when the
+	// FIFO is full: give a slow reader room. Failure only keeps 64 KiB.
+	if rc, err := r.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, consoleBuffer) })
 	}
 	return &consoleFifo{path: path, r: r, w: w}, nil
 }

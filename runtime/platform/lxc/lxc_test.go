@@ -16,6 +16,7 @@ import (
 
 	"github.com/pantavisor/pantavisor-go/runtime/internal/rootfs"
 	"github.com/pantavisor/pantavisor-go/runtime/volume"
+	"golang.org/x/sys/unix"
 )
 
 type tWriter struct{ t testing.TB }
@@ -157,6 +158,13 @@ func TestContainerLifecycle(t *testing.T) {
 		}
 		close(lines)
 	}()
+	if rc, err := c.Console().SyscallConn(); err == nil {
+		var size int
+		rc.Control(func(fd uintptr) { size, _ = unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0) })
+		if size < 64<<10 {
+			t.Errorf("console FIFO size = %d, want ≥ 64 KiB", size)
+		}
+	}
 	pid := c.Pid()
 	if pid <= 0 {
 		t.Fatalf("Pid() = %d, want > 0", pid)
