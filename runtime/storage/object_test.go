@@ -359,3 +359,27 @@ func TestPutObjectDiskFull(t *testing.T) {
 		t.Errorf("PutObject(small) after failure = %v", err)
 	}
 }
+
+func TestPutObjectConcurrent(t *testing.T) {
+	s := newStorage(t)
+	data := bytes.Repeat([]byte("concurrent "), copyBufSize/5) // > 2 buffers
+	sha := shaOf(data)
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		go func() {
+			_, err := s.PutObject(sha, bytes.NewReader(data))
+			errs <- err
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent PutObject = %v", err)
+		}
+	}
+	if err := s.VerifyObject(sha); err != nil {
+		t.Errorf("VerifyObject = %v", err)
+	}
+	if names := objectDirNames(t, s); len(names) != 1 {
+		t.Errorf("objects/ = %v, want only %s", names, sha)
+	}
+}
