@@ -2,8 +2,10 @@ package state
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestIsSha(t *testing.T) {
@@ -123,5 +125,77 @@ func TestDiff(t *testing.T) {
 		if got := k.String(); got != want {
 			t.Errorf("ChangeKind(%d).String() = %q, want %q", k, got, want)
 		}
+	}
+}
+
+func TestFieldPath(t *testing.T) {
+	deep := join(join(join(join(top("a"), "b"), "c"), "d"), "e")
+	tests := []struct {
+		got  fp
+		want string
+	}{
+		{top("name"), "name"},
+		{top(""), ""},
+		{index(top(""), 2), "[2]"},
+		{join(index(top("logs"), 0), "file"), "logs[0].file"},
+		{index(index(top("m"), 1), 2), "m[1][2]"},
+		{deep, "a.b.c.d.e"},
+		{index(join(join(join(top("a"), "b"), "c"), "d"), 3), "a.b.c.d[3]"},
+		{index(index(join(join(join(top("a"), "b"), "c"), "d"), 3), 4), "a.b.c.d[3][4]"},
+	}
+	for _, tt := range tests {
+		if got := tt.got.String(); got != tt.want {
+			t.Errorf("fp.String() = %q, want %q", got, tt.want)
+		}
+	}
+}
+
+func TestKindOf(t *testing.T) {
+	for in, want := range map[string]string{
+		`{}`: "object", `[]`: "array", `"s"`: "string", `true`: "boolean", `false`: "boolean",
+		`null`: "null", `1`: "number", `-1.5E0`: "number", ``: "nothing",
+	} {
+		if got := kindOf([]byte(in)); got != want {
+			t.Errorf("kindOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestBackoffWait(t *testing.T) {
+	for policy, want := range map[string]time.Duration{"reboot": 0, "never": 0, "30s": 30 * time.Second, "10min": 10 * time.Minute, "2h": 2 * time.Hour, "bogus": 0} {
+		a := &AutoRecovery{BackoffPolicy: policy}
+		got, ok := a.BackoffWait()
+		if got != want || ok != (want != 0) {
+			t.Errorf("BackoffWait(%q) = %v, %v, want %v, %v", policy, got, ok, want, want != 0)
+		}
+	}
+}
+
+func TestDisksAllFields(t *testing.T) {
+	s := mustParse(t, doc("device.json", `{"disks":[{"name":"dual0","type":"dual","path":"/p","mode":"nxp","format":"ext4",
+		"provision":"file","provision_ops":"disksize=1M","mount_target":"/m","mount_options":"MS_NOATIME","format_options":"-q",
+		"uuid":"u","default":true,"disks":["a","b"],"init_order":["primary","create-primary"],"future":1}]}`))
+	d := s.Device().Disk("dual0")
+	want := Disk{Name: "dual0", Type: "dual", Path: "/p", Mode: "nxp", Format: "ext4", Provision: "file",
+		ProvisionOps: "disksize=1M", MountTarget: "/m", MountOptions: "MS_NOATIME", FormatOptions: "-q", UUID: "u",
+		Default: true, Disks: []string{"a", "b"}, InitOrder: []string{"primary", "create-primary"}}
+	if d == nil {
+		t.Fatal("Disk(dual0) = nil")
+	}
+	d.Raw = nil
+	if !reflect.DeepEqual(*d, want) {
+		t.Errorf("Disk(dual0) = %+v, want %+v", *d, want)
+	}
+	if s.Device().Disk("nope") != nil || (*Device)(nil).Disk("x") != nil {
+		t.Errorf("Disk(unknown) != nil, want nil")
+	}
+	for _, bad := range []string{`{"name":"d","type":"directory","default":1}`, `{"name":"d","type":"directory","aliases":"a"}`} {
+		if _, err := Parse([]byte(doc("device.json", `{"disks":[`+bad+`]}`))); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Parse(disk %s) error = %v, want ErrInvalid", bad, err)
+		}
+	}
+	p := &Platform{Name: "n", Dir: "d"}
+	if got := p.String(); got != "n (d/run.json)" {
+		t.Errorf("Platform.String() = %q, want %q", got, "n (d/run.json)")
 	}
 }
