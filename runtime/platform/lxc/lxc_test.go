@@ -169,6 +169,16 @@ func TestContainerLifecycle(t *testing.T) {
 	if pid <= 0 {
 		t.Fatalf("Pid() = %d, want > 0", pid)
 	}
+	// Nothing of this process may leak into the container (sockets, FIFO).
+	fds, _ := os.ReadDir(filepath.Join("/proc", itoa(pid), "fd"))
+	var targets []string
+	for _, fd := range fds {
+		l, _ := os.Readlink(filepath.Join("/proc", itoa(pid), "fd", fd.Name()))
+		targets = append(targets, fd.Name()+"→"+l)
+	}
+	if len(fds) > 3 {
+		t.Errorf("init fds = %q, want only stdio", targets)
+	}
 	root := filepath.Join("/proc", itoa(pid), "root")
 	for file, want := range map[string]string{"etc/fixture": "from squashfs\n", "etc/pv-config": "from _config\n"} {
 		if got, err := os.ReadFile(filepath.Join(root, file)); string(got) != want {
