@@ -36,16 +36,21 @@ const CrashAfter = 3
 
 var kinds = map[string]bool{KindControl: true, KindNobody: true, KindPlain: true, KindCrasher: true, KindReady: true}
 
+// Kinds lists the builtin fixture kinds, sorted.
+func Kinds() []string {
+	list := make([]string, 0, len(kinds))
+	for k := range kinds {
+		list = append(list, k)
+	}
+	sort.Strings(list)
+	return list
+}
+
 // ParseBuiltin parses "<kind>[:<name>]"; the name defaults to the kind.
 func ParseBuiltin(s string) (kind, name string, err error) {
 	kind, name, _ = strings.Cut(s, ":")
 	if !kinds[kind] {
-		list := make([]string, 0, len(kinds))
-		for k := range kinds {
-			list = append(list, k)
-		}
-		sort.Strings(list)
-		return "", "", fmt.Errorf("unknown builtin fixture %q (want one of %s)", kind, strings.Join(list, ", "))
+		return "", "", fmt.Errorf("unknown builtin fixture %q (want one of %s)", kind, strings.Join(Kinds(), ", "))
 	}
 	if name == "" {
 		name = kind

@@ -18,13 +18,24 @@ pv_log() { cat "$PVTEST_STORAGE/logs/current/$1"; }
 # pv_sleep SECONDS (fractions allowed).
 pv_sleep() { sleep "$1"; }
 
+# _run CMD...: one argument is a shell snippet (eval'd, so helpers and
+# pipes work); several are a command and its arguments.
+_run() {
+	if [ $# -eq 1 ]; then
+		eval "$1"
+	else
+		"$@"
+	fi
+}
+
 # wait_for_value TIMEOUT EXPECTED CMD...: run CMD until its stdout is EXPECTED.
+# CMD may be one quoted snippet: wait_for_value 10 DONE 'pvcontrol steps progress 0 | json_get status'.
 wait_for_value() {
 	_t=$1 _want=$2
 	shift 2
 	_end=$(($(date +%s) + _t))
 	while :; do
-		_got=$("$@" 2>/dev/null)
+		_got=$(_run "$@" 2>/dev/null)
 		[ "$_got" = "$_want" ] && return 0
 		if [ "$(date +%s)" -ge "$_end" ]; then
 			echo "wait_for_value: '$*' gave '$_got', want '$_want' (after ${_t}s)" >&2
@@ -40,7 +51,7 @@ wait_for_match() {
 	shift 2
 	_end=$(($(date +%s) + _t))
 	while :; do
-		_got=$("$@" 2>/dev/null)
+		_got=$(_run "$@" 2>/dev/null)
 		eval "case \"\$_got\" in $_pat) return 0 ;; esac"
 		if [ "$(date +%s)" -ge "$_end" ]; then
 			echo "wait_for_match: '$*' gave '$_got', want $_pat (after ${_t}s)" >&2

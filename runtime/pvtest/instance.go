@@ -22,13 +22,14 @@ func Helpers() string { return helpersScript }
 // Instance is one App Engine installation with its own prefix, storage and
 // run directory, all under Dir.
 type Instance struct {
-	Dir     string // everything of the instance
-	Prefix  string // -prefix of pv-appengine: bin -> package, etc/, lib/
-	Storage string // PV_STORAGE_MNTPOINT
-	RunDir  string // PV_SYSTEM_RUNDIR
-	Socket  string // $RUN/pv-ctrl
-	Cmdline string // extra cmdline words
-	Tool    string // the pvtest binary (json, children helpers)
+	Dir      string // everything of the instance
+	Prefix   string // -prefix of pv-appengine: bin -> package, etc/, lib/
+	Storage  string // PV_STORAGE_MNTPOINT
+	RunDir   string // PV_SYSTEM_RUNDIR
+	Socket   string // $RUN/pv-ctrl
+	Cmdline  string // extra cmdline words
+	Tool     string // the pvtest binary (json, children helpers)
+	Fixtures string // dir of builtin fixture tarballs
 
 	cmd     *exec.Cmd
 	done    chan struct{}
@@ -67,16 +68,19 @@ func NewInstance(dir, pkg string, testConfig []byte, cmdline string) (*Instance,
 			return nil, err
 		}
 	}
-	links := map[string]string{
-		filepath.Join(in.Prefix, "bin"):                               filepath.Join(pkg, "bin"),
-		filepath.Join(in.Prefix, "lib", "pantavisor", "skel"):         filepath.Join(pkg, "lib", "pantavisor", "skel"),
-		filepath.Join(in.Prefix, "lib", "pantavisor", "pvtx.d"):       filepath.Join(pkg, "lib", "pantavisor", "pvtx.d"),
-		filepath.Join(in.Prefix, "lib", "pantavisor", "pvtx.extra.d"): filepath.Join(pkg, "lib", "pantavisor", "pvtx.extra.d"),
-		filepath.Join(in.Prefix, "etc", "pantavisor"):                 filepath.Join(pkg, "etc", "pantavisor"),
-	}
-	for l, target := range links {
+	// bin is shared read-only; skel, the package dirs and the trust
+	// stores are copied (pv-appengine copies the skel onto storage
+	// and must never see a symlink there).
+	for l, target := range map[string]string{
+		filepath.Join(in.Prefix, "bin"): filepath.Join(pkg, "bin"),
+	} {
 		if err := os.Symlink(target, l); err != nil {
 			return nil, err
+		}
+	}
+	for _, d := range []string{"lib/pantavisor/skel", "lib/pantavisor/pvtx.d", "lib/pantavisor/pvtx.extra.d", "etc/pantavisor"} {
+		if err := os.CopyFS(filepath.Join(in.Prefix, d), os.DirFS(filepath.Join(pkg, d))); err != nil {
+			return nil, fmt.Errorf("copy package %s: %w", d, err)
 		}
 	}
 	base, err := os.ReadFile(filepath.Join(pkg, "etc", "pantavisor-appengine.config"))
@@ -124,7 +128,7 @@ func (in *Instance) Env(extra ...string) []string {
 		"PVTEST_INSTANCE="+in.Dir, "PVTEST_PREFIX="+in.Prefix, "PVTEST_STORAGE="+in.Storage,
 		"PVTEST_RUNDIR="+in.RunDir, "PVTEST_SOCKET="+in.Socket, "PVTEST_BIN="+filepath.Join(in.Prefix, "bin"),
 		"PVTEST_TOOL="+in.Tool, "PVTEST_HELPERS="+in.helpersPath(), "PVTEST_APPENGINE_PID="+pid,
-		"PVTEST_CMDLINE="+in.Cmdline, "PVCONTROL_SOCKET="+in.Socket, "ENV="+in.helpersPath())
+		"PVTEST_CMDLINE="+in.Cmdline, "PVTEST_FIXTURES="+in.Fixtures, "PVCONTROL_SOCKET="+in.Socket, "ENV="+in.helpersPath())
 	return append(env, extra...)
 }
 

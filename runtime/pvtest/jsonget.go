@@ -25,7 +25,7 @@ func JSONGet(data []byte, path string) (string, error) {
 		return "", fmt.Errorf("parse JSON: %w", err)
 	}
 	if path != "" {
-		for _, el := range strings.Split(path, "/") {
+		for _, el := range splitPath(path) {
 			next, err := step(v, el)
 			if err != nil {
 				return "", fmt.Errorf("%w: %s: %w", ErrNoValue, path, err)
@@ -70,4 +70,27 @@ func step(v any, el string) (any, error) {
 		return x[i], nil
 	}
 	return nil, fmt.Errorf("cannot take %q of a scalar", el)
+}
+
+// splitPath splits at "/" outside of [...] selectors, so that
+// "[name=locals/a]/status" is two elements.
+func splitPath(p string) []string {
+	var out []string
+	depth, start := 0, 0
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '[':
+			depth++
+		case ']':
+			if depth > 0 {
+				depth--
+			}
+		case '/':
+			if depth == 0 {
+				out = append(out, p[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(out, p[start:])
 }

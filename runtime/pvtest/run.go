@@ -25,6 +25,7 @@ type Plan struct {
 	Tarballs []string // absolute export tarballs of the initial revision
 	WorkDir  string   // parent of the instance dir
 	Tool     string   // the pvtest binary
+	Fixtures string   // dir of <kind>.tgz builtin fixtures ($PVTEST_FIXTURES)
 
 	Interactive bool // -i: shell with the instance running instead of the script
 	Manual      bool // -m: shell before Pantavisor starts
@@ -109,7 +110,7 @@ func run(ctx context.Context, p Plan, sh Shell, dir string, inp **Instance, res 
 	if err != nil {
 		return fmt.Errorf("instance: %w", err)
 	}
-	in.Tool = p.Tool
+	in.Tool, in.Fixtures = p.Tool, p.Fixtures
 	*inp = in
 	if p.Manual {
 		fmt.Fprintf(sh.Stderr, "pvtest: %s: instance in %s; Pantavisor not started (run pv_start)\n", p.ID, in.Dir)

@@ -8,6 +8,7 @@
 //	pvtest package <out> [-arch amd64|arm64]    assemble the App Engine package
 //	pvtest json <path> <doc.json                print a value (json_get helper)
 //	pvtest children <pid>                       direct children (pv_pid helper)
+//	pvtest unixsend <socket> <data              write stdin to a unix stream socket
 //
 // Tests live in <root>/<group>/<n>/ (root: -C dir/tests, default ./tests).
 // Each runs in a child of this program started in a new mount namespace.
@@ -41,6 +42,7 @@ const usage = `usage:
   pvtest package <out> [-arch amd64|arm64]
   pvtest json <path>   (JSON on stdin)
   pvtest children <pid>
+  pvtest unixsend <socket>   (data on stdin)
 `
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -62,6 +64,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return jsonCmd(args, stdin, stdout)
 	case "children":
 		return children(args, stdout)
+	case "unixsend":
+		return unixSend(ctx, args, stdin)
 	case childCmd:
 		return child(ctx, args, stdin, stdout, stderr)
 	case "help", "-h", "--help":

@@ -136,8 +136,25 @@ func runTests(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	if f.keep {
+		fmt.Fprintf(stderr, "pvtest: keeping instances under %s\n", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
 	fx := &pvtest.Fixtures{CacheDir: cache, Pvcontrol: filepath.Join(pkgDir, "bin", "pvcontrol")}
+	fxDir := filepath.Join(work, "fixtures")
+	if err := os.MkdirAll(fxDir, 0o755); err != nil {
+		return err
+	}
+	for _, k := range pvtest.Kinds() {
+		p, err := fx.Build(k)
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(p, filepath.Join(fxDir, k+".tgz")); err != nil {
+			return err
+		}
+	}
 
 	start := time.Now()
 	outcomes := make([]outcome, len(ids))
@@ -152,7 +169,7 @@ func runTests(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			o := runOne(ctx, id, f, single[id], pkgDir, tool, work, fx, stdin, stderr)
+			o := runOne(ctx, id, f, single[id], pkgDir, tool, work, fx, fxDir, stdin, stderr)
 			mu.Lock()
 			outcomes[i] = o
 			report(stdout, o)
@@ -202,7 +219,7 @@ func summary(w io.Writer, outs []outcome, total time.Duration) error {
 
 // runOne prepares the plan, runs the isolated child and judges the result.
 func runOne(ctx context.Context, id pvtest.ID, f runFlags, single bool, pkgDir, tool, work string,
-	fx *pvtest.Fixtures, stdin io.Reader, stderr io.Writer) outcome {
+	fx *pvtest.Fixtures, fxDir string, stdin io.Reader, stderr io.Writer) outcome {
 	o := outcome{id: id}
 	dir, _ := filepath.Abs(filepath.Join(suitesDir, id.Path()))
 	data, err := os.ReadFile(filepath.Join(dir, "test.json"))
@@ -217,7 +234,7 @@ func runOne(ctx context.Context, id pvtest.ID, f runFlags, single bool, pkgDir, 
 		o.status, o.detail = "SKIP", t.Description
 		return o
 	}
-	plan := pvtest.Plan{ID: id, TestDir: dir, Test: t, Package: pkgDir, WorkDir: work, Tool: tool,
+	plan := pvtest.Plan{ID: id, TestDir: dir, Test: t, Package: pkgDir, WorkDir: work, Tool: tool, Fixtures: fxDir,
 		Interactive: f.interactive, Manual: f.manual, Keep: f.keep, Verbose: f.verbose}
 	for _, tb := range t.Setup.Containers.Tarballs {
 		if k, ok := strings.CutPrefix(tb, "builtin:"); ok {

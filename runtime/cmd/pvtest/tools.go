@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/appengine"
 	"github.com/pantavisor/pantavisor-go/runtime/pvtest"
@@ -140,4 +142,23 @@ func children(args []string, stdout io.Writer) error {
 		fmt.Fprintln(stdout, c)
 	}
 	return nil
+}
+
+func unixSend(ctx context.Context, args []string, stdin io.Reader) error {
+	if len(args) != 1 {
+		return errors.New("usage: pvtest unixsend <socket>")
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", args[0])
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(c, stdin); err != nil {
+		c.Close()
+		return err
+	}
+	// Stay alive a moment: the log server identifies the sender from
+	// /proc/<peer pid>/cgroup, which is gone once the sender exits.
+	time.Sleep(500 * time.Millisecond)
+	return c.Close()
 }
