@@ -33,7 +33,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 }
 
 // fixture returns a squashfs image built once per cache dir.
-func fixture(t *testing.T) string {
+func fixture(t testing.TB) string {
 	t.Helper()
 	if err := rootfs.Available(); err != nil {
 		t.Skipf("skipping: %v", err)
