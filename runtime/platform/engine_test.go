@@ -170,7 +170,7 @@ func TestGroupAssignment(t *testing.T) {
 			t.Errorf("group of %s = %q, want %q", name, i.Group, g)
 		}
 	}
-	if i, _ := e.Info("c"); i.RestartPolicy != "container" || i.Recovery != true || i.Goal != Started {
+	if i, _ := e.Info("c"); i.RestartPolicy != "container" || i.AutoRecovery == nil || i.AutoRecovery.MaxRetries != 5 || i.Goal != Started {
 		t.Errorf("app platform = %+v, want container policy with the group's auto-recovery", i)
 	}
 	if i, _ := e.Info("d"); i.Goal != Mounted || i.RestartPolicy != "system" {

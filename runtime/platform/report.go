@@ -1,6 +1,10 @@
 package platform
 
-import "time"
+import (
+	"time"
+
+	"github.com/pantavisor/pantavisor-go/runtime/state"
+)
 
 // Info is a platform's state as GET /containers shows it.
 type Info struct {
@@ -11,7 +15,9 @@ type Info struct {
 	Retries        int
 	UserStopped    bool
 	Stable         bool
-	Recovery       bool // an auto_recovery policy applies
+	// AutoRecovery is the effective policy (own or inherited), nil if none.
+	AutoRecovery *state.AutoRecovery
+	// RecoverPending is the time left before a RECOVERING platform retries.
 	RecoverPending time.Duration
 }
 
@@ -26,7 +32,7 @@ func (e *Engine) Info(name string) (Info, error) {
 
 func (e *Engine) info(p *Platform, now time.Time) Info {
 	i := Info{Name: p.Name, Group: p.Group, Status: p.status, Goal: p.Goal, RestartPolicy: p.RestartPolicy,
-		Pid: p.pid, Retries: p.retries, UserStopped: p.userStopped, Stable: p.stable(now), Recovery: p.Recovery != nil}
+		Pid: p.pid, Retries: p.retries, UserStopped: p.userStopped, Stable: p.stable(now), AutoRecovery: p.Recovery}
 	if p.status == Recovering && p.recoverAt.After(now) {
 		i.RecoverPending = p.recoverAt.Sub(now)
 	}
