@@ -311,3 +311,47 @@ func exists(p string) bool {
 func (d *device) trailFile(rev, name string) string {
 	return filepath.Join(d.st.TrailDir(rev), name)
 }
+
+func removeFile(p string) error { return os.Remove(p) }
+
+// addRevB is addRev for benchmarks: the revision is also materialised.
+func (d *device) addRevB(b *testing.B, rev string, m map[string]any) {
+	out := map[string]any{}
+	for k, v := range m {
+		if s, ok := v.(string); ok && k != "#spec" {
+			if !d.st.HasObject(sha(s)) {
+				if _, err := d.st.PutObject(sha(s), strings.NewReader(s)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			v = sha(s)
+		}
+		out[k] = v
+	}
+	data, err := json.Marshal(out)
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := state.Parse(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := d.st.WriteStateJSON(rev, strings.NewReader(string(data))); err != nil {
+		b.Fatal(err)
+	}
+	if err := d.st.Materialize(rev, st); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// openBLB opens a grub env with pv_rev=50 committed.
+func openBLB(b *testing.B, dir string) *bootloader.Bootloader {
+	bl, err := bootloader.Open(bootloader.Options{Type: "grub", Storage: dir, Cmdline: "pv_rev=50"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := bl.PreCommit("50"); err != nil {
+		b.Fatal(err)
+	}
+	return bl
+}
