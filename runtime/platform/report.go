@@ -8,13 +8,13 @@ import (
 
 // Info is a platform's state as GET /containers shows it.
 type Info struct {
-	Name, Group    string
-	Status, Goal   Status
-	RestartPolicy  string
-	Pid            int
-	Retries        int
-	UserStopped    bool
-	Stable         bool
+	Name, Group   string
+	Status, Goal  Status
+	RestartPolicy string
+	Pid           int
+	Retries       int
+	UserStopped   bool
+	Stable        bool
 	// AutoRecovery is the effective policy (own or inherited), nil if none.
 	AutoRecovery *state.AutoRecovery
 	// RecoverPending is the time left before a RECOVERING platform retries.
