@@ -59,11 +59,11 @@ func (b *run) fetch(ctx context.Context) (*packages, string, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
-		for _, n := range names {
-			p, err := a.Fetch(ctx, n, "")
-			if err != nil {
-				return err
-			}
+		ps, err := a.FetchAll(ctx, names)
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
 			pk.Src = append(pk.Src, p)
 			if err := debpkg.Unpack(ctx, p.Path, dir); err != nil {
 				return err

@@ -101,3 +101,11 @@ func TestFetchNetwork(t *testing.T) {
 		}
 	}
 }
+
+func TestCandidates(t *testing.T) {
+	out := "libc6:\n  Installed: (none)\n  Candidate: 2.36-9\n  Version table:\n     2.36-9 500\nfoo:amd64:\n  Candidate: (none)\nbar:\n  Candidate: 1:2\n"
+	got := candidates([]byte(out))
+	if want := map[string]string{"libc6": "2.36-9", "bar": "1:2"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("candidates() = %v, want %v", got, want)
+	}
+}

@@ -4,7 +4,7 @@
 // the factory revision the bootloader picked, prints a marker line on the
 // console and powers the machine off.
 //
-// Marker: "PV-SMOKE-OK rev=<rev> storage=<dev> modules=<n> kernel=<release>"
+// Marker: "PV-SMOKE-OK rev=<rev> try=<pv_try> trying=<grubenv pv_trying> storage=<dev> ..."
 // or "PV-SMOKE-FAIL <error>".
 package main
 
@@ -89,7 +89,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if _, err := os.Stat(filepath.Join("/storage/trails", rev, ".pvr/json")); err != nil {
 		return fmt.Errorf("revision %s: %w", rev, err)
 	}
-	fmt.Fprintf(stdout, "PV-SMOKE-OK rev=%s try=%s storage=%s modules=%d kernel=%s init=%s\n",
-		rev, cl["pv_try"], dev, n, kver, time.Since(start).Round(time.Millisecond))
+	// What GRUB's save_env left in the environment block (pv_trying).
+	trying := "-"
+	if env, err := os.ReadFile("/storage/boot/grubenv"); err == nil {
+		for _, l := range strings.Split(string(env), "\n") {
+			if v, ok := strings.CutPrefix(l, "pv_trying="); ok {
+				trying = v
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "PV-SMOKE-OK rev=%s try=%s trying=%s storage=%s modules=%d kernel=%s init=%s\n",
+		rev, cl["pv_try"], trying, dev, n, kver, time.Since(start).Round(time.Millisecond))
 	return nil
 }

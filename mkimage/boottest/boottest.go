@@ -1,0 +1,196 @@
+// Package boottest boots a built image in QEMU (TCG only: KVM is never
+// used) with SeaBIOS or OVMF, reads the serial console and waits for a
+// marker line; it also edits and reads the GRUB environment block on the
+// image's storage partition, to drive the pv_try/rollback contract.
+//
+//	res, err := boottest.Boot(ctx, boottest.Options{Image: img, Firmware: boottest.UEFI, Marker: "PV-SMOKE-OK"})
+//	fmt.Println(res.MarkerLine, res.Elapsed)
+package boottest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pantavisor/pantavisor-go/mkimage/grub"
+)
+
+// Firmware is the PC firmware QEMU runs.
+type Firmware string
+
+// Firmwares.
+const (
+	BIOS Firmware = "bios" // SeaBIOS (QEMU's default)
+	UEFI Firmware = "uefi" // OVMF from Debian's ovmf package
+)
+
+// OVMF files (Debian ovmf, 4 MiB flash layout).
+const (
+	OVMFCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+	OVMFVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+)
+
+// ErrNoMarker means the machine stopped or timed out without the marker.
+var ErrNoMarker = errors.New("marker not seen on the console")
+
+// Options configure Boot.
+type Options struct {
+	// Image is booted in place (it is written to: GRUB saves pv_trying).
+	Image    string
+	Firmware Firmware
+	// Marker is the console line prefix that means success.
+	Marker string
+	// Fail is a prefix that means failure (optional).
+	Fail    string
+	Timeout time.Duration
+	MemMiB  int
+	// Console receives the raw console output (optional).
+	Console io.Writer
+}
+
+// Result of a boot.
+type Result struct {
+	MarkerLine string
+	// Elapsed is the time from starting QEMU to the marker.
+	Elapsed time.Duration
+	Console string
+}
+
+// Boot runs QEMU until the marker (or Fail) line appears and the machine
+// powers off, or the timeout passes.
+func Boot(ctx context.Context, o Options) (Result, error) {
+	if o.Timeout == 0 {
+		o.Timeout = 3 * time.Minute
+	}
+	if o.MemMiB == 0 {
+		o.MemMiB = 1024
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	args := []string{"-machine", "q35,accel=tcg", "-m", strconv.Itoa(o.MemMiB), "-nographic", "-no-reboot", "-display", "none",
+		"-drive", "file=" + o.Image + ",format=raw,if=virtio"}
+	if o.Firmware == UEFI {
+		vars := filepath.Join(os.TempDir(), fmt.Sprintf("pv-ovmf-vars-%d.fd", os.Getpid()))
+		data, err := os.ReadFile(OVMFVars)
+		if err != nil {
+			return Result{}, fmt.Errorf("boottest: OVMF: %w", err)
+		}
+		if err := os.WriteFile(vars, data, 0o644); err != nil {
+			return Result{}, err
+		}
+		defer os.Remove(vars)
+		args = append(args, "-drive", "if=pflash,format=raw,readonly=on,file="+OVMFCode, "-drive", "if=pflash,format=raw,file="+vars)
+	}
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return Result{}, err
+	}
+	cmd.Stderr = cmd.Stdout
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return Result{}, fmt.Errorf("boottest: qemu: %w", err)
+	}
+	var res Result
+	var console bytes.Buffer
+	var mu sync.Mutex
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 64*1024), 1<<20)
+		for sc.Scan() {
+			l := strings.TrimRight(sc.Text(), "\r")
+			mu.Lock()
+			console.WriteString(l + "\n")
+			if o.Console != nil {
+				fmt.Fprintln(o.Console, l)
+			}
+			if res.MarkerLine == "" {
+				if i := strings.Index(l, o.Marker); i >= 0 {
+					res.MarkerLine, res.Elapsed = l[i:], time.Since(start)
+				} else if o.Fail != "" && strings.Contains(l, o.Fail) {
+					res.MarkerLine = l
+				}
+			}
+			mu.Unlock()
+		}
+	}()
+	<-done
+	werr := cmd.Wait()
+	res.Console = console.String()
+	if res.MarkerLine == "" || !strings.HasPrefix(res.MarkerLine, o.Marker) {
+		return res, fmt.Errorf("boottest: %s boot of %s: %w (qemu: %v; last line %q)", o.Firmware, filepath.Base(o.Image), ErrNoMarker, werr, lastLine(res.Console))
+	}
+	return res, nil
+}
+
+func lastLine(s string) string {
+	ls := strings.Split(strings.TrimSpace(s), "\n")
+	return ls[len(ls)-1]
+}
+
+// envBlock finds the file system block of /boot/grubenv in the ext4
+// partition starting at byte off of img (debugfs reads the image at an
+// offset; nothing is mounted).
+func envBlock(img string, off int64) (int64, error) {
+	out, err := exec.Command("debugfs", "-R", "blocks /boot/grubenv", fmt.Sprintf("%s?offset=%d", img, off)).Output()
+	if err != nil {
+		return 0, fmt.Errorf("boottest: debugfs: %w", err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) != 1 {
+		return 0, fmt.Errorf("boottest: /boot/grubenv spans blocks %q, want one", out)
+	}
+	return strconv.ParseInt(f[0], 10, 64)
+}
+
+// ReadEnv reads /boot/grubenv from the storage partition at byte offset
+// off (4 KiB ext4 blocks).
+func ReadEnv(img string, off int64) (map[string]string, error) {
+	blk, err := envBlock(img, off)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(img)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, grub.EnvSize)
+	if _, err := f.ReadAt(b, off+blk*4096); err != nil {
+		return nil, err
+	}
+	return grub.ParseEnv(b)
+}
+
+// WriteEnv rewrites /boot/grubenv in place, the way GRUB's save_env does.
+func WriteEnv(img string, off int64, vars map[string]string) error {
+	blk, err := envBlock(img, off)
+	if err != nil {
+		return err
+	}
+	b, err := grub.Env(vars)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(b, off+blk*4096); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
