@@ -1,6 +1,7 @@
 package state
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -77,6 +78,20 @@ func BenchmarkCanonical200(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := Canonical(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkStdlibUnmarshal200 is a reference point: encoding/json decoding
+// the same state into map[string]any, without any validation.
+func BenchmarkStdlibUnmarshal200(b *testing.B) {
+	data := genState(200)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var m map[string]any
+		if err := json.Unmarshal(data, &m); err != nil {
 			b.Fatal(err)
 		}
 	}
