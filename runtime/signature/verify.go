@@ -252,10 +252,13 @@ func (v *Verifier) verifyOne(st *state.State, sig *state.Signature) (result, err
 			res.signer = k.name
 			return res, nil
 		}
+		if len(keys) == 1 {
+			return res, fmt.Errorf("signer %s: %w", k.name, err)
+		}
 		errs = append(errs, k.name+": "+err.Error())
 	}
 	res.signer = path
-	return res, fmt.Errorf("%w: %s", errBadSignature, strings.Join(errs, "; "))
+	return res, fmt.Errorf("no key of %s verifies (%s): %w", path, strings.Join(errs, "; "), errBadSignature)
 }
 
 // chainKey returns the public key of the first x5c certificate after
