@@ -70,20 +70,23 @@ func (s *State) parseDevice(k string) error {
 		return err
 	}
 	dev := &Device{}
+	w := s.warner(k)
 	for it := members(doc); it.next(); {
 		m := it.cur
 		switch m.name {
 		case "groups":
 			// An empty array counts as absent: the default groups apply.
-			dev.Groups, err = parseGroups(top(m.name), m.val)
+			dev.Groups, err = parseGroups(top(m.name), m.val, w)
 		case "disks", "disks_v2", "disks_v3":
 			var disks []Disk
-			disks, err = parseDisks(top(m.name), m.val, m.name == "disks_v3")
+			disks, err = parseDisks(top(m.name), m.val, m.name == "disks_v3", w)
 			dev.Disks = append(dev.Disks, disks...)
 		case "volumes":
 			dev.Volumes, err = parseStorage(top(m.name), m.val)
 		case "network":
 			dev.Pools, err = parseNetworkPools(top(m.name), m.val)
+		default:
+			w.add(top(m.name), "unknown key ignored")
 		}
 		if err != nil {
 			return &Error{Key: k, Err: err}
@@ -111,7 +114,7 @@ func (s *State) parseLegacy() error {
 		if err != nil {
 			return err
 		}
-		groups, err := parseGroups(top(""), raw)
+		groups, err := parseGroups(top(""), raw, s.warner("groups.json"))
 		if err != nil {
 			return &Error{Key: "groups.json", Err: err}
 		}
@@ -126,7 +129,7 @@ func (s *State) parseLegacy() error {
 		if err != nil {
 			return err
 		}
-		disks, err := parseDisks(top(""), raw, k == "disks_v3.json")
+		disks, err := parseDisks(top(""), raw, k == "disks_v3.json", s.warner(k))
 		if err == nil {
 			err = checkDisks(top(""), disks)
 		}
@@ -152,7 +155,7 @@ func (s *State) inlineRaw(k string) ([]byte, error) {
 }
 
 // parseGroups reads an array of group objects.
-func parseGroups(field fp, raw []byte) ([]Group, error) {
+func parseGroups(field fp, raw []byte, w warner) ([]Group, error) {
 	els, ok := asArray(raw)
 	if !ok {
 		return nil, invalid(field, "must be an array of groups")
@@ -189,7 +192,7 @@ func parseGroups(field fp, raw []byte) ([]Group, error) {
 					g.Timeout = d
 				}
 			case "auto_recovery":
-				g.AutoRecovery, err = parseAutoRecovery(mf, m.val)
+				g.AutoRecovery, err = parseAutoRecovery(mf, m.val, w)
 			}
 			if err != nil {
 				return nil, err
@@ -210,7 +213,7 @@ func parseGroups(field fp, raw []byte) ([]Group, error) {
 
 // parseDisks reads an array of disk objects. Unknown disk types are an
 // error unless lenient (disks_v3), where such disks are skipped.
-func parseDisks(field fp, raw []byte, lenient bool) ([]Disk, error) {
+func parseDisks(field fp, raw []byte, lenient bool, w warner) ([]Disk, error) {
 	els, ok := asArray(raw)
 	if !ok {
 		return nil, invalid(field, "must be an array of disks")
@@ -287,6 +290,7 @@ func parseDisks(field fp, raw []byte, lenient bool) ([]Disk, error) {
 		}
 		if !slices.Contains(diskTypes, d.Type) {
 			if lenient {
+				w.add(join(f, "type"), "unknown disk type %q, disk %q skipped", d.Type, d.Name)
 				continue
 			}
 			return nil, invalid(join(f, "type"), "unknown disk type %q", d.Type)

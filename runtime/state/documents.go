@@ -42,6 +42,12 @@ func (s *State) parseDocuments() error {
 		if err := s.parseLegacy(); err != nil {
 			return err
 		}
+	} else {
+		for _, k := range []string{"groups.json", "disks.json", "disks_v3.json"} {
+			if _, ok := s.vals[k]; ok {
+				s.warner(k).add(top(""), "ignored because device.json is present")
+			}
+		}
 	}
 	for _, k := range services {
 		if err := s.parseServicesJSON(k); err != nil {
@@ -70,7 +76,7 @@ func (s *State) addPlatform(k, dir string) error {
 	if err != nil {
 		return err
 	}
-	p, err := parsePlatform(dir, doc)
+	p, err := parsePlatform(dir, doc, s.warner(k))
 	if err != nil {
 		return &Error{Key: k, Err: err}
 	}
@@ -173,8 +179,12 @@ func (s *State) parseBSP(k string) error {
 				}
 				b.ModulesByRelease[rel] = v
 			}
-			// initrd_config is ignored (as upstream, which warns);
-			// unknown keys are tolerated.
+			switch {
+			case m.name == "initrd_config":
+				s.warner(k).add(top(m.name), "ignored (not supported)")
+			case !strings.HasPrefix(m.name, "modules_"):
+				s.warner(k).add(top(m.name), "unknown key ignored")
+			}
 			continue
 		}
 		if *dst, err = stringField(top(m.name), m.val); err != nil {

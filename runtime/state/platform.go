@@ -8,7 +8,7 @@ import (
 )
 
 // parsePlatform reads the run.json at key dir+"/run.json".
-func parsePlatform(dir string, doc []byte) (*Platform, error) {
+func parsePlatform(dir string, doc []byte, w warner) (*Platform, error) {
 	p := &Platform{Dir: dir, Type: "lxc", AutoModFw: true}
 	hasName := false
 	for it := members(doc); it.next(); {
@@ -39,7 +39,7 @@ func parsePlatform(dir string, doc []byte) (*Platform, error) {
 		case "roles":
 			err = p.parseRoles(top(m.name), m.val)
 		case "auto_recovery":
-			p.AutoRecovery, err = parseAutoRecovery(top(m.name), m.val)
+			p.AutoRecovery, err = parseAutoRecovery(top(m.name), m.val, w)
 		case "network":
 			p.Network, err = parseNetwork(top(m.name), m.val)
 		case "config":
@@ -72,9 +72,10 @@ func parsePlatform(dir string, doc []byte) (*Platform, error) {
 			p.DevLog = &b
 		case "exec":
 			p.Exec, err = stringField(top(m.name), m.val)
+		case "#spec":
 		default:
-			// Unknown keys ("#spec", "initrd_config", future keys) are
-			// tolerated.
+			// Unknown keys are tolerated for forward compatibility.
+			w.add(top(m.name), "unknown key ignored")
 		}
 		if err != nil {
 			return nil, err
@@ -142,7 +143,7 @@ func (p *Platform) parseRoles(field fp, raw []byte) error {
 }
 
 // parseAutoRecovery reads an auto_recovery object.
-func parseAutoRecovery(field fp, raw []byte) (*AutoRecovery, error) {
+func parseAutoRecovery(field fp, raw []byte, w warner) (*AutoRecovery, error) {
 	ms, ok := asMembers(raw)
 	if !ok {
 		return nil, invalid(field, "must be an object")
@@ -182,6 +183,8 @@ func parseAutoRecovery(field fp, raw []byte) (*AutoRecovery, error) {
 					err = invalid(f, "%v", perr)
 				}
 			}
+		default:
+			w.add(f, "unknown key ignored")
 		}
 		if err != nil {
 			return nil, err

@@ -21,6 +21,7 @@ type State struct {
 	drivers   *Drivers
 	sigs      map[string]*Signature
 	assign    map[string]string // platform name → group name
+	warnings  []string
 	canon     []byte
 }
 
@@ -275,6 +276,34 @@ func (s *State) Device() *Device { return s.device }
 
 // Drivers returns bsp/drivers.json, or nil.
 func (s *State) Drivers() *Drivers { return s.drivers }
+
+// Warnings returns what Parse accepted but ignored, one line per item in
+// key order ("app/run.json: foo: unknown key ignored",
+// "bsp/run.json: initrd_config: ignored (not supported)", skipped
+// disks_v3 entries, legacy files shadowed by device.json), for the
+// caller to log.
+func (s *State) Warnings() []string { return s.warnings }
+
+// warner collects warnings about one state key.
+type warner struct {
+	key  string
+	list *[]string
+}
+
+// warner returns the warning collector for key k.
+func (s *State) warner(k string) warner { return warner{key: k, list: &s.warnings} }
+
+// add records a warning about field f.
+func (w warner) add(f fp, format string, args ...any) {
+	if w.list == nil {
+		return
+	}
+	msg := fmt.Sprintf(format, args...)
+	if p := f.String(); p != "" {
+		msg = p + ": " + msg
+	}
+	*w.list = append(*w.list, w.key+": "+msg)
+}
 
 // Signatures returns the pvs@2 signatures by state key.
 func (s *State) Signatures() map[string]*Signature { return s.sigs }

@@ -422,3 +422,24 @@ func TestDefaultGroupAssignment(t *testing.T) {
 		t.Errorf("Parse(unknown runlevel) error = %v", err)
 	}
 }
+
+func TestWarnings(t *testing.T) {
+	s := mustParse(t, fullState)
+	want := []string{
+		`bsp/run.json: future_key: unknown key ignored`,
+		`bsp/run.json: initrd_config: ignored (not supported)`,
+		`device.json: disks_v3[0].type: unknown disk type "quantum-disk", disk "future" skipped`,
+		`os/run.json: unknown-future: unknown key ignored`,
+		`groups.json: ignored because device.json is present`,
+	}
+	if !slices.Equal(s.Warnings(), want) {
+		t.Errorf("Warnings() = %q\nwant %q", s.Warnings(), want)
+	}
+	s = mustParse(t, doc("groups.json", `[{"name":"g","auto_recovery":{"policy":"always","retries":3}}]`))
+	if want := []string{"groups.json: [0].auto_recovery.retries: unknown key ignored"}; !slices.Equal(s.Warnings(), want) {
+		t.Errorf("Warnings() = %q, want %q", s.Warnings(), want)
+	}
+	if w := New().Warnings(); len(w) != 0 {
+		t.Errorf("New().Warnings() = %q, want none", w)
+	}
+}
