@@ -91,6 +91,7 @@ func TestGCThreshold(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			d := newDevice(t, "grub")
 			cur, curErr := tt.usage, tt.err
 			u, _ := New(Options{Storage: d.st, Bootloader: d.bl, Clock: d.clock, GC: GCPolicy{Threshold: tt.threshold,

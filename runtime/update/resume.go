@@ -32,6 +32,13 @@ func (u *Updater) Resume(rev, try string) error {
 	if try == "" && rev != "0" {
 		return u.completeCommit(rev)
 	}
+	if !u.st.HasRevision(target) {
+		u.log.Warn("resume: no trail for the update revision", "rev", target)
+		if trying {
+			return fmt.Errorf("%w: revision %s has no trail", ErrRollback, target)
+		}
+		return u.finishFailed()
+	}
 	d := &update{rev: target, tryBoot: trying, tryOnce: u.isTryOnce(target), phase: phaseFinal}
 	p, err := u.st.Progress(target)
 	switch {

@@ -3,6 +3,8 @@ package update
 import (
 	"context"
 	"errors"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/pantavisor/pantavisor-go/runtime/bootloader"
@@ -64,6 +66,7 @@ func TestPowerLoss(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			d := newDevice(t, "grub")
 			d.addRev("2", tt.rev)
 			tt.cut(d)
@@ -124,6 +127,7 @@ func TestResumeTable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			d := newDevice(t, "grub")
 			d.addRev("2", bspChange())
 			if tt.progress != nil {
@@ -192,5 +196,42 @@ func removeProgress(d *device, rev string) {
 	d.t.Helper()
 	if err := removeFile(d.trailFile(rev, ".pv/progress")); err != nil {
 		d.t.Fatal(err)
+	}
+}
+
+func TestResumeWithoutTrail(t *testing.T) {
+	d := newDevice(t, "grub")
+	bl := d.openBL("")
+	bl.Env().Set(bootloader.VarTry, "7")
+	d.bl = d.openBL("pv_rev=1 pv_try=7")
+	u, _ := New(Options{Storage: d.st, Bootloader: d.bl})
+	if err := u.Resume("1", "7"); err != nil {
+		t.Fatal(err)
+	}
+	d.wantEnv("1", "")
+	if d.st.HasRevision("7") {
+		t.Error("resume created a trail for a revision that has none")
+	}
+	if err := u.Resume("7", "7"); !errors.Is(err, ErrRollback) {
+		t.Errorf("Resume on a try boot without trail = %v, want ErrRollback", err)
+	}
+}
+
+func TestProgressLogsAndHookEnv(t *testing.T) {
+	d := newDevice(t, "grub")
+	d.addRev("2", appChange())
+	run(d, ctrl.OpLocalRun, "2")
+	if e := d.u.HookEnv(); e.Rev != "2" || e.Try != "2" || e.TryBoot || e.Status != "INPROGRESS" ||
+		e.TrailsStorage != d.st.Root()+"/trails" || e.ObjStorage != d.st.Root()+"/objects" {
+		t.Errorf("HookEnv = %+v", e)
+	}
+	line := `{"tsec":1,"plat":"app","lvl":"ERROR","msg":"boom"}` + "\n"
+	big := strings.Repeat(line, 200)
+	os.WriteFile(d.trailFile("2", ".pv/logs"), []byte(big), 0o644)
+	d.c.failed = errors.New("crash")
+	d.step(Rollback)
+	p := d.progressOf("2")
+	if len(p.Logs) != MaxLogs || !strings.HasPrefix(p.Logs, line) {
+		t.Errorf("progress logs: %d bytes, want the first %d of .pv/logs", len(p.Logs), MaxLogs)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/bootloader"
+	"github.com/pantavisor/pantavisor-go/runtime/hook"
 	"github.com/pantavisor/pantavisor-go/runtime/progress"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 	"github.com/pantavisor/pantavisor-go/runtime/storage"
@@ -151,7 +152,8 @@ type Updater struct {
 type phase int
 
 const (
-	phaseReboot     phase = iota // installed, reboot pending
+	phaseInstalling phase = iota // LOCAL_RUN in progress
+	phaseReboot                  // installed, reboot pending
 	phaseInprogress              // waiting for the group goals
 	phaseTesting                 // commit delay / stability
 	phaseFinal                   // DONE, UPDATED, WONTGO or ERROR
@@ -310,4 +312,19 @@ func (u *Updater) goalsDeadline(st *state.State) time.Time {
 		total = u.o.GoalsTimeout
 	}
 	return u.clock.Now().Add(total)
+}
+
+// HookEnv is the environment of the system hooks now; the daemon's hook
+// function for bootloader.Options.Hooks calls it (through a variable set
+// once New returned, as the boot loader is opened first).
+func (u *Updater) HookEnv() hook.Env {
+	u.lock()
+	defer u.unlock()
+	e := hook.Env{Rev: u.running, Try: u.bl.Try(), TryBoot: u.bl.TryingUpdate(),
+		ObjStorage:    filepath.Join(u.st.Root(), "objects"),
+		TrailsStorage: filepath.Join(u.st.Root(), "trails")}
+	if u.upd != nil {
+		e.Status = string(u.upd.p.Status)
+	}
+	return e
 }

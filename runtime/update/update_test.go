@@ -31,6 +31,7 @@ func bspChange() map[string]any {
 func TestNonRebootUpdate(t *testing.T) {
 	for _, typ := range blTypes {
 		t.Run(typ, func(t *testing.T) {
+			t.Parallel()
 			d := newDevice(t, typ)
 			d.addRev("locals/dev", appChange())
 			next, err := run(d, ctrl.OpLocalRun, "locals/dev")
@@ -90,6 +91,7 @@ func TestNonRebootUpdate(t *testing.T) {
 func TestRebootUpdate(t *testing.T) {
 	for _, typ := range blTypes {
 		t.Run(typ, func(t *testing.T) {
+			t.Parallel()
 			d := newDevice(t, typ)
 			d.addRev("2", bspChange())
 			next, err := run(d, ctrl.OpLocalRun, "2")
@@ -184,6 +186,7 @@ func TestBadUpdates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			d := newDevice(t, "grub")
 			d.addRev("2", tt.rev)
 			next, err := run(d, ctrl.OpLocalRun, "2")
@@ -263,6 +266,7 @@ func TestRejectedUpdates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			d := newDevice(t, "uboot")
 			tt.setup(d)
 			next, err := run(d, ctrl.OpLocalRun, "2")
