@@ -25,23 +25,50 @@ const maxAlternatives = 256
 //
 // A malformed pattern (unterminated class) matches nothing.
 func Match(pattern, name string) bool {
+	return compile(pattern).match(strings.Split(name, "/"))
+}
+
+// glob is a compiled pattern: its brace alternatives split into elements.
+type glob [][]string
+
+// compile expands and splits pattern; a pattern with too many
+// alternatives compiles to one that matches nothing.
+func compile(pattern string) glob {
 	alts, ok := expandBraces(pattern, nil)
 	if !ok {
-		return false
+		return nil
 	}
-	ns := strings.Split(name, "/")
-	for _, a := range alts {
-		if matchElems(strings.Split(a, "/"), ns) {
+	g := make(glob, len(alts))
+	for i, a := range alts {
+		g[i] = strings.Split(a, "/")
+	}
+	return g
+}
+
+func (g glob) match(name []string) bool {
+	for _, ps := range g {
+		if matchElems(ps, name) {
 			return true
 		}
 	}
 	return false
 }
 
-// matchAny reports whether any of patterns matches name.
-func matchAny(patterns []string, name string) bool {
-	for _, p := range patterns {
-		if Match(p, name) {
+// globs is a compiled list of patterns.
+type globs []glob
+
+func compileAll(patterns []string) globs {
+	gs := make(globs, len(patterns))
+	for i, p := range patterns {
+		gs[i] = compile(p)
+	}
+	return gs
+}
+
+// match reports whether any of the globs matches name.
+func (gs globs) match(name []string) bool {
+	for _, g := range gs {
+		if g.match(name) {
 			return true
 		}
 	}
@@ -53,8 +80,13 @@ func matchAny(patterns []string, name string) bool {
 // over (pattern index, name index) so repeated "**" stay polynomial.
 func matchElems(ps, ns []string) bool {
 	// ok[j] reports whether ps[i:] matches ns[j:], computed from i = len(ps) down.
-	ok := make([]bool, len(ns)+1)
-	next := make([]bool, len(ns)+1)
+	var buf [2][16]bool
+	ok, next := buf[0][:], buf[1][:]
+	if len(ns)+1 > len(ok) {
+		ok, next = make([]bool, len(ns)+1), make([]bool, len(ns)+1)
+	}
+	ok, next = ok[:len(ns)+1], next[:len(ns)+1]
+	clear(ok)
 	ok[len(ns)] = true
 	for i := len(ps) - 1; i >= 0; i-- {
 		if ps[i] == "**" {

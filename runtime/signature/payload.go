@@ -39,7 +39,23 @@ func stateKeys(st *state.State) []string {
 	return append(out, keys...)
 }
 
-// selectKeys splits the keys of st for one signature: signed are the
+// keySet is the keys of a state with their path elements, split once for
+// all the signatures of a state.
+type keySet struct {
+	keys  []string
+	elems [][]string
+}
+
+func newKeySet(st *state.State) keySet {
+	ks := keySet{keys: stateKeys(st)}
+	ks.elems = make([][]string, len(ks.keys))
+	for i, k := range ks.keys {
+		ks.elems[i] = strings.Split(k, "/")
+	}
+	return ks
+}
+
+// selectKeys splits the keys of a state for one signature: signed are the
 // pairs in its payload (matched by an include glob and by no exclude
 // glob), covered are all pairs matched by an include glob, signed or
 // explicitly excluded. self, the signature's own key, is never selected:
@@ -50,13 +66,14 @@ func stateKeys(st *state.State) []string {
 // them; here an excluded pair only counts when an include glob also
 // matches it, which keeps pvr's `sig ls` "excluded" semantics for the
 // layouts pvr and meta-pantavisor produce (P/src.json under P/**).
-func selectKeys(st *state.State, self string, include, exclude []string) (signed, covered []string) {
-	for _, k := range stateKeys(st) {
-		if k == self || !matchAny(include, k) {
+func (ks keySet) selectKeys(self string, include, exclude []string) (signed, covered []string) {
+	inc, exc := compileAll(include), compileAll(exclude)
+	for i, k := range ks.keys {
+		if k == self || !inc.match(ks.elems[i]) {
 			continue
 		}
 		covered = append(covered, k)
-		if !matchAny(exclude, k) {
+		if !exc.match(ks.elems[i]) {
 			signed = append(signed, k)
 		}
 	}
@@ -69,7 +86,7 @@ func selectKeys(st *state.State, self string, include, exclude []string) (signed
 // canonical bytes and object shas as strings. self is the key of the
 // signature itself (excluded), "" if none.
 func Payload(st *state.State, self string, include, exclude []string) ([]byte, error) {
-	signed, _ := selectKeys(st, self, include, exclude)
+	signed, _ := newKeySet(st).selectKeys(self, include, exclude)
 	return payloadOf(st, signed)
 }
 

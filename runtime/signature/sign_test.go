@@ -228,3 +228,13 @@ func TestParsePrivateKey(t *testing.T) {
 		t.Errorf("ParseCertificates(2 certs) = %d, %v, want 2", len(certs), err)
 	}
 }
+
+// matchAny reports whether any pattern matches name, through the exported Match.
+func matchAny(patterns []string, name string) bool {
+	for _, p := range patterns {
+		if Match(p, name) {
+			return true
+		}
+	}
+	return false
+}

@@ -151,10 +151,11 @@ func (v *Verifier) Verify(st *state.State) error {
 		names = append(names, k)
 	}
 	sort.Strings(names)
+	ks := newKeySet(st)
 	covered := map[string]bool{}
 	var first error
 	for _, k := range names {
-		res, err := v.verifyOne(st, sigs[k])
+		res, err := v.verifyOne(st, ks, sigs[k])
 		if err != nil {
 			err = fmt.Errorf("%w: %s: %w", ErrInvalid, k, err)
 			v.log.Error("signature failed", "sig", k, "err", err)
@@ -175,7 +176,7 @@ func (v *Verifier) Verify(st *state.State) error {
 		return nil
 	}
 	var missing []string
-	for _, k := range stateKeys(st) {
+	for _, k := range ks.keys {
 		if !covered[k] && !strings.HasPrefix(k, SigsPrefix) {
 			missing = append(missing, k)
 		}
@@ -206,7 +207,7 @@ type result struct {
 }
 
 // verifyOne checks one signature and returns what it covers.
-func (v *Verifier) verifyOne(st *state.State, sig *state.Signature) (result, error) {
+func (v *Verifier) verifyOne(st *state.State, ks keySet, sig *state.Signature) (result, error) {
 	h := sig.Header
 	if h.Typ != "PVS" {
 		return result{}, fmt.Errorf("protected typ %q, want \"PVS\"", h.Typ)
@@ -219,7 +220,7 @@ func (v *Verifier) verifyOne(st *state.State, sig *state.Signature) (result, err
 	if err != nil {
 		return result{}, fmt.Errorf("signature: not base64url: %w", err)
 	}
-	signed, covered := selectKeys(st, sig.Key, h.Include, h.Exclude)
+	signed, covered := ks.selectKeys(sig.Key, h.Include, h.Exclude)
 	payload, err := payloadOf(st, signed)
 	if err != nil {
 		return result{}, err
