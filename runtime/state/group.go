@@ -1,7 +1,5 @@
 package state
 
-import "fmt"
-
 // Resolved is a platform's effective group settings: its group, and its
 // own status goal, restart policy and auto-recovery or, when it does not
 // set them, the group's. AutoRecovery is inherited all-or-nothing and is
@@ -96,6 +94,3 @@ func (s *State) assignGroups() error {
 
 // GroupName returns the name of the group p is assigned to.
 func (s *State) GroupName(p *Platform) string { return s.assign[p.Name] }
-
-// String returns "<name> (<dir>/run.json)".
-func (p *Platform) String() string { return fmt.Sprintf("%s (%s)", p.Name, p.Key()) }

@@ -443,3 +443,27 @@ func TestWarnings(t *testing.T) {
 		t.Errorf("New().Warnings() = %q, want none", w)
 	}
 }
+
+func TestDriversLookup(t *testing.T) {
+	d := mustParse(t, fullState).Drivers()
+	tests := []struct {
+		alias    string
+		sections []string
+		want     []string
+		ok       bool
+	}{
+		{"wifi", nil, []string{"cfg80211", "brcmfmac ${user-meta:wifi.opts}"}, true},
+		{"bt", []string{"dtb:rpi4"}, []string{"hci_uart"}, true},
+		{"bt", []string{"dtb:other"}, nil, false},
+		{"gpu", nil, nil, false},
+	}
+	for _, tt := range tests {
+		got, ok := d.Lookup(tt.alias, tt.sections...)
+		if ok != tt.ok || !slices.Equal(got, tt.want) {
+			t.Errorf("Lookup(%q, %v) = %v, %v, want %v, %v", tt.alias, tt.sections, got, ok, tt.want, tt.ok)
+		}
+	}
+	if _, ok := (*Drivers)(nil).Lookup("wifi"); ok {
+		t.Errorf("nil Drivers Lookup ok = true, want false")
+	}
+}

@@ -2,6 +2,7 @@ package state
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"time"
 )
@@ -78,6 +79,9 @@ type Platform struct {
 func (p *Platform) Mgmt() bool {
 	return !p.RolesSet || slices.Contains(p.Roles, "mgmt")
 }
+
+// String returns "<name> (<dir>/run.json)".
+func (p *Platform) String() string { return fmt.Sprintf("%s (%s)", p.Name, p.Key()) }
 
 // Key returns the state key of the platform's run.json.
 func (p *Platform) Key() string { return p.Dir + "/run.json" }
@@ -220,9 +224,26 @@ func (b *BSP) ModulesFor(release string) string {
 }
 
 // Drivers is bsp/drivers.json (driver-aliases@1): for each section ("all",
-// "dtb:<model>", "ovl:<overlay>") the modules of each alias.
+// "dtb:<model>", "ovl:<overlay>", or upstream's "fitconfig:<name>") the
+// modules of each alias, as "module [options]" lines that may contain
+// ${user-meta:key} references.
 type Drivers struct {
 	Sections map[string]map[string][]string
+}
+
+// Lookup returns the modules of alias from the first of sections that
+// defines it, else from "all".
+func (d *Drivers) Lookup(alias string, sections ...string) ([]string, bool) {
+	if d == nil {
+		return nil, false
+	}
+	for _, sec := range sections {
+		if mods, ok := d.Sections[sec][alias]; ok {
+			return mods, true
+		}
+	}
+	mods, ok := d.Sections["all"][alias]
+	return mods, ok
 }
 
 // Signature is a pvs@2 signature, normally _sigs/<name>.json.
