@@ -2,11 +2,14 @@ package rootfs
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 )
 
@@ -38,10 +41,35 @@ func GoBinary(dir, pkg string) ([]byte, error) {
 // Helper returns the static pvhelper binary (testdata/pvhelper): an HTTP
 // client over unix sockets for tests that call pv-ctrl from inside a
 // container. Add it as File{Path: "/bin/pvhelper", Mode: 0o755, Data: …}.
-func Helper() ([]byte, error) {
+// The binary is cached in cacheDir ("" = the image cache) by source and Go
+// version, so only the first test run pays for the build.
+func Helper(cacheDir string) ([]byte, error) {
 	_, self, _, ok := runtime.Caller(0)
 	if !ok {
 		return nil, fmt.Errorf("locate pvhelper source: no caller info")
 	}
-	return GoBinary(filepath.Join(filepath.Dir(self), "testdata", "pvhelper"), ".")
+	src := filepath.Join(filepath.Dir(self), "testdata", "pvhelper")
+	code, err := os.ReadFile(filepath.Join(src, "main.go"))
+	if err != nil {
+		return nil, fmt.Errorf("read pvhelper source: %w", err)
+	}
+	if cacheDir == "" {
+		cacheDir = defaultCache()
+	}
+	sum := sha256.Sum256(append(code, runtime.Version()...))
+	cached := filepath.Join(cacheDir, "pvhelper-"+hex.EncodeToString(sum[:8]))
+	if data, err := os.ReadFile(cached); err == nil {
+		return data, nil
+	}
+	data, err := GoBinary(src, ".")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cacheDir, 0o755); err == nil {
+		tmp := cached + ".tmp" + strconv.Itoa(os.Getpid())
+		if os.WriteFile(tmp, data, 0o755) == nil {
+			_ = os.Rename(tmp, cached)
+		}
+	}
+	return data, nil
 }

@@ -89,7 +89,7 @@ func Build(o Options) (string, error) {
 		o.Init = DefaultInit
 	}
 	if o.CacheDir == "" {
-		o.CacheDir = filepath.Join(os.TempDir(), "pv-rootfs-cache")
+		o.CacheDir = defaultCache()
 	}
 	bb, err := os.ReadFile(o.Busybox)
 	if err != nil {
@@ -119,6 +119,8 @@ func Build(o Options) (string, error) {
 	}
 	return img, nil
 }
+
+func defaultCache() string { return filepath.Join(os.TempDir(), "pv-rootfs-cache") }
 
 // applets lists busybox's applets as paths relative to / (bin/sh, …).
 func applets(busybox string) ([]string, error) {

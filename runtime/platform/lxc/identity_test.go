@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -54,7 +53,7 @@ func TestCallerIdentity(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping: builds the pvhelper binary")
 	}
-	helper, err := rootfs.Helper()
+	helper, err := rootfs.Helper("")
 	if err != nil {
 		t.Fatalf("rootfs.Helper() error = %v", err)
 	}
@@ -78,11 +77,7 @@ func TestCallerIdentity(t *testing.T) {
 			go srv.Serve(l)
 			defer srv.Close()
 
-			c, err := Start(context.Background(), testLog(t), w.spec)
-			if err != nil {
-				t.Fatalf("Start() error = %v", err)
-			}
-			go io.Copy(io.Discard, c.Console())
+			c := startReady(t, w)
 			out := filepath.Join(t.TempDir(), "out")
 			f, _ := os.Create(out)
 			status, err := Attach(w.spec.LXCPath, name, []string{"/bin/pvhelper", "http", "/pantavisor/pv-ctrl", "GET", "/whoami"}, nil, os.Stdin, f, f)

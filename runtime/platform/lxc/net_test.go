@@ -4,7 +4,6 @@ package lxc
 
 import (
 	"context"
-	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -30,11 +29,7 @@ func TestVeth(t *testing.T) {
 
 	w := newWorld(t, "vethbox", "")
 	w.spec.Net = &Net{Bridge: br, Address: netip.MustParsePrefix("10.211.0.2/24"), Gateway: netip.MustParseAddr("10.211.0.1"), MAC: "02:00:00:11:22:33"}
-	c, err := Start(context.Background(), testLog(t), w.spec)
-	if err != nil {
-		t.Fatalf("Start() error = %v", err)
-	}
-	go io.Copy(io.Discard, c.Console())
+	c := startReady(t, w)
 	out := filepath.Join(t.TempDir(), "out")
 	f, _ := os.Create(out)
 	status, err := Attach(w.spec.LXCPath, "vethbox", []string{"/bin/sh", "-c", "ip addr show eth0; ip route"}, nil, os.Stdin, f, f)
