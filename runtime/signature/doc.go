@@ -6,26 +6,42 @@
 // Its protected header names the algorithm (RS256, ES256, ES384, ES512),
 // the signer (an "x5c" certificate chain, or none for the on-device
 // pub.pem) and the state keys it covers as include/exclude globs (see
-// Match). The signed payload is the canonical JSON object of the included,
-// not excluded, state pairs; the signed input is the JWS one:
+// Match). The signed payload is the canonical JSON object (state.Canonical)
+// of the pairs an include glob matches and no exclude glob does, exactly
+// what pvr signs; the signed input is the JWS one:
 // protected + "." + base64url(payload).
+//
+// Decisions where upstream is silent or marked ⚠:
+//
+//   - ES signatures are primarily JOSE r||s (RFC 7518, what pvr/go-jose
+//     and Sign produce); ASN.1 DER (what upstream's mbedtls expects) is
+//     accepted too.
+//   - The header's "jwk" is never trusted: without "x5c" the key comes
+//     from <etc>/pantavisor/pvs/trust/pub.pem (any of its PEM keys).
+//   - An excluded pair counts as covered only when an include glob of the
+//     same signature matches it too (upstream: any exclude match).
+//   - A signature never signs its own key.
+//   - A "payload" member (pvr --with-payload) is ignored; the payload is
+//     always rebuilt from the state.
+//   - Certificate chains are checked at Options.Now, with any extended
+//     key usage accepted.
 //
 // Verifying at boot or before an update:
 //
 //	v, err := signature.New(signature.Options{
-//		Mode:    cfg.Get("PV_SECUREBOOT_MODE"),
-//		EtcDir:  "/etc",
-//		TrustStore: cfg.Get("PV_SECUREBOOT_TRUSTSTORE"),
+//		Mode:          cfg.Get("PV_SECUREBOOT_MODE"),
+//		EtcDir:        "/etc",
+//		TrustStore:    cfg.Get("PV_SECUREBOOT_TRUSTSTORE"),
 //		OEMTrustStore: cfg.Get("PV_SECUREBOOT_OEM_TRUSTSTORE"),
-//		OEMName: cfg.Get("PV_OEM_NAME"),
-//		Log:     log,
+//		OEMName:       cfg.Get("PV_OEM_NAME"),
+//		Log:           log,
 //	})
 //	...
 //	if err := v.Verify(st); errors.Is(err, signature.ErrInvalid) { ... }
 //
 // Signing (image builder, tests):
 //
-//	inc, exc := signature.PartGlobs("bsp")
+//	inc, exc := signature.BSPGlobs()
 //	doc, err := signature.Sign(st, "bsp", inc, exc, key, chain)
-//	// add doc to the state as _sigs/bsp.json
+//	// store doc in the state as signature.SigKey("bsp")
 package signature

@@ -152,6 +152,11 @@ func (v *Verifier) Verify(st *state.State) error {
 	}
 	sort.Strings(names)
 	ks := newKeySet(st)
+	for _, k := range ks.keys {
+		if strings.HasPrefix(k, SigsPrefix) && sigs[k] == nil {
+			v.log.Warn("ignoring a _sigs entry that is not a pvs@2 signature", "key", k)
+		}
+	}
 	covered := map[string]bool{}
 	var first error
 	for _, k := range names {

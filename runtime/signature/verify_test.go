@@ -480,3 +480,19 @@ func rawToDER(b []byte) []byte {
 	}
 	return der
 }
+
+func TestVerifyIgnoresOtherSigsEntries(t *testing.T) {
+	key := testEC(t, elliptic.P256())
+	etc := trustDir(t, map[string][]byte{"pub.pem": pubPEM(t, key.Public())})
+	m := fixture()
+	signInto(t, m, "all", []string{"**"}, nil, key)
+	m["_sigs/old.json"] = json.RawMessage(`{"#spec": "pvs@1", "sig": "x"}`)
+	var buf bytes.Buffer
+	err := newVerifier(t, Options{Mode: "strict", EtcDir: etc, Log: testLog(t, &buf)}).Verify(parse(t, m))
+	if err != nil {
+		t.Errorf("Verify = %v, want nil", err)
+	}
+	if !strings.Contains(buf.String(), "_sigs/old.json") {
+		t.Errorf("log = %q, want a warning naming _sigs/old.json", buf.String())
+	}
+}
