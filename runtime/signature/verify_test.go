@@ -485,8 +485,8 @@ func TestVerifyIgnoresOtherSigsEntries(t *testing.T) {
 	key := testEC(t, elliptic.P256())
 	etc := trustDir(t, map[string][]byte{"pub.pem": pubPEM(t, key.Public())})
 	m := fixture()
-	signInto(t, m, "all", []string{"**"}, nil, key)
 	m["_sigs/old.json"] = json.RawMessage(`{"#spec": "pvs@1", "sig": "x"}`)
+	signInto(t, m, "all", []string{"**"}, []string{"_sigs/**"}, key)
 	var buf bytes.Buffer
 	err := newVerifier(t, Options{Mode: "strict", EtcDir: etc, Log: testLog(t, &buf)}).Verify(parse(t, m))
 	if err != nil {
