@@ -133,3 +133,7 @@ pv_start() {
 	export PVTEST_APPENGINE_PID
 	wait_for_ready "$@"
 }
+
+# ctrl_error CMD...: run a pvcontrol command and print "<http status> <message>"
+# of its failure (nothing when it succeeds).
+ctrl_error() { "$@" 2>&1 >/dev/null | sed -n 's/^pvcontrol: pv-ctrl: status \([0-9]*\): \(.*\)$/\1 \2/p'; }
