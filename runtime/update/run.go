@@ -84,7 +84,7 @@ func (u *Updater) install(ctx context.Context, rev string, m mode) (Next, error)
 	}
 	d := &update{rev: rev, tryOnce: m.tryOnce}
 	if p, err := u.st.Progress(rev); err == nil {
-		d.p.Retries = p.Retries
+		d.p = p // NEW "Update ready to be run" from the upload; keeps retries
 	}
 	u.lock()
 	u.upd = d

@@ -314,7 +314,9 @@ func (u *Updater) goalsDeadline(st *state.State) time.Time {
 	return u.clock.Now().Add(total)
 }
 
-// HookEnv is the environment of the system hooks now; the daemon's hook
+// HookEnv is the environment of the system hooks now: PV_REV is the
+// running revision, PV_TRY the revision being installed or tried (also
+// during the install hooks, before pv_try is written). The daemon's hook
 // function for bootloader.Options.Hooks calls it (through a variable set
 // once New returned, as the boot loader is opened first).
 func (u *Updater) HookEnv() hook.Env {
@@ -323,8 +325,12 @@ func (u *Updater) HookEnv() hook.Env {
 	e := hook.Env{Rev: u.running, Try: u.bl.Try(), TryBoot: u.bl.TryingUpdate(),
 		ObjStorage:    filepath.Join(u.st.Root(), "objects"),
 		TrailsStorage: filepath.Join(u.st.Root(), "trails")}
-	if u.upd != nil {
-		e.Status = string(u.upd.p.Status)
+	if d := u.upd; d != nil {
+		e.Status = string(d.p.Status)
+		e.TryBoot = e.TryBoot || d.tryBoot
+		if d.phase != phaseFinal {
+			e.Try = d.rev // the revision being installed or tried
+		}
 	}
 	return e
 }

@@ -419,3 +419,33 @@ func TestFactoryFirstBoot(t *testing.T) {
 		t.Errorf("done %v updating %v", d.st.IsDone("0"), d.u.Updating())
 	}
 }
+
+func TestStopFailureRollsBack(t *testing.T) {
+	d := newDevice(t, "grub")
+	d.addRev("2", appChange())
+	d.c.stopErr = errors.New("app did not stop")
+	next, err := run(d, ctrl.OpLocalRun, "2")
+	if next != Rollback || !errors.Is(err, ErrFailed) {
+		t.Fatalf("LOCAL_RUN = %v, %v, want rollback", next, err)
+	}
+	d.wantProgress("2", progress.Error, progress.MsgContainerFailed)
+	d.wantEnv("1", "")
+	if err := d.boot(); err != nil || d.booted != "1" {
+		t.Errorf("boot: %v booted %q", err, d.booted)
+	}
+}
+
+func TestCommitMessageUntouched(t *testing.T) {
+	d := newDevice(t, "uboot")
+	d.addRev("2", bspChange())
+	if err := d.st.WriteCommitMsg("2", []byte("new kernel")); err != nil {
+		t.Fatal(err)
+	}
+	run(d, ctrl.OpLocalRun, "2")
+	d.boot()
+	d.testAndCommit()
+	d.wantProgress("2", progress.Done, progress.MsgDone)
+	if msg, err := d.st.CommitMsg("2"); msg != "new kernel" || err != nil {
+		t.Errorf("CommitMsg = %q, %v", msg, err)
+	}
+}
