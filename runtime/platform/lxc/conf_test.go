@@ -175,7 +175,7 @@ func FuzzParseConf(f *testing.F) {
 				t.Errorf("round trip [%d] = %v, want %v", i, again[i], items[i])
 			}
 		}
-		_, _, _ = Render(Spec{Name: "f", VolumesDir: "/v"}, items, true)
+		_, _, _ = Render(Spec{Name: "f", VolumesDir: "/v", RunDir: "/r", Net: &Net{Bridge: "b"}}, items, true)
 	})
 }
 
