@@ -29,6 +29,10 @@ type Paths struct {
 	KernelRelease string
 	// LXCLogLevel is PV_LXC_LOG_LEVEL ("" leaves the default).
 	LXCLogLevel string
+	// RootfsMount is lxc.rootfs.mount, the host directory liblxc mounts
+	// rootfs on before pivoting (upstream <usr>/lib/lxc/rootfs; "" keeps
+	// liblxc's default).
+	RootfsMount string
 	// HooksDir is <libdir>/pv/hooks_lxc-mount.d ("" = no mount hooks).
 	HooksDir string
 	// AppEngine sets lxc.cgroup.relative.
