@@ -76,8 +76,17 @@
 //			DeferTime: conf.Duration("PV_STORAGE_GC_THRESHOLD_DEFERTIME")},
 //	})
 //
-// and an Updater adapter converts update.Next to pantavisor.Next
-// (Stay→Stay, Reboot→Reboot, Rollback→Rollback):
+// The constants of Next have the values of pantavisor.Next (Stay 0,
+// Reboot 1, Rollback 2), so the daemon's Updater adapter is a plain
+// conversion:
+//
+//	type updater struct{ u *update.Updater }
+//	func (a updater) Resume(rev, try string) error { return a.u.Resume(rev, try) }
+//	func (a updater) Step(ctx context.Context) (Next, error) { n, err := a.u.Step(ctx); return Next(n), err }
+//	func (a updater) Run(ctx context.Context, c ctrl.Command) (Next, error) { n, err := a.u.Run(ctx, c); return Next(n), err }
+//	func (a updater) Updating() bool { return a.u.Updating() }
+//
+// Where the daemon calls it:
 //
 //   - RUN after a boot: Resume(bl.Rev(), bl.Try()) before loading the
 //     platforms; an error wrapping ErrRollback means ROLLBACK. Resume also
@@ -86,12 +95,19 @@
 //   - WAIT: Step(ctx) every tick, after the platforms' step.
 //   - When the platforms' step fails while Updating(), call
 //     ContainerFailed(err) (it writes ERROR "A container could not be
-//     started") and go to ROLLBACK.
+//     started" and clears pv_try after a non-reboot transition) and go to
+//     ROLLBACK.
 //   - COMMAND: Run(ctx, cmd) for LOCAL_RUN, LOCAL_RUN_COMMIT, TRY_ONCE,
-//     MAKE_FACTORY, LOCAL_APPLY, RUN_GC and GO_REMOTE.
+//     MAKE_FACTORY, LOCAL_APPLY, and preferably RUN_GC (Keep knows the
+//     update in flight and the armed pv_try) and GO_REMOTE (refused
+//     during an update).
 //   - PUT /objects: ObjectsUploaded() (defers the GC threshold).
 //   - After Run returns Stay for a non-reboot transition, Running() is the
-//     new running revision (the daemon's rev, logs/current link).
+//     new running revision (the daemon's rev and logs/current link;
+//     trails/current is already moved).
+//   - Hooks: the boot loader is opened before the updater exists, so its
+//     Hooks is hook.Runner.Hooks(func() hook.Env { return u.HookEnv() })
+//     with u assigned once New returns (hook.Env{} before that).
 //
 // The Containers adapter over the platform engine: Stop stops the named
 // platforms leniently then by force and waits; Transition loads the new

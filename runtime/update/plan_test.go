@@ -121,3 +121,12 @@ func splitSlash(s string) []string {
 	}
 	return append(out, s[start:])
 }
+
+// TestNextValues pins the values the daemon's adapter converts.
+func TestNextValues(t *testing.T) {
+	for n, want := range map[Next]int{Stay: 0, Reboot: 1, Rollback: 2} {
+		if int(n) != want {
+			t.Errorf("%v = %d, want %d", n, int(n), want)
+		}
+	}
+}

@@ -53,6 +53,7 @@ const (
 	Rollback             // the update failed: roll back
 )
 
+// String names n for logs.
 func (n Next) String() string {
 	switch n {
 	case Stay:
