@@ -176,6 +176,9 @@ func prepareDirs(spec Spec, upper string) error {
 	if upper != "" {
 		dirs = append(dirs, upper)
 	}
+	if spec.RootfsMount != "" {
+		dirs = append(dirs, spec.RootfsMount)
+	}
 	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err

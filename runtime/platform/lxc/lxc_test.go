@@ -98,6 +98,7 @@ func newWorld(t testing.TB, name string, conf string, files ...rootfs.File) *wor
 		VolumesDir:    w.layout.VolumesDir,
 		ConfigOverlay: w.layout.ConfigOverlay(name),
 		RunDir:        run,
+		RootfsMount:   filepath.Join(dir, "rootfs"),
 		StopTimeout:   2 * time.Second,
 	}
 	t.Cleanup(func() { w.set.Unmount() })
