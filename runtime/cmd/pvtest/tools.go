@@ -53,8 +53,8 @@ const template = `{
 	"setup": {
 		"cmdline": "",
 		"containers": {
-			"control": "control",
-			"tarballs": ["builtin:control"],
+			"control": "",
+			"tarballs": [],
 			"urls": []
 		}
 	},
@@ -64,8 +64,9 @@ const template = `{
 `
 
 const templateScript = `# POSIX sh; helpers (pvcontrol, pventer, wait_for_*, pv_reboot, json_get…)
-# are already sourced. Only stdout is compared with ../output.
-pvcontrol ls | json_get '[name=control]/status'
+# are already sourced (see tests/README.md). Only stdout is compared with
+# ../output; record it with: ./test.docker.sh run <group>:<n> -o
+pvcontrol steps progress current | json_get status
 `
 
 func add(stdout io.Writer, args []string) error {
