@@ -84,16 +84,21 @@ func (ps Paths) Volume(p *state.Platform, rev string) volume.Platform {
 	}
 	vols = append(vols, p.Volumes...)
 	storage := map[string]volume.Persistence{}
+	disks := map[string]string{}
 	for name, s := range p.Storage {
 		storage[name] = volume.ParsePersistence(s.Persistence)
+		if s.Disk != "" {
+			disks[name] = s.Disk
+		}
 	}
 	return volume.Platform{
-		Name:      p.Name,
-		Rev:       rev,
-		Dir:       filepath.Join(ps.trail(rev), p.Dir),
-		Volumes:   vols,
-		Storage:   storage,
-		ConfigDir: filepath.Join(ps.trail(rev), "_config", p.Dir),
+		Name:        p.Name,
+		Rev:         rev,
+		Dir:         filepath.Join(ps.trail(rev), p.Dir),
+		Volumes:     vols,
+		Storage:     storage,
+		StorageDisk: disks,
+		ConfigDir:   filepath.Join(ps.trail(rev), "_config", p.Dir),
 	}
 }
 

@@ -32,6 +32,11 @@ type Platform struct {
 	Volumes []string
 	// Storage maps run.json storage entries to their persistence.
 	Storage map[string]Persistence
+	// StorageDisk maps storage entries to their run.json "disk" (only
+	// entries that name one). Disks are not supported yet: such entries
+	// fail with ErrUnsupported rather than silently landing unencrypted
+	// on the default disk.
+	StorageDisk map[string]string
 	// ConfigDir is the _config/<plat> tree of the trail ("" or missing: none).
 	ConfigDir string
 }
@@ -78,6 +83,9 @@ func mountPlatform(s *Set, l Layout, p Platform) error {
 	}
 	sort.Strings(names)
 	for _, n := range names {
+		if d := p.StorageDisk[n]; d != "" {
+			return fmt.Errorf("storage %q: disk %q: %w (storage disks)", n, d, ErrUnsupported)
+		}
 		if err := s.Storage(l.DisksDir, p.Rev, p.Name, n, p.Storage[n], l.Target(p.Name, n)); err != nil {
 			return fmt.Errorf("storage %q: %w", n, err)
 		}

@@ -212,6 +212,18 @@ func TestMountPlatformRollback(t *testing.T) {
 	noLeaks(t, dir)
 }
 
+func TestMountPlatformDisk(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	l := Layout{VolumesDir: filepath.Join(dir, "v"), DisksDir: filepath.Join(dir, "d"), ConfigsDir: filepath.Join(dir, "c")}
+	p := Platform{Name: "app", Dir: dir, Storage: map[string]Persistence{"a": Boot, "secret": Permanent}, StorageDisk: map[string]string{"secret": "crypt"}}
+	_, err := MountPlatform(testLog(t), l, p)
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), `storage "secret": disk "crypt"`) {
+		t.Errorf("MountPlatform() error = %v, want ErrUnsupported naming the storage and disk", err)
+	}
+	noLeaks(t, dir)
+}
+
 func TestParsePersistence(t *testing.T) {
 	for in, want := range map[string]Persistence{"permanent": Permanent, "revision": Revision, "boot": Boot, "": Boot, "Permanent": Boot, "junk": Boot} {
 		if got := ParsePersistence(in); got != want {
