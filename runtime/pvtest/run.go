@@ -104,7 +104,8 @@ func run(ctx context.Context, p Plan, sh Shell, dir string, inp **Instance, res 
 		if err != nil {
 			return fmt.Errorf("setup.pantavisor.config: %w", err)
 		}
-		conf = b
+		// @TESTDIR@ lets a config point at files shipped with the test.
+		conf = []byte(strings.ReplaceAll(string(b), "@TESTDIR@", p.TestDir))
 	}
 	in, err := NewInstance(dir, p.Package, conf, t.Setup.Cmdline)
 	if err != nil {
