@@ -133,7 +133,7 @@ func Assemble(ctx context.Context, o Options) error {
 func build(ctx context.Context, repo, goarch string, b Binary, dst string) error {
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", dst, b.Pkg)
 	cmd.Dir = repo
-	env := append(os.Environ(), "GOOS=linux", "GOARCH="+goarch, "GOFLAGS=-mod=mod")
+	env := append(os.Environ(), "GOOS=linux", "GOARCH="+goarch)
 	if b.Cgo {
 		env = append(env, "CGO_ENABLED=1")
 		if goarch != runtime.GOARCH {
