@@ -47,6 +47,8 @@ all)
 install-deps) exec scripts/install-deps.sh test ;;
 go) gotests "$@" ;;
 ls | run | add)
+	# run needs the runtime's build and test dependencies (idempotent, quick when present)
+	[ "$cmd" = run ] && scripts/install-deps.sh test
 	mkdir -p .cache/pvtest
 	go build -o .cache/pvtest/pvtest ./runtime/cmd/pvtest
 	exec .cache/pvtest/pvtest "$cmd" "$@"
