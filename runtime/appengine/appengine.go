@@ -48,6 +48,9 @@ type Options struct {
 	Env        []string      // extra environment for the daemon
 	Delay      time.Duration // pause between boots (default 5 s; <0 = none)
 	MaxBoots   int           // stop after this many boots (0 = no limit)
+	// StopTimeout bounds how long a cancelled boot may take to exit after
+	// SIGTERM before it is killed (default 30 s).
+	StopTimeout time.Duration
 
 	// Pause, when set, is called before each reboot (-i interactive
 	// mode); returning an error stops the loop.
@@ -144,7 +147,8 @@ func Run(ctx context.Context, o Options) ([]Boot, error) {
 }
 
 // start runs one boot of the daemon. Cancelling ctx sends SIGTERM (a
-// lenient stop, which the daemon answers with ExitPoweroff).
+// lenient stop, which the daemon answers with ExitPoweroff), then SIGKILL
+// after StopTimeout.
 func (o *Options) start(ctx context.Context, rev, try string) (int, error) {
 	cmdline := strings.TrimSpace(fmt.Sprintf("pv_rev=%s pv_try=%s %s", rev, try, o.Cmdline))
 	args := []string{"--cmdline", cmdline}
@@ -158,10 +162,24 @@ func (o *Options) start(ctx context.Context, rev, try string) (int, error) {
 		return 0, fmt.Errorf("start %s: %w", o.Pantavisor, err)
 	}
 	done := make(chan struct{})
+	stopTimeout := o.StopTimeout
+	if stopTimeout <= 0 {
+		stopTimeout = 30 * time.Second
+	}
 	go func() {
 		select {
 		case <-ctx.Done():
 			cmd.Process.Signal(syscall.SIGTERM)
+		case <-done:
+			return
+		}
+		// A daemon that ignores SIGTERM must not hang the boot loop.
+		t := time.NewTimer(stopTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			o.Log.Warn("pantavisor ignored SIGTERM; killing it", "after", stopTimeout)
+			cmd.Process.Kill()
 		case <-done:
 		}
 	}()

@@ -129,3 +129,30 @@ func TestBootLoopCancel(t *testing.T) {
 		t.Errorf("Run cancelled = %+v, %v", boots, err)
 	}
 }
+
+// TestBootLoopCancelKills checks that a daemon ignoring SIGTERM is killed
+// after StopTimeout instead of hanging the loop.
+func TestBootLoopCancelKills(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "boot"), 0o755)
+	bin := fakeDaemon(t, dir, "trap '' TERM\nwhile :; do sleep 0.05; done")
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	type result struct {
+		boots []Boot
+		err   error
+	}
+	res := make(chan result, 1)
+	go func() {
+		boots, err := Run(ctx, Options{Pantavisor: bin, Storage: dir, Delay: -1, StopTimeout: 200 * time.Millisecond})
+		res <- result{boots, err}
+	}()
+	select {
+	case r := <-res:
+		if !errors.Is(r.err, context.DeadlineExceeded) || len(r.boots) != 1 || r.boots[0].Status != -1 {
+			t.Errorf("Run with a daemon ignoring SIGTERM = %+v, %v, want one killed boot (status -1), %v", r.boots, r.err, context.DeadlineExceeded)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run still waiting for a daemon that ignores SIGTERM")
+	}
+}
