@@ -47,7 +47,7 @@ commands:
   buildinfo                            dump the build manifest
 `
 
-func (p *prog) main(ctx context.Context, args []string) error {
+func (p *prog) main(ctx context.Context, args []string) (err error) {
 	fs := flag.NewFlagSet("pvcontrol", flag.ContinueOnError)
 	fs.SetOutput(p.stderr)
 	fs.Usage = func() { fmt.Fprint(p.stderr, usage) }
@@ -68,16 +68,25 @@ func (p *prog) main(ctx context.Context, args []string) error {
 	}
 	p.c = client.New(*socket)
 	p.out = p.stdout
+	cmd, rest := rest[0], rest[1:]
+	if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "--help") {
+		// "pvcontrol <command> -h", as the reference page suggests.
+		fmt.Fprint(p.stdout, usage)
+		return nil
+	}
 	if *outFile != "" {
 		f, err := os.Create(*outFile)
 		if err != nil {
 			return &exitError{code: exitUnknown, err: err}
 		}
-		defer f.Close()
 		p.out = f
+		defer func() {
+			// A failed close may mean the output never reached the disk.
+			if cerr := f.Close(); cerr != nil && err == nil {
+				err = &exitError{code: exitUnknown, err: fmt.Errorf("write %s: %w", *outFile, cerr)}
+			}
+		}()
 	}
-	cmd, rest := rest[0], rest[1:]
-	var err error
 	switch cmd {
 	case "ls":
 		err = p.get(ctx, "/containers")
@@ -145,17 +154,41 @@ func (p *prog) do(ctx context.Context, method, path string, body io.Reader, n in
 		return fail(err, kind)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
+	// Stream the answer: objects may be far larger than memory.
+	w := &tailWriter{w: p.out}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		if w.err != nil {
+			return &exitError{code: exitUnknown, err: fmt.Errorf("write output: %w", w.err)}
+		}
 		return fail(err, kind)
 	}
-	if len(data) > 0 {
-		p.out.Write(data)
-		if data[len(data)-1] != '\n' && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-			p.out.Write([]byte("\n"))
+	if w.n > 0 && w.last != '\n' && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if _, err := io.WriteString(p.out, "\n"); err != nil {
+			return &exitError{code: exitUnknown, err: fmt.Errorf("write output: %w", err)}
 		}
 	}
 	return nil
+}
+
+// tailWriter forwards writes and remembers the last byte written and the
+// first write error (to tell it from a read error of the answer).
+type tailWriter struct {
+	w    io.Writer
+	n    int64
+	last byte
+	err  error
+}
+
+func (t *tailWriter) Write(b []byte) (int, error) {
+	n, err := t.w.Write(b)
+	t.n += int64(n)
+	if n > 0 {
+		t.last = b[n-1]
+	}
+	if err != nil && t.err == nil {
+		t.err = err
+	}
+	return n, err
 }
 
 func (p *prog) get(ctx context.Context, path string) error {

@@ -262,3 +262,27 @@ func TestStepsInstall(t *testing.T) {
 		t.Errorf("steps install with a corrupt object = exit %d, want 60", code)
 	}
 }
+
+// TestOutputFileFull checks that a failed write of the answer is an error:
+// /dev/full refuses every write with ENOSPC.
+func TestOutputFileFull(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full")
+	}
+	d := startDaemon(t)
+	if _, code := pvc(t, d.sock, "", "-f", "/dev/full", "steps", "get", "0"); code != exitUnknown {
+		t.Errorf("pvcontrol -f /dev/full steps get 0: exit %d, want %d", code, exitUnknown)
+	}
+}
+
+// TestCommandHelp checks "pvcontrol <command> -h" prints the usage and
+// sends nothing (the socket does not exist).
+func TestCommandHelp(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "none")
+	for _, cmd := range []string{"ls", "steps", "objects", "usrmeta"} {
+		out, code := pvc(t, sock, "", cmd, "-h")
+		if code != 0 || !strings.HasPrefix(out, "usage: pvcontrol") {
+			t.Errorf("pvcontrol %s -h = %q, exit %d, want the usage, 0", cmd, out, code)
+		}
+	}
+}
