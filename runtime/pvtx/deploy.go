@@ -21,8 +21,8 @@ import (
 // other values written as their JSON text) and the .pv/ boot asset links
 // named by bsp/run.json.
 //
-// The tree is built in a temp dir next to dir and swapped in
-// (dir → dir.bak, tmp → dir, backup deleted), so dir is never half
+// The tree is built in a temp dir next to dir, synced to disk and swapped
+// in (dir → dir.bak, tmp → dir, backup deleted), so dir is never half
 // written.
 //
 // runtime/storage's Materialize works on a storage root (trails/<rev>
@@ -58,6 +58,10 @@ func (t *Tx) Deploy(dir string) error {
 	if err := t.buildTree(tmp, dir, s.Objdir, doc); err != nil {
 		os.RemoveAll(tmp)
 		return fmt.Errorf("deploy %s: %w", dir, err)
+	}
+	if err := syncTree(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("deploy %s: sync: %w", dir, err)
 	}
 	if err := swapDir(tmp, dir); err != nil {
 		os.RemoveAll(tmp)
