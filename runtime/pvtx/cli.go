@@ -63,7 +63,10 @@ type ExitError struct {
 	Err  error
 }
 
+// Error returns "<cmd>: <message>", the text after "ERROR: ".
 func (e *ExitError) Error() string { return e.Cmd + ": " + e.Err.Error() }
+
+// Unwrap returns the command's error.
 func (e *ExitError) Unwrap() error { return e.Err }
 
 // CLI is the pvtx command line bound to its environment.
