@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/disk"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
@@ -47,11 +48,15 @@ func image(t *testing.T) (string, int64) {
 
 func boot(t *testing.T, img string, fw Firmware) Result {
 	t.Helper()
-	res, err := Boot(context.Background(), Options{Image: img, Firmware: fw, Marker: "PV-SMOKE-OK", Fail: "PV-SMOKE-FAIL"})
+	timeout := 10 * time.Minute // TCG on a loaded 2-CPU builder is slow
+	if v, err := time.ParseDuration(os.Getenv("PV_TEST_BOOT_TIMEOUT")); err == nil {
+		timeout = v
+	}
+	res, err := Boot(context.Background(), Options{Image: img, Firmware: fw, Marker: "PV-SMOKE-OK", Fail: "PV-SMOKE-FAIL", Timeout: timeout})
 	if err != nil {
 		t.Fatalf("%v\nconsole tail:\n%s", err, tail(res.Console, 30))
 	}
-	t.Logf("%s: %q after %s", fw, res.MarkerLine, res.Elapsed.Round(100*1e6))
+	t.Logf("%s: %q after %s", fw, res.MarkerLine, res.Elapsed.Round(100*time.Millisecond))
 	return res
 }
 

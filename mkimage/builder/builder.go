@@ -171,12 +171,16 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		{"pvr export", func() (string, error) { return b.export() }},
 	}
 	for _, s := range stages {
-		if s.name == "image" && r.InitMode == recipe.ModeAppengine {
-			continue
-		}
-		if s.name == "bsp" && r.InitMode == recipe.ModeAppengine {
-			bsp = &bspFiles{}
-			continue
+		if r.InitMode == recipe.ModeAppengine {
+			switch s.name {
+			case "initrd", "addons", "image":
+				continue // the host boots; Pantavisor runs as a daemon
+			case "bsp":
+				bsp = &bspFiles{}
+				continue
+			case "pvr export":
+				s.fn = func() (string, error) { return b.appengineBundle(bin) }
+			}
 		}
 		if err := b.step(s.name, s.fn); err != nil {
 			return b.res, err

@@ -9,6 +9,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/mkimage/disk"
 	"github.com/pantavisor/pantavisor-go/mkimage/grub"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
+	"github.com/pantavisor/pantavisor-go/mkimage/trail"
 )
 
 // ImageName is the upstream output name <target>-pv-<size>MiB.img.
@@ -116,4 +117,40 @@ func (b *run) export() (string, error) {
 	b.res.Pvr = out
 	b.res.Sizes["pvr.tgz"] = size(out)
 	return fmt.Sprintf("(%s %d MiB)", filepath.Base(out), size(out)>>20), nil
+}
+
+// appengineBundle lays out an App Engine delivery: the runtime programs
+// in out/<target>/bin and the storage tree (trails/0) in
+// out/<target>/storage, plus the pvr export of the factory state.
+func (b *run) appengineBundle(bin *binaries) (string, error) {
+	dir := filepath.Join(b.o.Out, "bin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	for name, p := range bin.Files {
+		if err := copyFile(p, filepath.Join(dir, name)); err != nil {
+			return "", err
+		}
+	}
+	st := filepath.Join(b.o.Out, "storage")
+	os.RemoveAll(st)
+	if err := os.Rename(b.res.Storage, st); err != nil {
+		return "", err
+	}
+	b.res.Storage = st
+	out := filepath.Join(b.o.Out, b.r.Name+".pvr.tgz")
+	f, err := os.Create(out)
+	if err != nil {
+		return "", err
+	}
+	if err := trail.Export(f, st, b.state, "", b.o.Epoch); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	b.res.Pvr = out
+	b.res.Sizes["pvr.tgz"] = size(out)
+	return fmt.Sprintf("(%d programs in %s, storage in %s)", len(bin.Files), dir, st), nil
 }

@@ -55,7 +55,9 @@ func (b *run) makeStorage(bsp *bspFiles) (string, error) {
 		}
 	}
 	switch r.Bootloader.Type {
-	case recipe.BootGrub:
+	case recipe.BootGrub, recipe.BootNone:
+		// App Engine (type none) keeps its revision state in a grubenv too
+		// (its pantavisor.config says bootloader.type=grub).
 		env, err := grub.Env(map[string]string{"pv_rev": "0"})
 		if err != nil {
 			return "", err

@@ -5,9 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem"
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/diskfs/go-diskfs/partition/mbr"
+	"golang.org/x/sys/unix"
 )
 
 var gptTypes = map[string]gpt.Type{
@@ -141,6 +144,9 @@ func MakeExt4(ctx context.Context, out string, o Ext4Options) error {
 	if o.NoMetadataCsum {
 		feat += ",^metadata_csum"
 	}
+	if err := ClampTimes(o.Dir, o.Epoch); err != nil {
+		return err
+	}
 	os.Remove(out)
 	args := []string{"-q", "-F", "-t", "ext4", "-b", "4096", "-L", o.Label, "-U", o.UUID,
 		"-E", "hash_seed=" + o.HashSeed + ",root_owner=0:0", "-O", feat, "-d", o.Dir, out,
@@ -191,4 +197,20 @@ func CopyInto(imgPath string, off int64, src string) error {
 		}
 	}
 	return out.Sync()
+}
+
+// ClampTimes sets the access and modification times of every file,
+// directory and symlink below dir to epoch: mkfs.ext4 -d copies them from
+// the staged tree into the file system.
+func ClampTimes(dir string, epoch int64) error {
+	ts := []unix.Timespec{unix.NsecToTimespec(epoch * 1e9), unix.NsecToTimespec(epoch * 1e9)}
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("disk: clamp times of %s: %w", p, err)
+		}
+		return nil
+	})
 }
