@@ -55,6 +55,11 @@ var (
 	ErrTooLarge = errors.New("request body too large")
 	// ErrNotImplemented is answered with 501.
 	ErrNotImplemented = errors.New("not implemented")
+	// ErrForbidden is answered with 403.
+	ErrForbidden = errors.New("forbidden")
+	// ErrInternal is answered with 500 and the error's own message (use
+	// Errorf for the upstream wording, e.g. "State not loaded yet").
+	ErrInternal = errors.New("internal error")
 )
 
 // Meta is a metadata store (user-meta or device-meta).

@@ -239,6 +239,10 @@ func (h *Handler) fail(w http.ResponseWriter, err error, notFound string) {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, ErrNotImplemented):
 		writeError(w, http.StatusNotImplemented, err.Error())
+	case errors.Is(err, ErrForbidden):
+		writeError(w, http.StatusForbidden, err.Error())
+	case errors.Is(err, ErrInternal):
+		writeError(w, http.StatusInternalServerError, err.Error())
 	default:
 		h.log.Error("ctrl: request failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "Internal error: "+err.Error())

@@ -19,6 +19,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/logserver"
 	"github.com/pantavisor/pantavisor-go/runtime/metadata"
 	"github.com/pantavisor/pantavisor-go/runtime/storage"
+	"golang.org/x/sys/unix"
 )
 
 // Daemon is one pantavisor instance.
@@ -44,6 +45,8 @@ type Daemon struct {
 
 	platforms PlatformManager // nil until issue 4
 	updater   Updater         // nil until issue 5
+
+	binds []string // bind mounts to undo on shutdown
 
 	cmds  chan ctrl.Command
 	ready chan struct{}
@@ -217,12 +220,11 @@ func (d *Daemon) init(ctx context.Context) error {
 		if err := m.s.Mirror(d.runDir, m.name); err != nil {
 			return fmt.Errorf("%s mirror: %w", m.name, err)
 		}
-		// $RUN/<name> shows the cache dir (upstream bind-mounts it).
-		link := filepath.Join(d.runDir, m.name)
-		if _, err := os.Lstat(link); err != nil {
-			if err := os.Symlink(m.s.Dir(), link); err != nil {
-				return fmt.Errorf("%s link: %w", m.name, err)
-			}
+		// $RUN/<name> shows the cache dir: a bind mount as upstream (mgmt
+		// containers bind it below /pantavisor, where a symlink would not
+		// resolve), a symlink where mounting is not allowed.
+		if err := d.bindMeta(m.s.Dir(), filepath.Join(d.runDir, m.name)); err != nil {
+			return fmt.Errorf("%s: %w", m.name, err)
 		}
 	}
 	for _, kv := range d.usrmeta.List() {
@@ -236,6 +238,27 @@ func (d *Daemon) init(ctx context.Context) error {
 	return d.startCtrl()
 }
 
+// bindMeta makes dst show src: a bind mount, else a symlink.
+func (d *Daemon) bindMeta(src, dst string) error {
+	if fi, err := os.Lstat(dst); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		os.Remove(dst)
+	}
+	if err := os.MkdirAll(dst, 0o755); err == nil {
+		if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err == nil {
+			d.binds = append(d.binds, dst)
+			return nil
+		}
+		os.Remove(dst)
+	}
+	if _, err := os.Lstat(dst); err == nil {
+		return nil // a non-empty directory we could not mount on: keep it
+	}
+	if err := os.Symlink(src, dst); err != nil {
+		return fmt.Errorf("link: %w", err)
+	}
+	return nil
+}
+
 // Env is what the platform manager and updater factories get from INIT.
 type Env struct {
 	Mode    Mode
@@ -246,13 +269,17 @@ type Env struct {
 	Config  *config.Config
 	DevMeta *metadata.Store
 	UsrMeta *metadata.Store
-	Log     *slog.Logger
+	// Logs is the log server (nil without one); containers subscribe
+	// their consoles to it.
+	Logs  LogServer
+	Clock Clock
+	Log   *slog.Logger
 }
 
 // plugins sets up the platform manager and the updater.
 func (d *Daemon) plugins() error {
 	env := Env{Mode: d.mode, Rev: d.rev, Try: d.try, RunDir: d.runDir, Storage: d.store,
-		Config: d.conf, DevMeta: d.devmeta, UsrMeta: d.usrmeta, Log: d.log}
+		Config: d.conf, DevMeta: d.devmeta, UsrMeta: d.usrmeta, Logs: d.logs, Clock: d.clock, Log: d.log}
 	d.platforms, d.updater = d.opt.Platforms, d.opt.Updater
 	if d.platforms == nil && d.opt.NewPlatforms != nil {
 		p, err := d.opt.NewPlatforms(env)
@@ -318,6 +345,9 @@ func (d *Daemon) startCtrl() error {
 	}
 	if d.platforms != nil {
 		o.Containers = d.platforms
+		if m, ok := d.platforms.(*Containers); ok {
+			o.Drivers = containerDrivers{m}
+		}
 	}
 	ln, err := ctrl.Listen(d.Socket())
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
 	"github.com/pantavisor/pantavisor-go/runtime/progress"
+	"golang.org/x/sys/unix"
 )
 
 // State is a state of the main FSM (spec §1).
@@ -370,4 +371,10 @@ func (d *Daemon) shutdown() {
 	if d.logs != nil {
 		d.logs.Close()
 	}
+	for _, b := range d.binds {
+		if err := unix.Unmount(b, unix.MNT_DETACH); err != nil {
+			d.log.Warn("unmount", "path", b, "err", err)
+		}
+	}
+	d.binds = nil
 }

@@ -82,6 +82,7 @@ func run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 		Version:      version(),
 		SystemReboot: systemReboot,
 		Prepare:      prepareFor(log),
+		NewPlatforms: pantavisor.NewPlatforms,
 	})
 	if err != nil {
 		return err

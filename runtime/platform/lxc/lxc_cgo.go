@@ -194,9 +194,17 @@ func removeMonitorCgroup(name string, wait time.Duration) {
 	if err != nil {
 		return
 	}
+	// liblxc creates it below this process's own cgroup, which differs
+	// per v1 hierarchy (e.g. memory:/process_api/<id> under a supervisor).
+	bases := ownCgroups()
 	deadline := time.Now().Add(wait)
+	var dirs []string
 	for _, r := range roots {
-		dir := filepath.Join(r, MonitorCgroup(name))
+		for _, b := range bases {
+			dirs = append(dirs, filepath.Join(r, b, MonitorCgroup(name)))
+		}
+	}
+	for _, dir := range dirs {
 		for {
 			err := unix.Rmdir(dir)
 			if err == nil || !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
@@ -205,6 +213,25 @@ func removeMonitorCgroup(name string, wait time.Duration) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+}
+
+// ownCgroups lists the distinct cgroup paths of this process ("/" first).
+func ownCgroups() []string {
+	out := []string{"/"}
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return out
+	}
+	seen := map[string]bool{"/": true}
+	for _, l := range strings.Split(string(data), "\n") {
+		parts := strings.SplitN(l, ":", 3)
+		if len(parts) != 3 || seen[parts[2]] {
+			continue
+		}
+		seen[parts[2]] = true
+		out = append(out, parts[2])
+	}
+	return out
 }
 
 // cgroupRoots lists the mount points of cgroup and cgroup2 hierarchies.

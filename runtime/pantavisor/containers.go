@@ -1,0 +1,457 @@
+package pantavisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+	"github.com/pantavisor/pantavisor-go/runtime/logserver"
+	"github.com/pantavisor/pantavisor-go/runtime/metadata"
+	"github.com/pantavisor/pantavisor-go/runtime/platform"
+	"github.com/pantavisor/pantavisor-go/runtime/state"
+)
+
+// ErrContainerFailed is what Step returns when a container failed without
+// recovery (or ran out of retries): the FSM reboots, or rolls back while
+// an update is tested.
+var ErrContainerFailed = errors.New("container failed")
+
+// consoleSubscriber is the part of the log server containers need.
+type consoleSubscriber interface {
+	Subscribe(r io.Reader, platform, source string, level logserver.Level)
+}
+
+// Containers is the PlatformManager of real LXC containers: it owns one
+// platform.Engine and platform.Host per loaded revision and serialises
+// ticks, container exits and API calls with a mutex.
+type Containers struct {
+	log     *slog.Logger
+	paths   platform.Paths
+	clock   platform.Clock
+	timeout func() int // PV_UPDATER_GOALS_TIMEOUT seconds
+	devmeta *metadata.Store
+	logs    consoleSubscriber
+
+	changed chan struct{}
+
+	mu       sync.Mutex
+	rev      string
+	st       *state.State
+	engine   *platform.Engine
+	host     *platform.Host
+	updating bool
+	failure  *platform.Action // a reboot/rollback the FSM has not taken yet
+	failures []error          // every failure since SetUpdating(true)
+	last     map[string]string
+	watchEnd chan struct{}
+	watchWG  sync.WaitGroup
+}
+
+// ContainersOptions configures NewContainers.
+type ContainersOptions struct {
+	Paths platform.Paths
+	// Clock is the engine's clock (nil = wall clock).
+	Clock   platform.Clock
+	DevMeta *metadata.Store
+	// Logs receives each container's console as <plat>/lxc/console.log.
+	Logs consoleSubscriber
+	// GoalsTimeout returns the default group timeout in seconds.
+	GoalsTimeout func() int
+	Log          *slog.Logger
+}
+
+// NewContainers returns a container manager; Load gives it a revision.
+func NewContainers(o ContainersOptions) *Containers {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = platform.SystemClock{}
+	}
+	return &Containers{log: o.Log, paths: o.Paths, clock: o.Clock, timeout: o.GoalsTimeout,
+		devmeta: o.DevMeta, logs: o.Logs, changed: make(chan struct{}, 1), last: map[string]string{}}
+}
+
+// NewPlatforms is the Options.NewPlatforms of a daemon running real LXC
+// containers.
+func NewPlatforms(env Env) (PlatformManager, error) {
+	return containersFromEnv(env), nil
+}
+
+// containersFromEnv builds the daemon's container manager from INIT's Env.
+func containersFromEnv(env Env) *Containers {
+	logs := env.Logs
+	c := env.Config
+	voldir := c.Get("PV_DISK_VOLDIR")
+	confdir := c.Get("PV_SYSTEM_CONFDIR")
+	paths := platform.Paths{
+		Storage:     env.Storage.Root(),
+		Volumes:     voldir,
+		Configs:     confdir,
+		Run:         env.RunDir,
+		Logs:        env.Storage.LogDir,
+		LXCLogLevel: c.Get("PV_LXC_LOG_LEVEL"),
+		AppEngine:   env.Mode == AppEngine,
+		NoAutodev:   c.Bool("PV_DISABLE_AUTODEV"),
+		HooksDir:    filepath.Join(c.Get("PV_SYSTEM_LIBDIR"), "pv", "hooks_lxc-mount.d"),
+	}
+	if env.Mode != AppEngine && c.Bool("PV_LOG_AUTO_DEVLOG") {
+		paths.DevLog = filepath.Join(env.RunDir, "pv-ctrl-log")
+	}
+	if rel, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		paths.KernelRelease = strings.TrimSpace(string(rel))
+	}
+	if x := c.Get("PV_LXC_EXTRA_CONF"); x != "" {
+		for _, l := range strings.Split(x, ";") {
+			if l = strings.TrimSpace(l); l != "" {
+				paths.ExtraConf = append(paths.ExtraConf, l)
+			}
+		}
+	}
+	o := ContainersOptions{Paths: paths, Clock: env.Clock, DevMeta: env.DevMeta, Log: env.Log,
+		GoalsTimeout: func() int { return int(c.Duration("PV_UPDATER_GOALS_TIMEOUT").Seconds()) }}
+	if s, ok := logs.(consoleSubscriber); ok {
+		o.Logs = s
+	}
+	return NewContainers(o)
+}
+
+// Load builds the engine of st (revision rev). Containers of an earlier
+// Load must have been stopped.
+func (m *Containers) Load(rev string, st *state.State) error {
+	var o platform.Options
+	o.Clock, o.Log = m.clock, m.log
+	if m.timeout != nil {
+		if n := m.timeout(); n > 0 {
+			o.GoalsTimeout = secondsDuration(n)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o.Updating = m.updating
+	e, err := platform.New(st, o)
+	if err != nil {
+		return err
+	}
+	h := platform.NewHost(m.log, m.paths, st, rev)
+	if m.logs != nil {
+		logs := m.logs
+		h.Console = func(name string, f *os.File) { logs.Subscribe(f, name, "lxc/console.log", logserver.Info) }
+	}
+	m.stopWatchLocked()
+	m.rev, m.st, m.engine, m.host, m.failure = rev, st, e, h, nil
+	m.last = map[string]string{}
+	m.watchEnd = make(chan struct{})
+	m.watchWG.Add(1)
+	go m.watch(h, e, m.watchEnd)
+	m.log.Info("containers loaded", "rev", rev, "platforms", len(st.Platforms()), "groups", len(e.Groups()))
+	return nil
+}
+
+// watch feeds container exits of h to e until end closes.
+func (m *Containers) watch(h *platform.Host, e *platform.Engine, end chan struct{}) {
+	defer m.watchWG.Done()
+	for {
+		select {
+		case <-end:
+			return
+		case x := <-h.Exits():
+			m.mu.Lock()
+			if m.host == h {
+				acts, err := h.Exited(e, x)
+				if err != nil {
+					m.log.Warn("container exit", "platform", x.Platform, "err", err)
+				}
+				if len(acts) > 0 {
+					m.log.Warn("container exited", "platform", x.Platform)
+				}
+				m.doLocked(context.Background(), acts)
+				m.reportLocked()
+			}
+			m.mu.Unlock()
+			m.notify()
+		}
+	}
+}
+
+func (m *Containers) stopWatchLocked() {
+	if m.watchEnd != nil {
+		close(m.watchEnd)
+		m.watchEnd = nil
+		m.mu.Unlock()
+		m.watchWG.Wait()
+		m.mu.Lock()
+	}
+}
+
+// notify wakes the FSM (WAIT re-runs at once).
+func (m *Containers) notify() {
+	select {
+	case m.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Changed implements PlatformManager.
+func (m *Containers) Changed() <-chan struct{} { return m.changed }
+
+// doLocked performs actions and their follow-ups; reboot and rollback are
+// remembered for Step.
+func (m *Containers) doLocked(ctx context.Context, acts []platform.Action) {
+	for len(acts) > 0 {
+		a := acts[0]
+		acts = acts[1:]
+		switch a.Kind {
+		case platform.Reboot, platform.Rollback:
+			m.log.Error("container failure", "platform", a.Platform, "reason", a.Reason, "action", a.Kind)
+			if m.failure == nil {
+				f := a
+				m.failure = &f
+			}
+			if m.updating {
+				m.failures = append(m.failures, fmt.Errorf("%w: %s", ErrContainerFailed, a.Reason))
+			}
+			continue
+		}
+		more, err := m.host.Do(ctx, m.engine, a)
+		if err != nil {
+			m.log.Warn("container action", "action", a.Kind, "platform", a.Platform, "err", err)
+		}
+		acts = append(acts, more...)
+	}
+}
+
+// Step implements PlatformManager: one engine tick and its actions.
+func (m *Containers) Step(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.engine == nil {
+		return nil
+	}
+	for {
+		acts := m.engine.Tick()
+		if len(acts) == 0 {
+			break
+		}
+		m.doLocked(ctx, acts)
+		// A mount that reached its goal may unblock the next group at once.
+	}
+	m.reportLocked()
+	if f := m.failure; f != nil {
+		m.failure = nil
+		return fmt.Errorf("%w: %s (%s)", ErrContainerFailed, f.Reason, f.Kind)
+	}
+	return nil
+}
+
+// Stop implements PlatformManager: every container is stopped (leniently,
+// then by force after the lxc stop timeout) and every volume unmounted.
+func (m *Containers) Stop(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.engine == nil {
+		return nil
+	}
+	m.doLocked(ctx, m.engine.StopAll())
+	err := m.host.Close(ctx)
+	m.reportLocked()
+	m.stopWatchLocked()
+	return err
+}
+
+// reportLocked logs and publishes status changes of platforms, groups and
+// the revision.
+func (m *Containers) reportLocked() {
+	e := m.engine
+	set := func(key, val string) bool {
+		if m.last[key] == val {
+			return false
+		}
+		m.last[key] = val
+		return true
+	}
+	for _, p := range e.Platforms() {
+		if set("p/"+p.Name, p.Status.String()) {
+			m.log.Info("container status", "platform", p.Name, "status", p.Status, "goal", p.Goal)
+		}
+	}
+	for _, g := range e.Groups() {
+		if s := e.GroupStatus(g.Name).String(); set("g/"+g.Name, s) {
+			m.log.Info("group status", "group", g.Name, "status", s, "goal", g.Goal)
+		}
+	}
+	if s := e.Status().String(); set("rev", s) {
+		m.log.Info("revision status", "rev", m.rev, "status", s)
+		if m.devmeta != nil {
+			// pantavisor.status stays the FSM state (pvtest waits for WAIT);
+			// the revision status has its own key.
+			if err := m.devmeta.Set("pantavisor.revision.status", []byte(s)); err != nil {
+				m.log.Warn("devmeta", "err", err)
+			}
+		}
+	}
+}
+
+// Containers implements ctrl.Containers (GET /containers).
+func (m *Containers) Containers() (any, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.engine == nil {
+		return nil, ctrl.Errorf(ctrl.ErrInternal, "State not loaded yet")
+	}
+	out := []map[string]any{}
+	for _, p := range m.engine.Platforms() {
+		c := map[string]any{"name": p.Name, "group": p.Group, "status": p.Status.String(),
+			"status_goal": p.Goal.String(), "restart_policy": p.RestartPolicy, "roles": roles(m.st.Platform(p.Name))}
+		if a := p.AutoRecovery; a != nil {
+			c["auto_recovery"] = map[string]any{"policy": a.Policy, "max_retries": a.MaxRetries,
+				"current_retries": p.Retries, "stable_timeout": int(a.StableTimeout.Seconds()),
+				"is_stable": strconv.FormatBool(p.Stable), "backoff_policy": backoffPolicy(a)}
+		}
+		if p.RestartPolicy == state.RestartContainer {
+			c["user_stopped"] = strconv.FormatBool(p.UserStopped)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func roles(p *state.Platform) []string {
+	if p == nil || p.Roles == nil {
+		return []string{}
+	}
+	return p.Roles
+}
+
+func backoffPolicy(a *state.AutoRecovery) string {
+	if a.BackoffPolicy == "" {
+		return state.BackoffReboot
+	}
+	return a.BackoffPolicy
+}
+
+// Groups implements ctrl.Containers (GET /groups).
+func (m *Containers) Groups() (any, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.engine == nil {
+		return nil, ctrl.Errorf(ctrl.ErrInternal, "State not loaded yet")
+	}
+	out := []map[string]any{}
+	for _, g := range m.engine.Groups() {
+		o := map[string]any{"name": g.Name, "status_goal": g.Goal.String(), "restart_policy": g.RestartPolicy,
+			"status": m.engine.GroupStatus(g.Name).String()}
+		if a := g.Recovery; a != nil {
+			o["auto_recovery"] = map[string]any{"max_retries": a.MaxRetries,
+				"stable_timeout": int(a.StableTimeout.Seconds()), "backoff_policy": backoffPolicy(a)}
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// ContainerAction implements ctrl.Containers (PUT /containers/<name>).
+func (m *Containers) ContainerAction(name, action string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.engine == nil {
+		return ctrl.Errorf(ctrl.ErrInternal, "State not loaded yet")
+	}
+	var acts []platform.Action
+	var err error
+	switch action {
+	case "stop":
+		acts, err = m.engine.UserStop(name)
+	case "start":
+		err = m.engine.UserStart(name)
+	case "restart":
+		acts, err = m.engine.UserRestart(name)
+	default:
+		return ctrl.Errorf(ctrl.ErrInvalid, "Invalid action '%s': want stop, start or restart", action)
+	}
+	switch {
+	case errors.Is(err, platform.ErrUnknown):
+		return ctrl.Errorf(ctrl.ErrNotFound, "Container not found")
+	case errors.Is(err, platform.ErrSystemPolicy):
+		return ctrl.Errorf(ctrl.ErrForbidden, "Container %s has restart_policy system", name)
+	case err != nil:
+		return ctrl.Errorf(ctrl.ErrInvalid, "%v", err)
+	}
+	m.log.Info("container action", "platform", name, "action", action)
+	m.doLocked(context.Background(), acts)
+	m.reportLocked()
+	m.notify()
+	return nil
+}
+
+// Signal implements ctrl.Containers (POST /signal).
+func (m *Containers) Signal(plat, typ, payload string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.engine == nil {
+		return ctrl.Errorf(ctrl.ErrInternal, "State not loaded yet")
+	}
+	switch typ {
+	case "ready":
+		if err := m.engine.Ready(plat); err != nil {
+			m.log.Warn("signal", "platform", plat, "type", typ, "err", err)
+			return ctrl.Errorf(ctrl.ErrInternal, "Signal not expected from this platform")
+		}
+		m.log.Info("container ready", "platform", plat)
+	case "alive":
+		return nil
+	default:
+		return ctrl.Errorf(ctrl.ErrInvalid, "Signal has bad format")
+	}
+	m.reportLocked()
+	m.notify()
+	return nil
+}
+
+// containerDrivers implements ctrl.Drivers over the loaded revision
+// (GET /drivers for the caller). Loading modules is not implemented:
+// every driver reports UNKNOWN.
+type containerDrivers struct{ m *Containers }
+
+// Drivers lists the drivers plat references.
+func (d containerDrivers) Drivers(plat string) (any, error) {
+	m := d.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.st == nil {
+		return nil, ctrl.Errorf(ctrl.ErrInternal, "State not loaded yet")
+	}
+	p := m.st.Platform(plat)
+	if p == nil {
+		return map[string]any{}, nil
+	}
+	var out []map[string]string
+	for _, l := range []struct {
+		typ   string
+		names []string
+	}{{"REQUIRED", p.Drivers.Required}, {"OPTIONAL", p.Drivers.Optional}, {"MANUAL", p.Drivers.Manual}} {
+		for _, n := range l.names {
+			out = append(out, map[string]string{"name": n, "type": l.typ, "status": "UNKNOWN"})
+		}
+	}
+	if len(out) == 0 {
+		return map[string]any{}, nil
+	}
+	return out, nil
+}
+
+// Load refuses: loading modules is not implemented.
+func (containerDrivers) Load(plat, name string, load bool) error {
+	return ctrl.Errorf(ctrl.ErrNotImplemented, "driver loading not implemented")
+}
+
+func secondsDuration(n int) time.Duration { return time.Duration(n) * time.Second }

@@ -1,0 +1,340 @@
+package pantavisor
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pantavisor/pantavisor-go/runtime/internal/rootfs"
+	"github.com/pantavisor/pantavisor-go/runtime/platform/lxc"
+	"github.com/pantavisor/pantavisor-go/runtime/volume"
+)
+
+var (
+	imgOnce sync.Once
+	imgPath string
+	imgErr  error
+)
+
+// testImage returns a busybox rootfs with the pvhelper HTTP client.
+func testImage(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: running containers needs root")
+	}
+	if err := rootfs.Available(); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	if err := lxc.Available(); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	imgOnce.Do(func() {
+		var helper []byte
+		if helper, imgErr = rootfs.Helper(""); imgErr != nil {
+			return
+		}
+		imgPath, imgErr = rootfs.Build(rootfs.Options{Files: []rootfs.File{{Path: "/bin/pvhelper", Mode: 0o755, Data: helper}}})
+	})
+	if imgErr != nil {
+		t.Fatal(imgErr)
+	}
+	return imgPath
+}
+
+// plat is one platform of a test revision.
+type plat struct {
+	name string
+	run  string // extra run.json members (`"group":"app"`)
+	conf string // lxc.container.conf ("" = rootfs.LXCConf)
+	root []byte // root.squashfs ("" = the test image)
+}
+
+// ctEnv is a test environment for real containers.
+type ctEnv struct {
+	dir, storage, volumes, configs string
+}
+
+func newCtEnv(t *testing.T) *ctEnv {
+	dir := t.TempDir()
+	e := &ctEnv{dir: dir, storage: filepath.Join(dir, "storage"), volumes: filepath.Join(dir, "volumes"),
+		configs: filepath.Join(dir, "configs")}
+	t.Cleanup(func() {
+		if t.Failed() {
+			logs, _ := filepath.Glob(filepath.Join(e.storage, "logs", "*", "*", "lxc", "lxc.log"))
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				t.Logf("%s:\n%s", l, b)
+			}
+		}
+		var leaks []string
+		for i := 0; i < 100; i++ {
+			if leaks, _ = volume.Leaks(dir); len(leaks) == 0 {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Errorf("Leaks() = %q, want none", leaks)
+	})
+	return e
+}
+
+func shaOf(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// writeRev materialises revision rev with plats and extra root keys
+// (`"groups.json":[…]`) in the trail, with matching objects.
+func (e *ctEnv) writeRev(t *testing.T, rev string, plats []plat, extra string, files map[string]string) {
+	t.Helper()
+	img, err := os.ReadFile(testImage(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trail := filepath.Join(e.storage, "trails", rev)
+	var keys []string
+	put := func(key string, data []byte) {
+		p := filepath.Join(trail, key)
+		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		must(t, os.WriteFile(p, data, 0o644))
+		obj := filepath.Join(e.storage, "objects", shaOf(data))
+		must(t, os.MkdirAll(filepath.Dir(obj), 0o755))
+		must(t, os.WriteFile(obj, data, 0o644))
+		keys = append(keys, fmt.Sprintf("%q:%q", key, shaOf(data)))
+	}
+	for _, p := range plats {
+		root := p.root
+		if root == nil {
+			root = img
+		}
+		conf := p.conf
+		if conf == "" {
+			conf = rootfs.LXCConf(rootfs.Conf{Name: p.name, VolumesDir: e.volumes})
+		}
+		put(p.name+"/root.squashfs", root)
+		put(p.name+"/lxc.container.conf", []byte(conf))
+		run := fmt.Sprintf(`{"#spec":"service-manifest-run@1","name":%q,"type":"lxc","config":"lxc.container.conf","root-volume":"root.squashfs","volumes":[],"storage":{"lxc-overlay":{"persistence":"boot"}}`, p.name)
+		if p.run != "" {
+			run += "," + p.run
+		}
+		keys = append(keys, fmt.Sprintf("%q:%s}", p.name+"/run.json", run))
+	}
+	for k, v := range files {
+		put(k, []byte(v))
+	}
+	js := `{"#spec":"pantavisor-service-system@1",` + strings.Join(keys, ",")
+	if extra != "" {
+		js += "," + extra
+	}
+	js += "}"
+	must(t, os.MkdirAll(filepath.Join(trail, ".pvr"), 0o755))
+	must(t, os.WriteFile(filepath.Join(trail, ".pvr", "json"), []byte(js), 0o644))
+}
+
+// start runs the daemon on rev with real containers.
+func (e *ctEnv) start(t *testing.T, rev string, mod func(*Options)) *instance {
+	t.Helper()
+	return start(t, e.storage, func(o *Options) {
+		o.Cmdline = "pv_rev=" + rev + " pv_appengine"
+		o.Env = append(o.Env, "PV_DISK_VOLDIR="+e.volumes, "PV_SYSTEM_CONFDIR="+e.configs, "PV_LXC_LOG_LEVEL=1")
+		o.NewPlatforms = NewPlatforms
+		o.Log = slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		if mod != nil {
+			mod(o)
+		}
+	})
+}
+
+type ctInfo struct {
+	Name, Group, Status string
+	Goal                string `json:"status_goal"`
+	RestartPolicy       string `json:"restart_policy"`
+	Roles               []string
+	UserStopped         string `json:"user_stopped"`
+	AutoRecovery        *struct {
+		Policy         string
+		MaxRetries     int `json:"max_retries"`
+		CurrentRetries int `json:"current_retries"`
+	} `json:"auto_recovery"`
+}
+
+func (in *instance) containers(t *testing.T) map[string]ctInfo {
+	t.Helper()
+	code, b := in.call(t, "GET", "/containers", nil)
+	if code != 200 {
+		t.Fatalf("GET /containers = %d %s", code, b)
+	}
+	var l []ctInfo
+	if err := json.Unmarshal(b, &l); err != nil {
+		t.Fatalf("GET /containers: %v: %s", err, b)
+	}
+	m := map[string]ctInfo{}
+	for _, c := range l {
+		m[c.Name] = c
+	}
+	return m
+}
+
+// waitFor polls GET /containers until cond holds.
+func (in *instance) waitFor(t *testing.T, what string, cond func(map[string]ctInfo) bool) map[string]ctInfo {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		m := in.containers(t)
+		if cond(m) {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached; containers %+v", what, m)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func statusIs(want map[string]string) func(map[string]ctInfo) bool {
+	return func(m map[string]ctInfo) bool {
+		for n, s := range want {
+			if m[n].Status != s {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// exec runs argv in container name and returns its trimmed output.
+func (in *instance) exec(t *testing.T, name string, argv ...string) string {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := lxc.Attach(filepath.Join(in.run, "lxc"), name, argv, []string{"PATH=/bin:/sbin"}, os.Stdin, f, f); err != nil {
+		t.Fatalf("attach %s: %v", name, err)
+	}
+	out, _ := os.ReadFile(f.Name())
+	return strings.TrimSpace(string(out))
+}
+
+// inside runs pvhelper http in container name and returns "code\nbody".
+func (in *instance) inside(t *testing.T, name, method, path, body string) string {
+	t.Helper()
+	argv := []string{"/bin/pvhelper", "http", "/pantavisor/pv-ctrl", method, path}
+	if body != "" {
+		argv = append(argv, body)
+	}
+	return in.exec(t, name, argv...)
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+const testGroups = `"groups.json":[
+	{"name":"g1","status_goal":"STARTED","restart_policy":"system","timeout":20},
+	{"name":"g2","status_goal":"READY","restart_policy":"container","timeout":20},
+	{"name":"g3","status_goal":"STARTED","restart_policy":"container","timeout":20}]`
+
+// TestContainersLifecycle runs five containers in three ordered groups:
+// g3 waits BLOCKED for g2's READY signal; the API stops, starts and
+// restarts containers, refuses system ones and unprivileged callers; the
+// config overlay is visible inside; everything is cleaned up on exit.
+func TestContainersLifecycle(t *testing.T) {
+	e := newCtEnv(t)
+	e.writeRev(t, "0", []plat{
+		{name: "lc-sys", run: `"group":"g1"`},
+		{name: "lc-mgmt", run: `"group":"g2","roles":["mgmt"]`},
+		{name: "lc-a1", run: `"group":"g3"`},
+		{name: "lc-a2", run: `"group":"g3"`},
+		{name: "lc-nob", run: `"group":"g3","roles":["nobody"]`},
+	}, testGroups, map[string]string{"_config/lc-a1/etc/motd": "overlay says hi\n"})
+	in := e.start(t, "0", nil)
+
+	m := in.waitFor(t, "g2 started", statusIs(map[string]string{"lc-sys": "STARTED", "lc-mgmt": "STARTED"}))
+	time.Sleep(100 * time.Millisecond)
+	m = in.containers(t)
+	for _, n := range []string{"lc-a1", "lc-a2", "lc-nob"} {
+		if m[n].Status != "BLOCKED" {
+			t.Errorf("%s before READY = %s, want BLOCKED", n, m[n].Status)
+		}
+	}
+	if got := in.inside(t, "lc-mgmt", "POST", "/signal", `{"type":"ready","payload":""}`); !strings.HasPrefix(got, "200") {
+		t.Errorf("POST /signal from lc-mgmt = %q, want 200", got)
+	}
+	in.waitFor(t, "all started", statusIs(map[string]string{"lc-mgmt": "READY", "lc-a1": "STARTED", "lc-a2": "STARTED", "lc-nob": "STARTED"}))
+
+	// Groups.
+	code, b := in.call(t, "GET", "/groups", nil)
+	want := `[{"name":"g1","restart_policy":"system","status":"READY","status_goal":"STARTED"},` +
+		`{"name":"g2","restart_policy":"container","status":"READY","status_goal":"READY"},` +
+		`{"name":"g3","restart_policy":"container","status":"READY","status_goal":"STARTED"}]`
+	if code != 200 || string(b) != want {
+		t.Errorf("GET /groups = %d %s, want 200 %s", code, b, want)
+	}
+
+	// Privileges inside containers.
+	if got := in.inside(t, "lc-mgmt", "GET", "/containers", ""); !strings.HasPrefix(got, "200") || !strings.Contains(got, `"lc-a1"`) {
+		t.Errorf("GET /containers from mgmt = %q, want 200 and the list", got)
+	}
+	if got := in.inside(t, "lc-nob", "GET", "/containers", ""); !strings.HasPrefix(got, "403") {
+		t.Errorf("GET /containers from nobody = %q, want 403", got)
+	}
+	if got := in.inside(t, "lc-nob", "POST", "/signal", `{"type":"ready","payload":""}`); !strings.HasPrefix(got, "500") || !strings.Contains(got, "Signal not expected") {
+		t.Errorf("POST /signal from nobody = %q, want 500 Signal not expected", got)
+	}
+	if got := in.inside(t, "lc-a1", "GET", "/drivers", ""); !strings.HasPrefix(got, "403") {
+		t.Errorf("GET /drivers from a platform without roles = %q, want 403", got)
+	}
+
+	// Config overlay.
+	if got := in.exec(t, "lc-a1", "/bin/cat", "/etc/motd"); got != "overlay says hi" {
+		t.Errorf("/etc/motd in lc-a1 = %q, want the _config overlay", got)
+	}
+
+	// Stop, start, restart; system policy refused.
+	for _, tt := range []struct {
+		name, action string
+		code         int
+	}{
+		{"lc-sys", "stop", 403},
+		{"lc-ghost", "stop", 404},
+		{"lc-a1", "jump", 400},
+		{"lc-a1", "stop", 200},
+	} {
+		code, b := in.call(t, "PUT", "/containers/"+tt.name, strings.NewReader(`{"action":"`+tt.action+`"}`))
+		if code != tt.code {
+			t.Errorf("PUT /containers/%s %s = %d %s, want %d", tt.name, tt.action, code, b, tt.code)
+		}
+	}
+	m = in.waitFor(t, "a1 stopped", statusIs(map[string]string{"lc-a1": "STOPPED"}))
+	if m["lc-a1"].UserStopped != "true" {
+		t.Errorf("lc-a1 user_stopped = %q, want true", m["lc-a1"].UserStopped)
+	}
+	if m["lc-sys"].UserStopped != "" {
+		t.Errorf("lc-sys (system) has user_stopped %q, want none", m["lc-sys"].UserStopped)
+	}
+	if code, b := in.call(t, "PUT", "/containers/lc-a1", strings.NewReader(`{"action":"start"}`)); code != 200 {
+		t.Errorf("start lc-a1 = %d %s", code, b)
+	}
+	in.waitFor(t, "a1 started again", statusIs(map[string]string{"lc-a1": "STARTED"}))
+	if code, b := in.call(t, "PUT", "/containers/lc-a2", strings.NewReader(`{"action":"restart"}`)); code != 200 {
+		t.Errorf("restart lc-a2 = %d %s", code, b)
+	}
+	in.waitFor(t, "a2 restarted", statusIs(map[string]string{"lc-a2": "STARTED"}))
+	if in.d.State() != StateWait {
+		t.Errorf("daemon state = %s, want WAIT", in.d.State())
+	}
+	// Shutdown is checked by the cleanup: no loops, mounts or cgroups left.
+}
