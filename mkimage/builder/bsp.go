@@ -81,7 +81,8 @@ func copyFile(src, dst string) error {
 
 func hasPrefixPath(rel string, prefixes []string) bool {
 	for _, p := range prefixes {
-		if rel == p || strings.HasPrefix(rel, strings.TrimSuffix(p, "/")+"/") {
+		p = strings.TrimSuffix(p, "/")
+		if rel == p || strings.HasPrefix(rel, p+"/") {
 			return true
 		}
 	}
