@@ -29,6 +29,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/pantavisor/pantavisor-go/runtime/internal/atomicfile"
 )
 
 // Limits of keys and values.
@@ -285,34 +287,8 @@ func (s *Store) removeOrder(key string) {
 	}
 }
 
-// writeAtomic writes dir/name through a temp file in dir, fsync and rename.
+// writeAtomic replaces dir/name, with temp files named by tmpPrefix so Open
+// and Mirror recognise and remove leftovers.
 func writeAtomic(dir, name string, data []byte) error {
-	f, err := os.CreateTemp(dir, tmpPrefix+"*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fail(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return atomicfile.WriteTemp(filepath.Join(dir, name), tmpPrefix+"*", data, 0o644)
 }

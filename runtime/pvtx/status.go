@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/pantavisor/pantavisor-go/runtime/internal/atomicfile"
 )
 
 // State is the life-cycle state of a pvtx transaction or queue, with
@@ -156,33 +158,5 @@ func writeStatus(dir string, s status) error {
 	if err != nil {
 		return fmt.Errorf("save status: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(dir, statusFile), b, 0o644)
-}
-
-// writeFileAtomic writes data to a temp file next to name, syncs it and
-// renames it into place.
-func writeFileAtomic(name string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, perm)
-	}
-	if err == nil {
-		err = os.Rename(tmp, name)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return atomicfile.Write(filepath.Join(dir, statusFile), b, 0o644)
 }

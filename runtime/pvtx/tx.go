@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl/client"
+
+	"github.com/pantavisor/pantavisor-go/runtime/internal/atomicfile"
 )
 
 // Files in PVTXDIR.
@@ -140,7 +142,7 @@ func (t *Tx) loadCurrent() (*Doc, error) {
 }
 
 func (t *Tx) saveCurrent(d *Doc) error {
-	if err := writeFileAtomic(t.path(currentFile), d.Bytes(), 0o644); err != nil {
+	if err := atomicfile.Write(t.path(currentFile), d.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("save transaction: %w", err)
 	}
 	return nil
