@@ -14,8 +14,10 @@
 // directory run on a separate maintenance goroutine.
 //
 // Choices where upstream code and docs disagree (spec ⚠):
-//   - singlefile/update JSON lines use the documented "plat" key (the C code
-//     writes "platform"); "tnano" carries the real sub-second part.
+//   - singlefile JSON lines use the documented "plat" key (the C code
+//     writes "platform"); update lines (progress "logs") use "platform",
+//     as both the progress docs and the code do; "tnano" carries the real
+//     sub-second part.
 //   - the platform of RFC/JSON/KV messages is the sender's cgroup, as the
 //     code does; the RFC5424 HOSTNAME the docs mention is used only when
 //     the cgroup names no platform.

@@ -61,10 +61,18 @@ func appendPVLines(dst []byte, c clock, tf TimeFormat, r *record) []byte {
 	}
 }
 
+// Keys of the platform in JSON lines. The singlefile documentation shows
+// "plat" (upstream code writes "platform" there too); the update output
+// feeds the progress "logs", whose documentation and code both use
+// "platform".
+const (
+	platKeySinglefile = "plat"
+	platKeyUpdate     = "platform"
+)
+
 // appendJSONLine renders the singlefile/update JSON line:
-// {"tsec":N,"tnano":N[,"ts":".."],"plat":"..","lvl":"..","src":"..","msg":".."}.
-// The documentation's "plat" key is used (upstream code writes "platform").
-func appendJSONLine(dst []byte, c clock, tf TimeFormat, r *record) []byte {
+// {"tsec":N,"tnano":N[,"ts":".."],"<platKey>":"..","lvl":"..","src":"..","msg":".."}.
+func appendJSONLine(dst []byte, c clock, tf TimeFormat, r *record, platKey string) []byte {
 	sec, nano := c.tsec(r.Time)
 	dst = append(dst, `{"tsec":`...)
 	dst = strconv.AppendInt(dst, sec, 10)
@@ -74,7 +82,9 @@ func appendJSONLine(dst []byte, c clock, tf TimeFormat, r *record) []byte {
 		dst = append(dst, `,"ts":`...)
 		dst = appendJSONString(dst, string(tf.Append(nil, r.Time)))
 	}
-	dst = append(dst, `,"plat":`...)
+	dst = append(dst, `,"`...)
+	dst = append(dst, platKey...)
+	dst = append(dst, `":`...)
 	dst = appendJSONString(dst, r.Platform)
 	dst = append(dst, `,"lvl":`...)
 	dst = appendJSONString(dst, r.Level.String())

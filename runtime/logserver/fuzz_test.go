@@ -55,7 +55,7 @@ func FuzzDetect(f *testing.F) {
 				return
 			}
 			e.Platform = "p"
-			line := appendJSONLine(nil, c, TimeFormat{}, &record{Entry: e})
+			line := appendJSONLine(nil, c, TimeFormat{}, &record{Entry: e}, platKeySinglefile)
 			if !json.Valid(line) || !utf8.Valid(line) {
 				t.Fatalf("invalid JSON line %q for %+v", line, e)
 			}

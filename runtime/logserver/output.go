@@ -261,7 +261,7 @@ func newSinglefile(s *Server) output {
 func (o *singlefile) accept(r *record) bool { return r.Level <= o.s.level }
 
 func (o *singlefile) write(r *record) {
-	o.buf = appendJSONLine(o.buf[:0], o.s.clock, o.tf, r)
+	o.buf = appendJSONLine(o.buf[:0], o.s.clock, o.tf, r, platKeySinglefile)
 	o.files.write(filepath.Join(o.s.o.LogDir, safeRel(r.rev), "pv.log"), o.buf)
 }
 
@@ -341,7 +341,7 @@ func (o *update) write(r *record) {
 			o.size = st.Size()
 		}
 	}
-	o.buf = appendJSONLine(o.buf[:0], o.s.clock, TimeFormat{}, r)
+	o.buf = appendJSONLine(o.buf[:0], o.s.clock, TimeFormat{}, r, platKeyUpdate)
 	if o.size+int64(len(o.buf)) > o.s.o.UpdateMaxSize {
 		o.s.updateCapped.Add(1)
 		return

@@ -324,7 +324,7 @@ func TestUpdateCapture(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Write(legacy(Info, "app", "s", "container info"))
-	waitFile(t, s, filepath.Join(trail, ".pv", "logs.tmp"), `{"tsec":42,"tnano":0,"plat":"app","lvl":"ERROR","src":"s","msg":"container error"}`+"\n")
+	waitFile(t, s, filepath.Join(trail, ".pv", "logs.tmp"), `{"tsec":42,"tnano":0,"platform":"app","lvl":"ERROR","src":"s","msg":"container error"}`+"\n")
 	s.Write(Entry{Level: Error, Source: "update", Msg: "pv error"})
 	s.Write(Entry{Level: Warn, Source: "update", Msg: "pv warn"})
 	s.Write(Entry{Level: Fatal, Source: "update", Msg: "pv fatal"})
