@@ -338,3 +338,123 @@ func TestContainersLifecycle(t *testing.T) {
 	}
 	// Shutdown is checked by the cleanup: no loops, mounts or cgroups left.
 }
+
+// engineClock is a fake clock for the engine whose FSM ticks come fast in
+// real time, so advancing it is seen within milliseconds.
+type engineClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *engineClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *engineClock) After(time.Duration) <-chan time.Time { return time.After(5 * time.Millisecond) }
+
+func (c *engineClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func withClock(clk *engineClock) func(*Options) {
+	return func(o *Options) { o.Clock = clk }
+}
+
+// TestGoalsAndTimeout: a MOUNTED goal stops after mounting, a READY goal
+// that never comes times out (on the fake clock) and unblocks the next
+// group; outside an update the timeout is not fatal.
+func TestGoalsAndTimeout(t *testing.T) {
+	e := newCtEnv(t)
+	e.writeRev(t, "0", []plat{
+		{name: "gt-d", run: `"group":"data"`},
+		{name: "gt-r", run: `"group":"wait"`},
+		{name: "gt-a", run: `"group":"app"`},
+	}, `"groups.json":[{"name":"data","status_goal":"MOUNTED","timeout":5},
+		{"name":"wait","status_goal":"READY","timeout":3},{"name":"app","status_goal":"STARTED"}]`, nil)
+	clk := &engineClock{now: time.Unix(1000, 0)}
+	in := e.start(t, "0", withClock(clk))
+	in.waitFor(t, "ready goal pending", statusIs(map[string]string{"gt-d": "MOUNTED", "gt-r": "STARTED", "gt-a": "BLOCKED"}))
+	clk.advance(2 * time.Second)
+	time.Sleep(50 * time.Millisecond)
+	if m := in.containers(t); m["gt-a"].Status != "BLOCKED" {
+		t.Errorf("gt-a before the goal timeout = %s, want BLOCKED", m["gt-a"].Status)
+	}
+	clk.advance(2 * time.Second)
+	in.waitFor(t, "timeout unblocks app", statusIs(map[string]string{"gt-r": "STARTED", "gt-a": "STARTED"}))
+	if _, err := os.Stat(filepath.Join(e.volumes, "gt-d", "root.squashfs", "sbin", "init")); err != nil {
+		t.Errorf("MOUNTED platform volume: %v", err)
+	}
+	if in.d.State() != StateWait {
+		t.Errorf("state after a goal timeout = %s, want WAIT", in.d.State())
+	}
+}
+
+// TestCrashLoop: a container whose init exits at once is recovered with
+// retry_delay × backoff_factor^(n−1) on the fake clock; exhausting
+// max_retries reboots, leaves it stopped or waits, per backoff_policy.
+func TestCrashLoop(t *testing.T) {
+	testImage(t)
+	for _, tt := range []struct {
+		policy string
+	}{{"reboot"}, {"never"}, {"10s"}} {
+		t.Run(tt.policy, func(t *testing.T) {
+			e := newCtEnv(t)
+			name := "cl-" + strings.TrimSuffix(tt.policy, "s")
+			conf := rootfs.LXCConf(rootfs.Conf{Name: name, VolumesDir: e.volumes, Init: "/bin/false"})
+			e.writeRev(t, "0", []plat{{name: name, conf: conf, run: `"group":"app","auto_recovery":{"policy":"always",` +
+				`"max_retries":2,"retry_delay":1,"backoff_factor":3,"backoff_policy":"` + tt.policy + `"}`}},
+				`"groups.json":[{"name":"app"}]`, nil)
+			clk := &engineClock{now: time.Unix(1000, 0)}
+			in := e.start(t, "0", withClock(clk))
+			retries := func(n int, status string) func(map[string]ctInfo) bool {
+				return func(m map[string]ctInfo) bool {
+					c := m[name]
+					return c.Status == status && c.AutoRecovery != nil && c.AutoRecovery.CurrentRetries == n
+				}
+			}
+			// Crash 1: 1 s delay.
+			in.waitFor(t, "first crash", retries(1, "RECOVERING"))
+			clk.advance(900 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond)
+			if !retries(1, "RECOVERING")(in.containers(t)) {
+				t.Fatalf("before retry_delay: %+v, want RECOVERING 1", in.containers(t)[name])
+			}
+			// Crash 2: 3 s delay.
+			clk.advance(200 * time.Millisecond)
+			in.waitFor(t, "second crash", retries(2, "RECOVERING"))
+			clk.advance(2900 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond)
+			if !retries(2, "RECOVERING")(in.containers(t)) {
+				t.Fatalf("before retry_delay×factor: %+v, want RECOVERING 2", in.containers(t)[name])
+			}
+			clk.advance(200 * time.Millisecond)
+			// Crash 3 exhausts max_retries.
+			switch tt.policy {
+			case "reboot":
+				if got := in.wait(t); got != ExitReboot {
+					t.Errorf("exit after exhausted retries = %d, want reboot", got)
+				}
+			case "never":
+				in.waitFor(t, "left stopped", retries(2, "STOPPED"))
+				clk.advance(time.Hour)
+				time.Sleep(50 * time.Millisecond)
+				if !retries(2, "STOPPED")(in.containers(t)) || in.d.State() != StateWait {
+					t.Errorf("never: %+v in %s, want STOPPED in WAIT", in.containers(t)[name], in.d.State())
+				}
+			case "10s":
+				in.waitFor(t, "waiting", retries(2, "STOPPED"))
+				clk.advance(9 * time.Second)
+				time.Sleep(50 * time.Millisecond)
+				if !retries(2, "STOPPED")(in.containers(t)) {
+					t.Errorf("before backoff wait: %+v, want STOPPED 2", in.containers(t)[name])
+				}
+				clk.advance(2 * time.Second)
+				in.waitFor(t, "counter reset and restarted", retries(1, "RECOVERING"))
+			}
+		})
+	}
+}
