@@ -282,11 +282,20 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	// Checked again under closeMu: a Close that ran since the first check
+	// has no cancel to call and may already be in wg.Wait.
 	s.closeMu.Lock()
+	if s.closed.Load() {
+		s.closeMu.Unlock()
+		ctrl.Close()
+		fd.Close()
+		cancel()
+		return ErrClosed
+	}
 	s.cancel = cancel
 	s.lns = append(s.lns, ctrl, fd)
-	s.closeMu.Unlock()
 	s.wg.Add(3)
+	s.closeMu.Unlock()
 	go s.acceptLoop(ctx, ctrl, s.serveCtrl)
 	go s.acceptLoop(ctx, fd, s.serveFd)
 	go func() {
