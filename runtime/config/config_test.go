@@ -512,6 +512,15 @@ func TestConcurrentAccess(t *testing.T) {
 		_ = c.Legacy()
 	}
 	<-done
+	// Every Set was undone by its Unset: the default is back.
+	if got, want := c.Get("PV_LOG_LEVEL"), New(nil).Get("PV_LOG_LEVEL"); got != want {
+		t.Errorf("Get(PV_LOG_LEVEL) after concurrent Set/Unset = %q, want the default %q", got, want)
+	}
+	for _, e := range c.Entries() {
+		if e.Key == "PV_LOG_LEVEL" && e.Modified != Default.String() {
+			t.Errorf("PV_LOG_LEVEL modified = %q, want %q", e.Modified, Default.String())
+		}
+	}
 }
 
 func TestLoadLogsRejections(t *testing.T) {
