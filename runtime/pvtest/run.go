@@ -244,6 +244,9 @@ func script(ctx context.Context, in *Instance, p Plan, path string, stdin io.Rea
 	cmd.Env = in.Env()
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Background jobs left by the script keep its output pipes open: stop
+	// waiting for them shortly after the shell itself exits.
+	cmd.WaitDelay = time.Second
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -251,6 +254,10 @@ func script(ctx context.Context, in *Instance, p Plan, path string, stdin io.Rea
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // leftover background jobs
+		if errors.Is(err, exec.ErrWaitDelay) {
+			err = nil
+		}
 		return err
 	case <-ctx.Done():
 	case <-time.After(timeout):
