@@ -146,7 +146,11 @@ func build(ctx context.Context, repo, goarch string, b Binary, dst string) error
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build %s (GOARCH=%s): %w: %s", b.Pkg, goarch, err, strings.TrimSpace(stderr.String()))
+		hint := ""
+		if strings.Contains(stderr.String(), "cannot find -llxc") {
+			hint = fmt.Sprintf(" (liblxc for %s is missing: dpkg --add-architecture %s && apt-get install lxc-dev:%s)", goarch, goarch, goarch)
+		}
+		return fmt.Errorf("go build %s (GOARCH=%s)%s: %w: %s", b.Pkg, goarch, hint, err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
 }
