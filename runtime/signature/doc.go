@@ -21,6 +21,10 @@
 //   - An excluded pair counts as covered only when an include glob of the
 //     same signature matches it too (upstream: any exclude match).
 //   - A signature never signs its own key.
+//   - The OEM trust store applies only when no covered pair (included or
+//     excluded) lies under bsp/ or <PV_OEM_NAME>/ (upstream checks the
+//     included pairs only): otherwise an OEM signature excluding bsp/**
+//     would make the BSP count as covered in strict mode.
 //   - A "payload" member (pvr --with-payload) is ignored; the payload is
 //     always rebuilt from the state.
 //   - Certificate chains are checked at Options.Now, with any extended
