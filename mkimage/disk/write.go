@@ -159,6 +159,45 @@ func MakeExt4(ctx context.Context, out string, o Ext4Options) error {
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("disk: mkfs.ext4: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
+	return fixCtimes(ctx, out, o.Dir, o.Epoch)
+}
+
+// fixCtimes sets the change and access times of every staged path to
+// epoch:
+// mkfs.ext4 -d (e2fsprogs < 1.47.1) copies st_ctime from the staged files,
+// and ctime cannot be set on the host, so it is rewritten with debugfs.
+func fixCtimes(ctx context.Context, img, dir string, epoch int64) error {
+	var script strings.Builder
+	for _, f := range []string{"ctime", "atime"} {
+		fmt.Fprintf(&script, "set_inode_field / %s @%d\n", f, epoch)
+	}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel == "." {
+			return nil
+		}
+		if strings.ContainsAny(rel, " \"\n") {
+			return fmt.Errorf("disk: %q: spaces and quotes are not supported in storage paths", rel)
+		}
+		// atime too: reading the staged tree (relatime) moves it.
+		for _, f := range []string{"ctime", "atime"} {
+			fmt.Fprintf(&script, "set_inode_field /%s %s @%d\n", filepath.ToSlash(rel), f, epoch)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "debugfs", "-w", "-f", "-", img)
+	cmd.Stdin = strings.NewReader(script.String())
+	cmd.Env = append(os.Environ(), "E2FSPROGS_FAKE_TIME="+strconv.FormatInt(epoch, 10))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("disk: debugfs: %w: %s", err, strings.TrimSpace(string(out)))
+	}
 	return nil
 }
 
