@@ -1,6 +1,8 @@
 package pantavisor
 
 import (
+	"cmp"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -52,9 +54,11 @@ func testImage(t *testing.T) string {
 // plat is one platform of a test revision.
 type plat struct {
 	name string
-	run  string // extra run.json members (`"group":"app"`)
-	conf string // lxc.container.conf ("" = rootfs.LXCConf)
-	root []byte // root.squashfs ("" = the test image)
+	// runName is run.json's name ("" = name).
+	runName string
+	run     string // extra run.json members (`"group":"app"`)
+	conf    string // lxc.container.conf ("" = rootfs.LXCConf)
+	root    []byte // root.squashfs ("" = the test image)
 }
 
 // ctEnv is a test environment for real containers.
@@ -121,7 +125,10 @@ func (e *ctEnv) writeRev(t *testing.T, rev string, plats []plat, extra string, f
 		}
 		put(p.name+"/root.squashfs", root)
 		put(p.name+"/lxc.container.conf", []byte(conf))
-		run := fmt.Sprintf(`{"#spec":"service-manifest-run@1","name":%q,"type":"lxc","config":"lxc.container.conf","root-volume":"root.squashfs","volumes":[],"storage":{"lxc-overlay":{"persistence":"boot"}}`, p.name)
+		run := fmt.Sprintf(`{"#spec":"service-manifest-run@1","name":%q,"type":"lxc","config":"lxc.container.conf","root-volume":"root.squashfs","volumes":[]`, cmp.Or(p.runName, p.name))
+		if !strings.Contains(p.run, `"storage"`) {
+			run += `,"storage":{"lxc-overlay":{"persistence":"boot"}}`
+		}
 		if p.run != "" {
 			run += "," + p.run
 		}
@@ -454,6 +461,125 @@ func TestCrashLoop(t *testing.T) {
 				}
 				clk.advance(2 * time.Second)
 				in.waitFor(t, "counter reset and restarted", retries(1, "RECOVERING"))
+			}
+		})
+	}
+}
+
+// TestPersistence: a permanent storage volume survives a daemon restart,
+// a boot one does not.
+func TestPersistence(t *testing.T) {
+	e := newCtEnv(t)
+	conf := rootfs.LXCConf(rootfs.Conf{Name: "ps-app", VolumesDir: e.volumes, Mounts: []string{
+		filepath.Join(e.volumes, "ps-app", "perm") + " perm none bind,create=dir 0 0",
+		filepath.Join(e.volumes, "ps-app", "boot") + " boot none bind,create=dir 0 0",
+	}})
+	e.writeRev(t, "0", []plat{{name: "ps-app", conf: conf, run: `"storage":{"lxc-overlay":{"persistence":"boot"},` +
+		`"perm":{"persistence":"permanent"},"boot":{"persistence":"boot"}}`}}, "", nil)
+	in := e.start(t, "0", nil)
+	in.waitFor(t, "started", statusIs(map[string]string{"ps-app": "STARTED"}))
+	in.exec(t, "ps-app", "/bin/sh", "-c", "echo kept > /perm/f; echo lost > /boot/f")
+	in.stop()
+	in = e.start(t, "0", nil)
+	in.waitFor(t, "started again", statusIs(map[string]string{"ps-app": "STARTED"}))
+	if got := in.exec(t, "ps-app", "/bin/sh", "-c", "cat /perm/f; cat /boot/f 2>/dev/null || echo gone"); got != "kept\ngone" {
+		t.Errorf("after restart perm, boot = %q, want kept and gone", got)
+	}
+}
+
+// syncBuf is a log sink shared by the daemon's goroutines.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// treeSums maps every regular file under dir to its sha256.
+func treeSums(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			b, _ := os.ReadFile(p)
+			out[p] = shaOf(b)
+		}
+		return nil
+	})
+	return out
+}
+
+// TestBadRevisions: broken revisions fail with a clear reason in the log;
+// the daemon reacts (reboot) instead of crashing and storage is untouched.
+func TestBadRevisions(t *testing.T) {
+	testImage(t)
+	for _, tt := range []struct {
+		name  string
+		plats func(e *ctEnv) []plat
+		extra string
+		edit  func(e *ctEnv)
+		want  string
+	}{
+		{"missing object", func(e *ctEnv) []plat { return []plat{{name: "bad-mo"}} }, "",
+			func(e *ctEnv) { os.Remove(filepath.Join(e.storage, "trails", "0", "bad-mo", "root.squashfs")) }, "bad-mo failed"},
+		{"broken lxc conf", func(e *ctEnv) []plat {
+			return []plat{{name: "bad-conf", conf: "lxc.rootfs.path = \nthis is not lxc\n"}}
+		}, "", nil, "bad-conf failed"},
+		{"not a squashfs", func(e *ctEnv) []plat { return []plat{{name: "bad-sq", root: []byte("not a squashfs at all")}} }, "", nil, "bad-sq failed"},
+		{"duplicate name", func(e *ctEnv) []plat {
+			return []plat{{name: "bad-dup"}, {name: "bad-dup2", runName: "bad-dup"}}
+		}, "", nil, "duplicate platform name"},
+		{"unknown group", func(e *ctEnv) []plat { return []plat{{name: "bad-grp", run: `"group":"nope"`}} }, "", nil, "unknown group"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newCtEnv(t)
+			e.writeRev(t, "0", tt.plats(e), tt.extra, nil)
+			if tt.edit != nil {
+				tt.edit(e)
+			}
+			before := treeSums(t, filepath.Join(e.storage, "trails"))
+			objs := treeSums(t, filepath.Join(e.storage, "objects"))
+			var logs syncBuf
+			d, err := New(Options{Cmdline: "pv_rev=0 pv_appengine", NewPlatforms: NewPlatforms,
+				Env: []string{"PV_STORAGE_MNTPOINT=" + e.storage, "PV_SYSTEM_RUNDIR=" + filepath.Join(e.dir, "run"),
+					"PV_DISK_VOLDIR=" + e.volumes, "PV_SYSTEM_CONFDIR=" + e.configs, "PV_CONTROL_REMOTE=0"},
+				Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			exit, err := d.Run(ctx)
+			if err != nil || exit != ExitReboot {
+				t.Errorf("Run = %d, %v, want reboot", exit, err)
+			}
+			if !strings.Contains(logs.String(), tt.want) {
+				t.Errorf("log does not name the problem %q:\n%s", tt.want, logs.String())
+			}
+			after := treeSums(t, filepath.Join(e.storage, "trails"))
+			for p, s := range before {
+				if strings.Contains(p, "/.pv/") || strings.Contains(p, "/.pvr/") {
+					continue
+				}
+				if after[p] != s {
+					t.Errorf("%s changed", p)
+				}
+			}
+			for p, s := range objs {
+				b, _ := os.ReadFile(p)
+				if shaOf(b) != s {
+					t.Errorf("object %s changed", p)
+				}
 			}
 		})
 	}

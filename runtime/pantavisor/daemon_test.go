@@ -33,6 +33,8 @@ type instance struct {
 	done    chan struct{}
 	exit    Exit
 	err     error
+	// stop cancels Run (SIGTERM) and waits for it to return.
+	stop func()
 }
 
 type testLog struct{ t testing.TB }
@@ -78,10 +80,11 @@ func start(t testing.TB, storage string, mod func(*Options)) *instance {
 		in.exit, in.err = d.Run(ctx)
 		close(in.done)
 	}()
-	t.Cleanup(func() {
+	in.stop = func() {
 		cancel()
 		<-in.done
-	})
+	}
+	t.Cleanup(in.stop)
 	select {
 	case <-d.Ready():
 	case <-in.done:
