@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
+	"github.com/pantavisor/pantavisor-go/runtime/internal/atomicfile"
 	"github.com/pantavisor/pantavisor-go/runtime/progress"
 	"github.com/pantavisor/pantavisor-go/runtime/pvtx"
 	"github.com/pantavisor/pantavisor-go/runtime/storage"
@@ -27,6 +29,13 @@ type Setup struct {
 	Skel       string   // <prefix>/lib/pantavisor/skel, copied on first run
 	Packages   []string // dirs of pvr export tarballs/JSONs: pvtx.d, pvtx.extra.d
 	InitialRev string   // revision to deploy them as ("" = "0")
+
+	// SSHPubKey (PV_DEBUG_SSH_PUBKEY), when set, is written on every run
+	// to SSHKeysFile (<etc>/pantavisor/ssh/<PV_DEBUG_SSH_AUTHORIZED_KEYS,
+	// default pvtest-authorized_keys>), so a tester can log in to the
+	// debug shell.
+	SSHPubKey   string
+	SSHKeysFile string
 }
 
 // Prepare lays down the storage the first time the engine runs: the skel,
@@ -43,6 +52,11 @@ func Prepare(ctx context.Context, s Setup) error {
 	}
 	if err := os.MkdirAll(s.Storage, 0o755); err != nil {
 		return err
+	}
+	if s.SSHPubKey != "" && s.SSHKeysFile != "" {
+		if err := writeAuthorizedKeys(s.SSHKeysFile, s.SSHPubKey); err != nil {
+			return err
+		}
 	}
 	if !exists(filepath.Join(s.Storage, createdMarker)) {
 		if s.Skel != "" && exists(s.Skel) {
@@ -133,6 +147,21 @@ func addFile(ctx context.Context, tx *pvtx.Tx, path string) error {
 	defer f.Close()
 	if err := tx.Add(ctx, f); err != nil {
 		return fmt.Errorf("add %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeAuthorizedKeys replaces path with key (newline-terminated), 0600 in
+// a 0700 directory, as sshd insists on.
+func writeAuthorizedKeys(path, key string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("ssh authorized keys: %w", err)
+	}
+	if !strings.HasSuffix(key, "\n") {
+		key += "\n"
+	}
+	if err := atomicfile.Write(path, []byte(key), 0o600); err != nil {
+		return fmt.Errorf("ssh authorized keys: %w", err)
 	}
 	return nil
 }

@@ -112,3 +112,26 @@ func TestPrepareBadPackage(t *testing.T) {
 		t.Error("deploy marker written after a failed deploy")
 	}
 }
+
+func TestPrepareSSHKey(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "etc", "pantavisor", "ssh", "pvtest-authorized_keys")
+	s := Setup{Storage: filepath.Join(dir, "storage"), SSHKeysFile: keys}
+	// Written on every run: the second key replaces the first.
+	for _, tc := range []struct{ key, want string }{
+		{"ssh-ed25519 AAAA tester", "ssh-ed25519 AAAA tester\n"},
+		{"ssh-ed25519 BBBB other\n", "ssh-ed25519 BBBB other\n"},
+	} {
+		s.SSHPubKey = tc.key
+		if err := Prepare(context.Background(), s); err != nil {
+			t.Fatalf("Prepare with key %q: %v", tc.key, err)
+		}
+		b, err := os.ReadFile(keys)
+		if err != nil || string(b) != tc.want {
+			t.Errorf("%s = %q, %v, want %q", keys, b, err, tc.want)
+		}
+		if fi, err := os.Stat(keys); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode = %v, %v, want 0600", keys, fi.Mode().Perm(), err)
+		}
+	}
+}

@@ -1,5 +1,6 @@
 // Command pv-appengine runs Pantavisor on a host: it prepares the storage
-// on first run (skel, initial revision from the pvtx.d packages), then
+// on first run (skel, initial revision from the pvtx.d packages; on every
+// run the PV_DEBUG_SSH_PUBKEY authorized key), then
 // boots the pantavisor daemon in a loop, playing the boot loader between
 // boots (pv_rev, pv_try and the pv_trying latch in the storage's
 // uboot.txt), until the daemon powers off.
@@ -77,6 +78,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	lib := filepath.Join(*prefix, "lib", "pantavisor")
 	setup := appengine.Setup{Storage: store, Skel: filepath.Join(lib, "skel"), Packages: []string{filepath.Join(lib, "pvtx.d")}}
+	if key := lookupEnv(env, "PV_DEBUG_SSH_PUBKEY"); key != "" {
+		name := cfg.Get("PV_DEBUG_SSH_AUTHORIZED_KEYS")
+		if name == "" {
+			name = "pvtest-authorized_keys"
+		}
+		setup.SSHPubKey = key
+		setup.SSHKeysFile = name
+		if !filepath.IsAbs(name) {
+			setup.SSHKeysFile = filepath.Join(*prefix, "etc", "pantavisor", "ssh", name)
+		}
+	}
 	if rev := os.Getenv("PV_APPENGINE_INITIAL_REV"); rev != "" {
 		setup.InitialRev = rev
 		setup.Packages = append(setup.Packages, filepath.Join(lib, "pvtx.extra.d"))
@@ -116,6 +128,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return nil
 	}
 	return err
+}
+
+// lookupEnv returns name from the -e list (last wins), else the process
+// environment.
+func lookupEnv(env []string, name string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], name+"="); ok {
+			return v
+		}
+	}
+	return os.Getenv(name)
 }
 
 func shell(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, env []string) error {
