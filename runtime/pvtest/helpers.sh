@@ -137,3 +137,12 @@ pv_start() {
 # ctrl_error CMD...: run a pvcontrol command and print "<http status> <message>"
 # of its failure (nothing when it succeeds).
 ctrl_error() { "$@" 2>&1 >/dev/null | sed -n 's/^pvcontrol: pv-ctrl: status \([0-9]*\): \(.*\)$/\1 \2/p'; }
+
+# ctrl_http [-host H] METHOD PATH [BODY]: raw request on pv-ctrl, prints "<status> <body>".
+ctrl_http() {
+	if [ "$1" = -host ]; then
+		"$PVTEST_TOOL" http -host "$2" "$PVTEST_SOCKET" "$3" "$4" ${5+"$5"}
+	else
+		"$PVTEST_TOOL" http "$PVTEST_SOCKET" "$1" "$2" ${3+"$3"}
+	fi
+}

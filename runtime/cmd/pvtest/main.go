@@ -8,7 +8,8 @@
 //	pvtest package <out> [-arch amd64|arm64]    assemble the App Engine package
 //	pvtest json <path> <doc.json                print a value (json_get helper)
 //	pvtest children <pid>                       direct children (pv_pid helper)
-//	pvtest unixsend <socket> <data              write stdin to a unix stream socket
+//	pvtest unixsend <socket> <data              write stdin to a unix stream socket, print the reply
+//	pvtest http [-host H] <socket> <METHOD> <path> [body]   raw pv-ctrl request
 //
 // Tests live in <root>/<group>/<n>/ (root: -C dir/tests, default ./tests).
 // Each runs in a child of this program started in a new mount namespace.
@@ -43,6 +44,7 @@ const usage = `usage:
   pvtest json <path>   (JSON on stdin)
   pvtest children <pid>
   pvtest unixsend <socket>   (data on stdin)
+  pvtest http [-host H] <socket> <METHOD> <path> [body]
 `
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -65,7 +67,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "children":
 		return children(args, stdout)
 	case "unixsend":
-		return unixSend(ctx, args, stdin)
+		return unixSend(ctx, args, stdin, stdout)
+	case "http":
+		return httpCmd(ctx, args, stdout)
 	case childCmd:
 		return child(ctx, args, stdin, stdout, stderr)
 	case "help", "-h", "--help":

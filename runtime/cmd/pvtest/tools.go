@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -145,7 +146,7 @@ func children(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func unixSend(ctx context.Context, args []string, stdin io.Reader) error {
+func unixSend(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) != 1 {
 		return errors.New("usage: pvtest unixsend <socket>")
 	}
@@ -159,7 +160,51 @@ func unixSend(ctx context.Context, args []string, stdin io.Reader) error {
 		return err
 	}
 	// Stay alive a moment: the log server identifies the sender from
-	// /proc/<peer pid>/cgroup, which is gone once the sender exits.
-	time.Sleep(500 * time.Millisecond)
+	// /proc/<peer pid>/cgroup, which is gone once the sender exits. Print
+	// whatever the peer answers meanwhile.
+	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	reply, _ := io.ReadAll(c)
+	if len(reply) > 0 {
+		fmt.Fprintf(stdout, "%s\n", strings.TrimSpace(string(reply)))
+	}
 	return c.Close()
+}
+
+// httpCmd is "pvtest http [-host H] <socket> <METHOD> <path> [body]": one
+// raw request on the control socket, printed as "<status> <body>".
+func httpCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("http", flag.ContinueOnError)
+	host := fs.String("host", "localhost", "Host header")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	a := fs.Args()
+	if len(a) < 3 || len(a) > 4 {
+		return errors.New("usage: pvtest http [-host H] <socket> <METHOD> <path> [body]")
+	}
+	var body io.Reader
+	if len(a) == 4 {
+		body = strings.NewReader(a[3])
+	}
+	req, err := http.NewRequestWithContext(ctx, a[1], "http://localhost"+a[2], body)
+	if err != nil {
+		return err
+	}
+	req.Host = *host
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", a[0])
+	}}}
+	resp, err := c.Do(req)
+	if err != nil {
+		fmt.Fprintln(stdout, "error: connection closed")
+		return nil
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d %s\n", resp.StatusCode, strings.TrimSpace(string(b)))
+	return nil
 }
