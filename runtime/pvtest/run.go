@@ -31,6 +31,10 @@ type Plan struct {
 	Manual      bool // -m: shell before Pantavisor starts
 	Keep        bool // keep the instance dir
 	Verbose     bool // copy the script's stderr through
+	// Factory installs the containers in the factory revision 0 (through
+	// pv-appengine's pvtx.d) instead of upstream's locals/<id> + LOCAL_RUN:
+	// a development aid for runtimes without an updater.
+	Factory bool
 
 	ReadyTimeout  time.Duration // initial revision DONE/UPDATED (default 90 s)
 	ScriptTimeout time.Duration // test-script (default 300 s)
@@ -117,6 +121,14 @@ func run(ctx context.Context, p Plan, sh Shell, dir string, inp **Instance, res 
 		fmt.Fprintf(sh.Stderr, "pvtest: %s: instance in %s; Pantavisor not started (run pv_start)\n", p.ID, in.Dir)
 		return shell(ctx, in, p, sh)
 	}
+	if p.Factory {
+		for i, tb := range p.Tarballs {
+			dst := filepath.Join(in.Prefix, "lib", "pantavisor", "pvtx.d", fmt.Sprintf("%02d-%s", 10+i, filepath.Base(tb)))
+			if err := os.Symlink(tb, dst); err != nil {
+				return err
+			}
+		}
+	}
 	if err := in.Start(); err != nil {
 		return err
 	}
@@ -184,7 +196,7 @@ func waitReady(ctx context.Context, in *Instance, timeout time.Duration) error {
 // wait for DONE or UPDATED. Without containers the factory revision (0),
 // committed by the daemon itself, is the initial one.
 func initialRevision(ctx context.Context, in *Instance, p Plan) error {
-	if len(p.Tarballs) == 0 {
+	if len(p.Tarballs) == 0 || p.Factory {
 		return waitProgress(ctx, in, "0", p.ReadyTimeout)
 	}
 	rev := p.ID.Rev()

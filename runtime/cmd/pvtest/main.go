@@ -2,8 +2,10 @@
 // assembles the App Engine package.
 //
 //	pvtest ls                                   list the tests
-//	pvtest run [group[:n]]... [-i] [-m] [-o] [-v] [-k] [-j N]
-//	                                            run tests (see ./test.docker.sh)
+//	pvtest run [group[:n]]... [-i] [-m] [-o] [-v] [-k] [-j N] [-factory]
+//	                                            run tests (see ./test.docker.sh);
+//	                                            -factory puts the containers in
+//	                                            revision 0 instead of LOCAL_RUN
 //	pvtest add <group>                          new test from a template
 //	pvtest package <out> [-arch amd64|arm64]    assemble the App Engine package
 //	pvtest json <path> <doc.json                print a value (json_get helper)
@@ -38,7 +40,7 @@ func main() {
 
 const usage = `usage:
   pvtest ls
-  pvtest run [group[:n]]... [-i] [-m] [-o] [-v] [-k] [-j N] [-package DIR]
+  pvtest run [group[:n]]... [-i] [-m] [-o] [-v] [-k] [-j N] [-package DIR] [-factory]
   pvtest add <group>
   pvtest package <out> [-arch amd64|arm64]
   pvtest json <path>   (JSON on stdin)

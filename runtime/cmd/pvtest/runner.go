@@ -34,6 +34,7 @@ type runFlags struct {
 	overwrite   bool
 	verbose     bool
 	keep        bool
+	factory     bool
 	jobs        int
 	pkg         string
 }
@@ -53,6 +54,8 @@ func parseRunArgs(args []string) (runFlags, error) {
 			f.verbose = true
 		case "-k":
 			f.keep = true
+		case "-factory":
+			f.factory = true
 		case "-j", "-package":
 			if i+1 >= len(args) {
 				return f, fmt.Errorf("%s needs a value", a)
@@ -69,7 +72,7 @@ func parseRunArgs(args []string) (runFlags, error) {
 			f.jobs = n
 		default:
 			if strings.HasPrefix(a, "-") {
-				return f, fmt.Errorf("unknown option %q (want -i, -m, -o, -v, -k, -j N, -package DIR)", a)
+				return f, fmt.Errorf("unknown option %q (want -i, -m, -o, -v, -k, -j N, -package DIR, -factory)", a)
 			}
 			f.selectors = append(f.selectors, a)
 		}
@@ -235,7 +238,7 @@ func runOne(ctx context.Context, id pvtest.ID, f runFlags, single bool, pkgDir, 
 		return o
 	}
 	plan := pvtest.Plan{ID: id, TestDir: dir, Test: t, Package: pkgDir, WorkDir: work, Tool: tool, Fixtures: fxDir,
-		Interactive: f.interactive, Manual: f.manual, Keep: f.keep, Verbose: f.verbose}
+		Interactive: f.interactive, Manual: f.manual, Keep: f.keep, Verbose: f.verbose, Factory: f.factory}
 	for _, tb := range t.Setup.Containers.Tarballs {
 		if k, ok := strings.CutPrefix(tb, "builtin:"); ok {
 			p, err := fx.Build(k)
