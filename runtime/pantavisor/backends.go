@@ -46,6 +46,8 @@ func storageErr(err error) error {
 type stepsAPI struct {
 	s        *storage.Storage
 	validate func([]byte) error
+	// verify checks the signatures of a validated state (nil = none).
+	verify func([]byte) error
 }
 
 func (a stepsAPI) resolve(rev string) (string, error) {
@@ -100,6 +102,16 @@ func (a stepsAPI) Put(rev string, r io.Reader) error {
 	}
 	if err := a.validate(data); err != nil {
 		return ctrl.Errorf(ctrl.ErrBadState, "Parser: %v", err)
+	}
+	if a.verify != nil {
+		if err := a.verify(data); err != nil {
+			// Upstream stores the revision, then deletes it: nothing of
+			// it may remain, not even an older state under that name.
+			if _, serr := a.s.StateJSON(rev); serr == nil {
+				a.s.RemoveRevision(rev)
+			}
+			return ctrl.Errorf(ctrl.ErrBadState, "Secureboot: %v", err)
+		}
 	}
 	if err := a.space(int64(len(data))); err != nil {
 		return err

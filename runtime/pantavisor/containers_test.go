@@ -584,3 +584,7 @@ func TestBadRevisions(t *testing.T) {
 		})
 	}
 }
+
+func newTextLog(w *syncBuf) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}

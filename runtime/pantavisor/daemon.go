@@ -18,6 +18,8 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
 	"github.com/pantavisor/pantavisor-go/runtime/logserver"
 	"github.com/pantavisor/pantavisor-go/runtime/metadata"
+	"github.com/pantavisor/pantavisor-go/runtime/signature"
+	"github.com/pantavisor/pantavisor-go/runtime/state"
 	"github.com/pantavisor/pantavisor-go/runtime/storage"
 	"golang.org/x/sys/unix"
 )
@@ -331,9 +333,15 @@ func (d *Daemon) startCtrl() error {
 		Log:        d.log,
 		UserMeta:   userMetaAPI{newMetaAPI(d.usrmeta), d.conf},
 		DeviceMeta: newMetaAPI(d.devmeta),
-		Steps: stepsAPI{d.store, func(b []byte) error {
+		Steps: stepsAPI{s: d.store, validate: func(b []byte) error {
 			_, err := parseRevision("", b, d.mode == AppEngine)
 			return err
+		}, verify: func(b []byte) error {
+			rev, err := parseRevision("", b, d.mode == AppEngine)
+			if err != nil {
+				return err
+			}
+			return d.verify(rev.state)
 		}},
 		Objects:   objectsAPI{d.store, d.gcKeep, d.deferGC},
 		Config:    cfgAPI{d.conf},
@@ -372,6 +380,22 @@ func (d *Daemon) Caller(name string) (known, mgmt bool) {
 		return false, false
 	}
 	return cur.Caller(name)
+}
+
+// verify checks st's signatures in PV_SECUREBOOT_MODE (spec §9).
+func (d *Daemon) verify(st *state.State) error {
+	v, err := signature.New(signature.Options{
+		Mode:          d.conf.Get("PV_SECUREBOOT_MODE"),
+		EtcDir:        d.conf.Get("PV_SYSTEM_ETCDIR"),
+		TrustStore:    d.conf.Get("PV_SECUREBOOT_TRUSTSTORE"),
+		OEMTrustStore: d.conf.Get("PV_SECUREBOOT_OEM_TRUSTSTORE"),
+		OEMName:       d.conf.Get("PV_OEM_NAME"),
+		Log:           d.log,
+	})
+	if err != nil {
+		return err
+	}
+	return v.Verify(st)
 }
 
 // gcKeep is what GC keeps (spec §12).
