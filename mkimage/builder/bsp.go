@@ -44,12 +44,16 @@ func linkTree(src, dst string, keep func(rel string) bool) (int, error) {
 			if err != nil {
 				return err
 			}
+			if old, err := os.Readlink(out); err == nil && old == t {
+				return nil // the same link shipped by two packages
+			}
 			return os.Symlink(t, out)
 		}
 		if !d.Type().IsRegular() {
 			return nil
 		}
 		n++
+		os.Remove(out) // a later package wins, as with dpkg -x in order
 		if err := os.Link(p, out); err == nil {
 			return nil
 		}

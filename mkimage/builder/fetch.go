@@ -54,7 +54,8 @@ func (b *run) fetch(ctx context.Context) (*packages, string, error) {
 		}
 	}
 	pk := &packages{Addons: map[string]string{}}
-	// unpackAll merges packages into one fresh directory with dpkg -x.
+	// unpackAll merges packages into one fresh directory: each .deb is
+	// unpacked once into the cache and hard-linked from there.
 	unpackAll := func(dir string, names []string) error {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
@@ -65,8 +66,12 @@ func (b *run) fetch(ctx context.Context) (*packages, string, error) {
 		}
 		for _, p := range ps {
 			pk.Src = append(pk.Src, p)
-			if err := debpkg.Unpack(ctx, p.Path, dir); err != nil {
+			src, err := b.unpacked(ctx, p)
+			if err != nil {
 				return err
+			}
+			if _, err := linkTree(src, dir, func(rel string) bool { return rel != ".complete" }); err != nil {
+				return fmt.Errorf("%s: %w", p.Name, err)
 			}
 		}
 		return nil
