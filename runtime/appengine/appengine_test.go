@@ -156,3 +156,30 @@ func TestBootLoopCancelKills(t *testing.T) {
 		t.Fatal("Run still waiting for a daemon that ignores SIGTERM")
 	}
 }
+
+// TestBootLoopRetrySameRevision: a try that fails without a reboot has
+// its pv_try cleared by the daemon; retrying the same revision later must
+// boot it, not roll back at once on a stale pv_trying latch.
+func TestBootLoopRetrySameRevision(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "boot"), 0o755)
+	os.WriteFile(filepath.Join(dir, "boot", "uboot.txt"), []byte("pv_rev=0\x00\x00"), 0o644)
+	bin := fakeDaemon(t, dir,
+		env(dir, `pv_rev=0\0pv_try=locals/x\0`)+"exit 0", // installs locals/x
+		env(dir, `pv_rev=0\0pv_try=\0`)+"exit 0",         // it fails: pv_try cleared, reboot
+		env(dir, `pv_rev=0\0pv_try=locals/x\0`)+"exit 0", // the user runs it again
+		"exit 3",
+	)
+	if _, err := Run(context.Background(), Options{Pantavisor: bin, Storage: dir, Delay: -1}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"--cmdline pv_rev=0 pv_try=",
+		"--cmdline pv_rev=locals/x pv_try=locals/x",
+		"--cmdline pv_rev=0 pv_try=",
+		"--cmdline pv_rev=locals/x pv_try=locals/x",
+	}
+	if got := cmdlines(t, dir); !slices.Equal(got, want) {
+		t.Errorf("cmdlines = %q, want %q", got, want)
+	}
+}
