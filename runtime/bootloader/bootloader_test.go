@@ -17,7 +17,7 @@ func TestChoose(t *testing.T) {
 	}{
 		{"", "", "", Choice{"0", ""}},
 		{"3", "", "", Choice{"3", ""}},
-		{"3", "", "4", Choice{"3", ""}}, // no try pending: a stale latch is cleared
+		{"3", "", "4", Choice{"3", ""}},   // no try pending: a stale latch is cleared
 		{"3", "4", "", Choice{"4", "4"}},  // first try
 		{"3", "4", "4", Choice{"3", ""}},  // try did not commit: roll back
 		{"3", "5", "4", Choice{"5", "5"}}, // a newer try replaces a stale latch
