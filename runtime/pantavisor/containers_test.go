@@ -79,7 +79,7 @@ func newCtEnv(t *testing.T) *ctEnv {
 			}
 		}
 		var leaks []string
-		for i := 0; i < 100; i++ {
+		for i := 0; i < 250; i++ {
 			if leaks, _ = volume.Leaks(dir); len(leaks) == 0 {
 				return
 			}
@@ -151,7 +151,7 @@ func (e *ctEnv) start(t *testing.T, rev string, mod func(*Options)) *instance {
 	t.Helper()
 	return start(t, e.storage, func(o *Options) {
 		o.Cmdline = "pv_rev=" + rev + " pv_appengine"
-		o.Env = append(o.Env, "PV_DISK_VOLDIR="+e.volumes, "PV_SYSTEM_CONFDIR="+e.configs, "PV_LXC_LOG_LEVEL=1")
+		o.Env = append(o.Env, "PV_DISK_VOLDIR="+e.volumes, "PV_SYSTEM_CONFDIR="+e.configs, "PV_LXC_LOG_LEVEL=1", "PV_LOG_LEVEL=4")
 		o.NewPlatforms = NewPlatforms
 		o.Log = slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 		if mod != nil {
@@ -214,6 +214,33 @@ func statusIs(want map[string]string) func(map[string]ctInfo) bool {
 			}
 		}
 		return true
+	}
+}
+
+// waitInit waits until the init of each container announced itself on its
+// console (so it handles the halt signal), read back through the log
+// server's lxc/console.log.
+func (e *ctEnv) waitInit(t *testing.T, rev string, names ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, n := range names {
+		for {
+			b, _ := os.ReadFile(filepath.Join(e.storage, "logs", rev, n, "lxc", "console.log"))
+			if strings.Contains(string(b), "init started") {
+				break
+			}
+			if time.Now().After(deadline) {
+				var files []string
+			filepath.Walk(e.storage, func(p string, fi os.FileInfo, err error) error {
+				if err == nil && strings.Contains(p, "/logs/") {
+					files = append(files, p)
+				}
+				return nil
+			})
+			t.Fatalf("%s: no init line in lxc/console.log: %q; log files %q", n, b, files)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 }
 
@@ -340,6 +367,7 @@ func TestContainersLifecycle(t *testing.T) {
 		t.Errorf("restart lc-a2 = %d %s", code, b)
 	}
 	in.waitFor(t, "a2 restarted", statusIs(map[string]string{"lc-a2": "STARTED"}))
+	e.waitInit(t, "0", "lc-sys", "lc-mgmt", "lc-a1", "lc-a2", "lc-nob")
 	if in.d.State() != StateWait {
 		t.Errorf("daemon state = %s, want WAIT", in.d.State())
 	}
@@ -392,6 +420,7 @@ func TestGoalsAndTimeout(t *testing.T) {
 	}
 	clk.advance(2 * time.Second)
 	in.waitFor(t, "timeout unblocks app", statusIs(map[string]string{"gt-r": "STARTED", "gt-a": "STARTED"}))
+	e.waitInit(t, "0", "gt-r", "gt-a")
 	if _, err := os.Stat(filepath.Join(e.volumes, "gt-d", "root.squashfs", "sbin", "init")); err != nil {
 		t.Errorf("MOUNTED platform volume: %v", err)
 	}
@@ -479,9 +508,11 @@ func TestPersistence(t *testing.T) {
 	in := e.start(t, "0", nil)
 	in.waitFor(t, "started", statusIs(map[string]string{"ps-app": "STARTED"}))
 	in.exec(t, "ps-app", "/bin/sh", "-c", "echo kept > /perm/f; echo lost > /boot/f")
+	e.waitInit(t, "0", "ps-app")
 	in.stop()
 	in = e.start(t, "0", nil)
 	in.waitFor(t, "started again", statusIs(map[string]string{"ps-app": "STARTED"}))
+	e.waitInit(t, "0", "ps-app")
 	if got := in.exec(t, "ps-app", "/bin/sh", "-c", "cat /perm/f; cat /boot/f 2>/dev/null || echo gone"); got != "kept\ngone" {
 		t.Errorf("after restart perm, boot = %q, want kept and gone", got)
 	}
