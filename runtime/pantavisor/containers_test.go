@@ -231,13 +231,13 @@ func (e *ctEnv) waitInit(t *testing.T, rev string, names ...string) {
 			}
 			if time.Now().After(deadline) {
 				var files []string
-			filepath.Walk(e.storage, func(p string, fi os.FileInfo, err error) error {
-				if err == nil && strings.Contains(p, "/logs/") {
-					files = append(files, p)
-				}
-				return nil
-			})
-			t.Fatalf("%s: no init line in lxc/console.log: %q; log files %q", n, b, files)
+				filepath.Walk(e.storage, func(p string, fi os.FileInfo, err error) error {
+					if err == nil && strings.Contains(p, "/logs/") {
+						files = append(files, p)
+					}
+					return nil
+				})
+				t.Fatalf("%s: no init line in lxc/console.log: %q; log files %q", n, b, files)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
