@@ -196,7 +196,6 @@ func TestDeployFailureKeepsDir(t *testing.T) {
 		{"missing object", `{"a":"` + shaOf([]byte("nope")) + `"}`},
 		{"bsp link to missing file", `{"bsp/run.json":{"linux":"nothere"}}`},
 		{"bsp link escaping", `{"bsp/run.json":{"linux":"../../etc/passwd"}}`},
-		{"metadata clash", `{".pvr/json":{}}`},
 		{"key clash", `{"a":"1","a/b":"2"}`},
 	} {
 		e := newCLIEnv(t)
@@ -216,7 +215,19 @@ func TestDeployFailureKeepsDir(t *testing.T) {
 		// Still active: it can be fixed and retried.
 		e.ok(nil, "show")
 	}
+	// Keys under the revision metadata dirs are refused when added, before
+	// they could clash at deploy time.
 	e := newCLIEnv(t)
+	e.ok(nil, "begin", "empty", e.path("objects"))
+	for _, js := range []string{`{".pvr/json":{}}`, `{".pv/done":""}`} {
+		if _, msg, code := e.run([]byte(js), "add", "-"); code != ExitFailure || !strings.Contains(msg, "reserved") {
+			t.Errorf("add %s = %d %s, want %d and a reserved-key error", js, code, msg, ExitFailure)
+		}
+	}
+	if out := e.ok(nil, "show"); strings.TrimSpace(out) != `{"#spec":"pantavisor-service-system@1"}` {
+		t.Errorf("show after refused adds = %s, want the empty state", out)
+	}
+	e = newCLIEnv(t)
 	file := e.write("file", []byte("x"))
 	e.ok(nil, "begin", "empty", e.path("objects"))
 	if _, msg, code := e.run(nil, "deploy", file); code != ExitFailure || !strings.Contains(msg, "not a directory") {

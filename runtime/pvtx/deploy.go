@@ -91,9 +91,7 @@ func (t *Tx) buildTree(tmp, old, objdir string, doc *Doc) error {
 	}
 	buf := make([]byte, t.o.ObjectBufSize)
 	for _, e := range doc.entries {
-		if first, _, _ := strings.Cut(e.key, "/"); first == ".pvr" || first == ".pv" {
-			return fmt.Errorf("%s: key clashes with the revision metadata directory", e.key)
-		}
+		// Keys under .pv/ and .pvr/ are refused by ParseDoc (state.ValidKey).
 		name := filepath.Join(tmp, filepath.FromSlash(e.key))
 		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 			return fmt.Errorf("%s: %w", e.key, err)

@@ -23,8 +23,10 @@ func IsSha(s string) bool {
 }
 
 // ValidKey checks that k is usable as a path below a revision directory: not
-// empty, relative, no empty, "." or ".." elements, no NUL and no backslash.
-// Errors wrap ErrBadKey.
+// empty, relative, no empty, "." or ".." elements, no NUL and no backslash,
+// and not under .pv/ or .pvr/, where the revision keeps its own metadata
+// (progress, done marker, boot links, the state JSON itself). Errors wrap
+// ErrBadKey.
 func ValidKey(k string) error {
 	switch {
 	case k == "":
@@ -35,6 +37,9 @@ func ValidKey(k string) error {
 		return fmt.Errorf("%w: %q contains NUL", ErrBadKey, k)
 	case strings.IndexByte(k, '\\') >= 0:
 		return fmt.Errorf("%w: %q contains a backslash", ErrBadKey, k)
+	}
+	if first, _, _ := strings.Cut(k, "/"); first == ".pv" || first == ".pvr" {
+		return fmt.Errorf("%w: %q is under %s/, which is reserved for revision metadata", ErrBadKey, k, first)
 	}
 	rest := k
 	for {

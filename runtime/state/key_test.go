@@ -30,13 +30,13 @@ func TestIsSha(t *testing.T) {
 }
 
 func TestValidKey(t *testing.T) {
-	good := []string{"a", "a/b", "_config/app/etc/x.conf", "a.b/c..d", ".hidden", "a/...", "é/ü", "a b"}
+	good := []string{"a", "a/b", "_config/app/etc/x.conf", "a.b/c..d", ".hidden", "a/...", "é/ü", "a b", ".pvx", "a/.pv/b", ".pvrc/x"}
 	for _, k := range good {
 		if err := ValidKey(k); err != nil {
 			t.Errorf("ValidKey(%q) = %v, want nil", k, err)
 		}
 	}
-	bad := []string{"", "/a", "a/", "a//b", ".", "..", "a/..", "../a", "a/./b", "a\x00b", `a\b`, "//"}
+	bad := []string{"", "/a", "a/", "a//b", ".", "..", "a/..", "../a", "a/./b", "a\x00b", `a\b`, "//", ".pv", ".pv/done", ".pvr/json", ".pvr"}
 	for _, k := range bad {
 		if err := ValidKey(k); !errors.Is(err, ErrBadKey) {
 			t.Errorf("ValidKey(%q) = %v, want ErrBadKey", k, err)
