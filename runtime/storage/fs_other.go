@@ -16,3 +16,6 @@ func (*writeback) wrote(int) {}
 
 // exchange is Linux-only (renameat2); callers fall back to two renames.
 func exchange(a, b string) error { return errors.ErrUnsupported }
+
+// setDirect: direct I/O is only used on Linux.
+func setDirect(*os.File, bool) error { return errors.ErrUnsupported }
