@@ -11,6 +11,9 @@
 // install <export|dir> <rev>|progress <rev>|commitmsg <rev> <msg>; objects ls|get <sha>|put <file> [sha];
 // conf ls; buildinfo.
 //
+// "pvcontrol -h" and "pvcontrol <command> -h" print the usage. Answers
+// are streamed to stdout or the -f file; a failed write is exit 255.
+//
 // The socket is -s, else $PVCONTROL_SOCKET, else the first existing of
 // /run/pantavisor/pv/pv-ctrl, /pv/pv-ctrl, /pantavisor/pv-ctrl.
 //
