@@ -56,7 +56,9 @@ func (b *run) makeInitrd(pk *packages, bin *binaries) (string, error) {
 		}
 	}
 	t.AddDir("/tmp", 0o1777)
-	for _, l := range [][2]string{{"/var/run", "../run"}, {"/pv", "/run/pantavisor/pv"}} {
+	// No /pv link into /run: /run is a fresh tmpfs at boot, so the link
+	// would dangle and the daemon creates its run directory /pv itself.
+	for _, l := range [][2]string{{"/var/run", "../run"}} {
 		if err := t.AddSymlink(l[0], l[1]); err != nil {
 			return "", err
 		}
