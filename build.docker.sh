@@ -83,7 +83,9 @@ boottest)
 	out/mkimage "${args[@]}" "$target"
 	img=$(ls out/"$target"/"$target"-pv-*MiB.img)
 	echo "==> boot test (qemu TCG, SeaBIOS and OVMF, pv_try rollback)"
-	PV_TEST_IMAGE=$PWD/$img go test -count=1 -v -timeout 30m ./mkimage/boottest/
+	marker=PV-SMOKE-OK
+	[ "${PV_INIT:-smoke}" = pantavisor ] && marker='status=READY'
+	PV_TEST_MARKER=$marker PV_TEST_IMAGE=$PWD/$img go test -count=1 -v -timeout 30m ./mkimage/boottest/
 	;;
 *)
 	echo "usage: $0 [target] [image|boottest|deps]" >&2

@@ -66,8 +66,8 @@ type Result struct {
 	Console string
 }
 
-// Boot runs QEMU until the marker (or Fail) line appears and the machine
-// powers off, or the timeout passes.
+// Boot runs QEMU until the marker (or Fail) line appears, then gives the
+// machine 3 s to power off before stopping it; or until the timeout.
 func Boot(ctx context.Context, o Options) (Result, error) {
 	if o.Timeout == 0 {
 		o.Timeout = 3 * time.Minute
@@ -119,6 +119,9 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 			if res.MarkerLine == "" {
 				if i := strings.Index(l, o.Marker); i >= 0 {
 					res.MarkerLine, res.Elapsed = l[i:], time.Since(start)
+					// A probe init powers off by itself; a real daemon keeps
+					// running: stop the machine shortly after the marker.
+					time.AfterFunc(3*time.Second, cancel)
 				} else if o.Fail != "" && strings.Contains(l, o.Fail) {
 					res.MarkerLine = l
 				}

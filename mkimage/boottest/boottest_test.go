@@ -46,13 +46,23 @@ func image(t *testing.T) (string, int64) {
 	return dst, l.Part(recipe.RoleStorage).Start
 }
 
+// marker is the console line that means "booted": the smoke init's
+// report by default; PV_TEST_MARKER overrides it for images whose /init is
+// the Pantavisor daemon (e.g. 'status=READY').
+func marker() string {
+	if m := os.Getenv("PV_TEST_MARKER"); m != "" {
+		return m
+	}
+	return "PV-SMOKE-OK"
+}
+
 func boot(t *testing.T, img string, fw Firmware) Result {
 	t.Helper()
 	timeout := 10 * time.Minute // TCG on a loaded 2-CPU builder is slow
 	if v, err := time.ParseDuration(os.Getenv("PV_TEST_BOOT_TIMEOUT")); err == nil {
 		timeout = v
 	}
-	res, err := Boot(context.Background(), Options{Image: img, Firmware: fw, Marker: "PV-SMOKE-OK", Fail: "PV-SMOKE-FAIL", Timeout: timeout})
+	res, err := Boot(context.Background(), Options{Image: img, Firmware: fw, Marker: marker(), Fail: "PV-SMOKE-FAIL", Timeout: timeout})
 	if err != nil {
 		t.Fatalf("%v\nconsole tail:\n%s", err, tail(res.Console, 30))
 	}
@@ -72,7 +82,7 @@ func TestBootBIOSAndUEFI(t *testing.T) {
 	img, _ := image(t)
 	for _, fw := range []Firmware{BIOS, UEFI} {
 		res := boot(t, img, fw)
-		if !strings.Contains(res.MarkerLine, "rev=0 ") {
+		if marker() == "PV-SMOKE-OK" && !strings.Contains(res.MarkerLine, "rev=0 ") {
 			t.Errorf("%s: marker %q, want rev=0", fw, res.MarkerLine)
 		}
 	}
@@ -83,6 +93,9 @@ func TestBootBIOSAndUEFI(t *testing.T) {
 // (no commit happened) clears pv_trying and boots pv_rev again.
 func TestTryRollback(t *testing.T) {
 	img, off := image(t)
+	if marker() != "PV-SMOKE-OK" {
+		t.Skip("the rollback check reads the smoke init's report (PV_INIT=smoke)")
+	}
 	if err := WriteEnv(img, off, map[string]string{"pv_rev": "0", "pv_try": "0"}); err != nil {
 		t.Fatal(err)
 	}
