@@ -619,3 +619,52 @@ func TestBadRevisions(t *testing.T) {
 func newTextLog(w *syncBuf) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
+
+// runUpdateNoReboot (TestUpdateNoReboot in update_test.go, with the real
+// updater): LOCAL_RUN of a revision that changes only a
+// restart_policy container platform transitions without a reboot: the
+// new revision's containers run, its progress ends UPDATED.
+func runUpdateNoReboot(t *testing.T, newUpdater func(Env) (Updater, error)) {
+	e := newCtEnv(t)
+	groups := `"groups.json":[{"name":"app","restart_policy":"container","timeout":10}]`
+	e.writeRev(t, "0", []plat{{name: "up-a", run: `"group":"app"`}}, groups, nil)
+	// Build locals/1 the same way, then keep only its state JSON and objects.
+	e.writeRev(t, "locals/1", []plat{{name: "up-a", run: `"group":"app"`}, {name: "up-b", run: `"group":"app"`}},
+		groups, map[string]string{"_config/up-a/etc/motd": "rev 1\n"})
+	trail := filepath.Join(e.storage, "trails", "locals", "1")
+	js, err := os.ReadFile(filepath.Join(trail, ".pvr", "json"))
+	must(t, err)
+	must(t, os.RemoveAll(filepath.Join(e.storage, "trails", "locals")))
+
+	in := e.start(t, "0", func(o *Options) {
+		o.NewUpdater = newUpdater
+		o.Env = append(o.Env, "PV_UPDATER_COMMIT_DELAY=1", "PV_BOOTLOADER_TYPE=uboot")
+	})
+	in.waitFor(t, "rev 0 started", statusIs(map[string]string{"up-a": "STARTED"}))
+	e.waitInit(t, "0", "up-a")
+	if code, b := in.call(t, "PUT", "/steps/locals/1", strings.NewReader(string(js))); code != 200 {
+		t.Fatalf("PUT /steps/locals/1 = %d %s", code, b)
+	}
+	if code, b := in.call(t, "POST", "/commands", strings.NewReader(`{"op":"LOCAL_RUN","payload":"locals/1"}`)); code != 200 {
+		t.Fatalf("LOCAL_RUN = %d %s", code, b)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	var last string
+	for !strings.Contains(last, `"UPDATED"`) && !strings.Contains(last, `"DONE"`) {
+		if time.Now().After(deadline) || strings.Contains(last, `"ERROR"`) || strings.Contains(last, `"WONTGO"`) {
+			t.Fatalf("progress of locals/1 = %s, want UPDATED", last)
+		}
+		time.Sleep(50 * time.Millisecond)
+		_, b := in.call(t, "GET", "/steps/locals/1/progress", nil)
+		last = string(b)
+	}
+	m := in.waitFor(t, "rev 1 running", statusIs(map[string]string{"up-a": "STARTED", "up-b": "STARTED"}))
+	_ = m
+	if got := in.exec(t, "up-a", "/bin/cat", "/etc/motd"); got != "rev 1" {
+		t.Errorf("/etc/motd in up-a after the update = %q, want rev 1", got)
+	}
+	if in.d.Revision() != "locals/1" || in.d.State() != StateWait {
+		t.Errorf("daemon after the update: rev %s state %s, want locals/1 WAIT", in.d.Revision(), in.d.State())
+	}
+	e.waitInit(t, "locals/1", "up-a", "up-b")
+}

@@ -271,6 +271,10 @@ type Env struct {
 	Config  *config.Config
 	DevMeta *metadata.Store
 	UsrMeta *metadata.Store
+	// Cmdline is the kernel command line in use.
+	Cmdline string
+	// Platforms is the platform manager, for NewUpdater (nil before).
+	Platforms PlatformManager
 	// Logs is the log server (nil without one); containers subscribe
 	// their consoles to it.
 	Logs  LogServer
@@ -281,7 +285,7 @@ type Env struct {
 // plugins sets up the platform manager and the updater.
 func (d *Daemon) plugins() error {
 	env := Env{Mode: d.mode, Rev: d.rev, Try: d.try, RunDir: d.runDir, Storage: d.store,
-		Config: d.conf, DevMeta: d.devmeta, UsrMeta: d.usrmeta, Logs: d.logs, Clock: d.clock, Log: d.log}
+		Config: d.conf, DevMeta: d.devmeta, UsrMeta: d.usrmeta, Logs: d.logs, Clock: d.clock, Log: d.log, Cmdline: d.opt.Cmdline}
 	d.platforms, d.updater = d.opt.Platforms, d.opt.Updater
 	if d.platforms == nil && d.opt.NewPlatforms != nil {
 		p, err := d.opt.NewPlatforms(env)
@@ -290,6 +294,7 @@ func (d *Daemon) plugins() error {
 		}
 		d.platforms = p
 	}
+	env.Platforms = d.platforms
 	if d.updater == nil && d.opt.NewUpdater != nil {
 		u, err := d.opt.NewUpdater(env)
 		if err != nil {

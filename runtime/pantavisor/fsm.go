@@ -182,6 +182,33 @@ func (d *Daemon) run() error {
 	return nil
 }
 
+// transitioned makes rev the running revision after a non-reboot
+// transition (the updater already loaded its containers and moved
+// trails/current).
+func (d *Daemon) transitioned(rev string) {
+	data, err := d.store.StateJSON(rev)
+	if err != nil {
+		d.log.Error("transition", "rev", rev, "err", err)
+		return
+	}
+	r, err := parseRevision(rev, data, d.mode == AppEngine)
+	if err != nil {
+		d.log.Error("transition", "rev", rev, "err", err)
+		return
+	}
+	d.mu.Lock()
+	d.rev, d.current = rev, r
+	d.mu.Unlock()
+	if err := d.linkCurrent(); err != nil {
+		d.log.Warn("transition", "err", err)
+	}
+	if ls, ok := d.logs.(interface{ SetRevision(string) }); ok {
+		ls.SetRevision(rev)
+	}
+	d.log.Info("running revision", "rev", rev)
+	d.publishDevmeta()
+}
+
 // linkCurrent points trails/current and logs/current at the revision.
 func (d *Daemon) linkCurrent() error {
 	if err := d.store.SetCurrent(d.rev); err != nil {
@@ -223,6 +250,12 @@ func (d *Daemon) wait(ctx context.Context) (State, ctrl.Command) {
 	if p := d.platforms; p != nil {
 		if err := p.Step(ctx); err != nil {
 			d.log.Error("platforms", "err", err)
+			if f, ok := d.updater.(containerFailer); ok {
+				if f.ContainerFailed(err) == Rollback {
+					return StateRollback, ctrl.Command{}
+				}
+				return StateReboot, ctrl.Command{}
+			}
 			if d.updater != nil && d.updater.Updating() {
 				return StateRollback, ctrl.Command{}
 			}
@@ -300,6 +333,11 @@ func (d *Daemon) command(ctx context.Context, c ctrl.Command) State {
 		next, err := d.updater.Run(ctx, c)
 		if err != nil {
 			d.log.Error("command", "op", c.Op, "err", err)
+		}
+		if r, ok := d.updater.(runningReporter); ok && next == Stay {
+			if rev := r.Running(); rev != "" && rev != d.rev {
+				d.transitioned(rev)
+			}
 		}
 		switch next {
 		case Reboot:

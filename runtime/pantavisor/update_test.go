@@ -1,0 +1,14 @@
+package pantavisor_test
+
+import (
+	"testing"
+
+	"github.com/pantavisor/pantavisor-go/runtime/pantavisor"
+	"github.com/pantavisor/pantavisor-go/runtime/pantavisor/updater"
+)
+
+// TestUpdateNoReboot runs a non-reboot LOCAL_RUN through the real daemon,
+// runtime/update and real containers.
+func TestUpdateNoReboot(t *testing.T) {
+	pantavisor.RunUpdateNoReboot(t, updater.New)
+}

@@ -1,0 +1,109 @@
+// Package updater plugs runtime/update into the daemon: New is an
+// Options.NewUpdater that opens the boot loader (PV_BOOTLOADER_TYPE) and
+// drives the daemon's *pantavisor.Containers through update's container
+// interface.
+//
+//	d, err := pantavisor.New(pantavisor.Options{…,
+//		NewPlatforms: pantavisor.NewPlatforms, NewUpdater: updater.New})
+//
+// It is a package of its own because runtime/bootloader depends on
+// go-diskfs, which the daemon binary must not link (TestDeps in
+// runtime/cmd/pantavisor) until that dependency is split off.
+package updater
+
+import (
+	"context"
+
+	"github.com/pantavisor/pantavisor-go/runtime/bootloader"
+	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+	"github.com/pantavisor/pantavisor-go/runtime/pantavisor"
+	"github.com/pantavisor/pantavisor-go/runtime/state"
+	"github.com/pantavisor/pantavisor-go/runtime/update"
+)
+
+// New builds the Updater of a daemon from INIT's Env.
+func New(env pantavisor.Env) (pantavisor.Updater, error) {
+	c := env.Config
+	bl, err := bootloader.Open(bootloader.Options{
+		Type:    c.Get("PV_BOOTLOADER_TYPE"),
+		Storage: env.Storage.Root(),
+		Cmdline: env.Cmdline,
+		MTDEnv:  c.Get("PV_BOOTLOADER_MTD_ENV"),
+		MTDOnly: c.Bool("PV_BOOTLOADER_MTD_ONLY"),
+		Log:     env.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	o := update.Options{
+		Storage:         env.Storage,
+		Bootloader:      bl,
+		CommitDelay:     c.Duration("PV_UPDATER_COMMIT_DELAY"),
+		GoalsTimeout:    c.Duration("PV_UPDATER_GOALS_TIMEOUT"),
+		RevisionRetries: c.Int("PV_REVISION_RETRIES"),
+		GC: update.GCPolicy{KeepFactory: c.Bool("PV_STORAGE_GC_KEEP_FACTORY"),
+			Threshold: c.Int("PV_STORAGE_GC_THRESHOLD"),
+			DeferTime: c.Duration("PV_STORAGE_GC_THRESHOLD_DEFERTIME")},
+		Log: env.Log,
+	}
+	if env.Clock != nil {
+		o.Clock = env.Clock
+	}
+	if m, ok := env.Platforms.(*pantavisor.Containers); ok {
+		o.Containers = containers{m}
+	}
+	if lc, ok := env.Logs.(update.LogCapture); ok {
+		o.Logs = lc
+	}
+	u, err := update.New(o)
+	if err != nil {
+		return nil, err
+	}
+	return Updater{u}, nil
+}
+
+// Updater adapts *update.Updater to pantavisor.Updater (the Next values
+// are equal).
+type Updater struct{ u *update.Updater }
+
+// Resume continues the update found at boot.
+func (a Updater) Resume(rev, try string) error { return a.u.Resume(rev, try) }
+
+// Updating reports whether an update is in flight.
+func (a Updater) Updating() bool { return a.u.Updating() }
+
+// Step is one WAIT tick of the update.
+func (a Updater) Step(ctx context.Context) (pantavisor.Next, error) {
+	n, err := a.u.Step(ctx)
+	return pantavisor.Next(n), err
+}
+
+// Run handles the update commands.
+func (a Updater) Run(ctx context.Context, c ctrl.Command) (pantavisor.Next, error) {
+	n, err := a.u.Run(ctx, c)
+	return pantavisor.Next(n), err
+}
+
+// ContainerFailed records a container failure of the update under test.
+func (a Updater) ContainerFailed(err error) pantavisor.Next {
+	return pantavisor.Next(a.u.ContainerFailed(err))
+}
+
+// Running is the running revision (it changes on a non-reboot transition).
+func (a Updater) Running() string { return a.u.Running() }
+
+// containers is update.Containers over *pantavisor.Containers.
+type containers struct{ m *pantavisor.Containers }
+
+// Stop stops the running revision's containers: all of them, as
+// Transition restarts everything.
+func (c containers) Stop(ctx context.Context, _ []string) error { return c.m.Stop(ctx) }
+
+func (c containers) Transition(ctx context.Context, rev string, st *state.State, _ []string) error {
+	return c.m.Transition(ctx, rev, st)
+}
+
+func (c containers) Goals() (bool, []string) { return c.m.GoalsReached() }
+func (c containers) Failed() error           { return c.m.Failures() }
+func (c containers) Stable() bool            { return c.m.Stable() }
+func (c containers) SetUpdating(on bool)     { c.m.SetUpdating(on) }
