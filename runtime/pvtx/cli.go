@@ -139,7 +139,7 @@ func (c *CLI) Run(ctx context.Context, args []string) error {
 	tx, err := c.open(getenv)
 	if err == nil {
 		var unlock func()
-		if unlock, err = tx.Lock(); err == nil {
+		if unlock, err = tx.LockContext(ctx); err == nil {
 			err = c.dispatch(ctx, tx, cmd, rest)
 			unlock()
 		}

@@ -1,9 +1,12 @@
 package pvtx
 
 import (
+	"context"
+	"errors"
 	"os"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // statfsType stores the file system type of path in t.
@@ -35,4 +38,41 @@ func TestDeployAcrossFileSystems(t *testing.T) {
 	if got := readFile(t, e.path("trail", "f")); got != "f" {
 		t.Errorf("copied object = %q, want f", got)
 	}
+}
+
+// TestLockContext: a pvtx waiting for another one's lock gives up when
+// its context ends, and gets the lock once it is free.
+func TestLockContext(t *testing.T) {
+	tx, err := Open(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := tx.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		u, err := tx.LockContext(ctx)
+		if err == nil {
+			u()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("LockContext while locked = %v, want %v", err, context.DeadlineExceeded)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("LockContext did not give up when its context ended")
+	}
+	unlock()
+	u, err := tx.LockContext(context.Background())
+	if err != nil {
+		t.Fatalf("LockContext after unlock = %v", err)
+	}
+	u()
 }
