@@ -114,20 +114,37 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		o.Delay = -1
 	}
 	if *interactive {
-		in := bufio.NewReader(stdin)
-		o.Pause = func(ctx context.Context, boot int) error {
-			fmt.Fprintf(stdout, "pantavisor asked for a reboot after boot %d; press Enter to boot again, Ctrl-D to stop\n", boot)
-			if _, err := in.ReadString('\n'); err != nil {
-				return errors.New("stopped at the reboot prompt")
-			}
-			return nil
-		}
+		o.Pause = pausePrompt(stdin, stdout)
 	}
 	_, err = appengine.Run(ctx, o)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
+}
+
+// pausePrompt is the -i pause: it waits for Enter before each reboot. EOF
+// (Ctrl-D) stops the loop, and so does ctx (Ctrl-C), even while the read
+// is still blocked.
+func pausePrompt(stdin io.Reader, stdout io.Writer) func(context.Context, int) error {
+	in := bufio.NewReader(stdin)
+	return func(ctx context.Context, boot int) error {
+		fmt.Fprintf(stdout, "pantavisor asked for a reboot after boot %d; press Enter to boot again, Ctrl-D to stop\n", boot)
+		line := make(chan error, 1)
+		go func() {
+			_, err := in.ReadString('\n')
+			line <- err
+		}()
+		select {
+		case err := <-line:
+			if err != nil {
+				return errors.New("stopped at the reboot prompt")
+			}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // lookupEnv returns name from the -e list (last wins), else the process

@@ -1,8 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestEnvList(t *testing.T) {
@@ -33,5 +39,35 @@ func TestLookupEnv(t *testing.T) {
 		if got := lookupEnv(tc.env, "PV_DEBUG_SSH_PUBKEY"); got != tc.want {
 			t.Errorf("lookupEnv(%q) = %q, want %q", tc.env, got, tc.want)
 		}
+	}
+}
+
+func TestPausePrompt(t *testing.T) {
+	var out bytes.Buffer
+	pause := pausePrompt(strings.NewReader("\n"), &out)
+	if err := pause(context.Background(), 1); err != nil {
+		t.Errorf("pause with Enter = %v, want nil", err)
+	}
+	if !strings.Contains(out.String(), "after boot 1") {
+		t.Errorf("prompt = %q", out.String())
+	}
+	if err := pause(context.Background(), 2); err == nil {
+		t.Error("pause at EOF = nil, want an error (stop)")
+	}
+
+	// Nothing ever typed: cancelling must still return.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- pausePrompt(pr, io.Discard)(ctx, 3) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("pause cancelled = %v, want %v", err, context.DeadlineExceeded)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("pause ignored its context")
 	}
 }
