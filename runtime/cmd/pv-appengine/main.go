@@ -97,7 +97,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	if *manual {
-		return shell(ctx, stdin, stdout, stderr, env)
+		return shell(stdin, stdout, stderr, env)
 	}
 	o := appengine.Options{
 		Pantavisor: filepath.Join(*prefix, "bin", "pantavisor"),
@@ -158,7 +158,12 @@ func lookupEnv(env []string, name string) string {
 	return os.Getenv(name)
 }
 
-func shell(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, env []string) error {
+// shell is the -m manual shell. Ctrl-C belongs to the shell (the terminal
+// sends SIGINT to it and to us alike; an interactive shell ignores it), so
+// only SIGTERM, a container stop, ends it — not ctx, which SIGINT cancels.
+func shell(stdin io.Reader, stdout, stderr io.Writer, env []string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
 	sh := os.Getenv("SHELL")
 	if sh == "" {
 		sh = "/bin/sh"

@@ -5,8 +5,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -69,5 +73,26 @@ func TestPausePrompt(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("pause ignored its context")
+	}
+}
+
+// TestShellSurvivesCtrlC: SIGINT (Ctrl-C typed in the manual shell) must
+// not kill the shell; the pv-appengine process handles it like main does.
+func TestShellSurvivesCtrlC(t *testing.T) {
+	dir := t.TempDir()
+	sh := filepath.Join(dir, "sh")
+	if err := os.WriteFile(sh, []byte("#!/bin/sh\nsleep 0.5\necho done\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SHELL", sh)
+	_, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM) // as main
+	defer stop()
+	var out bytes.Buffer
+	done := make(chan error, 1)
+	go func() { done <- shell(strings.NewReader(""), &out, io.Discard, nil) }()
+	time.Sleep(100 * time.Millisecond)
+	syscall.Kill(os.Getpid(), syscall.SIGINT)
+	if err := <-done; err != nil || strings.TrimSpace(out.String()) != "done" {
+		t.Errorf("shell after Ctrl-C = %v, output %q, want nil, done", err, out.String())
 	}
 }
