@@ -115,6 +115,26 @@ func allStarted(tb testing.TB, p *proc, n int) {
 func TestBinaryContainers(t *testing.T) {
 	p, dir, _ := ctBinary(t, "bin-c", 2)
 	allStarted(t, p, 2)
+	pvc := filepath.Join(dir, "pvcontrol")
+	if out, err := exec.Command("go", "build", "-o", pvc, "../pvcontrol").CombinedOutput(); err != nil {
+		t.Fatalf("build pvcontrol: %v\n%s", err, out)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"containers", "ls"}, `"name":"bin-c1"`},
+		{[]string{"groups", "ls"}, `"name":"app"`},
+		{[]string{"containers", "stop", "bin-c1"}, ""},
+		{[]string{"containers", "start", "bin-c1"}, ""},
+		{[]string{"containers", "restart", "bin-c0"}, ""},
+	} {
+		out, err := exec.Command(pvc, append([]string{"-s", p.sock}, tt.args...)...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), tt.want) {
+			t.Errorf("pvcontrol %q = %v %s, want %q", tt.args, err, out, tt.want)
+		}
+	}
+	allStarted(t, p, 2)
 	time.Sleep(200 * time.Millisecond) // let init install its halt trap
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if got := p.exitCode(t); got != 3 {
