@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			setup.SSHKeysFile = filepath.Join(*prefix, "etc", "pantavisor", "ssh", name)
 		}
 	}
-	if rev := os.Getenv("PV_APPENGINE_INITIAL_REV"); rev != "" {
+	if rev := lookupEnv(env, "PV_APPENGINE_INITIAL_REV"); rev != "" {
 		setup.InitialRev = rev
 		setup.Packages = append(setup.Packages, filepath.Join(lib, "pvtx.extra.d"))
 	}
