@@ -7,7 +7,7 @@
 //
 // Usage:
 //
-//	pv-appengine [-prefix DIR] [-i] [-m] [-c CMDLINE] [-e ENV=VALUE]... [-d SECS]
+//	pv-appengine [-prefix DIR] [-i] [-m] [-c CMDLINE] [-e ENV=VALUE]... [-d SECS] [-V]
 package main
 
 import (
@@ -60,12 +60,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	manual := fl.Bool("m", false, "manual: prepare the storage and open a shell instead of starting pantavisor")
 	cmdline := fl.String("c", "", "extra kernel command line words")
 	delay := fl.Int("d", 5, "seconds to wait between boots")
+	valgrind := fl.Bool("V", false, "run pantavisor under valgrind (accepted for compatibility; ignored: it is a Go program)")
 	var env envList
 	fl.Var(&env, "e", "ENV=VALUE for pantavisor (repeatable)")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if *valgrind {
+		log.Warn("-V ignored: valgrind does not apply to the Go pantavisor")
+	}
 
 	conf := filepath.Join(*prefix, "etc", "pantavisor-appengine.config")
 	cfg, err := config.Load(config.Options{ConfigFile: conf, Cmdline: *cmdline, Env: append(os.Environ(), env...)})
