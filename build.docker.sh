@@ -13,9 +13,10 @@
 # scripts/install-deps.sh); a Docker builder is not implemented yet.
 #
 # Environment (upstream build options where they exist):
-#   PV_INIT=smoke|pantavisor   what /init runs (default smoke: a boot probe
-#                              built on runtime/embedded; the daemon's
-#                              embedded mode is being wired)
+#   PV_INIT=pantavisor|smoke   what /init runs (default pantavisor, the daemon
+#                              in embedded mode; smoke = a boot probe on
+#                              runtime/embedded that reports what GRUB chose and
+#                              powers off: the pv_try rollback test needs it)
 #   PV_OFFLINE=1               do not refresh the Debian indexes (use the cache)
 #   PV_CACHE=<dir>             package/artifact cache (default ~/.cache/pantavisor-mkimage)
 #   SOURCE_DATE_EPOCH          time stamp of every output (default 1700000000)
@@ -68,7 +69,7 @@ fi
 mkdir -p out
 go build -o out/mkimage ./mkimage/cmd/mkimage
 
-args=(-init "${PV_INIT:-smoke}")
+args=(-init "${PV_INIT:-pantavisor}")
 [ "${PV_OFFLINE:-}" = 1 ] && args+=(-offline)
 [ -n "${PV_CACHE:-}" ] && args+=(-cache "$PV_CACHE")
 
@@ -84,7 +85,7 @@ boottest)
 	img=$(ls out/"$target"/"$target"-pv-*MiB.img)
 	echo "==> boot test (qemu TCG, SeaBIOS and OVMF, pv_try rollback)"
 	marker=PV-SMOKE-OK
-	[ "${PV_INIT:-smoke}" = pantavisor ] && marker='status=READY'
+	[ "${PV_INIT:-pantavisor}" = pantavisor ] && marker='rev=0 status=READY'
 	PV_TEST_MARKER=$marker PV_TEST_IMAGE=$PWD/$img go test -count=1 -v -timeout 30m ./mkimage/boottest/
 	;;
 *)

@@ -48,7 +48,7 @@ func image(t *testing.T) (string, int64) {
 
 // marker is the console line that means "booted": the smoke init's
 // report by default; PV_TEST_MARKER overrides it for images whose /init is
-// the Pantavisor daemon (e.g. 'status=READY').
+// the Pantavisor daemon (e.g. 'rev=0 status=READY').
 func marker() string {
 	if m := os.Getenv("PV_TEST_MARKER"); m != "" {
 		return m
