@@ -104,6 +104,12 @@ func containersFromEnv(env Env) *Containers {
 		NoAutodev:   c.Bool("PV_DISABLE_AUTODEV"),
 		HooksDir:    filepath.Join(c.Get("PV_SYSTEM_LIBDIR"), "pv", "hooks_lxc-mount.d"),
 	}
+	// Exporters show their root file system in /exports/<plat> (under the
+	// run dir in appengine mode, to keep the host's / alone).
+	paths.Exports = "/exports"
+	if env.Mode == AppEngine {
+		paths.Exports = filepath.Join(env.RunDir, "exports")
+	}
 	if env.Mode != AppEngine && c.Bool("PV_LOG_AUTO_DEVLOG") {
 		paths.DevLog = filepath.Join(env.RunDir, "pv-ctrl-log")
 	}

@@ -291,7 +291,7 @@ func TestContainersLifecycle(t *testing.T) {
 		{name: "lc-sys", run: `"group":"g1"`},
 		{name: "lc-mgmt", run: `"group":"g2","roles":["mgmt"]`},
 		{name: "lc-a1", run: `"group":"g3"`},
-		{name: "lc-a2", run: `"group":"g3"`},
+		{name: "lc-a2", run: `"group":"g3","exports":["/x"]`},
 		{name: "lc-nob", run: `"group":"g3","roles":["nobody"]`},
 	}, testGroups, map[string]string{"_config/lc-a1/etc/motd": "overlay says hi\n"})
 	in := e.start(t, "0", nil)
@@ -330,6 +330,12 @@ func TestContainersLifecycle(t *testing.T) {
 	}
 	if got := in.inside(t, "lc-a1", "GET", "/drivers", ""); !strings.HasPrefix(got, "403") {
 		t.Errorf("GET /drivers from a platform without roles = %q, want 403", got)
+	}
+
+	// Exports.
+	in.exec(t, "lc-a2", "/bin/sh", "-c", "echo exported > /x-file")
+	if b, err := os.ReadFile(filepath.Join(in.run, "exports", "lc-a2", "x-file")); err != nil || string(b) != "exported\n" {
+		t.Errorf("exported file on the host = %q, %v", b, err)
 	}
 
 	// Config overlay.
@@ -371,7 +377,11 @@ func TestContainersLifecycle(t *testing.T) {
 	if in.d.State() != StateWait {
 		t.Errorf("daemon state = %s, want WAIT", in.d.State())
 	}
-	// Shutdown is checked by the cleanup: no loops, mounts or cgroups left.
+	in.stop()
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), filepath.Join(in.run, "exports")) {
+		t.Errorf("export still mounted after shutdown")
+	}
+	// The cleanup checks no loops, mounts or cgroups are left.
 }
 
 // engineClock is a fake clock for the engine whose FSM ticks come fast in

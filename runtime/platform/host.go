@@ -35,6 +35,7 @@ type Host struct {
 
 	mounts  map[string]*volume.Set
 	running map[string]*lxc.Container
+	exports map[string]string // platform → export mount point
 	exits   chan Exit
 }
 
@@ -44,7 +45,7 @@ func NewHost(log *slog.Logger, paths Paths, st *state.State, rev string) *Host {
 		log = slog.Default()
 	}
 	return &Host{log: log, paths: paths, st: st, rev: rev,
-		mounts: map[string]*volume.Set{}, running: map[string]*lxc.Container{}, exits: make(chan Exit, 16)}
+		mounts: map[string]*volume.Set{}, running: map[string]*lxc.Container{}, exports: map[string]string{}, exits: make(chan Exit, 16)}
 }
 
 // Exits delivers container exits; pass each to Exited.
@@ -57,6 +58,7 @@ func (h *Host) Exited(e *Engine, x Exit) ([]Action, error) {
 		return nil, nil
 	}
 	delete(h.running, x.Platform)
+	h.unexport(x.Platform)
 	_ = x.container.Stop(context.Background()) // release liblxc state
 	return e.Exited(x.Platform)
 }
@@ -86,6 +88,7 @@ func (h *Host) Do(ctx context.Context, e *Engine, a Action) ([]Action, error) {
 		}
 		return nil, e.Started(a.Platform, c.Pid())
 	case Stop:
+		h.unexport(a.Platform)
 		if c := h.running[a.Platform]; c != nil {
 			delete(h.running, a.Platform)
 			if err := c.Stop(ctx); err != nil {
@@ -133,6 +136,14 @@ func (h *Host) start(ctx context.Context, e *Engine, name string) (*lxc.Containe
 		return nil, err
 	}
 	h.running[name] = c
+	if p.Exports && h.paths.Exports != "" {
+		target, err := exportRoot(h.paths.Exports, spec.LXCPath, name)
+		if err != nil {
+			h.log.Warn("export", "platform", name, "err", err)
+		} else {
+			h.exports[name] = target
+		}
+	}
 	if h.Console != nil {
 		h.Console(name, c.Console())
 	} else {
@@ -145,10 +156,23 @@ func (h *Host) start(ctx context.Context, e *Engine, name string) (*lxc.Containe
 	return c, nil
 }
 
+// unexport removes the export of name, if any.
+func (h *Host) unexport(name string) {
+	if t := h.exports[name]; t != "" {
+		delete(h.exports, name)
+		if err := unexport(t); err != nil {
+			h.log.Warn("export", "platform", name, "err", err)
+		}
+	}
+}
+
 // Close stops every container and unmounts every volume Host still holds,
 // without telling any engine (daemon shutdown).
 func (h *Host) Close(ctx context.Context) error {
 	var errs []error
+	for name := range h.exports {
+		h.unexport(name)
+	}
 	for name, c := range h.running {
 		delete(h.running, name)
 		if err := c.Stop(ctx); err != nil {

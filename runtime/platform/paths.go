@@ -35,6 +35,9 @@ type Paths struct {
 	RootfsMount string
 	// HooksDir is <libdir>/pv/hooks_lxc-mount.d ("" = no mount hooks).
 	HooksDir string
+	// Exports is where exporters' root file systems are shown
+	// (<Exports>/<plat>, upstream /exports); "" exports nothing.
+	Exports string
 	// AppEngine sets lxc.cgroup.relative.
 	AppEngine bool
 	// NoAutodev is PV_DISABLE_AUTODEV.
