@@ -132,6 +132,9 @@ func (p Progress) Failed() bool { return p.Status.Failed() }
 var ErrBadProgress = errors.New("bad progress")
 
 // MarshalJSON writes p in upstream's field order without HTML escaping.
+// Note that json.Marshal re-escapes <, > and & in its output (still the
+// same JSON value); call MarshalJSON directly for upstream's exact bytes,
+// as storage does for .pv/progress.
 func (p Progress) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString(`{"status":`)
