@@ -9,7 +9,7 @@ import (
 func ExampleParse() {
 	st, err := state.Parse([]byte(`{
 		"#spec": "pantavisor-service-system@1",
-		"web/run.json": {"name": "web", "config": "lxc.container.conf", "root-volume": "root.squashfs", "group": "app"},
+		"web/run.json": {"name": "web", "config": "lxc.container.conf", "root-volume": "root.squashfs", "group": "app", "roles": ["mgmt"]},
 		"web/lxc.container.conf": "1111111111111111111111111111111111111111111111111111111111111111",
 		"web/root.squashfs": "2222222222222222222222222222222222222222222222222222222222222222"
 	}`))

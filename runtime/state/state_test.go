@@ -214,8 +214,8 @@ func TestParseFullState(t *testing.T) {
 	if got := s.Platform("os"); !reflect.DeepEqual(got, wantOS) {
 		t.Errorf("Platform(os) = %+v\nwant %+v", got, wantOS)
 	}
-	if !s.Platform("os").Mgmt() {
-		t.Errorf("Platform(os).Mgmt() = false, want true (no roles key)")
+	if s.Platform("os").Mgmt() {
+		t.Errorf("Platform(os).Mgmt() = true, want false (no roles key: no privileges)")
 	}
 	wantApp := &Platform{
 		Name: "my-app", Type: "lxc", Config: "lxc.container.conf", RootVolume: "root.squashfs",
@@ -284,7 +284,7 @@ func TestNoGroups(t *testing.T) {
 	if s.Groups() != nil || s.Device() != nil || s.BSP() != nil || s.Drivers() != nil {
 		t.Errorf("Groups, Device, BSP, Drivers = %v, %v, %v, %v, want all nil", s.Groups(), s.Device(), s.BSP(), s.Drivers())
 	}
-	if got := s.Platform("x"); got == nil || got.Type != "lxc" || !got.AutoModFw || !got.Mgmt() {
+	if got := s.Platform("x"); got == nil || got.Type != "lxc" || !got.AutoModFw || got.Mgmt() {
 		t.Errorf("Platform(x) = %+v, want lxc defaults", got)
 	}
 	if got := len(DefaultGroups()); got != 4 {

@@ -73,11 +73,13 @@ type Platform struct {
 	Provides []ServiceExport
 }
 
-// Mgmt reports whether the platform has the mgmt role: a platform without
-// a "roles" key is mgmt; a present key grants it only when the array
-// contains "mgmt" (the object form never does).
+// Mgmt reports whether the platform has the mgmt role: only an array
+// "roles" that contains "mgmt" grants it, as the docs promise (roles
+// default to empty). Upstream also treats a platform without a "roles" key
+// as mgmt (spec §5 ⚠); that would hand the whole control API to every
+// container that forgot the key, so it is not copied.
 func (p *Platform) Mgmt() bool {
-	return !p.RolesSet || slices.Contains(p.Roles, "mgmt")
+	return slices.Contains(p.Roles, "mgmt")
 }
 
 // String returns "<name> (<dir>/run.json)".
