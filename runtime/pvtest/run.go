@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pantavisor/pantavisor-go/runtime/ctrl/client"
 )
 
 // Plan is everything a test run needs; the runner resolves it (fixtures
@@ -124,7 +126,8 @@ func run(ctx context.Context, p Plan, sh Shell, dir string, inp **Instance, res 
 	if p.Factory {
 		for i, tb := range p.Tarballs {
 			dst := filepath.Join(in.Prefix, "lib", "pantavisor", "pvtx.d", fmt.Sprintf("%02d-%s", 10+i, filepath.Base(tb)))
-			if err := os.Symlink(tb, dst); err != nil {
+			// pv-appengine only adds regular files: copy, do not link.
+			if err := copyFile(tb, dst); err != nil {
 				return err
 			}
 		}
@@ -196,8 +199,14 @@ func waitReady(ctx context.Context, in *Instance, timeout time.Duration) error {
 // wait for DONE or UPDATED. Without containers the factory revision (0),
 // committed by the daemon itself, is the initial one.
 func initialRevision(ctx context.Context, in *Instance, p Plan) error {
-	if len(p.Tarballs) == 0 || p.Factory {
+	if len(p.Tarballs) == 0 {
 		return waitProgress(ctx, in, "0", p.ReadyTimeout)
+	}
+	if p.Factory {
+		if err := waitProgress(ctx, in, "0", p.ReadyTimeout); err != nil {
+			return err
+		}
+		return waitContainers(ctx, in, p.ReadyTimeout)
 	}
 	rev := p.ID.Rev()
 	steps := [][]string{{"pvtx", "begin", "empty"}}
@@ -212,7 +221,53 @@ func initialRevision(ctx context.Context, in *Instance, p Plan) error {
 			return fmt.Errorf("initial revision %s: %s: %w: %s", rev, strings.Join(s, " "), err, strings.TrimSpace(string(out)))
 		}
 	}
-	return waitProgress(ctx, in, rev, p.ReadyTimeout)
+	if err := waitProgress(ctx, in, rev, p.ReadyTimeout); err != nil {
+		return err
+	}
+	return waitContainers(ctx, in, p.ReadyTimeout)
+}
+
+// waitContainers waits until every container reached its status goal
+// (MOUNTED, STARTED or READY; STARTED also satisfies nothing more).
+func waitContainers(ctx context.Context, in *Instance, timeout time.Duration) error {
+	end := time.Now().Add(timeout)
+	c := client.New(in.Socket)
+	var last string
+	for {
+		var list []struct {
+			Name       string `json:"name"`
+			Status     string `json:"status"`
+			StatusGoal string `json:"status_goal"`
+		}
+		err := c.JSON(ctx, "GET", "/containers", nil, &list)
+		if err == nil {
+			pending := []string{}
+			for _, ct := range list {
+				goal := ct.StatusGoal
+				if goal == "" {
+					goal = "STARTED"
+				}
+				ok := ct.Status == goal || (goal == "STARTED" && ct.Status == "READY")
+				if !ok {
+					pending = append(pending, ct.Name+"="+ct.Status+" (goal "+goal+")")
+				}
+			}
+			if len(pending) == 0 {
+				return nil
+			}
+			last = strings.Join(pending, ", ")
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(end) {
+			return fmt.Errorf("containers did not reach their goals after %s: %s", timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // waitProgress waits for rev's progress to reach DONE or UPDATED.
@@ -294,4 +349,21 @@ func shell(ctx context.Context, in *Instance, p Plan, sh Shell) error {
 		return nil
 	}
 	return err
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

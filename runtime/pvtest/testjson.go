@@ -40,6 +40,9 @@ type Setup struct {
 	Containers Containers
 	// ReadyScript runs before waiting for the initial revision to be ready.
 	ReadyScript string
+	// Factory (pvtest extension, "factory": "true") installs the containers
+	// in the factory revision 0 instead of upstream's locals/<id> + LOCAL_RUN.
+	Factory bool
 }
 
 // Containers lists the packages of the initial revision.
@@ -64,10 +67,11 @@ type rawTest struct {
 }
 
 type rawSetup struct {
-	Cmdline     string `json:"cmdline"`
-	Config      string `json:"pantavisor.config"`
-	PVS         string `json:"pvs"`
-	ReadyScript string `json:"ready-script"`
+	Cmdline     string          `json:"cmdline"`
+	Config      string          `json:"pantavisor.config"`
+	PVS         string          `json:"pvs"`
+	ReadyScript string          `json:"ready-script"`
+	Factory     json.RawMessage `json:"factory"`
 	Containers  *struct {
 		Control  string   `json:"control"`
 		Tarballs []string `json:"tarballs"`
@@ -104,13 +108,18 @@ func Parse(data []byte) (*Test, error) {
 	if err := relPath("test-script", t.Script); err != nil {
 		return nil, err
 	}
-	skip, err := parseSkip(r.Skip)
+	skip, err := parseBool("skip", r.Skip)
 	if err != nil {
 		return nil, err
 	}
 	t.Skip = skip
 	if s := r.Setup; s != nil {
 		t.Setup = Setup{Cmdline: s.Cmdline, Config: s.Config, PVS: s.PVS, ReadyScript: s.ReadyScript}
+		f, err := parseBool("setup.factory", s.Factory)
+		if err != nil {
+			return nil, err
+		}
+		t.Setup.Factory = f
 		for _, f := range []struct{ name, val string }{
 			{"setup.pantavisor.config", s.Config}, {"setup.pvs", s.PVS}, {"setup.ready-script", s.ReadyScript},
 		} {
@@ -150,8 +159,8 @@ func Parse(data []byte) (*Test, error) {
 	return t, nil
 }
 
-// parseSkip accepts "true"/"false" (upstream) and JSON booleans.
-func parseSkip(raw json.RawMessage) (bool, error) {
+// parseBool accepts "true"/"false" (upstream's style) and JSON booleans.
+func parseBool(field string, raw json.RawMessage) (bool, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return false, nil
 	}
@@ -168,7 +177,7 @@ func parseSkip(raw json.RawMessage) (bool, error) {
 			return false, nil
 		}
 	}
-	return false, bad("skip", "%s is not \"true\" or \"false\"", raw)
+	return false, bad(field, "%s is not \"true\" or \"false\"", raw)
 }
 
 // relPath accepts paths relative to the test dir; ".." may climb to shared

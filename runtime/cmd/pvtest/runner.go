@@ -238,7 +238,7 @@ func runOne(ctx context.Context, id pvtest.ID, f runFlags, single bool, pkgDir, 
 		return o
 	}
 	plan := pvtest.Plan{ID: id, TestDir: dir, Test: t, Package: pkgDir, WorkDir: work, Tool: tool, Fixtures: fxDir,
-		Interactive: f.interactive, Manual: f.manual, Keep: f.keep, Verbose: f.verbose, Factory: f.factory}
+		Interactive: f.interactive, Manual: f.manual, Keep: f.keep, Verbose: f.verbose, Factory: f.factory || t.Setup.Factory}
 	for _, tb := range t.Setup.Containers.Tarballs {
 		if k, ok := strings.CutPrefix(tb, "builtin:"); ok {
 			p, err := fx.Build(k)
