@@ -152,6 +152,7 @@ func (m *Containers) Load(rev string, st *state.State) error {
 	if m.logs != nil {
 		logs := m.logs
 		h.Console = func(name string, f *os.File) { logs.Subscribe(f, name, "lxc/console.log", logserver.Info) }
+		h.OnStart = m.startLoggers
 	}
 	m.stopWatchLocked()
 	m.rev, m.st, m.engine, m.host, m.failure = rev, st, e, h, nil

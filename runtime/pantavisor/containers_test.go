@@ -338,6 +338,20 @@ func TestContainersLifecycle(t *testing.T) {
 		t.Errorf("exported file on the host = %q, %v", b, err)
 	}
 
+	// Default file loggers follow /var/log/messages into the log server.
+	in.exec(t, "lc-a1", "/bin/sh", "-c", "mkdir -p /var/log && echo hello-messages >> /var/log/messages")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(e.storage, "logs", "0", "lc-a1", "var", "log", "messages"))
+		if strings.Contains(string(b), "hello-messages") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("logs/0/lc-a1/var/log/messages = %q, want the container's line", b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
 	// Config overlay.
 	if got := in.exec(t, "lc-a1", "/bin/cat", "/etc/motd"); got != "overlay says hi" {
 		t.Errorf("/etc/motd in lc-a1 = %q, want the _config overlay", got)

@@ -32,6 +32,9 @@ type Host struct {
 	// Console, when set, receives each started container's console (the
 	// log server subscribes it); otherwise the console is drained.
 	Console func(platform string, f *os.File)
+	// OnStart, when set, is told of each started container: its init pid
+	// and a channel closed when it exits (file loggers follow it).
+	OnStart func(platform string, pid int, done <-chan struct{})
 
 	mounts  map[string]*volume.Set
 	running map[string]*lxc.Container
@@ -148,6 +151,9 @@ func (h *Host) start(ctx context.Context, e *Engine, name string) (*lxc.Containe
 		h.Console(name, c.Console())
 	} else {
 		go func() { _, _ = io.Copy(io.Discard, c.Console()) }()
+	}
+	if h.OnStart != nil {
+		h.OnStart(name, c.Pid(), c.Done())
 	}
 	go func() {
 		<-c.Done()
