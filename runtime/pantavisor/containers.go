@@ -18,6 +18,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/metadata"
 	"github.com/pantavisor/pantavisor-go/runtime/platform"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
+	"golang.org/x/sys/unix"
 )
 
 // ErrContainerFailed is what Step returns when a container failed without
@@ -53,7 +54,9 @@ type Containers struct {
 	failures []error          // every failure since SetUpdating(true)
 	last     map[string]string
 	watchEnd chan struct{}
-	watchWG  sync.WaitGroup
+	// sharedVolumes is the volumes dir while it is a shared bind mount.
+	sharedVolumes string
+	watchWG       sync.WaitGroup
 }
 
 // ContainersOptions configures NewContainers.
@@ -155,6 +158,7 @@ func (m *Containers) Load(rev string, st *state.State) error {
 		h.OnStart = m.startLoggers
 	}
 	m.stopWatchLocked()
+	m.shareVolumesLocked()
 	m.rev, m.st, m.engine, m.host, m.failure = rev, st, e, h, nil
 	m.last = map[string]string{}
 	m.watchEnd = make(chan struct{})
@@ -272,7 +276,43 @@ func (m *Containers) Stop(ctx context.Context) error {
 	err := m.host.Close(ctx)
 	m.reportLocked()
 	m.stopWatchLocked()
+	m.unshareVolumesLocked()
 	return err
+}
+
+// shareVolumesLocked makes the volumes dir a shared mount, so that
+// unmounting a platform's volumes also reaches the (slave) copies in the
+// mount namespaces of containers started while they were mounted;
+// otherwise those copies keep the loop devices busy until the other
+// containers exit.
+func (m *Containers) shareVolumesLocked() {
+	dir := m.paths.Volumes
+	if dir == "" || m.sharedVolumes != "" {
+		return
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		m.log.Warn("volumes dir", "err", err)
+		return
+	}
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+		m.log.Warn("volumes dir: bind", "err", err)
+		return
+	}
+	if err := unix.Mount("", dir, "", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
+		m.log.Warn("volumes dir: make shared", "err", err)
+	}
+	m.sharedVolumes = dir
+}
+
+// unshareVolumesLocked undoes shareVolumesLocked once nothing is mounted.
+func (m *Containers) unshareVolumesLocked() {
+	if m.sharedVolumes == "" {
+		return
+	}
+	if err := unix.Unmount(m.sharedVolumes, unix.MNT_DETACH); err != nil {
+		m.log.Warn("volumes dir: unmount", "err", err)
+	}
+	m.sharedVolumes = ""
 }
 
 // reportLocked logs and publishes status changes of platforms, groups and
