@@ -99,6 +99,11 @@ func (c *Config) PHConfig() []byte {
 		if !k.Levels.Has(PHConf) {
 			continue
 		}
+		// PV keys the file may carry (updater.commit_delay) are kept only
+		// when the file is where they came from.
+		if !strings.HasPrefix(k.Name, "PH_") && c.entries[k.Name].top() != PHConf {
+			continue
+		}
 		v := c.entries[k.Name].value()
 		if k.Type == String && v == "" {
 			continue

@@ -557,3 +557,19 @@ func TestLoadLogsRejections(t *testing.T) {
 		t.Errorf("rejected PV_LOG_LEVEL applied: %q", got)
 	}
 }
+
+// The docs' pantahub.config example sets the commit delay there.
+func TestCommitDelayFromPHConfig(t *testing.T) {
+	dir := t.TempDir()
+	ph := dir + "/pantahub.config"
+	if err := os.WriteFile(ph, []byte("updater.interval=5\nupdater.commit_delay=40\ncreds.host=api.pantahub.com\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := New(nil)
+	if err := c.LoadPHConfig(ph); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Get("PV_UPDATER_COMMIT_DELAY"); got != "40" {
+		t.Errorf("PV_UPDATER_COMMIT_DELAY = %q, want 40", got)
+	}
+}

@@ -197,7 +197,9 @@ var keyTable = []Key{
 	{Name: "PV_SYSTEM_USRDIR", Type: String, Default: "/usr", Levels: pvLevels},
 
 	// Updates.
-	{Name: "PV_UPDATER_COMMIT_DELAY", Aliases: al("updater.commit.delay"), Type: Duration, Default: "25", Levels: pvLevels | oem},
+	// The docs' pantahub.config example sets updater.commit_delay, so the
+	// key is also taken from that file.
+	{Name: "PV_UPDATER_COMMIT_DELAY", Aliases: al("updater.commit.delay", "updater.commit_delay"), Type: Duration, Default: "25", Levels: pvLevels | oem | Mask(1<<PHConf)},
 	{Name: "PV_UPDATER_GOALS_TIMEOUT", Aliases: al("updater.goals.timeout"), Type: Duration, Default: "120", Levels: pvLevels | oem},
 	{Name: "PV_UPDATER_USE_TMP_OBJECTS", Aliases: al("updater.use_tmp_objects"), Type: Bool, Default: "0", Levels: pvLevels | oem},
 	{Name: "PV_VOLMOUNT_DM_EXTRA_ARGS", Type: String, Levels: pvLevels | oem},
