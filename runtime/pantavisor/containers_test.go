@@ -645,15 +645,22 @@ func newTextLog(w *syncBuf) *slog.Logger {
 }
 
 // runUpdateNoReboot (TestUpdateNoReboot in update_test.go, with the real
-// updater): LOCAL_RUN of a revision that changes only a
-// restart_policy container platform transitions without a reboot: the
-// new revision's containers run, its progress ends UPDATED.
-func runUpdateNoReboot(t *testing.T, newUpdater func(Env) (Updater, error)) {
+// updater): LOCAL_RUN of a revision that changes only restart_policy
+// container platforms transitions without a reboot: the new revision's
+// containers run, its progress ends UPDATED. With crash, the added
+// container dies at once without auto-recovery: the update ends ERROR and
+// the daemon rolls back (reboot exit).
+func runUpdateNoReboot(t *testing.T, newUpdater func(Env) (Updater, error), crash bool) {
 	e := newCtEnv(t)
 	groups := `"groups.json":[{"name":"app","restart_policy":"container","timeout":10}]`
 	e.writeRev(t, "0", []plat{{name: "up-a", run: `"group":"app"`}}, groups, nil)
 	// Build locals/1 the same way, then keep only its state JSON and objects.
-	e.writeRev(t, "locals/1", []plat{{name: "up-a", run: `"group":"app"`}, {name: "up-b", run: `"group":"app"`}},
+	b := plat{name: "up-b", run: `"group":"app"`}
+	if crash {
+		b = plat{name: "up-crash", run: `"group":"app"`,
+			conf: rootfs.LXCConf(rootfs.Conf{Name: "up-crash", VolumesDir: e.volumes, Init: "/bin/false"})}
+	}
+	e.writeRev(t, "locals/1", []plat{{name: "up-a", run: `"group":"app"`}, b},
 		groups, map[string]string{"_config/up-a/etc/motd": "rev 1\n"})
 	trail := filepath.Join(e.storage, "trails", "locals", "1")
 	js, err := os.ReadFile(filepath.Join(trail, ".pvr", "json"))
@@ -672,6 +679,16 @@ func runUpdateNoReboot(t *testing.T, newUpdater func(Env) (Updater, error)) {
 	if code, b := in.call(t, "POST", "/commands", strings.NewReader(`{"op":"LOCAL_RUN","payload":"locals/1"}`)); code != 200 {
 		t.Fatalf("LOCAL_RUN = %d %s", code, b)
 	}
+	if crash {
+		if got := in.wait(t); got != ExitReboot {
+			t.Errorf("exit after a crash in the update = %d, want reboot (rollback)", got)
+		}
+		p, _ := os.ReadFile(filepath.Join(e.storage, "trails", "locals", "1", ".pv", "progress"))
+		if !strings.Contains(string(p), `"ERROR"`) || !strings.Contains(string(p), "container") {
+			t.Errorf("progress of locals/1 = %s, want ERROR naming the container failure", p)
+		}
+		return
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	var last string
 	for !strings.Contains(last, `"UPDATED"`) && !strings.Contains(last, `"DONE"`) {
@@ -682,8 +699,7 @@ func runUpdateNoReboot(t *testing.T, newUpdater func(Env) (Updater, error)) {
 		_, b := in.call(t, "GET", "/steps/locals/1/progress", nil)
 		last = string(b)
 	}
-	m := in.waitFor(t, "rev 1 running", statusIs(map[string]string{"up-a": "STARTED", "up-b": "STARTED"}))
-	_ = m
+	in.waitFor(t, "rev 1 running", statusIs(map[string]string{"up-a": "STARTED", "up-b": "STARTED"}))
 	if got := in.exec(t, "up-a", "/bin/cat", "/etc/motd"); got != "rev 1" {
 		t.Errorf("/etc/motd in up-a after the update = %q, want rev 1", got)
 	}

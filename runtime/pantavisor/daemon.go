@@ -108,7 +108,11 @@ func (d *Daemon) Mode() Mode { return d.mode }
 func (d *Daemon) Socket() string { return filepath.Join(d.runDir, "pv-ctrl") }
 
 // Revision returns the running revision.
-func (d *Daemon) Revision() string { return d.rev }
+func (d *Daemon) Revision() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.rev
+}
 
 // modeFromWords returns the mode forced by a pv_<mode> word.
 func modeFromWords(words []string) (Mode, bool) {
@@ -405,7 +409,8 @@ func (d *Daemon) verify(st *state.State) error {
 
 // gcKeep is what GC keeps (spec §12).
 func (d *Daemon) gcKeep() storage.GCKeep {
-	return storage.GCKeep{Running: d.rev, Update: d.try, Done: d.rev,
+	rev := d.Revision()
+	return storage.GCKeep{Running: rev, Update: d.try, Done: rev,
 		KeepFactory: d.conf.Bool("PV_STORAGE_GC_KEEP_FACTORY")}
 }
 
@@ -420,7 +425,7 @@ func (d *Daemon) local() bool {
 	if goRemote || d.conf.Bool("PV_CONTROL_REMOTE_ALWAYS") {
 		return false
 	}
-	return strings.HasPrefix(d.rev, "locals/")
+	return strings.HasPrefix(d.Revision(), "locals/")
 }
 
 // publishDevmeta writes the default device metadata (spec §12).
@@ -429,7 +434,7 @@ func (d *Daemon) publishDevmeta() {
 	if d.local() {
 		mode = "local"
 	}
-	dev := metadata.Device{Version: d.opt.Version, Revision: d.rev, Mode: mode, Status: d.State().String()}
+	dev := metadata.Device{Version: d.opt.Version, Revision: d.Revision(), Mode: mode, Status: d.State().String()}
 	if u, err := d.store.Usage(); err == nil {
 		dev.Storage = &metadata.Usage{Total: u.Total, Free: u.Free, Reserved: u.Reserved, RealFree: u.RealFree}
 	}

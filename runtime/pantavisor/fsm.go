@@ -176,7 +176,11 @@ func (d *Daemon) run() error {
 	}
 	if d.platforms != nil {
 		if err := d.platforms.Load(d.rev, rev.state); err != nil {
-			return fmt.Errorf("platforms: %w", err)
+			err = fmt.Errorf("platforms: %w", err)
+			if f, ok := d.updater.(containerFailer); ok {
+				f.ContainerFailed(err) // records ERROR in the update's progress
+			}
+			return err
 		}
 	}
 	return nil

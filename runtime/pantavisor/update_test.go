@@ -10,5 +10,11 @@ import (
 // TestUpdateNoReboot runs a non-reboot LOCAL_RUN through the real daemon,
 // runtime/update and real containers.
 func TestUpdateNoReboot(t *testing.T) {
-	pantavisor.RunUpdateNoReboot(t, updater.New)
+	pantavisor.RunUpdateNoReboot(t, updater.New, false)
+}
+
+// TestUpdateCrashRollsBack: a container of the new revision crashing
+// without auto-recovery fails the update (ERROR) and rolls back.
+func TestUpdateCrashRollsBack(t *testing.T) {
+	pantavisor.RunUpdateNoReboot(t, updater.New, true)
 }

@@ -299,7 +299,8 @@ func (c *Container) watch(pidfd *os.File) {
 			}
 		}
 	}
-	for unix.Kill(c.pid, 0) == nil {
+	// No pid means init is already gone (kill(-1, 0) would "succeed").
+	for c.pid > 0 && unix.Kill(c.pid, 0) == nil {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
