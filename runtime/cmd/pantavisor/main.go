@@ -83,6 +83,7 @@ func run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 		SystemReboot: systemReboot,
 		Prepare:      prepareFor(log),
 		NewPlatforms: pantavisor.NewPlatforms,
+		NewUpdater:   newUpdater,
 	})
 	if err != nil {
 		return err
