@@ -6,8 +6,24 @@
 //	d, err := pantavisor.New(pantavisor.Options{ConfigFile: f, Cmdline: c, Env: os.Environ(), Log: log})
 //	exit, err := d.Run(ctx) // ExitReboot (0) or ExitPoweroff (3)
 //
-// Containers (issue 4) and updates (issue 5) plug in through the
-// PlatformManager and Updater interfaces.
+// Containers and updates plug in through the PlatformManager and Updater
+// interfaces. NewPlatforms runs real LXC containers (*Containers: one
+// platform.Engine and platform.Host per revision, ticked on every WAIT
+// round and on container events; consoles and file loggers go to the log
+// server; GET /containers, /groups, /drivers, PUT /containers/<n> and POST
+// /signal are served from it); runtime/pantavisor/updater.New plugs in
+// runtime/update:
+//
+//	d, err := pantavisor.New(pantavisor.Options{…,
+//		NewPlatforms: pantavisor.NewPlatforms, NewUpdater: updater.New})
+//
+// The running revision's signatures are verified in RUN and those of a
+// PUT /steps revision before it is kept (PV_SECUREBOOT_MODE, spec §9).
+//
+// The revision status (the lowest status of the platforms that have not
+// reached their goal) is logged on every change and published as devmeta
+// pantavisor.revision.status; pantavisor.status keeps the FSM state,
+// which pvtest and the test suites wait on ("WAIT").
 package pantavisor
 
 import (
