@@ -649,8 +649,10 @@ func newTextLog(w *syncBuf) *slog.Logger {
 // container platforms transitions without a reboot: the new revision's
 // containers run, its progress ends UPDATED. With crash, the added
 // container dies at once without auto-recovery: the update ends ERROR and
-// the daemon rolls back (reboot exit).
-func runUpdateNoReboot(t *testing.T, newUpdater func(Env) (Updater, error), crash bool) {
+// the daemon rolls back (reboot exit). With badGroup, the new revision
+// names an unknown group: the update is refused with the reason in its
+// progress and the old revision keeps running.
+func runUpdateNoReboot(t *testing.T, newUpdater func(Env) (Updater, error), crash, badGroup bool) {
 	e := newCtEnv(t)
 	groups := `"groups.json":[{"name":"app","restart_policy":"container","timeout":10}]`
 	e.writeRev(t, "0", []plat{{name: "up-a", run: `"group":"app"`}}, groups, nil)
@@ -659,6 +661,9 @@ func runUpdateNoReboot(t *testing.T, newUpdater func(Env) (Updater, error), cras
 	if crash {
 		b = plat{name: "up-crash", run: `"group":"app"`,
 			conf: rootfs.LXCConf(rootfs.Conf{Name: "up-crash", VolumesDir: e.volumes, Init: "/bin/false"})}
+	}
+	if badGroup {
+		b.run = `"group":"nope"`
 	}
 	e.writeRev(t, "locals/1", []plat{{name: "up-a", run: `"group":"app"`}, b},
 		groups, map[string]string{"_config/up-a/etc/motd": "rev 1\n"})
@@ -673,8 +678,19 @@ func runUpdateNoReboot(t *testing.T, newUpdater func(Env) (Updater, error), cras
 	})
 	in.waitFor(t, "rev 0 started", statusIs(map[string]string{"up-a": "STARTED"}))
 	e.waitInit(t, "0", "up-a")
-	if code, b := in.call(t, "PUT", "/steps/locals/1", strings.NewReader(string(js))); code != 200 {
-		t.Fatalf("PUT /steps/locals/1 = %d %s", code, b)
+	code, body := in.call(t, "PUT", "/steps/locals/1", strings.NewReader(string(js)))
+	if badGroup {
+		if code != 422 || !strings.Contains(string(body), "nope") {
+			t.Errorf("PUT /steps/locals/1 with an unknown group = %d %s, want 422 naming it", code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if m := in.containers(t); m["up-a"].Status != "STARTED" || in.d.State() != StateWait {
+			t.Errorf("after a refused revision: up-a %s, daemon %s, want STARTED, WAIT", m["up-a"].Status, in.d.State())
+		}
+		return
+	}
+	if code != 200 {
+		t.Fatalf("PUT /steps/locals/1 = %d %s", code, body)
 	}
 	if code, b := in.call(t, "POST", "/commands", strings.NewReader(`{"op":"LOCAL_RUN","payload":"locals/1"}`)); code != 200 {
 		t.Fatalf("LOCAL_RUN = %d %s", code, b)

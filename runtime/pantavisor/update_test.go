@@ -10,11 +10,17 @@ import (
 // TestUpdateNoReboot runs a non-reboot LOCAL_RUN through the real daemon,
 // runtime/update and real containers.
 func TestUpdateNoReboot(t *testing.T) {
-	pantavisor.RunUpdateNoReboot(t, updater.New, false)
+	pantavisor.RunUpdateNoReboot(t, updater.New, false, false)
 }
 
 // TestUpdateCrashRollsBack: a container of the new revision crashing
 // without auto-recovery fails the update (ERROR) and rolls back.
 func TestUpdateCrashRollsBack(t *testing.T) {
-	pantavisor.RunUpdateNoReboot(t, updater.New, true)
+	pantavisor.RunUpdateNoReboot(t, updater.New, true, false)
+}
+
+// TestUpdateBadRevision: a revision naming an unknown group is refused;
+// the running revision is not disturbed.
+func TestUpdateBadRevision(t *testing.T) {
+	pantavisor.RunUpdateNoReboot(t, updater.New, false, true)
 }
