@@ -64,6 +64,7 @@ type plat struct {
 // ctEnv is a test environment for real containers.
 type ctEnv struct {
 	dir, storage, volumes, configs string
+	names                          []string // every platform written
 }
 
 func newCtEnv(t *testing.T) *ctEnv {
@@ -86,6 +87,16 @@ func newCtEnv(t *testing.T) *ctEnv {
 			time.Sleep(20 * time.Millisecond)
 		}
 		t.Errorf("Leaks() = %q, want none", leaks)
+	})
+	t.Cleanup(func() {
+		// Runs after the daemon stopped (its cleanup was registered later).
+		for _, n := range e.names {
+			for _, pat := range []string{"/sys/fs/cgroup/*/lxc/" + n, "/sys/fs/cgroup/lxc/" + n, "/sys/fs/cgroup/*/lxc.monitor/" + n} {
+				if m, _ := filepath.Glob(pat); len(m) > 0 {
+					t.Errorf("cgroup left behind: %q", m)
+				}
+			}
+		}
 	})
 	return e
 }
@@ -115,6 +126,7 @@ func (e *ctEnv) writeRev(t *testing.T, rev string, plats []plat, extra string, f
 		keys = append(keys, fmt.Sprintf("%q:%q", key, shaOf(data)))
 	}
 	for _, p := range plats {
+		e.names = append(e.names, cmp.Or(p.runName, p.name))
 		root := p.root
 		if root == nil {
 			root = img
