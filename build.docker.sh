@@ -20,7 +20,11 @@
 #   PV_OFFLINE=1               do not refresh the Debian indexes (use the cache)
 #   PV_CACHE=<dir>             package/artifact cache (default ~/.cache/pantavisor-mkimage)
 #   SOURCE_DATE_EPOCH          time stamp of every output (default 1700000000)
-#   PVR_MERGE_SRC, PVR_USE_SRC_BSP, PV_MERGE_SBOM, PV_PVS_PUB_PEM, PV_PVS_CERT_PEM:
+#   PVR_MERGE_SRC=<checkout>/.pvr | <export.tgz>
+#                              reference device: its containers (all non-bsp
+#                              keys) replace the recipe's default containers;
+#                              clone URLs fail (the build is offline)
+#   PVR_USE_SRC_BSP, PV_MERGE_SBOM, PV_PVS_PUB_PEM, PV_PVS_CERT_PEM:
 #                              not implemented yet: the build stops if set.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -34,7 +38,7 @@ if [ ! -f "targets/$target.toml" ]; then
 	exit 2
 fi
 
-for v in PVR_MERGE_SRC PVR_USE_SRC_BSP PV_MERGE_SBOM PV_PVS_PUB_PEM PV_PVS_CERT_PEM PV_FACTORY_AUTOTOK; do
+for v in PVR_USE_SRC_BSP PV_MERGE_SBOM PV_PVS_PUB_PEM PV_PVS_CERT_PEM PV_FACTORY_AUTOTOK; do
 	if [ -n "${!v:-}" ]; then
 		echo "build.docker.sh: $v is not implemented yet in the Go build; unset it" >&2
 		exit 2

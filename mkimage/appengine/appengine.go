@@ -46,11 +46,14 @@ type Binary struct {
 	Name string // file name under bin/
 	Pkg  string // Go package, relative to the module root
 	Cgo  bool   // needs cgo (liblxc)
+	Tags string // go build -tags
 }
 
 // Binaries are the programs every package carries.
 var Binaries = []Binary{
-	{Name: "pantavisor", Pkg: "./runtime/cmd/pantavisor", Cgo: true},
+	// pvupdate links the updater (runtime/cmd/pantavisor/updater_on.go):
+	// the App Engine exists to run update flows.
+	{Name: "pantavisor", Pkg: "./runtime/cmd/pantavisor", Cgo: true, Tags: "pvupdate"},
 	{Name: "pv-appengine", Pkg: "./runtime/cmd/pv-appengine"},
 	{Name: "pvcontrol", Pkg: "./runtime/cmd/pvcontrol"},
 	{Name: "pvtx", Pkg: "./runtime/cmd/pvtx"},
@@ -131,7 +134,11 @@ func Assemble(ctx context.Context, o Options) error {
 
 // build runs go build -trimpath for one binary.
 func build(ctx context.Context, repo, goarch string, b Binary, dst string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", dst, b.Pkg)
+	args := []string{"build", "-trimpath", "-ldflags=-s -w -buildid="}
+	if b.Tags != "" {
+		args = append(args, "-tags", b.Tags)
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, "-o", dst, b.Pkg)...)
 	cmd.Dir = repo
 	env := append(os.Environ(), "GOOS=linux", "GOARCH="+goarch)
 	if b.Cgo {

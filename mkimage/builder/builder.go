@@ -43,6 +43,9 @@ type Options struct {
 	Init string
 	// Epoch is SOURCE_DATE_EPOCH: every time stamp in the outputs.
 	Epoch int64
+	// MergeSrc is a reference device (PVR_MERGE_SRC): a pvr checkout or
+	// export whose non-bsp keys replace the recipe's containers.
+	MergeSrc string
 	// Offline skips apt-get update (the cached indexes are used).
 	Offline bool
 	// Progress receives one line per stage.
@@ -119,7 +122,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if o.Init != InitPantavisor && o.Init != InitSmoke {
 		return nil, fmt.Errorf("init %q: want pantavisor or smoke", o.Init)
 	}
-	for _, p := range []*string{&o.Repo, &o.Out, &o.Cache} {
+	for _, p := range []*string{&o.Repo, &o.Out, &o.Cache, &o.MergeSrc} {
 		if *p == "" {
 			continue
 		}
@@ -166,7 +169,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		{"initrd", func() (string, error) { return b.makeInitrd(pk, bin) }},
 		{"addons", func() (string, error) { return b.makeAddons(ctx, pk) }},
 		{"bsp", func() (n string, err error) { bsp, n, err = b.makeBSP(ctx, pk); return }},
-		{"trails/0", func() (string, error) { return b.makeStorage(bsp) }},
+		{"trails/0", func() (string, error) { return b.makeStorage(ctx, pk, bin, bsp) }},
 		{"image", func() (string, error) { return b.makeImage(ctx) }},
 		{"pvr export", func() (string, error) { return b.export() }},
 	}

@@ -19,7 +19,9 @@ type packages struct {
 	Sysroot   string // initrd packages unpacked together
 	Firmware  string // firmware packages unpacked together ("" = none)
 	Addons    map[string]string
-	Src       []debpkg.Package
+	// Busybox is the static busybox of the template containers.
+	Busybox string
+	Src     []debpkg.Package
 }
 
 // unpacked returns the cached unpack directory of a verified .deb
@@ -112,6 +114,13 @@ func (b *run) fetch(ctx context.Context) (*packages, string, error) {
 			return nil, "", fmt.Errorf("addon %s: %w", name, err)
 		}
 		pk.Addons[name] = dir
+	}
+	if b.needsBusybox() {
+		dir := filepath.Join(b.work, "busybox-root")
+		if err := unpackAll(dir, []string{busyboxPackage}); err != nil {
+			return nil, "", fmt.Errorf("containers: %w", err)
+		}
+		pk.Busybox = filepath.Join(dir, "bin", "busybox")
 	}
 	var names []string
 	for _, p := range pk.Src {

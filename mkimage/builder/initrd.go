@@ -82,6 +82,9 @@ func (b *run) makeInitrd(pk *packages, bin *binaries) (string, error) {
 		return "", err
 	}
 	sys := initrd.Sysroot{Dir: pk.Sysroot}
+	if err := addLXCDirs(t, pk.Sysroot); err != nil {
+		return "", err
+	}
 	for _, f := range r.Initrd.Files {
 		if err := t.AddFromSysroot(sys, f); err != nil {
 			return "", fmt.Errorf("initrd.files: %w", err)
@@ -142,6 +145,23 @@ func (b *run) makeInitrd(pk *packages, bin *binaries) (string, error) {
 	}
 	b.res.Sizes["initrd"] = size(out)
 	return fmt.Sprintf("(%d paths, %d modules, %d libs, %s %d KiB, cached=%v)", len(t.Paths()), nmods, len(libs), r.Initrd.Compression, size(out)/1024, cached), nil
+}
+
+// addLXCDirs adds what liblxc expects on the root file system when the
+// sysroot has it: its rootfs mount point (LXCROOTFSMOUNT,
+// /usr/lib/<triplet>/lxc/rootfs) and its state directories.
+func addLXCDirs(t *initrd.Tree, sysroot string) error {
+	libs, _ := filepath.Glob(filepath.Join(sysroot, "usr/lib/*/liblxc.so.1"))
+	if len(libs) == 0 {
+		return nil
+	}
+	triplet := filepath.Base(filepath.Dir(libs[0]))
+	for _, d := range []string{"/usr/lib/" + triplet + "/lxc/rootfs", "/var/lib/lxc", "/var/log/lxc", "/var/cache/lxc", "/etc/lxc"} {
+		if err := t.AddDir(d, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // makeAddons builds every addon of the recipe as bsp/<name>.cpio.xz4.

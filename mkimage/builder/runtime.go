@@ -16,6 +16,9 @@ import (
 // binaries are the Go programs built for the target: name → host path.
 type binaries struct {
 	Files map[string]string
+	// StaticPvcontrol is pvcontrol built with CGO_ENABLED=0 for
+	// management containers.
+	StaticPvcontrol string
 	// Init is the name of the program /init points at.
 	Init string
 }
@@ -90,6 +93,16 @@ func (b *run) buildRuntime(ctx context.Context) (*binaries, string, error) {
 			return nil, "", err
 		}
 		bin.Files["pv-smoke-init"] = out
+	}
+	for _, c := range b.r.Containers {
+		if c.Template == "mgmt" && b.o.MergeSrc == "" {
+			out := filepath.Join(b.work, "bin-static", "pvcontrol")
+			if err := b.goBuild(ctx, "./runtime/cmd/pvcontrol", out, false); err != nil {
+				return nil, "", fmt.Errorf("static pvcontrol: %w", err)
+			}
+			bin.StaticPvcontrol = out
+			break
+		}
 	}
 	bin.Init = "pantavisor"
 	if b.o.Init == InitSmoke {

@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -17,7 +18,7 @@ func depmodText(dir string) (*initrd.ModDep, []byte, error) { return initrd.Depm
 
 // makeStorage stages the storage partition: objects/, trails/0,
 // boot/<bootloader env>, config/pantahub.config.
-func (b *run) makeStorage(bsp *bspFiles) (string, error) {
+func (b *run) makeStorage(ctx context.Context, pk *packages, bin *binaries, bsp *bspFiles) (string, error) {
 	r := b.r
 	root := filepath.Join(b.work, "storage")
 	var rev trail.Revision
@@ -41,8 +42,12 @@ func (b *run) makeStorage(bsp *bspFiles) (string, error) {
 			return "", fmt.Errorf("vendor.stepskel: %w", err)
 		}
 	}
-	if len(r.Containers) > 0 {
-		b.note("containers (%d) are not merged into trails/0 yet", len(r.Containers))
+	ents, cnote, err := b.makeContainers(ctx, pk, bin)
+	if err != nil {
+		return "", err
+	}
+	if err := addEntries(&rev, ents); err != nil {
+		return "", err
 	}
 	st, err := trail.Write(b.o.Log, root, "0", rev)
 	if err != nil {
@@ -76,7 +81,7 @@ func (b *run) makeStorage(bsp *bspFiles) (string, error) {
 		}
 	}
 	b.res.Storage = root
-	return fmt.Sprintf("(%d state keys, %d objects)", len(st.Keys()), len(st.Objects())), nil
+	return fmt.Sprintf("(%d state keys, %d objects; containers: %s)", len(st.Keys()), len(st.Objects()), cnote), nil
 }
 
 func trailExport(w io.Writer, b *run) error {

@@ -185,11 +185,17 @@ type Vendor struct {
 	StepSkel string `toml:"stepskel"`
 }
 
-// Container is a pvr export merged into the factory revision.
+// Container is a platform of the factory revision: merged from a pvr
+// source or built from a template.
 type Container struct {
 	Name string `toml:"name"`
-	// Source is a *.pvrexport.tgz path or a pvr checkout ending in /.pvr.
+	// Source is a pvr export tarball or a pvr checkout (its directory or
+	// its .pvr), relative to the repository; all its non-bsp keys merge.
 	Source string `toml:"source"`
+	// Template builds a default container from busybox-static: "mgmt"
+	// (busybox + pvcontrol, roles ["mgmt"]) or "network" (DHCP on the
+	// first NIC).
+	Template string `toml:"template"`
 }
 
 // Load reads and validates one target recipe file. Name defaults to the

@@ -97,9 +97,18 @@ func (r *Recipe) Validate() error {
 		if !nameRe.MatchString(c.Name) {
 			return invalid(key+".name", "%q is not a container name", c.Name)
 		}
-		if c.Source == "" {
-			return invalid(key+".source", "missing")
+		switch {
+		case c.Source == "" && c.Template == "":
+			return invalid(key, "needs source or template")
+		case c.Source != "" && c.Template != "":
+			return invalid(key, "source and template exclude each other")
+		case c.Template != "" && c.Template != "mgmt" && c.Template != "network":
+			return invalid(key+".template", "%q: want mgmt or network", c.Template)
 		}
+		if seen["container "+c.Name] {
+			return invalid(key+".name", "%q listed twice", c.Name)
+		}
+		seen["container "+c.Name] = true
 	}
 	if r.InitMode == ModeAppengine {
 		if r.Bootloader.Type != BootNone || len(r.Disk.Partitions) > 0 || r.Kernel.Package != "" {

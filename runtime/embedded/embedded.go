@@ -41,7 +41,9 @@ var BaseMounts = []Mount{
 	{Source: "sysfs", Target: "/sys", FSType: "sysfs", Flags: msNoSuid | msNoDev | msNoExec},
 	{Source: "devtmpfs", Target: "/dev", FSType: "devtmpfs", Flags: msNoSuid, Data: "mode=0755"},
 	{Source: "devpts", Target: "/dev/pts", FSType: "devpts", Flags: msNoSuid | msNoExec, Data: "gid=5,mode=0620,ptmxmode=0666"},
+	{Source: "tmpfs", Target: "/dev/shm", FSType: "tmpfs", Flags: msNoSuid | msNoDev, Data: "mode=1777"},
 	{Source: "tmpfs", Target: "/run", FSType: "tmpfs", Flags: msNoSuid | msNoDev, Data: "mode=0755"},
+	{Source: "tmpfs", Target: "/run/lock", FSType: "tmpfs", Flags: msNoSuid | msNoDev | msNoExec, Data: "mode=1777,size=5242880"},
 	{Source: "cgroup2", Target: "/sys/fs/cgroup", FSType: "cgroup2", Flags: msNoSuid | msNoDev | msNoExec},
 }
 

@@ -1,6 +1,6 @@
 // Command mkimage builds a Pantavisor image for a target recipe.
 //
-//	mkimage [-repo .] [-out out/<target>] [-cache out/.cache] [-init pantavisor|smoke] [-offline] <target>
+//	mkimage [-repo .] [-out out/<target>] [-cache out/.cache] [-init pantavisor|smoke] [-offline] [-merge-src <pvr checkout|export>] <target>
 //
 // Outputs: out/<target>/<target>-pv-<size>MiB.img, out/<target>/<target>.pvr.tgz
 // and the staged storage tree in out/<target>/work/storage. Time stamps come
@@ -45,6 +45,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	cache := fs.String("cache", "", "package and artifact cache (default $XDG_CACHE_HOME or ~/.cache /pantavisor-mkimage)")
 	init := fs.String("init", builder.InitPantavisor, "what /init runs: pantavisor or smoke (boot probe)")
 	offline := fs.Bool("offline", false, "do not refresh the Debian indexes (use the cache)")
+	mergeSrc := fs.String("merge-src", os.Getenv("PVR_MERGE_SRC"), "reference device (pvr checkout or export) whose containers replace the recipe's (env PVR_MERGE_SRC)")
 	verbose := fs.Bool("v", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -70,7 +71,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	res, err := builder.Build(ctx, builder.Options{Repo: *repo, Target: fs.Arg(0), Out: *out, Cache: *cache,
-		Init: *init, Epoch: epoch, Offline: *offline, Progress: stdout, Log: log})
+		Init: *init, Epoch: epoch, Offline: *offline, MergeSrc: *mergeSrc, Progress: stdout, Log: log})
 	if res != nil {
 		summary(stdout, res)
 	}

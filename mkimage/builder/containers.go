@@ -1,0 +1,76 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/pantavisor/pantavisor-go/mkimage/container"
+	"github.com/pantavisor/pantavisor-go/mkimage/trail"
+)
+
+// busyboxPackage provides the static busybox of the default containers.
+const busyboxPackage = "busybox-static"
+
+// needsBusybox tells whether the build makes template containers.
+func (b *run) needsBusybox() bool {
+	if b.o.MergeSrc != "" {
+		return false
+	}
+	for _, c := range b.r.Containers {
+		if c.Template != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// makeContainers returns the platform entries of trails/0: the reference
+// device's (Options.MergeSrc, replacing the recipe's containers) or the
+// recipe's templates and sources. The note lists what was merged.
+func (b *run) makeContainers(ctx context.Context, pk *packages, bin *binaries) (container.Entries, string, error) {
+	all := container.NewEntries()
+	work := filepath.Join(b.work, "containers")
+	if b.o.MergeSrc != "" {
+		e, err := container.LoadSource(b.o.MergeSrc, filepath.Join(work, "merge-src"))
+		if err != nil {
+			return all, "", err
+		}
+		return e, fmt.Sprintf("merged %d keys from %s", len(e.Keys()), b.o.MergeSrc), all.Merge(e)
+	}
+	var names []string
+	for _, c := range b.r.Containers {
+		var e container.Entries
+		var err error
+		if c.Source != "" {
+			e, err = container.LoadSource(b.repoFile(c.Source), filepath.Join(work, "src-"+c.Name))
+		} else {
+			e, err = container.Build(ctx, container.Spec{Name: c.Name, Template: c.Template, Busybox: pk.Busybox,
+				Pvcontrol: bin.StaticPvcontrol, Work: work, Epoch: b.o.Epoch, Comp: "xz"})
+		}
+		if err != nil {
+			return all, "", fmt.Errorf("container %s: %w", c.Name, err)
+		}
+		if err := all.Merge(e); err != nil {
+			return all, "", err
+		}
+		names = append(names, c.Name+"("+c.Template+c.Source+")")
+	}
+	return all, strings.Join(names, " "), nil
+}
+
+// addEntries adds container entries to a revision.
+func addEntries(rev *trail.Revision, e container.Entries) error {
+	for k, p := range e.Objects {
+		if err := rev.AddObject(k, p); err != nil {
+			return err
+		}
+	}
+	for k, v := range e.Inline {
+		if err := rev.AddJSON(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}

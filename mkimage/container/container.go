@@ -1,0 +1,298 @@
+// Package container makes the containers of a factory revision: the
+// default platforms built from a static busybox (a management container
+// with pvcontrol, a network container running DHCP on the first NIC),
+// and the platforms of a reference device merged from a pvr checkout or
+// export (PVR_MERGE_SRC).
+//
+// A built container is a set of state entries for trails/0:
+//
+//	<name>/root.squashfs       object (mksquashfs -reproducible -all-root)
+//	<name>/lxc.container.conf  object
+//	<name>/run.json            inline (type lxc, roles, group)
+//
+//	ents, err := container.Build(ctx, container.Spec{Name: "pv-mgmt", Template: container.Mgmt,
+//		Busybox: bb, Pvcontrol: pvc, Work: dir, Epoch: epoch})
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/pantavisor/pantavisor-go/mkimage/squashfs"
+)
+
+// Templates of the default containers.
+const (
+	// Mgmt is a management container (roles ["mgmt"], group platform):
+	// busybox and pvcontrol, idle init.
+	Mgmt = "mgmt"
+	// Network brings up DHCP (busybox udhcpc) on the first NIC (group root).
+	Network = "network"
+)
+
+// ErrTemplate reports an unknown template name.
+var ErrTemplate = errors.New("unknown container template")
+
+// Spec describes one default container.
+type Spec struct {
+	Name     string
+	Template string
+	// Busybox is the host path of a static busybox for the target.
+	Busybox string
+	// Pvcontrol is the host path of a static pvcontrol (Mgmt only).
+	Pvcontrol string
+	// Work is a scratch directory for the rootfs and the outputs.
+	Work string
+	// Epoch stamps the squashfs.
+	Epoch int64
+	// Comp is the squashfs compressor (default xz).
+	Comp string
+}
+
+// Entries are state entries: Objects maps keys to host files, Inline
+// keys to JSON values.
+type Entries struct {
+	Objects map[string]string
+	Inline  map[string]json.RawMessage
+}
+
+// NewEntries returns empty entries.
+func NewEntries() Entries {
+	return Entries{Objects: map[string]string{}, Inline: map[string]json.RawMessage{}}
+}
+
+// Merge adds o to e; a key present in both is an error.
+func (e Entries) Merge(o Entries) error {
+	for k, v := range o.Objects {
+		if e.has(k) {
+			return fmt.Errorf("container: state key %q defined twice", k)
+		}
+		e.Objects[k] = v
+	}
+	for k, v := range o.Inline {
+		if e.has(k) {
+			return fmt.Errorf("container: state key %q defined twice", k)
+		}
+		e.Inline[k] = v
+	}
+	return nil
+}
+
+func (e Entries) has(k string) bool {
+	_, a := e.Objects[k]
+	_, b := e.Inline[k]
+	return a || b
+}
+
+// Keys returns every key, sorted.
+func (e Entries) Keys() []string {
+	var ks []string
+	for k := range e.Objects {
+		ks = append(ks, k)
+	}
+	for k := range e.Inline {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// applets are the busybox commands linked in every default container.
+var applets = []string{"sh", "ash", "cat", "chmod", "cp", "echo", "env", "grep", "hostname", "ifconfig", "ip", "kill",
+	"ln", "ls", "mkdir", "mount", "mv", "ping", "ps", "rm", "route", "sed", "sleep", "sync", "test", "top", "touch",
+	"udhcpc", "umount", "uname", "vi", "wget"}
+
+// mgmtInit idles: the container is the place to run pvcontrol from.
+const mgmtInit = `#!/bin/sh
+# pv-mgmt init: an idle management container (pvcontrol is in /usr/bin).
+echo "pv-mgmt: started"
+while :; do sleep 3600; done
+`
+
+// networkInit runs DHCP on the first network interface that is not lo.
+const networkInit = `#!/bin/sh
+# pv-network init: DHCP on the first NIC (host network namespace).
+ip link set lo up
+nic=
+for d in /sys/class/net/*; do
+	n=${d##*/}
+	[ "$n" = lo ] && continue
+	nic=$n
+	break
+done
+if [ -z "$nic" ]; then
+	echo "pv-network: no network interface"
+	while :; do sleep 3600; done
+fi
+echo "pv-network: DHCP on $nic"
+ip link set "$nic" up
+exec udhcpc -f -S -i "$nic" -s /etc/udhcpc.script -t 5 -T 3 -A 10
+`
+
+// udhcpcScript applies a lease with busybox ip.
+const udhcpcScript = `#!/bin/sh
+# udhcpc event script: configure address, default route and DNS.
+case "$1" in
+deconfig)
+	ip -4 addr flush dev "$interface"
+	;;
+bound|renew)
+	ip -4 addr flush dev "$interface"
+	ip -4 addr add "$ip/${mask:-24}" dev "$interface"
+	for r in $router; do ip -4 route replace default via "$r" dev "$interface"; break; done
+	: > /etc/resolv.conf.new
+	for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf.new; done
+	mv /etc/resolv.conf.new /etc/resolv.conf
+	echo "pv-network: $interface $ip/${mask:-24} router $router"
+	;;
+esac
+exit 0
+`
+
+// rootfs stages the container root in dir.
+func (s Spec) rootfs(dir string) (init string, err error) {
+	for _, d := range []string{"bin", "sbin", "etc", "dev", "proc", "sys", "run", "tmp", "var", "usr/bin", "usr/sbin", "root", "pantavisor"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return "", err
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777); err != nil {
+		return "", err
+	}
+	if s.Busybox == "" {
+		return "", fmt.Errorf("container %s: no busybox", s.Name)
+	}
+	if err := copyFile(s.Busybox, filepath.Join(dir, "bin/busybox"), 0o755); err != nil {
+		return "", fmt.Errorf("container %s: %w", s.Name, err)
+	}
+	for _, a := range applets {
+		if err := os.Symlink("busybox", filepath.Join(dir, "bin", a)); err != nil {
+			return "", err
+		}
+	}
+	files := map[string]string{
+		"etc/passwd":      "root:x:0:0:root:/root:/bin/sh\n",
+		"etc/group":       "root:x:0:\n",
+		"etc/hostname":    s.Name + "\n",
+		"etc/resolv.conf": "",
+	}
+	switch s.Template {
+	case Mgmt:
+		files["sbin/pv-init"] = mgmtInit
+		if s.Pvcontrol == "" {
+			return "", fmt.Errorf("container %s: template mgmt needs pvcontrol", s.Name)
+		}
+		if err := copyFile(s.Pvcontrol, filepath.Join(dir, "usr/bin/pvcontrol"), 0o755); err != nil {
+			return "", fmt.Errorf("container %s: %w", s.Name, err)
+		}
+	case Network:
+		files["sbin/pv-init"] = networkInit
+		files["etc/udhcpc.script"] = udhcpcScript
+	default:
+		return "", fmt.Errorf("container %s: %w %q (want %s or %s)", s.Name, ErrTemplate, s.Template, Mgmt, Network)
+	}
+	for p, data := range files {
+		mode := os.FileMode(0o644)
+		if strings.HasPrefix(data, "#!") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), []byte(data), mode); err != nil {
+			return "", err
+		}
+		if err := os.Chmod(filepath.Join(dir, p), mode); err != nil { // umask
+			return "", err
+		}
+	}
+	return "/sbin/pv-init", nil
+}
+
+// Build makes the state entries of one default container.
+func Build(ctx context.Context, s Spec) (Entries, error) {
+	e := NewEntries()
+	dir := filepath.Join(s.Work, s.Name)
+	if err := os.RemoveAll(dir); err != nil {
+		return e, err
+	}
+	root := filepath.Join(dir, "rootfs")
+	init, err := s.rootfs(root)
+	if err != nil {
+		return e, err
+	}
+	sq := filepath.Join(dir, "root.squashfs")
+	if err := squashfs.Make(ctx, root, sq, squashfs.Options{Comp: s.Comp, Epoch: s.Epoch}); err != nil {
+		return e, fmt.Errorf("container %s: %w", s.Name, err)
+	}
+	conf := filepath.Join(dir, "lxc.container.conf")
+	if err := os.WriteFile(conf, []byte(LXCConf(s.Name, init)), 0o644); err != nil {
+		return e, err
+	}
+	run, err := RunJSON(s.Name, s.Template)
+	if err != nil {
+		return e, err
+	}
+	e.Objects[s.Name+"/root.squashfs"] = sq
+	e.Objects[s.Name+"/lxc.container.conf"] = conf
+	e.Inline[s.Name+"/run.json"] = run
+	return e, nil
+}
+
+// RunJSON is the run.json of a default container: type lxc, the squashfs
+// root with a boot-persistent overlay; mgmt containers get roles
+// ["mgmt"] and group platform, network containers group root.
+func RunJSON(name, template string) (json.RawMessage, error) {
+	run := map[string]any{
+		"#spec":       "service-manifest-run@1",
+		"name":        name,
+		"type":        "lxc",
+		"config":      "lxc.container.conf",
+		"root-volume": "root.squashfs",
+		"volumes":     []string{},
+		"storage":     map[string]any{"lxc-overlay": map[string]string{"persistence": "boot"}},
+	}
+	switch template {
+	case Mgmt:
+		run["roles"] = []string{"mgmt"}
+		run["group"] = "platform"
+	case Network:
+		run["group"] = "root"
+	default:
+		return nil, fmt.Errorf("container %s: %w %q", name, ErrTemplate, template)
+	}
+	return json.Marshal(run)
+}
+
+// LXCConf is the lxc.container.conf of a default container: the
+// squashfs root under an overlay (the paths Pantavisor mounts the
+// volumes at), host network and IPC, init as given.
+func LXCConf(name, init string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "lxc.uts.name = %s\n", name)
+	b.WriteString("lxc.tty.max = 4\n")
+	b.WriteString("lxc.pty.max = 1024\n")
+	b.WriteString("lxc.cgroup.devices.allow = a\n")
+	fmt.Fprintf(&b, "lxc.rootfs.path = overlayfs:/volumes/%s/root.squashfs:/volumes/%s/lxc-overlay/upper\n", name, name)
+	fmt.Fprintf(&b, "lxc.init.cmd = %s\n", init)
+	b.WriteString("lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed\n")
+	b.WriteString("lxc.namespace.keep = user net ipc\n")
+	b.WriteString("lxc.mount.entry = tmpfs run tmpfs rw,nodev,relatime,mode=755 0 0\n")
+	b.WriteString("lxc.mount.entry = tmpfs tmp tmpfs rw,nodev,relatime,mode=1777 0 0\n")
+	b.WriteString("lxc.environment = PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n")
+	return b.String()
+}
+
+func copyFile(src, dst string, mode os.FileMode) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(dst, data, mode); err != nil {
+		return err
+	}
+	return os.Chmod(dst, mode)
+}

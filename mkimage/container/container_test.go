@@ -1,0 +1,218 @@
+package container
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pantavisor/pantavisor-go/runtime/state"
+)
+
+// fakeBin writes an executable stand-in for busybox/pvcontrol.
+func fakeBin(t *testing.T, dir, name string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte("#!/bin/sh\necho "+name+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestBuild(t *testing.T) {
+	if _, err := exec.LookPath("mksquashfs"); err != nil {
+		t.Skip("mksquashfs not installed")
+	}
+	src := t.TempDir()
+	bb, pvc := fakeBin(t, src, "busybox"), fakeBin(t, src, "pvcontrol")
+	tests := []struct {
+		name, template string
+		wantRoles      bool
+		wantGroup      string
+		wantInit       string
+	}{
+		{"pv-mgmt", Mgmt, true, "platform", "while :; do sleep 3600; done"},
+		{"pv-network", Network, false, "root", "udhcpc -f"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var shas [2]string
+			for i := range shas {
+				e, err := Build(context.Background(), Spec{Name: tc.name, Template: tc.template, Busybox: bb, Pvcontrol: pvc,
+					Work: t.TempDir(), Epoch: 1700000000})
+				if err != nil {
+					t.Fatalf("Build(%s) = %v", tc.template, err)
+				}
+				got := strings.Join(e.Keys(), " ")
+				want := tc.name + "/lxc.container.conf " + tc.name + "/root.squashfs " + tc.name + "/run.json"
+				if got != want {
+					t.Fatalf("Build(%s) keys = %q, want %q", tc.template, got, want)
+				}
+				data, err := os.ReadFile(e.Objects[tc.name+"/root.squashfs"])
+				if err != nil {
+					t.Fatal(err)
+				}
+				sum := sha256.Sum256(data)
+				shas[i] = hex.EncodeToString(sum[:])
+				conf, _ := os.ReadFile(e.Objects[tc.name+"/lxc.container.conf"])
+				if !strings.Contains(string(conf), "lxc.rootfs.path = overlayfs:/volumes/"+tc.name+"/root.squashfs:") ||
+					!strings.Contains(string(conf), "lxc.init.cmd = /sbin/pv-init") {
+					t.Errorf("lxc.container.conf = %s", conf)
+				}
+				var run struct {
+					Type, Group, Config string
+					Roles               []string
+					Root                string `json:"root-volume"`
+				}
+				if err := json.Unmarshal(e.Inline[tc.name+"/run.json"], &run); err != nil {
+					t.Fatal(err)
+				}
+				if run.Type != "lxc" || run.Group != tc.wantGroup || run.Config != "lxc.container.conf" || run.Root != "root.squashfs" || (len(run.Roles) == 1) != tc.wantRoles {
+					t.Errorf("run.json = %s", e.Inline[tc.name+"/run.json"])
+				}
+			}
+			if shas[0] != shas[1] {
+				t.Errorf("root.squashfs sha = %s then %s, want reproducible", shas[0], shas[1])
+			}
+		})
+	}
+	if _, err := Build(context.Background(), Spec{Name: "x", Template: "web", Busybox: bb, Work: t.TempDir()}); !errors.Is(err, ErrTemplate) {
+		t.Errorf("Build(template web) = %v, want ErrTemplate", err)
+	}
+}
+
+// device writes a small reference device: one platform with an object.
+func device(t *testing.T) (raw []byte, objs map[string][]byte) {
+	t.Helper()
+	objs = map[string][]byte{}
+	put := func(b []byte) string {
+		s := sha256.Sum256(b)
+		h := hex.EncodeToString(s[:])
+		objs[h] = b
+		return h
+	}
+	conf := put([]byte("lxc.init.cmd = /sbin/init\n"))
+	kern := put([]byte("kernel"))
+	raw = []byte(`{"#spec":"pantavisor-service-system@1","app/lxc.container.conf":"` + conf + `","app/run.json":{"name":"app","type":"lxc","config":"lxc.container.conf"},"bsp/kernel.img":"` + kern + `","bsp/run.json":{"linux":"kernel.img"}}`)
+	return raw, objs
+}
+
+func TestLoadSource(t *testing.T) {
+	raw, objs := device(t)
+	// pvr checkout with objects in .pvr/objects
+	co := t.TempDir()
+	os.MkdirAll(filepath.Join(co, ".pvr", "objects"), 0o755)
+	os.WriteFile(filepath.Join(co, ".pvr", "json"), raw, 0o644)
+	for sha, b := range objs {
+		os.WriteFile(filepath.Join(co, ".pvr", "objects", sha), b, 0o644)
+	}
+	// pvr checkout with .pvr/config ObjectsDir relative to the checkout
+	co2 := t.TempDir()
+	os.MkdirAll(filepath.Join(co2, ".pvr"), 0o755)
+	os.MkdirAll(filepath.Join(co2, "store"), 0o755)
+	os.WriteFile(filepath.Join(co2, ".pvr", "json"), raw, 0o644)
+	os.WriteFile(filepath.Join(co2, ".pvr", "config"), []byte(`{"ObjectsDir":"store"}`), 0o644)
+	for sha, b := range objs {
+		os.WriteFile(filepath.Join(co2, "store", sha), b, 0o644)
+	}
+	// export tarball
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	add := func(name string, b []byte) {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg})
+		tw.Write(b)
+	}
+	add("json", raw)
+	for sha, b := range objs {
+		add("objects/"+sha, b)
+	}
+	tw.Close()
+	zw.Close()
+	tgz := filepath.Join(t.TempDir(), "dev.tgz")
+	os.WriteFile(tgz, buf.Bytes(), 0o644)
+	// corrupt checkout
+	bad := t.TempDir()
+	os.MkdirAll(filepath.Join(bad, "objects"), 0o755)
+	os.WriteFile(filepath.Join(bad, "json"), raw, 0o644)
+	for sha := range objs {
+		os.WriteFile(filepath.Join(bad, "objects", sha), []byte("tampered"), 0o644)
+	}
+	tests := []struct {
+		name, src string
+		wantErr   string
+	}{
+		{"checkout dir", co, ""},
+		{"checkout .pvr", filepath.Join(co, ".pvr"), ""},
+		{"ObjectsDir", filepath.Join(co2, ".pvr"), ""},
+		{"export tgz", tgz, ""},
+		{"clone url", "https://pvr.pantahub.com/u/dev", "offline"},
+		{"tampered object", bad, "content has sha256"},
+		{"missing", filepath.Join(co, "nope"), "no such file"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := LoadSource(tc.src, t.TempDir())
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("LoadSource(%s) = %v, want error with %q", tc.src, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("LoadSource(%s) = %v", tc.src, err)
+			}
+			if got, want := strings.Join(e.Keys(), " "), "app/lxc.container.conf app/run.json"; got != want {
+				t.Fatalf("LoadSource(%s) keys = %q, want %q (bsp/ dropped)", tc.src, got, want)
+			}
+			b, err := os.ReadFile(e.Objects["app/lxc.container.conf"])
+			if err != nil || !bytes.Equal(b, []byte("lxc.init.cmd = /sbin/init\n")) {
+				t.Errorf("object app/lxc.container.conf = %q, %v", b, err)
+			}
+		})
+	}
+}
+
+func FuzzLoadSourceTarball(f *testing.F) {
+	raw, _ := device(&testing.T{})
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "json", Mode: 0o644, Size: int64(len(raw)), Typeflag: tar.TypeReg})
+	tw.Write(raw)
+	tw.Close()
+	f.Add(buf.Bytes())
+	f.Add([]byte{0x1f, 0x8b, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "x.tar")
+		os.WriteFile(p, data, 0o644)
+		e, err := LoadSource(p, filepath.Join(dir, "w"))
+		if err != nil {
+			return
+		}
+		for k := range e.Inline {
+			if err := state.ValidKey(k); err != nil {
+				t.Errorf("key %q: %v", k, err)
+			}
+		}
+	})
+}
+
+func TestMergeDuplicate(t *testing.T) {
+	a := NewEntries()
+	a.Inline["x/run.json"] = json.RawMessage(`{}`)
+	b := NewEntries()
+	b.Objects["x/run.json"] = "/dev/null"
+	if err := a.Merge(b); err == nil {
+		t.Errorf("Merge(duplicate key) = nil, want error")
+	}
+}
