@@ -272,6 +272,7 @@ func (m *Containers) Stop(ctx context.Context) error {
 	if m.engine == nil {
 		return nil
 	}
+	m.host.ShutdownAll(ctx)
 	m.doLocked(ctx, m.engine.StopAll())
 	err := m.host.Close(ctx)
 	m.reportLocked()
