@@ -54,6 +54,7 @@ type Containers struct {
 	failures []error          // every failure since SetUpdating(true)
 	last     map[string]string
 	watchEnd chan struct{}
+	wake *time.Timer // wakeForRecoveryLocked
 	// sharedVolumes is the volumes dir while it is a shared bind mount.
 	sharedVolumes string
 	watchWG       sync.WaitGroup
@@ -257,11 +258,30 @@ func (m *Containers) Step(ctx context.Context) error {
 		// A mount that reached its goal may unblock the next group at once.
 	}
 	m.reportLocked()
+	m.wakeForRecoveryLocked()
 	if f := m.failure; f != nil {
 		m.failure = nil
 		return fmt.Errorf("%w: %s (%s)", ErrContainerFailed, f.Reason, f.Kind)
 	}
 	return nil
+}
+
+// wakeForRecoveryLocked wakes the FSM when the first RECOVERING platform
+// may retry, so a retry_delay shorter than the WAIT tick is honoured.
+func (m *Containers) wakeForRecoveryLocked() {
+	var next time.Duration
+	for _, p := range m.engine.Platforms() {
+		if d := p.RecoverPending; d > 0 && (next == 0 || d < next) {
+			next = d
+		}
+	}
+	if next == 0 {
+		return
+	}
+	if m.wake != nil {
+		m.wake.Stop()
+	}
+	m.wake = time.AfterFunc(next, m.notify)
 }
 
 // Stop implements PlatformManager: every container is stopped (leniently,
