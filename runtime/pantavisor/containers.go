@@ -54,7 +54,7 @@ type Containers struct {
 	failures []error          // every failure since SetUpdating(true)
 	last     map[string]string
 	watchEnd chan struct{}
-	wake *time.Timer // wakeForRecoveryLocked
+	wake     *time.Timer // wakeForRecoveryLocked
 	// sharedVolumes is the volumes dir while it is a shared bind mount.
 	sharedVolumes string
 	watchWG       sync.WaitGroup
