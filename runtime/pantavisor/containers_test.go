@@ -81,7 +81,7 @@ func newCtEnv(t *testing.T) *ctEnv {
 		}
 		var leaks []string
 		for i := 0; i < 250; i++ {
-			if leaks = ownLeaks(t, dir); len(leaks) == 0 {
+			if leaks, _ = volume.OwnLeaks(dir); len(leaks) == 0 {
 				return
 			}
 			time.Sleep(20 * time.Millisecond)
@@ -99,51 +99,6 @@ func newCtEnv(t *testing.T) *ctEnv {
 		}
 	})
 	return e
-}
-
-// ownLeaks is volume.Leaks(dir) without the loop devices that another
-// mount namespace still has mounted: processes that unshared their mount
-// namespace while our volumes were mounted (other tests running in
-// parallel, with private propagation) keep private copies of them, and so
-// the loops, until they exit. That is not ours to clean up.
-func ownLeaks(t *testing.T, dir string) []string {
-	leaks, err := volume.Leaks(dir)
-	if err != nil {
-		t.Fatalf("Leaks: %v", err)
-	}
-	self, _ := os.Readlink("/proc/self/ns/mnt")
-	var out []string
-	for _, l := range leaks {
-		f := strings.Fields(l)
-		if len(f) < 2 || f[0] != "loop" {
-			out = append(out, l)
-			continue
-		}
-		dev := "/dev/" + f[1]
-		if holder := foreignHolder(self, dev); holder != "" {
-			t.Logf("%s: still mounted in the mount namespace of %s (not ours)", l, holder)
-			continue
-		}
-		out = append(out, l)
-	}
-	return out
-}
-
-// foreignHolder returns a process whose mount namespace differs from self
-// and has dev mounted, or "".
-func foreignHolder(self, dev string) string {
-	procs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, p := range procs {
-		ns, err := os.Readlink(p + "/ns/mnt")
-		if err != nil || ns == self {
-			continue
-		}
-		mi, err := os.ReadFile(p + "/mountinfo")
-		if err == nil && strings.Contains(string(mi), " "+dev+" ") {
-			return p
-		}
-	}
-	return ""
 }
 
 func shaOf(b []byte) string {

@@ -152,7 +152,7 @@ func TestHostRealContainers(t *testing.T) {
 	}
 	var leaks []string
 	for i := 0; i < 100; i++ {
-		if leaks, _ = volume.Leaks(dir); len(leaks) == 0 {
+		if leaks, _ = volume.OwnLeaks(dir); len(leaks) == 0 {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -93,3 +93,42 @@ func unescapeMount(s string) string {
 	}
 	return b.String()
 }
+
+// OwnLeaks is Leaks without the loop devices another mount namespace
+// still has mounted. A process that unshares its mount namespace while
+// our volumes are mounted (with private propagation: another container
+// runtime, a parallel test in its own namespace) keeps private copies of
+// them, and so their loops, until it exits: not ours to clean up.
+func OwnLeaks(prefix string) ([]string, error) {
+	leaks, err := Leaks(prefix)
+	if err != nil {
+		return nil, err
+	}
+	self, _ := os.Readlink("/proc/self/ns/mnt")
+	var out []string
+	for _, l := range leaks {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == "loop" && heldElsewhere(self, "/dev/"+f[1]) {
+			continue
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// heldElsewhere reports whether a process in a mount namespace other than
+// self has dev mounted.
+func heldElsewhere(self, dev string) bool {
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		ns, err := os.Readlink(p + "/ns/mnt")
+		if err != nil || ns == self {
+			continue
+		}
+		mi, err := os.ReadFile(p + "/mountinfo")
+		if err == nil && strings.Contains(string(mi), " "+dev+" ") {
+			return true
+		}
+	}
+	return false
+}

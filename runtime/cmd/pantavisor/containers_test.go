@@ -142,7 +142,7 @@ func TestBinaryContainers(t *testing.T) {
 	}
 	var leaks []string
 	for i := 0; i < 250; i++ {
-		if leaks, _ = volume.Leaks(dir); len(leaks) == 0 {
+		if leaks, _ = volume.OwnLeaks(dir); len(leaks) == 0 {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -144,7 +144,7 @@ func (w *world) finish(t testing.TB) {
 	}
 	var leaks []string
 	for i := 0; i < 100; i++ {
-		leaks, _ = volume.Leaks(w.dir)
+		leaks, _ = volume.OwnLeaks(w.dir)
 		if len(leaks) == 0 {
 			return
 		}
