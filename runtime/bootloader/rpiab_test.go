@@ -4,35 +4,36 @@ import (
 	"bytes"
 	"compress/gzip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
-
-	diskfs "github.com/diskfs/go-diskfs"
-	"github.com/diskfs/go-diskfs/disk"
-	"github.com/diskfs/go-diskfs/filesystem"
 )
 
-// fatImage makes a FAT32 filesystem image file holding files.
+// fatImage makes a FAT filesystem image file holding files, with the
+// tools a firmware partition is made with.
 func fatImage(t *testing.T, path string, files map[string]string) {
 	t.Helper()
-	d, err := diskfs.Create(path, 16<<20, diskfs.SectorSizeDefault)
-	if err != nil {
+	for _, tool := range []string{"mkfs.vfat", "mcopy"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (Debian dosfstools, mtools)", tool)
+		}
+	}
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fs, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 0, FSType: filesystem.TypeFat32, VolumeLabel: "PVBOOT"})
-	if err != nil {
+	if err := os.Truncate(path, 8<<20); err != nil {
 		t.Fatal(err)
 	}
+	if out, err := exec.Command("mkfs.vfat", "-n", "PVBOOT", path).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.vfat: %v: %s", err, out)
+	}
+	parts := DiskPartitions{Device: func(int) string { return path }}
 	for name, content := range files {
-		f, err := fs.OpenFile("/"+name, os.O_CREATE|os.O_RDWR)
-		if err != nil {
+		if err := parts.WriteFile(0, name, []byte(content)); err != nil {
 			t.Fatal(err)
 		}
-		f.Write([]byte(content))
-		f.Close()
 	}
-	d.Close()
 }
 
 type recMailbox struct{ armed []bool }

@@ -1,60 +1,62 @@
 package bootloader
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"unsafe"
 
-	diskfs "github.com/diskfs/go-diskfs"
 	"golang.org/x/sys/unix"
 )
 
 // DiskPartitions edits FAT boot partitions in place through their block
-// devices (or image files), without mtools.
+// devices (or image files) with mtools, as upstream does on the Pi: no FAT
+// driver in the kernel and no file system code in the init binary.
 type DiskPartitions struct {
 	Device func(part int) string
 }
 
+// mtools runs one mtools command; MTOOLS_SKIP_CHECK accepts the slightly
+// unusual geometries of firmware-made FATs.
+func mtools(args ...string) error {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
 // ReadFile reads /name from the FAT on partition part.
 func (d DiskPartitions) ReadFile(part int, name string) ([]byte, error) {
-	disk, err := diskfs.Open(d.Device(part), diskfs.WithOpenMode(diskfs.ReadOnly))
+	tmp, err := os.MkdirTemp("", "pv-fat-")
 	if err != nil {
 		return nil, err
 	}
-	defer disk.Close()
-	fs, err := disk.GetFilesystem(0)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", d.Device(part), err)
+	defer os.RemoveAll(tmp)
+	out := filepath.Join(tmp, "f")
+	if err := mtools("mcopy", "-n", "-i", d.Device(part), "::/"+name, out); err != nil {
+		return nil, err
 	}
-	f, err := fs.OpenFile("/"+name, os.O_RDONLY)
-	if err != nil {
-		return nil, fmt.Errorf("%s:/%s: %w", d.Device(part), name, err)
-	}
-	defer f.Close()
-	return io.ReadAll(f)
+	return os.ReadFile(out)
 }
 
 // WriteFile replaces /name on the FAT of partition part.
 func (d DiskPartitions) WriteFile(part int, name string, data []byte) error {
-	disk, err := diskfs.Open(d.Device(part), diskfs.WithOpenMode(diskfs.ReadWrite))
+	tmp, err := os.MkdirTemp("", "pv-fat-")
 	if err != nil {
 		return err
 	}
-	defer disk.Close()
-	fs, err := disk.GetFilesystem(0)
-	if err != nil {
-		return fmt.Errorf("%s: %w", d.Device(part), err)
+	defer os.RemoveAll(tmp)
+	in := filepath.Join(tmp, "f")
+	if err := os.WriteFile(in, data, 0o644); err != nil {
+		return err
 	}
-	f, err := fs.OpenFile("/"+name, os.O_CREATE|os.O_RDWR|os.O_TRUNC)
-	if err != nil {
-		return fmt.Errorf("%s:/%s: %w", d.Device(part), name, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("%s:/%s: %w", d.Device(part), name, err)
-	}
-	return f.Close()
+	return mtools("mcopy", "-o", "-i", d.Device(part), in, "::/"+name)
 }
 
 // WriteImage copies a raw filesystem image over partition part.
