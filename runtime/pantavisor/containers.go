@@ -138,19 +138,29 @@ func containersFromEnv(env Env) *Containers {
 // Load builds the engine of st (revision rev). Containers of an earlier
 // Load must have been stopped.
 func (m *Containers) Load(rev string, st *state.State) error {
-	var o platform.Options
-	o.Clock, o.Log = m.clock, m.log
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, h, err := m.buildLocked(rev, st)
+	if err != nil {
+		return err
+	}
+	m.stopWatchLocked()
+	m.shareVolumesLocked()
+	m.installLocked(rev, st, e, h)
+	return nil
+}
+
+// buildLocked makes the engine and host of revision rev.
+func (m *Containers) buildLocked(rev string, st *state.State) (*platform.Engine, *platform.Host, error) {
+	o := platform.Options{Clock: m.clock, Log: m.log, Updating: m.updating}
 	if m.timeout != nil {
 		if n := m.timeout(); n > 0 {
 			o.GoalsTimeout = secondsDuration(n)
 		}
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	o.Updating = m.updating
 	e, err := platform.New(st, o)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	h := platform.NewHost(m.log, m.paths, st, rev)
 	if m.logs != nil {
@@ -158,14 +168,87 @@ func (m *Containers) Load(rev string, st *state.State) error {
 		h.Console = func(name string, f *os.File) { logs.Subscribe(f, name, "lxc/console.log", logserver.Info) }
 		h.OnStart = m.startLoggers
 	}
-	m.stopWatchLocked()
-	m.shareVolumesLocked()
+	return e, h, nil
+}
+
+// installLocked makes e and h the running revision's and watches h's
+// exits (the previous watcher must be stopped).
+func (m *Containers) installLocked(rev string, st *state.State, e *platform.Engine, h *platform.Host) {
 	m.rev, m.st, m.engine, m.host, m.failure = rev, st, e, h, nil
 	m.last = map[string]string{}
 	m.watchEnd = make(chan struct{})
 	m.watchWG.Add(1)
 	go m.watch(h, e, m.watchEnd)
 	m.log.Info("containers loaded", "rev", rev, "platforms", len(st.Platforms()), "groups", len(e.Groups()))
+}
+
+// StopPlatforms stops the named platforms of the running revision (an
+// update replaces or removes them); unknown names are skipped.
+func (m *Containers) StopPlatforms(ctx context.Context, names []string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.engine == nil {
+		return nil
+	}
+	for _, n := range names {
+		acts, err := m.engine.StopPlatform(n)
+		if err != nil {
+			continue // not in the running revision
+		}
+		m.doLocked(ctx, acts)
+	}
+	m.reportLocked()
+	return nil
+}
+
+// Transition makes rev the loaded revision without a reboot. Platforms
+// of rev not in restart that run in the previous revision keep running
+// (they are adopted with their container and volumes); every other
+// container of the previous revision is stopped; the next WAIT tick
+// starts the rest of rev.
+func (m *Containers) Transition(ctx context.Context, rev string, st *state.State, restart []string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, h, err := m.buildLocked(rev, st)
+	if err != nil {
+		return fmt.Errorf("transition to %s: %w", rev, err)
+	}
+	oldE, oldH := m.engine, m.host
+	m.stopWatchLocked()
+	m.shareVolumesLocked()
+	var kept []string
+	if oldE != nil {
+		h.ShareExits(oldH)
+		again := map[string]bool{}
+		for _, n := range restart {
+			again[n] = true
+		}
+		for _, p := range st.Platforms() {
+			if again[p.Name] {
+				continue
+			}
+			info, err := oldE.Info(p.Name)
+			if err != nil || (info.Status != platform.Started && info.Status != platform.Ready) {
+				continue
+			}
+			if pid, ok := h.Adopt(oldH, p.Name); ok {
+				if err := e.Adopt(p.Name, pid, info.Status); err != nil {
+					m.log.Warn("transition: adopt", "platform", p.Name, "err", err)
+				}
+				kept = append(kept, p.Name)
+			}
+		}
+		// Whatever the previous revision still runs goes.
+		oldH.ShutdownAll(ctx)
+		m.doLocked(ctx, oldE.StopAll())
+		if err := oldH.Close(ctx); err != nil {
+			m.log.Warn("transition: stop", "err", err)
+		}
+	}
+	m.installLocked(rev, st, e, h)
+	m.log.Info("transition", "rev", rev, "kept", kept, "restarted", restart)
+	m.reportLocked()
+	m.notify()
 	return nil
 }
 

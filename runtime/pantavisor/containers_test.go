@@ -667,7 +667,8 @@ func newTextLog(w *syncBuf) *slog.Logger {
 func runUpdateNoReboot(t *testing.T, newUpdater func(Env) (Updater, error), crash, badGroup bool) {
 	e := newCtEnv(t)
 	groups := `"groups.json":[{"name":"app","restart_policy":"container","timeout":10}]`
-	e.writeRev(t, "0", []plat{{name: "up-a", run: `"group":"app"`}}, groups, nil)
+	keep := plat{name: "up-keep", run: `"group":"app"`}
+	e.writeRev(t, "0", []plat{{name: "up-a", run: `"group":"app"`}, keep}, groups, nil)
 	// Build locals/1 the same way, then keep only its state JSON and objects.
 	b := plat{name: "up-b", run: `"group":"app"`}
 	if crash {
@@ -677,7 +678,7 @@ func runUpdateNoReboot(t *testing.T, newUpdater func(Env) (Updater, error), cras
 	if badGroup {
 		b.run = `"group":"nope"`
 	}
-	e.writeRev(t, "locals/1", []plat{{name: "up-a", run: `"group":"app"`}, b},
+	e.writeRev(t, "locals/1", []plat{{name: "up-a", run: `"group":"app"`}, b, keep},
 		groups, map[string]string{"_config/up-a/etc/motd": "rev 1\n"})
 	trail := filepath.Join(e.storage, "trails", "locals", "1")
 	js, err := os.ReadFile(filepath.Join(trail, ".pvr", "json"))
@@ -688,8 +689,11 @@ func runUpdateNoReboot(t *testing.T, newUpdater func(Env) (Updater, error), cras
 		o.NewUpdater = newUpdater
 		o.Env = append(o.Env, "PV_UPDATER_COMMIT_DELAY=1", "PV_BOOTLOADER_TYPE=uboot")
 	})
-	in.waitFor(t, "rev 0 started", statusIs(map[string]string{"up-a": "STARTED"}))
-	e.waitInit(t, "0", "up-a")
+	in.waitFor(t, "rev 0 started", statusIs(map[string]string{"up-a": "STARTED", "up-keep": "STARTED"}))
+	e.waitInit(t, "0", "up-a", "up-keep")
+	for _, n := range []string{"up-a", "up-keep"} {
+		in.exec(t, n, "/bin/sh", "-c", "echo here > /tmp/marker")
+	}
 	code, body := in.call(t, "PUT", "/steps/locals/1", strings.NewReader(string(js)))
 	if badGroup {
 		if code != 422 || !strings.Contains(string(body), "nope") {
@@ -727,7 +731,15 @@ func runUpdateNoReboot(t *testing.T, newUpdater func(Env) (Updater, error), cras
 		_, b := in.call(t, "GET", "/steps/locals/1/progress", nil)
 		last = string(b)
 	}
-	in.waitFor(t, "rev 1 running", statusIs(map[string]string{"up-a": "STARTED", "up-b": "STARTED"}))
+	in.waitFor(t, "rev 1 running", statusIs(map[string]string{"up-a": "STARTED", "up-b": "STARTED", "up-keep": "STARTED"}))
+	// The unchanged container kept running (its tmpfs survived); the
+	// changed one was restarted.
+	if got := in.exec(t, "up-keep", "/bin/sh", "-c", "cat /tmp/marker 2>/dev/null || echo gone"); got != "here" {
+		t.Errorf("up-keep /tmp/marker after the update = %q, want here (not restarted)", got)
+	}
+	if got := in.exec(t, "up-a", "/bin/sh", "-c", "cat /tmp/marker 2>/dev/null || echo gone"); got != "gone" {
+		t.Errorf("up-a /tmp/marker after the update = %q, want gone (restarted)", got)
+	}
 	if got := in.exec(t, "up-a", "/bin/cat", "/etc/motd"); got != "rev 1" {
 		t.Errorf("/etc/motd in up-a after the update = %q, want rev 1", got)
 	}

@@ -424,6 +424,40 @@ func (e *Engine) UserRestart(name string) ([]Action, error) {
 	return acts, nil
 }
 
+// StopPlatform stops name for a system transition (an update replaces
+// it): unlike UserStop it works for any restart policy and does not set
+// user_stopped.
+func (e *Engine) StopPlatform(name string) ([]Action, error) {
+	p, err := e.get(name)
+	if err != nil {
+		return nil, err
+	}
+	p.restartAfterStop = false
+	return p.stop(), nil
+}
+
+// Adopt takes over name as already running with init pid, in status
+// (STARTED or READY): a container a non-reboot transition keeps from the
+// previous revision. Its goal and stability timers start now.
+func (e *Engine) Adopt(name string, pid int, status Status) error {
+	p, err := e.get(name)
+	if err != nil {
+		return err
+	}
+	if p.status != Installed || (status != Started && status != Ready) {
+		return fmt.Errorf("%s: %w: adopt %s while %s", name, ErrTransition, status, p.status)
+	}
+	if status == Ready && p.Goal != Ready {
+		status = Started
+	}
+	now := e.clock.Now()
+	p.status, p.pid, p.startingAt, p.startedAt = status, pid, now, now
+	if p.achieved() {
+		p.goalAt = now
+	}
+	return nil
+}
+
 // StopAll stops every platform (update transition or shutdown).
 func (e *Engine) StopAll() []Action {
 	var acts []Action

@@ -52,6 +52,31 @@ func NewHost(log *slog.Logger, paths Paths, st *state.State, rev string) *Host {
 		mounts: map[string]*volume.Set{}, running: map[string]*lxc.Container{}, exports: map[string]string{}, exits: make(chan Exit, 16)}
 }
 
+// ShareExits makes h deliver its exits on old's channel, so containers
+// adopted from old keep reporting theirs. Call it before h starts any.
+func (h *Host) ShareExits(old *Host) { h.exits = old.exits }
+
+// Adopt moves the running container of name, its volumes and export from
+// old to h and returns its init pid; ok is false when old runs no such
+// container. h must share old's exits (ShareExits).
+func (h *Host) Adopt(old *Host, name string) (pid int, ok bool) {
+	c := old.running[name]
+	if c == nil {
+		return 0, false
+	}
+	delete(old.running, name)
+	h.running[name] = c
+	if set := old.mounts[name]; set != nil {
+		delete(old.mounts, name)
+		h.mounts[name] = set
+	}
+	if t := old.exports[name]; t != "" {
+		delete(old.exports, name)
+		h.exports[name] = t
+	}
+	return c.Pid(), true
+}
+
 // Exits delivers container exits; pass each to Exited.
 func (h *Host) Exits() <-chan Exit { return h.exits }
 

@@ -95,12 +95,14 @@ func (a Updater) Running() string { return a.u.Running() }
 // containers is update.Containers over *pantavisor.Containers.
 type containers struct{ m *pantavisor.Containers }
 
-// Stop stops the running revision's containers: all of them, as
-// Transition restarts everything.
-func (c containers) Stop(ctx context.Context, _ []string) error { return c.m.Stop(ctx) }
+// Stop stops the named platforms of the running revision.
+func (c containers) Stop(ctx context.Context, names []string) error {
+	return c.m.StopPlatforms(ctx, names)
+}
 
-func (c containers) Transition(ctx context.Context, rev string, st *state.State, _ []string) error {
-	return c.m.Transition(ctx, rev, st)
+// Transition loads rev, keeping the running platforms not in names.
+func (c containers) Transition(ctx context.Context, rev string, st *state.State, names []string) error {
+	return c.m.Transition(ctx, rev, st, names)
 }
 
 func (c containers) Goals() (bool, []string) { return c.m.GoalsReached() }
