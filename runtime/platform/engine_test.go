@@ -470,3 +470,36 @@ func TestTransitions(t *testing.T) {
 		t.Errorf("Stopped() while INSTALLED error = %v, want ErrTransition", err)
 	}
 }
+
+func TestAdoptAndStopPlatform(t *testing.T) {
+	clk := newClock()
+	e := newEngine(t, mkState(t, map[string]string{"kept": `"group":"root"`, "next": `"group":"app"`}, ""), clk, true)
+	if err := e.Adopt("kept", 42, Ready); err != nil {
+		t.Fatalf("Adopt() error = %v", err)
+	}
+	// READY is only kept for a READY goal; the adopted platform is at its
+	// goal, so the next group starts at once.
+	if i, _ := e.Info("kept"); i.Status != Started || i.Pid != 42 {
+		t.Errorf("adopted = %+v, want STARTED pid 42", i)
+	}
+	if got := acts(e.Tick()); got != "mount next" {
+		t.Errorf("Tick() after adopt = %q, want mount next", got)
+	}
+	if err := e.Adopt("kept", 43, Started); !errors.Is(err, ErrTransition) {
+		t.Errorf("second Adopt() error = %v, want ErrTransition", err)
+	}
+	// A system stop works for restart_policy system and is not a user stop.
+	as, err := e.StopPlatform("kept")
+	if err != nil || acts(as) != "stop kept" {
+		t.Fatalf("StopPlatform(kept) = %q, %v, want stop kept", acts(as), err)
+	}
+	if _, err := e.Stopped("kept"); err != nil {
+		t.Fatal(err)
+	}
+	if i, _ := e.Info("kept"); i.Status != Stopped || i.UserStopped {
+		t.Errorf("after StopPlatform = %+v, want STOPPED, not user_stopped", i)
+	}
+	if _, err := e.StopPlatform("nope"); !errors.Is(err, ErrUnknown) {
+		t.Errorf("StopPlatform(nope) error = %v, want ErrUnknown", err)
+	}
+}
