@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -66,13 +67,17 @@ func (b *run) makeInitrd(pk *packages, bin *binaries) (string, error) {
 	// The kernel opens /dev/console for init before devtmpfs is mounted.
 	t.AddCharDev("/dev/console", 0o600, 5, 1)
 	t.AddCharDev("/dev/null", 0o666, 1, 3)
-	names := make([]string, 0, len(bin.Files))
-	for n := range bin.Files {
-		names = append(names, n)
+	// The recipe's programs, plus the probe only when it is /init.
+	names := slices.Clone(r.Initrd.Programs)
+	if bin.Init == "pv-smoke-init" {
+		names = append(names, bin.Init)
 	}
 	sort.Strings(names)
 	var elfs []string
 	for _, n := range names {
+		if bin.Files[n] == "" {
+			return "", fmt.Errorf("initrd.programs: %s did not build", n)
+		}
 		if err := t.AddFile("/usr/bin/"+n, bin.Files[n], 0o755); err != nil {
 			return "", err
 		}

@@ -276,6 +276,7 @@ func LXCConf(name, init string) string {
 	b.WriteString("lxc.tty.max = 4\n")
 	b.WriteString("lxc.pty.max = 1024\n")
 	b.WriteString("lxc.cgroup.devices.allow = a\n")
+	b.WriteString("lxc.apparmor.profile = unconfined\n")
 	fmt.Fprintf(&b, "lxc.rootfs.path = overlayfs:/volumes/%s/root.squashfs:/volumes/%s/lxc-overlay/upper\n", name, name)
 	fmt.Fprintf(&b, "lxc.init.cmd = %s\n", init)
 	b.WriteString("lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed\n")

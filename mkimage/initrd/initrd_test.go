@@ -2,6 +2,7 @@ package initrd
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -283,5 +284,37 @@ func TestNeededMissing(t *testing.T) {
 	_, err := Sysroot{Dir: t.TempDir()}.Needed([]string{"/usr/bin/ls"})
 	if !errors.Is(err, ErrMissingLib) {
 		t.Errorf("Needed(empty sysroot) = %v, want ErrMissingLib", err)
+	}
+}
+
+func TestXZCLI(t *testing.T) {
+	for _, arch := range []string{"amd64", "arm64"} {
+		x := XZCLI{Arch: arch}
+		if !x.Available() {
+			t.Skip("xz not installed")
+		}
+		tr := NewTree()
+		tr.AddDir("/usr/bin", 0o755)
+		tr.AddData("/usr/bin/prog", bytes.Repeat([]byte("\xe8\x00\x01\x02\x03code"), 4096), 0o755)
+		var plain, a, b bytes.Buffer
+		if err := WriteCPIO(&plain, tr); err != nil {
+			t.Fatal(err)
+		}
+		if err := x.Write(context.Background(), &a, tr); err != nil {
+			t.Fatalf("XZCLI{%s}.Write = %v", arch, err)
+		}
+		x.Write(context.Background(), &b, tr)
+		if !bytes.Equal(a.Bytes(), b.Bytes()) {
+			t.Errorf("XZCLI{%s}.Write twice differs, want reproducible", arch)
+		}
+		if a.Len()%4 != 0 {
+			t.Errorf("XZCLI{%s} length %d, want a multiple of 4", arch, a.Len())
+		}
+		cmd := exec.Command("xz", "-dc", "--single-stream")
+		cmd.Stdin = bytes.NewReader(a.Bytes())
+		got, err := cmd.Output()
+		if err != nil || !bytes.Equal(got, plain.Bytes()) {
+			t.Errorf("xz -d of XZCLI{%s} output = %d bytes, %v; want the cpio (%d bytes)", arch, len(got), err, plain.Len())
+		}
 	}
 }

@@ -1,5 +1,7 @@
 package recipe
 
+import "slices"
+
 // Defaults fills every unset field with its default. It is the only place
 // defaults live; Parse calls it before Validate.
 func Defaults(r *Recipe) {
@@ -17,6 +19,9 @@ func Defaults(r *Recipe) {
 	}
 	if r.Debian.Keyring == "" {
 		r.Debian.Keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+	}
+	if r.Initrd.Programs == nil {
+		r.Initrd.Programs = slices.Clone(Programs)
 	}
 	if r.Initrd.Compression == "" {
 		r.Initrd.Compression = "xz"

@@ -114,7 +114,13 @@ type Initrd struct {
 	Files []string `toml:"files"`
 	// Compression of the base initrd: "xz" (CRC32 check) or "gzip".
 	Compression string `toml:"compression"`
+	// Programs are the runtime programs (runtime/cmd/<name>) installed
+	// as /usr/bin/<name> (default: pantavisor pvcontrol pvtx pventer).
+	Programs []string `toml:"programs"`
 }
+
+// Programs are the runtime programs an initrd may carry.
+var Programs = []string{"pantavisor", "pvcontrol", "pvtx", "pventer"}
 
 // Modules selects what goes into bsp/modules.squashfs.
 type Modules struct {

@@ -58,6 +58,14 @@ func (r *Recipe) Validate() error {
 			return invalid(fmt.Sprintf("initrd.files[%d]", i), "%q must be an absolute clean sysroot path", f)
 		}
 	}
+	for i, p := range r.Initrd.Programs {
+		if !slices.Contains(Programs, p) {
+			return invalid(fmt.Sprintf("initrd.programs[%d]", i), "%q is not one of %v", p, Programs)
+		}
+	}
+	if len(r.Initrd.Programs) > 0 && !slices.Contains(r.Initrd.Programs, "pantavisor") && r.InitMode == ModeEmbedded {
+		return invalid("initrd.programs", "embedded images need pantavisor")
+	}
 	if !slices.Contains([]string{"xz", "gzip"}, r.Initrd.Compression) {
 		return invalid("initrd.compression", "%q is not xz or gzip", r.Initrd.Compression)
 	}
