@@ -79,8 +79,17 @@ func Descendants(pid int) []int {
 // backed by files under dir and deletes dir. It reports what it had to do.
 func Cleanup(dir string, keep bool) []string {
 	var notes []string
+	own := cgroupPaths(os.Getpid())
+	groups := map[string]bool{}
 	for round := 0; round < 10; round++ {
 		pids := Descendants(os.Getpid())
+		for _, p := range pids {
+			for g := range cgroupPaths(p) {
+				if !own[g] {
+					groups[g] = true
+				}
+			}
+		}
 		if len(pids) == 0 {
 			break
 		}
@@ -93,6 +102,9 @@ func Cleanup(dir string, keep bool) []string {
 		reap(200 * time.Millisecond)
 	}
 	reap(0)
+	if n := removeCgroups(groups); n > 0 {
+		notes = append(notes, fmt.Sprintf("removed %d leftover cgroups", n))
+	}
 	if n := unmountUnder(dir); n > 0 {
 		notes = append(notes, fmt.Sprintf("unmounted %d mounts", n))
 	}
@@ -220,5 +232,62 @@ func Children(pid int) []int {
 		}
 	}
 	sort.Ints(out)
+	return out
+}
+
+// cgroupPaths returns the cgroup paths (all hierarchies) of pid.
+func cgroupPaths(pid int) map[string]bool {
+	out := map[string]bool{}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return out
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.SplitN(l, ":", 3)
+		if len(f) == 3 && f[2] != "/" && f[2] != "" && !strings.Contains(f[2], "..") {
+			out[f[2]] = true
+		}
+	}
+	return out
+}
+
+// removeCgroups removes the cgroup directories the killed processes lived
+// in (SIGKILLed LXC monitors leave them behind, and a leftover
+// lxc.monitor/<name> makes the next container of that name fail), deepest
+// first, in every hierarchy. Busy or shared ones stay.
+func removeCgroups(groups map[string]bool) int {
+	var dirs []string
+	for g := range groups {
+		for _, base := range append([]string{"/sys/fs/cgroup"}, globDirs("/sys/fs/cgroup/*")...) {
+			d := filepath.Join(base, g)
+			if st, err := os.Stat(filepath.Join(d, "cgroup.procs")); err == nil && st.Mode().IsRegular() {
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
+	n := 0
+	for _, d := range dirs {
+		// Child cgroups LXC made inside (payload, init) go first.
+		subs := globDirs(filepath.Join(d, "*"))
+		sort.Slice(subs, func(i, j int) bool { return len(subs[i]) > len(subs[j]) })
+		for _, s := range subs {
+			unix.Rmdir(s)
+		}
+		if unix.Rmdir(d) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+func globDirs(pattern string) []string {
+	m, _ := filepath.Glob(pattern)
+	var out []string
+	for _, p := range m {
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			out = append(out, p)
+		}
+	}
 	return out
 }
