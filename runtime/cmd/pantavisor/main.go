@@ -20,6 +20,7 @@ import (
 	"syscall"
 
 	"github.com/pantavisor/pantavisor-go/runtime/pantavisor"
+	"github.com/pantavisor/pantavisor-go/runtime/pantavisor/updater"
 )
 
 // exitCode carries a non-error exit status out of run.
@@ -83,7 +84,7 @@ func run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 		SystemReboot: systemReboot,
 		Prepare:      prepareFor(log),
 		NewPlatforms: pantavisor.NewPlatforms,
-		NewUpdater:   newUpdater,
+		NewUpdater:   updater.New,
 	})
 	if err != nil {
 		return err
