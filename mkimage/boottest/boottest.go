@@ -50,6 +50,9 @@ type Options struct {
 	Firmware Firmware
 	// Marker is the console line prefix that means success.
 	Marker string
+	// Expect are console substrings that must all have appeared by the
+	// time the marker does (e.g. "platform=pv-mgmt status=STARTED").
+	Expect []string
 	// Fail is a prefix that means failure (optional).
 	Fail    string
 	Timeout time.Duration
@@ -63,8 +66,13 @@ type Result struct {
 	MarkerLine string
 	// Elapsed is the time from starting QEMU to the marker.
 	Elapsed time.Duration
+	// Seen maps each Expect string to the time it first appeared.
+	Seen    map[string]time.Duration
 	Console string
 }
+
+// ErrMissing means the marker appeared before every Expect string did.
+var ErrMissing = errors.New("expected console lines missing")
 
 // Boot runs QEMU until the marker (or Fail) line appears, then gives the
 // machine 3 s to power off before stopping it; or until the timeout.
@@ -101,7 +109,7 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 	if err := cmd.Start(); err != nil {
 		return Result{}, fmt.Errorf("boottest: qemu: %w", err)
 	}
-	var res Result
+	res := Result{Seen: map[string]time.Duration{}}
 	var console bytes.Buffer
 	var mu sync.Mutex
 	done := make(chan struct{})
@@ -115,6 +123,11 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 			console.WriteString(l + "\n")
 			if o.Console != nil {
 				fmt.Fprintln(o.Console, l)
+			}
+			for _, e := range o.Expect {
+				if _, ok := res.Seen[e]; !ok && strings.Contains(l, e) {
+					res.Seen[e] = time.Since(start)
+				}
 			}
 			if res.MarkerLine == "" {
 				if i := strings.Index(l, o.Marker); i >= 0 {
@@ -134,6 +147,15 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 	res.Console = console.String()
 	if res.MarkerLine == "" || !strings.HasPrefix(res.MarkerLine, o.Marker) {
 		return res, fmt.Errorf("boottest: %s boot of %s: %w (qemu: %v; last line %q)", o.Firmware, filepath.Base(o.Image), ErrNoMarker, werr, lastLine(res.Console))
+	}
+	var missing []string
+	for _, e := range o.Expect {
+		if _, ok := res.Seen[e]; !ok {
+			missing = append(missing, e)
+		}
+	}
+	if len(missing) > 0 {
+		return res, fmt.Errorf("boottest: %s boot of %s: %w: %q", o.Firmware, filepath.Base(o.Image), ErrMissing, missing)
 	}
 	return res, nil
 }

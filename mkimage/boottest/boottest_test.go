@@ -56,17 +56,32 @@ func marker() string {
 	return "PV-SMOKE-OK"
 }
 
+// expect lists console lines that must precede the marker:
+// PV_TEST_EXPECT, ';'-separated (e.g. the containers' STARTED lines).
+func expect() []string {
+	var out []string
+	for _, e := range strings.Split(os.Getenv("PV_TEST_EXPECT"), ";") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 func boot(t *testing.T, img string, fw Firmware) Result {
 	t.Helper()
 	timeout := 10 * time.Minute // TCG on a loaded 2-CPU builder is slow
 	if v, err := time.ParseDuration(os.Getenv("PV_TEST_BOOT_TIMEOUT")); err == nil {
 		timeout = v
 	}
-	res, err := Boot(context.Background(), Options{Image: img, Firmware: fw, Marker: marker(), Fail: "PV-SMOKE-FAIL", Timeout: timeout})
+	res, err := Boot(context.Background(), Options{Image: img, Firmware: fw, Marker: marker(), Expect: expect(), Fail: "PV-SMOKE-FAIL", Timeout: timeout})
 	if err != nil {
 		t.Fatalf("%v\nconsole tail:\n%s", err, tail(res.Console, 30))
 	}
 	t.Logf("%s: %q after %s", fw, res.MarkerLine, res.Elapsed.Round(100*time.Millisecond))
+	for _, e := range expect() {
+		t.Logf("%s: %q after %s", fw, e, res.Seen[e].Round(100*time.Millisecond))
+	}
 	return res
 }
 

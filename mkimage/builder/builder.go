@@ -182,7 +182,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 				bsp = &bspFiles{}
 				continue
 			case "pvr export":
-				s.fn = func() (string, error) { return b.appengineBundle(bin) }
+				s.fn = func() (string, error) { return b.appengineBundle(ctx) }
 			}
 		}
 		if err := b.step(s.name, s.fn); err != nil {

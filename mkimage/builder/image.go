@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"fmt"
+	"github.com/pantavisor/pantavisor-go/mkimage/appengine"
 	"os"
 	"path/filepath"
 
@@ -119,38 +120,42 @@ func (b *run) export() (string, error) {
 	return fmt.Sprintf("(%s %d MiB)", filepath.Base(out), size(out)>>20), nil
 }
 
-// appengineBundle lays out an App Engine delivery: the runtime programs
-// in out/<target>/bin and the storage tree (trails/0) in
-// out/<target>/storage, plus the pvr export of the factory state.
-func (b *run) appengineBundle(bin *binaries) (string, error) {
-	dir := filepath.Join(b.o.Out, "bin")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	for name, p := range bin.Files {
-		if err := copyFile(p, filepath.Join(dir, name)); err != nil {
-			return "", err
-		}
-	}
-	st := filepath.Join(b.o.Out, "storage")
-	os.RemoveAll(st)
-	if err := os.Rename(b.res.Storage, st); err != nil {
-		return "", err
-	}
-	b.res.Storage = st
-	out := filepath.Join(b.o.Out, b.r.Name+".pvr.tgz")
-	f, err := os.Create(out)
+// appengineBundle makes the App Engine package in out/<target>
+// (mkimage/appengine.Assemble: binaries, config, install script) and
+// ships the factory revision as its initial pvtx package
+// lib/pantavisor/pvtx.d/10-<target>.pvr.tgz (a pvr export of trails/0);
+// out/<target>/<target>.pvr.tgz is the same export.
+func (b *run) appengineBundle(ctx context.Context) (string, error) {
+	// Assemble replaces o.Out (work/ included): export first, beside it.
+	tmp := filepath.Join(filepath.Dir(b.o.Out), "."+b.r.Name+".pvr.tgz")
+	f, err := os.Create(tmp)
 	if err != nil {
 		return "", err
 	}
-	if err := trail.Export(f, st, b.state, "", b.o.Epoch); err != nil {
+	defer os.Remove(tmp)
+	if err := trail.Export(f, b.res.Storage, b.state, "", b.o.Epoch); err != nil {
 		f.Close()
 		return "", err
 	}
 	if err := f.Close(); err != nil {
 		return "", err
 	}
+	err = appengine.Assemble(ctx, appengine.Options{Repo: b.o.Repo, Out: b.o.Out, GOARCH: recipe.Arches[b.r.Arch], Log: b.o.Log})
+	if err != nil {
+		return "", err
+	}
+	b.res.Storage = "" // pv-appengine makes storage from pvtx.d on first run
+	pvtx := filepath.Join(b.o.Out, "lib", "pantavisor", "pvtx.d", "10-"+b.r.Name+".pvr.tgz")
+	if err := os.MkdirAll(filepath.Dir(pvtx), 0o755); err != nil {
+		return "", err
+	}
+	out := filepath.Join(b.o.Out, b.r.Name+".pvr.tgz")
+	for _, dst := range []string{pvtx, out} {
+		if err := copyFile(tmp, dst); err != nil {
+			return "", err
+		}
+	}
 	b.res.Pvr = out
 	b.res.Sizes["pvr.tgz"] = size(out)
-	return fmt.Sprintf("(%d programs in %s, storage in %s)", len(bin.Files), dir, st), nil
+	return fmt.Sprintf("(App Engine package %s: %s/install <prefix>)", b.o.Out, b.o.Out), nil
 }
