@@ -13,6 +13,7 @@ package builder
 import (
 	"context"
 	"fmt"
+	"github.com/pantavisor/pantavisor-go/mkimage/container"
 	"io"
 	"log/slog"
 	"os"
@@ -123,7 +124,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("init %q: want pantavisor or smoke", o.Init)
 	}
 	for _, p := range []*string{&o.Repo, &o.Out, &o.Cache, &o.MergeSrc} {
-		if *p == "" {
+		if *p == "" || container.IsRemote(*p) {
 			continue
 		}
 		abs, err := filepath.Abs(*p)
@@ -131,6 +132,11 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 		*p = abs
+	}
+	if o.MergeSrc != "" {
+		if err := container.CheckSource(o.MergeSrc); err != nil {
+			return nil, fmt.Errorf("PVR_MERGE_SRC: %w", err)
+		}
 	}
 	r, err := recipe.Load(filepath.Join(o.Repo, "targets", o.Target+".toml"))
 	if err != nil {

@@ -32,8 +32,8 @@ const maxStateJSON = 64 << 20
 // extracted into work. Every object is checked against its sha256.
 func LoadSource(src, work string) (Entries, error) {
 	e := NewEntries()
-	if strings.Contains(src, "://") || strings.HasPrefix(src, "git@") {
-		return e, fmt.Errorf("pvr source %s: %w", src, ErrRemoteSource)
+	if err := CheckSource(src); err != nil {
+		return e, err
 	}
 	fi, err := os.Stat(src)
 	if err != nil {
@@ -81,6 +81,23 @@ func LoadSource(src, work string) (Entries, error) {
 		e.Inline[k] = v
 	}
 	return e, nil
+}
+
+// IsRemote tells whether src is a clone URL rather than a local path.
+func IsRemote(src string) bool {
+	return strings.Contains(src, "://") || strings.HasPrefix(src, "git@")
+}
+
+// CheckSource fails early for sources LoadSource cannot read: clone URLs
+// (ErrRemoteSource) and missing paths.
+func CheckSource(src string) error {
+	if IsRemote(src) {
+		return fmt.Errorf("pvr source %s: %w", src, ErrRemoteSource)
+	}
+	if _, err := os.Stat(src); err != nil {
+		return fmt.Errorf("pvr source: %w", err)
+	}
+	return nil
 }
 
 // objectsDir resolves a checkout's objects directory.
