@@ -45,16 +45,7 @@ func (b *run) unpacked(ctx context.Context, p debpkg.Package) (string, error) {
 
 func (b *run) fetch(ctx context.Context) (*packages, string, error) {
 	r := b.r
-	a, err := debpkg.New(debpkg.Options{Cache: filepath.Join(b.o.Cache, "deb"), Arch: r.Arch, Mirror: r.Debian.Mirror,
-		Suite: r.Debian.Suite, Components: r.Debian.Components, Keyring: r.Debian.Keyring, Log: b.o.Log})
-	if err != nil {
-		return nil, "", err
-	}
-	if !b.o.Offline || !a.HasIndexes() {
-		if err := a.Update(ctx); err != nil {
-			return nil, "", err
-		}
-	}
+	a := &lockedArchive{b: b, lock: b.loadLock()}
 	pk := &packages{Addons: map[string]string{}}
 	// unpackAll merges packages into one fresh directory: each .deb is
 	// unpacked once into the cache and hard-linked from there.
@@ -122,9 +113,16 @@ func (b *run) fetch(ctx context.Context) (*packages, string, error) {
 		}
 		pk.Busybox = filepath.Join(dir, "bin", "busybox")
 	}
+	if err := a.lock.save(); err != nil {
+		return nil, "", fmt.Errorf("package lock: %w", err)
+	}
 	var names []string
 	for _, p := range pk.Src {
 		names = append(names, p.Name+"="+p.Version)
 	}
-	return pk, fmt.Sprintf("(%s, %d packages: %s)", r.Arch, len(pk.Src), strings.Join(names, " ")), nil
+	how := "apt"
+	if !a.apted {
+		how = "pinned by " + a.lock.path
+	}
+	return pk, fmt.Sprintf("(%s, %d packages, %s: %s)", r.Arch, len(pk.Src), how, strings.Join(names, " ")), nil
 }
