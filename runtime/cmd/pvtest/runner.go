@@ -24,6 +24,9 @@ import (
 // errFailed: some test failed (already reported).
 var errFailed = errors.New("tests failed")
 
+// containerMu serialises the tests that run containers.
+var containerMu sync.Mutex
+
 // childCmd is the hidden command an isolated test child runs.
 const childCmd = "_child"
 
@@ -249,6 +252,14 @@ func runOne(ctx context.Context, id pvtest.ID, f runFlags, single bool, pkgDir, 
 			continue
 		}
 		plan.Tarballs = append(plan.Tarballs, filepath.Join(dir, tb))
+	}
+	if len(plan.Tarballs) > 0 {
+		// LXC names its cgroups after the container (lxc/<name>,
+		// lxc.monitor/<name>) host-wide: two instances running a container
+		// of the same name collide, so tests with containers run one at a
+		// time even with -j.
+		containerMu.Lock()
+		defer containerMu.Unlock()
 	}
 	res, err := spawn(ctx, plan, stdin, stderr)
 	o.duration = res.Duration
