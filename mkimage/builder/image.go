@@ -2,6 +2,8 @@ package builder
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"github.com/pantavisor/pantavisor-go/mkimage/appengine"
 	"os"
@@ -101,23 +103,40 @@ func (b *run) makeImage(ctx context.Context) (string, error) {
 
 func (b *run) export() (string, error) {
 	out := filepath.Join(b.o.Out, b.r.Name+".pvr.tgz")
-	f, err := os.Create(out + ".tmp")
-	if err != nil {
-		return "", err
+	// The export is a function of the state (objects are named by their
+	// sha256) and the epoch: cache it by those.
+	key := sha256.Sum256(fmt.Appendf(b.state.Canonical(), "\x00bsp/\x00%d\x00v1", b.o.Epoch))
+	c := filepath.Join(b.o.Cache, "artifacts", "pvr-"+hex.EncodeToString(key[:16])+".tgz")
+	cached := true
+	if _, err := os.Stat(c); err != nil {
+		cached = false
+		if err := os.MkdirAll(filepath.Dir(c), 0o755); err != nil {
+			return "", err
+		}
+		f, err := os.Create(c + ".tmp")
+		if err != nil {
+			return "", err
+		}
+		if err := trailExport(f, b); err != nil {
+			f.Close()
+			return "", err
+		}
+		if err := f.Close(); err != nil {
+			return "", err
+		}
+		if err := os.Rename(c+".tmp", c); err != nil {
+			return "", err
+		}
 	}
-	if err := trailExport(f, b); err != nil {
-		f.Close()
-		return "", err
-	}
-	if err := f.Close(); err != nil {
-		return "", err
-	}
-	if err := os.Rename(out+".tmp", out); err != nil {
-		return "", err
+	os.Remove(out)
+	if err := os.Link(c, out); err != nil {
+		if err := copyFile(c, out); err != nil {
+			return "", err
+		}
 	}
 	b.res.Pvr = out
 	b.res.Sizes["pvr.tgz"] = size(out)
-	return fmt.Sprintf("(%s %d MiB)", filepath.Base(out), size(out)>>20), nil
+	return fmt.Sprintf("(%s %d MiB, cached=%v)", filepath.Base(out), size(out)>>20, cached), nil
 }
 
 // appengineBundle makes the App Engine package in out/<target>

@@ -23,9 +23,6 @@ type binaries struct {
 	Init string
 }
 
-// runtimeCmds are the device programs, installed as /usr/bin/<name>.
-var runtimeCmds = []string{"pantavisor", "pvcontrol", "pvtx", "pventer"}
-
 // ccFor names the Debian cross compiler of a GOARCH (cgo builds).
 var ccFor = map[string]string{
 	"amd64":   "x86_64-linux-gnu-gcc",
@@ -36,9 +33,15 @@ var ccFor = map[string]string{
 	"386":     "i686-linux-gnu-gcc",
 }
 
-func (b *run) goBuild(ctx context.Context, pkg, out string, cgo bool) error {
+// goBuild builds the main packages pkgs into outDir (one go command: the
+// links run in parallel) as outDir/<base name of the package>.
+func (b *run) goBuild(ctx context.Context, pkgs []string, outDir string, cgo bool) error {
+	if len(pkgs) == 0 {
+		return nil
+	}
 	goarch := recipe.Arches[b.r.Arch]
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, pkg)
+	args := append([]string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", outDir + string(filepath.Separator)}, pkgs...)
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = b.o.Repo
 	env := append(os.Environ(), "GOOS=linux", "GOARCH="+goarch)
 	if b.r.Arch == "armhf" {
@@ -59,60 +62,64 @@ func (b *run) goBuild(ctx context.Context, pkg, out string, cgo bool) error {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build %s: %w: %s", pkg, err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("go build %s: %w: %s", strings.Join(pkgs, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
 }
 
+// buildRuntime builds the initrd's programs (cgo: go-lxc) and, without
+// cgo, the smoke init and the management containers' pvcontrol, in two
+// concurrent go commands. App Engine packages build their own programs
+// (appengine.Assemble).
 func (b *run) buildRuntime(ctx context.Context) (*binaries, string, error) {
-	dir := filepath.Join(b.work, "bin")
+	dir, sdir := filepath.Join(b.work, "bin"), filepath.Join(b.work, "bin-static")
 	bin := &binaries{Files: map[string]string{}}
 	goarch := recipe.Arches[b.r.Arch]
 	// cgo (for LXC) only natively for now: cross cgo needs the target
 	// sysroot wired into CC, which is the next step.
 	cgo := goarch == runtime.GOARCH
-	var built, failed []string
-	for _, c := range runtimeCmds {
-		pkg := "./runtime/cmd/" + c
-		if _, err := os.Stat(filepath.Join(b.o.Repo, pkg)); err != nil {
-			failed = append(failed, c+" (missing)")
-			continue
+	var progs, static []string
+	if b.r.InitMode == recipe.ModeEmbedded {
+		progs = b.r.Initrd.Programs
+		if b.o.Init == InitSmoke {
+			static = append(static, "./mkimage/cmd/pv-smoke-init")
 		}
-		out := filepath.Join(dir, c)
-		if err := b.goBuild(ctx, pkg, out, cgo); err != nil {
-			b.o.Log.Warn("runtime program does not build", "cmd", c, "err", err)
-			failed = append(failed, c)
-			continue
-		}
-		bin.Files[c] = out
-		built = append(built, c)
-	}
-	if b.r.InitMode == "embedded" {
-		out := filepath.Join(dir, "pv-smoke-init")
-		if err := b.goBuild(ctx, "./mkimage/cmd/pv-smoke-init", out, false); err != nil {
-			return nil, "", err
-		}
-		bin.Files["pv-smoke-init"] = out
 	}
 	for _, c := range b.r.Containers {
 		if c.Template == "mgmt" && b.o.MergeSrc == "" {
-			out := filepath.Join(b.work, "bin-static", "pvcontrol")
-			if err := b.goBuild(ctx, "./runtime/cmd/pvcontrol", out, false); err != nil {
-				return nil, "", fmt.Errorf("static pvcontrol: %w", err)
-			}
-			bin.StaticPvcontrol = out
+			static = append(static, "./runtime/cmd/pvcontrol")
 			break
+		}
+	}
+	pkgs := make([]string, len(progs))
+	for i, p := range progs {
+		pkgs[i] = "./runtime/cmd/" + p
+	}
+	var serr error
+	done := make(chan struct{})
+	go func() { defer close(done); serr = b.goBuild(ctx, static, sdir, false) }()
+	err := b.goBuild(ctx, pkgs, dir, cgo)
+	<-done
+	if err != nil {
+		return nil, "", err
+	}
+	if serr != nil {
+		return nil, "", serr
+	}
+	for _, p := range progs {
+		bin.Files[p] = filepath.Join(dir, p)
+	}
+	for _, p := range static {
+		switch filepath.Base(p) {
+		case "pvcontrol":
+			bin.StaticPvcontrol = filepath.Join(sdir, "pvcontrol")
+		case "pv-smoke-init":
+			bin.Files["pv-smoke-init"] = filepath.Join(sdir, "pv-smoke-init")
 		}
 	}
 	bin.Init = "pantavisor"
 	if b.o.Init == InitSmoke {
 		bin.Init = "pv-smoke-init"
 	}
-	if _, ok := bin.Files["pantavisor"]; !ok && bin.Init == "pantavisor" {
-		return nil, "", fmt.Errorf("runtime/cmd/pantavisor did not build; use --init=smoke to boot-test the image without it")
-	}
-	if len(failed) > 0 {
-		b.note("runtime programs not built: %s", strings.Join(failed, ", "))
-	}
-	return bin, fmt.Sprintf("(GOARCH=%s cgo=%v: %s; /init=%s)", goarch, cgo, strings.Join(built, " "), bin.Init), nil
+	return bin, fmt.Sprintf("(GOARCH=%s cgo=%v: %s; static: %s; /init=%s)", goarch, cgo, strings.Join(progs, " "), strings.Join(static, " "), bin.Init), nil
 }

@@ -16,9 +16,13 @@ package container
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -53,6 +57,10 @@ type Spec struct {
 	Epoch int64
 	// Comp is the squashfs compressor (default xz).
 	Comp string
+	// Cache, when set, keeps squashfs images by the digest of their
+	// staged root, epoch and compressor: unchanged containers are not
+	// compressed again.
+	Cache string
 }
 
 // Entries are state entries: Objects maps keys to host files, Inline
@@ -225,7 +233,7 @@ func Build(ctx context.Context, s Spec) (Entries, error) {
 		return e, err
 	}
 	sq := filepath.Join(dir, "root.squashfs")
-	if err := squashfs.Make(ctx, root, sq, squashfs.Options{Comp: s.Comp, Epoch: s.Epoch}); err != nil {
+	if err := s.squash(ctx, root, sq); err != nil {
 		return e, fmt.Errorf("container %s: %w", s.Name, err)
 	}
 	conf := filepath.Join(dir, "lxc.container.conf")
@@ -285,6 +293,66 @@ func LXCConf(name, init string) string {
 	b.WriteString("lxc.mount.entry = tmpfs tmp tmpfs rw,nodev,relatime,mode=1777 0 0\n")
 	b.WriteString("lxc.environment = PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n")
 	return b.String()
+}
+
+// squash makes out from root, through the cache when there is one.
+func (s Spec) squash(ctx context.Context, root, out string) error {
+	o := squashfs.Options{Comp: s.Comp, Epoch: s.Epoch}
+	if s.Cache == "" {
+		return squashfs.Make(ctx, root, out, o)
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "v1 %s %d\x00", s.Comp, s.Epoch)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		fmt.Fprintf(h, "%s\x00%o\x00", rel, fi.Mode())
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			t, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "%s\x00", t)
+		case d.Type().IsRegular():
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			fmt.Fprintf(h, "%d\x00", fi.Size())
+			if _, err := io.Copy(h, f); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c := filepath.Join(s.Cache, "squashfs-"+hex.EncodeToString(h.Sum(nil)))
+	if _, err := os.Stat(c); err != nil {
+		if err := os.MkdirAll(s.Cache, 0o755); err != nil {
+			return err
+		}
+		if err := squashfs.Make(ctx, root, c+".tmp", o); err != nil {
+			return err
+		}
+		if err := os.Rename(c+".tmp", c); err != nil {
+			return err
+		}
+	}
+	data, err := os.ReadFile(c)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(out, data, 0o644)
 }
 
 func copyFile(src, dst string, mode os.FileMode) error {

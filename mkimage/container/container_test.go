@@ -45,10 +45,16 @@ func TestBuild(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var shas [2]string
+			var shas [3]string
+			cache := t.TempDir()
 			for i := range shas {
+				// 0: no cache; 1: fills the cache; 2: from the cache
+				c := cache
+				if i == 0 {
+					c = ""
+				}
 				e, err := Build(context.Background(), Spec{Name: tc.name, Template: tc.template, Busybox: bb, Pvcontrol: pvc,
-					Work: t.TempDir(), Epoch: 1700000000})
+					Work: t.TempDir(), Epoch: 1700000000, Cache: c})
 				if err != nil {
 					t.Fatalf("Build(%s) = %v", tc.template, err)
 				}
@@ -80,8 +86,11 @@ func TestBuild(t *testing.T) {
 					t.Errorf("run.json = %s", e.Inline[tc.name+"/run.json"])
 				}
 			}
-			if shas[0] != shas[1] {
-				t.Errorf("root.squashfs sha = %s then %s, want reproducible", shas[0], shas[1])
+			if shas[0] != shas[1] || shas[1] != shas[2] {
+				t.Errorf("root.squashfs sha = %v, want reproducible (and the same from the cache)", shas)
+			}
+			if m, _ := filepath.Glob(filepath.Join(cache, "squashfs-*")); len(m) != 1 {
+				t.Errorf("cache holds %v, want one squashfs", m)
 			}
 		})
 	}

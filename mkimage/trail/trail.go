@@ -197,7 +197,7 @@ func Export(w io.Writer, root string, st *state.State, prefix string, epoch int6
 	if err != nil {
 		return fmt.Errorf("trail: export: %w", err)
 	}
-	gw, err := gzip.NewWriterLevel(w, gzip.BestCompression)
+	gw, err := gzip.NewWriterLevel(w, gzip.DefaultCompression) // the objects are mostly compressed squashfs
 	if err != nil {
 		return err
 	}
