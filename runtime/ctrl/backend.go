@@ -15,9 +15,6 @@
 //
 // Where upstream's code disagrees with its docs or with what a client would
 // expect (spec §5 ⚠), this package does the expected thing:
-//   - a wrong method is 405 with an Allow header (upstream: 400), an unknown
-//     path 404 (upstream: 400 "unknown endpoint"), a missing object 404
-//     (upstream: 400 "bad object name");
 //   - oversized bodies are 413 (upstream: 507 for a long commit message);
 //   - /commands op names match exactly (upstream prefix-matches, so "" is
 //     UPDATE_METADATA), and ops the daemon cannot run answer 501 instead of

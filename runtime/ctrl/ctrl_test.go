@@ -315,7 +315,7 @@ func TestHostHeader(t *testing.T) {
 
 func TestUnsupportedProtocol(t *testing.T) {
 	hc, path := listen(t, New(Options{BuildInfo: "bi"}))
-	for _, raw := range []string{"\x16\x03\x01\x02\x00", "hello world\n", "{\"op\":1}"} {
+	for _, raw := range []string{"\x16\x03\x01\x02\x00", "hello world\n", "hello there\r\n\r\n", "{\"op\":1}", "GET /buildinfo\r\n\r\n"} {
 		c, err := net.Dial("unix", path)
 		if err != nil {
 			t.Fatal(err)
@@ -324,11 +324,10 @@ func TestUnsupportedProtocol(t *testing.T) {
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		b, _ := io.ReadAll(c)
 		c.Close()
-		if raw != "hello world\n" && string(b) != unsupportedProtocol {
-			t.Errorf("answer to %q = %q, want %s", raw, b, unsupportedProtocol)
+		if !strings.HasPrefix(string(b), "HTTP/1.1 400 ") || !strings.HasSuffix(string(b), "\r\n\r\n"+unsupportedProtocol) {
+			t.Errorf("answer to %q = %q, want a 400 with body %s", raw, b, unsupportedProtocol)
 		}
 	}
-	// "hello world" looks like a request line; the HTTP server rejects it.
 	if got, _ := call(t, hc, "GET", "/buildinfo", ""); got != 200 {
 		t.Errorf("GET /buildinfo after bad peers = %d, want 200", got)
 	}
@@ -410,8 +409,8 @@ func FuzzRoute(f *testing.F) {
 			return
 		}
 		if rt, _, _ := match(segs, req.Method); rt == nil {
-			if rec.Code != 404 && rec.Code != 405 {
-				t.Fatalf("%s %q = %d, want 404 or 405", method, path, rec.Code)
+			if rec.Code != 400 {
+				t.Fatalf("%s %q = %d, want 400", method, path, rec.Code)
 			}
 			var e struct{ Error string }
 			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error == "" {

@@ -137,8 +137,12 @@ func (h *Handler) objectGet(q *request) {
 		return
 	}
 	rc, err := h.opt.Objects.Open(sha)
+	if errors.Is(err, ErrNotFound) {
+		writeError(q.w, http.StatusBadRequest, "Request has bad object name")
+		return
+	}
 	if err != nil {
-		h.fail(q.w, err, "Object does not exist")
+		h.fail(q.w, err, "")
 		return
 	}
 	defer rc.Close()

@@ -97,11 +97,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt, args, allowed := match(segs, r.Method)
 	if rt == nil {
 		if len(allowed) > 0 {
-			w.Header().Set("Allow", strings.Join(allowed, ", "))
-			writeError(w, http.StatusMethodNotAllowed, "Method not supported for this endpoint")
+			writeError(w, http.StatusBadRequest, "Method not supported for this endpoint")
 			return
 		}
-		writeError(w, http.StatusNotFound, "unknown endpoint: "+r.URL.RequestURI())
+		writeError(w, http.StatusBadRequest, "unknown endpoint: "+r.URL.RequestURI())
 		return
 	}
 	c, err := h.caller(r.Context())
