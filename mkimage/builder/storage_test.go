@@ -1,0 +1,76 @@
+package builder
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
+)
+
+// TestTrailReproducible builds trails/0 (BSP objects, default containers)
+// twice into separate outputs and caches and compares every byte: the
+// state JSON and every object.
+func TestTrailReproducible(t *testing.T) {
+	if _, err := exec.LookPath("mksquashfs"); err != nil {
+		t.Skip("mksquashfs not installed")
+	}
+	in := t.TempDir()
+	write := func(name, data string) string {
+		p := filepath.Join(in, name)
+		if err := os.WriteFile(p, []byte(data), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	bb, pvc, kern := write("busybox", "#!/bin/sh\n"), write("pvcontrol", "#!/bin/sh\n"), write("kernel", "bzImage")
+	r := &recipe.Recipe{Name: "t", Arch: "amd64", Bootloader: recipe.Bootloader{Type: recipe.BootGrub},
+		Containers: []recipe.Container{{Name: "pv-mgmt", Template: "mgmt"}, {Name: "pv-network", Template: "network"}}}
+	build := func() string {
+		out := t.TempDir()
+		b := &run{o: Options{Cache: t.TempDir(), Epoch: 1700000000}, r: r, work: out, res: &Result{Sizes: map[string]int64{}}}
+		bsp := &bspFiles{Objects: map[string]string{"kernel.img": kern}, JSON: map[string]any{"run.json": map[string]any{"linux": "kernel.img"}}}
+		if _, err := b.makeStorage(context.Background(), &packages{Busybox: bb}, &binaries{StaticPvcontrol: pvc}, bsp); err != nil {
+			t.Fatalf("makeStorage() = %v", err)
+		}
+		return filepath.Join(out, "storage")
+	}
+	a, b := build(), build()
+	ja, err := os.ReadFile(filepath.Join(a, "trails/0/.pvr/json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jb, _ := os.ReadFile(filepath.Join(b, "trails/0/.pvr/json"))
+	if !bytes.Equal(ja, jb) {
+		t.Fatalf("trails/0 json differs:\n%s\n%s", ja, jb)
+	}
+	for _, key := range []string{"pv-mgmt/run.json", "pv-network/lxc.container.conf", "bsp/kernel.img"} {
+		if !bytes.Contains(ja, []byte(`"`+key+`"`)) {
+			t.Errorf("trails/0 json lacks %s: %s", key, ja)
+		}
+	}
+	objs, _ := os.ReadDir(filepath.Join(a, "objects"))
+	if len(objs) < 5 {
+		t.Errorf("objects = %d, want ≥ 5 (kernel, 2 squashfs, 2 configs)", len(objs))
+	}
+	for _, o := range objs {
+		fa, _ := os.Open(filepath.Join(a, "objects", o.Name()))
+		fb, err := os.Open(filepath.Join(b, "objects", o.Name()))
+		if err != nil {
+			t.Errorf("object %s only in the first build", o.Name())
+			fa.Close()
+			continue
+		}
+		da, _ := io.ReadAll(fa)
+		db, _ := io.ReadAll(fb)
+		fa.Close()
+		fb.Close()
+		if !bytes.Equal(da, db) {
+			t.Errorf("object %s differs", o.Name())
+		}
+	}
+}
