@@ -443,13 +443,23 @@ func (m *Containers) reportLocked() {
 	if s := e.Status().String(); set("rev", s) {
 		m.log.Info("revision status", "rev", m.rev, "status", s)
 		if m.devmeta != nil {
-			// pantavisor.status stays the FSM state (pvtest waits for WAIT);
-			// the revision status has its own key.
-			if err := m.devmeta.Set("pantavisor.revision.status", []byte(s)); err != nil {
+			if err := m.devmeta.Set("pantavisor.status", []byte(s)); err != nil {
 				m.log.Warn("devmeta", "err", err)
 			}
 		}
 	}
+}
+
+// RevisionStatus returns the revision status (devmeta pantavisor.status):
+// the lowest status of the platforms that have not reached their goal,
+// READY when all have (or there are none); "" before a revision is loaded.
+func (m *Containers) RevisionStatus() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.engine == nil {
+		return ""
+	}
+	return m.engine.Status().String()
 }
 
 // Containers implements ctrl.Containers (GET /containers).

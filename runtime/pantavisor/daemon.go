@@ -428,13 +428,26 @@ func (d *Daemon) local() bool {
 	return strings.HasPrefix(d.Revision(), "locals/")
 }
 
+// revisionStatus is devmeta pantavisor.status (spec §7): the platform
+// manager's revision status, or READY for a running revision when there is
+// no platform manager (nothing to start).
+func (d *Daemon) revisionStatus() string {
+	if p, ok := d.platforms.(interface{ RevisionStatus() string }); ok {
+		return p.RevisionStatus()
+	}
+	if d.Revision() != "" {
+		return "READY"
+	}
+	return ""
+}
+
 // publishDevmeta writes the default device metadata (spec §12).
 func (d *Daemon) publishDevmeta() {
 	mode := "remote"
 	if d.local() {
 		mode = "local"
 	}
-	dev := metadata.Device{Version: d.opt.Version, Revision: d.Revision(), Mode: mode, Status: d.State().String()}
+	dev := metadata.Device{Version: d.opt.Version, Revision: d.Revision(), Mode: mode, Status: d.revisionStatus()}
 	if u, err := d.store.Usage(); err == nil {
 		dev.Storage = &metadata.Usage{Total: u.Total, Free: u.Free, Reserved: u.Reserved, RealFree: u.RealFree}
 	}
@@ -442,6 +455,7 @@ func (d *Daemon) publishDevmeta() {
 	if err != nil {
 		d.log.Warn("devmeta", "err", err)
 	}
+	kvs = append(kvs, metadata.KV{Key: "pantavisor.state", Value: []byte(d.State().String())})
 	if err := d.devmeta.Publish(kvs); err != nil {
 		d.log.Warn("devmeta", "err", err)
 	}

@@ -68,10 +68,11 @@ func (d *Daemon) setState(s State) {
 		return
 	}
 	d.log.Debug("fsm", "from", old, "to", s)
-	// pantavisor.status follows the FSM once RUN published the defaults
-	// (COMMAND is too short-lived to be worth a write).
+	// pantavisor.state follows the FSM once RUN published the defaults
+	// (COMMAND is too short-lived to be worth a write); pantavisor.status
+	// is the revision status, published by the platform manager.
 	if d.devmeta != nil && s != StateCommand && old != StateRun && old != StateInit {
-		if err := d.devmeta.Set("pantavisor.status", []byte(s.String())); err != nil {
+		if err := d.devmeta.Set("pantavisor.state", []byte(s.String())); err != nil {
 			d.log.Warn("devmeta", "err", err)
 		}
 	}

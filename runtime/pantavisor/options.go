@@ -21,9 +21,11 @@
 // PUT /steps revision before it is kept (PV_SECUREBOOT_MODE, spec §9).
 //
 // The revision status (the lowest status of the platforms that have not
-// reached their goal) is logged on every change and published as devmeta
-// pantavisor.revision.status; pantavisor.status keeps the FSM state,
-// which pvtest and the test suites wait on ("WAIT").
+// reached their goal; READY when all have, or there are none) is logged on
+// every change and published as devmeta pantavisor.status, as the docs
+// promise. The FSM state (RUN, WAIT, UPDATE, …) is published as devmeta
+// pantavisor.state, an addition of ours: pvtest waits for status READY
+// and state WAIT.
 package pantavisor
 
 import (

@@ -63,7 +63,10 @@ wait_for_match() {
 
 _progress_status() { pvcontrol steps progress "$1" | json_get status; }
 _container_status() { pvcontrol containers ls | json_get "[name=$1]/status"; }
-_daemon_status() { pvcontrol devmeta ls | json_get pantavisor.status; }
+_daemon_status() {
+	_m=$(pvcontrol devmeta ls) || return
+	echo "$(echo "$_m" | json_get pantavisor.status)/$(echo "$_m" | json_get pantavisor.state)"
+}
 
 # wait_for_progress REV PATTERN [TIMEOUT=60]: e.g. wait_for_progress locals/x 'DONE|UPDATED'
 wait_for_progress() { wait_for_match "${3:-60}" "$2" _progress_status "$1"; }
@@ -71,8 +74,9 @@ wait_for_progress() { wait_for_match "${3:-60}" "$2" _progress_status "$1"; }
 # wait_for_status CONTAINER PATTERN [TIMEOUT=60]: e.g. wait_for_status control 'STARTED|READY'
 wait_for_status() { wait_for_match "${3:-60}" "$2" _container_status "$1"; }
 
-# wait_for_ready [TIMEOUT=60]: the daemon answers and its FSM waits.
-wait_for_ready() { wait_for_value "${1:-60}" WAIT _daemon_status; }
+# wait_for_ready [TIMEOUT=60]: the daemon answers, the revision status
+# (devmeta pantavisor.status) is READY and its FSM waits (pantavisor.state).
+wait_for_ready() { wait_for_value "${1:-60}" READY/WAIT _daemon_status; }
 
 # wait_for_down [TIMEOUT=30]: the daemon process is gone.
 wait_for_down() { wait_for_value "${1:-30}" "" pv_pid; }

@@ -168,13 +168,16 @@ func run(ctx context.Context, p Plan, sh Shell, dir string, inp **Instance, res 
 	return err
 }
 
-// waitReady polls the control socket until the daemon's FSM waits.
+// waitReady polls the control socket until the running revision is READY
+// (devmeta pantavisor.status, spec §7) and the daemon's FSM waits
+// (pantavisor.state).
 func waitReady(ctx context.Context, in *Instance, timeout time.Duration) error {
 	end := time.Now().Add(timeout)
 	var last string
 	for {
 		out, err := exec.CommandContext(ctx, in.Bin("pvcontrol"), "-s", in.Socket, "devmeta", "ls").Output()
-		if err == nil && bytes.Contains(out, []byte(`"pantavisor.status":"WAIT"`)) {
+		if err == nil && bytes.Contains(out, []byte(`"pantavisor.status":"READY"`)) &&
+			bytes.Contains(out, []byte(`"pantavisor.state":"WAIT"`)) {
 			return nil
 		}
 		if err != nil {

@@ -82,8 +82,9 @@ func startBinary(t testing.TB) *proc {
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		// Ready once RUN published its device metadata and the FSM waits.
-		if code, body := p.get(t, "/device-meta"); code == 200 && strings.Contains(body, `"pantavisor.status":"WAIT"`) {
+		// Ready once the revision is READY and the FSM waits.
+		if code, body := p.get(t, "/device-meta"); code == 200 && strings.Contains(body, `"pantavisor.status":"READY"`) &&
+			strings.Contains(body, `"pantavisor.state":"WAIT"`) {
 			return p
 		}
 		if time.Now().After(deadline) {
