@@ -319,8 +319,7 @@ func (d *Daemon) startLogs(ctx context.Context) error {
 	if d.opt.LogServer != nil {
 		ls, err = d.opt.LogServer(d.runDir, d.logDir, d.rev, d.log)
 	} else {
-		ls, err = logserver.New(logserver.Options{RunDir: d.runDir, LogDir: d.logDir,
-			TrailsDir: filepath.Join(d.root, "trails"), Rev: d.rev, Level: d.conf.Int("PV_LOG_LEVEL"), Log: d.log})
+		ls, err = logserver.New(d.logOptions())
 	}
 	if err != nil {
 		return fmt.Errorf("logserver: %w", err)

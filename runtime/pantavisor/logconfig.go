@@ -1,0 +1,55 @@
+package pantavisor
+
+import (
+	"path/filepath"
+
+	"github.com/pantavisor/pantavisor-go/runtime/logserver"
+)
+
+// logOptions builds the log server's options from the PV_LOG_* keys of
+// the configuration. A value the log server cannot use is reported and
+// left at its default, so a typo never costs the device its logs.
+func (d *Daemon) logOptions() logserver.Options {
+	o := logserver.Options{RunDir: d.runDir, LogDir: d.logDir,
+		TrailsDir: filepath.Join(d.root, "trails"), Rev: d.rev,
+		Level:            d.conf.Int("PV_LOG_LEVEL"),
+		HysteresisFactor: d.conf.Int("PV_LOG_HYSTERESIS_FACTOR"),
+		RotateFactor:     d.conf.Int("PV_LOG_ROTATE_FACTOR"),
+		Absolute:         d.conf.Get("PV_LOG_TIMESTAMP") == "absolute",
+		Log:              d.log}
+	if v := d.conf.Get("PV_LOG_SERVER_OUTPUTS"); v != "" {
+		outs, err := logserver.ParseOutputs(v)
+		if err != nil {
+			d.log.Warn("config: PV_LOG_SERVER_OUTPUTS ignored", "value", v, "err", err)
+		} else {
+			o.Outputs = outs
+		}
+	}
+	if v := d.conf.Get("PV_LOG_DIR_MAXSIZE"); v != "" && v != "0" {
+		n, err := logserver.ResolveDirMaxSize(v, d.logDir)
+		if err != nil {
+			d.log.Warn("config: PV_LOG_DIR_MAXSIZE ignored", "value", v, "err", err)
+		} else {
+			o.MaxSize = n
+		}
+	}
+	for out, key := range map[string]string{
+		"filetree":   "PV_LOG_FILETREE_TIMESTAMP_FORMAT",
+		"singlefile": "PV_LOG_SINGLEFILE_TIMESTAMP_FORMAT",
+		"stdout":     "PV_LOG_STDOUT_TIMESTAMP_FORMAT",
+	} {
+		v := d.conf.Get(key)
+		if v == "" {
+			continue
+		}
+		if _, err := logserver.ParseTimeFormat(v); err != nil {
+			d.log.Warn("config: "+key+" ignored", "value", v, "err", err)
+			continue
+		}
+		if o.TimestampFormats == nil {
+			o.TimestampFormats = map[string]string{}
+		}
+		o.TimestampFormats[out] = v
+	}
+	return o
+}
