@@ -23,7 +23,8 @@ const (
 	KindControl = "control"
 	// KindNobody has roles ["nobody"] (not mgmt) and pvcontrol inside.
 	KindNobody = "nobody"
-	// KindPlain has no roles key (defaults to mgmt) and no tools.
+	// KindPlain has no roles key (so it is not mgmt, as the docs say) and
+	// pvcontrol inside.
 	KindPlain = "plain"
 	// KindCrasher exits with status 1 after CrashAfter seconds.
 	KindCrasher = "crasher"
@@ -102,7 +103,7 @@ func (f *Fixtures) Build(spec string) (string, error) {
 		return "", err
 	}
 	var files []rootfs.File
-	if kind == KindControl || kind == KindNobody || kind == KindReady {
+	if kind == KindControl || kind == KindNobody || kind == KindReady || kind == KindPlain {
 		pc, err := os.ReadFile(f.Pvcontrol)
 		if err != nil {
 			return "", fmt.Errorf("fixture %s: %w", spec, err)
