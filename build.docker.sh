@@ -27,6 +27,11 @@
 #   PVR_USE_SRC_BSP, PV_MERGE_SBOM, PV_PVS_PUB_PEM, PV_PVS_CERT_PEM:
 #                              not implemented yet: the build stops if set.
 set -euo pipefail
+# a relative PVR_MERGE_SRC is relative to the caller's directory
+if [ -n "${PVR_MERGE_SRC:-}" ] && [ -e "$PVR_MERGE_SRC" ]; then
+	PVR_MERGE_SRC=$(realpath "$PVR_MERGE_SRC")
+	export PVR_MERGE_SRC
+fi
 cd "$(dirname "$0")"
 
 target=${1:-x64-uefi}
