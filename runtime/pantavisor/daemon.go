@@ -355,6 +355,7 @@ func (d *Daemon) startCtrl() error {
 		Config:    cfgAPI{d.conf},
 		Commands:  d,
 		Platforms: d,
+		Extras:    extrasAPI{d},
 		BuildInfo: d.opt.BuildInfo,
 		AppEngine: d.mode == AppEngine,
 		ProcRoot:  d.opt.ProcRoot,

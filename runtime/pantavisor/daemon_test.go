@@ -199,6 +199,8 @@ func TestEndpoints(t *testing.T) {
 		{"bad meta key dotdot", "PUT", "/user-meta/..", "v", 400, "dot name"},
 		{"bad meta key slash", "PUT", "/user-meta/a%2Fb", "v", 400, "contains '/'"},
 		{"meta too big", "PUT", "/device-meta/big", strings.Repeat("v", 4097), 413, ""},
+		{"wakelocks", "GET", "/wakelocks", "", 200, `{"mode":"locks","count":0,"degraded":true,"autosleep":false,"settling":false,"polling":false,"run_window":false,"held":{"boot":0,"update":0,`},
+		{"xconnect graph not built", "GET", "/xconnect-graph", "", 404, "Resource does not exist"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
