@@ -171,7 +171,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		fn   func() (string, error)
 	}{
 		{"packages", func() (n string, err error) { pk, n, err = b.fetch(ctx); return }},
-		{"runtime", func() (n string, err error) { bin, n, err = b.buildRuntime(ctx); return }},
+		{"runtime", func() (n string, err error) { bin, n, err = b.buildRuntime(ctx, pk); return }},
 		{"initrd", func() (string, error) { return b.makeInitrd(pk, bin) }},
 		{"addons", func() (string, error) { return b.makeAddons(ctx, pk) }},
 		{"bsp", func() (n string, err error) { bsp, n, err = b.makeBSP(ctx, pk); return }},

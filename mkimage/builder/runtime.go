@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
@@ -35,7 +34,7 @@ var ccFor = map[string]string{
 
 // goBuild builds the main packages pkgs into outDir (one go command: the
 // links run in parallel) as outDir/<base name of the package>.
-func (b *run) goBuild(ctx context.Context, pkgs []string, outDir string, cgo bool) error {
+func (b *run) goBuild(ctx context.Context, pkgs []string, outDir string, cgo bool, cgoEnv []string) error {
 	if len(pkgs) == 0 {
 		return nil
 	}
@@ -51,10 +50,7 @@ func (b *run) goBuild(ctx context.Context, pkgs []string, outDir string, cgo boo
 		env = append(env, "GOARM=5")
 	}
 	if cgo {
-		env = append(env, "CGO_ENABLED=1")
-		if goarch != runtime.GOARCH {
-			env = append(env, "CC="+ccFor[goarch])
-		}
+		env = append(append(env, "CGO_ENABLED=1"), cgoEnv...)
 	} else {
 		env = append(env, "CGO_ENABLED=0")
 	}
@@ -71,13 +67,15 @@ func (b *run) goBuild(ctx context.Context, pkgs []string, outDir string, cgo boo
 // cgo, the smoke init and the management containers' pvcontrol, in two
 // concurrent go commands. App Engine packages build their own programs
 // (appengine.Assemble).
-func (b *run) buildRuntime(ctx context.Context) (*binaries, string, error) {
+func (b *run) buildRuntime(ctx context.Context, pk *packages) (*binaries, string, error) {
 	dir, sdir := filepath.Join(b.work, "bin"), filepath.Join(b.work, "bin-static")
 	bin := &binaries{Files: map[string]string{}}
 	goarch := recipe.Arches[b.r.Arch]
-	// cgo (for LXC) only natively for now: cross cgo needs the target
-	// sysroot wired into CC, which is the next step.
-	cgo := goarch == runtime.GOARCH
+	// cgo (go-lxc): natively, or cross against the target sysroot.
+	cgoEnv, cgo, why := b.crossCgoEnv(pk.Sysroot)
+	if !cgo {
+		b.note("runtime programs built without cgo (no LXC containers): %s", why)
+	}
 	var progs, static []string
 	if b.r.InitMode == recipe.ModeEmbedded {
 		progs = b.r.Initrd.Programs
@@ -97,8 +95,8 @@ func (b *run) buildRuntime(ctx context.Context) (*binaries, string, error) {
 	}
 	var serr error
 	done := make(chan struct{})
-	go func() { defer close(done); serr = b.goBuild(ctx, static, sdir, false) }()
-	err := b.goBuild(ctx, pkgs, dir, cgo)
+	go func() { defer close(done); serr = b.goBuild(ctx, static, sdir, false, nil) }()
+	err := b.goBuild(ctx, pkgs, dir, cgo, cgoEnv)
 	<-done
 	if err != nil {
 		return nil, "", err

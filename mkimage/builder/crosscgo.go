@@ -1,0 +1,65 @@
+package builder
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
+)
+
+// crossCgoEnv prepares cgo for a foreign GOARCH against the target's
+// Debian sysroot: a private pkg-config "lxc" whose headers are the
+// host's (lxc-dev; arch-independent) and whose library is the sysroot's
+// liblxc.so.1, linked with the Debian cross compiler. It returns the
+// extra environment, or ok=false (with the reason) when something is
+// missing: then the programs build without cgo.
+func (b *run) crossCgoEnv(sysroot string) (env []string, ok bool, why string) {
+	goarch := recipe.Arches[b.r.Arch]
+	if goarch == runtime.GOARCH {
+		return nil, true, ""
+	}
+	cc := ccFor[goarch]
+	if cc == "" {
+		return nil, false, "no cross compiler known for " + goarch
+	}
+	if _, err := exec.LookPath(cc); err != nil {
+		return nil, false, cc + " not installed"
+	}
+	if _, err := os.Stat("/usr/include/lxc/lxccontainer.h"); err != nil {
+		return nil, false, "lxc headers (lxc-dev) not installed"
+	}
+	libs, _ := filepath.Glob(filepath.Join(sysroot, "usr/lib/*/liblxc.so.1"))
+	if len(libs) != 1 {
+		return nil, false, "liblxc1 is not in initrd.packages"
+	}
+	libdir := filepath.Dir(libs[0])
+	triplet := filepath.Base(libdir)
+	dir := filepath.Join(b.work, "cgo-"+goarch)
+	for _, d := range []string{"pkgconfig", "include", "lib"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, false, err.Error()
+		}
+	}
+	links := map[string]string{
+		filepath.Join(dir, "include", "lxc"):   "/usr/include/lxc",
+		filepath.Join(dir, "lib", "liblxc.so"): libs[0],
+	}
+	for l, target := range links {
+		os.Remove(l)
+		if err := os.Symlink(target, l); err != nil {
+			return nil, false, err.Error()
+		}
+	}
+	rpath := strings.Join([]string{libdir, filepath.Join(sysroot, "lib", triplet)}, ":")
+	pc := fmt.Sprintf("Name: lxc\nDescription: liblxc of the target sysroot\nVersion: 5\nCflags: -I%s\nLibs: -L%s -llxc -Wl,-rpath-link,%s\n",
+		filepath.Join(dir, "include"), filepath.Join(dir, "lib"), rpath)
+	if err := os.WriteFile(filepath.Join(dir, "pkgconfig", "lxc.pc"), []byte(pc), 0o644); err != nil {
+		return nil, false, err.Error()
+	}
+	pcdir := filepath.Join(dir, "pkgconfig")
+	return []string{"CC=" + cc, "PKG_CONFIG_PATH=" + pcdir, "PKG_CONFIG_LIBDIR=" + pcdir}, true, ""
+}
