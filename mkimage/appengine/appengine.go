@@ -46,14 +46,11 @@ type Binary struct {
 	Name string // file name under bin/
 	Pkg  string // Go package, relative to the module root
 	Cgo  bool   // needs cgo (liblxc)
-	Tags string // go build -tags
 }
 
 // Binaries are the programs every package carries.
 var Binaries = []Binary{
-	// pvupdate links the updater (runtime/cmd/pantavisor/updater_on.go):
-	// the App Engine exists to run update flows.
-	{Name: "pantavisor", Pkg: "./runtime/cmd/pantavisor", Cgo: true, Tags: "pvupdate"},
+	{Name: "pantavisor", Pkg: "./runtime/cmd/pantavisor", Cgo: true},
 	{Name: "pv-appengine", Pkg: "./runtime/cmd/pv-appengine"},
 	{Name: "pvcontrol", Pkg: "./runtime/cmd/pvcontrol"},
 	{Name: "pvtx", Pkg: "./runtime/cmd/pvtx"},
@@ -135,9 +132,6 @@ func Assemble(ctx context.Context, o Options) error {
 // build runs go build -trimpath for one binary.
 func build(ctx context.Context, repo, goarch string, b Binary, dst string) error {
 	args := []string{"build", "-trimpath", "-ldflags=-s -w -buildid="}
-	if b.Tags != "" {
-		args = append(args, "-tags", b.Tags)
-	}
 	cmd := exec.CommandContext(ctx, "go", append(args, "-o", dst, b.Pkg)...)
 	cmd.Dir = repo
 	env := append(os.Environ(), "GOOS=linux", "GOARCH="+goarch)
