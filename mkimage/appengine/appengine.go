@@ -65,6 +65,12 @@ type Options struct {
 	Out string
 	// GOARCH is the target (amd64 or arm64; "" = the host's).
 	GOARCH string
+	// CgoEnv, when set, is the environment of the cgo builds (pantavisor,
+	// pventer) on top of CGO_ENABLED=1: the image builder passes its
+	// cross setup (CC, a pkg-config lxc of the target's Debian sysroot),
+	// so both pipelines cross-build the same way. nil = the host's liblxc
+	// (native) or the Debian cross compiler with the host's pkg-config.
+	CgoEnv []string
 	// Log reports progress (nil = silent).
 	Log *slog.Logger
 }
@@ -87,7 +93,7 @@ func Assemble(ctx context.Context, o Options) error {
 	if o.GOARCH == "" {
 		o.GOARCH = runtime.GOARCH
 	}
-	if o.GOARCH != runtime.GOARCH && crossCC[o.GOARCH] == "" {
+	if o.GOARCH != runtime.GOARCH && crossCC[o.GOARCH] == "" && o.CgoEnv == nil {
 		return fmt.Errorf("%w %q (want amd64 or arm64)", ErrBadArch, o.GOARCH)
 	}
 	repo, err := filepath.Abs(o.Repo)
@@ -111,7 +117,7 @@ func Assemble(ctx context.Context, o Options) error {
 	}
 	for _, b := range Binaries {
 		o.Log.Info("build", "bin", b.Name, "goarch", o.GOARCH, "cgo", b.Cgo)
-		if err := build(ctx, repo, o.GOARCH, b, filepath.Join(tmp, "bin", b.Name)); err != nil {
+		if err := build(ctx, repo, o.GOARCH, o.CgoEnv, b, filepath.Join(tmp, "bin", b.Name)); err != nil {
 			return err
 		}
 	}
@@ -129,15 +135,18 @@ func Assemble(ctx context.Context, o Options) error {
 	return os.RemoveAll(old)
 }
 
-// build runs go build -trimpath for one binary.
-func build(ctx context.Context, repo, goarch string, b Binary, dst string) error {
+// build runs go build -trimpath for one binary; cgoEnv (nil = defaults)
+// is added to cgo builds.
+func build(ctx context.Context, repo, goarch string, cgoEnv []string, b Binary, dst string) error {
 	args := []string{"build", "-trimpath", "-ldflags=-s -w -buildid="}
 	cmd := exec.CommandContext(ctx, "go", append(args, "-o", dst, b.Pkg)...)
 	cmd.Dir = repo
 	env := append(os.Environ(), "GOOS=linux", "GOARCH="+goarch)
 	if b.Cgo {
 		env = append(env, "CGO_ENABLED=1")
-		if goarch != runtime.GOARCH {
+		if cgoEnv != nil {
+			env = append(env, cgoEnv...)
+		} else if goarch != runtime.GOARCH {
 			env = append(env, "CC="+crossCC[goarch])
 		}
 	} else {
@@ -148,7 +157,7 @@ func build(ctx context.Context, repo, goarch string, b Binary, dst string) error
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		hint := ""
-		if strings.Contains(stderr.String(), "cannot find -llxc") {
+		if cgoEnv == nil && strings.Contains(stderr.String(), "cannot find -llxc") {
 			hint = fmt.Sprintf(" (liblxc for %s is missing: dpkg --add-architecture %s && apt-get install lxc-dev:%s)", goarch, goarch, goarch)
 		}
 		return fmt.Errorf("go build %s (GOARCH=%s)%s: %w: %s", b.Pkg, goarch, hint, err, strings.TrimSpace(stderr.String()))

@@ -87,6 +87,10 @@ type run struct {
 	modDepText []byte
 	// state is the factory revision once written.
 	state *state.State
+	// cgoEnv is the cgo setup of the runtime stage (cross: CC and the
+	// sysroot's pkg-config lxc; native: nil), reused by the App Engine
+	// package.
+	cgoEnv []string
 }
 
 func (b *run) step(name string, fn func() (string, error)) error {

@@ -65,14 +65,18 @@ func (b *run) goBuild(ctx context.Context, pkgs []string, outDir string, cgo boo
 
 // buildRuntime builds the initrd's programs (cgo: go-lxc) and, without
 // cgo, the smoke init and the management containers' pvcontrol, in two
-// concurrent go commands. App Engine packages build their own programs
-// (appengine.Assemble).
+// concurrent go commands. App Engine packages are built by
+// appengine.Assemble with the same cgo setup (b.cgoEnv).
 func (b *run) buildRuntime(ctx context.Context, pk *packages) (*binaries, string, error) {
 	dir, sdir := filepath.Join(b.work, "bin"), filepath.Join(b.work, "bin-static")
 	bin := &binaries{Files: map[string]string{}}
 	goarch := recipe.Arches[b.r.Arch]
 	// cgo (go-lxc): natively, or cross against the target sysroot.
 	cgoEnv, cgo, why := b.crossCgoEnv(pk.Sysroot)
+	b.cgoEnv = cgoEnv
+	if !cgo && b.r.InitMode == recipe.ModeAppengine {
+		return nil, "", fmt.Errorf("cgo is needed for the %s App Engine package (pantavisor and pventer link liblxc): %s", goarch, why)
+	}
 	if !cgo {
 		b.note("runtime programs built without cgo (no LXC containers): %s", why)
 	}
