@@ -27,7 +27,7 @@ var (
 )
 
 // testImage returns a busybox rootfs with the pvhelper HTTP client.
-func testImage(t *testing.T) string {
+func testImage(t testing.TB) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: running containers needs root")
@@ -67,7 +67,7 @@ type ctEnv struct {
 	names                          []string // every platform written
 }
 
-func newCtEnv(t *testing.T) *ctEnv {
+func newCtEnv(t testing.TB) *ctEnv {
 	dir := t.TempDir()
 	e := &ctEnv{dir: dir, storage: filepath.Join(dir, "storage"), volumes: filepath.Join(dir, "volumes"),
 		configs: filepath.Join(dir, "configs")}
@@ -108,7 +108,7 @@ func shaOf(b []byte) string {
 
 // writeRev materialises revision rev with plats and extra root keys
 // (`"groups.json":[…]`) in the trail, with matching objects.
-func (e *ctEnv) writeRev(t *testing.T, rev string, plats []plat, extra string, files map[string]string) {
+func (e *ctEnv) writeRev(t testing.TB, rev string, plats []plat, extra string, files map[string]string) {
 	t.Helper()
 	img, err := os.ReadFile(testImage(t))
 	if err != nil {
@@ -159,7 +159,7 @@ func (e *ctEnv) writeRev(t *testing.T, rev string, plats []plat, extra string, f
 }
 
 // start runs the daemon on rev with real containers.
-func (e *ctEnv) start(t *testing.T, rev string, mod func(*Options)) *instance {
+func (e *ctEnv) start(t testing.TB, rev string, mod func(*Options)) *instance {
 	t.Helper()
 	return start(t, e.storage, func(o *Options) {
 		o.Cmdline = "pv_rev=" + rev + " pv_appengine"
@@ -185,7 +185,7 @@ type ctInfo struct {
 	} `json:"auto_recovery"`
 }
 
-func (in *instance) containers(t *testing.T) map[string]ctInfo {
+func (in *instance) containers(t testing.TB) map[string]ctInfo {
 	t.Helper()
 	code, b := in.call(t, "GET", "/containers", nil)
 	if code != 200 {
@@ -203,7 +203,7 @@ func (in *instance) containers(t *testing.T) map[string]ctInfo {
 }
 
 // waitFor polls GET /containers until cond holds.
-func (in *instance) waitFor(t *testing.T, what string, cond func(map[string]ctInfo) bool) map[string]ctInfo {
+func (in *instance) waitFor(t testing.TB, what string, cond func(map[string]ctInfo) bool) map[string]ctInfo {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -232,7 +232,7 @@ func statusIs(want map[string]string) func(map[string]ctInfo) bool {
 // waitInit waits until the init of each container announced itself on its
 // console (so it handles the halt signal), read back through the log
 // server's lxc/console.log.
-func (e *ctEnv) waitInit(t *testing.T, rev string, names ...string) {
+func (e *ctEnv) waitInit(t testing.TB, rev string, names ...string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for _, n := range names {
@@ -257,7 +257,7 @@ func (e *ctEnv) waitInit(t *testing.T, rev string, names ...string) {
 }
 
 // exec runs argv in container name and returns its trimmed output.
-func (in *instance) exec(t *testing.T, name string, argv ...string) string {
+func (in *instance) exec(t testing.TB, name string, argv ...string) string {
 	t.Helper()
 	f, err := os.CreateTemp(t.TempDir(), "out")
 	if err != nil {
@@ -272,7 +272,7 @@ func (in *instance) exec(t *testing.T, name string, argv ...string) string {
 }
 
 // inside runs pvhelper http in container name and returns "code\nbody".
-func (in *instance) inside(t *testing.T, name, method, path, body string) string {
+func (in *instance) inside(t testing.TB, name, method, path, body string) string {
 	t.Helper()
 	argv := []string{"/bin/pvhelper", "http", "/pantavisor/pv-ctrl", method, path}
 	if body != "" {
@@ -281,7 +281,7 @@ func (in *instance) inside(t *testing.T, name, method, path, body string) string
 	return in.exec(t, name, argv...)
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -573,7 +573,7 @@ func (s *syncBuf) String() string {
 }
 
 // treeSums maps every regular file under dir to its sha256.
-func treeSums(t *testing.T, dir string) map[string]string {
+func treeSums(t testing.TB, dir string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
@@ -664,7 +664,7 @@ func newTextLog(w *syncBuf) *slog.Logger {
 // the daemon rolls back (reboot exit). With badGroup, the new revision
 // names an unknown group: the update is refused with the reason in its
 // progress and the old revision keeps running.
-func runUpdateNoReboot(t *testing.T, newUpdater func(Env) (Updater, error), crash, badGroup bool) {
+func runUpdateNoReboot(t testing.TB, newUpdater func(Env) (Updater, error), crash, badGroup bool) {
 	e := newCtEnv(t)
 	groups := `"groups.json":[{"name":"app","restart_policy":"container","timeout":10}]`
 	keep := plat{name: "up-keep", run: `"group":"app"`}
