@@ -141,8 +141,15 @@ func start(spec Spec) (*golxc.Container, error) {
 		return nil, fmt.Errorf("%w %s: %w", ErrStart, spec.Name, err)
 	}
 	if c.Running() {
-		c.Release()
-		return nil, fmt.Errorf("%w %s: already running", ErrStart, spec.Name)
+		// A daemon starts each container once per boot, so a running one
+		// is a leftover of a daemon that died without stopping it (kill -9
+		// in App Engine; on a device PID 1 dying takes everything along).
+		// Booting again must not fail on it forever: stop it first.
+		if err := c.Stop(); err != nil || c.Running() {
+			c.Release()
+			return nil, fmt.Errorf("%w %s: a leftover instance is running and does not stop: %v", ErrStart, spec.Name, err)
+		}
+		removeMonitorCgroup(spec.cgroupName(), time.Second)
 	}
 	if _, err := forkStart(spec.Name, spec.LXCPath, startTimeout); err != nil {
 		c.Release()

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -318,3 +319,25 @@ func TestStartBadInput(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// A container left running by a daemon that died (kill -9) is stopped when
+// the next daemon starts it again, instead of failing every boot.
+func TestStartStopsLeftover(t *testing.T) {
+	needLXC(t)
+	conf := rootfs.LXCConf(rootfs.Conf{Name: "leftover"})
+	w := newWorld(t, "leftover", conf)
+	old := startReady(t, w)
+	oldPid := old.Pid()
+	// the old daemon is gone: nobody stops old
+	c := startReady(t, w)
+	if c.Pid() == oldPid || c.Pid() <= 0 {
+		t.Errorf("Pid() after restart = %d, old %d: want a new init", c.Pid(), oldPid)
+	}
+	if err := syscall.Kill(oldPid, 0); err == nil {
+		t.Errorf("old init %d still alive", oldPid)
+	}
+	if err := c.Stop(context.Background()); err != nil {
+		t.Errorf("Stop() error = %v", err)
+	}
+	w.finish(t)
+}
