@@ -34,8 +34,8 @@ func Isolate() error {
 	return nil
 }
 
-// Descendants lists the live descendants of pid (from /proc).
-func Descendants(pid int) []int {
+// liveChildren maps each pid to its live (not zombie) children, from /proc.
+func liveChildren() map[int][]int {
 	ents, _ := os.ReadDir("/proc")
 	children := map[int][]int{}
 	for _, e := range ents {
@@ -59,6 +59,12 @@ func Descendants(pid int) []int {
 		pp, _ := strconv.Atoi(f[1])
 		children[pp] = append(children[pp], p)
 	}
+	return children
+}
+
+// Descendants lists the live descendants of pid.
+func Descendants(pid int) []int {
+	children := liveChildren()
 	var out []int
 	queue := []int{pid}
 	for len(queue) > 0 {
@@ -210,27 +216,7 @@ func detachLoops(dir string) int {
 
 // Children lists the live direct children of pid.
 func Children(pid int) []int {
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) >= 2 && f[0] != "Z" && f[1] == strconv.Itoa(pid) {
-			out = append(out, p)
-		}
-	}
+	out := liveChildren()[pid]
 	sort.Ints(out)
 	return out
 }
