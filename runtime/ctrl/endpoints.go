@@ -411,10 +411,6 @@ func (h *Handler) commands(q *request) {
 // --- later backends (containers, drivers, extras) ---
 
 func (h *Handler) containersList(q *request) {
-	if h.opt.Containers == nil {
-		notImplemented(q.w)
-		return
-	}
 	v, err := h.opt.Containers.Containers()
 	if err != nil {
 		h.fail(q.w, err, "")
@@ -424,10 +420,6 @@ func (h *Handler) containersList(q *request) {
 }
 
 func (h *Handler) containerAction(q *request) {
-	if h.opt.Containers == nil {
-		notImplemented(q.w)
-		return
-	}
 	action, ok := actionBody(q)
 	if !ok {
 		return
@@ -440,10 +432,6 @@ func (h *Handler) containerAction(q *request) {
 }
 
 func (h *Handler) groupsList(q *request) {
-	if h.opt.Containers == nil {
-		notImplemented(q.w)
-		return
-	}
 	v, err := h.opt.Containers.Groups()
 	if err != nil {
 		h.fail(q.w, err, "")
@@ -453,10 +441,6 @@ func (h *Handler) groupsList(q *request) {
 }
 
 func (h *Handler) signal(q *request) {
-	if h.opt.Containers == nil {
-		notImplemented(q.w)
-		return
-	}
 	var s struct {
 		Type    *string `json:"type"`
 		Payload *string `json:"payload"`
@@ -477,10 +461,6 @@ func (h *Handler) signal(q *request) {
 }
 
 func (h *Handler) driversList(q *request) {
-	if h.opt.Drivers == nil {
-		notImplemented(q.w)
-		return
-	}
 	v, err := h.opt.Drivers.Drivers(q.caller.Name)
 	if err != nil {
 		h.fail(q.w, err, "")
@@ -490,10 +470,6 @@ func (h *Handler) driversList(q *request) {
 }
 
 func (h *Handler) driversLoad(q *request, name string, load bool) {
-	if h.opt.Drivers == nil {
-		notImplemented(q.w)
-		return
-	}
 	if err := h.opt.Drivers.Load(q.caller.Name, name, load); err != nil {
 		h.fail(q.w, err, "Driver not found")
 		return
@@ -507,10 +483,6 @@ func (h *Handler) driverLoad(q *request)       { h.driversLoad(q, q.args[0], tru
 func (h *Handler) driverUnload(q *request)     { h.driversLoad(q, q.args[0], false) }
 
 func (h *Handler) xconnectGraph(q *request) {
-	if h.opt.Extras == nil {
-		notImplemented(q.w)
-		return
-	}
 	v, err := h.opt.Extras.XConnectGraph()
 	if err != nil {
 		h.fail(q.w, err, "")
@@ -520,10 +492,6 @@ func (h *Handler) xconnectGraph(q *request) {
 }
 
 func (h *Handler) wakelocks(q *request) {
-	if h.opt.Extras == nil {
-		notImplemented(q.w)
-		return
-	}
 	v, err := h.opt.Extras.Wakelocks()
 	if err != nil {
 		h.fail(q.w, err, "")

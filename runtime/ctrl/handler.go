@@ -124,6 +124,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt.write {
 		h.log.Info("ctrl: request", "method", r.Method, "path", r.URL.Path, "caller", c.Name)
 	}
+	if !h.opt.has(rt.backend) {
+		notImplemented(w)
+		return
+	}
 	rt.serve(h, &request{w: w, r: r, args: args, caller: c})
 }
 

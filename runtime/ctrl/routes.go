@@ -26,9 +26,33 @@ type route struct {
 	pattern string // "/steps/{}/progress": {} matches one segment
 	write   bool   // changes device state
 	access  access
-	limit   int64 // max body bytes, stream = unlimited
+	limit   int64   // max body bytes, stream = unlimited
+	backend backend // optional backend the endpoint needs (501 without it)
 	serve   func(h *Handler, q *request)
 	segs    []string
+}
+
+// backend names an optional Options backend an endpoint depends on.
+type backend int
+
+const (
+	noBackend backend = iota
+	containersBackend
+	driversBackend
+	extrasBackend
+)
+
+// has reports whether o provides b.
+func (o *Options) has(b backend) bool {
+	switch b {
+	case containersBackend:
+		return o.Containers != nil
+	case driversBackend:
+		return o.Drivers != nil
+	case extrasBackend:
+		return o.Extras != nil
+	}
+	return true
 }
 
 // routes is THE route table: method, access and body size are enforced by
@@ -63,17 +87,17 @@ var routes = compile([]route{
 	{method: "PUT", pattern: "/daemons/{}", write: true, access: mgmt, limit: 1024, serve: (*Handler).daemonAction},
 	{method: "POST", pattern: "/commands", write: true, access: mgmt, limit: smallMax, serve: (*Handler).commands},
 
-	{method: "GET", pattern: "/containers", access: mgmt, serve: (*Handler).containersList},
-	{method: "PUT", pattern: "/containers/{}", write: true, access: mgmt, limit: 1024, serve: (*Handler).containerAction},
-	{method: "GET", pattern: "/groups", access: mgmt, serve: (*Handler).groupsList},
-	{method: "POST", pattern: "/signal", write: true, access: anyone, limit: smallMax, serve: (*Handler).signal},
-	{method: "GET", pattern: "/drivers", access: mgmt, serve: (*Handler).driversList},
-	{method: "PUT", pattern: "/drivers/load", write: true, access: mgmt, serve: (*Handler).driversLoadAll},
-	{method: "PUT", pattern: "/drivers/unload", write: true, access: mgmt, serve: (*Handler).driversUnloadAll},
-	{method: "PUT", pattern: "/drivers/{}/load", write: true, access: mgmt, serve: (*Handler).driverLoad},
-	{method: "PUT", pattern: "/drivers/{}/unload", write: true, access: mgmt, serve: (*Handler).driverUnload},
-	{method: "GET", pattern: "/xconnect-graph", access: mgmt, serve: (*Handler).xconnectGraph},
-	{method: "GET", pattern: "/wakelocks", access: mgmt, serve: (*Handler).wakelocks},
+	{method: "GET", pattern: "/containers", backend: containersBackend, access: mgmt, serve: (*Handler).containersList},
+	{method: "PUT", pattern: "/containers/{}", backend: containersBackend, write: true, access: mgmt, limit: 1024, serve: (*Handler).containerAction},
+	{method: "GET", pattern: "/groups", backend: containersBackend, access: mgmt, serve: (*Handler).groupsList},
+	{method: "POST", pattern: "/signal", backend: containersBackend, write: true, access: anyone, limit: smallMax, serve: (*Handler).signal},
+	{method: "GET", pattern: "/drivers", backend: driversBackend, access: mgmt, serve: (*Handler).driversList},
+	{method: "PUT", pattern: "/drivers/load", backend: driversBackend, write: true, access: mgmt, serve: (*Handler).driversLoadAll},
+	{method: "PUT", pattern: "/drivers/unload", backend: driversBackend, write: true, access: mgmt, serve: (*Handler).driversUnloadAll},
+	{method: "PUT", pattern: "/drivers/{}/load", backend: driversBackend, write: true, access: mgmt, serve: (*Handler).driverLoad},
+	{method: "PUT", pattern: "/drivers/{}/unload", backend: driversBackend, write: true, access: mgmt, serve: (*Handler).driverUnload},
+	{method: "GET", pattern: "/xconnect-graph", backend: extrasBackend, access: mgmt, serve: (*Handler).xconnectGraph},
+	{method: "GET", pattern: "/wakelocks", backend: extrasBackend, access: mgmt, serve: (*Handler).wakelocks},
 })
 
 func compile(rs []route) []route {
