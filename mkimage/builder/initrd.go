@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -83,6 +84,13 @@ func (b *run) makeInitrd(pk *packages, bin *binaries) (string, error) {
 		}
 		elfs = append(elfs, bin.Files[n])
 	}
+	for _, a := range slices.Sorted(maps.Keys(recipe.Applets)) {
+		if host := recipe.Applets[a]; slices.Contains(names, host) {
+			if err := t.AddSymlink("/usr/bin/"+a, host); err != nil {
+				return "", err
+			}
+		}
+	}
 	if err := t.AddSymlink("/init", "usr/bin/"+bin.Init); err != nil {
 		return "", err
 	}
@@ -126,7 +134,7 @@ func (b *run) makeInitrd(pk *packages, bin *binaries) (string, error) {
 		}
 		nmods = len(files)
 		t.AddData(base+"/modules.dep", dep.DepText(files), 0o644)
-		for _, extra := range []string{"modules.builtin", "modules.order"} {
+		for _, extra := range []string{"modules.builtin"} {
 			if _, err := os.Stat(filepath.Join(moddir, extra)); err == nil {
 				t.AddFile(path.Join(base, extra), filepath.Join(moddir, extra), 0o644)
 			}

@@ -1,7 +1,5 @@
 package recipe
 
-import "slices"
-
 // Defaults fills every unset field with its default. It is the only place
 // defaults live; Parse calls it before Validate.
 func Defaults(r *Recipe) {
@@ -21,7 +19,11 @@ func Defaults(r *Recipe) {
 		r.Debian.Keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
 	}
 	if r.Initrd.Programs == nil {
-		r.Initrd.Programs = slices.Clone(Programs)
+		for _, p := range Programs {
+			if Applets[p] == "" {
+				r.Initrd.Programs = append(r.Initrd.Programs, p)
+			}
+		}
 	}
 	if r.Initrd.Compression == "" {
 		r.Initrd.Compression = "xz"

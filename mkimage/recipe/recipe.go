@@ -115,12 +115,17 @@ type Initrd struct {
 	// Compression of the base initrd: "xz" (CRC32 check) or "gzip".
 	Compression string `toml:"compression"`
 	// Programs are the runtime programs (runtime/cmd/<name>) installed
-	// as /usr/bin/<name> (default: pantavisor pvcontrol pvtx pventer).
+	// as /usr/bin/<name> (default: pantavisor pvcontrol pvtx). The
+	// applets of a listed program are links to it.
 	Programs []string `toml:"programs"`
 }
 
 // Programs are the runtime programs an initrd may carry.
 var Programs = []string{"pantavisor", "pvcontrol", "pvtx", "pventer"}
+
+// Applets are the programs built into another one (a multi-call binary
+// that dispatches on its argv[0]): applet → program.
+var Applets = map[string]string{"pventer": "pantavisor"}
 
 // Modules selects what goes into bsp/modules.squashfs.
 type Modules struct {

@@ -74,6 +74,7 @@ func TestParseErrors(t *testing.T) {
 		{"container twice", minimal + "[[containers]]\nname = \"a\"\ntemplate = \"mgmt\"\n[[containers]]\nname = \"a\"\ntemplate = \"network\"\n", "containers[1].name"},
 		{"bad program", minimal + "[initrd]\nprograms = [\"bash\"]\n", "initrd.programs[0]"},
 		{"no pantavisor", minimal + "[initrd]\nprograms = [\"pventer\"]\n", "initrd.programs"},
+		{"applet listed", minimal + "[initrd]\nprograms = [\"pantavisor\", \"pventer\"]\n", "initrd.programs[1]: \"pventer\" is an applet of pantavisor"},
 		{"grub on armhf", strings.Replace(minimal, `"amd64"`, `"armhf"`, 1), "bootloader.type"},
 		{"bad bootloader", minimal + "[bootloader]\ntype = \"lilo\"\n", "bootloader.type"},
 		{"zero size", strings.Replace(minimal, "size_mib = 64", "size_mib = 0", 1), "size_mib"},

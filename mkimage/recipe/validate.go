@@ -62,6 +62,9 @@ func (r *Recipe) Validate() error {
 		if !slices.Contains(Programs, p) {
 			return invalid(fmt.Sprintf("initrd.programs[%d]", i), "%q is not one of %v", p, Programs)
 		}
+		if host := Applets[p]; slices.Contains(r.Initrd.Programs, host) {
+			return invalid(fmt.Sprintf("initrd.programs[%d]", i), "%q is an applet of %s, which links it: remove it", p, host)
+		}
 	}
 	if len(r.Initrd.Programs) > 0 && !slices.Contains(r.Initrd.Programs, "pantavisor") && r.InitMode == ModeEmbedded {
 		return invalid("initrd.programs", "embedded images need pantavisor")

@@ -2,6 +2,10 @@
 //
 //	pantavisor [--config <file>] [--cmdline "<string>"] [pv_appengine|pv_embedded|pv_standalone]
 //
+// It is also a multi-call binary (applets.go): run as pventer (a link
+// named so, or "pantavisor pventer …") it is that tool, so a device's
+// initrd carries one Go program.
+//
 // Exit status (App Engine contract, spec §10): 0 = reboot requested,
 // 3 = poweroff or stopped by SIGTERM/SIGINT, 1 = failure.
 package main
@@ -28,23 +32,33 @@ type exitCode int
 
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
+// ExitCode is the status the process exits with.
+func (e exitCode) ExitCode() int { return int(e) }
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	var code exitCode
+	name, args := applet(os.Args)
+	err := applets[name](context.Background(), args, os.Stdin, os.Stdout, os.Stderr)
+	var coded interface{ ExitCode() int }
 	switch {
 	case err == nil:
 		os.Exit(0)
-	case errors.As(err, &code):
-		os.Exit(int(code))
+	case errors.As(err, &coded):
+		os.Exit(coded.ExitCode())
 	default:
-		fmt.Fprintln(os.Stderr, "pantavisor:", err)
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(1)
 	}
 }
 
 const defaultConfig = "/etc/pantavisor.config"
+
+// daemon is the pantavisor applet: it runs until a reboot or poweroff is
+// requested or SIGTERM/SIGINT arrives.
+func daemon(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return run(ctx, args, stdin, stdout, stderr)
+}
 
 func run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pantavisor", flag.ContinueOnError)

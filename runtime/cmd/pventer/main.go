@@ -3,97 +3,27 @@
 //
 //	pventer -c <container> [command [args…]]
 //
-// The lxcpath is taken from -P, then $PV_LXC_PATH, then the first of
-// DefaultPaths that holds <container>/config. The exit status is the
-// command's.
+// See package runtime/pventer. On devices the initrd links pventer to the
+// multi-call pantavisor binary instead.
 package main
 
 import (
-	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 
-	"github.com/pantavisor/pantavisor-go/runtime/platform/lxc"
+	"github.com/pantavisor/pantavisor-go/runtime/pventer"
 )
 
-// DefaultPaths are the lxcpaths tried when none is given.
-var DefaultPaths = []string{"/run/pantavisor/pv/lxc", "/pv/lxc", "/usr/var/lib/lxc", "/var/lib/lxc"}
-
-// exitError carries the command's exit status to main.
-type exitError struct{ code int }
-
-func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
-
 func main() {
-	err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
-	var ee exitError
+	err := pventer.Run(os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	var ee pventer.ExitError
 	switch {
 	case err == nil:
 	case errors.As(err, &ee):
-		os.Exit(ee.code)
+		os.Exit(ee.Code)
 	default:
 		fmt.Fprintln(os.Stderr, "pventer:", err)
 		os.Exit(1)
 	}
-}
-
-func run(_ context.Context, args []string, getenv func(string) string, stdin, stdout, stderr *os.File) error {
-	fs := flag.NewFlagSet("pventer", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	name := fs.String("c", "", "container (platform) name")
-	path := fs.String("P", "", "lxcpath (default $PV_LXC_PATH or the first of "+strings.Join(DefaultPaths, ", ")+" with the container)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pventer -c <container> [command [args...]]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return exitError{2}
-	}
-	if *name == "" {
-		fs.Usage()
-		return exitError{2}
-	}
-	lxcpath := *path
-	if lxcpath == "" {
-		lxcpath = getenv("PV_LXC_PATH")
-	}
-	if lxcpath == "" {
-		lxcpath = findPath(*name, DefaultPaths)
-	}
-	if lxcpath == "" {
-		return fmt.Errorf("container %q not found in %s (use -P)", *name, strings.Join(DefaultPaths, ", "))
-	}
-	argv := fs.Args()
-	if len(argv) == 0 {
-		argv = []string{"/bin/sh"}
-	}
-	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"}
-	if t := getenv("TERM"); t != "" {
-		env = append(env, "TERM="+t)
-	}
-	code, err := lxc.Attach(lxcpath, *name, argv, env, stdin, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if code != 0 {
-		return exitError{code}
-	}
-	return nil
-}
-
-// findPath returns the first lxcpath of paths holding name/config.
-func findPath(name string, paths []string) string {
-	for _, p := range paths {
-		if _, err := os.Stat(filepath.Join(p, name, "config")); err == nil {
-			return p
-		}
-	}
-	return ""
 }

@@ -1,4 +1,4 @@
-package main
+package pventer
 
 import (
 	"context"
@@ -16,12 +16,12 @@ import (
 )
 
 func TestUsage(t *testing.T) {
-	err := run(context.Background(), nil, func(string) string { return "" }, os.Stdin, os.Stdout, os.Stderr)
-	var ee exitError
-	if !errors.As(err, &ee) || ee.code != 2 {
+	err := Run(nil, func(string) string { return "" }, os.Stdin, os.Stdout, os.Stderr)
+	var ee ExitError
+	if !errors.As(err, &ee) || ee.Code != 2 {
 		t.Errorf("run() without -c = %v, want exit status 2", err)
 	}
-	err = run(context.Background(), []string{"-c", "nothere", "-P", t.TempDir()}, func(string) string { return "" }, os.Stdin, os.Stdout, os.Stderr)
+	err = Run([]string{"-c", "nothere", "-P", t.TempDir()}, func(string) string { return "" }, os.Stdin, os.Stdout, os.Stderr)
 	if err == nil || errors.As(err, &ee) {
 		t.Errorf("run() on a missing container = %v, want an error", err)
 	}
@@ -81,15 +81,15 @@ func TestEnter(t *testing.T) {
 		return ""
 	}
 	out, _ := os.Create(filepath.Join(dir, "out"))
-	err = run(context.Background(), []string{"-c", "enter", "cat", "/etc/fixture"}, env, os.Stdin, out, out)
+	err = Run([]string{"-c", "enter", "cat", "/etc/fixture"}, env, os.Stdin, out, out)
 	out.Close()
 	got, _ := os.ReadFile(filepath.Join(dir, "out"))
 	if err != nil || string(got) != "inside\n" {
 		t.Errorf("pventer -c enter cat /etc/fixture = %v, output %q, want inside", err, got)
 	}
-	err = run(context.Background(), []string{"-P", lxcpath, "-c", "enter", "/bin/sh", "-c", "exit 4"}, env, os.Stdin, os.Stdout, os.Stderr)
-	var ee exitError
-	if !errors.As(err, &ee) || ee.code != 4 {
+	err = Run([]string{"-P", lxcpath, "-c", "enter", "/bin/sh", "-c", "exit 4"}, env, os.Stdin, os.Stdout, os.Stderr)
+	var ee ExitError
+	if !errors.As(err, &ee) || ee.Code != 4 {
 		t.Errorf("pventer sh -c 'exit 4' = %v, want exit status 4", err)
 	}
 	if err := c.Stop(context.Background()); err != nil {

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/pantavisor/pantavisor-go/runtime/pventer"
+)
+
+// applets are the programs of the multi-call binary, by the name it is
+// called as. Each Go program in an initrd costs 0.7-2.5 MB of compressed
+// initrd; as applets they share one runtime and one copy of the packages.
+var applets = map[string]func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error{
+	"pantavisor": daemon,
+	"pventer": func(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+		return pventer.Run(args, os.Getenv, file(stdin, os.Stdin), file(stdout, os.Stdout), file(stderr, os.Stderr))
+	},
+}
+
+// applet picks the applet for a command line: by the program's base name
+// (a link called pventer), else by the first argument
+// ("pantavisor pventer -c app"), else the daemon. Daemon arguments are
+// flags and pv_* words, never an applet name.
+func applet(argv []string) (string, []string) {
+	if len(argv) == 0 {
+		return "pantavisor", nil
+	}
+	if name := filepath.Base(argv[0]); name != "pantavisor" && applets[name] != nil {
+		return name, argv[1:]
+	}
+	if len(argv) > 1 && argv[1] != "pantavisor" && applets[argv[1]] != nil {
+		return argv[1], argv[2:]
+	}
+	return "pantavisor", argv[1:]
+}
+
+// file returns w as an *os.File when it is one (pventer attaches the
+// container process to real descriptors), else def.
+func file(v any, def *os.File) *os.File {
+	if f, ok := v.(*os.File); ok {
+		return f
+	}
+	return def
+}
