@@ -1,0 +1,90 @@
+// Package sign signs the factory revision an image build writes, in
+// pvs@2 (runtime/signature), as meta-pantavisor's `pvr sig add` does:
+// _sigs/bsp.json over bsp/**, device.json and #spec (bsp/src.json
+// excluded) and _sigs/<container>.json over <container>/** and
+// _config/<container>/** for each container the build made. It also
+// makes and checks the PEM material: the developer CA of ca/ (NewCA,
+// Issue) and the trust files an image ships (CheckCertPEM, CheckPubPEM).
+//
+//	s, err := sign.Load(keyPEM, x5cPEM)
+//	sigs, err := s.Sign(st, []string{"bsp", "pv-mgmt"})
+//	// sigs["_sigs/bsp.json"] = {"#spec":"pvs@2",...}
+package sign
+
+import (
+	"crypto"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+
+	"github.com/pantavisor/pantavisor-go/runtime/signature"
+	"github.com/pantavisor/pantavisor-go/runtime/state"
+)
+
+// BSP is the name of the BSP's signature part.
+const BSP = "bsp"
+
+// Signer holds a signing key and its x5c certificate chain.
+type Signer struct {
+	key   crypto.Signer
+	chain []*x509.Certificate
+}
+
+// Load reads a signer from a PEM private key (PKCS#1, PKCS#8 or SEC 1;
+// PVR_SIG_KEY) and a PEM certificate chain, signer certificate first
+// (PVR_X5C_PATH). The first certificate must hold the key's public key.
+// An empty x5cPEM signs without a chain: the device then needs the key
+// in its pub.pem.
+func Load(keyPEM, x5cPEM []byte) (*Signer, error) {
+	key, err := parseKey(keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	s := &Signer{key: key}
+	if len(x5cPEM) == 0 {
+		return s, nil
+	}
+	if s.chain, err = parseCerts(x5cPEM); err != nil {
+		return nil, fmt.Errorf("x5c: %w", err)
+	}
+	leaf := s.chain[0]
+	eq, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !eq.Equal(key.Public()) {
+		return nil, fmt.Errorf("x5c: the first certificate (CN=%q) does not hold the signing key", leaf.Subject.CommonName)
+	}
+	return s, nil
+}
+
+// Subject describes the signer for progress output: the x5c leaf's CN,
+// or "raw key".
+func (s *Signer) Subject() string {
+	if len(s.chain) == 0 {
+		return "raw key (no x5c)"
+	}
+	return fmt.Sprintf("CN=%q", s.chain[0].Subject.CommonName)
+}
+
+// Globs returns the include and exclude globs part is signed with: the
+// BSP's meta-pantavisor globs for "bsp", else `pvr sig add --part`'s.
+func Globs(part string) (include, exclude []string) {
+	if part == BSP {
+		return signature.BSPGlobs()
+	}
+	return signature.PartGlobs(part)
+}
+
+// Sign signs each part of st and returns the signatures by state key
+// (_sigs/<part>.json). The signatures do not sign each other, so adding
+// them to st changes none of them.
+func (s *Signer) Sign(st *state.State, parts []string) (map[string]json.RawMessage, error) {
+	out := make(map[string]json.RawMessage, len(parts))
+	for _, p := range parts {
+		inc, exc := Globs(p)
+		doc, err := signature.Sign(st, p, inc, exc, s.key, s.chain)
+		if err != nil {
+			return nil, fmt.Errorf("sign %s: %w", p, err)
+		}
+		out[signature.SigKey(p)] = doc
+	}
+	return out, nil
+}
