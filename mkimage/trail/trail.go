@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/pantavisor/pantavisor-go/runtime/signature"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 	"github.com/pantavisor/pantavisor-go/runtime/storage"
 )
@@ -35,7 +36,17 @@ import (
 type Revision struct {
 	objects map[string]string          // key → host file
 	inline  map[string]json.RawMessage // key → JSON value
+	signer  Signer
 }
+
+// Signer signs a composed state: it returns signatures to add to it by
+// state key (_sigs/<name>.json). Signatures do not sign each other, so
+// adding them leaves every signature valid.
+type Signer func(st *state.State) (map[string]json.RawMessage, error)
+
+// Sign makes Write pass the composed state to s and add the signatures it
+// returns before the revision is written.
+func (r *Revision) Sign(s Signer) { r.signer = s }
 
 // AddObject adds key as an object read from the host file src.
 func (r *Revision) AddObject(key, src string) error {
@@ -158,6 +169,11 @@ func Write(log *slog.Logger, root, rev string, r Revision) (*state.State, error)
 	if err != nil {
 		return nil, fmt.Errorf("trail: state of revision %s: %w", rev, err)
 	}
+	if r.signer != nil {
+		if st, err = addSignatures(st, doc, r.signer); err != nil {
+			return nil, fmt.Errorf("trail: revision %s: %w", rev, err)
+		}
+	}
 	if err := s.Materialize(rev, st); err != nil {
 		return nil, fmt.Errorf("trail: %w", err)
 	}
@@ -171,14 +187,61 @@ func Write(log *slog.Logger, root, rev string, r Revision) (*state.State, error)
 	return st, nil
 }
 
+// addSignatures adds sign's signatures of st to doc and returns the state
+// of the result.
+func addSignatures(st *state.State, doc map[string]json.RawMessage, sign Signer) (*state.State, error) {
+	sigs, err := sign(st)
+	if err != nil {
+		return nil, err
+	}
+	if len(sigs) == 0 {
+		return st, nil
+	}
+	for k, v := range sigs {
+		if _, dup := doc[k]; dup {
+			return nil, fmt.Errorf("signature %s: the key is already in the state", k)
+		}
+		if !strings.HasPrefix(k, sigsPrefix) {
+			return nil, fmt.Errorf("signature %s: not under %s", k, sigsPrefix)
+		}
+		doc[k] = v
+	}
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	return state.Parse(raw)
+}
+
+// sigsPrefix is the state directory of signatures.
+const sigsPrefix = signature.SigsPrefix
+
+func matchAny(globs []string, key string) bool {
+	for _, g := range globs {
+		if signature.Match(g, key) {
+			return true
+		}
+	}
+	return false
+}
+
 // Export writes a pvr export (tar.gz holding "json" and objects/<sha>) of
-// the state keys starting with prefix (plus "#spec"), reproducibly.
+// the state keys starting with prefix (plus "#spec"), reproducibly. A
+// part prefix "<part>/" also takes the part's signature
+// _sigs/<part>.json and the keys outside the prefix it signs (the BSP's
+// device.json), so the export verifies on its own and replaces the
+// device's signature of the part when deployed.
 func Export(w io.Writer, root string, st *state.State, prefix string, epoch int64) error {
 	var sub = map[string]json.RawMessage{"#spec": json.RawMessage(`"` + state.Spec + `"`)}
 	var shas []string
 	seen := map[string]bool{}
+	var sigInclude []string
+	sigKey := signature.SigKey(strings.TrimSuffix(prefix, "/"))
+	if sig := st.Signatures()[sigKey]; prefix != "" && sig != nil {
+		sigInclude = sig.Header.Include
+	}
 	for _, k := range st.Keys() {
-		if !strings.HasPrefix(k, prefix) {
+		if !strings.HasPrefix(k, prefix) && !(sigInclude != nil && (k == sigKey || matchAny(sigInclude, k))) {
 			continue
 		}
 		v, _ := st.Raw(k)
