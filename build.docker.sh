@@ -90,20 +90,8 @@ image)
 	out/mkimage "${args[@]}" "$target"
 	;;
 boottest)
-	out/mkimage "${args[@]}" "$target"
-	img=$(ls out/"$target"/"$target"-pv-*MiB.img)
-	echo "==> boot test (qemu TCG, SeaBIOS and OVMF, pv_try rollback)"
-	marker=PV-SMOKE-OK
-	expect=
-	if [ "${PV_INIT:-pantavisor}" = pantavisor ]; then
-		marker='rev=0 status=READY'
-		# every container of trails/0 must be STARTED by then
-		for c in $(ls out/"$target"/work/storage/trails/0/ | grep -v '^bsp$'); do
-			[ -f out/"$target"/work/storage/trails/0/$c/run.json ] && expect="${expect}platform=$c status=STARTED;"
-		done
-		echo "    waiting for: ${expect:-no containers}"
-	fi
-	PV_TEST_EXPECT=$expect PV_TEST_MARKER=$marker PV_TEST_IMAGE=$PWD/$img go test -count=1 -v -timeout 30m ./mkimage/boottest/
+	# build, no-change rebuild, reproducibility and qemu boots: one place
+	exec ./test.docker.sh image "$target"
 	;;
 *)
 	echo "usage: $0 [target] [image|boottest|deps]" >&2

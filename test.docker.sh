@@ -2,9 +2,15 @@
 # test.docker.sh: run Pantavisor's tests.
 #
 #   ./test.docker.sh                 install dependencies, vet, run every Go test (unit, fuzz
-#                                    seeds, real-LXC integration) and every App Engine suite
+#                                    seeds, real-LXC integration), every App Engine suite and
+#                                    the image test of x64-uefi
 #   ./test.docker.sh install-deps    install the Debian packages the tests need
 #   ./test.docker.sh go [pkgs...]    run the Go tests only (default ./...)
+#   ./test.docker.sh image [target]  build the image (default x64-uefi), rebuild it with no
+#                                    change (timed; same bytes), rebuild it from a fresh
+#                                    artifact cache (same bytes: reproducible), then boot it
+#                                    in qemu (TCG) with SeaBIOS and with OVMF until the
+#                                    revision is READY with its containers STARTED
 #   ./test.docker.sh ls              list the App Engine test suites (tests/<group>/<n>)
 #   ./test.docker.sh run [group[:n]] [-i] [-m] [-o]
 #                                    run App Engine suites: -i interactive shell with the
@@ -15,7 +21,8 @@
 #                                    assemble the App Engine install package
 #
 # run also takes -v (show script stderr), -k (keep instance dirs), -j N
-# (parallel instances; PVTEST_JOBS for the no-argument path).
+# (parallel instances; PVTEST_JOBS for the no-argument path). PV_SKIP_IMAGE=1
+# leaves the image test out of the no-argument path.
 #
 # No Docker engine is needed: everything runs natively as root.
 set -euo pipefail
@@ -32,6 +39,69 @@ gotests() {
 	go test -count=1 -timeout 25m "${pkgs[@]}"
 }
 
+# imagetest builds, rebuilds and boots one target's image (see the header).
+imagetest() {
+	local target=${1:-x64-uefi}
+	echo "== image: build $target"
+	./build.docker.sh "$target"
+	local dir=out/$target
+	local img
+	img=$(ls "$dir/$target"-pv-*MiB.img)
+	local sums
+	sums=$(sha256sum "$img" "$dir/$target.pvr.tgz")
+
+	echo "== image: no-change rebuild"
+	local t0 t1
+	t0=$(date +%s%N)
+	PV_OFFLINE=1 ./build.docker.sh "$target" >/dev/null
+	t1=$(date +%s%N)
+	echo "    no-change rebuild took $(((t1 - t0) / 1000000)) ms (build.docker.sh, offline)"
+	if ! sha256sum --quiet -c <<<"$sums"; then
+		echo "image: the no-change rebuild changed the outputs" >&2
+		return 1
+	fi
+
+	echo "== image: rebuild from a fresh artifact cache (reproducible)"
+	local cache=${PV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pantavisor-mkimage}
+	local scratch
+	scratch=$(mktemp -d /tmp/pv-repro.XXXXXX)
+	mkdir -p "$scratch/cache"
+	# the verified packages are shared (hard links); built artifacts are not
+	cp -al "$cache/deb" "$cache/locks" "$scratch/cache/"
+	out/mkimage -offline -cache "$scratch/cache" -out "$scratch/out" "$target" >"$scratch/build.log" 2>&1 || {
+		tail -20 "$scratch/build.log" >&2
+		rm -rf "$scratch"
+		return 1
+	}
+	local a b
+	for f in "$img" "$dir/$target.pvr.tgz"; do
+		a=$(sha256sum <"$f")
+		b=$(sha256sum <"$scratch/out/$(basename "$f")")
+		if [ "$a" != "$b" ]; then
+			echo "image: $(basename "$f") differs when rebuilt from scratch (not reproducible): kept in $scratch" >&2
+			return 1
+		fi
+	done
+	rm -rf "$scratch"
+	echo "    same bytes: $(basename "$img"), $target.pvr.tgz"
+
+	echo "== image: boot (qemu TCG: SeaBIOS and OVMF)"
+	local marker='rev=0 status=READY' expect= c
+	if [ "${PV_INIT:-pantavisor}" = smoke ]; then
+		marker=PV-SMOKE-OK
+	else
+		# every container of trails/0 must be STARTED; the default network
+		# container must get its DHCP lease from qemu's user network
+		for c in $(ls "$dir/work/storage/trails/0/"); do
+			[ -f "$dir/work/storage/trails/0/$c/run.json" ] && expect="${expect}platform=$c status=STARTED;"
+		done
+		[ -f "$dir/work/storage/trails/0/pv-network/run.json" ] && [ -z "${PVR_MERGE_SRC:-}" ] &&
+			expect="${expect}pv-network: eth0 10.0.2.15/"
+	fi
+	echo "    waiting for: $marker;$expect"
+	PV_TEST_EXPECT=$expect PV_TEST_MARKER=$marker PV_TEST_IMAGE=$PWD/$img go test -count=1 -v -timeout 30m ./mkimage/boottest/
+}
+
 suites() {
 	find tests -mindepth 3 -maxdepth 3 -name test.json 2>/dev/null | sed 's|^tests/||; s|/test.json$||' | sort -V
 }
@@ -42,8 +112,10 @@ case $cmd in
 all)
 	scripts/install-deps.sh test
 	gotests
-	if [ -n "$(suites)" ]; then exec "$0" run ${PVTEST_JOBS:+-j "$PVTEST_JOBS"}; fi
+	if [ -n "$(suites)" ]; then "$0" run ${PVTEST_JOBS:+-j "$PVTEST_JOBS"}; fi
+	[ -n "${PV_SKIP_IMAGE:-}" ] || imagetest x64-uefi
 	;;
+image) imagetest "$@" ;;
 install-deps) exec scripts/install-deps.sh test ;;
 go) gotests "$@" ;;
 ls | run | add)

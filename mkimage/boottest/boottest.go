@@ -50,8 +50,9 @@ type Options struct {
 	Firmware Firmware
 	// Marker is the console line prefix that means success.
 	Marker string
-	// Expect are console substrings that must all have appeared by the
-	// time the marker does (e.g. "platform=pv-mgmt status=STARTED").
+	// Expect are console substrings that must all appear too, before or
+	// after the marker (e.g. "platform=pv-mgmt status=STARTED"); the boot
+	// ends once the marker and all of them were seen.
 	Expect []string
 	// Fail is a prefix that means failure (optional).
 	Fail    string
@@ -61,21 +62,28 @@ type Options struct {
 	Console io.Writer
 }
 
+// InitLine is what Linux prints when it hands over to the initrd's /init.
+const InitLine = "Run /init as init process"
+
 // Result of a boot.
 type Result struct {
 	MarkerLine string
 	// Elapsed is the time from starting QEMU to the marker.
 	Elapsed time.Duration
+	// Init is the time from starting QEMU to the kernel running /init
+	// (zero when the kernel did not print InitLine).
+	Init time.Duration
 	// Seen maps each Expect string to the time it first appeared.
 	Seen    map[string]time.Duration
 	Console string
 }
 
-// ErrMissing means the marker appeared before every Expect string did.
+// ErrMissing means the marker appeared but not every Expect string did.
 var ErrMissing = errors.New("expected console lines missing")
 
-// Boot runs QEMU until the marker (or Fail) line appears, then gives the
-// machine 3 s to power off before stopping it; or until the timeout.
+// Boot runs QEMU until the marker and every Expect string (or the Fail
+// line) appeared, then gives the machine 3 s to power off before stopping
+// it; or until the timeout.
 func Boot(ctx context.Context, o Options) (Result, error) {
 	if o.Timeout == 0 {
 		o.Timeout = 3 * time.Minute
@@ -110,6 +118,10 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 		return Result{}, fmt.Errorf("boottest: qemu: %w", err)
 	}
 	res := Result{Seen: map[string]time.Duration{}}
+	// A probe init powers off by itself; a real daemon keeps running:
+	// stop the machine shortly after everything awaited was seen.
+	var once sync.Once
+	stop := func() { once.Do(func() { time.AfterFunc(3*time.Second, cancel) }) }
 	var console bytes.Buffer
 	var mu sync.Mutex
 	done := make(chan struct{})
@@ -124,6 +136,9 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 			if o.Console != nil {
 				fmt.Fprintln(o.Console, l)
 			}
+			if res.Init == 0 && strings.Contains(l, InitLine) {
+				res.Init = time.Since(start)
+			}
 			for _, e := range o.Expect {
 				if _, ok := res.Seen[e]; !ok && strings.Contains(l, e) {
 					res.Seen[e] = time.Since(start)
@@ -132,12 +147,13 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 			if res.MarkerLine == "" {
 				if i := strings.Index(l, o.Marker); i >= 0 {
 					res.MarkerLine, res.Elapsed = l[i:], time.Since(start)
-					// A probe init powers off by itself; a real daemon keeps
-					// running: stop the machine shortly after the marker.
-					time.AfterFunc(3*time.Second, cancel)
 				} else if o.Fail != "" && strings.Contains(l, o.Fail) {
 					res.MarkerLine = l
+					stop()
 				}
+			}
+			if res.MarkerLine != "" && len(res.Seen) == len(o.Expect) {
+				stop()
 			}
 			mu.Unlock()
 		}
