@@ -1,12 +1,10 @@
 // Package embedded is what Pantavisor needs when it runs as PID 1 from the
-// initrd ("embedded" init mode): mount the kernel file systems, load the
-// kernel modules the initrd carries, find the storage device by file system
-// label and wait for it, mount it, reap orphaned children and reboot or
-// power off.
+// initrd ("embedded" init mode): mount the kernel file systems, find the
+// storage device by file system label and wait for it, mount it, reap
+// orphaned children and reboot or power off. Kernel modules are
+// runtime/kmod's.
 //
 //	if err := embedded.MountAll(embedded.BaseMounts); err != nil { ... }
-//	names, _ := embedded.ReadModuleLists("/etc/modules-load.d")
-//	embedded.LoadModules(log, "/lib/modules/"+kver, names)
 //	dev, err := embedded.WaitDevice(ctx, "LABEL=root", 5*time.Second)
 //	err = embedded.Mount{Source: dev, Target: "/storage", FSType: "ext4"}.Do()
 //	go embedded.Reap(ctx, log)

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -127,55 +126,6 @@ func TestWaitFor(t *testing.T) {
 	}
 }
 
-const modulesDep = `kernel/fs/ext4/ext4.ko: kernel/fs/mbcache.ko kernel/fs/jbd2/jbd2.ko kernel/lib/crc16.ko
-kernel/lib/crc16.ko:
-kernel/fs/mbcache.ko:
-kernel/fs/jbd2/jbd2.ko: kernel/lib/crc16.ko
-kernel/drivers/block/virtio_blk.ko.xz:
-`
-
-func TestModulesOrder(t *testing.T) {
-	m, err := ParseModulesDep(strings.NewReader(modulesDep))
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, missing := m.Order([]string{"ext4", "virtio-blk", "virtio_pci", "crc16"})
-	want := []string{"kernel/lib/crc16.ko", "kernel/fs/jbd2/jbd2.ko", "kernel/fs/mbcache.ko", "kernel/fs/ext4/ext4.ko", "kernel/drivers/block/virtio_blk.ko.xz"}
-	if !reflect.DeepEqual(files, want) {
-		t.Errorf("Order() files = %v, want %v", files, want)
-	}
-	if !reflect.DeepEqual(missing, []string{"virtio_pci"}) {
-		t.Errorf("Order() missing = %v, want [virtio_pci]", missing)
-	}
-	if _, err := ParseModulesDep(strings.NewReader("../x.ko:\n")); err == nil {
-		t.Errorf("ParseModulesDep(escaping) = nil error")
-	}
-}
-
-func TestReadModuleLists(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "b.conf"), []byte("ext4\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "a.conf"), []byte("# comment\nvirtio_blk\n\n; x\nloop\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "c.txt"), []byte("ignored\n"), 0o644)
-	got, err := ReadModuleLists(dir)
-	if want := []string{"virtio_blk", "loop", "ext4"}; err != nil || !reflect.DeepEqual(got, want) {
-		t.Errorf("ReadModuleLists() = %v, %v, want %v", got, err, want)
-	}
-}
-
-func TestLoadModulesErrors(t *testing.T) {
-	if _, err := LoadModules(nil, t.TempDir(), []string{"x"}); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("LoadModules(no modules.dep) = %v, want ErrNotExist", err)
-	}
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "modules.dep"), []byte("kernel/x.ko:\n"), 0o644)
-	// x.ko does not exist: the error names it and nothing counts as loaded.
-	n, err := LoadModules(nil, dir, []string{"x"})
-	if n != 0 || err == nil || !strings.Contains(err.Error(), "kernel/x.ko") {
-		t.Errorf("LoadModules(missing file) = %d, %v", n, err)
-	}
-}
-
 func TestMountTmpfs(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root")
@@ -218,25 +168,6 @@ func FuzzSuperblock(f *testing.F) {
 		sb, err := ReadSuperblock(bytes.NewReader(data))
 		if err == nil && len(sb.Label) > 16 {
 			t.Fatalf("label %q longer than 16 bytes", sb.Label)
-		}
-	})
-}
-
-func FuzzModulesDep(f *testing.F) {
-	f.Add(modulesDep)
-	f.Add("a.ko: b.ko\nb.ko: a.ko\n")
-	f.Fuzz(func(t *testing.T, s string) {
-		m, err := ParseModulesDep(strings.NewReader(s))
-		if err != nil {
-			return
-		}
-		var names []string
-		for n := range m.File {
-			names = append(names, n)
-		}
-		files, _ := m.Order(names)
-		if len(files) > len(m.File) {
-			t.Fatalf("Order() returned %d files for %d modules", len(files), len(m.File))
 		}
 	})
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -42,29 +41,6 @@ func MountAll(ms []Mount) error {
 	}
 	return nil
 }
-
-// MODULE_INIT_COMPRESSED_FILE: the kernel decompresses .ko.xz/.ko.zst
-// itself (Linux ≥ 5.17 with CONFIG_MODULE_DECOMPRESS).
-const moduleInitCompressedFile = 4
-
-func loadModule(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	flags := 0
-	if strings.HasSuffix(path, ".xz") || strings.HasSuffix(path, ".zst") || strings.HasSuffix(path, ".gz") {
-		flags = moduleInitCompressedFile
-	}
-	if err := unix.FinitModule(int(f.Fd()), "", flags); err != nil {
-		return &os.PathError{Op: "finit_module", Path: path, Err: err}
-	}
-	return nil
-}
-
-func isExist(err error) bool    { return errors.Is(err, unix.EEXIST) }
-func isNoDevice(err error) bool { return errors.Is(err, unix.ENODEV) }
 
 // Reap collects every exited child (PID 1 inherits all orphans) until ctx
 // ends. Children a caller waits for itself should be started before and

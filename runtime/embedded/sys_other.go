@@ -13,10 +13,6 @@ func (m Mount) Do() error { return ErrUnsupported }
 // MountAll is not supported outside Linux.
 func MountAll(ms []Mount) error { return ErrUnsupported }
 
-func loadModule(string) error { return ErrUnsupported }
-func isExist(error) bool      { return false }
-func isNoDevice(error) bool   { return false }
-
 // Reap is not supported outside Linux.
 func Reap(ctx context.Context, log *slog.Logger) {}
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/embedded"
+	"github.com/pantavisor/pantavisor-go/runtime/kmod"
 )
 
 func main() {
@@ -61,13 +62,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	names, err := embedded.ReadModuleLists("/etc/modules-load.d")
+	names, err := kmod.ReadModuleLists("/etc/modules-load.d")
 	if err != nil {
 		return err
 	}
-	n, err := embedded.LoadModules(log, filepath.Join("/lib/modules", kver), names)
-	if err != nil {
+	n := 0
+	if idx, err := kmod.Open(filepath.Join("/lib/modules", kver)); err != nil {
 		log.Warn("modules", "err", err)
+	} else {
+		loaded, err := kmod.NewLoader(idx, log).LoadAll(names)
+		if err != nil {
+			log.Warn("modules", "err", err)
+		}
+		n = len(loaded)
 	}
 	spec := "LABEL=root"
 	for _, k := range []string{"PV_STORAGE_DEVICE", "pv_storage.device"} {

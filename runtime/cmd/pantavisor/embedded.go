@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/embedded"
+	"github.com/pantavisor/pantavisor-go/runtime/kmod"
 	"github.com/pantavisor/pantavisor-go/runtime/pantavisor"
 )
 
@@ -24,13 +25,7 @@ func prepareFor(log *slog.Logger) func(context.Context, pantavisor.Mode, func(st
 		if err := embedded.MountAll(embedded.BaseMounts); err != nil {
 			return err
 		}
-		if rel, err := embedded.KernelRelease(); err == nil {
-			if names, err := embedded.ReadModuleLists("/etc/modules-load.d"); err == nil && len(names) > 0 {
-				if _, err := embedded.LoadModules(log, filepath.Join("/lib/modules", rel), names); err != nil {
-					log.Warn("modules", "err", err)
-				}
-			}
-		}
+		loadInitrdModules(log)
 		go embedded.Reap(ctx, log)
 		dev := get("PV_STORAGE_DEVICE")
 		if dev == "" {
@@ -54,6 +49,35 @@ func prepareFor(log *slog.Logger) func(context.Context, pantavisor.Mode, func(st
 		}
 		return nil
 	}
+}
+
+// loadInitrdModules loads what /etc/modules-load.d lists from the initrd's
+// /lib/modules/<release>: enough to reach storage. The rest comes from the
+// revision's BSP modules once it is mounted.
+func loadInitrdModules(log *slog.Logger) {
+	rel, err := embedded.KernelRelease()
+	if err != nil {
+		log.Warn("modules", "err", err)
+		return
+	}
+	names, err := kmod.ReadModuleLists("/etc/modules-load.d")
+	if err != nil || len(names) == 0 {
+		return
+	}
+	idx, err := kmod.Open(filepath.Join("/lib/modules", rel))
+	if err != nil {
+		log.Warn("modules", "err", err)
+		return
+	}
+	l := kmod.NewLoader(idx, log)
+	if b, err := os.ReadFile("/proc/cmdline"); err == nil {
+		l.UseCmdline(string(b))
+	}
+	loaded, err := l.LoadAll(names)
+	if err != nil {
+		log.Warn("modules", "err", err)
+	}
+	log.Info(fmt.Sprintf("kmod: initrd loaded %d modules", len(loaded)))
 }
 
 // systemReboot reboots or powers off the machine (embedded mode).
