@@ -129,3 +129,71 @@ func Depmod(dir string) (*ModDep, []byte, error) {
 	}
 	return m, text.Bytes(), nil
 }
+
+// IndexFiles computes the modprobe index files depmod(8) writes besides
+// modules.dep, from the modinfo of the given module files (relative to the
+// module directory dir; nil means every module under dir):
+//
+//   - modules.alias: "alias <pattern> <module>" for each "alias=" value
+//     (device modalias globs, fs-*, net-pf-*, crypto-*...);
+//   - modules.softdep: "softdep <module> pre: ... post: ..." for each
+//     "softdep=" value.
+//
+// It returns file name → content, sorted by module name.
+func IndexFiles(dir string, files []string) (map[string][]byte, error) {
+	if files == nil {
+		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() && (strings.HasSuffix(p, ".ko") || strings.HasSuffix(p, ".ko.xz")) {
+				rel, _ := filepath.Rel(dir, p)
+				files = append(files, filepath.ToSlash(rel))
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("initrd: module index %s: %w", dir, err)
+		}
+	}
+	sorted := append([]string(nil), files...)
+	sort.Slice(sorted, func(i, j int) bool {
+		a, b := ModName(sorted[i]), ModName(sorted[j])
+		return a < b || a == b && sorted[i] < sorted[j]
+	})
+	var alias, softdep bytes.Buffer
+	alias.WriteString("# Aliases extracted from modules themselves.\n")
+	softdep.WriteString("# Soft dependencies extracted from modules themselves.\n")
+	for _, f := range sorted {
+		info, err := ModInfo(filepath.Join(dir, filepath.FromSlash(f)))
+		if err != nil {
+			return nil, err
+		}
+		name := ModName(f)
+		for _, a := range info["alias"] {
+			if a = strings.TrimSpace(a); a != "" && !strings.ContainsAny(a, " \t\n") {
+				fmt.Fprintf(&alias, "alias %s %s\n", a, name)
+			}
+		}
+		for _, s := range info["softdep"] {
+			if s = strings.Join(strings.Fields(s), " "); s != "" {
+				fmt.Fprintf(&softdep, "softdep %s %s\n", name, s)
+			}
+		}
+	}
+	return map[string][]byte{"modules.alias": alias.Bytes(), "modules.softdep": softdep.Bytes()}, nil
+}
+
+// WriteIndexFiles writes IndexFiles of every module under dir into dir.
+func WriteIndexFiles(dir string) error {
+	idx, err := IndexFiles(dir, nil)
+	if err != nil {
+		return err
+	}
+	for name, data := range idx {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return fmt.Errorf("initrd: %w", err)
+		}
+	}
+	return nil
+}

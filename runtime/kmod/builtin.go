@@ -53,7 +53,9 @@ type Softdep struct {
 	Pre, Post []string
 }
 
-// ParseSoftdep parses "softdep <module> pre: a b post: c" lines.
+// ParseSoftdep parses "softdep <module> pre: a b post: c" lines. Like
+// libkmod it ignores names before any "pre:" or "post:" (cifs's modinfo
+// has "softdep=gcm"). Names may be aliases (crypto-crc32c).
 func ParseSoftdep(r io.Reader) (map[string]Softdep, error) {
 	out := map[string]Softdep{}
 	sc := bufio.NewScanner(r)
@@ -76,10 +78,9 @@ func ParseSoftdep(r io.Reader) (map[string]Softdep, error) {
 			case "post:":
 				cur = &sd.Post
 			default:
-				if cur == nil {
-					return nil, fmt.Errorf("modules.softdep line %d: %q before pre: or post:", n, w)
+				if cur != nil {
+					*cur = append(*cur, w)
 				}
-				*cur = append(*cur, Name(w))
 			}
 		}
 		out[name] = sd

@@ -109,8 +109,8 @@ func (x *Index) LookupAlias(modalias string) []string {
 
 // Plan returns the files to load for the modules mods, relative to Dir:
 // soft "pre" dependencies, hard dependencies, the module, soft "post"
-// dependencies; each once. Soft dependencies that do not exist are
-// skipped, like modprobe does.
+// dependencies; each once. Soft dependencies may be aliases; those that
+// do not exist or are built in are skipped, like modprobe does.
 func (x *Index) Plan(mods []string) []string {
 	var names []string
 	seen := map[string]bool{}
@@ -121,18 +121,19 @@ func (x *Index) Plan(mods []string) []string {
 			return
 		}
 		seen[n] = true
+		soft := func(deps []string) {
+			for _, d := range deps {
+				if mods, _, err := x.Lookup(d); err == nil {
+					for _, m := range mods {
+						add(m, depth+1)
+					}
+				}
+			}
+		}
 		sd := x.Softdeps[n]
-		for _, p := range sd.Pre {
-			if _, ok := x.Deps.File[Name(p)]; ok {
-				add(p, depth+1)
-			}
-		}
+		soft(sd.Pre)
 		names = append(names, n)
-		for _, p := range sd.Post {
-			if _, ok := x.Deps.File[Name(p)]; ok {
-				add(p, depth+1)
-			}
-		}
+		soft(sd.Post)
 	}
 	for _, m := range mods {
 		add(m, 0)

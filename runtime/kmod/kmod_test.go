@@ -50,7 +50,7 @@ alias cpu:type:x86,ven*fam*mod*:feature:*0094* crc16
 `
 	modulesBuiltin = "kernel/fs/squashfs/squashfs.ko\nkernel/drivers/block/loop.ko\n"
 	builtinModinfo = "squashfs.description=squashfs\x00squashfs.alias=fs-squashfs\x00loop.alias=devname:loop-control\x00loop.alias=block-major-7-*\x00loop.max_loop=int\x00"
-	modulesSoftdep = "# soft\nsoftdep ext4 pre: crc32c\nsoftdep virtio_net pre: ipv6 post: e1000\n"
+	modulesSoftdep = "# soft\nsoftdep ext4 pre: crc32c\nsoftdep virtio_net pre: net-pf-10 post: e1000\n"
 )
 
 func writeDir(t *testing.T, files map[string]string) string {
@@ -194,8 +194,12 @@ func TestPlanSoftdep(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Plan(virtio_net, ext4) = %v, want %v", got, want)
 	}
-	if _, err := ParseSoftdep(strings.NewReader("softdep a b\n")); err == nil {
-		t.Errorf("ParseSoftdep(no pre:/post:) = nil error")
+	sd, err := ParseSoftdep(strings.NewReader("softdep cifs gcm\nsoftdep ext4 pre: crypto-crc32c\nsoftdep ext4 pre: x post: y\n"))
+	if want := map[string]Softdep{"cifs": {}, "ext4": {Pre: []string{"crypto-crc32c", "x"}, Post: []string{"y"}}}; err != nil || !reflect.DeepEqual(sd, want) {
+		t.Errorf("ParseSoftdep() = %v, %v; want %v", sd, err, want)
+	}
+	if _, err := ParseSoftdep(strings.NewReader("softdep lonely\n")); err == nil {
+		t.Errorf("ParseSoftdep(no dependencies) = nil error")
 	}
 }
 
