@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/pantavisor/pantavisor-go/mkimage/initrd"
 	"github.com/pantavisor/pantavisor-go/mkimage/squashfs"
 )
 
@@ -148,7 +149,10 @@ func (b *run) makeBSP(ctx context.Context, pk *packages) (*bspFiles, string, err
 		if err := os.WriteFile(filepath.Join(stage, "modules.dep"), depText, 0o644); err != nil {
 			return nil, "", err
 		}
-		key := fmt.Sprintf("modules|%s|%s|%v|%v|%s|%d", pk.KernelVer, kernelSHA(pk), r.Modules.Include, r.Modules.Exclude, r.Modules.Compression, b.o.Epoch)
+		if err := initrd.WriteIndexFiles(stage); err != nil { // modules.alias, modules.softdep
+			return nil, "", err
+		}
+		key := fmt.Sprintf("modules+alias|%s|%s|%v|%v|%s|%d", pk.KernelVer, kernelSHA(pk), r.Modules.Include, r.Modules.Exclude, r.Modules.Compression, b.o.Epoch)
 		img, hit, err := b.cachedSquashfs(ctx, key, stage)
 		if err != nil {
 			return nil, "", err
