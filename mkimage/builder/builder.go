@@ -49,6 +49,17 @@ type Options struct {
 	MergeSrc string
 	// Offline skips apt-get update (the cached indexes are used).
 	Offline bool
+	// PvsCertPEM is PV_PVS_CERT_PEM: the CA certificate(s) the device
+	// trusts, /etc/pantavisor/pvs/trust/ca-certificates.crt in the
+	// initrd; "" means the developer CA (ca/README.md).
+	PvsCertPEM string
+	// PvsPubPEM is PV_PVS_PUB_PEM: public key(s) for signatures without
+	// x5c, /etc/pantavisor/pvs/trust/pub.pem; "" ships none.
+	PvsPubPEM string
+	// SigKey and SigX5C are PVR_SIG_KEY and PVR_X5C_PATH: the key and
+	// certificate chain trails/0 is signed with; "" means the developer
+	// signer of ca/developer.
+	SigKey, SigX5C string
 	// Progress receives one line per stage.
 	Progress io.Writer
 	Log      *slog.Logger
@@ -174,6 +185,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		name string
 		fn   func() (string, error)
 	}{
+		{"signing keys", b.checkSigning},
 		{"packages", func() (n string, err error) { pk, n, err = b.fetch(ctx); return }},
 		{"runtime", func() (n string, err error) { bin, n, err = b.buildRuntime(ctx, pk); return }},
 		{"initrd", func() (string, error) { return b.makeInitrd(pk, bin) }},

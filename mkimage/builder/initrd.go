@@ -146,6 +146,9 @@ func (b *run) makeInitrd(pk *packages, bin *binaries) (string, error) {
 			return "", err
 		}
 	}
+	if err := b.addTrust(t); err != nil { // pvs trust store (sign.go)
+		return "", err
+	}
 	if r.Vendor.Skel != "" {
 		if err := addSkel(t, b.repoFile(r.Vendor.Skel)); err != nil {
 			return "", fmt.Errorf("vendor.skel: %w", err)

@@ -49,6 +49,7 @@ func (b *run) makeStorage(ctx context.Context, pk *packages, bin *binaries, bsp 
 	if err := addEntries(&rev, ents); err != nil {
 		return "", err
 	}
+	rev.Sign(b.signer()) // _sigs/ of trails/0 (sign.go)
 	st, err := trail.Write(b.o.Log, root, "0", rev)
 	if err != nil {
 		return "", err

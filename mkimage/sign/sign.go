@@ -13,9 +13,11 @@ package sign
 
 import (
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/pantavisor/pantavisor-go/runtime/signature"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
@@ -40,6 +42,9 @@ func Load(keyPEM, x5cPEM []byte) (*Signer, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ec, ok := key.(*ecdsa.PrivateKey); ok {
+		key = deterministic{ec}
+	}
 	s := &Signer{key: key}
 	if len(x5cPEM) == 0 {
 		return s, nil
@@ -53,6 +58,17 @@ func Load(keyPEM, x5cPEM []byte) (*Signer, error) {
 		return nil, fmt.Errorf("x5c: the first certificate (CN=%q) does not hold the signing key", leaf.Subject.CommonName)
 	}
 	return s, nil
+}
+
+// deterministic signs with RFC 6979 deterministic ECDSA (a nil random
+// source), so the same state and key give the same signature and image
+// builds stay reproducible. RSA PKCS#1 v1.5 signatures are deterministic
+// already.
+type deterministic struct{ *ecdsa.PrivateKey }
+
+// Sign implements crypto.Signer, ignoring rand.
+func (d deterministic) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	return d.PrivateKey.Sign(nil, digest, opts)
 }
 
 // Subject describes the signer for progress output: the x5c leaf's CN,
@@ -75,7 +91,8 @@ func Globs(part string) (include, exclude []string) {
 
 // Sign signs each part of st and returns the signatures by state key
 // (_sigs/<part>.json). The signatures do not sign each other, so adding
-// them to st changes none of them.
+// them to st changes none of them. Signing is deterministic: the same
+// state and key give the same bytes.
 func (s *Signer) Sign(st *state.State, parts []string) (map[string]json.RawMessage, error) {
 	out := make(map[string]json.RawMessage, len(parts))
 	for _, p := range parts {

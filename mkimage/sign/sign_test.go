@@ -330,3 +330,26 @@ func FuzzCheckPubPEM(f *testing.F) {
 		_ = CheckPubPEM(data)
 	})
 }
+
+// TestSignDeterministic: the same state and key give the same signature
+// bytes (RFC 6979), which keeps image builds reproducible.
+func TestSignDeterministic(t *testing.T) {
+	s, err := Load(readDev(t, FileSignerKey), readDev(t, FileSignerCert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := parse(t, factoryState(t))
+	a, err := s.Sign(st, []string{BSP, "pv-mgmt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Sign(st, []string{BSP, "pv-mgmt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range a {
+		if string(a[k]) != string(b[k]) {
+			t.Errorf("Sign twice: %s differs:\n%s\n%s", k, a[k], b[k])
+		}
+	}
+}

@@ -1,6 +1,7 @@
 // Command mkimage builds a Pantavisor image for a target recipe.
 //
-//	mkimage [-repo .] [-out out/<target>] [-cache out/.cache] [-init pantavisor|smoke] [-offline] [-merge-src <pvr checkout|export>] <target>
+//	mkimage [-repo .] [-out out/<target>] [-cache out/.cache] [-init pantavisor|smoke] [-offline] [-merge-src <pvr checkout|export>]
+//	        [-pvs-cert-pem <ca.crt>] [-pvs-pub-pem <pub.pem>] [-sig-key <key.pem> [-x5c <chain.pem>]] <target>
 //
 // Outputs: out/<target>/<target>-pv-<size>MiB.img, out/<target>/<target>.pvr.tgz
 // and the staged storage tree in out/<target>/work/storage. Time stamps come
@@ -46,6 +47,10 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	init := fs.String("init", builder.InitPantavisor, "what /init runs: pantavisor or smoke (boot probe)")
 	offline := fs.Bool("offline", false, "do not refresh the Debian indexes (use the cache)")
 	mergeSrc := fs.String("merge-src", os.Getenv("PVR_MERGE_SRC"), "reference device (pvr checkout or export) whose containers replace the recipe's (env PVR_MERGE_SRC)")
+	pvsCert := fs.String("pvs-cert-pem", os.Getenv("PV_PVS_CERT_PEM"), "CA certificate(s) the device trusts, the initrd's /etc/pantavisor/pvs/trust/ca-certificates.crt (env PV_PVS_CERT_PEM; default the public developer CA, ca/README.md)")
+	pvsPub := fs.String("pvs-pub-pem", os.Getenv("PV_PVS_PUB_PEM"), "public key(s) for signatures without x5c, the initrd's /etc/pantavisor/pvs/trust/pub.pem (env PV_PVS_PUB_PEM)")
+	sigKey := fs.String("sig-key", os.Getenv("PVR_SIG_KEY"), "private key trails/0 is signed with (env PVR_SIG_KEY; default ca/developer/signer.key)")
+	sigX5C := fs.String("x5c", os.Getenv("PVR_X5C_PATH"), "certificate chain of -sig-key, signer first (env PVR_X5C_PATH; none: sign without x5c)")
 	verbose := fs.Bool("v", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -71,7 +76,8 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	res, err := builder.Build(ctx, builder.Options{Repo: *repo, Target: fs.Arg(0), Out: *out, Cache: *cache,
-		Init: *init, Epoch: epoch, Offline: *offline, MergeSrc: *mergeSrc, Progress: stdout, Log: log})
+		Init: *init, Epoch: epoch, Offline: *offline, MergeSrc: *mergeSrc, Progress: stdout, Log: log,
+		PvsCertPEM: *pvsCert, PvsPubPEM: *pvsPub, SigKey: *sigKey, SigX5C: *sigX5C})
 	if res != nil {
 		summary(stdout, res)
 	}

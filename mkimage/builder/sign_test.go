@@ -1,0 +1,200 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pantavisor/pantavisor-go/ca"
+	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
+	"github.com/pantavisor/pantavisor-go/mkimage/sign"
+	"github.com/pantavisor/pantavisor-go/runtime/signature"
+	"github.com/pantavisor/pantavisor-go/runtime/state"
+)
+
+// otherCA writes a second CA (what PV_PVS_CERT_PEM points at in a
+// product build) and a signer of it into dir and returns their paths.
+func otherCA(t *testing.T) (certPath, keyPath, x5cPath, pubPath string) {
+	t.Helper()
+	dir := t.TempDir()
+	files, err := sign.Generate(dir, "ACME test CA", "acme-signer", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, n), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// pub.pem of the developer signing key (raw-key signatures).
+	certs, err := signature.ParseCertificates(ca.DeveloperSignerCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := sign.PublicKeyPEM(certs[0].PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPath = filepath.Join(dir, "pub.pem")
+	os.WriteFile(pubPath, pub, 0o644)
+	return filepath.Join(dir, sign.FileCACert), filepath.Join(dir, sign.FileSignerKey), filepath.Join(dir, sign.FileSignerCert), pubPath
+}
+
+func TestTrustFiles(t *testing.T) {
+	certPath, keyPath, _, pubPath := otherCA(t)
+	cert, _ := os.ReadFile(certPath)
+	pub, _ := os.ReadFile(pubPath)
+	for _, tc := range []struct {
+		name    string
+		o       Options
+		want    map[string][]byte
+		wantErr string
+	}{
+		{"default: developer CA", Options{}, map[string][]byte{trustStorePath: ca.DeveloperCert}, ""},
+		{"PV_PVS_CERT_PEM and PV_PVS_PUB_PEM", Options{PvsCertPEM: certPath, PvsPubPEM: pubPath},
+			map[string][]byte{trustStorePath: cert, trustPubPath: pub}, ""},
+		{"missing cert", Options{PvsCertPEM: "/nonexistent.pem"}, nil, "PV_PVS_CERT_PEM: /nonexistent.pem: open"},
+		{"private key as cert", Options{PvsCertPEM: keyPath}, nil, "PV_PVS_CERT_PEM: " + keyPath + ": bad PEM: PEM block 1 is a PRIVATE KEY"},
+		{"pub.pem as cert", Options{PvsCertPEM: pubPath}, nil, "PV_PVS_CERT_PEM: " + pubPath + ": bad PEM: no CERTIFICATE block"},
+		{"private key as pub", Options{PvsPubPEM: keyPath}, nil, "PV_PVS_PUB_PEM: " + keyPath + ": bad PEM: PEM block 1 is a PRIVATE KEY"},
+	} {
+		b := &run{o: tc.o, work: t.TempDir()}
+		got, err := b.trustFiles()
+		if tc.wantErr != "" {
+			if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
+				t.Errorf("%s: trustFiles() = %v, want error starting %q", tc.name, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: trustFiles() = %v", tc.name, err)
+			continue
+		}
+		if len(got) != len(tc.want) {
+			t.Errorf("%s: trustFiles() = %d files, want %d", tc.name, len(got), len(tc.want))
+		}
+		for p, data := range tc.want {
+			if string(got[p]) != string(data) {
+				t.Errorf("%s: trustFiles()[%s] = %d bytes, want %d", tc.name, p, len(got[p]), len(data))
+			}
+		}
+	}
+}
+
+// TestCheckSigning: the first stage refuses a signer the image's trust
+// files would not accept.
+func TestCheckSigning(t *testing.T) {
+	certPath, keyPath, x5cPath, pubPath := otherCA(t)
+	for _, tc := range []struct {
+		name    string
+		o       Options
+		wantErr string // "" = ok
+	}{
+		{"developer defaults", Options{}, ""},
+		{"own CA and signer", Options{PvsCertPEM: certPath, SigKey: keyPath, SigX5C: x5cPath}, ""},
+		{"own CA, developer signer", Options{PvsCertPEM: certPath}, "the image would reject its own trails/0"},
+		{"raw developer key, pub.pem", Options{SigKey: filepath.Join("../../ca/developer", sign.FileSignerKey), PvsPubPEM: pubPath}, ""},
+		{"raw developer key, no pub.pem", Options{SigKey: filepath.Join("../../ca/developer", sign.FileSignerKey)}, "the image would reject its own trails/0"},
+		{"x5c without key", Options{SigX5C: x5cPath}, "PVR_X5C_PATH " + x5cPath + " is set without PVR_SIG_KEY"},
+		{"x5c of another key", Options{SigKey: keyPath, SigX5C: filepath.Join("../../ca/developer", sign.FileSignerCert)}, "does not hold the signing key"},
+	} {
+		b := &run{o: tc.o, work: t.TempDir()}
+		note, err := b.checkSigning()
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s: checkSigning() = %v, want nil", tc.name, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s: checkSigning() = %q, %v, want an error with %q", tc.name, note, err, tc.wantErr)
+		}
+	}
+}
+
+// TestStorageSigned builds trails/0 like TestTrailReproducible and reads
+// its state back from disk: strict verification passes with the image's
+// trust store (the developer CA) and fails with another CA, i.e. an image
+// built with PV_PVS_CERT_PEM of another CA refuses a developer-signed
+// revision. With PVR_MERGE_SRC only the BSP is signed.
+func TestStorageSigned(t *testing.T) {
+	if _, err := exec.LookPath("mksquashfs"); err != nil {
+		t.Skip("mksquashfs not installed")
+	}
+	in := t.TempDir()
+	write := func(name, data string) string {
+		p := filepath.Join(in, name)
+		if err := os.WriteFile(p, []byte(data), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	bb, pvc, kern := write("busybox", "#!/bin/sh\n"), write("pvcontrol", "#!/bin/sh\n"), write("kernel", "bzImage")
+	r := &recipe.Recipe{Name: "t", Arch: "amd64", Bootloader: recipe.Bootloader{Type: recipe.BootGrub},
+		Containers: []recipe.Container{{Name: "pv-mgmt", Template: "mgmt"}, {Name: "pv-network", Template: "network"}}}
+	out := t.TempDir()
+	b := &run{o: Options{Cache: t.TempDir(), Epoch: 1700000000, Progress: io.Discard}, r: r, work: out, res: &Result{Sizes: map[string]int64{}}}
+	bsp := &bspFiles{Objects: map[string]string{"kernel.img": kern}, JSON: map[string]any{"run.json": map[string]any{"linux": "kernel.img"}, "src.json": map[string]any{"#spec": "bsp-manifest-src@1"}}}
+	if _, err := b.makeStorage(context.Background(), &packages{Busybox: bb}, &binaries{StaticPvcontrol: pvc}, bsp); err != nil {
+		t.Fatalf("makeStorage() = %v", err)
+	}
+	data, err := os.ReadFile(filepath.Join(out, "storage/trails/0/.pvr/json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := state.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sigs []string
+	for k := range st.Signatures() {
+		sigs = append(sigs, k)
+	}
+	if got, want := len(sigs), 3; got != want {
+		t.Errorf("trails/0 signatures = %v, want bsp, pv-mgmt, pv-network", sigs)
+	}
+	certPath, _, _, _ := otherCA(t)
+	for _, tc := range []struct {
+		name string
+		o    Options
+		want error
+	}{
+		{"developer CA", Options{}, nil},
+		{"PV_PVS_CERT_PEM another CA", Options{PvsCertPEM: certPath}, signature.ErrInvalid},
+	} {
+		v := strictOver(t, &run{o: tc.o, work: t.TempDir()})
+		if err := v.Verify(st); !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) {
+			t.Errorf("%s: Verify(trails/0, strict) = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+
+	// The BSP only when the containers come from a reference device.
+	b.o.MergeSrc = "/reference"
+	if got := b.signParts(st); len(got) != 1 || got[0] != sign.BSP {
+		t.Errorf("signParts(with PVR_MERGE_SRC) = %v, want [bsp]", got)
+	}
+}
+
+// strictOver returns a strict verifier over b's trust files.
+func strictOver(t *testing.T, b *run) *signature.Verifier {
+	t.Helper()
+	files, err := b.trustFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	etc := t.TempDir()
+	for p, data := range files {
+		dst := filepath.Join(etc, strings.TrimPrefix(p, "/etc/"))
+		os.MkdirAll(filepath.Dir(dst), 0o755)
+		if err := os.WriteFile(dst, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := signature.New(signature.Options{Mode: "strict", EtcDir: etc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
