@@ -175,6 +175,7 @@ func (d *Daemon) run() error {
 	} else if err := d.factory(); err != nil {
 		return err
 	}
+	d.mountBSP(rev.state)
 	if d.platforms != nil {
 		if err := d.platforms.Load(d.rev, rev.state); err != nil {
 			err = fmt.Errorf("platforms: %w", err)

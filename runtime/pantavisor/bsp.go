@@ -1,0 +1,106 @@
+package pantavisor
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pantavisor/pantavisor-go/runtime/kmod"
+	"github.com/pantavisor/pantavisor-go/runtime/state"
+	"github.com/pantavisor/pantavisor-go/runtime/volume"
+)
+
+// bspMount mounts a revision's BSP kernel modules and firmware where the
+// kernel and the containers look for them (image-build spec §1.1): the
+// modules squashfs (run.json "modules_<release>", else "modules") on
+// <Root>/lib/modules/<release>, the "firmware" squashfs on
+// <Root>/lib/firmware; then it loads the drivers of the devices present
+// (coldplug), so NICs and the like need not be in the initrd.
+type bspMount struct {
+	Log *slog.Logger
+	// Root is "/" on a device; tests use a temporary directory.
+	Root string
+	// Sys is where sysfs is mounted, for coldplug.
+	Sys string
+	// Release is the running kernel's `uname -r`.
+	Release string
+	// Cmdline is the kernel command line (module parameters, blacklist).
+	Cmdline string
+	// File returns the host path of a bsp/ file of the revision.
+	File func(name string) string
+}
+
+// Do mounts what b names and coldplugs. A BSP without a modules or
+// firmware entry mounts nothing (logged). A volume that does not mount is
+// logged as an error but is not fatal: the containers still start, with
+// the initrd's modules only, so the device stays reachable for a fixing
+// update instead of rebooting into the same failure. Do returns the
+// volumes it mounted (kept for the whole boot: a BSP change always
+// reboots) and the modules it loaded.
+func (m bspMount) Do(b *state.BSP) (*volume.Set, []string) {
+	set := volume.NewSet(m.Log)
+	if b == nil {
+		m.Log.Info("bsp: no bsp/run.json, no modules or firmware to mount")
+		return set, nil
+	}
+	if b.Firmware == "" {
+		m.Log.Info("bsp: no firmware entry in bsp/run.json")
+	} else if err := set.Loop(m.File(b.Firmware), filepath.Join(m.Root, "lib", "firmware")); err != nil {
+		m.Log.Error("bsp: FIRMWARE NOT MOUNTED, devices needing firmware may fail", "file", b.Firmware, "err", err)
+	} else {
+		m.Log.Info("bsp: firmware mounted", "file", b.Firmware, "on", "/lib/firmware")
+	}
+	mods := b.ModulesFor(m.Release)
+	if mods == "" {
+		m.Log.Info("bsp: no modules entry in bsp/run.json", "release", m.Release)
+		return set, nil
+	}
+	dir := filepath.Join(m.Root, "lib", "modules", m.Release)
+	if err := set.Loop(m.File(mods), dir); err != nil {
+		m.Log.Error("bsp: KERNEL MODULES NOT MOUNTED, only the initrd's modules are available", "file", mods, "release", m.Release, "err", err)
+		return set, nil
+	}
+	m.Log.Info("bsp: modules mounted", "file", mods, "on", "/lib/modules/"+m.Release)
+	idx, err := kmod.Open(dir)
+	if err != nil {
+		m.Log.Error("bsp: modules index", "err", err)
+		return set, nil
+	}
+	l := kmod.NewLoader(idx, m.Log)
+	l.Sys = m.Sys
+	l.UseCmdline(m.Cmdline)
+	loaded, err := l.Coldplug()
+	if err != nil {
+		m.Log.Warn("bsp: coldplug", "err", err)
+	}
+	return set, loaded
+}
+
+// mountBSP mounts the running revision's BSP modules and firmware and
+// coldplugs, before its containers are loaded. Only Pantavisor as PID 1
+// in embedded mode owns /lib/modules and /lib/firmware; appengine and
+// standalone leave the host's alone. run calls it once per boot (a
+// non-reboot update never changes the BSP).
+func (d *Daemon) mountBSP(st *state.State) {
+	if d.mode != Embedded || os.Getpid() != 1 {
+		return
+	}
+	rel, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		d.log.Error("bsp: kernel release", "err", err)
+		return
+	}
+	trail := d.store.TrailDir(d.rev)
+	m := bspMount{Log: d.log, Root: "/", Sys: "/sys", Release: strings.TrimSpace(string(rel)), Cmdline: d.opt.Cmdline,
+		File: func(name string) string {
+			p := filepath.Join(trail, "bsp", filepath.FromSlash(name))
+			if _, err := os.Stat(p); err != nil {
+				if sha, ok := st.Object("bsp/" + name); ok {
+					return d.store.ObjectPath(sha)
+				}
+			}
+			return p
+		}}
+	m.Do(st.BSP())
+}
