@@ -168,7 +168,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		o.Cache = filepath.Join(dir, "pantavisor-mkimage")
 	}
 	b := &run{o: o, r: r, work: filepath.Join(o.Out, "work"), res: &Result{Recipe: r, Sizes: map[string]int64{}}, start: time.Now()}
-	if err := os.RemoveAll(b.work); err != nil {
+	if err := cleanWork(b.work); err != nil {
 		return nil, err
 	}
 	for _, d := range []string{b.work, o.Cache, filepath.Join(b.work, "bsp")} {

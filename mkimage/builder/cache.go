@@ -4,11 +4,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/initrd"
 )
@@ -53,4 +58,180 @@ func (b *run) writeArchive(t *initrd.Tree, compression, out string) (cached bool
 		return false, err
 	}
 	return false, copyFile(c, out)
+}
+
+// fileID identifies a file the way make and ninja do, and a little more:
+// device, inode, size, modification and change time. Rewriting,
+// replacing, truncating or touching the file changes it.
+type fileID struct {
+	Dev   uint64 `json:"dev"`
+	Ino   uint64 `json:"ino"`
+	Size  int64  `json:"size"`
+	Mtime int64  `json:"mtime_ns"`
+	Ctime int64  `json:"ctime_ns,omitempty"`
+}
+
+// statFile returns the identity of p (symlinks followed).
+func statFile(p string) (fileID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return fileID{}, &os.PathError{Op: "stat", Path: p, Err: err}
+	}
+	return fileID{Dev: st.Dev, Ino: st.Ino, Size: st.Size, Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}, nil
+}
+
+// inputID is the identity of an input file that is not ours (a tool, a
+// system library, a GRUB module): without its change time, which moves
+// whenever a hard link to it is made (the sysroot is hard-linked from
+// the package cache on every build).
+func inputID(p string) string {
+	id, err := statFile(p)
+	if err != nil {
+		return p + " missing\n"
+	}
+	return fmt.Sprintf("%s %d:%d:%d:%d\n", p, id.Dev, id.Ino, id.Size, id.Mtime)
+}
+
+// libsID identifies the shared libraries the ELF files progs need
+// (DT_NEEDED, transitively) as resolved in root ("/" for the host), and
+// the same names in extraDirs (a cross toolchain's libc): go's build
+// cache tracks the C compiler and the cgo flags but not the libraries a
+// cgo program is linked against.
+func libsID(root string, progs, extraDirs []string) string {
+	var h strings.Builder
+	libs, err := initrd.Sysroot{Dir: root}.Needed(progs)
+	if err != nil {
+		// stable across builds: the initrd stage reports the problem
+		fmt.Fprintf(&h, "unresolved: %v\n", err)
+	}
+	for _, l := range libs {
+		h.WriteString(inputID(filepath.Join(root, l)))
+		for _, d := range extraDirs {
+			if p := filepath.Join(d, filepath.Base(l)); fileExists(p) {
+				h.WriteString(inputID(p))
+			}
+		}
+	}
+	return h.String()
+}
+
+// toolsID identifies host programs (found on PATH) and the shared
+// libraries they load: an upgraded e2fsprogs or grub changes it.
+func toolsID(names ...string) string {
+	var h strings.Builder
+	for _, n := range names {
+		p, err := exec.LookPath(n)
+		if err != nil {
+			fmt.Fprintf(&h, "%s not found\n", n)
+			continue
+		}
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
+		h.WriteString(inputID(p))
+		h.WriteString(libsID("/", []string{p}, nil))
+	}
+	return h.String()
+}
+
+// dirID identifies the files of a host directory (not recursive) by
+// name and identity: GRUB's platform module directories.
+func dirID(dir string) string {
+	var h strings.Builder
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return dir + " unreadable\n"
+	}
+	for _, e := range ents {
+		h.WriteString(inputID(filepath.Join(dir, e.Name())))
+	}
+	return h.String()
+}
+
+// selfID is the sha256 of the running mkimage program: its code (the
+// disk writer, go-diskfs, ...) is an input of every artifact it makes.
+var selfID = sync.OnceValue(func() string {
+	p, err := os.Executable()
+	if err != nil {
+		return "unknown executable"
+	}
+	sum, err := fileSHA256(p)
+	if err != nil {
+		return "unreadable executable " + p
+	}
+	return sum
+})
+
+func fileSHA256(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// stamp records what a stage's output was made from (Key: a digest of
+// every input) and the identity of each output file as the stage left
+// it. A stage whose key and outputs still match skips its work.
+type stamp struct {
+	Key   string            `json:"key"`
+	Files map[string]fileID `json:"files"`
+}
+
+// readStamp returns the stamp at p (nil when missing or unreadable).
+func readStamp(p string) *stamp {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil
+	}
+	var s stamp
+	if json.Unmarshal(data, &s) != nil {
+		return nil
+	}
+	return &s
+}
+
+// upToDate reports whether s was made from key and every one of files
+// (name → path) is still exactly what s recorded.
+func (s *stamp) upToDate(key string, files map[string]string) bool {
+	if s == nil || s.Key != key || len(s.Files) != len(files) {
+		return false
+	}
+	for n, p := range files {
+		id, err := statFile(p)
+		if err != nil || id != s.Files[n] {
+			return false
+		}
+	}
+	return true
+}
+
+// writeStamp records key and the current identity of files at p.
+func writeStamp(p, key string, files map[string]string) error {
+	s := stamp{Key: key, Files: map[string]fileID{}}
+	for n, f := range files {
+		id, err := statFile(f)
+		if err != nil {
+			return err
+		}
+		s.Files[n] = id
+	}
+	data, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(p+".tmp", data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(p+".tmp", p)
 }

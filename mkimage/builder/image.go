@@ -20,6 +20,16 @@ func ImageName(r *recipe.Recipe) string {
 	return fmt.Sprintf("%s-pv-%dMiB.img", r.Name, r.ImageSizeMiB)
 }
 
+// makeImage writes the flashable image: partition table, the storage
+// ext4 made in place, the ESP (FAT) with GRUB, GRUB's BIOS boot code.
+//
+// Incremental: the image is a function of imageKey (the storage tree's
+// digest, the ESP inputs, the layout, the tools, this program). A stamp
+// beside it (.<image>.stamp) records the key and the image file's
+// identity (device, inode, size, modification and change time) as this
+// stage left it; when both still match, the image is not written again.
+// Anything else (an input changed, the image was deleted, written to,
+// replaced or touched, a build was interrupted) writes it afresh.
 func (b *run) makeImage(ctx context.Context) (string, error) {
 	r := b.r
 	if r.Bootloader.Type != recipe.BootGrub {
@@ -32,9 +42,6 @@ func (b *run) makeImage(ctx context.Context) (string, error) {
 	img := filepath.Join(b.o.Out, ImageName(r))
 	tmpImg := img + ".tmp"
 	seed := fmt.Sprintf("%s/%d", r.Name, b.o.Epoch)
-	if err := disk.Create(tmpImg, l, seed); err != nil {
-		return "", err
-	}
 	esp := l.Part(recipe.RoleESP)
 	st := l.Part(recipe.RoleStorage)
 	tmpl, err := os.ReadFile(b.repoFile("bootloader/grub/grub.cfg.tmpl"))
@@ -46,28 +53,60 @@ func (b *run) makeImage(ctx context.Context) (string, error) {
 		return "", err
 	}
 	early := grub.EarlyConfig(esp.Label)
-	files := map[string][]byte{"/EFI/BOOT/grub.cfg": cfg}
+	var efi *grub.Platform
+	efiName := "/EFI/BOOT/BOOTX64.EFI"
 	if r.Bootloader.HasFirmware("uefi") {
-		p := grub.EFI
-		name := "/EFI/BOOT/BOOTX64.EFI"
+		efi = &grub.EFI
 		if r.Arch == "arm64" {
-			p, name = grub.EFIArm64, "/EFI/BOOT/BOOTAA64.EFI"
+			efi, efiName = &grub.EFIArm64, "/EFI/BOOT/BOOTAA64.EFI"
 		}
-		efi, err := grub.MkImage(ctx, p, early, "/EFI/BOOT")
+	}
+	var bios *grub.Platform
+	if r.Bootloader.HasFirmware("bios") {
+		bios = &grub.BIOS
+	}
+	ext4 := disk.Ext4Options{Dir: b.res.Storage, Label: st.Label, Size: st.Size, Offset: st.Start,
+		UUID: disk.GUID(seed, "storage-uuid"), HashSeed: disk.GUID(seed, "storage-hash"), Epoch: b.o.Epoch}
+	key, err := imageKey(l, seed, cfg, early, efi, efiName, bios, ext4)
+	if err != nil {
+		return "", err
+	}
+	stampPath := filepath.Join(b.o.Out, "."+ImageName(r)+".stamp")
+	outputs := map[string]string{"image": img}
+	b.res.Image = img
+	if readStamp(stampPath).upToDate(key, outputs) {
+		b.res.Sizes["image"] = size(img)
+		return fmt.Sprintf("(%s, %d MiB, storage %d MiB, unchanged: same inputs, image as last written)", filepath.Base(img), r.ImageSizeMiB, st.Size>>20), nil
+	}
+	if err := os.Remove(stampPath); err != nil && !os.IsNotExist(err) {
+		return "", err
+	}
+	if err := disk.Create(tmpImg, l, seed); err != nil {
+		return "", err
+	}
+	defer os.Remove(tmpImg) // after a failure
+	// The storage file system first, in place: mkfs.ext4 touches nothing
+	// outside its partition, the FAT and BIOS code go around it.
+	if err := disk.MakeExt4(ctx, tmpImg, ext4); err != nil {
+		return "", err
+	}
+	files := map[string][]byte{"/EFI/BOOT/grub.cfg": cfg}
+	if efi != nil {
+		data, err := grub.MkImage(ctx, *efi, early, "/EFI/BOOT")
 		if err != nil {
 			return "", err
 		}
-		files[name] = efi
+		files[efiName] = data
 	}
 	if err := disk.WriteFAT(tmpImg, esp, files); err != nil {
 		return "", err
 	}
-	if r.Bootloader.HasFirmware("bios") {
-		core, err := grub.MkImage(ctx, grub.BIOS, early, "/EFI/BOOT")
+	if bios != nil {
+		core, err := grub.MkImage(ctx, *bios, early, "/EFI/BOOT")
 		if err != nil {
 			return "", err
 		}
-		boot, err := os.ReadFile(filepath.Join(grub.BIOS.Dir, "boot.img"))
+		boot, err := os.ReadFile(filepath.Join(bios.Dir, "boot.img"))
 		if err != nil {
 			return "", err
 		}
@@ -84,21 +123,41 @@ func (b *run) makeImage(ctx context.Context) (string, error) {
 			return "", err
 		}
 	}
-	fs := filepath.Join(b.work, "storage.ext4")
-	if err := disk.MakeExt4(ctx, fs, disk.Ext4Options{Dir: b.res.Storage, Label: st.Label, Size: st.Size,
-		UUID: disk.GUID(seed, "storage-uuid"), HashSeed: disk.GUID(seed, "storage-hash"), Epoch: b.o.Epoch}); err != nil {
-		return "", err
-	}
-	if err := disk.CopyInto(tmpImg, st.Start, fs); err != nil {
-		return "", err
-	}
-	os.Remove(fs)
 	if err := os.Rename(tmpImg, img); err != nil {
 		return "", err
 	}
-	b.res.Image = img
+	if err := writeStamp(stampPath, key, outputs); err != nil {
+		return "", err
+	}
 	b.res.Sizes["image"] = size(img)
 	return fmt.Sprintf("(%s, %d MiB, storage %d MiB)", filepath.Base(img), r.ImageSizeMiB, st.Size>>20), nil
+}
+
+// imageKey is the digest of every input of the image: the layout and
+// seed, the staged storage tree (disk.TreeDigest), the ext4 options, the
+// GRUB configurations and platforms (modules directories and
+// grub-mkimage by identity), mkfs.ext4 and debugfs with their libraries
+// and configuration, and this program itself (the FAT and GPT writers).
+func imageKey(l disk.Layout, seed string, cfg, early []byte, efi *grub.Platform, efiName string, bios *grub.Platform, ext4 disk.Ext4Options) (string, error) {
+	tree, err := disk.TreeDigest(ext4.Dir)
+	if err != nil {
+		return "", fmt.Errorf("storage digest: %w", err)
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "image v1\nmkimage %s\nlayout %#v\nseed %q\nstorage %s\n", selfID(), l, seed, tree)
+	o := ext4
+	o.Dir = ""
+	fmt.Fprintf(h, "ext4 %#v\n", o)
+	conf, _ := os.ReadFile("/etc/mke2fs.conf")
+	fmt.Fprintf(h, "mke2fs.conf %x\n%s", sha256.Sum256(conf), toolsID("mkfs.ext4", "debugfs"))
+	fmt.Fprintf(h, "grub.cfg %x\nearly %x\n%s", sha256.Sum256(cfg), sha256.Sum256(early), toolsID("grub-mkimage"))
+	for _, p := range []*grub.Platform{efi, bios} {
+		if p != nil {
+			fmt.Fprintf(h, "platform %#v\n%s", *p, dirID(p.Dir))
+		}
+	}
+	fmt.Fprintf(h, "efi name %q\n", efiName)
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func (b *run) export() (string, error) {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
@@ -32,16 +34,80 @@ var ccFor = map[string]string{
 	"386":     "i686-linux-gnu-gcc",
 }
 
+// goOutDirs are the go build output directories of the work directory:
+// they survive from one build to the next (cleanWork) so that go can
+// tell its programs are up to date and skip linking them again.
+var goOutDirs = []string{"bin", "bin-static"}
+
+// cleanWork empties the work directory for a new build, except the go
+// output directories (goOutDirs): everything else is staged afresh.
+func cleanWork(work string) error {
+	ents, err := os.ReadDir(work)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.IsDir() && slices.Contains(goOutDirs, e.Name()) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(work, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // goBuild builds the main packages pkgs into outDir (one go command: the
 // links run in parallel) as outDir/<base name of the package>.
-func (b *run) goBuild(ctx context.Context, pkgs []string, outDir string, cgo bool, cgoEnv []string) error {
+//
+// Incremental: the programs keep their go build ID, so go itself skips
+// the link of a program whose inputs (sources, flags, environment, C
+// compiler) are unchanged and whose file is still the one it wrote. Two
+// things go does not check are checked here, through outDir/.stamp
+// written after each successful build: that no program file was
+// modified or replaced since (an interrupted copy keeps a valid build
+// ID), and, for cgo, the C libraries the programs link against
+// (libRoot: "/" natively, the target sysroot when cross-compiling, plus
+// the cross toolchain's libc in libDirs). Any difference empties outDir
+// and go links afresh.
+func (b *run) goBuild(ctx context.Context, pkgs []string, outDir string, cgo bool, cgoEnv []string, libRoot string, libDirs []string) error {
 	if len(pkgs) == 0 {
 		return nil
+	}
+	progs := map[string]string{}
+	var files []string
+	for _, p := range pkgs {
+		progs[filepath.Base(p)] = filepath.Join(outDir, filepath.Base(p))
+		files = append(files, progs[filepath.Base(p)])
+	}
+	sort.Strings(files)
+	key := func() string {
+		if !cgo {
+			return "nocgo"
+		}
+		return "cgo\n" + libsID(libRoot, files, libDirs)
+	}
+	stampPath := filepath.Join(outDir, ".stamp")
+	if !readStamp(stampPath).upToDate(key(), progs) {
+		if err := os.RemoveAll(outDir); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return err
+	}
+	if err := os.Remove(stampPath); err != nil && !os.IsNotExist(err) {
+		return err
 	}
 	goarch := recipe.Arches[b.r.Arch]
 	// nethttpomithttp2: pv-ctrl speaks HTTP/1.1 on a unix socket; leaving
 	// out net/http's HTTP/2 saves ~110 KB of compressed initrd.
-	args := append([]string{"build", "-trimpath", "-buildvcs=false", "-tags=nethttpomithttp2", "-ldflags=-s -w -buildid=", "-o", outDir + string(filepath.Separator)}, pkgs...)
+	// The build ID stays (no -buildid=): it is how go knows a program is
+	// up to date, and it is itself a function of the inputs (-trimpath).
+	args := append([]string{"build", "-trimpath", "-buildvcs=false", "-tags=nethttpomithttp2", "-ldflags=-s -w", "-o", outDir + string(filepath.Separator)}, pkgs...)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = b.o.Repo
 	env := append(os.Environ(), "GOOS=linux", "GOARCH="+goarch)
@@ -62,7 +128,7 @@ func (b *run) goBuild(ctx context.Context, pkgs []string, outDir string, cgo boo
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("go build %s: %w: %s", strings.Join(pkgs, " "), err, strings.TrimSpace(stderr.String()))
 	}
-	return nil
+	return writeStamp(stampPath, key(), progs)
 }
 
 // buildRuntime builds the initrd's programs (cgo: go-lxc) and, without
@@ -99,10 +165,17 @@ func (b *run) buildRuntime(ctx context.Context, pk *packages) (*binaries, string
 	for i, p := range progs {
 		pkgs[i] = "./runtime/cmd/" + p
 	}
+	// The C libraries of the cgo link: the host's, or the sysroot's and
+	// the cross toolchain's libc (Debian: /usr/<triplet>/lib).
+	libRoot, libDirs := "/", []string(nil)
+	if len(cgoEnv) > 0 {
+		libRoot = pk.Sysroot
+		libDirs = []string{filepath.Join("/usr", strings.TrimSuffix(ccFor[goarch], "-gcc"), "lib")}
+	}
 	var serr error
 	done := make(chan struct{})
-	go func() { defer close(done); serr = b.goBuild(ctx, static, sdir, false, nil) }()
-	err := b.goBuild(ctx, pkgs, dir, cgo, cgoEnv)
+	go func() { defer close(done); serr = b.goBuild(ctx, static, sdir, false, nil, "", nil) }()
+	err := b.goBuild(ctx, pkgs, dir, cgo, cgoEnv, libRoot, libDirs)
 	<-done
 	if err != nil {
 		return nil, "", err

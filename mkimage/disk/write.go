@@ -134,11 +134,17 @@ type Ext4Options struct {
 	Epoch int64
 	// NoMetadataCsum drops metadata_csum (U-Boot must write this ext4).
 	NoMetadataCsum bool
+	// Offset, when not 0, makes the file system in place inside the
+	// existing file out (a disk image) at this byte offset, instead of
+	// creating out: no temporary file system image to copy. The region
+	// must be fresh (zero), as it is right after Create.
+	Offset int64
 }
 
-// MakeExt4 creates out as an ext4 image of Size bytes from Dir. The
-// feature set is one GRUB 2.06 and edk2 can read (no metadata_csum_seed,
-// no orphan_file); hard links in Dir are kept.
+// MakeExt4 creates out as an ext4 image of Size bytes from Dir (or
+// writes it at Offset into the image out). The feature set is one GRUB
+// 2.06 and edk2 can read (no metadata_csum_seed, no orphan_file); hard
+// links in Dir are kept.
 func MakeExt4(ctx context.Context, out string, o Ext4Options) error {
 	feat := "^metadata_csum_seed,^orphan_file"
 	if o.NoMetadataCsum {
@@ -147,9 +153,23 @@ func MakeExt4(ctx context.Context, out string, o Ext4Options) error {
 	if err := ClampTimes(o.Dir, o.Epoch); err != nil {
 		return err
 	}
-	os.Remove(out)
+	// nodiscard: on an existing image mke2fs would punch the partition
+	// and mark the inode tables zeroed; a fresh file (and the image as
+	// it always was) leaves them to the kernel's lazy init.
+	ext := "hash_seed=" + o.HashSeed + ",root_owner=0:0,nodiscard"
+	dev := out
+	if o.Offset != 0 {
+		if _, err := os.Stat(out); err != nil {
+			return fmt.Errorf("disk: %w", err)
+		}
+		ext += ",offset=" + strconv.FormatInt(o.Offset, 10)
+		// e2fsprogs' unix I/O takes the offset as an option of the name
+		dev = out + "?offset=" + strconv.FormatInt(o.Offset, 10)
+	} else {
+		os.Remove(out)
+	}
 	args := []string{"-q", "-F", "-t", "ext4", "-b", "4096", "-L", o.Label, "-U", o.UUID,
-		"-E", "hash_seed=" + o.HashSeed + ",root_owner=0:0", "-O", feat, "-d", o.Dir, out,
+		"-E", ext, "-O", feat, "-d", o.Dir, out,
 		strconv.FormatInt(o.Size/1024, 10) + "k"}
 	cmd := exec.CommandContext(ctx, "mkfs.ext4", args...)
 	cmd.Env = append(os.Environ(), "E2FSPROGS_FAKE_TIME="+strconv.FormatInt(o.Epoch, 10), "SOURCE_DATE_EPOCH="+strconv.FormatInt(o.Epoch, 10), "MKE2FS_CONFIG=/etc/mke2fs.conf")
@@ -159,7 +179,7 @@ func MakeExt4(ctx context.Context, out string, o Ext4Options) error {
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("disk: mkfs.ext4: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
-	return fixCtimes(ctx, out, o.Dir, o.Epoch)
+	return fixCtimes(ctx, dev, o.Dir, o.Epoch)
 }
 
 // fixCtimes sets the change and access times of every staged path to
