@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# bench/rebuild.sh: time an image build the way build.docker.sh runs it
+# (install-deps, tool checks, go build of mkimage, mkimage), but into a
+# private output directory, so it never touches the shared out/.
+#
+#   bench/rebuild.sh [target]          (default x64-uefi)
+#
+# It prints:
+#   - the fixed costs: scripts/install-deps.sh build, go build of mkimage
+#     (both when nothing changed);
+#   - optionally (BENCH_COLD=1) a cold-artifact build: a private cache with
+#     the package cache (deb/, unpacked/, locks/ hard-linked from PV_CACHE)
+#     but no artifacts/ (initrd, squashfs, containers... are all made);
+#     BENCH_ONLINE=1 makes that build resolve packages with apt (no -offline);
+#   - a first build into a fresh output directory, then a no-change rebuild,
+#     with a per-stage table;
+#   - the sha256 of the image and the .pvr.tgz of each build: they must be
+#     identical (exit 1 otherwise).
+#
+# Environment: BENCH_DIR (default /tmp/pv-bench-$(id -un)), PV_CACHE (the
+# warm cache, default ~/.cache/pantavisor-mkimage), BENCH_COLD, BENCH_ONLINE.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+target=${1:-x64-uefi}
+dir=${BENCH_DIR:-/tmp/pv-bench-$(id -un)}
+cache=${PV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pantavisor-mkimage}
+export PATH=/usr/local/go/bin:$PATH
+mkdir -p "$dir"
+
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+# timed <label> <cmd...>: run cmd, print its wall time, keep its output in
+# $dir/<label>.log.
+timed() {
+	local label=$1 t0 t1
+	shift
+	t0=$(now)
+	if ! "$@" >"$dir/$label.log" 2>&1; then
+		echo "bench: $label failed:" >&2
+		tail -20 "$dir/$label.log" >&2
+		exit 1
+	fi
+	t1=$(now)
+	printf '%-34s %7ss\n' "$label" "$(secs "$t0" "$t1")"
+}
+
+# stages <log>: the per-stage durations mkimage printed ("<stage> done in <d>").
+stages() {
+	sed -n 's/^    \(.*\) done in \([0-9.]*\)\(µs\|ms\|s\) .*/\1|\2|\3/p' "$1" |
+		awk -F'|' '{ v = $2; if ($3 == "ms") v /= 1000; if ($3 == "µs") v /= 1e6; printf "%s|%.3f\n", $1, v }'
+}
+
+sums() {
+	local out=$1
+	sha256sum "$out"/"$target"-pv-*MiB.img "$out/$target.pvr.tgz" 2>/dev/null | awk '{ print $1 }' | paste -sd' '
+}
+
+mkimage_run() { # <out> [mkimage flags...]
+	local out=$1
+	shift
+	"$dir/mkimage" -repo "$repo" -out "$out" "$@" "$target"
+}
+
+whole() { # what build.docker.sh does for "image", with a private out dir
+	scripts/install-deps.sh build
+	for tool in go apt-get apt-cache dpkg grub-mkimage mkfs.ext4 debugfs mksquashfs qemu-system-x86_64; do
+		command -v "$tool" >/dev/null
+	done
+	go build -o "$dir/mkimage" ./mkimage/cmd/mkimage
+	mkimage_run "$dir/out" -offline -cache "$cache"
+}
+
+echo "== bench $target ($(nproc) cores, $(go env GOVERSION), $(git rev-parse --short HEAD)$(git diff --quiet || echo '+dirty'))"
+go build -o "$dir/mkimage" ./mkimage/cmd/mkimage
+timed "install-deps.sh build (no change)" scripts/install-deps.sh build
+timed "go build mkimage (no change)" go build -o "$dir/mkimage" ./mkimage/cmd/mkimage
+
+declare -A sum
+if [ "${BENCH_COLD:-}" = 1 ]; then
+	rm -rf "$dir/cold-cache" "$dir/out-cold"
+	mkdir -p "$dir/cold-cache"
+	for d in deb unpacked locks; do
+		[ -d "$cache/$d" ] && cp -al "$cache/$d" "$dir/cold-cache/$d"
+	done
+	flags=(-offline)
+	label="cold artifacts, offline"
+	if [ "${BENCH_ONLINE:-}" = 1 ]; then
+		flags=()
+		label="cold artifacts, apt online"
+	fi
+	timed "mkimage: $label" mkimage_run "$dir/out-cold" -cache "$dir/cold-cache" "${flags[@]}"
+	stages "$dir/mkimage: $label.log" >"$dir/stages-cold"
+	sum[cold]=$(sums "$dir/out-cold")
+fi
+
+rm -rf "$dir/out"
+timed "mkimage: fresh out dir" mkimage_run "$dir/out" -offline -cache "$cache"
+stages "$dir/mkimage: fresh out dir.log" >"$dir/stages-1"
+sum[first]=$(sums "$dir/out")
+timed "mkimage: no-change rebuild" mkimage_run "$dir/out" -offline -cache "$cache"
+stages "$dir/mkimage: no-change rebuild.log" >"$dir/stages-2"
+sum[rebuild]=$(sums "$dir/out")
+timed "whole build (as build.docker.sh)" whole
+sum[whole]=$(sums "$dir/out")
+
+echo
+printf '%-14s %10s %10s %10s\n' stage cold fresh-out rebuild
+touch "$dir/stages-cold"
+cut -d'|' -f1 "$dir/stages-1" | while read -r s; do
+	c=$(awk -F'|' -v s="$s" '$1 == s { print $2 }' "$dir/stages-cold")
+	f=$(awk -F'|' -v s="$s" '$1 == s { print $2 }' "$dir/stages-1")
+	r=$(awk -F'|' -v s="$s" '$1 == s { print $2 }' "$dir/stages-2")
+	printf '%-14s %10s %10s %10s\n' "$s" "${c:--}" "$f" "$r"
+done
+
+echo
+fail=0
+for k in "${!sum[@]}"; do
+	echo "sha256 $k: ${sum[$k]}"
+	[ "${sum[$k]}" = "${sum[first]}" ] || fail=1
+done
+if [ $fail = 1 ]; then
+	echo "bench: outputs differ between builds" >&2
+	exit 1
+fi
+echo "outputs identical"
