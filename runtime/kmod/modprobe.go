@@ -33,7 +33,9 @@ var ErrUsage = errors.New("usage: modprobe [-qbvnD] [-d root] [-S release] [-a] 
 // Parameters come from the command line and from the kernel command line
 // ("<module>.<param>=<value>"). modprobe.d configuration and install/remove
 // commands are not supported. A module or alias that does not exist is an
-// error (non-zero exit) whose message -q suppresses.
+// error ("<name>: module not found in /lib/modules/<release>", exit status
+// 1); with -q its error has ExitCode 1 so the multi-call main exits
+// without printing it.
 func Modprobe(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmdline, _ := os.ReadFile("/proc/cmdline")
 	return modprobe(args, stdout, stderr, modprobeEnv{sys: "/sys", cmdline: string(cmdline), release: kernelRelease, load: finit})
@@ -198,14 +200,25 @@ func modprobe(args []string, stdout, stderr io.Writer, env modprobeEnv) error {
 				fmt.Fprintln(stdout, "loaded", m)
 			}
 		}
-		if err != nil {
-			if errors.Is(err, ErrNotFound) && !f.quiet {
-				fmt.Fprintf(stderr, "modprobe: FATAL: module %s not found in directory %s\n", n, idx.Dir)
+		if errors.Is(err, ErrNotFound) {
+			err = fmt.Errorf("%w in %s", err, idx.Dir)
+			if f.quiet {
+				err = quietError{err}
 			}
-			if first == nil {
-				first = fmt.Errorf("modprobe: %w", err)
-			}
+		}
+		if err != nil && first == nil {
+			first = err
 		}
 	}
 	return first
 }
+
+// quietError is an error modprobe -q already reported by its exit status
+// alone: ExitCode tells the multi-call main to exit 1 without a message.
+type quietError struct{ err error }
+
+func (e quietError) Error() string { return e.err.Error() }
+func (e quietError) Unwrap() error { return e.err }
+
+// ExitCode is modprobe's exit status for the error.
+func (e quietError) ExitCode() int { return 1 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/pantavisor/pantavisor-go/runtime/kmod"
 	"github.com/pantavisor/pantavisor-go/runtime/pventer"
 )
 
@@ -14,6 +15,7 @@ import (
 // initrd; as applets they share one runtime and one copy of the packages.
 var applets = map[string]func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error{
 	"pantavisor": daemon,
+	"modprobe":   kmod.Modprobe, // the kernel's request_module runs /sbin/modprobe -q -- <name>
 	"pventer": func(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return pventer.Run(args, os.Getenv, file(stdin, os.Stdin), file(stdout, os.Stdout), file(stderr, os.Stderr))
 	},
