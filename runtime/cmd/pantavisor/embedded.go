@@ -26,6 +26,7 @@ func prepareFor(log *slog.Logger) func(context.Context, pantavisor.Mode, func(st
 			return err
 		}
 		loadInitrdModules(log)
+		modprobePath(log, "/")
 		go embedded.Reap(ctx, log)
 		dev := get("PV_STORAGE_DEVICE")
 		if dev == "" {
@@ -78,6 +79,21 @@ func loadInitrdModules(log *slog.Logger) {
 		log.Warn("modules", "err", err)
 	}
 	log.Info(fmt.Sprintf("kmod: initrd loaded %d modules", len(loaded)))
+}
+
+// modprobePath points the kernel's request_module at the modprobe applet
+// when the initrd has it as /usr/bin/modprobe but not at the kernel's
+// default /sbin/modprobe.
+func modprobePath(log *slog.Logger, root string) {
+	if _, err := os.Stat(filepath.Join(root, "sbin/modprobe")); err == nil {
+		return
+	}
+	if _, err := os.Stat(filepath.Join(root, "usr/bin/modprobe")); err != nil {
+		return
+	}
+	if err := os.WriteFile(filepath.Join(root, "proc/sys/kernel/modprobe"), []byte("/usr/bin/modprobe\n"), 0o644); err != nil {
+		log.Warn("modprobe path", "err", err)
+	}
 }
 
 // systemReboot reboots or powers off the machine (embedded mode).
