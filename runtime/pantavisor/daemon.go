@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/config"
@@ -58,6 +59,8 @@ type Daemon struct {
 	state      State
 	goRemote   bool
 	gcDeferred time.Time // GC threshold suspended until then
+	// logsClosed is set when the log server closes (see switchHandler).
+	logsClosed atomic.Bool
 }
 
 // New parses the options; the work happens in Run.
@@ -329,7 +332,13 @@ func (d *Daemon) startLogs(ctx context.Context) error {
 	}
 	d.logs = ls
 	if hs, ok := ls.(interface{ Handler() slog.Handler }); ok {
-		d.log = slog.New(teeHandler{d.log.Handler(), hs.Handler()})
+		if d.logsToStdout() {
+			// The log server prints our records on stdout itself (the
+			// console of an image): teeing would print each one twice.
+			d.log = slog.New(switchHandler{hs.Handler(), d.log.Handler(), &d.logsClosed})
+		} else {
+			d.log = slog.New(teeHandler{d.log.Handler(), hs.Handler()})
+		}
 		d.store.Log = d.log
 	}
 	return nil

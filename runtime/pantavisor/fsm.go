@@ -416,6 +416,7 @@ func (d *Daemon) shutdown() {
 		d.srv.Close()
 	}
 	if d.logs != nil {
+		d.logsClosed.Store(true)
 		d.logs.Close()
 	}
 	for _, b := range d.binds {

@@ -2,6 +2,7 @@ package pantavisor
 
 import (
 	"path/filepath"
+	"slices"
 
 	"github.com/pantavisor/pantavisor-go/runtime/logserver"
 )
@@ -52,4 +53,11 @@ func (d *Daemon) logOptions() logserver.Options {
 		o.TimestampFormats[out] = v
 	}
 	return o
+}
+
+// logsToStdout reports whether the log server prints pantavisor's own
+// records on stdout (outputs "stdout" or "stdout.pantavisor").
+func (d *Daemon) logsToStdout() bool {
+	outs, err := logserver.ParseOutputs(d.conf.Get("PV_LOG_SERVER_OUTPUTS"))
+	return err == nil && (slices.Contains(outs, logserver.OutStdout) || slices.Contains(outs, logserver.OutStdoutPantavisor))
 }
