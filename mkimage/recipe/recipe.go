@@ -124,8 +124,11 @@ type Initrd struct {
 var Programs = []string{"pantavisor", "pvcontrol", "pvtx", "pventer"}
 
 // Applets are the programs built into another one (a multi-call binary
-// that dispatches on its argv[0]): applet → program.
-var Applets = map[string]string{"pventer": "pantavisor"}
+// that dispatches on its argv[0]): applet → program. The initrd links
+// /usr/bin/<applet> to the program; the kernel's module requests run
+// /usr/bin/modprobe (the embedded init points /proc/sys/kernel/modprobe
+// at it).
+var Applets = map[string]string{"pventer": "pantavisor", "modprobe": "pantavisor"}
 
 // Modules selects what goes into bsp/modules.squashfs.
 type Modules struct {
