@@ -1,7 +1,19 @@
 #!/usr/bin/env bash
 # build.docker.sh: build a Pantavisor image for a target recipe.
 #
-#   ./build.docker.sh [target] [image|boottest|deps]     (default: x64-uefi image)
+#   ./build.docker.sh [target] [step]          (default: x64-uefi all)
+#
+# Steps (upstream's secondary targets where they apply):
+#   all        the whole pipeline (default)
+#   init       the runtime programs only (out/<target>/work/bin)
+#   image      up to the initrd and its addons (out/<target>/work/bsp/pantavisor,
+#              *.cpio.xz4)
+#   trail      up to the storage tree with trails/0 (out/<target>/work/storage)
+#   boottest   ./test.docker.sh image <target>: build, rebuild checks, qemu boots
+#   deps       install the build dependencies only
+#   clean, init-clean, image-clean, trail-clean
+#              remove the target's outputs, or one step's (cached artifacts of
+#              the step included, so the next build redoes it)
 #
 # Targets are targets/<target>.toml (schema: targets/README.md). Outputs:
 #   out/<target>/<target>-pv-<size>MiB.img   flashable image (GPT, GRUB UEFI+BIOS, ext4 storage)
@@ -13,6 +25,22 @@
 # scripts/install-deps.sh); a Docker builder is not implemented yet.
 #
 # Environment (upstream build options where they exist):
+#   PVR_MERGE_SRC=<checkout>/.pvr | <export.tgz>
+#                              reference device: its containers (all non-bsp
+#                              keys) replace the recipe's default containers;
+#                              clone URLs fail (the build is offline)
+#   PANTAVISOR_DEBUG=yes|no    add (yes) or leave out (no) the debug addon;
+#                              unset: as the recipe's addons say
+#   PV_PVS_CERT_PEM=<file>     CA certificate(s) the device trusts for pvs
+#                              signatures (default: the public developer CA, ca/)
+#   PV_PVS_PUB_PEM=<file>      public key(s) for signatures without x5c
+#   PVR_SIG_KEY, PVR_X5C_PATH  key and certificate chain trails/0 is signed with
+#                              (default: the developer signer of ca/)
+#   MAKEFLAGS="V=s -j1"        V=s|V=1|V=99: verbose (debug log, commands);
+#                              -jN: at most N parallel compile jobs
+#   PV_BUILD_INTERACTIVE=true|false
+#                              builds never prompt; false also closes stdin so
+#                              no tool can wait for input (automation)
 #   PV_INIT=pantavisor|smoke   what /init runs (default pantavisor, the daemon
 #                              in embedded mode; smoke = a boot probe on
 #                              runtime/embedded that reports what GRUB chose and
@@ -20,22 +48,38 @@
 #   PV_OFFLINE=1               do not refresh the Debian indexes (use the cache)
 #   PV_CACHE=<dir>             package/artifact cache (default ~/.cache/pantavisor-mkimage)
 #   SOURCE_DATE_EPOCH          time stamp of every output (default 1700000000)
-#   PVR_MERGE_SRC=<checkout>/.pvr | <export.tgz>
-#                              reference device: its containers (all non-bsp
-#                              keys) replace the recipe's default containers;
-#                              clone URLs fail (the build is offline)
-#   PVR_USE_SRC_BSP, PV_MERGE_SBOM, PV_PVS_PUB_PEM, PV_PVS_CERT_PEM:
+#   PVR_USE_SRC_BSP, PV_MERGE_SBOM, PV_FACTORY_AUTOTOK:
 #                              not implemented yet: the build stops if set.
 set -euo pipefail
-# a relative PVR_MERGE_SRC is relative to the caller's directory
-if [ -n "${PVR_MERGE_SRC:-}" ] && [ -e "$PVR_MERGE_SRC" ]; then
-	PVR_MERGE_SRC=$(realpath "$PVR_MERGE_SRC")
-	export PVR_MERGE_SRC
-fi
+# relative paths are relative to the caller's directory
+for v in PVR_MERGE_SRC PV_PVS_CERT_PEM PV_PVS_PUB_PEM PVR_SIG_KEY PVR_X5C_PATH; do
+	if [ -n "${!v:-}" ] && [ -e "${!v}" ]; then
+		export "$v=$(realpath "${!v}")"
+	fi
+done
 cd "$(dirname "$0")"
 
 target=${1:-x64-uefi}
-step=${2:-image}
+step=${2:-all}
+case $step in
+all | init | image | trail | boottest | deps | clean | init-clean | image-clean | trail-clean) ;;
+pv_lxc | config-check | config-update | *-codecheck)
+	echo "build.docker.sh: $step: not a step of the Go build (LXC is linked into pantavisor; recipes are checked on every build)" >&2
+	exit 2
+	;;
+*)
+	echo "usage: $0 [target] [all|init|image|trail|boottest|deps|clean|init-clean|image-clean|trail-clean]" >&2
+	exit 2
+	;;
+esac
+case ${PV_BUILD_INTERACTIVE:-true} in
+true) ;;
+false) exec </dev/null ;;
+*)
+	echo "build.docker.sh: PV_BUILD_INTERACTIVE=$PV_BUILD_INTERACTIVE: want true or false" >&2
+	exit 2
+	;;
+esac
 
 if [ ! -f "targets/$target.toml" ]; then
 	echo "build.docker.sh: no recipe targets/$target.toml; targets:" >&2
@@ -43,15 +87,28 @@ if [ ! -f "targets/$target.toml" ]; then
 	exit 2
 fi
 
-for v in PVR_USE_SRC_BSP PV_MERGE_SBOM PV_PVS_PUB_PEM PV_PVS_CERT_PEM PV_FACTORY_AUTOTOK; do
+for v in PVR_USE_SRC_BSP PV_MERGE_SBOM PV_FACTORY_AUTOTOK; do
 	if [ -n "${!v:-}" ]; then
 		echo "build.docker.sh: $v is not implemented yet in the Go build; unset it" >&2
 		exit 2
 	fi
 done
-if [ -n "${PANTAVISOR_DEBUG:-}" ]; then
-	echo "build.docker.sh: note: PANTAVISOR_DEBUG: the debug addon (busybox) comes from the recipe's addons list"
-fi
+
+# cleaning needs no tools
+cache=${PV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pantavisor-mkimage}
+work=out/$target/work
+case $step in
+clean | init-clean | image-clean | trail-clean)
+	case $step in
+	clean) rm -rf "out/$target" ;;
+	init-clean) rm -rf "$work/bin" "$work/bin-static" ;;
+	image-clean) rm -rf "$work/bsp/pantavisor" "$work"/bsp/*.cpio.xz4 "$cache"/artifacts/cpio-* ;;
+	trail-clean) rm -rf "$work/storage" ;;
+	esac
+	echo "build.docker.sh: $step done"
+	exit 0
+	;;
+esac
 
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
 	echo "build.docker.sh: a Docker engine answers, but the Docker builder is not implemented yet; building natively"
@@ -81,20 +138,21 @@ go build -o out/mkimage ./mkimage/cmd/mkimage
 args=(-init "${PV_INIT:-pantavisor}")
 [ "${PV_OFFLINE:-}" = 1 ] && args+=(-offline)
 [ -n "${PV_CACHE:-}" ] && args+=(-cache "$PV_CACHE")
-
+# MAKEFLAGS-style verbosity and parallelism (upstream: MAKEFLAGS="V=s -j1")
+for w in ${MAKEFLAGS:-} ${V:+V=$V}; do
+	case $w in
+	V=s | V=1 | V=99) args+=(-v) ;;
+	-j[0-9]*) export GOFLAGS="${GOFLAGS:+$GOFLAGS }-p=${w#-j}" ;;
+	esac
+done
 case $step in
-deps)
-	echo "dependencies are installed"
-	;;
-image)
-	out/mkimage "${args[@]}" "$target"
-	;;
+deps) echo "dependencies are installed" ;;
+all) out/mkimage "${args[@]}" "$target" ;;
+init) out/mkimage "${args[@]}" -until runtime "$target" ;;
+image) out/mkimage "${args[@]}" -until addons "$target" ;;
+trail) out/mkimage "${args[@]}" -until trails/0 "$target" ;;
 boottest)
 	# build, no-change rebuild, reproducibility and qemu boots: one place
 	exec ./test.docker.sh image "$target"
-	;;
-*)
-	echo "usage: $0 [target] [image|boottest|deps]" >&2
-	exit 2
 	;;
 esac

@@ -13,13 +13,15 @@ package builder
 import (
 	"context"
 	"fmt"
-	"github.com/pantavisor/pantavisor-go/mkimage/container"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/pantavisor/pantavisor-go/mkimage/container"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 )
@@ -60,10 +62,22 @@ type Options struct {
 	// certificate chain trails/0 is signed with; "" means the developer
 	// signer of ca/developer.
 	SigKey, SigX5C string
+	// Until stops the build after the named stage (see Stages); empty
+	// runs them all.
+	Until string
+	// Debug is PANTAVISOR_DEBUG: "yes" adds the debug addon to the recipe's
+	// addons, "no" removes it, "" keeps the recipe's choice.
+	Debug string
 	// Progress receives one line per stage.
 	Progress io.Writer
 	Log      *slog.Logger
 }
+
+// Stages are the pipeline's stages, in order.
+var Stages = []string{"signing keys", "packages", "runtime", "initrd", "addons", "bsp", "trails/0", "image", "pvr export"}
+
+// DebugAddon is the addon PANTAVISOR_DEBUG adds or removes.
+const DebugAddon = "debug"
 
 // Step is the timing of one stage.
 type Step struct {
@@ -138,6 +152,12 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if o.Init != InitPantavisor && o.Init != InitSmoke {
 		return nil, fmt.Errorf("init %q: want pantavisor or smoke", o.Init)
 	}
+	if o.Until != "" && !slices.Contains(Stages, o.Until) {
+		return nil, fmt.Errorf("until %q: want one of %s", o.Until, strings.Join(Stages, ", "))
+	}
+	if o.Debug != "" && o.Debug != "yes" && o.Debug != "no" {
+		return nil, fmt.Errorf("PANTAVISOR_DEBUG %q: want yes or no", o.Debug)
+	}
 	for _, p := range []*string{&o.Repo, &o.Out, &o.Cache, &o.MergeSrc} {
 		if *p == "" || container.IsRemote(*p) {
 			continue
@@ -156,6 +176,12 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	r, err := recipe.Load(filepath.Join(o.Repo, "targets", o.Target+".toml"))
 	if err != nil {
 		return nil, err
+	}
+	switch {
+	case o.Debug == "yes" && !slices.Contains(r.Addons, DebugAddon):
+		r.Addons = append(r.Addons, DebugAddon)
+	case o.Debug == "no":
+		r.Addons = slices.DeleteFunc(r.Addons, func(a string) bool { return a == DebugAddon })
 	}
 	if o.Out == "" {
 		o.Out = filepath.Join(o.Repo, "out", o.Target)
@@ -195,7 +221,13 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		{"image", func() (string, error) { return b.makeImage(ctx) }},
 		{"pvr export", func() (string, error) { return b.export() }},
 	}
-	for _, s := range stages {
+	for i, s := range stages {
+		if s.name != Stages[i] {
+			return nil, fmt.Errorf("builder: stage %d is %q, Stages says %q", i, s.name, Stages[i])
+		}
+		if i > 0 && stages[i-1].name == o.Until {
+			break
+		}
 		if r.InitMode == recipe.ModeAppengine {
 			switch s.name {
 			case "initrd", "addons", "image":
@@ -210,6 +242,10 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		if err := b.step(s.name, s.fn); err != nil {
 			return b.res, err
 		}
+	}
+	if o.Until != "" {
+		fmt.Fprintf(o.Progress, "==> %s: stopped after %s, in %s\n", r.Name, o.Until, time.Since(b.start).Round(time.Millisecond))
+		return b.res, nil
 	}
 	fmt.Fprintf(o.Progress, "==> built %s in %s\n", r.Name, time.Since(b.start).Round(time.Millisecond))
 	return b.res, nil

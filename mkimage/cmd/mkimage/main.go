@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/builder"
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	pvsPub := fs.String("pvs-pub-pem", os.Getenv("PV_PVS_PUB_PEM"), "public key(s) for signatures without x5c, the initrd's /etc/pantavisor/pvs/trust/pub.pem (env PV_PVS_PUB_PEM)")
 	sigKey := fs.String("sig-key", os.Getenv("PVR_SIG_KEY"), "private key trails/0 is signed with (env PVR_SIG_KEY; default ca/developer/signer.key)")
 	sigX5C := fs.String("x5c", os.Getenv("PVR_X5C_PATH"), "certificate chain of -sig-key, signer first (env PVR_X5C_PATH; none: sign without x5c)")
+	until := fs.String("until", "", "stop after this stage: "+strings.Join(builder.Stages, ", "))
+	debug := fs.String("debug", os.Getenv("PANTAVISOR_DEBUG"), "yes: add the debug addon; no: leave it out; empty: as the recipe says (env PANTAVISOR_DEBUG)")
 	verbose := fs.Bool("v", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -76,7 +79,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	res, err := builder.Build(ctx, builder.Options{Repo: *repo, Target: fs.Arg(0), Out: *out, Cache: *cache,
-		Init: *init, Epoch: epoch, Offline: *offline, MergeSrc: *mergeSrc, Progress: stdout, Log: log,
+		Init: *init, Epoch: epoch, Offline: *offline, MergeSrc: *mergeSrc, Until: *until, Debug: *debug, Progress: stdout, Log: log,
 		PvsCertPEM: *pvsCert, PvsPubPEM: *pvsPub, SigKey: *sigKey, SigX5C: *sigX5C})
 	if res != nil {
 		summary(stdout, res)
