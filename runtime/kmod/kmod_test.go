@@ -350,6 +350,15 @@ func TestModprobe(t *testing.T) {
 				c.args, err, k.calls, stdout.String(), stderr.String(), c.err, c.calls, c.stdout, c.isErr)
 		}
 	}
+	// A request that loads modules leaves one line in the kernel log.
+	kmsg := filepath.Join(t.TempDir(), "kmsg")
+	os.WriteFile(kmsg, nil, 0o644)
+	k := &fakeKernel{}
+	err := modprobe([]string{"-d", dir, "-q", "--", "fs-overlay"}, io.Discard, io.Discard,
+		modprobeEnv{sys: t.TempDir(), release: func() (string, error) { return "6.1.0-50-amd64", nil }, load: k.load, kmsg: kmsg})
+	if b, _ := os.ReadFile(kmsg); err != nil || string(b) != "<6>modprobe: fs-overlay: loaded overlay\n" {
+		t.Errorf("modprobe -q -- fs-overlay = %v, kernel log %q", err, b)
+	}
 	// -q: exit status 1 without a message from the multi-call main.
 	env := modprobeEnv{sys: t.TempDir(), release: func() (string, error) { return "6.1.0-50-amd64", nil }}
 	var coded interface{ ExitCode() int }
@@ -360,7 +369,7 @@ func TestModprobe(t *testing.T) {
 		t.Errorf("modprobe no-such = %v, want a plain error (main prints it)", err)
 	}
 	// -S and --dirname=: a release without a module directory.
-	err := modprobe([]string{"--dirname=" + dir, "-S", "9.9", "x"}, &bytes.Buffer{}, &bytes.Buffer{}, modprobeEnv{})
+	err = modprobe([]string{"--dirname=" + dir, "-S", "9.9", "x"}, &bytes.Buffer{}, &bytes.Buffer{}, modprobeEnv{})
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("modprobe -S 9.9 = %v, want ErrNotExist", err)
 	}

@@ -38,7 +38,7 @@ var ErrUsage = errors.New("usage: modprobe [-qbvnD] [-d root] [-S release] [-a] 
 // without printing it.
 func Modprobe(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmdline, _ := os.ReadFile("/proc/cmdline")
-	return modprobe(args, stdout, stderr, modprobeEnv{sys: "/sys", cmdline: string(cmdline), release: kernelRelease, load: finit})
+	return modprobe(args, stdout, stderr, modprobeEnv{sys: "/sys", cmdline: string(cmdline), release: kernelRelease, load: finit, kmsg: "/dev/kmsg"})
 }
 
 // modprobeEnv is the system modprobe runs against, swapped in tests.
@@ -46,6 +46,10 @@ type modprobeEnv struct {
 	sys, cmdline string
 	release      func() (string, error)
 	load         func(path, params string) error
+	// kmsg gets one line per request that loaded modules ("" = none): the
+	// kernel runs modprobe with no output, and the kernel log is where a
+	// device's driver loading is read.
+	kmsg string
 }
 
 type modprobeFlags struct {
@@ -195,6 +199,9 @@ func modprobe(args []string, stdout, stderr io.Writer, env modprobeEnv) error {
 	var first error
 	for _, n := range names {
 		loaded, err := l.Probe(n, params, f.blacklist)
+		if len(loaded) > 0 && env.kmsg != "" && !f.dry && !f.show {
+			note(env.kmsg, fmt.Sprintf("<6>modprobe: %s: loaded %s\n", n, strings.Join(loaded, " ")))
+		}
 		if f.verbose {
 			for _, m := range loaded {
 				fmt.Fprintln(stdout, "loaded", m)
@@ -222,3 +229,13 @@ func (e quietError) Unwrap() error { return e.err }
 
 // ExitCode is modprobe's exit status for the error.
 func (e quietError) ExitCode() int { return 1 }
+
+// note appends line to the file at path (the kernel log), ignoring errors.
+func note(path, line string) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return
+	}
+	f.WriteString(line)
+	f.Close()
+}
