@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -197,22 +198,27 @@ func (b *run) signer() trail.Signer {
 		if err != nil {
 			return nil, err
 		}
+		signed, err := withSignatures(st, sigs)
+		if err != nil {
+			return nil, err
+		}
+		// The stepskel's files outside the parts (device.json is the
+		// BSP's): one _pvskel signature, as meta-pantavisor signs them.
+		loose, err := b.looseSkelKeys(signed)
+		if err != nil {
+			return nil, err
+		}
+		if len(loose) > 0 {
+			k, doc, err := s.SignKeys(st, sign.SkelPart, loose)
+			if err != nil {
+				return nil, err
+			}
+			sigs[k] = doc
+			if signed, err = withSignatures(st, sigs); err != nil {
+				return nil, err
+			}
+		}
 		v, err := b.trustVerifier()
-		if err != nil {
-			return nil, err
-		}
-		doc := map[string]json.RawMessage{"#spec": json.RawMessage(`"` + state.Spec + `"`)}
-		for _, k := range st.Keys() {
-			doc[k], _ = st.Raw(k)
-		}
-		for k, v := range sigs {
-			doc[k] = v
-		}
-		raw, err := json.Marshal(doc)
-		if err != nil {
-			return nil, err
-		}
-		signed, err := state.Parse(raw)
 		if err != nil {
 			return nil, err
 		}
@@ -252,4 +258,52 @@ func progress(w io.Writer) io.Writer {
 		return io.Discard
 	}
 	return w
+}
+
+// withSignatures returns st with sigs added.
+func withSignatures(st *state.State, sigs map[string]json.RawMessage) (*state.State, error) {
+	doc := map[string]json.RawMessage{"#spec": json.RawMessage(`"` + state.Spec + `"`)}
+	for _, k := range st.Keys() {
+		doc[k], _ = st.Raw(k)
+	}
+	for k, v := range sigs {
+		doc[k] = v
+	}
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	return state.Parse(raw)
+}
+
+// looseSkelKeys returns the keys of the recipe's vendor stepskel that no
+// signature of st covers, unless st already has a _pvskel signature.
+func (b *run) looseSkelKeys(st *state.State) ([]string, error) {
+	if b.r.Vendor.StepSkel == "" || st.Signatures()[signature.SigKey(sign.SkelPart)] != nil {
+		return nil, nil
+	}
+	uncovered := map[string]bool{}
+	for _, k := range signature.Inspect(st).NotSeen {
+		uncovered[k] = true
+	}
+	dir := b.repoFile(b.r.Vendor.StepSkel)
+	var keys []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		if k := filepath.ToSlash(rel); uncovered[k] {
+			keys = append(keys, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("vendor.stepskel: %w", err)
+	}
+	sort.Strings(keys)
+	return keys, nil
 }

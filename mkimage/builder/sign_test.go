@@ -118,7 +118,8 @@ func TestCheckSigning(t *testing.T) {
 // its state back from disk: strict verification passes with the image's
 // trust store (the developer CA) and fails with another CA, i.e. an image
 // built with PV_PVS_CERT_PEM of another CA refuses a developer-signed
-// revision. With PVR_MERGE_SRC only the BSP is signed.
+// revision. The stepskel's loose files get a _pvskel signature. With
+// PVR_MERGE_SRC only the BSP is signed.
 func TestStorageSigned(t *testing.T) {
 	if _, err := exec.LookPath("mksquashfs"); err != nil {
 		t.Skip("mksquashfs not installed")
@@ -132,10 +133,16 @@ func TestStorageSigned(t *testing.T) {
 		return p
 	}
 	bb, pvc, kern := write("busybox", "#!/bin/sh\n"), write("pvcontrol", "#!/bin/sh\n"), write("kernel", "bzImage")
+	// A stepskel with device.json (the BSP signature's) and a loose file
+	// (the _pvskel signature's).
+	os.MkdirAll(filepath.Join(in, "skel"), 0o755)
+	write("skel/device.json", "{}")
+	write("skel/extra.txt", "hello")
 	r := &recipe.Recipe{Name: "t", Arch: "amd64", Bootloader: recipe.Bootloader{Type: recipe.BootGrub},
+		Vendor:     recipe.Vendor{StepSkel: "skel"},
 		Containers: []recipe.Container{{Name: "pv-mgmt", Template: "mgmt"}, {Name: "pv-network", Template: "network"}}}
 	out := t.TempDir()
-	b := &run{o: Options{Cache: t.TempDir(), Epoch: 1700000000, Progress: io.Discard}, r: r, work: out, res: &Result{Sizes: map[string]int64{}}}
+	b := &run{o: Options{Repo: in, Cache: t.TempDir(), Epoch: 1700000000, Progress: io.Discard}, r: r, work: out, res: &Result{Sizes: map[string]int64{}}}
 	bsp := &bspFiles{Objects: map[string]string{"kernel.img": kern}, JSON: map[string]any{"run.json": map[string]any{"linux": "kernel.img"}, "src.json": map[string]any{"#spec": "bsp-manifest-src@1"}}}
 	if _, err := b.makeStorage(context.Background(), &packages{Busybox: bb}, &binaries{StaticPvcontrol: pvc}, bsp); err != nil {
 		t.Fatalf("makeStorage() = %v", err)
@@ -152,8 +159,8 @@ func TestStorageSigned(t *testing.T) {
 	for k := range st.Signatures() {
 		sigs = append(sigs, k)
 	}
-	if got, want := len(sigs), 3; got != want {
-		t.Errorf("trails/0 signatures = %v, want bsp, pv-mgmt, pv-network", sigs)
+	if got, want := len(sigs), 4; got != want {
+		t.Errorf("trails/0 signatures = %v, want bsp, pv-mgmt, pv-network, _pvskel", sigs)
 	}
 	certPath, _, _, _ := otherCA(t)
 	for _, tc := range []struct {

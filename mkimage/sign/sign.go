@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/pantavisor/pantavisor-go/runtime/signature"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
@@ -87,6 +88,38 @@ func Globs(part string) (include, exclude []string) {
 		return signature.BSPGlobs()
 	}
 	return signature.PartGlobs(part)
+}
+
+// SkelPart is the name of the signature of the vendor stepskel's keys,
+// as meta-pantavisor's `pvr sig add --raw _pvskel`.
+const SkelPart = "_pvskel"
+
+// SignKeys signs exactly keys of st (and "#spec") as the signature
+// called name, returning its state key and document. It signs files
+// that belong to no part, like the stepskel's (SkelPart).
+func (s *Signer) SignKeys(st *state.State, name string, keys []string) (string, json.RawMessage, error) {
+	inc := []string{"#spec"}
+	for _, k := range keys {
+		inc = append(inc, literal(k))
+	}
+	doc, err := signature.Sign(st, name, inc, nil, s.key, s.chain)
+	if err != nil {
+		return "", nil, fmt.Errorf("sign %s: %w", name, err)
+	}
+	return signature.SigKey(name), doc, nil
+}
+
+// literal escapes the glob characters of a state key, so the pattern
+// matches the key only.
+func literal(key string) string {
+	var b strings.Builder
+	for _, r := range key {
+		if strings.ContainsRune(`\*?[]{},`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // Sign signs each part of st and returns the signatures by state key

@@ -353,3 +353,44 @@ func TestSignDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestSignKeys signs loose keys (a stepskel) exactly: strict mode then
+// covers them, and a key with glob characters matches only itself.
+func TestSignKeys(t *testing.T) {
+	s, err := Load(readDev(t, FileSignerKey), readDev(t, FileSignerCert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := factoryState(t)
+	sigs, err := s.Sign(parse(t, m), []string{BSP, "pv-mgmt", "pv-network"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range sigs {
+		m[k] = v
+	}
+	sha := json.RawMessage(`"` + strings.Repeat("8", 64) + `"`)
+	m["device-envelope.json"] = json.RawMessage(`{"a":1}`)
+	m["notes/a[1]*.txt"] = sha
+	m["notes/a1x.txt"] = sha
+	dev := readDev(t, FileCACert)
+	if err := verifier(t, "strict", dev).Verify(parse(t, m)); !errors.Is(err, signature.ErrNotCovered) {
+		t.Fatalf("Verify(strict, loose keys unsigned) = %v, want %v", err, signature.ErrNotCovered)
+	}
+	key, doc, err := s.SignKeys(parse(t, m), SkelPart, []string{"device-envelope.json", "notes/a[1]*.txt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "_sigs/_pvskel.json" {
+		t.Errorf("SignKeys key = %s, want _sigs/_pvskel.json", key)
+	}
+	m[key] = doc
+	sum := signature.Inspect(parse(t, m))
+	if got := strings.Join(sum.NotSeen, " "); got != "notes/a1x.txt" {
+		t.Errorf("Inspect.NotSeen = %q, want notes/a1x.txt (the glob characters are literal)", got)
+	}
+	delete(m, "notes/a1x.txt")
+	if err := verifier(t, "strict", dev).Verify(parse(t, m)); err != nil {
+		t.Errorf("Verify(strict, loose keys signed) = %v, want nil", err)
+	}
+}
