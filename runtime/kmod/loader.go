@@ -167,7 +167,8 @@ func (l *Loader) loadFiles(files []string, explicit map[string]string) (loaded [
 		case isNotApplicable(err):
 			// Like modprobe: a driver for hardware that is not there.
 			l.done[name] = true
-			l.log.Info("kmod: module not applicable here", "module", name, "err", err)
+			// Debug: coldplug meets several (cpufreq drivers on a VM).
+			l.log.Debug("kmod: module not applicable here", "module", name, "err", err)
 		default:
 			l.log.Warn("kmod: load module", "module", name, "err", err)
 			if first == nil {
