@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Loader loads the modules of one Index and remembers what it loaded. It
@@ -185,6 +186,7 @@ func (l *Loader) loadFiles(files []string, explicit map[string]string) (loaded [
 // appear (virtio_pci brings up the virtio devices virtio_net drives). It
 // logs one summary line and returns the modules it loaded.
 func (l *Loader) Coldplug() (loaded []string, first error) {
+	start := time.Now()
 	tried := map[string]bool{}
 	for pass := 0; pass < 4; pass++ {
 		var mods []string
@@ -208,7 +210,8 @@ func (l *Loader) Coldplug() (loaded []string, first error) {
 			break
 		}
 	}
-	l.log.Info(fmt.Sprintf("kmod: coldplug loaded %d modules: %s", len(loaded), strings.Join(loaded, " ")))
+	l.log.Info(fmt.Sprintf("kmod: coldplug loaded %d modules: %s", len(loaded), strings.Join(loaded, " ")),
+		"took", time.Since(start).Round(time.Millisecond))
 	return loaded, first
 }
 
