@@ -51,6 +51,8 @@ type Daemon struct {
 
 	binds []string // bind mounts to undo on shutdown
 
+	shell *debugShell // console debug shell (embedded PID 1), nil when off
+
 	cmds  chan ctrl.Command
 	ready chan struct{}
 
@@ -168,6 +170,7 @@ func (d *Daemon) init(ctx context.Context) error {
 		}
 	}
 	d.log.Info("init", "mode", d.mode, "storage", d.root, "run", d.runDir, "rev", d.rev, "try", d.try)
+	d.startDebugShell(ctx)
 
 	if d.store, err = storage.Open(d.root); err != nil {
 		return fmt.Errorf("storage: %w", err)

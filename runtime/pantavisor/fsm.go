@@ -124,7 +124,7 @@ func (d *Daemon) Run(ctx context.Context) (Exit, error) {
 			}
 			s = StateBlockReboot
 		case StateBlockReboot:
-			// Nothing holds a reboot yet (no debug shell, no hub).
+			d.holdReboot(exit) // the debug shell (no hub client yet)
 			d.finish(ctx, exit)
 			s = StateExit
 		case StateExit:
@@ -364,6 +364,7 @@ func (d *Daemon) CommandState() ctrl.CommandState {
 		RemoteAllowed: d.conf.Bool("PV_CONTROL_REMOTE"),
 		Remote:        !local,
 		Unclaimed:     true, // no Hub client yet: never claimed
+		DebugShell:    d.debugShellOpen(),
 	}
 }
 
@@ -374,7 +375,9 @@ func (d *Daemon) Queue(c ctrl.Command) error {
 		if d.updater == nil {
 			return fmt.Errorf("%s: %w: no updater in this build", c.Op, ctrl.ErrNotImplemented)
 		}
-	case ctrl.OpXConnectGraph, ctrl.OpDeferReboot:
+	case ctrl.OpDeferReboot:
+		return d.deferReboot()
+	case ctrl.OpXConnectGraph:
 		return fmt.Errorf("%s: %w", c.Op, ctrl.ErrNotImplemented)
 	}
 	select {

@@ -37,7 +37,8 @@ func (a extrasAPI) XConnectGraph() (any, error) {
 
 // Wakelocks implements ctrl.Extras. The locks are the scopes the daemon
 // knows it holds: boot until the first RUN→WAIT, update while an update
-// exists. The kernel wakelock itself (/sys/power/wake_lock) is not taken,
+// exists, debug_shell while the console debug shell is open. The kernel
+// wakelock itself (/sys/power/wake_lock) is not taken,
 // so a mode other than "disabled" reports degraded; autosleep, settling,
 // polling and the run window belong to the managed power mode, which is
 // not implemented (always false).
@@ -58,7 +59,10 @@ func (a extrasAPI) Wakelocks() (any, error) {
 	if d.updater != nil && d.updater.Updating() {
 		w.Held.Update = 1
 	}
-	w.Count = w.Held.Boot + w.Held.Update
+	if d.debugShellOpen() {
+		w.Held.DebugShell = 1
+	}
+	w.Count = w.Held.Boot + w.Held.Update + w.Held.DebugShell
 	w.Degraded = true
 	return w, nil
 }
