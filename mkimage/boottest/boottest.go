@@ -60,6 +60,19 @@ type Options struct {
 	MemMiB  int
 	// Console receives the raw console output (optional).
 	Console io.Writer
+	// Input is typed on the serial console, one step after the other:
+	// each step waits for its text on the console (after the previous
+	// step was typed) and then writes its keys to QEMU's standard input.
+	Input []Input
+}
+
+// Input is one step of typing on the serial console.
+type Input struct {
+	// After is console text to wait for; it may be part of a line that is
+	// not finished yet (a prompt: "Press [d] for debug ash shell... ").
+	After string
+	// Keys are written as they are ("d", "echo hi\n").
+	Keys string
 }
 
 // InitLine is what Linux prints when it hands over to the initrd's /init.
@@ -112,6 +125,12 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	var keys io.WriteCloser
+	if len(o.Input) > 0 {
+		if keys, err = cmd.StdinPipe(); err != nil {
+			return Result{}, err
+		}
+	}
 	cmd.Stderr = cmd.Stdout
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -125,10 +144,12 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 	var console bytes.Buffer
 	var mu sync.Mutex
 	done := make(chan struct{})
+	typing := typist{steps: o.Input, keys: keys}
 	go func() {
 		defer close(done)
 		sc := bufio.NewScanner(out)
 		sc.Buffer(make([]byte, 64*1024), 1<<20)
+		sc.Split(typing.lines)
 		for sc.Scan() {
 			l := strings.TrimRight(sc.Text(), "\r")
 			mu.Lock()
@@ -174,6 +195,46 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 		return res, fmt.Errorf("boottest: %s boot of %s: %w: %q", o.Firmware, filepath.Base(o.Image), ErrMissing, missing)
 	}
 	return res, nil
+}
+
+// typist types the Input steps: it looks at the console bytes as they
+// come, unfinished lines included (a prompt waits for a key, not a
+// newline).
+type typist struct {
+	steps []Input
+	keys  io.WriteCloser
+	seen  string // console text since the last step was typed
+	fed   int    // bytes at the start of the scanner's buffer already seen
+}
+
+// lines is a bufio.SplitFunc: bufio.ScanLines that types the next step
+// once its text showed up in the bytes read so far.
+func (ty *typist) lines(data []byte, atEOF bool) (int, []byte, error) {
+	if len(data) > ty.fed && len(ty.steps) > 0 {
+		ty.look(string(data[ty.fed:]))
+	}
+	ty.fed = max(ty.fed, len(data))
+	adv, tok, err := bufio.ScanLines(data, atEOF)
+	ty.fed -= adv // the scanner drops what was advanced over
+	return adv, tok, err
+}
+
+// look adds console text and types every step whose text appeared.
+func (ty *typist) look(text string) {
+	ty.seen += text
+	for len(ty.steps) > 0 {
+		i := strings.Index(ty.seen, ty.steps[0].After)
+		if i < 0 {
+			// Keep enough to match a text split between two reads.
+			if n := len(ty.seen) - len(ty.steps[0].After); n > 0 {
+				ty.seen = ty.seen[n:]
+			}
+			return
+		}
+		ty.seen = ty.seen[i+len(ty.steps[0].After):]
+		io.WriteString(ty.keys, ty.steps[0].Keys)
+		ty.steps = ty.steps[1:]
+	}
 }
 
 func lastLine(s string) string {

@@ -1,0 +1,90 @@
+package boottest
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pantavisor/pantavisor-go/runtime/debugshell"
+)
+
+// nopCloser collects typed keys.
+type nopCloser struct{ bytes.Buffer }
+
+func (*nopCloser) Close() error { return nil }
+
+// TestTypist feeds console bytes in awkward pieces (a step's text split
+// between reads, a prompt without a newline) and checks what is typed.
+func TestTypist(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		chunks []string
+		want   string
+	}{
+		{"prompt without newline", []string{"boot\n", "\rPress [d] for debug ash shell... 5 "}, "d"},
+		{"split text", []string{"\rPress [d] for de", "bug ash shell... 5 "}, "d"},
+		{"in order", []string{"Press [d] for debug ash shell... 5 d\r\nshell opened\r\n/ # echo x\r\nx\r\n"}, "decho x\nexit\n"},
+		{"second text before first", []string{"shell opened\n", "x\n"}, ""},
+		{"nothing", []string{"kernel\n", "more\n"}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var keys nopCloser
+			ty := typist{keys: &keys, steps: []Input{
+				{After: "Press [d] for debug ash shell", Keys: "d"},
+				{After: "shell opened", Keys: "echo x\n"},
+				{After: "x\r\n", Keys: "exit\n"},
+			}}
+			var buf []byte
+			for _, c := range tt.chunks {
+				buf = append(buf, c...)
+				// Split as bufio.Scanner does: again and again over what
+				// is buffered, dropping what was advanced over.
+				for {
+					adv, _, _ := ty.lines(buf, false)
+					if adv == 0 {
+						break
+					}
+					buf = buf[adv:]
+				}
+			}
+			if got := keys.String(); got != tt.want {
+				t.Errorf("typed %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestDebugShell boots a Pantavisor image (PV_TEST_IMAGE with
+// PV_TEST_MARKER set: its /init is the daemon, not the smoke probe), types
+// "d" at the countdown, runs a command in the debug shell on the serial
+// console and exits it. SeaBIOS only: the shell does not care.
+func TestDebugShell(t *testing.T) {
+	img, _ := image(t)
+	if os.Getenv("PV_TEST_MARKER") == "" {
+		t.Skip("the debug shell needs the daemon as /init: set PV_TEST_MARKER (e.g. 'rev=0 status=READY')")
+	}
+	timeout := 10 * time.Minute
+	if v, err := time.ParseDuration(os.Getenv("PV_TEST_BOOT_TIMEOUT")); err == nil {
+		timeout = v
+	}
+	res, err := Boot(context.Background(), Options{Image: img, Firmware: BIOS, Timeout: timeout,
+		Marker: debugshell.ClosedLine,
+		Expect: []string{debugshell.OpenedLine, "shell-42"},
+		Input: []Input{
+			{After: debugshell.Prompt, Keys: "d"},
+			{After: debugshell.OpenedLine, Keys: "echo shell-$((6*7))\n"},
+			{After: "shell-42", Keys: "exit\n"},
+		}})
+	if err != nil {
+		t.Fatalf("%v\nconsole tail:\n%s", err, tail(res.Console, 40))
+	}
+	// The console from the countdown to the closed shell.
+	c := res.Console
+	if i := strings.LastIndex(c, debugshell.Prompt); i >= 0 {
+		c = c[strings.LastIndex(c[:i+1], "\n")+1:]
+	}
+	t.Logf("%s after %s:\n%s", res.MarkerLine, res.Elapsed.Round(100*time.Millisecond), c)
+}
