@@ -2,7 +2,8 @@
 // pvs@2 (runtime/signature), as meta-pantavisor's `pvr sig add` does:
 // _sigs/bsp.json over bsp/**, device.json and #spec (bsp/src.json
 // excluded) and _sigs/<container>.json over <container>/** and
-// _config/<container>/** for each container the build made. It also
+// _config/<container>/** for each container the build made, and
+// _sigs/_pvskel.json over loose vendor files (SignKeys). It also
 // makes and checks the PEM material: the developer CA of ca/ (NewCA,
 // Issue) and the trust files an image ships (CheckCertPEM, CheckPubPEM).
 //
