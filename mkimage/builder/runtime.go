@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -34,15 +35,19 @@ var ccFor = map[string]string{
 	"386":     "i686-linux-gnu-gcc",
 }
 
-// goOutDirs are the go build output directories of the work directory:
-// they survive from one build to the next (cleanWork) so that go can
-// tell its programs are up to date and skip linking them again.
-var goOutDirs = []string{"bin", "bin-static"}
+// keptWork are the parts of the work directory that survive from one
+// build to the next (cleanWork): the go build outputs, so that go can
+// tell its programs are up to date and skip linking them again, and the
+// storage objects, content-addressed and checked against their names
+// before they are used again (writeTrail).
+var keptWork = []string{"bin", "bin-static", "storage/objects"}
 
-// cleanWork empties the work directory for a new build, except the go
-// output directories (goOutDirs): everything else is staged afresh.
-func cleanWork(work string) error {
-	ents, err := os.ReadDir(work)
+// cleanWork empties the work directory for a new build, except keptWork:
+// everything else is staged afresh.
+func cleanWork(work string) error { return cleanExcept(work, "", keptWork) }
+
+func cleanExcept(dir, rel string, keep []string) error {
+	ents, err := os.ReadDir(dir)
 	if os.IsNotExist(err) {
 		return nil
 	}
@@ -50,11 +55,17 @@ func cleanWork(work string) error {
 		return err
 	}
 	for _, e := range ents {
-		if e.IsDir() && slices.Contains(goOutDirs, e.Name()) {
-			continue
-		}
-		if err := os.RemoveAll(filepath.Join(work, e.Name())); err != nil {
-			return err
+		r := path.Join(rel, e.Name())
+		switch {
+		case e.IsDir() && slices.Contains(keep, r):
+		case e.IsDir() && slices.ContainsFunc(keep, func(k string) bool { return strings.HasPrefix(k, r+"/") }):
+			if err := cleanExcept(filepath.Join(dir, e.Name()), r, keep); err != nil {
+				return err
+			}
+		default:
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

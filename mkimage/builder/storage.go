@@ -4,14 +4,17 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 
+	"github.com/pantavisor/pantavisor-go/mkimage/disk"
 	"github.com/pantavisor/pantavisor-go/mkimage/grub"
 	"github.com/pantavisor/pantavisor-go/mkimage/initrd"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 	"github.com/pantavisor/pantavisor-go/mkimage/trail"
+	"github.com/pantavisor/pantavisor-go/runtime/state"
 )
 
 func depmodText(dir string) (*initrd.ModDep, []byte, error) { return initrd.Depmod(dir) }
@@ -50,7 +53,7 @@ func (b *run) makeStorage(ctx context.Context, pk *packages, bin *binaries, bsp 
 		return "", err
 	}
 	rev.Sign(b.signer()) // _sigs/ of trails/0 (sign.go)
-	st, err := trail.Write(b.o.Log, root, "0", rev)
+	st, err := writeTrail(b.o.Log, root, rev)
 	if err != nil {
 		return "", err
 	}
@@ -83,6 +86,73 @@ func (b *run) makeStorage(ctx context.Context, pk *packages, bin *binaries, bsp 
 	}
 	b.res.Storage = root
 	return fmt.Sprintf("(%d state keys, %d objects; containers: %s)", len(st.Keys()), len(st.Objects()), cnote), nil
+}
+
+// writeTrail writes trails/0 of rev into the storage tree root. The
+// objects the last build left (work/storage/objects, kept by cleanWork)
+// are used again instead of being copied again, but not blindly: after
+// the write, objects the revision does not name are removed and every
+// object's content must hash to its name (disk.FileSums, which also
+// spares the image stage reading them again). An object that does not is
+// removed and the revision written again, which copies it afresh.
+func writeTrail(log *slog.Logger, root string, rev trail.Revision) (*state.State, error) {
+	for attempt := 0; ; attempt++ {
+		st, err := trail.Write(log, root, "0", rev)
+		if err != nil {
+			return nil, err
+		}
+		bad, err := checkObjects(filepath.Join(root, "objects"), st)
+		if err != nil {
+			return nil, err
+		}
+		if bad == 0 {
+			return st, nil
+		}
+		if attempt > 0 {
+			return nil, fmt.Errorf("trail: %d objects do not match their names after a rewrite", bad)
+		}
+		if err := os.RemoveAll(filepath.Join(root, "trails")); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// checkObjects removes the entries of the objects directory st does not
+// name and the objects whose content does not hash to their name, and
+// returns how many of the latter there were.
+func checkObjects(dir string, st *state.State) (bad int, err error) {
+	want := map[string]bool{}
+	for _, sha := range st.Objects() {
+		want[sha] = true
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var paths []string
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		if !want[e.Name()] || !e.Type().IsRegular() {
+			if err := os.RemoveAll(p); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		paths = append(paths, p)
+	}
+	sums, err := disk.FileSums(paths)
+	if err != nil {
+		return 0, err
+	}
+	for p, sum := range sums {
+		if sum != filepath.Base(p) {
+			if err := os.Remove(p); err != nil {
+				return 0, err
+			}
+			bad++
+		}
+	}
+	return bad, nil
 }
 
 func trailExport(w io.Writer, b *run) error {

@@ -58,6 +58,10 @@ func TreeDigest(dir string) (string, error) {
 			inode[id] = filepath.ToSlash(rel)
 			e.line += fmt.Sprintf(" size=%d", st.Size)
 			e.path = p
+			if sum, ok := sums.Load(identity(&st)); ok {
+				e.sum = sum.(string)
+				break
+			}
 			files = append(files, e)
 		case unix.S_IFCHR, unix.S_IFBLK:
 			e.line += fmt.Sprintf(" rdev=%d", st.Rdev)
@@ -87,7 +91,43 @@ func TreeDigest(dir string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// hashFiles sets the sha256 of each file, on all CPUs.
+// sums remembers content hashes for the life of the process by file
+// identity (device, inode, size, modification and change time): any
+// write to, replacement of or metadata change on a file changes its
+// identity, so a remembered hash is the hash of the file as it is.
+var sums sync.Map // fileIdentity → sha256 hex
+
+type fileIdentity struct {
+	dev, ino           uint64
+	size, mtime, ctime int64
+}
+
+func identity(st *unix.Stat_t) fileIdentity {
+	return fileIdentity{st.Dev, st.Ino, st.Size, st.Mtim.Nano(), st.Ctim.Nano()}
+}
+
+// FileSums returns the sha256 (hex) of each file, hashing on all CPUs.
+// TreeDigest does not read again a file hashed here that has not
+// changed since (same identity).
+func FileSums(paths []string) (map[string]string, error) {
+	type file struct{ path, sum string }
+	files := make([]*file, len(paths))
+	for i, p := range paths {
+		files[i] = &file{path: p}
+	}
+	if err := hashFiles(files, func(f *file) *string { return &f.path }, func(f *file) *string { return &f.sum }); err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(files))
+	for _, f := range files {
+		out[f.path] = f.sum
+	}
+	return out, nil
+}
+
+// hashFiles sets the sha256 of each file, on all CPUs, and remembers it
+// by the file's identity before it was read (sums); a file that changes
+// while it is read is not remembered.
 func hashFiles[T any](files []T, path func(T) *string, sum func(T) *string) error {
 	work := make(chan T)
 	var (
@@ -127,11 +167,19 @@ func sha256File(p string) (string, error) {
 		return "", fmt.Errorf("disk: %w", err)
 	}
 	defer f.Close()
+	var before, after unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &before); err != nil {
+		return "", fmt.Errorf("disk: %s: %w", p, err)
+	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return "", fmt.Errorf("disk: %s: %w", p, err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	sum := hex.EncodeToString(h.Sum(nil))
+	if err := unix.Fstat(int(f.Fd()), &after); err == nil && identity(&before) == identity(&after) {
+		sums.Store(identity(&after), sum)
+	}
+	return sum, nil
 }
 
 // xattrs lists the extended attributes of p (not followed), sorted, as
