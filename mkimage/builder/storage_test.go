@@ -74,3 +74,67 @@ func TestTrailReproducible(t *testing.T) {
 		}
 	}
 }
+
+// TestStorageObjectsReused builds trails/0 into the same work directory
+// again after cleanWork: the objects are the ones of the first build
+// (not copied again), a stray file in objects/ is removed, and a kept
+// object whose content no longer matches its name is written afresh.
+func TestStorageObjectsReused(t *testing.T) {
+	if _, err := exec.LookPath("mksquashfs"); err != nil {
+		t.Skip("mksquashfs not installed")
+	}
+	in := t.TempDir()
+	kern := filepath.Join(in, "kernel")
+	writeFile(t, kern, "bzImage")
+	bb, pvc := filepath.Join(in, "busybox"), filepath.Join(in, "pvcontrol")
+	writeFile(t, bb, "#!/bin/sh\n")
+	writeFile(t, pvc, "#!/bin/sh\n")
+	r := &recipe.Recipe{Name: "t", Arch: "amd64", Bootloader: recipe.Bootloader{Type: recipe.BootGrub},
+		Containers: []recipe.Container{{Name: "pv-mgmt", Template: "mgmt"}}}
+	work := t.TempDir()
+	b := &run{o: Options{Cache: t.TempDir(), Epoch: 1700000000}, r: r, work: work, res: &Result{Sizes: map[string]int64{}}}
+	build := func() {
+		t.Helper()
+		if err := cleanWork(work); err != nil {
+			t.Fatal(err)
+		}
+		bsp := &bspFiles{Objects: map[string]string{"kernel.img": kern}, JSON: map[string]any{"run.json": map[string]any{"linux": "kernel.img"}}}
+		if _, err := b.makeStorage(context.Background(), &packages{Busybox: bb}, &binaries{StaticPvcontrol: pvc}, bsp); err != nil {
+			t.Fatalf("makeStorage() = %v", err)
+		}
+	}
+	build()
+	objects := filepath.Join(work, "storage", "objects")
+	kernSHA, err := fileSHA256(kern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := filepath.Join(objects, kernSHA)
+	first, err := statFile(obj)
+	if err != nil {
+		t.Fatalf("kernel object: %v", err)
+	}
+	// kept: same file
+	writeFile(t, filepath.Join(objects, "stray"), "x")
+	build()
+	if id, err := statFile(obj); err != nil || id.Ino != first.Ino || id.Mtime != first.Mtime {
+		t.Errorf("kernel object after a rebuild = %+v, %v, want the first build's %+v", id, err, first)
+	}
+	if _, err := os.Stat(filepath.Join(objects, "stray")); !os.IsNotExist(err) {
+		t.Errorf("stray file in objects/ after a rebuild: %v", err)
+	}
+	// corrupted: written afresh, and trails/0 links the good one
+	writeFile(t, obj, "corrupted")
+	build()
+	for _, p := range []string{obj, filepath.Join(work, "storage", "trails/0/bsp/kernel.img")} {
+		if got, err := fileSHA256(p); err != nil || got != kernSHA {
+			t.Errorf("sha256(%s) after a rebuild over a corrupted object = %s, %v, want %s", p, got, err, kernSHA)
+		}
+	}
+	// an object no longer named by the revision is removed
+	writeFile(t, kern, "another kernel")
+	build()
+	if _, err := os.Stat(obj); !os.IsNotExist(err) {
+		t.Errorf("old kernel object after the kernel changed: %v, want removed", err)
+	}
+}
