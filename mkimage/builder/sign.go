@@ -223,7 +223,11 @@ func (b *run) signer() trail.Signer {
 			return nil, err
 		}
 		if err := v.Verify(signed); err != nil {
-			return nil, fmt.Errorf("signed trails/0 does not verify: %w", err)
+			hint := ""
+			if b.o.MergeSrc != "" {
+				hint = " (signatures from PVR_MERGE_SRC need their CA in the image: set PV_PVS_CERT_PEM to a bundle of it and the CA of PVR_SIG_KEY)"
+			}
+			return nil, fmt.Errorf("signed trails/0 does not verify with the image's trust files%s: %w", hint, err)
 		}
 		keys := make([]string, 0, len(sigs))
 		for k := range sigs {

@@ -2,6 +2,9 @@ package builder
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -13,6 +16,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/ca"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 	"github.com/pantavisor/pantavisor-go/mkimage/sign"
+	"github.com/pantavisor/pantavisor-go/mkimage/trail"
 	"github.com/pantavisor/pantavisor-go/runtime/signature"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 )
@@ -204,4 +208,122 @@ func strictOver(t *testing.T, b *run) *signature.Verifier {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestStorageSignedMerge merges a signed reference device
+// (PVR_MERGE_SRC, a pvr export): its container keeps its signature, its
+// _sigs/bsp.json (for a BSP the image replaces) is replaced by the
+// build's, and the build fails unless the image trusts the reference
+// device's CA too.
+func TestStorageSignedMerge(t *testing.T) {
+	in := t.TempDir()
+	write := func(name, data string) string {
+		p := filepath.Join(in, name)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// The reference device, signed by another CA.
+	certPath, keyPath, x5cPath, _ := otherCA(t)
+	keyPEM, _ := os.ReadFile(keyPath)
+	x5cPEM, _ := os.ReadFile(x5cPath)
+	foreign, err := sign.Load(keyPEM, x5cPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref trail.Revision
+	for _, err := range []error{
+		ref.AddObject("bsp/kernel.img", write("refkernel", "old kernel")),
+		ref.AddJSON("bsp/run.json", map[string]any{"linux": "kernel.img"}),
+		ref.AddObject("pv-app/root.squashfs", write("root", "R")),
+		ref.AddObject("pv-app/lxc.container.conf", write("conf", "C")),
+		ref.AddJSON("pv-app/run.json", map[string]any{"#spec": "service-manifest-run@1", "name": "pv-app", "type": "lxc",
+			"root-volume": "root.squashfs", "config": "lxc.container.conf", "volumes": []string{}}),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref.Sign(func(st *state.State) (map[string]json.RawMessage, error) {
+		return foreign.Sign(st, []string{sign.BSP, "pv-app"})
+	})
+	refRoot := filepath.Join(t.TempDir(), "ref")
+	refState, err := trail.Write(nil, refRoot, "0", ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	export := filepath.Join(in, "ref.tgz")
+	f, err := os.Create(export)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := trail.Export(f, refRoot, refState, "", 1700000000); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	devCA, _ := os.ReadFile(filepath.Join("../../ca/developer", sign.FileCACert))
+	otherPEM, _ := os.ReadFile(certPath)
+	bundle := write("bundle.crt", string(devCA)+string(otherPEM))
+	kern := write("kernel", "bzImage")
+	r := &recipe.Recipe{Name: "t", Arch: "amd64", Bootloader: recipe.Bootloader{Type: recipe.BootGrub}}
+	for _, tc := range []struct {
+		name    string
+		cert    string
+		wantErr string
+	}{
+		{"developer CA only", "", "signatures from PVR_MERGE_SRC need their CA"},
+		{"bundle of both CAs", bundle, ""},
+	} {
+		out := t.TempDir()
+		b := &run{o: Options{Repo: in, Cache: t.TempDir(), Epoch: 1700000000, MergeSrc: export, PvsCertPEM: tc.cert, Progress: io.Discard},
+			r: r, work: out, res: &Result{Sizes: map[string]int64{}}}
+		bsp := &bspFiles{Objects: map[string]string{"kernel.img": kern}, JSON: map[string]any{"run.json": map[string]any{"linux": "kernel.img"}}}
+		_, err := b.makeStorage(context.Background(), &packages{}, &binaries{}, bsp)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%s: makeStorage() = %v, want an error with %q", tc.name, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: makeStorage() = %v", tc.name, err)
+		}
+		data, err := os.ReadFile(filepath.Join(out, "storage/trails/0/.pvr/json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := state.Parse(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := strictOver(t, b).Verify(st); err != nil {
+			t.Errorf("%s: Verify(trails/0, strict) = %v, want nil", tc.name, err)
+		}
+		sigs := st.Signatures()
+		if got, want := signerCN(t, sigs["_sigs/bsp.json"]), "pv-developer-001"; got != want {
+			t.Errorf("%s: _sigs/bsp.json signer = %q, want %q (the build's)", tc.name, got, want)
+		}
+		if got, want := signerCN(t, sigs["_sigs/pv-app.json"]), "acme-signer"; got != want {
+			t.Errorf("%s: _sigs/pv-app.json signer = %q, want %q (the reference device's)", tc.name, got, want)
+		}
+	}
+}
+
+// signerCN returns the CN of a signature's x5c leaf.
+func signerCN(t *testing.T, sig *state.Signature) string {
+	t.Helper()
+	if sig == nil || len(sig.Header.X5C) == 0 {
+		return ""
+	}
+	der, err := base64.StdEncoding.DecodeString(sig.Header.X5C[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Subject.CommonName
 }

@@ -130,9 +130,9 @@ func TestWriteSignerErrors(t *testing.T) {
 		want string
 	}{
 		{"signer fails", func(*state.State) (map[string]json.RawMessage, error) { return nil, boom }, "boom"},
-		{"duplicate key", func(*state.State) (map[string]json.RawMessage, error) {
+		{"state key", func(*state.State) (map[string]json.RawMessage, error) {
 			return map[string]json.RawMessage{"bsp/kernel.img": json.RawMessage(`{}`)}, nil
-		}, "already in the state"},
+		}, "not under _sigs/"},
 		{"not a signature key", func(*state.State) (map[string]json.RawMessage, error) {
 			return map[string]json.RawMessage{"x.json": json.RawMessage(`{}`)}, nil
 		}, "not under _sigs/"},
@@ -168,5 +168,49 @@ func exportJSON(t *testing.T, r io.Reader) map[string]json.RawMessage {
 			}
 			return doc
 		}
+	}
+}
+
+// TestWriteSignedReplaces: a signature the Signer returns replaces a
+// merged one of the same key (a reference device's _sigs/bsp.json).
+func TestWriteSignedReplaces(t *testing.T) {
+	s, caPEM := devSigner(t)
+	other, err := sign.NewCA("other CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, key, err := other.Issue("other-signer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := sign.KeyPEM(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := sign.Load(keyPEM, sign.CertPEM(leaf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "k")
+	os.WriteFile(src, []byte("K"), 0o644)
+	st0, err := state.Parse([]byte(`{"#spec":"pantavisor-service-system@1","device.json":{}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := foreign.Sign(st0, []string{sign.BSP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rev Revision
+	rev.AddObject("bsp/kernel.img", src)
+	rev.AddJSON("bsp/run.json", map[string]string{"linux": "kernel.img"})
+	rev.AddJSON("_sigs/bsp.json", old["_sigs/bsp.json"])
+	rev.Sign(func(st *state.State) (map[string]json.RawMessage, error) { return s.Sign(st, []string{sign.BSP}) })
+	st, err := Write(nil, filepath.Join(t.TempDir(), "storage"), "0", rev)
+	if err != nil {
+		t.Fatalf("Write = %v", err)
+	}
+	if err := strictVerifier(t, caPEM).Verify(st); err != nil {
+		t.Errorf("Verify(strict) = %v, want nil (the merged _sigs/bsp.json replaced)", err)
 	}
 }

@@ -45,7 +45,9 @@ type Revision struct {
 type Signer func(st *state.State) (map[string]json.RawMessage, error)
 
 // Sign makes Write pass the composed state to s and add the signatures it
-// returns before the revision is written.
+// returns before the revision is written; a returned signature replaces
+// one of the same key (a reference device's _sigs/bsp.json, which signs
+// a BSP the image replaces).
 func (r *Revision) Sign(s Signer) { r.signer = s }
 
 // AddObject adds key as an object read from the host file src.
@@ -198,13 +200,10 @@ func addSignatures(st *state.State, doc map[string]json.RawMessage, sign Signer)
 		return st, nil
 	}
 	for k, v := range sigs {
-		if _, dup := doc[k]; dup {
-			return nil, fmt.Errorf("signature %s: the key is already in the state", k)
-		}
 		if !strings.HasPrefix(k, sigsPrefix) {
 			return nil, fmt.Errorf("signature %s: not under %s", k, sigsPrefix)
 		}
-		doc[k] = v
+		doc[k] = v // replaces a merged signature of the same name
 	}
 	raw, err := json.Marshal(doc)
 	if err != nil {
