@@ -38,37 +38,35 @@ func ParseAlias(r io.Reader) ([]Alias, error) {
 }
 
 // aliasTable finds the modules of an alias. Patterns without glob
-// characters are looked up exactly; the others are bucketed by the text
-// before their first ':' (the bus: "pci", "usb", "acpi"...) so a device
-// modalias is only matched against its own bus.
+// characters are looked up exactly; the others are indexed by their
+// literal prefix (the text before the first glob character), so a lookup
+// only matches the patterns whose prefix the name starts with: one map
+// probe per prefix length instead of a match against each of the ~20000
+// patterns of a distribution kernel.
 type aliasTable struct {
-	exact  map[string][]string
-	bus    map[string][]Alias
-	others []Alias // patterns whose bus part has glob characters
+	exact    map[string][]string
+	byPrefix map[string][]Alias
+	maxLen   int // longest literal prefix
 }
 
 func newAliasTable(as []Alias) *aliasTable {
-	t := &aliasTable{exact: map[string][]string{}, bus: map[string][]Alias{}}
+	t := &aliasTable{exact: map[string][]string{}, byPrefix: map[string][]Alias{}}
 	for _, a := range as {
 		p := normalizeAlias(a.Pattern)
 		a.Pattern = p
-		switch {
-		case !hasMeta(p):
+		n := metaIndex(p)
+		if n < 0 {
 			t.exact[p] = append(t.exact[p], a.Module)
-		default:
-			b, _, ok := strings.Cut(p, ":")
-			if ok && !hasMeta(b) {
-				t.bus[b] = append(t.bus[b], a)
-			} else {
-				t.others = append(t.others, a)
-			}
+			continue
 		}
+		t.byPrefix[p[:n]] = append(t.byPrefix[p[:n]], a)
+		t.maxLen = max(t.maxLen, n)
 	}
 	return t
 }
 
-// lookup returns the modules whose patterns match name, in file order
-// within each kind, each once.
+// lookup returns the modules whose patterns match name, exact aliases
+// first, then by pattern prefix length and file order; each once.
 func (t *aliasTable) lookup(name string) []string {
 	if t == nil {
 		return nil
@@ -85,15 +83,11 @@ func (t *aliasTable) lookup(name string) []string {
 	for _, m := range t.exact[name] {
 		add(m)
 	}
-	b, _, _ := strings.Cut(name, ":")
-	for _, a := range t.bus[b] {
-		if match(a.Pattern, name) {
-			add(a.Module)
-		}
-	}
-	for _, a := range t.others {
-		if match(a.Pattern, name) {
-			add(a.Module)
+	for n := 0; n <= len(name) && n <= t.maxLen; n++ {
+		for _, a := range t.byPrefix[name[:n]] {
+			if match(a.Pattern, name) {
+				add(a.Module)
+			}
 		}
 	}
 	return out

@@ -1,5 +1,7 @@
 package kmod
 
+import "strings"
+
 // match reports whether s matches the fnmatch(3) pattern p without flags,
 // the way depmod's alias patterns are meant: '*' is any run of bytes
 // (slashes included), '?' one byte, "[...]" a set with ranges and '!' or
@@ -98,13 +100,7 @@ func matchClass(p string, c byte) (bool, int) {
 	return false, 0
 }
 
-// hasMeta reports whether p has glob characters.
-func hasMeta(p string) bool {
-	for i := 0; i < len(p); i++ {
-		switch p[i] {
-		case '*', '?', '[', '\\':
-			return true
-		}
-	}
-	return false
+// metaIndex returns the index of the first glob character of p, or -1.
+func metaIndex(p string) int {
+	return strings.IndexAny(p, "*?[\\")
 }
