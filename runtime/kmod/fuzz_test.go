@@ -2,6 +2,7 @@ package kmod
 
 import (
 	"path"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -47,6 +48,16 @@ func FuzzParseAlias(f *testing.F) {
 				t.Fatalf("lookup(%q) = %v, %q twice", name, mods, m)
 			}
 			seen[m] = true
+		}
+		// The prefix index finds what matching every pattern finds.
+		want := map[string]bool{}
+		for _, a := range as {
+			if match(normalizeAlias(a.Pattern), normalizeAlias(name)) {
+				want[a.Module] = true
+			}
+		}
+		if !reflect.DeepEqual(seen, want) {
+			t.Fatalf("lookup(%q) = %v, matching every pattern gives %v", name, seen, want)
 		}
 	})
 }
