@@ -57,7 +57,10 @@ type Options struct {
 	// Fail is a prefix that means failure (optional).
 	Fail    string
 	Timeout time.Duration
-	MemMiB  int
+	// Grace bounds the wait for Expect strings once the marker was seen
+	// (default 2 minutes): a line that never comes fails the boot early.
+	Grace  time.Duration
+	MemMiB int
 	// Console receives the raw console output (optional).
 	Console io.Writer
 	// Input is typed on the serial console, one step after the other:
@@ -103,6 +106,9 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 	}
 	if o.MemMiB == 0 {
 		o.MemMiB = 1024
+	}
+	if o.Grace == 0 {
+		o.Grace = 2 * time.Minute
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
@@ -168,6 +174,7 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 			if res.MarkerLine == "" {
 				if i := strings.Index(l, o.Marker); i >= 0 {
 					res.MarkerLine, res.Elapsed = l[i:], time.Since(start)
+					time.AfterFunc(o.Grace, cancel)
 				} else if o.Fail != "" && strings.Contains(l, o.Fail) {
 					res.MarkerLine = l
 					stop()
