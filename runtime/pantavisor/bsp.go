@@ -1,6 +1,7 @@
 package pantavisor
 
 import (
+	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -16,7 +17,8 @@ import (
 // modules squashfs (run.json "modules_<release>", else "modules") on
 // <Root>/lib/modules/<release>, the "firmware" squashfs on
 // <Root>/lib/firmware; then it loads the drivers of the devices present
-// (coldplug), so NICs and the like need not be in the initrd.
+// (coldplug) and, with Hotplug, of the devices added later, so NICs and
+// the like need not be in the initrd.
 type bspMount struct {
 	Log *slog.Logger
 	// Root is "/" on a device; tests use a temporary directory.
@@ -29,6 +31,9 @@ type bspMount struct {
 	Cmdline string
 	// File returns the host path of a bsp/ file of the revision.
 	File func(name string) string
+	// Hotplug keeps loading the drivers of devices added after coldplug
+	// (USB and the like) for the rest of the boot.
+	Hotplug bool
 }
 
 // Do mounts what b names and coldplugs. A BSP without a modules or
@@ -70,9 +75,24 @@ func (m bspMount) Do(b *state.BSP) (*volume.Set, []string) {
 	l := kmod.NewLoader(idx, m.Log)
 	l.Sys = m.Sys
 	l.UseCmdline(m.Cmdline)
+	var events kmod.UeventSource
+	if m.Hotplug {
+		// Subscribed before coldplug: no device falls in between.
+		if events, err = kmod.OpenUevents(); err != nil {
+			m.Log.Warn("bsp: no hotplug", "err", err)
+		}
+	}
 	loaded, err := l.Coldplug()
 	if err != nil {
 		m.Log.Warn("bsp: coldplug", "err", err)
+	}
+	if events != nil {
+		// For the whole boot, like the mounts: PID 1 never stops it.
+		go func() {
+			if err := l.Hotplug(context.Background(), events); err != nil {
+				m.Log.Warn("bsp: hotplug ended", "err", err)
+			}
+		}()
 	}
 	return set, loaded
 }
@@ -92,7 +112,7 @@ func (d *Daemon) mountBSP(st *state.State) {
 		return
 	}
 	trail := d.store.TrailDir(d.rev)
-	m := bspMount{Log: d.log, Root: "/", Sys: "/sys", Release: strings.TrimSpace(string(rel)), Cmdline: d.opt.Cmdline,
+	m := bspMount{Log: d.log, Root: "/", Sys: "/sys", Release: strings.TrimSpace(string(rel)), Cmdline: d.opt.Cmdline, Hotplug: true,
 		File: func(name string) string {
 			p := filepath.Join(trail, "bsp", filepath.FromSlash(name))
 			if _, err := os.Stat(p); err != nil {
