@@ -181,7 +181,8 @@ func (l *Loader) loadFiles(files []string, explicit map[string]string) (loaded [
 }
 
 // Coldplug loads the drivers of the devices present: it matches every
-// /sys/bus/*/devices/*/modalias against modules.alias and loads what
+// /sys/bus/*/devices/*/modalias and /sys/class/*/*/modalias against
+// modules.alias and loads what
 // matches (blacklisted modules aside), again while that makes new devices
 // appear (virtio_pci brings up the virtio devices virtio_net drives). It
 // logs one summary line and returns the modules it loaded.
@@ -217,7 +218,10 @@ func (l *Loader) Coldplug() (loaded []string, first error) {
 
 // modaliases returns the distinct device modaliases under l.Sys, sorted.
 func (l *Loader) modaliases() []string {
+	// Bus devices, and class devices (input, sound...) that are on no bus.
 	paths, _ := filepath.Glob(filepath.Join(l.Sys, "bus", "*", "devices", "*", "modalias"))
+	class, _ := filepath.Glob(filepath.Join(l.Sys, "class", "*", "*", "modalias"))
+	paths = append(paths, class...)
 	set := map[string]bool{}
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
