@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -234,4 +235,45 @@ func writeStamp(p, key string, files map[string]string) error {
 		return err
 	}
 	return os.Rename(p+".tmp", p)
+}
+
+// cachedDepmod is initrd.Depmod of a kernel's module directory, cached in
+// <cache>/artifacts/moddep-<key>: reading the .modinfo of every module
+// (~3000 for a distribution kernel) is the bulk of a no-change initrd
+// stage. The key is the directory, which must be inside an unpacked
+// package of the cache (<cache>/unpacked/<.deb sha256>/, complete, never
+// changed afterwards), and this program (selfID: the depmod code). Any
+// other directory is read every time. A hit parses the cached
+// modules.dep text and reads modules.builtin as Depmod does.
+func (b *run) cachedDepmod(moddir string) (*initrd.ModDep, []byte, error) {
+	unpacked := filepath.Join(b.o.Cache, "unpacked") + string(filepath.Separator)
+	rel, ok := strings.CutPrefix(moddir, unpacked)
+	pkgDir, _, _ := strings.Cut(rel, string(filepath.Separator))
+	if !ok || !fileExists(filepath.Join(unpacked, pkgDir, ".complete")) {
+		return initrd.Depmod(moddir)
+	}
+	key := sha256.Sum256([]byte("moddep v1\x00" + rel + "\x00" + selfID()))
+	c := filepath.Join(b.o.Cache, "artifacts", "moddep-"+hex.EncodeToString(key[:16]))
+	if text, err := os.ReadFile(c); err == nil {
+		m, err := initrd.ParseModulesDep(bytes.NewReader(text))
+		if err == nil {
+			if data, err := os.ReadFile(filepath.Join(moddir, "modules.builtin")); err == nil {
+				for _, l := range strings.Fields(string(data)) {
+					m.Builtin[initrd.ModName(l)] = true
+				}
+			}
+			return m, text, nil
+		}
+	}
+	m, text, err := initrd.Depmod(moddir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(c), 0o755); err != nil {
+		return nil, nil, err
+	}
+	if err := os.WriteFile(c+".tmp", text, 0o644); err != nil {
+		return nil, nil, err
+	}
+	return m, text, os.Rename(c+".tmp", c)
 }
