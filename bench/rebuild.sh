@@ -18,7 +18,9 @@
 #     identical (exit 1 otherwise).
 #
 # Environment: BENCH_DIR (default /tmp/pv-bench-$(id -un)), PV_CACHE (the
-# warm cache, default ~/.cache/pantavisor-mkimage), BENCH_COLD, BENCH_ONLINE.
+# warm cache, default ~/.cache/pantavisor-mkimage), BENCH_COLD, BENCH_ONLINE,
+# BENCH_RUNS (no-change rebuilds and whole sequences to time, default 3:
+# each is printed, then the median; the machine is shared, look at the load).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -36,6 +38,9 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 timed() {
 	local label=$1 t0 t1
 	shift
+	local c0 c1
+	times >"$dir/times"
+	c0=$(cpu)
 	t0=$(now)
 	if ! "$@" >"$dir/$label.log" 2>&1; then
 		echo "bench: $label failed:" >&2
@@ -43,8 +48,19 @@ timed() {
 		exit 1
 	fi
 	t1=$(now)
-	printf '%-34s %7ss\n' "$label" "$(secs "$t0" "$t1")"
+	times >"$dir/times"
+	c1=$(cpu)
+	last=$(secs "$t0" "$t1")
+	printf '%-36s %7ss wall %7ss cpu\n' "$label" "$last" "$(secs "$c0" "$c1")"
 }
+
+# cpu: user+system seconds used so far by this shell's finished children
+# (the timed commands and everything they waited for), from the output of
+# the times builtin (run in this shell, not in a subshell).
+cpu() { awk 'NR == 2 { gsub(/s/, ""); split($1, u, "m"); split($2, s, "m"); printf "%.3f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$dir/times"; }
+
+# median of the numbers on stdin
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # stages <log>: the per-stage durations mkimage printed ("<stage> done in <d>").
 stages() {
@@ -78,6 +94,7 @@ timed "install-deps.sh build (no change)" scripts/install-deps.sh build
 timed "go build mkimage (no change)" go build -o "$dir/mkimage" ./mkimage/cmd/mkimage
 
 declare -A sum
+rm -f "$dir/stages-cold"
 if [ "${BENCH_COLD:-}" = 1 ]; then
 	rm -rf "$dir/cold-cache" "$dir/out-cold"
 	mkdir -p "$dir/cold-cache"
@@ -99,14 +116,26 @@ rm -rf "$dir/out"
 timed "mkimage: fresh out dir" mkimage_run "$dir/out" -offline -cache "$cache"
 stages "$dir/mkimage: fresh out dir.log" >"$dir/stages-1"
 sum[first]=$(sums "$dir/out")
-timed "mkimage: no-change rebuild" mkimage_run "$dir/out" -offline -cache "$cache"
-stages "$dir/mkimage: no-change rebuild.log" >"$dir/stages-2"
+runs=${BENCH_RUNS:-3}
+: >"$dir/t-rebuild"
+: >"$dir/t-whole"
+for i in $(seq "$runs"); do
+	timed "mkimage: no-change rebuild $i" mkimage_run "$dir/out" -offline -cache "$cache"
+	echo "$last" >>"$dir/t-rebuild"
+	stages "$dir/mkimage: no-change rebuild $i.log" >"$dir/stages-2.$i"
+done
+cp "$dir/stages-2.$(( (runs + 1) / 2 ))" "$dir/stages-2"
 sum[rebuild]=$(sums "$dir/out")
-timed "whole build (as build.docker.sh)" whole
+for i in $(seq "$runs"); do
+	timed "whole build (as build.docker.sh) $i" whole
+	echo "$last" >>"$dir/t-whole"
+done
 sum[whole]=$(sums "$dir/out")
+printf '%-36s %7ss wall  (load: %s)\n' "median no-change mkimage" "$(median <"$dir/t-rebuild")" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-36s %7ss wall\n' "median whole build.docker.sh" "$(median <"$dir/t-whole")"
 
 echo
-printf '%-14s %10s %10s %10s\n' stage cold fresh-out rebuild
+printf '%-14s %10s %10s %10s\n' stage cold fresh-out "rebuild #$(( (runs + 1) / 2 ))"
 touch "$dir/stages-cold"
 cut -d'|' -f1 "$dir/stages-1" | while read -r s; do
 	c=$(awk -F'|' -v s="$s" '$1 == s { print $2 }' "$dir/stages-cold")
