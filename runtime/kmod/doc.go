@@ -9,7 +9,9 @@
 //	l := kmod.NewLoader(idx, log)
 //	loaded, err := l.Probe("fs-overlay", "")       // modprobe fs-overlay
 //	n, err := l.LoadAll([]string{"virtio_blk", "ext4"})
-//	loaded, err = l.Coldplug("/sys")               // drivers for present devices
+//	ev, _ := kmod.OpenUevents()                     // before Coldplug
+//	loaded, err = l.Coldplug()                      // drivers for present devices
+//	go l.Hotplug(ctx, ev)                           // and for devices added later
 //
 // Modprobe is the multi-call applet the kernel's request_module runs as
 // /sbin/modprobe. ReadModuleLists reads modules-load.d style lists.
