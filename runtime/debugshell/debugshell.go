@@ -80,10 +80,10 @@ type Options struct {
 
 // Shell is the debug shell offered on one console.
 type Shell struct {
-	o   Options
-	con *os.File // the console the prompt reads and writes
+	o Options
 
 	mu   sync.Mutex
+	con  *os.File      // the console the prompt reads and writes
 	proc *os.Process   // the running shell, nil when closed
 	idle chan struct{} // closed while no shell is open
 	done chan struct{} // closed when the offer loop returned
@@ -192,7 +192,26 @@ func (s *Shell) Done() <-chan struct{} { return s.done }
 
 // Say prints a line on the console.
 func (s *Shell) Say(format string, args ...any) {
-	fmt.Fprintf(s.con, "\r\n"+format+"\r\n", args...)
+	s.mu.Lock()
+	con := s.con
+	s.mu.Unlock()
+	fmt.Fprintf(con, "\r\n"+format+"\r\n", args...)
+}
+
+// reopen opens the console again: when a session leader whose controlling
+// terminal is a real (non-pty) terminal exits, the kernel hangs that
+// terminal up, and every open file of it reads EOF and fails to write from
+// then on (/dev/console itself is spared).
+func (s *Shell) reopen() error {
+	con, err := openTTY(s.o.Console)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	old := s.con
+	s.con = con
+	s.mu.Unlock()
+	return old.Close()
 }
 
 // Close hangs up an open shell (SIGHUP to its process group, SIGKILL after
@@ -222,14 +241,18 @@ func (s *Shell) Close(grace time.Duration) {
 // offer runs the countdown, then a shell per "d" once one was closed.
 func (s *Shell) offer(ctx context.Context) {
 	defer close(s.done)
-	defer s.con.Close()
+	defer func() { s.con.Close() }() // the last one reopen made
 	open := s.o.Autologin
 	if !open {
 		open = s.countdown(ctx)
 	}
 	for open && ctx.Err() == nil {
 		s.session()
-		fmt.Fprintf(s.con, "\r\n%s\r\n", ClosedLine)
+		if err := s.reopen(); err != nil {
+			s.o.Log.Warn("debug shell: console", "err", err)
+			return
+		}
+		s.Say("%s", ClosedLine)
 		open = s.waitKey(ctx, 0)
 	}
 }
