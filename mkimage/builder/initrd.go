@@ -134,6 +134,15 @@ func (b *run) makeInitrd(pk *packages, bin *binaries) (string, error) {
 		}
 		nmods = len(files)
 		t.AddData(base+"/modules.dep", dep.DepText(files), 0o644)
+		// aliases let the modprobe applet serve the kernel's requests
+		// (fs-overlay, …) before the BSP's modules.squashfs is mounted
+		idx, err := initrd.IndexFiles(moddir, files)
+		if err != nil {
+			return "", err
+		}
+		for _, n := range slices.Sorted(maps.Keys(idx)) {
+			t.AddData(base+"/"+n, idx[n], 0o644)
+		}
 		for _, extra := range []string{"modules.builtin"} {
 			if _, err := os.Stat(filepath.Join(moddir, extra)); err == nil {
 				t.AddFile(path.Join(base, extra), filepath.Join(moddir, extra), 0o644)
