@@ -59,8 +59,11 @@ func TestTypist(t *testing.T) {
 
 // TestDebugShell boots a Pantavisor image (PV_TEST_IMAGE with
 // PV_TEST_MARKER set: its /init is the daemon, not the smoke probe), types
-// "d" at the countdown, runs a command in the debug shell on the serial
-// console and exits it. SeaBIOS only: the shell does not care.
+// "d" at the countdown and runs a command in the debug shell on the serial
+// console. Then it asks PID 1 to stop (SIGTERM: a poweroff) from the shell:
+// the poweroff waits while the shell is open, the shell still answers, and
+// only "exit" lets the machine power off. SeaBIOS only: the shell does not
+// care about the firmware.
 func TestDebugShell(t *testing.T) {
 	img, _ := image(t)
 	if os.Getenv("PV_TEST_MARKER") == "" {
@@ -70,21 +73,30 @@ func TestDebugShell(t *testing.T) {
 	if v, err := time.ParseDuration(os.Getenv("PV_TEST_BOOT_TIMEOUT")); err == nil {
 		timeout = v
 	}
+	const pending, down = "debug shell: poweroff pending", "reboot: Power down"
+	order := []string{debugshell.OpenedLine, "shell-42", pending, "still-2", debugshell.ClosedLine, down}
 	res, err := Boot(context.Background(), Options{Image: img, Firmware: BIOS, Timeout: timeout,
-		Marker: debugshell.ClosedLine,
-		Expect: []string{debugshell.OpenedLine, "shell-42"},
+		Marker: down, // the kernel's last word
+		Expect: order,
 		Input: []Input{
 			{After: debugshell.Prompt, Keys: "d"},
 			{After: debugshell.OpenedLine, Keys: "echo shell-$((6*7))\n"},
-			{After: "shell-42", Keys: "exit\n"},
+			{After: "shell-42", Keys: "kill -TERM 1\n"},
+			{After: pending, Keys: "echo still-$((1+1))\n"},
+			{After: "still-2", Keys: "exit\n"},
 		}})
 	if err != nil {
 		t.Fatalf("%v\nconsole tail:\n%s", err, tail(res.Console, 40))
 	}
-	// The console from the countdown to the closed shell.
+	for i := 1; i < len(order); i++ {
+		if res.Seen[order[i]] < res.Seen[order[i-1]] {
+			t.Errorf("%q (%s) before %q (%s)", order[i], res.Seen[order[i]], order[i-1], res.Seen[order[i-1]])
+		}
+	}
+	// The console from the countdown to the power-off.
 	c := res.Console
 	if i := strings.LastIndex(c, debugshell.Prompt); i >= 0 {
 		c = c[strings.LastIndex(c[:i+1], "\n")+1:]
 	}
-	t.Logf("%s after %s:\n%s", res.MarkerLine, res.Elapsed.Round(100*time.Millisecond), c)
+	t.Logf("%q after %s:\n%s", res.MarkerLine, res.Elapsed.Round(100*time.Millisecond), c)
 }

@@ -38,7 +38,9 @@ const Prompt = "Press [d] for debug ash shell... "
 // Console lines around a shell session.
 const (
 	OpenedLine = "debug shell opened: reboot and poweroff wait until it is closed (exit or Ctrl-D)"
-	ClosedLine = "debug shell closed: press [d] to open it again"
+	ClosedLine = "debug shell closed"
+	// AgainHint follows ClosedLine while another shell is offered.
+	AgainHint = ": press [d] to open it again"
 )
 
 // ErrNoShell means the shell binary is missing (the debug addon is not in
@@ -252,7 +254,11 @@ func (s *Shell) offer(ctx context.Context) {
 			s.o.Log.Warn("debug shell: console", "err", err)
 			return
 		}
-		s.Say("%s", ClosedLine)
+		if ctx.Err() != nil {
+			s.Say("%s", ClosedLine)
+			return
+		}
+		s.Say("%s%s", ClosedLine, AgainHint)
 		open = s.waitKey(ctx, 0)
 	}
 }
@@ -361,12 +367,12 @@ func (s *Shell) session() {
 	}
 	s.proc, s.idle = cmd.Process, make(chan struct{})
 	s.mu.Unlock()
-	s.o.Log.Info("debug shell opened", "console", s.o.Console, "pid", cmd.Process.Pid)
+	s.o.Log.Info("debug shell started", "console", s.o.Console, "pid", cmd.Process.Pid)
 	// An init's reaper may collect the shell first: any return means gone.
 	err = cmd.Wait()
 	s.mu.Lock()
 	s.proc = nil
 	close(s.idle)
 	s.mu.Unlock()
-	s.o.Log.Info("debug shell closed", "err", err)
+	s.o.Log.Info("debug shell exited", "err", err)
 }

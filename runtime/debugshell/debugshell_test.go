@@ -163,7 +163,7 @@ func TestPressD(t *testing.T) {
 	p.waitFor(t, "shell-42")
 	p.typeKeys(t, "exit\n")
 	waitClosed(t, s.Idle(), "Idle after exit")
-	p.waitFor(t, ClosedLine)
+	p.waitFor(t, ClosedLine+AgainHint)
 	if s.Open() {
 		t.Error("Open() after exit = true")
 	}
@@ -173,7 +173,7 @@ func TestPressD(t *testing.T) {
 	p.waitCount(t, "Enter 'help'", 2) // ash is up: its banner
 	p.typeKeys(t, "\x04")
 	waitClosed(t, s.Idle(), "Idle after Ctrl-D")
-	p.waitCount(t, ClosedLine, 2)
+	p.waitCount(t, ClosedLine+AgainHint, 2)
 	cancel()
 	waitClosed(t, s.Done(), "Done after cancel")
 	if !p.canonical(t) {

@@ -111,7 +111,7 @@ func (d *Daemon) holdReboot(exit Exit) {
 	for {
 		select {
 		case <-s.sh.Idle():
-			d.log.Info("debug shell closed: " + what + " proceeds")
+			d.log.Info("debug shell exited: " + what + " proceeds")
 			return
 		case <-s.deferred:
 			deadline = until()
