@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"testing"
 	"time"
@@ -121,5 +122,36 @@ func TestGoBuildIncremental(t *testing.T) {
 		if got := bytes.Equal(data, first); got != tt.same {
 			t.Errorf("%s: program same as the first build = %v, want %v", tt.name, got, tt.same)
 		}
+	}
+}
+
+// TestCleanWork: a new build starts from an empty work directory except
+// the go outputs and the storage objects.
+func TestCleanWork(t *testing.T) {
+	work := t.TempDir()
+	for _, f := range []string{"bin/pantavisor", "bin/.stamp", "bin-static/pvcontrol", "storage/objects/ab",
+		"storage/trails/0/bsp/kernel.img", "storage/boot/grubenv", "sysroot/lib/libc.so.6", "modules/kernel/a.ko", "bsp/pantavisor", "binx"} {
+		writeFile(t, filepath.Join(work, f), "x")
+	}
+	if err := os.Symlink("bin", filepath.Join(work, "storage", "objects2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := cleanWork(work); err != nil {
+		t.Fatalf("cleanWork() = %v", err)
+	}
+	var left []string
+	filepath.WalkDir(work, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(work, p)
+			left = append(left, rel)
+		}
+		return nil
+	})
+	want := []string{"bin/.stamp", "bin/pantavisor", "bin-static/pvcontrol", "storage/objects/ab"}
+	if !reflect.DeepEqual(left, want) {
+		t.Errorf("after cleanWork() = %v, want %v", left, want)
+	}
+	if err := cleanWork(filepath.Join(work, "missing")); err != nil {
+		t.Errorf("cleanWork(missing) = %v, want nil", err)
 	}
 }
