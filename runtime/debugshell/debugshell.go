@@ -89,6 +89,9 @@ type Shell struct {
 	proc *os.Process   // the running shell, nil when closed
 	idle chan struct{} // closed while no shell is open
 	done chan struct{} // closed when the offer loop returned
+
+	decided     chan struct{} // closed once the countdown is over
+	decidedOnce sync.Once
 }
 
 // Start checks the shell and the console and offers the shell beside the
@@ -120,7 +123,7 @@ func Start(ctx context.Context, o Options) (*Shell, error) {
 	if err != nil {
 		return nil, fmt.Errorf("debug shell: console: %w", err)
 	}
-	s := &Shell{o: o, con: con, idle: make(chan struct{}), done: make(chan struct{})}
+	s := &Shell{o: o, con: con, idle: make(chan struct{}), done: make(chan struct{}), decided: make(chan struct{})}
 	close(s.idle)
 	go s.offer(ctx)
 	return s, nil
@@ -188,6 +191,14 @@ func (s *Shell) Idle() <-chan struct{} {
 	return s.idle
 }
 
+// Decided is closed once the countdown is over: the first shell opened
+// (Open is true from then until it exits), or nobody pressed "d" in time.
+// Whoever is about to reboot in the first seconds waits on it, so that a
+// shell being asked for is not cut off.
+func (s *Shell) Decided() <-chan struct{} { return s.decided }
+
+func (s *Shell) decide() { s.decidedOnce.Do(func() { close(s.decided) }) }
+
 // Done is closed once the shell is no longer offered (the countdown ran
 // out, or ctx was cancelled) and no shell is open.
 func (s *Shell) Done() <-chan struct{} { return s.done }
@@ -243,10 +254,14 @@ func (s *Shell) Close(grace time.Duration) {
 // offer runs the countdown, then a shell per "d" once one was closed.
 func (s *Shell) offer(ctx context.Context) {
 	defer close(s.done)
+	defer s.decide()                 // the shell did not start, or ctx ended first
 	defer func() { s.con.Close() }() // the last one reopen made
 	open := s.o.Autologin
 	if !open {
 		open = s.countdown(ctx)
+	}
+	if !open {
+		s.decide()
 	}
 	for open && ctx.Err() == nil {
 		s.session()
@@ -367,6 +382,7 @@ func (s *Shell) session() {
 	}
 	s.proc, s.idle = cmd.Process, make(chan struct{})
 	s.mu.Unlock()
+	s.decide()
 	s.o.Log.Info("debug shell started", "console", s.o.Console, "pid", cmd.Process.Pid)
 	// An init's reaper may collect the shell first: any return means gone.
 	err = cmd.Wait()

@@ -148,12 +148,18 @@ func TestPressD(t *testing.T) {
 	if s.Open() {
 		t.Fatal("Open() before d = true")
 	}
+	select {
+	case <-s.Decided():
+		t.Fatal("Decided() closed during the countdown")
+	default:
+	}
 	p.typeKeys(t, "x") // other keys are swallowed
 	p.typeKeys(t, "d")
 	p.waitFor(t, OpenedLine)
 	if !s.Open() {
 		t.Error("Open() after d = false, want true")
 	}
+	waitClosed(t, s.Decided(), "Decided after d")
 	select {
 	case <-s.Idle():
 		t.Error("Idle() closed while the shell is open")
@@ -193,6 +199,7 @@ func TestCountdownRunsOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitClosed(t, s.Done(), "Done")
+	waitClosed(t, s.Decided(), "Decided")
 	p.waitFor(t, Prompt+"1 \r") // the master may lag behind; then the line ends
 	out := p.output()
 	for _, want := range []string{Prompt + "3 ", Prompt + "2 ", Prompt + "1 "} {

@@ -29,10 +29,11 @@ type debugShell struct {
 }
 
 // startDebugShell offers the debug shell beside the boot when PV_DEBUG_SHELL
-// is on and this is the embedded PID 1; without /bin/sh (no debug addon)
-// it says so once at info level.
+// is on and this is PID 1 in embedded or standalone mode (spec §1:
+// standalone is "only a debug shell and ssh"); without /bin/sh (no debug
+// addon) it says so once at info level.
 func (d *Daemon) startDebugShell(ctx context.Context) {
-	if d.mode != Embedded || !shellSeat.pid1() || !d.conf.Bool("PV_DEBUG_SHELL") {
+	if (d.mode != Embedded && d.mode != Standalone) || d.conf == nil || !shellSeat.pid1() || !d.conf.Bool("PV_DEBUG_SHELL") {
 		return
 	}
 	env := append([]string(nil), debugshell.DefaultEnv...)
@@ -78,13 +79,31 @@ func (d *Daemon) deferReboot() error {
 	return nil
 }
 
+// holdFailedInit gives a failed INIT to the debug shell: it is offered
+// (if it was not yet: storage not found is what it is for) and the end of
+// PID 1, a kernel panic and reboot, waits as a reboot does.
+func (d *Daemon) holdFailedInit(ctx context.Context, err error) {
+	if d.shell == nil {
+		d.startDebugShell(ctx)
+	}
+	if d.shell == nil {
+		return
+	}
+	d.log.Error("init failed", "err", err)
+	d.holdReboot(ExitReboot)
+}
+
 // holdReboot is BLOCK_REBOOT: while the debug shell is open the reboot or
 // poweroff waits for it to close, at most PV_DEBUG_SHELL_TIMEOUT (0: no
 // limit) from now or from the last DEFER_REBOOT, whichever is later; then
 // the shell is hung up and the reboot proceeds.
 func (d *Daemon) holdReboot(exit Exit) {
 	s := d.shell
-	if s == nil || !s.sh.Open() {
+	if s == nil {
+		return
+	}
+	<-s.sh.Decided() // a countdown still running is a shell maybe wanted
+	if !s.sh.Open() {
 		return
 	}
 	what := "reboot"

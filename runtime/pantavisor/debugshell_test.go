@@ -2,7 +2,9 @@ package pantavisor
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -225,5 +227,39 @@ func TestDebugShellOff(t *testing.T) {
 	in := startEmbedded(t, &rebootRecorder{}, "PV_DEBUG_SHELL=0")
 	if in.d.shell != nil {
 		t.Error("debug shell offered with PV_DEBUG_SHELL=0")
+	}
+}
+
+// TestDebugShellFailedInit: INIT fails (storage not found) and PID 1 would
+// end, a kernel panic; with the debug shell open it waits for the shell.
+func TestDebugShellFailedInit(t *testing.T) {
+	con := seatShell(t)
+	storage := newStorage(t)
+	notFound := errors.New("storage LABEL=root: storage device not found")
+	d, err := New(Options{Cmdline: "pv_rev=0 pv_embedded",
+		Env: []string{"PV_STORAGE_MNTPOINT=" + storage, "PV_SYSTEM_RUNDIR=" + filepath.Join(t.TempDir(), "run"),
+			"PV_DEBUG_SHELL_AUTOLOGIN=1", "PV_DEBUG_SHELL_TIMEOUT=0"},
+		Prepare: func(context.Context, Mode, func(string) string) error { return notFound }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // the offer of another shell
+	done := make(chan error, 1)
+	go func() { _, err := d.Run(ctx); done <- err }()
+	con.waitFor(t, "debug shell: reboot pending")
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned with the shell open: %v", err)
+	default:
+	}
+	con.master.WriteString("exit\n")
+	select {
+	case err := <-done:
+		if !errors.Is(err, notFound) {
+			t.Errorf("Run = %v, want %v", err, notFound)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after the shell exited")
 	}
 }

@@ -90,6 +90,7 @@ func (d *Daemon) Run(ctx context.Context) (Exit, error) {
 		switch s {
 		case StateInit:
 			if err := d.init(ctx); err != nil {
+				d.holdFailedInit(ctx, err)
 				d.shutdown()
 				return ExitPoweroff, fmt.Errorf("init: %w", err)
 			}
