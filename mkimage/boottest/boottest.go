@@ -1,7 +1,9 @@
 // Package boottest boots a built image in QEMU (TCG only: KVM is never
 // used) with SeaBIOS or OVMF, reads the serial console and waits for a
 // marker line; it also edits and reads the GRUB environment block on the
-// image's storage partition, to drive the pv_try/rollback contract.
+// image's storage partition, to drive the pv_try/rollback contract. It can
+// type on the serial console too (Options.Input: keys sent once a text,
+// such as a prompt, appeared).
 //
 //	res, err := boottest.Boot(ctx, boottest.Options{Image: img, Firmware: boottest.UEFI, Marker: "PV-SMOKE-OK"})
 //	fmt.Println(res.MarkerLine, res.Elapsed)
