@@ -82,7 +82,8 @@ type Options struct {
 
 // Shell is the debug shell offered on one console.
 type Shell struct {
-	o Options
+	o    Options
+	stop context.CancelFunc // ends the offer
 
 	mu   sync.Mutex
 	con  *os.File      // the console the prompt reads and writes
@@ -125,6 +126,7 @@ func Start(ctx context.Context, o Options) (*Shell, error) {
 	}
 	s := &Shell{o: o, con: con, idle: make(chan struct{}), done: make(chan struct{}), decided: make(chan struct{})}
 	close(s.idle)
+	ctx, s.stop = context.WithCancel(ctx)
 	go s.offer(ctx)
 	return s, nil
 }
@@ -202,6 +204,10 @@ func (s *Shell) decide() { s.decidedOnce.Do(func() { close(s.decided) }) }
 // Done is closed once the shell is no longer offered (the countdown ran
 // out, or ctx was cancelled) and no shell is open.
 func (s *Shell) Done() <-chan struct{} { return s.done }
+
+// Stop ends the offer: no countdown, no next shell. An open shell stays
+// until it exits (or Close).
+func (s *Shell) Stop() { s.stop() }
 
 // Say prints a line on the console.
 func (s *Shell) Say(format string, args ...any) {

@@ -275,3 +275,25 @@ func FuzzActiveConsole(f *testing.F) {
 		}
 	})
 }
+
+// TestStop: once the offer stops (a reboot is pending) the open shell
+// stays; when it exits no other one is offered.
+func TestStop(t *testing.T) {
+	p := newPTY(t)
+	s, err := Start(context.Background(), Options{Console: p.path, Shell: busyboxSh(t), Autologin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, s.Decided(), "Decided")
+	s.Stop()
+	if !s.Open() {
+		t.Fatal("Stop closed the open shell")
+	}
+	p.waitFor(t, "Enter 'help'")
+	p.typeKeys(t, "exit\n")
+	waitClosed(t, s.Done(), "Done after exit")
+	p.waitFor(t, ClosedLine)
+	if strings.Contains(p.output(), AgainHint) {
+		t.Errorf("another shell offered after Stop: %q", p.output())
+	}
+}

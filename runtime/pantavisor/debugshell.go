@@ -103,6 +103,7 @@ func (d *Daemon) holdReboot(exit Exit) {
 		return
 	}
 	<-s.sh.Decided() // a countdown still running is a shell maybe wanted
+	s.sh.Stop()      // no new shell once the machine is going down
 	if !s.sh.Open() {
 		return
 	}
@@ -122,7 +123,7 @@ func (d *Daemon) holdReboot(exit Exit) {
 	}
 	deadline := until()
 	if timeout > 0 {
-		s.sh.Say("debug shell: %s pending: waiting until the shell is closed (exit or Ctrl-D), %s at most; DEFER_REBOOT (pvcontrol defer-reboot) restarts the wait", what, timeout)
+		s.sh.Say("debug shell: %s pending: waiting until the shell is closed (exit or Ctrl-D), %s at most; DEFER_REBOOT (pvcontrol cmd defer-reboot, from a mgmt container) restarts the wait", what, timeout)
 	} else {
 		s.sh.Say("debug shell: %s pending: waiting until the shell is closed (exit or Ctrl-D)", what)
 	}
