@@ -60,10 +60,11 @@ func TestTypist(t *testing.T) {
 // TestDebugShell boots a Pantavisor image (PV_TEST_IMAGE with
 // PV_TEST_MARKER set: its /init is the daemon, not the smoke probe), types
 // "d" at the countdown and runs a command in the debug shell on the serial
-// console. Then it asks PID 1 to stop (SIGTERM: a poweroff) from the shell:
-// the poweroff waits while the shell is open, the shell still answers, and
-// only "exit" lets the machine power off. SeaBIOS only: the shell does not
-// care about the firmware.
+// console. Once pv-mgmt runs, it asks for a reboot from the shell through
+// the control socket (pventer, pvcontrol): the reboot waits while the
+// shell is open, DEFER_REBOOT is accepted, and only "exit" lets the
+// machine restart. SeaBIOS only: the shell does not care about the
+// firmware.
 func TestDebugShell(t *testing.T) {
 	img, _ := image(t)
 	if os.Getenv("PV_TEST_MARKER") == "" {
@@ -73,17 +74,22 @@ func TestDebugShell(t *testing.T) {
 	if v, err := time.ParseDuration(os.Getenv("PV_TEST_BOOT_TIMEOUT")); err == nil {
 		timeout = v
 	}
-	const pending, down = "debug shell: poweroff pending", "reboot: Power down"
-	order := []string{debugshell.OpenedLine, "shell-42", pending, "still-2", debugshell.ClosedLine, down}
+	const (
+		mgmt     = "platform=pv-mgmt status=STARTED"
+		pending  = "debug shell: reboot pending"
+		deferred = "debug shell: reboot deferred until"
+		restart  = "reboot: Restarting system" // the kernel's last word
+	)
+	order := []string{debugshell.OpenedLine, mgmt, "shell-42", pending, deferred, "rc-0", debugshell.ClosedLine, restart}
 	res, err := Boot(context.Background(), Options{Image: img, Firmware: BIOS, Timeout: timeout,
-		Marker: down, // the kernel's last word
+		Marker: restart,
 		Expect: order,
 		Input: []Input{
 			{After: debugshell.Prompt, Keys: "d"},
-			{After: debugshell.OpenedLine, Keys: "echo shell-$((6*7))\n"},
-			{After: "shell-42", Keys: "kill -TERM 1\n"},
-			{After: pending, Keys: "echo still-$((1+1))\n"},
-			{After: "still-2", Keys: "exit\n"},
+			{After: mgmt, Keys: "echo shell-$((6*7))\n"},
+			{After: "shell-42", Keys: "pventer -c pv-mgmt pvcontrol cmd reboot\n"},
+			{After: pending, Keys: "pventer -c pv-mgmt pvcontrol cmd defer-reboot; echo rc-$?\n"},
+			{After: "rc-0", Keys: "exit\n"},
 		}})
 	if err != nil {
 		t.Fatalf("%v\nconsole tail:\n%s", err, tail(res.Console, 40))
@@ -93,10 +99,20 @@ func TestDebugShell(t *testing.T) {
 			t.Errorf("%q (%s) before %q (%s)", order[i], res.Seen[order[i]], order[i-1], res.Seen[order[i-1]])
 		}
 	}
-	// The console from the countdown to the power-off.
+	if strings.Contains(res.Console, debugshell.AgainHint) {
+		t.Error("another shell offered while the reboot was pending")
+	}
+	// The console from the countdown to the restart, without the kernel's
+	// and the containers' lines.
 	c := res.Console
 	if i := strings.LastIndex(c, debugshell.Prompt); i >= 0 {
 		c = c[strings.LastIndex(c[:i+1], "\n")+1:]
 	}
-	t.Logf("%q after %s:\n%s", res.MarkerLine, res.Elapsed.Round(100*time.Millisecond), c)
+	var keep []string
+	for _, l := range strings.Split(c, "\n") {
+		if !strings.HasPrefix(l, "[ ") && !strings.HasPrefix(l, "[pv-") || strings.Contains(l, restart) {
+			keep = append(keep, l)
+		}
+	}
+	t.Logf("%q after %s:\n%s", res.MarkerLine, res.Elapsed.Round(100*time.Millisecond), strings.Join(keep, "\n"))
 }
