@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -366,4 +367,41 @@ func FuzzAutoboot(f *testing.F) {
 			t.Fatalf("round trip (%d,%d) = (%d,%d), %v", boot, try, b2, t2, err)
 		}
 	})
+}
+
+// TestGrubWritesInPlace checks that grubenv keeps its inode: GRUB reads
+// the storage without replaying the ext4 journal, so only an in-place
+// rewrite is visible to it right after a sync.
+func TestGrubWritesInPlace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "grubenv")
+	g, err := OpenGrub(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino := func() uint64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	before := ino()
+	if err := g.Set("pv_try", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Unset("pv_try"); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Set("pv_rev", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if after := ino(); after != before {
+		t.Errorf("grubenv inode = %d after Set, want %d (rewritten in place)", after, before)
+	}
+	if v, err := g.Get("pv_rev"); err != nil || v != "1" {
+		t.Errorf("Get(pv_rev) = %q, %v, want 1", v, err)
+	}
+	if fi, _ := os.Stat(path); fi.Size() != grubEnvSize {
+		t.Errorf("grubenv size = %d, want %d", fi.Size(), grubEnvSize)
+	}
 }

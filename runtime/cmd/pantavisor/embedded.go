@@ -14,17 +14,25 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/pantavisor"
 )
 
-// prepareFor returns the INIT hook for PID 1 in embedded mode: kernel file
-// systems, the initrd's modules, the storage device and the reaper. Other
+// pid1Mounts mounts the kernel file systems (proc, sys, dev, run) when
+// this process is PID 1, before anything reads /proc: the kernel command
+// line carries pv_rev and pv_try.
+func pid1Mounts() error {
+	if os.Getpid() != 1 {
+		return nil
+	}
+	return embedded.MountAll(embedded.BaseMounts)
+}
+
+// prepareFor returns the INIT hook for PID 1 in embedded mode: the
+// initrd's modules, the storage device and the reaper. Other
 // modes (and an embedded pantavisor that is not PID 1) need none.
 func prepareFor(log *slog.Logger) func(context.Context, pantavisor.Mode, func(string) string) error {
 	return func(ctx context.Context, mode pantavisor.Mode, get func(string) string) error {
 		if mode != pantavisor.Embedded || os.Getpid() != 1 {
 			return nil
 		}
-		if err := embedded.MountAll(embedded.BaseMounts); err != nil {
-			return err
-		}
+		// the kernel file systems are mounted already (pid1Mounts)
 		loadInitrdModules(log)
 		modprobePath(log, "/")
 		go embedded.Reap(ctx, log)

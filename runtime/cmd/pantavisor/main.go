@@ -74,6 +74,9 @@ func run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 			cfg = "" // the default file is optional
 		}
 	}
+	if err := pid1Mounts(); err != nil {
+		return err
+	}
 	cl := *cmdline
 	if cl == "" {
 		if b, err := os.ReadFile("/proc/cmdline"); err == nil {
