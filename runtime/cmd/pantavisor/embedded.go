@@ -52,12 +52,27 @@ func prepareFor(log *slog.Logger) func(context.Context, pantavisor.Mode, func(st
 		if fstype == "" {
 			fstype = "ext4"
 		}
+		// Autogrow (upstream pv_e2fsgrow) grows an ext4 storage that is the
+		// last partition to the end of its disk, first boot only.
+		grow := &embedded.Autogrow{Dev: path, Off: embedded.AutogrowOff(procCmdline()), Log: log}
+		if fstype == "ext4" {
+			grow.Partition()
+		}
 		m := embedded.Mount{Source: path, Target: get("PV_STORAGE_MNTPOINT"), FSType: fstype, Data: get("PV_STORAGE_OPTS")}
 		if err := m.Do(); err != nil {
 			return fmt.Errorf("storage: %w", err)
 		}
+		if fstype == "ext4" {
+			grow.FileSystem(m.Target)
+		}
 		return nil
 	}
+}
+
+// procCmdline is the kernel command line ("" when unreadable).
+func procCmdline() string {
+	b, _ := os.ReadFile("/proc/cmdline")
+	return string(b)
 }
 
 // loadInitrdModules loads what /etc/modules-load.d lists from the initrd's
