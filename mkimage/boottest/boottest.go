@@ -253,9 +253,10 @@ func lastLine(s string) string {
 
 // envBlock finds the file system block of /boot/grubenv in the ext4
 // partition starting at byte off of img (debugfs reads the image at an
-// offset; nothing is mounted).
+// offset; nothing is mounted). -c (no bitmaps) reads a file system that a
+// stopped machine left with its journal to replay, as GRUB does.
 func envBlock(img string, off int64) (int64, error) {
-	out, err := exec.Command("debugfs", "-R", "blocks /boot/grubenv", fmt.Sprintf("%s?offset=%d", img, off)).Output()
+	out, err := exec.Command("debugfs", "-c", "-R", "blocks /boot/grubenv", fmt.Sprintf("%s?offset=%d", img, off)).Output()
 	if err != nil {
 		return 0, fmt.Errorf("boottest: debugfs: %w", err)
 	}

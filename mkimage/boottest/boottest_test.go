@@ -135,3 +135,25 @@ func TestTryRollback(t *testing.T) {
 		t.Errorf("grubenv after rollback = %v, %v, want pv_trying empty, pv_rev=0", env, err)
 	}
 }
+
+// TestTryMissingRevision asks GRUB to try a revision that is not on the
+// storage: its kernel does not load, so grub.cfg's fallback entry boots
+// the committed revision at once (clearing the pv_trying latch), and the
+// daemon brings it to READY and ends the failed try.
+func TestTryMissingRevision(t *testing.T) {
+	img, off := image(t)
+	if marker() == "PV-SMOKE-OK" {
+		t.Skip("needs the daemon as /init (PV_TEST_MARKER='rev=0 status=READY')")
+	}
+	if err := WriteEnv(img, off, map[string]string{"pv_rev": "0", "pv_try": "9"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PV_TEST_EXPECT", "pantavisor: revision 9 did not load: booting revision 0")
+	boot(t, img, BIOS)
+	// GRUB cleared pv_trying; the daemon, booted with pv_try=9 on revision
+	// 0, saw the try fail and cleared pv_try.
+	env, err := ReadEnv(img, off)
+	if err != nil || env["pv_rev"] != "0" || env["pv_try"] != "" || env["pv_trying"] != "" {
+		t.Errorf("grubenv after the fallback boot = %v, %v, want pv_rev=0, pv_try and pv_trying cleared", env, err)
+	}
+}
