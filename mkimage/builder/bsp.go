@@ -94,15 +94,19 @@ func hasPrefixPath(rel string, prefixes []string) bool {
 	return false
 }
 
-// cachedSquashfs makes a squashfs of dir unless the cache already has one
-// for key; it returns the cached image path.
-func (b *run) cachedSquashfs(ctx context.Context, key, dir string) (string, bool, error) {
+// cachedSquashfs makes a squashfs of dir, which stage fills, unless the
+// cache already has one for key (then stage is not called); it returns
+// the cached image path.
+func (b *run) cachedSquashfs(ctx context.Context, key, dir string, stage func() error) (string, bool, error) {
 	h := sha256.Sum256([]byte(key))
 	out := filepath.Join(b.o.Cache, "artifacts", hex.EncodeToString(h[:])+".squashfs")
 	if _, err := os.Stat(out); err == nil {
 		return out, true, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return "", false, err
+	}
+	if err := stage(); err != nil {
 		return "", false, err
 	}
 	tmp := out + ".tmp"
@@ -128,39 +132,45 @@ func (b *run) makeBSP(ctx context.Context, pk *packages) (*bspFiles, string, err
 		b.res.Sizes["kernel"] = size(kernel)
 
 		moddir := filepath.Join(pk.Kernel, "lib/modules", pk.KernelVer)
-		stage := filepath.Join(b.work, "modules")
-		n, err := linkTree(moddir, stage, func(rel string) bool {
-			if !strings.HasPrefix(rel, "kernel/") {
-				return !strings.HasPrefix(rel, "build") && !strings.HasPrefix(rel, "source")
-			}
-			if len(r.Modules.Include) > 0 && !hasPrefixPath(rel, r.Modules.Include) {
-				return false
-			}
-			return !hasPrefixPath(rel, r.Modules.Exclude)
-		})
-		if err != nil {
-			return nil, "", fmt.Errorf("modules: %w", err)
-		}
-		// modules.dep for exactly the modules in the volume.
-		_, depText, err := depmodText(stage)
-		if err != nil {
-			return nil, "", err
-		}
-		if err := os.WriteFile(filepath.Join(stage, "modules.dep"), depText, 0o644); err != nil {
-			return nil, "", err
-		}
-		if err := initrd.WriteIndexFiles(stage); err != nil { // modules.alias, modules.softdep
-			return nil, "", err
-		}
 		key := fmt.Sprintf("modules+alias|%s|%s|%v|%v|%s|%d", pk.KernelVer, kernelSHA(pk), r.Modules.Include, r.Modules.Exclude, r.Modules.Compression, b.o.Epoch)
-		img, hit, err := b.cachedSquashfs(ctx, key, stage)
+		n := 0
+		// The volume is staged only when the cache does not have it.
+		stage := filepath.Join(b.work, "modules")
+		img, hit, err := b.cachedSquashfs(ctx, key, stage, func() error {
+			var err error
+			n, err = linkTree(moddir, stage, func(rel string) bool {
+				if !strings.HasPrefix(rel, "kernel/") {
+					return !strings.HasPrefix(rel, "build") && !strings.HasPrefix(rel, "source")
+				}
+				if len(r.Modules.Include) > 0 && !hasPrefixPath(rel, r.Modules.Include) {
+					return false
+				}
+				return !hasPrefixPath(rel, r.Modules.Exclude)
+			})
+			if err != nil {
+				return fmt.Errorf("modules: %w", err)
+			}
+			// modules.dep for exactly the modules in the volume.
+			_, depText, err := depmodText(stage)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(stage, "modules.dep"), depText, 0o644); err != nil {
+				return err
+			}
+			return initrd.WriteIndexFiles(stage) // modules.alias, modules.softdep
+		})
 		if err != nil {
 			return nil, "", err
 		}
 		bsp.Objects["modules.squashfs"] = img
 		run["modules"] = "modules.squashfs"
 		b.res.Sizes["modules.squashfs"] = size(img)
-		notes = append(notes, fmt.Sprintf("kernel %s, %d modules in modules.squashfs %d MiB (cached=%v)", pk.KernelVer, n, size(img)>>20, hit))
+		if hit {
+			notes = append(notes, fmt.Sprintf("kernel %s, modules.squashfs %d MiB (cached)", pk.KernelVer, size(img)>>20))
+		} else {
+			notes = append(notes, fmt.Sprintf("kernel %s, %d modules in modules.squashfs %d MiB", pk.KernelVer, n, size(img)>>20))
+		}
 	}
 	if pk.Firmware != "" {
 		fw := filepath.Join(pk.Firmware, "lib/firmware")

@@ -117,7 +117,7 @@ func (b *run) makeInitrd(pk *packages, bin *binaries) (string, error) {
 	nmods := 0
 	if pk.Kernel != "" {
 		moddir := filepath.Join(pk.Kernel, "lib/modules", pk.KernelVer)
-		dep, depText, err := initrd.Depmod(moddir)
+		dep, depText, err := b.cachedDepmod(moddir)
 		if err != nil {
 			return "", err
 		}
