@@ -55,7 +55,7 @@ var bootArgs = map[string]bool{
 	"pv_rev": true, "pv_try": true, "pv_trying": true, "pv_done": true,
 	"pv_quickboot": true, "pv_verityoff": true, "pv_tryboot": true,
 	"pv_embedded": true, "pv_standalone": true, "pv_appengine": true, "pv_debug": true,
-	"pv_bootpart": true, "pv_boot": true,
+	"pv_bootpart": true, "pv_boot": true, "pv_autogrow": true,
 }
 
 // cmdlinePair is a configuration setting found on the command line.
