@@ -117,15 +117,25 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 	args := []string{"-machine", "q35,accel=tcg", "-m", strconv.Itoa(o.MemMiB), "-nographic", "-no-reboot", "-display", "none",
 		"-drive", "file=" + o.Image + ",format=raw,if=virtio"}
 	if o.Firmware == UEFI {
-		vars := filepath.Join(os.TempDir(), fmt.Sprintf("pv-ovmf-vars-%d.fd", os.Getpid()))
+		// each machine its own copy of the UEFI variables (boots may run
+		// in parallel)
 		data, err := os.ReadFile(OVMFVars)
 		if err != nil {
 			return Result{}, fmt.Errorf("boottest: OVMF: %w", err)
 		}
-		if err := os.WriteFile(vars, data, 0o644); err != nil {
+		f, err := os.CreateTemp("", "pv-ovmf-vars-*.fd")
+		if err != nil {
 			return Result{}, err
 		}
+		vars := f.Name()
 		defer os.Remove(vars)
+		_, err = f.Write(data)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return Result{}, err
+		}
 		args = append(args, "-drive", "if=pflash,format=raw,readonly=on,file="+OVMFCode, "-drive", "if=pflash,format=raw,file="+vars)
 	}
 	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)

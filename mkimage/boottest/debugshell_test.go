@@ -66,6 +66,7 @@ func TestTypist(t *testing.T) {
 // machine restart. SeaBIOS only: the shell does not care about the
 // firmware.
 func TestDebugShell(t *testing.T) {
+	t.Parallel()
 	img, _ := image(t)
 	if os.Getenv("PV_TEST_MARKER") == "" {
 		t.Skip("the debug shell needs the daemon as /init: set PV_TEST_MARKER (e.g. 'rev=0 status=READY')")

@@ -1,7 +1,6 @@
 package boottest
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -9,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 // growLine is the console line of a storage that grew (runtime/embedded).
@@ -31,6 +29,7 @@ func TestAutogrow(t *testing.T) {
 		{"32GiB uefi then bios", 32 << 30, UEFI, BIOS},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			img, off := image(t)
 			if marker() == "PV-SMOKE-OK" {
 				t.Skip("autogrow is the daemon's: set PV_TEST_MARKER='rev=0 status=READY' (a pantavisor image)")
@@ -70,19 +69,11 @@ func TestAutogrow(t *testing.T) {
 // want when set).
 func growBoot(t *testing.T, img string, fw Firmware, want string) Result {
 	t.Helper()
-	timeout := 10 * time.Minute
-	if v, err := time.ParseDuration(os.Getenv("PV_TEST_BOOT_TIMEOUT")); err == nil {
-		timeout = v
-	}
-	exp := expect()
+	var more []string
 	if want != "" {
-		exp = append(exp, want)
+		more = append(more, want)
 	}
-	res, err := Boot(context.Background(), Options{Image: img, Firmware: fw, Marker: marker(), Expect: exp, Timeout: timeout})
-	if err != nil {
-		t.Fatalf("%s: %v\nconsole tail:\n%s", fw, err, tail(res.Console, 40))
-	}
-	t.Logf("%s: %q after %s", fw, res.MarkerLine, res.Elapsed.Round(100*time.Millisecond))
+	res := boot(t, img, fw, more...)
 	for _, l := range strings.Split(res.Console, "\n") {
 		if strings.Contains(l, "storage") || strings.Contains(l, "EXT4-fs") || strings.Contains(l, "vda") || strings.Contains(l, "GPT") {
 			t.Logf("%s console: %s", fw, strings.TrimSpace(l))
