@@ -1,8 +1,9 @@
 // Package embedded is what Pantavisor needs when it runs as PID 1 from the
 // initrd ("embedded" init mode): mount the kernel file systems, find the
-// storage device by file system label and wait for it, mount it, reap
-// orphaned children and reboot or power off. Kernel modules are
-// runtime/kmod's.
+// storage device by file system label and wait for it, grow it to the end
+// of its disk on first boot (Autogrow: partition table, then ext4 online),
+// mount it, reap orphaned children and reboot or power off. Kernel modules
+// are runtime/kmod's.
 //
 //	if err := embedded.MountAll(embedded.BaseMounts); err != nil { ... }
 //	dev, err := embedded.WaitDevice(ctx, "LABEL=root", 5*time.Second)
