@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -79,6 +80,7 @@ func ReapOnce(log *slog.Logger) int {
 // It only returns on failure.
 func Reboot(cmd RebootCmd) error {
 	unix.Sync()
+	remountReadOnly()
 	how := unix.LINUX_REBOOT_CMD_RESTART
 	switch cmd {
 	case PowerOff:
@@ -99,4 +101,31 @@ func KernelRelease() (string, error) {
 		return "", fmt.Errorf("uname: %w", err)
 	}
 	return unix.ByteSliceToString(u.Release[:]), nil
+}
+
+// diskFS are the file system types remountReadOnly settles before a
+// reboot: the ones on block devices.
+var diskFS = map[string]bool{"ext2": true, "ext3": true, "ext4": true, "vfat": true, "btrfs": true, "xfs": true, "f2fs": true}
+
+// mountsUnescape undoes /proc/self/mounts' octal escapes of mount points.
+var mountsUnescape = strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
+
+// remountReadOnly remounts the disk file systems read-only, innermost
+// first, as init systems do before a reboot: ext4 then checkpoints its
+// journal, so a boot loader that reads the disk without replaying it
+// (GRUB) sees the last writes. Busy mounts stay as they are (best effort:
+// Sync already made the data durable).
+func remountReadOnly() {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		f := strings.Fields(lines[i])
+		if len(f) < 3 || !diskFS[f[2]] {
+			continue
+		}
+		_ = unix.Mount("", mountsUnescape.Replace(f[1]), "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
+	}
 }
