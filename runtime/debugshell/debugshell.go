@@ -364,8 +364,11 @@ func (s *Shell) raw() func() {
 	return func() { unix.IoctlSetTermios(fd, unix.TCSETS, old) }
 }
 
-// session runs one shell on the console and returns when it exited.
+// session runs one shell on the console and returns when it exited. A
+// shell that cannot start counts as decided too: a reboot waiting for the
+// decision must not wait forever.
 func (s *Shell) session() {
+	defer s.decide()
 	tty, err := openTTY(s.o.Console)
 	if err != nil {
 		s.o.Log.Error("debug shell", "err", err)
@@ -379,7 +382,6 @@ func (s *Shell) session() {
 	// A session of its own with the console as controlling terminal (fd 0
 	// of the child): job control and Ctrl-C work, and never reach PID 1.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	fmt.Fprintf(s.con, "\r\n%s\r\n", OpenedLine) // before the shell's prompt
 	s.mu.Lock()
 	if err := cmd.Start(); err != nil {
 		s.mu.Unlock()
@@ -388,6 +390,7 @@ func (s *Shell) session() {
 	}
 	s.proc, s.idle = cmd.Process, make(chan struct{})
 	s.mu.Unlock()
+	fmt.Fprintf(s.con, "\r\n%s\r\n", OpenedLine)
 	s.decide()
 	s.o.Log.Info("debug shell started", "console", s.o.Console, "pid", cmd.Process.Pid)
 	// An init's reaper may collect the shell first: any return means gone.

@@ -297,3 +297,26 @@ func TestStop(t *testing.T) {
 		t.Errorf("another shell offered after Stop: %q", p.output())
 	}
 }
+
+// TestShellFailsToStart: a /bin/sh that exists but cannot be executed
+// (a damaged addon) still decides, so a reboot waiting on Decided goes on.
+func TestShellFailsToStart(t *testing.T) {
+	p := newPTY(t)
+	bad := filepath.Join(t.TempDir(), "sh")
+	if err := os.WriteFile(bad, []byte("\x7fELF garbage"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := Start(ctx, Options{Console: p.path, Shell: bad, Autologin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, s.Decided(), "Decided after a shell that failed to start")
+	if strings.Contains(p.output(), OpenedLine) {
+		t.Errorf("console says %q for a shell that did not start: %q", OpenedLine, p.output())
+	}
+	s.Stop()
+	cancel()
+	waitClosed(t, s.Done(), "Done")
+}
