@@ -548,8 +548,10 @@ func growGPT(d disk, mbr []byte, size, lbs int64, pno int, start int64) (Growth,
 	}
 	g.To = (end - int64(first)) * lbs
 	if old := int64(h.alt); old != altLBA && old > int64(last) && old < altEnts {
-		// the old backup header now lies inside the grown partition
-		d.WriteAt(make([]byte, lbs), old*lbs)
+		// the old backup header now lies inside the grown partition; a
+		// failure to blank it is harmless (the valid tables are written,
+		// and the file system's growth overwrites it)
+		_, _ = d.WriteAt(make([]byte, lbs), old*lbs)
 	}
 	if err := fixProtectiveMBR(d, mbr, blocks); err != nil {
 		return g, err

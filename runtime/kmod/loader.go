@@ -124,13 +124,17 @@ func (l *Loader) Remove(names []string) error {
 		if err == nil && builtin {
 			err = fmt.Errorf("%s: built into the kernel", n)
 		}
-		for _, m := range mods {
-			if err = remove(m); err == nil {
-				delete(l.done, m)
-			}
-		}
 		if err != nil && first == nil {
 			first = err
+		}
+		for _, m := range mods {
+			if err := remove(m); err != nil {
+				if first == nil {
+					first = err
+				}
+				continue
+			}
+			delete(l.done, m)
 		}
 	}
 	return first

@@ -68,14 +68,15 @@ func (d *Daemon) deferReboot() error {
 	if s == nil {
 		return nil
 	}
+	until := d.clock.Now().Add(d.conf.Duration("PV_DEBUG_SHELL_TIMEOUT"))
 	s.mu.Lock()
-	s.deferUntil = d.clock.Now().Add(d.conf.Duration("PV_DEBUG_SHELL_TIMEOUT"))
+	s.deferUntil = until
 	s.mu.Unlock()
 	select {
 	case s.deferred <- struct{}{}:
 	default:
 	}
-	d.log.Info("reboot deferred by the debug shell", "until", s.deferUntil.Format(time.TimeOnly))
+	d.log.Info("reboot deferred by the debug shell", "until", until.Format(time.TimeOnly))
 	return nil
 }
 
