@@ -15,10 +15,14 @@ import (
 )
 
 // pid1Mounts mounts the kernel file systems (proc, sys, dev, run) when
-// this process is PID 1, before anything reads /proc: the kernel command
-// line carries pv_rev and pv_try.
+// this process is the kernel's init, before anything reads /proc: the
+// kernel command line carries pv_rev and pv_try. PID 1 of a container
+// finds /proc mounted already and mounts nothing over its runtime's.
 func pid1Mounts() error {
 	if os.Getpid() != 1 {
+		return nil
+	}
+	if _, err := os.Stat("/proc/self"); err == nil {
 		return nil
 	}
 	return embedded.MountAll(embedded.BaseMounts)
