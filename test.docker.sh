@@ -45,8 +45,13 @@ imagetest() {
 	echo "== image: build $target"
 	./build.docker.sh "$target"
 	local dir=out/$target
-	local img
-	img=$(ls "$dir/$target"-pv-*MiB.img)
+	local img imgs
+	imgs=("$dir/$target"-pv-*MiB.img)
+	if [ ${#imgs[@]} -ne 1 ]; then
+		echo "image: expected one $dir/$target-pv-*MiB.img, found: ${imgs[*]} (./build.docker.sh $target clean)" >&2
+		return 1
+	fi
+	img=${imgs[0]}
 	local sums
 	sums=$(sha256sum "$img" "$dir/$target.pvr.tgz")
 
@@ -68,7 +73,7 @@ imagetest() {
 	mkdir -p "$scratch/cache"
 	# the verified packages are shared (hard links); built artifacts are not
 	cp -al "$cache/deb" "$cache/locks" "$scratch/cache/"
-	out/mkimage -offline -cache "$scratch/cache" -out "$scratch/out" "$target" >"$scratch/build.log" 2>&1 || {
+	out/mkimage -init "${PV_INIT:-pantavisor}" -offline -cache "$scratch/cache" -out "$scratch/out" "$target" >"$scratch/build.log" 2>&1 || {
 		tail -20 "$scratch/build.log" >&2
 		rm -rf "$scratch"
 		return 1

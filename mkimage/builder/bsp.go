@@ -132,7 +132,8 @@ func (b *run) makeBSP(ctx context.Context, pk *packages) (*bspFiles, string, err
 		b.res.Sizes["kernel"] = size(kernel)
 
 		moddir := filepath.Join(pk.Kernel, "lib/modules", pk.KernelVer)
-		key := fmt.Sprintf("modules+alias|%s|%s|%v|%v|%s|%d", pk.KernelVer, kernelSHA(pk), r.Modules.Include, r.Modules.Exclude, r.Modules.Compression, b.o.Epoch)
+		// selfID: the volume's modules.dep/alias/softdep are this program's
+		key := fmt.Sprintf("modules|%s|%s|%v|%v|%s|%d|%s", pk.KernelVer, kernelSHA(pk), r.Modules.Include, r.Modules.Exclude, r.Modules.Compression, b.o.Epoch, selfID())
 		n := 0
 		// The volume is staged only when the cache does not have it.
 		stage := filepath.Join(b.work, "modules")
