@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/initrd"
+	"github.com/pantavisor/pantavisor-go/mkimage/trail"
 )
 
 // writeArchive writes t with the named compression to out, reusing a
@@ -156,25 +157,12 @@ var selfID = sync.OnceValue(func() string {
 	if err != nil {
 		return "unknown executable"
 	}
-	sum, err := fileSHA256(p)
+	sum, err := trail.FileSHA(p)
 	if err != nil {
 		return "unreadable executable " + p
 	}
 	return sum
 })
-
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
 
 func fileExists(p string) bool {
 	_, err := os.Stat(p)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
+	"github.com/pantavisor/pantavisor-go/mkimage/trail"
 )
 
 // TestTrailReproducible builds trails/0 (BSP objects, default containers)
@@ -105,7 +106,7 @@ func TestStorageObjectsReused(t *testing.T) {
 	}
 	build()
 	objects := filepath.Join(work, "storage", "objects")
-	kernSHA, err := fileSHA256(kern)
+	kernSHA, err := trail.FileSHA(kern)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func TestStorageObjectsReused(t *testing.T) {
 	writeFile(t, obj, "corrupted")
 	build()
 	for _, p := range []string{obj, filepath.Join(work, "storage", "trails/0/bsp/kernel.img")} {
-		if got, err := fileSHA256(p); err != nil || got != kernSHA {
+		if got, err := trail.FileSHA(p); err != nil || got != kernSHA {
 			t.Errorf("sha256(%s) after a rebuild over a corrupted object = %s, %v, want %s", p, got, err, kernSHA)
 		}
 	}

@@ -108,7 +108,8 @@ func (r *Revision) AddTree(dir string) error {
 	})
 }
 
-func fileSHA(path string) (string, error) {
+// FileSHA returns the sha256 (hex) of the file at path: its object name.
+func FileSHA(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -140,7 +141,7 @@ func Write(log *slog.Logger, root, rev string, r Revision) (*state.State, error)
 	sort.Strings(keys)
 	for _, k := range keys {
 		src := r.objects[k]
-		sha, err := fileSHA(src)
+		sha, err := FileSHA(src)
 		if err != nil {
 			return nil, fmt.Errorf("trail: %s: %w", k, err)
 		}
