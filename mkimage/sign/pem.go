@@ -91,18 +91,8 @@ func CheckPubPEM(data []byte) error {
 	}
 	n := 0
 	for i, b := range bs {
-		var pub any
-		switch b.Type {
-		case "PUBLIC KEY":
-			pub, err = x509.ParsePKIXPublicKey(b.Bytes)
-		case "RSA PUBLIC KEY":
-			pub, err = x509.ParsePKCS1PublicKey(b.Bytes)
-		case "CERTIFICATE":
-			var c *x509.Certificate
-			if c, err = x509.ParseCertificate(b.Bytes); err == nil {
-				pub = c.PublicKey
-			}
-		default:
+		pub, ok, err := signature.PEMPublicKey(b)
+		if !ok {
 			continue
 		}
 		if err == nil {

@@ -88,6 +88,26 @@ type trustedKey struct {
 	name string
 }
 
+// PEMPublicKey returns the public key of a pub.pem block: "PUBLIC KEY"
+// (PKIX), "RSA PUBLIC KEY" (PKCS#1) or "CERTIFICATE" (the certificate's
+// key); ok is false for other block types, which pub.pem may carry.
+func PEMPublicKey(b *pem.Block) (pub any, ok bool, err error) {
+	switch b.Type {
+	case "PUBLIC KEY":
+		pub, err = x509.ParsePKIXPublicKey(b.Bytes)
+	case "RSA PUBLIC KEY":
+		pub, err = x509.ParsePKCS1PublicKey(b.Bytes)
+	case "CERTIFICATE":
+		var c *x509.Certificate
+		if c, err = x509.ParseCertificate(b.Bytes); err == nil {
+			pub = c.PublicKey
+		}
+	default:
+		return nil, false, nil
+	}
+	return pub, true, err
+}
+
 // loadPublicKeys reads the trusted public keys of a PEM file: "PUBLIC
 // KEY" (PKIX), "RSA PUBLIC KEY" (PKCS#1) and "CERTIFICATE" blocks (the
 // certificate's key), as pvr's --pubkey accepts several keys in one file.
@@ -103,18 +123,8 @@ func loadPublicKeys(path string) ([]trustedKey, error) {
 		if b == nil {
 			break
 		}
-		var pub any
-		switch b.Type {
-		case "PUBLIC KEY":
-			pub, err = x509.ParsePKIXPublicKey(b.Bytes)
-		case "RSA PUBLIC KEY":
-			pub, err = x509.ParsePKCS1PublicKey(b.Bytes)
-		case "CERTIFICATE":
-			var c *x509.Certificate
-			if c, err = x509.ParseCertificate(b.Bytes); err == nil {
-				pub = c.PublicKey
-			}
-		default:
+		pub, ok, err := PEMPublicKey(b)
+		if !ok {
 			continue
 		}
 		if err != nil {
