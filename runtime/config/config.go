@@ -69,6 +69,7 @@ type Config struct {
 	mu      sync.RWMutex
 	entries map[string]*entry // by canonical key name
 	cmdline string            // kept for the ph_ words applied with pantahub.config
+	warned  map[string]bool   // keys not implemented whose warning was logged
 }
 
 // Options tell Load where the configuration comes from.
@@ -98,7 +99,7 @@ func New(log *slog.Logger) *Config {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Config{log: log, entries: map[string]*entry{}}
+	c := &Config{log: log, entries: map[string]*entry{}, warned: map[string]bool{}}
 	for _, k := range keyTable {
 		c.entries[k.Name] = &entry{key: k}
 	}
@@ -256,7 +257,10 @@ func (c *Config) apply(name, value string, lvl Level, src string) {
 // Set sets a key (canonical name, case-insensitive, or legacy alias,
 // case-sensitive) at a level. It fails with ErrUnknownKey, ErrNotAllowed
 // (the key's mask excludes the level) or ErrBadValue, wrapped in a
-// *SetError; the previous value is then kept.
+// *SetError; the previous value is then kept. Setting a key this build
+// does not implement (Key.Implemented) to a value other than its default
+// logs "config: PV_X is not implemented in this build; ignored", once per
+// key for the life of c.
 func (c *Config) Set(name, value string, lvl Level) error {
 	k, path, ok := resolve(name)
 	if !ok {
@@ -282,7 +286,16 @@ func (c *Config) Set(name, value string, lvl Level) error {
 		e.path = path
 	}
 	e.set[lvl], e.val[lvl] = true, v
+	warn := k.Todo != "" && v != k.Default && !c.warned[k.Name]
+	if warn {
+		c.warned[k.Name] = true
+	}
 	c.mu.Unlock()
+	// Once per key, however often and at whatever level it is set; the
+	// value is not logged, it may be a secret.
+	if warn {
+		c.log.Warn("config: "+k.Name+" is not implemented in this build; ignored", "level", lvl.String())
+	}
 	return nil
 }
 
