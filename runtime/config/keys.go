@@ -315,7 +315,8 @@ var (
 	WDTTimeout = def(keyDef{Name: "PV_WDT_TIMEOUT", Aliases: al("wdt.timeout"), Type: Duration, Default: "15", Levels: pvLevels, Todo: watchdog})
 )
 
-// sysctlKey is the template of the dynamic PV_SYSCTL_* keys.
+// sysctlKey is the template of the dynamic PV_SYSCTL_* keys (not applied
+// yet: ApplySysctls has no caller).
 var sysctlKey = keyDef{Type: String, Levels: pvLevels | oem, Todo: system}
 
 const (
