@@ -79,27 +79,24 @@ type keyDef struct {
 	Todo area
 }
 
-// Runtime reports whether the key may be changed at run time through user
-// metadata.
-func (k *keyDef) Runtime() bool { return k.Levels.Has(Metadata) }
-
 // area is a part of Pantavisor that a later issue is expected to
-// implement; docs/config-keys.md groups the keys that wait for it.
+// implement; docs/config-keys.md describes each (areaText) and lists the
+// keys that wait for it.
 type area string
 
 // The areas of keys that are not implemented yet.
 const (
-	bootloader area = "bootloader" // more boot loader variants and their settings
-	disks      area = "disks"      // volume mount handlers (dm, crypt)
-	drivers    area = "drivers"    // managed drivers and early module loading
-	hub        area = "hub"        // Pantacor Hub client: claim, remote updates, log push
-	logs       area = "logs"       // container loggers and log capture
-	network    area = "network"    // the container bridge
-	secureboot area = "secureboot" // object checksums and volume handlers
-	ssh        area = "ssh"        // the debug ssh server
-	storage    area = "storage"    // storage layout options
-	system     area = "system"     // system layout, sysctls, security modules
-	watchdog   area = "watchdog"   // the hardware watchdog
+	bootloader area = "bootloader"
+	disks      area = "disks"
+	drivers    area = "drivers"
+	hub        area = "hub"
+	logs       area = "logs"
+	network    area = "network"
+	secureboot area = "secureboot"
+	ssh        area = "ssh"
+	storage    area = "storage"
+	system     area = "system"
+	watchdog   area = "watchdog"
 )
 
 // Level masks shared by the table rows.
