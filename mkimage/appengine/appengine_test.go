@@ -49,15 +49,15 @@ func TestInstall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("config.Load() error = %v", err)
 	}
-	for key, want := range map[string]string{
-		"PV_STORAGE_MNTPOINT":      prefix + "/var/pantavisor/storage",
-		"PV_CACHE_USRMETADIR":      prefix + "/var/pantavisor/storage/cache/usrmeta",
-		"PV_SYSTEM_INIT_MODE":      "appengine",
-		"PV_UPDATER_COMMIT_DELAY":  "5",
-		"PV_UPDATER_GOALS_TIMEOUT": "10",
-		"PV_CONTROL_REMOTE":        "0",
-		"PV_SECUREBOOT_MODE":       "disabled",
-		"PV_WDT_MODE":              "disabled",
+	for key, want := range map[config.Key]string{
+		config.StorageMntPoint:     prefix + "/var/pantavisor/storage",
+		config.CacheUsrMetaDir:     prefix + "/var/pantavisor/storage/cache/usrmeta",
+		config.SystemInitMode:      "appengine",
+		config.UpdaterCommitDelay:  "5",
+		config.UpdaterGoalsTimeout: "10",
+		config.ControlRemote:       "0",
+		config.SecurebootMode:      "disabled",
+		config.WDTMode:             "disabled",
 	} {
 		if got := c.Get(key); got != want {
 			t.Errorf("installed config %s = %q, want %q", key, got, want)

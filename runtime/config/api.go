@@ -48,8 +48,7 @@ func (c *Config) Legacy() map[string]any {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	out := map[string]any{}
-	for i := range keyTable {
-		k := &keyTable[i]
+	for _, k := range keyTable {
 		if len(k.Aliases) == 0 {
 			continue
 		}
@@ -58,7 +57,7 @@ func (c *Config) Legacy() map[string]any {
 	return out
 }
 
-func legacyValue(k *Key, v string) any {
+func legacyValue(k *keyDef, v string) any {
 	if k.Secret {
 		if v == "" {
 			return ""
@@ -95,7 +94,8 @@ func (c *Config) PHConfig() []byte {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	var b bytes.Buffer
-	for _, k := range Keys() {
+	for _, key := range Keys() {
+		k := key.d
 		if !k.Levels.Has(PHConf) {
 			continue
 		}

@@ -163,7 +163,7 @@ func TestWritePHConfig(t *testing.T) {
 	if err := c2.LoadPHConfig(p); err != nil {
 		t.Fatal(err)
 	}
-	if got := c2.Get("PH_CREDS_SECRET"); got != "s3" {
+	if got := c2.Get(HubCredsSecret); got != "s3" {
 		t.Errorf("round trip PH_CREDS_SECRET = %q, want s3", got)
 	}
 	if err := c.WritePHConfig(filepath.Join(dir, "nodir", "x")); err == nil {

@@ -6,7 +6,7 @@ func BenchmarkGet(b *testing.B) {
 	c := New(nil)
 	c.Set("PV_LOG_LEVEL", "4", Env)
 	for b.Loop() {
-		_ = c.Int("log.level")
+		_ = c.Int(LogLevel)
 	}
 }
 

@@ -69,7 +69,7 @@ func FuzzCmdline(f *testing.F) {
 		c, err := Load(Options{Cmdline: s})
 		if err != nil {
 			// Only a policy from the command line can fail loading.
-			if c.Get("PV_POLICY") == "" {
+			if c.Get(PolicyName) == "" {
 				t.Fatalf("Load(%q) = %v", s, err)
 			}
 			return

@@ -39,7 +39,7 @@ func (e *SetError) Unwrap() error { return e.Err }
 
 // entry holds one key's value at every level it was set at.
 type entry struct {
-	key  *Key
+	key  *keyDef
 	path string // sysctl path hint from the dotted legacy form, "a/b_c"
 	set  [numLevels]bool
 	val  [numLevels]string
@@ -69,6 +69,7 @@ type Config struct {
 	mu      sync.RWMutex
 	entries map[string]*entry // by canonical key name
 	cmdline string            // kept for the ph_ words applied with pantahub.config
+	warned  map[string]bool   // keys not implemented whose warning was logged
 }
 
 // Options tell Load where the configuration comes from.
@@ -98,9 +99,8 @@ func New(log *slog.Logger) *Config {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Config{log: log, entries: map[string]*entry{}}
-	for i := range keyTable {
-		k := &keyTable[i]
+	c := &Config{log: log, entries: map[string]*entry{}, warned: map[string]bool{}}
+	for _, k := range keyTable {
 		c.entries[k.Name] = &entry{key: k}
 	}
 	return c
@@ -170,7 +170,7 @@ func (c *Config) applyEnv(env []string) {
 
 // loadPolicy reads <etc>/policies/<PV_POLICY>.config when PV_POLICY is set.
 func (c *Config) loadPolicy(etcDir string) error {
-	name := c.Get("PV_POLICY")
+	name := c.Get(PolicyName)
 	if name == "" {
 		return nil
 	}
@@ -178,7 +178,7 @@ func (c *Config) loadPolicy(etcDir string) error {
 		return fmt.Errorf("%w: %q must not contain '/'", ErrBadPolicy, name)
 	}
 	if etcDir == "" {
-		etcDir = c.Get("PV_SYSTEM_ETCPANTAVISORDIR")
+		etcDir = c.Get(SystemEtcPantavisorDir)
 	}
 	return c.LoadFile(filepath.Join(etcDir, "policies", name+".config"), Policy)
 }
@@ -213,11 +213,11 @@ func (c *Config) LoadPHConfig(path string) error {
 // OEMPath returns trailDir/<PV_OEM_NAME>/<PV_POLICY|default>.config, or ""
 // when PV_OEM_NAME is unset. trailDir is the revision's trail directory.
 func (c *Config) OEMPath(trailDir string) string {
-	oemName := c.Get("PV_OEM_NAME")
+	oemName := c.Get(OEMName)
 	if oemName == "" || strings.Contains(oemName, "/") || oemName == ".." {
 		return ""
 	}
-	p := c.Get("PV_POLICY")
+	p := c.Get(PolicyName)
 	if p == "" {
 		p = "default"
 	}
@@ -257,7 +257,10 @@ func (c *Config) apply(name, value string, lvl Level, src string) {
 // Set sets a key (canonical name, case-insensitive, or legacy alias,
 // case-sensitive) at a level. It fails with ErrUnknownKey, ErrNotAllowed
 // (the key's mask excludes the level) or ErrBadValue, wrapped in a
-// *SetError; the previous value is then kept.
+// *SetError; the previous value is then kept. Setting a key this build
+// does not implement (Key.Implemented) to a value other than its default
+// logs "config: PV_X is not implemented in this build; ignored", once per
+// key for the life of c.
 func (c *Config) Set(name, value string, lvl Level) error {
 	k, path, ok := resolve(name)
 	if !ok {
@@ -274,7 +277,6 @@ func (c *Config) Set(name, value string, lvl Level) error {
 		return &SetError{Key: k.Name, Level: lvl, Err: err}
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	e := c.entries[k.Name]
 	if e == nil {
 		e = &entry{key: k}
@@ -284,6 +286,16 @@ func (c *Config) Set(name, value string, lvl Level) error {
 		e.path = path
 	}
 	e.set[lvl], e.val[lvl] = true, v
+	warn := k.Todo != "" && v != k.Default && !c.warned[k.Name]
+	if warn {
+		c.warned[k.Name] = true
+	}
+	c.mu.Unlock()
+	// Once per key, however often and at whatever level it is set; the
+	// value is not logged, it may be a secret.
+	if warn {
+		c.log.Warn("config: "+k.Name+" is not implemented in this build; ignored", "level", lvl.String())
+	}
 	return nil
 }
 
@@ -312,47 +324,47 @@ func (c *Config) lookup(name string) *entry {
 }
 
 // Get returns the effective value of a key in canonical form (booleans
-// "1"/"0", durations in seconds), or "" for an unknown key.
-func (c *Config) Get(name string) string {
+// "1"/"0", durations in seconds); "" for the zero Key.
+func (c *Config) Get(k Key) string {
+	if k.d == nil {
+		return ""
+	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if e := c.lookup(name); e != nil {
-		return e.value()
-	}
-	return ""
+	return c.entries[k.d.Name].value()
 }
 
 // Source returns the level the effective value of a key comes from.
-func (c *Config) Source(name string) Level {
+func (c *Config) Source(k Key) Level {
+	if k.d == nil {
+		return Default
+	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if e := c.lookup(name); e != nil {
-		return e.top()
-	}
-	return Default
+	return c.entries[k.d.Name].top()
 }
 
 // Int returns an integer key (durations in seconds); 0 if unset or not a
 // number.
-func (c *Config) Int(name string) int {
-	n, _ := strconv.Atoi(c.Get(name))
+func (c *Config) Int(k Key) int {
+	n, _ := strconv.Atoi(c.Get(k))
 	return n
 }
 
 // Bool returns a boolean key.
-func (c *Config) Bool(name string) bool {
-	b, _ := ParseBool(c.Get(name))
+func (c *Config) Bool(k Key) bool {
+	b, _ := ParseBool(c.Get(k))
 	return b
 }
 
 // Duration returns a duration key (or an integer key taken as seconds).
-func (c *Config) Duration(name string) time.Duration {
-	return time.Duration(c.Int(name)) * time.Second
+func (c *Config) Duration(k Key) time.Duration {
+	return time.Duration(c.Int(k)) * time.Second
 }
 
 // Size returns a size key: bytes, or a percentage when percent is true.
-func (c *Config) Size(name string) (n int64, percent bool) {
-	v := c.Get(name)
+func (c *Config) Size(k Key) (n int64, percent bool) {
+	v := c.Get(k)
 	if v == "" {
 		return 0, false
 	}

@@ -26,7 +26,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 }
 
 // sample returns a valid value of k's type that differs from its default.
-func sample(k *Key) string {
+func sample(k *keyDef) string {
 	switch k.Type {
 	case Bool:
 		if k.Default == "1" {
@@ -50,11 +50,12 @@ func sample(k *Key) string {
 
 func TestKeyTable(t *testing.T) {
 	seenAlias := map[string]string{}
-	for _, k := range Keys() {
+	for _, key := range Keys() {
+		k := key.d
 		if k.Name != strings.ToUpper(k.Name) || !(strings.HasPrefix(k.Name, "PV_") || strings.HasPrefix(k.Name, "PH_")) {
 			t.Errorf("key %q: not an upper-case PV_/PH_ name", k.Name)
 		}
-		if got, err := normalize(&k, k.Default); err != nil || got != k.Default {
+		if got, err := normalize(k, k.Default); err != nil || got != k.Default {
 			t.Errorf("key %s: default %q normalizes to %q, %v", k.Name, k.Default, got, err)
 		}
 		if k.Type == Enum && len(k.Enum) == 0 {
@@ -132,17 +133,17 @@ func TestDefaults(t *testing.T) {
 		{"LOG.LEVEL", ""}, // aliases are case-sensitive
 		{"PV_NOPE", ""},
 	} {
-		if got := c.Get(tc.key); got != tc.want {
+		if got := c.get(tc.key); got != tc.want {
 			t.Errorf("Get(%q) = %q, want %q", tc.key, got, tc.want)
 		}
 	}
-	if got, want := c.Duration("PV_UPDATER_COMMIT_DELAY"), 25*time.Second; got != want {
+	if got, want := c.Duration(UpdaterCommitDelay), 25*time.Second; got != want {
 		t.Errorf("Duration(PV_UPDATER_COMMIT_DELAY) = %v, want %v", got, want)
 	}
-	if got, want := c.Int("PV_LOOP_INDEX_BASE"), -1; got != want {
+	if got, want := c.Int(LoopIndexBase), -1; got != want {
 		t.Errorf("Int(PV_LOOP_INDEX_BASE) = %v, want %v", got, want)
 	}
-	if !c.Bool("PV_CONTROL_REMOTE") {
+	if !c.Bool(ControlRemote) {
 		t.Errorf("Bool(PV_CONTROL_REMOTE) = false, want true")
 	}
 }
@@ -150,16 +151,17 @@ func TestDefaults(t *testing.T) {
 // TestLevelMasks sets every key at every level: allowed levels take the
 // value, the others are rejected with ErrNotAllowed and the old value stays.
 func TestLevelMasks(t *testing.T) {
-	for _, k := range Keys() {
+	for _, key := range Keys() {
+		k := key.d
 		for lvl := Args; lvl < numLevels; lvl++ {
 			c := New(nil)
-			v := sample(&k)
+			v := sample(k)
 			err := c.Set(k.Name, v, lvl)
-			want, _ := normalize(&k, v)
+			want, _ := normalize(k, v)
 			if k.Levels.Has(lvl) {
 				if err != nil {
 					t.Errorf("Set(%s, %q, %s) = %v, want nil", k.Name, v, lvl, err)
-				} else if got := c.Get(k.Name); got != want {
+				} else if got := c.Get(key); got != want {
 					t.Errorf("after Set(%s, %q, %s): Get = %q, want %q", k.Name, v, lvl, got, want)
 				}
 				continue
@@ -167,10 +169,10 @@ func TestLevelMasks(t *testing.T) {
 			if !errors.Is(err, ErrNotAllowed) {
 				t.Errorf("Set(%s, %q, %s) = %v, want ErrNotAllowed", k.Name, v, lvl, err)
 			}
-			if got := c.Get(k.Name); got != k.Default {
+			if got := c.Get(key); got != k.Default {
 				t.Errorf("after rejected Set(%s, %s): Get = %q, want default %q", k.Name, lvl, got, k.Default)
 			}
-			if got := c.Source(k.Name); got != Default {
+			if got := c.Source(key); got != Default {
 				t.Errorf("after rejected Set(%s, %s): Source = %s, want default", k.Name, lvl, got)
 			}
 		}
@@ -210,7 +212,7 @@ func TestLevelRules(t *testing.T) {
 	} {
 		v := "1"
 		if k, ok := Lookup(tc.key); ok {
-			v = sample(k)
+			v = sample(k.d)
 		}
 		err := New(nil).Set(tc.key, v, tc.lvl)
 		if (err == nil) != tc.ok {
@@ -246,16 +248,16 @@ func TestPrecedence(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if got, want := c.Int("PV_LOG_LEVEL"), int(Command); got != want {
+		if got, want := c.Int(LogLevel), int(Command); got != want {
 			t.Errorf("order %v: Int(PV_LOG_LEVEL) = %d, want %d", order, got, want)
 		}
 		// Peel levels off from the top: each time the next one shows through.
 		for i := len(levels) - 1; i > 0; i-- {
 			c.Unset("PV_LOG_LEVEL", levels[i])
-			if got, want := c.Int("PV_LOG_LEVEL"), int(levels[i-1]); got != want {
+			if got, want := c.Int(LogLevel), int(levels[i-1]); got != want {
 				t.Errorf("after Unset(%s): Int = %d, want %d", levels[i], got, want)
 			}
-			if got, want := c.Source("PV_LOG_LEVEL"), levels[i-1]; got != want {
+			if got, want := c.Source(LogLevel), levels[i-1]; got != want {
 				t.Errorf("after Unset(%s): Source = %s, want %s", levels[i], got, want)
 			}
 		}
@@ -267,7 +269,7 @@ func TestPrecedence(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got, want := c.Get("PH_CREDS_HOST"), "h"+itoa(int(Env)); got != want {
+	if got, want := c.Get(HubCredsHost), "h"+itoa(int(Env)); got != want {
 		t.Errorf("Get(PH_CREDS_HOST) = %q, want %q", got, want)
 	}
 }
@@ -292,25 +294,25 @@ func TestMetadataOverrideRestore(t *testing.T) {
 	if err := c.Set("log.level", "5", Metadata); err != nil {
 		t.Fatalf("Set(log.level, Metadata) = %v", err)
 	}
-	if got := c.Int("PV_LOG_LEVEL"); got != 5 {
+	if got := c.Int(LogLevel); got != 5 {
 		t.Errorf("with user-meta: Int(PV_LOG_LEVEL) = %d, want 5", got)
 	}
-	if got := c.Source("PV_LOG_LEVEL"); got != Metadata {
+	if got := c.Source(LogLevel); got != Metadata {
 		t.Errorf("with user-meta: Source = %s, want metadata", got)
 	}
 	// A later boot-level reload does not beat metadata.
 	if err := c.Set("PV_LOG_LEVEL", "1", Env); err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Int("PV_LOG_LEVEL"); got != 5 {
+	if got := c.Int(LogLevel); got != 5 {
 		t.Errorf("env under metadata: Int = %d, want 5", got)
 	}
 	c.Unset("log.level", Metadata)
-	if got := c.Int("PV_LOG_LEVEL"); got != 1 {
+	if got := c.Int(LogLevel); got != 1 {
 		t.Errorf("after removal: Int = %d, want 1 (env)", got)
 	}
 	c.Unset("PV_LOG_LEVEL", Env)
-	if got := c.Int("PV_LOG_LEVEL"); got != 3 {
+	if got := c.Int(LogLevel); got != 3 {
 		t.Errorf("after env removal: Int = %d, want 3 (conf)", got)
 	}
 	// Non run-time keys cannot be overridden by metadata.
@@ -318,8 +320,8 @@ func TestMetadataOverrideRestore(t *testing.T) {
 		t.Errorf("Set(PV_SYSTEM_RUNDIR, Metadata) = %v, want ErrNotAllowed", err)
 	}
 	// pantahub.log.push is the user-meta name of PV_LOG_PUSH.
-	if err := c.Set("pantahub.log.push", "0", Metadata); err != nil || c.Bool("PV_LOG_PUSH") {
-		t.Errorf("Set(pantahub.log.push, 0) = %v, Bool(PV_LOG_PUSH) = %v, want nil, false", err, c.Bool("PV_LOG_PUSH"))
+	if err := c.Set("pantahub.log.push", "0", Metadata); err != nil || c.Bool(LogPush) {
+		t.Errorf("Set(pantahub.log.push, 0) = %v, Bool(PV_LOG_PUSH) = %v, want nil, false", err, c.Bool(LogPush))
 	}
 }
 
@@ -385,10 +387,10 @@ func TestLoad(t *testing.T) {
 		{"PV_SYSCTL_VM_SWAPPINESS", "10", PVConf},
 		{"PV_SYSCTL_KERNEL_CORE_PATTERN", "|/bin/x --y", PVCmdline},
 	} {
-		if got := c.Get(tc.key); got != tc.want {
+		if got := c.get(tc.key); got != tc.want {
 			t.Errorf("Get(%s) = %q, want %q", tc.key, got, tc.want)
 		}
-		if got := c.Source(tc.key); got != tc.src {
+		if got := c.source(tc.key); got != tc.src {
 			t.Errorf("Source(%s) = %s, want %s", tc.key, got, tc.src)
 		}
 	}
@@ -401,13 +403,13 @@ func TestLoad(t *testing.T) {
 	if err := c.LoadOEM(c.OEMPath(trail)); err != nil {
 		t.Fatalf("LoadOEM: %v", err)
 	}
-	if got := c.Int("PV_STORAGE_GC_RESERVED"); got != 20 {
+	if got := c.Int(StorageGCReserved); got != 20 {
 		t.Errorf("after OEM: PV_STORAGE_GC_RESERVED = %d, want 20", got)
 	}
-	if got := c.Get("PV_SECUREBOOT_MODE"); got != "strict" {
+	if got := c.Get(SecurebootMode); got != "strict" {
 		t.Errorf("after OEM: PV_SECUREBOOT_MODE = %q, want strict (OEM not allowed)", got)
 	}
-	if got := c.Int("PV_LOG_LEVEL"); got != 2 {
+	if got := c.Int(LogLevel); got != 2 {
 		t.Errorf("after OEM: PV_LOG_LEVEL = %d, want 2 (cmdline outranks oem)", got)
 	}
 	// A revision without OEM file drops the previous OEM values.
@@ -415,7 +417,7 @@ func TestLoad(t *testing.T) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("LoadOEM(missing) = %v, want fs.ErrNotExist", err)
 	}
-	if got := c.Int("PV_STORAGE_GC_RESERVED"); got != 5 {
+	if got := c.Int(StorageGCReserved); got != 5 {
 		t.Errorf("after OEM removal: PV_STORAGE_GC_RESERVED = %d, want 5", got)
 	}
 }
@@ -489,7 +491,7 @@ func TestApplyUserMeta(t *testing.T) {
 			t.Errorf("ApplyUserMeta(%q, %q, %v) = %v, %v, want %v, %v", tc.key, tc.value, tc.deleted, applied, err, tc.applied, tc.err)
 		}
 		if tc.check != "" {
-			if got := c.Get(tc.check); got != tc.want {
+			if got := c.get(tc.check); got != tc.want {
 				t.Errorf("after ApplyUserMeta(%q): Get(%s) = %q, want %q", tc.key, tc.check, got, tc.want)
 			}
 		}
@@ -507,13 +509,13 @@ func TestConcurrentAccess(t *testing.T) {
 		}
 	}()
 	for i := 0; i < 200; i++ {
-		_ = c.Int("PV_LOG_LEVEL")
+		_ = c.Int(LogLevel)
 		_ = c.Entries()
 		_ = c.Legacy()
 	}
 	<-done
 	// Every Set was undone by its Unset: the default is back.
-	if got, want := c.Get("PV_LOG_LEVEL"), New(nil).Get("PV_LOG_LEVEL"); got != want {
+	if got, want := c.Get(LogLevel), New(nil).Get(LogLevel); got != want {
 		t.Errorf("Get(PV_LOG_LEVEL) after concurrent Set/Unset = %q, want the default %q", got, want)
 	}
 	for _, e := range c.Entries() {
@@ -550,10 +552,10 @@ func TestLoadLogsRejections(t *testing.T) {
 			t.Errorf("log mentions boot argument %q:\n%s", quiet, out)
 		}
 	}
-	if got := c.Get("PH_CREDS_HOST"); got != "api.pantahub.com" {
+	if got := c.Get(HubCredsHost); got != "api.pantahub.com" {
 		t.Errorf("rejected PH_CREDS_HOST applied: %q", got)
 	}
-	if got := c.Get("PV_LOG_LEVEL"); got != "0" {
+	if got := c.Get(LogLevel); got != "0" {
 		t.Errorf("rejected PV_LOG_LEVEL applied: %q", got)
 	}
 }
@@ -569,7 +571,38 @@ func TestCommitDelayFromPHConfig(t *testing.T) {
 	if err := c.LoadPHConfig(ph); err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Get("PV_UPDATER_COMMIT_DELAY"); got != "40" {
+	if got := c.Get(UpdaterCommitDelay); got != "40" {
 		t.Errorf("PV_UPDATER_COMMIT_DELAY = %q, want 40", got)
+	}
+}
+
+// TestContainerKeys: the daemon reads PV_DISABLE_AUTODEV and
+// PV_LXC_EXTRA_CONF; before issue 11 they were missing from the table, so
+// setting them logged "unknown key" and Get returned "".
+func TestContainerKeys(t *testing.T) {
+	c := New(testLogger(t))
+	for _, s := range [][2]string{
+		{"PV_DISABLE_AUTODEV", "yes"},
+		{"PV_LXC_EXTRA_CONF", "lxc.tty.max = 1; lxc.pty.max = 2"},
+	} {
+		if err := c.Set(s[0], s[1], PVConf); err != nil {
+			t.Errorf("Set(%s, %q, pv conf file) = %v, want nil", s[0], s[1], err)
+		}
+	}
+	if !c.Bool(DisableAutodev) {
+		t.Errorf("Bool(DisableAutodev) = false, want true")
+	}
+	if got, want := c.Get(LXCExtraConf), "lxc.tty.max = 1; lxc.pty.max = 2"; got != want {
+		t.Errorf("Get(LXCExtraConf) = %q, want %q", got, want)
+	}
+	// Not from user metadata or the revision's OEM file: they reach the
+	// LXC configuration of every container.
+	for _, lvl := range []Level{Metadata, OEM} {
+		if err := c.Set("PV_LXC_EXTRA_CONF", "lxc.x = 1", lvl); !errors.Is(err, ErrNotAllowed) {
+			t.Errorf("Set(PV_LXC_EXTRA_CONF, %s) = %v, want ErrNotAllowed", lvl, err)
+		}
+	}
+	if New(nil).Bool(DisableAutodev) || New(nil).Get(LXCExtraConf) != "" {
+		t.Errorf("defaults: autodev disabled or extra conf set, want neither")
 	}
 }

@@ -16,7 +16,7 @@ const (
 func InitMode(c *Config, args []string) (mode Mode, debug bool) {
 	mode = Embedded
 	if c != nil {
-		switch m := Mode(c.Get("PV_SYSTEM_INIT_MODE")); m {
+		switch m := Mode(c.Get(SystemInitMode)); m {
 		case Embedded, Standalone, AppEngine:
 			mode = m
 		}

@@ -87,7 +87,7 @@ func TestSysctlDashedInterface(t *testing.T) {
 	if len(s) != 2 || s[1].Path != "net/ipv4/conf/br-lan/rp_filter" {
 		t.Fatalf("Sysctls = %+v, want the br-lan path kept", s)
 	}
-	if got := c.Get(s[1].Key); got != "0" {
+	if got := c.get(s[1].Key); got != "0" {
 		t.Errorf("Get(%s) = %q, want 0", s[1].Key, got)
 	}
 }

@@ -120,7 +120,7 @@ func Percent(p, total int64) int64 {
 // normalize checks v against the key's type and returns its canonical
 // form: booleans "1"/"0", integers and durations (in seconds) in decimal,
 // enums lower-case, sizes in bytes or "N%", strings unchanged.
-func normalize(k *Key, v string) (string, error) {
+func normalize(k *keyDef, v string) (string, error) {
 	switch k.Type {
 	case Bool:
 		b, err := ParseBool(v)

@@ -99,24 +99,24 @@ func TestParseSize(t *testing.T) {
 }
 
 func TestNormalize(t *testing.T) {
-	enum := &Key{Name: "E", Type: Enum, Enum: []string{"a", "b"}}
+	enum := &keyDef{Name: "E", Type: Enum, Enum: []string{"a", "b"}}
 	for _, tc := range []struct {
-		k    *Key
+		k    *keyDef
 		in   string
 		want string
 		ok   bool
 	}{
-		{&Key{Type: Bool}, "yes", "1", true},
-		{&Key{Type: Bool}, "off", "0", true},
-		{&Key{Type: Int}, " 12", "12", true},
-		{&Key{Type: Duration}, "2min", "120", true},
-		{&Key{Type: Size}, "1K", "1024", true},
-		{&Key{Type: Size}, "5%", "5%", true},
-		{&Key{Type: Size}, "", "", true},
-		{&Key{Type: String}, " keep spaces ", " keep spaces ", true},
+		{&keyDef{Type: Bool}, "yes", "1", true},
+		{&keyDef{Type: Bool}, "off", "0", true},
+		{&keyDef{Type: Int}, " 12", "12", true},
+		{&keyDef{Type: Duration}, "2min", "120", true},
+		{&keyDef{Type: Size}, "1K", "1024", true},
+		{&keyDef{Type: Size}, "5%", "5%", true},
+		{&keyDef{Type: Size}, "", "", true},
+		{&keyDef{Type: String}, " keep spaces ", " keep spaces ", true},
 		{enum, "B", "b", true},
 		{enum, "c", "", false},
-		{&Key{Type: Int}, "x", "", false},
+		{&keyDef{Type: Int}, "x", "", false},
 	} {
 		got, err := normalize(tc.k, tc.in)
 		if (err == nil) != tc.ok || got != tc.want {

@@ -8,13 +8,13 @@
 //
 // Usage sketch:
 //
-//	usr, err := metadata.Open(cfg.Get("PV_CACHE_USRMETADIR"), log)
+//	usr, err := metadata.Open(cfg.Get(config.CacheUsrMetaDir), log)
 //	usr.OnChange(func(ch metadata.Change) { /* config override */ })
 //	usr.Mirror(runDir, "user-meta")
 //	usr.Set("log.level", []byte("4"))
 //	body, _ := json.Marshal(usr) // GET /user-meta
 //
-//	dev, _ := metadata.Open(cfg.Get("PV_CACHE_DEVMETADIR"), log)
+//	dev, _ := metadata.Open(cfg.Get(config.CacheDevMetaDir), log)
 //	kvs, _ := metadata.Device{Version: v, Revision: rev, Mode: "local"}.Defaults()
 //	dev.Publish(kvs)
 package metadata

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
 	"github.com/pantavisor/pantavisor-go/runtime/logserver"
 	"github.com/pantavisor/pantavisor-go/runtime/metadata"
@@ -95,18 +96,18 @@ func NewPlatforms(env Env) (PlatformManager, error) {
 func containersFromEnv(env Env) *Containers {
 	logs := env.Logs
 	c := env.Config
-	voldir := c.Get("PV_DISK_VOLDIR")
-	confdir := c.Get("PV_SYSTEM_CONFDIR")
+	voldir := c.Get(config.DiskVolDir)
+	confdir := c.Get(config.SystemConfDir)
 	paths := platform.Paths{
 		Storage:     env.Storage.Root(),
 		Volumes:     voldir,
 		Configs:     confdir,
 		Run:         env.RunDir,
 		Logs:        env.Storage.LogDir,
-		LXCLogLevel: c.Get("PV_LXC_LOG_LEVEL"),
+		LXCLogLevel: c.Get(config.LXCLogLevel),
 		AppEngine:   env.Mode == AppEngine,
-		NoAutodev:   c.Bool("PV_DISABLE_AUTODEV"),
-		HooksDir:    filepath.Join(c.Get("PV_SYSTEM_LIBDIR"), "pv", "hooks_lxc-mount.d"),
+		NoAutodev:   c.Bool(config.DisableAutodev),
+		HooksDir:    filepath.Join(c.Get(config.SystemLibDir), "pv", "hooks_lxc-mount.d"),
 	}
 	// Exporters show their root file system in /exports/<plat> (under the
 	// run dir in appengine mode, to keep the host's / alone).
@@ -114,13 +115,13 @@ func containersFromEnv(env Env) *Containers {
 	if env.Mode == AppEngine {
 		paths.Exports = filepath.Join(env.RunDir, "exports")
 	}
-	if env.Mode != AppEngine && c.Bool("PV_LOG_AUTO_DEVLOG") {
+	if env.Mode != AppEngine && c.Bool(config.LogAutoDevLog) {
 		paths.DevLog = filepath.Join(env.RunDir, "pv-ctrl-log")
 	}
 	if rel, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		paths.KernelRelease = strings.TrimSpace(string(rel))
 	}
-	if x := c.Get("PV_LXC_EXTRA_CONF"); x != "" {
+	if x := c.Get(config.LXCExtraConf); x != "" {
 		for _, l := range strings.Split(x, ";") {
 			if l = strings.TrimSpace(l); l != "" {
 				paths.ExtraConf = append(paths.ExtraConf, l)
@@ -128,7 +129,7 @@ func containersFromEnv(env Env) *Containers {
 		}
 	}
 	o := ContainersOptions{Paths: paths, Clock: env.Clock, DevMeta: env.DevMeta, Log: env.Log,
-		GoalsTimeout: func() int { return int(c.Duration("PV_UPDATER_GOALS_TIMEOUT").Seconds()) }}
+		GoalsTimeout: func() int { return int(c.Duration(config.UpdaterGoalsTimeout).Seconds()) }}
 	if s, ok := logs.(consoleSubscriber); ok {
 		o.Logs = s
 	}

@@ -137,7 +137,7 @@ func modeFromWords(words []string) (Mode, bool) {
 
 // storagePath maps a configured path under /storage onto the storage
 // mount point (appengine runs with its storage elsewhere).
-func (d *Daemon) storagePath(key string) string {
+func (d *Daemon) storagePath(key config.Key) string {
 	v := d.conf.Get(key)
 	if rest, ok := strings.CutPrefix(v, "/storage/"); ok && d.root != "/storage" {
 		return filepath.Join(d.root, rest)
@@ -156,14 +156,14 @@ func (d *Daemon) init(ctx context.Context) error {
 	words := append(strings.Fields(d.opt.Cmdline), d.opt.Args...)
 	if m, ok := modeFromWords(words); ok {
 		d.mode = m
-	} else if d.mode, err = ParseMode(c.Get("PV_SYSTEM_INIT_MODE")); err != nil {
+	} else if d.mode, err = ParseMode(c.Get(config.SystemInitMode)); err != nil {
 		return fmt.Errorf("PV_SYSTEM_INIT_MODE: %w", err)
 	}
-	d.runDir = c.Get("PV_SYSTEM_RUNDIR")
-	if d.mode == AppEngine && c.Source("PV_SYSTEM_RUNDIR") == config.Default {
+	d.runDir = c.Get(config.SystemRunDir)
+	if d.mode == AppEngine && c.Source(config.SystemRunDir) == config.Default {
 		d.runDir = "/run/pantavisor/pv"
 	}
-	d.root = filepath.Clean(c.Get("PV_STORAGE_MNTPOINT"))
+	d.root = filepath.Clean(c.Get(config.StorageMntPoint))
 	if d.opt.Prepare != nil {
 		if err := d.opt.Prepare(ctx, d.mode, c.Get); err != nil {
 			return fmt.Errorf("prepare %s: %w", d.mode, err)
@@ -179,12 +179,12 @@ func (d *Daemon) init(ctx context.Context) error {
 	if err := c.LoadPHConfig(filepath.Join(d.root, "config", "pantahub.config")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		d.log.Warn("pantahub.config", "err", err)
 	}
-	d.logDir = d.storagePath("PV_LOG_DIR")
+	d.logDir = d.storagePath(config.LogDir)
 	d.store.LogDir = d.logDir
 	d.store.Log = d.log
-	if n, pct := c.Size("PV_STORAGE_GC_RESERVED"); pct {
+	if n, pct := c.Size(config.StorageGCReserved); pct {
 		d.store.ReservedPercent = int(n)
-	} else if v := c.Int("PV_STORAGE_GC_RESERVED"); v > 0 {
+	} else if v := c.Int(config.StorageGCReserved); v > 0 {
 		d.store.ReservedPercent = v
 	}
 	if free := d.opt.FreeSpace; free != nil {
@@ -219,10 +219,10 @@ func (d *Daemon) init(ctx context.Context) error {
 	if err := d.startLogs(ctx); err != nil {
 		return err
 	}
-	if d.usrmeta, err = metadata.Open(d.storagePath("PV_CACHE_USRMETADIR"), d.log); err != nil {
+	if d.usrmeta, err = metadata.Open(d.storagePath(config.CacheUsrMetaDir), d.log); err != nil {
 		return fmt.Errorf("user-meta: %w", err)
 	}
-	if d.devmeta, err = metadata.Open(d.storagePath("PV_CACHE_DEVMETADIR"), d.log); err != nil {
+	if d.devmeta, err = metadata.Open(d.storagePath(config.CacheDevMetaDir), d.log); err != nil {
 		return fmt.Errorf("device-meta: %w", err)
 	}
 	for _, m := range []struct {
@@ -406,11 +406,11 @@ func (d *Daemon) Caller(name string) (known, mgmt bool) {
 // verify checks st's signatures in PV_SECUREBOOT_MODE (spec §9).
 func (d *Daemon) verify(st *state.State) error {
 	v, err := signature.New(signature.Options{
-		Mode:          d.conf.Get("PV_SECUREBOOT_MODE"),
-		EtcDir:        d.conf.Get("PV_SYSTEM_ETCDIR"),
-		TrustStore:    d.conf.Get("PV_SECUREBOOT_TRUSTSTORE"),
-		OEMTrustStore: d.conf.Get("PV_SECUREBOOT_OEM_TRUSTSTORE"),
-		OEMName:       d.conf.Get("PV_OEM_NAME"),
+		Mode:          d.conf.Get(config.SecurebootMode),
+		EtcDir:        d.conf.Get(config.SystemEtcDir),
+		TrustStore:    d.conf.Get(config.SecurebootTruststore),
+		OEMTrustStore: d.conf.Get(config.SecurebootOEMTruststore),
+		OEMName:       d.conf.Get(config.OEMName),
 		Log:           d.log,
 	})
 	if err != nil {
@@ -423,18 +423,18 @@ func (d *Daemon) verify(st *state.State) error {
 func (d *Daemon) gcKeep() storage.GCKeep {
 	rev := d.Revision()
 	return storage.GCKeep{Running: rev, Update: d.try, Done: rev,
-		KeepFactory: d.conf.Bool("PV_STORAGE_GC_KEEP_FACTORY")}
+		KeepFactory: d.conf.Bool(config.StorageGCKeepFactory)}
 }
 
 // local reports whether the device is in local mode (spec §1 RUN 8).
 func (d *Daemon) local() bool {
-	if !d.conf.Bool("PV_CONTROL_REMOTE") {
+	if !d.conf.Bool(config.ControlRemote) {
 		return true
 	}
 	d.mu.Lock()
 	goRemote := d.goRemote
 	d.mu.Unlock()
-	if goRemote || d.conf.Bool("PV_CONTROL_REMOTE_ALWAYS") {
+	if goRemote || d.conf.Bool(config.ControlRemoteAlways) {
 		return false
 	}
 	return strings.HasPrefix(d.Revision(), "locals/")

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/debugshell"
 )
 
@@ -33,7 +34,7 @@ type debugShell struct {
 // standalone is "only a debug shell and ssh"); without /bin/sh (no debug
 // addon) it says so once at info level.
 func (d *Daemon) startDebugShell(ctx context.Context) {
-	if (d.mode != Embedded && d.mode != Standalone) || d.conf == nil || !shellSeat.pid1() || !d.conf.Bool("PV_DEBUG_SHELL") {
+	if (d.mode != Embedded && d.mode != Standalone) || d.conf == nil || !shellSeat.pid1() || !d.conf.Bool(config.DebugShell) {
 		return
 	}
 	env := append([]string(nil), debugshell.DefaultEnv...)
@@ -41,7 +42,7 @@ func (d *Daemon) startDebugShell(ctx context.Context) {
 		env = append(env, "TERM="+t) // the kernel's, for init (the last one wins)
 	}
 	sh, err := debugshell.Start(ctx, debugshell.Options{Console: shellSeat.console, Shell: shellSeat.shell,
-		Autologin: d.conf.Bool("PV_DEBUG_SHELL_AUTOLOGIN"), Env: env, Log: d.log})
+		Autologin: d.conf.Bool(config.DebugShellAutologin), Env: env, Log: d.log})
 	if errors.Is(err, debugshell.ErrNoShell) {
 		d.log.Info("no debug shell: the initrd has no shell (debug addon)")
 		return
@@ -68,7 +69,7 @@ func (d *Daemon) deferReboot() error {
 	if s == nil {
 		return nil
 	}
-	until := d.clock.Now().Add(d.conf.Duration("PV_DEBUG_SHELL_TIMEOUT"))
+	until := d.clock.Now().Add(d.conf.Duration(config.DebugShellTimeout))
 	s.mu.Lock()
 	s.deferUntil = until
 	s.mu.Unlock()
@@ -112,7 +113,7 @@ func (d *Daemon) holdReboot(exit Exit) {
 	if exit == ExitPoweroff {
 		what = "poweroff"
 	}
-	timeout := d.conf.Duration("PV_DEBUG_SHELL_TIMEOUT")
+	timeout := d.conf.Duration(config.DebugShellTimeout)
 	until := func() time.Time {
 		s.mu.Lock()
 		defer s.mu.Unlock()

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/debugshell"
 	"golang.org/x/sys/unix"
 )
@@ -239,7 +240,7 @@ func TestDebugShellFailedInit(t *testing.T) {
 	d, err := New(Options{Cmdline: "pv_rev=0 pv_embedded",
 		Env: []string{"PV_STORAGE_MNTPOINT=" + storage, "PV_SYSTEM_RUNDIR=" + filepath.Join(t.TempDir(), "run"),
 			"PV_DEBUG_SHELL_AUTOLOGIN=1", "PV_DEBUG_SHELL_TIMEOUT=0"},
-		Prepare: func(context.Context, Mode, func(string) string) error { return notFound }})
+		Prepare: func(context.Context, Mode, func(config.Key) string) error { return notFound }})
 	if err != nil {
 		t.Fatal(err)
 	}

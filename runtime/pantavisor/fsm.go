@@ -325,9 +325,9 @@ func (d *Daemon) command(ctx context.Context, c ctrl.Command) State {
 			}
 		}
 	case ctrl.OpEnableSSH:
-		d.conf.Set("PV_DEBUG_SSH", "1", config.Command)
+		d.conf.Set(config.DebugSSH.Name(), "1", config.Command)
 	case ctrl.OpDisableSSH:
-		d.conf.Set("PV_DEBUG_SSH", "0", config.Command)
+		d.conf.Set(config.DebugSSH.Name(), "0", config.Command)
 	case ctrl.OpGoRemote:
 		d.mu.Lock()
 		d.goRemote = true
@@ -362,7 +362,7 @@ func (d *Daemon) CommandState() ctrl.CommandState {
 	return ctrl.CommandState{
 		Local:         local,
 		Updating:      d.updater != nil && d.updater.Updating(),
-		RemoteAllowed: d.conf.Bool("PV_CONTROL_REMOTE"),
+		RemoteAllowed: d.conf.Bool(config.ControlRemote),
 		Remote:        !local,
 		Unclaimed:     true, // no Hub client yet: never claimed
 		DebugShell:    d.debugShellOpen(),

@@ -1,10 +1,12 @@
 package pantavisor
 
+import "github.com/pantavisor/pantavisor-go/runtime/config"
+
 // deferGC suspends the GC threshold for PV_STORAGE_GC_THRESHOLD_DEFERTIME
 // after an object upload, so objects of a revision being assembled through
 // the control socket are not collected before its state JSON arrives.
 func (d *Daemon) deferGC() {
-	until := d.clock.Now().Add(d.conf.Duration("PV_STORAGE_GC_THRESHOLD_DEFERTIME"))
+	until := d.clock.Now().Add(d.conf.Duration(config.StorageGCThresholdDeferTime))
 	d.mu.Lock()
 	if until.After(d.gcDeferred) {
 		d.gcDeferred = until
@@ -16,7 +18,7 @@ func (d *Daemon) deferGC() {
 // space (free minus the reserve) drops below PV_STORAGE_GC_THRESHOLD % of
 // the total, unless uploads deferred it.
 func (d *Daemon) gcThreshold() {
-	pct := d.conf.Int("PV_STORAGE_GC_THRESHOLD")
+	pct := d.conf.Int(config.StorageGCThreshold)
 	if pct <= 0 {
 		return
 	}

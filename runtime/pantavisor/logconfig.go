@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/logserver"
 )
 
@@ -13,12 +14,12 @@ import (
 func (d *Daemon) logOptions() logserver.Options {
 	o := logserver.Options{RunDir: d.runDir, LogDir: d.logDir,
 		TrailsDir: filepath.Join(d.root, "trails"), Rev: d.rev,
-		Level:            d.conf.Int("PV_LOG_LEVEL"),
-		HysteresisFactor: d.conf.Int("PV_LOG_HYSTERESIS_FACTOR"),
-		RotateFactor:     d.conf.Int("PV_LOG_ROTATE_FACTOR"),
-		Absolute:         d.conf.Get("PV_LOG_TIMESTAMP") == "absolute",
+		Level:            d.conf.Int(config.LogLevel),
+		HysteresisFactor: d.conf.Int(config.LogHysteresisFactor),
+		RotateFactor:     d.conf.Int(config.LogRotateFactor),
+		Absolute:         d.conf.Get(config.LogTimestamp) == "absolute",
 		Log:              d.log}
-	if v := d.conf.Get("PV_LOG_SERVER_OUTPUTS"); v != "" {
+	if v := d.conf.Get(config.LogServerOutputs); v != "" {
 		outs, err := logserver.ParseOutputs(v)
 		if err != nil {
 			d.log.Warn("config: PV_LOG_SERVER_OUTPUTS ignored", "value", v, "err", err)
@@ -26,7 +27,7 @@ func (d *Daemon) logOptions() logserver.Options {
 			o.Outputs = outs
 		}
 	}
-	if v := d.conf.Get("PV_LOG_DIR_MAXSIZE"); v != "" && v != "0" {
+	if v := d.conf.Get(config.LogDirMaxSize); v != "" && v != "0" {
 		n, err := logserver.ResolveDirMaxSize(v, d.logDir)
 		if err != nil {
 			d.log.Warn("config: PV_LOG_DIR_MAXSIZE ignored", "value", v, "err", err)
@@ -34,17 +35,17 @@ func (d *Daemon) logOptions() logserver.Options {
 			o.MaxSize = n
 		}
 	}
-	for out, key := range map[string]string{
-		"filetree":   "PV_LOG_FILETREE_TIMESTAMP_FORMAT",
-		"singlefile": "PV_LOG_SINGLEFILE_TIMESTAMP_FORMAT",
-		"stdout":     "PV_LOG_STDOUT_TIMESTAMP_FORMAT",
+	for out, key := range map[string]config.Key{
+		"filetree":   config.LogFiletreeTimestampFormat,
+		"singlefile": config.LogSinglefileTimestampFormat,
+		"stdout":     config.LogStdoutTimestampFormat,
 	} {
 		v := d.conf.Get(key)
 		if v == "" {
 			continue
 		}
 		if _, err := logserver.ParseTimeFormat(v); err != nil {
-			d.log.Warn("config: "+key+" ignored", "value", v, "err", err)
+			d.log.Warn("config: "+key.Name()+" ignored", "value", v, "err", err)
 			continue
 		}
 		if o.TimestampFormats == nil {
@@ -58,6 +59,6 @@ func (d *Daemon) logOptions() logserver.Options {
 // logsToStdout reports whether the log server prints pantavisor's own
 // records on stdout (outputs "stdout" or "stdout.pantavisor").
 func (d *Daemon) logsToStdout() bool {
-	outs, err := logserver.ParseOutputs(d.conf.Get("PV_LOG_SERVER_OUTPUTS"))
+	outs, err := logserver.ParseOutputs(d.conf.Get(config.LogServerOutputs))
 	return err == nil && (slices.Contains(outs, logserver.OutStdout) || slices.Contains(outs, logserver.OutStdoutPantavisor))
 }

@@ -35,6 +35,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 )
@@ -159,7 +160,7 @@ type Options struct {
 	// Prepare runs in INIT once the configuration and mode are known and
 	// before storage is opened: the embedded PID 1 mounts the kernel file
 	// systems and the storage device here. get reads a configuration key.
-	Prepare func(ctx context.Context, mode Mode, get func(key string) string) error
+	Prepare func(ctx context.Context, mode Mode, get func(config.Key) string) error
 	// SystemReboot reboots or powers off the machine (embedded only).
 	SystemReboot func(poweroff bool) error
 }

@@ -1,5 +1,7 @@
 package pantavisor
 
+import "github.com/pantavisor/pantavisor-go/runtime/config"
+
 import "github.com/pantavisor/pantavisor-go/runtime/ctrl"
 
 // Wakelocks is the GET /wakelocks answer (spec §5, upstream's shape).
@@ -44,7 +46,7 @@ func (a extrasAPI) XConnectGraph() (any, error) {
 // not implemented (always false).
 func (a extrasAPI) Wakelocks() (any, error) {
 	d := a.d
-	w := Wakelocks{Mode: d.conf.Get("PV_POWER_MODE")}
+	w := Wakelocks{Mode: d.conf.Get(config.PowerMode)}
 	if w.Mode == "" {
 		w.Mode = "locks"
 	}

@@ -33,11 +33,11 @@
 // Verifying at boot or before an update:
 //
 //	v, err := signature.New(signature.Options{
-//		Mode:          cfg.Get("PV_SECUREBOOT_MODE"),
+//		Mode:          cfg.Get(config.SecurebootMode),
 //		EtcDir:        "/etc",
-//		TrustStore:    cfg.Get("PV_SECUREBOOT_TRUSTSTORE"),
-//		OEMTrustStore: cfg.Get("PV_SECUREBOOT_OEM_TRUSTSTORE"),
-//		OEMName:       cfg.Get("PV_OEM_NAME"),
+//		TrustStore:    cfg.Get(config.SecurebootTruststore),
+//		OEMTrustStore: cfg.Get(config.SecurebootOEMTruststore),
+//		OEMName:       cfg.Get(config.OEMName),
 //		Log:           log,
 //	})
 //	...

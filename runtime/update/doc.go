@@ -68,12 +68,12 @@
 //		Storage: store, Bootloader: bl, Containers: containersAdapter{…},
 //		Logs: logServer, // *logserver.Server has StartUpdate/StopUpdate
 //		Clock: clock, Log: log,
-//		CommitDelay:     conf.Duration("PV_UPDATER_COMMIT_DELAY"),
-//		GoalsTimeout:    conf.Duration("PV_UPDATER_GOALS_TIMEOUT"),
-//		RevisionRetries: conf.Int("PV_REVISION_RETRIES"),
-//		GC: update.GCPolicy{KeepFactory: conf.Bool("PV_STORAGE_GC_KEEP_FACTORY"),
-//			Threshold: conf.Int("PV_STORAGE_GC_THRESHOLD"),
-//			DeferTime: conf.Duration("PV_STORAGE_GC_THRESHOLD_DEFERTIME")},
+//		CommitDelay:     conf.Duration(config.UpdaterCommitDelay),
+//		GoalsTimeout:    conf.Duration(config.UpdaterGoalsTimeout),
+//		RevisionRetries: conf.Int(config.RevisionRetries),
+//		GC: update.GCPolicy{KeepFactory: conf.Bool(config.StorageGCKeepFactory),
+//			Threshold: conf.Int(config.StorageGCThreshold),
+//			DeferTime: conf.Duration(config.StorageGCThresholdDeferTime)},
 //	})
 //
 // The constants of Next have the values of pantavisor.Next (Stay 0,

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/embedded"
 	"github.com/pantavisor/pantavisor-go/runtime/kmod"
 	"github.com/pantavisor/pantavisor-go/runtime/pantavisor"
@@ -31,8 +32,8 @@ func pid1Mounts() error {
 // prepareFor returns the INIT hook for PID 1 in embedded mode: the
 // initrd's modules, the storage device and the reaper. Other
 // modes (and an embedded pantavisor that is not PID 1) need none.
-func prepareFor(log *slog.Logger) func(context.Context, pantavisor.Mode, func(string) string) error {
-	return func(ctx context.Context, mode pantavisor.Mode, get func(string) string) error {
+func prepareFor(log *slog.Logger) func(context.Context, pantavisor.Mode, func(config.Key) string) error {
+	return func(ctx context.Context, mode pantavisor.Mode, get func(config.Key) string) error {
 		if mode != pantavisor.Embedded || os.Getpid() != 1 {
 			return nil
 		}
@@ -40,11 +41,11 @@ func prepareFor(log *slog.Logger) func(context.Context, pantavisor.Mode, func(st
 		loadInitrdModules(log)
 		modprobePath(log, "/")
 		go embedded.Reap(ctx, log)
-		dev := get("PV_STORAGE_DEVICE")
+		dev := get(config.StorageDevice)
 		if dev == "" {
 			return nil // storage already in place (e.g. in the initrd)
 		}
-		wait, _ := strconv.Atoi(get("PV_STORAGE_WAIT"))
+		wait, _ := strconv.Atoi(get(config.StorageWait))
 		if wait <= 0 {
 			wait = 5
 		}
@@ -52,7 +53,7 @@ func prepareFor(log *slog.Logger) func(context.Context, pantavisor.Mode, func(st
 		if err != nil {
 			return fmt.Errorf("storage %s: %w", dev, err)
 		}
-		fstype := get("PV_STORAGE_FSTYPE")
+		fstype := get(config.StorageFSType)
 		if fstype == "" {
 			fstype = "ext4"
 		}
@@ -62,7 +63,7 @@ func prepareFor(log *slog.Logger) func(context.Context, pantavisor.Mode, func(st
 		if fstype == "ext4" {
 			grow.Partition()
 		}
-		m := embedded.Mount{Source: path, Target: get("PV_STORAGE_MNTPOINT"), FSType: fstype, Data: get("PV_STORAGE_OPTS")}
+		m := embedded.Mount{Source: path, Target: get(config.StorageMntPoint), FSType: fstype, Data: get(config.StorageOpts)}
 		if err := m.Do(); err != nil {
 			return fmt.Errorf("storage: %w", err)
 		}

@@ -76,14 +76,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	store := cfg.Get("PV_STORAGE_MNTPOINT")
+	store := cfg.Get(config.StorageMntPoint)
 	if store == "" {
 		return fmt.Errorf("%s: PV_STORAGE_MNTPOINT is not set", conf)
 	}
 	lib := filepath.Join(*prefix, "lib", "pantavisor")
 	setup := appengine.Setup{Storage: store, Skel: filepath.Join(lib, "skel"), Packages: []string{filepath.Join(lib, "pvtx.d")}}
 	if key := lookupEnv(env, "PV_DEBUG_SSH_PUBKEY"); key != "" {
-		name := cfg.Get("PV_DEBUG_SSH_AUTHORIZED_KEYS")
+		name := cfg.Get(config.DebugSSHAuthorizedKeys)
 		if name == "" {
 			name = "pvtest-authorized_keys"
 		}

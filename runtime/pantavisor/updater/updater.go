@@ -15,6 +15,7 @@ import (
 	"context"
 
 	"github.com/pantavisor/pantavisor-go/runtime/bootloader"
+	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
 	"github.com/pantavisor/pantavisor-go/runtime/pantavisor"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
@@ -25,11 +26,11 @@ import (
 func New(env pantavisor.Env) (pantavisor.Updater, error) {
 	c := env.Config
 	bl, err := bootloader.Open(bootloader.Options{
-		Type:    c.Get("PV_BOOTLOADER_TYPE"),
+		Type:    c.Get(config.BootloaderType),
 		Storage: env.Storage.Root(),
 		Cmdline: env.Cmdline,
-		MTDEnv:  c.Get("PV_BOOTLOADER_MTD_ENV"),
-		MTDOnly: c.Bool("PV_BOOTLOADER_MTD_ONLY"),
+		MTDEnv:  c.Get(config.BootloaderMTDEnv),
+		MTDOnly: c.Bool(config.BootloaderMTDOnly),
 		Log:     env.Log,
 	})
 	if err != nil {
@@ -38,12 +39,12 @@ func New(env pantavisor.Env) (pantavisor.Updater, error) {
 	o := update.Options{
 		Storage:         env.Storage,
 		Bootloader:      bl,
-		CommitDelay:     c.Duration("PV_UPDATER_COMMIT_DELAY"),
-		GoalsTimeout:    c.Duration("PV_UPDATER_GOALS_TIMEOUT"),
-		RevisionRetries: c.Int("PV_REVISION_RETRIES"),
-		GC: update.GCPolicy{KeepFactory: c.Bool("PV_STORAGE_GC_KEEP_FACTORY"),
-			Threshold: c.Int("PV_STORAGE_GC_THRESHOLD"),
-			DeferTime: c.Duration("PV_STORAGE_GC_THRESHOLD_DEFERTIME")},
+		CommitDelay:     c.Duration(config.UpdaterCommitDelay),
+		GoalsTimeout:    c.Duration(config.UpdaterGoalsTimeout),
+		RevisionRetries: c.Int(config.RevisionRetries),
+		GC: update.GCPolicy{KeepFactory: c.Bool(config.StorageGCKeepFactory),
+			Threshold: c.Int(config.StorageGCThreshold),
+			DeferTime: c.Duration(config.StorageGCThresholdDeferTime)},
 		Log: env.Log,
 	}
 	if env.Clock != nil {

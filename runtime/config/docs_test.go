@@ -1,0 +1,181 @@
+package config
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+var updateDocs = flag.Bool("update", false, "rewrite docs/config-keys.md from the key table")
+
+// keyNotes are remarks docs/config-keys.md shows beside a key.
+var keyNotes = map[string]string{
+	"PV_CONTROL_REMOTE":             "decides local or remote mode; there is no hub client yet",
+	"PV_DEBUG_SSH":                  "the ENABLE_SSH/DISABLE_SSH commands set it; there is no ssh server yet",
+	"PV_DEBUG_SSH_AUTHORIZED_KEYS":  "only pv-appengine reads it, to install its test key; there is no ssh server yet",
+	"PV_DISABLE_AUTODEV":            "upstream a pvr build argument of one container; here also device-wide",
+	"PV_DISK_EXPORTSDIR":            "containers export to /exports (the run dir in App Engine mode)",
+	"PV_LOG_MAXSIZE":                "file loggers keep 2 MiB, or run.json `logs[].maxsize`",
+	"PV_LXC_EXTRA_CONF":             "upstream a pvr build argument of one container; here also device-wide, lines separated by `;`",
+	"PV_SYSCTL_KERNEL_CORE_PATTERN": "stands for every `PV_SYSCTL_*` / `sysctl.*` key: the daemon does not apply sysctls yet",
+}
+
+// areaText describes the areas of keys that are not implemented yet.
+var areaText = map[area]string{
+	bootloader: "boot loader settings: u-boot A/B partition and environment names, FIT configuration",
+	disks:      "volume mount handlers (device mapper)",
+	drivers:    "managed drivers and early module loading",
+	hub:        "the Pantacor Hub client: credentials, claim, remote updates and metadata, log push",
+	logs:       "container loggers and log capture",
+	network:    "the container network bridge",
+	secureboot: "object checksums and verity handlers",
+	ssh:        "the debug ssh server",
+	storage:    "storage layout options (exports, writable dirs, loop devices, extra volumes)",
+	system:     "system layout, sysctls, remount policy, security modules",
+	watchdog:   "the hardware watchdog",
+}
+
+// levelsText renders a mask in the legend's short form.
+func levelsText(m Mask) string {
+	var parts []string
+	switch {
+	case m&pvLevels == pvLevels:
+		parts, m = append(parts, "pv"), m&^pvLevels
+	case m&phLevels == phLevels:
+		parts, m = append(parts, "ph"), m&^phLevels
+	default:
+		m &^= base
+	}
+	if m&oem != 0 {
+		parts, m = append(parts, "oem"), m&^oem
+	}
+	if m&run == run {
+		parts, m = append(parts, "run"), m&^run
+	}
+	for _, l := range m.Levels() {
+		parts = append(parts, l.String())
+	}
+	return strings.Join(parts, ", ")
+}
+
+// configKeysDoc renders docs/config-keys.md from the table.
+func configKeysDoc(idents map[string]string) []byte {
+	goName := map[string]string{}
+	for id, name := range idents {
+		goName[name] = id
+	}
+	var b bytes.Buffer
+	keys := Keys()
+	todo := map[string]int{}
+	done := 0
+	for _, k := range keys {
+		if k.Implemented() {
+			done++
+		} else {
+			todo[k.Todo()]++
+		}
+	}
+	areas := make([]string, 0, len(todo))
+	for a := range todo {
+		areas = append(areas, a)
+	}
+	sort.Strings(areas)
+	b.WriteString(`# Configuration keys
+
+<!-- Generated from runtime/config/keys.go by
+     go test ./runtime/config -run TestConfigKeysDoc -update
+     Do not edit by hand. -->
+
+Every key Pantavisor reads from ` + "`pantavisor.config`" + `, ` + "`pantahub.config`" + `, the policy
+and OEM files, the kernel command line (` + "`pv_…`/`ph_…`" + `), the ` + "`PV_*`/`PH_*`" + ` environment,
+user metadata and commands. Code names a key by its Go identifier in ` + "`runtime/config`" + `
+(` + "`c.Get(config.DiskVolDir)`" + `), so a misspelt key does not compile; files, the command line
+and ` + "`GET /config`, `/config2`" + ` keep the upstream names.
+
+**Status.** *implemented*: this build acts on the key. *not yet (area)*: the key is
+accepted, shown by ` + "`GET /config2`" + ` and kept, but nothing acts on it yet; setting it to
+a value other than its default logs once at startup
+` + "`config: PV_X is not implemented in this build; ignored`" + `. The area names the later
+work expected to implement it. ` + "`TestKeysReferenced`" + ` keeps the status true: an
+implemented key is read by the code, and a key the code reads is marked implemented.
+
+**Levels** (where a key may be set, besides the built-in default and the program's
+arguments): *pv* = ` + "`pantavisor.config`" + `, policy, ` + "`pv_`" + ` command line, environment;
+*ph* = ` + "`pantahub.config`" + `, policy, ` + "`ph_`" + ` command line, environment; *oem* = the
+revision's OEM file; *run* = user metadata and commands (at run time).
+
+`)
+	fmt.Fprintf(&b, "%d keys: %d implemented, %d not yet (", len(keys), done, len(keys)-done)
+	for i, a := range areas {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %d", a, todo[a])
+	}
+	b.WriteString(").\n\nAreas of the keys not implemented yet:\n\n")
+	for _, a := range areas {
+		fmt.Fprintf(&b, "- *%s*: %s\n", a, areaText[area(a)])
+	}
+	b.WriteString("\n| key | Go name | legacy name | type | default | levels | status | note |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|\n")
+	for _, k := range keys {
+		d := k.d
+		alias := ""
+		if len(d.Aliases) > 0 {
+			alias = "`" + strings.Join(d.Aliases, "`, `") + "`"
+		}
+		def := ""
+		if d.Default != "" {
+			def = "`" + strings.ReplaceAll(d.Default, "|", `\|`) + "`"
+		}
+		typ := d.Type.String()
+		if d.Type == Enum {
+			typ = strings.Join(d.Enum, " \\| ")
+		}
+		if d.Secret {
+			typ += " (secret)"
+		}
+		status := "implemented"
+		if !k.Implemented() {
+			status = "not yet (" + k.Todo() + ")"
+		}
+		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s | %s | %s | %s | %s |\n",
+			d.Name, goName[d.Name], alias, typ, def, levelsText(d.Levels), status, keyNotes[d.Name])
+	}
+	return b.Bytes()
+}
+
+// TestConfigKeysDoc: docs/config-keys.md is the table rendered; run with
+// -update after changing the table.
+func TestConfigKeysDoc(t *testing.T) {
+	for _, k := range Keys() {
+		if !k.Implemented() && areaText[k.d.Todo] == "" {
+			t.Errorf("%s: area %q has no description in areaText", k.Name(), k.Todo())
+		}
+	}
+	for name := range keyNotes {
+		if _, ok := Lookup(name); !ok {
+			t.Errorf("keyNotes names %s, which is not a key", name)
+		}
+	}
+	path := filepath.Join("..", "..", "docs", "config-keys.md")
+	want := configKeysDoc(keyIdents(t))
+	if *updateDocs {
+		if err := os.WriteFile(path, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s is out of date with the key table: run go test ./runtime/config -run TestConfigKeysDoc -update", path)
+	}
+}
