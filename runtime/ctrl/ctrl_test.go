@@ -18,37 +18,78 @@ import (
 
 func TestCgroupName(t *testing.T) {
 	tests := []struct {
-		name, in  string
-		appengine bool
-		want      string
-		wantErr   bool
+		name, in string
+		want     string
+		host     bool
+		wantErr  bool
 	}{
-		{"v2 host", "0::/\n", false, HostName, false},
-		{"v2 host appengine", "0::/..\n", true, HostName, false},
-		{"v2 other host cgroup", "0::/system.slice/foo.service\n", false, HostName, false},
-		{"v2 container", "0::/lxc/app\n", false, "app", false},
-		{"v2 container nested", "0::/lxc/app/init.scope\n", false, "app", false},
-		{"v2 appengine suffix", "0::/pantavisor/lxc/app-12\n", true, "app", false},
-		{"v2 suffix kept outside appengine", "0::/lxc/app-12\n", false, "app-12", false},
-		{"v2 non-digit suffix kept", "0::/lxc/my-app\n", true, "my-app", false},
-		{"v1 host", "12:name=pantavisor:/\n0::/\n", false, HostName, false},
-		{"v1 container", "4:memory:/x\n12:name=pantavisor:/lxc/web\n", false, "web", false},
-		{"v1 container no lxc prefix", "12:name=pantavisor:/web\n", false, "web", false},
-		{"v1 wins over v2", "12:name=pantavisor:/lxc/web\n0::/\n", false, "web", false},
-		{"empty lxc name", "0::/lxc/\n", false, "", true},
-		{"no hierarchy", "4:memory:/x\n", false, "", true},
-		{"garbage", "hello\n", false, "", true},
+		{"v2 host", "0::/\n", "", true, false},
+		{"v2 host appengine", "0::/..\n", "", true, false},
+		{"v2 other host cgroup", "0::/system.slice/foo.service\n", "", true, false},
+		{"v2 container", "0::/lxc/app\n", "app", false, false},
+		{"v2 container nested", "0::/lxc/app/init.scope\n", "app", false, false},
+		{"v2 suffix kept", "0::/pantavisor/lxc/app-12\n", "app-12", false, false},
+		{"v2 container named like the host", "0::/lxc/_pv_\n", "_pv_", false, false},
+		{"v1 host", "12:name=pantavisor:/\n0::/\n", "", true, false},
+		{"v1 container", "4:memory:/x\n12:name=pantavisor:/lxc/web\n", "web", false, false},
+		{"v1 container no lxc prefix", "12:name=pantavisor:/web\n", "web", false, false},
+		{"v1 container named like the host", "12:name=pantavisor:/lxc/_pv_\n", "_pv_", false, false},
+		{"v1 wins over v2", "12:name=pantavisor:/lxc/web\n0::/\n", "web", false, false},
+		{"empty lxc name", "0::/lxc/\n", "", false, true},
+		{"no hierarchy", "4:memory:/x\n", "", false, true},
+		{"garbage", "hello\n", "", false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := CgroupName(strings.NewReader(tt.in), tt.appengine)
+			got, host, err := CgroupName(strings.NewReader(tt.in))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("CgroupName(%q) error = %v, want error %v", tt.in, err, tt.wantErr)
 			}
-			if got != tt.want {
-				t.Errorf("CgroupName(%q) = %q, want %q", tt.in, got, tt.want)
+			if got != tt.want || host != tt.host {
+				t.Errorf("CgroupName(%q) = %q, host %v, want %q, host %v", tt.in, got, host, tt.want, tt.host)
 			}
 		})
+	}
+}
+
+// TestResolveRoleByName: a caller gets the role of the platform its cgroup
+// names exactly; the App Engine "-<digits>" fallback only applies when the
+// exact name is no platform, and a container named "_pv_" is not the host
+// (issue 11, defect 2).
+func TestResolveRoleByName(t *testing.T) {
+	plats := platforms{"alpha": true, "alpha-7": false, "admin": true, "app": false}
+	tests := []struct {
+		cgroup    string
+		appengine bool
+		want      Caller // Pid 0
+		wantErr   bool
+	}{
+		{"0::/lxc/alpha-7\n", true, Caller{Name: "alpha-7"}, false},
+		{"0::/lxc/alpha-7\n", false, Caller{Name: "alpha-7"}, false},
+		{"12:name=pantavisor:/lxc/alpha-7\n", true, Caller{Name: "alpha-7"}, false},
+		{"0::/lxc/alpha\n", true, Caller{Name: "alpha", Mgmt: true}, false},
+		{"0::/lxc/admin-3\n", true, Caller{Name: "admin", Mgmt: true}, false},
+		{"0::/lxc/app-3\n", true, Caller{Name: "app"}, false},
+		{"0::/lxc/admin-3\n", false, Caller{}, true},
+		{"0::/lxc/alpha-7-2\n", true, Caller{Name: "alpha-7"}, false},
+		{"0::/lxc/_pv_\n", true, Caller{}, true},
+		{"0::/lxc/_pv_\n", false, Caller{}, true},
+		{"12:name=pantavisor:/lxc/_pv_\n", false, Caller{}, true},
+		{"0::/\n", false, Caller{Name: HostName, Mgmt: true}, false},
+	}
+	for _, tt := range tests {
+		h := New(Options{Platforms: plats, AppEngine: tt.appengine})
+		got, err := h.resolve(0, strings.NewReader(tt.cgroup))
+		if (err != nil) != tt.wantErr {
+			t.Errorf("resolve(%q, appengine %v) error = %v, want error %v", tt.cgroup, tt.appengine, err, tt.wantErr)
+			continue
+		}
+		if err != nil && !errors.Is(err, ErrUnknownCaller) {
+			t.Errorf("resolve(%q) error = %v, want ErrUnknownCaller", tt.cgroup, err)
+		}
+		if got != tt.want {
+			t.Errorf("resolve(%q, appengine %v) = %+v, want %+v", tt.cgroup, tt.appengine, got, tt.want)
+		}
 	}
 }
 
@@ -251,7 +292,7 @@ func TestCallerIdentity(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h := New(Options{ProcRoot: proc, Platforms: platforms{"admin": true, "app": false}, BuildInfo: "bi", AppEngine: true})
+	h := New(Options{ProcRoot: proc, Platforms: platforms{"admin": true, "app": false, "alpha": true, "alpha-7": false}, BuildInfo: "bi", AppEngine: true})
 	hc, _ := listen(t, h)
 	tests := []struct {
 		cgroup, method, path string
@@ -263,6 +304,9 @@ func TestCallerIdentity(t *testing.T) {
 		{"0::/lxc/app\n", "GET", "/buildinfo", 403},
 		{"0::/lxc/app\n", "POST", "/signal", 501}, // any caller; no backend yet
 		{"0::/lxc/stranger\n", "GET", "/buildinfo", 500},
+		// Issue 11, defect 2: exact names first, and "_pv_" is no platform.
+		{"0::/lxc/alpha-7\n", "GET", "/buildinfo", 403},
+		{"0::/lxc/_pv_\n", "GET", "/buildinfo", 500},
 		{"12:name=pantavisor:/lxc/admin\n", "GET", "/buildinfo", 200},
 	}
 	for _, tt := range tests {
@@ -453,9 +497,12 @@ func FuzzCgroupName(f *testing.F) {
 	for _, s := range []string{"0::/\n", "0::/lxc/app\n", "12:name=pantavisor:/lxc/web\n", "0::/lxc/a-1\n", "x:y"} {
 		f.Add(s, true)
 	}
-	f.Fuzz(func(t *testing.T, in string, appengine bool) {
-		name, err := CgroupName(strings.NewReader(in), appengine)
-		if err != nil {
+	f.Fuzz(func(t *testing.T, in string, _ bool) {
+		name, host, err := CgroupName(strings.NewReader(in))
+		if err != nil || host {
+			if name != "" {
+				t.Fatalf("CgroupName(%q) = %q, host %v, err %v: want no name", in, name, host, err)
+			}
 			return
 		}
 		if name == "" || strings.Contains(name, "/") {
