@@ -246,7 +246,7 @@ func TestValidRevision(t *testing.T) {
 }
 
 // listen serves h on a real unix socket and returns an HTTP client for it.
-func listen(t *testing.T, h http.Handler) (*http.Client, string) {
+func listen(t *testing.T, h *Handler) (*http.Client, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "pv-ctrl")
 	ln, err := Listen(path)

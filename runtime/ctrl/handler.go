@@ -3,7 +3,6 @@ package ctrl
 import (
 	"encoding/json"
 	"errors"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,10 +28,20 @@ type Options struct {
 	Extras     Extras
 	// BuildInfo is the text of GET /buildinfo.
 	BuildInfo string
-	// AppEngine strips LXC "-<digits>" suffixes from caller names.
+	// AppEngine lets a cgroup "<platform>-<digits>" that is no platform
+	// itself name <platform> (upstream's App Engine instances).
 	AppEngine bool
 	// ProcRoot is where /proc lives (tests); default "/proc".
 	ProcRoot string
+
+	// Identify tells who connected; it runs once per connection, at
+	// accept, and the answer holds for every request on it. Default:
+	// PeerCaller (peer credentials, pidfd and cgroup).
+	Identify func(net.Conn) (Caller, error)
+	// ReadHeaderTimeout bounds the wait for a request's headers (default
+	// 10 s); IdleTimeout closes a connection idle between requests
+	// (default 2 min).
+	ReadHeaderTimeout, IdleTimeout time.Duration
 }
 
 // Handler is the pv-ctrl http.Handler.
@@ -40,36 +49,46 @@ type Handler struct {
 	opt      Options
 	log      *slog.Logger
 	procRoot string
+	identify func(net.Conn) (Caller, error)
+	// accepted, when set, sees every identification (tests).
+	accepted func(Caller, error)
 }
 
 // New returns a Handler over the given backends.
 func New(o Options) *Handler {
-	h := &Handler{opt: o, log: o.Log, procRoot: o.ProcRoot}
+	h := &Handler{opt: o, log: o.Log, procRoot: o.ProcRoot, identify: o.Identify}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	if h.procRoot == "" {
 		h.procRoot = "/proc"
 	}
+	if h.identify == nil {
+		h.identify = h.PeerCaller
+	}
 	return h
 }
 
-// NewServer returns an http.Server for h whose requests know their peer
-// connection (for SO_PEERCRED).
-func NewServer(h http.Handler) *http.Server {
-	var errorLog *log.Logger
-	if hh, ok := h.(*Handler); ok {
-		// net/http's own complaints (bad requests, TLS probes) go to our log.
-		errorLog = slog.NewLogLogger(hh.log.Handler(), slog.LevelDebug)
+// NewServer returns an http.Server for h. Each connection's caller is
+// identified at accept (Options.Identify) and bound to it: serve h with
+// this server only.
+func NewServer(h *Handler) *http.Server {
+	hdr, idle := h.opt.ReadHeaderTimeout, h.opt.IdleTimeout
+	if hdr <= 0 {
+		hdr = 10 * time.Second
+	}
+	if idle <= 0 {
+		// Containers keep connections open; idle ones are dropped.
+		idle = 2 * time.Minute
 	}
 	return &http.Server{
-		ErrorLog:          errorLog,
+		// net/http's own complaints (bad requests, TLS probes) go to our log.
+		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
 		Handler:           h,
-		ConnContext:       withConn,
-		ReadHeaderTimeout: 10 * time.Second,
-		// Containers keep connections open; idle ones are dropped.
-		IdleTimeout:    2 * time.Minute,
-		MaxHeaderBytes: 16 << 10,
+		ConnContext:       h.connContext,
+		ReadHeaderTimeout: hdr,
+		IdleTimeout:       idle,
+		MaxHeaderBytes:    16 << 10,
 	}
 }
 

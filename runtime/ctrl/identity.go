@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 )
 
 // HostName is the caller name of processes outside any container
@@ -29,18 +28,12 @@ type connKey struct{}
 
 type callerKey struct{}
 
-// connState is per connection: the peer cannot change during a
-// connection, so it is identified once.
-type connState struct {
-	conn   net.Conn
-	once   sync.Once
+// connCaller is the identity a connection got at accept: its peer cannot
+// change during the connection, so it is identified once, before the peer
+// could hand the socket on and exit (issue 11, defect 3).
+type connCaller struct {
 	caller Caller
 	err    error
-}
-
-// withConn stores the accepted connection in ctx (http.Server.ConnContext).
-func withConn(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, connKey{}, &connState{conn: c})
 }
 
 // WithCaller returns ctx carrying an already resolved caller; requests
@@ -169,32 +162,41 @@ func (h *Handler) resolve(pid int, cgroup io.Reader) (Caller, error) {
 	return Caller{Pid: pid, Name: name, Mgmt: mgmt}, nil
 }
 
-// identify resolves a peer pid into a Caller using <procRoot>/<pid>/cgroup.
-func (h *Handler) identify(pid int) (Caller, error) {
-	f, err := os.Open(filepath.Join(h.procRoot, strconv.Itoa(pid), "cgroup"))
+// PeerCaller identifies the process that connected c: its pid and a
+// pidfd from the socket's peer credentials, its cgroup from
+// <procRoot>/<pid>/cgroup, then a check through the pidfd that the process
+// still runs, so the cgroup read was its own and not that of a process
+// that reused the pid. A peer that is gone by then stays unknown.
+// Handler's default Identify; it runs at accept.
+func (h *Handler) PeerCaller(c net.Conn) (Caller, error) {
+	p, err := peerOf(c)
 	if err != nil {
-		return Caller{Pid: pid}, fmt.Errorf("caller %d: %w", pid, err)
+		return Caller{}, fmt.Errorf("%w: %w", ErrUnknownCaller, err)
 	}
-	defer f.Close()
-	return h.resolve(pid, f)
+	defer p.close()
+	f, err := os.Open(filepath.Join(h.procRoot, strconv.Itoa(p.pid), "cgroup"))
+	if err != nil {
+		return Caller{Pid: p.pid}, fmt.Errorf("caller %d: %w: %w", p.pid, ErrUnknownCaller, err)
+	}
+	caller, err := h.resolve(p.pid, f)
+	f.Close()
+	if err != nil {
+		return caller, err
+	}
+	if !p.alive() {
+		return Caller{Pid: p.pid}, fmt.Errorf("caller %d: %w: exited before it was identified", p.pid, ErrUnknownCaller)
+	}
+	return caller, nil
 }
 
-// caller returns the identity of the request's peer.
+// caller returns the identity of the request's peer, resolved at accept.
 func (h *Handler) caller(ctx context.Context) (Caller, error) {
 	if c, ok := ctx.Value(callerKey{}).(Caller); ok {
 		return c, nil
 	}
-	cs, _ := ctx.Value(connKey{}).(*connState)
-	if cs == nil {
+	cc, _ := ctx.Value(connKey{}).(*connCaller)
+	if cc == nil {
 		return Caller{}, fmt.Errorf("%w: no connection", ErrUnknownCaller)
 	}
-	cs.once.Do(func() {
-		pid, err := peerPid(cs.conn)
-		if err != nil {
-			cs.err = fmt.Errorf("%w: %w", ErrUnknownCaller, err)
-			return
-		}
-		cs.caller, cs.err = h.identify(pid)
-	})
-	return cs.caller, cs.err
+	return cc.caller, cc.err
 }
