@@ -38,6 +38,12 @@ type Options struct {
 	// accept, and the answer holds for every request on it. Default:
 	// PeerCaller (peer credentials, pidfd and cgroup).
 	Identify func(net.Conn) (Caller, error)
+	// MaxConns bounds the open connections (default DefaultMaxConns);
+	// MaxCallerConns those of each caller without the mgmt role (default
+	// DefaultMaxCallerConns); ReservedConns of MaxConns are kept for the
+	// host and mgmt callers (default DefaultReservedConns, at most a
+	// quarter of MaxConns). A connection over a limit is closed at accept.
+	MaxConns, MaxCallerConns, ReservedConns int
 	// ReadHeaderTimeout bounds the wait for a request's headers (default
 	// 10 s); IdleTimeout closes a connection idle between requests
 	// (default 2 min).
@@ -50,6 +56,7 @@ type Handler struct {
 	log      *slog.Logger
 	procRoot string
 	identify func(net.Conn) (Caller, error)
+	conns    *conns
 	// accepted, when set, sees every identification (tests).
 	accepted func(Caller, error)
 }
@@ -66,12 +73,13 @@ func New(o Options) *Handler {
 	if h.identify == nil {
 		h.identify = h.PeerCaller
 	}
+	h.conns = newConns(o, h.log)
 	return h
 }
 
 // NewServer returns an http.Server for h. Each connection's caller is
-// identified at accept (Options.Identify) and bound to it: serve h with
-// this server only.
+// identified at accept (Options.Identify) and bound to it, and the
+// connection limits are applied there: serve h with this server only.
 func NewServer(h *Handler) *http.Server {
 	hdr, idle := h.opt.ReadHeaderTimeout, h.opt.IdleTimeout
 	if hdr <= 0 {
@@ -86,6 +94,7 @@ func NewServer(h *Handler) *http.Server {
 		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
 		Handler:           h,
 		ConnContext:       h.connContext,
+		ConnState:         h.connState,
 		ReadHeaderTimeout: hdr,
 		IdleTimeout:       idle,
 		MaxHeaderBytes:    16 << 10,
