@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/storage"
 )
 
@@ -52,7 +53,7 @@ func (h *Handler) metaPut(q *request, m Meta) {
 		return
 	}
 	key := q.args[0]
-	if err := ValidMetaKey(key); err != nil {
+	if err := command.ValidMetaKey(key); err != nil {
 		writeError(q.w, http.StatusBadRequest, "Bad metadata "+err.Error())
 		return
 	}
@@ -78,7 +79,7 @@ func (h *Handler) metaDelete(q *request, m Meta, notFound string) {
 		return
 	}
 	key := q.args[0]
-	if err := ValidMetaKey(key); err != nil {
+	if err := command.ValidMetaKey(key); err != nil {
 		writeError(q.w, http.StatusBadRequest, "Bad metadata "+err.Error())
 		return
 	}
@@ -378,7 +379,7 @@ func (h *Handler) commands(q *request) {
 		h.fail(q.w, err, "")
 		return
 	}
-	c, err := ParseCommand(body)
+	c, err := command.Parse(body)
 	if err != nil {
 		writeError(q.w, http.StatusBadRequest, "Command has bad format: "+err.Error())
 		return

@@ -416,6 +416,8 @@ func (s *stepCounter) Step(context.Context) error {
 
 type nopContainers struct{}
 
+func (nopContainers) RevisionStatus() string { return "READY" }
+
 func (nopContainers) Containers() (any, error)             { return []any{}, nil }
 func (nopContainers) ContainerAction(string, string) error { return nil }
 func (nopContainers) Groups() (any, error)                 { return []any{}, nil }
