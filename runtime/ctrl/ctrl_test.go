@@ -127,11 +127,11 @@ func TestMatch(t *testing.T) {
 		if err != nil {
 			t.Fatalf("splitPath(%q): %v", tt.path, err)
 		}
-		rt, args, allowed := match(segs, tt.method)
+		rt, args, allowed := match(compile(DefaultRoutes()), segs, tt.method)
 		got := "404"
 		switch {
 		case rt != nil:
-			got = rt.pattern
+			got = rt.Pattern
 		case len(allowed) > 0:
 			got = "405"
 		}
@@ -147,19 +147,19 @@ func TestMatch(t *testing.T) {
 // TestRouteTable checks every route has a handler and unique method+pattern.
 func TestRouteTable(t *testing.T) {
 	seen := map[string]bool{}
-	for _, rt := range routes {
-		k := rt.method + " " + rt.pattern
+	for _, rt := range DefaultRoutes() {
+		k := rt.Method + " " + rt.Pattern
 		if seen[k] {
 			t.Errorf("duplicate route %s", k)
 		}
 		seen[k] = true
-		if rt.serve == nil {
+		if rt.Serve == nil {
 			t.Errorf("route %s has no handler", k)
 		}
-		if rt.method == "GET" && rt.limit != 0 {
+		if rt.Method == "GET" && rt.Limit != 0 {
 			t.Errorf("read route %s accepts a body", k)
 		}
-		if rt.access == anyone && rt.pattern != "/signal" {
+		if rt.Access == Anyone && rt.Pattern != "/signal" {
 			t.Errorf("route %s is open to non-mgmt callers", k)
 		}
 	}
@@ -387,7 +387,7 @@ func FuzzRoute(f *testing.F) {
 			}
 			return
 		}
-		if rt, _, _ := match(segs, req.Method); rt == nil {
+		if rt, _, _ := match(h.routes, segs, req.Method); rt == nil {
 			if rec.Code != 400 {
 				t.Fatalf("%s %q = %d, want 400", method, path, rec.Code)
 			}

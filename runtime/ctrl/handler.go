@@ -34,6 +34,8 @@ type Options struct {
 	// ProcRoot is where /proc lives (tests); default "/proc".
 	ProcRoot string
 
+	// Routes is the route table (default DefaultRoutes(): pv-ctrl's).
+	Routes []Route
 	// Identify tells who connected; it runs once per connection, at
 	// accept, and the answer holds for every request on it. Default:
 	// PeerCaller (peer credentials, pidfd and cgroup).
@@ -56,6 +58,7 @@ type Handler struct {
 	log      *slog.Logger
 	procRoot string
 	identify func(net.Conn) (Caller, error)
+	routes   []Route
 	conns    *conns
 	// accepted, when set, sees every identification (tests).
 	accepted func(Caller, error)
@@ -73,6 +76,10 @@ func New(o Options) *Handler {
 	if h.identify == nil {
 		h.identify = h.PeerCaller
 	}
+	if o.Routes == nil {
+		o.Routes = pvctrl
+	}
+	h.routes = compile(o.Routes)
 	h.conns = newConns(o, h.log)
 	return h
 }
@@ -101,13 +108,39 @@ func NewServer(h *Handler) *http.Server {
 	}
 }
 
-// request is what a route handler gets.
-type request struct {
+// Request is what a route's Serve gets.
+type Request struct {
 	w      http.ResponseWriter
 	r      *http.Request
 	args   []string // values of the {} segments, unescaped
 	caller Caller
+	h      *Handler
 }
+
+// HTTP returns the HTTP request (its body is bounded by the route's Limit).
+func (q *Request) HTTP() *http.Request { return q.r }
+
+// ResponseWriter returns the response of a route that writes its own.
+func (q *Request) ResponseWriter() http.ResponseWriter { return q.w }
+
+// Args returns the values of the pattern's {} segments, unescaped.
+func (q *Request) Args() []string { return q.args }
+
+// Caller returns who sent the request (identified at accept).
+func (q *Request) Caller() Caller { return q.caller }
+
+// JSON answers 200 with v as JSON.
+func (q *Request) JSON(v any) { writeJSON(q.w, v) }
+
+// OK answers 200 with an empty JSON body.
+func (q *Request) OK() { writeOK(q.w) }
+
+// Error answers code with {"Error": msg}.
+func (q *Request) Error(code int, msg string) { writeError(q.w, code, msg) }
+
+// Fail answers err with the status of the sentinel it wraps (ErrNotFound
+// → 404, …; anything else 500).
+func (q *Request) Fail(err error) { q.h.fail(q.w, err, "") }
 
 // ServeHTTP checks the host, resolves the route and the caller, enforces
 // the route's method, access and body limit, then runs the endpoint.
@@ -122,7 +155,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "Request has bad path: "+err.Error())
 		return
 	}
-	rt, args, allowed := match(segs, r.Method)
+	rt, args, allowed := match(h.routes, segs, r.Method)
 	if rt == nil {
 		if len(allowed) > 0 {
 			writeError(w, http.StatusBadRequest, "Method not supported for this endpoint")
@@ -137,26 +170,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "Internal error, unknown caller")
 		return
 	}
-	if rt.access == mgmt && !c.Mgmt {
+	if rt.Access == Mgmt && !c.Mgmt {
 		writeError(w, http.StatusForbidden, "Request not sent from a mgmt platform")
 		return
 	}
 	// Bodies sent to body-less routes are ignored, never read.
-	if rt.limit > 0 && r.ContentLength > rt.limit {
-		writeError(w, http.StatusRequestEntityTooLarge, "Request body too large (max "+strconv.FormatInt(rt.limit, 10)+" bytes)")
+	if rt.Limit > 0 && r.ContentLength > rt.Limit {
+		writeError(w, http.StatusRequestEntityTooLarge, "Request body too large (max "+strconv.FormatInt(rt.Limit, 10)+" bytes)")
 		return
 	}
-	if rt.limit >= 0 {
-		r.Body = http.MaxBytesReader(w, r.Body, max(rt.limit, 0))
+	if rt.Limit >= 0 {
+		r.Body = http.MaxBytesReader(w, r.Body, max(rt.Limit, 0))
 	}
-	if rt.write {
+	if rt.Write {
 		h.log.Info("ctrl: request", "method", r.Method, "path", r.URL.Path, "caller", c.Name)
 	}
 	if !h.opt.has(rt.backend) {
 		notImplemented(w)
 		return
 	}
-	rt.serve(h, &request{w: w, r: r, args: args, caller: c})
+	rt.Serve(h, &Request{w: w, r: r, args: args, caller: c, h: h})
 }
 
 func hostAllowed(host string) bool {
