@@ -246,7 +246,7 @@ func TestCallerIdentity(t *testing.T) {
 	}
 	for _, tt := range tests {
 		setCgroup(tt.cgroup)
-		// A new connection per case: identity is per request.
+		// A new connection per case: identity is fixed per connection, at accept.
 		hc.CloseIdleConnections()
 		got, body := call(t, hc, tt.method, tt.path, `{"type":"ready","payload":""}`)
 		if got != tt.status {

@@ -23,7 +23,11 @@ type peer struct {
 // older kernels get pidfd_open(SO_PEERCRED pid), which pins the pid from
 // now on (a peer that exited and whose pid was reused between connect and
 // accept is not caught there).
-func peerOf(c net.Conn) (peer, error) {
+func peerOf(c net.Conn) (peer, error) { return peerOfConn(c, true) }
+
+// peerOfConn is peerOf; without usePeerPidfd it takes the pidfd_open path
+// of kernels before 6.5 (tests).
+func peerOfConn(c net.Conn, usePeerPidfd bool) (peer, error) {
 	for {
 		w, ok := c.(interface{ NetConn() net.Conn })
 		if !ok {
@@ -48,7 +52,10 @@ func peerOf(c net.Conn) (peer, error) {
 			return
 		}
 		p.pid = int(cred.Pid)
-		pidfd, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PEERPIDFD)
+		pidfd, err := -1, error(unix.ENOPROTOOPT)
+		if usePeerPidfd {
+			pidfd, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PEERPIDFD)
+		}
 		if err == nil {
 			p.pidfd = pidfd
 			return

@@ -195,3 +195,38 @@ func TestPeerGoneBeforeAccept(t *testing.T) {
 		t.Errorf("GET /buildinfo from a peer gone before accept = %d, want 500 (unknown caller)", got)
 	}
 }
+
+// TestPeerPidfd pins the peer both ways (SO_PEERPIDFD, and pidfd_open of
+// the SO_PEERCRED pid on older kernels): alive while the peer runs, not
+// once it is gone; a peer gone before the pidfd_open cannot be pinned.
+func TestPeerPidfd(t *testing.T) {
+	for _, peerPidfd := range []bool{true, false} {
+		ln, err := Listen(filepath.Join(t.TempDir(), "pv-ctrl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		p := startPeer(t, ln.Addr().String())
+		p.connect(t)
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pe, err := peerOfConn(c, peerPidfd)
+		if err != nil {
+			t.Fatalf("peerOf (SO_PEERPIDFD %v): %v", peerPidfd, err)
+		}
+		if pe.pid != p.cmd.Process.Pid || pe.pidfd < 0 || !pe.alive() {
+			t.Errorf("peerOf (SO_PEERPIDFD %v) = %+v alive %v, want pid %d pinned and alive", peerPidfd, pe, pe.alive(), p.cmd.Process.Pid)
+		}
+		p.exit(t)
+		if pe.alive() {
+			t.Errorf("peer (SO_PEERPIDFD %v) alive after it exited", peerPidfd)
+		}
+		pe.close()
+		if _, err := peerOfConn(c, false); err == nil {
+			t.Errorf("pidfd_open of a peer that is gone succeeded")
+		}
+		c.Close()
+	}
+}
