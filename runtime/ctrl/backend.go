@@ -10,8 +10,14 @@
 //	srv := ctrl.NewServer(h)
 //	go srv.Serve(ln)
 //
-// Caller identity comes from SO_PEERCRED and the caller's /proc/<pid>/cgroup
-// (see identity.go). Endpoints whose backend is nil answer 501.
+// Each connection's caller is identified once, at accept (Options.Identify;
+// by default the peer's pidfd and /proc/<pid>/cgroup, see identity.go), and
+// the connections of each non-mgmt caller and of all callers are bounded,
+// with a reserve for the host and mgmt (conns.go). The route table is an
+// option too (default DefaultRoutes()), so another surface can reuse the
+// handler with its own routes and identification. Answers are typed
+// structs (responses.go) pinned by testdata/*.json. Endpoints whose backend
+// is nil answer 501.
 //
 // Where upstream's code disagrees with its docs or with what a client would
 // expect (spec §5 ⚠), this package does the expected thing:
@@ -114,17 +120,11 @@ type Objects interface {
 
 // Config renders the configuration endpoints.
 type Config interface {
-	// Legacy returns the GET /config object.
-	Legacy() any
+	// Legacy returns the GET /config object: legacy alias → a bool, a
+	// number or a string.
+	Legacy() map[string]any
 	// Entries returns the GET /config2 array.
-	Entries() any
-}
-
-// Daemon is one entry of GET /daemons.
-type Daemon struct {
-	Name    string `json:"name"`
-	Pid     int    `json:"pid"`
-	Respawn bool   `json:"respawn"`
+	Entries() []ConfigEntry
 }
 
 // Daemons manages the helper daemons.
@@ -145,11 +145,11 @@ type Platforms interface {
 // Containers is the container backend (issue 4). Nil answers 501.
 type Containers interface {
 	// Containers returns the GET /containers array.
-	Containers() (any, error)
+	Containers() ([]Container, error)
 	// ContainerAction applies {"action": …} to a container.
 	ContainerAction(name, action string) error
 	// Groups returns the GET /groups array.
-	Groups() (any, error)
+	Groups() ([]Group, error)
 	// Signal delivers a status signal ("ready", "alive") from platform.
 	Signal(platform, typ, payload string) error
 }
@@ -157,7 +157,7 @@ type Containers interface {
 // Drivers is the managed drivers backend. Nil answers 501.
 type Drivers interface {
 	// Drivers lists the drivers referenced by platform.
-	Drivers(platform string) (any, error)
+	Drivers(platform string) ([]Driver, error)
 	// Load loads (or unloads) the manual drivers of platform; name "" = all.
 	Load(platform, name string, load bool) error
 }
@@ -166,9 +166,9 @@ type Drivers interface {
 type Extras interface {
 	// XConnectGraph returns the GET /xconnect-graph array (ErrNotFound if
 	// not built).
-	XConnectGraph() (any, error)
+	XConnectGraph() ([]XConnectLink, error)
 	// Wakelocks returns the GET /wakelocks object.
-	Wakelocks() (any, error)
+	Wakelocks() (Wakelocks, error)
 }
 
 // statusError is an error whose message is shown as is but which matches a

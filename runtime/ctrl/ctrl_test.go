@@ -18,37 +18,78 @@ import (
 
 func TestCgroupName(t *testing.T) {
 	tests := []struct {
-		name, in  string
-		appengine bool
-		want      string
-		wantErr   bool
+		name, in string
+		want     string
+		host     bool
+		wantErr  bool
 	}{
-		{"v2 host", "0::/\n", false, HostName, false},
-		{"v2 host appengine", "0::/..\n", true, HostName, false},
-		{"v2 other host cgroup", "0::/system.slice/foo.service\n", false, HostName, false},
-		{"v2 container", "0::/lxc/app\n", false, "app", false},
-		{"v2 container nested", "0::/lxc/app/init.scope\n", false, "app", false},
-		{"v2 appengine suffix", "0::/pantavisor/lxc/app-12\n", true, "app", false},
-		{"v2 suffix kept outside appengine", "0::/lxc/app-12\n", false, "app-12", false},
-		{"v2 non-digit suffix kept", "0::/lxc/my-app\n", true, "my-app", false},
-		{"v1 host", "12:name=pantavisor:/\n0::/\n", false, HostName, false},
-		{"v1 container", "4:memory:/x\n12:name=pantavisor:/lxc/web\n", false, "web", false},
-		{"v1 container no lxc prefix", "12:name=pantavisor:/web\n", false, "web", false},
-		{"v1 wins over v2", "12:name=pantavisor:/lxc/web\n0::/\n", false, "web", false},
-		{"empty lxc name", "0::/lxc/\n", false, "", true},
-		{"no hierarchy", "4:memory:/x\n", false, "", true},
-		{"garbage", "hello\n", false, "", true},
+		{"v2 host", "0::/\n", "", true, false},
+		{"v2 host appengine", "0::/..\n", "", true, false},
+		{"v2 other host cgroup", "0::/system.slice/foo.service\n", "", true, false},
+		{"v2 container", "0::/lxc/app\n", "app", false, false},
+		{"v2 container nested", "0::/lxc/app/init.scope\n", "app", false, false},
+		{"v2 suffix kept", "0::/pantavisor/lxc/app-12\n", "app-12", false, false},
+		{"v2 container named like the host", "0::/lxc/_pv_\n", "_pv_", false, false},
+		{"v1 host", "12:name=pantavisor:/\n0::/\n", "", true, false},
+		{"v1 container", "4:memory:/x\n12:name=pantavisor:/lxc/web\n", "web", false, false},
+		{"v1 container no lxc prefix", "12:name=pantavisor:/web\n", "web", false, false},
+		{"v1 container named like the host", "12:name=pantavisor:/lxc/_pv_\n", "_pv_", false, false},
+		{"v1 wins over v2", "12:name=pantavisor:/lxc/web\n0::/\n", "web", false, false},
+		{"empty lxc name", "0::/lxc/\n", "", false, true},
+		{"no hierarchy", "4:memory:/x\n", "", false, true},
+		{"garbage", "hello\n", "", false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := CgroupName(strings.NewReader(tt.in), tt.appengine)
+			got, host, err := CgroupName(strings.NewReader(tt.in))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("CgroupName(%q) error = %v, want error %v", tt.in, err, tt.wantErr)
 			}
-			if got != tt.want {
-				t.Errorf("CgroupName(%q) = %q, want %q", tt.in, got, tt.want)
+			if got != tt.want || host != tt.host {
+				t.Errorf("CgroupName(%q) = %q, host %v, want %q, host %v", tt.in, got, host, tt.want, tt.host)
 			}
 		})
+	}
+}
+
+// TestResolveRoleByName: a caller gets the role of the platform its cgroup
+// names exactly; the App Engine "-<digits>" fallback only applies when the
+// exact name is no platform, and a container named "_pv_" is not the host
+// (issue 11, defect 2).
+func TestResolveRoleByName(t *testing.T) {
+	plats := platforms{"alpha": true, "alpha-7": false, "admin": true, "app": false}
+	tests := []struct {
+		cgroup    string
+		appengine bool
+		want      Caller // Pid 0
+		wantErr   bool
+	}{
+		{"0::/lxc/alpha-7\n", true, Caller{Name: "alpha-7"}, false},
+		{"0::/lxc/alpha-7\n", false, Caller{Name: "alpha-7"}, false},
+		{"12:name=pantavisor:/lxc/alpha-7\n", true, Caller{Name: "alpha-7"}, false},
+		{"0::/lxc/alpha\n", true, Caller{Name: "alpha", Mgmt: true}, false},
+		{"0::/lxc/admin-3\n", true, Caller{Name: "admin", Mgmt: true}, false},
+		{"0::/lxc/app-3\n", true, Caller{Name: "app"}, false},
+		{"0::/lxc/admin-3\n", false, Caller{}, true},
+		{"0::/lxc/alpha-7-2\n", true, Caller{Name: "alpha-7"}, false},
+		{"0::/lxc/_pv_\n", true, Caller{}, true},
+		{"0::/lxc/_pv_\n", false, Caller{}, true},
+		{"12:name=pantavisor:/lxc/_pv_\n", false, Caller{}, true},
+		{"0::/\n", false, Caller{Name: HostName, Mgmt: true}, false},
+	}
+	for _, tt := range tests {
+		h := New(Options{Platforms: plats, AppEngine: tt.appengine})
+		got, err := h.resolve(0, strings.NewReader(tt.cgroup))
+		if (err != nil) != tt.wantErr {
+			t.Errorf("resolve(%q, appengine %v) error = %v, want error %v", tt.cgroup, tt.appengine, err, tt.wantErr)
+			continue
+		}
+		if err != nil && !errors.Is(err, ErrUnknownCaller) {
+			t.Errorf("resolve(%q) error = %v, want ErrUnknownCaller", tt.cgroup, err)
+		}
+		if got != tt.want {
+			t.Errorf("resolve(%q, appengine %v) = %+v, want %+v", tt.cgroup, tt.appengine, got, tt.want)
+		}
 	}
 }
 
@@ -86,11 +127,11 @@ func TestMatch(t *testing.T) {
 		if err != nil {
 			t.Fatalf("splitPath(%q): %v", tt.path, err)
 		}
-		rt, args, allowed := match(segs, tt.method)
+		rt, args, allowed := match(compile(DefaultRoutes()), segs, tt.method)
 		got := "404"
 		switch {
 		case rt != nil:
-			got = rt.pattern
+			got = rt.Pattern
 		case len(allowed) > 0:
 			got = "405"
 		}
@@ -106,85 +147,20 @@ func TestMatch(t *testing.T) {
 // TestRouteTable checks every route has a handler and unique method+pattern.
 func TestRouteTable(t *testing.T) {
 	seen := map[string]bool{}
-	for _, rt := range routes {
-		k := rt.method + " " + rt.pattern
+	for _, rt := range DefaultRoutes() {
+		k := rt.Method + " " + rt.Pattern
 		if seen[k] {
 			t.Errorf("duplicate route %s", k)
 		}
 		seen[k] = true
-		if rt.serve == nil {
+		if rt.Serve == nil {
 			t.Errorf("route %s has no handler", k)
 		}
-		if rt.method == "GET" && rt.limit != 0 {
+		if rt.Method == "GET" && rt.Limit != 0 {
 			t.Errorf("read route %s accepts a body", k)
 		}
-		if rt.access == anyone && rt.pattern != "/signal" {
+		if rt.Access == Anyone && rt.Pattern != "/signal" {
 			t.Errorf("route %s is open to non-mgmt callers", k)
-		}
-	}
-}
-
-func TestParseCommand(t *testing.T) {
-	tests := []struct {
-		body    string
-		want    Command
-		wantErr bool
-	}{
-		{`{"op":"REBOOT_DEVICE","payload":""}`, Command{OpReboot, ""}, false},
-		{`{"op":"REBOOT_DEVICE","payload":"bye"}`, Command{OpReboot, "bye"}, false},
-		{`{"op":"LOCAL_RUN","payload":"locals/x"}`, Command{OpLocalRun, "locals/x"}, false},
-		{`{"op":"LOCAL_RUN","payload":"4"}`, Command{OpLocalRun, "4"}, false},
-		{`{"op":"MAKE_FACTORY","payload":""}`, Command{OpMakeFactory, ""}, false},
-		{`{"op":"UPDATE_METADATA","payload":"{\"k\":\"v\"}"}`, Command{OpUpdateMetadata, `{"k":"v"}`}, false},
-		{`{"op":"REBOOT_DEVICE"}`, Command{}, true},                           // payload mandatory
-		{`{"op":"","payload":""}`, Command{}, true},                           // no prefix match
-		{`{"op":"REBOOT","payload":""}`, Command{}, true},                     // no prefix match
-		{`{"op":"reboot_device","payload":""}`, Command{}, true},              // exact names
-		{`{"op":"LOCAL_RUN","payload":"../etc"}`, Command{}, true},            // bad revision
-		{`{"op":"LOCAL_RUN","payload":"locals/a/b"}`, Command{}, true},        // two slashes
-		{`{"op":"UPDATE_METADATA","payload":"{}"}`, Command{}, true},          // one key
-		{`{"op":"UPDATE_METADATA","payload":"{\"a/b\":1}"}`, Command{}, true}, // bad key
-		{`{"op":"RUN_GC","payload":""} {}`, Command{}, true},
-		{`not json`, Command{}, true},
-		{`{"op":1,"payload":""}`, Command{}, true},
-	}
-	for _, tt := range tests {
-		got, err := ParseCommand([]byte(tt.body))
-		if (err != nil) != tt.wantErr {
-			t.Errorf("ParseCommand(%s) error = %v, want error %v", tt.body, err, tt.wantErr)
-			continue
-		}
-		if err != nil && !errors.Is(err, ErrInvalid) {
-			t.Errorf("ParseCommand(%s) error = %v, want ErrInvalid", tt.body, err)
-		}
-		if got != tt.want {
-			t.Errorf("ParseCommand(%s) = %+v, want %+v", tt.body, got, tt.want)
-		}
-	}
-}
-
-func TestReject(t *testing.T) {
-	tests := []struct {
-		op     Op
-		st     CommandState
-		status int
-		retry  int
-	}{
-		{OpUpdateMetadata, CommandState{Local: true}, 409, 0},
-		{OpReboot, CommandState{Updating: true}, 503, 600},
-		{OpUnclaim, CommandState{Updating: true, Unclaimed: true}, 503, 600},
-		{OpMakeFactory, CommandState{Claimed: true}, 409, 0},
-		{OpGoRemote, CommandState{RemoteAllowed: false, Remote: true}, 409, 0},
-		{OpDeferReboot, CommandState{}, 409, 0},
-		{OpGoRemote, CommandState{RemoteAllowed: true, Remote: true}, 204, 0},
-		{OpUnclaim, CommandState{Unclaimed: true}, 204, 0},
-		{OpReboot, CommandState{}, 0, 0},
-		{OpRunGC, CommandState{Updating: true}, 0, 0},
-	}
-	for _, tt := range tests {
-		status, _, retry := Command{Op: tt.op}.Reject(tt.st)
-		if status != tt.status || retry != tt.retry {
-			t.Errorf("Reject(%s, %+v) = %d retry %d, want %d retry %d", tt.op, tt.st, status, retry, tt.status, tt.retry)
 		}
 	}
 }
@@ -205,7 +181,7 @@ func TestValidRevision(t *testing.T) {
 }
 
 // listen serves h on a real unix socket and returns an HTTP client for it.
-func listen(t *testing.T, h http.Handler) (*http.Client, string) {
+func listen(t *testing.T, h *Handler) (*http.Client, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "pv-ctrl")
 	ln, err := Listen(path)
@@ -251,7 +227,7 @@ func TestCallerIdentity(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h := New(Options{ProcRoot: proc, Platforms: platforms{"admin": true, "app": false}, BuildInfo: "bi", AppEngine: true})
+	h := New(Options{ProcRoot: proc, Platforms: platforms{"admin": true, "app": false, "alpha": true, "alpha-7": false}, BuildInfo: "bi", AppEngine: true})
 	hc, _ := listen(t, h)
 	tests := []struct {
 		cgroup, method, path string
@@ -263,11 +239,14 @@ func TestCallerIdentity(t *testing.T) {
 		{"0::/lxc/app\n", "GET", "/buildinfo", 403},
 		{"0::/lxc/app\n", "POST", "/signal", 501}, // any caller; no backend yet
 		{"0::/lxc/stranger\n", "GET", "/buildinfo", 500},
+		// Issue 11, defect 2: exact names first, and "_pv_" is no platform.
+		{"0::/lxc/alpha-7\n", "GET", "/buildinfo", 403},
+		{"0::/lxc/_pv_\n", "GET", "/buildinfo", 500},
 		{"12:name=pantavisor:/lxc/admin\n", "GET", "/buildinfo", 200},
 	}
 	for _, tt := range tests {
 		setCgroup(tt.cgroup)
-		// A new connection per case: identity is per request.
+		// A new connection per case: identity is fixed per connection, at accept.
 		hc.CloseIdleConnections()
 		got, body := call(t, hc, tt.method, tt.path, `{"type":"ready","payload":""}`)
 		if got != tt.status {
@@ -408,7 +387,7 @@ func FuzzRoute(f *testing.F) {
 			}
 			return
 		}
-		if rt, _, _ := match(segs, req.Method); rt == nil {
+		if rt, _, _ := match(h.routes, segs, req.Method); rt == nil {
 			if rec.Code != 400 {
 				t.Fatalf("%s %q = %d, want 400", method, path, rec.Code)
 			}
@@ -420,42 +399,17 @@ func FuzzRoute(f *testing.F) {
 	})
 }
 
-// FuzzParseCommand: any body parses or fails with ErrInvalid, and what
-// parses has an exact op name and a valid payload.
-func FuzzParseCommand(f *testing.F) {
-	for _, s := range []string{`{"op":"REBOOT_DEVICE","payload":""}`, `{"op":"LOCAL_RUN","payload":"locals/a"}`,
-		`{"op":"UPDATE_METADATA","payload":"{\"a\":1}"}`, `{"op":"","payload":""}`, `{}`, `[`, `{"op":"RUN_GC","payload":null}`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		c, err := ParseCommand(body)
-		if err != nil {
-			if !errors.Is(err, ErrInvalid) {
-				t.Fatalf("ParseCommand(%q) error %v does not wrap ErrInvalid", body, err)
-			}
-			return
-		}
-		found := false
-		for _, o := range Ops {
-			found = found || o == c.Op
-		}
-		if !found {
-			t.Fatalf("ParseCommand(%q) op = %q, not a known op", body, c.Op)
-		}
-		if err := c.validate(); err != nil {
-			t.Fatalf("ParseCommand(%q) accepted an invalid payload: %v", body, err)
-		}
-	})
-}
-
 // FuzzCgroupName: any cgroup file gives a name without '/' or an error.
 func FuzzCgroupName(f *testing.F) {
 	for _, s := range []string{"0::/\n", "0::/lxc/app\n", "12:name=pantavisor:/lxc/web\n", "0::/lxc/a-1\n", "x:y"} {
 		f.Add(s, true)
 	}
-	f.Fuzz(func(t *testing.T, in string, appengine bool) {
-		name, err := CgroupName(strings.NewReader(in), appengine)
-		if err != nil {
+	f.Fuzz(func(t *testing.T, in string, _ bool) {
+		name, host, err := CgroupName(strings.NewReader(in))
+		if err != nil || host {
+			if name != "" {
+				t.Fatalf("CgroupName(%q) = %q, host %v, err %v: want no name", in, name, host, err)
+			}
 			return
 		}
 		if name == "" || strings.Contains(name, "/") {

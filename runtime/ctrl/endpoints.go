@@ -8,14 +8,15 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/storage"
 )
 
-func (h *Handler) buildinfo(q *request) {
+func (h *Handler) buildinfo(q *Request) {
 	writeRaw(q.w, "text/plain", []byte(h.opt.BuildInfo))
 }
 
-func (h *Handler) config(q *request) {
+func (h *Handler) config(q *Request) {
 	if h.opt.Config == nil {
 		notImplemented(q.w)
 		return
@@ -23,7 +24,7 @@ func (h *Handler) config(q *request) {
 	writeJSON(q.w, h.opt.Config.Legacy())
 }
 
-func (h *Handler) config2(q *request) {
+func (h *Handler) config2(q *Request) {
 	if h.opt.Config == nil {
 		notImplemented(q.w)
 		return
@@ -33,7 +34,7 @@ func (h *Handler) config2(q *request) {
 
 // --- metadata ---
 
-func (h *Handler) metaList(q *request, m Meta) {
+func (h *Handler) metaList(q *Request, m Meta) {
 	if m == nil {
 		notImplemented(q.w)
 		return
@@ -46,13 +47,13 @@ func (h *Handler) metaList(q *request, m Meta) {
 	writeRaw(q.w, "application/json", b)
 }
 
-func (h *Handler) metaPut(q *request, m Meta) {
+func (h *Handler) metaPut(q *Request, m Meta) {
 	if m == nil {
 		notImplemented(q.w)
 		return
 	}
 	key := q.args[0]
-	if err := ValidMetaKey(key); err != nil {
+	if err := command.ValidMetaKey(key); err != nil {
 		writeError(q.w, http.StatusBadRequest, "Bad metadata "+err.Error())
 		return
 	}
@@ -72,13 +73,13 @@ func (h *Handler) metaPut(q *request, m Meta) {
 	writeOK(q.w)
 }
 
-func (h *Handler) metaDelete(q *request, m Meta, notFound string) {
+func (h *Handler) metaDelete(q *Request, m Meta, notFound string) {
 	if m == nil {
 		notImplemented(q.w)
 		return
 	}
 	key := q.args[0]
-	if err := ValidMetaKey(key); err != nil {
+	if err := command.ValidMetaKey(key); err != nil {
 		writeError(q.w, http.StatusBadRequest, "Bad metadata "+err.Error())
 		return
 	}
@@ -89,14 +90,14 @@ func (h *Handler) metaDelete(q *request, m Meta, notFound string) {
 	writeOK(q.w)
 }
 
-func (h *Handler) userMetaList(q *request)   { h.metaList(q, h.opt.UserMeta) }
-func (h *Handler) userMetaPut(q *request)    { h.metaPut(q, h.opt.UserMeta) }
-func (h *Handler) deviceMetaList(q *request) { h.metaList(q, h.opt.DeviceMeta) }
-func (h *Handler) deviceMetaPut(q *request)  { h.metaPut(q, h.opt.DeviceMeta) }
-func (h *Handler) userMetaDelete(q *request) {
+func (h *Handler) userMetaList(q *Request)   { h.metaList(q, h.opt.UserMeta) }
+func (h *Handler) userMetaPut(q *Request)    { h.metaPut(q, h.opt.UserMeta) }
+func (h *Handler) deviceMetaList(q *Request) { h.metaList(q, h.opt.DeviceMeta) }
+func (h *Handler) deviceMetaPut(q *Request)  { h.metaPut(q, h.opt.DeviceMeta) }
+func (h *Handler) userMetaDelete(q *Request) {
 	h.metaDelete(q, h.opt.UserMeta, "User meta does not exist")
 }
-func (h *Handler) deviceMetaDelete(q *request) {
+func (h *Handler) deviceMetaDelete(q *Request) {
 	h.metaDelete(q, h.opt.DeviceMeta, "Device meta does not exist")
 }
 
@@ -105,7 +106,7 @@ func (h *Handler) deviceMetaDelete(q *request) {
 // IsSha reports whether s is exactly 64 lowercase hex characters.
 func IsSha(s string) bool { return storage.ValidSha(s) }
 
-func (h *Handler) objectsList(q *request) {
+func (h *Handler) objectsList(q *Request) {
 	if h.opt.Objects == nil {
 		notImplemented(q.w)
 		return
@@ -115,18 +116,14 @@ func (h *Handler) objectsList(q *request) {
 		h.fail(q.w, err, "")
 		return
 	}
-	type entry struct {
-		Sha  string `json:"sha256"`
-		Size string `json:"size"`
-	}
-	out := make([]entry, 0, len(objs))
+	out := make([]objectEntry, 0, len(objs))
 	for _, o := range objs {
-		out = append(out, entry{o.Sha, strconv.FormatInt(o.Size, 10)})
+		out = append(out, objectEntry{o.Sha, strconv.FormatInt(o.Size, 10)})
 	}
 	writeJSON(q.w, out)
 }
 
-func (h *Handler) objectGet(q *request) {
+func (h *Handler) objectGet(q *Request) {
 	if h.opt.Objects == nil {
 		notImplemented(q.w)
 		return
@@ -152,7 +149,7 @@ func (h *Handler) objectGet(q *request) {
 	io.CopyBuffer(q.w, rc, buf)
 }
 
-func (h *Handler) objectPut(q *request) {
+func (h *Handler) objectPut(q *Request) {
 	if h.opt.Objects == nil {
 		notImplemented(q.w)
 		return
@@ -173,7 +170,7 @@ func (h *Handler) objectPut(q *request) {
 	writeOK(q.w)
 }
 
-func (h *Handler) storageGC(q *request) {
+func (h *Handler) storageGC(q *Request) {
 	if h.opt.Objects == nil {
 		notImplemented(q.w)
 		return
@@ -183,12 +180,12 @@ func (h *Handler) storageGC(q *request) {
 		h.fail(q.w, err, "")
 		return
 	}
-	writeJSON(q.w, map[string]int64{"reclaimed": n})
+	writeJSON(q.w, gcResult{Reclaimed: n})
 }
 
 // --- steps ---
 
-func (h *Handler) stepsList(q *request) {
+func (h *Handler) stepsList(q *Request) {
 	if h.opt.Steps == nil {
 		notImplemented(q.w)
 		return
@@ -198,25 +195,19 @@ func (h *Handler) stepsList(q *request) {
 		h.fail(q.w, err, "")
 		return
 	}
-	type entry struct {
-		Name      string          `json:"name"`
-		Date      string          `json:"date"`
-		CommitMsg string          `json:"commitmsg"`
-		Progress  json.RawMessage `json:"progress"`
-	}
-	out := make([]entry, 0, len(steps))
+	out := make([]stepEntry, 0, len(steps))
 	for _, s := range steps {
 		p := s.Progress
 		if len(p) == 0 || !json.Valid(p) {
 			p = json.RawMessage("{}")
 		}
-		out = append(out, entry{s.Name, s.Date.Local().Format("2006-01-02T15:04:05Z"), s.CommitMsg, p})
+		out = append(out, stepEntry{s.Name, s.Date.Local().Format("2006-01-02T15:04:05Z"), s.CommitMsg, p})
 	}
 	writeJSON(q.w, out)
 }
 
 // stepRev validates a revision from the path; "current" is allowed for reads.
-func stepRev(q *request, local, read bool) (string, bool) {
+func stepRev(q *Request, local, read bool) (string, bool) {
 	rev := q.args[0]
 	if local {
 		rev = "locals/" + rev
@@ -231,10 +222,10 @@ func stepRev(q *request, local, read bool) (string, bool) {
 	return rev, true
 }
 
-func (h *Handler) stepGet(q *request)      { h.stepGetRev(q, false) }
-func (h *Handler) stepGetLocal(q *request) { h.stepGetRev(q, true) }
+func (h *Handler) stepGet(q *Request)      { h.stepGetRev(q, false) }
+func (h *Handler) stepGetLocal(q *Request) { h.stepGetRev(q, true) }
 
-func (h *Handler) stepGetRev(q *request, local bool) {
+func (h *Handler) stepGetRev(q *Request, local bool) {
 	if h.opt.Steps == nil {
 		notImplemented(q.w)
 		return
@@ -251,7 +242,7 @@ func (h *Handler) stepGetRev(q *request, local bool) {
 	writeRaw(q.w, "application/json", b)
 }
 
-func (h *Handler) stepPut(q *request) {
+func (h *Handler) stepPut(q *Request) {
 	if h.opt.Steps == nil {
 		notImplemented(q.w)
 		return
@@ -267,10 +258,10 @@ func (h *Handler) stepPut(q *request) {
 	writeOK(q.w)
 }
 
-func (h *Handler) stepProgress(q *request)      { h.stepProgressRev(q, false) }
-func (h *Handler) stepProgressLocal(q *request) { h.stepProgressRev(q, true) }
+func (h *Handler) stepProgress(q *Request)      { h.stepProgressRev(q, false) }
+func (h *Handler) stepProgressLocal(q *Request) { h.stepProgressRev(q, true) }
 
-func (h *Handler) stepProgressRev(q *request, local bool) {
+func (h *Handler) stepProgressRev(q *Request, local bool) {
 	if h.opt.Steps == nil {
 		notImplemented(q.w)
 		return
@@ -287,10 +278,10 @@ func (h *Handler) stepProgressRev(q *request, local bool) {
 	writeRaw(q.w, "application/json", b)
 }
 
-func (h *Handler) stepCommitMsg(q *request)      { h.stepCommitMsgRev(q, false) }
-func (h *Handler) stepCommitMsgLocal(q *request) { h.stepCommitMsgRev(q, true) }
+func (h *Handler) stepCommitMsg(q *Request)      { h.stepCommitMsgRev(q, false) }
+func (h *Handler) stepCommitMsgLocal(q *Request) { h.stepCommitMsgRev(q, true) }
 
-func (h *Handler) stepCommitMsgRev(q *request, local bool) {
+func (h *Handler) stepCommitMsgRev(q *Request, local bool) {
 	if h.opt.Steps == nil {
 		notImplemented(q.w)
 		return
@@ -313,7 +304,7 @@ func (h *Handler) stepCommitMsgRev(q *request, local bool) {
 
 // --- daemons ---
 
-func (h *Handler) daemonsList(q *request) {
+func (h *Handler) daemonsList(q *Request) {
 	if h.opt.Daemons == nil {
 		writeJSON(q.w, []Daemon{})
 		return
@@ -326,7 +317,7 @@ func (h *Handler) daemonsList(q *request) {
 }
 
 // actionBody decodes {"action": "..."}.
-func actionBody(q *request) (string, bool) {
+func actionBody(q *Request) (string, bool) {
 	var body struct {
 		Action *string `json:"action"`
 	}
@@ -346,7 +337,7 @@ func actionBody(q *request) (string, bool) {
 	return *body.Action, true
 }
 
-func (h *Handler) daemonAction(q *request) {
+func (h *Handler) daemonAction(q *Request) {
 	if h.opt.Daemons == nil {
 		writeError(q.w, http.StatusNotFound, "Daemon not found")
 		return
@@ -368,7 +359,7 @@ func (h *Handler) daemonAction(q *request) {
 
 // --- commands ---
 
-func (h *Handler) commands(q *request) {
+func (h *Handler) commands(q *Request) {
 	if h.opt.Commands == nil {
 		notImplemented(q.w)
 		return
@@ -378,7 +369,7 @@ func (h *Handler) commands(q *request) {
 		h.fail(q.w, err, "")
 		return
 	}
-	c, err := ParseCommand(body)
+	c, err := command.Parse(body)
 	if err != nil {
 		writeError(q.w, http.StatusBadRequest, "Command has bad format: "+err.Error())
 		return
@@ -410,16 +401,16 @@ func (h *Handler) commands(q *request) {
 
 // --- later backends (containers, drivers, extras) ---
 
-func (h *Handler) containersList(q *request) {
+func (h *Handler) containersList(q *Request) {
 	v, err := h.opt.Containers.Containers()
 	if err != nil {
 		h.fail(q.w, err, "")
 		return
 	}
-	writeJSON(q.w, v)
+	writeJSON(q.w, list(v))
 }
 
-func (h *Handler) containerAction(q *request) {
+func (h *Handler) containerAction(q *Request) {
 	action, ok := actionBody(q)
 	if !ok {
 		return
@@ -431,16 +422,16 @@ func (h *Handler) containerAction(q *request) {
 	writeOK(q.w)
 }
 
-func (h *Handler) groupsList(q *request) {
+func (h *Handler) groupsList(q *Request) {
 	v, err := h.opt.Containers.Groups()
 	if err != nil {
 		h.fail(q.w, err, "")
 		return
 	}
-	writeJSON(q.w, v)
+	writeJSON(q.w, list(v))
 }
 
-func (h *Handler) signal(q *request) {
+func (h *Handler) signal(q *Request) {
 	var s struct {
 		Type    *string `json:"type"`
 		Payload *string `json:"payload"`
@@ -460,16 +451,21 @@ func (h *Handler) signal(q *request) {
 	writeOK(q.w)
 }
 
-func (h *Handler) driversList(q *request) {
+func (h *Handler) driversList(q *Request) {
 	v, err := h.opt.Drivers.Drivers(q.caller.Name)
 	if err != nil {
 		h.fail(q.w, err, "")
 		return
 	}
+	if len(v) == 0 {
+		// Upstream answers an empty object, not an array (spec §5 ⚠).
+		writeRaw(q.w, "application/json", []byte("{}"))
+		return
+	}
 	writeJSON(q.w, v)
 }
 
-func (h *Handler) driversLoad(q *request, name string, load bool) {
+func (h *Handler) driversLoad(q *Request, name string, load bool) {
 	if err := h.opt.Drivers.Load(q.caller.Name, name, load); err != nil {
 		h.fail(q.w, err, "Driver not found")
 		return
@@ -477,13 +473,22 @@ func (h *Handler) driversLoad(q *request, name string, load bool) {
 	writeOK(q.w)
 }
 
-func (h *Handler) driversLoadAll(q *request)   { h.driversLoad(q, "", true) }
-func (h *Handler) driversUnloadAll(q *request) { h.driversLoad(q, "", false) }
-func (h *Handler) driverLoad(q *request)       { h.driversLoad(q, q.args[0], true) }
-func (h *Handler) driverUnload(q *request)     { h.driversLoad(q, q.args[0], false) }
+func (h *Handler) driversLoadAll(q *Request)   { h.driversLoad(q, "", true) }
+func (h *Handler) driversUnloadAll(q *Request) { h.driversLoad(q, "", false) }
+func (h *Handler) driverLoad(q *Request)       { h.driversLoad(q, q.args[0], true) }
+func (h *Handler) driverUnload(q *Request)     { h.driversLoad(q, q.args[0], false) }
 
-func (h *Handler) xconnectGraph(q *request) {
+func (h *Handler) xconnectGraph(q *Request) {
 	v, err := h.opt.Extras.XConnectGraph()
+	if err != nil {
+		h.fail(q.w, err, "")
+		return
+	}
+	writeJSON(q.w, list(v))
+}
+
+func (h *Handler) wakelocks(q *Request) {
+	v, err := h.opt.Extras.Wakelocks()
 	if err != nil {
 		h.fail(q.w, err, "")
 		return
@@ -491,11 +496,10 @@ func (h *Handler) xconnectGraph(q *request) {
 	writeJSON(q.w, v)
 }
 
-func (h *Handler) wakelocks(q *request) {
-	v, err := h.opt.Extras.Wakelocks()
-	if err != nil {
-		h.fail(q.w, err, "")
-		return
+// list renders a nil slice as [], never null.
+func list[T any](v []T) []T {
+	if v == nil {
+		return []T{}
 	}
-	writeJSON(q.w, v)
+	return v
 }

@@ -3,7 +3,6 @@ package ctrl
 import (
 	"encoding/json"
 	"errors"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,10 +28,28 @@ type Options struct {
 	Extras     Extras
 	// BuildInfo is the text of GET /buildinfo.
 	BuildInfo string
-	// AppEngine strips LXC "-<digits>" suffixes from caller names.
+	// AppEngine lets a cgroup "<platform>-<digits>" that is no platform
+	// itself name <platform> (upstream's App Engine instances).
 	AppEngine bool
 	// ProcRoot is where /proc lives (tests); default "/proc".
 	ProcRoot string
+
+	// Routes is the route table (default DefaultRoutes(): pv-ctrl's).
+	Routes []Route
+	// Identify tells who connected; it runs once per connection, at
+	// accept, and the answer holds for every request on it. Default:
+	// PeerCaller (peer credentials, pidfd and cgroup).
+	Identify func(net.Conn) (Caller, error)
+	// MaxConns bounds the open connections (default DefaultMaxConns);
+	// MaxCallerConns those of each caller without the mgmt role (default
+	// DefaultMaxCallerConns); ReservedConns of MaxConns are kept for the
+	// host and mgmt callers (default DefaultReservedConns, at most a
+	// quarter of MaxConns). A connection over a limit is closed at accept.
+	MaxConns, MaxCallerConns, ReservedConns int
+	// ReadHeaderTimeout bounds the wait for a request's headers (default
+	// 10 s); IdleTimeout closes a connection idle between requests
+	// (default 2 min).
+	ReadHeaderTimeout, IdleTimeout time.Duration
 }
 
 // Handler is the pv-ctrl http.Handler.
@@ -40,46 +57,90 @@ type Handler struct {
 	opt      Options
 	log      *slog.Logger
 	procRoot string
+	identify func(net.Conn) (Caller, error)
+	routes   []Route
+	conns    *conns
+	// accepted, when set, sees every identification (tests).
+	accepted func(Caller, error)
 }
 
 // New returns a Handler over the given backends.
 func New(o Options) *Handler {
-	h := &Handler{opt: o, log: o.Log, procRoot: o.ProcRoot}
+	h := &Handler{opt: o, log: o.Log, procRoot: o.ProcRoot, identify: o.Identify}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	if h.procRoot == "" {
 		h.procRoot = "/proc"
 	}
+	if h.identify == nil {
+		h.identify = h.PeerCaller
+	}
+	if o.Routes == nil {
+		o.Routes = pvctrl
+	}
+	h.routes = compile(o.Routes)
+	h.conns = newConns(o, h.log)
 	return h
 }
 
-// NewServer returns an http.Server for h whose requests know their peer
-// connection (for SO_PEERCRED).
-func NewServer(h http.Handler) *http.Server {
-	var errorLog *log.Logger
-	if hh, ok := h.(*Handler); ok {
-		// net/http's own complaints (bad requests, TLS probes) go to our log.
-		errorLog = slog.NewLogLogger(hh.log.Handler(), slog.LevelDebug)
+// NewServer returns an http.Server for h. Each connection's caller is
+// identified at accept (Options.Identify) and bound to it, and the
+// connection limits are applied there: serve h with this server only.
+func NewServer(h *Handler) *http.Server {
+	hdr, idle := h.opt.ReadHeaderTimeout, h.opt.IdleTimeout
+	if hdr <= 0 {
+		hdr = 10 * time.Second
+	}
+	if idle <= 0 {
+		// Containers keep connections open; idle ones are dropped.
+		idle = 2 * time.Minute
 	}
 	return &http.Server{
-		ErrorLog:          errorLog,
+		// net/http's own complaints (bad requests, TLS probes) go to our log.
+		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
 		Handler:           h,
-		ConnContext:       withConn,
-		ReadHeaderTimeout: 10 * time.Second,
-		// Containers keep connections open; idle ones are dropped.
-		IdleTimeout:    2 * time.Minute,
-		MaxHeaderBytes: 16 << 10,
+		ConnContext:       h.connContext,
+		ConnState:         h.connState,
+		ReadHeaderTimeout: hdr,
+		IdleTimeout:       idle,
+		MaxHeaderBytes:    16 << 10,
 	}
 }
 
-// request is what a route handler gets.
-type request struct {
+// Request is what a route's Serve gets.
+type Request struct {
 	w      http.ResponseWriter
 	r      *http.Request
 	args   []string // values of the {} segments, unescaped
 	caller Caller
+	h      *Handler
 }
+
+// HTTP returns the HTTP request (its body is bounded by the route's Limit).
+func (q *Request) HTTP() *http.Request { return q.r }
+
+// ResponseWriter returns the response of a route that writes its own.
+func (q *Request) ResponseWriter() http.ResponseWriter { return q.w }
+
+// Args returns the values of the pattern's {} segments, unescaped.
+func (q *Request) Args() []string { return q.args }
+
+// Caller returns who sent the request (identified at accept).
+func (q *Request) Caller() Caller { return q.caller }
+
+// JSON answers 200 with v as JSON.
+func (q *Request) JSON(v any) { writeJSON(q.w, v) }
+
+// OK answers 200 with an empty JSON body.
+func (q *Request) OK() { writeOK(q.w) }
+
+// Error answers code with {"Error": msg}.
+func (q *Request) Error(code int, msg string) { writeError(q.w, code, msg) }
+
+// Fail answers err with the status of the sentinel it wraps (ErrNotFound
+// → 404, …; anything else 500).
+func (q *Request) Fail(err error) { q.h.fail(q.w, err, "") }
 
 // ServeHTTP checks the host, resolves the route and the caller, enforces
 // the route's method, access and body limit, then runs the endpoint.
@@ -94,7 +155,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "Request has bad path: "+err.Error())
 		return
 	}
-	rt, args, allowed := match(segs, r.Method)
+	rt, args, allowed := match(h.routes, segs, r.Method)
 	if rt == nil {
 		if len(allowed) > 0 {
 			writeError(w, http.StatusBadRequest, "Method not supported for this endpoint")
@@ -109,26 +170,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "Internal error, unknown caller")
 		return
 	}
-	if rt.access == mgmt && !c.Mgmt {
+	if rt.Access == Mgmt && !c.Mgmt {
 		writeError(w, http.StatusForbidden, "Request not sent from a mgmt platform")
 		return
 	}
 	// Bodies sent to body-less routes are ignored, never read.
-	if rt.limit > 0 && r.ContentLength > rt.limit {
-		writeError(w, http.StatusRequestEntityTooLarge, "Request body too large (max "+strconv.FormatInt(rt.limit, 10)+" bytes)")
+	if rt.Limit > 0 && r.ContentLength > rt.Limit {
+		writeError(w, http.StatusRequestEntityTooLarge, "Request body too large (max "+strconv.FormatInt(rt.Limit, 10)+" bytes)")
 		return
 	}
-	if rt.limit >= 0 {
-		r.Body = http.MaxBytesReader(w, r.Body, max(rt.limit, 0))
+	if rt.Limit >= 0 {
+		r.Body = http.MaxBytesReader(w, r.Body, max(rt.Limit, 0))
 	}
-	if rt.write {
+	if rt.Write {
 		h.log.Info("ctrl: request", "method", r.Method, "path", r.URL.Path, "caller", c.Name)
 	}
 	if !h.opt.has(rt.backend) {
 		notImplemented(w)
 		return
 	}
-	rt.serve(h, &request{w: w, r: r, args: args, caller: c})
+	rt.Serve(h, &Request{w: w, r: r, args: args, caller: c, h: h})
 }
 
 func hostAllowed(host string) bool {

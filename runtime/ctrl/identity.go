@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 )
 
 // HostName is the caller name of processes outside any container
@@ -29,18 +28,12 @@ type connKey struct{}
 
 type callerKey struct{}
 
-// connState is per connection: the peer cannot change during a
-// connection, so it is identified once.
-type connState struct {
-	conn   net.Conn
-	once   sync.Once
+// connCaller is the identity a connection got at accept: its peer cannot
+// change during the connection, so it is identified once, before the peer
+// could hand the socket on and exit (issue 11, defect 3).
+type connCaller struct {
 	caller Caller
 	err    error
-}
-
-// withConn stores the accepted connection in ctx (http.Server.ConnContext).
-func withConn(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, connKey{}, &connState{conn: c})
 }
 
 // WithCaller returns ctx carrying an already resolved caller; requests
@@ -53,11 +46,12 @@ func WithCaller(ctx context.Context, c Caller) context.Context {
 var ErrUnknownCaller = errors.New("unknown caller")
 
 // CgroupName extracts the container name from the contents of a
-// /proc/<pid>/cgroup file. It returns HostName for processes that are not in
-// a container. v1/hybrid hierarchies use the "name=pantavisor" line, v2 the
-// part after "/lxc/". With appengine set, an LXC "-<digits>" suffix is
-// stripped.
-func CgroupName(r io.Reader, appengine bool) (string, error) {
+// /proc/<pid>/cgroup file; host is true for processes outside any container
+// (their caller name is HostName). v1/hybrid hierarchies use the
+// "name=pantavisor" line, v2 the part after "/lxc/". The name is returned
+// as the cgroup has it: an App Engine "-<digits>" instance suffix is only
+// considered by the caller lookup, after the exact name (see resolve).
+func CgroupName(r io.Reader) (name string, host bool, err error) {
 	var v2 string
 	haveV2 := false
 	sc := bufio.NewScanner(r)
@@ -77,29 +71,29 @@ func CgroupName(r io.Reader, appengine bool) (string, error) {
 		if ctrls == "name=pantavisor" {
 			p := strings.TrimPrefix(path, "/")
 			if p == "" {
-				return HostName, nil
+				return "", true, nil
 			}
 			p = strings.TrimPrefix(p, "lxc/")
-			return clean(first1(p), appengine)
+			return container(first1(p))
 		}
 		if line[:first] == "0" && ctrls == "" {
 			v2, haveV2 = path, true
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return "", fmt.Errorf("read cgroup: %w", err)
+		return "", false, fmt.Errorf("read cgroup: %w", err)
 	}
 	if !haveV2 {
-		return "", fmt.Errorf("cgroup: %w: no pantavisor or v2 hierarchy", ErrUnknownCaller)
+		return "", false, fmt.Errorf("cgroup: %w: no pantavisor or v2 hierarchy", ErrUnknownCaller)
 	}
 	padded := v2 + "/" // "/lxc" alone is an (empty) container name too
 	i := strings.Index(padded, "/lxc/")
 	if i < 0 {
 		// "/" (or "/.." in appengine, or any other cgroup outside lxc/) is
 		// the host side.
-		return HostName, nil
+		return "", true, nil
 	}
-	return clean(first1(padded[i+len("/lxc/"):]), appengine)
+	return container(first1(padded[i+len("/lxc/"):]))
 }
 
 func first1(p string) string {
@@ -109,63 +103,100 @@ func first1(p string) string {
 	return p
 }
 
-func clean(name string, appengine bool) (string, error) {
-	if appengine {
-		if i := strings.LastIndexByte(name, '-'); i > 0 && i < len(name)-1 {
-			if _, err := strconv.ParseUint(name[i+1:], 10, 32); err == nil {
-				name = name[:i]
-			}
-		}
-	}
+func container(name string) (string, bool, error) {
 	if name == "" {
-		return "", fmt.Errorf("cgroup: %w: empty container name", ErrUnknownCaller)
+		return "", false, fmt.Errorf("cgroup: %w: empty container name", ErrUnknownCaller)
 	}
-	return name, nil
+	return name, false, nil
 }
 
-// identify resolves a peer pid into a Caller using <procRoot>/<pid>/cgroup.
-func (h *Handler) identify(pid int) (Caller, error) {
-	f, err := os.Open(filepath.Join(h.procRoot, strconv.Itoa(pid), "cgroup"))
+// instanceBase returns name without an App Engine "-<digits>" instance
+// suffix ("app-2" → "app"), and false when name has none.
+func instanceBase(name string) (string, bool) {
+	i := strings.LastIndexByte(name, '-')
+	if i <= 0 || i == len(name)-1 {
+		return "", false
+	}
+	if _, err := strconv.ParseUint(name[i+1:], 10, 32); err != nil {
+		return "", false
+	}
+	return name[:i], true
+}
+
+// resolve turns the contents of a caller's /proc/<pid>/cgroup into a
+// Caller. Only the host cgroup makes the host: a container whose name is
+// HostName is a platform like any other (runtime/state refuses such names).
+//
+// The exact cgroup name is looked up first. In App Engine mode, and only
+// when the exact name is not a platform, the name without a "-<digits>"
+// instance suffix is tried: upstream names App Engine cgroups
+// "<platform>-<n>". A platform "alpha-7" thus stays "alpha-7" even when
+// "alpha" exists (issue 11, defect 2). The fallback cannot lend a role to
+// another platform: our LXC configuration pins each container's cgroup to
+// its exact name (lxc.cgroup.dir.container, which fails rather than adding
+// a suffix), and containers cannot create cgroups beside their own, so a
+// cgroup "alpha-7" at the lxc/ level holds either platform "alpha-7" or an
+// instance of "alpha" made outside the daemon.
+func (h *Handler) resolve(pid int, cgroup io.Reader) (Caller, error) {
+	name, host, err := CgroupName(cgroup)
 	if err != nil {
 		return Caller{Pid: pid}, fmt.Errorf("caller %d: %w", pid, err)
 	}
-	defer f.Close()
-	name, err := CgroupName(f, h.opt.AppEngine)
-	if err != nil {
-		return Caller{Pid: pid}, fmt.Errorf("caller %d: %w", pid, err)
-	}
-	c := Caller{Pid: pid, Name: name}
-	if name == HostName {
-		c.Mgmt = true
-		return c, nil
+	if host {
+		return Caller{Pid: pid, Name: HostName, Mgmt: true}, nil
 	}
 	if h.opt.Platforms == nil {
 		return Caller{Pid: pid}, fmt.Errorf("caller %d (%s): %w", pid, name, ErrUnknownCaller)
 	}
 	known, mgmt := h.opt.Platforms.Caller(name)
+	if !known && h.opt.AppEngine {
+		if base, ok := instanceBase(name); ok {
+			if known, mgmt = h.opt.Platforms.Caller(base); known {
+				name = base
+			}
+		}
+	}
 	if !known {
 		return Caller{Pid: pid}, fmt.Errorf("caller %d (%s): %w", pid, name, ErrUnknownCaller)
 	}
-	c.Mgmt = mgmt
-	return c, nil
+	return Caller{Pid: pid, Name: name, Mgmt: mgmt}, nil
 }
 
-// caller returns the identity of the request's peer.
+// PeerCaller identifies the process that connected c: its pid and a
+// pidfd from the socket's peer credentials, its cgroup from
+// <procRoot>/<pid>/cgroup, then a check through the pidfd that the process
+// still runs, so the cgroup read was its own and not that of a process
+// that reused the pid. A peer that is gone by then stays unknown.
+// Handler's default Identify; it runs at accept.
+func (h *Handler) PeerCaller(c net.Conn) (Caller, error) {
+	p, err := peerOf(c)
+	if err != nil {
+		return Caller{}, fmt.Errorf("%w: %w", ErrUnknownCaller, err)
+	}
+	defer p.close()
+	f, err := os.Open(filepath.Join(h.procRoot, strconv.Itoa(p.pid), "cgroup"))
+	if err != nil {
+		return Caller{Pid: p.pid}, fmt.Errorf("caller %d: %w: %w", p.pid, ErrUnknownCaller, err)
+	}
+	caller, err := h.resolve(p.pid, f)
+	f.Close()
+	if err != nil {
+		return caller, err
+	}
+	if !p.alive() {
+		return Caller{Pid: p.pid}, fmt.Errorf("caller %d: %w: exited before it was identified", p.pid, ErrUnknownCaller)
+	}
+	return caller, nil
+}
+
+// caller returns the identity of the request's peer, resolved at accept.
 func (h *Handler) caller(ctx context.Context) (Caller, error) {
 	if c, ok := ctx.Value(callerKey{}).(Caller); ok {
 		return c, nil
 	}
-	cs, _ := ctx.Value(connKey{}).(*connState)
-	if cs == nil {
+	cc, _ := ctx.Value(connKey{}).(*connCaller)
+	if cc == nil {
 		return Caller{}, fmt.Errorf("%w: no connection", ErrUnknownCaller)
 	}
-	cs.once.Do(func() {
-		pid, err := peerPid(cs.conn)
-		if err != nil {
-			cs.err = fmt.Errorf("%w: %w", ErrUnknownCaller, err)
-			return
-		}
-		cs.caller, cs.err = h.identify(pid)
-	})
-	return cs.caller, cs.err
+	return cc.caller, cc.err
 }

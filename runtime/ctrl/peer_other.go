@@ -7,7 +7,12 @@ import (
 	"net"
 )
 
-// peerPid is only implemented on Linux (SO_PEERCRED).
-func peerPid(net.Conn) (int, error) {
-	return 0, errors.New("peer credentials: only supported on linux")
+type peer struct{ pid int }
+
+// peerOf is only implemented on Linux (SO_PEERCRED).
+func peerOf(net.Conn) (peer, error) {
+	return peer{}, errors.New("peer credentials: only supported on linux")
 }
+
+func (peer) alive() bool { return false }
+func (peer) close()      {}

@@ -1,34 +1,39 @@
 package ctrl
 
 import (
+	"slices"
 	"sort"
 	"strings"
 )
 
-// access tags a route: who may call it.
-type access int
+// Access tags a route: who may call it.
+type Access int
 
+// Route access.
 const (
-	mgmt   access = iota // _pv_ or a platform with the mgmt role
-	anyone               // any known caller
+	Mgmt   Access = iota // the host or a platform with the mgmt role
+	Anyone               // any known caller
 )
 
-// Body limits. Routes without a limit ignore any body; stream = no limit
-// (the backend streams and checks space).
+// Body limits. Routes without a limit ignore any body; Stream = no limit
+// (the endpoint streams and checks space itself).
 const (
 	smallMax = 4096
-	stream   = -1
+	// Stream is the Limit of a route whose body is not bounded.
+	Stream = -1
 )
 
-// route is one entry of the route table.
-type route struct {
-	method  string
-	pattern string // "/steps/{}/progress": {} matches one segment
-	write   bool   // changes device state
-	access  access
-	limit   int64   // max body bytes, stream = unlimited
+// Route is one entry of a route table: ServeHTTP enforces its method,
+// access and body limit before Serve runs, never the endpoint itself.
+type Route struct {
+	Method  string
+	Pattern string // "/steps/{}/progress": {} matches one segment
+	Write   bool   // changes device state (logged with the caller)
+	Access  Access
+	Limit   int64 // max body bytes; 0 = body ignored, Stream = unlimited
+	Serve   func(h *Handler, q *Request)
+
 	backend backend // optional backend the endpoint needs (501 without it)
-	serve   func(h *Handler, q *request)
 	segs    []string
 }
 
@@ -55,54 +60,59 @@ func (o *Options) has(b backend) bool {
 	return true
 }
 
-// routes is THE route table: method, access and body size are enforced by
-// ServeHTTP from here, never inside the endpoints.
-var routes = compile([]route{
-	{method: "GET", pattern: "/buildinfo", access: mgmt, serve: (*Handler).buildinfo},
-	{method: "GET", pattern: "/config", access: mgmt, serve: (*Handler).config},
-	{method: "GET", pattern: "/config2", access: mgmt, serve: (*Handler).config2},
+// pvctrl is the pv-ctrl route table (upstream's paths, spec §5).
+var pvctrl = []Route{
+	{Method: "GET", Pattern: "/buildinfo", Access: Mgmt, Serve: (*Handler).buildinfo},
+	{Method: "GET", Pattern: "/config", Access: Mgmt, Serve: (*Handler).config},
+	{Method: "GET", Pattern: "/config2", Access: Mgmt, Serve: (*Handler).config2},
 
-	{method: "GET", pattern: "/user-meta", access: mgmt, serve: (*Handler).userMetaList},
-	{method: "PUT", pattern: "/user-meta/{}", write: true, access: mgmt, limit: smallMax, serve: (*Handler).userMetaPut},
-	{method: "DELETE", pattern: "/user-meta/{}", write: true, access: mgmt, serve: (*Handler).userMetaDelete},
-	{method: "GET", pattern: "/device-meta", access: mgmt, serve: (*Handler).deviceMetaList},
-	{method: "PUT", pattern: "/device-meta/{}", write: true, access: mgmt, limit: smallMax, serve: (*Handler).deviceMetaPut},
-	{method: "DELETE", pattern: "/device-meta/{}", write: true, access: mgmt, serve: (*Handler).deviceMetaDelete},
+	{Method: "GET", Pattern: "/user-meta", Access: Mgmt, Serve: (*Handler).userMetaList},
+	{Method: "PUT", Pattern: "/user-meta/{}", Write: true, Access: Mgmt, Limit: smallMax, Serve: (*Handler).userMetaPut},
+	{Method: "DELETE", Pattern: "/user-meta/{}", Write: true, Access: Mgmt, Serve: (*Handler).userMetaDelete},
+	{Method: "GET", Pattern: "/device-meta", Access: Mgmt, Serve: (*Handler).deviceMetaList},
+	{Method: "PUT", Pattern: "/device-meta/{}", Write: true, Access: Mgmt, Limit: smallMax, Serve: (*Handler).deviceMetaPut},
+	{Method: "DELETE", Pattern: "/device-meta/{}", Write: true, Access: Mgmt, Serve: (*Handler).deviceMetaDelete},
 
-	{method: "GET", pattern: "/objects", access: mgmt, serve: (*Handler).objectsList},
-	{method: "GET", pattern: "/objects/{}", access: mgmt, serve: (*Handler).objectGet},
-	{method: "PUT", pattern: "/objects/{}", write: true, access: mgmt, limit: stream, serve: (*Handler).objectPut},
+	{Method: "GET", Pattern: "/objects", Access: Mgmt, Serve: (*Handler).objectsList},
+	{Method: "GET", Pattern: "/objects/{}", Access: Mgmt, Serve: (*Handler).objectGet},
+	{Method: "PUT", Pattern: "/objects/{}", Write: true, Access: Mgmt, Limit: Stream, Serve: (*Handler).objectPut},
 
-	{method: "GET", pattern: "/steps", access: mgmt, serve: (*Handler).stepsList},
-	{method: "GET", pattern: "/steps/{}", access: mgmt, serve: (*Handler).stepGet},
-	{method: "GET", pattern: "/steps/locals/{}", access: mgmt, serve: (*Handler).stepGetLocal},
-	{method: "PUT", pattern: "/steps/locals/{}", write: true, access: mgmt, limit: stream, serve: (*Handler).stepPut},
-	{method: "GET", pattern: "/steps/{}/progress", access: mgmt, serve: (*Handler).stepProgress},
-	{method: "GET", pattern: "/steps/locals/{}/progress", access: mgmt, serve: (*Handler).stepProgressLocal},
-	{method: "PUT", pattern: "/steps/{}/commitmsg", write: true, access: mgmt, limit: 256, serve: (*Handler).stepCommitMsg},
-	{method: "PUT", pattern: "/steps/locals/{}/commitmsg", write: true, access: mgmt, limit: 256, serve: (*Handler).stepCommitMsgLocal},
+	{Method: "GET", Pattern: "/steps", Access: Mgmt, Serve: (*Handler).stepsList},
+	{Method: "GET", Pattern: "/steps/{}", Access: Mgmt, Serve: (*Handler).stepGet},
+	{Method: "GET", Pattern: "/steps/locals/{}", Access: Mgmt, Serve: (*Handler).stepGetLocal},
+	{Method: "PUT", Pattern: "/steps/locals/{}", Write: true, Access: Mgmt, Limit: Stream, Serve: (*Handler).stepPut},
+	{Method: "GET", Pattern: "/steps/{}/progress", Access: Mgmt, Serve: (*Handler).stepProgress},
+	{Method: "GET", Pattern: "/steps/locals/{}/progress", Access: Mgmt, Serve: (*Handler).stepProgressLocal},
+	{Method: "PUT", Pattern: "/steps/{}/commitmsg", Write: true, Access: Mgmt, Limit: 256, Serve: (*Handler).stepCommitMsg},
+	{Method: "PUT", Pattern: "/steps/locals/{}/commitmsg", Write: true, Access: Mgmt, Limit: 256, Serve: (*Handler).stepCommitMsgLocal},
 
-	{method: "POST", pattern: "/storage/gc", write: true, access: mgmt, serve: (*Handler).storageGC},
-	{method: "GET", pattern: "/daemons", access: mgmt, serve: (*Handler).daemonsList},
-	{method: "PUT", pattern: "/daemons/{}", write: true, access: mgmt, limit: 1024, serve: (*Handler).daemonAction},
-	{method: "POST", pattern: "/commands", write: true, access: mgmt, limit: smallMax, serve: (*Handler).commands},
+	{Method: "POST", Pattern: "/storage/gc", Write: true, Access: Mgmt, Serve: (*Handler).storageGC},
+	{Method: "GET", Pattern: "/daemons", Access: Mgmt, Serve: (*Handler).daemonsList},
+	{Method: "PUT", Pattern: "/daemons/{}", Write: true, Access: Mgmt, Limit: 1024, Serve: (*Handler).daemonAction},
+	{Method: "POST", Pattern: "/commands", Write: true, Access: Mgmt, Limit: smallMax, Serve: (*Handler).commands},
 
-	{method: "GET", pattern: "/containers", backend: containersBackend, access: mgmt, serve: (*Handler).containersList},
-	{method: "PUT", pattern: "/containers/{}", backend: containersBackend, write: true, access: mgmt, limit: 1024, serve: (*Handler).containerAction},
-	{method: "GET", pattern: "/groups", backend: containersBackend, access: mgmt, serve: (*Handler).groupsList},
-	{method: "POST", pattern: "/signal", backend: containersBackend, write: true, access: anyone, limit: smallMax, serve: (*Handler).signal},
-	{method: "GET", pattern: "/drivers", backend: driversBackend, access: mgmt, serve: (*Handler).driversList},
-	{method: "PUT", pattern: "/drivers/load", backend: driversBackend, write: true, access: mgmt, serve: (*Handler).driversLoadAll},
-	{method: "PUT", pattern: "/drivers/unload", backend: driversBackend, write: true, access: mgmt, serve: (*Handler).driversUnloadAll},
-	{method: "PUT", pattern: "/drivers/{}/load", backend: driversBackend, write: true, access: mgmt, serve: (*Handler).driverLoad},
-	{method: "PUT", pattern: "/drivers/{}/unload", backend: driversBackend, write: true, access: mgmt, serve: (*Handler).driverUnload},
-	{method: "GET", pattern: "/xconnect-graph", backend: extrasBackend, access: mgmt, serve: (*Handler).xconnectGraph},
-	{method: "GET", pattern: "/wakelocks", backend: extrasBackend, access: mgmt, serve: (*Handler).wakelocks},
-})
+	{Method: "GET", Pattern: "/containers", backend: containersBackend, Access: Mgmt, Serve: (*Handler).containersList},
+	{Method: "PUT", Pattern: "/containers/{}", backend: containersBackend, Write: true, Access: Mgmt, Limit: 1024, Serve: (*Handler).containerAction},
+	{Method: "GET", Pattern: "/groups", backend: containersBackend, Access: Mgmt, Serve: (*Handler).groupsList},
+	{Method: "POST", Pattern: "/signal", backend: containersBackend, Write: true, Access: Anyone, Limit: smallMax, Serve: (*Handler).signal},
+	{Method: "GET", Pattern: "/drivers", backend: driversBackend, Access: Mgmt, Serve: (*Handler).driversList},
+	{Method: "PUT", Pattern: "/drivers/load", backend: driversBackend, Write: true, Access: Mgmt, Serve: (*Handler).driversLoadAll},
+	{Method: "PUT", Pattern: "/drivers/unload", backend: driversBackend, Write: true, Access: Mgmt, Serve: (*Handler).driversUnloadAll},
+	{Method: "PUT", Pattern: "/drivers/{}/load", backend: driversBackend, Write: true, Access: Mgmt, Serve: (*Handler).driverLoad},
+	{Method: "PUT", Pattern: "/drivers/{}/unload", backend: driversBackend, Write: true, Access: Mgmt, Serve: (*Handler).driverUnload},
+	{Method: "GET", Pattern: "/xconnect-graph", backend: extrasBackend, Access: Mgmt, Serve: (*Handler).xconnectGraph},
+	{Method: "GET", Pattern: "/wakelocks", backend: extrasBackend, Access: Mgmt, Serve: (*Handler).wakelocks},
+}
 
-func compile(rs []route) []route {
+// DefaultRoutes returns the pv-ctrl route table, Options.Routes' default;
+// another surface can start from it or build its own.
+func DefaultRoutes() []Route { return slices.Clone(pvctrl) }
+
+// compile returns a copy of rs with the patterns split.
+func compile(rs []Route) []Route {
+	rs = slices.Clone(rs)
 	for i := range rs {
-		rs[i].segs = strings.Split(strings.TrimPrefix(rs[i].pattern, "/"), "/")
+		rs[i].segs = strings.Split(strings.TrimPrefix(rs[i].Pattern, "/"), "/")
 	}
 	return rs
 }
@@ -110,8 +120,8 @@ func compile(rs []route) []route {
 // match finds the route for segs and method. Literal segments win over
 // {} (so /steps/locals/x is not /steps/{}/progress). When the path matches
 // only under other methods, it returns those methods in allowed.
-func match(segs []string, method string) (*route, []string, []string) {
-	var best *route
+func match(routes []Route, segs []string, method string) (*Route, []string, []string) {
+	var best *Route
 	var bestArgs []string
 	bestScore := -1
 	methods := map[string]bool{}
@@ -121,8 +131,8 @@ func match(segs []string, method string) (*route, []string, []string) {
 		if !ok {
 			continue
 		}
-		if rt.method != method {
-			methods[rt.method] = true
+		if rt.Method != method {
+			methods[rt.Method] = true
 			continue
 		}
 		if score > bestScore {
@@ -163,11 +173,11 @@ func matchSegs(pat, segs []string) ([]string, int, bool) {
 	return args, score, true
 }
 
-// Routes lists "METHOD /pattern" of every route (for docs and tests).
-func Routes() []string {
-	out := make([]string, len(routes))
-	for i, rt := range routes {
-		out[i] = rt.method + " " + rt.pattern
+// Routes lists "METHOD /pattern" of every route of h (for docs and tests).
+func (h *Handler) Routes() []string {
+	out := make([]string, len(h.routes))
+	for i, rt := range h.routes {
+		out[i] = rt.Method + " " + rt.Pattern
 	}
 	return out
 }

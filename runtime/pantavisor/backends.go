@@ -292,5 +292,13 @@ func (u userMetaAPI) Delete(key string) error {
 // cfgAPI serves /config and /config2.
 type cfgAPI struct{ c *config.Config }
 
-func (a cfgAPI) Legacy() any  { return a.c.Legacy() }
-func (a cfgAPI) Entries() any { return a.c.Entries() }
+func (a cfgAPI) Legacy() map[string]any { return a.c.Legacy() }
+
+func (a cfgAPI) Entries() []ctrl.ConfigEntry {
+	es := a.c.Entries()
+	out := make([]ctrl.ConfigEntry, len(es))
+	for i, e := range es {
+		out[i] = ctrl.ConfigEntry(e)
+	}
+	return out
+}

@@ -464,23 +464,23 @@ func (m *Containers) RevisionStatus() string {
 }
 
 // Containers implements ctrl.Containers (GET /containers).
-func (m *Containers) Containers() (any, error) {
+func (m *Containers) Containers() ([]ctrl.Container, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.engine == nil {
 		return nil, ctrl.Errorf(ctrl.ErrInternal, "State not loaded yet")
 	}
-	out := []map[string]any{}
+	out := []ctrl.Container{}
 	for _, p := range m.engine.Platforms() {
-		c := map[string]any{"name": p.Name, "group": p.Group, "status": p.Status.String(),
-			"status_goal": p.Goal.String(), "restart_policy": p.RestartPolicy, "roles": roles(m.st.Platform(p.Name))}
+		c := ctrl.Container{Name: p.Name, Group: p.Group, Status: p.Status.String(),
+			StatusGoal: p.Goal.String(), RestartPolicy: p.RestartPolicy, Roles: roles(m.st.Platform(p.Name))}
 		if a := p.AutoRecovery; a != nil {
-			c["auto_recovery"] = map[string]any{"policy": a.Policy, "max_retries": a.MaxRetries,
-				"current_retries": p.Retries, "stable_timeout": int(a.StableTimeout.Seconds()),
-				"is_stable": strconv.FormatBool(p.Stable), "backoff_policy": backoffPolicy(a)}
+			c.AutoRecovery = &ctrl.ContainerRecovery{Policy: a.Policy, MaxRetries: a.MaxRetries,
+				CurrentRetries: p.Retries, StableTimeout: int(a.StableTimeout.Seconds()),
+				IsStable: strconv.FormatBool(p.Stable), BackoffPolicy: backoffPolicy(a)}
 		}
 		if p.RestartPolicy == state.RestartContainer {
-			c["user_stopped"] = strconv.FormatBool(p.UserStopped)
+			c.UserStopped = strconv.FormatBool(p.UserStopped)
 		}
 		out = append(out, c)
 	}
@@ -502,19 +502,19 @@ func backoffPolicy(a *state.AutoRecovery) string {
 }
 
 // Groups implements ctrl.Containers (GET /groups).
-func (m *Containers) Groups() (any, error) {
+func (m *Containers) Groups() ([]ctrl.Group, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.engine == nil {
 		return nil, ctrl.Errorf(ctrl.ErrInternal, "State not loaded yet")
 	}
-	out := []map[string]any{}
+	out := []ctrl.Group{}
 	for _, g := range m.engine.Groups() {
-		o := map[string]any{"name": g.Name, "status_goal": g.Goal.String(), "restart_policy": g.RestartPolicy,
-			"status": m.engine.GroupStatus(g.Name).String()}
+		o := ctrl.Group{Name: g.Name, StatusGoal: g.Goal.String(), RestartPolicy: g.RestartPolicy,
+			Status: m.engine.GroupStatus(g.Name).String()}
 		if a := g.Recovery; a != nil {
-			o["auto_recovery"] = map[string]any{"max_retries": a.MaxRetries,
-				"stable_timeout": int(a.StableTimeout.Seconds()), "backoff_policy": backoffPolicy(a)}
+			o.AutoRecovery = &ctrl.GroupRecovery{MaxRetries: a.MaxRetries,
+				StableTimeout: int(a.StableTimeout.Seconds()), BackoffPolicy: backoffPolicy(a)}
 		}
 		out = append(out, o)
 	}
@@ -585,7 +585,7 @@ func (m *Containers) Signal(plat, typ, payload string) error {
 type containerDrivers struct{ m *Containers }
 
 // Drivers lists the drivers plat references.
-func (d containerDrivers) Drivers(plat string) (any, error) {
+func (d containerDrivers) Drivers(plat string) ([]ctrl.Driver, error) {
 	m := d.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -594,19 +594,16 @@ func (d containerDrivers) Drivers(plat string) (any, error) {
 	}
 	p := m.st.Platform(plat)
 	if p == nil {
-		return map[string]any{}, nil
+		return nil, nil
 	}
-	var out []map[string]string
+	var out []ctrl.Driver
 	for _, l := range []struct {
 		typ   string
 		names []string
 	}{{"REQUIRED", p.Drivers.Required}, {"OPTIONAL", p.Drivers.Optional}, {"MANUAL", p.Drivers.Manual}} {
 		for _, n := range l.names {
-			out = append(out, map[string]string{"name": n, "type": l.typ, "status": "UNKNOWN"})
+			out = append(out, ctrl.Driver{Name: n, Type: l.typ, Status: "UNKNOWN"})
 		}
-	}
-	if len(out) == 0 {
-		return map[string]any{}, nil
 	}
 	return out, nil
 }

@@ -323,9 +323,9 @@ func TestContainersLifecycle(t *testing.T) {
 
 	// Groups.
 	code, b := in.call(t, "GET", "/groups", nil)
-	want := `[{"name":"g1","restart_policy":"system","status":"READY","status_goal":"STARTED"},` +
-		`{"name":"g2","restart_policy":"container","status":"READY","status_goal":"READY"},` +
-		`{"name":"g3","restart_policy":"container","status":"READY","status_goal":"STARTED"}]`
+	want := `[{"name":"g1","status_goal":"STARTED","restart_policy":"system","status":"READY"},` +
+		`{"name":"g2","status_goal":"READY","restart_policy":"container","status":"READY"},` +
+		`{"name":"g3","status_goal":"STARTED","restart_policy":"container","status":"READY"}]`
 	if code != 200 || string(b) != want {
 		t.Errorf("GET /groups = %d %s, want 200 %s", code, b, want)
 	}

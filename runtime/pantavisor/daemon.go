@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
 	"github.com/pantavisor/pantavisor-go/runtime/logserver"
@@ -53,7 +54,7 @@ type Daemon struct {
 
 	shell *debugShell // console debug shell (embedded PID 1), nil when off
 
-	cmds  chan ctrl.Command
+	cmds  chan command.Command
 	ready chan struct{}
 
 	mu         sync.Mutex
@@ -68,7 +69,7 @@ type Daemon struct {
 // New parses the options; the work happens in Run.
 func New(o Options) (*Daemon, error) {
 	d := &Daemon{opt: o, log: o.Log, clock: o.Clock,
-		cmds: make(chan ctrl.Command, 1), ready: make(chan struct{})}
+		cmds: make(chan command.Command, 1), ready: make(chan struct{})}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -334,16 +335,14 @@ func (d *Daemon) startLogs(ctx context.Context) error {
 		return fmt.Errorf("logserver: %w", err)
 	}
 	d.logs = ls
-	if hs, ok := ls.(interface{ Handler() slog.Handler }); ok {
-		if d.logsToStdout() {
-			// The log server prints our records on stdout itself (the
-			// console of an image): teeing would print each one twice.
-			d.log = slog.New(switchHandler{hs.Handler(), d.log.Handler(), &d.logsClosed})
-		} else {
-			d.log = slog.New(teeHandler{d.log.Handler(), hs.Handler()})
-		}
-		d.store.Log = d.log
+	if d.logsToStdout() {
+		// The log server prints our records on stdout itself (the
+		// console of an image): teeing would print each one twice.
+		d.log = slog.New(switchHandler{ls.Handler(), d.log.Handler(), &d.logsClosed})
+	} else {
+		d.log = slog.New(teeHandler{d.log.Handler(), ls.Handler()})
 	}
+	d.store.Log = d.log
 	return nil
 }
 
@@ -444,8 +443,8 @@ func (d *Daemon) local() bool {
 // manager's revision status, or READY for a running revision when there is
 // no platform manager (nothing to start).
 func (d *Daemon) revisionStatus() string {
-	if p, ok := d.platforms.(interface{ RevisionStatus() string }); ok {
-		return p.RevisionStatus()
+	if d.platforms != nil {
+		return d.platforms.RevisionStatus()
 	}
 	if d.Revision() != "" {
 		return "READY"

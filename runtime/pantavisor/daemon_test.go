@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 )
 
@@ -416,10 +417,12 @@ func (s *stepCounter) Step(context.Context) error {
 
 type nopContainers struct{}
 
-func (nopContainers) Containers() (any, error)             { return []any{}, nil }
-func (nopContainers) ContainerAction(string, string) error { return nil }
-func (nopContainers) Groups() (any, error)                 { return []any{}, nil }
-func (nopContainers) Signal(string, string, string) error  { return nil }
+func (nopContainers) RevisionStatus() string { return "READY" }
+
+func (nopContainers) Containers() ([]ctrl.Container, error) { return nil, nil }
+func (nopContainers) ContainerAction(string, string) error  { return nil }
+func (nopContainers) Groups() ([]ctrl.Group, error)         { return nil, nil }
+func (nopContainers) Signal(string, string, string) error   { return nil }
 
 func TestWaitTick(t *testing.T) {
 	clk := &fakeClock{asked: make(chan struct{}, 100)}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/config"
+	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
 	"github.com/pantavisor/pantavisor-go/runtime/debugshell"
 	"golang.org/x/sys/unix"
 )
@@ -127,7 +128,7 @@ func startEmbedded(t *testing.T, rr *rebootRecorder, env ...string) *instance {
 func (in *instance) debugShellLocks(t *testing.T) int {
 	t.Helper()
 	code, b := in.call(t, "GET", "/wakelocks", nil)
-	var w Wakelocks
+	var w ctrl.Wakelocks
 	if err := json.Unmarshal(b, &w); code != 200 || err != nil {
 		t.Fatalf("GET /wakelocks = %d %s (%v)", code, b, err)
 	}

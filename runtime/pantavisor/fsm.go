@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
 	"github.com/pantavisor/pantavisor-go/runtime/progress"
@@ -81,7 +82,7 @@ func (d *Daemon) setState(s State) {
 // Run runs the FSM until the device reboots or powers off. Cancelling ctx
 // (SIGTERM/SIGINT) is a lenient stop that returns ExitPoweroff.
 func (d *Daemon) Run(ctx context.Context) (Exit, error) {
-	var cmd ctrl.Command
+	var cmd command.Command
 	exit := ExitReboot
 	var runErr error
 	s := StateInit
@@ -180,8 +181,8 @@ func (d *Daemon) run() error {
 	if d.platforms != nil {
 		if err := d.platforms.Load(d.rev, rev.state); err != nil {
 			err = fmt.Errorf("platforms: %w", err)
-			if f, ok := d.updater.(containerFailer); ok {
-				f.ContainerFailed(err) // records ERROR in the update's progress
+			if d.updater != nil {
+				d.updater.ContainerFailed(err) // records ERROR in the update's progress
 			}
 			return err
 		}
@@ -209,8 +210,8 @@ func (d *Daemon) transitioned(rev string) {
 	if err := d.linkCurrent(); err != nil {
 		d.log.Warn("transition", "err", err)
 	}
-	if ls, ok := d.logs.(interface{ SetRevision(string) }); ok {
-		ls.SetRevision(rev)
+	if d.logs != nil {
+		d.logs.SetRevision(rev)
 	}
 	d.log.Info("running revision", "rev", rev)
 	d.publishDevmeta()
@@ -253,20 +254,14 @@ func (d *Daemon) factory() error {
 
 // wait is one WAIT round: drive platforms and the update, then sleep a
 // tick or until a command or container event arrives.
-func (d *Daemon) wait(ctx context.Context) (State, ctrl.Command) {
+func (d *Daemon) wait(ctx context.Context) (State, command.Command) {
 	if p := d.platforms; p != nil {
 		if err := p.Step(ctx); err != nil {
 			d.log.Error("platforms", "err", err)
-			if f, ok := d.updater.(containerFailer); ok {
-				if f.ContainerFailed(err) == Rollback {
-					return StateRollback, ctrl.Command{}
-				}
-				return StateReboot, ctrl.Command{}
+			if d.updater != nil && d.updater.ContainerFailed(err) == Rollback {
+				return StateRollback, command.Command{}
 			}
-			if d.updater != nil && d.updater.Updating() {
-				return StateRollback, ctrl.Command{}
-			}
-			return StateReboot, ctrl.Command{}
+			return StateReboot, command.Command{}
 		}
 	}
 	if u := d.updater; u != nil {
@@ -276,9 +271,9 @@ func (d *Daemon) wait(ctx context.Context) (State, ctrl.Command) {
 		}
 		switch next {
 		case Reboot:
-			return StateReboot, ctrl.Command{}
+			return StateReboot, command.Command{}
 		case Rollback:
-			return StateRollback, ctrl.Command{}
+			return StateRollback, command.Command{}
 		}
 	}
 	d.gcThreshold()
@@ -288,30 +283,30 @@ func (d *Daemon) wait(ctx context.Context) (State, ctrl.Command) {
 	}
 	select {
 	case <-ctx.Done():
-		return StatePoweroff, ctrl.Command{}
+		return StatePoweroff, command.Command{}
 	case c := <-d.cmds:
 		return StateCommand, c
 	case <-changed:
 	case <-d.clock.After(Tick):
 	}
-	return StateWait, ctrl.Command{}
+	return StateWait, command.Command{}
 }
 
 // command is FSM COMMAND: run one queued /commands op.
-func (d *Daemon) command(ctx context.Context, c ctrl.Command) State {
+func (d *Daemon) command(ctx context.Context, c command.Command) State {
 	d.log.Info("command", "op", c.Op, "payload", c.Payload)
 	switch c.Op {
-	case ctrl.OpReboot:
+	case command.OpReboot:
 		return StateReboot
-	case ctrl.OpPoweroff:
+	case command.OpPoweroff:
 		return StatePoweroff
-	case ctrl.OpRunGC:
+	case command.OpRunGC:
 		n, err := d.store.GC(d.gcKeep())
 		if err != nil {
 			d.log.Error("gc", "err", err)
 		}
 		d.log.Info("gc", "reclaimed", n)
-	case ctrl.OpUpdateMetadata:
+	case command.OpUpdateMetadata:
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal([]byte(c.Payload), &m); err == nil {
 			for k, v := range m {
@@ -324,16 +319,16 @@ func (d *Daemon) command(ctx context.Context, c ctrl.Command) State {
 				}
 			}
 		}
-	case ctrl.OpEnableSSH:
+	case command.OpEnableSSH:
 		d.conf.Set(config.DebugSSH.Name(), "1", config.Command)
-	case ctrl.OpDisableSSH:
+	case command.OpDisableSSH:
 		d.conf.Set(config.DebugSSH.Name(), "0", config.Command)
-	case ctrl.OpGoRemote:
+	case command.OpGoRemote:
 		d.mu.Lock()
 		d.goRemote = true
 		d.mu.Unlock()
 		d.publishDevmeta()
-	case ctrl.OpLocalRun, ctrl.OpLocalRunCommit, ctrl.OpMakeFactory, ctrl.OpTryOnce, ctrl.OpLocalApply:
+	case command.OpLocalRun, command.OpLocalRunCommit, command.OpMakeFactory, command.OpTryOnce, command.OpLocalApply:
 		if d.updater == nil {
 			break
 		}
@@ -341,8 +336,8 @@ func (d *Daemon) command(ctx context.Context, c ctrl.Command) State {
 		if err != nil {
 			d.log.Error("command", "op", c.Op, "err", err)
 		}
-		if r, ok := d.updater.(runningReporter); ok && next == Stay {
-			if rev := r.Running(); rev != "" && rev != d.rev {
+		if next == Stay {
+			if rev := d.updater.Running(); rev != "" && rev != d.rev {
 				d.transitioned(rev)
 			}
 		}
@@ -357,9 +352,9 @@ func (d *Daemon) command(ctx context.Context, c ctrl.Command) State {
 }
 
 // CommandState implements ctrl.Commands.
-func (d *Daemon) CommandState() ctrl.CommandState {
+func (d *Daemon) CommandState() command.State {
 	local := d.local()
-	return ctrl.CommandState{
+	return command.State{
 		Local:         local,
 		Updating:      d.updater != nil && d.updater.Updating(),
 		RemoteAllowed: d.conf.Bool(config.ControlRemote),
@@ -370,15 +365,15 @@ func (d *Daemon) CommandState() ctrl.CommandState {
 }
 
 // Queue implements ctrl.Commands: one command waits for the FSM at a time.
-func (d *Daemon) Queue(c ctrl.Command) error {
+func (d *Daemon) Queue(c command.Command) error {
 	switch c.Op {
-	case ctrl.OpLocalRun, ctrl.OpLocalRunCommit, ctrl.OpMakeFactory, ctrl.OpTryOnce, ctrl.OpLocalApply:
+	case command.OpLocalRun, command.OpLocalRunCommit, command.OpMakeFactory, command.OpTryOnce, command.OpLocalApply:
 		if d.updater == nil {
 			return fmt.Errorf("%s: %w: no updater in this build", c.Op, ctrl.ErrNotImplemented)
 		}
-	case ctrl.OpDeferReboot:
+	case command.OpDeferReboot:
 		return d.deferReboot()
-	case ctrl.OpXConnectGraph:
+	case command.OpXConnectGraph:
 		return fmt.Errorf("%s: %w", c.Op, ctrl.ErrNotImplemented)
 	}
 	select {

@@ -35,6 +35,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
@@ -93,18 +94,20 @@ type PlatformManager interface {
 	Stop(ctx context.Context) error
 	// Changed fires when a container becomes STARTED, READY or STOPPED.
 	Changed() <-chan struct{}
+	// RevisionStatus is the revision status (devmeta pantavisor.status).
+	RevisionStatus() string
 	// Containers serves /containers, /groups and /signal.
 	ctrl.Containers
 }
 
 // Next is the FSM state an updater asks for.
-type Next int
+type Next = command.Next
 
 // Updater answers.
 const (
-	Stay     Next = iota // keep waiting
-	Reboot               // reboot into the update
-	Rollback             // the update failed
+	Stay     = command.Stay     // keep waiting
+	Reboot   = command.Reboot   // reboot into the update
+	Rollback = command.Rollback // the update failed
 )
 
 // Updater drives updates (issue 5).
@@ -114,15 +117,28 @@ type Updater interface {
 	// Step is one WAIT tick of the update.
 	Step(ctx context.Context) (Next, error)
 	// Run handles LOCAL_RUN, LOCAL_RUN_COMMIT, MAKE_FACTORY, TRY_ONCE, LOCAL_APPLY.
-	Run(ctx context.Context, c ctrl.Command) (Next, error)
+	Run(ctx context.Context, c command.Command) (Next, error)
 	// Updating reports whether an update exists.
 	Updating() bool
+	// ContainerFailed records a container failure (of the update under
+	// test, if any) and says where to go: Rollback or Reboot.
+	ContainerFailed(err error) Next
+	// Running is the running revision; it changes on an update that
+	// needs no reboot.
+	Running() string
 }
 
 // LogServer is the log server's life cycle (runtime/logserver).
 type LogServer interface {
 	Start(ctx context.Context) error
 	Close() error
+	// Handler receives the daemon's own log records.
+	Handler() slog.Handler
+	// SetRevision moves the log files to the running revision's.
+	SetRevision(rev string)
+	// StartUpdate and StopUpdate capture the logs of an update.
+	StartUpdate(rev string)
+	StopUpdate()
 }
 
 // Options configures the daemon.

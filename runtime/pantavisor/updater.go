@@ -2,11 +2,6 @@ package pantavisor
 
 import "errors"
 
-// containerFailer and runningReporter are the optional parts of an
-// Updater the daemon uses when present.
-type containerFailer interface{ ContainerFailed(error) Next }
-type runningReporter interface{ Running() string }
-
 // GoalsReached is Engine.GoalsReached of the loaded revision.
 func (m *Containers) GoalsReached() (bool, []string) {
 	m.mu.Lock()

@@ -1,39 +1,16 @@
 package pantavisor
 
-import "github.com/pantavisor/pantavisor-go/runtime/config"
-
-import "github.com/pantavisor/pantavisor-go/runtime/ctrl"
-
-// Wakelocks is the GET /wakelocks answer (spec §5, upstream's shape).
-type Wakelocks struct {
-	Mode      string    `json:"mode"`  // PV_POWER_MODE: disabled, locks or managed
-	Count     int       `json:"count"` // locks held, all scopes
-	Degraded  bool      `json:"degraded"`
-	Autosleep bool      `json:"autosleep"`
-	Settling  bool      `json:"settling"`
-	Polling   bool      `json:"polling"`
-	RunWindow bool      `json:"run_window"`
-	Held      HeldLocks `json:"held"`
-}
-
-// HeldLocks counts the locks held per scope.
-type HeldLocks struct {
-	Boot        int `json:"boot"`
-	Update      int `json:"update"`
-	UpdateCheck int `json:"update_check"`
-	Devmeta     int `json:"devmeta"`
-	Usrmeta     int `json:"usrmeta"`
-	Shutdown    int `json:"shutdown"`
-	DebugShell  int `json:"debug_shell"`
-	Poll        int `json:"poll"`
-}
+import (
+	"github.com/pantavisor/pantavisor-go/runtime/config"
+	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+)
 
 // extrasAPI implements ctrl.Extras for the daemon.
 type extrasAPI struct{ d *Daemon }
 
 // XConnectGraph implements ctrl.Extras: the daemon builds no xconnect
 // graph, so it is 404 as upstream answers before one is built.
-func (a extrasAPI) XConnectGraph() (any, error) {
+func (a extrasAPI) XConnectGraph() ([]ctrl.XConnectLink, error) {
 	return nil, ctrl.Errorf(ctrl.ErrNotFound, "Resource does not exist")
 }
 
@@ -44,9 +21,9 @@ func (a extrasAPI) XConnectGraph() (any, error) {
 // so a mode other than "disabled" reports degraded; autosleep, settling,
 // polling and the run window belong to the managed power mode, which is
 // not implemented (always false).
-func (a extrasAPI) Wakelocks() (any, error) {
+func (a extrasAPI) Wakelocks() (ctrl.Wakelocks, error) {
 	d := a.d
-	w := Wakelocks{Mode: d.conf.Get(config.PowerMode)}
+	w := ctrl.Wakelocks{Mode: d.conf.Get(config.PowerMode)}
 	if w.Mode == "" {
 		w.Mode = "locks"
 	}

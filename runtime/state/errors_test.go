@@ -91,6 +91,12 @@ func TestParseErrors(t *testing.T) {
 		{"nested syntax", doc("x/run.json", `{"name":"x",}`), "x/run.json", "expected object member name", ErrSyntax},
 		{"name with slash", doc("x/run.json", `{"name":"a/b"}`), "x/run.json", "name: \"a/b\" is not a valid name", ErrInvalid},
 		{"name dotdot", doc("x/run.json", `{"name":".."}`), "x/run.json", "not a valid name", ErrInvalid},
+		// Issue 11, defect 2: "_pv_" is the host's caller name.
+		{"name host", doc("x/run.json", `{"name":"_pv_"}`), "x/run.json", `name: "_pv_" is reserved`, ErrInvalid},
+		{"name reserved prefix", doc("x/run.json", `{"name":"_pvx"}`), "x/run.json", `name: "_pvx" is reserved`, ErrInvalid},
+		{"name newline", doc("x/run.json", `{"name":"a\n0::x"}`), "x/run.json", "control character", ErrInvalid},
+		{"dir newline", doc(`a\nb/run.json`, `{"name":"x"}`), "a\nb/run.json", `directory: "a\nb" contains a control character`, ErrInvalid},
+		{"name too long", doc("x/run.json", `{"name":"`+strings.Repeat("a", 256)+`"}`), "x/run.json", "longer than 255 bytes", ErrInvalid},
 		{"bad type", doc(plat(`"type":"docker"`)...), "x/run.json", `type: unsupported platform type "docker"`, ErrInvalid},
 		{"bad restart policy", doc(plat(`"restart_policy":"always"`)...), "x/run.json", `restart_policy: unknown restart policy "always"`, ErrInvalid},
 		{"bad status goal", doc(plat(`"status_goal":"RUNNING"`)...), "x/run.json", `status_goal: unknown status goal "RUNNING"`, ErrInvalid},

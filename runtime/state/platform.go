@@ -18,7 +18,7 @@ func parsePlatform(dir string, doc []byte, w warner) (*Platform, error) {
 		case "name":
 			p.Name, err = stringField(top(m.name), m.val)
 			if err == nil {
-				err = validName(top(m.name), p.Name)
+				err = validPlatformName(top(m.name), p.Name)
 			}
 			hasName = true
 		case "type":
@@ -84,7 +84,46 @@ func parsePlatform(dir string, doc []byte, w warner) (*Platform, error) {
 	if !hasName {
 		return nil, invalid(top("name"), "missing (every run.json needs a name)")
 	}
+	// The directory names the platform to the control socket too (a caller
+	// whose cgroup has its name), so it obeys the same rules.
+	if p.Name != dir {
+		if err := validPlatformName(top("directory"), dir); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
+}
+
+// ReservedPrefix starts the names the daemon keeps for itself: "_pv_" is
+// the control socket's name for the host (pantavisor and its daemons), so
+// a platform named so would be taken for the host (issue 11, defect 2).
+const ReservedPrefix = "_pv"
+
+// maxPlatformName is NAME_MAX: the name is a cgroup directory and an LXC
+// container directory.
+const maxPlatformName = 255
+
+// validPlatformName checks a platform name: a valid name (validName) that
+// is also a cgroup directory the control socket can read back from
+// /proc/<pid>/cgroup without ambiguity, and not reserved for the host.
+func validPlatformName(field fp, name string) error {
+	if err := validName(field, name); err != nil {
+		return err
+	}
+	switch {
+	case strings.HasPrefix(name, ReservedPrefix):
+		return invalid(field, "%q is reserved: names starting with %q belong to pantavisor (%q is the host's caller name)", name, ReservedPrefix, ReservedPrefix+"_")
+	case len(name) > maxPlatformName:
+		return invalid(field, "%q is longer than %d bytes (a cgroup directory name)", name[:16]+"…", maxPlatformName)
+	}
+	for _, r := range name {
+		// /proc/<pid>/cgroup is a line per hierarchy: a newline in the
+		// name could forge a line, other controls only confuse logs.
+		if r < 0x20 || r == 0x7f {
+			return invalid(field, "%q contains a control character", name)
+		}
+	}
+	return nil
 }
 
 // validName checks that a platform or group name is usable as a single

@@ -76,15 +76,9 @@
 //			DeferTime: conf.Duration(config.StorageGCThresholdDeferTime)},
 //	})
 //
-// The constants of Next have the values of pantavisor.Next (Stay 0,
-// Reboot 1, Rollback 2), so the daemon's Updater adapter is a plain
-// conversion:
-//
-//	type updater struct{ u *update.Updater }
-//	func (a updater) Resume(rev, try string) error { return a.u.Resume(rev, try) }
-//	func (a updater) Step(ctx context.Context) (Next, error) { n, err := a.u.Step(ctx); return Next(n), err }
-//	func (a updater) Run(ctx context.Context, c ctrl.Command) (Next, error) { n, err := a.u.Run(ctx, c); return Next(n), err }
-//	func (a updater) Updating() bool { return a.u.Updating() }
+// Commands and Next come from runtime/command, which the daemon shares, so
+// *Updater satisfies pantavisor.Updater as is (runtime/pantavisor/updater
+// only adds the wiring).
 //
 // Where the daemon calls it:
 //

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/storage"
 )
 
@@ -18,14 +18,14 @@ func TestGCKeepRules(t *testing.T) {
 	d.addRev("locals/junk", with(baseState(), map[string]any{"app/root.squashfs": "junk"}))
 	d.addRev("4", appChange())
 	// run 4 as a non-reboot update: it is the running and the update revision
-	if _, err := run(d, ctrl.OpLocalRun, "4"); err != nil {
+	if _, err := run(d, command.OpLocalRun, "4"); err != nil {
 		t.Fatal(err)
 	}
 	k := d.u.Keep()
 	if k.Running != "4" || k.Update != "4" || k.Done != "1" || k.KeepFactory {
 		t.Errorf("Keep = %+v", k)
 	}
-	if _, err := run(d, ctrl.OpRunGC, ""); err != nil {
+	if _, err := run(d, command.OpRunGC, ""); err != nil {
 		t.Fatal(err)
 	}
 	revs, _ := d.st.Revisions()
@@ -58,7 +58,7 @@ func TestGCKeepRules(t *testing.T) {
 func TestGCKeepsArmedTry(t *testing.T) {
 	d := newDevice(t, "grub")
 	d.addRev("2", bspChange())
-	run(d, ctrl.OpLocalRun, "2") // reboot pending
+	run(d, command.OpLocalRun, "2") // reboot pending
 	if _, err := d.u.GC(); err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/pantavisor/pantavisor-go/runtime/bootloader"
-	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/hook"
 	"github.com/pantavisor/pantavisor-go/runtime/progress"
 )
@@ -46,14 +46,14 @@ func TestSystemHooks(t *testing.T) {
 	}
 	open("pv_rev=1")
 	d.addRev("locals/bad", appChange())
-	if _, err := run(d, ctrl.OpLocalRun, "locals/bad"); !errors.Is(err, hook.ErrFailed) {
+	if _, err := run(d, command.OpLocalRun, "locals/bad"); !errors.Is(err, hook.ErrFailed) {
 		t.Fatalf("LOCAL_RUN with a failing hook = %v, want hook.ErrFailed", err)
 	}
 	d.wantProgress("locals/bad", progress.Error, progress.MsgInternal)
 	d.wantEnv("1", "")
 
 	d.addRev("2", bspChange())
-	if next, err := run(d, ctrl.OpLocalRun, "2"); next != Reboot || err != nil {
+	if next, err := run(d, command.OpLocalRun, "2"); next != Reboot || err != nil {
 		t.Fatalf("LOCAL_RUN = %v, %v", next, err)
 	}
 	raw, _ := bootloader.Open(bootloader.Options{Type: "grub", Storage: d.dir})

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/pantavisor/pantavisor-go/runtime/bootloader"
-	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/progress"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 )
@@ -38,20 +38,20 @@ func TestPowerLoss(t *testing.T) {
 			}
 		}, "1", progress.StatusNew, progress.MsgReady, "1"},
 		{"after pv_try is set, before the reboot", bspChange(), func(d *device) {
-			if next, _ := run(d, ctrl.OpLocalRun, "2"); next != Reboot {
+			if next, _ := run(d, command.OpLocalRun, "2"); next != Reboot {
 				d.t.Fatal("no reboot")
 			}
 		}, "2", progress.Done, progress.MsgDone, "2"},
 		{"during a non-reboot transition", appChange(), func(d *device) {
-			run(d, ctrl.OpLocalRun, "2")
+			run(d, command.OpLocalRun, "2")
 		}, "2", progress.Done, progress.MsgDone, "2"},
 		{"during TESTING of the try boot", bspChange(), func(d *device) {
-			run(d, ctrl.OpLocalRun, "2")
+			run(d, command.OpLocalRun, "2")
 			d.boot()
 			d.step(Stay)
 		}, "1", progress.Error, progress.MsgUnexpectedRollback, "1"},
 		{"between pv_rev and DONE of the commit", bspChange(), func(d *device) {
-			run(d, ctrl.OpLocalRun, "2")
+			run(d, command.OpLocalRun, "2")
 			d.boot()
 			d.step(Stay)
 			if err := d.bl.PreCommit("2"); err != nil {
@@ -59,7 +59,7 @@ func TestPowerLoss(t *testing.T) {
 			}
 		}, "2", progress.Done, progress.MsgDone, "2"},
 		{"right after the commit", bspChange(), func(d *device) {
-			run(d, ctrl.OpLocalRun, "2")
+			run(d, command.OpLocalRun, "2")
 			d.boot()
 			d.testAndCommit()
 		}, "2", progress.Done, progress.MsgDone, "2"},
@@ -161,7 +161,7 @@ func TestResumeTable(t *testing.T) {
 func TestResumeRetriesCount(t *testing.T) {
 	d := newDevice(t, "grub")
 	d.addRev("2", bspChange())
-	run(d, ctrl.OpLocalRun, "2")
+	run(d, command.OpLocalRun, "2")
 	d.boot()
 	// the try boot dies; a volatile latch lets the boot loader try again
 	for i := 1; i <= 3; i++ {
@@ -220,7 +220,7 @@ func TestResumeWithoutTrail(t *testing.T) {
 func TestProgressLogsAndHookEnv(t *testing.T) {
 	d := newDevice(t, "grub")
 	d.addRev("2", appChange())
-	run(d, ctrl.OpLocalRun, "2")
+	run(d, command.OpLocalRun, "2")
 	if e := d.u.HookEnv(); e.Rev != "2" || e.Try != "2" || e.TryBoot || e.Status != "INPROGRESS" ||
 		e.TrailsStorage != d.st.Root()+"/trails" || e.ObjStorage != d.st.Root()+"/objects" {
 		t.Errorf("HookEnv = %+v", e)

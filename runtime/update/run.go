@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/progress"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 	"github.com/pantavisor/pantavisor-go/runtime/storage"
@@ -29,15 +29,15 @@ type mode struct {
 // LOCAL_RUN_COMMIT, TRY_ONCE, MAKE_FACTORY, RUN_GC and GO_REMOTE. A
 // failed update is recorded in its progress file and also returned as an
 // error wrapping ErrFailed; Next tells the daemon where to go.
-func (u *Updater) Run(ctx context.Context, c ctrl.Command) (Next, error) {
+func (u *Updater) Run(ctx context.Context, c command.Command) (Next, error) {
 	switch c.Op {
-	case ctrl.OpLocalRun, ctrl.OpLocalRunCommit, ctrl.OpTryOnce:
+	case command.OpLocalRun, command.OpLocalRunCommit, command.OpTryOnce:
 		rev, err := ParseRevision(c.Payload)
 		if err != nil {
 			return Stay, fmt.Errorf("%s: %w", c.Op, err)
 		}
-		return u.install(ctx, rev, mode{commit: c.Op == ctrl.OpLocalRunCommit, tryOnce: c.Op == ctrl.OpTryOnce})
-	case ctrl.OpMakeFactory:
+		return u.install(ctx, rev, mode{commit: c.Op == command.OpLocalRunCommit, tryOnce: c.Op == command.OpTryOnce})
+	case command.OpMakeFactory:
 		rev := c.Payload
 		if rev == "" {
 			rev = u.Running()
@@ -47,11 +47,11 @@ func (u *Updater) Run(ctx context.Context, c ctrl.Command) (Next, error) {
 			return Stay, fmt.Errorf("%s: %w", c.Op, err)
 		}
 		return u.makeFactory(ctx, rev)
-	case ctrl.OpRunGC:
+	case command.OpRunGC:
 		n, err := u.GC()
 		u.log.Info("gc", "reclaimed", n, "err", err)
 		return Stay, err
-	case ctrl.OpGoRemote:
+	case command.OpGoRemote:
 		if u.Updating() {
 			return Stay, fmt.Errorf("%s: %w", c.Op, ErrBusy)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/bootloader"
+	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/hook"
 	"github.com/pantavisor/pantavisor-go/runtime/progress"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
@@ -44,27 +45,14 @@ var (
 )
 
 // Next is the daemon state the updater asks for.
-type Next int
+type Next = command.Next
 
 // Answers of Step and Run.
 const (
-	Stay     Next = iota // keep waiting
-	Reboot               // reboot into the update
-	Rollback             // the update failed: roll back
+	Stay     = command.Stay     // keep waiting
+	Reboot   = command.Reboot   // reboot into the update
+	Rollback = command.Rollback // the update failed: roll back
 )
-
-// String names n for logs.
-func (n Next) String() string {
-	switch n {
-	case Stay:
-		return "stay"
-	case Reboot:
-		return "reboot"
-	case Rollback:
-		return "rollback"
-	}
-	return fmt.Sprintf("Next(%d)", int(n))
-}
 
 // Clock is the time source of the commit delay, goal timeout and GC defer.
 type Clock interface {

@@ -8,14 +8,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/progress"
 )
 
 var blTypes = []string{"grub", "uboot"}
 
-func run(d *device, op ctrl.Op, payload string) (Next, error) {
-	return d.u.Run(context.Background(), ctrl.Command{Op: op, Payload: payload})
+func run(d *device, op command.Op, payload string) (Next, error) {
+	return d.u.Run(context.Background(), command.Command{Op: op, Payload: payload})
 }
 
 // appChange is revision 2: only the app container's rootfs changed.
@@ -34,7 +34,7 @@ func TestNonRebootUpdate(t *testing.T) {
 			t.Parallel()
 			d := newDevice(t, typ)
 			d.addRev("locals/dev", appChange())
-			next, err := run(d, ctrl.OpLocalRun, "locals/dev")
+			next, err := run(d, command.OpLocalRun, "locals/dev")
 			if next != Stay || err != nil {
 				t.Fatalf("LOCAL_RUN = %v, %v, want stay", next, err)
 			}
@@ -94,7 +94,7 @@ func TestRebootUpdate(t *testing.T) {
 			t.Parallel()
 			d := newDevice(t, typ)
 			d.addRev("2", bspChange())
-			next, err := run(d, ctrl.OpLocalRun, "2")
+			next, err := run(d, command.OpLocalRun, "2")
 			if next != Reboot || err != nil {
 				t.Fatalf("LOCAL_RUN = %v, %v, want reboot", next, err)
 			}
@@ -124,7 +124,7 @@ func TestRebootUpdate(t *testing.T) {
 func TestLocalRunCommitForcesReboot(t *testing.T) {
 	d := newDevice(t, "grub")
 	d.addRev("2", appChange())
-	if next, err := run(d, ctrl.OpLocalRunCommit, "2"); next != Reboot || err != nil {
+	if next, err := run(d, command.OpLocalRunCommit, "2"); next != Reboot || err != nil {
 		t.Fatalf("LOCAL_RUN_COMMIT = %v, %v", next, err)
 	}
 	d.wantProgress("2", progress.Inprogress, progress.MsgRebooting)
@@ -139,7 +139,7 @@ func TestLocalRunCommitForcesReboot(t *testing.T) {
 func TestStableTimeoutHoldsCommit(t *testing.T) {
 	d := newDevice(t, "grub")
 	d.addRev("2", bspChange())
-	run(d, ctrl.OpLocalRun, "2")
+	run(d, command.OpLocalRun, "2")
 	d.boot()
 	d.c.stable = false
 	d.step(Stay)
@@ -189,7 +189,7 @@ func TestBadUpdates(t *testing.T) {
 			t.Parallel()
 			d := newDevice(t, "grub")
 			d.addRev("2", tt.rev)
-			next, err := run(d, ctrl.OpLocalRun, "2")
+			next, err := run(d, command.OpLocalRun, "2")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -227,7 +227,7 @@ func TestBadUpdates(t *testing.T) {
 func TestContainerFailedFromDaemon(t *testing.T) {
 	d := newDevice(t, "grub")
 	d.addRev("2", appChange())
-	run(d, ctrl.OpLocalRun, "2")
+	run(d, command.OpLocalRun, "2")
 	if got := d.u.ContainerFailed(errors.New("platform step failed")); got != Rollback {
 		t.Errorf("ContainerFailed = %v, want rollback", got)
 	}
@@ -269,7 +269,7 @@ func TestRejectedUpdates(t *testing.T) {
 			t.Parallel()
 			d := newDevice(t, "uboot")
 			tt.setup(d)
-			next, err := run(d, ctrl.OpLocalRun, "2")
+			next, err := run(d, command.OpLocalRun, "2")
 			if next != Stay || !errors.Is(err, ErrFailed) {
 				t.Fatalf("LOCAL_RUN = %v, %v, want stay with ErrFailed", next, err)
 			}
@@ -290,25 +290,25 @@ func TestRunRefusals(t *testing.T) {
 	d.addRev("2", appChange())
 	d.addRev("3", appChange())
 	tests := []struct {
-		op      ctrl.Op
+		op      command.Op
 		payload string
 		want    error
 	}{
-		{ctrl.OpLocalRun, "", ErrBadPayload},
-		{ctrl.OpLocalRun, "../x", ErrBadPayload},
-		{ctrl.OpLocalRun, "1", ErrBadPayload}, // running
-		{ctrl.OpLocalApply, "2", ErrUnsupported},
-		{ctrl.OpReboot, "", ErrUnsupported},
+		{command.OpLocalRun, "", ErrBadPayload},
+		{command.OpLocalRun, "../x", ErrBadPayload},
+		{command.OpLocalRun, "1", ErrBadPayload}, // running
+		{command.OpLocalApply, "2", ErrUnsupported},
+		{command.OpReboot, "", ErrUnsupported},
 	}
 	for _, tt := range tests {
 		if _, err := run(d, tt.op, tt.payload); !errors.Is(err, tt.want) {
 			t.Errorf("Run(%s %q) = %v, want %v", tt.op, tt.payload, err, tt.want)
 		}
 	}
-	if _, err := run(d, ctrl.OpLocalRun, "2"); err != nil {
+	if _, err := run(d, command.OpLocalRun, "2"); err != nil {
 		t.Fatal(err)
 	}
-	for _, op := range []ctrl.Op{ctrl.OpLocalRun, ctrl.OpMakeFactory, ctrl.OpGoRemote} {
+	for _, op := range []command.Op{command.OpLocalRun, command.OpMakeFactory, command.OpGoRemote} {
 		if _, err := run(d, op, "3"); !errors.Is(err, ErrBusy) {
 			t.Errorf("Run(%s) during an update = %v, want ErrBusy", op, err)
 		}
@@ -316,7 +316,7 @@ func TestRunRefusals(t *testing.T) {
 	d.step(Stay)
 	d.clock.Advance(DefaultCommitDelay)
 	d.step(Stay) // UPDATED
-	if _, err := run(d, ctrl.OpGoRemote, ""); err != nil || !d.u.Remote() {
+	if _, err := run(d, command.OpGoRemote, ""); err != nil || !d.u.Remote() {
 		t.Errorf("GO_REMOTE = %v, remote %v", err, d.u.Remote())
 	}
 }
@@ -325,7 +325,7 @@ func TestTryOnce(t *testing.T) {
 	t.Run("no reboot", func(t *testing.T) {
 		d := newDevice(t, "grub")
 		d.addRev("2", appChange())
-		if next, err := run(d, ctrl.OpTryOnce, "2"); next != Stay || err != nil {
+		if next, err := run(d, command.OpTryOnce, "2"); next != Stay || err != nil {
 			t.Fatalf("TRY_ONCE = %v, %v", next, err)
 		}
 		d.wantEnv("1", "") // any reboot goes back
@@ -339,7 +339,7 @@ func TestTryOnce(t *testing.T) {
 	t.Run("reboot", func(t *testing.T) {
 		d := newDevice(t, "uboot")
 		d.addRev("2", bspChange())
-		if next, err := run(d, ctrl.OpTryOnce, "2"); next != Reboot || err != nil {
+		if next, err := run(d, command.OpTryOnce, "2"); next != Reboot || err != nil {
 			t.Fatalf("TRY_ONCE = %v, %v", next, err)
 		}
 		if err := d.boot(); err != nil || d.booted != "2" {
@@ -356,7 +356,7 @@ func TestTryOnce(t *testing.T) {
 	t.Run("failure", func(t *testing.T) {
 		d := newDevice(t, "grub")
 		d.addRev("2", appChange())
-		run(d, ctrl.OpTryOnce, "2")
+		run(d, command.OpTryOnce, "2")
 		d.c.failed = errors.New("crash")
 		d.step(Rollback)
 		d.wantProgress("2", progress.Error, progress.MsgContainerFailed)
@@ -370,7 +370,7 @@ func TestMakeFactory(t *testing.T) {
 	d := newDevice(t, "grub")
 	os.MkdirAll(d.st.LogDir+"/0", 0o755)
 	d.addRev("0", with(baseState(), map[string]any{"web/root.squashfs": "old-factory"}))
-	if next, err := run(d, ctrl.OpMakeFactory, ""); next != Stay || err != nil {
+	if next, err := run(d, command.OpMakeFactory, ""); next != Stay || err != nil {
 		t.Fatalf("MAKE_FACTORY = %v, %v", next, err)
 	}
 	a, _ := d.st.StateJSON("0")
@@ -397,7 +397,7 @@ func TestMakeFactory(t *testing.T) {
 	// bad source: nothing deleted
 	d.addRev("3", baseState())
 	os.WriteFile(d.trailFile("3", ".pvr/json"), []byte("{"), 0o644)
-	if _, err := run(d, ctrl.OpMakeFactory, "3"); err == nil {
+	if _, err := run(d, command.OpMakeFactory, "3"); err == nil {
 		t.Error("MAKE_FACTORY of a bad revision succeeded")
 	}
 	if !d.st.HasRevision("0") {
@@ -424,7 +424,7 @@ func TestStopFailureRollsBack(t *testing.T) {
 	d := newDevice(t, "grub")
 	d.addRev("2", appChange())
 	d.c.stopErr = errors.New("app did not stop")
-	next, err := run(d, ctrl.OpLocalRun, "2")
+	next, err := run(d, command.OpLocalRun, "2")
 	if next != Rollback || !errors.Is(err, ErrFailed) {
 		t.Fatalf("LOCAL_RUN = %v, %v, want rollback", next, err)
 	}
@@ -441,7 +441,7 @@ func TestCommitMessageUntouched(t *testing.T) {
 	if err := d.st.WriteCommitMsg("2", []byte("new kernel")); err != nil {
 		t.Fatal(err)
 	}
-	run(d, ctrl.OpLocalRun, "2")
+	run(d, command.OpLocalRun, "2")
 	d.boot()
 	d.testAndCommit()
 	d.wantProgress("2", progress.Done, progress.MsgDone)

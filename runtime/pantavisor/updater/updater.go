@@ -15,8 +15,8 @@ import (
 	"context"
 
 	"github.com/pantavisor/pantavisor-go/runtime/bootloader"
+	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/config"
-	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
 	"github.com/pantavisor/pantavisor-go/runtime/pantavisor"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 	"github.com/pantavisor/pantavisor-go/runtime/update"
@@ -53,8 +53,8 @@ func New(env pantavisor.Env) (pantavisor.Updater, error) {
 	if m, ok := env.Platforms.(*pantavisor.Containers); ok {
 		o.Containers = containers{m}
 	}
-	if lc, ok := env.Logs.(update.LogCapture); ok {
-		o.Logs = lc
+	if env.Logs != nil {
+		o.Logs = env.Logs
 	}
 	u, err := update.New(o)
 	if err != nil {
@@ -74,21 +74,15 @@ func (a Updater) Resume(rev, try string) error { return a.u.Resume(rev, try) }
 func (a Updater) Updating() bool { return a.u.Updating() }
 
 // Step is one WAIT tick of the update.
-func (a Updater) Step(ctx context.Context) (pantavisor.Next, error) {
-	n, err := a.u.Step(ctx)
-	return pantavisor.Next(n), err
-}
+func (a Updater) Step(ctx context.Context) (command.Next, error) { return a.u.Step(ctx) }
 
 // Run handles the update commands.
-func (a Updater) Run(ctx context.Context, c ctrl.Command) (pantavisor.Next, error) {
-	n, err := a.u.Run(ctx, c)
-	return pantavisor.Next(n), err
+func (a Updater) Run(ctx context.Context, c command.Command) (command.Next, error) {
+	return a.u.Run(ctx, c)
 }
 
 // ContainerFailed records a container failure of the update under test.
-func (a Updater) ContainerFailed(err error) pantavisor.Next {
-	return pantavisor.Next(a.u.ContainerFailed(err))
-}
+func (a Updater) ContainerFailed(err error) command.Next { return a.u.ContainerFailed(err) }
 
 // Running is the running revision (it changes on a non-reboot transition).
 func (a Updater) Running() string { return a.u.Running() }
