@@ -74,6 +74,9 @@ type Storage struct {
 	// Log receives debug and warning messages; Open sets a discarding one.
 	Log *slog.Logger
 
+	// space is the ledger of the space promised to writes in flight.
+	space ledger
+
 	// mu serialises the operations that write trails: Materialize,
 	// RemoveRevision, SetCurrent, GC and the .pvr/.pv file writers, so a
 	// progress update cannot be lost in a trail being swapped.
