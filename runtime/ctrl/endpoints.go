@@ -162,7 +162,7 @@ func (h *Handler) objectPut(q *request) {
 		writeError(q.w, http.StatusBadRequest, "Request has bad object name")
 		return
 	}
-	if err := h.opt.Objects.Put(sha, q.r.Body); err != nil {
+	if err := h.opt.Objects.Put(sha, q.r.ContentLength, q.r.Body); err != nil {
 		if errors.Is(err, ErrBadState) {
 			writeError(q.w, http.StatusUnprocessableEntity, "Object has bad checksum")
 			return
@@ -260,7 +260,7 @@ func (h *Handler) stepPut(q *request) {
 	if !ok {
 		return
 	}
-	if err := h.opt.Steps.Put(rev, q.r.Body); err != nil {
+	if err := h.opt.Steps.Put(rev, q.r.ContentLength, q.r.Body); err != nil {
 		h.fail(q.w, err, "")
 		return
 	}

@@ -281,7 +281,6 @@ func (d *Daemon) wait(ctx context.Context) (State, ctrl.Command) {
 			return StateRollback, ctrl.Command{}
 		}
 	}
-	d.gcThreshold()
 	var changed <-chan struct{}
 	if d.platforms != nil {
 		changed = d.platforms.Changed()
@@ -306,11 +305,11 @@ func (d *Daemon) command(ctx context.Context, c ctrl.Command) State {
 	case ctrl.OpPoweroff:
 		return StatePoweroff
 	case ctrl.OpRunGC:
-		n, err := d.store.GC(d.gcKeep())
-		if err != nil {
+		if n, err := d.gc(); err != nil {
 			d.log.Error("gc", "err", err)
+		} else {
+			d.log.Info("gc", "reclaimed", n)
 		}
-		d.log.Info("gc", "reclaimed", n)
 	case ctrl.OpUpdateMetadata:
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal([]byte(c.Payload), &m); err == nil {
