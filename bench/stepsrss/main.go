@@ -14,6 +14,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -40,6 +43,7 @@ func run() error {
 	src := flag.String("src", ".", "checkout whose runtime/cmd/pantavisor is built")
 	size := flag.Int("size", 63<<20, "state JSON bytes per upload")
 	n := flag.Int("n", 8, "concurrent uploads")
+	objects := flag.Bool("objects", false, "PUT /objects/<sha> of size random bytes instead (each upload its own object)")
 	chunked := flag.Bool("chunked", false, "send no Content-Length (the daemon learns the size by reading)")
 	flag.Parse()
 
@@ -89,6 +93,17 @@ func run() error {
 		return err
 	}
 	body := state(*size)
+	paths := make([]string, *n)
+	bodies := make([][]byte, *n)
+	for i := range paths {
+		paths[i], bodies[i] = "/steps/locals/x", body
+		if *objects {
+			bodies[i] = make([]byte, *size)
+			rand.Read(bodies[i])
+			sum := sha256.Sum256(bodies[i])
+			paths[i] = "/objects/" + hex.EncodeToString(sum[:])
+		}
+	}
 	var wg sync.WaitGroup
 	codes := make([]string, *n)
 	start := time.Now()
@@ -96,9 +111,9 @@ func run() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req, _ := http.NewRequest("PUT", "http://localhost/steps/locals/x", bytes.NewReader(body))
+			req, _ := http.NewRequest("PUT", "http://localhost"+paths[i], bytes.NewReader(bodies[i]))
 			if *chunked {
-				req, _ = http.NewRequest("PUT", "http://localhost/steps/locals/x", io.MultiReader(bytes.NewReader(body)))
+				req, _ = http.NewRequest("PUT", "http://localhost"+paths[i], io.MultiReader(bytes.NewReader(bodies[i])))
 				req.ContentLength = -1
 			}
 			resp, err := hc.Do(req)
@@ -120,7 +135,7 @@ func run() error {
 	for i, c := range codes {
 		fmt.Printf("upload %d: %s\n", i, c)
 	}
-	fmt.Printf("%d concurrent PUT /steps/locals/x of %d bytes (chunked %v) in %v\n", *n, len(body), *chunked, took.Round(time.Millisecond))
+	fmt.Printf("%d concurrent PUT %s of %d bytes (chunked %v) in %v\n", *n, strings.Split(paths[0], "/")[1], len(bodies[0]), *chunked, took.Round(time.Millisecond))
 	fmt.Printf("daemon VmHWM: idle %d kB, after uploads %d kB (%.1f MiB)\n", idle, peak, float64(peak)/1024)
 	return nil
 }

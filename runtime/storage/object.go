@@ -282,6 +282,12 @@ func (s *Storage) install(tmp, sha string) error {
 // copies and writeback overlap: the put runs at the speed of sha256
 // instead of the sum of the three.
 func (s *Storage) copyObject(f *os.File, h hash.Hash, r io.Reader, res *reservation) (int64, error) {
+	select {
+	case pipeSlots <- struct{}{}:
+		defer func() { <-pipeSlots }()
+	default:
+		return s.streamCopy(f, h, r, res)
+	}
 	bp := bufPool.Get().(*[]byte)
 	m, rerr := io.ReadFull(r, *bp)
 	if err := s.admit(res, 0, m); err != nil {
@@ -301,6 +307,43 @@ func (s *Storage) copyObject(f *os.File, h hash.Hash, r io.Reader, res *reservat
 	}
 	res.wrote(int64(m))
 	return int64(m), nil
+}
+
+// pipeSlots bounds the puts copying through the pipeline's large
+// buffers (pipeBufs × copyBufSize each): the daemon's memory must not
+// grow with the number of concurrent uploads (issue 11, defect 7: 16
+// uploads took 78 MiB). The others stream through one small buffer,
+// slower but in constant memory; none waits for a slot, so a client
+// that trickles its body cannot stall the others.
+var pipeSlots = make(chan struct{}, 2)
+
+// streamBufSize is the buffer of a put without a pipeline slot.
+const streamBufSize = 64 << 10
+
+// streamCopy copies r into f and h through one small buffer.
+func (s *Storage) streamCopy(f *os.File, h hash.Hash, r io.Reader, res *reservation) (int64, error) {
+	buf := make([]byte, streamBufSize)
+	var n int64
+	for {
+		m, rerr := io.ReadFull(r, buf)
+		if err := s.admit(res, n, m); err != nil {
+			return n, err
+		}
+		if m > 0 {
+			h.Write(buf[:m])
+			if _, err := f.Write(buf[:m]); err != nil {
+				return n, noSpace(err)
+			}
+			res.wrote(int64(m))
+			n += int64(m)
+		}
+		switch {
+		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+			return n, nil
+		case rerr != nil:
+			return n, fmt.Errorf("read content: %w", rerr)
+		}
+	}
 }
 
 // admit checks that m more bytes after n may be stored.
