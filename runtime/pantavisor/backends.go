@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"runtime"
 	"sync"
 
 	"github.com/pantavisor/pantavisor-go/runtime/config"
@@ -142,6 +143,10 @@ func (a stepsAPI) Put(rev string, size int64, r io.Reader) error {
 func (a stepsAPI) check(rev string, up *storage.StateUpload) error {
 	a.validating <- struct{}{}
 	defer func() { <-a.validating }()
+	// The parser's garbage (about 8 times the state) is collected before
+	// the next validation starts, not left to grow the heap target:
+	// 8 uploads of 4 MiB peaked about 3 MiB higher without it.
+	defer runtime.GC()
 	data, err := up.Bytes()
 	if err != nil {
 		return storageErr(err)
