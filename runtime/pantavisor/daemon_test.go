@@ -628,6 +628,7 @@ func TestGCThreshold(t *testing.T) {
 	clk := &fakeClock{now: time.Unix(1000, 0), asked: make(chan struct{}, 100)}
 	in := start(t, newStorage(t), func(o *Options) {
 		o.Clock = clk
+		o.NewUpdater = newTestUpdater // the updater runs the threshold GC
 		o.Env = append(o.Env, "PV_STORAGE_GC_THRESHOLD=100", "PV_STORAGE_GC_THRESHOLD_DEFERTIME=600")
 	})
 	<-clk.asked // first WAIT round done

@@ -26,7 +26,8 @@ func newTestUpdater(env Env) (Updater, error) {
 		return nil, err
 	}
 	u, err := update.New(update.Options{Storage: env.Storage, Bootloader: bl, Clock: env.Clock, Log: env.Log,
-		GC: update.GCPolicy{Threshold: env.Config.Int("PV_STORAGE_GC_THRESHOLD")}})
+		GC: update.GCPolicy{Threshold: env.Config.Int("PV_STORAGE_GC_THRESHOLD"),
+			DeferTime: env.Config.Duration("PV_STORAGE_GC_THRESHOLD_DEFERTIME")}})
 	if err != nil {
 		return nil, err
 	}
