@@ -48,9 +48,7 @@ func (s *Storage) NewStateUpload(size int64) (*StateUpload, error) {
 // ReadFrom appends the content of r to the upload and returns the
 // bytes read.
 func (u *StateUpload) ReadFrom(r io.Reader) (int64, error) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := (*bp)[:64<<10]
+	buf := make([]byte, streamBufSize) // not a 1 MiB pool buffer per upload
 	var total int64
 	for {
 		m, rerr := r.Read(buf)
