@@ -90,9 +90,10 @@ type Steps interface {
 	List() ([]Step, error)
 	// State returns the raw .pvr/json of rev (ErrNotFound).
 	State(rev string) ([]byte, error)
-	// Put stores a new local revision from r; on a state that does not
-	// validate it returns ErrBadState and keeps nothing.
-	Put(rev string, r io.Reader) error
+	// Put stores a new local revision from r, of size bytes (the
+	// Content-Length, -1 unknown); on a state that does not validate it
+	// returns ErrBadState and keeps nothing.
+	Put(rev string, size int64, r io.Reader) error
 	// Progress returns the raw progress JSON of rev (ErrNotFound).
 	Progress(rev string) ([]byte, error)
 	// SetCommitMsg stores the commit message of rev (ErrNotFound).
@@ -111,9 +112,10 @@ type Objects interface {
 	List() ([]Object, error)
 	// Open opens object sha (ErrNotFound).
 	Open(sha string) (io.ReadCloser, error)
-	// Put streams r into object sha, verifying its checksum (ErrBadState on
-	// mismatch, ErrNoSpace when full). An existing valid object is kept.
-	Put(sha string, r io.Reader) error
+	// Put streams r, of size bytes (the Content-Length, -1 unknown), into
+	// object sha, verifying its checksum (ErrBadState on mismatch,
+	// ErrNoSpace when full). An existing valid object is kept.
+	Put(sha string, size int64, r io.Reader) error
 	// GC runs the garbage collector and returns the reclaimed bytes.
 	GC() (int64, error)
 }

@@ -159,7 +159,7 @@ func (h *Handler) objectPut(q *Request) {
 		writeError(q.w, http.StatusBadRequest, "Request has bad object name")
 		return
 	}
-	if err := h.opt.Objects.Put(sha, q.r.Body); err != nil {
+	if err := h.opt.Objects.Put(sha, q.r.ContentLength, q.r.Body); err != nil {
 		if errors.Is(err, ErrBadState) {
 			writeError(q.w, http.StatusUnprocessableEntity, "Object has bad checksum")
 			return
@@ -251,7 +251,7 @@ func (h *Handler) stepPut(q *Request) {
 	if !ok {
 		return
 	}
-	if err := h.opt.Steps.Put(rev, q.r.Body); err != nil {
+	if err := h.opt.Steps.Put(rev, q.r.ContentLength, q.r.Body); err != nil {
 		h.fail(q.w, err, "")
 		return
 	}

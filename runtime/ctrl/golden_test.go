@@ -74,7 +74,7 @@ func (fixtureObjects) List() ([]Object, error) {
 	return []Object{{Sha: strings.Repeat("ab", 32), Size: 1234}}, nil
 }
 func (fixtureObjects) Open(string) (io.ReadCloser, error) { return nil, ErrNotFound }
-func (fixtureObjects) Put(string, io.Reader) error        { return nil }
+func (fixtureObjects) Put(string, int64, io.Reader) error { return nil }
 func (fixtureObjects) GC() (int64, error)                 { return 4096, nil }
 
 type fixtureSteps struct{}
@@ -87,10 +87,10 @@ func (fixtureSteps) List() ([]Step, error) {
 		{Name: "locals/dev", Date: d, Progress: json.RawMessage("not json")},
 	}, nil
 }
-func (fixtureSteps) State(string) ([]byte, error)      { return nil, ErrNotFound }
-func (fixtureSteps) Put(string, io.Reader) error       { return nil }
-func (fixtureSteps) Progress(string) ([]byte, error)   { return nil, ErrNotFound }
-func (fixtureSteps) SetCommitMsg(string, []byte) error { return nil }
+func (fixtureSteps) State(string) ([]byte, error)       { return nil, ErrNotFound }
+func (fixtureSteps) Put(string, int64, io.Reader) error { return nil }
+func (fixtureSteps) Progress(string) ([]byte, error)    { return nil, ErrNotFound }
+func (fixtureSteps) SetCommitMsg(string, []byte) error  { return nil }
 
 // TestGolden pins the JSON answers byte for byte (upstream's shapes, spec
 // §5). go test -run Golden -update rewrites testdata/ after a deliberate

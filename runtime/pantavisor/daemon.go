@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/config"
@@ -57,11 +56,10 @@ type Daemon struct {
 	cmds  chan command.Command
 	ready chan struct{}
 
-	mu         sync.Mutex
-	current    *revision
-	state      State
-	goRemote   bool
-	gcDeferred time.Time // GC threshold suspended until then
+	mu       sync.Mutex
+	current  *revision
+	state    State
+	goRemote bool
 	// logsClosed is set when the log server closes (see switchHandler).
 	logsClosed atomic.Bool
 }
@@ -175,6 +173,13 @@ func (d *Daemon) init(ctx context.Context) error {
 
 	if d.store, err = storage.Open(d.root); err != nil {
 		return fmt.Errorf("storage: %w", err)
+	}
+	// What a power cut left of writes in flight goes before the socket
+	// accepts any upload (GC would keep it for 10 minutes).
+	if n, err := d.store.RemoveTemporaries(); err != nil {
+		d.log.Warn("storage: remove temporaries", "err", err)
+	} else if n > 0 {
+		d.log.Info("storage: removed temporaries of interrupted writes", "bytes", n)
 	}
 	// Hub credentials live in storage (spec §8 step 5).
 	if err := c.LoadPHConfig(filepath.Join(d.root, "config", "pantahub.config")); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -352,17 +357,14 @@ func (d *Daemon) startCtrl() error {
 		Log:        d.log,
 		UserMeta:   userMetaAPI{newMetaAPI(d.usrmeta), d.conf},
 		DeviceMeta: newMetaAPI(d.devmeta),
-		Steps: stepsAPI{s: d.store, validate: func(b []byte) error {
-			_, err := parseRevision("", b, d.mode == AppEngine)
-			return err
-		}, verify: func(b []byte) error {
+		Steps: newStepsAPI(d.store, d.inUse, func(b []byte) (*state.State, error) {
 			rev, err := parseRevision("", b, d.mode == AppEngine)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			return d.verify(rev.state)
-		}},
-		Objects:   objectsAPI{d.store, d.gcKeep, d.deferGC},
+			return rev.state, nil
+		}, d.verify),
+		Objects:   objectsAPI{d.store, d.gc, d.objectUploaded},
 		Config:    cfgAPI{d.conf},
 		Commands:  d,
 		Platforms: d,
@@ -418,11 +420,32 @@ func (d *Daemon) verify(st *state.State) error {
 	return v.Verify(st)
 }
 
-// gcKeep is what GC keeps (spec §12).
-func (d *Daemon) gcKeep() storage.GCKeep {
-	rev := d.Revision()
-	return storage.GCKeep{Running: rev, Update: d.try, Done: rev,
-		KeepFactory: d.conf.Bool(config.StorageGCKeepFactory)}
+// inUse says which revisions PUT /steps may not replace: the updater's
+// Keep, the one rule GC also follows. Without an updater nothing is
+// installed by this daemon: the running revision and pv_try are all it
+// knows of.
+func (d *Daemon) inUse() storage.Keeper {
+	if d.updater != nil {
+		return d.updater
+	}
+	return storage.GCKeep{Running: d.Revision(), Update: d.try}
+}
+
+// gc runs the garbage collector (RUN_GC, /storage/gc) through the
+// updater. Without one, the boot loader's committed revision is unknown
+// and GC could delete the revision a reboot falls back to: it refuses.
+func (d *Daemon) gc() (int64, error) {
+	if d.updater == nil {
+		return 0, fmt.Errorf("gc: %w: no updater in this build knows the boot loader's committed revision", ctrl.ErrNotImplemented)
+	}
+	return d.updater.GC()
+}
+
+// objectUploaded defers the threshold GC (spec §12).
+func (d *Daemon) objectUploaded() {
+	if d.updater != nil {
+		d.updater.ObjectsUploaded()
+	}
 }
 
 // local reports whether the device is in local mode (spec §1 RUN 8).

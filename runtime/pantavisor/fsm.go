@@ -276,7 +276,6 @@ func (d *Daemon) wait(ctx context.Context) (State, command.Command) {
 			return StateRollback, command.Command{}
 		}
 	}
-	d.gcThreshold()
 	var changed <-chan struct{}
 	if d.platforms != nil {
 		changed = d.platforms.Changed()
@@ -301,11 +300,11 @@ func (d *Daemon) command(ctx context.Context, c command.Command) State {
 	case command.OpPoweroff:
 		return StatePoweroff
 	case command.OpRunGC:
-		n, err := d.store.GC(d.gcKeep())
-		if err != nil {
+		if n, err := d.gc(); err != nil {
 			d.log.Error("gc", "err", err)
+		} else {
+			d.log.Info("gc", "reclaimed", n)
 		}
-		d.log.Info("gc", "reclaimed", n)
 	case command.OpUpdateMetadata:
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal([]byte(c.Payload), &m); err == nil {

@@ -39,6 +39,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
+	"github.com/pantavisor/pantavisor-go/runtime/storage"
 )
 
 // Mode is the init mode.
@@ -126,6 +127,16 @@ type Updater interface {
 	// Running is the running revision; it changes on an update that
 	// needs no reboot.
 	Running() string
+	// Keep is the one rule for what GC keeps and PUT /steps may not
+	// replace: the running revision, the boot loader's committed pv_rev
+	// and pv_try, and the update in flight (spec §12). Any goroutine.
+	Keep() storage.GCKeep
+	// GC runs the garbage collector with Keep's rule (RUN_GC,
+	// /storage/gc); Step runs it below the threshold. Any goroutine.
+	GC() (int64, error)
+	// ObjectsUploaded notes a PUT /objects: the threshold GC waits
+	// PV_STORAGE_GC_THRESHOLD_DEFERTIME. Any goroutine.
+	ObjectsUploaded()
 }
 
 // LogServer is the log server's life cycle (runtime/logserver).

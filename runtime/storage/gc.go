@@ -9,8 +9,16 @@ import (
 	"time"
 )
 
+// Keeper says what must be kept now. GC and ReplaceState ask it while
+// they hold the storage lock, so an install that starts meanwhile (and
+// needs that lock to materialise) is either seen or not yet begun.
+type Keeper interface {
+	Keep() GCKeep
+}
+
 // GCKeep names what the garbage collector must keep (spec §12). The
-// revision trails/current points at is always kept.
+// revision trails/current points at is always kept. A GCKeep is its own
+// Keeper.
 type GCKeep struct {
 	// Running is the revision being run (bootloader pv_rev).
 	Running string
@@ -25,30 +33,31 @@ type GCKeep struct {
 	Objects []string
 }
 
+// Keep implements Keeper.
+func (k GCKeep) Keep() GCKeep { return k }
+
+// InUse reports whether rev is one of the revisions k names: running,
+// update in flight (or tried) and committed. The factory revision "0" is
+// in use only with KeepFactory.
+func (k GCKeep) InUse(rev string) bool {
+	return rev != "" && (rev == k.Running || rev == k.Update || rev == k.Done || k.KeepFactory && rev == "0")
+}
+
 // staleAge is how old a temp file or directory must be before GC
 // deletes it as the leftover of a crash rather than work in progress.
 const staleAge = 10 * time.Minute
 
-// GC deletes every revision not kept by keep (its trail, logs and
+// GC deletes every revision not kept by keeper (its trail, logs and
 // disks/rev), then every object no remaining trail links (link count 1)
-// that is not in keep.Objects, and stale temp files of crashed writes.
-// It returns the bytes reclaimed: objects deleted plus files of the
-// removed revisions that were not hard links of objects.
-func (s *Storage) GC(keep GCKeep) (int64, error) {
+// that is not in the kept Objects, and stale temp files of crashed
+// writes. It returns the bytes reclaimed: objects deleted plus files of
+// the removed revisions that were not hard links of objects. keeper is
+// asked once, under the storage lock.
+func (s *Storage) GC(keeper Keeper) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	kept := map[string]bool{}
-	for _, r := range []string{keep.Running, keep.Update, keep.Done} {
-		if r != "" {
-			kept[r] = true
-		}
-	}
-	if keep.KeepFactory {
-		kept["0"] = true
-	}
-	if cur, err := s.Current(); err == nil {
-		kept[cur] = true
-	}
+	keep := keeper.Keep()
+	cur, curErr := s.Current()
 	revs, err := s.Revisions()
 	if err != nil {
 		return 0, fmt.Errorf("gc: %w", err)
@@ -56,7 +65,7 @@ func (s *Storage) GC(keep GCKeep) (int64, error) {
 	var reclaimed int64
 	var errs []error
 	for _, rev := range revs {
-		if kept[rev] {
+		if keep.InUse(rev) || curErr == nil && rev == cur {
 			continue
 		}
 		n, err := s.removeRevision(rev)
@@ -67,7 +76,7 @@ func (s *Storage) GC(keep GCKeep) (int64, error) {
 		}
 		s.Log.Info("gc removed revision", "rev", rev, "bytes", n)
 	}
-	reclaimed += s.removeStale()
+	reclaimed += s.removeStale(olderThan(staleAge))
 	n, err := s.gcObjects(keep.Objects)
 	reclaimed += n
 	if err != nil {
@@ -99,13 +108,11 @@ func (s *Storage) gcObjects(keep []string) (int64, error) {
 }
 
 // removeStale deletes temp files and directories left by crashed puts,
-// materialisations and removals, and returns the bytes they held.
-func (s *Storage) removeStale() int64 {
+// uploads, materialisations and removals that old reports as stale, and
+// returns the bytes they held. Trees renamed for removal are dead
+// whatever their age.
+func (s *Storage) removeStale(old func(path string) bool) int64 {
 	var freed int64
-	old := func(p string) bool {
-		fi, err := os.Lstat(p)
-		return err == nil && time.Since(fi.ModTime()) > staleAge
-	}
 	if ents, err := os.ReadDir(s.objectsDir()); err == nil {
 		for _, e := range ents {
 			p := filepath.Join(s.objectsDir(), e.Name())
@@ -126,9 +133,9 @@ func (s *Storage) removeStale() int64 {
 			for _, e := range ents {
 				name := e.Name()
 				p := filepath.Join(d, name)
-				// Trees renamed for removal are dead already; a
-				// materialisation may still be running elsewhere.
-				if strings.HasPrefix(name, ".remove-") || dir == s.trailsDir() && strings.HasPrefix(name, ".materialize-") && old(p) {
+				inTrails := dir == s.trailsDir()
+				if strings.HasPrefix(name, ".remove-") ||
+					inTrails && (strings.HasPrefix(name, ".materialize-") || strings.HasPrefix(name, uploadPrefix)) && old(p) {
 					n, _ := removeTree(p)
 					freed += n
 				}
@@ -136,4 +143,44 @@ func (s *Storage) removeStale() int64 {
 		}
 	}
 	return freed
+}
+
+// olderThan reports paths last modified more than age ago.
+func olderThan(age time.Duration) func(string) bool {
+	return func(p string) bool {
+		fi, err := os.Lstat(p)
+		return err == nil && time.Since(fi.ModTime()) > age
+	}
+}
+
+// RemoveTemporaries deletes every temp file and directory of a write
+// that was cut short: object puts (objects/<sha>.tmp*), state uploads,
+// materialisations, removals and the atomic writes of .pvr/ and .pv/
+// files. It returns the bytes freed. Only the daemon may call it, when it
+// opens the storage at boot and before it accepts any upload: a write in
+// flight would lose its temp file. GC deletes them only after staleAge,
+// as it runs beside uploads.
+func (s *Storage) RemoveTemporaries() (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	freed := s.removeStale(func(string) bool { return true })
+	revs, err := s.Revisions()
+	if err != nil {
+		return freed, fmt.Errorf("remove temporaries: %w", err)
+	}
+	for _, rev := range revs {
+		for _, sub := range []string{".pvr", ".pv"} {
+			dir := filepath.Join(s.TrailDir(rev), sub)
+			ents, _ := os.ReadDir(dir)
+			for _, e := range ents {
+				if name := e.Name(); strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp") {
+					p := filepath.Join(dir, name)
+					if fi, err := os.Lstat(p); err == nil && os.Remove(p) == nil {
+						freed += fi.Size()
+					}
+				}
+			}
+		}
+	}
+	return freed, nil
 }

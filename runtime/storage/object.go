@@ -161,16 +161,26 @@ func nlink(fi fs.FileInfo) uint64 {
 }
 
 // PutObject stores the content read from r as object sha and returns the
-// number of bytes read from r.
+// number of bytes read from r; it is PutObjectSize with an unknown size.
+func (s *Storage) PutObject(sha string, r io.Reader) (int64, error) {
+	return s.PutObjectSize(sha, -1, r)
+}
+
+// PutObjectSize stores the content read from r, of size bytes (< 0:
+// unknown), as object sha and returns the number of bytes read from r.
+//
+// The size is reserved in the storage's space ledger before anything is
+// read, so concurrent puts cannot together promise more than the free
+// space left after ReservedPercent: one that does not fit fails at once
+// with ErrNoSpace. Content beyond the declared size must fit too.
 //
 // The content is hashed while it is written to a temp file <sha>.tmp*
 // in objects/, which is fsynced and only then given its final name, so a
 // failed, interrupted or short put leaves nothing behind. A content that
 // does not hash to sha fails with ErrBadChecksum. An existing valid
 // object is never replaced: r is then drained (and checked) instead.
-// Writing more than the free space left after ReservedPercent, a
-// refusal of Reserve, or a full filesystem fail with ErrNoSpace.
-func (s *Storage) PutObject(sha string, r io.Reader) (int64, error) {
+// A refusal of Reserve or a full filesystem also fail with ErrNoSpace.
+func (s *Storage) PutObjectSize(sha string, size int64, r io.Reader) (int64, error) {
 	if err := checkSha(sha); err != nil {
 		return 0, fmt.Errorf("put object: %w", err)
 	}
@@ -181,7 +191,12 @@ func (s *Storage) PutObject(sha string, r io.Reader) (int64, error) {
 		}
 		return n, nil
 	}
-	n, err := s.putNew(sha, r)
+	res, err := s.reserve(size)
+	if err != nil {
+		return 0, fmt.Errorf("put object %s: %w", sha, err)
+	}
+	defer res.release()
+	n, err := s.putNew(sha, r, res)
 	if err != nil {
 		return n, fmt.Errorf("put object %s: %w", sha, err)
 	}
@@ -204,11 +219,7 @@ func (s *Storage) drain(sha string, r io.Reader) (int64, error) {
 	return n, nil
 }
 
-func (s *Storage) putNew(sha string, r io.Reader) (n int64, err error) {
-	limit := int64(-1)
-	if u, err := s.Usage(); err == nil {
-		limit = int64(u.RealFree)
-	}
+func (s *Storage) putNew(sha string, r io.Reader, res *reservation) (n int64, err error) {
 	dir := s.objectsDir()
 	f, err := os.CreateTemp(dir, sha+".tmp")
 	if err != nil {
@@ -222,7 +233,7 @@ func (s *Storage) putNew(sha string, r io.Reader) (n int64, err error) {
 		}
 	}()
 	h := sha256.New()
-	n, err = s.copyObject(f, h, r, limit)
+	n, err = s.copyObject(f, h, r, res)
 	if err != nil {
 		return n, err
 	}
@@ -264,21 +275,27 @@ func (s *Storage) install(tmp, sha string) error {
 	return os.Rename(tmp, final)
 }
 
-// copyObject copies r into f and h, enforcing the free-space limit
-// (-1 = none) and the Reserve hook. An object that fits in one buffer is
+// copyObject copies r into f and h, within the reservation res and the
+// Reserve hook. An object that fits in one buffer is
 // copied inline; a larger one goes through a three-stage pipeline (read,
 // hash, write) over a few pooled buffers so that hashing, page-cache
 // copies and writeback overlap: the put runs at the speed of sha256
 // instead of the sum of the three.
-func (s *Storage) copyObject(f *os.File, h hash.Hash, r io.Reader, limit int64) (int64, error) {
+func (s *Storage) copyObject(f *os.File, h hash.Hash, r io.Reader, res *reservation) (int64, error) {
+	select {
+	case pipeSlots <- struct{}{}:
+		defer func() { <-pipeSlots }()
+	default:
+		return s.streamCopy(f, h, r, res)
+	}
 	bp := bufPool.Get().(*[]byte)
 	m, rerr := io.ReadFull(r, *bp)
-	if err := s.admit(0, m, limit); err != nil {
+	if err := s.admit(res, 0, m); err != nil {
 		bufPool.Put(bp)
 		return 0, err
 	}
 	if rerr == nil {
-		return s.pipeCopy(f, h, r, limit, bp)
+		return s.pipeCopy(f, h, r, res, bp)
 	}
 	defer bufPool.Put(bp)
 	if rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
@@ -288,16 +305,54 @@ func (s *Storage) copyObject(f *os.File, h hash.Hash, r io.Reader, limit int64) 
 	if _, err := f.Write((*bp)[:m]); err != nil {
 		return 0, noSpace(err)
 	}
+	res.wrote(int64(m))
 	return int64(m), nil
 }
 
+// pipeSlots bounds the puts copying through the pipeline's large
+// buffers (pipeBufs × copyBufSize each): the daemon's memory must not
+// grow with the number of concurrent uploads (issue 11, defect 7: 16
+// uploads took 78 MiB). The others stream through one small buffer,
+// slower but in constant memory; none waits for a slot, so a client
+// that trickles its body cannot stall the others.
+var pipeSlots = make(chan struct{}, 2)
+
+// streamBufSize is the buffer of a put without a pipeline slot.
+const streamBufSize = 64 << 10
+
+// streamCopy copies r into f and h through one small buffer.
+func (s *Storage) streamCopy(f *os.File, h hash.Hash, r io.Reader, res *reservation) (int64, error) {
+	buf := make([]byte, streamBufSize)
+	var n int64
+	for {
+		m, rerr := io.ReadFull(r, buf)
+		if err := s.admit(res, n, m); err != nil {
+			return n, err
+		}
+		if m > 0 {
+			h.Write(buf[:m])
+			if _, err := f.Write(buf[:m]); err != nil {
+				return n, noSpace(err)
+			}
+			res.wrote(int64(m))
+			n += int64(m)
+		}
+		switch {
+		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+			return n, nil
+		case rerr != nil:
+			return n, fmt.Errorf("read content: %w", rerr)
+		}
+	}
+}
+
 // admit checks that m more bytes after n may be stored.
-func (s *Storage) admit(n int64, m int, limit int64) error {
+func (s *Storage) admit(res *reservation, n int64, m int) error {
 	if m == 0 {
 		return nil
 	}
-	if limit >= 0 && n+int64(m) > limit {
-		return fmt.Errorf("%d bytes exceed the %d B free: %w", n+int64(m), limit, ErrNoSpace)
+	if err := res.admit(n + int64(m)); err != nil {
+		return err
 	}
 	if s.Reserve != nil {
 		if err := s.Reserve(int64(m)); err != nil {
@@ -317,7 +372,7 @@ const pipeBufs = 4
 
 // pipeCopy runs read (this goroutine) → hash → write; first holds the
 // first chunk, already read and full.
-func (s *Storage) pipeCopy(f *os.File, h hash.Hash, r io.Reader, limit int64, first *[]byte) (int64, error) {
+func (s *Storage) pipeCopy(f *os.File, h hash.Hash, r io.Reader, res *reservation, first *[]byte) (int64, error) {
 	free := make(chan *[]byte, pipeBufs)
 	for i := 1; i < pipeBufs; i++ {
 		free <- bufPool.Get().(*[]byte)
@@ -340,6 +395,8 @@ func (s *Storage) pipeCopy(f *os.File, h hash.Hash, r io.Reader, limit int64, fi
 			if err == nil {
 				if err = w.write((*c.b)[:c.n]); err != nil {
 					failed.Store(true)
+				} else {
+					res.wrote(int64(c.n))
 				}
 			}
 			free <- c.b
@@ -365,7 +422,7 @@ func (s *Storage) pipeCopy(f *os.File, h hash.Hash, r io.Reader, limit int64, fi
 		}
 		b := <-free
 		m, rerr := io.ReadFull(r, *b)
-		if err := s.admit(n, m, limit); err != nil {
+		if err := s.admit(res, n, m); err != nil {
 			free <- b
 			return finish(err)
 		}

@@ -369,3 +369,40 @@ func TestPutObjectConcurrent(t *testing.T) {
 		t.Errorf("objects/ = %v, want only %s", names, sha)
 	}
 }
+
+// TestPutObjectStreamed: with every pipeline slot taken, puts stream
+// through one small buffer and store, check and refuse as the pipeline
+// does.
+func TestPutObjectStreamed(t *testing.T) {
+	for range cap(pipeSlots) {
+		pipeSlots <- struct{}{}
+	}
+	defer func() {
+		for range cap(pipeSlots) {
+			<-pipeSlots
+		}
+	}()
+	s := newStorage(t)
+	data := bytes.Repeat([]byte("streamed "), 400_000) // 3.6 MB: many buffers
+	sha := shaOf(data)
+	if n, err := s.PutObjectSize(sha, int64(len(data)), bytes.NewReader(data)); err != nil || n != int64(len(data)) {
+		t.Fatalf("PutObjectSize(streamed) = %d, %v", n, err)
+	}
+	if err := s.VerifyObject(sha); err != nil {
+		t.Errorf("VerifyObject after a streamed put: %v", err)
+	}
+	bad := shaOf([]byte("other"))
+	if _, err := s.PutObject(bad, bytes.NewReader(data)); !errors.Is(err, ErrBadChecksum) {
+		t.Errorf("streamed PutObject(wrong content) = %v, want ErrBadChecksum", err)
+	}
+	s.Reserve = func(int64) error { return errors.New("full") }
+	if _, err := s.PutObject(shaOf(data[1:]), bytes.NewReader(data[1:])); !errors.Is(err, ErrNoSpace) {
+		t.Errorf("streamed PutObject(refused by Reserve) = %v, want ErrNoSpace", err)
+	}
+	if names := objectDirNames(t, s); len(names) != 1 || names[0] != sha {
+		t.Errorf("objects/ = %v, want only %s", names, sha)
+	}
+	if n := s.Promised(); n != 0 {
+		t.Errorf("Promised() = %d, want 0", n)
+	}
+}

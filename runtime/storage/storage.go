@@ -20,6 +20,17 @@
 //	err = s.WriteProgress("locals/dev", progress.New(progress.StatusNew, progress.MsgReady))
 //	reclaimed, err := s.GC(storage.GCKeep{Running: "0"})
 //
+// Writes in flight reserve their space in one ledger (PutObjectSize,
+// NewStateUpload), so concurrent uploads never promise together more
+// than the free space left after ReservedPercent. A state upload is
+// spooled to disk and becomes a revision's .pvr/json through
+// ReplaceState, which refuses revisions in use (ErrInUse):
+//
+//	up, err := s.NewStateUpload(contentLength)
+//	defer up.Close()
+//	_, err = up.ReadFrom(body)
+//	err = s.ReplaceState("locals/dev", up, progress.New(progress.StatusNew, progress.MsgReady), updater)
+//
 // Every file is written through a temp file in the same directory that
 // is fsynced and renamed, so a crash never leaves a half-written object,
 // trail or progress file behind.
@@ -73,6 +84,9 @@ type Storage struct {
 	Reserve func(n int64) error
 	// Log receives debug and warning messages; Open sets a discarding one.
 	Log *slog.Logger
+
+	// space is the ledger of the space promised to writes in flight.
+	space ledger
 
 	// mu serialises the operations that write trails: Materialize,
 	// RemoveRevision, SetCurrent, GC and the .pvr/.pv file writers, so a

@@ -92,10 +92,15 @@
 //     started" and clears pv_try after a non-reboot transition) and go to
 //     ROLLBACK.
 //   - COMMAND: Run(ctx, cmd) for LOCAL_RUN, LOCAL_RUN_COMMIT, TRY_ONCE,
-//     MAKE_FACTORY, LOCAL_APPLY, and preferably RUN_GC (Keep knows the
-//     update in flight and the armed pv_try) and GO_REMOTE (refused
-//     during an update).
+//     MAKE_FACTORY, LOCAL_APPLY and GO_REMOTE (refused during an update).
+//   - Every GC (RUN_GC, POST /storage/gc): GC(), whose Keep knows the
+//     committed pv_rev, the armed pv_try and the update in flight; the
+//     threshold GC runs inside Step. There is no other keep rule.
+//   - PUT /steps: Keep() names the revisions that may not be replaced
+//     (storage.ReplaceState asks it under the storage lock).
 //   - PUT /objects: ObjectsUploaded() (defers the GC threshold).
+//   - Keep, GC, ObjectsUploaded, Updating, Progress and Running may be
+//     called from the HTTP handlers' goroutines.
 //   - After Run returns Stay for a non-reboot transition, Running() is the
 //     new running revision (the daemon's rev and logs/current link;
 //     trails/current is already moved).

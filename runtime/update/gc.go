@@ -30,8 +30,8 @@ type GCPolicy struct {
 func (u *Updater) Keep() storage.GCKeep {
 	u.lock()
 	defer u.unlock()
-	k := storage.GCKeep{Running: u.running, Done: u.bl.Done(), KeepFactory: u.o.GC.KeepFactory,
-		Update: u.bl.Try()}
+	k := storage.GCKeep{Running: u.running, Done: u.done, KeepFactory: u.o.GC.KeepFactory,
+		Update: u.try}
 	if d := u.upd; d != nil && d.phase != phaseFinal {
 		k.Update = d.rev
 		k.Objects = append(k.Objects, objectsOf(d)...)
@@ -51,9 +51,11 @@ func objectsOf(d *update) []string {
 }
 
 // GC runs the garbage collector with the keep rules of Keep and returns
-// the bytes reclaimed (RUN_GC, /storage/gc, a full disk).
+// the bytes reclaimed (RUN_GC, /storage/gc, the threshold, a full disk).
+// Storage asks Keep under its lock, so an install that starts meanwhile
+// is either kept or has not written anything yet.
 func (u *Updater) GC() (int64, error) {
-	n, err := u.st.GC(u.Keep())
+	n, err := u.st.GC(u)
 	if err != nil {
 		return n, fmt.Errorf("gc: %w", err)
 	}

@@ -48,9 +48,7 @@ func (u *Updater) Resume(rev, try string) error {
 	default:
 		u.log.Warn("resume: unreadable progress", "rev", target, "err", err)
 	}
-	u.lock()
-	u.upd = d
-	u.unlock()
+	u.set(func() { u.upd = d })
 	switch {
 	case trying && d.p.Failed():
 		return fmt.Errorf("%w: revision %s is %s (%s)", ErrRollback, target, d.p.Status, d.p.Msg)
@@ -62,13 +60,13 @@ func (u *Updater) Resume(rev, try string) error {
 		u.write(d, progress.Error, progress.MsgUnexpectedRollback)
 		return u.finishFailed()
 	case target == "0":
-		d.tryBoot = trying
+		u.set(func() { d.tryBoot = trying })
 		_, err := u.factory(d)
 		return err
 	}
 	// trying boot of an update
 	if d.p.Status == progress.Testing || (d.p.Status == progress.Inprogress && d.p.Msg == progress.MsgTrying) {
-		d.p.Retries++
+		u.set(func() { d.p.Retries++ })
 		if d.p.Retries > u.o.RevisionRetries {
 			u.write(d, progress.Wontgo, progress.MsgMaxRetries)
 			return fmt.Errorf("%w: revision %s: %s", ErrRollback, target, progress.MsgMaxRetries)
@@ -79,15 +77,16 @@ func (u *Updater) Resume(rev, try string) error {
 		u.write(d, progress.Error, progress.MsgStateNotFound)
 		return fmt.Errorf("%w: revision %s: %w", ErrRollback, target, err)
 	}
-	if d.st, err = state.Parse(data); err != nil {
+	st, err := state.Parse(data)
+	if err != nil {
 		u.write(d, progress.Error, progress.MsgStateBadFormat)
 		return fmt.Errorf("%w: revision %s: %w", ErrRollback, target, err)
 	}
-	u.current = d.st
+	u.set(func() { d.st, u.current = st, st })
 	d.installed = true
 	if d.tryOnce {
 		// run once: any later reboot goes back to pv_rev
-		if err := u.bl.Fail(); err != nil {
+		if err := u.bootFail(); err != nil {
 			u.log.Error("try once: clear pv_try", "err", err)
 		}
 	}
@@ -96,9 +95,7 @@ func (u *Updater) Resume(rev, try string) error {
 	}
 	u.setUpdating(true)
 	d.deadline = u.goalsDeadline(d.st)
-	u.lock()
-	d.phase = phaseInprogress
-	u.unlock()
+	u.set(func() { d.phase = phaseInprogress })
 	return u.write(d, progress.Inprogress, progress.MsgTrying)
 }
 
@@ -107,7 +104,7 @@ func (u *Updater) finishFailed() error {
 	if u.bl.Try() == "" {
 		return nil
 	}
-	if err := u.bl.Fail(); err != nil {
+	if err := u.bootFail(); err != nil {
 		return fmt.Errorf("clear pv_try: %w", err)
 	}
 	return nil
@@ -152,9 +149,7 @@ func (u *Updater) completeCommit(rev string) error {
 	case (p.Status == progress.Inprogress || p.Status == progress.Testing) && u.bl.Done() == rev:
 		u.log.Warn("resume: completing an interrupted commit", "rev", rev, "status", p.Status)
 		d := &update{rev: rev, p: p, phase: phaseFinal}
-		u.lock()
-		u.upd = d
-		u.unlock()
+		u.set(func() { u.upd = d })
 		err := u.write(d, progress.Done, progress.MsgDone)
 		if serr := u.st.SetDone(rev); serr != nil && err == nil {
 			err = serr

@@ -86,9 +86,7 @@ func (u *Updater) install(ctx context.Context, rev string, m mode) (Next, error)
 	if p, err := u.st.Progress(rev); err == nil {
 		d.p = p // NEW "Update ready to be run" from the upload; keeps retries
 	}
-	u.lock()
-	u.upd = d
-	u.unlock()
+	u.set(func() { u.upd = d })
 	if u.o.Logs != nil {
 		u.o.Logs.StartUpdate(rev)
 	}
@@ -103,7 +101,7 @@ func (u *Updater) install(ctx context.Context, rev string, m mode) (Next, error)
 	if err != nil {
 		return u.fail(d, progress.Wontgo, progress.MsgStateBadFormat, err)
 	}
-	d.st = st
+	u.set(func() { d.st = st })
 	if err := u.verifyObjects(st); err != nil {
 		return u.fail(d, progress.Error, progress.MsgObjectValidation, err)
 	}
@@ -117,15 +115,13 @@ func (u *Updater) install(ctx context.Context, rev string, m mode) (Next, error)
 		return u.fail(d, progress.Error, progress.MsgInternal, err)
 	}
 	plan := u.plan(st)
-	force, err := u.bl.Install(rev, u.st.TrailDir(rev))
+	force, err := u.bootInstall(rev)
 	if err != nil {
 		return u.fail(d, progress.Error, progress.MsgInternal, err)
 	}
 	d.installed = true
 	if m.commit || force || plan.Reboot {
-		u.lock()
-		d.phase = phaseReboot
-		u.unlock()
+		u.set(func() { d.phase = phaseReboot })
 		u.log.Info("reboot transition", "rev", rev, "why", plan.Why)
 		return Reboot, u.write(d, progress.Inprogress, progress.MsgRebooting)
 	}
@@ -133,7 +129,7 @@ func (u *Updater) install(ctx context.Context, rev string, m mode) (Next, error)
 		return u.fail(d, progress.Error, progress.MsgInternal, err)
 	}
 	if m.tryOnce {
-		if err := u.bl.Fail(); err != nil { // run once: no reboot comes back here
+		if err := u.bootFail(); err != nil { // run once: no reboot comes back here
 			return u.fail(d, progress.Error, progress.MsgInternal, err)
 		}
 	}
@@ -150,9 +146,7 @@ func (u *Updater) install(ctx context.Context, rev string, m mode) (Next, error)
 	}
 	u.log.Info("non-reboot transition", "rev", rev, "stopped", plan.Stop, "started", plan.Start)
 	d.deadline = u.goalsDeadline(st)
-	u.lock()
-	d.phase = phaseInprogress
-	u.unlock()
+	u.set(func() { d.phase = phaseInprogress })
 	return Stay, u.write(d, progress.Inprogress, progress.MsgTrying)
 }
 

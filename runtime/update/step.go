@@ -43,7 +43,7 @@ func (u *Updater) Step(ctx context.Context) (Next, error) {
 		if d.tryBoot {
 			msg = progress.MsgTestingReboot
 		}
-		d.phase = phaseTesting
+		u.set(func() { d.phase = phaseTesting })
 		d.commitAt = u.clock.Now().Add(u.o.CommitDelay)
 		return Stay, u.write(d, progress.Testing, msg)
 	case phaseTesting:
@@ -94,15 +94,13 @@ func (u *Updater) fail(d *update, s progress.Status, msg string, cause error) (N
 	if werr := u.write(d, s, msg); werr != nil {
 		err = fmt.Errorf("%w (%w)", err, werr)
 	}
-	u.lock()
-	d.phase = phaseFinal
-	u.unlock()
+	u.set(func() { d.phase = phaseFinal })
 	u.setUpdating(false)
 	if !d.installed {
 		return Stay, err
 	}
 	if !d.tryBoot || d.tryOnce {
-		if ferr := u.bl.Fail(); ferr != nil {
+		if ferr := u.bootFail(); ferr != nil {
 			err = fmt.Errorf("%w (clear pv_try: %w)", err, ferr)
 		}
 	}
@@ -114,9 +112,7 @@ func (u *Updater) fail(d *update, s progress.Status, msg string, cause error) (N
 func (u *Updater) succeed(d *update) (Next, error) {
 	u.setUpdating(false)
 	if !d.tryBoot || d.tryOnce {
-		u.lock()
-		d.phase = phaseFinal
-		u.unlock()
+		u.set(func() { d.phase = phaseFinal })
 		return Stay, u.write(d, progress.Updated, progress.MsgUpdated)
 	}
 	return u.commit(d, progress.MsgDone)
@@ -126,12 +122,10 @@ func (u *Updater) succeed(d *update) (Next, error) {
 // first (so a power cut never leaves DONE on an uncommitted revision),
 // then DONE, .pv/done and the post-commit (system-boot-done hook).
 func (u *Updater) commit(d *update, msg string) (Next, error) {
-	if err := u.bl.PreCommit(d.rev); err != nil {
+	if err := u.bootCommit(d.rev); err != nil {
 		return u.fail(d, progress.Error, progress.MsgInternal, err)
 	}
-	u.lock()
-	d.phase = phaseFinal
-	u.unlock()
+	u.set(func() { d.phase = phaseFinal })
 	err := u.write(d, progress.Done, msg)
 	if serr := u.st.SetDone(d.rev); serr != nil && err == nil {
 		err = fmt.Errorf("done marker of %s: %w", d.rev, serr)

@@ -120,8 +120,9 @@ type Options struct {
 
 // Updater is the update object of the daemon: at most one update exists
 // at a time. It is not safe for concurrent use: the daemon's FSM
-// goroutine owns it, except Updating, Running and ObjectsUploaded, which
-// may be called from any goroutine.
+// goroutine owns it, except Updating, Running, Remote, Progress, Keep,
+// GC, HookEnv and ObjectsUploaded, which may be called from any
+// goroutine. The owner writes every field those read under mu.
 type Updater struct {
 	o     Options
 	st    *storage.Storage
@@ -130,12 +131,16 @@ type Updater struct {
 	clock Clock
 	log   *slog.Logger
 
-	mu         chan struct{} // guards running, upd.final, lastUpload
+	mu         chan struct{} // guards the fields below and those of upd
 	running    string
 	current    *state.State // parsed state of running (lazy)
 	upd        *update
 	lastUpload time.Time
 	remote     bool
+	// try and done mirror the boot loader's pv_try and pv_rev, which only
+	// the owner changes (through bootInstall, bootCommit, bootFail): the
+	// readers on other goroutines read these copies.
+	try, done string
 }
 
 type phase int
@@ -185,12 +190,47 @@ func New(o Options) (*Updater, error) {
 		o.GC.DeferTime = DefaultGCDeferTime
 	}
 	u := &Updater{o: o, st: o.Storage, bl: o.Bootloader, c: o.Containers, clock: o.Clock,
-		log: o.Log, mu: make(chan struct{}, 1), running: o.Bootloader.Rev()}
+		log: o.Log, mu: make(chan struct{}, 1), running: o.Bootloader.Rev(),
+		try: o.Bootloader.Try(), done: o.Bootloader.Done()}
 	return u, nil
 }
 
 func (u *Updater) lock()   { u.mu <- struct{}{} }
 func (u *Updater) unlock() { <-u.mu }
+
+// set runs f, which writes fields other goroutines read, under the lock.
+func (u *Updater) set(f func()) {
+	u.lock()
+	defer u.unlock()
+	f()
+}
+
+// bootInstall arms rev in the boot loader (pv_try).
+func (u *Updater) bootInstall(rev string) (forceReboot bool, err error) {
+	defer u.syncBoot()
+	return u.bl.Install(rev, u.st.TrailDir(rev))
+}
+
+// bootCommit makes rev the boot loader's pv_rev and clears pv_try.
+func (u *Updater) bootCommit(rev string) error {
+	defer u.syncBoot()
+	return u.bl.PreCommit(rev)
+}
+
+// bootFail clears pv_try.
+func (u *Updater) bootFail() error {
+	defer u.syncBoot()
+	return u.bl.Fail()
+}
+
+// syncBoot copies the boot loader's variables for the other goroutines.
+// Between a boot loader write and this copy Keep may see the old values:
+// the update in flight (published before Install, made final only after
+// PreCommit or Fail) keeps the revision either way.
+func (u *Updater) syncBoot() {
+	try, done := u.bl.Try(), u.bl.Done()
+	u.set(func() { u.try, u.done = try, done })
+}
 
 // Updating reports whether an update is in progress (not yet final).
 func (u *Updater) Updating() bool {
@@ -226,9 +266,7 @@ func (u *Updater) Progress() (rev string, p progress.Progress, ok bool) {
 }
 
 func (u *Updater) setRunning(rev string, st *state.State) {
-	u.lock()
-	u.running, u.current = rev, st
-	u.unlock()
+	u.set(func() { u.running, u.current = rev, st })
 }
 
 // currentState parses the running revision's state (cached).
@@ -244,7 +282,7 @@ func (u *Updater) currentState() (*state.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	u.current = st
+	u.set(func() { u.current = st })
 	return st, nil
 }
 
@@ -258,7 +296,7 @@ func (u *Updater) write(d *update, s progress.Status, msg string) error {
 		}
 		p.Logs = u.readLogs(d.rev)
 	}
-	d.p = p
+	u.set(func() { d.p = p })
 	u.log.Info("update progress", "rev", d.rev, "status", s, "msg", msg)
 	if err := u.st.WriteProgress(d.rev, p); err != nil {
 		u.log.Error("write progress", "rev", d.rev, "err", err)
@@ -311,7 +349,7 @@ func (u *Updater) goalsDeadline(st *state.State) time.Time {
 func (u *Updater) HookEnv() hook.Env {
 	u.lock()
 	defer u.unlock()
-	e := hook.Env{Rev: u.running, Try: u.bl.Try(), TryBoot: u.bl.TryingUpdate(),
+	e := hook.Env{Rev: u.running, Try: u.try, TryBoot: u.try != "" && u.try == u.bl.Rev(),
 		ObjStorage:    filepath.Join(u.st.Root(), "objects"),
 		TrailsStorage: filepath.Join(u.st.Root(), "trails")}
 	if d := u.upd; d != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/pantavisor"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
+	"github.com/pantavisor/pantavisor-go/runtime/storage"
 	"github.com/pantavisor/pantavisor-go/runtime/update"
 )
 
@@ -72,6 +73,15 @@ func (a Updater) Resume(rev, try string) error { return a.u.Resume(rev, try) }
 
 // Updating reports whether an update is in flight.
 func (a Updater) Updating() bool { return a.u.Updating() }
+
+// Keep is what GC keeps and PUT /steps may not replace.
+func (a Updater) Keep() storage.GCKeep { return a.u.Keep() }
+
+// GC runs the garbage collector with Keep's rule.
+func (a Updater) GC() (int64, error) { return a.u.GC() }
+
+// ObjectsUploaded defers the threshold GC after an object upload.
+func (a Updater) ObjectsUploaded() { a.u.ObjectsUploaded() }
 
 // Step is one WAIT tick of the update.
 func (a Updater) Step(ctx context.Context) (command.Next, error) { return a.u.Step(ctx) }
