@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/pantavisor/pantavisor-go/runtime/state"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 // fakeBin writes an executable stand-in for busybox/pvcontrol.
@@ -30,7 +32,7 @@ func fakeBin(t *testing.T, dir, name string) string {
 
 func TestBuild(t *testing.T) {
 	if _, err := exec.LookPath("mksquashfs"); err != nil {
-		t.Skip("mksquashfs not installed")
+		testenv.Skipf(t, "mksquashfs not installed (Debian squashfs-tools)")
 	}
 	src := t.TempDir()
 	bb, pvc := fakeBin(t, src, "busybox"), fakeBin(t, src, "pvcontrol")

@@ -14,6 +14,8 @@ import (
 
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 	"golang.org/x/sys/unix"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 // hostSecret writes a 3 MiB file outside any container root: more than a
@@ -161,11 +163,11 @@ func TestPollReachesNoHostFile(t *testing.T) {
 // (/proc/<pid>/root): a chrooted busybox standing for a container's init.
 func TestFollowProcessRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("skipping: chroot needs root")
+		testenv.Skipf(t, "skipping: chroot needs root")
 	}
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
-		t.Skipf("skipping: no busybox: %v", err)
+		testenv.Skipf(t, "skipping: no busybox: %v", err)
 	}
 	hostDir, secret, data := hostSecret(t)
 	dir := t.TempDir()
@@ -213,11 +215,11 @@ func TestFollowProcessRoot(t *testing.T) {
 // TestFollow runs the follower loop until done closes.
 func TestFollow(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("skipping: chroot needs root")
+		testenv.Skipf(t, "skipping: chroot needs root")
 	}
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
-		t.Skipf("skipping: no busybox: %v", err)
+		testenv.Skipf(t, "skipping: no busybox: %v", err)
 	}
 	dir := t.TempDir()
 	must(t, os.MkdirAll(filepath.Join(dir, "bin"), 0o755))
