@@ -2,20 +2,24 @@ package pantavisor
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/pantavisor/pantavisor-go/runtime/state"
-	"golang.org/x/sys/unix"
+	"time"
 
 	"github.com/pantavisor/pantavisor-go/internal/testenv"
+	"github.com/pantavisor/pantavisor-go/runtime/internal/rootfs"
+	"github.com/pantavisor/pantavisor-go/runtime/platform/lxc"
+	"github.com/pantavisor/pantavisor-go/runtime/state"
+	"golang.org/x/sys/unix"
 )
 
 // hostSecret writes a 3 MiB file outside any container root: more than a
@@ -209,6 +213,74 @@ func TestFollowProcessRoot(t *testing.T) {
 	exited = true
 	if _, err := c.open(); !errors.Is(err, unix.ESRCH) && !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("open() after init exited = %v, want ESRCH or ENOENT", err)
+	}
+}
+
+// TestLoggerLXC runs the logger on a real LXC container (its own mount
+// namespace, pivot_root into a directory root) whose log files link to a
+// host file: nothing is read or truncated; after the container stops its
+// pinned root refuses to open.
+func TestLoggerLXC(t *testing.T) {
+	testenv.NeedRoot(t, "runs an LXC container")
+	if err := lxc.Available(); err != nil {
+		testenv.Skipf(t, "%v", err)
+	}
+	bb, err := os.ReadFile(rootfs.DefaultBusybox)
+	if err != nil {
+		testenv.Skipf(t, "no busybox (Debian busybox-static): %v", err)
+	}
+	hostDir, secret, data := hostSecret(t)
+	dir := t.TempDir()
+	root := filepath.Join(dir, "rootfs")
+	escapeRoot(t, root, hostDir, secret)
+	for _, d := range []string{"bin", "sbin", "proc", "sys", "dev", "tmp"} {
+		must(t, os.MkdirAll(filepath.Join(root, d), 0o755))
+	}
+	must(t, os.WriteFile(filepath.Join(root, "bin/busybox"), bb, 0o755))
+	must(t, os.Symlink("busybox", filepath.Join(root, "bin/sh")))
+	must(t, os.Symlink("busybox", filepath.Join(root, "bin/sleep")))
+	must(t, os.Symlink("busybox", filepath.Join(root, "bin/echo")))
+	must(t, os.WriteFile(filepath.Join(root, "sbin/init"), []byte(rootfs.DefaultInit), 0o755))
+	conf := filepath.Join(dir, "lxc.container.conf")
+	must(t, os.WriteFile(conf, []byte("lxc.rootfs.path = dir:"+root+"\nlxc.init.cmd = /sbin/init\n"+
+		"lxc.mount.auto = proc:mixed sys:mixed\nlxc.namespace.keep = user net ipc\nlxc.apparmor.profile = unconfined\n"+
+		"lxc.environment = PATH=/bin:/sbin\n"), 0o644))
+	name := "pvt-logger-" + strconv.Itoa(os.Getpid())
+	c, err := lxc.Start(context.Background(), slog.New(slog.NewTextHandler(testLog{t}, nil)),
+		lxc.Spec{Name: name, LXCPath: filepath.Join(dir, "lxc"), ConfigFile: conf, StopTimeout: 10 * time.Second})
+	if err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "lxc", name, "lxc.log"))
+		t.Fatalf("lxc.Start() = %v\n%s", err, log)
+	}
+	go io.Copy(io.Discard, c.Console())
+	stopped := false
+	defer func() {
+		if !stopped {
+			c.Stop(context.Background())
+		}
+	}()
+	cr, err := openContainerRoot(c.Pid())
+	must(t, err)
+	defer cr.Close()
+	buf := make([]byte, 32<<10)
+	for _, file := range []string{"/var/log/messages", "/var/log/syslog", "/var/abslog/secret", "/var/rellog/secret", "/var/log/fifo"} {
+		var out bytes.Buffer
+		l := fileLogger{file: file, maxSize: defaultLogMax, truncate: true}
+		if off, err := l.pollContainer(cr, 0, buf, &out); err == nil || out.Len() != 0 {
+			t.Errorf("pollContainer(%s) = %d, %v, copied %d bytes; want an error and nothing copied", file, off, err, out.Len())
+		}
+	}
+	checkIntact(t, secret, data)
+	var out bytes.Buffer
+	l := fileLogger{file: "/var/log/good", maxSize: defaultLogMax, truncate: true}
+	if off, err := l.pollContainer(cr, 0, buf, &out); err != nil || out.String() != "hello\n" {
+		t.Errorf("pollContainer(good) = %d, %v, %q; want hello", off, err, out.String())
+	}
+	must(t, c.Stop(context.Background()))
+	stopped = true
+	if r, err := cr.open(); err == nil {
+		r.Close()
+		t.Errorf("open() after the container stopped = nil error, want one")
 	}
 }
 
