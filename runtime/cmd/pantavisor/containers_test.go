@@ -30,10 +30,10 @@ func ctBinary(tb testing.TB, prefix string, n int) (p *proc, dir string, started
 		testenv.Skipf(tb, "skipping: running containers needs root")
 	}
 	if err := rootfs.Available(); err != nil {
-		tb.Skipf("skipping: %v", err)
+		testenv.Skipf(tb, "skipping: %v", err)
 	}
 	if err := lxc.Available(); err != nil {
-		tb.Skipf("skipping: %v", err)
+		testenv.Skipf(tb, "skipping: %v", err)
 	}
 	imgPath, err := rootfs.Build(rootfs.Options{})
 	if err != nil {
