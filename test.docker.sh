@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test.docker.sh: run Pantavisor's tests.
 #
-#   ./test.docker.sh                 install dependencies, vet, run every Go test (unit, fuzz
-#                                    seeds, real-LXC integration), every App Engine suite and
+#   ./test.docker.sh                 install dependencies, vet, run every Go test under -race
+#                                    (unit, fuzz seeds, real LXC), every App Engine suite and
 #                                    the image test of x64-uefi
 #   ./test.docker.sh install-deps    install the Debian packages the tests need
 #   ./test.docker.sh go [pkgs...]    run the Go tests only (default ./...)
@@ -35,8 +35,10 @@ gotests() {
 	[ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)
 	echo "== go vet"
 	go vet "${pkgs[@]}"
-	echo "== go test"
-	go test -count=1 -timeout 25m "${pkgs[@]}"
+	# One run, under the race detector (cgo: liblxc and the race runtime
+	# both need it), root-only tests included where this runs as root.
+	echo "== go test -race"
+	CGO_ENABLED=1 go test -race -count=1 -timeout 25m "${pkgs[@]}"
 }
 
 # imagetest builds, rebuilds and boots one target's image (see the header).

@@ -28,8 +28,15 @@ need_go() {
 # Debian packages per purpose. The runtime needs liblxc (cgo), the tests need
 # real LXC, squashfs and a static busybox for container rootfs, the image
 # builder needs the cross toolchains, e2fsprogs, grub and qemu to boot-test.
-runtime_pkgs="build-essential pkg-config lxc lxc-dev libcap-dev squashfs-tools e2fsprogs busybox-static util-linux iproute2 xz-utils bzip2 cpio"
-image_pkgs="libubootenv-tool gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-system-x86 qemu-system-arm ovmf seabios grub-efi-amd64-bin grub-pc-bin grub-common mtools dosfstools fdisk dpkg-dev"
+# With CI=true a test whose tool is missing fails (internal/testenv), so
+# every tool a Go test looks for is here: mksquashfs (squashfs-tools),
+# mkfs.ext4/debugfs/dumpe2fs/e2fsck (e2fsprogs), sfdisk (fdisk), losetup
+# (mount), partx/blkid (util-linux), logger (bsdutils), ip (iproute2),
+# grub-editenv/grub-mkimage/grub-script-check (grub-common), fw_setenv
+# (libubootenv-tool), mkfs.vfat (dosfstools), mcopy (mtools), gcc
+# (build-essential), qemu-system-x86_64 (qemu-system-x86).
+runtime_pkgs="build-essential pkg-config lxc lxc-dev libcap-dev squashfs-tools e2fsprogs busybox-static util-linux mount bsdutils fdisk iproute2 xz-utils bzip2 cpio"
+image_pkgs="libubootenv-tool gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-system-x86 qemu-system-arm ovmf seabios grub-efi-amd64-bin grub-pc-bin grub-common mtools dosfstools dpkg-dev"
 
 case $what in
 build) pkgs="$runtime_pkgs $image_pkgs" ;;

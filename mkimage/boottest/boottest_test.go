@@ -11,6 +11,8 @@ import (
 
 	"github.com/pantavisor/pantavisor-go/mkimage/disk"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 // image returns a scratch copy of the image named by PV_TEST_IMAGE (built
@@ -23,7 +25,7 @@ func image(t *testing.T) (string, int64) {
 		t.Skip("set PV_TEST_IMAGE=out/x64-uefi/x64-uefi-pv-<size>MiB.img (built with PV_INIT=smoke) to boot it in qemu")
 	}
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("no qemu-system-x86_64")
+		testenv.Skipf(t, "no qemu-system-x86_64 (Debian qemu-system-x86)")
 	}
 	target := strings.SplitN(filepath.Base(src), "-pv-", 2)[0]
 	r, err := recipe.Load(filepath.Join("../../targets", target+".toml"))

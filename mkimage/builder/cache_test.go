@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/initrd"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 // fakeModule compiles an ELF object with a .modinfo section, which is
@@ -30,7 +32,7 @@ func fakeModule(t *testing.T, path, depends string) {
 // directory outside the unpacked packages is not cached.
 func TestCachedDepmod(t *testing.T) {
 	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("no gcc to make fake modules")
+		testenv.Skipf(t, "no gcc to make fake modules (Debian build-essential)")
 	}
 	cache := t.TempDir()
 	pkg := filepath.Join(cache, "unpacked", "0123abcd")

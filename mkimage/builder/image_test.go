@@ -12,6 +12,8 @@ import (
 
 	"github.com/pantavisor/pantavisor-go/mkimage/grub"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 // imageRun is a build of the image stage alone: the x64-uefi recipe at
@@ -26,12 +28,12 @@ func newImageRun(t *testing.T) *imageRun {
 	t.Helper()
 	for _, tool := range []string{"mkfs.ext4", "debugfs", "grub-mkimage"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
+			testenv.Skipf(t, "%s not installed (Debian e2fsprogs, grub-common)", tool)
 		}
 	}
 	for _, p := range []grub.Platform{grub.EFI, grub.BIOS} {
 		if _, err := os.Stat(filepath.Join(p.Dir, "moddep.lst")); err != nil {
-			t.Skipf("grub %s modules not installed", p.Format)
+			testenv.Skipf(t, "grub %s modules not installed (Debian grub-efi-amd64-bin, grub-pc-bin)", p.Format)
 		}
 	}
 	r, err := recipe.Load("../../targets/x64-uefi.toml")

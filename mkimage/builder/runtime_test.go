@@ -13,6 +13,8 @@ import (
 
 	"github.com/pantavisor/pantavisor-go/mkimage/initrd"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 // TestGoBuildIncremental builds a small cgo program with goBuild and
@@ -21,10 +23,10 @@ import (
 // (which go's cache does not see) and when its source changed.
 func TestGoBuildIncremental(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("no go command")
+		testenv.Skipf(t, "no go command")
 	}
 	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("no C compiler for cgo")
+		testenv.Skipf(t, "no C compiler for cgo (Debian build-essential)")
 	}
 	arch := ""
 	for deb, goarch := range recipe.Arches {
@@ -68,7 +70,7 @@ func TestGoBuildIncremental(t *testing.T) {
 	}
 	libs, err := initrd.Sysroot{Dir: "/"}.Needed([]string{prog})
 	if err != nil || len(libs) == 0 {
-		t.Skipf("libraries of a cgo program: %v, %v", libs, err)
+		testenv.Skipf(t, "libraries of a cgo program: %v, %v", libs, err)
 	}
 	for _, l := range libs {
 		data, err := os.ReadFile(l)

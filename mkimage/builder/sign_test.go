@@ -19,6 +19,8 @@ import (
 	"github.com/pantavisor/pantavisor-go/mkimage/trail"
 	"github.com/pantavisor/pantavisor-go/runtime/signature"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 // otherCA writes a second CA (what PV_PVS_CERT_PEM points at in a
@@ -126,7 +128,7 @@ func TestCheckSigning(t *testing.T) {
 // PVR_MERGE_SRC only the BSP is signed.
 func TestStorageSigned(t *testing.T) {
 	if _, err := exec.LookPath("mksquashfs"); err != nil {
-		t.Skip("mksquashfs not installed")
+		testenv.Skipf(t, "mksquashfs not installed (Debian squashfs-tools)")
 	}
 	in := t.TempDir()
 	write := func(name, data string) string {

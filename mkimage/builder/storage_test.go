@@ -11,6 +11,8 @@ import (
 
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 	"github.com/pantavisor/pantavisor-go/mkimage/trail"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 // TestTrailReproducible builds trails/0 (BSP objects, default containers)
@@ -18,7 +20,7 @@ import (
 // state JSON and every object.
 func TestTrailReproducible(t *testing.T) {
 	if _, err := exec.LookPath("mksquashfs"); err != nil {
-		t.Skip("mksquashfs not installed")
+		testenv.Skipf(t, "mksquashfs not installed (Debian squashfs-tools)")
 	}
 	in := t.TempDir()
 	write := func(name, data string) string {
@@ -82,7 +84,7 @@ func TestTrailReproducible(t *testing.T) {
 // object whose content no longer matches its name is written afresh.
 func TestStorageObjectsReused(t *testing.T) {
 	if _, err := exec.LookPath("mksquashfs"); err != nil {
-		t.Skip("mksquashfs not installed")
+		testenv.Skipf(t, "mksquashfs not installed (Debian squashfs-tools)")
 	}
 	in := t.TempDir()
 	kern := filepath.Join(in, "kernel")

@@ -116,16 +116,39 @@ var applets = []string{"sh", "ash", "cat", "chmod", "cp", "echo", "env", "grep",
 	"ln", "ls", "mkdir", "mount", "mv", "ping", "ps", "rm", "route", "sed", "sleep", "sync", "test", "top", "touch",
 	"udhcpc", "umount", "uname", "vi", "wget"}
 
+// Both inits are PID 1 of their container, which the kernel shields from
+// every signal it has no handler for: they trap LXC's halt signal (SIGPWR
+// unless lxc.signal.halt says otherwise; TERM and INT as well) and wait on
+// a background child, so the trap runs at once and a stop is clean rather
+// than a SIGKILL after the stop timeout.
+
 // mgmtInit idles: the container is the place to run pvcontrol from.
 const mgmtInit = `#!/bin/sh
 # pv-mgmt init: an idle management container (pvcontrol is in /usr/bin).
+pid=
+trap 'echo "pv-mgmt: stopping"; [ -n "$pid" ] && kill "$pid" 2>/dev/null; exit 0' PWR TERM INT
 echo "pv-mgmt: started"
-while :; do sleep 3600; done
+while :; do
+	sleep 3600 &
+	pid=$!
+	wait "$pid"
+done
 `
 
 // networkInit runs DHCP on the first network interface that is not lo.
 const networkInit = `#!/bin/sh
 # pv-network init: DHCP on the first NIC (host network namespace).
+# udhcpc runs in the background: this shell stays PID 1 to stop it.
+pid=
+stop() {
+	echo "pv-network: stopping"
+	if [ -n "$pid" ]; then
+		kill "$pid" 2>/dev/null
+		wait "$pid"
+	fi
+	exit 0
+}
+trap stop PWR TERM INT
 ip link set lo up
 nic=
 for d in /sys/class/net/*; do
@@ -136,11 +159,18 @@ for d in /sys/class/net/*; do
 done
 if [ -z "$nic" ]; then
 	echo "pv-network: no network interface"
-	while :; do sleep 3600; done
+	while :; do
+		sleep 3600 &
+		pid=$!
+		wait "$pid"
+	done
 fi
 echo "pv-network: DHCP on $nic"
 ip link set "$nic" up
-exec udhcpc -f -S -i "$nic" -s /etc/udhcpc.script -t 5 -T 3 -A 10
+udhcpc -f -S -i "$nic" -s /etc/udhcpc.script -t 5 -T 3 -A 10 &
+pid=$!
+# udhcpc ending by itself ends the container, as before.
+wait "$pid"
 `
 
 // udhcpcScript applies a lease with busybox ip.

@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/pantavisor/pantavisor-go/runtime/state"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 // fakeBin writes an executable stand-in for busybox/pvcontrol.
@@ -30,7 +32,7 @@ func fakeBin(t *testing.T, dir, name string) string {
 
 func TestBuild(t *testing.T) {
 	if _, err := exec.LookPath("mksquashfs"); err != nil {
-		t.Skip("mksquashfs not installed")
+		testenv.Skipf(t, "mksquashfs not installed (Debian squashfs-tools)")
 	}
 	src := t.TempDir()
 	bb, pvc := fakeBin(t, src, "busybox"), fakeBin(t, src, "pvcontrol")
@@ -40,8 +42,8 @@ func TestBuild(t *testing.T) {
 		wantGroup      string
 		wantInit       string
 	}{
-		{"pv-mgmt", Mgmt, true, "platform", "while :; do sleep 3600; done"},
-		{"pv-network", Network, false, "root", "udhcpc -f"},
+		{"pv-mgmt", Mgmt, true, "platform", "trap 'echo \"pv-mgmt: stopping\""},
+		{"pv-network", Network, false, "root", "trap stop PWR TERM INT"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,10 +55,15 @@ func TestBuild(t *testing.T) {
 				if i == 0 {
 					c = ""
 				}
+				work := t.TempDir()
 				e, err := Build(context.Background(), Spec{Name: tc.name, Template: tc.template, Busybox: bb, Pvcontrol: pvc,
-					Work: t.TempDir(), Epoch: 1700000000, Cache: c})
+					Work: work, Epoch: 1700000000, Cache: c})
 				if err != nil {
 					t.Fatalf("Build(%s) = %v", tc.template, err)
+				}
+				// The halt signal is trapped (TestInitStops runs it).
+				if init, err := os.ReadFile(filepath.Join(work, tc.name, "rootfs/sbin/pv-init")); err != nil || !strings.Contains(string(init), tc.wantInit) {
+					t.Errorf("Build(%s) /sbin/pv-init = %q, %v; want %q in it", tc.template, init, err, tc.wantInit)
 				}
 				got := strings.Join(e.Keys(), " ")
 				want := tc.name + "/lxc.container.conf " + tc.name + "/root.squashfs " + tc.name + "/run.json"

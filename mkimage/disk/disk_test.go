@@ -15,6 +15,8 @@ import (
 
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 func loadRecipe(t *testing.T, size int) *recipe.Recipe {
@@ -66,7 +68,7 @@ func TestGUID(t *testing.T) {
 // place (Ext4Options.Offset), which must give the same bytes.
 func TestImage(t *testing.T) {
 	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
-		t.Skip("no mkfs.ext4")
+		testenv.Skipf(t, "no mkfs.ext4 (Debian e2fsprogs)")
 	}
 	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
 	stage := t.TempDir()

@@ -14,6 +14,8 @@ import (
 
 	"github.com/u-root/u-root/pkg/cpio"
 	"github.com/ulikunitz/xz"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 func sampleTree(t *testing.T) *Tree {
@@ -122,7 +124,7 @@ func TestXZ4(t *testing.T) {
 	}
 	// The host cpio (GNU) must unpack it, hard link included.
 	if _, err := exec.LookPath("cpio"); err != nil {
-		t.Skip("no host cpio")
+		testenv.Skipf(t, "no host cpio (Debian cpio)")
 	}
 	dir := t.TempDir()
 	cmd := exec.Command("cpio", "-id", "--quiet")
@@ -251,6 +253,7 @@ func FuzzCpio(f *testing.F) {
 // the same code reads foreign sysroots unpacked from .debs.
 func TestNeededHost(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/ls"); err != nil {
+		// The machine's layout (a non-merged /usr), not a missing tool.
 		t.Skip("no /usr/bin/ls")
 	}
 	s := Sysroot{Dir: "/"}
@@ -279,6 +282,7 @@ func TestNeededHost(t *testing.T) {
 
 func TestNeededMissing(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/ls"); err != nil {
+		// The machine's layout (a non-merged /usr), not a missing tool.
 		t.Skip("no /usr/bin/ls")
 	}
 	_, err := Sysroot{Dir: t.TempDir()}.Needed([]string{"/usr/bin/ls"})
@@ -291,7 +295,7 @@ func TestXZCLI(t *testing.T) {
 	for _, arch := range []string{"amd64", "arm64"} {
 		x := XZCLI{Arch: arch}
 		if !x.Available() {
-			t.Skip("xz not installed")
+			testenv.Skipf(t, "xz not installed (Debian xz-utils)")
 		}
 		tr := NewTree()
 		tr.AddDir("/usr/bin", 0o755)

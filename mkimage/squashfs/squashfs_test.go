@@ -8,11 +8,13 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 func TestMakeReproducible(t *testing.T) {
 	if _, err := exec.LookPath("mksquashfs"); err != nil {
-		t.Skip("no mksquashfs")
+		testenv.Skipf(t, "no mksquashfs (Debian squashfs-tools)")
 	}
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "kernel/fs"), 0o755)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 func TestChoose(t *testing.T) {
@@ -150,7 +152,7 @@ func TestGrub(t *testing.T) {
 func TestGrubEditenv(t *testing.T) {
 	tool, err := exec.LookPath("grub-editenv")
 	if err != nil {
-		t.Skip("grub-editenv not installed (Debian grub-common)")
+		testenv.Skipf(t, "grub-editenv not installed (Debian grub-common)")
 	}
 	path := filepath.Join(t.TempDir(), "grubenv")
 	run := func(args ...string) string {

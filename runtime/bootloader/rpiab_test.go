@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 // fatImage makes a FAT filesystem image file holding files, with the
@@ -16,7 +18,7 @@ func fatImage(t *testing.T, path string, files map[string]string) {
 	t.Helper()
 	for _, tool := range []string{"mkfs.vfat", "mcopy"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (Debian dosfstools, mtools)", tool)
+			testenv.Skipf(t, "%s not installed (Debian dosfstools, mtools)", tool)
 		}
 	}
 	if err := os.WriteFile(path, nil, 0o644); err != nil {

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 // ubootEnvImage is a valid U-Boot env partition (CRC32 + entries).
@@ -28,7 +30,7 @@ func fit(size int, fill byte) []byte {
 
 func TestUbootAB(t *testing.T) {
 	if _, err := exec.LookPath("fw_setenv"); err != nil {
-		t.Skip("fw_setenv not installed (Debian libubootenv-tool)")
+		testenv.Skipf(t, "fw_setenv not installed (Debian libubootenv-tool)")
 	}
 	dir := t.TempDir()
 	proc := fakeMTD(t, dir, map[string]int64{"fitA": 0x10000, "fitB": 0x10000, "u-env": 0x4000})

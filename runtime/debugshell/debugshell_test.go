@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 // pty is a pseudo terminal pair: the test types on the master side, the
@@ -33,7 +35,7 @@ func newPTY(t *testing.T) *pty {
 	t.Helper()
 	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		t.Skipf("no pseudo terminals: %v", err)
+		testenv.Skipf(t, "no pseudo terminals: %v", err)
 	}
 	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
 		t.Fatal(err)
@@ -114,7 +116,7 @@ func busyboxSh(t *testing.T) string {
 	t.Helper()
 	bb, err := exec.LookPath("busybox")
 	if err != nil {
-		t.Skip("no busybox (scripts/install-deps.sh installs busybox-static)")
+		testenv.Skipf(t, "no busybox (scripts/install-deps.sh installs busybox-static)")
 	}
 	sh := filepath.Join(t.TempDir(), "sh")
 	if err := os.Symlink(bb, sh); err != nil {

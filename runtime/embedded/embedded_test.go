@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 // fakeExt4 returns a device image with an ext4 superblock carrying label.
@@ -41,7 +43,7 @@ func TestReadSuperblock(t *testing.T) {
 // TestReadSuperblockMkfs checks against a file system made by mkfs.ext4.
 func TestReadSuperblockMkfs(t *testing.T) {
 	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
-		t.Skip("no mkfs.ext4")
+		testenv.Skipf(t, "no mkfs.ext4 (Debian e2fsprogs)")
 	}
 	img := filepath.Join(t.TempDir(), "fs.img")
 	out, err := exec.Command("mkfs.ext4", "-q", "-F", "-L", "pvroot", "-U", "0e4f9b2a-1111-2222-3333-444455556666", img, "2M").CombinedOutput()
@@ -128,7 +130,7 @@ func TestWaitFor(t *testing.T) {
 
 func TestMountTmpfs(t *testing.T) {
 	if os.Getuid() != 0 {
-		t.Skip("needs root")
+		testenv.Skipf(t, "needs root")
 	}
 	target := filepath.Join(t.TempDir(), "a", "b")
 	m := Mount{Source: "tmpfs", Target: target, FSType: "tmpfs", Data: "size=1m"}
@@ -148,7 +150,7 @@ func TestMountTmpfs(t *testing.T) {
 func TestReapOnce(t *testing.T) {
 	cmd := exec.Command("true")
 	if err := cmd.Start(); err != nil {
-		t.Skip(err)
+		testenv.Skipf(t, "%v", err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for n := 0; n == 0 && time.Now().Before(deadline); {

@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 const mib = 1 << 20
@@ -24,7 +26,7 @@ func need(t *testing.T, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("no %s", tool)
+			testenv.Skipf(t, "no %s (Debian fdisk, util-linux, e2fsprogs)", tool)
 		}
 	}
 }
@@ -69,7 +71,7 @@ func withDisk(t *testing.T, img string, lbs int, fn func(dev string)) {
 		return
 	}
 	if os.Getuid() != 0 {
-		t.Skipf("%d-byte sectors need a loop device (root)", lbs)
+		testenv.Skipf(t, "%d-byte sectors need a loop device (root)", lbs)
 	}
 	dev := strings.TrimSpace(run(t, "losetup", "-b", strconv.Itoa(lbs), "-f", "--show", img))
 	defer exec.Command("losetup", "-d", dev).Run()
@@ -347,7 +349,7 @@ func tableBytes(t *testing.T, img string) []byte {
 // (detach, attach again) does nothing, pv_autogrow=off leaves all as is.
 func TestAutogrowLoop(t *testing.T) {
 	if os.Getuid() != 0 {
-		t.Skip("needs root (loop devices, mount)")
+		testenv.Skipf(t, "needs root (loop devices, mount)")
 	}
 	need(t, "sfdisk", "losetup", "partx", "mkfs.ext4", "e2fsck", "blkid")
 	resize := canResizeFS()
@@ -462,7 +464,7 @@ func TestAutogrowLoop(t *testing.T) {
 // TestAutogrowNotLast leaves a storage partition with another after it.
 func TestAutogrowNotLast(t *testing.T) {
 	if os.Getuid() != 0 {
-		t.Skip("needs root (loop devices)")
+		testenv.Skipf(t, "needs root (loop devices)")
 	}
 	need(t, "sfdisk", "losetup", "partx")
 	img := sfdiskImage(t, 64, 512, "label: gpt\nstart=2048, size=16384\nstart=18432, size=65536\nstart=83968, size=20480\n")

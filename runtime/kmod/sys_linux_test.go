@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 var (
@@ -21,7 +23,7 @@ var (
 
 func TestFinitRejectsGarbage(t *testing.T) {
 	if os.Getuid() != 0 {
-		t.Skip("needs root")
+		testenv.Skipf(t, "needs root")
 	}
 	// Not an ELF module: the kernel refuses it without side effects
 	// (ENOEXEC, or EPERM where module loading is locked down).

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 const e1000eAdd = "add@/devices/pci0000:00/0000:00:03.0\x00ACTION=add\x00DEVPATH=/devices/pci0000:00/0000:00:03.0\x00SUBSYSTEM=pci\x00" +
@@ -70,7 +72,7 @@ func TestHotplug(t *testing.T) {
 func TestOpenUevents(t *testing.T) {
 	src, err := OpenUevents()
 	if err != nil {
-		t.Skipf("no uevent socket here: %v", err)
+		testenv.Skipf(t, "no uevent socket here: %v", err)
 	}
 	l, _ := testLoader(t, &fakeKernel{})
 	ctx, cancel := context.WithCancel(context.Background())

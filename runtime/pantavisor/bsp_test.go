@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/pantavisor/pantavisor-go/runtime/state"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 // squashfsOf makes a squashfs image of files (path → content).
@@ -32,10 +34,10 @@ func squashfsOf(t *testing.T, files map[string]string) string {
 
 func TestBSPMount(t *testing.T) {
 	if os.Getuid() != 0 {
-		t.Skip("needs root (loop mounts)")
+		testenv.Skipf(t, "needs root (loop mounts)")
 	}
 	if _, err := exec.LookPath("mksquashfs"); err != nil {
-		t.Skip("no mksquashfs")
+		testenv.Skipf(t, "no mksquashfs (Debian squashfs-tools)")
 	}
 	const rel = "6.1.0-50-amd64"
 	modules := squashfsOf(t, map[string]string{

@@ -18,6 +18,8 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/internal/rootfs"
 	"github.com/pantavisor/pantavisor-go/runtime/platform/lxc"
 	"github.com/pantavisor/pantavisor-go/runtime/volume"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 var (
@@ -30,13 +32,13 @@ var (
 func testImage(t testing.TB) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("skipping: running containers needs root")
+		testenv.Skipf(t, "skipping: running containers needs root")
 	}
 	if err := rootfs.Available(); err != nil {
-		t.Skipf("skipping: %v", err)
+		testenv.Skipf(t, "skipping: %v", err)
 	}
 	if err := lxc.Available(); err != nil {
-		t.Skipf("skipping: %v", err)
+		testenv.Skipf(t, "skipping: %v", err)
 	}
 	imgOnce.Do(func() {
 		var helper []byte

@@ -18,6 +18,8 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
 	"github.com/pantavisor/pantavisor-go/runtime/debugshell"
 	"golang.org/x/sys/unix"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 // console is the master side of a pseudo terminal standing in for the
@@ -33,7 +35,7 @@ func newConsole(t *testing.T) *console {
 	t.Helper()
 	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		t.Skipf("no pseudo terminals: %v", err)
+		testenv.Skipf(t, "no pseudo terminals: %v", err)
 	}
 	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
 		t.Fatal(err)
@@ -83,7 +85,7 @@ func seatShell(t *testing.T) *console {
 	t.Helper()
 	bb, err := exec.LookPath("busybox")
 	if err != nil {
-		t.Skip("no busybox (scripts/install-deps.sh installs busybox-static)")
+		testenv.Skipf(t, "no busybox (scripts/install-deps.sh installs busybox-static)")
 	}
 	sh := filepath.Join(t.TempDir(), "sh")
 	if err := os.Symlink(bb, sh); err != nil {

@@ -12,6 +12,8 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/internal/rootfs"
 	"github.com/pantavisor/pantavisor-go/runtime/platform/lxc"
 	"github.com/pantavisor/pantavisor-go/runtime/volume"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 // drive runs ticks and actions until cond holds or the deadline passes.
@@ -62,13 +64,13 @@ func drive(t *testing.T, ctx context.Context, e *Engine, h *Host, cond func() bo
 
 func TestHostRealContainers(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("skipping: running containers needs root")
+		testenv.Skipf(t, "skipping: running containers needs root")
 	}
 	if err := rootfs.Available(); err != nil {
-		t.Skipf("skipping: %v", err)
+		testenv.Skipf(t, "skipping: %v", err)
 	}
 	if err := lxc.Available(); err != nil {
-		t.Skipf("skipping: %v", err)
+		testenv.Skipf(t, "skipping: %v", err)
 	}
 	img, err := rootfs.Build(rootfs.Options{})
 	if err != nil {

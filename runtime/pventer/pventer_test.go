@@ -13,6 +13,8 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/internal/rootfs"
 	"github.com/pantavisor/pantavisor-go/runtime/platform/lxc"
 	"github.com/pantavisor/pantavisor-go/runtime/volume"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 func TestUsage(t *testing.T) {
@@ -41,10 +43,10 @@ func TestFindPath(t *testing.T) {
 
 func TestEnter(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("skipping: running containers needs root")
+		testenv.Skipf(t, "skipping: running containers needs root")
 	}
 	if err := rootfs.Available(); err != nil {
-		t.Skipf("skipping: %v", err)
+		testenv.Skipf(t, "skipping: %v", err)
 	}
 	img, err := rootfs.Build(rootfs.Options{Files: []rootfs.File{{Path: "/etc/fixture", Data: []byte("inside\n")}}})
 	if err != nil {
@@ -66,7 +68,7 @@ func TestEnter(t *testing.T) {
 	lxcpath := filepath.Join(dir, "lxc")
 	c, err := lxc.Start(context.Background(), log, lxc.Spec{Name: "enter", LXCPath: lxcpath, ConfigFile: conf, VolumesDir: vols, StopTimeout: time.Second})
 	if errors.Is(err, lxc.ErrNoCgo) {
-		t.Skip("skipping: built without cgo")
+		testenv.Skipf(t, "skipping: built without cgo")
 	}
 	if err != nil {
 		t.Fatal(err)

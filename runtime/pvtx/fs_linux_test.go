@@ -24,12 +24,14 @@ func statfsType(path string, t *int64) error {
 func TestDeployAcrossFileSystems(t *testing.T) {
 	shm, err := os.MkdirTemp("/dev/shm", "pvtx-test-")
 	if err != nil {
+		// The machine's layout, not a missing tool: plain skip.
 		t.Skip("no /dev/shm")
 	}
 	t.Cleanup(func() { os.RemoveAll(shm) })
 	e := newCLIEnv(t)
 	var a, b int64
 	if statfsType(shm, &a) != nil || statfsType(e.root, &b) != nil || a == b {
+		// The machine's layout (TMPDIR on tmpfs), not a missing tool.
 		t.Skip("/dev/shm is on the same file system as the temp dir")
 	}
 	e.ok(nil, "begin", "empty", shm)

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 func shaOf(b []byte) string {
@@ -78,7 +80,7 @@ func gz(b []byte) []byte {
 func bz2(t testing.TB, b []byte) []byte {
 	t.Helper()
 	if _, err := exec.LookPath("bzip2"); err != nil {
-		t.Skip("no bzip2 binary")
+		testenv.Skipf(t, "no bzip2 binary (Debian bzip2)")
 	}
 	cmd := exec.Command("bzip2", "-c")
 	cmd.Stdin = bytes.NewReader(b)

@@ -6,16 +6,18 @@ import (
 	"os"
 	"syscall"
 	"testing"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 // TestPutObjectDiskFull fills a real 2 MiB tmpfs (root only).
 func TestPutObjectDiskFull(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs")
+		testenv.Skipf(t, "needs root to mount a tmpfs")
 	}
 	dir := t.TempDir()
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=2m"); err != nil {
-		t.Skipf("mount tmpfs: %v", err)
+		testenv.Skipf(t, "mount tmpfs: %v", err)
 	}
 	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
 	s, err := Open(dir)

@@ -6,13 +6,15 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 // BenchmarkMountPlatform mounts and unmounts a squashfs root volume with a
 // boot overlay and a config overlay, as a platform start does.
 func BenchmarkMountPlatform(b *testing.B) {
 	if os.Geteuid() != 0 {
-		b.Skip("skipping: mounting needs root")
+		testenv.Skipf(b, "skipping: mounting needs root")
 	}
 	img := fixture(b)
 	dir := b.TempDir()

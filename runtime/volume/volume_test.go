@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/internal/rootfs"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 func needRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("skipping: mounting needs root")
+		testenv.Skipf(t, "skipping: mounting needs root")
 	}
 }
 
@@ -36,7 +38,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 func fixture(t testing.TB) string {
 	t.Helper()
 	if err := rootfs.Available(); err != nil {
-		t.Skipf("skipping: %v", err)
+		testenv.Skipf(t, "skipping: %v", err)
 	}
 	img, err := rootfs.Build(rootfs.Options{})
 	if err != nil {
@@ -293,7 +295,7 @@ func TestLoopOtherFS(t *testing.T) {
 	needRoot(t)
 	mkfs, err := exec.LookPath("mkfs.ext4")
 	if err != nil {
-		t.Skip("skipping: no mkfs.ext4")
+		testenv.Skipf(t, "skipping: no mkfs.ext4 (Debian e2fsprogs)")
 	}
 	dir := t.TempDir()
 	img := filepath.Join(dir, "data.ext4")

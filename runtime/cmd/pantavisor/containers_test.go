@@ -17,6 +17,8 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/internal/rootfs"
 	"github.com/pantavisor/pantavisor-go/runtime/platform/lxc"
 	"github.com/pantavisor/pantavisor-go/runtime/volume"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 // ctBinary runs the daemon binary on a factory revision with n busybox
@@ -25,13 +27,13 @@ import (
 func ctBinary(tb testing.TB, prefix string, n int) (p *proc, dir string, started time.Time) {
 	tb.Helper()
 	if os.Geteuid() != 0 {
-		tb.Skip("skipping: running containers needs root")
+		testenv.Skipf(tb, "skipping: running containers needs root")
 	}
 	if err := rootfs.Available(); err != nil {
-		tb.Skipf("skipping: %v", err)
+		testenv.Skipf(tb, "skipping: %v", err)
 	}
 	if err := lxc.Available(); err != nil {
-		tb.Skipf("skipping: %v", err)
+		testenv.Skipf(tb, "skipping: %v", err)
 	}
 	imgPath, err := rootfs.Build(rootfs.Options{})
 	if err != nil {

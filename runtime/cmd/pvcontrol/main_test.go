@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/pantavisor"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 const emptyState = `{"#spec":"pantavisor-service-system@1"}`
@@ -267,7 +269,7 @@ func TestStepsInstall(t *testing.T) {
 // /dev/full refuses every write with ENOSPC.
 func TestOutputFileFull(t *testing.T) {
 	if _, err := os.Stat("/dev/full"); err != nil {
-		t.Skip("no /dev/full")
+		testenv.Skipf(t, "no /dev/full")
 	}
 	d := startDaemon(t)
 	if _, code := pvc(t, d.sock, "", "-f", "/dev/full", "steps", "get", "0"); code != exitUnknown {

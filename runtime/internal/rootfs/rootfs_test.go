@@ -5,11 +5,13 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 func TestBuildReproducible(t *testing.T) {
 	if err := Available(); err != nil {
-		t.Skipf("cannot build images here: %v", err)
+		testenv.Skipf(t, "cannot build images here: %v", err)
 	}
 	extra := []File{{Path: "/etc/motd", Data: []byte("hello\n")}}
 	// Two separate caches: the second build cannot reuse the first.
@@ -44,7 +46,7 @@ func TestBuildReproducible(t *testing.T) {
 
 func TestBuildBadPath(t *testing.T) {
 	if err := Available(); err != nil {
-		t.Skipf("cannot build images here: %v", err)
+		testenv.Skipf(t, "cannot build images here: %v", err)
 	}
 	for _, p := range []string{"etc/x", "/etc/../x", "/"} {
 		_, err := Build(Options{CacheDir: t.TempDir(), Files: []File{{Path: p}}})

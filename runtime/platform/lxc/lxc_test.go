@@ -19,6 +19,8 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/internal/rootfs"
 	"github.com/pantavisor/pantavisor-go/runtime/volume"
 	"golang.org/x/sys/unix"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 type tWriter struct{ t testing.TB }
@@ -36,13 +38,13 @@ func testLog(t testing.TB) *slog.Logger {
 func needLXC(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("skipping: running containers needs root")
+		testenv.Skipf(t, "skipping: running containers needs root")
 	}
 	if !Supported("lxc.rootfs.path") {
-		t.Skip("skipping: liblxc not usable")
+		testenv.Skipf(t, "skipping: liblxc not usable")
 	}
 	if err := rootfs.Available(); err != nil {
-		t.Skipf("skipping: %v", err)
+		testenv.Skipf(t, "skipping: %v", err)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 // TestVeth starts a container with its own network namespace on a
@@ -17,12 +19,12 @@ import (
 func TestVeth(t *testing.T) {
 	needLXC(t)
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("skipping: no ip command")
+		testenv.Skipf(t, "skipping: no ip command (Debian iproute2)")
 	}
 	const br = "pvtestbr0"
 	exec.Command("ip", "link", "del", br).Run()
 	if out, err := exec.Command("ip", "link", "add", br, "type", "bridge").CombinedOutput(); err != nil {
-		t.Skipf("skipping: cannot create a bridge: %v: %s", err, out)
+		testenv.Skipf(t, "skipping: cannot create a bridge: %v: %s", err, out)
 	}
 	defer exec.Command("ip", "link", "del", br).Run()
 	exec.Command("ip", "link", "set", br, "up").Run()

@@ -1,0 +1,409 @@
+package pantavisor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
+	"github.com/pantavisor/pantavisor-go/runtime/internal/rootfs"
+	"github.com/pantavisor/pantavisor-go/runtime/platform/lxc"
+	"github.com/pantavisor/pantavisor-go/runtime/state"
+	"golang.org/x/sys/unix"
+)
+
+// hostSecret writes a 3 MiB file outside any container root: more than a
+// default logger's maxsize, so a logger reaching it would truncate it.
+func hostSecret(t *testing.T) (dir, file string, data []byte) {
+	t.Helper()
+	dir = t.TempDir()
+	file = filepath.Join(dir, "secret")
+	data = bytes.Repeat([]byte("host secret\n"), (3<<20)/12)
+	must(t, os.WriteFile(file, data, 0o600))
+	return dir, file, data
+}
+
+// checkIntact fails unless file still holds data.
+func checkIntact(t *testing.T, file string, data []byte) {
+	t.Helper()
+	got, err := os.ReadFile(file)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Errorf("host file %s: %d bytes, %v; want it untouched (%d bytes)", file, len(got), err, len(data))
+	}
+}
+
+// up is a relative link prefix that climbs far above any temp dir.
+var up = strings.Repeat("../", 16)
+
+// escapeRoot makes a fake container root whose log paths lead, on the
+// host side, to the host file secret (in hostDir): the attacks a
+// container can stage in its own tree. It also holds var/log/good.
+func escapeRoot(t *testing.T, root, hostDir, secret string) {
+	t.Helper()
+	must(t, os.MkdirAll(filepath.Join(root, "var/log"), 0o755))
+	must(t, os.WriteFile(filepath.Join(root, "var/log/good"), []byte("hello\n"), 0o644))
+	for link, target := range map[string]string{
+		"var/log/messages": secret,                     // absolute link to a host file
+		"var/log/syslog":   up + secret[1:],            // relative link climbing out
+		"var/abslog":       hostDir,                    // absolute link to a host dir
+		"var/rellog":       up + hostDir[1:],           // relative link to a host dir
+		"var/log/inroot":   "/var/log/good",            // link to a file inside: not followed
+		"var/inlog":        "log",                      // link to a dir inside: followed
+		"var/log/proc":     "/proc/self/root" + secret, // magic link on the way
+	} {
+		must(t, os.Symlink(target, filepath.Join(root, link)))
+	}
+	must(t, unix.Mkfifo(filepath.Join(root, "var/log/fifo"), 0o644))
+}
+
+func TestOpenInRoot(t *testing.T) {
+	hostDir, secret, data := hostSecret(t)
+	dir := t.TempDir()
+	escapeRoot(t, dir, hostDir, secret)
+	root, err := os.Open(dir)
+	must(t, err)
+	defer root.Close()
+	tests := []struct {
+		name, file string
+		want       string // content; "" = refused
+	}{
+		{"regular file", "/var/log/good", "hello\n"},
+		{"dir link inside", "/var/inlog/good", "hello\n"},
+		{"dot-dot above the root", "/../../../var/log/good", "hello\n"},
+		{"absolute link to a host file", "/var/log/messages", ""},
+		{"relative link climbing out", "/var/log/syslog", ""},
+		{"absolute link to a host dir", "/var/abslog/secret", ""},
+		{"relative link to a host dir", "/var/rellog/secret", ""},
+		{"dot-dot to a host file", "/" + up + secret[1:], ""},
+		{"link as last component", "/var/log/inroot", ""},
+		{"fifo", "/var/log/fifo", ""},
+		{"directory", "/var/log", ""},
+		{"magic link", "/var/log/proc", ""},
+		{"missing", "/var/log/none", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := openInRoot(root, tc.file)
+			if tc.want == "" {
+				if err == nil {
+					got, _ := os.ReadFile(f.Name())
+					f.Close()
+					t.Fatalf("openInRoot(%s) = %s (%d bytes), want refused", tc.file, f.Name(), len(got))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("openInRoot(%s) = %v, want %q", tc.file, err, tc.want)
+			}
+			defer f.Close()
+			got := make([]byte, 64)
+			n, _ := f.Read(got)
+			if string(got[:n]) != tc.want {
+				t.Errorf("openInRoot(%s) reads %q, want %q", tc.file, got[:n], tc.want)
+			}
+			if _, err := f.Write([]byte("x")); err == nil {
+				t.Errorf("openInRoot(%s) is writable, want read-only", tc.file)
+			}
+		})
+	}
+	checkIntact(t, secret, data)
+}
+
+// TestPollReachesNoHostFile is the regression test of issue 11 defect 1:
+// a container linking its log files to host files gets nothing read or
+// truncated, while a real log past maxsize is read and truncated.
+func TestPollReachesNoHostFile(t *testing.T) {
+	hostDir, secret, data := hostSecret(t)
+	dir := t.TempDir()
+	escapeRoot(t, dir, hostDir, secret)
+	big := bytes.Repeat([]byte("container log\n"), (3<<20)/14)
+	must(t, os.WriteFile(filepath.Join(dir, "var/log/big"), big, 0o644))
+	// A hard link shares the inode with a file the container may not own:
+	// read (it is in the container's tree) but never truncated.
+	linked := filepath.Join(hostDir, "linked")
+	must(t, os.WriteFile(linked, big, 0o644))
+	must(t, os.Link(linked, filepath.Join(dir, "var/log/hard")))
+	root, err := os.Open(dir)
+	must(t, err)
+	defer root.Close()
+	buf := make([]byte, 32<<10)
+	for _, file := range []string{"/var/log/messages", "/var/log/syslog", "/var/abslog/secret", "/var/rellog/secret", "/var/log/fifo", "/var/log/proc"} {
+		var out bytes.Buffer
+		l := fileLogger{file: file, maxSize: defaultLogMax, truncate: true}
+		off, err := l.poll(root, 0, buf, &out)
+		if err == nil || off != 0 || out.Len() != 0 {
+			t.Errorf("poll(%s) = %d, %v, copied %d bytes; want an error and nothing copied", file, off, err, out.Len())
+		}
+	}
+	checkIntact(t, secret, data)
+
+	var out bytes.Buffer
+	l := fileLogger{file: "/var/log/big", maxSize: defaultLogMax, truncate: true}
+	if off, err := l.poll(root, 0, buf, &out); err != nil || off != 0 || !bytes.Equal(out.Bytes(), big) {
+		t.Errorf("poll(big) = %d, %v, copied %d bytes; want 0, nil, %d bytes", off, err, out.Len(), len(big))
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "var/log/big")); err != nil || fi.Size() != 0 {
+		t.Errorf("big log after poll: %v, %v; want truncated", fi, err)
+	}
+	out.Reset()
+	l.file = "/var/log/hard"
+	if off, err := l.poll(root, 0, buf, &out); err == nil || off != int64(len(big)) || out.Len() != len(big) {
+		t.Errorf("poll(hard link) = %d, %v; want it read (%d bytes), then truncation refused", off, err, len(big))
+	}
+	checkIntact(t, linked, big)
+}
+
+// TestFollowProcessRoot runs the logger on a real process's root
+// (/proc/<pid>/root): a chrooted busybox standing for a container's init.
+func TestFollowProcessRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Skipf(t, "skipping: chroot needs root")
+	}
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		testenv.Skipf(t, "skipping: no busybox: %v", err)
+	}
+	hostDir, secret, data := hostSecret(t)
+	dir := t.TempDir()
+	escapeRoot(t, dir, hostDir, secret)
+	must(t, os.MkdirAll(filepath.Join(dir, "bin"), 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, "bin/busybox"), bb, 0o755))
+	cmd := &exec.Cmd{Path: "/bin/busybox", Args: []string{"busybox", "sleep", "3600"},
+		SysProcAttr: &syscall.SysProcAttr{Chroot: dir}}
+	must(t, cmd.Start())
+	exited := false
+	defer func() {
+		if !exited {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+
+	c, err := openContainerRoot(cmd.Process.Pid)
+	must(t, err)
+	defer c.Close()
+	buf := make([]byte, 32<<10)
+	for _, file := range []string{"/var/log/messages", "/var/log/syslog", "/var/abslog/secret", "/var/rellog/secret", "/var/log/fifo"} {
+		var out bytes.Buffer
+		l := fileLogger{file: file, maxSize: defaultLogMax, truncate: true}
+		if off, err := l.pollContainer(c, 0, buf, &out); err == nil || out.Len() != 0 {
+			t.Errorf("pollContainer(%s) = %d, %v, copied %d bytes; want an error and nothing copied", file, off, err, out.Len())
+		}
+	}
+	checkIntact(t, secret, data)
+	var out bytes.Buffer
+	l := fileLogger{file: "/var/log/good", maxSize: defaultLogMax, truncate: true}
+	if off, err := l.pollContainer(c, 0, buf, &out); err != nil || out.String() != "hello\n" {
+		t.Errorf("pollContainer(good) = %d, %v, %q; want hello", off, err, out.String())
+	}
+
+	// Once init is gone its PID may be reused: the pinned root refuses.
+	cmd.Process.Kill()
+	cmd.Wait()
+	exited = true
+	if _, err := c.open(); !errors.Is(err, unix.ESRCH) && !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("open() after init exited = %v, want ESRCH or ENOENT", err)
+	}
+}
+
+// TestLoggerLXC runs the logger on a real LXC container (its own mount
+// namespace, pivot_root into a directory root) whose log files link to a
+// host file: nothing is read or truncated; after the container stops its
+// pinned root refuses to open.
+func TestLoggerLXC(t *testing.T) {
+	testenv.NeedRoot(t, "runs an LXC container")
+	if err := lxc.Available(); err != nil {
+		testenv.Skipf(t, "%v", err)
+	}
+	bb, err := os.ReadFile(rootfs.DefaultBusybox)
+	if err != nil {
+		testenv.Skipf(t, "no busybox (Debian busybox-static): %v", err)
+	}
+	hostDir, secret, data := hostSecret(t)
+	dir := t.TempDir()
+	root := filepath.Join(dir, "rootfs")
+	escapeRoot(t, root, hostDir, secret)
+	for _, d := range []string{"bin", "sbin", "proc", "sys", "dev", "tmp"} {
+		must(t, os.MkdirAll(filepath.Join(root, d), 0o755))
+	}
+	must(t, os.WriteFile(filepath.Join(root, "bin/busybox"), bb, 0o755))
+	must(t, os.Symlink("busybox", filepath.Join(root, "bin/sh")))
+	must(t, os.Symlink("busybox", filepath.Join(root, "bin/sleep")))
+	must(t, os.Symlink("busybox", filepath.Join(root, "bin/echo")))
+	must(t, os.WriteFile(filepath.Join(root, "sbin/init"), []byte(rootfs.DefaultInit), 0o755))
+	conf := filepath.Join(dir, "lxc.container.conf")
+	must(t, os.WriteFile(conf, []byte("lxc.rootfs.path = dir:"+root+"\nlxc.init.cmd = /sbin/init\n"+
+		"lxc.mount.auto = proc:mixed sys:mixed\nlxc.namespace.keep = user net ipc\nlxc.apparmor.profile = unconfined\n"+
+		"lxc.environment = PATH=/bin:/sbin\n"), 0o644))
+	name := "pvt-logger-" + strconv.Itoa(os.Getpid())
+	c, err := lxc.Start(context.Background(), slog.New(slog.NewTextHandler(testLog{t}, nil)),
+		lxc.Spec{Name: name, LXCPath: filepath.Join(dir, "lxc"), ConfigFile: conf, StopTimeout: 10 * time.Second})
+	if err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "lxc", name, "lxc.log"))
+		t.Fatalf("lxc.Start() = %v\n%s", err, log)
+	}
+	go io.Copy(io.Discard, c.Console())
+	stopped := false
+	defer func() {
+		if !stopped {
+			c.Stop(context.Background())
+		}
+	}()
+	cr, err := openContainerRoot(c.Pid())
+	must(t, err)
+	defer cr.Close()
+	buf := make([]byte, 32<<10)
+	for _, file := range []string{"/var/log/messages", "/var/log/syslog", "/var/abslog/secret", "/var/rellog/secret", "/var/log/fifo"} {
+		var out bytes.Buffer
+		l := fileLogger{file: file, maxSize: defaultLogMax, truncate: true}
+		if off, err := l.pollContainer(cr, 0, buf, &out); err == nil || out.Len() != 0 {
+			t.Errorf("pollContainer(%s) = %d, %v, copied %d bytes; want an error and nothing copied", file, off, err, out.Len())
+		}
+	}
+	checkIntact(t, secret, data)
+	var out bytes.Buffer
+	l := fileLogger{file: "/var/log/good", maxSize: defaultLogMax, truncate: true}
+	if off, err := l.pollContainer(cr, 0, buf, &out); err != nil || out.String() != "hello\n" {
+		t.Errorf("pollContainer(good) = %d, %v, %q; want hello", off, err, out.String())
+	}
+	must(t, c.Stop(context.Background()))
+	stopped = true
+	if r, err := cr.open(); err == nil {
+		r.Close()
+		t.Errorf("open() after the container stopped = nil error, want one")
+	}
+}
+
+// TestFollow runs the follower loop until done closes.
+func TestFollow(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Skipf(t, "skipping: chroot needs root")
+	}
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		testenv.Skipf(t, "skipping: no busybox: %v", err)
+	}
+	dir := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(dir, "bin"), 0o755))
+	must(t, os.MkdirAll(filepath.Join(dir, "var/log"), 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, "bin/busybox"), bb, 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, "var/log/messages"), []byte("line one\n"), 0o644))
+	cmd := &exec.Cmd{Path: "/bin/busybox", Args: []string{"busybox", "sleep", "3600"},
+		SysProcAttr: &syscall.SysProcAttr{Chroot: dir}}
+	must(t, cmd.Start())
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	c, err := openContainerRoot(cmd.Process.Pid)
+	must(t, err)
+	defer c.Close()
+	r, w, err := os.Pipe()
+	must(t, err)
+	defer r.Close()
+	done := make(chan struct{})
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		fileLogger{file: "/var/log/messages", maxSize: defaultLogMax, truncate: true}.follow(slog.New(slog.NewTextHandler(testLog{t}, nil)), c, done, w)
+	}()
+	line := make([]byte, 9)
+	if _, err := io.ReadFull(r, line); err != nil || string(line) != "line one\n" {
+		t.Errorf("follow copied %q, %v; want the first line", line, err)
+	}
+	close(done)
+	<-ended
+	if n, err := r.Read(line); err == nil {
+		t.Errorf("pipe after follow ended: read %d bytes, want EOF", n)
+	}
+}
+
+func TestFileLoggers(t *testing.T) {
+	tests := []struct {
+		logs []map[string]string
+		want []fileLogger
+	}{
+		{nil, []fileLogger{{"/var/log/syslog", defaultLogMax, true}, {"/var/log/messages", defaultLogMax, true}}},
+		{[]map[string]string{{"file": "/var/log/app.log", "maxsize": "100", "truncate": "false"}, {"file": "relative"}, {"lxc": "enable"}, {"file": "/a/../../b", "maxsize": "-1"}},
+			[]fileLogger{{"/var/log/app.log", 100, false}, {"/b", defaultLogMax, true}}},
+	}
+	for _, tc := range tests {
+		got := fileLoggers(&state.Platform{Logs: tc.logs})
+		if len(got) != len(tc.want) {
+			t.Errorf("fileLoggers(%v) = %v, want %v", tc.logs, got, tc.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != tc.want[i] {
+				t.Errorf("fileLoggers(%v)[%d] = %v, want %v", tc.logs, i, got[i], tc.want[i])
+			}
+		}
+	}
+	if got := fileLoggers(nil); got != nil {
+		t.Errorf("fileLoggers(nil) = %v, want nil", got)
+	}
+}
+
+// FuzzFileLoggers: every logger of any "logs" entry names a clean absolute
+// path and a positive size.
+func FuzzFileLoggers(f *testing.F) {
+	f.Add("/var/log/messages", "102400", "true")
+	f.Add("/../../etc/shadow", "0", "false")
+	f.Add("var/log/x", "abc", "")
+	f.Add("/proc/self/root/etc", "9223372036854775807", "no")
+	f.Fuzz(func(t *testing.T, file, maxsize, truncate string) {
+		for _, l := range fileLoggers(&state.Platform{Logs: []map[string]string{{"file": file, "maxsize": maxsize, "truncate": truncate}}}) {
+			if !filepath.IsAbs(l.file) || filepath.Clean(l.file) != l.file || l.maxSize <= 0 {
+				t.Errorf("fileLoggers(%q, %q) = %+v", file, maxsize, l)
+			}
+		}
+	})
+}
+
+// FuzzOpenInRoot: whatever path a run.json names, what opens is inside
+// the container root.
+func FuzzOpenInRoot(f *testing.F) {
+	hostDir := f.TempDir()
+	secret := filepath.Join(hostDir, "secret")
+	if err := os.WriteFile(secret, []byte("host"), 0o600); err != nil {
+		f.Fatal(err)
+	}
+	dir := f.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "var/log"), 0o755); err != nil {
+		f.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "var/log/good"), []byte("good"), 0o644)
+	os.Symlink(secret, filepath.Join(dir, "var/log/messages"))
+	os.Symlink(up+hostDir[1:], filepath.Join(dir, "var/rellog"))
+	os.Symlink(hostDir, filepath.Join(dir, "var/abslog"))
+	root, err := os.Open(dir)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { root.Close() })
+	for _, s := range []string{"/var/log/good", "/var/log/messages", "/var/rellog/secret", "/var/abslog/secret", "/" + up + secret[1:], secret} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		g, err := openInRoot(root, name)
+		if err != nil {
+			return
+		}
+		defer g.Close()
+		b := make([]byte, 8)
+		n, _ := g.Read(b)
+		if string(b[:n]) == "host" {
+			t.Errorf("openInRoot(%q) opened the host file", name)
+		}
+	})
+}
