@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -763,4 +765,133 @@ func TestStopStubborn(t *testing.T) {
 	start := time.Now()
 	in.stop()
 	t.Logf("stopped 3 stubborn containers in %v", time.Since(start))
+}
+
+// stubbornInit is a container init that ignores the halt signals (LXC's
+// SIGPWR, SIGTERM) and says so on its console: a stop of it takes the
+// whole stop timeout and ends in SIGKILL.
+const stubbornInit = `trap 'echo "pv-fixture: halt ignored"' PWR TERM INT
+echo "pv-fixture: init started as pid $$"
+while :; do
+	sleep 3600 &
+	wait $!
+done
+`
+
+// stubbornPlat is a platform running stubbornInit, its files for writeRev.
+func stubbornPlat(e *ctEnv, name string) (plat, map[string]string) {
+	conf := rootfs.LXCConf(rootfs.Conf{Name: name, VolumesDir: e.volumes, Init: "/bin/sh /etc/stubborn"})
+	return plat{name: name, run: `"group":"app"`, conf: conf},
+		map[string]string{"_config/" + name + "/etc/stubborn": stubbornInit}
+}
+
+// waitConsole waits until the console log of name in rev contains s.
+func (e *ctEnv) waitConsole(t testing.TB, rev, name, s string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(e.storage, "logs", rev, name, "lxc", "console.log"))
+		if strings.Contains(string(b), s) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %q not on the console: %q", name, s, b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestStubbornStopKeepsAPI: while a container that ignores its halt
+// signal is being stopped (the stop takes the whole stop timeout), GET
+// /containers, GET /groups and POST /signal are answered at once: their
+// answers arrive while the container is still STOPPING, not after the
+// stop finished (issue 11: no blocking call under the manager's lock).
+func TestStubbornStopKeepsAPI(t *testing.T) {
+	e := newCtEnv(t)
+	name := fmt.Sprintf("sk-%d", os.Getpid())
+	p, files := stubbornPlat(e, name)
+	e.writeRev(t, "0", []plat{p}, `"groups.json":[{"name":"app","restart_policy":"container"}]`, files)
+	in := e.start(t, "0", nil)
+	in.waitFor(t, "started", statusIs(map[string]string{name: "STARTED"}))
+	e.waitInit(t, "0", name)
+
+	stopped := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("PUT", "http://localhost/containers/"+name, strings.NewReader(`{"action":"stop"}`))
+		resp, err := in.hc.Do(req)
+		if err != nil {
+			stopped <- -1
+			return
+		}
+		resp.Body.Close()
+		stopped <- resp.StatusCode
+	}()
+	// The halt signal reached init: the stop is under way, and lasts the
+	// stop timeout (5 s) from here.
+	e.waitConsole(t, "0", name, "halt ignored")
+	if got := in.containers(t)[name].Status; got != "STOPPING" {
+		t.Errorf("GET /containers during the stop: %s = %s, want STOPPING (answered before the stop ended)", name, got)
+	}
+	if code, b := in.call(t, "POST", "/signal", strings.NewReader(`{"type":"alive","payload":""}`)); code != 200 {
+		t.Errorf("POST /signal during the stop = %d %s, want 200", code, b)
+	}
+	if code, b := in.call(t, "GET", "/groups", nil); code != 200 || !strings.Contains(string(b), `"app"`) {
+		t.Errorf("GET /groups during the stop = %d %s", code, b)
+	}
+	if got := in.containers(t)[name].Status; got != "STOPPING" {
+		t.Errorf("GET /containers after the signal: %s = %s, want STOPPING still", name, got)
+	}
+	select {
+	case code := <-stopped:
+		if code != 200 {
+			t.Errorf("PUT stop = %d, want 200", code)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("PUT stop not answered")
+	}
+	in.waitFor(t, "stopped", statusIs(map[string]string{name: "STOPPED"}))
+}
+
+// BenchmarkContainersDuringStubbornStop measures GET /containers while a
+// container that ignores its halt signal is being stopped (stop timeout,
+// then SIGKILL): it reports the p50, p99 and max latency of the requests
+// made from the stop request until the container is STOPPED.
+func BenchmarkContainersDuringStubbornStop(b *testing.B) {
+	e := newCtEnv(b)
+	name := fmt.Sprintf("sb-%d", os.Getpid())
+	p, files := stubbornPlat(e, name)
+	e.writeRev(b, "0", []plat{p}, `"groups.json":[{"name":"app","restart_policy":"container"}]`, files)
+	in := e.start(b, "0", nil)
+	var lat []time.Duration
+	for i := 0; i < b.N; i++ {
+		in.waitFor(b, "started", statusIs(map[string]string{name: "STARTED"}))
+		e.waitInit(b, "0", name)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			req, _ := http.NewRequest("PUT", "http://localhost/containers/"+name, strings.NewReader(`{"action":"stop"}`))
+			if resp, err := in.hc.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		for {
+			t0 := time.Now()
+			m := in.containers(b)
+			lat = append(lat, time.Since(t0))
+			if m[name].Status == "STOPPED" {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		<-done
+		if code, body := in.call(b, "PUT", "/containers/"+name, strings.NewReader(`{"action":"start"}`)); code != 200 {
+			b.Fatalf("start = %d %s", code, body)
+		}
+	}
+	slices.Sort(lat)
+	pct := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
+	b.ReportMetric(float64(pct(0.50).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(pct(0.99).Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+	b.Logf("GET /containers during a stubborn stop: %d requests, p50 %v p99 %v max %v", len(lat), pct(0.50), pct(0.99), lat[len(lat)-1])
 }
