@@ -80,7 +80,16 @@ type Containers struct {
 // wait their turn (a stop waits for the start before it).
 type lane struct {
 	busy  bool
-	queue []func() *platform.Job
+	queue []queued
+}
+
+// queued is a job waiting in a lane: begin makes it (nil: nothing to do)
+// when its turn comes, for host h and engine e, to run under ctx.
+type queued struct {
+	ctx   context.Context
+	h     *platform.Host
+	e     *platform.Engine
+	begin func() *platform.Job
 }
 
 // jobDone is a finished job with the host, engine and context it was
@@ -435,46 +444,43 @@ func (m *Containers) dispatch(ctx context.Context, h *platform.Host, e *platform
 			}
 			continue
 		}
-		m.enqueue(ctx, h, e, a.Platform, false, func() *platform.Job {
+		m.enqueue(ctx, h, e, a.Platform, func() *platform.Job {
 			j, _ := h.Begin(e, a)
 			return j
 		})
 	}
 }
 
-// enqueue adds the job begin makes to the lane of name (first when it
-// follows up the job that just ended there) and starts it if the lane is
-// free.
-func (m *Containers) enqueue(ctx context.Context, h *platform.Host, e *platform.Engine, name string, first bool, begin func() *platform.Job) {
+// enqueue adds the job begin makes to the lane of name and starts it if
+// the lane is free.
+func (m *Containers) enqueue(ctx context.Context, h *platform.Host, e *platform.Engine, name string, begin func() *platform.Job) {
 	l := m.lanes[name]
 	if l == nil {
 		l = &lane{}
 		m.lanes[name] = l
 	}
-	step := func() *platform.Job { return begin() }
-	if first {
-		l.queue = append([]func() *platform.Job{step}, l.queue...)
-	} else {
-		l.queue = append(l.queue, step)
-	}
-	m.next(ctx, h, e, name)
+	l.queue = append(l.queue, queued{ctx: ctx, h: h, e: e, begin: begin})
+	m.next(name)
 }
 
 // next starts the first waiting job of name's lane unless one runs.
-func (m *Containers) next(ctx context.Context, h *platform.Host, e *platform.Engine, name string) {
+func (m *Containers) next(name string) {
 	l := m.lanes[name]
 	for !l.busy && len(l.queue) > 0 {
-		begin := l.queue[0]
+		q := l.queue[0]
 		l.queue = l.queue[1:]
-		j := begin()
+		j := q.begin()
 		if j == nil {
 			continue
 		}
 		l.busy = true
 		go func() {
-			j.Run(ctx)
-			m.done <- jobDone{ctx: ctx, host: h, engine: e, job: j}
+			j.Run(q.ctx)
+			m.done <- jobDone{ctx: q.ctx, host: q.h, engine: q.e, job: j}
 		}()
+	}
+	if !l.busy {
+		delete(m.lanes, name) // idle lanes are not kept
 	}
 }
 
@@ -485,7 +491,7 @@ func (m *Containers) finish(d jobDone) {
 	if m.retired[d.host] {
 		m.log.Warn("container action ended after shutdown", "action", d.job.Action.Kind, "platform", name)
 		m.lanes[name].busy = false
-		m.next(d.ctx, d.host, d.engine, name)
+		m.next(name)
 		m.checkIdle()
 		return
 	}
@@ -493,25 +499,25 @@ func (m *Containers) finish(d jobDone) {
 	if err != nil {
 		m.log.Warn("container action", "action", d.job.Action.Kind, "platform", name, "err", err)
 	}
+	// Follow-ups of this platform (unmount after a stop or failure) go
+	// before what waits in its lane: they finish what this job did.
 	l := m.lanes[name]
 	l.busy = false
+	var front []queued
 	var rest []platform.Action
-	for i := len(more) - 1; i >= 0; i-- {
-		a := more[i]
+	for _, a := range more {
 		if a.Kind == platform.Reboot || a.Kind == platform.Rollback || a.Platform != name {
 			rest = append(rest, a)
 			continue
 		}
-		m.enqueue(d.ctx, d.host, d.engine, name, true, func() *platform.Job {
+		front = append(front, queued{ctx: d.ctx, h: d.host, e: d.engine, begin: func() *platform.Job {
 			j, _ := d.host.Begin(d.engine, a)
 			return j
-		})
+		}})
 	}
+	l.queue = append(front, l.queue...)
 	m.dispatch(d.ctx, d.host, d.engine, rest)
-	m.next(d.ctx, d.host, d.engine, name)
-	if !l.busy && len(l.queue) == 0 {
-		delete(m.lanes, name)
-	}
+	m.next(name)
 	m.checkIdle()
 	if d.engine == m.engine {
 		m.changedState()
@@ -523,7 +529,7 @@ func (m *Containers) finish(d jobDone) {
 // platform's lane; its end tells the engine.
 func (m *Containers) exited(x platform.Exit) {
 	h, e := m.host, m.engine
-	m.enqueue(context.Background(), h, e, x.Platform, false, func() *platform.Job {
+	m.enqueue(context.Background(), h, e, x.Platform, func() *platform.Job {
 		j := h.BeginExit(x)
 		if j != nil {
 			m.log.Warn("container exited", "platform", x.Platform)

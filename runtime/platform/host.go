@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sync"
 
 	"github.com/pantavisor/pantavisor-go/runtime/platform/lxc"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
@@ -285,22 +284,6 @@ func (h *Host) unexport(name string) {
 			h.log.Warn("export", "platform", name, "err", err)
 		}
 	}
-}
-
-// ShutdownAll stops every running container at once (each leniently,
-// then by force), so a shutdown takes one stop timeout, not one per
-// container. The engine is told afterwards through the Stop actions, which
-// then find the containers already down.
-func (h *Host) ShutdownAll(ctx context.Context) {
-	var wg sync.WaitGroup
-	for _, c := range h.running {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = c.Stop(ctx) // the result is kept for the Stop action
-		}()
-	}
-	wg.Wait()
 }
 
 // Close stops every container and unmounts every volume Host still holds,
