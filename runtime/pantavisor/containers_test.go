@@ -308,11 +308,12 @@ func TestContainersLifecycle(t *testing.T) {
 		{name: "lc-a2", run: `"group":"g3","exports":["/x"]`},
 		{name: "lc-nob", run: `"group":"g3","roles":["nobody"]`},
 	}, testGroups, map[string]string{"_config/lc-a1/etc/motd": "overlay says hi\n"})
-	in := e.start(t, "0", nil)
+	clk := newEngineClock()
+	in := e.start(t, "0", withClock(clk))
 
-	m := in.waitFor(t, "g2 started", statusIs(map[string]string{"lc-sys": "STARTED", "lc-mgmt": "STARTED"}))
-	time.Sleep(100 * time.Millisecond)
-	m = in.containers(t)
+	in.waitFor(t, "g2 started", statusIs(map[string]string{"lc-sys": "STARTED", "lc-mgmt": "STARTED"}))
+	in.settle(t, clk)
+	m := in.containers(t)
 	for _, n := range []string{"lc-a1", "lc-a2", "lc-nob"} {
 		if m[n].Status != "BLOCKED" {
 			t.Errorf("%s before READY = %s, want BLOCKED", n, m[n].Status)
@@ -413,10 +414,18 @@ func TestContainersLifecycle(t *testing.T) {
 }
 
 // engineClock is a fake clock for the engine whose FSM ticks come fast in
-// real time, so advancing it is seen within milliseconds.
+// real time, so advancing it is seen within milliseconds. Its waiters
+// can be awaited: each WAIT round of the FSM ends in one After call, and
+// awaitRounds waits for them.
 type engineClock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu     sync.Mutex
+	now    time.Time
+	rounds int           // After calls so far
+	tick   chan struct{} // closed (and replaced) at every After call
+}
+
+func newEngineClock() *engineClock {
+	return &engineClock{now: time.Unix(1000, 0), tick: make(chan struct{})}
 }
 
 func (c *engineClock) Now() time.Time {
@@ -425,12 +434,55 @@ func (c *engineClock) Now() time.Time {
 	return c.now
 }
 
-func (c *engineClock) After(time.Duration) <-chan time.Time { return time.After(5 * time.Millisecond) }
+func (c *engineClock) After(time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	c.rounds++
+	close(c.tick)
+	c.tick = make(chan struct{})
+	c.mu.Unlock()
+	return time.After(5 * time.Millisecond)
+}
 
 func (c *engineClock) advance(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	c.mu.Unlock()
+}
+
+// awaitRounds waits until the FSM waits on the clock n more times. With
+// n = 2, a whole WAIT round (Step, then After) began after the call.
+func (c *engineClock) awaitRounds(t testing.TB, n int) {
+	t.Helper()
+	c.mu.Lock()
+	want := c.rounds + n
+	c.mu.Unlock()
+	deadline := time.After(20 * time.Second)
+	for {
+		c.mu.Lock()
+		got, tick := c.rounds, c.tick
+		c.mu.Unlock()
+		if got >= want {
+			return
+		}
+		select {
+		case <-tick:
+		case <-deadline:
+			t.Fatalf("FSM made %d of %d rounds in 20s", got-want+n, n)
+		}
+	}
+}
+
+// settle returns once the FSM has run a whole WAIT round on the clock's
+// current time and every container action it started has ended: what
+// GET /containers shows then is what that time leads to.
+func (in *instance) settle(t testing.TB, clk *engineClock) {
+	t.Helper()
+	clk.awaitRounds(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := in.d.platforms.(*Containers).awaitIdle(ctx, nil); err != nil {
+		t.Fatalf("container actions still running: %v", err)
+	}
 }
 
 func withClock(clk *engineClock) func(*Options) {
@@ -448,11 +500,11 @@ func TestGoalsAndTimeout(t *testing.T) {
 		{name: "gt-a", run: `"group":"app"`},
 	}, `"groups.json":[{"name":"data","status_goal":"MOUNTED","timeout":5},
 		{"name":"wait","status_goal":"READY","timeout":3},{"name":"app","status_goal":"STARTED"}]`, nil)
-	clk := &engineClock{now: time.Unix(1000, 0)}
+	clk := newEngineClock()
 	in := e.start(t, "0", withClock(clk))
 	in.waitFor(t, "ready goal pending", statusIs(map[string]string{"gt-d": "MOUNTED", "gt-r": "STARTED", "gt-a": "BLOCKED"}))
 	clk.advance(2 * time.Second)
-	time.Sleep(50 * time.Millisecond)
+	in.settle(t, clk)
 	if m := in.containers(t); m["gt-a"].Status != "BLOCKED" {
 		t.Errorf("gt-a before the goal timeout = %s, want BLOCKED", m["gt-a"].Status)
 	}
@@ -482,7 +534,7 @@ func TestCrashLoop(t *testing.T) {
 			e.writeRev(t, "0", []plat{{name: name, conf: conf, run: `"group":"app","auto_recovery":{"policy":"always",` +
 				`"max_retries":2,"retry_delay":1,"backoff_factor":3,"backoff_policy":"` + tt.policy + `"}`}},
 				`"groups.json":[{"name":"app"}]`, nil)
-			clk := &engineClock{now: time.Unix(1000, 0)}
+			clk := newEngineClock()
 			in := e.start(t, "0", withClock(clk))
 			retries := func(n int, status string) func(map[string]ctInfo) bool {
 				return func(m map[string]ctInfo) bool {
@@ -493,7 +545,7 @@ func TestCrashLoop(t *testing.T) {
 			// Crash 1: 1 s delay.
 			in.waitFor(t, "first crash", retries(1, "RECOVERING"))
 			clk.advance(900 * time.Millisecond)
-			time.Sleep(50 * time.Millisecond)
+			in.settle(t, clk)
 			if !retries(1, "RECOVERING")(in.containers(t)) {
 				t.Fatalf("before retry_delay: %+v, want RECOVERING 1", in.containers(t)[name])
 			}
@@ -501,7 +553,7 @@ func TestCrashLoop(t *testing.T) {
 			clk.advance(200 * time.Millisecond)
 			in.waitFor(t, "second crash", retries(2, "RECOVERING"))
 			clk.advance(2900 * time.Millisecond)
-			time.Sleep(50 * time.Millisecond)
+			in.settle(t, clk)
 			if !retries(2, "RECOVERING")(in.containers(t)) {
 				t.Fatalf("before retry_delay×factor: %+v, want RECOVERING 2", in.containers(t)[name])
 			}
@@ -515,14 +567,14 @@ func TestCrashLoop(t *testing.T) {
 			case "never":
 				in.waitFor(t, "left stopped", retries(2, "STOPPED"))
 				clk.advance(time.Hour)
-				time.Sleep(50 * time.Millisecond)
+				in.settle(t, clk)
 				if !retries(2, "STOPPED")(in.containers(t)) || in.d.State() != StateWait {
 					t.Errorf("never: %+v in %s, want STOPPED in WAIT", in.containers(t)[name], in.d.State())
 				}
 			case "10s":
 				in.waitFor(t, "waiting", retries(2, "STOPPED"))
 				clk.advance(9 * time.Second)
-				time.Sleep(50 * time.Millisecond)
+				in.settle(t, clk)
 				if !retries(2, "STOPPED")(in.containers(t)) {
 					t.Errorf("before backoff wait: %+v, want STOPPED 2", in.containers(t)[name])
 				}
@@ -687,9 +739,16 @@ func runUpdateNoReboot(t testing.TB, newUpdater func(Env) (Updater, error), cras
 	must(t, err)
 	must(t, os.RemoveAll(filepath.Join(e.storage, "trails", "locals")))
 
+	var clk *engineClock
+	if badGroup {
+		clk = newEngineClock() // the refused update needs no time to pass
+	}
 	in := e.start(t, "0", func(o *Options) {
 		o.NewUpdater = newUpdater
 		o.Env = append(o.Env, "PV_UPDATER_COMMIT_DELAY=1", "PV_BOOTLOADER_TYPE=uboot")
+		if clk != nil {
+			o.Clock = clk
+		}
 	})
 	in.waitFor(t, "rev 0 started", statusIs(map[string]string{"up-a": "STARTED", "up-keep": "STARTED"}))
 	e.waitInit(t, "0", "up-a", "up-keep")
@@ -701,7 +760,7 @@ func runUpdateNoReboot(t testing.TB, newUpdater func(Env) (Updater, error), cras
 		if code != 422 || !strings.Contains(string(body), "nope") {
 			t.Errorf("PUT /steps/locals/1 with an unknown group = %d %s, want 422 naming it", code, body)
 		}
-		time.Sleep(100 * time.Millisecond)
+		in.settle(t, clk)
 		if m := in.containers(t); m["up-a"].Status != "STARTED" || in.d.State() != StateWait {
 			t.Errorf("after a refused revision: up-a %s, daemon %s, want STARTED, WAIT", m["up-a"].Status, in.d.State())
 		}
