@@ -72,6 +72,10 @@ type Containers struct {
 	lanes     map[string]*lane
 	idle      []idleWaiter
 	retired   map[*platform.Host]bool // hosts handed to Close
+	// transitioning holds API calls (deferred) while Transition moves
+	// containers from one host to the next; install runs them.
+	transitioning bool
+	deferred      []func()
 	// sharedVolumes is the volumes dir while it is a shared bind mount.
 	sharedVolumes string
 }
@@ -315,6 +319,29 @@ func (m *Containers) install(rev string, st *state.State, e *platform.Engine, h 
 	m.last = map[string]string{}
 	m.log.Info("containers loaded", "rev", rev, "platforms", len(st.Platforms()), "groups", len(e.Groups()))
 	m.publish()
+	m.transitioning = false
+	for _, f := range m.deferred {
+		f()
+	}
+	m.deferred = nil
+}
+
+// callAPI runs f on the supervisor like call, but after a transition
+// under way: API calls act on the engine installed by then.
+func (m *Containers) callAPI(f func()) {
+	done := make(chan struct{})
+	g := func() {
+		defer close(done)
+		f()
+	}
+	m.reqs <- func() {
+		if m.transitioning {
+			m.deferred = append(m.deferred, g)
+			return
+		}
+		g()
+	}
+	<-done
 }
 
 // StopPlatforms stops the named platforms of the running revision (an
@@ -368,8 +395,8 @@ func (m *Containers) Transition(ctx context.Context, rev string, st *state.State
 			return
 		}
 		// Exits of adopted containers must reach the new host: hold them
-		// in the shared channel until it is installed.
-		m.exitsHeld = true
+		// in the shared channel until it is installed; API calls wait too.
+		m.exitsHeld, m.transitioning = true, true
 		h.ShareExits(oldH)
 		again := map[string]bool{}
 		for _, n := range restart {
@@ -469,6 +496,9 @@ func (m *Containers) next(name string) {
 	for !l.busy && len(l.queue) > 0 {
 		q := l.queue[0]
 		l.queue = l.queue[1:]
+		if m.retired[q.h] {
+			continue // its host is being closed
+		}
 		j := q.begin()
 		if j == nil {
 			continue
@@ -770,7 +800,7 @@ func (m *Containers) Groups() (any, error) {
 // the action is under way when it returns.
 func (m *Containers) ContainerAction(name, action string) error {
 	var err error
-	m.call(func() { err = m.containerAction(name, action) })
+	m.callAPI(func() { err = m.containerAction(name, action) })
 	return err
 }
 
@@ -808,7 +838,7 @@ func (m *Containers) containerAction(name, action string) error {
 // Signal implements ctrl.Containers (POST /signal).
 func (m *Containers) Signal(plat, typ, payload string) error {
 	var err error
-	m.call(func() { err = m.signal(plat, typ) })
+	m.callAPI(func() { err = m.signal(plat, typ) })
 	return err
 }
 
