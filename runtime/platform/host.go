@@ -21,7 +21,8 @@ type Exit struct {
 
 // Host carries out Engine actions on the real system: volume mounts
 // (runtime/volume) and LXC containers (runtime/platform/lxc). Like the
-// Engine it belongs to one goroutine, which also receives from Exits.
+// Engine it belongs to one goroutine, which also receives from Exits; the
+// blocking part of each action is a Job that may run elsewhere.
 type Host struct {
 	log   *slog.Logger
 	paths Paths
@@ -76,7 +77,7 @@ func (h *Host) Adopt(old *Host, name string) (pid int, ok bool) {
 	return c.Pid(), true
 }
 
-// Exits delivers container exits; pass each to Exited.
+// Exits delivers container exits; pass each to BeginExit (or Exited).
 func (h *Host) Exits() <-chan Exit { return h.exits }
 
 // Job is the blocking part of an action (mount, start, stop, unmount) or
