@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/config"
@@ -33,8 +33,17 @@ type consoleSubscriber interface {
 }
 
 // Containers is the PlatformManager of real LXC containers: it owns one
-// platform.Engine and platform.Host per loaded revision and serialises
-// ticks, container exits and API calls with a mutex.
+// platform.Engine and platform.Host per loaded revision.
+//
+// One goroutine, the supervisor (run), owns them and everything below
+// "owned by the supervisor": API calls, ticks and container exits reach it
+// as requests and events. It never waits for LXC or the kernel: each
+// action's blocking part (platform.Job) runs in a goroutine of its own and
+// comes back as an event; a platform's jobs run one at a time, in order
+// (its lane). Readers (GET /containers, /groups) get the snapshot the
+// supervisor publishes after every change, so a container that takes the
+// whole stop timeout to die stalls neither them, nor signals, nor the FSM
+// (issue 11).
 type Containers struct {
 	log     *slog.Logger
 	paths   platform.Paths
@@ -44,8 +53,11 @@ type Containers struct {
 	logs    consoleSubscriber
 
 	changed chan struct{}
+	reqs    chan func()  // run by the supervisor
+	done    chan jobDone // finished jobs
+	snap    atomic.Pointer[snapshot]
 
-	mu       sync.Mutex
+	// Owned by the supervisor.
 	rev      string
 	st       *state.State
 	engine   *platform.Engine
@@ -54,11 +66,59 @@ type Containers struct {
 	failure  *platform.Action // a reboot/rollback the FSM has not taken yet
 	failures []error          // every failure since SetUpdating(true)
 	last     map[string]string
-	watchEnd chan struct{}
-	wake     *time.Timer // wakeForRecoveryLocked
+	wake     *time.Timer // wakeForRecovery
+	// exitsHeld stops the supervisor from taking exits while a transition
+	// moves containers between hosts, or after Stop.
+	exitsHeld bool
+	lanes     map[string]*lane
+	idle      []idleWaiter
+	retired   map[*platform.Host]bool // hosts handed to Close
+	// transitioning holds API calls (deferred) while Transition moves
+	// containers from one host to the next; install runs them.
+	transitioning bool
+	deferred      []func()
 	// sharedVolumes is the volumes dir while it is a shared bind mount.
 	sharedVolumes string
-	watchWG       sync.WaitGroup
+}
+
+// lane serialises the jobs of one platform: at most one runs, the rest
+// wait their turn (a stop waits for the start before it).
+type lane struct {
+	busy  bool
+	queue []queued
+}
+
+// queued is a job waiting in a lane: begin makes it (nil: nothing to do)
+// when its turn comes, for host h and engine e, to run under ctx.
+type queued struct {
+	ctx   context.Context
+	h     *platform.Host
+	e     *platform.Engine
+	begin func() *platform.Job
+}
+
+// jobDone is a finished job with the host, engine and context it was
+// begun with.
+type jobDone struct {
+	ctx    context.Context
+	host   *platform.Host
+	engine *platform.Engine
+	job    *platform.Job
+}
+
+// idleWaiter is closed once none of names (every platform when nil) has
+// a job running or waiting.
+type idleWaiter struct {
+	names []string
+	ch    chan struct{}
+}
+
+// snapshot is what readers see: built by the supervisor, never changed.
+type snapshot struct {
+	st         *state.State
+	containers []ctrl.Container
+	groups     []ctrl.Group
+	status     string
 }
 
 // ContainersOptions configures NewContainers.
@@ -82,8 +142,87 @@ func NewContainers(o ContainersOptions) *Containers {
 	if o.Clock == nil {
 		o.Clock = platform.SystemClock{}
 	}
-	return &Containers{log: o.Log, paths: o.Paths, clock: o.Clock, timeout: o.GoalsTimeout,
-		devmeta: o.DevMeta, logs: o.Logs, changed: make(chan struct{}, 1), last: map[string]string{}}
+	m := &Containers{log: o.Log, paths: o.Paths, clock: o.Clock, timeout: o.GoalsTimeout,
+		devmeta: o.DevMeta, logs: o.Logs, changed: make(chan struct{}, 1), last: map[string]string{},
+		reqs: make(chan func()), done: make(chan jobDone), lanes: map[string]*lane{}}
+	m.snap.Store(&snapshot{})
+	go m.run()
+	return m
+}
+
+// run is the supervisor: it serves requests, finished jobs and exits.
+// It lives as long as the process (a daemon has one Containers).
+func (m *Containers) run() {
+	for {
+		var exits <-chan platform.Exit
+		if m.host != nil && !m.exitsHeld {
+			exits = m.host.Exits()
+		}
+		select {
+		case f := <-m.reqs:
+			f()
+		case d := <-m.done:
+			m.finish(d)
+		case x := <-exits:
+			m.exited(x)
+		}
+	}
+}
+
+// call runs f on the supervisor and returns when it is done. f must not
+// block.
+func (m *Containers) call(f func()) {
+	done := make(chan struct{})
+	m.reqs <- func() {
+		defer close(done)
+		f()
+	}
+	<-done
+}
+
+// awaitIdle waits until none of names (every platform when nil) has a
+// job running or waiting, or ctx ends.
+func (m *Containers) awaitIdle(ctx context.Context, names []string) error {
+	ch := make(chan struct{})
+	m.call(func() {
+		m.idle = append(m.idle, idleWaiter{names: names, ch: ch})
+		m.checkIdle()
+	})
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// checkIdle wakes the idle waiters whose lanes are free.
+func (m *Containers) checkIdle() {
+	free := func(names []string) bool {
+		if names == nil {
+			for _, l := range m.lanes {
+				if l.busy {
+					return false
+				}
+			}
+			return true
+		}
+		for _, n := range names {
+			if l := m.lanes[n]; l != nil && l.busy {
+				return false
+			}
+		}
+		return true
+	}
+	kept := m.idle[:0]
+	for _, w := range m.idle {
+		if free(w.names) {
+			close(w.ch)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	m.idle = kept
 }
 
 // NewPlatforms is the Options.NewPlatforms of a daemon running real LXC
@@ -139,20 +278,21 @@ func containersFromEnv(env Env) *Containers {
 // Load builds the engine of st (revision rev). Containers of an earlier
 // Load must have been stopped.
 func (m *Containers) Load(rev string, st *state.State) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e, h, err := m.buildLocked(rev, st)
-	if err != nil {
-		return err
-	}
-	m.stopWatchLocked()
-	m.shareVolumesLocked()
-	m.installLocked(rev, st, e, h)
-	return nil
+	var err error
+	m.call(func() {
+		var e *platform.Engine
+		var h *platform.Host
+		if e, h, err = m.build(rev, st); err != nil {
+			return
+		}
+		m.shareVolumes()
+		m.install(rev, st, e, h)
+	})
+	return err
 }
 
-// buildLocked makes the engine and host of revision rev.
-func (m *Containers) buildLocked(rev string, st *state.State) (*platform.Engine, *platform.Host, error) {
+// build makes the engine and host of revision rev.
+func (m *Containers) build(rev string, st *state.State) (*platform.Engine, *platform.Host, error) {
 	o := platform.Options{Clock: m.clock, Log: m.log, Updating: m.updating}
 	if m.timeout != nil {
 		if n := m.timeout(); n > 0 {
@@ -172,34 +312,62 @@ func (m *Containers) buildLocked(rev string, st *state.State) (*platform.Engine,
 	return e, h, nil
 }
 
-// installLocked makes e and h the running revision's and watches h's
-// exits (the previous watcher must be stopped).
-func (m *Containers) installLocked(rev string, st *state.State, e *platform.Engine, h *platform.Host) {
+// install makes e and h the running revision's; the supervisor takes
+// h's exits from now on.
+func (m *Containers) install(rev string, st *state.State, e *platform.Engine, h *platform.Host) {
 	m.rev, m.st, m.engine, m.host, m.failure = rev, st, e, h, nil
+	m.exitsHeld = false
 	m.last = map[string]string{}
-	m.watchEnd = make(chan struct{})
-	m.watchWG.Add(1)
-	go m.watch(h, e, m.watchEnd)
 	m.log.Info("containers loaded", "rev", rev, "platforms", len(st.Platforms()), "groups", len(e.Groups()))
+	m.publish()
+	m.transitioning = false
+	for _, f := range m.deferred {
+		f()
+	}
+	m.deferred = nil
+}
+
+// callAPI runs f on the supervisor like call, but after a transition
+// under way: API calls act on the engine installed by then.
+func (m *Containers) callAPI(f func()) {
+	done := make(chan struct{})
+	g := func() {
+		defer close(done)
+		f()
+	}
+	m.reqs <- func() {
+		if m.transitioning {
+			m.deferred = append(m.deferred, g)
+			return
+		}
+		g()
+	}
+	<-done
 }
 
 // StopPlatforms stops the named platforms of the running revision (an
-// update replaces or removes them); unknown names are skipped.
+// update replaces or removes them) and returns once they are down;
+// unknown names are skipped.
 func (m *Containers) StopPlatforms(ctx context.Context, names []string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.engine == nil {
+	loaded := false
+	m.call(func() {
+		if m.engine == nil {
+			return
+		}
+		loaded = true
+		for _, n := range names {
+			acts, err := m.engine.StopPlatform(n)
+			if err != nil {
+				continue // not in the running revision
+			}
+			m.dispatch(ctx, m.host, m.engine, acts)
+		}
+		m.changedState()
+	})
+	if !loaded {
 		return nil
 	}
-	for _, n := range names {
-		acts, err := m.engine.StopPlatform(n)
-		if err != nil {
-			continue // not in the running revision
-		}
-		m.doLocked(ctx, acts)
-	}
-	m.reportLocked()
-	return nil
+	return m.awaitIdle(ctx, names)
 }
 
 // Transition makes rev the loaded revision without a reboot. Platforms
@@ -208,17 +376,28 @@ func (m *Containers) StopPlatforms(ctx context.Context, names []string) error {
 // container of the previous revision is stopped; the next WAIT tick
 // starts the rest of rev.
 func (m *Containers) Transition(ctx context.Context, rev string, st *state.State, restart []string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e, h, err := m.buildLocked(rev, st)
-	if err != nil {
+	// Adopting moves containers between hosts: no job may be on the way.
+	if err := m.awaitIdle(ctx, nil); err != nil {
 		return fmt.Errorf("transition to %s: %w", rev, err)
 	}
-	oldE, oldH := m.engine, m.host
-	m.stopWatchLocked()
-	m.shareVolumesLocked()
-	var kept []string
-	if oldE != nil {
+	var (
+		e, oldE *platform.Engine
+		h, oldH *platform.Host
+		kept    []string
+		err     error
+	)
+	m.call(func() {
+		if e, h, err = m.build(rev, st); err != nil {
+			return
+		}
+		oldE, oldH = m.engine, m.host
+		m.shareVolumes()
+		if oldE == nil {
+			return
+		}
+		// Exits of adopted containers must reach the new host: hold them
+		// in the shared channel until it is installed; API calls wait too.
+		m.exitsHeld, m.transitioning = true, true
 		h.ShareExits(oldH)
 		again := map[string]bool{}
 		for _, n := range restart {
@@ -239,54 +418,31 @@ func (m *Containers) Transition(ctx context.Context, rev string, st *state.State
 				kept = append(kept, p.Name)
 			}
 		}
-		// Whatever the previous revision still runs goes.
-		oldH.ShutdownAll(ctx)
-		m.doLocked(ctx, oldE.StopAll())
+		// Whatever the previous revision still runs goes (in parallel:
+		// each platform's stop is a job of its own).
+		m.dispatch(ctx, oldH, oldE, oldE.StopAll())
+		m.changedState()
+	})
+	if err != nil {
+		return fmt.Errorf("transition to %s: %w", rev, err)
+	}
+	if oldE != nil {
+		if err := m.awaitIdle(ctx, nil); err != nil {
+			m.log.Warn("transition: stop", "err", err)
+		}
+		// No job or event touches oldH any more.
+		m.call(func() { m.retire(oldH) })
 		if err := oldH.Close(ctx); err != nil {
 			m.log.Warn("transition: stop", "err", err)
 		}
 	}
-	m.installLocked(rev, st, e, h)
-	m.log.Info("transition", "rev", rev, "kept", kept, "restarted", restart)
-	m.reportLocked()
+	m.call(func() {
+		m.install(rev, st, e, h)
+		m.log.Info("transition", "rev", rev, "kept", kept, "restarted", restart)
+		m.changedState()
+	})
 	m.notify()
 	return nil
-}
-
-// watch feeds container exits of h to e until end closes.
-func (m *Containers) watch(h *platform.Host, e *platform.Engine, end chan struct{}) {
-	defer m.watchWG.Done()
-	for {
-		select {
-		case <-end:
-			return
-		case x := <-h.Exits():
-			m.mu.Lock()
-			if m.host == h {
-				acts, err := h.Exited(e, x)
-				if err != nil {
-					m.log.Warn("container exit", "platform", x.Platform, "err", err)
-				}
-				if len(acts) > 0 {
-					m.log.Warn("container exited", "platform", x.Platform)
-				}
-				m.doLocked(context.Background(), acts)
-				m.reportLocked()
-			}
-			m.mu.Unlock()
-			m.notify()
-		}
-	}
-}
-
-func (m *Containers) stopWatchLocked() {
-	if m.watchEnd != nil {
-		close(m.watchEnd)
-		m.watchEnd = nil
-		m.mu.Unlock()
-		m.watchWG.Wait()
-		m.mu.Lock()
-	}
 }
 
 // notify wakes the FSM (WAIT re-runs at once).
@@ -300,12 +456,10 @@ func (m *Containers) notify() {
 // Changed implements PlatformManager.
 func (m *Containers) Changed() <-chan struct{} { return m.changed }
 
-// doLocked performs actions and their follow-ups; reboot and rollback are
-// remembered for Step.
-func (m *Containers) doLocked(ctx context.Context, acts []platform.Action) {
-	for len(acts) > 0 {
-		a := acts[0]
-		acts = acts[1:]
+// dispatch hands acts of engine e to their platforms' lanes on host h;
+// reboot and rollback are remembered for Step.
+func (m *Containers) dispatch(ctx context.Context, h *platform.Host, e *platform.Engine, acts []platform.Action) {
+	for _, a := range acts {
 		switch a.Kind {
 		case platform.Reboot, platform.Rollback:
 			m.log.Error("container failure", "platform", a.Platform, "reason", a.Reason, "action", a.Kind)
@@ -318,41 +472,125 @@ func (m *Containers) doLocked(ctx context.Context, acts []platform.Action) {
 			}
 			continue
 		}
-		more, err := m.host.Do(ctx, m.engine, a)
-		if err != nil {
-			m.log.Warn("container action", "action", a.Kind, "platform", a.Platform, "err", err)
-		}
-		acts = append(acts, more...)
+		m.enqueue(ctx, h, e, a.Platform, func() *platform.Job {
+			j, _ := h.Begin(e, a)
+			return j
+		})
 	}
 }
 
-// Step implements PlatformManager: one engine tick and its actions.
+// enqueue adds the job begin makes to the lane of name and starts it if
+// the lane is free.
+func (m *Containers) enqueue(ctx context.Context, h *platform.Host, e *platform.Engine, name string, begin func() *platform.Job) {
+	l := m.lanes[name]
+	if l == nil {
+		l = &lane{}
+		m.lanes[name] = l
+	}
+	l.queue = append(l.queue, queued{ctx: ctx, h: h, e: e, begin: begin})
+	m.next(name)
+}
+
+// next starts the first waiting job of name's lane unless one runs.
+func (m *Containers) next(name string) {
+	l := m.lanes[name]
+	for !l.busy && len(l.queue) > 0 {
+		q := l.queue[0]
+		l.queue = l.queue[1:]
+		if m.retired[q.h] {
+			continue // its host is being closed
+		}
+		j := q.begin()
+		if j == nil {
+			continue
+		}
+		l.busy = true
+		go func() {
+			j.Run(q.ctx)
+			m.done <- jobDone{ctx: q.ctx, host: q.h, engine: q.e, job: j}
+		}()
+	}
+	if !l.busy {
+		delete(m.lanes, name) // idle lanes are not kept
+	}
+}
+
+// finish takes a job back: its outcome goes to its engine, follow-ups go
+// first in its lane.
+func (m *Containers) finish(d jobDone) {
+	name := d.job.Platform()
+	if m.retired[d.host] {
+		m.log.Warn("container action ended after shutdown", "action", d.job.Action.Kind, "platform", name)
+		m.lanes[name].busy = false
+		m.next(name)
+		m.checkIdle()
+		return
+	}
+	more, err := d.host.End(d.engine, d.job)
+	if err != nil {
+		m.log.Warn("container action", "action", d.job.Action.Kind, "platform", name, "err", err)
+	}
+	// Follow-ups of this platform (unmount after a stop or failure) go
+	// before what waits in its lane: they finish what this job did.
+	l := m.lanes[name]
+	l.busy = false
+	var front []queued
+	var rest []platform.Action
+	for _, a := range more {
+		if a.Kind == platform.Reboot || a.Kind == platform.Rollback || a.Platform != name {
+			rest = append(rest, a)
+			continue
+		}
+		front = append(front, queued{ctx: d.ctx, h: d.host, e: d.engine, begin: func() *platform.Job {
+			j, _ := d.host.Begin(d.engine, a)
+			return j
+		}})
+	}
+	l.queue = append(front, l.queue...)
+	m.dispatch(d.ctx, d.host, d.engine, rest)
+	m.next(name)
+	m.checkIdle()
+	if d.engine == m.engine {
+		m.changedState()
+	}
+	m.notify()
+}
+
+// exited takes a container exit: releasing the container is a job of the
+// platform's lane; its end tells the engine.
+func (m *Containers) exited(x platform.Exit) {
+	h, e := m.host, m.engine
+	m.enqueue(context.Background(), h, e, x.Platform, func() *platform.Job {
+		j := h.BeginExit(x)
+		if j != nil {
+			m.log.Warn("container exited", "platform", x.Platform)
+		}
+		return j
+	})
+}
+
+// Step implements PlatformManager: one engine tick; its actions run in
+// the background and wake the FSM (Changed) as they end.
 func (m *Containers) Step(ctx context.Context) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.engine == nil {
-		return nil
-	}
-	for {
-		acts := m.engine.Tick()
-		if len(acts) == 0 {
-			break
+	var err error
+	m.call(func() {
+		if m.engine == nil {
+			return
 		}
-		m.doLocked(ctx, acts)
-		// A mount that reached its goal may unblock the next group at once.
-	}
-	m.reportLocked()
-	m.wakeForRecoveryLocked()
-	if f := m.failure; f != nil {
-		m.failure = nil
-		return fmt.Errorf("%w: %s (%s)", ErrContainerFailed, f.Reason, f.Kind)
-	}
-	return nil
+		m.dispatch(ctx, m.host, m.engine, m.engine.Tick())
+		m.changedState()
+		m.wakeForRecovery()
+		if f := m.failure; f != nil {
+			m.failure = nil
+			err = fmt.Errorf("%w: %s (%s)", ErrContainerFailed, f.Reason, f.Kind)
+		}
+	})
+	return err
 }
 
-// wakeForRecoveryLocked wakes the FSM when the first RECOVERING platform
-// may retry, so a retry_delay shorter than the WAIT tick is honoured.
-func (m *Containers) wakeForRecoveryLocked() {
+// wakeForRecovery wakes the FSM when the first RECOVERING platform may
+// retry, so a retry_delay shorter than the WAIT tick is honoured.
+func (m *Containers) wakeForRecovery() {
 	var next time.Duration
 	for _, p := range m.engine.Platforms() {
 		if d := p.RecoverPending; d > 0 && (next == 0 || d < next) {
@@ -369,28 +607,58 @@ func (m *Containers) wakeForRecoveryLocked() {
 }
 
 // Stop implements PlatformManager: every container is stopped (leniently,
-// then by force after the lxc stop timeout) and every volume unmounted.
+// then by force after the lxc stop timeout, all at once) and every volume
+// unmounted.
 func (m *Containers) Stop(ctx context.Context) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.engine == nil {
+	loaded := false
+	m.call(func() {
+		if m.engine == nil {
+			return
+		}
+		loaded = true
+		m.dispatch(ctx, m.host, m.engine, m.engine.StopAll())
+		m.changedState()
+	})
+	if !loaded {
 		return nil
 	}
-	m.host.ShutdownAll(ctx)
-	m.doLocked(ctx, m.engine.StopAll())
-	err := m.host.Close(ctx)
-	m.reportLocked()
-	m.stopWatchLocked()
-	m.unshareVolumesLocked()
+	var h *platform.Host
+	for h == nil {
+		if err := m.awaitIdle(ctx, nil); err != nil {
+			m.log.Warn("stop", "err", err)
+		}
+		// Take the host once no job is left: an API call may have
+		// started one since.
+		m.call(func() {
+			if len(m.lanes) > 0 && ctx.Err() == nil {
+				return
+			}
+			m.changedState()
+			h = m.host
+			m.retire(h)
+			m.engine, m.host, m.exitsHeld = nil, nil, true
+		})
+	}
+	err := h.Close(ctx) // whatever the engine did not know of
+	m.call(m.unshareVolumes)
 	return err
 }
 
-// shareVolumesLocked makes the volumes dir a shared mount, so that
+// retire marks h as handed to Close: jobs of h that end later (only when
+// a stop ran out of time) are dropped.
+func (m *Containers) retire(h *platform.Host) {
+	if m.retired == nil {
+		m.retired = map[*platform.Host]bool{}
+	}
+	m.retired[h] = true
+}
+
+// shareVolumes makes the volumes dir a shared mount, so that
 // unmounting a platform's volumes also reaches the (slave) copies in the
 // mount namespaces of containers started while they were mounted;
 // otherwise those copies keep the loop devices busy until the other
 // containers exit.
-func (m *Containers) shareVolumesLocked() {
+func (m *Containers) shareVolumes() {
 	dir := m.paths.Volumes
 	if dir == "" || m.sharedVolumes != "" {
 		return
@@ -409,8 +677,8 @@ func (m *Containers) shareVolumesLocked() {
 	m.sharedVolumes = dir
 }
 
-// unshareVolumesLocked undoes shareVolumesLocked once nothing is mounted.
-func (m *Containers) unshareVolumesLocked() {
+// unshareVolumes undoes shareVolumes once nothing is mounted.
+func (m *Containers) unshareVolumes() {
 	if m.sharedVolumes == "" {
 		return
 	}
@@ -420,9 +688,18 @@ func (m *Containers) unshareVolumesLocked() {
 	m.sharedVolumes = ""
 }
 
-// reportLocked logs and publishes status changes of platforms, groups and
-// the revision.
-func (m *Containers) reportLocked() {
+// changedState logs status changes of platforms, groups and the
+// revision, publishes the revision status in devmeta and a new snapshot
+// for readers.
+func (m *Containers) changedState() {
+	if m.engine == nil {
+		return
+	}
+	m.report()
+	m.publish()
+}
+
+func (m *Containers) report() {
 	e := m.engine
 	set := func(key, val string) bool {
 		if m.last[key] == val {
@@ -451,27 +728,12 @@ func (m *Containers) reportLocked() {
 	}
 }
 
-// RevisionStatus returns the revision status (devmeta pantavisor.status):
-// the lowest status of the platforms that have not reached their goal,
-// READY when all have (or there are none); "" before a revision is loaded.
-func (m *Containers) RevisionStatus() string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.engine == nil {
-		return ""
-	}
-	return m.engine.Status().String()
-}
-
-// Containers implements ctrl.Containers (GET /containers).
-func (m *Containers) Containers() ([]ctrl.Container, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.engine == nil {
-		return nil, ctrl.Errorf(ctrl.ErrInternal, "State not loaded yet")
-	}
-	out := []ctrl.Container{}
-	for _, p := range m.engine.Platforms() {
+// publish stores a new snapshot of the engine for readers (GET
+// /containers, /groups, /drivers, the revision status).
+func (m *Containers) publish() {
+	e := m.engine
+	sn := &snapshot{st: m.st, status: e.Status().String(), containers: []ctrl.Container{}, groups: []ctrl.Group{}}
+	for _, p := range e.Platforms() {
 		c := ctrl.Container{Name: p.Name, Group: p.Group, Status: p.Status.String(),
 			StatusGoal: p.Goal.String(), RestartPolicy: p.RestartPolicy, Roles: roles(m.st.Platform(p.Name))}
 		if a := p.AutoRecovery; a != nil {
@@ -482,9 +744,33 @@ func (m *Containers) Containers() ([]ctrl.Container, error) {
 		if p.RestartPolicy == state.RestartContainer {
 			c.UserStopped = strconv.FormatBool(p.UserStopped)
 		}
-		out = append(out, c)
+		sn.containers = append(sn.containers, c)
 	}
-	return out, nil
+	for _, g := range e.Groups() {
+		o := ctrl.Group{Name: g.Name, StatusGoal: g.Goal.String(), RestartPolicy: g.RestartPolicy,
+			Status: e.GroupStatus(g.Name).String()}
+		if a := g.Recovery; a != nil {
+			o.AutoRecovery = &ctrl.GroupRecovery{MaxRetries: a.MaxRetries,
+				StableTimeout: int(a.StableTimeout.Seconds()), BackoffPolicy: backoffPolicy(a)}
+		}
+		sn.groups = append(sn.groups, o)
+	}
+	m.snap.Store(sn)
+}
+
+// RevisionStatus returns the revision status (devmeta pantavisor.status):
+// the lowest status of the platforms that have not reached their goal,
+// READY when all have (or there are none); "" before a revision is loaded.
+func (m *Containers) RevisionStatus() string { return m.snap.Load().status }
+
+// Containers implements ctrl.Containers (GET /containers) from the
+// latest snapshot.
+func (m *Containers) Containers() ([]ctrl.Container, error) {
+	sn := m.snap.Load()
+	if sn.st == nil {
+		return nil, ctrl.Errorf(ctrl.ErrInternal, "State not loaded yet")
+	}
+	return sn.containers, nil
 }
 
 func roles(p *state.Platform) []string {
@@ -501,30 +787,25 @@ func backoffPolicy(a *state.AutoRecovery) string {
 	return a.BackoffPolicy
 }
 
-// Groups implements ctrl.Containers (GET /groups).
+// Groups implements ctrl.Containers (GET /groups) from the latest
+// snapshot.
 func (m *Containers) Groups() ([]ctrl.Group, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.engine == nil {
+	sn := m.snap.Load()
+	if sn.st == nil {
 		return nil, ctrl.Errorf(ctrl.ErrInternal, "State not loaded yet")
 	}
-	out := []ctrl.Group{}
-	for _, g := range m.engine.Groups() {
-		o := ctrl.Group{Name: g.Name, StatusGoal: g.Goal.String(), RestartPolicy: g.RestartPolicy,
-			Status: m.engine.GroupStatus(g.Name).String()}
-		if a := g.Recovery; a != nil {
-			o.AutoRecovery = &ctrl.GroupRecovery{MaxRetries: a.MaxRetries,
-				StableTimeout: int(a.StableTimeout.Seconds()), BackoffPolicy: backoffPolicy(a)}
-		}
-		out = append(out, o)
-	}
-	return out, nil
+	return sn.groups, nil
 }
 
-// ContainerAction implements ctrl.Containers (PUT /containers/<name>).
+// ContainerAction implements ctrl.Containers (PUT /containers/<name>):
+// the action is under way when it returns.
 func (m *Containers) ContainerAction(name, action string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	var err error
+	m.callAPI(func() { err = m.containerAction(name, action) })
+	return err
+}
+
+func (m *Containers) containerAction(name, action string) error {
 	if m.engine == nil {
 		return ctrl.Errorf(ctrl.ErrInternal, "State not loaded yet")
 	}
@@ -549,16 +830,20 @@ func (m *Containers) ContainerAction(name, action string) error {
 		return ctrl.Errorf(ctrl.ErrInvalid, "%v", err)
 	}
 	m.log.Info("container action", "platform", name, "action", action)
-	m.doLocked(context.Background(), acts)
-	m.reportLocked()
+	m.dispatch(context.Background(), m.host, m.engine, acts)
+	m.changedState()
 	m.notify()
 	return nil
 }
 
 // Signal implements ctrl.Containers (POST /signal).
 func (m *Containers) Signal(plat, typ, payload string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	var err error
+	m.callAPI(func() { err = m.signal(plat, typ) })
+	return err
+}
+
+func (m *Containers) signal(plat, typ string) error {
 	if m.engine == nil {
 		return ctrl.Errorf(ctrl.ErrInternal, "State not loaded yet")
 	}
@@ -574,7 +859,7 @@ func (m *Containers) Signal(plat, typ, payload string) error {
 	default:
 		return ctrl.Errorf(ctrl.ErrInvalid, "Signal has bad format")
 	}
-	m.reportLocked()
+	m.changedState()
 	m.notify()
 	return nil
 }
@@ -586,13 +871,11 @@ type containerDrivers struct{ m *Containers }
 
 // Drivers lists the drivers plat references.
 func (d containerDrivers) Drivers(plat string) ([]ctrl.Driver, error) {
-	m := d.m
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.st == nil {
+	st := d.m.snap.Load().st
+	if st == nil {
 		return nil, ctrl.Errorf(ctrl.ErrInternal, "State not loaded yet")
 	}
-	p := m.st.Platform(plat)
+	p := st.Platform(plat)
 	if p == nil {
 		return nil, nil
 	}

@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -308,11 +310,12 @@ func TestContainersLifecycle(t *testing.T) {
 		{name: "lc-a2", run: `"group":"g3","exports":["/x"]`},
 		{name: "lc-nob", run: `"group":"g3","roles":["nobody"]`},
 	}, testGroups, map[string]string{"_config/lc-a1/etc/motd": "overlay says hi\n"})
-	in := e.start(t, "0", nil)
+	clk := newEngineClock()
+	in := e.start(t, "0", withClock(clk))
 
-	m := in.waitFor(t, "g2 started", statusIs(map[string]string{"lc-sys": "STARTED", "lc-mgmt": "STARTED"}))
-	time.Sleep(100 * time.Millisecond)
-	m = in.containers(t)
+	in.waitFor(t, "g2 started", statusIs(map[string]string{"lc-sys": "STARTED", "lc-mgmt": "STARTED"}))
+	in.settle(t, clk)
+	m := in.containers(t)
 	for _, n := range []string{"lc-a1", "lc-a2", "lc-nob"} {
 		if m[n].Status != "BLOCKED" {
 			t.Errorf("%s before READY = %s, want BLOCKED", n, m[n].Status)
@@ -413,10 +416,18 @@ func TestContainersLifecycle(t *testing.T) {
 }
 
 // engineClock is a fake clock for the engine whose FSM ticks come fast in
-// real time, so advancing it is seen within milliseconds.
+// real time, so advancing it is seen within milliseconds. Its waiters
+// can be awaited: each WAIT round of the FSM ends in one After call, and
+// awaitRounds waits for them.
 type engineClock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu     sync.Mutex
+	now    time.Time
+	rounds int           // After calls so far
+	tick   chan struct{} // closed (and replaced) at every After call
+}
+
+func newEngineClock() *engineClock {
+	return &engineClock{now: time.Unix(1000, 0), tick: make(chan struct{})}
 }
 
 func (c *engineClock) Now() time.Time {
@@ -425,12 +436,55 @@ func (c *engineClock) Now() time.Time {
 	return c.now
 }
 
-func (c *engineClock) After(time.Duration) <-chan time.Time { return time.After(5 * time.Millisecond) }
+func (c *engineClock) After(time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	c.rounds++
+	close(c.tick)
+	c.tick = make(chan struct{})
+	c.mu.Unlock()
+	return time.After(5 * time.Millisecond)
+}
 
 func (c *engineClock) advance(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	c.mu.Unlock()
+}
+
+// awaitRounds waits until the FSM waits on the clock n more times. With
+// n = 2, a whole WAIT round (Step, then After) began after the call.
+func (c *engineClock) awaitRounds(t testing.TB, n int) {
+	t.Helper()
+	c.mu.Lock()
+	want := c.rounds + n
+	c.mu.Unlock()
+	deadline := time.After(20 * time.Second)
+	for {
+		c.mu.Lock()
+		got, tick := c.rounds, c.tick
+		c.mu.Unlock()
+		if got >= want {
+			return
+		}
+		select {
+		case <-tick:
+		case <-deadline:
+			t.Fatalf("FSM made %d of %d rounds in 20s", got-want+n, n)
+		}
+	}
+}
+
+// settle returns once the FSM has run a whole WAIT round on the clock's
+// current time and every container action it started has ended: what
+// GET /containers shows then is what that time leads to.
+func (in *instance) settle(t testing.TB, clk *engineClock) {
+	t.Helper()
+	clk.awaitRounds(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := in.d.platforms.(*Containers).awaitIdle(ctx, nil); err != nil {
+		t.Fatalf("container actions still running: %v", err)
+	}
 }
 
 func withClock(clk *engineClock) func(*Options) {
@@ -448,11 +502,11 @@ func TestGoalsAndTimeout(t *testing.T) {
 		{name: "gt-a", run: `"group":"app"`},
 	}, `"groups.json":[{"name":"data","status_goal":"MOUNTED","timeout":5},
 		{"name":"wait","status_goal":"READY","timeout":3},{"name":"app","status_goal":"STARTED"}]`, nil)
-	clk := &engineClock{now: time.Unix(1000, 0)}
+	clk := newEngineClock()
 	in := e.start(t, "0", withClock(clk))
 	in.waitFor(t, "ready goal pending", statusIs(map[string]string{"gt-d": "MOUNTED", "gt-r": "STARTED", "gt-a": "BLOCKED"}))
 	clk.advance(2 * time.Second)
-	time.Sleep(50 * time.Millisecond)
+	in.settle(t, clk)
 	if m := in.containers(t); m["gt-a"].Status != "BLOCKED" {
 		t.Errorf("gt-a before the goal timeout = %s, want BLOCKED", m["gt-a"].Status)
 	}
@@ -482,7 +536,7 @@ func TestCrashLoop(t *testing.T) {
 			e.writeRev(t, "0", []plat{{name: name, conf: conf, run: `"group":"app","auto_recovery":{"policy":"always",` +
 				`"max_retries":2,"retry_delay":1,"backoff_factor":3,"backoff_policy":"` + tt.policy + `"}`}},
 				`"groups.json":[{"name":"app"}]`, nil)
-			clk := &engineClock{now: time.Unix(1000, 0)}
+			clk := newEngineClock()
 			in := e.start(t, "0", withClock(clk))
 			retries := func(n int, status string) func(map[string]ctInfo) bool {
 				return func(m map[string]ctInfo) bool {
@@ -493,7 +547,7 @@ func TestCrashLoop(t *testing.T) {
 			// Crash 1: 1 s delay.
 			in.waitFor(t, "first crash", retries(1, "RECOVERING"))
 			clk.advance(900 * time.Millisecond)
-			time.Sleep(50 * time.Millisecond)
+			in.settle(t, clk)
 			if !retries(1, "RECOVERING")(in.containers(t)) {
 				t.Fatalf("before retry_delay: %+v, want RECOVERING 1", in.containers(t)[name])
 			}
@@ -501,7 +555,7 @@ func TestCrashLoop(t *testing.T) {
 			clk.advance(200 * time.Millisecond)
 			in.waitFor(t, "second crash", retries(2, "RECOVERING"))
 			clk.advance(2900 * time.Millisecond)
-			time.Sleep(50 * time.Millisecond)
+			in.settle(t, clk)
 			if !retries(2, "RECOVERING")(in.containers(t)) {
 				t.Fatalf("before retry_delay×factor: %+v, want RECOVERING 2", in.containers(t)[name])
 			}
@@ -515,14 +569,14 @@ func TestCrashLoop(t *testing.T) {
 			case "never":
 				in.waitFor(t, "left stopped", retries(2, "STOPPED"))
 				clk.advance(time.Hour)
-				time.Sleep(50 * time.Millisecond)
+				in.settle(t, clk)
 				if !retries(2, "STOPPED")(in.containers(t)) || in.d.State() != StateWait {
 					t.Errorf("never: %+v in %s, want STOPPED in WAIT", in.containers(t)[name], in.d.State())
 				}
 			case "10s":
 				in.waitFor(t, "waiting", retries(2, "STOPPED"))
 				clk.advance(9 * time.Second)
-				time.Sleep(50 * time.Millisecond)
+				in.settle(t, clk)
 				if !retries(2, "STOPPED")(in.containers(t)) {
 					t.Errorf("before backoff wait: %+v, want STOPPED 2", in.containers(t)[name])
 				}
@@ -687,9 +741,16 @@ func runUpdateNoReboot(t testing.TB, newUpdater func(Env) (Updater, error), cras
 	must(t, err)
 	must(t, os.RemoveAll(filepath.Join(e.storage, "trails", "locals")))
 
+	var clk *engineClock
+	if badGroup {
+		clk = newEngineClock() // the refused update needs no time to pass
+	}
 	in := e.start(t, "0", func(o *Options) {
 		o.NewUpdater = newUpdater
 		o.Env = append(o.Env, "PV_UPDATER_COMMIT_DELAY=1", "PV_BOOTLOADER_TYPE=uboot")
+		if clk != nil {
+			o.Clock = clk
+		}
 	})
 	in.waitFor(t, "rev 0 started", statusIs(map[string]string{"up-a": "STARTED", "up-keep": "STARTED"}))
 	e.waitInit(t, "0", "up-a", "up-keep")
@@ -701,7 +762,7 @@ func runUpdateNoReboot(t testing.TB, newUpdater func(Env) (Updater, error), cras
 		if code != 422 || !strings.Contains(string(body), "nope") {
 			t.Errorf("PUT /steps/locals/1 with an unknown group = %d %s, want 422 naming it", code, body)
 		}
-		time.Sleep(100 * time.Millisecond)
+		in.settle(t, clk)
 		if m := in.containers(t); m["up-a"].Status != "STARTED" || in.d.State() != StateWait {
 			t.Errorf("after a refused revision: up-a %s, daemon %s, want STARTED, WAIT", m["up-a"].Status, in.d.State())
 		}
@@ -765,4 +826,133 @@ func TestStopStubborn(t *testing.T) {
 	start := time.Now()
 	in.stop()
 	t.Logf("stopped 3 stubborn containers in %v", time.Since(start))
+}
+
+// stubbornInit is a container init that ignores the halt signals (LXC's
+// SIGPWR, SIGTERM) and says so on its console: a stop of it takes the
+// whole stop timeout and ends in SIGKILL.
+const stubbornInit = `trap 'echo "pv-fixture: halt ignored"' PWR TERM INT
+echo "pv-fixture: init started as pid $$"
+while :; do
+	sleep 3600 &
+	wait $!
+done
+`
+
+// stubbornPlat is a platform running stubbornInit, its files for writeRev.
+func stubbornPlat(e *ctEnv, name string) (plat, map[string]string) {
+	conf := rootfs.LXCConf(rootfs.Conf{Name: name, VolumesDir: e.volumes, Init: "/bin/sh /etc/stubborn"})
+	return plat{name: name, run: `"group":"app"`, conf: conf},
+		map[string]string{"_config/" + name + "/etc/stubborn": stubbornInit}
+}
+
+// waitConsole waits until the console log of name in rev contains s.
+func (e *ctEnv) waitConsole(t testing.TB, rev, name, s string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(e.storage, "logs", rev, name, "lxc", "console.log"))
+		if strings.Contains(string(b), s) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %q not on the console: %q", name, s, b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestStubbornStopKeepsAPI: while a container that ignores its halt
+// signal is being stopped (the stop takes the whole stop timeout), GET
+// /containers, GET /groups and POST /signal are answered at once: their
+// answers arrive while the container is still STOPPING, not after the
+// stop finished (issue 11: no blocking call under the manager's lock).
+func TestStubbornStopKeepsAPI(t *testing.T) {
+	e := newCtEnv(t)
+	name := fmt.Sprintf("sk-%d", os.Getpid())
+	p, files := stubbornPlat(e, name)
+	e.writeRev(t, "0", []plat{p}, `"groups.json":[{"name":"app","restart_policy":"container"}]`, files)
+	in := e.start(t, "0", nil)
+	in.waitFor(t, "started", statusIs(map[string]string{name: "STARTED"}))
+	e.waitInit(t, "0", name)
+
+	stopped := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("PUT", "http://localhost/containers/"+name, strings.NewReader(`{"action":"stop"}`))
+		resp, err := in.hc.Do(req)
+		if err != nil {
+			stopped <- -1
+			return
+		}
+		resp.Body.Close()
+		stopped <- resp.StatusCode
+	}()
+	// The halt signal reached init: the stop is under way, and lasts the
+	// stop timeout (5 s) from here.
+	e.waitConsole(t, "0", name, "halt ignored")
+	if got := in.containers(t)[name].Status; got != "STOPPING" {
+		t.Errorf("GET /containers during the stop: %s = %s, want STOPPING (answered before the stop ended)", name, got)
+	}
+	if code, b := in.call(t, "POST", "/signal", strings.NewReader(`{"type":"alive","payload":""}`)); code != 200 {
+		t.Errorf("POST /signal during the stop = %d %s, want 200", code, b)
+	}
+	if code, b := in.call(t, "GET", "/groups", nil); code != 200 || !strings.Contains(string(b), `"app"`) {
+		t.Errorf("GET /groups during the stop = %d %s", code, b)
+	}
+	if got := in.containers(t)[name].Status; got != "STOPPING" {
+		t.Errorf("GET /containers after the signal: %s = %s, want STOPPING still", name, got)
+	}
+	select {
+	case code := <-stopped:
+		if code != 200 {
+			t.Errorf("PUT stop = %d, want 200", code)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("PUT stop not answered")
+	}
+	in.waitFor(t, "stopped", statusIs(map[string]string{name: "STOPPED"}))
+}
+
+// BenchmarkContainersDuringStubbornStop measures GET /containers while a
+// container that ignores its halt signal is being stopped (stop timeout,
+// then SIGKILL): it reports the p50, p99 and max latency of the requests
+// made from the stop request until the container is STOPPED.
+func BenchmarkContainersDuringStubbornStop(b *testing.B) {
+	e := newCtEnv(b)
+	name := fmt.Sprintf("sb-%d", os.Getpid())
+	p, files := stubbornPlat(e, name)
+	e.writeRev(b, "0", []plat{p}, `"groups.json":[{"name":"app","restart_policy":"container"}]`, files)
+	in := e.start(b, "0", nil)
+	var lat []time.Duration
+	for i := 0; i < b.N; i++ {
+		in.waitFor(b, "started", statusIs(map[string]string{name: "STARTED"}))
+		e.waitInit(b, "0", name)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			req, _ := http.NewRequest("PUT", "http://localhost/containers/"+name, strings.NewReader(`{"action":"stop"}`))
+			if resp, err := in.hc.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		for {
+			t0 := time.Now()
+			m := in.containers(b)
+			lat = append(lat, time.Since(t0))
+			if m[name].Status == "STOPPED" {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		<-done
+		if code, body := in.call(b, "PUT", "/containers/"+name, strings.NewReader(`{"action":"start"}`)); code != 200 {
+			b.Fatalf("start = %d %s", code, body)
+		}
+	}
+	slices.Sort(lat)
+	pct := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
+	b.ReportMetric(float64(pct(0.50).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(pct(0.99).Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+	b.Logf("GET /containers during a stubborn stop: %d requests, p50 %v p99 %v max %v", len(lat), pct(0.50), pct(0.99), lat[len(lat)-1])
 }

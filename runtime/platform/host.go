@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sync"
 
 	"github.com/pantavisor/pantavisor-go/runtime/platform/lxc"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
@@ -22,7 +21,8 @@ type Exit struct {
 
 // Host carries out Engine actions on the real system: volume mounts
 // (runtime/volume) and LXC containers (runtime/platform/lxc). Like the
-// Engine it belongs to one goroutine, which also receives from Exits.
+// Engine it belongs to one goroutine, which also receives from Exits; the
+// blocking part of each action is a Job that may run elsewhere.
 type Host struct {
 	log   *slog.Logger
 	paths Paths
@@ -77,63 +77,173 @@ func (h *Host) Adopt(old *Host, name string) (pid int, ok bool) {
 	return c.Pid(), true
 }
 
-// Exits delivers container exits; pass each to Exited.
+// Exits delivers container exits; pass each to BeginExit (or Exited).
 func (h *Host) Exits() <-chan Exit { return h.exits }
 
+// Job is the blocking part of an action (mount, start, stop, unmount) or
+// of an exit (releasing the container's LXC state). Host.Begin and
+// Host.BeginExit hand it out on the Host's goroutine, any goroutine may
+// Run it, and Host.End takes it back on the Host's goroutine: the owner of
+// Host and Engine never waits for LXC or the kernel (issue 11).
+type Job struct {
+	// Action is what the job does; Platform names it.
+	Action Action
+	exit   bool // release of an exited container
+	log    *slog.Logger
+
+	layout  volume.Layout
+	vol     volume.Platform
+	spec    lxc.Spec
+	exports string // Paths.Exports of an exporter
+	c       *lxc.Container
+	set     *volume.Set
+	target  string // export mount point
+	err     error
+}
+
+// Platform is the name of the platform the job works for.
+func (j *Job) Platform() string { return j.Action.Platform }
+
 // Exited turns an Exit into the engine's event, ignoring exits of
-// containers Host has already stopped or replaced.
+// containers Host has already stopped or replaced. It blocks while LXC
+// releases the container: Host's owner uses BeginExit instead.
 func (h *Host) Exited(e *Engine, x Exit) ([]Action, error) {
-	if h.running[x.Platform] != x.container {
+	j := h.BeginExit(x)
+	if j == nil {
 		return nil, nil
+	}
+	j.Run(context.Background())
+	return h.End(e, j)
+}
+
+// BeginExit starts handling x: nil when the container is no longer
+// Host's (stopped or replaced), else the job releasing it.
+func (h *Host) BeginExit(x Exit) *Job {
+	if h.running[x.Platform] != x.container {
+		return nil
 	}
 	delete(h.running, x.Platform)
 	h.unexport(x.Platform)
-	_ = x.container.Stop(context.Background()) // release liblxc state
-	return e.Exited(x.Platform)
+	return &Job{Action: Action{Kind: Stop, Platform: x.Platform}, exit: true, log: h.log, c: x.container}
 }
 
 // Do performs a and reports the outcome to e. It returns follow-up actions
 // (unmount after a failure, reboot, rollback). Reboot and Rollback are not
-// performed here: they are returned to the caller unchanged.
+// performed here: they are returned to the caller unchanged. It blocks
+// for as long as the action takes: Host's owner uses Begin instead.
 func (h *Host) Do(ctx context.Context, e *Engine, a Action) ([]Action, error) {
+	j, acts := h.Begin(e, a)
+	if j == nil {
+		return acts, nil
+	}
+	j.Run(ctx)
+	return h.End(e, j)
+}
+
+// Begin takes what a needs from Host and e and returns the job that
+// carries it out. Reboot and Rollback have no job: they come back as
+// actions for the caller.
+func (h *Host) Begin(e *Engine, a Action) (*Job, []Action) {
+	j := &Job{Action: a, log: h.log}
 	switch a.Kind {
 	case Mount:
-		p, err := h.platform(a.Platform)
-		if err == nil {
-			var set *volume.Set
-			set, err = volume.MountPlatform(h.log, h.paths.Layout(), h.paths.Volume(p, h.rev))
-			if err == nil {
-				h.mounts[a.Platform] = set
-				return nil, e.Mounted(a.Platform)
-			}
+		var p *state.Platform
+		if p, j.err = h.platform(a.Platform); j.err == nil {
+			j.layout, j.vol = h.paths.Layout(), h.paths.Volume(p, h.rev)
 		}
-		h.log.Error("mount failed", "platform", a.Platform, "err", err)
-		return e.Failed(a.Platform, err)
 	case Start:
-		c, err := h.start(ctx, e, a.Platform)
-		if err != nil {
-			h.log.Error("start failed", "platform", a.Platform, "err", err)
-			return e.Failed(a.Platform, err)
-		}
-		return nil, e.Started(a.Platform, c.Pid())
+		j.err = h.prepareStart(e, j)
 	case Stop:
 		h.unexport(a.Platform)
-		if c := h.running[a.Platform]; c != nil {
-			delete(h.running, a.Platform)
-			if err := c.Stop(ctx); err != nil {
-				h.log.Warn("stop", "platform", a.Platform, "err", err)
+		j.c = h.running[a.Platform]
+		delete(h.running, a.Platform)
+	case Unmount:
+		j.set = h.mounts[a.Platform]
+		delete(h.mounts, a.Platform)
+	default:
+		return nil, []Action{a}
+	}
+	return j, nil
+}
+
+func (h *Host) prepareStart(e *Engine, j *Job) error {
+	p, err := h.platform(j.Action.Platform)
+	if err != nil {
+		return err
+	}
+	info, err := e.Info(p.Name)
+	if err != nil {
+		return err
+	}
+	j.spec = h.paths.LXC(p, info.Group, h.rev)
+	if h.IPAM != nil {
+		if j.spec.Net, err = h.IPAM.Assign(p.Name, p.Network); err != nil {
+			return err
+		}
+	}
+	if p.Exports {
+		j.exports = h.paths.Exports
+	}
+	return nil
+}
+
+// Run does the blocking part of j: it touches neither Host nor Engine.
+func (j *Job) Run(ctx context.Context) {
+	if j.err != nil {
+		return
+	}
+	name := j.Action.Platform
+	switch {
+	case j.exit:
+		_ = j.c.Stop(context.Background()) // release liblxc state
+	case j.Action.Kind == Mount:
+		j.set, j.err = volume.MountPlatform(j.log, j.layout, j.vol)
+	case j.Action.Kind == Start:
+		if j.c, j.err = lxc.Start(ctx, j.log, j.spec); j.err == nil && j.exports != "" {
+			var err error
+			if j.target, err = exportRoot(j.exports, j.spec.LXCPath, name); err != nil {
+				j.log.Warn("export", "platform", name, "err", err)
 			}
 		}
-		return e.Stopped(a.Platform)
-	case Unmount:
-		set := h.mounts[a.Platform]
-		delete(h.mounts, a.Platform)
-		if set == nil {
-			return nil, nil
+	case j.Action.Kind == Stop:
+		if j.c != nil {
+			j.err = j.c.Stop(ctx)
 		}
-		return nil, set.Unmount()
+	case j.Action.Kind == Unmount:
+		if j.set != nil {
+			j.err = j.set.Unmount()
+		}
 	}
-	return []Action{a}, nil
+}
+
+// End reports the outcome of j to e and records what it made in Host. It
+// returns follow-up actions, like Do.
+func (h *Host) End(e *Engine, j *Job) ([]Action, error) {
+	name := j.Action.Platform
+	switch {
+	case j.exit:
+		return e.Exited(name)
+	case j.Action.Kind == Mount:
+		if j.err != nil {
+			h.log.Error("mount failed", "platform", name, "err", j.err)
+			return e.Failed(name, j.err)
+		}
+		h.mounts[name] = j.set
+		return nil, e.Mounted(name)
+	case j.Action.Kind == Start:
+		if j.err != nil {
+			h.log.Error("start failed", "platform", name, "err", j.err)
+			return e.Failed(name, j.err)
+		}
+		h.started(name, j.c, j.target)
+		return nil, e.Started(name, j.c.Pid())
+	case j.Action.Kind == Stop:
+		if j.err != nil {
+			h.log.Warn("stop", "platform", name, "err", j.err)
+		}
+		return e.Stopped(name)
+	}
+	return nil, j.err // Unmount
 }
 
 func (h *Host) platform(name string) (*state.Platform, error) {
@@ -145,33 +255,12 @@ func (h *Host) platform(name string) (*state.Platform, error) {
 	return nil, fmt.Errorf("%q: %w", name, ErrUnknown)
 }
 
-func (h *Host) start(ctx context.Context, e *Engine, name string) (*lxc.Container, error) {
-	p, err := h.platform(name)
-	if err != nil {
-		return nil, err
-	}
-	info, err := e.Info(name)
-	if err != nil {
-		return nil, err
-	}
-	spec := h.paths.LXC(p, info.Group, h.rev)
-	if h.IPAM != nil {
-		if spec.Net, err = h.IPAM.Assign(p.Name, p.Network); err != nil {
-			return nil, err
-		}
-	}
-	c, err := lxc.Start(ctx, h.log, spec)
-	if err != nil {
-		return nil, err
-	}
+// started records the running container c of name and hands its
+// console, its pid and its exit on.
+func (h *Host) started(name string, c *lxc.Container, export string) {
 	h.running[name] = c
-	if p.Exports && h.paths.Exports != "" {
-		target, err := exportRoot(h.paths.Exports, spec.LXCPath, name)
-		if err != nil {
-			h.log.Warn("export", "platform", name, "err", err)
-		} else {
-			h.exports[name] = target
-		}
+	if export != "" {
+		h.exports[name] = export
 	}
 	if h.Console != nil {
 		h.Console(name, c.Console())
@@ -181,11 +270,11 @@ func (h *Host) start(ctx context.Context, e *Engine, name string) (*lxc.Containe
 	if h.OnStart != nil {
 		h.OnStart(name, c.Pid(), c.Done())
 	}
+	exits := h.exits
 	go func() {
 		<-c.Done()
-		h.exits <- Exit{Platform: name, container: c}
+		exits <- Exit{Platform: name, container: c}
 	}()
-	return c, nil
 }
 
 // unexport removes the export of name, if any.
@@ -196,22 +285,6 @@ func (h *Host) unexport(name string) {
 			h.log.Warn("export", "platform", name, "err", err)
 		}
 	}
-}
-
-// ShutdownAll stops every running container at once (each leniently,
-// then by force), so a shutdown takes one stop timeout, not one per
-// container. The engine is told afterwards through the Stop actions, which
-// then find the containers already down.
-func (h *Host) ShutdownAll(ctx context.Context) {
-	var wg sync.WaitGroup
-	for _, c := range h.running {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = c.Stop(ctx) // the result is kept for the Stop action
-		}()
-	}
-	wg.Wait()
 }
 
 // Close stops every container and unmounts every volume Host still holds,

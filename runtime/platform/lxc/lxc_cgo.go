@@ -112,9 +112,9 @@ func Start(ctx context.Context, log *slog.Logger, spec Spec) (*Container, error)
 	// Truncate the log so errors reported below belong to this start.
 	_ = os.Truncate(spec.LogFile, 0)
 
-	// A custom monitor cgroup is left behind (busy) by the previous
-	// monitor; liblxc refuses to start when it exists.
-	removeMonitorCgroup(spec.cgroupName(), 0)
+	// A daemon or monitor that died uncleanly leaves the container's
+	// cgroups behind (empty); liblxc refuses to create them again.
+	removeStaleCgroups(spec.cgroupName())
 	c, err := start(spec)
 	if err != nil {
 		console.close()
@@ -164,17 +164,13 @@ func start(spec Spec) (*golxc.Container, error) {
 	return c, nil
 }
 
-// logTail returns the last lines of the LXC log, for error messages.
+// logTail summarises the LXC log for error messages (logSummary).
 func logTail(file string) string {
 	data, err := os.ReadFile(file)
-	if err != nil || len(data) == 0 {
+	if err != nil {
 		return ""
 	}
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if len(lines) > 6 {
-		lines = lines[len(lines)-6:]
-	}
-	return "; lxc log: " + strings.Join(lines, " | ")
+	return logSummary(data)
 }
 
 // prepareDirs creates the overlay upper dir and the role mount sources.
@@ -220,6 +216,59 @@ func removeMonitorCgroup(name string, wait time.Duration) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+}
+
+// removeStaleCgroups removes the payload and monitor cgroups of name in
+// every mounted hierarchy when no process is left in them: liblxc fails
+// to start a container whose cgroup exists ("Numerical result out of
+// range - Failed to create container cgroup"). A tree with a live process
+// (a leftover container, which start stops first) is left alone.
+func removeStaleCgroups(name string) {
+	roots, err := cgroupRoots()
+	if err != nil {
+		return
+	}
+	for _, r := range roots {
+		for _, b := range ownCgroups() {
+			for _, d := range []string{PayloadCgroup(name), MonitorCgroup(name)} {
+				dir := filepath.Join(r, b, d)
+				if !cgroupBusy(dir) {
+					removeCgroupTree(dir)
+				}
+			}
+		}
+	}
+}
+
+// cgroupBusy reports whether a process lives in dir or below it.
+func cgroupBusy(dir string) bool {
+	busy := false
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		if b, err := os.ReadFile(filepath.Join(p, "cgroup.procs")); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+			busy = true
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return busy
+}
+
+// removeCgroupTree removes the cgroup dir, children first. The kernel
+// refuses (EBUSY) to remove a cgroup that still has processes.
+func removeCgroupTree(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			removeCgroupTree(filepath.Join(dir, e.Name()))
+		}
+	}
+	_ = unix.Rmdir(dir)
 }
 
 // ownCgroups lists the distinct cgroup paths of this process ("/" first).

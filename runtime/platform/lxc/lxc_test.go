@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -342,4 +343,72 @@ func TestStartStopsLeftover(t *testing.T) {
 		t.Errorf("Stop() error = %v", err)
 	}
 	w.finish(t)
+}
+
+// A daemon and LXC monitors that died uncleanly leave empty cgroups of the
+// container in every hierarchy; liblxc then refuses to create the
+// container's cgroup ("Numerical result out of range") on every later
+// start. Start removes the empty leftovers first (issue 11, defect 9).
+func TestStartRemovesStaleCgroups(t *testing.T) {
+	needLXC(t)
+	name := "stale-" + strconv.Itoa(os.Getpid())
+	w := newWorld(t, name, rootfs.LXCConf(rootfs.Conf{Name: name}))
+	roots, err := cgroupRoots()
+	if err != nil || len(roots) == 0 {
+		t.Fatalf("cgroupRoots() = %q, %v", roots, err)
+	}
+	var made []string
+	for _, r := range roots {
+		for _, b := range ownCgroups() {
+			for _, d := range []string{PayloadCgroup(name), MonitorCgroup(name), PayloadCgroup(name) + "/ns"} {
+				dir := filepath.Join(r, b, d)
+				if err := os.MkdirAll(dir, 0o755); err == nil {
+					made = append(made, dir)
+				}
+			}
+		}
+	}
+	if len(made) == 0 {
+		t.Fatalf("could not create any stale cgroup in %q", roots)
+	}
+	t.Cleanup(func() {
+		for i := len(made) - 1; i >= 0; i-- {
+			unix.Rmdir(made[i])
+		}
+	})
+	c := startReady(t, w)
+	if err := c.Stop(context.Background()); err != nil {
+		t.Errorf("Stop() error = %v", err)
+	}
+	w.finish(t)
+}
+
+// removeStaleCgroups leaves a cgroup tree with a live process alone and
+// removes it once the process is gone.
+func TestRemoveStaleCgroupsKeepsBusy(t *testing.T) {
+	needLXC(t)
+	name := "busy-" + strconv.Itoa(os.Getpid())
+	roots, _ := cgroupRoots()
+	if len(roots) == 0 {
+		t.Fatal("no cgroup hierarchy mounted")
+	}
+	dir := filepath.Join(roots[0], PayloadCgroup(name))
+	child := filepath.Join(dir, "child")
+	must(t, os.MkdirAll(child, 0o755))
+	t.Cleanup(func() { unix.Rmdir(child); unix.Rmdir(dir); unix.Rmdir(filepath.Dir(dir)) })
+	cmd := exec.Command("/bin/sleep", "3600")
+	must(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	must(t, os.WriteFile(filepath.Join(child, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644))
+
+	removeStaleCgroups(name)
+	if _, err := os.Stat(child); err != nil {
+		t.Fatalf("busy cgroup removed: %v", err)
+	}
+	// Move the process out before it ends, so the tree is stale now.
+	must(t, os.WriteFile(filepath.Join(roots[0], "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644))
+	removeStaleCgroups(name)
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale cgroup %s after removeStaleCgroups: %v, want gone", dir, err)
+	}
 }
