@@ -797,11 +797,17 @@ func (m *Containers) Groups() ([]ctrl.Group, error) {
 	return sn.groups, nil
 }
 
-// ContainerAction implements ctrl.Containers (PUT /containers/<name>):
-// the action is under way when it returns.
+// ContainerAction implements ctrl.Containers (PUT /containers/<name>).
+// A stop answers once the container is down, as it did while the manager
+// held its lock across the stop, so `pvcontrol containers stop` followed by
+// `start` works; the wait is the caller's, the supervisor keeps serving.
+// Start and restart answer when the action is under way.
 func (m *Containers) ContainerAction(name, action string) error {
 	var err error
 	m.callAPI(func() { err = m.containerAction(name, action) })
+	if err == nil && action == "stop" {
+		return m.awaitIdle(context.Background(), []string{name})
+	}
 	return err
 }
 
