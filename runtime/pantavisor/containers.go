@@ -269,8 +269,8 @@ func containersFromEnv(env Env) *Containers {
 	}
 	o := ContainersOptions{Paths: paths, Clock: env.Clock, DevMeta: env.DevMeta, Log: env.Log,
 		GoalsTimeout: func() int { return int(c.Duration(config.UpdaterGoalsTimeout).Seconds()) }}
-	if s, ok := logs.(consoleSubscriber); ok {
-		o.Logs = s
+	if logs != nil {
+		o.Logs = logs
 	}
 	return NewContainers(o)
 }
@@ -874,6 +874,9 @@ func (m *Containers) signal(plat, typ string) error {
 // (GET /drivers for the caller). Loading modules is not implemented:
 // every driver reports UNKNOWN.
 type containerDrivers struct{ m *Containers }
+
+// Drivers implements PlatformManager: the /drivers backend.
+func (m *Containers) Drivers() ctrl.Drivers { return containerDrivers{m} }
 
 // Drivers lists the drivers plat references.
 func (d containerDrivers) Drivers(plat string) ([]ctrl.Driver, error) {

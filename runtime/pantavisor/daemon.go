@@ -375,8 +375,8 @@ func (d *Daemon) startCtrl() error {
 	}
 	if d.platforms != nil {
 		o.Containers = d.platforms
-		if m, ok := d.platforms.(*Containers); ok {
-			o.Drivers = containerDrivers{m}
+		if dr := d.platforms.Drivers(); dr != nil {
+			o.Drivers = dr
 		}
 	}
 	ln, err := ctrl.Listen(d.Socket())

@@ -406,7 +406,16 @@ func (s *stepCounter) Step(context.Context) error {
 
 type nopContainers struct{}
 
-func (nopContainers) RevisionStatus() string { return "READY" }
+func (nopContainers) RevisionStatus() string                        { return "READY" }
+func (nopContainers) Drivers() ctrl.Drivers                         { return nil }
+func (nopContainers) StopPlatforms(context.Context, []string) error { return nil }
+func (nopContainers) Transition(context.Context, string, *state.State, []string) error {
+	return nil
+}
+func (nopContainers) GoalsReached() (bool, []string) { return true, nil }
+func (nopContainers) Failures() error                { return nil }
+func (nopContainers) Stable() bool                   { return true }
+func (nopContainers) SetUpdating(bool)               {}
 
 func (nopContainers) Containers() ([]ctrl.Container, error) { return nil, nil }
 func (nopContainers) ContainerAction(string, string) error  { return nil }

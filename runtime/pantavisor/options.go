@@ -31,6 +31,7 @@ package pantavisor
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"time"
@@ -38,6 +39,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+	"github.com/pantavisor/pantavisor-go/runtime/logserver"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 	"github.com/pantavisor/pantavisor-go/runtime/storage"
 )
@@ -99,6 +101,25 @@ type PlatformManager interface {
 	RevisionStatus() string
 	// Containers serves /containers, /groups and /signal.
 	ctrl.Containers
+	// Drivers serves /drivers; nil answers 501.
+	Drivers() ctrl.Drivers
+
+	// What the updater drives (runtime/update.Containers).
+
+	// StopPlatforms stops the named platforms and returns once they are down.
+	StopPlatforms(ctx context.Context, names []string) error
+	// Transition makes rev the loaded revision without a reboot,
+	// restarting the named platforms and keeping the others running.
+	Transition(ctx context.Context, rev string, st *state.State, restart []string) error
+	// GoalsReached reports whether every group reached its goal, and the
+	// groups whose goal timed out.
+	GoalsReached() (bool, []string)
+	// Failures is the container failure since SetUpdating(true), if any.
+	Failures() error
+	// Stable reports whether every container with a stable_timeout survived it.
+	Stable() bool
+	// SetUpdating says whether a revision is under test.
+	SetUpdating(on bool)
 }
 
 // Next is the FSM state an updater asks for.
@@ -150,6 +171,9 @@ type LogServer interface {
 	// StartUpdate and StopUpdate capture the logs of an update.
 	StartUpdate(rev string)
 	StopUpdate()
+	// Subscribe logs what r yields as platform's source (container
+	// consoles and log files).
+	Subscribe(r io.Reader, platform, source string, level logserver.Level)
 }
 
 // Options configures the daemon.

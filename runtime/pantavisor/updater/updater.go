@@ -51,8 +51,8 @@ func New(env pantavisor.Env) (pantavisor.Updater, error) {
 	if env.Clock != nil {
 		o.Clock = env.Clock
 	}
-	if m, ok := env.Platforms.(*pantavisor.Containers); ok {
-		o.Containers = containers{m}
+	if env.Platforms != nil {
+		o.Containers = containers{env.Platforms}
 	}
 	if env.Logs != nil {
 		o.Logs = env.Logs
@@ -97,8 +97,8 @@ func (a Updater) ContainerFailed(err error) command.Next { return a.u.ContainerF
 // Running is the running revision (it changes on a non-reboot transition).
 func (a Updater) Running() string { return a.u.Running() }
 
-// containers is update.Containers over *pantavisor.Containers.
-type containers struct{ m *pantavisor.Containers }
+// containers is update.Containers over the daemon's platform manager.
+type containers struct{ m pantavisor.PlatformManager }
 
 // Stop stops the named platforms of the running revision.
 func (c containers) Stop(ctx context.Context, names []string) error {
