@@ -35,11 +35,18 @@ func (s *Storage) revPath(rev, rel string) (string, error) {
 
 // StateJSON returns the bytes of trails/<rev>/.pvr/json. A missing file
 // gives an error wrapping fs.ErrNotExist.
+//
+// It reads under the lock ReplaceState checks and renames under: an
+// install marks its revision in flight, then reads it here, so a
+// concurrent upload either sees the mark (ErrInUse) or lands before the
+// read; it is never answered 200 and then lost.
 func (s *Storage) StateJSON(rev string) ([]byte, error) {
 	p, err := s.revPath(rev, stateFile)
 	if err != nil {
 		return nil, fmt.Errorf("read state json: %w", err)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return os.ReadFile(p)
 }
 
