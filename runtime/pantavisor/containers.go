@@ -505,6 +505,11 @@ func (m *Containers) next(name string) {
 			continue
 		}
 		l.busy = true
+		// Readers see the status Begin set (STOPPING, STARTING) before the
+		// job's effects can be seen: a halt signal, a console line.
+		if m.engine != nil {
+			m.publish()
+		}
 		go func() {
 			j.Run(q.ctx)
 			m.done <- jobDone{ctx: q.ctx, host: q.h, engine: q.e, job: j}
