@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pantavisor/pantavisor-go/mkimage/arch"
 	"github.com/pantavisor/pantavisor-go/mkimage/disk"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 )
@@ -22,13 +23,17 @@ func image(t *testing.T) (string, int64) {
 	if src == "" {
 		t.Skip("set PV_TEST_IMAGE=out/x64-uefi/x64-uefi-pv-<size>MiB.img (built with PV_INIT=smoke) to boot it in qemu")
 	}
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("no qemu-system-x86_64")
-	}
 	target := strings.SplitN(filepath.Base(src), "-pv-", 2)[0]
 	r, err := recipe.Load(filepath.Join("../../targets", target+".toml"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	a, err := arch.Lookup(r.Arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath(a.QEMU); err != nil {
+		t.Skip("no " + a.QEMU)
 	}
 	fi, err := os.Stat(src)
 	if err != nil {

@@ -218,7 +218,7 @@ func (b *run) appengineBundle(ctx context.Context) (string, error) {
 	if err := f.Close(); err != nil {
 		return "", err
 	}
-	err = appengine.Assemble(ctx, appengine.Options{Repo: b.o.Repo, Out: b.o.Out, GOARCH: recipe.Arches[b.r.Arch], CgoEnv: b.cgoEnv, Log: b.o.Log})
+	err = appengine.Assemble(ctx, appengine.Options{Repo: b.o.Repo, Out: b.o.Out, Arch: b.arch.Debian, CgoEnv: b.cgoEnv, Log: b.o.Log})
 	if err != nil {
 		return "", err
 	}

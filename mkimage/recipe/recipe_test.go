@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pantavisor/pantavisor-go/mkimage/arch"
 )
 
 const minimal = `
@@ -136,6 +138,11 @@ func TestTargets(t *testing.T) {
 		}
 		if want := strings.TrimSuffix(filepath.Base(f), ".toml"); r.Name != want {
 			t.Errorf("Load(%s).Name = %q, want %q", f, r.Name, want)
+		}
+		// The console the boot test reads is the serial console of the
+		// architecture's QEMU machine (mkimage/arch).
+		if a, err := arch.Lookup(r.Arch); r.InitMode == ModeEmbedded && (err != nil || !strings.Contains(r.Kernel.Cmdline, "console="+a.Console)) {
+			t.Errorf("%s: kernel.cmdline %q does not name console=%s of %s (%v)", f, r.Kernel.Cmdline, a.Console, r.Arch, err)
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/pantavisor/pantavisor-go/mkimage/arch"
 )
 
 var (
@@ -14,18 +16,6 @@ var (
 	modNameRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	debVerRe  = regexp.MustCompile(`^[A-Za-z0-9.+~:-]*$`)
 )
-
-// Arches are the Debian architectures a recipe may name, mapped to GOARCH.
-var Arches = map[string]string{
-	"amd64":    "amd64",
-	"i386":     "386",
-	"arm64":    "arm64",
-	"armhf":    "arm",
-	"armel":    "arm",
-	"mipsel":   "mipsle",
-	"mips64el": "mips64le",
-	"riscv64":  "riscv64",
-}
 
 func invalid(key, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrInvalid, key, fmt.Sprintf(format, args...))
@@ -36,8 +26,8 @@ func (r *Recipe) Validate() error {
 	if !nameRe.MatchString(r.Name) {
 		return invalid("name", "%q is not a target name (lowercase letters, digits, . _ -)", r.Name)
 	}
-	if _, ok := Arches[r.Arch]; !ok {
-		return invalid("arch", "%q is not one of %s", r.Arch, strings.Join(sortedKeys(Arches), ", "))
+	if _, err := arch.Lookup(r.Arch); err != nil {
+		return invalid("arch", "%q is not one of %s", r.Arch, strings.Join(arch.Names(), ", "))
 	}
 	if r.InitMode != ModeEmbedded && r.InitMode != ModeAppengine {
 		return invalid("init_mode", "%q is not embedded or appengine", r.InitMode)
@@ -315,13 +305,4 @@ func checkRel(p string) error {
 		return fmt.Errorf("%q is not a clean path inside the tree", p)
 	}
 	return nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
