@@ -25,7 +25,7 @@ import (
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/arch"
-	"github.com/pantavisor/pantavisor-go/mkimage/grub"
+	"github.com/pantavisor/pantavisor-go/runtime/bootenv"
 )
 
 // Firmware is the PC firmware QEMU runs.
@@ -290,7 +290,7 @@ func envBlock(img string, off int64) (int64, error) {
 
 // ReadEnv reads /boot/grubenv from the storage partition at byte offset
 // off (4 KiB ext4 blocks).
-func ReadEnv(img string, off int64) (map[string]string, error) {
+func ReadEnv(img string, off int64) (bootenv.Vars, error) {
 	blk, err := envBlock(img, off)
 	if err != nil {
 		return nil, err
@@ -300,20 +300,20 @@ func ReadEnv(img string, off int64) (map[string]string, error) {
 		return nil, err
 	}
 	defer f.Close()
-	b := make([]byte, grub.EnvSize)
+	b := make([]byte, bootenv.GrubSize)
 	if _, err := f.ReadAt(b, off+blk*4096); err != nil {
 		return nil, err
 	}
-	return grub.ParseEnv(b)
+	return bootenv.ParseGrub(b)
 }
 
 // WriteEnv rewrites /boot/grubenv in place, the way GRUB's save_env does.
-func WriteEnv(img string, off int64, vars map[string]string) error {
+func WriteEnv(img string, off int64, vars bootenv.Vars) error {
 	blk, err := envBlock(img, off)
 	if err != nil {
 		return err
 	}
-	b, err := grub.Env(vars)
+	b, err := bootenv.EncodeGrub(vars)
 	if err != nil {
 		return err
 	}

@@ -10,10 +10,10 @@ import (
 	"sort"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/disk"
-	"github.com/pantavisor/pantavisor-go/mkimage/grub"
 	"github.com/pantavisor/pantavisor-go/mkimage/initrd"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 	"github.com/pantavisor/pantavisor-go/mkimage/trail"
+	"github.com/pantavisor/pantavisor-go/runtime/bootenv"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 )
 
@@ -63,11 +63,12 @@ func (b *run) makeStorage(ctx context.Context, pk *packages, bin *binaries, bsp 
 			return "", err
 		}
 	}
+	factory := bootenv.Vars{{Key: "pv_rev", Value: "0"}}
 	switch r.Bootloader.Type {
 	case recipe.BootGrub, recipe.BootNone:
 		// App Engine (type none) keeps its revision state in a grubenv too
 		// (its pantavisor.config says bootloader.type=grub).
-		env, err := grub.Env(map[string]string{"pv_rev": "0"})
+		env, err := bootenv.EncodeGrub(factory)
 		if err != nil {
 			return "", err
 		}
@@ -75,7 +76,11 @@ func (b *run) makeStorage(ctx context.Context, pk *packages, bin *binaries, bsp 
 			return "", err
 		}
 	case recipe.BootUboot, recipe.BootUbootAB:
-		if err := os.WriteFile(filepath.Join(root, "boot", "uboot.txt"), []byte("pv_rev=0\x00\x00"), 0o644); err != nil {
+		env, err := bootenv.EncodeNul(factory, 0, 0) // upstream's factory uboot.txt: "pv_rev=0\0\0"
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(root, "boot", "uboot.txt"), env, 0o644); err != nil {
 			return "", err
 		}
 	}

@@ -8,58 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 )
-
-func TestEnv(t *testing.T) {
-	b, err := Env(map[string]string{"pv_rev": "0", "pv_try": ""})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(b) != EnvSize {
-		t.Fatalf("len(Env()) = %d, want %d", len(b), EnvSize)
-	}
-	if want := "# GRUB Environment Block\npv_rev=0\npv_try=\n#"; !bytes.HasPrefix(b, []byte(want)) {
-		t.Errorf("Env() starts %q, want %q", b[:40], want)
-	}
-	vars, err := ParseEnv(b)
-	if err != nil || vars["pv_rev"] != "0" || len(vars) != 2 {
-		t.Errorf("ParseEnv(Env()) = %v, %v", vars, err)
-	}
-	if _, err := Env(map[string]string{"a": strings.Repeat("x", 1100)}); !errors.Is(err, ErrEnvTooBig) {
-		t.Errorf("Env(huge) = %v, want ErrEnvTooBig", err)
-	}
-	if _, err := Env(map[string]string{"a\nb": "x"}); err == nil {
-		t.Errorf("Env(bad key) = nil error")
-	}
-	// grub-editenv must read what we write.
-	if _, err := exec.LookPath("grub-editenv"); err == nil {
-		p := filepath.Join(t.TempDir(), "grubenv")
-		os.WriteFile(p, b, 0o644)
-		out, err := exec.Command("grub-editenv", p, "list").Output()
-		if err != nil || string(out) != "pv_rev=0\npv_try=\n" {
-			t.Errorf("grub-editenv list = %q, %v", out, err)
-		}
-	}
-}
-
-func FuzzParseEnv(f *testing.F) {
-	b, _ := Env(map[string]string{"pv_rev": "3"})
-	f.Add(b)
-	f.Add([]byte("# GRUB Environment Block\nx"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		vars, err := ParseEnv(data)
-		if err != nil {
-			return
-		}
-		if again, err := Env(vars); err == nil {
-			if v2, err := ParseEnv(again); err != nil || len(v2) != len(vars) {
-				t.Fatalf("round trip lost variables: %v vs %v (%v)", vars, v2, err)
-			}
-		}
-	})
-}
 
 func cfgTemplate(t *testing.T) string {
 	b, err := os.ReadFile("../../bootloader/grub/grub.cfg.tmpl")
