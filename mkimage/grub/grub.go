@@ -3,11 +3,13 @@
 // of runtime/bootenv), the GRUB images (BOOTX64.EFI, i386-pc core.img) made with
 // grub-mkimage from Debian's grub-*-bin, and the BIOS installation into
 // the disk image (boot.img in the MBR, core.img in the BIOS boot
-// partition), patched in Go instead of running grub-bios-setup on a device.
+// partition, as raw regions), patched in Go instead of running
+// grub-bios-setup on a device. The boot layout that uses it is
+// mkimage/boot's grub entry.
 //
 //	cfg, err := grub.Config(tmpl, grub.ConfigData{StorageLabel: "root", ...})
 //	efi, err := grub.MkImage(ctx, grub.EFI, early, "/EFI/BOOT")
-//	err = grub.InstallBIOS(img, bootImg, coreImg, coreLBA)
+//	regions, err := grub.BIOSRegions(bootImg, coreImg, coreLBA, sectors)
 package grub
 
 import (

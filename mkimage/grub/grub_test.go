@@ -48,37 +48,36 @@ func TestConfig(t *testing.T) {
 	}
 }
 
-func TestInstallBIOS(t *testing.T) {
-	disk := make([]byte, 4096*512)
-	disk[446] = 0xee // protective MBR entry must survive
-	disk[440] = 0x42 // disk signature must survive
+func TestBIOSRegions(t *testing.T) {
+	img := make([]byte, 4096*512)
+	img[446] = 0xee // protective MBR entry must survive
+	img[440] = 0x42 // disk signature must survive
 	boot := make([]byte, 512)
 	for i := range boot {
 		boot[i] = 0xcc
 	}
 	core := bytes.Repeat([]byte{0xab}, 3*512+100)
-	w := &sliceWriter{disk}
-	if err := InstallBIOS(bytes.NewReader(disk), w, boot, core, 2048, 2048); err != nil {
+	regions, err := BIOSRegions(boot, core, 2048, 2048)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got := binary.LittleEndian.Uint64(disk[kernelSectorOff:]); got != 2048 {
+	for _, r := range regions {
+		copy(img[r.Offset:], r.Data)
+	}
+	if got := binary.LittleEndian.Uint64(img[kernelSectorOff:]); got != 2048 {
 		t.Errorf("boot.img kernel sector = %d, want 2048", got)
 	}
-	if disk[driveCheckOff] != 0x90 || disk[446] != 0xee || disk[440] != 0x42 || disk[510] != 0x55 || disk[511] != 0xaa {
-		t.Errorf("mbr not patched as expected: % x", disk[0x60:0x70])
+	if img[driveCheckOff] != 0x90 || img[446] != 0xee || img[440] != 0x42 || img[510] != 0x55 || img[511] != 0xaa {
+		t.Errorf("mbr not patched as expected: % x", img[0x60:0x70])
 	}
-	bl := disk[2048*512+blocklistOff:]
+	bl := img[2048*512+blocklistOff:]
 	if start, n, seg := binary.LittleEndian.Uint64(bl), binary.LittleEndian.Uint16(bl[8:]), binary.LittleEndian.Uint16(bl[10:]); start != 2049 || n != 3 || seg != 0x820 {
 		t.Errorf("core blocklist = %d+%d @%#x, want 2049+3 @0x820", start, n, seg)
 	}
-	if err := InstallBIOS(bytes.NewReader(disk), w, boot, core, 2048, 2); !errors.Is(err, ErrCoreTooBig) {
-		t.Errorf("InstallBIOS(small partition) = %v, want ErrCoreTooBig", err)
+	if _, err := BIOSRegions(boot, core, 2048, 2); !errors.Is(err, ErrCoreTooBig) {
+		t.Errorf("BIOSRegions(small partition) = %v, want ErrCoreTooBig", err)
 	}
 }
-
-type sliceWriter struct{ b []byte }
-
-func (s *sliceWriter) WriteAt(p []byte, off int64) (int, error) { return copy(s.b[off:], p), nil }
 
 // TestMkImage builds the real GRUB images from Debian's grub-*-bin.
 func TestMkImage(t *testing.T) {
