@@ -1,6 +1,6 @@
 // Package appengine assembles the App Engine install package: a
 // self-contained directory holding the runtime binaries built for one
-// GOARCH, the default configuration, the storage skeleton, the trust store
+// architecture, the default configuration, the storage skeleton, the trust store
 // directory and an install script. After
 //
 //	<pkg>/install /opt/pantavisor
@@ -34,12 +34,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
+
+	"github.com/pantavisor/pantavisor-go/mkimage/arch"
 )
 
-// ErrBadArch is returned for a GOARCH the package cannot be built for.
-var ErrBadArch = errors.New("unsupported GOARCH")
+// ErrBadArch is returned for an architecture the package cannot be
+// built for.
+var ErrBadArch = errors.New("unsupported architecture")
 
 // Binary is one program of the package.
 type Binary struct {
@@ -63,8 +65,9 @@ type Options struct {
 	Repo string
 	// Out is the package directory; it is replaced atomically.
 	Out string
-	// GOARCH is the target (amd64 or arm64; "" = the host's).
-	GOARCH string
+	// Arch is the Debian architecture of the target (mkimage/arch; "" =
+	// the host's).
+	Arch string
 	// CgoEnv, when set, is the environment of the cgo builds (pantavisor,
 	// pventer) on top of CGO_ENABLED=1: the image builder passes its
 	// cross setup (CC, a pkg-config lxc of the target's Debian sysroot),
@@ -73,12 +76,6 @@ type Options struct {
 	CgoEnv []string
 	// Log reports progress (nil = silent).
 	Log *slog.Logger
-}
-
-// crossCC is the C compiler for cgo binaries per non-host GOARCH.
-var crossCC = map[string]string{
-	"arm64": "aarch64-linux-gnu-gcc",
-	"amd64": "x86_64-linux-gnu-gcc",
 }
 
 // Assemble builds the binaries and writes the package into o.Out. Nothing
@@ -90,11 +87,17 @@ func Assemble(ctx context.Context, o Options) error {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	if o.GOARCH == "" {
-		o.GOARCH = runtime.GOARCH
+	a, err := arch.Host()
+	if o.Arch != "" {
+		a, err = arch.Lookup(o.Arch)
 	}
-	if o.GOARCH != runtime.GOARCH && crossCC[o.GOARCH] == "" && o.CgoEnv == nil {
-		return fmt.Errorf("%w %q (want amd64 or arm64)", ErrBadArch, o.GOARCH)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadArch, err)
+	}
+	if !a.Native() && o.CgoEnv == nil {
+		if _, err := exec.LookPath(a.CC()); err != nil {
+			return fmt.Errorf("%w %s: cgo needs %s (Debian: %s)", ErrBadArch, a.Debian, a.CC(), a.CCPackage())
+		}
 	}
 	repo, err := filepath.Abs(o.Repo)
 	if err != nil {
@@ -116,8 +119,8 @@ func Assemble(ctx context.Context, o Options) error {
 		return err
 	}
 	for _, b := range Binaries {
-		o.Log.Info("build", "bin", b.Name, "goarch", o.GOARCH, "cgo", b.Cgo)
-		if err := build(ctx, repo, o.GOARCH, o.CgoEnv, b, filepath.Join(tmp, "bin", b.Name)); err != nil {
+		o.Log.Info("build", "bin", b.Name, "arch", a.Debian, "cgo", b.Cgo)
+		if err := build(ctx, repo, a, o.CgoEnv, b, filepath.Join(tmp, "bin", b.Name)); err != nil {
 			return err
 		}
 	}
@@ -137,17 +140,17 @@ func Assemble(ctx context.Context, o Options) error {
 
 // build runs go build -trimpath for one binary; cgoEnv (nil = defaults)
 // is added to cgo builds.
-func build(ctx context.Context, repo, goarch string, cgoEnv []string, b Binary, dst string) error {
+func build(ctx context.Context, repo string, a arch.Arch, cgoEnv []string, b Binary, dst string) error {
 	args := []string{"build", "-trimpath", "-ldflags=-s -w -buildid="}
 	cmd := exec.CommandContext(ctx, "go", append(args, "-o", dst, b.Pkg)...)
 	cmd.Dir = repo
-	env := append(os.Environ(), "GOOS=linux", "GOARCH="+goarch)
+	env := append(os.Environ(), a.GoEnv()...)
 	if b.Cgo {
 		env = append(env, "CGO_ENABLED=1")
 		if cgoEnv != nil {
 			env = append(env, cgoEnv...)
-		} else if goarch != runtime.GOARCH {
-			env = append(env, "CC="+crossCC[goarch])
+		} else if !a.Native() {
+			env = append(env, "CC="+a.CC())
 		}
 	} else {
 		env = append(env, "CGO_ENABLED=0")
@@ -158,9 +161,9 @@ func build(ctx context.Context, repo, goarch string, cgoEnv []string, b Binary, 
 	if err := cmd.Run(); err != nil {
 		hint := ""
 		if cgoEnv == nil && strings.Contains(stderr.String(), "cannot find -llxc") {
-			hint = fmt.Sprintf(" (liblxc for %s is missing: dpkg --add-architecture %s && apt-get install lxc-dev:%s)", goarch, goarch, goarch)
+			hint = fmt.Sprintf(" (liblxc for %s is missing: dpkg --add-architecture %s && apt-get install lxc-dev:%s %s)", a.Debian, a.Debian, a.Debian, a.CCPackage())
 		}
-		return fmt.Errorf("go build %s (GOARCH=%s)%s: %w: %s", b.Pkg, goarch, hint, err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("go build %s (%s)%s: %w: %s", b.Pkg, strings.Join(a.GoEnv()[1:], " "), hint, err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package appengine
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,9 +75,9 @@ func TestInstall(t *testing.T) {
 }
 
 func TestAssembleBadArch(t *testing.T) {
-	err := Assemble(context.Background(), Options{Out: t.TempDir() + "/x", GOARCH: "mips"})
-	if err == nil || !strings.Contains(err.Error(), "mips") {
-		t.Errorf("Assemble(GOARCH=mips) error = %v, want ErrBadArch", err)
+	err := Assemble(context.Background(), Options{Out: t.TempDir() + "/x", Arch: "mips"})
+	if !errors.Is(err, ErrBadArch) || !strings.Contains(err.Error(), "mips") {
+		t.Errorf("Assemble(Arch=mips) error = %v, want ErrBadArch", err)
 	}
 }
 

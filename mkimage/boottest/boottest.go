@@ -24,7 +24,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pantavisor/pantavisor-go/mkimage/grub"
+	"github.com/pantavisor/pantavisor-go/mkimage/arch"
+	"github.com/pantavisor/pantavisor-go/runtime/bootenv"
 )
 
 // Firmware is the PC firmware QEMU runs.
@@ -48,7 +49,10 @@ var ErrNoMarker = errors.New("marker not seen on the console")
 // Options configure Boot.
 type Options struct {
 	// Image is booted in place (it is written to: GRUB saves pv_trying).
-	Image    string
+	Image string
+	// Arch is the Debian architecture of the image (mkimage/arch: its
+	// QEMU emulator and machine); "" is amd64.
+	Arch     string
 	Firmware Firmware
 	// Marker is the console line prefix that means success.
 	Marker string
@@ -112,9 +116,16 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 	if o.Grace == 0 {
 		o.Grace = 2 * time.Minute
 	}
+	if o.Arch == "" {
+		o.Arch = "amd64"
+	}
+	a, err := arch.Lookup(o.Arch)
+	if err != nil {
+		return Result{}, fmt.Errorf("boottest: %w", err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	args := []string{"-machine", "q35,accel=tcg", "-m", strconv.Itoa(o.MemMiB), "-nographic", "-no-reboot", "-display", "none",
+	args := []string{"-machine", a.Machine + ",accel=tcg", "-m", strconv.Itoa(o.MemMiB), "-nographic", "-no-reboot", "-display", "none",
 		"-drive", "file=" + o.Image + ",format=raw,if=virtio"}
 	if o.Firmware == UEFI {
 		// each machine its own copy of the UEFI variables (boots may run
@@ -138,7 +149,7 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 		}
 		args = append(args, "-drive", "if=pflash,format=raw,readonly=on,file="+OVMFCode, "-drive", "if=pflash,format=raw,file="+vars)
 	}
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
+	cmd := exec.CommandContext(ctx, a.QEMU, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return Result{}, err
@@ -279,7 +290,7 @@ func envBlock(img string, off int64) (int64, error) {
 
 // ReadEnv reads /boot/grubenv from the storage partition at byte offset
 // off (4 KiB ext4 blocks).
-func ReadEnv(img string, off int64) (map[string]string, error) {
+func ReadEnv(img string, off int64) (bootenv.Vars, error) {
 	blk, err := envBlock(img, off)
 	if err != nil {
 		return nil, err
@@ -289,20 +300,20 @@ func ReadEnv(img string, off int64) (map[string]string, error) {
 		return nil, err
 	}
 	defer f.Close()
-	b := make([]byte, grub.EnvSize)
+	b := make([]byte, bootenv.GrubSize)
 	if _, err := f.ReadAt(b, off+blk*4096); err != nil {
 		return nil, err
 	}
-	return grub.ParseEnv(b)
+	return bootenv.ParseGrub(b)
 }
 
 // WriteEnv rewrites /boot/grubenv in place, the way GRUB's save_env does.
-func WriteEnv(img string, off int64, vars map[string]string) error {
+func WriteEnv(img string, off int64, vars bootenv.Vars) error {
 	blk, err := envBlock(img, off)
 	if err != nil {
 		return err
 	}
-	b, err := grub.Env(vars)
+	b, err := bootenv.EncodeGrub(vars)
 	if err != nil {
 		return err
 	}

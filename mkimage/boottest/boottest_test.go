@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pantavisor/pantavisor-go/mkimage/arch"
 	"github.com/pantavisor/pantavisor-go/mkimage/disk"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 
 	"github.com/pantavisor/pantavisor-go/internal/testenv"
+	"github.com/pantavisor/pantavisor-go/runtime/bootenv"
 )
 
 // image returns a scratch copy of the image named by PV_TEST_IMAGE (built
@@ -24,13 +26,17 @@ func image(t *testing.T) (string, int64) {
 	if src == "" {
 		t.Skip("set PV_TEST_IMAGE=out/x64-uefi/x64-uefi-pv-<size>MiB.img (built with PV_INIT=smoke) to boot it in qemu")
 	}
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		testenv.Skipf(t, "no qemu-system-x86_64 (Debian qemu-system-x86)")
-	}
 	target := strings.SplitN(filepath.Base(src), "-pv-", 2)[0]
 	r, err := recipe.Load(filepath.Join("../../targets", target+".toml"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	a, err := arch.Lookup(r.Arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath(a.QEMU); err != nil {
+		testenv.Skipf(t, "no %s (Debian qemu-system-*)", a.QEMU)
 	}
 	fi, err := os.Stat(src)
 	if err != nil {
@@ -121,7 +127,7 @@ func TestTryRollback(t *testing.T) {
 	if marker() != "PV-SMOKE-OK" {
 		t.Skip("the rollback check reads the smoke init's report (PV_INIT=smoke)")
 	}
-	if err := WriteEnv(img, off, map[string]string{"pv_rev": "0", "pv_try": "0"}); err != nil {
+	if err := WriteEnv(img, off, bootenv.Vars{{Key: "pv_rev", Value: "0"}, {Key: "pv_try", Value: "0"}}); err != nil {
 		t.Fatal(err)
 	}
 	res := boot(t, img, BIOS)
@@ -129,14 +135,14 @@ func TestTryRollback(t *testing.T) {
 		t.Errorf("first try boot marker = %q, want try=0 trying=0", res.MarkerLine)
 	}
 	env, err := ReadEnv(img, off)
-	if err != nil || env["pv_trying"] != "0" {
+	if err != nil || env.Get("pv_trying") != "0" {
 		t.Errorf("grubenv after try boot = %v, %v, want pv_trying=0", env, err)
 	}
 	res = boot(t, img, BIOS)
 	if !strings.Contains(res.MarkerLine, "trying= ") {
 		t.Errorf("second boot marker = %q, want pv_trying cleared (rollback)", res.MarkerLine)
 	}
-	if env, err := ReadEnv(img, off); err != nil || env["pv_trying"] != "" || env["pv_rev"] != "0" {
+	if env, err := ReadEnv(img, off); err != nil || env.Get("pv_trying") != "" || env.Get("pv_rev") != "0" {
 		t.Errorf("grubenv after rollback = %v, %v, want pv_trying empty, pv_rev=0", env, err)
 	}
 }
@@ -151,14 +157,14 @@ func TestTryMissingRevision(t *testing.T) {
 	if marker() == "PV-SMOKE-OK" {
 		t.Skip("needs the daemon as /init (PV_TEST_MARKER='rev=0 status=READY')")
 	}
-	if err := WriteEnv(img, off, map[string]string{"pv_rev": "0", "pv_try": "9"}); err != nil {
+	if err := WriteEnv(img, off, bootenv.Vars{{Key: "pv_rev", Value: "0"}, {Key: "pv_try", Value: "9"}}); err != nil {
 		t.Fatal(err)
 	}
 	boot(t, img, BIOS, "pantavisor: revision 9 did not load: booting revision 0")
 	// GRUB cleared pv_trying; the daemon, booted with pv_try=9 on revision
 	// 0, saw the try fail and cleared pv_try.
 	env, err := ReadEnv(img, off)
-	if err != nil || env["pv_rev"] != "0" || env["pv_try"] != "" || env["pv_trying"] != "" {
+	if err != nil || env.Get("pv_rev") != "0" || env.Get("pv_try") != "" || env.Get("pv_trying") != "" {
 		t.Errorf("grubenv after the fallback boot = %v, %v, want pv_rev=0, pv_try and pv_trying cleared", env, err)
 	}
 }

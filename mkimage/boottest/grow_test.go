@@ -57,7 +57,7 @@ func TestAutogrow(t *testing.T) {
 					t.Errorf("second boot: %s", strings.TrimSpace(l))
 				}
 			}
-			if env, err := ReadEnv(img, off); err != nil || env["pv_rev"] != "0" {
+			if env, err := ReadEnv(img, off); err != nil || env.Get("pv_rev") != "0" {
 				t.Errorf("grubenv on the grown storage = %v, %v; want pv_rev=0", env, err)
 			}
 			checkGrownTable(t, img, off, to)

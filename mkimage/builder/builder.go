@@ -21,6 +21,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pantavisor/pantavisor-go/mkimage/arch"
+	"github.com/pantavisor/pantavisor-go/mkimage/boot"
 	"github.com/pantavisor/pantavisor-go/mkimage/container"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
@@ -105,6 +107,7 @@ type Result struct {
 type run struct {
 	o     Options
 	r     *recipe.Recipe
+	arch  arch.Arch // the facts of r.Arch
 	work  string
 	res   *Result
 	start time.Time
@@ -193,7 +196,17 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		}
 		o.Cache = filepath.Join(dir, "pantavisor-mkimage")
 	}
-	b := &run{o: o, r: r, work: filepath.Join(o.Out, "work"), res: &Result{Recipe: r, Sizes: map[string]int64{}}, start: time.Now()}
+	a, err := arch.Lookup(r.Arch)
+	if err != nil {
+		return nil, err
+	}
+	if r.InitMode == recipe.ModeEmbedded {
+		// the boot loader's part of the recipe, before anything is built
+		if _, err := boot.Lookup(r); err != nil {
+			return nil, fmt.Errorf("%s: %w", o.Target, err)
+		}
+	}
+	b := &run{o: o, r: r, arch: a, work: filepath.Join(o.Out, "work"), res: &Result{Recipe: r, Sizes: map[string]int64{}}, start: time.Now()}
 	if err := cleanWork(b.work); err != nil {
 		return nil, err
 	}

@@ -33,7 +33,7 @@ func (b *run) writeArchive(t *initrd.Tree, compression, out string) (cached bool
 		return false, fmt.Errorf("unknown initrd compression %q", compression)
 	}
 	kind := compression
-	if x := (initrd.XZCLI{Arch: b.r.Arch}); compression == "xz" && x.Available() {
+	if x := (initrd.XZCLI{BCJ: b.arch.BCJ}); compression == "xz" && x.Available() {
 		kind = "xzcli-" + strings.Join(x.Args(), "")
 		write = func(w io.Writer, t *initrd.Tree) error { return x.Write(context.Background(), w, t) }
 	}

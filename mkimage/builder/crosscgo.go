@@ -5,10 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-
-	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 )
 
 // crossCgoEnv prepares cgo for a foreign GOARCH against the target's
@@ -18,27 +15,22 @@ import (
 // extra environment, or ok=false (with the reason) when something is
 // missing: then the programs build without cgo.
 func (b *run) crossCgoEnv(sysroot string) (env []string, ok bool, why string) {
-	goarch := recipe.Arches[b.r.Arch]
-	if goarch == runtime.GOARCH {
+	if b.arch.Native() {
 		return nil, true, ""
 	}
-	cc := ccFor[goarch]
-	if cc == "" {
-		return nil, false, "no cross compiler known for " + goarch
-	}
+	cc := b.arch.CC()
 	if _, err := exec.LookPath(cc); err != nil {
-		return nil, false, cc + " not installed"
+		return nil, false, cc + " not installed (Debian: " + b.arch.CCPackage() + ")"
 	}
 	if _, err := os.Stat("/usr/include/lxc/lxccontainer.h"); err != nil {
 		return nil, false, "lxc headers (lxc-dev) not installed"
 	}
-	libs, _ := filepath.Glob(filepath.Join(sysroot, "usr/lib/*/liblxc.so.1"))
-	if len(libs) != 1 {
+	libdir := filepath.Join(sysroot, "usr/lib", b.arch.Multiarch)
+	lib := filepath.Join(libdir, "liblxc.so.1")
+	if _, err := os.Stat(lib); err != nil {
 		return nil, false, "liblxc1 is not in initrd.packages"
 	}
-	libdir := filepath.Dir(libs[0])
-	triplet := filepath.Base(libdir)
-	dir := filepath.Join(b.work, "cgo-"+goarch)
+	dir := filepath.Join(b.work, "cgo-"+b.arch.GOARCH)
 	for _, d := range []string{"pkgconfig", "include", "lib"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, false, err.Error()
@@ -46,7 +38,7 @@ func (b *run) crossCgoEnv(sysroot string) (env []string, ok bool, why string) {
 	}
 	links := map[string]string{
 		filepath.Join(dir, "include", "lxc"):   "/usr/include/lxc",
-		filepath.Join(dir, "lib", "liblxc.so"): libs[0],
+		filepath.Join(dir, "lib", "liblxc.so"): lib,
 	}
 	for l, target := range links {
 		os.Remove(l)
@@ -54,7 +46,7 @@ func (b *run) crossCgoEnv(sysroot string) (env []string, ok bool, why string) {
 			return nil, false, err.Error()
 		}
 	}
-	rpath := strings.Join([]string{libdir, filepath.Join(sysroot, "lib", triplet)}, ":")
+	rpath := strings.Join([]string{libdir, filepath.Join(sysroot, "lib", b.arch.Multiarch)}, ":")
 	pc := fmt.Sprintf("Name: lxc\nDescription: liblxc of the target sysroot\nVersion: 5\nCflags: -I%s\nLibs: -L%s -llxc -Wl,-rpath-link,%s\n",
 		filepath.Join(dir, "include"), filepath.Join(dir, "lib"), rpath)
 	if err := os.WriteFile(filepath.Join(dir, "pkgconfig", "lxc.pc"), []byte(pc), 0o644); err != nil {

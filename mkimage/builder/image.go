@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/pantavisor/pantavisor-go/mkimage/appengine"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 
+	"github.com/pantavisor/pantavisor-go/mkimage/appengine"
+	"github.com/pantavisor/pantavisor-go/mkimage/boot"
 	"github.com/pantavisor/pantavisor-go/mkimage/disk"
-	"github.com/pantavisor/pantavisor-go/mkimage/grub"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 	"github.com/pantavisor/pantavisor-go/mkimage/trail"
 )
@@ -20,54 +22,39 @@ func ImageName(r *recipe.Recipe) string {
 	return fmt.Sprintf("%s-pv-%dMiB.img", r.Name, r.ImageSizeMiB)
 }
 
-// makeImage writes the flashable image: partition table, the storage
-// ext4 made in place, the ESP (FAT) with GRUB, GRUB's BIOS boot code.
+// makeImage writes the flashable image: the partition table, the storage
+// ext4 made in place, then the boot files of the recipe's boot loader
+// (mkimage/boot: its FAT partitions by name and its raw regions).
 //
 // Incremental: the image is a function of imageKey (the storage tree's
-// digest, the ESP inputs, the layout, the tools, this program). A stamp
-// beside it (.<image>.stamp) records the key and the image file's
-// identity (device, inode, size, modification and change time) as this
-// stage left it; when both still match, the image is not written again.
-// Anything else (an input changed, the image was deleted, written to,
-// replaced or touched, a build was interrupted) writes it afresh.
+// digest, the boot layout's inputs, the partition layout, the tools, this
+// program). A stamp beside it (.<image>.stamp) records the key and the
+// image file's identity (device, inode, size, modification and change
+// time) as this stage left it; when both still match, the image is not
+// written again. Anything else (an input changed, the image was deleted,
+// written to, replaced or touched, a build was interrupted) writes it
+// afresh.
 func (b *run) makeImage(ctx context.Context) (string, error) {
 	r := b.r
-	if r.Bootloader.Type != recipe.BootGrub {
-		return "", fmt.Errorf("bootloader %s: image assembly is only implemented for grub so far", r.Bootloader.Type)
+	layout, err := boot.Lookup(r)
+	if err != nil {
+		return "", err
 	}
 	l, err := disk.Plan(r)
+	if err != nil {
+		return "", err
+	}
+	plan, err := layout.Plan(boot.Input{Recipe: r, Disk: l, Repo: b.o.Repo})
 	if err != nil {
 		return "", err
 	}
 	img := filepath.Join(b.o.Out, ImageName(r))
 	tmpImg := img + ".tmp"
 	seed := fmt.Sprintf("%s/%d", r.Name, b.o.Epoch)
-	esp := l.Part(recipe.RoleESP)
 	st := l.Part(recipe.RoleStorage)
-	tmpl, err := os.ReadFile(b.repoFile("bootloader/grub/grub.cfg.tmpl"))
-	if err != nil {
-		return "", err
-	}
-	cfg, err := grub.Config(string(tmpl), grub.ConfigData{StorageLabel: st.Label, Timeout: r.Bootloader.Timeout, Cmdline: r.Kernel.Cmdline})
-	if err != nil {
-		return "", err
-	}
-	early := grub.EarlyConfig(esp.Label)
-	var efi *grub.Platform
-	efiName := "/EFI/BOOT/BOOTX64.EFI"
-	if r.Bootloader.HasFirmware("uefi") {
-		efi = &grub.EFI
-		if r.Arch == "arm64" {
-			efi, efiName = &grub.EFIArm64, "/EFI/BOOT/BOOTAA64.EFI"
-		}
-	}
-	var bios *grub.Platform
-	if r.Bootloader.HasFirmware("bios") {
-		bios = &grub.BIOS
-	}
 	ext4 := disk.Ext4Options{Dir: b.res.Storage, Label: st.Label, Size: st.Size, Offset: st.Start,
 		UUID: disk.GUID(seed, "storage-uuid"), HashSeed: disk.GUID(seed, "storage-hash"), Epoch: b.o.Epoch}
-	key, err := imageKey(l, seed, cfg, early, efi, efiName, bios, ext4)
+	key, err := imageKey(l, seed, plan, ext4)
 	if err != nil {
 		return "", err
 	}
@@ -81,47 +68,33 @@ func (b *run) makeImage(ctx context.Context) (string, error) {
 	if err := os.Remove(stampPath); err != nil && !os.IsNotExist(err) {
 		return "", err
 	}
+	files, err := plan.Make(ctx)
+	if err != nil {
+		return "", err
+	}
+	if err := l.CheckRegions(files.Raw); err != nil {
+		return "", err
+	}
 	if err := disk.Create(tmpImg, l, seed); err != nil {
 		return "", err
 	}
 	defer os.Remove(tmpImg) // after a failure
 	// The storage file system first, in place: mkfs.ext4 touches nothing
-	// outside its partition, the FAT and BIOS code go around it.
+	// outside its partition, the FAT and raw regions go around it.
 	if err := disk.MakeExt4(ctx, tmpImg, ext4); err != nil {
 		return "", err
 	}
-	files := map[string][]byte{"/EFI/BOOT/grub.cfg": cfg}
-	if efi != nil {
-		data, err := grub.MkImage(ctx, *efi, early, "/EFI/BOOT")
-		if err != nil {
+	for _, name := range slices.Sorted(maps.Keys(files.Partitions)) {
+		p := l.PartByName(name)
+		if p == nil || (p.FS != "fat16" && p.FS != "fat32") {
+			return "", fmt.Errorf("bootloader %s: no FAT partition named %q", r.Bootloader.Type, name)
+		}
+		if err := disk.WriteFAT(tmpImg, p, files.Partitions[name]); err != nil {
 			return "", err
 		}
-		files[efiName] = data
 	}
-	if err := disk.WriteFAT(tmpImg, esp, files); err != nil {
+	if err := disk.WriteRegions(tmpImg, l, files.Raw); err != nil {
 		return "", err
-	}
-	if bios != nil {
-		core, err := grub.MkImage(ctx, *bios, early, "/EFI/BOOT")
-		if err != nil {
-			return "", err
-		}
-		boot, err := os.ReadFile(filepath.Join(bios.Dir, "boot.img"))
-		if err != nil {
-			return "", err
-		}
-		bb := l.Part(recipe.RoleBIOSBoot)
-		f, err := os.OpenFile(tmpImg, os.O_RDWR, 0)
-		if err != nil {
-			return "", err
-		}
-		err = grub.InstallBIOS(f, f, boot, core, uint64(bb.Start/512), uint64(bb.Size/512))
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return "", err
-		}
 	}
 	if err := os.Rename(tmpImg, img); err != nil {
 		return "", err
@@ -134,29 +107,26 @@ func (b *run) makeImage(ctx context.Context) (string, error) {
 }
 
 // imageKey is the digest of every input of the image: the layout and
-// seed, the staged storage tree (disk.TreeDigest), the ext4 options, the
-// GRUB configurations and platforms (modules directories and
-// grub-mkimage by identity), mkfs.ext4 and debugfs with their libraries
-// and configuration, and this program itself (the FAT and GPT writers).
-func imageKey(l disk.Layout, seed string, cfg, early []byte, efi *grub.Platform, efiName string, bios *grub.Platform, ext4 disk.Ext4Options) (string, error) {
+// seed, the staged storage tree (disk.TreeDigest), the ext4 options,
+// mkfs.ext4 and debugfs with their libraries and configuration, the boot
+// layout's plan (its key, its tools and directories by identity), and
+// this program itself (the FAT, GPT and region writers).
+func imageKey(l disk.Layout, seed string, plan *boot.Plan, ext4 disk.Ext4Options) (string, error) {
 	tree, err := disk.TreeDigest(ext4.Dir)
 	if err != nil {
 		return "", fmt.Errorf("storage digest: %w", err)
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "image v1\nmkimage %s\nlayout %#v\nseed %q\nstorage %s\n", selfID(), l, seed, tree)
+	fmt.Fprintf(h, "image v2\nmkimage %s\nlayout %#v\nseed %q\nstorage %s\n", selfID(), l, seed, tree)
 	o := ext4
 	o.Dir = ""
 	fmt.Fprintf(h, "ext4 %#v\n", o)
 	conf, _ := os.ReadFile("/etc/mke2fs.conf")
 	fmt.Fprintf(h, "mke2fs.conf %x\n%s", sha256.Sum256(conf), toolsID("mkfs.ext4", "debugfs"))
-	fmt.Fprintf(h, "grub.cfg %x\nearly %x\n%s", sha256.Sum256(cfg), sha256.Sum256(early), toolsID("grub-mkimage"))
-	for _, p := range []*grub.Platform{efi, bios} {
-		if p != nil {
-			fmt.Fprintf(h, "platform %#v\n%s", *p, dirID(p.Dir))
-		}
+	fmt.Fprintf(h, "boot %q\n%s", plan.Key, toolsID(plan.Tools...))
+	for _, d := range plan.Dirs {
+		fmt.Fprintf(h, "dir %s\n%s", d, dirID(d))
 	}
-	fmt.Fprintf(h, "efi name %q\n", efiName)
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
@@ -218,7 +188,7 @@ func (b *run) appengineBundle(ctx context.Context) (string, error) {
 	if err := f.Close(); err != nil {
 		return "", err
 	}
-	err = appengine.Assemble(ctx, appengine.Options{Repo: b.o.Repo, Out: b.o.Out, GOARCH: recipe.Arches[b.r.Arch], CgoEnv: b.cgoEnv, Log: b.o.Log})
+	err = appengine.Assemble(ctx, appengine.Options{Repo: b.o.Repo, Out: b.o.Out, Arch: b.arch.Debian, CgoEnv: b.cgoEnv, Log: b.o.Log})
 	if err != nil {
 		return "", err
 	}

@@ -25,16 +25,6 @@ type binaries struct {
 	Init string
 }
 
-// ccFor names the Debian cross compiler of a GOARCH (cgo builds).
-var ccFor = map[string]string{
-	"amd64":   "x86_64-linux-gnu-gcc",
-	"arm64":   "aarch64-linux-gnu-gcc",
-	"arm":     "arm-linux-gnueabihf-gcc",
-	"mipsle":  "mipsel-linux-gnu-gcc",
-	"riscv64": "riscv64-linux-gnu-gcc",
-	"386":     "i686-linux-gnu-gcc",
-}
-
 // keptWork are the parts of the work directory that survive from one
 // build to the next (cleanWork): the go build outputs, so that go can
 // tell its programs are up to date and skip linking them again, and the
@@ -113,7 +103,6 @@ func (b *run) goBuild(ctx context.Context, pkgs []string, outDir string, cgo boo
 	if err := os.Remove(stampPath); err != nil && !os.IsNotExist(err) {
 		return err
 	}
-	goarch := recipe.Arches[b.r.Arch]
 	// nethttpomithttp2: pv-ctrl speaks HTTP/1.1 on a unix socket; leaving
 	// out net/http's HTTP/2 saves ~110 KB of compressed initrd.
 	// The build ID stays (no -buildid=): it is how go knows a program is
@@ -121,13 +110,7 @@ func (b *run) goBuild(ctx context.Context, pkgs []string, outDir string, cgo boo
 	args := append([]string{"build", "-trimpath", "-buildvcs=false", "-tags=nethttpomithttp2", "-ldflags=-s -w", "-o", outDir + string(filepath.Separator)}, pkgs...)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = b.o.Repo
-	env := append(os.Environ(), "GOOS=linux", "GOARCH="+goarch)
-	if b.r.Arch == "armhf" {
-		env = append(env, "GOARM=7")
-	}
-	if b.r.Arch == "armel" {
-		env = append(env, "GOARM=5")
-	}
+	env := append(os.Environ(), b.arch.GoEnv()...)
 	if cgo {
 		env = append(append(env, "CGO_ENABLED=1"), cgoEnv...)
 	} else {
@@ -149,7 +132,7 @@ func (b *run) goBuild(ctx context.Context, pkgs []string, outDir string, cgo boo
 func (b *run) buildRuntime(ctx context.Context, pk *packages) (*binaries, string, error) {
 	dir, sdir := filepath.Join(b.work, "bin"), filepath.Join(b.work, "bin-static")
 	bin := &binaries{Files: map[string]string{}}
-	goarch := recipe.Arches[b.r.Arch]
+	goarch := b.arch.GOARCH
 	// cgo (go-lxc): natively, or cross against the target sysroot.
 	cgoEnv, cgo, why := b.crossCgoEnv(pk.Sysroot)
 	b.cgoEnv = cgoEnv
@@ -181,7 +164,7 @@ func (b *run) buildRuntime(ctx context.Context, pk *packages) (*binaries, string
 	libRoot, libDirs := "/", []string(nil)
 	if len(cgoEnv) > 0 {
 		libRoot = pk.Sysroot
-		libDirs = []string{filepath.Join("/usr", strings.TrimSuffix(ccFor[goarch], "-gcc"), "lib")}
+		libDirs = []string{filepath.Join("/usr", b.arch.Triplet, "lib")}
 	}
 	var serr error
 	done := make(chan struct{})

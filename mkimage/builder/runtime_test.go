@@ -7,10 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"runtime"
+
 	"testing"
 	"time"
 
+	"github.com/pantavisor/pantavisor-go/mkimage/arch"
 	"github.com/pantavisor/pantavisor-go/mkimage/initrd"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 
@@ -28,20 +29,15 @@ func TestGoBuildIncremental(t *testing.T) {
 	if _, err := exec.LookPath("gcc"); err != nil {
 		testenv.Skipf(t, "no C compiler for cgo (Debian build-essential)")
 	}
-	arch := ""
-	for deb, goarch := range recipe.Arches {
-		if goarch == runtime.GOARCH && (arch == "" || deb < arch) {
-			arch = deb
-		}
-	}
-	if arch == "" {
-		t.Skipf("no Debian architecture for %s", runtime.GOARCH)
+	host, err := arch.Host()
+	if err != nil {
+		t.Skip(err)
 	}
 	mod := t.TempDir()
 	writeFile(t, filepath.Join(mod, "go.mod"), "module example.com/hello\n\ngo 1.21\n")
 	src := filepath.Join(mod, "cmd/hello/main.go")
 	writeFile(t, src, "package main\n\n// #include <stdlib.h>\nimport \"C\"\n\nfunc main() { println(C.abs(-1)) }\n")
-	b := &run{o: Options{Repo: mod}, r: &recipe.Recipe{Arch: arch}, res: &Result{}}
+	b := &run{o: Options{Repo: mod}, r: &recipe.Recipe{Arch: host.Debian}, arch: host, res: &Result{}}
 	out := filepath.Join(t.TempDir(), "bin")
 	prog := filepath.Join(out, "hello")
 	// The C libraries are looked up in a copy of the host's, so the test

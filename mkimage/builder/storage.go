@@ -9,18 +9,18 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/pantavisor/pantavisor-go/mkimage/boot"
 	"github.com/pantavisor/pantavisor-go/mkimage/disk"
-	"github.com/pantavisor/pantavisor-go/mkimage/grub"
 	"github.com/pantavisor/pantavisor-go/mkimage/initrd"
-	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 	"github.com/pantavisor/pantavisor-go/mkimage/trail"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 )
 
 func depmodText(dir string) (*initrd.ModDep, []byte, error) { return initrd.Depmod(dir) }
 
-// makeStorage stages the storage partition: objects/, trails/0,
-// boot/<bootloader env>, config/pantahub.config.
+// makeStorage stages the storage partition: objects/, trails/0, the boot
+// loader's initial state (boot/grubenv, boot/uboot.txt: mkimage/boot),
+// config/pantahub.config.
 func (b *run) makeStorage(ctx context.Context, pk *packages, bin *binaries, bsp *bspFiles) (string, error) {
 	r := b.r
 	root := filepath.Join(b.work, "storage")
@@ -63,19 +63,12 @@ func (b *run) makeStorage(ctx context.Context, pk *packages, bin *binaries, bsp 
 			return "", err
 		}
 	}
-	switch r.Bootloader.Type {
-	case recipe.BootGrub, recipe.BootNone:
-		// App Engine (type none) keeps its revision state in a grubenv too
-		// (its pantavisor.config says bootloader.type=grub).
-		env, err := grub.Env(map[string]string{"pv_rev": "0"})
-		if err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(filepath.Join(root, "boot", "grubenv"), env, 0o644); err != nil {
-			return "", err
-		}
-	case recipe.BootUboot, recipe.BootUbootAB:
-		if err := os.WriteFile(filepath.Join(root, "boot", "uboot.txt"), []byte("pv_rev=0\x00\x00"), 0o644); err != nil {
+	state, err := boot.State(r)
+	if err != nil {
+		return "", err
+	}
+	for name, data := range state {
+		if err := os.WriteFile(filepath.Join(root, filepath.FromSlash(name)), data, 0o644); err != nil {
 			return "", err
 		}
 	}

@@ -4,7 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
+
+	"github.com/pantavisor/pantavisor-go/mkimage/disk"
 )
 
 // Offsets inside GRUB's i386-pc boot.img (grub/include/grub/i386/pc/boot.h)
@@ -28,35 +29,31 @@ const (
 // ErrCoreTooBig means core.img does not fit where it has to go.
 var ErrCoreTooBig = errors.New("grub core.img too big")
 
-// InstallBIOS writes GRUB for legacy BIOS into a disk image, like
-// grub-bios-setup does for a GPT disk with a BIOS boot partition:
+// BIOSRegions are the raw regions that install GRUB for legacy BIOS into
+// a disk image, like grub-bios-setup does for a GPT disk with a BIOS boot
+// partition:
 //   - the MBR boot code (bytes 0..439) becomes boot.img, patched with the
 //     LBA of core.img and with the boot drive check disabled; the disk
-//     signature and (protective) partition table of the image are kept;
-//   - core.img is written at coreLBA (the BIOS boot partition), and its
-//     first sector's block list is patched to load the remaining sectors.
+//     signature and (protective) partition table of the image are not
+//     touched, the boot signature 0x55aa is set;
+//   - core.img goes to coreLBA (the BIOS boot partition), its first
+//     sector's block list patched to load the remaining sectors.
 //
 // maxSectors is the size of the BIOS boot partition.
-func InstallBIOS(disk io.ReaderAt, w io.WriterAt, bootImg, coreImg []byte, coreLBA, maxSectors uint64) error {
+func BIOSRegions(bootImg, coreImg []byte, coreLBA, maxSectors uint64) ([]disk.Region, error) {
 	if len(bootImg) != sectorSize {
-		return fmt.Errorf("grub boot.img is %d bytes, want 512", len(bootImg))
+		return nil, fmt.Errorf("grub boot.img is %d bytes, want 512", len(bootImg))
 	}
 	if len(coreImg) < sectorSize {
-		return fmt.Errorf("grub core.img is %d bytes, want at least 512", len(coreImg))
+		return nil, fmt.Errorf("grub core.img is %d bytes, want at least 512", len(coreImg))
 	}
 	sectors := (uint64(len(coreImg)) + sectorSize - 1) / sectorSize
 	if sectors > maxSectors || sectors-1 > 0xffff {
-		return fmt.Errorf("%w: %d sectors, room for %d", ErrCoreTooBig, sectors, maxSectors)
+		return nil, fmt.Errorf("%w: %d sectors, room for %d", ErrCoreTooBig, sectors, maxSectors)
 	}
-	mbr := make([]byte, sectorSize)
-	if _, err := disk.ReadAt(mbr, 0); err != nil {
-		return fmt.Errorf("read mbr: %w", err)
-	}
-	boot := append([]byte(nil), bootImg...)
+	boot := append([]byte(nil), bootImg[:mbrCodeEnd]...)
 	binary.LittleEndian.PutUint64(boot[kernelSectorOff:], coreLBA)
 	boot[driveCheckOff], boot[driveCheckOff+1] = 0x90, 0x90
-	copy(mbr[:mbrCodeEnd], boot[:mbrCodeEnd])
-	mbr[510], mbr[511] = 0x55, 0xaa
 
 	core := make([]byte, sectors*sectorSize)
 	copy(core, coreImg)
@@ -64,11 +61,9 @@ func InstallBIOS(disk io.ReaderAt, w io.WriterAt, bootImg, coreImg []byte, coreL
 	binary.LittleEndian.PutUint16(core[blocklistOff+8:], uint16(sectors-1))
 	binary.LittleEndian.PutUint16(core[blocklistOff+10:], coreSegment)
 
-	if _, err := w.WriteAt(core, int64(coreLBA*sectorSize)); err != nil {
-		return fmt.Errorf("write core.img: %w", err)
-	}
-	if _, err := w.WriteAt(mbr, 0); err != nil {
-		return fmt.Errorf("write mbr: %w", err)
-	}
-	return nil
+	return []disk.Region{
+		{Name: "grub boot.img", Offset: 0, Data: boot},
+		{Name: "boot signature", Offset: 510, Data: []byte{0x55, 0xaa}},
+		{Name: "grub core.img", Offset: int64(coreLBA * sectorSize), Data: core},
+	}, nil
 }

@@ -1,74 +1,23 @@
-// Package grub produces what a GRUB-booted Pantavisor image needs: the
-// grubenv block on the storage, grub.cfg implementing the pv_rev/pv_try
-// contract, the GRUB images (BOOTX64.EFI, i386-pc core.img) made with
+// Package grub produces what a GRUB-booted Pantavisor image needs:
+// grub.cfg implementing the pv_rev/pv_try contract (on the grubenv block
+// of runtime/bootenv), the GRUB images (BOOTX64.EFI, i386-pc core.img) made with
 // grub-mkimage from Debian's grub-*-bin, and the BIOS installation into
 // the disk image (boot.img in the MBR, core.img in the BIOS boot
-// partition), patched in Go instead of running grub-bios-setup on a device.
+// partition, as raw regions), patched in Go instead of running
+// grub-bios-setup on a device. The boot layout that uses it is
+// mkimage/boot's grub entry.
 //
-//	env := grub.Env(map[string]string{"pv_rev": "0"}) // 1024 bytes
 //	cfg, err := grub.Config(tmpl, grub.ConfigData{StorageLabel: "root", ...})
 //	efi, err := grub.MkImage(ctx, grub.EFI, early, "/EFI/BOOT")
-//	err = grub.InstallBIOS(img, bootImg, coreImg, coreLBA)
+//	regions, err := grub.BIOSRegions(bootImg, coreImg, coreLBA, sectors)
 package grub
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"text/template"
 )
-
-// EnvSize is the size of a GRUB environment block.
-const EnvSize = 1024
-
-const envHeader = "# GRUB Environment Block\n"
-
-// ErrEnvTooBig means the variables do not fit into the 1024-byte block.
-var ErrEnvTooBig = errors.New("grubenv: variables exceed 1024 bytes")
-
-// Env renders a GRUB environment block: header, sorted key=value lines,
-// '#' padding to exactly 1024 bytes (Pantavisor reads exactly 1024).
-func Env(vars map[string]string) ([]byte, error) {
-	keys := make([]string, 0, len(vars))
-	for k := range vars {
-		if k == "" || strings.ContainsAny(k, "=\n\\") || strings.ContainsAny(vars[k], "\n\\") {
-			return nil, fmt.Errorf("grubenv: bad variable %q", k)
-		}
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b bytes.Buffer
-	b.WriteString(envHeader)
-	for _, k := range keys {
-		b.WriteString(k + "=" + vars[k] + "\n")
-	}
-	if b.Len() > EnvSize {
-		return nil, ErrEnvTooBig
-	}
-	b.Write(bytes.Repeat([]byte{'#'}, EnvSize-b.Len()))
-	return b.Bytes(), nil
-}
-
-// ParseEnv reads a GRUB environment block.
-func ParseEnv(data []byte) (map[string]string, error) {
-	if !bytes.HasPrefix(data, []byte(envHeader)) {
-		return nil, errors.New("grubenv: missing header")
-	}
-	vars := map[string]string{}
-	for _, l := range strings.Split(string(data[len(envHeader):]), "\n") {
-		if l == "" || l[0] == '#' {
-			continue
-		}
-		k, v, ok := strings.Cut(l, "=")
-		if !ok {
-			return nil, fmt.Errorf("grubenv: bad line %q", l)
-		}
-		vars[k] = v
-	}
-	return vars, nil
-}
 
 // MaxAddons is how many initrd addons (pv-initrd.img.0..N-1) grub.cfg
 // looks for.

@@ -8,60 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
-
-func TestEnv(t *testing.T) {
-	b, err := Env(map[string]string{"pv_rev": "0", "pv_try": ""})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(b) != EnvSize {
-		t.Fatalf("len(Env()) = %d, want %d", len(b), EnvSize)
-	}
-	if want := "# GRUB Environment Block\npv_rev=0\npv_try=\n#"; !bytes.HasPrefix(b, []byte(want)) {
-		t.Errorf("Env() starts %q, want %q", b[:40], want)
-	}
-	vars, err := ParseEnv(b)
-	if err != nil || vars["pv_rev"] != "0" || len(vars) != 2 {
-		t.Errorf("ParseEnv(Env()) = %v, %v", vars, err)
-	}
-	if _, err := Env(map[string]string{"a": strings.Repeat("x", 1100)}); !errors.Is(err, ErrEnvTooBig) {
-		t.Errorf("Env(huge) = %v, want ErrEnvTooBig", err)
-	}
-	if _, err := Env(map[string]string{"a\nb": "x"}); err == nil {
-		t.Errorf("Env(bad key) = nil error")
-	}
-	// grub-editenv must read what we write.
-	if _, err := exec.LookPath("grub-editenv"); err == nil {
-		p := filepath.Join(t.TempDir(), "grubenv")
-		os.WriteFile(p, b, 0o644)
-		out, err := exec.Command("grub-editenv", p, "list").Output()
-		if err != nil || string(out) != "pv_rev=0\npv_try=\n" {
-			t.Errorf("grub-editenv list = %q, %v", out, err)
-		}
-	}
-}
-
-func FuzzParseEnv(f *testing.F) {
-	b, _ := Env(map[string]string{"pv_rev": "3"})
-	f.Add(b)
-	f.Add([]byte("# GRUB Environment Block\nx"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		vars, err := ParseEnv(data)
-		if err != nil {
-			return
-		}
-		if again, err := Env(vars); err == nil {
-			if v2, err := ParseEnv(again); err != nil || len(v2) != len(vars) {
-				t.Fatalf("round trip lost variables: %v vs %v (%v)", vars, v2, err)
-			}
-		}
-	})
-}
 
 func cfgTemplate(t *testing.T) string {
 	b, err := os.ReadFile("../../bootloader/grub/grub.cfg.tmpl")
@@ -102,37 +52,36 @@ func TestConfig(t *testing.T) {
 	}
 }
 
-func TestInstallBIOS(t *testing.T) {
-	disk := make([]byte, 4096*512)
-	disk[446] = 0xee // protective MBR entry must survive
-	disk[440] = 0x42 // disk signature must survive
+func TestBIOSRegions(t *testing.T) {
+	img := make([]byte, 4096*512)
+	img[446] = 0xee // protective MBR entry must survive
+	img[440] = 0x42 // disk signature must survive
 	boot := make([]byte, 512)
 	for i := range boot {
 		boot[i] = 0xcc
 	}
 	core := bytes.Repeat([]byte{0xab}, 3*512+100)
-	w := &sliceWriter{disk}
-	if err := InstallBIOS(bytes.NewReader(disk), w, boot, core, 2048, 2048); err != nil {
+	regions, err := BIOSRegions(boot, core, 2048, 2048)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got := binary.LittleEndian.Uint64(disk[kernelSectorOff:]); got != 2048 {
+	for _, r := range regions {
+		copy(img[r.Offset:], r.Data)
+	}
+	if got := binary.LittleEndian.Uint64(img[kernelSectorOff:]); got != 2048 {
 		t.Errorf("boot.img kernel sector = %d, want 2048", got)
 	}
-	if disk[driveCheckOff] != 0x90 || disk[446] != 0xee || disk[440] != 0x42 || disk[510] != 0x55 || disk[511] != 0xaa {
-		t.Errorf("mbr not patched as expected: % x", disk[0x60:0x70])
+	if img[driveCheckOff] != 0x90 || img[446] != 0xee || img[440] != 0x42 || img[510] != 0x55 || img[511] != 0xaa {
+		t.Errorf("mbr not patched as expected: % x", img[0x60:0x70])
 	}
-	bl := disk[2048*512+blocklistOff:]
+	bl := img[2048*512+blocklistOff:]
 	if start, n, seg := binary.LittleEndian.Uint64(bl), binary.LittleEndian.Uint16(bl[8:]), binary.LittleEndian.Uint16(bl[10:]); start != 2049 || n != 3 || seg != 0x820 {
 		t.Errorf("core blocklist = %d+%d @%#x, want 2049+3 @0x820", start, n, seg)
 	}
-	if err := InstallBIOS(bytes.NewReader(disk), w, boot, core, 2048, 2); !errors.Is(err, ErrCoreTooBig) {
-		t.Errorf("InstallBIOS(small partition) = %v, want ErrCoreTooBig", err)
+	if _, err := BIOSRegions(boot, core, 2048, 2); !errors.Is(err, ErrCoreTooBig) {
+		t.Errorf("BIOSRegions(small partition) = %v, want ErrCoreTooBig", err)
 	}
 }
-
-type sliceWriter struct{ b []byte }
-
-func (s *sliceWriter) WriteAt(p []byte, off int64) (int, error) { return copy(s.b[off:], p), nil }
 
 // TestMkImage builds the real GRUB images from Debian's grub-*-bin.
 func TestMkImage(t *testing.T) {

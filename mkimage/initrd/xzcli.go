@@ -10,17 +10,17 @@ import (
 )
 
 // XZCLI compresses through the xz program (XZ Utils), which is several
-// times faster than the pure Go encoder and compresses better. Arch
-// selects a branch/call/jump filter the kernel's initramfs decoder
-// supports ("amd64" and "i386": x86 BCJ); the dictionary may be larger
-// than XZDictCap because the kernel allocates it dynamically when it
-// unpacks an initramfs. Output depends only on the input and the xz
-// version (single-threaded).
+// times faster than the pure Go encoder and compresses better. BCJ
+// selects a branch/call/jump filter for the archive's programs that the
+// kernel's initramfs decoder supports (mkimage/arch: Arch.BCJ); the
+// dictionary may be larger than XZDictCap because the kernel allocates
+// it dynamically when it unpacks an initramfs. Output depends only on
+// the input and the xz version (single-threaded).
 type XZCLI struct {
 	// Path of the xz program ("" = "xz" on PATH).
 	Path string
-	// Arch is the Debian architecture of the archive's programs.
-	Arch string
+	// BCJ is the filter (xz --<BCJ>: "x86", "arm"), "" for none.
+	BCJ string
 }
 
 // Available reports whether the xz program can be run.
@@ -39,8 +39,8 @@ func (x XZCLI) path() string {
 // Args are xz's arguments.
 func (x XZCLI) Args() []string {
 	args := []string{"--format=xz", "--check=crc32", "-T1", "-c"}
-	if x.Arch == "amd64" || x.Arch == "i386" {
-		args = append(args, "--x86")
+	if x.BCJ != "" {
+		args = append(args, "--"+x.BCJ)
 	}
 	return append(args, "--lzma2=preset=6,dict=8MiB")
 }

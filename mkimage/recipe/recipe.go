@@ -42,6 +42,10 @@ const (
 	BootNone    = "none"
 )
 
+// Bootloaders are the boot loaders an embedded recipe may name; each has
+// an entry in the layout registry (mkimage/boot).
+var Bootloaders = []string{BootGrub, BootUboot, BootUbootAB, BootRpiAB}
+
 // Partition roles.
 const (
 	RoleBIOSBoot = "bios-boot" // GPT BIOS boot partition holding GRUB core.img

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/pantavisor/pantavisor-go/mkimage/arch"
 )
 
 var (
@@ -15,29 +17,19 @@ var (
 	debVerRe  = regexp.MustCompile(`^[A-Za-z0-9.+~:-]*$`)
 )
 
-// Arches are the Debian architectures a recipe may name, mapped to GOARCH.
-var Arches = map[string]string{
-	"amd64":    "amd64",
-	"i386":     "386",
-	"arm64":    "arm64",
-	"armhf":    "arm",
-	"armel":    "arm",
-	"mipsel":   "mipsle",
-	"mips64el": "mips64le",
-	"riscv64":  "riscv64",
-}
-
 func invalid(key, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrInvalid, key, fmt.Sprintf(format, args...))
 }
 
-// Validate checks a recipe after Defaults; the error names the first bad key.
+// Validate checks a recipe after Defaults; the error names the first bad
+// key. The boot loader's own needs are checked by its layout
+// (mkimage/boot.Lookup), which the builder runs right after.
 func (r *Recipe) Validate() error {
 	if !nameRe.MatchString(r.Name) {
 		return invalid("name", "%q is not a target name (lowercase letters, digits, . _ -)", r.Name)
 	}
-	if _, ok := Arches[r.Arch]; !ok {
-		return invalid("arch", "%q is not one of %s", r.Arch, strings.Join(sortedKeys(Arches), ", "))
+	if _, err := arch.Lookup(r.Arch); err != nil {
+		return invalid("arch", "%q is not one of %s", r.Arch, strings.Join(arch.Names(), ", "))
 	}
 	if r.InitMode != ModeEmbedded && r.InitMode != ModeAppengine {
 		return invalid("init_mode", "%q is not embedded or appengine", r.InitMode)
@@ -178,43 +170,16 @@ func (r *Recipe) validatePackages() error {
 	return check("firmware.packages", r.Firmware.Packages)
 }
 
+// validateBootloader checks the boot loader word; what a boot loader
+// needs of the recipe (firmware, partitions, architectures) its entry in
+// the layout registry (mkimage/boot) checks.
 func (r *Recipe) validateBootloader() error {
 	b := r.Bootloader
-	switch b.Type {
-	case BootGrub:
-		if r.Arch != "amd64" && r.Arch != "i386" && r.Arch != "arm64" {
-			return invalid("bootloader.type", "grub is only supported on amd64, i386 and arm64, not %s", r.Arch)
-		}
-		if len(b.Firmware) == 0 {
-			return invalid("bootloader.firmware", "grub needs uefi and/or bios")
-		}
-		for i, f := range b.Firmware {
-			if f != "uefi" && f != "bios" {
-				return invalid(fmt.Sprintf("bootloader.firmware[%d]", i), "%q is not uefi or bios", f)
-			}
-			if f == "bios" && r.Arch == "arm64" {
-				return invalid(fmt.Sprintf("bootloader.firmware[%d]", i), "bios boot does not exist on arm64")
-			}
-		}
-		if b.HasFirmware("uefi") && r.Partition(RoleESP) == nil {
-			return invalid("disk.partitions", "grub for uefi needs an esp partition")
-		}
-		if b.HasFirmware("bios") {
-			if r.Disk.Table == "gpt" && r.Partition(RoleBIOSBoot) == nil {
-				return invalid("disk.partitions", "grub for bios on gpt needs a bios-boot partition")
-			}
-		}
-	case BootUboot, BootUbootAB, BootRpiAB:
-		if len(b.Firmware) > 0 {
-			return invalid("bootloader.firmware", "only grub takes firmware")
-		}
-		if r.Partition(RoleBoot) == nil {
-			return invalid("disk.partitions", "%s needs a boot partition", b.Type)
-		}
-	case BootNone:
+	switch {
+	case b.Type == BootNone:
 		return invalid("bootloader.type", "embedded targets need a bootloader")
-	default:
-		return invalid("bootloader.type", "%q is not grub, uboot, uboot-ab, rpiab or none", b.Type)
+	case !slices.Contains(Bootloaders, b.Type):
+		return invalid("bootloader.type", "%q is not one of %s or none", b.Type, strings.Join(Bootloaders, ", "))
 	}
 	if b.Timeout < 0 || b.Timeout > 600 {
 		return invalid("bootloader.timeout", "%d is not within 0..600 seconds", b.Timeout)
@@ -315,13 +280,4 @@ func checkRel(p string) error {
 		return fmt.Errorf("%q is not a clean path inside the tree", p)
 	}
 	return nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+
+	"github.com/pantavisor/pantavisor-go/runtime/bootenv"
 )
 
 // Variable names shared with the boot scripts.
@@ -240,12 +242,4 @@ func cmdlineArgs(cmdline string) map[string]string {
 }
 
 // validVar rejects names and values the env formats cannot carry.
-func validVar(key, value string) error {
-	if key == "" || strings.ContainsAny(key, "=\x00\n") {
-		return fmt.Errorf("bad env key %q", key)
-	}
-	if strings.ContainsAny(value, "\x00\n") {
-		return fmt.Errorf("bad value for env key %s", key)
-	}
-	return nil
-}
+func validVar(key, value string) error { return bootenv.CheckVar(key, value) }

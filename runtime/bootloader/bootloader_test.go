@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/pantavisor/pantavisor-go/internal/testenv"
+	"github.com/pantavisor/pantavisor-go/runtime/bootenv"
 )
 
 func TestChoose(t *testing.T) {
@@ -28,31 +29,6 @@ func TestChoose(t *testing.T) {
 	} {
 		if got := Choose(tc.rev, tc.try, tc.trying); got != tc.want {
 			t.Errorf("Choose(%q, %q, %q) = %+v, want %+v", tc.rev, tc.try, tc.trying, got, tc.want)
-		}
-	}
-}
-
-func TestNulEnv(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want map[string]string
-	}{
-		{"pv_rev=0\x00\x00", map[string]string{"pv_rev": "0"}},
-		{"pv_rev=1\x00pv_try=2\x00\x00junk=1\x00", map[string]string{"pv_rev": "1", "pv_try": "2"}},
-		{"pv_rev=1\x00\xff\xffpv_try=9", map[string]string{"pv_rev": "1"}},
-		{"pv_rev=1\x00noequal\x00=x\x00pv_try=\x00", map[string]string{"pv_rev": "1", "pv_try": ""}},
-		{"pv_rev=7", map[string]string{"pv_rev": "7"}},
-		{"", map[string]string{}},
-	} {
-		e := parseNulEnv([]byte(tc.in), 0)
-		if len(e.vals) != len(tc.want) {
-			t.Errorf("parseNulEnv(%q) = %v, want %v", tc.in, e.vals, tc.want)
-			continue
-		}
-		for k, v := range tc.want {
-			if e.vals[k] != v {
-				t.Errorf("parseNulEnv(%q)[%s] = %q, want %q", tc.in, k, e.vals[k], v)
-			}
 		}
 	}
 }
@@ -77,8 +53,8 @@ func TestUbootFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(path)
-	if len(b) != ubootEnvSize {
-		t.Errorf("len(uboot.txt) = %d, want %d", len(b), ubootEnvSize)
+	if len(b) != bootenv.UbootTxtSize {
+		t.Errorf("len(uboot.txt) = %d, want %d", len(b), bootenv.UbootTxtSize)
 	}
 	want := "pv_rev=0\x00pv_trying=1\x00pv_try=1\x00\x00"
 	if !bytes.HasPrefix(b, []byte(want)) {
@@ -112,7 +88,7 @@ func TestGrub(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(path)
-	if len(b) != grubEnvSize || !bytes.HasPrefix(b, []byte(grubHeader)) {
+	if len(b) != bootenv.GrubSize || !bytes.HasPrefix(b, []byte(bootenv.GrubHeader)) {
 		t.Fatalf("fresh grubenv: %d bytes, %q", len(b), b[:30])
 	}
 	if err := g.Set(VarRev, "0"); err != nil {
@@ -122,7 +98,7 @@ func TestGrub(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ = os.ReadFile(path)
-	want := grubHeader + "pv_rev=0\npv_try=1\n" + strings.Repeat("#", grubEnvSize-len(grubHeader)-18)
+	want := bootenv.GrubHeader + "pv_rev=0\npv_try=1\n" + strings.Repeat("#", bootenv.GrubSize-len(bootenv.GrubHeader)-18)
 	if string(b) != want {
 		t.Errorf("grubenv = %q, want %q", b, want)
 	}
@@ -143,8 +119,8 @@ func TestGrub(t *testing.T) {
 	if _, err := OpenGrub(path); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(path); len(b) != grubEnvSize {
-		t.Errorf("reset grubenv is %d bytes, want %d", len(b), grubEnvSize)
+	if b, _ := os.ReadFile(path); len(b) != bootenv.GrubSize {
+		t.Errorf("reset grubenv is %d bytes, want %d", len(b), bootenv.GrubSize)
 	}
 }
 
@@ -312,65 +288,6 @@ func TestBootloaderFlow(t *testing.T) {
 	}
 }
 
-func FuzzNulEnv(f *testing.F) {
-	f.Add([]byte("pv_rev=0\x00\x00"))
-	f.Add([]byte("a=b\x00\xff\xffc=d"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		e := parseNulEnv(b, ubootReadMax)
-		out, err := e.encode(0, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		again := parseNulEnv(out, 0)
-		for _, k := range e.keys {
-			if strings.ContainsAny(k, "=") {
-				continue
-			}
-			if again.get(k) != e.get(k) {
-				t.Fatalf("round trip of %q: %q = %q, want %q", b, k, again.get(k), e.get(k))
-			}
-		}
-	})
-}
-
-func FuzzGrubEnv(f *testing.F) {
-	f.Add([]byte(grubHeader + "pv_rev=0\n" + strings.Repeat("#", 1000)))
-	f.Add([]byte(grubHeader + "a=b\\\\c\\nd\n"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		blk, err := parseGrubEnv(b)
-		if err != nil {
-			return
-		}
-		out, err := blk.encode()
-		if err != nil {
-			return // too big for a block: rejected, never truncated
-		}
-		again, err := parseGrubEnv(out)
-		if err != nil {
-			t.Fatalf("re-parse: %v", err)
-		}
-		for _, k := range blk.keys {
-			if again.vals[k] != blk.vals[k] {
-				t.Fatalf("round trip: %q = %q, want %q", k, again.vals[k], blk.vals[k])
-			}
-		}
-	})
-}
-
-func FuzzAutoboot(f *testing.F) {
-	f.Add([]byte("[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		boot, try, err := parseAutoboot(b)
-		if err != nil {
-			return
-		}
-		b2, t2, err := parseAutoboot(autoboot(boot, try))
-		if err != nil || b2 != boot || t2 != try {
-			t.Fatalf("round trip (%d,%d) = (%d,%d), %v", boot, try, b2, t2, err)
-		}
-	})
-}
-
 // TestGrubWritesInPlace checks that grubenv keeps its inode: GRUB reads
 // the storage without replaying the ext4 journal, so only an in-place
 // rewrite is visible to it right after a sync.
@@ -403,7 +320,7 @@ func TestGrubWritesInPlace(t *testing.T) {
 	if v, err := g.Get("pv_rev"); err != nil || v != "1" {
 		t.Errorf("Get(pv_rev) = %q, %v, want 1", v, err)
 	}
-	if fi, _ := os.Stat(path); fi.Size() != grubEnvSize {
-		t.Errorf("grubenv size = %d, want %d", fi.Size(), grubEnvSize)
+	if fi, _ := os.Stat(path); fi.Size() != bootenv.GrubSize {
+		t.Errorf("grubenv size = %d, want %d", fi.Size(), bootenv.GrubSize)
 	}
 }

@@ -5,18 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
-)
 
-const (
-	grubHeader  = "# GRUB Environment Block\n"
-	grubEnvSize = 1024
+	"github.com/pantavisor/pantavisor-go/runtime/bootenv"
 )
 
 // Grub keeps the variables in a standard GRUB environment block
-// (<storage>/boot/grubenv): the header line, "key=value\n" lines, '#'
-// padding to 1024 bytes. Keys Pantavisor does not own (pv_trying, written
-// by grub.cfg's save_env) are kept.
+// (<storage>/boot/grubenv, runtime/bootenv): the header line,
+// "key=value\n" lines, '#' padding to 1024 bytes. Keys Pantavisor does
+// not own (pv_trying, written by grub.cfg's save_env) are kept.
 type Grub struct {
 	path string
 }
@@ -29,90 +25,24 @@ func OpenGrub(path string) (*Grub, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	if err != nil || !bytes.HasPrefix(b, []byte(grubHeader)) || len(b) < grubEnvSize {
-		if err := g.write(&grubBlock{vals: map[string]string{}}); err != nil {
+	if err != nil || !bytes.HasPrefix(b, []byte(bootenv.GrubHeader)) || len(b) < bootenv.GrubSize {
+		if err := g.write(nil); err != nil {
 			return nil, err
 		}
 	}
 	return g, nil
 }
 
-type grubBlock struct {
-	keys []string
-	vals map[string]string
-}
-
-// parseGrubEnv decodes a GRUB env block; lines starting with '#' and the
-// padding are skipped, GRUB's backslash escapes are undone.
-func parseGrubEnv(b []byte) (*grubBlock, error) {
-	if !bytes.HasPrefix(b, []byte(grubHeader)) {
-		return nil, errors.New("not a GRUB environment block")
-	}
-	if len(b) > grubEnvSize {
-		b = b[:grubEnvSize]
-	}
-	g := &grubBlock{vals: map[string]string{}}
-	for _, line := range strings.Split(string(b[len(grubHeader):]), "\n") {
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok || k == "" {
-			continue
-		}
-		v = unescapeGrub(v)
-		if _, seen := g.vals[k]; !seen {
-			g.keys = append(g.keys, k)
-		}
-		g.vals[k] = v
-	}
-	return g, nil
-}
-
-func unescapeGrub(v string) string {
-	if !strings.Contains(v, `\`) {
-		return v
-	}
-	var b strings.Builder
-	for i := 0; i < len(v); i++ {
-		if v[i] == '\\' && i+1 < len(v) {
-			i++
-			if v[i] == 'n' {
-				b.WriteByte('\n')
-				continue
-			}
-		}
-		b.WriteByte(v[i])
-	}
-	return b.String()
-}
-
-func (g *grubBlock) encode() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteString(grubHeader)
-	for _, k := range g.keys {
-		v := strings.NewReplacer(`\`, `\\`, "\n", `\n`).Replace(g.vals[k])
-		fmt.Fprintf(&b, "%s=%s\n", k, v)
-	}
-	if b.Len() > grubEnvSize {
-		return nil, fmt.Errorf("grub env needs %d bytes, the block has %d", b.Len(), grubEnvSize)
-	}
-	for b.Len() < grubEnvSize {
-		b.WriteByte('#')
-	}
-	return b.Bytes(), nil
-}
-
-func (g *Grub) read() (*grubBlock, error) {
+func (g *Grub) read() (bootenv.Vars, error) {
 	b, err := os.ReadFile(g.path)
 	if err != nil {
 		return nil, err
 	}
-	blk, err := parseGrubEnv(b)
+	vars, err := bootenv.ParseGrub(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", g.path, err)
 	}
-	return blk, nil
+	return vars, nil
 }
 
 // write rewrites the block in place: GRUB reads the storage without
@@ -122,8 +52,8 @@ func (g *Grub) read() (*grubBlock, error) {
 // inode and its blocks, changes only data, and is on disk once synced,
 // the way GRUB's own save_env writes it. A missing or short file is
 // created once, atomically.
-func (g *Grub) write(blk *grubBlock) error {
-	b, err := blk.encode()
+func (g *Grub) write(vars bootenv.Vars) error {
+	b, err := bootenv.EncodeGrub(vars)
 	if err != nil {
 		return fmt.Errorf("%s: %w", g.path, err)
 	}
@@ -148,11 +78,11 @@ func (g *Grub) write(blk *grubBlock) error {
 
 // Get implements Env.
 func (g *Grub) Get(key string) (string, error) {
-	blk, err := g.read()
+	vars, err := g.read()
 	if err != nil {
 		return "", err
 	}
-	return blk.vals[key], nil
+	return vars.Get(key), nil
 }
 
 // Set implements Env.
@@ -160,15 +90,12 @@ func (g *Grub) Set(key, value string) error {
 	if err := validVar(key, value); err != nil {
 		return err
 	}
-	blk, err := g.read()
+	vars, err := g.read()
 	if err != nil {
 		return err
 	}
-	if _, ok := blk.vals[key]; !ok {
-		blk.keys = append(blk.keys, key)
-	}
-	blk.vals[key] = value
-	return g.write(blk)
+	vars.Set(key, value)
+	return g.write(vars)
 }
 
 // Unset implements Env with an empty value, as the GRUB script tests for

@@ -1,8 +1,6 @@
 package bootloader
 
 import (
-	"bufio"
-	"bytes"
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
@@ -10,21 +8,22 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/pantavisor/pantavisor-go/runtime/bootenv"
 )
 
 // Raspberry Pi tryboot A/B: partition 1 holds autoboot.txt, which names the
 // normal ([all]) and the try ([tryboot]) boot partition; 2 and 3 are the A
 // and B boot FATs, each with a pv_rev.txt listing the revisions its image
 // may boot. The variables live in <storage>/boot/rpiab.txt (512 bytes,
-// NUL-separated).
+// NUL-separated). The formats are runtime/bootenv's.
 const (
-	rpiEnvSize    = 512
-	rpiRevListMax = 511
-	rpiBootSel    = 1
-	rpiAutoboot   = "autoboot.txt"
-	rpiRevFile    = "pv_rev.txt"
+	rpiBootSel  = 1
+	rpiAutoboot = bootenv.AutobootFile
+	rpiRevFile  = bootenv.RevListFile
 )
 
 // Partitions reaches the boot partitions by number (1 = bootsel).
@@ -77,56 +76,21 @@ func openRPiAB(o Options) (*RPiAB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", rpiAutoboot, err)
 	}
-	if r.bootPart, r.tryPart, err = parseAutoboot(ab); err != nil {
+	if r.bootPart, r.tryPart, err = bootenv.ParseAutoboot(ab); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
-// parseAutoboot returns boot_partition of the [all] and [tryboot] sections.
-func parseAutoboot(b []byte) (boot, try int, err error) {
-	section := "all"
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]") {
-			section = line[1 : len(line)-1]
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok || strings.TrimSpace(k) != "boot_partition" {
-			continue
-		}
-		n, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil || n < 2 {
-			return 0, 0, fmt.Errorf("%s: bad boot_partition %q", rpiAutoboot, v)
-		}
-		switch section {
-		case "all":
-			boot = n
-		case "tryboot":
-			try = n
-		}
-	}
-	if boot == 0 || try == 0 || boot == try {
-		return 0, 0, fmt.Errorf("%s: need distinct boot_partition in [all] and [tryboot]", rpiAutoboot)
-	}
-	return boot, try, nil
-}
-
-func autoboot(boot, try int) []byte {
-	return fmt.Appendf(nil, "[all]\ntryboot_a_b=1\nboot_partition=%d\n[tryboot]\nboot_partition=%d\n", boot, try)
-}
-
-func (r *RPiAB) load() (*nulEnv, error) {
+func (r *RPiAB) load() (bootenv.Vars, error) {
 	b, err := os.ReadFile(r.envPath)
 	if errors.Is(err, os.ErrNotExist) {
-		return parseNulEnv(nil, 0), nil
+		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	return parseNulEnv(b, rpiEnvSize), nil
+	return bootenv.ParseNul(b, bootenv.RPiABSize), nil
 }
 
 // Get implements Env.
@@ -135,7 +99,7 @@ func (r *RPiAB) Get(key string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return e.get(key), nil
+	return e.Get(key), nil
 }
 
 // Set implements Env; a non-empty pv_try also arms tryboot.
@@ -147,8 +111,8 @@ func (r *RPiAB) Set(key, value string) error {
 	if err != nil {
 		return err
 	}
-	e.set(key, value)
-	b, err := e.encode(rpiEnvSize, 0)
+	e.Set(key, value)
+	b, err := bootenv.EncodeNul(e, bootenv.RPiABSize, 0)
 	if err != nil {
 		return fmt.Errorf("%s: %w", r.envPath, err)
 	}
@@ -175,16 +139,17 @@ func (r *RPiAB) InstallUpdate(rev, trailDir string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	list := rev
+	revs := []string{rev}
 	if try != "" {
-		prev, err := r.parts.ReadFile(r.tryPart, rpiRevFile)
-		if err == nil && len(bytes.TrimSpace(prev)) > 0 {
-			list = strings.TrimSpace(string(prev)) + "," + rev
+		if prev, err := r.parts.ReadFile(r.tryPart, rpiRevFile); err == nil {
+			revs = append(bootenv.ParseRevList(prev), rev)
 		}
 	}
+	list, fits := bootenv.RevList(revs)
 	force := false
-	if len(list) > rpiRevListMax {
-		list, force = rev, true
+	if !fits {
+		list, _ = bootenv.RevList([]string{rev})
+		force = true
 	}
 	img, err := openBootImage(filepath.Join(trailDir, ".pv"))
 	if err != nil {
@@ -194,7 +159,7 @@ func (r *RPiAB) InstallUpdate(rev, trailDir string) (bool, error) {
 	if err := r.parts.WriteImage(r.tryPart, img); err != nil {
 		return false, fmt.Errorf("write boot image to partition %d: %w", r.tryPart, err)
 	}
-	if err := r.parts.WriteFile(r.tryPart, rpiRevFile, []byte(list)); err != nil {
+	if err := r.parts.WriteFile(r.tryPart, rpiRevFile, list); err != nil {
 		return false, err
 	}
 	return force, nil
@@ -223,11 +188,12 @@ func openBootImage(dir string) (io.ReadCloser, error) {
 // CommitUpdate makes the tried partition the normal one: autoboot.txt with
 // the two partitions swapped, and its pv_rev.txt reset to rev alone.
 func (r *RPiAB) CommitUpdate(rev string) error {
-	if err := r.parts.WriteFile(rpiBootSel, rpiAutoboot, autoboot(r.tryPart, r.bootPart)); err != nil {
+	if err := r.parts.WriteFile(rpiBootSel, rpiAutoboot, bootenv.Autoboot(r.tryPart, r.bootPart)); err != nil {
 		return err
 	}
 	r.bootPart, r.tryPart = r.tryPart, r.bootPart
-	return r.parts.WriteFile(r.bootPart, rpiRevFile, []byte(rev))
+	list, _ := bootenv.RevList([]string{rev})
+	return r.parts.WriteFile(r.bootPart, rpiRevFile, list)
 }
 
 // Validate checks that the firmware booted the partition Pantavisor
@@ -244,15 +210,11 @@ func (r *RPiAB) Validate(done, try string) error {
 		part, want = r.tryPart, try
 	}
 	b, err := r.parts.ReadFile(part, rpiRevFile)
-	if err != nil || len(bytes.TrimSpace(b)) == 0 {
+	revs := bootenv.ParseRevList(b)
+	if err != nil || len(revs) == 0 || slices.Contains(revs, want) {
 		return nil
 	}
-	for _, rev := range strings.Split(strings.TrimSpace(string(b)), ",") {
-		if rev == want {
-			return nil
-		}
-	}
-	return fmt.Errorf("partition %d (%s) does not list revision %q", part, strings.TrimSpace(string(b)), want)
+	return fmt.Errorf("partition %d (%s) does not list revision %q", part, strings.Join(revs, ","), want)
 }
 
 // rpiDevice maps a partition number to its block device: SD/eMMC, or USB

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/pantavisor/pantavisor-go/internal/testenv"
+	"github.com/pantavisor/pantavisor-go/runtime/bootenv"
 )
 
 // fatImage makes a FAT filesystem image file holding files, with the
@@ -45,7 +46,7 @@ func (m *recMailbox) SetTryboot(on bool) error { m.armed = append(m.armed, on); 
 func TestRPiAB(t *testing.T) {
 	dir := t.TempDir()
 	dev := func(n int) string { return filepath.Join(dir, "p"+strconv.Itoa(n)+".img") }
-	fatImage(t, dev(1), map[string]string{"autoboot.txt": string(autoboot(2, 3))})
+	fatImage(t, dev(1), map[string]string{"autoboot.txt": string(bootenv.Autoboot(2, 3))})
 	fatImage(t, dev(2), map[string]string{"kernel8.img": "A"})
 	fatImage(t, dev(3), map[string]string{"kernel8.img": "B"})
 
@@ -82,7 +83,7 @@ func TestRPiAB(t *testing.T) {
 		t.Errorf("tryboot armed = %v", mbox.armed)
 	}
 	env, _ := os.ReadFile(filepath.Join(dir, "boot", "rpiab.txt"))
-	if len(env) != rpiEnvSize || !bytes.HasPrefix(env, []byte("pv_try=1\x00\x00")) {
+	if len(env) != bootenv.RPiABSize || !bytes.HasPrefix(env, []byte("pv_try=1\x00\x00")) {
 		t.Errorf("rpiab.txt = %q (%d bytes)", env[:20], len(env))
 	}
 
@@ -115,7 +116,7 @@ func TestRPiAB(t *testing.T) {
 		t.Fatal(err)
 	}
 	ab, _ := parts.ReadFile(1, rpiAutoboot)
-	if boot, try, _ := parseAutoboot(ab); boot != 3 || try != 2 {
+	if boot, try, _ := bootenv.ParseAutoboot(ab); boot != 3 || try != 2 {
 		t.Errorf("autoboot after commit: boot %d try %d, want 3 2", boot, try)
 	}
 	if l, _ := parts.ReadFile(3, rpiRevFile); string(l) != "2" {
@@ -124,19 +125,5 @@ func TestRPiAB(t *testing.T) {
 	os.WriteFile(tryboot, []byte{0, 0, 0, 0}, 0o644)
 	if err := r.Validate("2", ""); err != nil {
 		t.Errorf("Validate(normal boot of 2) = %v", err)
-	}
-}
-
-func TestParseAutobootErrors(t *testing.T) {
-	for _, in := range []string{
-		"",
-		"[all]\nboot_partition=2\n",
-		"[all]\nboot_partition=2\n[tryboot]\nboot_partition=2\n",
-		"[all]\nboot_partition=x\n[tryboot]\nboot_partition=3\n",
-		"[all]\nboot_partition=1\n[tryboot]\nboot_partition=3\n",
-	} {
-		if _, _, err := parseAutoboot([]byte(in)); err == nil {
-			t.Errorf("parseAutoboot(%q) succeeded", in)
-		}
 	}
 }

@@ -6,12 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/pantavisor/pantavisor-go/runtime/bootenv"
 	"github.com/pantavisor/pantavisor-go/runtime/internal/atomicfile"
-)
-
-const (
-	ubootEnvSize = 64 << 10 // uboot.txt is rewritten as a whole 64 KiB buffer
-	ubootReadMax = 1024     // only the first KiB is read back
 )
 
 // UbootFile keeps the variables in <storage>/boot/uboot.txt, which the
@@ -23,15 +19,15 @@ type UbootFile struct {
 // OpenUbootFile returns the backend for path; a missing file reads as empty.
 func OpenUbootFile(path string) *UbootFile { return &UbootFile{path: path} }
 
-func (u *UbootFile) load() (*nulEnv, error) {
+func (u *UbootFile) load() (bootenv.Vars, error) {
 	b, err := os.ReadFile(u.path)
 	if errors.Is(err, os.ErrNotExist) {
-		return parseNulEnv(nil, 0), nil
+		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	return parseNulEnv(b, ubootReadMax), nil
+	return bootenv.ParseNul(b, bootenv.UbootTxtReadMax), nil
 }
 
 // Get implements Env.
@@ -40,7 +36,7 @@ func (u *UbootFile) Get(key string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return e.get(key), nil
+	return e.Get(key), nil
 }
 
 // Set implements Env.
@@ -52,13 +48,13 @@ func (u *UbootFile) Set(key, value string) error {
 	if err != nil {
 		return err
 	}
-	e.set(key, value)
-	b, err := e.encode(ubootEnvSize, 0)
+	e.Set(key, value)
+	b, err := bootenv.EncodeNul(e, bootenv.UbootTxtSize, 0)
 	if err != nil {
 		return err
 	}
-	if len(b) > ubootReadMax && b[ubootReadMax-1] != 0 {
-		return fmt.Errorf("%s: env does not fit in %d bytes", u.path, ubootReadMax)
+	if len(b) > bootenv.UbootTxtReadMax && b[bootenv.UbootTxtReadMax-1] != 0 {
+		return fmt.Errorf("%s: env does not fit in %d bytes", u.path, bootenv.UbootTxtReadMax)
 	}
 	return writeFileAtomic(u.path, b)
 }
@@ -97,12 +93,12 @@ func openUboot(o Options) (Env, error) {
 	return &ubootMTD{file: file, dev: dev, only: o.MTDOnly}, nil
 }
 
-func (m *ubootMTD) loadMTD() (*nulEnv, error) {
+func (m *ubootMTD) loadMTD() (bootenv.Vars, error) {
 	b, err := m.dev.Read()
 	if err != nil {
 		return nil, err
 	}
-	return parseNulEnv(b, 0), nil
+	return bootenv.ParseNul(b, 0), nil
 }
 
 func (m *ubootMTD) Get(key string) (string, error) {
@@ -113,7 +109,7 @@ func (m *ubootMTD) Get(key string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return e.get(key), nil
+	return e.Get(key), nil
 }
 
 func (m *ubootMTD) Set(key, value string) error {
@@ -127,8 +123,8 @@ func (m *ubootMTD) Set(key, value string) error {
 	if err != nil {
 		return err
 	}
-	e.set(key, value)
-	b, err := e.encode(0, 0)
+	e.Set(key, value)
+	b, err := bootenv.EncodeNul(e, 0, 0)
 	if err != nil {
 		return err
 	}

@@ -94,7 +94,7 @@ func add(stdout io.Writer, args []string) error {
 func pkg(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("package", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	arch := fs.String("arch", "", "GOARCH (default: host)")
+	arch := fs.String("arch", "", "Debian architecture (default: host)")
 	var out string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		out, args = args[0], args[1:]
@@ -109,7 +109,7 @@ func pkg(ctx context.Context, args []string, stderr io.Writer) error {
 		return errors.New("usage: pvtest package <out> [-arch amd64|arm64]")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	return appengine.Assemble(ctx, appengine.Options{Repo: ".", Out: out, GOARCH: *arch, Log: log})
+	return appengine.Assemble(ctx, appengine.Options{Repo: ".", Out: out, Arch: *arch, Log: log})
 }
 
 func jsonCmd(args []string, stdin io.Reader, stdout io.Writer) error {

@@ -1,0 +1,182 @@
+package boot
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/pantavisor/pantavisor-go/mkimage/disk"
+	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
+	"github.com/pantavisor/pantavisor-go/runtime/bootloader"
+)
+
+// TestRegistry: every boot loader a recipe may name has exactly one
+// layout.
+func TestRegistry(t *testing.T) {
+	if got, want := Names(), slices.Sorted(slices.Values(recipe.Bootloaders)); !slices.Equal(got, want) {
+		t.Errorf("Names() = %q, want recipe.Bootloaders %q", got, want)
+	}
+	r := &recipe.Recipe{Bootloader: recipe.Bootloader{Type: "lilo"}}
+	if _, err := Lookup(r); !errors.Is(err, recipe.ErrInvalid) {
+		t.Errorf("Lookup(lilo) = %v, want ErrInvalid", err)
+	}
+}
+
+// TestTargets validates every shipped recipe with its layout, as the
+// builder does.
+func TestTargets(t *testing.T) {
+	files, err := filepath.Glob("../../targets/*.toml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("Glob(targets) = %v, %v", files, err)
+	}
+	for _, f := range files {
+		r, err := recipe.Load(f)
+		if err != nil {
+			t.Errorf("Load(%s) = %v", f, err)
+			continue
+		}
+		if r.InitMode != recipe.ModeEmbedded {
+			continue
+		}
+		if _, err := Lookup(r); err != nil {
+			t.Errorf("Lookup(%s) = %v", f, err)
+		}
+	}
+}
+
+const pc = `
+arch = "amd64"
+[kernel]
+package = "linux-image-amd64"
+[[disk.partitions]]
+role = "bios-boot"
+size_mib = 1
+[[disk.partitions]]
+role = "esp"
+size_mib = 64
+[[disk.partitions]]
+role = "storage"
+`
+
+func TestValidate(t *testing.T) {
+	for _, tt := range []struct {
+		name, recipe, wantKey string
+	}{
+		{"grub on armhf", strings.Replace(pc, `"amd64"`, `"armhf"`, 1), "bootloader.type: grub is only supported"},
+		{"no esp", strings.Replace(pc, `role = "esp"`, `role = "raw"`+"\nfs = \"none\"", 1), "needs an esp"},
+		{"bad firmware", pc + "[bootloader]\nfirmware = [\"coreboot\"]\n", "bootloader.firmware[0]"},
+		{"bios on arm64", strings.Replace(pc, `"amd64"`, `"arm64"`, 1), "bios boot does not exist on arm64"},
+		{"bios without bios-boot", strings.Replace(pc, "role = \"bios-boot\"\nsize_mib = 1", "role = \"raw\"\nsize_mib = 1", 1), "needs a bios-boot partition"},
+		// The builder used to accept these and crash assembling the image.
+		{"bios on mbr", strings.Replace(strings.Replace(pc, "role = \"bios-boot\"\nsize_mib = 1", "role = \"raw\"\nsize_mib = 1", 1), "[kernel]", "[disk]\ntable = \"mbr\"\n[kernel]", 1), "grub for bios is only installed on gpt"},
+		{"bios without esp", strings.Replace(pc, `role = "esp"`, `role = "raw"`+"\nfs = \"none\"", 1) + "[bootloader]\nfirmware = [\"bios\"]\n", "needs an esp"},
+		{"uboot with firmware", strings.Replace(pc, `role = "esp"`, `role = "boot"`, 1) + "[bootloader]\ntype = \"uboot\"\nfirmware = [\"uefi\"]\n", "only grub takes firmware"},
+		{"uboot without boot", pc + "[bootloader]\ntype = \"uboot\"\n", "uboot needs a boot partition"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := recipe.Parse([]byte(tt.recipe), "t")
+			if err != nil {
+				t.Fatalf("Parse() = %v", err)
+			}
+			_, err = Lookup(r)
+			if !errors.Is(err, recipe.ErrInvalid) || !strings.Contains(err.Error(), tt.wantKey) {
+				t.Errorf("Lookup() = %v, want ErrInvalid mentioning %q", err, tt.wantKey)
+			}
+		})
+	}
+	r, err := recipe.Parse([]byte(pc), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Lookup(r); err != nil {
+		t.Errorf("Lookup(pc) = %v", err)
+	}
+}
+
+// TestState: the factory boot state each layout writes is what
+// runtime/bootloader reads as revision 0 (one format, two sides).
+func TestState(t *testing.T) {
+	for _, typ := range Names() {
+		state, err := layouts[typ].State()
+		if err != nil {
+			t.Fatalf("%s: State() = %v", typ, err)
+		}
+		dir := t.TempDir()
+		for name, data := range state {
+			p := filepath.Join(dir, name)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var env bootloader.Env
+		switch typ {
+		case recipe.BootGrub:
+			before := state["boot/grubenv"]
+			if env, err = bootloader.OpenGrub(filepath.Join(dir, "boot/grubenv")); err != nil {
+				t.Fatal(err)
+			}
+			if after, _ := os.ReadFile(filepath.Join(dir, "boot/grubenv")); string(after) != string(before) {
+				t.Errorf("grub: runtime/bootloader rewrote the factory grubenv: %q", after)
+			}
+		case recipe.BootUboot, recipe.BootUbootAB:
+			if got := string(state["boot/uboot.txt"]); got != "pv_rev=0\x00\x00" {
+				t.Errorf("%s: uboot.txt = %q, want upstream's factory file", typ, got)
+			}
+			env = bootloader.OpenUbootFile(filepath.Join(dir, "boot/uboot.txt"))
+		default:
+			if len(state) != 0 {
+				t.Errorf("%s: State() = %q, want none", typ, state)
+			}
+			continue
+		}
+		if rev, err := env.Get(bootloader.VarRev); err != nil || rev != "0" {
+			t.Errorf("%s: runtime reads pv_rev = %q, %v; want 0", typ, rev, err)
+		}
+	}
+	app := &recipe.Recipe{InitMode: recipe.ModeAppengine, Bootloader: recipe.Bootloader{Type: recipe.BootNone}}
+	if s, err := State(app); err != nil || s["boot/grubenv"] == nil {
+		t.Errorf("State(appengine) = %q, %v; want a grubenv", s, err)
+	}
+}
+
+func TestPendingPlan(t *testing.T) {
+	for _, typ := range []string{recipe.BootUboot, recipe.BootUbootAB, recipe.BootRpiAB} {
+		if _, err := layouts[typ].Plan(Input{}); !errors.Is(err, ErrNotImplemented) {
+			t.Errorf("%s: Plan() = %v, want ErrNotImplemented", typ, err)
+		}
+	}
+}
+
+// TestGrubPlan: the plan names the ESP by name, and its key follows the
+// inputs that shape the boot files.
+func TestGrubPlan(t *testing.T) {
+	r, err := recipe.Parse([]byte(pc), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := disk.Plan(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := grubLayout{}.Plan(Input{Recipe: r, Disk: d, Repo: "../.."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(p.Tools, []string{"grub-mkimage"}) || len(p.Dirs) != 2 || p.Make == nil {
+		t.Errorf("Plan() = tools %q dirs %q, want grub-mkimage and the two platforms", p.Tools, p.Dirs)
+	}
+	r.Kernel.Cmdline = "console=ttyS1"
+	q, err := grubLayout{}.Plan(Input{Recipe: r, Disk: d, Repo: "../.."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(p.Key) == string(q.Key) {
+		t.Error("Plan().Key did not change with kernel.cmdline")
+	}
+}
