@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // Connection limits (issue 11, defect 6). The socket is world-writable by
@@ -20,25 +21,42 @@ const (
 	// DefaultReservedConns of DefaultMaxConns are kept for the host and
 	// mgmt callers: other callers together get the rest.
 	DefaultReservedConns = 64
+	// DefaultMaxMgmtConns bounds the open connections of one mgmt
+	// platform, and DefaultHostReservedConns of the reserve are the
+	// host's alone: a runaway mgmt container cannot lock pvcontrol out.
+	DefaultMaxMgmtConns      = 32
+	DefaultHostReservedConns = 8
+	// warnEvery spaces the refusal warnings of one caller, so a flood
+	// does not flood the log as well.
+	warnEvery = time.Minute
 )
 
 // conns admits connections at accept and counts them until they close.
 // Its own mutex guards it; nothing blocks under it.
 type conns struct {
 	max, perCaller, reserved int
+	perMgmt, hostReserved    int
 	log                      *slog.Logger
 
 	mu      sync.Mutex
 	total   int
-	caller  map[string]int      // open connections per non-mgmt caller
+	caller  map[string]int      // open connections per caller but the host
 	open    map[net.Conn]string // admitted connection → its caller key
-	warned  map[string]bool     // caller whose refusals were logged
+	warned  map[string]warning  // refusals per caller since its last warning
 	refused int                 // refused connections (tests, figures)
 }
 
+// warning is when a caller's refusals were last logged and how many
+// came since.
+type warning struct {
+	at      time.Time
+	dropped int
+}
+
 func newConns(o Options, log *slog.Logger) *conns {
-	c := &conns{max: o.MaxConns, perCaller: o.MaxCallerConns, reserved: o.ReservedConns, log: log,
-		caller: map[string]int{}, open: map[net.Conn]string{}, warned: map[string]bool{}}
+	c := &conns{max: o.MaxConns, perCaller: o.MaxCallerConns, reserved: o.ReservedConns,
+		perMgmt: o.MaxMgmtConns, hostReserved: o.HostReservedConns, log: log,
+		caller: map[string]int{}, open: map[net.Conn]string{}, warned: map[string]warning{}}
 	if c.max <= 0 {
 		c.max = DefaultMaxConns
 	}
@@ -49,18 +67,27 @@ func newConns(o Options, log *slog.Logger) *conns {
 		c.reserved = min(DefaultReservedConns, c.max/4)
 	}
 	c.reserved = min(c.reserved, c.max-1)
+	if c.perMgmt <= 0 {
+		c.perMgmt = DefaultMaxMgmtConns
+	}
+	if c.hostReserved <= 0 {
+		c.hostReserved = min(DefaultHostReservedConns, c.reserved/2)
+	}
 	return c
 }
 
-// privileged callers (the host and mgmt platforms) are bounded only by
-// the total and may use the reserve.
-const privileged = "\x00mgmt"
+// hostKey counts the host's connections: it is bounded only by the total.
+const hostKey = "\x00host"
 
 // admit counts nc for caller, or reports false when a limit is reached.
+// Callers without the mgmt role share what the reserve leaves, each within
+// its own bound (unknown callers share one); a mgmt platform has a larger
+// bound and the reserve but not the host's part of it.
 func (c *conns) admit(nc net.Conn, caller Caller, err error) bool {
-	key := caller.Name // "" for unknown callers: they share one bound
-	if err == nil && caller.Mgmt {
-		key = privileged
+	key := caller.Name // "" for unknown callers
+	mgmt := err == nil && caller.Mgmt
+	if mgmt && caller.Name == HostName {
+		key = hostKey
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -68,23 +95,30 @@ func (c *conns) admit(nc net.Conn, caller Caller, err error) bool {
 	switch {
 	case c.total >= c.max:
 		why = "too many connections"
-	case key != privileged && c.total >= c.max-c.reserved:
+	case key == hostKey:
+	case mgmt && c.total >= c.max-c.hostReserved:
+		why = "too many connections from mgmt callers"
+	case mgmt && c.caller[key] >= c.perMgmt:
+		why = "too many connections from this caller"
+	case !mgmt && c.total >= c.max-c.reserved:
 		why = "too many connections from non-mgmt callers"
-	case key != privileged && c.caller[key] >= c.perCaller:
+	case !mgmt && c.caller[key] >= c.perCaller:
 		why = "too many connections from this caller"
 	}
 	if why != "" {
 		c.refused++
-		if !c.warned[key] {
-			// Once per caller until one of its connections closes: a
-			// flood must not flood the log as well.
-			c.warned[key] = true
-			c.log.Warn("ctrl: connection refused", "caller", caller.Name, "pid", caller.Pid, "reason", why, "open", c.total)
+		w := c.warned[key]
+		w.dropped++
+		if now := time.Now(); now.Sub(w.at) >= warnEvery {
+			c.log.Warn("ctrl: connection refused", "caller", caller.Name, "pid", caller.Pid, "reason", why,
+				"open", c.total, "refused", w.dropped)
+			w = warning{at: now}
 		}
+		c.warned[key] = w
 		return false
 	}
 	c.total++
-	if key != privileged {
+	if key != hostKey {
 		c.caller[key]++
 	}
 	c.open[nc] = key
@@ -101,12 +135,11 @@ func (c *conns) release(nc net.Conn) {
 	}
 	delete(c.open, nc)
 	c.total--
-	if key != privileged {
+	if key != hostKey {
 		if c.caller[key]--; c.caller[key] == 0 {
 			delete(c.caller, key)
 		}
 	}
-	delete(c.warned, key)
 }
 
 // connContext runs in http.Server's accept loop, before the connection

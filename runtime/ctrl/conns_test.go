@@ -2,9 +2,12 @@ package ctrl
 
 import (
 	"bufio"
+	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"testing"
 	"time"
 )
@@ -81,21 +84,28 @@ func TestConnFlood(t *testing.T) {
 		t.Errorf("flood from an unknown caller: %d kept, want 0", len(open))
 	}
 
-	// The host and a mgmt platform share the reserve.
-	var held []net.Conn
-	for i := range 10 {
-		cg := "0::/\n"
-		if i%2 == 1 {
-			cg = "0::/lxc/admin\n"
+	// A mgmt platform flooding too gets the reserve but the host's part
+	// of it (half of 10): the host is still served.
+	fakeCgroup(t, proc, self, "0::/lxc/admin\n")
+	mg, _ := flood(t, path, 100)
+	if len(mg) != 5 {
+		t.Errorf("flood from a mgmt platform: %d kept, want 5", len(mg))
+	}
+	for _, c := range mg {
+		if got := get(t, c, "/buildinfo"); got != http.StatusOK {
+			t.Errorf("GET /buildinfo as mgmt during the flood = %d, want 200", got)
 		}
-		fakeCgroup(t, proc, self, cg)
+	}
+	var held []net.Conn
+	fakeCgroup(t, proc, self, "0::/\n")
+	for range 5 {
 		c, err := net.Dial("unix", path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
 		if got := get(t, c, "/buildinfo"); got != http.StatusOK {
-			t.Errorf("GET /buildinfo as %q during the flood = %d, want 200", cg, got)
+			t.Errorf("GET /buildinfo as the host during the flood = %d, want 200", got)
 		}
 		held = append(held, c)
 	}
@@ -183,5 +193,59 @@ func TestConnFloodFigures(t *testing.T) {
 		n, len(open), refused, ok, hostN)
 	if len(open) > DefaultMaxCallerConns || ok != hostN {
 		t.Errorf("kept %d (want ≤ %d), host %d/%d", len(open), DefaultMaxCallerConns, ok, hostN)
+	}
+}
+
+// countWarn counts the records at warn level or above.
+type countWarn struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countWarn) Enabled(context.Context, slog.Level) bool { return true }
+func (c *countWarn) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		c.mu.Lock()
+		c.n++
+		c.mu.Unlock()
+	}
+	return nil
+}
+func (c *countWarn) WithAttrs([]slog.Attr) slog.Handler { return c }
+func (c *countWarn) WithGroup(string) slog.Handler      { return c }
+
+// TestConnRefusalsLogQuietly: a caller that closes its connections and
+// floods again, over and over, gets one warning, not one per cycle
+// (issue 11: a nobody container must not fill the log).
+func TestConnRefusalsLogQuietly(t *testing.T) {
+	proc := t.TempDir()
+	fakeCgroup(t, proc, os.Getpid(), "0::/lxc/app\n")
+	var logs countWarn
+	h := New(Options{ProcRoot: proc, Log: slog.New(&logs), Platforms: platforms{"app": false}, MaxCallerConns: 2})
+	_, path := listen(t, h)
+	for range 5 {
+		open, _ := flood(t, path, 4)
+		if len(open) != 2 {
+			t.Fatalf("flood kept %d, want 2", len(open))
+		}
+		for _, c := range open {
+			c.Close()
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			h.conns.mu.Lock()
+			n := h.conns.total
+			h.conns.mu.Unlock()
+			if n == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d connections still counted after closing them", n)
+			}
+		}
+	}
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	if logs.n != 1 {
+		t.Errorf("%d refusal warnings for 5 floods, want 1", logs.n)
 	}
 }

@@ -44,8 +44,12 @@ type Options struct {
 	// MaxCallerConns those of each caller without the mgmt role (default
 	// DefaultMaxCallerConns); ReservedConns of MaxConns are kept for the
 	// host and mgmt callers (default DefaultReservedConns, at most a
-	// quarter of MaxConns). A connection over a limit is closed at accept.
+	// quarter of MaxConns), HostReservedConns of those for the host alone
+	// (default DefaultHostReservedConns, at most half the reserve);
+	// MaxMgmtConns bounds each mgmt platform (default
+	// DefaultMaxMgmtConns). A connection over a limit is closed at accept.
 	MaxConns, MaxCallerConns, ReservedConns int
+	MaxMgmtConns, HostReservedConns         int
 	// ReadHeaderTimeout bounds the wait for a request's headers (default
 	// 10 s); IdleTimeout closes a connection idle between requests
 	// (default 2 min).
@@ -183,7 +187,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, max(rt.Limit, 0))
 	}
 	if rt.Write {
-		h.log.Info("ctrl: request", "method", r.Method, "path", r.URL.Path, "caller", c.Name)
+		// Routes any container may call are logged at debug level: a
+		// nobody container must not be able to fill the log.
+		lvl := slog.LevelInfo
+		if rt.Access != Mgmt {
+			lvl = slog.LevelDebug
+		}
+		h.log.Log(r.Context(), lvl, "ctrl: request", "method", r.Method, "path", r.URL.Path, "caller", c.Name)
 	}
 	if !h.opt.has(rt.backend) {
 		notImplemented(w)

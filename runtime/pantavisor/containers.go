@@ -861,7 +861,7 @@ func (m *Containers) signal(plat, typ string) error {
 	switch typ {
 	case "ready":
 		if err := m.engine.Ready(plat); err != nil {
-			m.log.Warn("signal", "platform", plat, "type", typ, "err", err)
+			m.log.Debug("signal", "platform", plat, "type", typ, "err", err) // any container may send it: no warning to flood the log with
 			return ctrl.Errorf(ctrl.ErrInternal, "Signal not expected from this platform")
 		}
 		m.log.Info("container ready", "platform", plat)

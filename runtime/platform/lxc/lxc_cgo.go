@@ -369,6 +369,10 @@ func (c *Container) Stop(ctx context.Context) error {
 	return c.stopErr
 }
 
+// exitGrace bounds the wait for init to exit once LXC reports the
+// container stopped.
+const exitGrace = 10 * time.Second
+
 func (c *Container) stop(ctx context.Context) error {
 	timeout := c.spec.StopTimeout
 	if timeout <= 0 {
@@ -391,8 +395,15 @@ func (c *Container) stop(ctx context.Context) error {
 	if !c.c.Wait(golxc.STOPPED, 10*time.Second) {
 		errs = append(errs, fmt.Errorf("container %s: still %s after stop", c.spec.Name, c.c.State()))
 	}
+	// An init stuck in uninterruptible sleep (a hung NFS or USB device)
+	// survives SIGKILL: bound the wait so the platform's later jobs, and
+	// whoever awaits them, are not held forever.
+	grace := time.NewTimer(exitGrace)
+	defer grace.Stop()
 	select {
 	case <-c.done:
+	case <-grace.C:
+		errs = append(errs, fmt.Errorf("container %s: init did not exit %v after it was killed", c.spec.Name, exitGrace))
 	case <-ctx.Done():
 		errs = append(errs, ctx.Err())
 	}
