@@ -140,7 +140,7 @@ func TestPollReachesNoHostFile(t *testing.T) {
 	for _, file := range []string{"/var/log/messages", "/var/log/syslog", "/var/abslog/secret", "/var/rellog/secret", "/var/log/fifo", "/var/log/proc"} {
 		var out bytes.Buffer
 		l := fileLogger{file: file, maxSize: defaultLogMax, truncate: true}
-		off, err := l.poll(root, 0, buf, &out)
+		off, _, err := l.poll(root, 0, buf, &out)
 		if err == nil || off != 0 || out.Len() != 0 {
 			t.Errorf("poll(%s) = %d, %v, copied %d bytes; want an error and nothing copied", file, off, err, out.Len())
 		}
@@ -149,18 +149,116 @@ func TestPollReachesNoHostFile(t *testing.T) {
 
 	var out bytes.Buffer
 	l := fileLogger{file: "/var/log/big", maxSize: defaultLogMax, truncate: true}
-	if off, err := l.poll(root, 0, buf, &out); err != nil || off != 0 || !bytes.Equal(out.Bytes(), big) {
-		t.Errorf("poll(big) = %d, %v, copied %d bytes; want 0, nil, %d bytes", off, err, out.Len(), len(big))
+	// One poll reads at most maxsize: the last 2 MiB.
+	tail := big[len(big)-defaultLogMax:]
+	if off, skipped, err := l.poll(root, 0, buf, &out); err != nil || off != 0 || skipped != int64(len(big)-defaultLogMax) || !bytes.Equal(out.Bytes(), tail) {
+		t.Errorf("poll(big) = %d, %d, %v, copied %d bytes; want 0, %d, nil, %d bytes", off, skipped, err, out.Len(), len(big)-defaultLogMax, len(tail))
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "var/log/big")); err != nil || fi.Size() != 0 {
 		t.Errorf("big log after poll: %v, %v; want truncated", fi, err)
 	}
 	out.Reset()
 	l.file = "/var/log/hard"
-	if off, err := l.poll(root, 0, buf, &out); err == nil || off != int64(len(big)) || out.Len() != len(big) {
-		t.Errorf("poll(hard link) = %d, %v; want it read (%d bytes), then truncation refused", off, err, len(big))
+	if off, _, err := l.poll(root, 0, buf, &out); err == nil || off != int64(len(big)) || !bytes.Equal(out.Bytes(), tail) {
+		t.Errorf("poll(hard link) = %d, %v; want its last %d bytes read, then truncation refused", off, err, len(tail))
 	}
 	checkIntact(t, linked, big)
+}
+
+// bindMount bind-mounts src on dst (created as a directory) until the
+// test ends.
+func bindMount(t *testing.T, src, dst string) {
+	t.Helper()
+	must(t, os.MkdirAll(dst, 0o755))
+	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+		t.Fatalf("bind %s on %s: %v", src, dst, err)
+	}
+	t.Cleanup(func() { unix.Unmount(dst, unix.MNT_DETACH) })
+}
+
+// TestPollRefusesPseudoFS is the regression test of review finding 2
+// (pseudo files): a container mounting a proc or sysfs directory (or an
+// overlay with one as a layer) on its log directory gets nothing read.
+// The files used are harmless and readable; a log on tmpfs still works.
+func TestPollRefusesPseudoFS(t *testing.T) {
+	testenv.NeedRoot(t, "mounts inside a fake container root")
+	dir := t.TempDir()
+	bindMount(t, "/proc/sys/kernel", filepath.Join(dir, "proc"))
+	bindMount(t, "/sys/kernel", filepath.Join(dir, "sys"))
+	tmp := filepath.Join(dir, "tmp")
+	must(t, os.MkdirAll(tmp, 0o755))
+	must(t, unix.Mount("tmpfs", tmp, "tmpfs", 0, "size=1m"))
+	t.Cleanup(func() { unix.Unmount(tmp, unix.MNT_DETACH) })
+	must(t, os.WriteFile(filepath.Join(tmp, "log"), []byte("tmpfs log\n"), 0o644))
+	ovl := filepath.Join(dir, "ovl")
+	for _, d := range []string{"ovl", "tmp/u", "tmp/w"} {
+		must(t, os.MkdirAll(filepath.Join(dir, d), 0o755))
+	}
+	if err := unix.Mount("overlay", ovl, "overlay", 0, "lowerdir=/sys/kernel,upperdir="+tmp+"/u,workdir="+tmp+"/w"); err != nil {
+		t.Fatalf("overlay on sysfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(ovl, unix.MNT_DETACH) })
+	root, err := os.Open(dir)
+	must(t, err)
+	defer root.Close()
+	buf := make([]byte, 32<<10)
+	for _, file := range []string{"/proc/ostype", "/proc/hostname", "/sys/uevent_seqnum", "/ovl/uevent_seqnum"} {
+		if _, err := os.Stat(filepath.Join(dir, file)); err != nil {
+			t.Fatalf("test file: %v", err)
+		}
+		var out bytes.Buffer
+		l := fileLogger{file: file, maxSize: defaultLogMax, truncate: false}
+		if off, _, err := l.poll(root, 0, buf, &out); !errors.Is(err, errFS) || off != 0 || out.Len() != 0 {
+			t.Errorf("poll(%s) = %d, %v, copied %q; want %v and nothing copied", file, off, err, out.String(), errFS)
+		}
+	}
+	var out bytes.Buffer
+	l := fileLogger{file: "/tmp/log", maxSize: defaultLogMax, truncate: false}
+	if _, _, err := l.poll(root, 0, buf, &out); err != nil || out.String() != "tmpfs log\n" {
+		t.Errorf("poll(tmpfs log) = %v, %q; want it read", err, out.String())
+	}
+}
+
+// countingWriter counts the bytes written to it.
+type countingWriter struct{ n int64 }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.n += int64(len(p))
+	return len(p), nil
+}
+
+// TestPollSparseBounded is the regression test of review finding 2
+// (sparse files): a 16 TiB sparse log costs one poll maxsize bytes read,
+// the rest is skipped and counted.
+func TestPollSparseBounded(t *testing.T) {
+	testenv.NeedRoot(t, "mounts a tmpfs (ext4 stops short of 16 TiB files)")
+	dir := t.TempDir()
+	must(t, unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"))
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	must(t, os.MkdirAll(filepath.Join(dir, "var/log"), 0o755))
+	const size = 16 << 40
+	for _, truncate := range []bool{true, false} {
+		file := filepath.Join(dir, "var/log/messages")
+		must(t, os.WriteFile(file, nil, 0o644))
+		must(t, os.Truncate(file, size))
+		root, err := os.Open(dir)
+		must(t, err)
+		defer root.Close()
+		const max = 64 << 10
+		var w countingWriter
+		l := fileLogger{file: "/var/log/messages", maxSize: max, truncate: truncate}
+		off, skipped, err := l.poll(root, 0, make([]byte, 32<<10), &w)
+		if err != nil || w.n != max || skipped != size-max {
+			t.Errorf("truncate=%v: poll(16 TiB sparse) = %d, skipped %d, %v, read %d bytes; want %d read, %d skipped", truncate, off, skipped, err, w.n, max, size-max)
+		}
+		want := int64(size) // read up to the end
+		if truncate {
+			want = 0 // and emptied
+		}
+		if off != want {
+			t.Errorf("truncate=%v: offset %d, want %d", truncate, off, want)
+		}
+	}
 }
 
 // TestFollowProcessRoot runs the logger on a real process's root
@@ -196,14 +294,14 @@ func TestFollowProcessRoot(t *testing.T) {
 	for _, file := range []string{"/var/log/messages", "/var/log/syslog", "/var/abslog/secret", "/var/rellog/secret", "/var/log/fifo"} {
 		var out bytes.Buffer
 		l := fileLogger{file: file, maxSize: defaultLogMax, truncate: true}
-		if off, err := l.pollContainer(c, 0, buf, &out); err == nil || out.Len() != 0 {
+		if off, _, err := l.pollContainer(c, 0, buf, &out); err == nil || out.Len() != 0 {
 			t.Errorf("pollContainer(%s) = %d, %v, copied %d bytes; want an error and nothing copied", file, off, err, out.Len())
 		}
 	}
 	checkIntact(t, secret, data)
 	var out bytes.Buffer
 	l := fileLogger{file: "/var/log/good", maxSize: defaultLogMax, truncate: true}
-	if off, err := l.pollContainer(c, 0, buf, &out); err != nil || out.String() != "hello\n" {
+	if off, _, err := l.pollContainer(c, 0, buf, &out); err != nil || out.String() != "hello\n" {
 		t.Errorf("pollContainer(good) = %d, %v, %q; want hello", off, err, out.String())
 	}
 
@@ -266,14 +364,14 @@ func TestLoggerLXC(t *testing.T) {
 	for _, file := range []string{"/var/log/messages", "/var/log/syslog", "/var/abslog/secret", "/var/rellog/secret", "/var/log/fifo"} {
 		var out bytes.Buffer
 		l := fileLogger{file: file, maxSize: defaultLogMax, truncate: true}
-		if off, err := l.pollContainer(cr, 0, buf, &out); err == nil || out.Len() != 0 {
+		if off, _, err := l.pollContainer(cr, 0, buf, &out); err == nil || out.Len() != 0 {
 			t.Errorf("pollContainer(%s) = %d, %v, copied %d bytes; want an error and nothing copied", file, off, err, out.Len())
 		}
 	}
 	checkIntact(t, secret, data)
 	var out bytes.Buffer
 	l := fileLogger{file: "/var/log/good", maxSize: defaultLogMax, truncate: true}
-	if off, err := l.pollContainer(cr, 0, buf, &out); err != nil || out.String() != "hello\n" {
+	if off, _, err := l.pollContainer(cr, 0, buf, &out); err != nil || out.String() != "hello\n" {
 		t.Errorf("pollContainer(good) = %d, %v, %q; want hello", off, err, out.String())
 	}
 	must(t, c.Stop(context.Background()))
