@@ -57,23 +57,53 @@ func fileLoggers(p *state.Platform) []fileLogger {
 // containerRoot opens the root directory of a running container for one
 // poll of its log files.
 //
-// The container's init is held by a pidfd taken when the container
-// started: /proc/<pid>/root is opened afresh for each poll (so no poll
-// keeps the container's root mounted once it stops) and used only if that
-// process still lives afterwards, so a reused PID cannot point the
-// followers at another process's files.
+// The container's init is held by a pidfd LXC took when it cloned init:
+// /proc/<pid>/root is opened afresh for each poll (so no poll keeps the
+// container's root mounted once it stops) and used only if that process
+// still lives afterwards. A PID number alone names whichever process has
+// it now: pidfd_open(pid) after the start finished could pin a host
+// process that reused the PID of an init that had exited, and the loggers
+// would then follow the host's root.
 type containerRoot struct {
 	pid   int
 	pidfd int
 }
 
-// openContainerRoot pins process pid; the caller closes the result.
-func openContainerRoot(pid int) (*containerRoot, error) {
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return nil, fmt.Errorf("pidfd of container init %d: %w", pid, err)
+// errNotInit refuses a pidfd that does not pin process pid alive.
+var errNotInit = errors.New("pidfd does not pin the container's init")
+
+// pinContainerRoot holds the container whose init is pid through a
+// duplicate of pidfd (a pidfd of that init); the caller closes the
+// result. It refuses unless pidfd pins pid and that process lives.
+func pinContainerRoot(pidfd *os.File, pid int) (*containerRoot, error) {
+	if pidfd == nil {
+		return nil, fmt.Errorf("container init %d: no pidfd: %w", pid, errNotInit)
 	}
-	return &containerRoot{pid: pid, pidfd: fd}, nil
+	fd, err := unix.FcntlInt(pidfd.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("dup pidfd of container init %d: %w", pid, err)
+	}
+	c := &containerRoot{pid: pid, pidfd: fd}
+	// fdinfo shows the PID the pidfd pins (-1 once it exited).
+	if got, err := pidfdPid(fd); err != nil || got != pid {
+		c.Close()
+		return nil, fmt.Errorf("container init %d: pidfd pins %d (%v): %w", pid, got, err, errNotInit)
+	}
+	return c, nil
+}
+
+// pidfdPid returns the PID pidfd fd pins, from its fdinfo.
+func pidfdPid(fd int) (int, error) {
+	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Pid:"); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, errors.New("no Pid in pidfd fdinfo")
 }
 
 // open returns the container's root directory (an O_PATH descriptor).
@@ -314,15 +344,18 @@ func (l fileLogger) follow(log *slog.Logger, c *containerRoot, done <-chan struc
 	}
 }
 
-// startLoggers subscribes the file loggers of platform name (pid) to the
-// log server, with the file path as the log source.
-func (m *Containers) startLoggers(name string, pid int, done <-chan struct{}) {
+// startLoggers subscribes the file loggers of platform name (init pid,
+// held by pidfd, which it closes) to the log server, with the file path
+// as the log source. Without a pidfd that pins pid no logger starts.
+func (m *Containers) startLoggers(name string, pid int, pidfd *os.File, done <-chan struct{}) {
+	if pidfd != nil {
+		defer pidfd.Close()
+	}
 	if m.logs == nil || m.st == nil {
 		return
 	}
 	for _, l := range fileLoggers(m.st.Platform(name)) {
-		// Pin init now, while pid surely is the container's.
-		c, err := openContainerRoot(pid)
+		c, err := pinContainerRoot(pidfd, pid)
 		if err != nil {
 			m.log.Warn("logger", "platform", name, "file", l.file, "err", err)
 			continue

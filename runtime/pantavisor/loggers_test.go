@@ -261,6 +261,80 @@ func TestPollSparseBounded(t *testing.T) {
 	}
 }
 
+// pinProcess holds the root of the test's own child pid, as the loggers
+// hold a container's init.
+func pinProcess(t *testing.T, pid int) *containerRoot {
+	t.Helper()
+	fd, err := unix.PidfdOpen(pid, 0)
+	must(t, err)
+	pidfd := os.NewFile(uintptr(fd), "pidfd")
+	defer pidfd.Close()
+	c, err := pinContainerRoot(pidfd, pid)
+	must(t, err)
+	return c
+}
+
+// TestLoggerRefusesHostPid is the regression test of review finding 3: a
+// container's init exits and a host process gets its PID before the
+// loggers pin it. Given the init's pidfd and that PID (here the PID of a
+// host process, since the kernel cannot be made to reuse one on demand),
+// the logger refuses, whether init still lives or not; it never reads the
+// host's files.
+func TestLoggerRefusesHostPid(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Skipf(t, "skipping: chroot needs root")
+	}
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		testenv.Skipf(t, "skipping: no busybox: %v", err)
+	}
+	dir := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(dir, "bin"), 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, "bin/busybox"), bb, 0o755))
+	start := func(root string) *exec.Cmd {
+		cmd := &exec.Cmd{Path: "/bin/busybox", Args: []string{"busybox", "sleep", "3600"},
+			SysProcAttr: &syscall.SysProcAttr{Chroot: root}}
+		must(t, cmd.Start())
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+		})
+		return cmd
+	}
+	init := start(dir)
+	fd, err := unix.PidfdOpen(init.Process.Pid, 0)
+	must(t, err)
+	initfd := os.NewFile(uintptr(fd), "pidfd")
+	defer initfd.Close()
+	host := start("/") // outside any container: its root is the host's
+	// The host's file the logger would read through the host's root.
+	hostLog := filepath.Join(t.TempDir(), "messages")
+	must(t, os.WriteFile(hostLog, []byte("host log\n"), 0o644))
+	l := fileLogger{file: hostLog, maxSize: defaultLogMax, truncate: true}
+
+	check := func(when string) {
+		t.Helper()
+		c, err := pinContainerRoot(initfd, host.Process.Pid)
+		if err == nil {
+			defer c.Close()
+			var out bytes.Buffer
+			_, _, perr := l.pollContainer(c, 0, make([]byte, 4096), &out)
+			t.Fatalf("%s: pinContainerRoot(init's pidfd, host pid) = nil error; poll copied %q (%v); want refused", when, out.String(), perr)
+		}
+		if !errors.Is(err, errNotInit) {
+			t.Errorf("%s: pinContainerRoot(init's pidfd, host pid) = %v, want %v", when, err, errNotInit)
+		}
+	}
+	check("init alive")
+	init.Process.Kill()
+	init.Wait()
+	check("init exited")
+	if _, err := pinContainerRoot(nil, host.Process.Pid); !errors.Is(err, errNotInit) {
+		t.Errorf("pinContainerRoot(no pidfd) = %v, want %v", err, errNotInit)
+	}
+	checkIntact(t, hostLog, []byte("host log\n"))
+}
+
 // TestFollowProcessRoot runs the logger on a real process's root
 // (/proc/<pid>/root): a chrooted busybox standing for a container's init.
 func TestFollowProcessRoot(t *testing.T) {
@@ -287,8 +361,7 @@ func TestFollowProcessRoot(t *testing.T) {
 		}
 	}()
 
-	c, err := openContainerRoot(cmd.Process.Pid)
-	must(t, err)
+	c := pinProcess(t, cmd.Process.Pid)
 	defer c.Close()
 	buf := make([]byte, 32<<10)
 	for _, file := range []string{"/var/log/messages", "/var/log/syslog", "/var/abslog/secret", "/var/rellog/secret", "/var/log/fifo"} {
@@ -357,7 +430,12 @@ func TestLoggerLXC(t *testing.T) {
 			c.Stop(context.Background())
 		}
 	}()
-	cr, err := openContainerRoot(c.Pid())
+	pidfd := c.TakePidFd()
+	if pidfd == nil {
+		t.Fatal("TakePidFd() = nil, want LXC's pidfd of init")
+	}
+	cr, err := pinContainerRoot(pidfd, c.Pid())
+	pidfd.Close()
 	must(t, err)
 	defer cr.Close()
 	buf := make([]byte, 32<<10)
@@ -403,8 +481,7 @@ func TestFollow(t *testing.T) {
 		cmd.Process.Kill()
 		cmd.Wait()
 	}()
-	c, err := openContainerRoot(cmd.Process.Pid)
-	must(t, err)
+	c := pinProcess(t, cmd.Process.Pid)
 	defer c.Close()
 	r, w, err := os.Pipe()
 	must(t, err)
