@@ -57,23 +57,53 @@ func fileLoggers(p *state.Platform) []fileLogger {
 // containerRoot opens the root directory of a running container for one
 // poll of its log files.
 //
-// The container's init is held by a pidfd taken when the container
-// started: /proc/<pid>/root is opened afresh for each poll (so no poll
-// keeps the container's root mounted once it stops) and used only if that
-// process still lives afterwards, so a reused PID cannot point the
-// followers at another process's files.
+// The container's init is held by a pidfd LXC took when it cloned init:
+// /proc/<pid>/root is opened afresh for each poll (so no poll keeps the
+// container's root mounted once it stops) and used only if that process
+// still lives afterwards. A PID number alone names whichever process has
+// it now: pidfd_open(pid) after the start finished could pin a host
+// process that reused the PID of an init that had exited, and the loggers
+// would then follow the host's root.
 type containerRoot struct {
 	pid   int
 	pidfd int
 }
 
-// openContainerRoot pins process pid; the caller closes the result.
-func openContainerRoot(pid int) (*containerRoot, error) {
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return nil, fmt.Errorf("pidfd of container init %d: %w", pid, err)
+// errNotInit refuses a pidfd that does not pin process pid alive.
+var errNotInit = errors.New("pidfd does not pin the container's init")
+
+// pinContainerRoot holds the container whose init is pid through a
+// duplicate of pidfd (a pidfd of that init); the caller closes the
+// result. It refuses unless pidfd pins pid and that process lives.
+func pinContainerRoot(pidfd *os.File, pid int) (*containerRoot, error) {
+	if pidfd == nil {
+		return nil, fmt.Errorf("container init %d: no pidfd: %w", pid, errNotInit)
 	}
-	return &containerRoot{pid: pid, pidfd: fd}, nil
+	fd, err := unix.FcntlInt(pidfd.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("dup pidfd of container init %d: %w", pid, err)
+	}
+	c := &containerRoot{pid: pid, pidfd: fd}
+	// fdinfo shows the PID the pidfd pins (-1 once it exited).
+	if got, err := pidfdPid(fd); err != nil || got != pid {
+		c.Close()
+		return nil, fmt.Errorf("container init %d: pidfd pins %d (%v): %w", pid, got, err, errNotInit)
+	}
+	return c, nil
+}
+
+// pidfdPid returns the PID pidfd fd pins, from its fdinfo.
+func pidfdPid(fd int) (int, error) {
+	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Pid:"); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, errors.New("no Pid in pidfd fdinfo")
 }
 
 // open returns the container's root directory (an O_PATH descriptor).
@@ -116,11 +146,64 @@ func openInRoot(root *os.File, name string) (*os.File, error) {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, &os.PathError{Op: "open", Path: name, Err: errNotRegular}
 	}
+	if err := checkLogFS(fd, &st); err != nil {
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
+	}
 	rfd, err := reopen(fd, &st, unix.O_RDONLY|unix.O_NONBLOCK)
 	if err != nil {
 		return nil, &os.PathError{Op: "reopen", Path: name, Err: err}
 	}
 	return os.NewFile(uintptr(rfd), name), nil
+}
+
+// ubifsMagic is UBIFS_SUPER_MAGIC (linux/magic.h), missing from x/sys.
+const ubifsMagic = 0x24051905
+
+// logFS lists the file systems a log file may be on: those that store
+// files on a disk or in memory, where reading a file returns what was
+// written to it and cannot block. Everything else is refused, unknown
+// types included: a container holding CAP_SYS_ADMIN in its namespace can
+// bind-mount any file it sees onto its log path, and PID 1 must not copy
+// /proc/kcore, a sysfs, efivarfs, debugfs, tracefs, securityfs, cgroup,
+// bpf, configfs or pstore file into the logs. Network and user-space file
+// systems (nfs, cifs, 9p, fuse) are refused too: the container may serve
+// them itself, and a read that never returns would stall the logger.
+var logFS = map[int64]string{
+	unix.EXT4_SUPER_MAGIC:      "ext2/3/4",
+	unix.OVERLAYFS_SUPER_MAGIC: "overlay",
+	unix.TMPFS_MAGIC:           "tmpfs",
+	unix.RAMFS_MAGIC:           "ramfs",
+	ubifsMagic:                 "ubifs",
+	unix.F2FS_SUPER_MAGIC:      "f2fs",
+	unix.BTRFS_SUPER_MAGIC:     "btrfs",
+	unix.XFS_SUPER_MAGIC:       "xfs",
+	unix.SQUASHFS_MAGIC:        "squashfs",
+	unix.MSDOS_SUPER_MAGIC:     "vfat",
+	unix.JFFS2_SUPER_MAGIC:     "jffs2",
+	unix.EXFAT_SUPER_MAGIC:     "exfat",
+}
+
+// errFS refuses a log file on a file system that is not in logFS.
+var errFS = errors.New("not on a disk or memory file system")
+
+// checkLogFS refuses the file fd (st) unless it is on a file system of
+// logFS. Overlayfs hands its layers' files through, and a sysfs directory
+// can be a lower layer: a file there owns no blocks whatever size it
+// reports, so on overlay a file with a size and no blocks is refused too
+// (a log made only of holes loses nothing).
+func checkLogFS(fd int, st *unix.Stat_t) error {
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &fs); err != nil {
+		return fmt.Errorf("fstatfs: %w", err)
+	}
+	t := int64(uint32(fs.Type))
+	if _, ok := logFS[t]; !ok {
+		return fmt.Errorf("%w: file system type %#x", errFS, t)
+	}
+	if t == unix.OVERLAYFS_SUPER_MAGIC && st.Size > 0 && st.Blocks == 0 {
+		return fmt.Errorf("%w: overlay file without blocks", errFS)
+	}
+	return nil
 }
 
 // errNotRegular refuses a log "file" that is a link, FIFO, device or
@@ -171,27 +254,35 @@ func truncateLog(f *os.File) error {
 }
 
 // poll copies what l's file inside root gained past off to w, truncates it
-// once off reaches l.maxSize (when l.truncate), and returns the new offset.
-func (l fileLogger) poll(root *os.File, off int64, buf []byte, w io.Writer) (int64, error) {
+// once off reaches l.maxSize (when l.truncate), and returns the new offset
+// and the number of bytes skipped. One poll reads at most l.maxSize bytes:
+// when the file grew by more (a sparse file of 16 TiB costs the container
+// nothing), the start of what it gained is skipped.
+func (l fileLogger) poll(root *os.File, off int64, buf []byte, w io.Writer) (next, skipped int64, err error) {
 	f, err := openInRoot(root, l.file)
 	if err != nil {
-		return off, err
+		return off, 0, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return off, err
+		return off, 0, err
 	}
-	if fi.Size() < off {
+	size := fi.Size()
+	if size < off {
 		off = 0 // truncated or replaced
+	}
+	if size-off > l.maxSize {
+		skipped = size - l.maxSize - off
+		off = size - l.maxSize
 	}
 	// Up to the size seen now: a container appending without pause
 	// cannot keep one poll going.
-	for off < fi.Size() {
-		n, err := f.ReadAt(buf[:min(int64(len(buf)), fi.Size()-off)], off)
+	for off < size {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				return off, werr
+				return off, skipped, werr
 			}
 			off += int64(n)
 		}
@@ -201,18 +292,18 @@ func (l fileLogger) poll(root *os.File, off int64, buf []byte, w io.Writer) (int
 	}
 	if l.truncate && off >= l.maxSize {
 		if err := truncateLog(f); err != nil {
-			return off, err
+			return off, skipped, err
 		}
 		off = 0
 	}
-	return off, nil
+	return off, skipped, nil
 }
 
 // pollContainer polls l's file inside the container held by c.
-func (l fileLogger) pollContainer(c *containerRoot, off int64, buf []byte, w io.Writer) (int64, error) {
+func (l fileLogger) pollContainer(c *containerRoot, off int64, buf []byte, w io.Writer) (next, skipped int64, err error) {
 	root, err := c.open()
 	if err != nil {
-		return off, err
+		return off, 0, err
 	}
 	defer root.Close()
 	return l.poll(root, off, buf, w)
@@ -228,13 +319,22 @@ func (l fileLogger) follow(log *slog.Logger, c *containerRoot, done <-chan struc
 	buf := make([]byte, 32<<10)
 	t := time.NewTicker(logPoll)
 	defer t.Stop()
-	warned := false
+	var warnedSys, warnedFS, warnedSkip bool
 	for {
 		var err error
-		off, err = l.pollContainer(c, off, buf, w)
-		if errors.Is(err, unix.ENOSYS) && !warned {
+		var skipped int64
+		off, skipped, err = l.pollContainer(c, off, buf, w)
+		switch {
+		case errors.Is(err, unix.ENOSYS) && !warnedSys:
 			log.Warn("file logger needs openat2 (Linux 5.6)", "file", l.file, "err", err)
-			warned = true
+			warnedSys = true
+		case errors.Is(err, errFS) && !warnedFS:
+			log.Warn("file logger refuses the file", "file", l.file, "err", err)
+			warnedFS = true
+		}
+		if skipped > 0 && !warnedSkip {
+			log.Warn("file logger skipped what the file gained past its maxsize in one poll (noted once)", "file", l.file, "skipped", skipped)
+			warnedSkip = true
 		}
 		select {
 		case <-done:
@@ -244,15 +344,18 @@ func (l fileLogger) follow(log *slog.Logger, c *containerRoot, done <-chan struc
 	}
 }
 
-// startLoggers subscribes the file loggers of platform name (pid) to the
-// log server, with the file path as the log source.
-func (m *Containers) startLoggers(name string, pid int, done <-chan struct{}) {
+// startLoggers subscribes the file loggers of platform name (init pid,
+// held by pidfd, which it closes) to the log server, with the file path
+// as the log source. Without a pidfd that pins pid no logger starts.
+func (m *Containers) startLoggers(name string, pid int, pidfd *os.File, done <-chan struct{}) {
+	if pidfd != nil {
+		defer pidfd.Close()
+	}
 	if m.logs == nil || m.st == nil {
 		return
 	}
 	for _, l := range fileLoggers(m.st.Platform(name)) {
-		// Pin init now, while pid surely is the container's.
-		c, err := openContainerRoot(pid)
+		c, err := pinContainerRoot(pidfd, pid)
 		if err != nil {
 			m.log.Warn("logger", "platform", name, "file", l.file, "err", err)
 			continue

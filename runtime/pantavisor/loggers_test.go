@@ -140,7 +140,7 @@ func TestPollReachesNoHostFile(t *testing.T) {
 	for _, file := range []string{"/var/log/messages", "/var/log/syslog", "/var/abslog/secret", "/var/rellog/secret", "/var/log/fifo", "/var/log/proc"} {
 		var out bytes.Buffer
 		l := fileLogger{file: file, maxSize: defaultLogMax, truncate: true}
-		off, err := l.poll(root, 0, buf, &out)
+		off, _, err := l.poll(root, 0, buf, &out)
 		if err == nil || off != 0 || out.Len() != 0 {
 			t.Errorf("poll(%s) = %d, %v, copied %d bytes; want an error and nothing copied", file, off, err, out.Len())
 		}
@@ -149,18 +149,190 @@ func TestPollReachesNoHostFile(t *testing.T) {
 
 	var out bytes.Buffer
 	l := fileLogger{file: "/var/log/big", maxSize: defaultLogMax, truncate: true}
-	if off, err := l.poll(root, 0, buf, &out); err != nil || off != 0 || !bytes.Equal(out.Bytes(), big) {
-		t.Errorf("poll(big) = %d, %v, copied %d bytes; want 0, nil, %d bytes", off, err, out.Len(), len(big))
+	// One poll reads at most maxsize: the last 2 MiB.
+	tail := big[len(big)-defaultLogMax:]
+	if off, skipped, err := l.poll(root, 0, buf, &out); err != nil || off != 0 || skipped != int64(len(big)-defaultLogMax) || !bytes.Equal(out.Bytes(), tail) {
+		t.Errorf("poll(big) = %d, %d, %v, copied %d bytes; want 0, %d, nil, %d bytes", off, skipped, err, out.Len(), len(big)-defaultLogMax, len(tail))
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "var/log/big")); err != nil || fi.Size() != 0 {
 		t.Errorf("big log after poll: %v, %v; want truncated", fi, err)
 	}
 	out.Reset()
 	l.file = "/var/log/hard"
-	if off, err := l.poll(root, 0, buf, &out); err == nil || off != int64(len(big)) || out.Len() != len(big) {
-		t.Errorf("poll(hard link) = %d, %v; want it read (%d bytes), then truncation refused", off, err, len(big))
+	if off, _, err := l.poll(root, 0, buf, &out); err == nil || off != int64(len(big)) || !bytes.Equal(out.Bytes(), tail) {
+		t.Errorf("poll(hard link) = %d, %v; want its last %d bytes read, then truncation refused", off, err, len(tail))
 	}
 	checkIntact(t, linked, big)
+}
+
+// bindMount bind-mounts src on dst (created as a directory) until the
+// test ends.
+func bindMount(t *testing.T, src, dst string) {
+	t.Helper()
+	must(t, os.MkdirAll(dst, 0o755))
+	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+		t.Fatalf("bind %s on %s: %v", src, dst, err)
+	}
+	t.Cleanup(func() { unix.Unmount(dst, unix.MNT_DETACH) })
+}
+
+// TestPollRefusesPseudoFS is the regression test of review finding 2
+// (pseudo files): a container mounting a proc or sysfs directory (or an
+// overlay with one as a layer) on its log directory gets nothing read.
+// The files used are harmless and readable; a log on tmpfs still works.
+func TestPollRefusesPseudoFS(t *testing.T) {
+	testenv.NeedRoot(t, "mounts inside a fake container root")
+	dir := t.TempDir()
+	bindMount(t, "/proc/sys/kernel", filepath.Join(dir, "proc"))
+	bindMount(t, "/sys/kernel", filepath.Join(dir, "sys"))
+	tmp := filepath.Join(dir, "tmp")
+	must(t, os.MkdirAll(tmp, 0o755))
+	must(t, unix.Mount("tmpfs", tmp, "tmpfs", 0, "size=1m"))
+	t.Cleanup(func() { unix.Unmount(tmp, unix.MNT_DETACH) })
+	must(t, os.WriteFile(filepath.Join(tmp, "log"), []byte("tmpfs log\n"), 0o644))
+	ovl := filepath.Join(dir, "ovl")
+	for _, d := range []string{"ovl", "tmp/u", "tmp/w"} {
+		must(t, os.MkdirAll(filepath.Join(dir, d), 0o755))
+	}
+	if err := unix.Mount("overlay", ovl, "overlay", 0, "lowerdir=/sys/kernel,upperdir="+tmp+"/u,workdir="+tmp+"/w"); err != nil {
+		t.Fatalf("overlay on sysfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(ovl, unix.MNT_DETACH) })
+	root, err := os.Open(dir)
+	must(t, err)
+	defer root.Close()
+	buf := make([]byte, 32<<10)
+	for _, file := range []string{"/proc/ostype", "/proc/hostname", "/sys/uevent_seqnum", "/ovl/uevent_seqnum"} {
+		if _, err := os.Stat(filepath.Join(dir, file)); err != nil {
+			t.Fatalf("test file: %v", err)
+		}
+		var out bytes.Buffer
+		l := fileLogger{file: file, maxSize: defaultLogMax, truncate: false}
+		if off, _, err := l.poll(root, 0, buf, &out); !errors.Is(err, errFS) || off != 0 || out.Len() != 0 {
+			t.Errorf("poll(%s) = %d, %v, copied %q; want %v and nothing copied", file, off, err, out.String(), errFS)
+		}
+	}
+	var out bytes.Buffer
+	l := fileLogger{file: "/tmp/log", maxSize: defaultLogMax, truncate: false}
+	if _, _, err := l.poll(root, 0, buf, &out); err != nil || out.String() != "tmpfs log\n" {
+		t.Errorf("poll(tmpfs log) = %v, %q; want it read", err, out.String())
+	}
+}
+
+// countingWriter counts the bytes written to it.
+type countingWriter struct{ n int64 }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.n += int64(len(p))
+	return len(p), nil
+}
+
+// TestPollSparseBounded is the regression test of review finding 2
+// (sparse files): a 16 TiB sparse log costs one poll maxsize bytes read,
+// the rest is skipped and counted.
+func TestPollSparseBounded(t *testing.T) {
+	testenv.NeedRoot(t, "mounts a tmpfs (ext4 stops short of 16 TiB files)")
+	dir := t.TempDir()
+	must(t, unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"))
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	must(t, os.MkdirAll(filepath.Join(dir, "var/log"), 0o755))
+	const size = 16 << 40
+	for _, truncate := range []bool{true, false} {
+		file := filepath.Join(dir, "var/log/messages")
+		must(t, os.WriteFile(file, nil, 0o644))
+		must(t, os.Truncate(file, size))
+		root, err := os.Open(dir)
+		must(t, err)
+		defer root.Close()
+		const max = 64 << 10
+		var w countingWriter
+		l := fileLogger{file: "/var/log/messages", maxSize: max, truncate: truncate}
+		off, skipped, err := l.poll(root, 0, make([]byte, 32<<10), &w)
+		if err != nil || w.n != max || skipped != size-max {
+			t.Errorf("truncate=%v: poll(16 TiB sparse) = %d, skipped %d, %v, read %d bytes; want %d read, %d skipped", truncate, off, skipped, err, w.n, max, size-max)
+		}
+		want := int64(size) // read up to the end
+		if truncate {
+			want = 0 // and emptied
+		}
+		if off != want {
+			t.Errorf("truncate=%v: offset %d, want %d", truncate, off, want)
+		}
+	}
+}
+
+// pinProcess holds the root of the test's own child pid, as the loggers
+// hold a container's init.
+func pinProcess(t *testing.T, pid int) *containerRoot {
+	t.Helper()
+	fd, err := unix.PidfdOpen(pid, 0)
+	must(t, err)
+	pidfd := os.NewFile(uintptr(fd), "pidfd")
+	defer pidfd.Close()
+	c, err := pinContainerRoot(pidfd, pid)
+	must(t, err)
+	return c
+}
+
+// TestLoggerRefusesHostPid is the regression test of review finding 3: a
+// container's init exits and a host process gets its PID before the
+// loggers pin it. Given the init's pidfd and that PID (here the PID of a
+// host process, since the kernel cannot be made to reuse one on demand),
+// the logger refuses, whether init still lives or not; it never reads the
+// host's files.
+func TestLoggerRefusesHostPid(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Skipf(t, "skipping: chroot needs root")
+	}
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		testenv.Skipf(t, "skipping: no busybox: %v", err)
+	}
+	dir := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(dir, "bin"), 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, "bin/busybox"), bb, 0o755))
+	start := func(root string) *exec.Cmd {
+		cmd := &exec.Cmd{Path: "/bin/busybox", Args: []string{"busybox", "sleep", "3600"},
+			SysProcAttr: &syscall.SysProcAttr{Chroot: root}}
+		must(t, cmd.Start())
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+		})
+		return cmd
+	}
+	init := start(dir)
+	fd, err := unix.PidfdOpen(init.Process.Pid, 0)
+	must(t, err)
+	initfd := os.NewFile(uintptr(fd), "pidfd")
+	defer initfd.Close()
+	host := start("/") // outside any container: its root is the host's
+	// The host's file the logger would read through the host's root.
+	hostLog := filepath.Join(t.TempDir(), "messages")
+	must(t, os.WriteFile(hostLog, []byte("host log\n"), 0o644))
+	l := fileLogger{file: hostLog, maxSize: defaultLogMax, truncate: true}
+
+	check := func(when string) {
+		t.Helper()
+		c, err := pinContainerRoot(initfd, host.Process.Pid)
+		if err == nil {
+			defer c.Close()
+			var out bytes.Buffer
+			_, _, perr := l.pollContainer(c, 0, make([]byte, 4096), &out)
+			t.Fatalf("%s: pinContainerRoot(init's pidfd, host pid) = nil error; poll copied %q (%v); want refused", when, out.String(), perr)
+		}
+		if !errors.Is(err, errNotInit) {
+			t.Errorf("%s: pinContainerRoot(init's pidfd, host pid) = %v, want %v", when, err, errNotInit)
+		}
+	}
+	check("init alive")
+	init.Process.Kill()
+	init.Wait()
+	check("init exited")
+	if _, err := pinContainerRoot(nil, host.Process.Pid); !errors.Is(err, errNotInit) {
+		t.Errorf("pinContainerRoot(no pidfd) = %v, want %v", err, errNotInit)
+	}
+	checkIntact(t, hostLog, []byte("host log\n"))
 }
 
 // TestFollowProcessRoot runs the logger on a real process's root
@@ -189,21 +361,20 @@ func TestFollowProcessRoot(t *testing.T) {
 		}
 	}()
 
-	c, err := openContainerRoot(cmd.Process.Pid)
-	must(t, err)
+	c := pinProcess(t, cmd.Process.Pid)
 	defer c.Close()
 	buf := make([]byte, 32<<10)
 	for _, file := range []string{"/var/log/messages", "/var/log/syslog", "/var/abslog/secret", "/var/rellog/secret", "/var/log/fifo"} {
 		var out bytes.Buffer
 		l := fileLogger{file: file, maxSize: defaultLogMax, truncate: true}
-		if off, err := l.pollContainer(c, 0, buf, &out); err == nil || out.Len() != 0 {
+		if off, _, err := l.pollContainer(c, 0, buf, &out); err == nil || out.Len() != 0 {
 			t.Errorf("pollContainer(%s) = %d, %v, copied %d bytes; want an error and nothing copied", file, off, err, out.Len())
 		}
 	}
 	checkIntact(t, secret, data)
 	var out bytes.Buffer
 	l := fileLogger{file: "/var/log/good", maxSize: defaultLogMax, truncate: true}
-	if off, err := l.pollContainer(c, 0, buf, &out); err != nil || out.String() != "hello\n" {
+	if off, _, err := l.pollContainer(c, 0, buf, &out); err != nil || out.String() != "hello\n" {
 		t.Errorf("pollContainer(good) = %d, %v, %q; want hello", off, err, out.String())
 	}
 
@@ -259,21 +430,26 @@ func TestLoggerLXC(t *testing.T) {
 			c.Stop(context.Background())
 		}
 	}()
-	cr, err := openContainerRoot(c.Pid())
+	pidfd := c.TakePidFd()
+	if pidfd == nil {
+		t.Fatal("TakePidFd() = nil, want LXC's pidfd of init")
+	}
+	cr, err := pinContainerRoot(pidfd, c.Pid())
+	pidfd.Close()
 	must(t, err)
 	defer cr.Close()
 	buf := make([]byte, 32<<10)
 	for _, file := range []string{"/var/log/messages", "/var/log/syslog", "/var/abslog/secret", "/var/rellog/secret", "/var/log/fifo"} {
 		var out bytes.Buffer
 		l := fileLogger{file: file, maxSize: defaultLogMax, truncate: true}
-		if off, err := l.pollContainer(cr, 0, buf, &out); err == nil || out.Len() != 0 {
+		if off, _, err := l.pollContainer(cr, 0, buf, &out); err == nil || out.Len() != 0 {
 			t.Errorf("pollContainer(%s) = %d, %v, copied %d bytes; want an error and nothing copied", file, off, err, out.Len())
 		}
 	}
 	checkIntact(t, secret, data)
 	var out bytes.Buffer
 	l := fileLogger{file: "/var/log/good", maxSize: defaultLogMax, truncate: true}
-	if off, err := l.pollContainer(cr, 0, buf, &out); err != nil || out.String() != "hello\n" {
+	if off, _, err := l.pollContainer(cr, 0, buf, &out); err != nil || out.String() != "hello\n" {
 		t.Errorf("pollContainer(good) = %d, %v, %q; want hello", off, err, out.String())
 	}
 	must(t, c.Stop(context.Background()))
@@ -305,8 +481,7 @@ func TestFollow(t *testing.T) {
 		cmd.Process.Kill()
 		cmd.Wait()
 	}()
-	c, err := openContainerRoot(cmd.Process.Pid)
-	must(t, err)
+	c := pinProcess(t, cmd.Process.Pid)
 	defer c.Close()
 	r, w, err := os.Pipe()
 	must(t, err)

@@ -33,9 +33,10 @@ type Host struct {
 	// Console, when set, receives each started container's console (the
 	// log server subscribes it); otherwise the console is drained.
 	Console func(platform string, f *os.File)
-	// OnStart, when set, is told of each started container: its init pid
-	// and a channel closed when it exits (file loggers follow it).
-	OnStart func(platform string, pid int, done <-chan struct{})
+	// OnStart, when set, is told of each started container: its init pid,
+	// a pidfd of init (nil when LXC gave none; OnStart closes it) and a
+	// channel closed when it exits (file loggers follow it).
+	OnStart func(platform string, pid int, pidfd *os.File, done <-chan struct{})
 
 	mounts  map[string]*volume.Set
 	running map[string]*lxc.Container
@@ -267,8 +268,10 @@ func (h *Host) started(name string, c *lxc.Container, export string) {
 	} else {
 		go func() { _, _ = io.Copy(io.Discard, c.Console()) }()
 	}
-	if h.OnStart != nil {
-		h.OnStart(name, c.Pid(), c.Done())
+	if pidfd := c.TakePidFd(); h.OnStart != nil {
+		h.OnStart(name, c.Pid(), pidfd, c.Done())
+	} else if pidfd != nil {
+		pidfd.Close()
 	}
 	exits := h.exits
 	go func() {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	golxc "github.com/lxc/go-lxc"
@@ -32,6 +33,8 @@ type Container struct {
 	pid     int
 	console *os.File
 	done    chan struct{}
+	// initfd is a pidfd of init for TakePidFd (nil once taken).
+	initfd atomic.Pointer[os.File]
 
 	stopOnce sync.Once
 	stopErr  error
@@ -128,6 +131,11 @@ func Start(ctx context.Context, log *slog.Logger, spec Spec) (*Container, error)
 	// reader sees EOF exactly when the container's monitor exits.
 	console.closeWriter()
 	ct := &Container{log: log, spec: spec, c: c, pid: c.InitPid(), console: console.r, done: make(chan struct{})}
+	if pidfd != nil {
+		if fd, err := unix.FcntlInt(pidfd.Fd(), unix.F_DUPFD_CLOEXEC, 0); err == nil {
+			ct.initfd.Store(os.NewFile(uintptr(fd), "pidfd"))
+		}
+	}
 	go ct.watch(pidfd)
 	log.Info("container started", "container", spec.Name, "pid", ct.pid)
 	return ct, nil
@@ -322,6 +330,12 @@ func Available() error { return nil }
 // Pid returns the host PID of the container's init.
 func (c *Container) Pid() int { return c.pid }
 
+// TakePidFd hands the caller a pidfd of the container's init, nil when
+// LXC gave none or it was taken already. LXC's monitor got it when it
+// cloned init, so unlike pidfd_open(Pid()) it cannot name a process that
+// reused the PID after init exited.
+func (c *Container) TakePidFd() *os.File { return c.initfd.Swap(nil) }
+
 // Name returns the container name.
 func (c *Container) Name() string { return c.spec.Name }
 
@@ -409,6 +423,9 @@ func (c *Container) stop(ctx context.Context) error {
 	}
 	c.c.Release()
 	c.console.Close()
+	if f := c.initfd.Swap(nil); f != nil {
+		f.Close()
+	}
 	removeMonitorCgroup(c.spec.cgroupName(), 2*time.Second)
 	c.log.Info("container stopped", "container", c.spec.Name)
 	return errors.Join(errs...)

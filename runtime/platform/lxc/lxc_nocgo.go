@@ -22,6 +22,9 @@ func Start(ctx context.Context, log *slog.Logger, spec Spec) (*Container, error)
 // Pid returns 0.
 func (c *Container) Pid() int { return 0 }
 
+// TakePidFd returns nil.
+func (c *Container) TakePidFd() *os.File { return nil }
+
 // Name returns "".
 func (c *Container) Name() string { return "" }
 
