@@ -75,9 +75,12 @@ func (ubootLayout) Validate(r *recipe.Recipe) error {
 	return nil
 }
 
-// State is upstream's factory boot/uboot.txt: "pv_rev=0\0\0".
+// State is upstream's factory boot/uboot.txt, "pv_rev=0\0\0", padded
+// with NULs to the 64 KiB Pantavisor writes: its rewrites then stay in
+// place (same inode and size), which U-Boot's ext4 reader sees without
+// replaying the journal.
 func (ubootLayout) State() (map[string][]byte, error) {
-	env, err := bootenv.EncodeNul(bootenv.Vars{{Key: "pv_rev", Value: "0"}}, 0, 0)
+	env, err := bootenv.EncodeNul(bootenv.Vars{{Key: "pv_rev", Value: "0"}}, bootenv.UbootTxtSize, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -225,7 +225,7 @@ func ubootEnv(t *testing.T, r *recipe.Recipe, img string, storage int64) func() 
 		if err != nil {
 			return nil, err
 		}
-		latch, err := ReadPvEnv(img, bp.Start)
+		latch, err := ReadPvEnv(img, bp.Index)
 		if err != nil {
 			return nil, err
 		}

@@ -2,8 +2,11 @@ package boottest
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+
+	diskfs "github.com/diskfs/go-diskfs"
 
 	"github.com/pantavisor/pantavisor-go/runtime/bootenv"
 )
@@ -58,11 +61,27 @@ func WriteUbootTxt(img string, off int64, vars bootenv.Vars) error {
 }
 
 // ReadPvEnv reads pv.env, the boot script's pv_trying latch, from the FAT
-// boot partition at byte offset off of img (mtools, nothing mounted).
-func ReadPvEnv(img string, off int64) (bootenv.Vars, error) {
-	out, err := exec.Command("mtype", "-i", fmt.Sprintf("%s@@%d", img, off), "::pv.env").Output()
+// boot partition (1-based index part) of img, nothing mounted. go-diskfs
+// reads it: mtools refuses the FAT32 geometry go-diskfs writes ("too few
+// sectors in FAT") that U-Boot and UEFI firmware read.
+func ReadPvEnv(img string, part int) (bootenv.Vars, error) {
+	d, err := diskfs.Open(img, diskfs.WithOpenMode(diskfs.ReadOnly))
 	if err != nil {
-		return nil, fmt.Errorf("boottest: mtype pv.env: %w", err)
+		return nil, fmt.Errorf("boottest: open %s: %w", img, err)
 	}
-	return bootenv.ParseNul(out, 0), nil
+	defer d.Close()
+	fs, err := d.GetFilesystem(part)
+	if err != nil {
+		return nil, fmt.Errorf("boottest: partition %d: %w", part, err)
+	}
+	f, err := fs.OpenFile("/pv.env", os.O_RDONLY)
+	if err != nil {
+		return nil, fmt.Errorf("boottest: pv.env: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("boottest: pv.env: %w", err)
+	}
+	return bootenv.ParseNul(b, 0), nil
 }
