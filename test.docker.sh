@@ -3,7 +3,7 @@
 #
 #   ./test.docker.sh                 install dependencies, vet, run every Go test under -race
 #                                    (unit, fuzz seeds, real LXC), every App Engine suite and
-#                                    the image test of x64-uefi
+#                                    the image tests of x64-uefi and arm64-qemu
 #   ./test.docker.sh install-deps    install the Debian packages the tests need
 #   ./test.docker.sh go [pkgs...]    run the Go tests only (default ./...)
 #   ./test.docker.sh image [target]  build the image (default x64-uefi), rebuild it with no
@@ -92,7 +92,7 @@ imagetest() {
 	rm -rf "$scratch"
 	echo "    same bytes: $(basename "$img"), $target.pvr.tgz"
 
-	echo "== image: boot (qemu TCG: SeaBIOS and OVMF)"
+	echo "== image: boot (qemu TCG: SeaBIOS and OVMF, or U-Boot)"
 	local marker='rev=0 status=READY' expect= c
 	if [ "${PV_INIT:-pantavisor}" = smoke ]; then
 		marker=PV-SMOKE-OK
@@ -106,7 +106,13 @@ imagetest() {
 			expect="${expect}pv-network: eth0 10.0.2.15/"
 	fi
 	echo "    waiting for: $marker;$expect"
-	PV_TEST_EXPECT=$expect PV_TEST_MARKER=$marker PV_TEST_IMAGE=$PWD/$img go test -count=1 -v -timeout 30m ./mkimage/boottest/
+	# U-Boot targets run the boot tests that do not depend on GRUB or PC
+	# firmware (U-Boot is the firmware of an ARM virt machine).
+	local run=()
+	if grep -q '^type = "uboot"' "targets/$target.toml"; then
+		run=(-run '^(TestBootBIOSAndUEFI|TestTryMissingRevision)$')
+	fi
+	PV_TEST_EXPECT=$expect PV_TEST_MARKER=$marker PV_TEST_IMAGE=$PWD/$img go test -count=1 -v -timeout 30m "${run[@]}" ./mkimage/boottest/
 }
 
 suites() {
@@ -121,6 +127,7 @@ all)
 	gotests
 	if [ -n "$(suites)" ]; then "$0" run ${PVTEST_JOBS:+-j "$PVTEST_JOBS"}; fi
 	[ -n "${PV_SKIP_IMAGE:-}" ] || imagetest x64-uefi
+	[ -n "${PV_SKIP_IMAGE:-}" ] || imagetest arm64-qemu
 	;;
 image) imagetest "$@" ;;
 install-deps) exec scripts/install-deps.sh test ;;

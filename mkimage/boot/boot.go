@@ -82,7 +82,7 @@ var ErrNotImplemented = errors.New("image assembly not implemented")
 // layouts are the entries, by recipe bootloader.type.
 var layouts = map[string]Layout{
 	recipe.BootGrub:    grubLayout{},
-	recipe.BootUboot:   pending{name: recipe.BootUboot, state: "boot/uboot.txt", missing: "boot.scr, pv.env and the U-Boot firmware"},
+	recipe.BootUboot:   ubootLayout{},
 	recipe.BootUbootAB: pending{name: recipe.BootUbootAB, state: "boot/uboot.txt", missing: "the FIT partitions and the U-Boot env"},
 	recipe.BootRpiAB:   pending{name: recipe.BootRpiAB, missing: "the bootsel and boot_a/boot_b partitions"},
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pantavisor/pantavisor-go/mkimage/disk"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
+	"github.com/pantavisor/pantavisor-go/runtime/bootenv"
 	"github.com/pantavisor/pantavisor-go/runtime/bootloader"
 )
 
@@ -61,6 +62,24 @@ size_mib = 64
 role = "storage"
 `
 
+// board is a U-Boot board: arm64, MBR, FAT boot and ext4 storage.
+const board = `
+arch = "arm64"
+[kernel]
+package = "linux-image-arm64"
+cmdline = "console=ttyAMA0,115200"
+[bootloader]
+type = "uboot"
+[disk]
+table = "mbr"
+[[disk.partitions]]
+role = "boot"
+fs = "fat32"
+size_mib = 64
+[[disk.partitions]]
+role = "storage"
+`
+
 func TestValidate(t *testing.T) {
 	for _, tt := range []struct {
 		name, recipe, wantKey string
@@ -73,8 +92,10 @@ func TestValidate(t *testing.T) {
 		// The builder used to accept these and crash assembling the image.
 		{"bios on mbr", strings.Replace(strings.Replace(pc, "role = \"bios-boot\"\nsize_mib = 1", "role = \"raw\"\nsize_mib = 1", 1), "[kernel]", "[disk]\ntable = \"mbr\"\n[kernel]", 1), "grub for bios is only installed on gpt"},
 		{"bios without esp", strings.Replace(pc, `role = "esp"`, `role = "raw"`+"\nfs = \"none\"", 1) + "[bootloader]\nfirmware = [\"bios\"]\n", "needs an esp"},
-		{"uboot with firmware", strings.Replace(pc, `role = "esp"`, `role = "boot"`, 1) + "[bootloader]\ntype = \"uboot\"\nfirmware = [\"uefi\"]\n", "only grub takes firmware"},
-		{"uboot without boot", pc + "[bootloader]\ntype = \"uboot\"\n", "uboot needs a boot partition"},
+		{"uboot with firmware", strings.Replace(board, `type = "uboot"`, `type = "uboot"`+"\nfirmware = [\"uefi\"]", 1), "only grub takes firmware"},
+		{"uboot without boot", strings.Replace(board, "role = \"boot\"\nfs = \"fat32\"", "role = \"raw\"\nfs = \"none\"", 1), "uboot needs a boot partition"},
+		{"uboot on amd64", strings.Replace(board, `"arm64"`, `"amd64"`, 1), "uboot boots Linux on arm64, armel, armhf, riscv64, not amd64"},
+		{"uboot storage not next", strings.Replace(board, "[[disk.partitions]]\nrole = \"storage\"", "[[disk.partitions]]\nrole = \"raw\"\nfs = \"none\"\nsize_mib = 1\n[[disk.partitions]]\nrole = \"storage\"", 1), "storage partition right after the boot partition"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r, err := recipe.Parse([]byte(tt.recipe), "t")
@@ -93,6 +114,13 @@ func TestValidate(t *testing.T) {
 	}
 	if _, err := Lookup(r); err != nil {
 		t.Errorf("Lookup(pc) = %v", err)
+	}
+	r, err = recipe.Parse([]byte(board), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Lookup(r); err != nil {
+		t.Errorf("Lookup(board) = %v", err)
 	}
 }
 
@@ -125,7 +153,12 @@ func TestState(t *testing.T) {
 				t.Errorf("grub: runtime/bootloader rewrote the factory grubenv: %q", after)
 			}
 		case recipe.BootUboot, recipe.BootUbootAB:
-			if got := string(state["boot/uboot.txt"]); got != "pv_rev=0\x00\x00" {
+			got := string(state["boot/uboot.txt"])
+			// uboot: padded to the size Pantavisor rewrites in place
+			if typ == recipe.BootUboot && len(got) == bootenv.UbootTxtSize {
+				got = strings.TrimRight(got, "\x00") + "\x00\x00"
+			}
+			if got != "pv_rev=0\x00\x00" {
 				t.Errorf("%s: uboot.txt = %q, want upstream's factory file", typ, got)
 			}
 			env = bootloader.OpenUbootFile(filepath.Join(dir, "boot/uboot.txt"))
@@ -146,7 +179,7 @@ func TestState(t *testing.T) {
 }
 
 func TestPendingPlan(t *testing.T) {
-	for _, typ := range []string{recipe.BootUboot, recipe.BootUbootAB, recipe.BootRpiAB} {
+	for _, typ := range []string{recipe.BootUbootAB, recipe.BootRpiAB} {
 		if _, err := layouts[typ].Plan(Input{}); !errors.Is(err, ErrNotImplemented) {
 			t.Errorf("%s: Plan() = %v, want ErrNotImplemented", typ, err)
 		}

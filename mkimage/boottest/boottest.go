@@ -1,5 +1,6 @@
 // Package boottest boots a built image in QEMU (TCG only: KVM is never
-// used) with SeaBIOS or OVMF, reads the serial console and waits for a
+// used) with SeaBIOS or OVMF, or U-Boot as the firmware of an ARM "virt"
+// machine, reads the serial console and waits for a
 // marker line; it also edits and reads the GRUB environment block on the
 // image's storage partition, to drive the pv_try/rollback contract. It can
 // type on the serial console too (Options.Input: keys sent once a text,
@@ -35,7 +36,18 @@ type Firmware string
 const (
 	BIOS Firmware = "bios" // SeaBIOS (QEMU's default)
 	UEFI Firmware = "uefi" // OVMF from Debian's ovmf package
+	// UBoot is U-Boot from Debian's u-boot-qemu as the machine's
+	// firmware (-bios); its distro boot runs the image's boot.scr.
+	UBoot Firmware = "uboot"
 )
+
+// UBootFirmware are the U-Boot builds of Debian's u-boot-qemu per Debian
+// architecture, and the CPU QEMU emulates for them (virt's default CPU
+// is 32-bit).
+var UBootFirmware = map[string]struct{ Bios, CPU string }{
+	"arm64": {"/usr/lib/u-boot/qemu_arm64/u-boot.bin", "cortex-a57"},
+	"armhf": {"/usr/lib/u-boot/qemu_arm/u-boot.bin", "cortex-a15"},
+}
 
 // OVMF files (Debian ovmf, 4 MiB flash layout).
 const (
@@ -148,6 +160,14 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 			return Result{}, err
 		}
 		args = append(args, "-drive", "if=pflash,format=raw,readonly=on,file="+OVMFCode, "-drive", "if=pflash,format=raw,file="+vars)
+	}
+	if o.Firmware == UBoot {
+		u, ok := UBootFirmware[a.Debian]
+		if !ok {
+			return Result{}, fmt.Errorf("boottest: no U-Boot firmware for %s", a.Debian)
+		}
+		// virt has no NIC of its own: the one pv-network configures.
+		args = append(args, "-cpu", u.CPU, "-bios", u.Bios, "-nic", "user,model=virtio-net-pci")
 	}
 	cmd := exec.CommandContext(ctx, a.QEMU, args...)
 	out, err := cmd.StdoutPipe()

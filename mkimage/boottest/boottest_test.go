@@ -23,20 +23,18 @@ import (
 func image(t *testing.T) (string, int64) {
 	t.Helper()
 	src := os.Getenv("PV_TEST_IMAGE")
-	if src == "" {
-		t.Skip("set PV_TEST_IMAGE=out/x64-uefi/x64-uefi-pv-<size>MiB.img (built with PV_INIT=smoke) to boot it in qemu")
-	}
-	target := strings.SplitN(filepath.Base(src), "-pv-", 2)[0]
-	r, err := recipe.Load(filepath.Join("../../targets", target+".toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := imageRecipe(t)
 	a, err := arch.Lookup(r.Arch)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := exec.LookPath(a.QEMU); err != nil {
 		testenv.Skipf(t, "no %s (Debian qemu-system-*)", a.QEMU)
+	}
+	if u, ok := UBootFirmware[r.Arch]; ok && r.Bootloader.Type == recipe.BootUboot {
+		if _, err := os.Stat(u.Bios); err != nil {
+			testenv.Skipf(t, "no U-Boot firmware %s (Debian u-boot-qemu)", u.Bios)
+		}
 	}
 	fi, err := os.Stat(src)
 	if err != nil {
@@ -52,6 +50,31 @@ func image(t *testing.T) (string, int64) {
 		t.Fatalf("cp: %v: %s", err, out)
 	}
 	return dst, l.Part(recipe.RoleStorage).Start
+}
+
+// imageRecipe is the recipe of the target PV_TEST_IMAGE was built from
+// (its file name: <target>-pv-<size>MiB.img).
+func imageRecipe(t *testing.T) *recipe.Recipe {
+	t.Helper()
+	src := os.Getenv("PV_TEST_IMAGE")
+	if src == "" {
+		t.Skip("set PV_TEST_IMAGE=out/x64-uefi/x64-uefi-pv-<size>MiB.img (built with PV_INIT=smoke) to boot it in qemu")
+	}
+	target := strings.SplitN(filepath.Base(src), "-pv-", 2)[0]
+	r, err := recipe.Load(filepath.Join("../../targets", target+".toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// firmwares are the firmwares an image of r boots with: SeaBIOS and OVMF
+// for GRUB, U-Boot for U-Boot.
+func firmwares(r *recipe.Recipe) []Firmware {
+	if r.Bootloader.Type == recipe.BootUboot {
+		return []Firmware{UBoot}
+	}
+	return []Firmware{BIOS, UEFI}
 }
 
 // marker is the console line that means "booted": the smoke init's
@@ -85,7 +108,7 @@ func boot(t *testing.T, img string, fw Firmware, more ...string) Result {
 		timeout = v
 	}
 	exp := append(expect(), more...)
-	res, err := Boot(context.Background(), Options{Image: img, Firmware: fw, Marker: marker(), Expect: exp, Fail: "PV-SMOKE-FAIL", Timeout: timeout})
+	res, err := Boot(context.Background(), Options{Image: img, Arch: imageRecipe(t).Arch, Firmware: fw, Marker: marker(), Expect: exp, Fail: "PV-SMOKE-FAIL", Timeout: timeout})
 	if err != nil {
 		t.Fatalf("%v\nconsole tail:\n%s", err, tail(res.Console, 30))
 	}
@@ -104,10 +127,11 @@ func tail(s string, n int) string {
 	return strings.Join(ls, "\n")
 }
 
-// TestBootBIOSAndUEFI boots a copy of the image per firmware, both at
-// once: a TCG guest keeps one host CPU busy.
+// TestBootBIOSAndUEFI boots a copy of the image per firmware of its boot
+// loader (GRUB: SeaBIOS and OVMF, both at once, a TCG guest keeps one
+// host CPU busy; U-Boot: U-Boot as the machine's firmware).
 func TestBootBIOSAndUEFI(t *testing.T) {
-	for _, fw := range []Firmware{BIOS, UEFI} {
+	for _, fw := range firmwares(imageRecipe(t)) {
 		t.Run(string(fw), func(t *testing.T) {
 			t.Parallel()
 			img, _ := image(t)
@@ -147,24 +171,70 @@ func TestTryRollback(t *testing.T) {
 	}
 }
 
-// TestTryMissingRevision asks GRUB to try a revision that is not on the
-// storage: its kernel does not load, so grub.cfg's fallback entry boots
-// the committed revision at once (clearing the pv_trying latch), and the
-// daemon brings it to READY and ends the failed try.
+// TestTryMissingRevision asks the boot loader to try a revision that is
+// not on the storage: its kernel does not load, so GRUB's fallback entry
+// (U-Boot: boot.scr's fallback) boots the committed revision at once,
+// clearing the pv_trying latch, and the daemon brings it to READY and
+// ends the failed try.
 func TestTryMissingRevision(t *testing.T) {
 	t.Parallel()
 	img, off := image(t)
 	if marker() == "PV-SMOKE-OK" {
 		t.Skip("needs the daemon as /init (PV_TEST_MARKER='rev=0 status=READY')")
 	}
-	if err := WriteEnv(img, off, bootenv.Vars{{Key: "pv_rev", Value: "0"}, {Key: "pv_try", Value: "9"}}); err != nil {
+	r := imageRecipe(t)
+	env := grubEnv{img, off}.vars
+	lines := []string{"pantavisor: revision 9 did not load: booting revision 0"}
+	if r.Bootloader.Type == recipe.BootUboot {
+		env = ubootEnv(t, r, img, off)
+		// U-Boot's save of pv.env (pv_trying=9, then cleared) succeeded
+		lines = append(lines, "bytes written in")
+	}
+	set := bootenv.Vars{{Key: "pv_rev", Value: "0"}, {Key: "pv_try", Value: "9"}}
+	if r.Bootloader.Type == recipe.BootUboot {
+		if err := WriteUbootTxt(img, off, set); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := WriteEnv(img, off, set); err != nil {
 		t.Fatal(err)
 	}
-	boot(t, img, BIOS, "pantavisor: revision 9 did not load: booting revision 0")
-	// GRUB cleared pv_trying; the daemon, booted with pv_try=9 on revision
-	// 0, saw the try fail and cleared pv_try.
-	env, err := ReadEnv(img, off)
-	if err != nil || env.Get("pv_rev") != "0" || env.Get("pv_try") != "" || env.Get("pv_trying") != "" {
-		t.Errorf("grubenv after the fallback boot = %v, %v, want pv_rev=0, pv_try and pv_trying cleared", env, err)
+	boot(t, img, firmwares(r)[0], lines...)
+	// The boot loader cleared pv_trying; the daemon, booted with pv_try=9
+	// on revision 0, saw the try fail and cleared pv_try.
+	got, err := env()
+	if err != nil || got.Get("pv_rev") != "0" || got.Get("pv_try") != "" || got.Get("pv_trying") != "" {
+		t.Errorf("boot env after the fallback boot = %v, %v, want pv_rev=0, pv_try and pv_trying cleared", got, err)
+	}
+}
+
+type grubEnv struct {
+	img string
+	off int64
+}
+
+func (g grubEnv) vars() (bootenv.Vars, error) { return ReadEnv(g.img, g.off) }
+
+// ubootEnv reads U-Boot's side of the boot env: uboot.txt on the storage
+// (pv_rev, pv_try) and pv.env on the boot partition (pv_trying).
+func ubootEnv(t *testing.T, r *recipe.Recipe, img string, storage int64) func() (bootenv.Vars, error) {
+	t.Helper()
+	l, err := disk.Plan(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bp := l.Part(recipe.RoleBoot)
+	return func() (bootenv.Vars, error) {
+		vars, err := ReadUbootTxt(img, storage)
+		if err != nil {
+			return nil, err
+		}
+		latch, err := ReadPvEnv(img, bp.Index)
+		if err != nil {
+			return nil, err
+		}
+		if v := latch.Get("pv_trying"); v != "" {
+			vars.Set("pv_trying", v)
+		}
+		return vars, nil
 	}
 }

@@ -324,3 +324,43 @@ func TestGrubWritesInPlace(t *testing.T) {
 		t.Errorf("grubenv size = %d, want %d", fi.Size(), bootenv.GrubSize)
 	}
 }
+
+// TestUbootWritesInPlace: uboot.txt, as mkimage makes it (64 KiB), keeps
+// its inode through Set and Unset: U-Boot's ext4 reader does not replay
+// the journal, so a file replaced by rename could still read as the old
+// one when the device reboots (or loses power) before a checkpoint.
+func TestUbootWritesInPlace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "uboot.txt")
+	factory, err := bootenv.EncodeNul(bootenv.Vars{{Key: VarRev, Value: "0"}}, bootenv.UbootTxtSize, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, factory, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ino := func() uint64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	before := ino()
+	u := OpenUbootFile(path)
+	if err := u.Set(VarTry, "1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Set(VarRev, "1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Unset(VarTry); err != nil {
+		t.Fatal(err)
+	}
+	if after := ino(); after != before {
+		t.Errorf("uboot.txt inode = %d after Set, want %d (rewritten in place)", after, before)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) != bootenv.UbootTxtSize || !bytes.HasPrefix(b, []byte("pv_rev=1\x00pv_try=\x00\x00")) {
+		t.Errorf("uboot.txt = %q (%d bytes), %v; want pv_rev=1, pv_try= in 64 KiB", b[:min(len(b), 40)], len(b), err)
+	}
+}

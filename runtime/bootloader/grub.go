@@ -45,35 +45,14 @@ func (g *Grub) read() (bootenv.Vars, error) {
 	return vars, nil
 }
 
-// write rewrites the block in place: GRUB reads the storage without
-// replaying the ext4 journal, so a file replaced by rename can look
-// unchanged to it until the journal is checkpointed (a reboot right after
-// an update would boot the old revision). An in-place rewrite keeps the
-// inode and its blocks, changes only data, and is on disk once synced,
-// the way GRUB's own save_env writes it. A missing or short file is
-// created once, atomically.
+// write rewrites the block in place (writeInPlace): GRUB reads the
+// storage without replaying the ext4 journal.
 func (g *Grub) write(vars bootenv.Vars) error {
 	b, err := bootenv.EncodeGrub(vars)
 	if err != nil {
 		return fmt.Errorf("%s: %w", g.path, err)
 	}
-	f, err := os.OpenFile(g.path, os.O_WRONLY, 0)
-	if err != nil {
-		return writeFileAtomic(g.path, b)
-	}
-	if fi, err := f.Stat(); err != nil || fi.Size() != int64(len(b)) {
-		f.Close()
-		return writeFileAtomic(g.path, b)
-	}
-	if _, err := f.WriteAt(b, 0); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %w", g.path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %w", g.path, err)
-	}
-	return f.Close()
+	return writeInPlace(g.path, b)
 }
 
 // Get implements Env.

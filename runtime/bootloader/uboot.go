@@ -56,7 +56,9 @@ func (u *UbootFile) Set(key, value string) error {
 	if len(b) > bootenv.UbootTxtReadMax && b[bootenv.UbootTxtReadMax-1] != 0 {
 		return fmt.Errorf("%s: env does not fit in %d bytes", u.path, bootenv.UbootTxtReadMax)
 	}
-	return writeFileAtomic(u.path, b)
+	// In place, as GRUB's grubenv: U-Boot's ext4 reader does not replay
+	// the journal either.
+	return writeInPlace(u.path, b)
 }
 
 // Unset implements Env: an empty value, which "env import" deletes.
@@ -140,6 +142,34 @@ func (m *ubootMTD) Flush() error {
 		return m.Set(VarTrying, "")
 	}
 	return m.dev.Erase()
+}
+
+// writeInPlace rewrites path in place when it already has len(b) bytes:
+// boot loaders (GRUB, U-Boot's ext4 reader) read the storage without
+// replaying the ext4 journal, so a file replaced by rename can look
+// unchanged to them until the journal is checkpointed (a reboot right
+// after an update would boot the old revision). An in-place rewrite keeps
+// the inode and its blocks, changes only data, and is on disk once
+// synced, the way GRUB's own save_env writes it. A missing file or one of
+// another size is created once, atomically.
+func writeInPlace(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return writeFileAtomic(path, b)
+	}
+	if fi, err := f.Stat(); err != nil || fi.Size() != int64(len(b)) {
+		f.Close()
+		return writeFileAtomic(path, b)
+	}
+	if _, err := f.WriteAt(b, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return f.Close()
 }
 
 // writeFileAtomic replaces path (creating its directory) with b.
