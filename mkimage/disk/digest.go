@@ -50,7 +50,7 @@ func TreeDigest(dir string) (string, error) {
 			}
 			e.line += fmt.Sprintf(" -> %q", target)
 		case unix.S_IFREG:
-			id := [2]uint64{st.Dev, st.Ino}
+			id := [2]uint64{uint64(st.Dev), uint64(st.Ino)}
 			if first, ok := inode[id]; ok {
 				e.line += fmt.Sprintf(" link=%q", first)
 				break
@@ -103,7 +103,7 @@ type fileIdentity struct {
 }
 
 func identity(st *unix.Stat_t) fileIdentity {
-	return fileIdentity{st.Dev, st.Ino, st.Size, st.Mtim.Nano(), st.Ctim.Nano()}
+	return fileIdentity{uint64(st.Dev), uint64(st.Ino), int64(st.Size), st.Mtim.Nano(), st.Ctim.Nano()}
 }
 
 // FileSums returns the sha256 (hex) of each file, hashing on all CPUs.

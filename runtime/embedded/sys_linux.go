@@ -81,14 +81,16 @@ func ReapOnce(log *slog.Logger) int {
 func Reboot(cmd RebootCmd) error {
 	unix.Sync()
 	remountReadOnly()
-	how := unix.LINUX_REBOOT_CMD_RESTART
+	// The magic numbers are 32-bit patterns: HALT does not fit a 32-bit
+	// int as a positive value, so it is passed as the kernel reads it.
+	var how uint32 = unix.LINUX_REBOOT_CMD_RESTART
 	switch cmd {
 	case PowerOff:
 		how = unix.LINUX_REBOOT_CMD_POWER_OFF
 	case Halt:
 		how = unix.LINUX_REBOOT_CMD_HALT
 	}
-	if err := unix.Reboot(how); err != nil {
+	if err := unix.Reboot(int(int32(how))); err != nil {
 		return fmt.Errorf("reboot: %w", err)
 	}
 	return nil

@@ -75,7 +75,7 @@ func partitionOf(dir, mounts string) (Partition, error) {
 	if err := unix.Statfs(p, &st); err != nil {
 		return Partition{}, fmt.Errorf("statfs %s: %w", p, err)
 	}
-	part := Partition{Size: int64(st.Blocks) * st.Bsize}
+	part := Partition{Size: int64(st.Blocks) * int64(st.Bsize)}
 	if abs, err := filepath.EvalSymlinks(p); err == nil {
 		p = abs
 	}
