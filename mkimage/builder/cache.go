@@ -79,7 +79,7 @@ func statFile(p string) (fileID, error) {
 	if err := unix.Stat(p, &st); err != nil {
 		return fileID{}, &os.PathError{Op: "stat", Path: p, Err: err}
 	}
-	return fileID{Dev: st.Dev, Ino: st.Ino, Size: st.Size, Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}, nil
+	return fileID{Dev: uint64(st.Dev), Ino: uint64(st.Ino), Size: int64(st.Size), Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}, nil
 }
 
 // inputID is the identity of an input file that is not ours (a tool, a
