@@ -160,9 +160,12 @@ func (a stepsAPI) check(rev string, up *storage.StateUpload) error {
 	}
 	if err := a.verify(st); err != nil {
 		// Upstream stores the revision, then deletes it: nothing of
-		// it may remain, not even an older state under that name.
-		if _, serr := a.s.StateJSON(rev); serr == nil && a.s.CheckReplaceable(rev, a.inUse()) == nil {
-			a.s.RemoveRevision(rev)
+		// it may remain, not even an older state under that name. The
+		// check and the removal are one storage operation, so an
+		// install of rev starting meanwhile keeps its trail (issue 11
+		// review, finding 7); a revision in use is simply kept.
+		if rerr := a.s.RemoveReplaceable(rev, a.inUse()); rerr != nil && !errors.Is(rerr, storage.ErrInUse) {
+			return ctrl.Errorf(ctrl.ErrBadState, "Secureboot: %v (cleanup: %v)", err, rerr)
 		}
 		return ctrl.Errorf(ctrl.ErrBadState, "Secureboot: %v", err)
 	}

@@ -254,21 +254,28 @@ func (s *Storage) revisionTrees(rev string) []string {
 func (s *Storage) removeRevision(rev string) (int64, error) {
 	var freed int64
 	for _, dir := range s.revisionTrees(rev) {
-		if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		aside := filepath.Join(filepath.Dir(dir), ".remove-"+filepath.Base(dir))
-		if _, err := removeTree(aside); err != nil { // leftover of a crashed removal
-			return freed, err
-		}
-		if err := os.Rename(dir, aside); err != nil {
-			return freed, err
-		}
-		n, err := removeTree(aside)
+		n, err := removeAside(dir)
 		freed += n
 		if err != nil {
 			return freed, err
 		}
 	}
 	return freed, nil
+}
+
+// removeAside renames dir aside, then deletes it, so a crash never
+// leaves a half-deleted tree under its name; it returns the bytes of the
+// files whose last link went away. An absent dir is not an error.
+func removeAside(dir string) (int64, error) {
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	aside := filepath.Join(filepath.Dir(dir), ".remove-"+filepath.Base(dir))
+	if _, err := removeTree(aside); err != nil { // leftover of a crashed removal
+		return 0, err
+	}
+	if err := os.Rename(dir, aside); err != nil {
+		return 0, err
+	}
+	return removeTree(aside)
 }

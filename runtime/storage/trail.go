@@ -157,6 +157,52 @@ func (s *Storage) Materialize(rev string, st *state.State) error {
 	return nil
 }
 
+// ReplaceRevision makes rev a fresh revision built from st, keeping
+// nothing of the old one (MAKE_FACTORY, spec §2: the old trail, its
+// .pv/ files, LogDir/<rev> and disks/rev/<rev> go). The new trail is
+// built aside, fsynced, and exchanged with the old one in one rename
+// followed by an fsync of trails/, so at every instant, crash or not,
+// trails/<rev> is either the old complete revision or the new complete
+// one; the old logs and disks are removed only after the swap. Any
+// failure before the swap leaves the old revision untouched.
+func (s *Storage) ReplaceRevision(rev string, st *state.State) error {
+	if err := ValidRevision(rev); err != nil {
+		return fmt.Errorf("replace revision: %w", err)
+	}
+	if st == nil {
+		return fmt.Errorf("replace revision %s: nil state", rev)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.plan(st)
+	if err != nil {
+		return fmt.Errorf("replace revision %s: %w", rev, err)
+	}
+	dir := s.TrailDir(rev)
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("replace revision %s: %w", rev, noSpace(err))
+	}
+	tmp, err := os.MkdirTemp(parent, ".materialize-"+filepath.Base(dir)+"-")
+	if err != nil {
+		return fmt.Errorf("replace revision %s: %w", rev, noSpace(err))
+	}
+	if err := s.build(tmp, "", p); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("replace revision %s: %w", rev, err)
+	}
+	if err := swapDir(tmp, dir); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("replace revision %s: %w", rev, err)
+	}
+	for _, d := range s.revisionTrees(rev)[1:] { // logs and disks of the old one
+		if _, err := removeAside(d); err != nil {
+			return fmt.Errorf("replace revision %s: %w", rev, err)
+		}
+	}
+	return nil
+}
+
 // complete reports whether dir already holds exactly what p describes.
 func (s *Storage) complete(dir string, p *plan) bool {
 	cur, err := os.ReadFile(filepath.Join(dir, stateFile))
@@ -196,8 +242,13 @@ func (s *Storage) complete(dir string, p *plan) bool {
 }
 
 // build writes the trail described by p into the empty directory tmp,
-// carrying over .pvr/config and the .pv/ files of the old trail old.
+// carrying over .pvr/config, the .bind copies and the .pv/ files of the
+// old trail old ("": none).
 func (s *Storage) build(tmp, old string, p *plan) error {
+	if old == "" {
+		// A path that cannot exist: every carry-over finds nothing.
+		old = filepath.Join(tmp, pvDir, "no-old-trail")
+	}
 	dirs := map[string]bool{tmp: true}
 	mkdir := func(d string) error {
 		for x := d; !dirs[x]; x = filepath.Dir(x) {

@@ -468,3 +468,63 @@ func TestMaterializeFailsMidway(t *testing.T) {
 		t.Errorf("temp entries left: %v", tmp)
 	}
 }
+
+// TestReplaceRevision: MAKE_FACTORY's replacement keeps nothing of the
+// old revision (trail, .pv/ files, config, .bind copies, logs, disks)
+// and leaves no temp behind; a failure leaves the old one whole.
+func TestReplaceRevision(t *testing.T) {
+	s := newStorage(t)
+	oldSt := stateOf(t, map[string]any{"a/file": putContent(t, s, "old"), "a/x.bind": putContent(t, s, "bind-old")})
+	if err := s.Materialize("0", oldSt); err != nil {
+		t.Fatal(err)
+	}
+	dir := s.TrailDir("0")
+	for _, f := range []string{".pv/progress", ".pv/done", ".pv/commitmsg"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("old"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "a/x.bind"), []byte("changed by its container"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{filepath.Join(s.LogDir, "0"), filepath.Join(s.Root(), "disks", "rev", "0")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newSt := stateOf(t, map[string]any{"b/file": putContent(t, s, "new"), "a/x.bind": putContent(t, s, "bind-new")})
+
+	// A missing object fails before anything changes.
+	bad := stateOf(t, map[string]any{"b/file": shaOf([]byte("not stored"))})
+	if err := s.ReplaceRevision("0", bad); !errors.Is(err, ErrMissingObject) {
+		t.Errorf("ReplaceRevision(missing object) = %v, want ErrMissingObject", err)
+	}
+	if got := readFile(t, filepath.Join(dir, ".pv/progress")); got != "old" {
+		t.Errorf("old .pv/progress after a failed replacement = %q", got)
+	}
+
+	if err := s.ReplaceRevision("0", newSt); err != nil {
+		t.Fatalf("ReplaceRevision = %v", err)
+	}
+	if b, _ := s.StateJSON("0"); string(b) != string(newSt.Canonical()) {
+		t.Errorf("trails/0/.pvr/json = %s, want the new state", b)
+	}
+	if got := readFile(t, filepath.Join(dir, "a/x.bind")); got != "bind-new" {
+		t.Errorf("a/x.bind = %q, want a fresh copy of the object", got)
+	}
+	if !sameFile(t, filepath.Join(dir, "b/file"), s.ObjectPath(shaOf([]byte("new")))) {
+		t.Error("b/file is not a link of its object")
+	}
+	for _, p := range []string{filepath.Join(dir, "a/file"), filepath.Join(dir, ".pv/progress"), filepath.Join(dir, ".pv/done"),
+		filepath.Join(dir, ".pv/commitmsg"), filepath.Join(s.LogDir, "0"), filepath.Join(s.Root(), "disks", "rev", "0")} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s of the old revision kept", p)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, configFile)); err != nil {
+		t.Errorf("no %s: %v", configFile, err)
+	}
+	if names := append(dotEntries(t, s.trailsDir()), dotEntries(t, s.LogDir)...); len(names) != 0 {
+		t.Errorf("temp entries left: %v", names)
+	}
+}

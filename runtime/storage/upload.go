@@ -157,6 +157,27 @@ func (s *Storage) CheckReplaceable(rev string, keeper Keeper) error {
 	return nil
 }
 
+// RemoveReplaceable deletes revision rev as RemoveRevision does, unless
+// rev may not be replaced (the rules of ReplaceState), which fails with
+// ErrInUse and deletes nothing. keeper is asked under the storage lock,
+// in the same critical section as the removal: an install of rev that
+// starts meanwhile is either seen (its revision kept) or reads the state
+// only after it is gone, never a trail deleted under it.
+func (s *Storage) RemoveReplaceable(rev string, keeper Keeper) error {
+	if err := ValidRevision(rev); err != nil {
+		return fmt.Errorf("remove revision: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if why := s.inUse(rev, keeper.Keep()); why != "" {
+		return fmt.Errorf("remove revision %s: revision is %s: %w", rev, why, ErrInUse)
+	}
+	if _, err := s.removeRevision(rev); err != nil {
+		return fmt.Errorf("remove revision %s: %w", rev, err)
+	}
+	return nil
+}
+
 // inUse says why rev may not be replaced, "" when it may. Callers hold mu.
 func (s *Storage) inUse(rev string, k GCKeep) string {
 	switch {

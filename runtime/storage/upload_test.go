@@ -128,3 +128,81 @@ func TestRemoveTemporaries(t *testing.T) {
 		t.Errorf("state of 1 after RemoveTemporaries = %q, %v", b, err)
 	}
 }
+
+// installStarter is the Keeper of TestRemoveReplaceableRace: when asked,
+// it answers "not in use", then starts an install of rev the way the
+// updater does (publish the revision as in flight, then read its state)
+// and reports what that read found.
+type installStarter struct {
+	s    *Storage
+	rev  string
+	read chan error
+}
+
+func (k *installStarter) Keep() GCKeep {
+	go func() {
+		_, err := k.s.StateJSON(k.rev)
+		k.read <- err
+	}()
+	return GCKeep{}
+}
+
+// TestRemoveReplaceableRace: the signature-failure cleanup of PUT /steps
+// checks and removes in one critical section, so an install of the same
+// revision that starts right after the check either finds nothing or
+// keeps a complete trail; it never reads a state whose trail is then
+// deleted under it (issue 11 review, finding 7: CheckReplaceable then
+// RemoveRevision left that gap).
+func TestRemoveReplaceableRace(t *testing.T) {
+	s := newStorage(t)
+	for i := range 200 {
+		if err := s.WriteStateJSON("locals/x", strings.NewReader("signed badly")); err != nil {
+			t.Fatal(err)
+		}
+		k := &installStarter{s: s, rev: "locals/x", read: make(chan error, 1)}
+		if err := s.RemoveReplaceable("locals/x", k); err != nil {
+			t.Fatalf("RemoveReplaceable = %v", err)
+		}
+		if err := <-k.read; err == nil {
+			t.Fatalf("round %d: the install read the state of a revision removed under it", i)
+		}
+	}
+}
+
+// TestRemoveReplaceable: a revision in use (the rules of ReplaceState)
+// is kept whole; one only uploaded is removed with its logs.
+func TestRemoveReplaceable(t *testing.T) {
+	s := newStorage(t)
+	for _, rev := range []string{"0", "locals/run", "locals/try", "locals/done", "locals/cur", "locals/old", "locals/new"} {
+		if err := s.WriteStateJSON(rev, strings.NewReader("old")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(s.LogDir, rev), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetCurrent("locals/cur"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetDone("locals/old"); err != nil {
+		t.Fatal(err)
+	}
+	keep := GCKeep{Running: "locals/run", Update: "locals/try", Done: "locals/done"}
+	for _, rev := range []string{"0", "locals/run", "locals/try", "locals/done", "locals/cur", "locals/old"} {
+		if err := s.RemoveReplaceable(rev, keep); !errors.Is(err, ErrInUse) {
+			t.Errorf("RemoveReplaceable(%s) = %v, want ErrInUse", rev, err)
+		}
+		if b, _ := s.StateJSON(rev); string(b) != "old" {
+			t.Errorf("%s: state after a refused removal = %q, want old", rev, b)
+		}
+	}
+	if err := s.RemoveReplaceable("locals/new", keep); err != nil {
+		t.Errorf("RemoveReplaceable(locals/new) = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.LogDir, "locals/new")); s.HasRevision("locals/new") || err == nil {
+		t.Error("locals/new or its logs kept")
+	}
+	if err := s.RemoveReplaceable("locals/absent", keep); err != nil {
+		t.Errorf("RemoveReplaceable(locals/absent) = %v, want nil", err)
+	}
+}

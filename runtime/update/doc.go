@@ -55,7 +55,11 @@
 //     (the previous try boot died without falling back, as with a
 //     volatile pv_trying latch) counts a retry; past the limit the update
 //     is WONTGO "Max update processing retries reached" and rolls back.
-//   - MAKE_FACTORY refuses to replace revision 0 while it is running.
+//   - MAKE_FACTORY builds the new revision 0 aside and swaps it in
+//     atomically (upstream deletes 0 first), after verifying the source's
+//     objects; it refuses while 0 runs, is committed (pv_rev) or tried,
+//     while any pv_try is armed (reboot to commit first) and during an
+//     update, so the boot loader never finds 0 missing or half-built.
 //   - LOCAL_APPLY is refused (ErrUnsupported); signatures (spec §9) are
 //     not verified here yet.
 //

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/progress"
@@ -87,23 +86,34 @@ func (u *Updater) install(ctx context.Context, rev string, m mode) (Next, error)
 		d.p = p // NEW "Update ready to be run" from the upload; keeps retries
 	}
 	u.set(func() { u.upd = d })
+	return u.run(ctx, d, m)
+}
+
+// run installs and runs d, published as the update in flight. A d
+// without its state reads, parses and verifies trails/<rev>/.pvr/json;
+// one with it (MAKE_FACTORY) has its verified trail already.
+func (u *Updater) run(ctx context.Context, d *update, m mode) (Next, error) {
+	rev := d.rev
 	if u.o.Logs != nil {
 		u.o.Logs.StartUpdate(rev)
 	}
-	data, err := u.st.StateJSON(rev)
-	if errors.Is(err, fs.ErrNotExist) {
-		return u.fail(d, progress.Wontgo, progress.MsgStateNotFound, err)
-	}
-	if err != nil {
-		return u.fail(d, progress.Wontgo, progress.MsgInternal, err)
-	}
-	st, err := state.Parse(data)
-	if err != nil {
-		return u.fail(d, progress.Wontgo, progress.MsgStateBadFormat, err)
-	}
-	u.set(func() { d.st = st })
-	if err := u.verifyObjects(st); err != nil {
-		return u.fail(d, progress.Error, progress.MsgObjectValidation, err)
+	st := d.st
+	if st == nil {
+		data, err := u.st.StateJSON(rev)
+		if errors.Is(err, fs.ErrNotExist) {
+			return u.fail(d, progress.Wontgo, progress.MsgStateNotFound, err)
+		}
+		if err != nil {
+			return u.fail(d, progress.Wontgo, progress.MsgInternal, err)
+		}
+		st, err = state.Parse(data)
+		if err != nil {
+			return u.fail(d, progress.Wontgo, progress.MsgStateBadFormat, err)
+		}
+		u.set(func() { d.st = st })
+		if err := u.verifyObjects(st); err != nil {
+			return u.fail(d, progress.Error, progress.MsgObjectValidation, err)
+		}
 	}
 	if err := u.st.Materialize(rev, st); err != nil {
 		if errors.Is(err, storage.ErrMissingObject) || errors.Is(err, storage.ErrBadChecksum) {
@@ -259,8 +269,18 @@ func sortedKeys(m map[string]bool) []string {
 }
 
 // makeFactory makes rev the factory revision 0 (spec §2): the trail,
-// logs and revision disks of 0 are deleted, rev's state JSON becomes
-// trails/0/.pvr/json, and revision 0 is run.
+// logs and revision disks of 0 are replaced by a fresh trail of rev's
+// state, and revision 0 is run.
+//
+// Upstream deletes 0 first and rebuilds it; a power cut in between left
+// the boot loader's committed revision missing or half-built (issue 11
+// review, finding 1). Here rev's state and objects are verified first,
+// the new 0 is built aside and swapped in atomically
+// (storage.ReplaceRevision), and replacing 0 is refused while the boot
+// loader may boot it or something else is pending: when 0 runs, is the
+// committed pv_rev (the fallback) or the armed pv_try, when any pv_try is
+// armed (an uncommitted revision whose fallback must stay), and during
+// an update.
 func (u *Updater) makeFactory(ctx context.Context, rev string) (Next, error) {
 	if u.Updating() {
 		return Stay, fmt.Errorf("make factory %s: %w", rev, ErrBusy)
@@ -269,21 +289,36 @@ func (u *Updater) makeFactory(ctx context.Context, rev string) (Next, error) {
 		u.log.Info("make factory: revision 0 is already the factory revision")
 		return Stay, nil
 	}
-	if u.Running() == "0" {
+	u.lock()
+	running, try, done := u.running, u.try, u.done
+	u.unlock()
+	switch {
+	case running == "0":
 		return Stay, fmt.Errorf("make factory %s: %w: revision 0 is running; run another revision first", rev, ErrBadPayload)
+	case try != "":
+		return Stay, fmt.Errorf("make factory %s: %w: revision %s is armed in the boot loader (pv_try) and not committed; reboot to commit it first", rev, ErrBusy, try)
+	case done == "0":
+		return Stay, fmt.Errorf("make factory %s: %w: revision 0 is the committed revision the device falls back to; commit another revision first", rev, ErrBadPayload)
 	}
 	data, err := u.st.StateJSON(rev)
 	if err != nil {
 		return Stay, fmt.Errorf("make factory %s: %w", rev, err)
 	}
-	if _, err := state.Parse(data); err != nil {
+	st, err := state.Parse(data)
+	if err != nil {
 		return Stay, fmt.Errorf("make factory %s: %w", rev, err)
 	}
-	if err := u.st.RemoveRevision("0"); err != nil {
+	if err := u.verifyObjects(st); err != nil {
 		return Stay, fmt.Errorf("make factory %s: %w", rev, err)
 	}
-	if err := u.st.WriteStateJSON("0", strings.NewReader(string(data))); err != nil {
+	// Published before the swap: GC keeps 0 and rev's objects from now
+	// on, and PUT /steps/0 stays refused.
+	d := &update{rev: "0", st: st}
+	prev := u.upd
+	u.set(func() { u.upd = d })
+	if err := u.st.ReplaceRevision("0", st); err != nil {
+		u.set(func() { u.upd = prev })
 		return Stay, fmt.Errorf("make factory %s: %w", rev, err)
 	}
-	return u.install(ctx, "0", mode{})
+	return u.run(ctx, d, mode{})
 }
