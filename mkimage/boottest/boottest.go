@@ -48,7 +48,11 @@ var ErrNoMarker = errors.New("marker not seen on the console")
 // Options configure Boot.
 type Options struct {
 	// Image is booted in place (it is written to: GRUB saves pv_trying).
-	Image    string
+	Image string
+	// Disks are more raw disk images, attached read-only after Image
+	// (virtio: /dev/vdb, /dev/vdc, …): data for the guest, such as an
+	// update to install.
+	Disks    []string
 	Firmware Firmware
 	// Marker is the console line prefix that means success.
 	Marker string
@@ -116,6 +120,9 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 	defer cancel()
 	args := []string{"-machine", "q35,accel=tcg", "-m", strconv.Itoa(o.MemMiB), "-nographic", "-no-reboot", "-display", "none",
 		"-drive", "file=" + o.Image + ",format=raw,if=virtio"}
+	for _, d := range o.Disks {
+		args = append(args, "-drive", "file="+d+",format=raw,if=virtio,readonly=on")
+	}
 	if o.Firmware == UEFI {
 		// each machine its own copy of the UEFI variables (boots may run
 		// in parallel)
