@@ -19,6 +19,8 @@ import (
 
 	"github.com/pantavisor/pantavisor-go/runtime/debugshell"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
+
+	"github.com/pantavisor/pantavisor-go/internal/testenv"
 )
 
 // Console texts the cycle waits for.
@@ -38,8 +40,9 @@ func grubLine(boot string) string {
 func readyLine(rev string) string { return "rev=" + rev + " status=READY" }
 
 // progressLine is what the shell prints for a revision's progress (see
-// showProgress): the typed command echoes `$(…)`, the output the JSON.
-var progressLine = regexp.MustCompile(`pv-cycle-progress (\S+) (\{.*\})`)
+// showProgress): the typed command echoes `$(…)`, the output the JSON
+// (which the echo of the next typed command may follow on the line).
+var progressLine = regexp.MustCompile(`pv-cycle-progress (\S+) (\{.*)`)
 
 // installKeys types, in the debug shell, the install of the revision on
 // the second disk through the mgmt container's pvcontrol (PUT
@@ -70,7 +73,7 @@ func progressOf(t *testing.T, console, rev string) (status, msg string) {
 			Status string `json:"status"`
 			Msg    string `json:"status-msg"`
 		}
-		if err := json.Unmarshal([]byte(m[2]), &p); err != nil {
+		if err := json.NewDecoder(strings.NewReader(m[2])).Decode(&p); err != nil {
 			t.Fatalf("progress of %s: %v: %s", rev, err, m[2])
 		}
 		return p.Status, p.Msg
@@ -154,6 +157,7 @@ func wantEnv(t *testing.T, img string, off int64, step string, want map[string]s
 //
 // PV_TEST_CYCLE_SEED replays a power cut (the test logs its seed).
 func TestUpdateCycle(t *testing.T) {
+	t.Parallel() // one machine at a time here, beside the other boot tests
 	img, off := image(t)
 	if os.Getenv("PV_TEST_MARKER") == "" {
 		t.Skip("the update cycle needs the daemon as /init: set PV_TEST_MARKER (e.g. 'rev=0 status=READY')")
@@ -164,6 +168,9 @@ func TestUpdateCycle(t *testing.T) {
 		cut    = "locals/cycle-cut"
 	)
 	base := factoryState(t, img, off)
+	if !hasAddon(t, base, "debug.cpio.xz4") {
+		testenv.Skipf(t, "the update cycle types in the debug shell: build the image with the debug addon (PANTAVISOR_DEBUG=yes)")
+	}
 	goodRev := newRevision(t, base, good, func(e *edit) {
 		withAddon(t, e, "cycle.cpio.xz4", addon(t, addonFile, "pv-cycle-bsp "+good+"\n"))
 	})
@@ -226,8 +233,8 @@ func TestUpdateCycle(t *testing.T) {
 	wantEnv(t, img, off, "after the install of "+cut, map[string]string{"pv_rev": good, "pv_try": cut, "pv_trying": ""})
 
 	// 4: cut the power while the try boots, within the time the good
-	// revision's try took from GRUB to READY: before its commit, which
-	// waits PV_UPDATER_COMMIT_DELAY after READY.
+	// revision's try took from GRUB to READY, and at the latest when it
+	// starts TESTING: its commit waits PV_UPDATER_COMMIT_DELAY after that.
 	seed := uint64(time.Now().UnixNano())
 	if v := os.Getenv("PV_TEST_CYCLE_SEED"); v != "" {
 		var err error
@@ -237,7 +244,7 @@ func TestUpdateCycle(t *testing.T) {
 	}
 	delay := time.Duration(rand.New(rand.NewPCG(seed, 0)).Int64N(int64(window)))
 	t.Logf("power cut: seed %d (PV_TEST_CYCLE_SEED), %s after GRUB loads %s (window %s)", seed, delay.Round(time.Millisecond), cut, window)
-	killed := powerCut(t, img, grubLine(cut), delay)
+	killed := powerCut(t, img, grubLine(cut), "rev="+cut+" status=TESTING", delay)
 	t.Logf("power cut after %q", lastLine(killed))
 	wantEnv(t, img, off, "after the power cut", map[string]string{"pv_rev": good, "pv_try": cut, "pv_trying": cut})
 
@@ -259,13 +266,14 @@ func TestUpdateCycle(t *testing.T) {
 	t.Logf("update cycle: %s", time.Since(total).Round(time.Second))
 }
 
-// powerCut boots img and kills QEMU delay after the console showed after;
-// it returns the console. The kill is the only way this boot may end.
-func powerCut(t *testing.T, img, after string, delay time.Duration) string {
+// powerCut boots img and kills QEMU delay after the console showed after,
+// or at once when it shows latest; it returns the console. The kill is
+// the only way this boot may end.
+func powerCut(t *testing.T, img, after, latest string, delay time.Duration) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	w := &cutter{after: after, delay: delay, cancel: cancel, out: io.Discard}
+	w := &cutter{after: after, latest: latest, delay: delay, cancel: cancel, out: io.Discard}
 	if f := consoleFile(t); f != nil {
 		fmt.Fprintf(f, "\n==== power cut\n")
 		w.out = f
@@ -276,19 +284,22 @@ func powerCut(t *testing.T, img, after string, delay time.Duration) string {
 	if !errors.Is(err, ErrNoMarker) || !w.fired() {
 		t.Fatalf("power cut boot: %v, cut %v\nconsole tail:\n%s", err, w.fired(), tail(res.Console, 40))
 	}
-	t.Logf("power cut boot: killed %s after start", time.Since(start).Round(100*time.Millisecond))
+	t.Logf("power cut boot: killed %s after start, %s after %q", time.Since(start).Round(100*time.Millisecond), w.at.Round(100*time.Millisecond), after)
 	return res.Console
 }
 
 // cutter is a console writer that cancels the machine delay after a line
-// containing after.
+// containing after, or at a line containing latest.
 type cutter struct {
 	after  string
+	latest string
 	delay  time.Duration
 	cancel context.CancelFunc
 	out    io.Writer
 	mu     sync.Mutex
 	timer  *time.Timer
+	armed  time.Time     // when after was seen
+	at     time.Duration // the cut, from armed
 	done   bool
 }
 
@@ -296,15 +307,23 @@ func (c *cutter) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.out.Write(p)
-	if c.timer == nil && strings.Contains(string(p), c.after) {
-		c.timer = time.AfterFunc(c.delay, func() {
-			c.mu.Lock()
-			c.done = true
-			c.mu.Unlock()
-			c.cancel()
-		})
+	switch {
+	case c.timer == nil && strings.Contains(string(p), c.after):
+		c.armed = time.Now()
+		c.timer = time.AfterFunc(c.delay, c.cut)
+	case c.timer != nil && strings.Contains(string(p), c.latest):
+		if c.timer.Stop() {
+			go c.cut() // c.mu is held
+		}
 	}
 	return len(p), nil
+}
+
+func (c *cutter) cut() {
+	c.mu.Lock()
+	c.done, c.at = true, time.Since(c.armed)
+	c.mu.Unlock()
+	c.cancel()
 }
 
 func (c *cutter) fired() bool {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -200,6 +201,18 @@ func addon(t *testing.T, path, text string) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
+}
+
+// hasAddon reports whether the state's bsp/run.json lists the addon.
+func hasAddon(t *testing.T, doc map[string]json.RawMessage, file string) bool {
+	t.Helper()
+	var run struct {
+		Addons []string `json:"addons"`
+	}
+	if err := json.Unmarshal(doc["bsp/run.json"], &run); err != nil {
+		t.Fatalf("bsp/run.json: %v", err)
+	}
+	return slices.Contains(run.Addons, file)
 }
 
 // withAddon adds an initrd addon to the BSP: bsp/<file> and its name at
