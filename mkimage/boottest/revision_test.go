@@ -63,6 +63,20 @@ func factoryState(t *testing.T, img string, off int64) map[string]json.RawMessag
 	return doc
 }
 
+// parse parses a state document.
+func parse(t *testing.T, doc map[string]json.RawMessage) *state.State {
+	t.Helper()
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := state.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 // signer is the key the image's factory revision was signed with:
 // PVR_SIG_KEY and PVR_X5C_PATH as for the build, else the developer signer
 // the default images trust.
