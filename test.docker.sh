@@ -10,7 +10,9 @@
 #                                    change (timed; same bytes), rebuild it from a fresh
 #                                    artifact cache (same bytes: reproducible), then boot it
 #                                    in qemu (TCG) with SeaBIOS and with OVMF until the
-#                                    revision is READY with its containers STARTED
+#                                    revision is READY with its containers STARTED, and
+#                                    run the update cycle (install, try, commit, rollback,
+#                                    power cut: TestUpdateCycle)
 #   ./test.docker.sh ls              list the App Engine test suites (tests/<group>/<n>)
 #   ./test.docker.sh run [group[:n]] [-i] [-m] [-o]
 #                                    run App Engine suites: -i interactive shell with the
@@ -144,7 +146,7 @@ package)
 	exec .cache/pvtest/pvtest package "$@"
 	;;
 *)
-	sed -n '2,23p' "$0" >&2
+	sed -n '2,25p' "$0" >&2
 	exit 2
 	;;
 esac

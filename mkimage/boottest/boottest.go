@@ -64,7 +64,11 @@ type Options struct {
 	Image string
 	// Arch is the Debian architecture of the image (mkimage/arch: its
 	// QEMU emulator and machine); "" is amd64.
-	Arch     string
+	Arch string
+	// Disks are more raw disk images, attached read-only after Image
+	// (virtio: /dev/vdb, /dev/vdc, …): data for the guest, such as an
+	// update to install.
+	Disks    []string
 	Firmware Firmware
 	// Marker is the console line prefix that means success.
 	Marker string
@@ -139,6 +143,9 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 	defer cancel()
 	args := []string{"-machine", a.Machine + ",accel=tcg", "-m", strconv.Itoa(o.MemMiB), "-nographic", "-no-reboot", "-display", "none",
 		"-drive", "file=" + o.Image + ",format=raw,if=virtio"}
+	for _, d := range o.Disks {
+		args = append(args, "-drive", "file="+d+",format=raw,if=virtio,readonly=on")
+	}
 	if o.Firmware == UEFI {
 		// each machine its own copy of the UEFI variables (boots may run
 		// in parallel)
