@@ -3,7 +3,7 @@
 #
 #   ./test.docker.sh                 install dependencies, vet, run every Go test under -race
 #                                    (unit, fuzz seeds, real LXC), every App Engine suite and
-#                                    the image tests of x64-uefi and arm64-qemu
+#                                    the image tests of x64-uefi, arm64-qemu and arm-qemu
 #   ./test.docker.sh install-deps    install the Debian packages the tests need
 #   ./test.docker.sh go [pkgs...]    run the Go tests only (default ./...)
 #   ./test.docker.sh image [target]  build the image (default x64-uefi), rebuild it with no
@@ -130,6 +130,7 @@ all)
 	if [ -n "$(suites)" ]; then "$0" run ${PVTEST_JOBS:+-j "$PVTEST_JOBS"}; fi
 	[ -n "${PV_SKIP_IMAGE:-}" ] || imagetest x64-uefi
 	[ -n "${PV_SKIP_IMAGE:-}" ] || imagetest arm64-qemu
+	[ -n "${PV_SKIP_IMAGE:-}" ] || imagetest arm-qemu
 	;;
 image) imagetest "$@" ;;
 install-deps) exec scripts/install-deps.sh test ;;
