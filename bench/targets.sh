@@ -39,13 +39,12 @@ mkdir -p "$dir"
 # median of the numbers on stdin
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-# report <label> <unit> <file of one number per run>: each run when there
-# are several, then the median.
+# report <label> <unit> <file of one number per run>: the median, and the
+# runs when there are several.
 report() {
-	if [ "$runs" -gt 1 ]; then
-		printf '  %-34s runs: %s\n' "$1" "$(paste -sd' ' "$3")"
-	fi
-	printf '  %-34s %9s %s\n' "$1" "$(median <"$3")" "$2"
+	local more=
+	[ "$runs" -gt 1 ] && more="  (median of $(paste -sd' ' "$3"))"
+	printf '  %-34s %9s %s%s\n' "$1" "$(median <"$3")" "$2" "$more"
 }
 
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
