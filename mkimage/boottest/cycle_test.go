@@ -231,7 +231,7 @@ func TestUpdateCycle(t *testing.T) {
 			{After: "pv-cycle-progress " + good + " {", Keys: installKeys(broken)},
 		}})
 	// The power cut of step 4 comes within the time this try took from
-	// GRUB to READY.
+	// the boot loader to READY.
 	window := res.Seen[readyLine(good)] - res.Seen[grubLine(good)]
 	if s, msg := progressOf(t, res.Console, good); s != "DONE" {
 		t.Fatalf("%s ended %s %q, want DONE", good, s, msg)
@@ -244,7 +244,7 @@ func TestUpdateCycle(t *testing.T) {
 		m.wantEnv(t, "pv.env after the commit of "+good, map[string]string{"pv_trying": good})
 	}
 
-	// 3: the broken try boot rolls back; GRUB boots the committed revision.
+	// 3: the broken try boot rolls back; the boot loader boots the committed revision.
 	m.cycleBoot(t, "try "+broken, Options{Image: img, Marker: restartLine,
 		Expect: []string{grubLine(broken), "rev=" + broken + " status=ERROR"}})
 	m.wantEnv(t, "after the try of "+broken, map[string]string{"pv_rev": good, "pv_try": broken, "pv_trying": broken})
@@ -262,8 +262,9 @@ func TestUpdateCycle(t *testing.T) {
 	m.wantEnv(t, "after the install of "+cut, map[string]string{"pv_rev": good, "pv_try": cut, "pv_trying": ""})
 
 	// 4: cut the power while the try boots, within the time the good
-	// revision's try took from GRUB to READY, and at the latest when it
-	// starts TESTING: its commit waits PV_UPDATER_COMMIT_DELAY after that.
+	// revision's try took from the boot loader to READY, and at the
+	// latest when it starts TESTING: its commit waits
+	// PV_UPDATER_COMMIT_DELAY after that.
 	seed := uint64(time.Now().UnixNano())
 	if v := os.Getenv("PV_TEST_CYCLE_SEED"); v != "" {
 		var err error
@@ -272,12 +273,12 @@ func TestUpdateCycle(t *testing.T) {
 		}
 	}
 	delay := time.Duration(rand.New(rand.NewPCG(seed, 0)).Int64N(int64(window)))
-	t.Logf("power cut: seed %d (PV_TEST_CYCLE_SEED), %s after GRUB loads %s (window %s)", seed, delay.Round(time.Millisecond), cut, window)
+	t.Logf("power cut: seed %d (PV_TEST_CYCLE_SEED), %s after the boot loader loads %s (window %s)", seed, delay.Round(time.Millisecond), cut, window)
 	killed := m.powerCut(t, img, grubLine(cut), "rev="+cut+" status=TESTING", delay)
 	t.Logf("power cut after %q", lastLine(killed))
 	m.wantEnv(t, "after the power cut", map[string]string{"pv_rev": good, "pv_try": cut, "pv_trying": cut})
 
-	// GRUB falls back; the committed revision runs and is whole. Power off
+	// The boot loader falls back; the committed revision runs and is whole. Power off
 	// cleanly so the storage can be read from here.
 	res = m.cycleBoot(t, "fall back to "+good+" after the power cut", Options{Image: img,
 		Marker: powerOffLine,
