@@ -109,10 +109,11 @@ imagetest() {
 	fi
 	echo "    waiting for: $marker;$expect"
 	# U-Boot targets run the boot tests that do not depend on GRUB or PC
-	# firmware (U-Boot is the firmware of an ARM virt machine).
+	# firmware (U-Boot is the firmware of an ARM virt machine), the update
+	# cycle included.
 	local run=()
 	if grep -q '^type = "uboot"' "targets/$target.toml"; then
-		run=(-run '^(TestBootBIOSAndUEFI|TestTryMissingRevision)$')
+		run=(-run '^(TestBootBIOSAndUEFI|TestTryMissingRevision|TestUpdateCycle)$')
 	fi
 	PV_TEST_EXPECT=$expect PV_TEST_MARKER=$marker PV_TEST_IMAGE=$PWD/$img go test -count=1 -v -timeout 30m "${run[@]}" ./mkimage/boottest/
 }
