@@ -9,10 +9,10 @@
 #   ./test.docker.sh image [target]  build the image (default x64-uefi), rebuild it with no
 #                                    change (timed; same bytes), rebuild it from a fresh
 #                                    artifact cache (same bytes: reproducible), then boot it
-#                                    in qemu (TCG) with SeaBIOS and with OVMF until the
-#                                    revision is READY with its containers STARTED, and
-#                                    run the update cycle (install, try, commit, rollback,
-#                                    power cut: TestUpdateCycle)
+#                                    in qemu (TCG) with SeaBIOS and with OVMF (U-Boot
+#                                    targets: U-Boot) until the revision is READY with its
+#                                    containers STARTED, and run the update cycle (install,
+#                                    try, commit, rollback, power cut: TestUpdateCycle)
 #   ./test.docker.sh ls              list the App Engine test suites (tests/<group>/<n>)
 #   ./test.docker.sh run [group[:n]] [-i] [-m] [-o]
 #                                    run App Engine suites: -i interactive shell with the
@@ -109,10 +109,11 @@ imagetest() {
 	fi
 	echo "    waiting for: $marker;$expect"
 	# U-Boot targets run the boot tests that do not depend on GRUB or PC
-	# firmware (U-Boot is the firmware of an ARM virt machine).
+	# firmware (U-Boot is the firmware of an ARM virt machine), the update
+	# cycle included.
 	local run=()
 	if grep -q '^type = "uboot"' "targets/$target.toml"; then
-		run=(-run '^(TestBootBIOSAndUEFI|TestTryMissingRevision)$')
+		run=(-run '^(TestBootBIOSAndUEFI|TestTryMissingRevision|TestUpdateCycle)$')
 	fi
 	PV_TEST_EXPECT=$expect PV_TEST_MARKER=$marker PV_TEST_IMAGE=$PWD/$img go test -count=1 -v -timeout 30m "${run[@]}" ./mkimage/boottest/
 }

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
+	"github.com/pantavisor/pantavisor-go/runtime/bootenv"
 	"github.com/pantavisor/pantavisor-go/runtime/debugshell"
 
 	"github.com/pantavisor/pantavisor-go/internal/testenv"
@@ -29,9 +31,9 @@ const (
 	addonFile    = "/etc/pv-cycle"
 )
 
-// grubLine is what grub.cfg prints before it loads a revision (the
-// start of it: GRUB's serial terminal wraps long lines; the grubenv
-// checks after each boot say what the env held).
+// grubLine is what grub.cfg (and boot.scr) prints before it loads a
+// revision (the start of it: GRUB's serial terminal wraps long lines; the
+// boot env checks after each boot say what the env held).
 func grubLine(boot string) string {
 	return fmt.Sprintf("pantavisor: booting revision %s (", boot)
 }
@@ -81,11 +83,30 @@ func progressOf(t *testing.T, console, rev string) (status, msg string) {
 	return "", ""
 }
 
+// machine is how the cycle boots the image and reads its boot env: GRUB
+// images under OVMF with grubenv, U-Boot images under U-Boot with
+// uboot.txt and pv.env.
+type machine struct {
+	arch string
+	fw   Firmware
+	env  func() (bootenv.Vars, error)
+	name string // of the env, for messages
+}
+
+func newMachine(t *testing.T, img string, off int64) machine {
+	t.Helper()
+	r := imageRecipe(t)
+	if r.Bootloader.Type == recipe.BootUboot {
+		return machine{arch: r.Arch, fw: UBoot, env: ubootEnv(t, r, img, off), name: "uboot.txt+pv.env"}
+	}
+	return machine{arch: r.Arch, fw: UEFI, env: grubEnv{img, off}.vars, name: "grubenv"}
+}
+
 // cycleBoot boots once and fails the test unless the marker and every
 // expected line came; it logs when each came.
-func cycleBoot(t *testing.T, step string, o Options) Result {
+func (m machine) cycleBoot(t *testing.T, step string, o Options) Result {
 	t.Helper()
-	o.Firmware = UEFI
+	o.Firmware, o.Arch = m.fw, m.arch
 	o.Timeout = 10 * time.Minute
 	if v, err := time.ParseDuration(os.Getenv("PV_TEST_BOOT_TIMEOUT")); err == nil {
 		o.Timeout = v
@@ -122,34 +143,35 @@ func consoleFile(t *testing.T) *os.File {
 	return f
 }
 
-// wantEnv checks the GRUB environment on the storage.
-func wantEnv(t *testing.T, img string, off int64, step string, want map[string]string) {
+// wantEnv checks the boot loader's environment.
+func (m machine) wantEnv(t *testing.T, step string, want map[string]string) {
 	t.Helper()
-	env, err := ReadEnv(img, off)
+	env, err := m.env()
 	if err != nil {
 		t.Fatalf("%s: %v", step, err)
 	}
 	for k, v := range want {
 		if env.Get(k) != v {
-			t.Errorf("%s: grubenv %s=%q, want %q (env %v)", step, k, env.Get(k), v, env)
+			t.Errorf("%s: %s %s=%q, want %q (env %v)", step, m.name, k, env.Get(k), v, env)
 		}
 	}
 }
 
-// TestUpdateCycle proves Pantavisor's update cycle through GRUB on the
-// image under QEMU (OVMF), one machine at a time, each boot a new QEMU
-// process (Boot runs it with -no-reboot):
+// TestUpdateCycle proves Pantavisor's update cycle through the image's
+// boot loader under QEMU (GRUB under OVMF, with grubenv; U-Boot as the
+// machine's firmware, with boot.scr, uboot.txt and pv.env), one machine
+// at a time, each boot a new QEMU process (Boot runs it with -no-reboot):
 //
 //  1. the factory revision reaches READY with its containers STARTED;
 //  2. a revision with a new initrd addon (a changed BSP: a reboot update)
 //     is installed from a second disk through the mgmt container's
 //     pvcontrol (objects, steps, LOCAL_RUN), tried after the reboot (its
 //     addon's file is in the running initramfs) and committed: progress
-//     DONE, grubenv pv_rev is the new revision;
+//     DONE, the boot env's pv_rev is the new revision;
 //  3. a revision in which a container's init exits at once (a container
 //     of a group with restart policy system) is tried, rolled back by the
-//     daemon, and GRUB boots the committed revision again: the update
-//     ends in ERROR;
+//     daemon, and the boot loader boots the committed revision again:
+//     the update ends in ERROR;
 //  4. the power is cut at a random point while a third revision's try
 //     boots: the next boot falls back to the committed revision, which
 //     reaches READY with its trail and objects intact, and the update
@@ -167,6 +189,7 @@ func TestUpdateCycle(t *testing.T) {
 		broken = "locals/cycle-broken"
 		cut    = "locals/cycle-cut"
 	)
+	m := newMachine(t, img, off)
 	base := factoryState(t, img, off)
 	if !hasAddon(t, base, "debug.cpio.xz4") {
 		testenv.Skipf(t, "the update cycle types in the debug shell: build the image with the debug addon (PANTAVISOR_DEBUG=yes)")
@@ -189,17 +212,17 @@ func TestUpdateCycle(t *testing.T) {
 	total := time.Now()
 
 	// 1 and 2: the factory revision, then the install of the good one.
-	cycleBoot(t, "factory boot, install "+good, Options{Image: img, Disks: []string{goodRev.disk(t)},
+	m.cycleBoot(t, "factory boot, install "+good, Options{Image: img, Disks: []string{goodRev.disk(t)},
 		Marker: restartLine,
 		Expect: append([]string{readyLine("0"), runOK}, started...),
 		Input: []Input{
 			{After: debugshell.Prompt, Keys: "d"},
 			{After: readyLine("0"), Keys: installKeys(good)},
 		}})
-	wantEnv(t, img, off, "after the install of "+good, map[string]string{"pv_rev": "0", "pv_try": good})
+	m.wantEnv(t, "after the install of "+good, map[string]string{"pv_rev": "0", "pv_try": good})
 
 	// 2: the try boot commits it; 3 starts: install the broken revision.
-	res := cycleBoot(t, "try "+good+", install "+broken, Options{Image: img, Disks: []string{brokenRev.disk(t)},
+	res := m.cycleBoot(t, "try "+good+", install "+broken, Options{Image: img, Disks: []string{brokenRev.disk(t)},
 		Marker: restartLine,
 		Expect: append([]string{grubLine(good), readyLine(good), "pv-cycle-bsp " + good, "pv-cycle-progress " + good + " {", runOK}, started...),
 		Input: []Input{
@@ -208,18 +231,24 @@ func TestUpdateCycle(t *testing.T) {
 			{After: "pv-cycle-progress " + good + " {", Keys: installKeys(broken)},
 		}})
 	// The power cut of step 4 comes within the time this try took from
-	// GRUB to READY.
+	// the boot loader to READY.
 	window := res.Seen[readyLine(good)] - res.Seen[grubLine(good)]
 	if s, msg := progressOf(t, res.Console, good); s != "DONE" {
 		t.Fatalf("%s ended %s %q, want DONE", good, s, msg)
 	}
-	wantEnv(t, img, off, "after the commit of "+good+" and the install of "+broken, map[string]string{"pv_rev": good, "pv_try": broken})
+	m.wantEnv(t, "after the commit of "+good+" and the install of "+broken, map[string]string{"pv_rev": good, "pv_try": broken})
+	if m.fw == UBoot {
+		// boot.scr's latch stays set after a commit, as upstream's: only a
+		// fallback clears it, and the next try (pv_try != pv_trying) is
+		// not mistaken for one that came back.
+		m.wantEnv(t, "pv.env after the commit of "+good, map[string]string{"pv_trying": good})
+	}
 
-	// 3: the broken try boot rolls back; GRUB boots the committed revision.
-	cycleBoot(t, "try "+broken, Options{Image: img, Marker: restartLine,
+	// 3: the broken try boot rolls back; the boot loader boots the committed revision.
+	m.cycleBoot(t, "try "+broken, Options{Image: img, Marker: restartLine,
 		Expect: []string{grubLine(broken), "rev=" + broken + " status=ERROR"}})
-	wantEnv(t, img, off, "after the try of "+broken, map[string]string{"pv_rev": good, "pv_try": broken, "pv_trying": broken})
-	res = cycleBoot(t, "fall back to "+good+", install "+cut, Options{Image: img, Disks: []string{cutRev.disk(t)},
+	m.wantEnv(t, "after the try of "+broken, map[string]string{"pv_rev": good, "pv_try": broken, "pv_trying": broken})
+	res = m.cycleBoot(t, "fall back to "+good+", install "+cut, Options{Image: img, Disks: []string{cutRev.disk(t)},
 		Marker: restartLine,
 		Expect: append([]string{grubLine(good), readyLine(good), "pv-cycle-progress " + broken + " {", runOK}, started...),
 		Input: []Input{
@@ -230,11 +259,12 @@ func TestUpdateCycle(t *testing.T) {
 	if s, msg := progressOf(t, res.Console, broken); s != "ERROR" {
 		t.Errorf("%s ended %s %q, want ERROR", broken, s, msg)
 	}
-	wantEnv(t, img, off, "after the install of "+cut, map[string]string{"pv_rev": good, "pv_try": cut, "pv_trying": ""})
+	m.wantEnv(t, "after the install of "+cut, map[string]string{"pv_rev": good, "pv_try": cut, "pv_trying": ""})
 
 	// 4: cut the power while the try boots, within the time the good
-	// revision's try took from GRUB to READY, and at the latest when it
-	// starts TESTING: its commit waits PV_UPDATER_COMMIT_DELAY after that.
+	// revision's try took from the boot loader to READY, and at the
+	// latest when it starts TESTING: its commit waits
+	// PV_UPDATER_COMMIT_DELAY after that.
 	seed := uint64(time.Now().UnixNano())
 	if v := os.Getenv("PV_TEST_CYCLE_SEED"); v != "" {
 		var err error
@@ -243,14 +273,14 @@ func TestUpdateCycle(t *testing.T) {
 		}
 	}
 	delay := time.Duration(rand.New(rand.NewPCG(seed, 0)).Int64N(int64(window)))
-	t.Logf("power cut: seed %d (PV_TEST_CYCLE_SEED), %s after GRUB loads %s (window %s)", seed, delay.Round(time.Millisecond), cut, window)
-	killed := powerCut(t, img, grubLine(cut), "rev="+cut+" status=TESTING", delay)
+	t.Logf("power cut: seed %d (PV_TEST_CYCLE_SEED), %s after the boot loader loads %s (window %s)", seed, delay.Round(time.Millisecond), cut, window)
+	killed := m.powerCut(t, img, grubLine(cut), "rev="+cut+" status=TESTING", delay)
 	t.Logf("power cut after %q", lastLine(killed))
-	wantEnv(t, img, off, "after the power cut", map[string]string{"pv_rev": good, "pv_try": cut, "pv_trying": cut})
+	m.wantEnv(t, "after the power cut", map[string]string{"pv_rev": good, "pv_try": cut, "pv_trying": cut})
 
-	// GRUB falls back; the committed revision runs and is whole. Power off
+	// The boot loader falls back; the committed revision runs and is whole. Power off
 	// cleanly so the storage can be read from here.
-	res = cycleBoot(t, "fall back to "+good+" after the power cut", Options{Image: img,
+	res = m.cycleBoot(t, "fall back to "+good+" after the power cut", Options{Image: img,
 		Marker: powerOffLine,
 		Expect: append([]string{grubLine(good), readyLine(good), "pv-cycle-bsp " + good, "pv-cycle-progress " + cut + " {"}, started...),
 		Input: []Input{
@@ -261,7 +291,7 @@ func TestUpdateCycle(t *testing.T) {
 	if s, msg := progressOf(t, res.Console, cut); s != "ERROR" {
 		t.Errorf("%s ended %s %q, want ERROR", cut, s, msg)
 	}
-	wantEnv(t, img, off, "after the fallback", map[string]string{"pv_rev": good, "pv_try": "", "pv_trying": ""})
+	m.wantEnv(t, "after the fallback", map[string]string{"pv_rev": good, "pv_try": "", "pv_trying": ""})
 	checkTrail(t, img, off, good, goodRev.state)
 	t.Logf("update cycle: %s", time.Since(total).Round(time.Second))
 }
@@ -269,7 +299,7 @@ func TestUpdateCycle(t *testing.T) {
 // powerCut boots img and kills QEMU delay after the console showed after,
 // or at once when it shows latest; it returns the console. The kill is
 // the only way this boot may end.
-func powerCut(t *testing.T, img, after, latest string, delay time.Duration) string {
+func (m machine) powerCut(t *testing.T, img, after, latest string, delay time.Duration) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -279,7 +309,7 @@ func powerCut(t *testing.T, img, after, latest string, delay time.Duration) stri
 		w.out = f
 	}
 	start := time.Now()
-	res, err := Boot(ctx, Options{Image: img, Firmware: UEFI, Timeout: 10 * time.Minute,
+	res, err := Boot(ctx, Options{Image: img, Arch: m.arch, Firmware: m.fw, Timeout: 10 * time.Minute,
 		Marker: "pv-cycle: this line never comes", Console: w})
 	fired, at := w.fired()
 	if !errors.Is(err, ErrNoMarker) || !fired {
