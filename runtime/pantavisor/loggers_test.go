@@ -34,6 +34,28 @@ func hostSecret(t *testing.T) (dir, file string, data []byte) {
 }
 
 // checkIntact fails unless file still holds data.
+// checkEscapesRefused polls, through c, the log paths the test roots
+// point out of the container (absolute and relative links, a FIFO): none
+// is read and the host file secret keeps data; the regular log
+// /var/log/good is read.
+func checkEscapesRefused(t *testing.T, c *containerRoot, secret string, data []byte) {
+	t.Helper()
+	buf := make([]byte, 32<<10)
+	for _, file := range []string{"/var/log/messages", "/var/log/syslog", "/var/abslog/secret", "/var/rellog/secret", "/var/log/fifo"} {
+		var out bytes.Buffer
+		l := fileLogger{file: file, maxSize: defaultLogMax, truncate: true}
+		if off, _, err := l.pollContainer(c, 0, buf, &out); err == nil || out.Len() != 0 {
+			t.Errorf("pollContainer(%s) = %d, %v, copied %d bytes; want an error and nothing copied", file, off, err, out.Len())
+		}
+	}
+	checkIntact(t, secret, data)
+	var out bytes.Buffer
+	l := fileLogger{file: "/var/log/good", maxSize: defaultLogMax, truncate: true}
+	if off, _, err := l.pollContainer(c, 0, buf, &out); err != nil || out.String() != "hello\n" {
+		t.Errorf("pollContainer(good) = %d, %v, %q; want hello", off, err, out.String())
+	}
+}
+
 func checkIntact(t *testing.T, file string, data []byte) {
 	t.Helper()
 	got, err := os.ReadFile(file)
@@ -363,20 +385,7 @@ func TestFollowProcessRoot(t *testing.T) {
 
 	c := pinProcess(t, cmd.Process.Pid)
 	defer c.Close()
-	buf := make([]byte, 32<<10)
-	for _, file := range []string{"/var/log/messages", "/var/log/syslog", "/var/abslog/secret", "/var/rellog/secret", "/var/log/fifo"} {
-		var out bytes.Buffer
-		l := fileLogger{file: file, maxSize: defaultLogMax, truncate: true}
-		if off, _, err := l.pollContainer(c, 0, buf, &out); err == nil || out.Len() != 0 {
-			t.Errorf("pollContainer(%s) = %d, %v, copied %d bytes; want an error and nothing copied", file, off, err, out.Len())
-		}
-	}
-	checkIntact(t, secret, data)
-	var out bytes.Buffer
-	l := fileLogger{file: "/var/log/good", maxSize: defaultLogMax, truncate: true}
-	if off, _, err := l.pollContainer(c, 0, buf, &out); err != nil || out.String() != "hello\n" {
-		t.Errorf("pollContainer(good) = %d, %v, %q; want hello", off, err, out.String())
-	}
+	checkEscapesRefused(t, c, secret, data)
 
 	// Once init is gone its PID may be reused: the pinned root refuses.
 	cmd.Process.Kill()
@@ -438,20 +447,7 @@ func TestLoggerLXC(t *testing.T) {
 	pidfd.Close()
 	must(t, err)
 	defer cr.Close()
-	buf := make([]byte, 32<<10)
-	for _, file := range []string{"/var/log/messages", "/var/log/syslog", "/var/abslog/secret", "/var/rellog/secret", "/var/log/fifo"} {
-		var out bytes.Buffer
-		l := fileLogger{file: file, maxSize: defaultLogMax, truncate: true}
-		if off, _, err := l.pollContainer(cr, 0, buf, &out); err == nil || out.Len() != 0 {
-			t.Errorf("pollContainer(%s) = %d, %v, copied %d bytes; want an error and nothing copied", file, off, err, out.Len())
-		}
-	}
-	checkIntact(t, secret, data)
-	var out bytes.Buffer
-	l := fileLogger{file: "/var/log/good", maxSize: defaultLogMax, truncate: true}
-	if off, _, err := l.pollContainer(cr, 0, buf, &out); err != nil || out.String() != "hello\n" {
-		t.Errorf("pollContainer(good) = %d, %v, %q; want hello", off, err, out.String())
-	}
+	checkEscapesRefused(t, cr, secret, data)
 	must(t, c.Stop(context.Background()))
 	stopped = true
 	if r, err := cr.open(); err == nil {
