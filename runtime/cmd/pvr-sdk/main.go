@@ -47,7 +47,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	c, err := pvrsdk.ReadConfig(*conf)
 	if err != nil {
-		return err
+		// A bad posted config must not take local access away: keep
+		// serving on the loopback default, and say why.
+		log.Error("pvr-sdk: using the default configuration", "err", err)
+		c = pvrsdk.DefaultConfig()
 	}
 	srv, err := pvrsdk.New(pvrsdk.Options{Client: client.New(*socket), PvtxDir: *pvtxDir, LogDir: *logDir, Log: log})
 	if err != nil {
