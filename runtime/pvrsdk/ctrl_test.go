@@ -74,10 +74,13 @@ func (f *fakeCtrl) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		data, ok := f.objects[s]
 		f.mu.Unlock()
 		if !ok {
-			ctrlErr(w, 404, "object not found")
+			// pv-ctrl's answer to a missing object (upstream's).
+			ctrlErr(w, 400, "Request has bad object name")
 			return
 		}
-		w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+		// pv-ctrl streams objects without a Content-Length.
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
 		w.Write(data)
 	case strings.HasSuffix(p, "/commitmsg"):
 		rev := strings.TrimSuffix(strings.TrimPrefix(p, "/steps/"), "/commitmsg")
@@ -121,6 +124,14 @@ func (f *fakeCtrl) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.Write(data)
+	case p == "/objects":
+		var list []map[string]string
+		f.mu.Lock()
+		for k, v := range f.objects {
+			list = append(list, map[string]string{"sha256": k, "size": fmt.Sprint(len(v))})
+		}
+		f.mu.Unlock()
+		json.NewEncoder(w).Encode(list)
 	case p == "/commands":
 		var c struct{ Op, Payload string }
 		json.NewDecoder(r.Body).Decode(&c)

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pantavisor/pantavisor-go/runtime/ctrl/client"
 	"github.com/pantavisor/pantavisor-go/runtime/pvtx"
 )
 
@@ -69,17 +70,38 @@ func isSha(s string) bool {
 }
 
 // objectSize asks pv-ctrl for an object: its size, or ok false when the
-// device does not have it.
+// device does not have it. pv-ctrl answers a missing object, like a bad
+// name, with 400 "Request has bad object name" (upstream's shape); sha
+// is checked first, so here that means missing. pv-ctrl streams objects
+// without a Content-Length: the size then comes from GET /objects.
 func (s *Server) objectSize(ctx context.Context, sha string) (size int64, ok bool, err error) {
 	resp, err := s.c.Do(ctx, "GET", "/objects/"+sha, nil, 0)
-	if isNotFound(err) {
+	var ae *client.APIError
+	if errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusBadRequest) {
 		return 0, false, nil
 	}
 	if err != nil {
 		return 0, false, err
 	}
 	resp.Body.Close()
-	return resp.ContentLength, true, nil
+	if resp.ContentLength >= 0 {
+		return resp.ContentLength, true, nil
+	}
+	var list []struct {
+		Sha  string `json:"sha256"`
+		Size string `json:"size"`
+	}
+	if err := s.c.JSON(ctx, "GET", "/objects", nil, &list); err != nil {
+		return -1, true, nil // it exists; the size is only informative
+	}
+	for _, o := range list {
+		if o.Sha == sha {
+			if n, err := strconv.ParseInt(o.Size, 10, 64); err == nil {
+				return n, true, nil
+			}
+		}
+	}
+	return -1, true, nil
 }
 
 // objectRecord is the hub's object answer, as much as pvr reads.
@@ -139,7 +161,9 @@ func (s *Server) pvrObjectNew(w http.ResponseWriter, r *http.Request) {
 	}
 	if ok {
 		// pvr skips an object answered 409.
-		rec.Size, rec.SizeInt = strconv.FormatInt(have, 10), have
+		if have >= 0 {
+			rec.Size, rec.SizeInt = strconv.FormatInt(have, 10), have
+		}
 		w.Header().Set("Pantahub-Object-Type", "object")
 		writeJSON(w, http.StatusConflict, rec)
 		return
