@@ -455,3 +455,31 @@ func TestLogs(t *testing.T) {
 		t.Errorf("follow = %q, want the last line then the new one", got)
 	}
 }
+
+// TestOpenToLAN: the README's way to open the port from the device with
+// busybox wget (POST only): begin, add a state fragment with the config
+// key, commit, run.
+func TestOpenToLAN(t *testing.T) {
+	f, c := startCtrl(t, baseState(), rootfs)
+	ts := newServer(t, c, Options{})
+	u := ts.URL + "/cgi-bin/pvtx/"
+	cfg := `{"_config/pvr-sdk/etc/pvr-sdk/config.json":{"httpd":{"listen":"0.0.0.0","port":"12368"}}}`
+	for _, s := range []struct{ path, body string }{{"begin", ""}, {"add", cfg}} {
+		if code, out := call(t, "POST", u+s.path, []byte(s.body)); code != 200 {
+			t.Fatalf("POST %s = %d %s", s.path, code, out)
+		}
+	}
+	code, out := call(t, "POST", u+"commit", nil)
+	var r struct{ Revision string }
+	if code != 200 || json.Unmarshal([]byte(out), &r) != nil {
+		t.Fatalf("commit = %d %s", code, out)
+	}
+	if code, out := call(t, "POST", u+"run?rev="+r.Revision, nil); code != 200 {
+		t.Fatalf("run = %d %s", code, out)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if st := string(f.steps[r.Revision]); !strings.Contains(st, `"_config/pvr-sdk/etc/pvr-sdk/config.json":{"httpd":{"listen":"0.0.0.0","port":"12368"}}`) || !strings.Contains(st, `"app/run.json"`) {
+		t.Errorf("state = %s, want the running state plus the config", st)
+	}
+}
