@@ -60,6 +60,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ln = pvrsdk.LimitListener(ln, pvrsdk.DefaultMaxConns)
 	log.Info("pvr-sdk: listening", "addr", ln.Addr().String())
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
