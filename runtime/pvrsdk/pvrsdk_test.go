@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl/client"
-	"github.com/pantavisor/pantavisor-go/runtime/internal/pvrclient"
+	"github.com/pantavisor/pantavisor-go/internal/pvrclient"
 )
 
 var rootfs = []byte("squashfs bytes of app")

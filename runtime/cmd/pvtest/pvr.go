@@ -7,13 +7,13 @@ import (
 	"io"
 	"strconv"
 
-	"github.com/pantavisor/pantavisor-go/runtime/internal/pvrclient"
+	"github.com/pantavisor/pantavisor-go/internal/pvrclient"
 )
 
 const pvrUsage = "usage: pvtest pvr clone <repo> <dir> | set <dir> <key> <value> | post <repo> <dir> <msg> [rev]"
 
 // pvrCmd is the suites' stand-in for pvr against the pvr-sdk container
-// (real pvr cannot be built here: see runtime/internal/pvrclient).
+// (real pvr cannot be built here: see internal/pvrclient).
 func pvrCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) < 1 {
 		return errors.New(pvrUsage)
