@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pantavisor/pantavisor-go/runtime/debugshell"
 	"github.com/pantavisor/pantavisor-go/internal/pvrclient"
+	"github.com/pantavisor/pantavisor-go/runtime/debugshell"
 )
 
 // TestPvrSDK boots a Pantavisor image whose recipe has the pvr-sdk

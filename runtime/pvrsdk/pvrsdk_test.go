@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pantavisor/pantavisor-go/runtime/ctrl/client"
 	"github.com/pantavisor/pantavisor-go/internal/pvrclient"
+	"github.com/pantavisor/pantavisor-go/runtime/ctrl/client"
 )
 
 var rootfs = []byte("squashfs bytes of app")
