@@ -12,7 +12,9 @@
 #                                    in qemu (TCG) with SeaBIOS and with OVMF (U-Boot
 #                                    targets: U-Boot) until the revision is READY with its
 #                                    containers STARTED, and run the update cycle (install,
-#                                    try, commit, rollback, power cut: TestUpdateCycle)
+#                                    try, commit, rollback, power cut: TestUpdateCycle) and,
+#                                    on GRUB targets, a pvr clone/post from the host through
+#                                    a hostfwd to pvr-sdk (TestPvrSDK)
 #   ./test.docker.sh ls              list the App Engine test suites (tests/<group>/<n>)
 #   ./test.docker.sh run [group[:n]] [-i] [-m] [-o]
 #                                    run App Engine suites: -i interactive shell with the

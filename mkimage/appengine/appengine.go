@@ -17,6 +17,7 @@
 //	bin/pantavisor                        daemon (cgo: links liblxc)
 //	bin/pv-appengine                      boot loop (static)
 //	bin/pvcontrol, bin/pvtx               static CLIs
+//	bin/pvr-sdk                           static, for the pvr-sdk container
 //	bin/pventer                           enter a container (cgo)
 //	etc/pantavisor-appengine.config       config template (@PREFIX@, @STORAGE@)
 //	etc/pantavisor/pvs/trust/             signature trust stores
@@ -57,6 +58,8 @@ var Binaries = []Binary{
 	{Name: "pvcontrol", Pkg: "./runtime/cmd/pvcontrol"},
 	{Name: "pvtx", Pkg: "./runtime/cmd/pvtx"},
 	{Name: "pventer", Pkg: "./runtime/cmd/pventer", Cgo: true},
+	// pvr-sdk goes into the pvr-sdk fixture container (runtime/pvtest).
+	{Name: "pvr-sdk", Pkg: "./runtime/cmd/pvr-sdk"},
 }
 
 // Options configure Assemble.

@@ -89,6 +89,9 @@ type Options struct {
 	// each step waits for its text on the console (after the previous
 	// step was typed) and then writes its keys to QEMU's standard input.
 	Input []Input
+	// HostFwd are QEMU user-network forwards ("tcp:127.0.0.1:8080-:80"):
+	// host ports that reach the guest's services.
+	HostFwd []string
 }
 
 // Input is one step of typing on the serial console.
@@ -98,6 +101,10 @@ type Input struct {
 	After string
 	// Keys are written as they are ("d", "echo hi\n").
 	Keys string
+	// Do, when set, runs on the host once After appeared (in its own
+	// goroutine: the console keeps being read) and its answer is typed
+	// instead of Keys, e.g. a marker saying how a host-side check went.
+	Do func() string
 }
 
 // InitLine is what Linux prints when it hands over to the initrd's /init.
@@ -173,8 +180,10 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 		if !ok {
 			return Result{}, fmt.Errorf("boottest: no U-Boot firmware for %s", a.Debian)
 		}
-		// virt has no NIC of its own: the one pv-network configures.
-		args = append(args, "-cpu", u.CPU, "-bios", u.Bios, "-nic", "user,model=virtio-net-pci")
+		args = append(args, "-cpu", u.CPU, "-bios", u.Bios)
+	}
+	if nic := userNIC(o); nic != "" {
+		args = append(args, "-nic", nic)
 	}
 	cmd := exec.CommandContext(ctx, a.QEMU, args...)
 	out, err := cmd.StdoutPipe()
@@ -200,7 +209,7 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 	var console bytes.Buffer
 	var mu sync.Mutex
 	done := make(chan struct{})
-	typing := typist{steps: o.Input, keys: keys}
+	typing := typist{steps: o.Input, keys: &lockedWriter{w: keys}}
 	go func() {
 		defer close(done)
 		sc := bufio.NewScanner(out)
@@ -254,6 +263,40 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 	return res, nil
 }
 
+// userNIC is the -nic option: virt machines (U-Boot) have no NIC of
+// their own (the one pv-network configures is virtio); forwards ride on
+// the user network. "" keeps the machine's default NIC.
+func userNIC(o Options) string {
+	var parts []string
+	if o.Firmware == UBoot {
+		parts = append(parts, "model=virtio-net-pci")
+	}
+	for _, f := range o.HostFwd {
+		parts = append(parts, "hostfwd="+f)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return strings.Join(append([]string{"user"}, parts...), ",")
+}
+
+// lockedWriter serialises the typist's writes with those of Do steps.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.WriteCloser
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.w == nil {
+		return len(p), nil
+	}
+	return l.w.Write(p)
+}
+
+func (l *lockedWriter) Close() error { return nil }
+
 // typist types the Input steps: it looks at the console bytes as they
 // come, unfinished lines included (a prompt waits for a key, not a
 // newline).
@@ -289,7 +332,11 @@ func (ty *typist) look(text string) {
 			return
 		}
 		ty.seen = ty.seen[i+len(ty.steps[0].After):]
-		io.WriteString(ty.keys, ty.steps[0].Keys)
+		if do := ty.steps[0].Do; do != nil {
+			go func() { io.WriteString(ty.keys, do()) }()
+		} else {
+			io.WriteString(ty.keys, ty.steps[0].Keys)
+		}
 		ty.steps = ty.steps[1:]
 	}
 }

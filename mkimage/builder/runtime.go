@@ -21,6 +21,8 @@ type binaries struct {
 	// StaticPvcontrol is pvcontrol built with CGO_ENABLED=0 for
 	// management containers.
 	StaticPvcontrol string
+	// StaticPvrSDK is the pvr-sdk container's program (CGO_ENABLED=0).
+	StaticPvrSDK string
 	// Init is the name of the program /init points at.
 	Init string
 }
@@ -149,10 +151,14 @@ func (b *run) buildRuntime(ctx context.Context, pk *packages) (*binaries, string
 			static = append(static, "./mkimage/cmd/pv-smoke-init")
 		}
 	}
-	for _, c := range b.r.Containers {
-		if c.Template == "mgmt" && b.o.MergeSrc == "" {
-			static = append(static, "./runtime/cmd/pvcontrol")
-			break
+	if b.o.MergeSrc == "" {
+		for _, c := range b.r.Containers {
+			if (c.Template == "mgmt" || c.Template == "pvr-sdk") && !slices.Contains(static, "./runtime/cmd/pvcontrol") {
+				static = append(static, "./runtime/cmd/pvcontrol")
+			}
+			if c.Template == "pvr-sdk" && !slices.Contains(static, "./runtime/cmd/pvr-sdk") {
+				static = append(static, "./runtime/cmd/pvr-sdk")
+			}
 		}
 	}
 	pkgs := make([]string, len(progs))
@@ -184,6 +190,8 @@ func (b *run) buildRuntime(ctx context.Context, pk *packages) (*binaries, string
 		switch filepath.Base(p) {
 		case "pvcontrol":
 			bin.StaticPvcontrol = filepath.Join(sdir, "pvcontrol")
+		case "pvr-sdk":
+			bin.StaticPvrSDK = filepath.Join(sdir, "pvr-sdk")
 		case "pv-smoke-init":
 			bin.Files["pv-smoke-init"] = filepath.Join(sdir, "pv-smoke-init")
 		}

@@ -32,12 +32,13 @@ func TestTrailReproducible(t *testing.T) {
 	}
 	bb, pvc, kern := write("busybox", "#!/bin/sh\n"), write("pvcontrol", "#!/bin/sh\n"), write("kernel", "bzImage")
 	r := &recipe.Recipe{Name: "t", Arch: "amd64", Bootloader: recipe.Bootloader{Type: recipe.BootGrub},
-		Containers: []recipe.Container{{Name: "pv-mgmt", Template: "mgmt"}, {Name: "pv-network", Template: "network"}}}
+		Containers: []recipe.Container{{Name: "pv-mgmt", Template: "mgmt"}, {Name: "pv-network", Template: "network"}, {Name: "pvr-sdk", Template: "pvr-sdk"}}}
+	sdk := write("pvr-sdk", "#!/bin/sh\n")
 	build := func() string {
 		out := t.TempDir()
 		b := &run{o: Options{Cache: t.TempDir(), Epoch: 1700000000}, r: r, work: out, res: &Result{Sizes: map[string]int64{}}}
 		bsp := &bspFiles{Objects: map[string]string{"kernel.img": kern}, JSON: map[string]any{"run.json": map[string]any{"linux": "kernel.img"}}}
-		if _, err := b.makeStorage(context.Background(), &packages{Busybox: bb}, &binaries{StaticPvcontrol: pvc}, bsp); err != nil {
+		if _, err := b.makeStorage(context.Background(), &packages{Busybox: bb}, &binaries{StaticPvcontrol: pvc, StaticPvrSDK: sdk}, bsp); err != nil {
 			t.Fatalf("makeStorage() = %v", err)
 		}
 		return filepath.Join(out, "storage")
@@ -51,7 +52,7 @@ func TestTrailReproducible(t *testing.T) {
 	if !bytes.Equal(ja, jb) {
 		t.Fatalf("trails/0 json differs:\n%s\n%s", ja, jb)
 	}
-	for _, key := range []string{"pv-mgmt/run.json", "pv-network/lxc.container.conf", "bsp/kernel.img"} {
+	for _, key := range []string{"pv-mgmt/run.json", "pv-network/lxc.container.conf", "pvr-sdk/root.squashfs", "bsp/kernel.img"} {
 		if !bytes.Contains(ja, []byte(`"`+key+`"`)) {
 			t.Errorf("trails/0 json lacks %s: %s", key, ja)
 		}

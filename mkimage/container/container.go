@@ -38,7 +38,15 @@ const (
 	Mgmt = "mgmt"
 	// Network brings up DHCP (busybox udhcpc) on the first NIC (group root).
 	Network = "network"
+	// SDK is the pvr-sdk container (roles ["mgmt"], group platform): the
+	// static pvr-sdk program as init, serving pvr clone/post, the pvtx API
+	// and the logs API on port 12368 (loopback only by default), with
+	// busybox and pvcontrol beside it.
+	SDK = "pvr-sdk"
 )
+
+// Templates lists the template names, for messages and recipe checks.
+func Templates() []string { return []string{Mgmt, Network, SDK} }
 
 // ErrTemplate reports an unknown template name.
 var ErrTemplate = errors.New("unknown container template")
@@ -49,8 +57,10 @@ type Spec struct {
 	Template string
 	// Busybox is the host path of a static busybox for the target.
 	Busybox string
-	// Pvcontrol is the host path of a static pvcontrol (Mgmt only).
+	// Pvcontrol is the host path of a static pvcontrol (Mgmt and SDK).
 	Pvcontrol string
+	// PvrSDK is the host path of a static pvr-sdk (SDK only).
+	PvrSDK string
 	// Work is a scratch directory for the rootfs and the outputs.
 	Work string
 	// Epoch stamps the squashfs.
@@ -232,8 +242,28 @@ func (s Spec) rootfs(dir string) (init string, err error) {
 	case Network:
 		files["sbin/pv-init"] = networkInit
 		files["etc/udhcpc.script"] = udhcpcScript
+	case SDK:
+		if s.PvrSDK == "" || s.Pvcontrol == "" {
+			return "", fmt.Errorf("container %s: template pvr-sdk needs pvr-sdk and pvcontrol", s.Name)
+		}
+		for bin, src := range map[string]string{"usr/bin/pvr-sdk": s.PvrSDK, "usr/bin/pvcontrol": s.Pvcontrol} {
+			if err := copyFile(src, filepath.Join(dir, bin), 0o755); err != nil {
+				return "", fmt.Errorf("container %s: %w", s.Name, err)
+			}
+		}
+		if err := os.MkdirAll(filepath.Join(dir, "etc/pvr-sdk"), 0o755); err != nil {
+			return "", err
+		}
+		// The built-in configuration; the state key
+		// _config/<name>/etc/pvr-sdk/config.json overlays it.
+		files["etc/pvr-sdk/config.json"] = SDKConfig
+		if err := os.MkdirAll(filepath.Join(dir, "var/lib/pvr-sdk"), 0o755); err != nil {
+			return "", err
+		}
+		// pvr-sdk is PID 1 itself: it handles LXC's halt signal.
+		init = "/usr/bin/pvr-sdk"
 	default:
-		return "", fmt.Errorf("container %s: %w %q (want %s or %s)", s.Name, ErrTemplate, s.Template, Mgmt, Network)
+		return "", fmt.Errorf("container %s: %w %q (want one of %s)", s.Name, ErrTemplate, s.Template, strings.Join(Templates(), ", "))
 	}
 	for p, data := range files {
 		mode := os.FileMode(0o644)
@@ -247,8 +277,21 @@ func (s Spec) rootfs(dir string) (init string, err error) {
 			return "", err
 		}
 	}
-	return "/sbin/pv-init", nil
+	if init == "" {
+		init = "/sbin/pv-init"
+	}
+	return init, nil
 }
+
+// SDKConfig is the pvr-sdk container's built-in config.json: the seeds'
+// shape, listening on the device's loopback only.
+const SDKConfig = `{
+  "httpd": {
+    "listen": "127.0.0.1",
+    "port": "12368"
+  }
+}
+`
 
 // Build makes the state entries of one default container.
 func Build(ctx context.Context, s Spec) (Entries, error) {
@@ -294,7 +337,7 @@ func RunJSON(name, template string) (json.RawMessage, error) {
 		"storage":     map[string]any{"lxc-overlay": map[string]string{"persistence": "boot"}},
 	}
 	switch template {
-	case Mgmt:
+	case Mgmt, SDK:
 		run["roles"] = []string{"mgmt"}
 		run["group"] = "platform"
 	case Network:

@@ -105,8 +105,8 @@ func (r *Recipe) Validate() error {
 			return invalid(key, "needs source or template")
 		case c.Source != "" && c.Template != "":
 			return invalid(key, "source and template exclude each other")
-		case c.Template != "" && c.Template != "mgmt" && c.Template != "network":
-			return invalid(key+".template", "%q: want mgmt or network", c.Template)
+		case c.Template != "" && c.Template != "mgmt" && c.Template != "network" && c.Template != "pvr-sdk":
+			return invalid(key+".template", "%q: want mgmt, network or pvr-sdk", c.Template)
 		}
 		if seen["container "+c.Name] {
 			return invalid(key+".name", "%q listed twice", c.Name)

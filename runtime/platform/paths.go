@@ -120,6 +120,7 @@ func (ps Paths) LXC(p *state.Platform, group, rev string) lxc.Spec {
 		ConfigOverlay:  ps.Layout().ConfigOverlay(p.Name),
 		RunDir:         ps.Run,
 		Rev:            rev,
+		LogDir:         ps.Logs,
 		Mgmt:           p.Mgmt(),
 		LogLevel:       ps.LXCLogLevel,
 		AutoModFw:      p.AutoModFw,

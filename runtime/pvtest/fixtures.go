@@ -30,12 +30,15 @@ const (
 	KindCrasher = "crasher"
 	// KindReady has status_goal READY and signals it with pvcontrol.
 	KindReady = "ready"
+	// KindSDK is the pvr-sdk platform (roles ["mgmt"], group platform):
+	// the pvr-sdk program as init on 127.0.0.1:12368, pvcontrol beside it.
+	KindSDK = "pvr-sdk"
 )
 
 // CrashAfter is how long a crasher container lives, in seconds.
 const CrashAfter = 3
 
-var kinds = map[string]bool{KindControl: true, KindNobody: true, KindPlain: true, KindCrasher: true, KindReady: true}
+var kinds = map[string]bool{KindControl: true, KindNobody: true, KindPlain: true, KindCrasher: true, KindReady: true, KindSDK: true}
 
 // Kinds lists the builtin fixture kinds, sorted.
 func Kinds() []string {
@@ -81,7 +84,12 @@ type Fixtures struct {
 	CacheDir string
 	// Pvcontrol is the static pvcontrol binary put into containers.
 	Pvcontrol string
+	// PvrSDK is the static pvr-sdk binary of the pvr-sdk fixture.
+	PvrSDK string
 }
+
+// sdkConfig is the pvr-sdk fixture's built-in config.json (loopback).
+const sdkConfig = "{\n  \"httpd\": {\n    \"listen\": \"127.0.0.1\",\n    \"port\": \"12368\"\n  }\n}\n"
 
 // initFor returns the /sbin/init of a kind.
 func initFor(kind string) string {
@@ -103,12 +111,23 @@ func (f *Fixtures) Build(spec string) (string, error) {
 		return "", err
 	}
 	var files []rootfs.File
-	if kind == KindControl || kind == KindNobody || kind == KindReady || kind == KindPlain {
+	if kind == KindControl || kind == KindNobody || kind == KindReady || kind == KindPlain || kind == KindSDK {
 		pc, err := os.ReadFile(f.Pvcontrol)
 		if err != nil {
 			return "", fmt.Errorf("fixture %s: %w", spec, err)
 		}
 		files = append(files, rootfs.File{Path: "/usr/bin/pvcontrol", Mode: 0o755, Data: pc})
+	}
+	conf := rootfs.Conf{Name: name}
+	if kind == KindSDK {
+		sdk, err := os.ReadFile(f.PvrSDK)
+		if err != nil {
+			return "", fmt.Errorf("fixture %s: %w", spec, err)
+		}
+		files = append(files, rootfs.File{Path: "/usr/bin/pvr-sdk", Mode: 0o755, Data: sdk},
+			rootfs.File{Path: "/etc/pvr-sdk/config.json", Mode: 0o644, Data: []byte(sdkConfig)})
+		// pvr-sdk is PID 1 itself and handles LXC's halt signal.
+		conf.Init = "/usr/bin/pvr-sdk"
 	}
 	img, err := rootfs.Build(rootfs.Options{CacheDir: filepath.Join(f.CacheDir, "rootfs"), Init: initFor(kind), Files: files})
 	if err != nil {
@@ -133,9 +152,11 @@ func (f *Fixtures) Build(spec string) (string, error) {
 		run["status_goal"] = "READY"
 	case KindCrasher:
 		run["roles"] = []string{"nobody"}
+	case KindSDK:
+		run["roles"] = []string{"mgmt"}
+		run["group"] = "platform"
 	}
-	conf := []byte(rootfs.LXCConf(rootfs.Conf{Name: name}))
-	return writeExport(f.CacheDir, name, run, map[string]string{"root.squashfs": img}, map[string][]byte{"lxc.container.conf": conf})
+	return writeExport(f.CacheDir, name, run, map[string]string{"root.squashfs": img}, map[string][]byte{"lxc.container.conf": []byte(rootfs.LXCConf(conf))})
 }
 
 // writeExport writes (once per content) a pvr export tarball: json plus

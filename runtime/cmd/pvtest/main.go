@@ -47,6 +47,7 @@ const usage = `usage:
   pvtest children <pid>
   pvtest unixsend <socket>   (data on stdin)
   pvtest http [-host H] <socket> <METHOD> <path> [body]
+  pvtest pvr clone <repo> <dir> | set <dir> <key> <value> | post <repo> <dir> <msg> [rev]
 `
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -72,6 +73,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return unixSend(ctx, args, stdin, stdout)
 	case "http":
 		return httpCmd(ctx, args, stdout)
+	case "pvr":
+		return pvrCmd(ctx, args, stdout)
 	case childCmd:
 		return child(ctx, args, stdin, stdout, stderr)
 	case "help", "-h", "--help":

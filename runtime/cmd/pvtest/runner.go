@@ -147,7 +147,7 @@ func runTests(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	} else {
 		defer os.RemoveAll(work)
 	}
-	fx := &pvtest.Fixtures{CacheDir: cache, Pvcontrol: filepath.Join(pkgDir, "bin", "pvcontrol")}
+	fx := &pvtest.Fixtures{CacheDir: cache, Pvcontrol: filepath.Join(pkgDir, "bin", "pvcontrol"), PvrSDK: filepath.Join(pkgDir, "bin", "pvr-sdk")}
 	fxDir := filepath.Join(work, "fixtures")
 	if err := os.MkdirAll(fxDir, 0o755); err != nil {
 		return err

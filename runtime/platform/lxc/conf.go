@@ -225,19 +225,27 @@ func PayloadCgroup(name string) string { return "lxc/" + name }
 // MonitorCgroup is the cgroup of the container's LXC monitor process.
 func MonitorCgroup(name string) string { return "lxc.monitor/" + name }
 
+// logDir is the source of the /pantavisor/logs mounts.
+func (s Spec) logDir() string {
+	if s.LogDir != "" {
+		return s.LogDir
+	}
+	return filepath.Join(s.RunDir, "logs")
+}
+
 // roleMounts returns the /pantavisor binds for spec's role (spec §7).
 func roleMounts(spec Spec) []Item {
 	if spec.RunDir == "" {
 		return nil
 	}
-	run := spec.RunDir
+	run, logs := spec.RunDir, spec.logDir()
 	entry := func(src, dst, opts string) Item {
 		return Item{"lxc.mount.entry", src + " " + dst + " none " + opts + " 0 0"}
 	}
 	if spec.Mgmt {
 		return []Item{
 			entry(run, "pantavisor", "bind,ro,create=dir"),
-			entry(filepath.Join(run, "logs"), "pantavisor/logs", "bind,ro,create=dir"),
+			entry(logs, "pantavisor/logs", "bind,ro,create=dir"),
 			entry(filepath.Join(run, "user-meta"), "pantavisor/user-meta", "bind,ro,create=dir"),
 			entry(filepath.Join(run, "device-meta"), "pantavisor/device-meta", "bind,ro,create=dir"),
 		}
@@ -247,7 +255,7 @@ func roleMounts(spec Spec) []Item {
 		// first; optional keeps such a start from failing.
 		entry(filepath.Join(run, "pv-ctrl-log"), "pantavisor/pv-ctrl-log", "bind,rw,create=file,optional"),
 		entry(filepath.Join(run, "pv-ctrl"), "pantavisor/pv-ctrl", "bind,rw,create=file,optional"),
-		entry(filepath.Join(run, "logs", spec.Rev, spec.Name), "pantavisor/logs", "bind,ro,create=dir"),
+		entry(filepath.Join(logs, spec.Rev, spec.Name), "pantavisor/logs", "bind,ro,create=dir"),
 		entry(filepath.Join(run, "user-meta."+spec.Name), "pantavisor/user-meta", "bind,ro,create=dir"),
 		entry(filepath.Join(run, "device-meta."+spec.Name), "pantavisor/device-meta", "bind,ro,create=dir"),
 	}
@@ -259,12 +267,14 @@ func RoleDirs(spec Spec) []string {
 	if spec.RunDir == "" {
 		return nil
 	}
-	run := spec.RunDir
+	run, logs := spec.RunDir, spec.logDir()
 	if spec.Mgmt {
-		return []string{filepath.Join(run, "logs"), filepath.Join(run, "user-meta"), filepath.Join(run, "device-meta")}
+		// $RUN/logs is also the mount point of the log tree inside the
+		// read-only /pantavisor bind.
+		return []string{logs, filepath.Join(run, "logs"), filepath.Join(run, "user-meta"), filepath.Join(run, "device-meta")}
 	}
 	return []string{
-		filepath.Join(run, "logs", spec.Rev, spec.Name),
+		filepath.Join(logs, spec.Rev, spec.Name),
 		filepath.Join(run, "user-meta."+spec.Name),
 		filepath.Join(run, "device-meta."+spec.Name),
 	}

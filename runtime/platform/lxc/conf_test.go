@@ -129,6 +129,13 @@ func TestRender(t *testing.T) {
 	if got := values(items, "lxc.mount.entry"); strings.Join(got, "|") != strings.Join(wantMounts, "|") {
 		t.Errorf("Render(mgmt) mounts = %q, want %q", got, wantMounts)
 	}
+	// The log tree, when given, is what /pantavisor/logs shows.
+	spec.LogDir = "/storage/logs"
+	items, _, _ = Render(spec, own[:2], false)
+	if got := values(items, "lxc.mount.entry"); len(got) < 2 || got[1] != "/storage/logs pantavisor/logs none bind,ro,create=dir 0 0" {
+		t.Errorf("Render(mgmt, LogDir) mounts = %q, want /storage/logs on pantavisor/logs", got)
+	}
+	spec.LogDir = ""
 	if got := values(items, "lxc.cgroup.devices.allow"); len(got) != 1 {
 		t.Errorf("Render(hybrid) lxc.cgroup.devices.allow = %q, want kept", got)
 	}

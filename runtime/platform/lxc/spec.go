@@ -55,8 +55,12 @@ type Spec struct {
 	RootfsMount string
 	// RunDir is $RUN, the source of the /pantavisor mounts ("" = none).
 	RunDir string
-	// Rev is the running revision (non-mgmt logs are $RUN/logs/<rev>/<name>).
+	// Rev is the running revision (non-mgmt logs are <logs>/<rev>/<name>).
 	Rev string
+	// LogDir is the log tree mounted at /pantavisor/logs (all of it for
+	// mgmt, <rev>/<name> otherwise); "" = $RUN/logs. Upstream's $RUN/logs
+	// is that tree, so mgmt tools such as pvr-sdk's logs API read it.
+	LogDir string
 	// Mgmt selects the mgmt role mounts.
 	Mgmt bool
 	// LogFile and LogLevel set lxc.log.file and lxc.log.level. Without a
