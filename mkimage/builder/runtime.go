@@ -21,6 +21,8 @@ type binaries struct {
 	// StaticPvcontrol is pvcontrol built with CGO_ENABLED=0 for
 	// management containers.
 	StaticPvcontrol string
+	// StaticPvcurl is pvcurl, likewise.
+	StaticPvcurl string
 	// Init is the name of the program /init points at.
 	Init string
 }
@@ -151,7 +153,7 @@ func (b *run) buildRuntime(ctx context.Context, pk *packages) (*binaries, string
 	}
 	for _, c := range b.r.Containers {
 		if c.Template == "mgmt" && b.o.MergeSrc == "" {
-			static = append(static, "./runtime/cmd/pvcontrol")
+			static = append(static, "./runtime/cmd/pvcontrol", "./runtime/cmd/pvcurl")
 			break
 		}
 	}
@@ -184,6 +186,8 @@ func (b *run) buildRuntime(ctx context.Context, pk *packages) (*binaries, string
 		switch filepath.Base(p) {
 		case "pvcontrol":
 			bin.StaticPvcontrol = filepath.Join(sdir, "pvcontrol")
+		case "pvcurl":
+			bin.StaticPvcurl = filepath.Join(sdir, "pvcurl")
 		case "pv-smoke-init":
 			bin.Files["pv-smoke-init"] = filepath.Join(sdir, "pv-smoke-init")
 		}
