@@ -178,6 +178,10 @@ func (s *Server) Serve() error {
 // killed) and waits for the connection goroutines.
 func (s *Server) Close() error {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
 	s.closed = true
 	for c := range s.open {
 		c.Close()

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -322,6 +323,42 @@ func TestValidContainer(t *testing.T) {
 		"-o": false, "a b": false, strings.Repeat("a", 129): false, "x;rm": false} {
 		if got := validContainer(name); got != want {
 			t.Errorf("validContainer(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// TestCloseEndsSessions: closing the server (DISABLE_SSH, shutdown) hangs
+// up the clients and kills their processes.
+func TestCloseEndsSessions(t *testing.T) {
+	c := newClient(t)
+	srv := start(t, static(c.pub), Options{})
+	_, port, _ := net.SplitHostPort(srv.Addr().String())
+	cmd := exec.Command("ssh", append(c.args(port, "-p"), "/@127.0.0.1", "echo $$; exec sleep 1000")...)
+	cmd.Env = append(os.Environ(), "HOME="+c.dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if _, err := fmt.Fscan(out, &pid); err != nil || pid <= 0 {
+		t.Fatalf("session pid: %d, %v", pid, err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+	if err := cmd.Wait(); err == nil {
+		t.Errorf("ssh exited 0 after the server closed, want a lost connection")
+	}
+	for end := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.Contains(string(b), ") Z ") {
+			break // gone (or a zombie waiting for its reaper)
+		}
+		if time.Now().After(end) {
+			t.Fatalf("session process %d still runs after Close", pid)
 		}
 	}
 }
