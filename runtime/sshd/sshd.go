@@ -10,8 +10,9 @@
 //
 // Only public keys log in (authorized_keys text, read at every login so a
 // user-meta change applies at once); no passwords. Connections, logins in
-// progress and sessions per connection are bounded, and a login must
-// finish within HandshakeTimeout, so a flood cannot exhaust the daemon.
+// progress (overall and per remote host) and sessions per connection are
+// bounded, and a login must finish within HandshakeTimeout, so a flood
+// cannot exhaust the daemon.
 //
 //	srv, err := sshd.Listen(sshd.Options{Addr: ":8222", HostKeyDir: dir,
 //		AuthorizedKeys: read, Enter: enter, Log: log})
@@ -38,6 +39,7 @@ const (
 	DefaultAddr        = ":8222"
 	DefaultMaxConns    = 16
 	DefaultMaxPending  = 8
+	DefaultMaxPerHost  = 3
 	DefaultMaxSessions = 4
 	HandshakeTimeout   = 20 * time.Second
 )
@@ -62,8 +64,12 @@ type Options struct {
 	Shell string   // the host's shell; "/bin/sh" when empty
 	Env   []string // environment of host sessions (TERM is added)
 
-	MaxConns    int // connections at once; DefaultMaxConns when 0
-	MaxPending  int // connections still logging in; DefaultMaxPending when 0
+	MaxConns   int // connections at once; DefaultMaxConns when 0
+	MaxPending int // connections still logging in; DefaultMaxPending when 0
+	// MaxPerHost bounds the logins in progress from one address, so a
+	// single host cannot take every MaxPending slot; DefaultMaxPerHost
+	// when 0.
+	MaxPerHost  int
 	MaxSessions int // sessions per connection; DefaultMaxSessions when 0
 
 	Log *slog.Logger
@@ -78,10 +84,11 @@ type Server struct {
 	pending chan struct{} // semaphore: connections in their handshake
 	log     *slog.Logger
 
-	mu     sync.Mutex
-	open   map[net.Conn]struct{}
-	closed bool
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	open    map[net.Conn]struct{}
+	perHost map[string]int // logins in progress by remote address
+	closed  bool
+	wg      sync.WaitGroup
 }
 
 // Listen loads (or makes) the host key and binds the listen address.
@@ -98,6 +105,9 @@ func Listen(o Options) (*Server, error) {
 	if o.MaxPending <= 0 {
 		o.MaxPending = DefaultMaxPending
 	}
+	if o.MaxPerHost <= 0 {
+		o.MaxPerHost = DefaultMaxPerHost
+	}
 	if o.MaxSessions <= 0 {
 		o.MaxSessions = DefaultMaxSessions
 	}
@@ -106,7 +116,7 @@ func Listen(o Options) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{o: o, log: log, conns: make(chan struct{}, o.MaxConns),
-		pending: make(chan struct{}, o.MaxPending), open: map[net.Conn]struct{}{}}
+		pending: make(chan struct{}, o.MaxPending), open: map[net.Conn]struct{}{}, perHost: map[string]int{}}
 	key, err := loadHostKey(o.HostKeyDir, log)
 	if err != nil {
 		return nil, fmt.Errorf("ssh: %w", err)
@@ -158,18 +168,24 @@ func (s *Server) Serve() error {
 			c.Close()
 			continue
 		}
-		if !s.track(c) {
+		host := remoteHost(c)
+		ok, closed := s.track(c, host)
+		if !ok {
 			<-s.pending
 			<-s.conns
 			c.Close()
-			return nil
+			if closed {
+				return nil
+			}
+			s.log.Warn("ssh: too many logins in progress from one host: refused", "remote", c.RemoteAddr(), "max", s.o.MaxPerHost)
+			continue
 		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			defer func() { <-s.conns }()
 			defer s.untrack(c)
-			s.serveConn(c)
+			s.serveConn(c, host)
 		}()
 	}
 }
@@ -192,14 +208,38 @@ func (s *Server) Close() error {
 	return err
 }
 
-func (s *Server) track(c net.Conn) bool {
+// track registers a new connection, counting it as a login in progress
+// of host; ok is false when the server is closed or host has too many.
+func (s *Server) track(c net.Conn, host string) (ok, closed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return false
+		return false, true
 	}
+	if s.perHost[host] >= s.o.MaxPerHost {
+		return false, false
+	}
+	s.perHost[host]++
 	s.open[c] = struct{}{}
-	return true
+	return true, false
+}
+
+// loggedIn ends the login in progress of host (whatever its outcome).
+func (s *Server) loggedIn(host string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perHost[host]--; s.perHost[host] <= 0 {
+		delete(s.perHost, host)
+	}
+}
+
+// remoteHost is the IP of a connection's peer.
+func remoteHost(c net.Conn) string {
+	h, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return c.RemoteAddr().String()
+	}
+	return h
 }
 
 func (s *Server) untrack(c net.Conn) {
@@ -235,9 +275,10 @@ func (s *Server) checkKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permis
 
 // serveConn runs one connection: the handshake within HandshakeTimeout,
 // then its channels.
-func (s *Server) serveConn(c net.Conn) {
+func (s *Server) serveConn(c net.Conn, host string) {
 	_ = c.SetDeadline(time.Now().Add(HandshakeTimeout))
 	sc, chans, reqs, err := ssh.NewServerConn(c, s.cfg)
+	s.loggedIn(host)
 	<-s.pending
 	if err != nil {
 		s.log.Debug("ssh: handshake", "remote", c.RemoteAddr(), "err", err)

@@ -362,3 +362,41 @@ func TestCloseEndsSessions(t *testing.T) {
 		}
 	}
 }
+
+// TestFloodOneHost: one host's logins in progress are bounded below the
+// overall limit, so another host still logs in.
+func TestFloodOneHost(t *testing.T) {
+	c := newClient(t)
+	srv := start(t, static(c.pub), Options{MaxPerHost: 2})
+	var idle []net.Conn
+	defer func() {
+		for _, conn := range idle {
+			conn.Close()
+		}
+	}()
+	for range 2 {
+		conn, err := net.Dial("tcp", srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, conn)
+		conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		b := make([]byte, 4)
+		if _, err := io.ReadFull(conn, b); err != nil || string(b) != "SSH-" {
+			t.Fatalf("banner = %q, %v", b, err)
+		}
+	}
+	extra, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	extra.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if n, err := extra.Read(make([]byte, 16)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("a third login in progress from one host read %d bytes, %v; want it closed", n, err)
+	}
+	// another address of the loopback network is another host
+	if out, errs, code := c.ssh(t, srv, "", "-b", "127.0.0.2", "/@127.0.0.1", "echo other"); out != "other\n" {
+		t.Errorf("login from 127.0.0.2 during the flood = %q, %q, exit %d; want other", out, errs, code)
+	}
+}
