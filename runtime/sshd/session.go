@@ -37,6 +37,10 @@ type session struct {
 // serve answers the channel's requests until the process started by
 // shell/exec/subsystem ends, the client closes it, or ctx ends.
 func (ss *session) serve(ctx context.Context, reqs <-chan *ssh.Request) {
+	// The session's process lives as long as the session: a client that
+	// closes the channel (or the connection) ends it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	defer ss.ch.Close()
 	defer func() {
 		if ss.pty != nil {
@@ -56,16 +60,7 @@ func (ss *session) serve(ctx context.Context, reqs <-chan *ssh.Request) {
 			return
 		case r, ok := <-reqs:
 			if !ok {
-				if !started {
-					return
-				}
-				// The client closed its side: wait for the process,
-				// which the hangup ends.
-				select {
-				case <-done:
-				case <-ctx.Done():
-				}
-				return
+				return // the client closed the channel
 			}
 			ok = false
 			switch r.Type {
@@ -257,18 +252,30 @@ func (ss *session) run(ctx context.Context, cmd *exec.Cmd, done chan<- uint32) e
 		// Not waited for: the client may never close stdin.
 		go func() { _, _ = io.Copy(stdin, ss.ch); stdin.Close() }()
 	}
+	var mu sync.Mutex
 	exited := make(chan struct{})
 	go func() {
 		select {
 		case <-ctx.Done():
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGHUP)
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			// Only while the process is not reaped, when its group id
+			// is still its own (a kill racing the reaping itself could
+			// only hit a reused id after a pid wrap-around).
+			mu.Lock()
+			select {
+			case <-exited:
+			default:
+				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGHUP)
+				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			}
+			mu.Unlock()
 		case <-exited:
 		}
 	}()
 	go func() {
 		err := cmd.Wait()
+		mu.Lock()
 		close(exited)
+		mu.Unlock()
 		// The pty's last output is read before the status is sent; a
 		// grandchild holding the pty open is not waited for.
 		drained := make(chan struct{})

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -398,5 +399,55 @@ func TestFloodOneHost(t *testing.T) {
 	// another address of the loopback network is another host
 	if out, errs, code := c.ssh(t, srv, "", "-b", "127.0.0.2", "/@127.0.0.1", "echo other"); out != "other\n" {
 		t.Errorf("login from 127.0.0.2 during the flood = %q, %q, exit %d; want other", out, errs, code)
+	}
+}
+
+// TestChannelCloseEndsProcess: a client that closes a session channel but
+// keeps the connection does not leave its process running (nor holding a
+// session slot).
+func TestChannelCloseEndsProcess(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	signer, _ := ssh.NewSignerFromKey(priv)
+	srv := start(t, static(string(ssh.MarshalAuthorizedKey(signer.PublicKey()))), Options{MaxSessions: 1})
+	c, err := ssh.Dial("tcp", srv.Addr().String(), &ssh.ClientConfig{User: "/", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, _ := c.NewSession()
+	out, _ := s.StdoutPipe()
+	if err := s.Start("echo $$; exec sleep 1000"); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if _, err := fmt.Fscan(out, &pid); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for end := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.Contains(string(b), ") Z ") {
+			break
+		}
+		if time.Now().After(end) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("process %d of a closed session still runs", pid)
+		}
+	}
+	// the one session slot is free again
+	var got []byte
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		s2, err := c.NewSession()
+		if err != nil {
+			continue
+		}
+		got, err = s2.Output("echo again")
+		if err == nil {
+			break
+		}
+	}
+	if string(got) != "again\n" {
+		t.Errorf("second session = %q, want again", got)
 	}
 }
