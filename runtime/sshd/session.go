@@ -156,6 +156,22 @@ func (ss *session) start(ctx context.Context, r *ssh.Request, done chan<- uint32
 		if err := ssh.Unmarshal(r.Payload, &req); err != nil || len(req.Command) > maxCommand {
 			return false, errors.New("bad exec request")
 		}
+		if host {
+			if paths, rec, times, ok, err := scpCommand(req.Command); ok {
+				if err != nil {
+					return false, err
+				}
+				go func() {
+					code := uint32(0)
+					if err := scpSource(ss.ch, paths, rec, times); err != nil {
+						ss.srv.log.Info("ssh: scp", "user", ss.user, "err", err)
+						code = 1
+					}
+					done <- code
+				}()
+				return true, nil
+			}
+		}
 		argv = []string{ss.srv.o.Shell, "-c", req.Command}
 		if !host {
 			argv[0] = "/bin/sh"
