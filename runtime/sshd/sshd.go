@@ -6,7 +6,7 @@
 //	ssh -p 8222 /@<ip>                        host shell
 //	ssh -p 8222 -l/ <ip> cat /storage/corepv  host command
 //	ssh -p 8222 <container>@<ip>              shell in the container
-//	scp -P 8222 /@<ip>:/storage/file .        SFTP (host only)
+//	scp -P 8222 /@<ip>:/storage/file .        SFTP, or scp -O (host only)
 //
 // Only public keys log in (authorized_keys text, read at every login so a
 // user-meta change applies at once); no passwords. Connections, logins in
