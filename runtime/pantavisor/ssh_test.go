@@ -94,3 +94,41 @@ func await(t *testing.T, what string, cond func() bool) {
 	}
 	t.Fatalf("%s: not reached in 30s", what)
 }
+
+// TestSSHKeysFile: PV_DEBUG_SSH_AUTHORIZED_KEYS names a file of
+// <PV_SYSTEM_ETCPANTAVISORDIR>/ssh (where pv-appengine installs pvtest's
+// key); the user-meta key is then not used.
+func TestSSHKeysFile(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	etc := t.TempDir()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	signer, _ := ssh.NewSignerFromKey(priv)
+	os.MkdirAll(filepath.Join(etc, "ssh"), 0o755)
+	os.WriteFile(filepath.Join(etc, "ssh", "pvtest-authorized_keys"), ssh.MarshalAuthorizedKey(signer.PublicKey()), 0o644)
+	in := start(t, newStorage(t), func(o *Options) {
+		o.SSHAddr = addr
+		o.Env = append(o.Env, "PV_DEBUG_SSH_AUTHORIZED_KEYS=../pvtest-authorized_keys", "PV_SYSTEM_ETCPANTAVISORDIR="+etc)
+	})
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	otherSigner, _ := ssh.NewSignerFromKey(other)
+	if code, b := in.call(t, "PUT", "/user-meta/"+SSHKeysMeta, bytes.NewReader(ssh.MarshalAuthorizedKey(otherSigner.PublicKey()))); code != 200 {
+		t.Fatalf("PUT user-meta = %d %s", code, b)
+	}
+	login := func(s ssh.Signer) error {
+		c, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{User: "_pv_", Auth: []ssh.AuthMethod{ssh.PublicKeys(s)},
+			HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	await(t, "login with the file's key", func() bool { return login(signer) == nil })
+	if err := login(otherSigner); err == nil {
+		t.Errorf("the user-meta key logged in, want only the file's")
+	}
+}
