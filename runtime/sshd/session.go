@@ -147,9 +147,10 @@ func (ss *session) start(ctx context.Context, r *ssh.Request, done chan<- uint32
 	var argv []string
 	switch r.Type {
 	case "shell":
-		argv = []string{ss.srv.o.Shell}
+		// a login shell, as dropbear starts (reads /etc/profile)
+		argv = []string{ss.srv.o.Shell, "-l"}
 		if !host {
-			argv = []string{"/bin/sh"}
+			argv[0] = "/bin/sh"
 		}
 	case "exec":
 		var req struct{ Command string }

@@ -133,6 +133,11 @@ func TestHostPTY(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "/dev/pts/") || !strings.Contains(out, "term=xterm") {
 		t.Errorf("ssh -tt tty = %q, %q, exit %d; want a /dev/pts/N and TERM=xterm", out, errs, code)
 	}
+	// an interactive login shell fed from stdin
+	out, errs, code = c.ssh(t, srv, "echo shell-$((6*7))\nexit 4\n", "-tt", "/@127.0.0.1")
+	if code != 4 || !strings.Contains(out, "shell-42") {
+		t.Errorf("ssh -tt shell = %q, %q, exit %d; want shell-42, exit 4", out, errs, code)
+	}
 }
 
 // TestCopyOut fetches a file of storage as the seeds do for core dumps:
