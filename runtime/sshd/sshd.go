@@ -138,6 +138,7 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Serve accepts connections until Close; it returns nil after Close.
 func (s *Server) Serve() error {
+	var delay time.Duration
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
@@ -147,12 +148,17 @@ func (s *Server) Serve() error {
 			if closed {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("ssh: accept: %w", err)
 			}
-			return fmt.Errorf("ssh: accept: %w", err)
+			// Out of descriptors and the like: back off and go on, as
+			// net/http does; the server must outlive a burst.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("ssh: accept", "err", err, "retry in", delay)
+			time.Sleep(delay)
+			continue
 		}
+		delay = 0
 		select {
 		case s.conns <- struct{}{}:
 		default:

@@ -2,6 +2,7 @@ package sshd
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
@@ -454,5 +455,108 @@ func TestChannelCloseEndsProcess(t *testing.T) {
 	}
 	if string(got) != "again\n" {
 		t.Errorf("second session = %q, want again", got)
+	}
+}
+
+// logWatch is a slog handler that reports messages on a channel.
+type logWatch struct {
+	slog.Handler
+	msgs chan string
+}
+
+func (w logWatch) Handle(ctx context.Context, r slog.Record) error {
+	select {
+	case w.msgs <- r.Message:
+	default:
+	}
+	return w.Handler.Handle(ctx, r)
+}
+
+// TestAcceptOutOfFiles: running out of file descriptors makes accept fail
+// for a while; the server goes on serving once they are back.
+func TestAcceptOutOfFiles(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	signer, _ := ssh.NewSignerFromKey(priv)
+	watch := logWatch{tlog(t).Handler(), make(chan string, 64)}
+	keys := ssh.MarshalAuthorizedKey(signer.PublicKey())
+	srv, err := Listen(Options{Addr: "127.0.0.1:0", HostKeyDir: t.TempDir(), Log: slog.New(watch),
+		AuthorizedKeys: func() ([]byte, error) { return keys, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve() }()
+	defer func() {
+		srv.Close()
+		if err := <-errc; err != nil {
+			t.Errorf("Serve() = %v, want nil after Close", err)
+		}
+	}()
+
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	fds, _ := os.ReadDir("/proc/self/fd")
+	low := lim
+	low.Cur = uint64(len(fds) + 16)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	var files []*os.File
+	release := func() {
+		for _, f := range files {
+			f.Close()
+		}
+		files = nil
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	defer release()
+	for {
+		f, err := os.Open("/dev/null")
+		if err != nil {
+			break
+		}
+		files = append(files, f)
+	}
+	// one descriptor for the client's socket; the server's accept has none
+	files[len(files)-1].Close()
+	files = files[:len(files)-1]
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := ssh.Dial("tcp", srv.Addr().String(), &ssh.ClientConfig{User: "/", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+			HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 60 * time.Second})
+		if err != nil {
+			done <- result{"", err}
+			return
+		}
+		defer c.Close()
+		s, _ := c.NewSession()
+		out, err := s.Output("echo served")
+		done <- result{string(out), err}
+	}()
+wait:
+	for {
+		select {
+		case msg := <-watch.msgs:
+			if msg == "ssh: accept" {
+				break wait // it failed, and waits
+			}
+		case err := <-errc:
+			release()
+			errc <- nil // for the deferred Close
+			t.Fatalf("Serve() = %v while out of descriptors, want it to go on", err)
+		case <-time.After(60 * time.Second):
+			t.Fatal("accept did not fail out of descriptors")
+		}
+	}
+	release()
+	r := <-done
+	if r.err != nil || r.out != "served\n" {
+		t.Errorf("login after running out of descriptors = %q, %v; want served", r.out, r.err)
 	}
 }
