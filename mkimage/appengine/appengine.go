@@ -16,7 +16,7 @@
 //	install                               install script (package only)
 //	bin/pantavisor                        daemon (cgo: links liblxc)
 //	bin/pv-appengine                      boot loop (static)
-//	bin/pvcontrol, bin/pvtx               static CLIs
+//	bin/pvcontrol, bin/pvtx, bin/pvcurl   static CLIs
 //	bin/pventer                           enter a container (cgo)
 //	etc/pantavisor-appengine.config       config template (@PREFIX@, @STORAGE@)
 //	etc/pantavisor/pvs/trust/             signature trust stores
@@ -56,6 +56,7 @@ var Binaries = []Binary{
 	{Name: "pv-appengine", Pkg: "./runtime/cmd/pv-appengine"},
 	{Name: "pvcontrol", Pkg: "./runtime/cmd/pvcontrol"},
 	{Name: "pvtx", Pkg: "./runtime/cmd/pvtx"},
+	{Name: "pvcurl", Pkg: "./runtime/cmd/pvcurl"},
 	{Name: "pventer", Pkg: "./runtime/cmd/pventer", Cgo: true},
 }
 
