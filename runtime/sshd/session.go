@@ -80,7 +80,11 @@ func (ss *session) serve(ctx context.Context, reqs <-chan *ssh.Request) {
 				var err error
 				ok, err = ss.start(ctx, r, done)
 				if err != nil {
-					fmt.Fprintf(ss.ch.Stderr(), "pantavisor: %v\r\n", err)
+					eol := "\n"
+					if ss.pty != nil {
+						eol = "\r\n" // the client's terminal is raw
+					}
+					fmt.Fprintf(ss.ch.Stderr(), "pantavisor: %v%s", err, eol)
 					ss.srv.log.Info("ssh: session refused", "user", ss.user, "request", r.Type, "err", err)
 				}
 				started = ok
