@@ -35,8 +35,9 @@ need_go() {
 # grub-editenv/grub-mkimage/grub-script-check (grub-common), fw_setenv
 # (libubootenv-tool), mkfs.vfat (dosfstools), mcopy (mtools), gcc
 # (build-essential), qemu-system-x86_64 (qemu-system-x86), mkimage
-# (u-boot-tools) and the U-Boot firmware of the arm boot tests (u-boot-qemu).
-runtime_pkgs="build-essential pkg-config lxc lxc-dev libcap-dev squashfs-tools e2fsprogs busybox-static util-linux mount bsdutils fdisk iproute2 xz-utils bzip2 cpio"
+# (u-boot-tools), the U-Boot firmware of the arm boot tests (u-boot-qemu)
+# and ssh/scp/ssh-keygen of the debug ssh tests (openssh-client).
+runtime_pkgs="build-essential pkg-config lxc lxc-dev libcap-dev squashfs-tools e2fsprogs busybox-static util-linux mount bsdutils fdisk iproute2 xz-utils bzip2 cpio openssh-client"
 image_pkgs="libubootenv-tool u-boot-tools u-boot-qemu gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-system-x86 qemu-system-arm ovmf seabios grub-efi-amd64-bin grub-pc-bin grub-common mtools dosfstools dpkg-dev"
 
 case $what in

@@ -16,7 +16,7 @@
 //	install                               install script (package only)
 //	bin/pantavisor                        daemon (cgo: links liblxc)
 //	bin/pv-appengine                      boot loop (static)
-//	bin/pvcontrol, bin/pvtx               static CLIs
+//	bin/pvcontrol, bin/pvtx, bin/pvcurl   static CLIs
 //	bin/pvr-sdk                           static, for the pvr-sdk container
 //	bin/pventer                           enter a container (cgo)
 //	etc/pantavisor-appengine.config       config template (@PREFIX@, @STORAGE@)
@@ -57,6 +57,7 @@ var Binaries = []Binary{
 	{Name: "pv-appengine", Pkg: "./runtime/cmd/pv-appengine"},
 	{Name: "pvcontrol", Pkg: "./runtime/cmd/pvcontrol"},
 	{Name: "pvtx", Pkg: "./runtime/cmd/pvtx"},
+	{Name: "pvcurl", Pkg: "./runtime/cmd/pvcurl"},
 	{Name: "pventer", Pkg: "./runtime/cmd/pventer", Cgo: true},
 	// pvr-sdk goes into the pvr-sdk fixture container (runtime/pvtest).
 	{Name: "pvr-sdk", Pkg: "./runtime/cmd/pvr-sdk"},

@@ -47,7 +47,7 @@ func (b *run) makeContainers(ctx context.Context, pk *packages, bin *binaries) (
 			e, err = container.LoadSource(b.repoFile(c.Source), filepath.Join(work, "src-"+c.Name))
 		} else {
 			e, err = container.Build(ctx, container.Spec{Name: c.Name, Template: c.Template, Busybox: pk.Busybox,
-				Pvcontrol: bin.StaticPvcontrol, PvrSDK: bin.StaticPvrSDK, Work: work, Epoch: b.o.Epoch, Comp: "xz", Cache: filepath.Join(b.o.Cache, "artifacts")})
+				Pvcontrol: bin.StaticPvcontrol, Pvcurl: bin.StaticPvcurl, PvrSDK: bin.StaticPvrSDK, Work: work, Epoch: b.o.Epoch, Comp: "xz", Cache: filepath.Join(b.o.Cache, "artifacts")})
 		}
 		if err != nil {
 			return all, "", fmt.Errorf("container %s: %w", c.Name, err)

@@ -23,6 +23,8 @@ type binaries struct {
 	StaticPvcontrol string
 	// StaticPvrSDK is the pvr-sdk container's program (CGO_ENABLED=0).
 	StaticPvrSDK string
+	// StaticPvcurl is pvcurl, likewise.
+	StaticPvcurl string
 	// Init is the name of the program /init points at.
 	Init string
 }
@@ -156,6 +158,9 @@ func (b *run) buildRuntime(ctx context.Context, pk *packages) (*binaries, string
 			if (c.Template == "mgmt" || c.Template == "pvr-sdk") && !slices.Contains(static, "./runtime/cmd/pvcontrol") {
 				static = append(static, "./runtime/cmd/pvcontrol")
 			}
+			if c.Template == "mgmt" && !slices.Contains(static, "./runtime/cmd/pvcurl") {
+				static = append(static, "./runtime/cmd/pvcurl")
+			}
 			if c.Template == "pvr-sdk" && !slices.Contains(static, "./runtime/cmd/pvr-sdk") {
 				static = append(static, "./runtime/cmd/pvr-sdk")
 			}
@@ -192,6 +197,8 @@ func (b *run) buildRuntime(ctx context.Context, pk *packages) (*binaries, string
 			bin.StaticPvcontrol = filepath.Join(sdir, "pvcontrol")
 		case "pvr-sdk":
 			bin.StaticPvrSDK = filepath.Join(sdir, "pvr-sdk")
+		case "pvcurl":
+			bin.StaticPvcurl = filepath.Join(sdir, "pvcurl")
 		case "pv-smoke-init":
 			bin.Files["pv-smoke-init"] = filepath.Join(sdir, "pv-smoke-init")
 		}

@@ -34,7 +34,7 @@ import (
 // Templates of the default containers.
 const (
 	// Mgmt is a management container (roles ["mgmt"], group platform):
-	// busybox and pvcontrol, idle init.
+	// busybox, pvcontrol and pvcurl, idle init.
 	Mgmt = "mgmt"
 	// Network brings up DHCP (busybox udhcpc) on the first NIC (group root).
 	Network = "network"
@@ -61,6 +61,8 @@ type Spec struct {
 	Pvcontrol string
 	// PvrSDK is the host path of a static pvr-sdk (SDK only).
 	PvrSDK string
+	// Pvcurl is the host path of a static pvcurl (Mgmt, optional).
+	Pvcurl string
 	// Work is a scratch directory for the rootfs and the outputs.
 	Work string
 	// Epoch stamps the squashfs.
@@ -238,6 +240,11 @@ func (s Spec) rootfs(dir string) (init string, err error) {
 		}
 		if err := copyFile(s.Pvcontrol, filepath.Join(dir, "usr/bin/pvcontrol"), 0o755); err != nil {
 			return "", fmt.Errorf("container %s: %w", s.Name, err)
+		}
+		if s.Pvcurl != "" {
+			if err := copyFile(s.Pvcurl, filepath.Join(dir, "usr/bin/pvcurl"), 0o755); err != nil {
+				return "", fmt.Errorf("container %s: %w", s.Name, err)
+			}
 		}
 	case Network:
 		files["sbin/pv-init"] = networkInit

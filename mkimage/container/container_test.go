@@ -35,7 +35,7 @@ func TestBuild(t *testing.T) {
 		testenv.Skipf(t, "mksquashfs not installed (Debian squashfs-tools)")
 	}
 	src := t.TempDir()
-	bb, pvc := fakeBin(t, src, "busybox"), fakeBin(t, src, "pvcontrol")
+	bb, pvc, pvcurl := fakeBin(t, src, "busybox"), fakeBin(t, src, "pvcontrol"), fakeBin(t, src, "pvcurl")
 	tests := []struct {
 		name, template string
 		wantRoles      bool
@@ -57,9 +57,13 @@ func TestBuild(t *testing.T) {
 				}
 				work := t.TempDir()
 				e, err := Build(context.Background(), Spec{Name: tc.name, Template: tc.template, Busybox: bb, Pvcontrol: pvc,
-					Work: work, Epoch: 1700000000, Cache: c})
+					Pvcurl: pvcurl, Work: work, Epoch: 1700000000, Cache: c})
 				if err != nil {
 					t.Fatalf("Build(%s) = %v", tc.template, err)
+				}
+				// pv-ctrl's clients are in the mgmt container
+				if _, err := os.Stat(filepath.Join(work, tc.name, "rootfs/usr/bin/pvcurl")); (err == nil) != (tc.template == Mgmt) {
+					t.Errorf("Build(%s) /usr/bin/pvcurl: %v", tc.template, err)
 				}
 				// The halt signal is trapped (TestInitStops runs it).
 				if init, err := os.ReadFile(filepath.Join(work, tc.name, "rootfs/sbin/pv-init")); err != nil || !strings.Contains(string(init), tc.wantInit) {

@@ -16,8 +16,9 @@ var updateDocs = flag.Bool("update", false, "rewrite docs/config-keys.md from th
 // keyNotes are remarks docs/config-keys.md shows beside a key.
 var keyNotes = map[string]string{
 	"PV_CONTROL_REMOTE":             "decides local or remote mode; there is no hub client yet",
-	"PV_DEBUG_SSH":                  "the ENABLE_SSH/DISABLE_SSH commands set it; there is no ssh server yet",
-	"PV_DEBUG_SSH_AUTHORIZED_KEYS":  "only pv-appengine reads it, to install its test key; there is no ssh server yet",
+	"PV_DEBUG_SSH":                  "the Go ssh server (runtime/sshd) on :8222; ENABLE_SSH/DISABLE_SSH set it until reboot; upstream's `prod` policy sets 0",
+	"PV_DEBUG_SSH_AUTHORIZED_KEYS":  "unset or `__default__`: user meta `pvr-sdk.authorized_keys`; a name: `<PV_SYSTEM_ETCPANTAVISORDIR>/ssh/<name>`; an absolute path: that file",
+	"PV_DROPBEAR_CACHE_DIR":         "keeps the ssh host key `ssh_host_ed25519_key` (OpenSSH format, made on first start)",
 	"PV_DISABLE_AUTODEV":            "upstream a pvr build argument of one container; here also device-wide",
 	"PV_DISK_EXPORTSDIR":            "containers export to /exports (the run dir in App Engine mode)",
 	"PV_LOG_MAXSIZE":                "file loggers keep 2 MiB, or run.json `logs[].maxsize`",
@@ -34,7 +35,6 @@ var areaText = map[area]string{
 	logs:       "container loggers and log capture",
 	network:    "the container network bridge",
 	secureboot: "object checksums and verity handlers",
-	ssh:        "the debug ssh server",
 	storage:    "storage layout options (exports, writable dirs, loop devices, extra volumes)",
 	system:     "system layout, sysctls, remount policy, security modules",
 	watchdog:   "the hardware watchdog",

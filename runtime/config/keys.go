@@ -54,7 +54,7 @@ func (k Key) String() string { return k.Name() }
 // warning (see Set).
 func (k Key) Implemented() bool { return k.d != nil && k.d.Todo == "" }
 
-// Todo names the area expected to implement the key ("hub", "ssh",
+// Todo names the area expected to implement the key ("hub", "network",
 // "watchdog"…), or "" when it is implemented.
 func (k Key) Todo() string {
 	if k.d == nil {
@@ -93,7 +93,6 @@ const (
 	logs       area = "logs"
 	network    area = "network"
 	secureboot area = "secureboot"
-	ssh        area = "ssh"
 	storage    area = "storage"
 	system     area = "system"
 	watchdog   area = "watchdog"
@@ -181,7 +180,7 @@ var (
 	DebugShell             = def(keyDef{Name: "PV_DEBUG_SHELL", Aliases: al("debug.shell"), Type: Bool, Default: "1", Levels: pvLevels})
 	DebugShellAutologin    = def(keyDef{Name: "PV_DEBUG_SHELL_AUTOLOGIN", Aliases: al("debug.shell.autologin"), Type: Bool, Default: "0", Levels: pvLevels})
 	DebugShellTimeout      = def(keyDef{Name: "PV_DEBUG_SHELL_TIMEOUT", Type: Duration, Default: "60", Levels: pvLevels})
-	DebugSSH               = def(keyDef{Name: "PV_DEBUG_SSH", Aliases: al("debug.ssh"), Type: Bool, Default: "1", Levels: pvLevels | oem | run, Todo: ssh})
+	DebugSSH               = def(keyDef{Name: "PV_DEBUG_SSH", Aliases: al("debug.ssh"), Type: Bool, Default: "1", Levels: pvLevels | oem | run})
 	DebugSSHAuthorizedKeys = def(keyDef{Name: "PV_DEBUG_SSH_AUTHORIZED_KEYS", Aliases: al("debug.ssh_authorized_keys"), Type: String, Levels: pvLevels | oem})
 )
 
@@ -190,7 +189,7 @@ var (
 	DiskExportsDir   = def(keyDef{Name: "PV_DISK_EXPORTSDIR", Type: String, Default: "/exports", Levels: pvLevels, Todo: storage})
 	DiskVolDir       = def(keyDef{Name: "PV_DISK_VOLDIR", Aliases: al("disk.voldir"), Type: String, Default: "/volumes", Levels: pvLevels})
 	DiskWritableDir  = def(keyDef{Name: "PV_DISK_WRITABLEDIR", Type: String, Default: "/writable", Levels: pvLevels, Todo: storage})
-	DropbearCacheDir = def(keyDef{Name: "PV_DROPBEAR_CACHE_DIR", Aliases: al("dropbear.cache.dir"), Type: String, Default: "/storage/cache/dropbear", Levels: pvLevels, Todo: ssh})
+	DropbearCacheDir = def(keyDef{Name: "PV_DROPBEAR_CACHE_DIR", Aliases: al("dropbear.cache.dir"), Type: String, Default: "/storage/cache/dropbear", Levels: pvLevels})
 )
 
 var (

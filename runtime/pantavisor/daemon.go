@@ -20,6 +20,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/logserver"
 	"github.com/pantavisor/pantavisor-go/runtime/metadata"
 	"github.com/pantavisor/pantavisor-go/runtime/signature"
+	"github.com/pantavisor/pantavisor-go/runtime/sshd"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 	"github.com/pantavisor/pantavisor-go/runtime/storage"
 	"golang.org/x/sys/unix"
@@ -52,6 +53,9 @@ type Daemon struct {
 	binds []string // bind mounts to undo on shutdown
 
 	shell *debugShell // console debug shell (embedded PID 1), nil when off
+
+	ssh       *sshd.Server // debug ssh server, nil when off (owned by the FSM goroutine)
+	sshFailed bool         // it could not listen; retried after DISABLE_SSH
 
 	cmds  chan command.Command
 	ready chan struct{}

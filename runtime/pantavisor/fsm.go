@@ -255,6 +255,7 @@ func (d *Daemon) factory() error {
 // wait is one WAIT round: drive platforms and the update, then sleep a
 // tick or until a command or container event arrives.
 func (d *Daemon) wait(ctx context.Context) (State, command.Command) {
+	d.syncSSH()
 	if p := d.platforms; p != nil {
 		if err := p.Step(ctx); err != nil {
 			d.log.Error("platforms", "err", err)
@@ -403,8 +404,10 @@ func (d *Daemon) finish(ctx context.Context, exit Exit) {
 	}
 }
 
-// shutdown closes the control socket and the log server.
+// shutdown closes the debug ssh server, the control socket and the log
+// server.
 func (d *Daemon) shutdown() {
+	d.stopSSH()
 	if d.srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		if err := d.srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {

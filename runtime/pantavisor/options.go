@@ -214,4 +214,10 @@ type Options struct {
 	Prepare func(ctx context.Context, mode Mode, get func(config.Key) string) error
 	// SystemReboot reboots or powers off the machine (embedded only).
 	SystemReboot func(poweroff bool) error
+	// SSHAddr is the debug ssh server's address (PV_DEBUG_SSH); "" is
+	// sshd.DefaultAddr, :8222.
+	SSHAddr string
+	// Pventer is the command that enters a container for ssh logins,
+	// before its arguments; nil is this binary's pventer applet.
+	Pventer []string
 }
