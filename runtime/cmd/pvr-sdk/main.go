@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl/client"
+	"github.com/pantavisor/pantavisor-go/runtime/discovery"
 	"github.com/pantavisor/pantavisor-go/runtime/pvrsdk"
 )
 
@@ -66,6 +67,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	done := make(chan error, 1)
 	go func() { done <- hs.Serve(ln) }()
+	if announced(c) {
+		go func() {
+			_ = discovery.Announce(ctx, discovery.Options{Log: log, Info: func() discovery.Info {
+				return discovery.ReadInfo("/pantavisor")
+			}})
+		}()
+	}
 	select {
 	case err := <-done:
 		return err
@@ -78,4 +86,15 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// announced says whether the device is announced over mDNS (pvr device
+// scan): only once pvr-sdk is opened to the LAN, as announcing a device
+// whose pvr API answers on loopback only would list what nobody can clone.
+func announced(c pvrsdk.Config) bool {
+	if c.Listen == "" || c.Listen == "localhost" {
+		return c.Listen == ""
+	}
+	ip := net.ParseIP(c.Listen)
+	return ip == nil || !ip.IsLoopback()
 }
