@@ -26,6 +26,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/mkimage/container"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
+	spdx "github.com/spdx/tools-golang/spdx/v2/v2_3"
 )
 
 // Init choices for /init in the initrd.
@@ -67,6 +68,9 @@ type Options struct {
 	// Until stops the build after the named stage (see Stages); empty
 	// runs them all.
 	Until string
+	// MergeSBOM is PV_MERGE_SBOM: an SPDX JSON document, or a directory
+	// of them, merged into the image's SBOM.
+	MergeSBOM string
 	// Debug is PANTAVISOR_DEBUG: "yes" adds the debug addon to the recipe's
 	// addons, "no" removes it, "" keeps the recipe's choice.
 	Debug string
@@ -76,7 +80,7 @@ type Options struct {
 }
 
 // Stages are the pipeline's stages, in order.
-var Stages = []string{"signing keys", "packages", "runtime", "initrd", "addons", "bsp", "trails/0", "image", "pvr export"}
+var Stages = []string{"signing keys", "packages", "runtime", "initrd", "addons", "bsp", "trails/0", "sbom", "image", "pvr export"}
 
 // DebugAddon is the addon PANTAVISOR_DEBUG adds or removes.
 const DebugAddon = "debug"
@@ -95,6 +99,8 @@ type Result struct {
 	Image string
 	// Pvr is the BSP update tarball <target>.pvr.tgz.
 	Pvr string
+	// SBOM is the SPDX document <target>.spdx.json.
+	SBOM string
 	// Storage is the staged storage tree (trails/0, objects, boot, config).
 	Storage string
 	// Sizes of the main artifacts in bytes, by name.
@@ -161,7 +167,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if o.Debug != "" && o.Debug != "yes" && o.Debug != "no" {
 		return nil, fmt.Errorf("PANTAVISOR_DEBUG %q: want yes or no", o.Debug)
 	}
-	for _, p := range []*string{&o.Repo, &o.Out, &o.Cache, &o.MergeSrc} {
+	for _, p := range []*string{&o.Repo, &o.Out, &o.Cache, &o.MergeSrc, &o.MergeSBOM} {
 		if *p == "" || container.IsRemote(*p) {
 			continue
 		}
@@ -219,6 +225,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		pk  *packages
 		bin *binaries
 		bsp *bspFiles
+		doc *spdx.Document
 	)
 	stages := []struct {
 		name string
@@ -231,6 +238,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		{"addons", func() (string, error) { return b.makeAddons(ctx, pk) }},
 		{"bsp", func() (n string, err error) { bsp, n, err = b.makeBSP(ctx, pk); return }},
 		{"trails/0", func() (string, error) { return b.makeStorage(ctx, pk, bin, bsp) }},
+		{"sbom", func() (n string, err error) { doc, n, err = b.makeSBOM(ctx, pk, bin); return }},
 		{"image", func() (string, error) { return b.makeImage(ctx) }},
 		{"pvr export", func() (string, error) { return b.export() }},
 	}
@@ -249,7 +257,14 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 				bsp = &bspFiles{}
 				continue
 			case "pvr export":
-				s.fn = func() (string, error) { return b.appengineBundle(ctx) }
+				s.fn = func() (string, error) {
+					n, err := b.appengineBundle(ctx)
+					if err != nil {
+						return n, err
+					}
+					sn, err := b.appengineSBOM(doc) // Assemble replaced the output directory
+					return n + " " + sn, err
+				}
 			}
 		}
 		if err := b.step(s.name, s.fn); err != nil {
