@@ -99,6 +99,7 @@ func decompress(data []byte) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sbom: gzip: %w", err)
 		}
+		gr.Multistream(false) // the archive is zero-padded to 4 bytes
 		r = gr
 	case bytes.HasPrefix(data, []byte("070701")):
 		return data, nil

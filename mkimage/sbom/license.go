@@ -126,7 +126,10 @@ func ParseCopyright(data []byte) Licensing {
 		if _, files := p["files"]; !files {
 			continue
 		}
-		name, _, _ := strings.Cut(p["license"], "\n")
+		name, text, _ := strings.Cut(p["license"], "\n")
+		if k := strings.ToLower(strings.TrimSpace(name)); texts[k] == "" && strings.TrimSpace(text) != "" {
+			texts[k] = text // the text given in place
+		}
 		e, ok := expression(name, texts, refs)
 		if !ok {
 			return no

@@ -410,7 +410,11 @@ func (g *gen) origin(key string, fid common.ElementID, info *objectInfo, debs *d
 	case info.Kind != "":
 		g.members(key, fid, info.Members, debs, progs, mkimage)
 	case path.Base(key) == "kernel.img":
-		for _, d := range debs.with("boot/vmlinuz-*", "boot/vmlinux-*", "boot/Image-*") {
+		ds := debs.with("boot/vmlinuz-*", "boot/vmlinux-*", "boot/Image-*")
+		if len(ds) == 0 {
+			ds = []common.ElementID{mkimage} // a kernel built otherwise
+		}
+		for _, d := range ds {
 			g.rel(fid, common.TypeRelationshipGeneratedFrom, d)
 		}
 	default:

@@ -1,0 +1,35 @@
+package sbom
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestBuiltImage checks the SBOM of a built image tree: PV_SBOM_OUT is
+// out/<target> after ./build.docker.sh <target> (test.docker.sh image
+// sets it); the SBOM must pass Validate and cover the image (Coverage).
+func TestBuiltImage(t *testing.T) {
+	out := os.Getenv("PV_SBOM_OUT")
+	if out == "" {
+		t.Skip("set PV_SBOM_OUT=out/<target> to check a built image's SBOM")
+	}
+	target := filepath.Base(out)
+	data, err := os.ReadFile(filepath.Join(out, target+".spdx.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := Validate(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Count(doc)
+	t.Logf("%s: %d packages, %d files, %d relationships", target, c.Packages, c.Files, c.Relationships)
+	storage := filepath.Join(out, "work", "storage")
+	if _, err := os.Stat(storage); err != nil {
+		t.Skipf("no storage tree (App Engine package): %v", err)
+	}
+	if err := Coverage(doc, storage); err != nil {
+		t.Error(err)
+	}
+}
