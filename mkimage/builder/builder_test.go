@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
+	"github.com/pantavisor/pantavisor-go/mkimage/sbom"
 )
 
 func TestHasPrefixPath(t *testing.T) {
@@ -77,6 +78,13 @@ func TestBuildX64(t *testing.T) {
 	}
 	if fi, err := os.Stat(res.Image); err != nil || fi.Size() != 1024<<20 {
 		t.Errorf("image %s: %v", res.Image, err)
+	}
+	if data, err := os.ReadFile(res.SBOM); err != nil {
+		t.Errorf("sbom: %v", err)
+	} else if doc, err := sbom.Validate(data); err != nil {
+		t.Error(err)
+	} else if err := sbom.Coverage(doc, res.Storage); err != nil {
+		t.Error(err)
 	}
 	for _, p := range []string{"trails/0/.pvr/json", "trails/0/.pv/pv-kernel.img", "trails/0/.pv/pv-initrd.img", "trails/0/.pv/pv-initrd.img.0", "boot/grubenv"} {
 		if _, err := os.Stat(filepath.Join(res.Storage, p)); err != nil {
