@@ -275,7 +275,7 @@ func TestStorageSignedMerge(t *testing.T) {
 		cert    string
 		wantErr string
 	}{
-		{"developer CA only", "", "signatures from PVR_MERGE_SRC need their CA"},
+		{"developer CA only", "", "the image needs that CA"},
 		{"bundle of both CAs", bundle, ""},
 	} {
 		out := t.TempDir()
@@ -328,4 +328,21 @@ func signerCN(t *testing.T, sig *state.Signature) string {
 		t.Fatal(err)
 	}
 	return c.Subject.CommonName
+}
+
+// TestVerifyErrorCauseFirst: the cause (the verifier's error) comes
+// before the hint, so a tampered payload reads as one.
+func TestVerifyErrorCauseFirst(t *testing.T) {
+	cause := errors.New("_sigs/pv-app.json: signature does not match payload")
+	err := verifyError(cause, true)
+	msg := err.Error()
+	if !errors.Is(err, cause) {
+		t.Errorf("verifyError() = %v, does not wrap the cause", err)
+	}
+	if i, j := strings.Index(msg, cause.Error()), strings.Index(msg, "PV_PVS_CERT_PEM"); i < 0 || j < 0 || i > j {
+		t.Errorf("verifyError() = %q, want the cause before the CA hint", msg)
+	}
+	if msg := verifyError(cause, false).Error(); strings.Contains(msg, "PV_PVS_CERT_PEM") {
+		t.Errorf("verifyError(no merge) = %q, want no PVR_MERGE_SRC hint", msg)
+	}
 }
