@@ -268,12 +268,18 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 			}
 		}
 		if err := b.step(s.name, s.fn); err != nil {
+			if merr := markFailed(r, o.Out, err); merr != nil {
+				b.note("marking the failed build in %s: %v", o.Out, merr)
+			}
 			return b.res, err
 		}
 	}
 	if o.Until != "" {
 		fmt.Fprintf(o.Progress, "==> %s: stopped after %s, in %s\n", r.Name, o.Until, time.Since(b.start).Round(time.Millisecond))
 		return b.res, nil
+	}
+	if err := os.Remove(filepath.Join(o.Out, FailedName)); err != nil && !os.IsNotExist(err) {
+		return b.res, err
 	}
 	fmt.Fprintf(o.Progress, "==> built %s in %s\n", r.Name, time.Since(b.start).Round(time.Millisecond))
 	return b.res, nil

@@ -92,3 +92,40 @@ func TestBuildX64(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedBuildMarksOutputs: a build that fails leaves no output of an
+// earlier build that looks current, and says so in FAILED; a later build
+// that gets through removes FAILED.
+func TestFailedBuildMarksOutputs(t *testing.T) {
+	out := t.TempDir()
+	old := []string{"x64-uefi-pv-1024MiB.img", ".x64-uefi-pv-1024MiB.img.stamp", "x64-uefi.pvr.tgz", "x64-uefi.spdx.json"}
+	for _, n := range old {
+		if err := os.WriteFile(filepath.Join(out, n), []byte("last build"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// the first stage fails: the signing key does not exist
+	_, err := Build(context.Background(), Options{Repo: "../..", Target: "x64-uefi", Out: out, Cache: t.TempDir(),
+		SigKey: filepath.Join(out, "missing.key"), Offline: true, Epoch: 1700000000})
+	if err == nil {
+		t.Fatal("Build(missing signing key) = nil error")
+	}
+	for _, n := range old {
+		if _, err := os.Stat(filepath.Join(out, n)); !os.IsNotExist(err) {
+			t.Errorf("after a failed build, %s of the last build is still there (%v)", n, err)
+		}
+	}
+	data, rerr := os.ReadFile(filepath.Join(out, FailedName))
+	if rerr != nil || !strings.Contains(string(data), "missing.key") {
+		t.Errorf("%s = %q, %v; want the error", FailedName, data, rerr)
+	}
+	// a build that gets through (here up to its first stage) keeps the marker
+	// only while it has not completed: -until leaves FAILED in place
+	if _, err := Build(context.Background(), Options{Repo: "../..", Target: "x64-uefi", Out: out, Cache: t.TempDir(),
+		Offline: true, Epoch: 1700000000, Until: "signing keys"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(out, FailedName)); err != nil {
+		t.Errorf("a partial build (-until) removed %s: %v", FailedName, err)
+	}
+}
