@@ -54,11 +54,21 @@
 #                              image's: external document references plus
 #                              their packages (a document named after a
 #                              container is contained by that container)
-#   PVR_USE_SRC_BSP, PV_FACTORY_AUTOTOK:
-#                              not implemented yet: the build stops if set.
+#   PV_FACTORY_AUTOTOK=<token> the factory pantahub.config gets
+#                              factory.autotok=<token>: a new device claims
+#                              itself on Pantacor Hub (embedded targets)
+#   PV_BUILD_TLS_USE_HOST_CACERTS=default|<file>
+#                              CA certificates for HTTPS fetches (the Go
+#                              module proxy): default is the host's store,
+#                              which a native build uses anyway; a file is
+#                              passed as SSL_CERT_FILE
+#   PVR_USE_SRC_BSP, PV_BUILD_PANTAVISOR_BUILDER_PREFIX,
+#   PV_BUILD_PANTAVISOR_BUILDER_VERSION:
+#                              not supported: the build stops if set (see
+#                              the message for why).
 set -euo pipefail
 # relative paths are relative to the caller's directory
-for v in PVR_MERGE_SRC PV_MERGE_SBOM PV_PVS_CERT_PEM PV_PVS_PUB_PEM PVR_SIG_KEY PVR_X5C_PATH; do
+for v in PVR_MERGE_SRC PV_MERGE_SBOM PV_BUILD_TLS_USE_HOST_CACERTS PV_PVS_CERT_PEM PV_PVS_PUB_PEM PVR_SIG_KEY PVR_X5C_PATH; do
 	if [ -n "${!v:-}" ] && [ -e "${!v}" ]; then
 		export "$v=$(realpath "${!v}")"
 	fi
@@ -93,12 +103,35 @@ if [ ! -f "targets/$target.toml" ]; then
 	exit 2
 fi
 
-for v in PVR_USE_SRC_BSP PV_FACTORY_AUTOTOK; do
+# Options of upstream's table that this build cannot honour stop it:
+# silently ignoring them would build something else than asked.
+for v in PV_BUILD_PANTAVISOR_BUILDER_PREFIX PV_BUILD_PANTAVISOR_BUILDER_VERSION; do
 	if [ -n "${!v:-}" ]; then
-		echo "build.docker.sh: $v is not implemented yet in the Go build; unset it" >&2
+		echo "build.docker.sh: $v=${!v}: not supported: this build runs natively, there is no pantavisor-builder container image to pick; unset it" >&2
 		exit 2
 	fi
 done
+case ${PVR_USE_SRC_BSP:-no} in
+no | "") ;;
+yes)
+	echo "build.docker.sh: PVR_USE_SRC_BSP=yes: not supported: the image's boot files (GRUB/U-Boot layout, initrd trust store) are made from the recipe's BSP, and a BSP taken from PVR_MERGE_SRC would not match them; build with the recipe of that device instead" >&2
+	exit 2
+	;;
+*)
+	echo "build.docker.sh: PVR_USE_SRC_BSP=$PVR_USE_SRC_BSP: want yes or no" >&2
+	exit 2
+	;;
+esac
+case ${PV_BUILD_TLS_USE_HOST_CACERTS:-} in
+"" | default) ;; # a native build uses the host's CA store
+*)
+	if [ ! -f "$PV_BUILD_TLS_USE_HOST_CACERTS" ]; then
+		echo "build.docker.sh: PV_BUILD_TLS_USE_HOST_CACERTS=$PV_BUILD_TLS_USE_HOST_CACERTS: no such file" >&2
+		exit 2
+	fi
+	export SSL_CERT_FILE=$PV_BUILD_TLS_USE_HOST_CACERTS
+	;;
+esac
 
 # cleaning needs no tools
 cache=${PV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pantavisor-mkimage}

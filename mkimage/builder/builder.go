@@ -68,6 +68,9 @@ type Options struct {
 	// Until stops the build after the named stage (see Stages); empty
 	// runs them all.
 	Until string
+	// AutoTok is PV_FACTORY_AUTOTOK: the factory pantahub.config gets
+	// factory.autotok=<AutoTok>, so a new device claims itself.
+	AutoTok string
 	// MergeSBOM is PV_MERGE_SBOM: an SPDX JSON document, or a directory
 	// of them, merged into the image's SBOM.
 	MergeSBOM string
@@ -185,6 +188,14 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	r, err := recipe.Load(filepath.Join(o.Repo, "targets", o.Target+".toml"))
 	if err != nil {
 		return nil, err
+	}
+	if o.AutoTok != "" {
+		if err := checkAutoTok(o.AutoTok); err != nil {
+			return nil, err
+		}
+		if r.InitMode == recipe.ModeAppengine {
+			return nil, fmt.Errorf("PV_FACTORY_AUTOTOK: not supported for App Engine packages (%s): they ship no factory storage; set factory.autotok in the host's pantahub.config", o.Target)
+		}
 	}
 	switch {
 	case o.Debug == "yes" && !slices.Contains(r.Addons, DebugAddon):

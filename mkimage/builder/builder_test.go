@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 	"github.com/pantavisor/pantavisor-go/mkimage/sbom"
+	"github.com/pantavisor/pantavisor-go/runtime/config"
 )
 
 func TestHasPrefixPath(t *testing.T) {
@@ -127,5 +129,44 @@ func TestFailedBuildMarksOutputs(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, FailedName)); err != nil {
 		t.Errorf("a partial build (-until) removed %s: %v", FailedName, err)
+	}
+}
+
+// TestFactoryConfig: PV_FACTORY_AUTOTOK lands in pantahub.config as the
+// runtime reads it (runtime/config), replacing any token the recipe's
+// file has; tokens that cannot be one line are refused.
+func TestFactoryConfig(t *testing.T) {
+	base := []byte("creds.host=api.pantahub.com\nfactory.autotok=old\nPH_FACTORY_AUTOTOK=older\nupdater.interval=60")
+	data, err := factoryConfig(base, "tok-123_abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs, errs := config.ParseFile(bytes.NewReader(data))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	got := map[string][]string{}
+	for _, p := range pairs {
+		got[p.Key] = append(got[p.Key], p.Value)
+	}
+	if v := got["factory.autotok"]; len(v) != 1 || v[0] != "tok-123_abc" || got["PH_FACTORY_AUTOTOK"] != nil ||
+		got["updater.interval"][0] != "60" || got["creds.host"][0] != "api.pantahub.com" {
+		t.Errorf("factoryConfig() = %q", data)
+	}
+	for _, bad := range []string{"a b", "a\nb=c", "tök", strings.Repeat("x", 2000)} {
+		if _, err := factoryConfig(nil, bad); err == nil {
+			t.Errorf("factoryConfig(%q) = nil error", bad)
+		}
+	}
+	root := t.TempDir()
+	b := &run{o: Options{Repo: "../..", AutoTok: "tok-1"}, r: &recipe.Recipe{Config: recipe.Config{Pantahub: "vendor-skel/x64-uefi/pantahub.config"}}}
+	if err := b.writePantahubConfig(root); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(filepath.Join(root, "config", "pantahub.config")); err != nil || !bytes.HasSuffix(data, []byte("\nfactory.autotok=tok-1\n")) || !bytes.Contains(data, []byte("creds.host=")) {
+		t.Errorf("storage pantahub.config = %q, %v", data, err)
+	}
+	if _, err := Build(context.Background(), Options{Repo: "../..", Target: "x64-appengine", Out: t.TempDir(), AutoTok: "tok"}); err == nil || !strings.Contains(err.Error(), "App Engine") {
+		t.Errorf("Build(appengine, PV_FACTORY_AUTOTOK) = %v, want the App Engine refusal", err)
 	}
 }
