@@ -6,11 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/pantavisor/pantavisor-go/internal/testenv"
@@ -136,9 +139,39 @@ func mustWrite(t *testing.T, p string, data []byte) {
 	}
 }
 
+// progOnce builds the Go program of the test images once.
+var progOnce = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "sbom-prog-")
+	if err != nil {
+		return "", err
+	}
+	src := filepath.Join(dir, "hello.go")
+	if err := os.WriteFile(src, []byte("package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n"), 0o644); err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "hello")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, src)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %w: %s", err, out)
+	}
+	return bin, nil
+})
+
+// testProgram is a small Go program with build info (the test binary is
+// too big to compress under the race detector in reasonable time).
+func testProgram(t *testing.T) string {
+	t.Helper()
+	p, err := progOnce()
+	if err != nil {
+		testenv.Skipf(t, "no Go toolchain to build a test program: %v", err)
+	}
+	return p
+}
+
 // newImage makes a storage tree whose initrd holds one file of each
 // origin: a Debian package's file as is, one derived from a package, our
-// program (this test binary), a builder-made file and a hard link; with
+// program (a small Go program), a builder-made file and a hard link; with
 // mksquashfs also a modules volume mounted elsewhere than its package
 // puts it.
 func newImage(t *testing.T) *image {
@@ -157,10 +190,7 @@ func newImage(t *testing.T) *image {
 	mustWrite(t, filepath.Join(deb, "lib/modules/6.1.0/kernel/bar.ko"), []byte("module bar"))
 	mustWrite(t, filepath.Join(deb, "usr/share/doc/libfoo1/copyright"), []byte(dep5))
 	mustWrite(t, filepath.Join(deb, "boot/vmlinuz-6.1.0"), []byte("kernel"))
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	exe := testProgram(t)
 	prog, err := os.ReadFile(exe)
 	if err != nil {
 		t.Fatal(err)
@@ -178,8 +208,9 @@ func newImage(t *testing.T) *image {
 		t.Fatal(err)
 	}
 	var cpio bytes.Buffer
-	// gzip: xz of this test binary takes seconds (TestReadArchive has xz)
-	if err := initrd.WriteGzip(&cpio, tr); err != nil {
+	// plain newc: compressing under the race detector is slow; TestReadArchive
+	// reads xz and gzip
+	if err := initrd.WriteCPIO(&cpio, tr); err != nil {
 		t.Fatal(err)
 	}
 	st := map[string]any{"#spec": "pantavisor-service-system@1",
@@ -437,18 +468,20 @@ func TestReadArchive(t *testing.T) {
 	tr.AddData("/bin/a", []byte("aaa"), 0o755)
 	tr.AddHardLink("/bin/b", "/bin/a")
 	tr.AddSymlink("/bin/c", "a")
-	var xz bytes.Buffer
-	if err := initrd.WriteXZ4(&xz, tr); err != nil {
-		t.Fatal(err)
-	}
-	ms, err := ReadArchive(xz.Bytes())
-	if err != nil {
-		t.Fatal(err)
-	}
 	sum := sha256.Sum256([]byte("aaa"))
 	want := []Member{{"/bin/a", hex.EncodeToString(sum[:]), "7e240de74fb1ed08fa08d38063f6a6a91462a815", 3}, {"/bin/b", hex.EncodeToString(sum[:]), "7e240de74fb1ed08fa08d38063f6a6a91462a815", 3}}
-	if !slices.Equal(ms, want) {
-		t.Errorf("ReadArchive() = %+v, want %+v", ms, want)
+	for name, write := range map[string]func(io.Writer, *initrd.Tree) error{"xz": initrd.WriteXZ4, "gzip": initrd.WriteGzip, "plain": initrd.WriteCPIO} {
+		var buf bytes.Buffer
+		if err := write(&buf, tr); err != nil {
+			t.Fatal(err)
+		}
+		ms, err := ReadArchive(buf.Bytes())
+		if err != nil {
+			t.Fatalf("ReadArchive(%s) = %v", name, err)
+		}
+		if !slices.Equal(ms, want) {
+			t.Errorf("ReadArchive(%s) = %+v, want %+v", name, ms, want)
+		}
 	}
 }
 
@@ -477,4 +510,12 @@ func FuzzReadArchive(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if p, err := progOnce(); err == nil {
+		os.RemoveAll(filepath.Dir(p))
+	}
+	os.Exit(code)
 }
