@@ -2,13 +2,19 @@ package builder
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/debpkg"
+	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 	"github.com/pantavisor/pantavisor-go/mkimage/sbom"
+	"github.com/pantavisor/pantavisor-go/mkimage/trail"
 	spdx "github.com/spdx/tools-golang/spdx/v2/v2_3"
 )
 
@@ -17,7 +23,40 @@ func SBOMName(target string) string { return target + ".spdx.json" }
 
 // makeSBOM describes the storage tree of trails/0 (mkimage/sbom) and
 // writes <out>/<target>.spdx.json.
+//
+// The document is a function of trails/0's state, the .debs, the
+// programs, the merged SBOMs, the epoch and mkimage itself: it is cached
+// by their digest, so a no-change rebuild only hashes its inputs. (App
+// Engine packages add their programs after the sbom stage and are not
+// cached.)
 func (b *run) makeSBOM(ctx context.Context, pk *packages, bin *binaries) (*spdx.Document, string, error) {
+	var merge []string
+	if b.o.MergeSBOM != "" {
+		files, err := sbom.MergeFiles(b.o.MergeSBOM)
+		if err != nil {
+			return nil, "", err
+		}
+		merge = files
+	}
+	progs := map[string]string{}
+	if bin != nil {
+		for n, p := range bin.Files {
+			progs[n] = p
+		}
+		if bin.StaticPvcontrol != "" {
+			progs["pvcontrol (static)"] = bin.StaticPvcontrol
+		}
+	}
+	appengine := b.r.InitMode == recipe.ModeAppengine
+	key, err := b.sbomKey(pk, progs, merge)
+	if err != nil {
+		return nil, "", err
+	}
+	cached := filepath.Join(b.o.Cache, "artifacts", "sbom-"+key+".spdx.json")
+	if data, err := os.ReadFile(cached); err == nil && !appengine {
+		note, err := b.writeSBOMBytes(data)
+		return nil, note + " (cached: same inputs)", err
+	}
 	in := sbom.Input{Name: b.r.Name, Epoch: b.o.Epoch, Storage: b.res.Storage, Programs: map[string]string{},
 		Creator: "pantavisor-mkimage", Cache: filepath.Join(b.o.Cache, "artifacts")}
 	for _, p := range pk.Src {
@@ -33,27 +72,47 @@ func (b *run) makeSBOM(ctx context.Context, pk *packages, bin *binaries) (*spdx.
 		}
 		in.Debs = append(in.Debs, d)
 	}
-	if bin != nil {
-		for n, p := range bin.Files {
-			in.Programs[n] = p
-		}
-		if bin.StaticPvcontrol != "" {
-			in.Programs["pvcontrol (static)"] = bin.StaticPvcontrol
-		}
-	}
-	if b.o.MergeSBOM != "" {
-		files, err := sbom.MergeFiles(b.o.MergeSBOM)
-		if err != nil {
-			return nil, "", err
-		}
-		in.Merge = files
-	}
+	in.Programs, in.Merge = progs, merge
 	doc, err := sbom.Generate(ctx, in)
 	if err != nil {
 		return nil, "", err
 	}
 	note, err := b.writeSBOM(doc)
+	if err == nil && !appengine {
+		// a failed write costs generating it again next time, nothing else
+		if data, rerr := os.ReadFile(b.res.SBOM); rerr == nil {
+			writeFileAtomic(cached, data)
+		}
+	}
 	return doc, note, err
+}
+
+// sbomKey digests every input of the SBOM.
+func (b *run) sbomKey(pk *packages, progs map[string]string, merge []string) (string, error) {
+	h := sha256.New()
+	st, err := os.ReadFile(filepath.Join(b.res.Storage, "trails", "0", ".pvr", "json"))
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(h, "sbom v1\nmkimage %s\nname %s\nepoch %d\nmirror %s\nstate %x\n", selfID(), b.r.Name, b.o.Epoch, b.r.Debian.Mirror, sha256.Sum256(st))
+	for _, p := range pk.Src {
+		fmt.Fprintf(h, "deb %s %s %s\n", p.SHA256, p.Filename, p.Name)
+	}
+	for _, n := range slices.Sorted(maps.Keys(progs)) {
+		sum, err := trail.FileSHA(progs[n])
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "program %q %s\n", n, sum)
+	}
+	for _, f := range merge {
+		sum, err := trail.FileSHA(f)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "merge %q %s\n", f, sum)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // writeSBOM writes doc to <out>/<target>.spdx.json.
@@ -62,6 +121,15 @@ func (b *run) writeSBOM(doc *spdx.Document) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	note, err := b.writeSBOMBytes(data)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("(%s: %d packages, %d files, %d relationships)", note, len(doc.Packages), len(doc.Files), len(doc.Relationships)), nil
+}
+
+// writeSBOMBytes writes the document's bytes to <out>/<target>.spdx.json.
+func (b *run) writeSBOMBytes(data []byte) (string, error) {
 	out := filepath.Join(b.o.Out, SBOMName(b.r.Name))
 	if err := os.MkdirAll(b.o.Out, 0o755); err != nil {
 		return "", err
@@ -77,7 +145,7 @@ func (b *run) writeSBOM(doc *spdx.Document) (string, error) {
 	}
 	b.res.SBOM = out
 	b.res.Sizes["spdx.json"] = int64(len(data))
-	return fmt.Sprintf("(%s: %d packages, %d files, %d relationships)", filepath.Base(out), len(doc.Packages), len(doc.Files), len(doc.Relationships)), nil
+	return filepath.Base(out), nil
 }
 
 // appengineSBOM adds the App Engine package's programs (built by
