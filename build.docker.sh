@@ -62,7 +62,10 @@
 #                              module proxy): default is the host's store,
 #                              which a native build uses anyway; a file is
 #                              passed as SSL_CERT_FILE
-#   PVR_USE_SRC_BSP, PV_BUILD_PANTAVISOR_BUILDER_PREFIX,
+#   PVR_USE_SRC_BSP=yes|no     yes: trails/0 takes the BSP of PVR_MERGE_SRC
+#                              (kernel, initrd, volumes) instead of building
+#                              one; its initrd must trust PVR_SIG_KEY's CA
+#   PV_BUILD_PANTAVISOR_BUILDER_PREFIX,
 #   PV_BUILD_PANTAVISOR_BUILDER_VERSION:
 #                              not supported: the build stops if set (see
 #                              the message for why).
@@ -114,8 +117,10 @@ done
 case ${PVR_USE_SRC_BSP:-no} in
 no | "") ;;
 yes)
-	echo "build.docker.sh: PVR_USE_SRC_BSP=yes: not supported: the image's boot files (GRUB/U-Boot layout, initrd trust store) are made from the recipe's BSP, and a BSP taken from PVR_MERGE_SRC would not match them; build with the recipe of that device instead" >&2
-	exit 2
+	if [ -z "${PVR_MERGE_SRC:-}" ]; then
+		echo "build.docker.sh: PVR_USE_SRC_BSP=yes takes the BSP of PVR_MERGE_SRC: set it" >&2
+		exit 2
+	fi
 	;;
 *)
 	echo "build.docker.sh: PVR_USE_SRC_BSP=$PVR_USE_SRC_BSP: want yes or no" >&2

@@ -68,6 +68,9 @@ type Options struct {
 	// Until stops the build after the named stage (see Stages); empty
 	// runs them all.
 	Until string
+	// UseSrcBSP is PVR_USE_SRC_BSP=yes: trails/0 takes the BSP (kernel,
+	// initrd, volumes, run.json) of MergeSrc instead of building one.
+	UseSrcBSP bool
 	// AutoTok is PV_FACTORY_AUTOTOK: the factory pantahub.config gets
 	// factory.autotok=<AutoTok>, so a new device claims itself.
 	AutoTok string
@@ -189,6 +192,9 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.UseSrcBSP && (o.MergeSrc == "" || r.InitMode == recipe.ModeAppengine) {
+		return nil, fmt.Errorf("PVR_USE_SRC_BSP=yes: needs PVR_MERGE_SRC and an image target (App Engine packages have no BSP)")
+	}
 	if o.AutoTok != "" {
 		if err := checkAutoTok(o.AutoTok); err != nil {
 			return nil, err
@@ -276,6 +282,14 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 					sn, err := b.appengineSBOM(doc) // Assemble replaced the output directory
 					return n + " " + sn, err
 				}
+			}
+		}
+		if o.UseSrcBSP {
+			switch s.name {
+			case "initrd", "addons":
+				continue // the BSP of PVR_MERGE_SRC brings them
+			case "bsp":
+				s.fn = func() (n string, err error) { bsp, n, err = b.sourceBSP(); return }
 			}
 		}
 		if err := b.step(s.name, s.fn); err != nil {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"unicode"
+
+	"github.com/pantavisor/pantavisor-go/mkimage/container"
 )
 
 // writePantahubConfig writes the factory config/pantahub.config of the
@@ -96,4 +98,27 @@ func writeFileAtomic(p string, data []byte) error {
 		return err
 	}
 	return nil
+}
+
+// sourceBSP is the bsp stage of PVR_USE_SRC_BSP=yes: the BSP entries of
+// PVR_MERGE_SRC, each object checked against its name. The build signs
+// trails/0 as usual; the source's initrd carries its own trust store,
+// which must trust the build's signer (PVR_SIG_KEY) for the device to
+// accept the revision.
+func (b *run) sourceBSP() (*bspFiles, string, error) {
+	e, err := container.LoadSourceBSP(b.o.MergeSrc, filepath.Join(b.work, "src-bsp"))
+	if err != nil {
+		return nil, "", fmt.Errorf("PVR_USE_SRC_BSP: %w", err)
+	}
+	if _, ok := e.Inline["bsp/run.json"]; !ok {
+		return nil, "", fmt.Errorf("PVR_USE_SRC_BSP: %s has no bsp/run.json", b.o.MergeSrc)
+	}
+	bsp := &bspFiles{Objects: map[string]string{}, JSON: map[string]any{}}
+	for k, p := range e.Objects {
+		bsp.Objects[strings.TrimPrefix(k, "bsp/")] = p
+	}
+	for k, v := range e.Inline {
+		bsp.JSON[strings.TrimPrefix(k, "bsp/")] = v
+	}
+	return bsp, fmt.Sprintf("(BSP of PVR_MERGE_SRC: %d objects, %d documents)", len(bsp.Objects), len(bsp.JSON)), nil
 }
