@@ -100,7 +100,7 @@ func TestBuildX64(t *testing.T) {
 // that gets through removes FAILED.
 func TestFailedBuildMarksOutputs(t *testing.T) {
 	out := t.TempDir()
-	old := []string{"x64-uefi-pv-1024MiB.img", ".x64-uefi-pv-1024MiB.img.stamp", "x64-uefi.pvr.tgz", "x64-uefi.spdx.json"}
+	old := []string{"x64-uefi-pv-1024MiB.img", ".x64-uefi-pv-1024MiB.img.stamp", "x64-uefi.pvr.tgz", "x64-uefi.spdx.json", "sbom.json"}
 	for _, n := range old {
 		if err := os.WriteFile(filepath.Join(out, n), []byte("last build"), 0o644); err != nil {
 			t.Fatal(err)

@@ -21,6 +21,7 @@ func finalOutputs(r *recipe.Recipe, out string) []string {
 		filepath.Join(out, "."+ImageName(r)+".stamp"),
 		filepath.Join(out, r.Name+".pvr.tgz"),
 		filepath.Join(out, SBOMName(r.Name)),
+		filepath.Join(out, UpstreamSBOMName),
 	}
 }
 

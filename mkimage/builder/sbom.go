@@ -18,6 +18,9 @@ import (
 	spdx "github.com/spdx/tools-golang/spdx/v2/v2_3"
 )
 
+// UpstreamSBOMName is upstream's name of the SBOM, a link to SBOMName.
+const UpstreamSBOMName = "sbom.json"
+
 // SBOMName is the SBOM's file name in the output directory.
 func SBOMName(target string) string { return target + ".spdx.json" }
 
@@ -141,6 +144,14 @@ func (b *run) writeSBOMBytes(data []byte) (string, error) {
 	}
 	if err := os.Rename(tmp, out); err != nil {
 		os.Remove(tmp)
+		return "", fmt.Errorf("sbom: %w", err)
+	}
+	// upstream's name for the same document (seeds §5.2.10: out/<target>/sbom.json)
+	link := filepath.Join(b.o.Out, UpstreamSBOMName)
+	if err := os.Remove(link); err != nil && !os.IsNotExist(err) {
+		return "", err
+	}
+	if err := os.Symlink(filepath.Base(out), link); err != nil {
 		return "", fmt.Errorf("sbom: %w", err)
 	}
 	b.res.SBOM = out

@@ -3,6 +3,7 @@ package sbom
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -14,8 +15,15 @@ func TestBuiltImage(t *testing.T) {
 	if out == "" {
 		t.Skip("set PV_SBOM_OUT=out/<target> to check a built image's SBOM")
 	}
-	target := filepath.Base(out)
-	data, err := os.ReadFile(filepath.Join(out, target+".spdx.json"))
+	sboms, err := filepath.Glob(filepath.Join(out, "*.spdx.json"))
+	if err != nil || len(sboms) != 1 {
+		t.Fatalf("%s: want one <target>.spdx.json, got %q (%v)", out, sboms, err)
+	}
+	target := strings.TrimSuffix(filepath.Base(sboms[0]), ".spdx.json")
+	if l, err := os.Readlink(filepath.Join(out, "sbom.json")); err != nil || l != filepath.Base(sboms[0]) {
+		t.Errorf("sbom.json (upstream's name) = %q, %v; want a link to %s", l, err, filepath.Base(sboms[0]))
+	}
+	data, err := os.ReadFile(sboms[0])
 	if err != nil {
 		t.Fatal(err)
 	}
