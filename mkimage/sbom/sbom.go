@@ -141,7 +141,7 @@ func (g *gen) object(ctx context.Context, p, sha string) (*objectInfo, error) {
 		if info.Members, err = ReadArchive(data); err != nil {
 			return nil, err
 		}
-	case isSquashfs(p):
+	case isSquashfs(p) && len(data) == 0 && fileSize(p) <= maxVolume:
 		info.Kind = "squashfs"
 		if info.Members, err = ReadSquashfs(ctx, p); err != nil {
 			return nil, err
@@ -157,6 +157,19 @@ func (g *gen) object(ctx context.Context, p, sha string) (*objectInfo, error) {
 		}
 	}
 	return info, nil
+}
+
+// maxVolume bounds the squashfs volumes whose files are listed (they are
+// unpacked into a temporary directory to be hashed): a larger one, say a
+// big container of PVR_MERGE_SRC, is described as one file.
+const maxVolume = 1 << 30
+
+func fileSize(p string) int64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }
 
 func isSquashfs(p string) bool {
