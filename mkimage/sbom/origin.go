@@ -99,7 +99,7 @@ func (g *gen) debs(debs []Deb) (*debIndex, error) {
 		}
 		purl := fmt.Sprintf("pkg:deb/debian/%s@%s?arch=%s", d.Name, url.PathEscape(d.Version), d.Arch)
 		g.pkg(&spdx.Package{PackageName: d.Name, PackageSPDXIdentifier: id, PackageVersion: d.Version,
-			PackageFileName:           fmt.Sprintf("%s_%s_%s.deb", d.Name, d.Version, d.Arch),
+			PackageFileName:           debFileName(d),
 			PackageSupplier:           &common.Supplier{SupplierType: "Organization", Supplier: "Debian"},
 			PackageDownloadLocation:   d.DownloadLocation,
 			PackageChecksums:          []common.Checksum{{Algorithm: common.SHA256, Value: d.SHA256}},
@@ -353,4 +353,17 @@ func fileSums(p string) (string, string, error) {
 		return "", "", err
 	}
 	return hex.EncodeToString(h256.Sum(nil)), hex.EncodeToString(h1.Sum(nil)), nil
+}
+
+// debFileName is the .deb's name in the archive: the download
+// location's, else Debian's pattern (the version without its epoch).
+func debFileName(d Deb) string {
+	if d.DownloadLocation != "" {
+		return path.Base(d.DownloadLocation)
+	}
+	v := d.Version
+	if _, after, ok := strings.Cut(v, ":"); ok {
+		v = after
+	}
+	return fmt.Sprintf("%s_%s_%s.deb", d.Name, v, d.Arch)
 }

@@ -303,6 +303,9 @@ func TestGenerate(t *testing.T) {
 	if want := "(BSD-3-Clause OR MIT) AND LGPL-2.1-or-later AND LicenseRef-libfoo1-foo-permissive"; deb.PackageLicenseDeclared != want {
 		t.Errorf("libfoo1 licenseDeclared = %q, want %q", deb.PackageLicenseDeclared, want)
 	}
+	if deb.PackageFileName != "libfoo1_1.0-1_amd64.deb" || debFileName(Deb{Name: "a", Version: "2:1.0", Arch: "all"}) != "a_1.0_all.deb" {
+		t.Errorf("libfoo1 packageFileName = %q", deb.PackageFileName)
+	}
 	if len(deb.PackageChecksums) != 1 || deb.PackageChecksums[0].Value != img.in.Debs[0].SHA256 || deb.PackageVersion != "1:1.0-1" ||
 		!strings.Contains(deb.PackageSourceInfo, "foo") || !strings.HasSuffix(deb.PackageDownloadLocation, ".deb") {
 		t.Errorf("libfoo1 = %+v", deb)
