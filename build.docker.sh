@@ -9,6 +9,8 @@
 #   image      up to the initrd and its addons (out/<target>/work/bsp/pantavisor,
 #              *.cpio.xz4)
 #   trail      up to the storage tree with trails/0 (out/<target>/work/storage)
+#   sbom       up to the SPDX 2.3 SBOM out/<target>/<target>.spdx.json (what
+#              trails/0 holds and where each part came from; sbom/README.md)
 #   boottest   ./test.docker.sh image <target>: build, rebuild checks, qemu boots
 #   deps       install the build dependencies only
 #   clean, init-clean, image-clean, trail-clean
@@ -48,11 +50,28 @@
 #   PV_OFFLINE=1               do not refresh the Debian indexes (use the cache)
 #   PV_CACHE=<dir>             package/artifact cache (default ~/.cache/pantavisor-mkimage)
 #   SOURCE_DATE_EPOCH          time stamp of every output (default 1700000000)
-#   PVR_USE_SRC_BSP, PV_MERGE_SBOM, PV_FACTORY_AUTOTOK:
-#                              not implemented yet: the build stops if set.
+#   PV_MERGE_SBOM=<dir>|<file>  SPDX JSON SBOMs (*.json) merged into the
+#                              image's: external document references plus
+#                              their packages (a document named after a
+#                              container is contained by that container)
+#   PV_FACTORY_AUTOTOK=<token> the factory pantahub.config gets
+#                              factory.autotok=<token>: a new device claims
+#                              itself on Pantacor Hub (embedded targets)
+#   PV_BUILD_TLS_USE_HOST_CACERTS=default|<file>
+#                              CA certificates for HTTPS fetches (the Go
+#                              module proxy): default is the host's store,
+#                              which a native build uses anyway; a file is
+#                              passed as SSL_CERT_FILE
+#   PVR_USE_SRC_BSP=yes|no     yes: trails/0 takes the BSP of PVR_MERGE_SRC
+#                              (kernel, initrd, volumes) instead of building
+#                              one; its initrd must trust PVR_SIG_KEY's CA
+#   PV_BUILD_PANTAVISOR_BUILDER_PREFIX,
+#   PV_BUILD_PANTAVISOR_BUILDER_VERSION:
+#                              not supported: the build stops if set (see
+#                              the message for why).
 set -euo pipefail
 # relative paths are relative to the caller's directory
-for v in PVR_MERGE_SRC PV_PVS_CERT_PEM PV_PVS_PUB_PEM PVR_SIG_KEY PVR_X5C_PATH; do
+for v in PVR_MERGE_SRC PV_MERGE_SBOM PV_BUILD_TLS_USE_HOST_CACERTS PV_PVS_CERT_PEM PV_PVS_PUB_PEM PVR_SIG_KEY PVR_X5C_PATH; do
 	if [ -n "${!v:-}" ] && [ -e "${!v}" ]; then
 		export "$v=$(realpath "${!v}")"
 	fi
@@ -62,13 +81,13 @@ cd "$(dirname "$0")"
 target=${1:-x64-uefi}
 step=${2:-all}
 case $step in
-all | init | image | trail | boottest | deps | clean | init-clean | image-clean | trail-clean) ;;
+all | init | image | trail | sbom | boottest | deps | clean | init-clean | image-clean | trail-clean) ;;
 pv_lxc | config-check | config-update | *-codecheck)
 	echo "build.docker.sh: $step: not a step of the Go build (LXC is linked into pantavisor; recipes are checked on every build)" >&2
 	exit 2
 	;;
 *)
-	echo "usage: $0 [target] [all|init|image|trail|boottest|deps|clean|init-clean|image-clean|trail-clean]" >&2
+	echo "usage: $0 [target] [all|init|image|trail|sbom|boottest|deps|clean|init-clean|image-clean|trail-clean]" >&2
 	exit 2
 	;;
 esac
@@ -87,12 +106,37 @@ if [ ! -f "targets/$target.toml" ]; then
 	exit 2
 fi
 
-for v in PVR_USE_SRC_BSP PV_MERGE_SBOM PV_FACTORY_AUTOTOK; do
+# Options of upstream's table that this build cannot honour stop it:
+# silently ignoring them would build something else than asked.
+for v in PV_BUILD_PANTAVISOR_BUILDER_PREFIX PV_BUILD_PANTAVISOR_BUILDER_VERSION; do
 	if [ -n "${!v:-}" ]; then
-		echo "build.docker.sh: $v is not implemented yet in the Go build; unset it" >&2
+		echo "build.docker.sh: $v=${!v}: not supported: this build runs natively, there is no pantavisor-builder container image to pick; unset it" >&2
 		exit 2
 	fi
 done
+case ${PVR_USE_SRC_BSP:-no} in
+no | "") ;;
+yes)
+	if [ -z "${PVR_MERGE_SRC:-}" ]; then
+		echo "build.docker.sh: PVR_USE_SRC_BSP=yes takes the BSP of PVR_MERGE_SRC: set it" >&2
+		exit 2
+	fi
+	;;
+*)
+	echo "build.docker.sh: PVR_USE_SRC_BSP=$PVR_USE_SRC_BSP: want yes or no" >&2
+	exit 2
+	;;
+esac
+case ${PV_BUILD_TLS_USE_HOST_CACERTS:-} in
+"" | default) ;; # a native build uses the host's CA store
+*)
+	if [ ! -f "$PV_BUILD_TLS_USE_HOST_CACERTS" ]; then
+		echo "build.docker.sh: PV_BUILD_TLS_USE_HOST_CACERTS=$PV_BUILD_TLS_USE_HOST_CACERTS: no such file" >&2
+		exit 2
+	fi
+	export SSL_CERT_FILE=$PV_BUILD_TLS_USE_HOST_CACERTS
+	;;
+esac
 
 # cleaning needs no tools
 cache=${PV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pantavisor-mkimage}
@@ -151,6 +195,7 @@ all) out/mkimage "${args[@]}" "$target" ;;
 init) out/mkimage "${args[@]}" -until runtime "$target" ;;
 image) out/mkimage "${args[@]}" -until addons "$target" ;;
 trail) out/mkimage "${args[@]}" -until trails/0 "$target" ;;
+sbom) out/mkimage "${args[@]}" -until sbom "$target" ;;
 boottest)
 	# build, no-change rebuild, reproducibility and qemu boots: one place
 	exec ./test.docker.sh image "$target"

@@ -59,7 +59,10 @@ imagetest() {
 	fi
 	img=${imgs[0]}
 	local sums
-	sums=$(sha256sum "$img" "$dir/$target.pvr.tgz")
+	sums=$(sha256sum "$img" "$dir/$target.pvr.tgz" "$dir/$target.spdx.json")
+
+	echo "== image: SBOM (SPDX 2.3 schema, tools-golang, covers trails/0 and the initrd)"
+	PV_SBOM_OUT=$PWD/$dir go test -count=1 -v -run '^TestBuiltImage$' ./mkimage/sbom/ | grep -E 'packages|^(ok|FAIL|---)'
 
 	echo "== image: no-change rebuild"
 	local t0 t1
@@ -85,7 +88,7 @@ imagetest() {
 		return 1
 	}
 	local a b
-	for f in "$img" "$dir/$target.pvr.tgz"; do
+	for f in "$img" "$dir/$target.pvr.tgz" "$dir/$target.spdx.json"; do
 		a=$(sha256sum <"$f")
 		b=$(sha256sum <"$scratch/out/$(basename "$f")")
 		if [ "$a" != "$b" ]; then
@@ -94,7 +97,7 @@ imagetest() {
 		fi
 	done
 	rm -rf "$scratch"
-	echo "    same bytes: $(basename "$img"), $target.pvr.tgz"
+	echo "    same bytes: $(basename "$img"), $target.pvr.tgz, $target.spdx.json"
 
 	echo "== image: boot (qemu TCG: SeaBIOS and OVMF, or U-Boot)"
 	local marker='rev=0 status=READY' expect= c

@@ -26,6 +26,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/mkimage/container"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
+	spdx "github.com/spdx/tools-golang/spdx/v2/v2_3"
 )
 
 // Init choices for /init in the initrd.
@@ -67,6 +68,15 @@ type Options struct {
 	// Until stops the build after the named stage (see Stages); empty
 	// runs them all.
 	Until string
+	// UseSrcBSP is PVR_USE_SRC_BSP=yes: trails/0 takes the BSP (kernel,
+	// initrd, volumes, run.json) of MergeSrc instead of building one.
+	UseSrcBSP bool
+	// AutoTok is PV_FACTORY_AUTOTOK: the factory pantahub.config gets
+	// factory.autotok=<AutoTok>, so a new device claims itself.
+	AutoTok string
+	// MergeSBOM is PV_MERGE_SBOM: an SPDX JSON document, or a directory
+	// of them, merged into the image's SBOM.
+	MergeSBOM string
 	// Debug is PANTAVISOR_DEBUG: "yes" adds the debug addon to the recipe's
 	// addons, "no" removes it, "" keeps the recipe's choice.
 	Debug string
@@ -76,7 +86,7 @@ type Options struct {
 }
 
 // Stages are the pipeline's stages, in order.
-var Stages = []string{"signing keys", "packages", "runtime", "initrd", "addons", "bsp", "trails/0", "image", "pvr export"}
+var Stages = []string{"signing keys", "packages", "runtime", "initrd", "addons", "bsp", "trails/0", "sbom", "image", "pvr export"}
 
 // DebugAddon is the addon PANTAVISOR_DEBUG adds or removes.
 const DebugAddon = "debug"
@@ -95,6 +105,8 @@ type Result struct {
 	Image string
 	// Pvr is the BSP update tarball <target>.pvr.tgz.
 	Pvr string
+	// SBOM is the SPDX document <target>.spdx.json.
+	SBOM string
 	// Storage is the staged storage tree (trails/0, objects, boot, config).
 	Storage string
 	// Sizes of the main artifacts in bytes, by name.
@@ -161,7 +173,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if o.Debug != "" && o.Debug != "yes" && o.Debug != "no" {
 		return nil, fmt.Errorf("PANTAVISOR_DEBUG %q: want yes or no", o.Debug)
 	}
-	for _, p := range []*string{&o.Repo, &o.Out, &o.Cache, &o.MergeSrc} {
+	for _, p := range []*string{&o.Repo, &o.Out, &o.Cache, &o.MergeSrc, &o.MergeSBOM} {
 		if *p == "" || container.IsRemote(*p) {
 			continue
 		}
@@ -179,6 +191,17 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	r, err := recipe.Load(filepath.Join(o.Repo, "targets", o.Target+".toml"))
 	if err != nil {
 		return nil, err
+	}
+	if o.UseSrcBSP && (o.MergeSrc == "" || r.InitMode == recipe.ModeAppengine) {
+		return nil, fmt.Errorf("PVR_USE_SRC_BSP=yes: needs PVR_MERGE_SRC and an image target (App Engine packages have no BSP)")
+	}
+	if o.AutoTok != "" {
+		if err := checkAutoTok(o.AutoTok); err != nil {
+			return nil, err
+		}
+		if r.InitMode == recipe.ModeAppengine {
+			return nil, fmt.Errorf("PV_FACTORY_AUTOTOK: not supported for App Engine packages (%s): they ship no factory storage; set factory.autotok in the host's pantahub.config", o.Target)
+		}
 	}
 	switch {
 	case o.Debug == "yes" && !slices.Contains(r.Addons, DebugAddon):
@@ -219,6 +242,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		pk  *packages
 		bin *binaries
 		bsp *bspFiles
+		doc *spdx.Document
 	)
 	stages := []struct {
 		name string
@@ -231,6 +255,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		{"addons", func() (string, error) { return b.makeAddons(ctx, pk) }},
 		{"bsp", func() (n string, err error) { bsp, n, err = b.makeBSP(ctx, pk); return }},
 		{"trails/0", func() (string, error) { return b.makeStorage(ctx, pk, bin, bsp) }},
+		{"sbom", func() (n string, err error) { doc, n, err = b.makeSBOM(ctx, pk, bin); return }},
 		{"image", func() (string, error) { return b.makeImage(ctx) }},
 		{"pvr export", func() (string, error) { return b.export() }},
 	}
@@ -249,16 +274,37 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 				bsp = &bspFiles{}
 				continue
 			case "pvr export":
-				s.fn = func() (string, error) { return b.appengineBundle(ctx) }
+				s.fn = func() (string, error) {
+					n, err := b.appengineBundle(ctx)
+					if err != nil {
+						return n, err
+					}
+					sn, err := b.appengineSBOM(doc) // Assemble replaced the output directory
+					return n + " " + sn, err
+				}
+			}
+		}
+		if o.UseSrcBSP {
+			switch s.name {
+			case "initrd", "addons":
+				continue // the BSP of PVR_MERGE_SRC brings them
+			case "bsp":
+				s.fn = func() (n string, err error) { bsp, n, err = b.sourceBSP(); return }
 			}
 		}
 		if err := b.step(s.name, s.fn); err != nil {
+			if merr := markFailed(r, o.Out, err); merr != nil {
+				b.note("marking the failed build in %s: %v", o.Out, merr)
+			}
 			return b.res, err
 		}
 	}
 	if o.Until != "" {
 		fmt.Fprintf(o.Progress, "==> %s: stopped after %s, in %s\n", r.Name, o.Until, time.Since(b.start).Round(time.Millisecond))
 		return b.res, nil
+	}
+	if err := os.Remove(filepath.Join(o.Out, FailedName)); err != nil && !os.IsNotExist(err) {
+		return b.res, err
 	}
 	fmt.Fprintf(o.Progress, "==> built %s in %s\n", r.Name, time.Since(b.start).Round(time.Millisecond))
 	return b.res, nil

@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
+	"github.com/pantavisor/pantavisor-go/mkimage/sbom"
+	"github.com/pantavisor/pantavisor-go/runtime/config"
 )
 
 func TestHasPrefixPath(t *testing.T) {
@@ -78,9 +81,92 @@ func TestBuildX64(t *testing.T) {
 	if fi, err := os.Stat(res.Image); err != nil || fi.Size() != 1024<<20 {
 		t.Errorf("image %s: %v", res.Image, err)
 	}
+	if data, err := os.ReadFile(res.SBOM); err != nil {
+		t.Errorf("sbom: %v", err)
+	} else if doc, err := sbom.Validate(data); err != nil {
+		t.Error(err)
+	} else if err := sbom.Coverage(doc, res.Storage); err != nil {
+		t.Error(err)
+	}
 	for _, p := range []string{"trails/0/.pvr/json", "trails/0/.pv/pv-kernel.img", "trails/0/.pv/pv-initrd.img", "trails/0/.pv/pv-initrd.img.0", "boot/grubenv"} {
 		if _, err := os.Stat(filepath.Join(res.Storage, p)); err != nil {
 			t.Errorf("storage lacks %s: %v", p, err)
 		}
+	}
+}
+
+// TestFailedBuildMarksOutputs: a build that fails leaves no output of an
+// earlier build that looks current, and says so in FAILED; a later build
+// that gets through removes FAILED.
+func TestFailedBuildMarksOutputs(t *testing.T) {
+	out := t.TempDir()
+	old := []string{"x64-uefi-pv-1024MiB.img", ".x64-uefi-pv-1024MiB.img.stamp", "x64-uefi.pvr.tgz", "x64-uefi.spdx.json", "sbom.json"}
+	for _, n := range old {
+		if err := os.WriteFile(filepath.Join(out, n), []byte("last build"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// the first stage fails: the signing key does not exist
+	_, err := Build(context.Background(), Options{Repo: "../..", Target: "x64-uefi", Out: out, Cache: t.TempDir(),
+		SigKey: filepath.Join(out, "missing.key"), Offline: true, Epoch: 1700000000})
+	if err == nil {
+		t.Fatal("Build(missing signing key) = nil error")
+	}
+	for _, n := range old {
+		if _, err := os.Stat(filepath.Join(out, n)); !os.IsNotExist(err) {
+			t.Errorf("after a failed build, %s of the last build is still there (%v)", n, err)
+		}
+	}
+	data, rerr := os.ReadFile(filepath.Join(out, FailedName))
+	if rerr != nil || !strings.Contains(string(data), "missing.key") {
+		t.Errorf("%s = %q, %v; want the error", FailedName, data, rerr)
+	}
+	// a build that gets through (here up to its first stage) keeps the marker
+	// only while it has not completed: -until leaves FAILED in place
+	if _, err := Build(context.Background(), Options{Repo: "../..", Target: "x64-uefi", Out: out, Cache: t.TempDir(),
+		Offline: true, Epoch: 1700000000, Until: "signing keys"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(out, FailedName)); err != nil {
+		t.Errorf("a partial build (-until) removed %s: %v", FailedName, err)
+	}
+}
+
+// TestFactoryConfig: PV_FACTORY_AUTOTOK lands in pantahub.config as the
+// runtime reads it (runtime/config), replacing any token the recipe's
+// file has; tokens that cannot be one line are refused.
+func TestFactoryConfig(t *testing.T) {
+	base := []byte("creds.host=api.pantahub.com\nfactory.autotok=old\nPH_FACTORY_AUTOTOK=older\nupdater.interval=60")
+	data, err := factoryConfig(base, "tok-123_abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs, errs := config.ParseFile(bytes.NewReader(data))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	got := map[string][]string{}
+	for _, p := range pairs {
+		got[p.Key] = append(got[p.Key], p.Value)
+	}
+	if v := got["factory.autotok"]; len(v) != 1 || v[0] != "tok-123_abc" || got["PH_FACTORY_AUTOTOK"] != nil ||
+		got["updater.interval"][0] != "60" || got["creds.host"][0] != "api.pantahub.com" {
+		t.Errorf("factoryConfig() = %q", data)
+	}
+	for _, bad := range []string{"a b", "a\nb=c", "tök", strings.Repeat("x", 2000)} {
+		if _, err := factoryConfig(nil, bad); err == nil {
+			t.Errorf("factoryConfig(%q) = nil error", bad)
+		}
+	}
+	root := t.TempDir()
+	b := &run{o: Options{Repo: "../..", AutoTok: "tok-1"}, r: &recipe.Recipe{Config: recipe.Config{Pantahub: "vendor-skel/x64-uefi/pantahub.config"}}}
+	if err := b.writePantahubConfig(root); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(filepath.Join(root, "config", "pantahub.config")); err != nil || !bytes.HasSuffix(data, []byte("\nfactory.autotok=tok-1\n")) || !bytes.Contains(data, []byte("creds.host=")) {
+		t.Errorf("storage pantahub.config = %q, %v", data, err)
+	}
+	if _, err := Build(context.Background(), Options{Repo: "../..", Target: "x64-appengine", Out: t.TempDir(), AutoTok: "tok"}); err == nil || !strings.Contains(err.Error(), "App Engine") {
+		t.Errorf("Build(appengine, PV_FACTORY_AUTOTOK) = %v, want the App Engine refusal", err)
 	}
 }

@@ -223,11 +223,7 @@ func (b *run) signer() trail.Signer {
 			return nil, err
 		}
 		if err := v.Verify(signed); err != nil {
-			hint := ""
-			if b.o.MergeSrc != "" {
-				hint = " (signatures from PVR_MERGE_SRC need their CA in the image: set PV_PVS_CERT_PEM to a bundle of it and the CA of PVR_SIG_KEY)"
-			}
-			return nil, fmt.Errorf("signed trails/0 does not verify with the image's trust files%s: %w", hint, err)
+			return nil, verifyError(err, b.o.MergeSrc != "")
 		}
 		keys := make([]string, 0, len(sigs))
 		for k := range sigs {
@@ -310,4 +306,14 @@ func (b *run) looseSkelKeys(st *state.State) ([]string, error) {
 	}
 	sort.Strings(keys)
 	return keys, nil
+}
+
+// verifyError says why the signed trails/0 does not verify: the cause
+// first, then what may help (a merged device signed by another CA).
+func verifyError(err error, merged bool) error {
+	hint := ""
+	if merged {
+		hint = " (if PVR_MERGE_SRC is signed by another CA, the image needs that CA: set PV_PVS_CERT_PEM to a bundle of it and the CA of PVR_SIG_KEY)"
+	}
+	return fmt.Errorf("signed trails/0 does not verify with the image's trust files: %w%s", err, hint)
 }

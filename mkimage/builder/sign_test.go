@@ -275,7 +275,7 @@ func TestStorageSignedMerge(t *testing.T) {
 		cert    string
 		wantErr string
 	}{
-		{"developer CA only", "", "signatures from PVR_MERGE_SRC need their CA"},
+		{"developer CA only", "", "the image needs that CA"},
 		{"bundle of both CAs", bundle, ""},
 	} {
 		out := t.TempDir()
@@ -328,4 +328,98 @@ func signerCN(t *testing.T, sig *state.Signature) string {
 		t.Fatal(err)
 	}
 	return c.Subject.CommonName
+}
+
+// TestVerifyErrorCauseFirst: the cause (the verifier's error) comes
+// before the hint, so a tampered payload reads as one.
+func TestVerifyErrorCauseFirst(t *testing.T) {
+	cause := errors.New("_sigs/pv-app.json: signature does not match payload")
+	err := verifyError(cause, true)
+	msg := err.Error()
+	if !errors.Is(err, cause) {
+		t.Errorf("verifyError() = %v, does not wrap the cause", err)
+	}
+	if i, j := strings.Index(msg, cause.Error()), strings.Index(msg, "PV_PVS_CERT_PEM"); i < 0 || j < 0 || i > j {
+		t.Errorf("verifyError() = %q, want the cause before the CA hint", msg)
+	}
+	if msg := verifyError(cause, false).Error(); strings.Contains(msg, "PV_PVS_CERT_PEM") {
+		t.Errorf("verifyError(no merge) = %q, want no PVR_MERGE_SRC hint", msg)
+	}
+}
+
+// TestUseSrcBSP: PVR_USE_SRC_BSP=yes puts the reference device's BSP
+// into trails/0 (checked objects, its run.json) beside its containers,
+// signed by the build.
+func TestUseSrcBSP(t *testing.T) {
+	in := t.TempDir()
+	write := func(name, data string) string {
+		p := filepath.Join(in, name)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var ref trail.Revision
+	for _, err := range []error{
+		ref.AddObject("bsp/kernel.img", write("refkernel", "the device's kernel")),
+		ref.AddObject("bsp/pantavisor", write("refinitrd", "the device's initrd")),
+		ref.AddJSON("bsp/run.json", map[string]any{"linux": "kernel.img", "initrd": "pantavisor", "from": "device"}),
+		ref.AddObject("pv-app/root.squashfs", write("root", "R")),
+		ref.AddObject("pv-app/lxc.container.conf", write("conf", "C")),
+		ref.AddJSON("pv-app/run.json", map[string]any{"#spec": "service-manifest-run@1", "name": "pv-app", "type": "lxc",
+			"root-volume": "root.squashfs", "config": "lxc.container.conf", "volumes": []string{}}),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	refRoot := filepath.Join(t.TempDir(), "ref")
+	refState, err := trail.Write(nil, refRoot, "0", ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	export := filepath.Join(in, "ref.tgz")
+	f, err := os.Create(export)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := trail.Export(f, refRoot, refState, "", 1700000000); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	out := t.TempDir()
+	b := &run{o: Options{Repo: in, Cache: t.TempDir(), Epoch: 1700000000, MergeSrc: export, UseSrcBSP: true, Progress: io.Discard},
+		r: &recipe.Recipe{Name: "t", Arch: "amd64", Bootloader: recipe.Bootloader{Type: recipe.BootGrub}}, work: out, res: &Result{Sizes: map[string]int64{}}}
+	bsp, _, err := b.sourceBSP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.makeStorage(context.Background(), &packages{}, &binaries{}, bsp); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(out, "storage/trails/0/.pvr/json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := state.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := refState.Object("bsp/kernel.img")
+	if got, _ := st.Object("bsp/kernel.img"); got != want {
+		t.Errorf("trails/0 bsp/kernel.img = %s, want the device's %s", got, want)
+	}
+	if raw, _ := st.Raw("bsp/run.json"); !strings.Contains(string(raw), `"from":"device"`) {
+		t.Errorf("trails/0 bsp/run.json = %s, want the device's", raw)
+	}
+	if _, ok := st.Object("pv-app/root.squashfs"); !ok {
+		t.Error("trails/0 lacks the device's container pv-app")
+	}
+	if got, want := signerCN(t, st.Signatures()["_sigs/bsp.json"]), "pv-developer-001"; got != want {
+		t.Errorf("_sigs/bsp.json signer = %q, want %q (the build's)", got, want)
+	}
+	if _, err := Build(context.Background(), Options{Repo: "../..", Target: "x64-uefi", Out: t.TempDir(), UseSrcBSP: true}); err == nil || !strings.Contains(err.Error(), "PVR_MERGE_SRC") {
+		t.Errorf("Build(PVR_USE_SRC_BSP without PVR_MERGE_SRC) = %v", err)
+	}
 }

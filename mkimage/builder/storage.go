@@ -72,10 +72,8 @@ func (b *run) makeStorage(ctx context.Context, pk *packages, bin *binaries, bsp 
 			return "", err
 		}
 	}
-	if r.Config.Pantahub != "" {
-		if err := copyFile(b.repoFile(r.Config.Pantahub), filepath.Join(root, "config", "pantahub.config")); err != nil {
-			return "", fmt.Errorf("config.pantahub: %w", err)
-		}
+	if err := b.writePantahubConfig(root); err != nil { // options.go
+		return "", err
 	}
 	b.res.Storage = root
 	return fmt.Sprintf("(%d state keys, %d objects; containers: %s)", len(st.Keys()), len(st.Objects()), cnote), nil

@@ -31,6 +31,18 @@ const maxStateJSON = 64 << 20
 // (json + objects/<sha>, optionally gzipped). Tarball objects are
 // extracted into work. Every object is checked against its sha256.
 func LoadSource(src, work string) (Entries, error) {
+	return loadSource(src, work, func(k string) bool { return !isBSP(k) })
+}
+
+// LoadSourceBSP reads the BSP of a reference device (PVR_USE_SRC_BSP):
+// its bsp/ entries, checked as LoadSource checks the others.
+func LoadSourceBSP(src, work string) (Entries, error) {
+	return loadSource(src, work, func(k string) bool { return isBSP(k) && strings.HasPrefix(k, "bsp/") })
+}
+
+func isBSP(k string) bool { return state.Owner(k) == "bsp" || strings.HasPrefix(k, "bsp/") }
+
+func loadSource(src, work string, keep func(key string) bool) (Entries, error) {
 	e := NewEntries()
 	if err := CheckSource(src); err != nil {
 		return e, err
@@ -66,7 +78,7 @@ func LoadSource(src, work string) (Entries, error) {
 		return e, fmt.Errorf("pvr source %s: json: %w", src, err)
 	}
 	for _, k := range st.Keys() {
-		if state.Owner(k) == "bsp" || strings.HasPrefix(k, "bsp/") {
+		if !keep(k) {
 			continue
 		}
 		if sha, ok := st.Object(k); ok {

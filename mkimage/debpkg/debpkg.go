@@ -68,6 +68,9 @@ type Package struct {
 	Path string
 	// Depends is the raw Depends field of the package.
 	Depends string
+	// Filename is the package's path in the archive (pool/…), relative
+	// to the mirror; "" in locks written before it was recorded.
+	Filename string `json:",omitempty"`
 }
 
 // New prepares the private apt configuration of an archive view.
@@ -193,7 +196,7 @@ func (a *Archive) Show(ctx context.Context, name, version string) (Package, erro
 				return Package{}, fmt.Errorf("debpkg: %s=%s: index has no SHA256", name, version)
 			}
 			return Package{Name: name, Version: version, Arch: r["Architecture"], SHA256: r["SHA256"], Depends: r["Depends"],
-				Path: filepath.Join(a.o.Cache, r["SHA256"]+".deb")}, nil
+				Filename: r["Filename"], Path: filepath.Join(a.o.Cache, r["SHA256"]+".deb")}, nil
 		}
 	}
 	return Package{}, fmt.Errorf("debpkg: %s=%s (%s): %w", name, version, a.o.Arch, ErrNotFound)
@@ -365,6 +368,20 @@ func Unpack(ctx context.Context, deb, dir string) error {
 	return nil
 }
 
+// Fields returns the control record of a .deb (dpkg-deb -f): Package,
+// Version, Source, Homepage, ... as the package itself states them.
+func Fields(ctx context.Context, deb string) (map[string]string, error) {
+	out, err := exec.CommandContext(ctx, "dpkg-deb", "-f", deb).Output()
+	if err != nil {
+		return nil, fmt.Errorf("debpkg: dpkg-deb -f %s: %w", filepath.Base(deb), err)
+	}
+	recs := ParseControl(out)
+	if len(recs) != 1 {
+		return nil, fmt.Errorf("debpkg: dpkg-deb -f %s: want one control record, got %d", filepath.Base(deb), len(recs))
+	}
+	return recs[0], nil
+}
+
 // candidates parses apt-cache policy output for several packages.
 func candidates(out []byte) map[string]string {
 	m := map[string]string{}
@@ -418,7 +435,7 @@ func (a *Archive) FetchAll(ctx context.Context, names []string) ([]Package, erro
 		for _, r := range recs {
 			if r["Package"] == n && r["Version"] == cand[n] && (r["Architecture"] == a.o.Arch || r["Architecture"] == "all") && isSha(r["SHA256"]) {
 				found = &Package{Name: n, Version: cand[n], Arch: r["Architecture"], SHA256: r["SHA256"], Depends: r["Depends"],
-					Path: filepath.Join(a.o.Cache, r["SHA256"]+".deb")}
+					Filename: r["Filename"], Path: filepath.Join(a.o.Cache, r["SHA256"]+".deb")}
 				break
 			}
 		}

@@ -48,6 +48,9 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	init := fs.String("init", builder.InitPantavisor, "what /init runs: pantavisor or smoke (boot probe)")
 	offline := fs.Bool("offline", false, "do not refresh the Debian indexes (use the cache)")
 	mergeSrc := fs.String("merge-src", os.Getenv("PVR_MERGE_SRC"), "reference device (pvr checkout or export) whose containers replace the recipe's (env PVR_MERGE_SRC)")
+	useSrcBSP := fs.Bool("use-src-bsp", os.Getenv("PVR_USE_SRC_BSP") == "yes", "take the BSP of -merge-src instead of building one (env PVR_USE_SRC_BSP=yes)")
+	autoTok := fs.String("autotok", os.Getenv("PV_FACTORY_AUTOTOK"), "factory auto-claim token: factory.autotok of the factory pantahub.config (env PV_FACTORY_AUTOTOK)")
+	mergeSBOM := fs.String("merge-sbom", os.Getenv("PV_MERGE_SBOM"), "SPDX JSON document, or directory of them, merged into the image's SBOM (env PV_MERGE_SBOM)")
 	pvsCert := fs.String("pvs-cert-pem", os.Getenv("PV_PVS_CERT_PEM"), "CA certificate(s) the device trusts, the initrd's /etc/pantavisor/pvs/trust/ca-certificates.crt (env PV_PVS_CERT_PEM; default the public developer CA, ca/README.md)")
 	pvsPub := fs.String("pvs-pub-pem", os.Getenv("PV_PVS_PUB_PEM"), "public key(s) for signatures without x5c, the initrd's /etc/pantavisor/pvs/trust/pub.pem (env PV_PVS_PUB_PEM)")
 	sigKey := fs.String("sig-key", os.Getenv("PVR_SIG_KEY"), "private key trails/0 is signed with (env PVR_SIG_KEY; default ca/developer/signer.key)")
@@ -79,7 +82,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	res, err := builder.Build(ctx, builder.Options{Repo: *repo, Target: fs.Arg(0), Out: *out, Cache: *cache,
-		Init: *init, Epoch: epoch, Offline: *offline, MergeSrc: *mergeSrc, Until: *until, Debug: *debug, Progress: stdout, Log: log,
+		Init: *init, Epoch: epoch, Offline: *offline, MergeSrc: *mergeSrc, MergeSBOM: *mergeSBOM, AutoTok: *autoTok, UseSrcBSP: *useSrcBSP, Until: *until, Debug: *debug, Progress: stdout, Log: log,
 		PvsCertPEM: *pvsCert, PvsPubPEM: *pvsPub, SigKey: *sigKey, SigX5C: *sigX5C})
 	if res != nil {
 		summary(stdout, res)
@@ -105,6 +108,9 @@ func summary(w io.Writer, res *builder.Result) {
 	}
 	if res.Pvr != "" {
 		fmt.Fprintf(w, "    bsp:   %s\n", res.Pvr)
+	}
+	if res.SBOM != "" {
+		fmt.Fprintf(w, "    sbom:  %s\n", res.SBOM)
 	}
 	for _, n := range res.Notes {
 		fmt.Fprintf(w, "    NOT DONE: %s\n", n)

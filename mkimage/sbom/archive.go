@@ -1,0 +1,164 @@
+package sbom
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/u-root/u-root/pkg/cpio"
+	"github.com/ulikunitz/xz"
+)
+
+// Member is one regular file inside an archive part (an initrd).
+type Member struct {
+	Path         string // absolute inside the archive: /usr/bin/x
+	SHA256, SHA1 string
+	Size         int64
+}
+
+// maxArchive bounds what ReadArchive decompresses: initrds are tens of
+// MiB, and an archive that claims more is not one we built.
+const maxArchive = 1 << 30
+
+// ReadArchive lists the regular files of a newc cpio archive, plain or
+// compressed with xz or gzip (the initrd and its cpio.xz4 addons).
+// Hard links to one file are listed under each name.
+func ReadArchive(data []byte) ([]Member, error) {
+	raw, err := decompress(data)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := cpio.ReadAllRecords(cpio.Newc.Reader(bytes.NewReader(raw)))
+	if err != nil {
+		return nil, fmt.Errorf("sbom: cpio: %w", err)
+	}
+	var out []Member
+	byIno := map[uint64]Member{} // newc stores a hard-linked file's data once
+	for _, r := range recs {
+		if r.Mode&cpio.S_IFMT != cpio.S_IFREG {
+			continue
+		}
+		body, err := io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize)))
+		if err != nil {
+			return nil, fmt.Errorf("sbom: cpio %s: %w", r.Name, err)
+		}
+		m := Member{Path: "/" + r.Name, Size: int64(len(body))}
+		if len(body) == 0 && r.NLink > 1 {
+			if prev, ok := byIno[r.Ino]; ok {
+				m.SHA256, m.Size = prev.SHA256, prev.Size
+			}
+		}
+		if len(body) == 0 && r.NLink > 1 {
+			if prev, ok := byIno[r.Ino]; ok {
+				m.SHA1 = prev.SHA1
+			}
+		}
+		if m.SHA256 == "" {
+			sum, s1 := sha256.Sum256(body), sha1.Sum(body)
+			m.SHA256, m.SHA1 = hex.EncodeToString(sum[:]), hex.EncodeToString(s1[:])
+			byIno[r.Ino] = m
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func decompress(data []byte) ([]byte, error) {
+	var r io.Reader
+	switch {
+	case bytes.HasPrefix(data, []byte("\xfd7zXZ\x00")):
+		xr, err := xz.NewReader(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("sbom: xz: %w", err)
+		}
+		raw, err := io.ReadAll(io.LimitReader(xr, maxArchive+1))
+		if err != nil {
+			// the Go reader has no BCJ filters, which addons built with
+			// the xz tool use (mkimage/initrd XZCLI): let xz read it
+			raw, err = xzCLI(data)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(raw) > maxArchive {
+			return nil, fmt.Errorf("sbom: archive larger than %d bytes", maxArchive)
+		}
+		return raw, nil
+	case bytes.HasPrefix(data, []byte{0x1f, 0x8b}):
+		gr, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("sbom: gzip: %w", err)
+		}
+		gr.Multistream(false) // the archive is zero-padded to 4 bytes
+		r = gr
+	case bytes.HasPrefix(data, []byte("070701")):
+		return data, nil
+	default:
+		return nil, fmt.Errorf("sbom: not a newc cpio archive (plain, xz or gzip)")
+	}
+	raw, err := io.ReadAll(io.LimitReader(r, maxArchive+1))
+	if err != nil {
+		return nil, fmt.Errorf("sbom: decompress: %w", err)
+	}
+	if len(raw) > maxArchive {
+		return nil, fmt.Errorf("sbom: archive larger than %d bytes", maxArchive)
+	}
+	return raw, nil
+}
+
+// ReadSquashfs lists the regular files of a squashfs image (unsquashfs
+// extracts it into a temporary directory).
+func ReadSquashfs(ctx context.Context, image string) ([]Member, error) {
+	tmp, err := os.MkdirTemp("", "sbom-squashfs-")
+	if err != nil {
+		return nil, fmt.Errorf("sbom: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	dir := filepath.Join(tmp, "root")
+	out, err := exec.CommandContext(ctx, "unsquashfs", "-n", "-no-xattrs", "-d", dir, image).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("sbom: unsquashfs %s: %w: %s", filepath.Base(image), err, strings.TrimSpace(string(out)))
+	}
+	var ms []Member
+	err = filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || !e.Type().IsRegular() {
+			return err
+		}
+		s256, s1, err := fileSums(p)
+		if err != nil {
+			return err
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		ms = append(ms, Member{Path: "/" + filepath.ToSlash(rel), SHA256: s256, SHA1: s1, Size: fi.Size()})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sbom: %s: %w", filepath.Base(image), err)
+	}
+	return ms, nil
+}
+
+func xzCLI(data []byte) ([]byte, error) {
+	cmd := exec.Command("xz", "-dc")
+	cmd.Stdin = bytes.NewReader(data)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("sbom: xz -dc: %w: %s", err, strings.TrimSpace(errb.String()))
+	}
+	return out.Bytes(), nil
+}
