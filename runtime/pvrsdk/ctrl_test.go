@@ -32,6 +32,11 @@ type fakeCtrl struct {
 	// refuse makes PUT /steps refuse states holding this key (pv-ctrl's
 	// signature check).
 	refuse string
+	// containers is the answer of GET /containers.
+	containers []map[string]any
+	// inProgress is how many progress answers of a local revision say
+	// INPROGRESS before the first DONE (a run the web UI watches).
+	inProgress int
 	// putStarted is closed when an object upload starts (once).
 	putStarted chan struct{}
 }
@@ -92,9 +97,17 @@ func (f *fakeCtrl) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rev := strings.TrimSuffix(strings.TrimPrefix(p, "/steps/"), "/progress")
 		f.mu.Lock()
 		_, ok := f.steps[rev]
+		busy := strings.HasPrefix(rev, "locals/") && f.inProgress > 0
+		if busy {
+			f.inProgress--
+		}
 		f.mu.Unlock()
 		if !ok {
 			ctrlErr(w, 404, "revision not found")
+			return
+		}
+		if busy {
+			io.WriteString(w, `{"status":"INPROGRESS","status-msg":"Starting updated version","progress":50}`)
 			return
 		}
 		io.WriteString(w, `{"status":"DONE","status-msg":"Update finished, revision set as rollback point","progress":100}`)
@@ -131,6 +144,14 @@ func (f *fakeCtrl) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			list = append(list, map[string]string{"sha256": k, "size": fmt.Sprint(len(v))})
 		}
 		f.mu.Unlock()
+		json.NewEncoder(w).Encode(list)
+	case p == "/containers":
+		f.mu.Lock()
+		list := f.containers
+		f.mu.Unlock()
+		if list == nil {
+			list = []map[string]any{}
+		}
 		json.NewEncoder(w).Encode(list)
 	case p == "/commands":
 		var c struct{ Op, Payload string }

@@ -5,6 +5,7 @@
 //	/cgi-bin/pvr/...   pvr's remote protocol: pvr clone/get/post <ip>
 //	/cgi-bin/pvtx/...  the pvtx API (begin, add, remove, commit, run, …)
 //	/cgi-bin/logs      the logs of a revision by source, with follow
+//	/app/              the device web UI (files embedded in the program)
 //
 //	s, err := pvrsdk.New(pvrsdk.Options{Client: client.New(""), PvtxDir: dir, LogDir: "/pantavisor/logs"})
 //	http.Serve(ln, s)
@@ -18,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -124,7 +126,7 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("pvr-sdk: %w", err)
 	}
 	s := &Server{o: o, c: o.Client, tx: tx, mux: http.NewServeMux()}
-	for _, r := range routes {
+	for _, r := range slices.Concat(routes, webRoutes) {
 		serve := r.serve
 		s.mux.HandleFunc(r.method+" "+r.path, func(w http.ResponseWriter, q *http.Request) { serve(s, w, q) })
 	}
