@@ -278,6 +278,12 @@ func TestWebUIBrowser(t *testing.T) {
 	if err != nil || wide > 0 {
 		t.Errorf("page on a 390 px screen is %d px too wide (%v)", wide, err)
 	}
+	// Until an update runs, its progress box stays out of the way (and
+	// no error is shown).
+	shown, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`["run-box", "error"].filter(id => getComputedStyle(document.getElementById(id)).display !== "none")`))
+	if err != nil || len(shown) > 0 {
+		t.Errorf("hidden boxes shown on a fresh page: %v (%v)", shown, err)
+	}
 	p.shot("phone")
 	if got := problems(); len(got) > 0 {
 		t.Errorf("the page reported:\n%s", strings.Join(got, "\n"))
