@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -136,7 +137,27 @@ func New(o Options) (*Server, error) {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if !sameOrigin(r) {
+		writeJSON(w, http.StatusForbidden, map[string]any{"error": "cross-origin request refused"})
+		return
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// sameOrigin refuses a browser's cross-site writes: with the web UI the
+// device is browsed, and any other page open in that browser could POST
+// a simple request (no preflight) to begin, add and run a revision.
+// Browsers name the page in Origin; pvr and curl send none.
+func sameOrigin(r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Host == r.Host && (u.Scheme == "http" || u.Scheme == "https")
 }
 
 // txOnly runs h unless another pvtx request is running: pvtx keeps one

@@ -143,3 +143,46 @@ func TestWebLogSources(t *testing.T) {
 		}
 	}
 }
+
+// TestCrossOrigin: a write from another site's page (its Origin) is
+// refused and changes nothing; the UI's own page, pvr and curl (no
+// Origin) are served.
+func TestCrossOrigin(t *testing.T) {
+	f, c := startCtrl(t, baseState())
+	ts := newServer(t, c, Options{})
+	post := func(path, origin string) (int, string) {
+		req, _ := http.NewRequest("POST", ts.URL+path, strings.NewReader("v"))
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, o := range []string{"http://evil.example", "null", "http://" + strings.TrimPrefix(ts.URL, "http://") + ".evil.example"} {
+		if code, out := post("/cgi-bin/pvtx/usermeta/save?key=k", o); code != 403 || !strings.Contains(out, "cross-origin") {
+			t.Errorf("save from %s = %d %s, want 403", o, code, out)
+		}
+		if code, _ := post("/cgi-bin/pvtx/begin", o); code != 403 {
+			t.Errorf("begin from %s = %d, want 403", o, code)
+		}
+	}
+	f.mu.Lock()
+	_, saved := f.userMeta["k"]
+	f.mu.Unlock()
+	if saved {
+		t.Errorf("a refused cross-origin save was written")
+	}
+	if code, out := call(t, "GET", ts.URL+"/cgi-bin/pvtx/show", nil); code != 400 {
+		t.Errorf("show after refused begins = %d %s, want no transaction", code, out)
+	}
+	for _, o := range []string{"", ts.URL} {
+		if code, out := post("/cgi-bin/pvtx/usermeta/save?key=k", o); code != 200 {
+			t.Errorf("save with Origin %q = %d %s, want 200", o, code, out)
+		}
+	}
+}
