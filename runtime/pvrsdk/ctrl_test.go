@@ -34,9 +34,10 @@ type fakeCtrl struct {
 	refuse string
 	// containers is the answer of GET /containers.
 	containers []map[string]any
-	// inProgress is how many progress answers of a local revision say
-	// INPROGRESS before the first DONE (a run the web UI watches).
-	inProgress int
+	// progress scripts the progress answers of local revisions (a run
+	// the web UI watches): "INPROGRESS" or "FAIL" (pv-ctrl answers 500,
+	// as while Pantavisor restarts), one per request; then DONE.
+	progress []string
 	// putStarted is closed when an object upload starts (once).
 	putStarted chan struct{}
 }
@@ -97,17 +98,21 @@ func (f *fakeCtrl) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rev := strings.TrimSuffix(strings.TrimPrefix(p, "/steps/"), "/progress")
 		f.mu.Lock()
 		_, ok := f.steps[rev]
-		busy := strings.HasPrefix(rev, "locals/") && f.inProgress > 0
-		if busy {
-			f.inProgress--
+		next := ""
+		if strings.HasPrefix(rev, "locals/") && len(f.progress) > 0 {
+			next, f.progress = f.progress[0], f.progress[1:]
 		}
 		f.mu.Unlock()
 		if !ok {
 			ctrlErr(w, 404, "revision not found")
 			return
 		}
-		if busy {
+		switch next {
+		case "INPROGRESS":
 			io.WriteString(w, `{"status":"INPROGRESS","status-msg":"Starting updated version","progress":50}`)
+			return
+		case "FAIL":
+			ctrlErr(w, 500, "restarting")
 			return
 		}
 		io.WriteString(w, `{"status":"DONE","status-msg":"Update finished, revision set as rollback point","progress":100}`)

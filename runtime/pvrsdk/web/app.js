@@ -7,6 +7,7 @@ const $ = (id) => document.getElementById(id);
 // Statuses after which a revision's progress no longer changes.
 const FINAL = ["DONE", "ERROR", "WONTGO", "CANCELLED"];
 let logAbort = null;
+const LOG_KEEP = 1 << 20;
 
 function showError(msg) {
   const e = $("error");
@@ -92,14 +93,24 @@ function txCall(method, path, body, info) {
   });
 }
 
-// watch polls the progress of rev until it is final.
+// watch polls the progress of rev until it is final. A run can restart
+// Pantavisor or this very server (a new pvr-sdk, a reboot): failed polls
+// are retried until WATCH_LIMIT passes without an answer.
+const WATCH_LIMIT = 15 * 60 * 1000;
 async function watch(rev) {
   $("run-box").hidden = false;
   $("run-rev").textContent = rev;
+  let answered = Date.now();
   for (;;) {
-    const s = await api("/cgi-bin/pvtx/status?rev=" + encodeURIComponent(rev));
-    setStatus("run", s.progress);
-    if (FINAL.includes(s.progress.status)) break;
+    try {
+      const s = await api("/cgi-bin/pvtx/status?rev=" + encodeURIComponent(rev));
+      answered = Date.now();
+      setStatus("run", s.progress);
+      if (FINAL.includes(s.progress.status)) break;
+    } catch (e) {
+      if (Date.now() - answered > WATCH_LIMIT) throw e;
+      $("run-msg").textContent = `Waiting for the device (${e.message})…`;
+    }
     await new Promise((ok) => setTimeout(ok, 1000));
   }
   $("tx-info").textContent = `Revision ${rev}: ${$("run-status").textContent}`;
@@ -156,6 +167,8 @@ async function showLogs() {
       const { value, done } = await rd.read();
       if (done) break;
       out.append(dec.decode(value, { stream: true }));
+      // A long follow keeps the last LOG_KEEP characters only.
+      if (out.textContent.length > 2 * LOG_KEEP) out.textContent = out.textContent.slice(-LOG_KEEP);
       out.scrollTop = out.scrollHeight;
     }
   } catch (e) {
@@ -205,7 +218,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("tx-add").onsubmit = (e) => {
     e.preventDefault();
     const f = $("tx-file").files[0];
-    if (f) txCall("PUT", "add", f, `Added ${f.name}.`);
+    if (!f) return;
+    $("tx-info").textContent = `Uploading ${f.name} (${f.size} bytes)…`;
+    txCall("PUT", "add", f, `Added ${f.name}.`);
   };
   $("tx-remove").onsubmit = (e) => {
     e.preventDefault();
