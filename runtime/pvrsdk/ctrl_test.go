@@ -32,6 +32,12 @@ type fakeCtrl struct {
 	// refuse makes PUT /steps refuse states holding this key (pv-ctrl's
 	// signature check).
 	refuse string
+	// containers is the answer of GET /containers.
+	containers []map[string]any
+	// progress scripts the progress answers of local revisions (a run
+	// the web UI watches): "INPROGRESS" or "FAIL" (pv-ctrl answers 500,
+	// as while Pantavisor restarts), one per request; then DONE.
+	progress []string
 	// putStarted is closed when an object upload starts (once).
 	putStarted chan struct{}
 }
@@ -92,9 +98,21 @@ func (f *fakeCtrl) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rev := strings.TrimSuffix(strings.TrimPrefix(p, "/steps/"), "/progress")
 		f.mu.Lock()
 		_, ok := f.steps[rev]
+		next := ""
+		if strings.HasPrefix(rev, "locals/") && len(f.progress) > 0 {
+			next, f.progress = f.progress[0], f.progress[1:]
+		}
 		f.mu.Unlock()
 		if !ok {
 			ctrlErr(w, 404, "revision not found")
+			return
+		}
+		switch next {
+		case "INPROGRESS":
+			io.WriteString(w, `{"status":"INPROGRESS","status-msg":"Starting updated version","progress":50}`)
+			return
+		case "FAIL":
+			ctrlErr(w, 500, "restarting")
 			return
 		}
 		io.WriteString(w, `{"status":"DONE","status-msg":"Update finished, revision set as rollback point","progress":100}`)
@@ -131,6 +149,14 @@ func (f *fakeCtrl) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			list = append(list, map[string]string{"sha256": k, "size": fmt.Sprint(len(v))})
 		}
 		f.mu.Unlock()
+		json.NewEncoder(w).Encode(list)
+	case p == "/containers":
+		f.mu.Lock()
+		list := f.containers
+		f.mu.Unlock()
+		if list == nil {
+			list = []map[string]any{}
+		}
 		json.NewEncoder(w).Encode(list)
 	case p == "/commands":
 		var c struct{ Op, Payload string }

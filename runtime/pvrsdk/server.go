@@ -5,6 +5,7 @@
 //	/cgi-bin/pvr/...   pvr's remote protocol: pvr clone/get/post <ip>
 //	/cgi-bin/pvtx/...  the pvtx API (begin, add, remove, commit, run, …)
 //	/cgi-bin/logs      the logs of a revision by source, with follow
+//	/app/              the device web UI (files embedded in the program)
 //
 //	s, err := pvrsdk.New(pvrsdk.Options{Client: client.New(""), PvtxDir: dir, LogDir: "/pantavisor/logs"})
 //	http.Serve(ln, s)
@@ -18,6 +19,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -124,7 +127,7 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("pvr-sdk: %w", err)
 	}
 	s := &Server{o: o, c: o.Client, tx: tx, mux: http.NewServeMux()}
-	for _, r := range routes {
+	for _, r := range slices.Concat(routes, webRoutes) {
 		serve := r.serve
 		s.mux.HandleFunc(r.method+" "+r.path, func(w http.ResponseWriter, q *http.Request) { serve(s, w, q) })
 	}
@@ -134,7 +137,27 @@ func New(o Options) (*Server, error) {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if !sameOrigin(r) {
+		writeJSON(w, http.StatusForbidden, map[string]any{"error": "cross-origin request refused"})
+		return
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// sameOrigin refuses a browser's cross-site writes: with the web UI the
+// device is browsed, and any other page open in that browser could POST
+// a simple request (no preflight) to begin, add and run a revision.
+// Browsers name the page in Origin; pvr and curl send none.
+func sameOrigin(r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Host == r.Host && (u.Scheme == "http" || u.Scheme == "https")
 }
 
 // txOnly runs h unless another pvtx request is running: pvtx keeps one

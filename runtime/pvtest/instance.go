@@ -110,11 +110,12 @@ func (in *Instance) Bin(name string) string { return filepath.Join(in.Prefix, "b
 func (in *Instance) LogPath() string { return filepath.Join(in.Dir, "appengine.log") }
 
 // Env is the environment of scripts and shells: the host's minus any
-// PV_*/PH_* (they would override the config) plus PVTEST_*.
+// PV_*/PH_* (they would override the config; PV_TEST_ARTIFACTS, where
+// tests keep screenshots, is no config key) plus PVTEST_*.
 func (in *Instance) Env(extra ...string) []string {
 	var env []string
 	for _, e := range os.Environ() {
-		if strings.HasPrefix(e, "PV_") || strings.HasPrefix(e, "PH_") || strings.HasPrefix(e, "PVTEST_") ||
+		if strings.HasPrefix(e, "PV_") && !strings.HasPrefix(e, "PV_TEST_ARTIFACTS=") || strings.HasPrefix(e, "PH_") || strings.HasPrefix(e, "PVTEST_") ||
 			strings.HasPrefix(e, "PVCONTROL_SOCKET=") || strings.HasPrefix(e, "PVTXDIR=") || strings.HasPrefix(e, "ENV=") {
 			continue
 		}

@@ -12,6 +12,7 @@
 //	pvtest children <pid>                       direct children (pv_pid helper)
 //	pvtest unixsend <socket> <data              write stdin to a unix stream socket, print the reply
 //	pvtest http [-host H] <socket> <METHOD> <path> [body]   raw pv-ctrl request
+//	pvtest webui <base-url> <export> [part]                 pvr-sdk's web UI in headless Chromium
 //
 // Tests live in <root>/<group>/<n>/ (root: -C dir/tests, default ./tests).
 // Each runs in a child of this program started in a new mount namespace.
@@ -48,6 +49,7 @@ const usage = `usage:
   pvtest unixsend <socket>   (data on stdin)
   pvtest http [-host H] <socket> <METHOD> <path> [body]
   pvtest pvr clone <repo> <dir> | set <dir> <key> <value> | post <repo> <dir> <msg> [rev]
+  pvtest webui <base-url> <export.tar.gz> [part to remove]
 `
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -75,6 +77,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return httpCmd(ctx, args, stdout)
 	case "pvr":
 		return pvrCmd(ctx, args, stdout)
+	case "webui":
+		return webuiCmd(ctx, args, stdout)
 	case childCmd:
 		return child(ctx, args, stdin, stdout, stderr)
 	case "help", "-h", "--help":
