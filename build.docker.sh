@@ -27,10 +27,10 @@
 # scripts/install-deps.sh); a Docker builder is not implemented yet.
 #
 # Environment (upstream build options where they exist):
-#   PVR_MERGE_SRC=<checkout>/.pvr | <export.tgz>
+#   PVR_MERGE_SRC=<checkout>/.pvr | <export.tgz> | <clone URL> | <device ip>
 #                              reference device: its containers (all non-bsp
 #                              keys) replace the recipe's default containers;
-#                              clone URLs fail (the build is offline)
+#                              a clone URL is cloned first (not with PV_OFFLINE=1)
 #   PANTAVISOR_DEBUG=yes|no    add (yes) or leave out (no) the debug addon;
 #                              unset: as the recipe's addons say
 #   PV_PVS_CERT_PEM=<file>     CA certificate(s) the device trusts for pvs

@@ -14,7 +14,8 @@
 #                                    containers STARTED, and run the update cycle (install,
 #                                    try, commit, rollback, power cut: TestUpdateCycle) and,
 #                                    on GRUB targets, a pvr clone/post from the host through
-#                                    a hostfwd to pvr-sdk (TestPvrSDK)
+#                                    a hostfwd to pvr-sdk and OpenSSH commands through a
+#                                    hostfwd to the debug ssh on 8222 (TestPvrSDK)
 #   ./test.docker.sh ls              list the App Engine test suites (tests/<group>/<n>)
 #   ./test.docker.sh run [group[:n]] [-i] [-m] [-o]
 #                                    run App Engine suites: -i interactive shell with the

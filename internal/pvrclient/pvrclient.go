@@ -2,7 +2,8 @@
 // the way pvr 036 does on the wire (spec pvr-hub §1.7–1.8, recorded
 // traffic): real pvr cannot be built here (its module needs
 // gitlab.com/pantacor/pantahub-base, which the Go proxy refuses), so the
-// pvr-sdk tests and the App Engine suites use this instead.
+// pvr-sdk tests and the App Engine suites use this instead. The image
+// builder clones a PVR_MERGE_SRC clone URL with it.
 //
 // A repository is a directory holding "json" (the state) and
 // "objects/<sha256>", like an unpacked pvr export.
@@ -87,15 +88,25 @@ func do(ctx context.Context, method, url string, body []byte, hdr map[string]str
 	return http.DefaultClient.Do(req)
 }
 
+// maxJSON bounds a JSON answer (a state: pv-ctrl's limit is 32 MiB).
+const maxJSON = 64 << 20
+
 func getJSON(ctx context.Context, url string, out any) error {
 	resp, err := do(ctx, "GET", url, nil, nil)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
+	// bounded: the answer comes from another machine
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxJSON+1))
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return &StatusError{"GET", url, resp.StatusCode, string(data)}
+	}
+	if len(data) > maxJSON {
+		return fmt.Errorf("GET %s: answer larger than %d bytes", url, maxJSON)
 	}
 	return json.Unmarshal(data, out)
 }

@@ -50,7 +50,8 @@ type Options struct {
 	// Epoch is SOURCE_DATE_EPOCH: every time stamp in the outputs.
 	Epoch int64
 	// MergeSrc is a reference device (PVR_MERGE_SRC): a pvr checkout or
-	// export whose non-bsp keys replace the recipe's containers.
+	// export whose non-bsp keys replace the recipe's containers, or a
+	// clone URL (a device's, its bare IP, a Hub trail's) cloned first.
 	MergeSrc string
 	// Offline skips apt-get update (the cached indexes are used).
 	Offline bool
@@ -173,8 +174,9 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if o.Debug != "" && o.Debug != "yes" && o.Debug != "no" {
 		return nil, fmt.Errorf("PANTAVISOR_DEBUG %q: want yes or no", o.Debug)
 	}
+	mergeURL := mergeRemote(o.MergeSrc)
 	for _, p := range []*string{&o.Repo, &o.Out, &o.Cache, &o.MergeSrc, &o.MergeSBOM} {
-		if *p == "" || container.IsRemote(*p) {
+		if *p == "" || container.IsRemote(*p) || p == &o.MergeSrc && mergeURL != "" {
 			continue
 		}
 		abs, err := filepath.Abs(*p)
@@ -183,7 +185,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		}
 		*p = abs
 	}
-	if o.MergeSrc != "" {
+	if o.MergeSrc != "" && mergeURL == "" {
 		if err := container.CheckSource(o.MergeSrc); err != nil {
 			return nil, fmt.Errorf("PVR_MERGE_SRC: %w", err)
 		}
@@ -236,6 +238,13 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	for _, d := range []string{b.work, o.Cache, filepath.Join(b.work, "bsp")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
+		}
+	}
+	if mergeURL != "" {
+		// cloned before any stage: a device that cannot be reached stops
+		// the build before anything is built
+		if b.o.MergeSrc, err = b.cloneMergeSrc(ctx, mergeURL); err != nil {
+			return nil, fmt.Errorf("PVR_MERGE_SRC: %w", err)
 		}
 	}
 	var (

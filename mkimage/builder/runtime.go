@@ -32,9 +32,10 @@ type binaries struct {
 // keptWork are the parts of the work directory that survive from one
 // build to the next (cleanWork): the go build outputs, so that go can
 // tell its programs are up to date and skip linking them again, and the
-// storage objects, content-addressed and checked against their names
-// before they are used again (writeTrail).
-var keptWork = []string{"bin", "bin-static", "storage/objects"}
+// storage objects and those of a PVR_MERGE_SRC clone, content-addressed
+// and checked against their names before they are used again (writeTrail,
+// pvrclient.Clone).
+var keptWork = []string{"bin", "bin-static", "storage/objects", mergeCloneDir + "/objects"}
 
 // cleanWork empties the work directory for a new build, except keptWork:
 // everything else is staged afresh.

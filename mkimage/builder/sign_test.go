@@ -226,35 +226,7 @@ func TestStorageSignedMerge(t *testing.T) {
 		}
 		return p
 	}
-	// The reference device, signed by another CA.
-	certPath, keyPath, x5cPath, _ := otherCA(t)
-	keyPEM, _ := os.ReadFile(keyPath)
-	x5cPEM, _ := os.ReadFile(x5cPath)
-	foreign, err := sign.Load(keyPEM, x5cPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ref trail.Revision
-	for _, err := range []error{
-		ref.AddObject("bsp/kernel.img", write("refkernel", "old kernel")),
-		ref.AddJSON("bsp/run.json", map[string]any{"linux": "kernel.img"}),
-		ref.AddObject("pv-app/root.squashfs", write("root", "R")),
-		ref.AddObject("pv-app/lxc.container.conf", write("conf", "C")),
-		ref.AddJSON("pv-app/run.json", map[string]any{"#spec": "service-manifest-run@1", "name": "pv-app", "type": "lxc",
-			"root-volume": "root.squashfs", "config": "lxc.container.conf", "volumes": []string{}}),
-	} {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	ref.Sign(func(st *state.State) (map[string]json.RawMessage, error) {
-		return foreign.Sign(st, []string{sign.BSP, "pv-app"})
-	})
-	refRoot := filepath.Join(t.TempDir(), "ref")
-	refState, err := trail.Write(nil, refRoot, "0", ref)
-	if err != nil {
-		t.Fatal(err)
-	}
+	refRoot, refState, certPath := signedReference(t)
 	export := filepath.Join(in, "ref.tgz")
 	f, err := os.Create(export)
 	if err != nil {
@@ -422,4 +394,48 @@ func TestUseSrcBSP(t *testing.T) {
 	if _, err := Build(context.Background(), Options{Repo: "../..", Target: "x64-uefi", Out: t.TempDir(), UseSrcBSP: true}); err == nil || !strings.Contains(err.Error(), "PVR_MERGE_SRC") {
 		t.Errorf("Build(PVR_USE_SRC_BSP without PVR_MERGE_SRC) = %v", err)
 	}
+}
+
+// signedReference writes the storage of a reference device signed by
+// another CA (otherCA) at refRoot: trails/0 with a BSP and a container
+// pv-app, and objects/. certPath is that CA's certificate.
+func signedReference(t *testing.T) (refRoot string, refState *state.State, certPath string) {
+	t.Helper()
+	in := t.TempDir()
+	write := func(name, data string) string {
+		p := filepath.Join(in, name)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	certPath, keyPath, x5cPath, _ := otherCA(t)
+	keyPEM, _ := os.ReadFile(keyPath)
+	x5cPEM, _ := os.ReadFile(x5cPath)
+	foreign, err := sign.Load(keyPEM, x5cPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref trail.Revision
+	for _, err := range []error{
+		ref.AddObject("bsp/kernel.img", write("refkernel", "old kernel")),
+		ref.AddJSON("bsp/run.json", map[string]any{"linux": "kernel.img"}),
+		ref.AddObject("pv-app/root.squashfs", write("root", "R")),
+		ref.AddObject("pv-app/lxc.container.conf", write("conf", "C")),
+		ref.AddJSON("pv-app/run.json", map[string]any{"#spec": "service-manifest-run@1", "name": "pv-app", "type": "lxc",
+			"root-volume": "root.squashfs", "config": "lxc.container.conf", "volumes": []string{}}),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref.Sign(func(st *state.State) (map[string]json.RawMessage, error) {
+		return foreign.Sign(st, []string{sign.BSP, "pv-app"})
+	})
+	refRoot = filepath.Join(t.TempDir(), "ref")
+	refState, err = trail.Write(nil, refRoot, "0", ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return refRoot, refState, certPath
 }

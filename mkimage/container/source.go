@@ -18,8 +18,9 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 )
 
-// ErrRemoteSource reports a clone URL: the build is offline.
-var ErrRemoteSource = errors.New("remote pvr sources are not supported (the build is offline): pvr clone the device, then give its checkout's .pvr directory")
+// ErrRemoteSource reports a clone URL this package cannot read: the
+// builder clones one first, when it can reach it.
+var ErrRemoteSource = errors.New("a remote pvr source needs a reachable device or Hub (the build clones it; offline: pvr clone the device, then give its checkout's .pvr directory)")
 
 // maxStateJSON bounds the json of a source.
 const maxStateJSON = 64 << 20

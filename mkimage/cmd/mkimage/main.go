@@ -47,7 +47,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	cache := fs.String("cache", "", "package and artifact cache (default $XDG_CACHE_HOME or ~/.cache /pantavisor-mkimage)")
 	init := fs.String("init", builder.InitPantavisor, "what /init runs: pantavisor or smoke (boot probe)")
 	offline := fs.Bool("offline", false, "do not refresh the Debian indexes (use the cache)")
-	mergeSrc := fs.String("merge-src", os.Getenv("PVR_MERGE_SRC"), "reference device (pvr checkout or export) whose containers replace the recipe's (env PVR_MERGE_SRC)")
+	mergeSrc := fs.String("merge-src", os.Getenv("PVR_MERGE_SRC"), "reference device (pvr checkout, export, or clone URL/device IP, cloned first) whose containers replace the recipe's (env PVR_MERGE_SRC)")
 	useSrcBSP := fs.Bool("use-src-bsp", os.Getenv("PVR_USE_SRC_BSP") == "yes", "take the BSP of -merge-src instead of building one (env PVR_USE_SRC_BSP=yes)")
 	autoTok := fs.String("autotok", os.Getenv("PV_FACTORY_AUTOTOK"), "factory auto-claim token: factory.autotok of the factory pantahub.config (env PV_FACTORY_AUTOTOK)")
 	mergeSBOM := fs.String("merge-sbom", os.Getenv("PV_MERGE_SBOM"), "SPDX JSON document, or directory of them, merged into the image's SBOM (env PV_MERGE_SBOM)")
