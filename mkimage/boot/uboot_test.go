@@ -97,7 +97,7 @@ func TestUbootPlan(t *testing.T) {
 	}
 	script, h, err = ubootscr.Parse(files.Partitions[d.Part(recipe.RoleBoot).Name]["/boot.scr"])
 	if err != nil || h.Arch != ubootscr.ArchMIPS || !strings.Contains(string(script), "\nbootm ${kernel_addr_r} ") ||
-		!strings.Contains(string(script), "setenv pv_fdt 'setenv pv_fdt_addr'\n") || strings.Contains(string(script), "fdtcontroladdr") {
+		!strings.Contains(string(script), "setenv pv_fdt 'setenv pv_fdt_addr'\n") || !strings.Contains(string(script), "pv_try=${pv_try} ${pv_rd} console=") || strings.Contains(string(script), "fdtcontroladdr") {
 		t.Errorf("mipsel boot.scr = %v:\n%s\nwant bootm and no fdt", err, script)
 	}
 
