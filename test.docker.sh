@@ -3,7 +3,7 @@
 #
 #   ./test.docker.sh                 install dependencies, vet, run every Go test under -race
 #                                    (unit, fuzz seeds, real LXC), every App Engine suite and
-#                                    the image tests of x64-uefi, arm64-qemu and arm-qemu
+#                                    the image tests of x64-uefi, arm64-qemu, arm-qemu and malta-qemu
 #   ./test.docker.sh install-deps    install the Debian packages the tests need
 #   ./test.docker.sh go [pkgs...]    run the Go tests only (default ./...)
 #   ./test.docker.sh image [target]  build the image (default x64-uefi), rebuild it with no
@@ -76,7 +76,8 @@ imagetest() {
 	scratch=$(mktemp -d /tmp/pv-repro.XXXXXX)
 	mkdir -p "$scratch/cache"
 	# the verified packages are shared (hard links); built artifacts are not
-	cp -al "$cache/deb" "$cache/locks" "$scratch/cache/"
+	# src: the Debian source packages a boot loader is built from
+	for d in deb locks src; do [ ! -e "$cache/$d" ] || cp -al "$cache/$d" "$scratch/cache/"; done
 	out/mkimage -init "${PV_INIT:-pantavisor}" -offline -cache "$scratch/cache" -out "$scratch/out" "$target" >"$scratch/build.log" 2>&1 || {
 		tail -20 "$scratch/build.log" >&2
 		rm -rf "$scratch"
@@ -132,6 +133,7 @@ all)
 	[ -n "${PV_SKIP_IMAGE:-}" ] || imagetest x64-uefi
 	[ -n "${PV_SKIP_IMAGE:-}" ] || imagetest arm64-qemu
 	[ -n "${PV_SKIP_IMAGE:-}" ] || imagetest arm-qemu
+	[ -n "${PV_SKIP_IMAGE:-}" ] || imagetest malta-qemu
 	;;
 image) imagetest "$@" ;;
 install-deps) exec scripts/install-deps.sh test ;;
