@@ -2,10 +2,12 @@ package ubootbuild
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/ubootscr"
@@ -130,5 +132,45 @@ func TestNewest(t *testing.T) {
 	out := []byte("Package: u-boot\nVersion: 2023.01+dfsg-2\n\nPackage: u-boot\nVersion: 2023.01+dfsg-2+deb12u3\n\nVersion: 2022.04+dfsg-2\n")
 	if got := newest(out); got != "2023.01+dfsg-2+deb12u3" {
 		t.Errorf("newest = %q", got)
+	}
+}
+
+// TestFragments lists the patches (applied first) before the configs,
+// each kind in name order, and refuses a directory with neither.
+func TestFragments(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"b.config", "a.config", "0002-x.patch", "0001-y.patch", "README"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs, err := fragments(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range fs {
+		got = append(got, filepath.Base(f.path))
+	}
+	if want := "0001-y.patch 0002-x.patch a.config b.config"; strings.Join(got, " ") != want {
+		t.Errorf("fragments = %q, want %q", got, want)
+	}
+	if _, err := fragments(t.TempDir()); err == nil {
+		t.Error("fragments of an empty directory: no error")
+	}
+}
+
+// TestBuildRefusesBadNames checks the recipe's names never reach apt or
+// make unchecked.
+func TestBuildRefusesBadNames(t *testing.T) {
+	for _, o := range []Options{
+		{Source: "u-boot; rm", Defconfig: "maltael_defconfig", Binary: "u-boot.bin"},
+		{Source: "u-boot", Defconfig: "maltael", Binary: "u-boot.bin"},
+		{Source: "u-boot", Defconfig: "../x_defconfig", Binary: "u-boot.bin"},
+		{Source: "u-boot", Defconfig: "maltael_defconfig", Binary: "../../etc/passwd"},
+	} {
+		if _, _, err := Build(context.Background(), o); err == nil {
+			t.Errorf("Build(%+v): no error", o)
+		}
 	}
 }
