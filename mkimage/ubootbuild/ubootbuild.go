@@ -162,8 +162,8 @@ func aptArgs(o Options) ([]string, string, error) {
 
 // fetchSource returns the .dsc of the suite's current source package,
 // downloading it and its tarballs once (apt verifies them against the
-// signed Sources index; dpkg-source verifies the tarballs against the
-// .dsc).
+// signed Sources index; dpkg-source -x checks the tarballs against the
+// .dsc again).
 func fetchSource(ctx context.Context, o Options) (string, error) {
 	args, dir, err := aptArgs(o)
 	if err != nil {
@@ -242,7 +242,7 @@ func build(ctx context.Context, o Options, dsc string, frag []fragment, key, out
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return err
 	}
-	if err := run(ctx, o, work, "dpkg-source", "--no-check", "-x", dsc, src); err != nil {
+	if err := run(ctx, o, work, "dpkg-source", "-x", dsc, src); err != nil {
 		return err
 	}
 	var configs []string
