@@ -83,8 +83,10 @@ imagetest() {
 		rm -rf "$scratch"
 		return 1
 	}
-	local a b
-	for f in "$img" "$dir/$target.pvr.tgz"; do
+	local a b outs=("$img" "$dir/$target.pvr.tgz")
+	# a boot loader built from source (bootloader.source) is an output too
+	[ ! -e "$dir/$target.pflash.img" ] || outs+=("$dir/$target.pflash.img")
+	for f in "${outs[@]}"; do
 		a=$(sha256sum <"$f")
 		b=$(sha256sum <"$scratch/out/$(basename "$f")")
 		if [ "$a" != "$b" ]; then
@@ -93,7 +95,7 @@ imagetest() {
 		fi
 	done
 	rm -rf "$scratch"
-	echo "    same bytes: $(basename "$img"), $target.pvr.tgz"
+	echo "    same bytes: $(for f in "${outs[@]}"; do basename "$f"; done | paste -sd' ')"
 
 	echo "== image: boot (qemu TCG: SeaBIOS and OVMF, or U-Boot)"
 	local marker='rev=0 status=READY' expect= c
