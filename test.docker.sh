@@ -3,7 +3,7 @@
 #
 #   ./test.docker.sh                 install dependencies, vet, run every Go test under -race
 #                                    (unit, fuzz seeds, real LXC), every App Engine suite and
-#                                    the image tests of x64-uefi, arm64-qemu and arm-qemu
+#                                    the image tests of x64-uefi, arm64-qemu, arm-qemu and malta-qemu
 #   ./test.docker.sh install-deps    install the Debian packages the tests need
 #   ./test.docker.sh go [pkgs...]    run the Go tests only (default ./...)
 #   ./test.docker.sh image [target]  build the image (default x64-uefi), rebuild it with no
@@ -82,14 +82,17 @@ imagetest() {
 	scratch=$(mktemp -d /tmp/pv-repro.XXXXXX)
 	mkdir -p "$scratch/cache"
 	# the verified packages are shared (hard links); built artifacts are not
-	cp -al "$cache/deb" "$cache/locks" "$scratch/cache/"
+	# src: the Debian source packages a boot loader is built from
+	for d in deb locks src; do [ ! -e "$cache/$d" ] || cp -al "$cache/$d" "$scratch/cache/"; done
 	out/mkimage -init "${PV_INIT:-pantavisor}" -offline -cache "$scratch/cache" -out "$scratch/out" "$target" >"$scratch/build.log" 2>&1 || {
 		tail -20 "$scratch/build.log" >&2
 		rm -rf "$scratch"
 		return 1
 	}
-	local a b
-	for f in "$img" "$dir/$target.pvr.tgz" "$dir/$target.spdx.json"; do
+	local a b outs=("$img" "$dir/$target.pvr.tgz" "$dir/$target.spdx.json")
+	# a boot loader built from source (bootloader.source) is an output too
+	[ ! -e "$dir/$target.pflash.img" ] || outs+=("$dir/$target.pflash.img")
+	for f in "${outs[@]}"; do
 		a=$(sha256sum <"$f")
 		b=$(sha256sum <"$scratch/out/$(basename "$f")")
 		if [ "$a" != "$b" ]; then
@@ -98,7 +101,7 @@ imagetest() {
 		fi
 	done
 	rm -rf "$scratch"
-	echo "    same bytes: $(basename "$img"), $target.pvr.tgz, $target.spdx.json"
+	echo "    same bytes: $(for f in "${outs[@]}"; do basename "$f"; done | paste -sd' ')"
 
 	echo "== image: boot (qemu TCG: SeaBIOS and OVMF, or U-Boot)"
 	local marker='rev=0 status=READY' expect= c
@@ -138,6 +141,7 @@ all)
 	[ -n "${PV_SKIP_IMAGE:-}" ] || imagetest x64-uefi
 	[ -n "${PV_SKIP_IMAGE:-}" ] || imagetest arm64-qemu
 	[ -n "${PV_SKIP_IMAGE:-}" ] || imagetest arm-qemu
+	[ -n "${PV_SKIP_IMAGE:-}" ] || imagetest malta-qemu
 	;;
 image) imagetest "$@" ;;
 install-deps) exec scripts/install-deps.sh test ;;

@@ -3,7 +3,7 @@
 # measured the way test.docker.sh's image test builds and boots, but into a
 # private directory, so the shared out/ and artifact cache are not touched.
 #
-#   bench/targets.sh [target...]       (default x64-uefi arm64-qemu arm-qemu)
+#   bench/targets.sh [target...]       (default x64-uefi arm64-qemu arm-qemu malta-qemu)
 #
 # For each target it prints:
 #   - cold build with a warm package cache: mkimage -offline with a fresh
@@ -33,7 +33,7 @@ dir=${BENCH_DIR:-/tmp/pv-bench-targets-$(id -un)}
 cache=${PV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pantavisor-mkimage}
 runs=${BENCH_RUNS:-1}
 export PATH=/usr/local/go/bin:$PATH
-[ $# -gt 0 ] || set -- x64-uefi arm64-qemu arm-qemu
+[ $# -gt 0 ] || set -- x64-uefi arm64-qemu arm-qemu malta-qemu
 mkdir -p "$dir"
 
 # median of the numbers on stdin
@@ -85,7 +85,9 @@ for target in "$@"; do
 		rm -rf "$t/cache" "$t/out"
 		mkdir -p "$t/cache"
 		# the verified packages are shared (hard links); built artifacts are not
-		cp -al "$cache/deb" "$cache/locks" "$t/cache/"
+		# src: Debian source packages a target builds its boot loader from
+		# (verified downloads, like deb/); the build itself is an artifact
+		for d in deb locks src; do [ ! -e "$cache/$d" ] || cp -al "$cache/$d" "$t/cache/"; done
 		timed "$t/cold.log" "$dir/mkimage" -repo "$repo" -offline -cache "$t/cache" -out "$t/out" "$target"
 		echo "$wall" >>"$t/cold-wall"
 		echo "$cpu" >>"$t/cold-cpu"

@@ -94,7 +94,11 @@ func TestValidate(t *testing.T) {
 		{"bios without esp", strings.Replace(pc, `role = "esp"`, `role = "raw"`+"\nfs = \"none\"", 1) + "[bootloader]\nfirmware = [\"bios\"]\n", "needs an esp"},
 		{"uboot with firmware", strings.Replace(board, `type = "uboot"`, `type = "uboot"`+"\nfirmware = [\"uefi\"]", 1), "only grub takes firmware"},
 		{"uboot without boot", strings.Replace(board, "role = \"boot\"\nfs = \"fat32\"", "role = \"raw\"\nfs = \"none\"", 1), "uboot needs a boot partition"},
-		{"uboot on amd64", strings.Replace(board, `"arm64"`, `"amd64"`, 1), "uboot boots Linux on arm64, armel, armhf, riscv64, not amd64"},
+		{"uboot on amd64", strings.Replace(board, `"arm64"`, `"amd64"`, 1), "uboot boots Linux on arm64, armel, armhf, mipsel, riscv64, not amd64"},
+		{"uboot source half given", strings.Replace(board, `type = "uboot"`, `type = "uboot"`+"\nsource = \"u-boot\"\ndefconfig = \"maltael_defconfig\"", 1), "needs defconfig, fragments and binary"},
+		{"uboot fragments without source", strings.Replace(board, `type = "uboot"`, `type = "uboot"`+"\nfragments = \"bootloader/uboot/malta\"", 1), "name it"},
+		{"uboot fragments outside", strings.Replace(board, `type = "uboot"`, `type = "uboot"`+"\nsource = \"u-boot\"\ndefconfig = \"maltael_defconfig\"\nbinary = \"u-boot.bin\"\nfragments = \"../etc\"", 1), "not a path inside the repository"},
+		{"uboot bad defconfig", strings.Replace(board, `type = "uboot"`, `type = "uboot"`+"\nsource = \"u-boot\"\ndefconfig = \"malta\"\nbinary = \"u-boot.bin\"\nfragments = \"b\"", 1), "bootloader.defconfig"},
 		{"uboot storage not next", strings.Replace(board, "[[disk.partitions]]\nrole = \"storage\"", "[[disk.partitions]]\nrole = \"raw\"\nfs = \"none\"\nsize_mib = 1\n[[disk.partitions]]\nrole = \"storage\"", 1), "storage partition right after the boot partition"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -32,14 +32,28 @@ type ubootLayout struct{}
 // architecture, and whether the kernel image Debian ships is compressed
 // (booti inflates it through kernel_comp_addr_r; bootz's zImage inflates
 // itself).
+//
+// On MIPS U-Boot boots a legacy uImage with bootm (the trail's
+// pv-kernel.img is Debian's ELF kernel made into one: mkimage/ubootbuild)
+// and no device tree: Debian's malta kernel takes its command line,
+// initrd (rd_start/rd_size) and memory size the YAMON way bootm passes
+// them without one.
 var ubootBoot = map[string]struct {
 	cmd        string
 	decompress bool
+	noFDT      bool
 }{
-	"arm64":   {"booti", true},
-	"riscv64": {"booti", true},
-	"armhf":   {"bootz", false},
-	"armel":   {"bootz", false},
+	"arm64":   {cmd: "booti", decompress: true},
+	"riscv64": {cmd: "booti", decompress: true},
+	"armhf":   {cmd: "bootz"},
+	"armel":   {cmd: "bootz"},
+	"mipsel":  {cmd: "bootm", noFDT: true},
+}
+
+// LegacyKernel reports whether the recipe's kernel goes into its trail as
+// a legacy uImage (U-Boot's bootm on MIPS) rather than as Debian ships it.
+func LegacyKernel(r *recipe.Recipe) bool {
+	return r.Bootloader.Type == recipe.BootUboot && ubootBoot[r.Arch].cmd == "bootm"
 }
 
 // ubootScriptName is the legacy image name of boot.scr.
@@ -48,6 +62,9 @@ const ubootScriptName = "pantavisor boot script"
 func (ubootLayout) Validate(r *recipe.Recipe) error {
 	if len(r.Bootloader.Firmware) > 0 {
 		return invalid("bootloader.firmware", "only grub takes firmware")
+	}
+	if err := validateSource(r.Bootloader); err != nil {
+		return err
 	}
 	if _, ok := ubootBoot[r.Arch]; !ok {
 		return invalid("bootloader.type", "uboot boots Linux on %s, not %s", strings.Join(slices.Sorted(maps.Keys(ubootBoot)), ", "), r.Arch)
@@ -101,6 +118,8 @@ type UbootScriptData struct {
 	Decompress bool
 	// Addons are the initrd addon indexes tried in order.
 	Addons string
+	// NoFDT boots without a device tree (bootm's legacy MIPS handover).
+	NoFDT bool
 }
 
 // UbootScript renders the boot script text.
@@ -128,7 +147,7 @@ func ubootScriptData(r *recipe.Recipe) UbootScriptData {
 	}
 	b := ubootBoot[r.Arch]
 	return UbootScriptData{DevType: "mmc", BaseArgs: grub.DefaultBaseArgs, Cmdline: r.Kernel.Cmdline,
-		Boot: b.cmd, Decompress: b.decompress, Addons: strings.Join(addons, " ")}
+		Boot: b.cmd, Decompress: b.decompress, Addons: strings.Join(addons, " "), NoFDT: b.noFDT}
 }
 
 func (ubootLayout) Plan(in Input) (*Plan, error) {
@@ -165,4 +184,28 @@ func (ubootLayout) Plan(in Input) (*Plan, error) {
 		return &Files{Partitions: map[string]map[string][]byte{bp.Name: {"/boot.scr": scr, "/pv.env": env}}}, nil
 	}
 	return p, nil
+}
+
+// validateSource checks the keys of a U-Boot built from source
+// (mkimage/ubootbuild): all or none.
+func validateSource(b recipe.Bootloader) error {
+	if b.Source == "" {
+		if b.Defconfig != "" || b.Fragments != "" || b.Binary != "" || b.FlashMiB != 0 {
+			return invalid("bootloader.source", "defconfig, fragments, binary and flash_mib build U-Boot from a source package: name it")
+		}
+		return nil
+	}
+	if b.Defconfig == "" || b.Fragments == "" || b.Binary == "" {
+		return invalid("bootloader.source", "building %s needs defconfig, fragments and binary", b.Source)
+	}
+	if !strings.HasSuffix(b.Defconfig, "_defconfig") || strings.ContainsAny(b.Defconfig+b.Binary, "/\\ ") {
+		return invalid("bootloader.defconfig", "%q and binary %q: a <board>_defconfig and a file name", b.Defconfig, b.Binary)
+	}
+	if filepath.IsAbs(b.Fragments) || strings.HasPrefix(filepath.Clean(b.Fragments), "..") {
+		return invalid("bootloader.fragments", "%q is not a path inside the repository", b.Fragments)
+	}
+	if b.FlashMiB < 0 || b.FlashMiB > 256 {
+		return invalid("bootloader.flash_mib", "%d is not a flash size in MiB", b.FlashMiB)
+	}
+	return nil
 }

@@ -81,6 +81,26 @@ func TestUbootPlan(t *testing.T) {
 		t.Errorf("armhf boot.scr = %v:\n%s\nwant bootz and no kernel_comp_*", err, script)
 	}
 
+	// MIPS: bootm of the trail's uImage, without a device tree.
+	mipsel := *r
+	mipsel.Arch = "mipsel"
+	if !LegacyKernel(&mipsel) || LegacyKernel(&armhf) {
+		t.Error("LegacyKernel: want a uImage on mipsel only")
+	}
+	q, err = ubootLayout{}.Plan(Input{Recipe: &mipsel, Disk: d, Repo: "../.."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err = q.Make(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, h, err = ubootscr.Parse(files.Partitions[d.Part(recipe.RoleBoot).Name]["/boot.scr"])
+	if err != nil || h.Arch != ubootscr.ArchMIPS || !strings.Contains(string(script), "\nbootm ${kernel_addr_r} ") ||
+		!strings.Contains(string(script), "setenv pv_fdt 'setenv pv_fdt_addr'\n") || !strings.Contains(string(script), "pv_try=${pv_try} ${pv_rd} console=") || strings.Contains(string(script), "fdtcontroladdr") {
+		t.Errorf("mipsel boot.scr = %v:\n%s\nwant bootm and no fdt", err, script)
+	}
+
 	r.Kernel.Cmdline = "console=ttyAMA1"
 	q, err = ubootLayout{}.Plan(Input{Recipe: r, Disk: d, Repo: "../.."})
 	if err != nil {

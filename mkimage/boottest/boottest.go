@@ -49,6 +49,29 @@ var UBootFirmware = map[string]struct{ Bios, CPU string }{
 	"armhf": {"/usr/lib/u-boot/qemu_arm/u-boot.bin", "cortex-a15"},
 }
 
+// Machines are how QEMU machines other than a PC or ARM virt attach what
+// the boot test gives them: malta's U-Boot reads the PIIX4 IDE disk and
+// its kernel sees at most 256 MiB; its NIC is the onboard PCnet. Their
+// U-Boot is built by mkimage (bootloader.source) and is the machine's
+// flash, Options.Flash.
+var Machines = map[string]struct {
+	Disk, NIC string
+	MemMiB    int
+	// UpdateDisk is the guest's device of the first of Options.Disks.
+	UpdateDisk string
+}{
+	"malta": {Disk: "ide", NIC: "pcnet", MemMiB: 256, UpdateDisk: "/dev/sdb"},
+}
+
+// UpdateDisk is the guest's device of the first of Options.Disks on a
+// machine.
+func UpdateDisk(machine string) string {
+	if m, ok := Machines[machine]; ok {
+		return m.UpdateDisk
+	}
+	return "/dev/vdb"
+}
+
 // OVMF files (Debian ovmf, 4 MiB flash layout).
 const (
 	OVMFCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
@@ -70,6 +93,9 @@ type Options struct {
 	// update to install.
 	Disks    []string
 	Firmware Firmware
+	// Flash is the flash image of a machine whose U-Boot mkimage built
+	// (<target>.pflash.img beside the image): its firmware for UBoot.
+	Flash string
 	// Marker is the console line prefix that means success.
 	Marker string
 	// Expect are console substrings that must all appear too, before or
@@ -146,12 +172,21 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("boottest: %w", err)
 	}
+	mach, special := Machines[a.Machine]
+	diskIf, ro := "virtio", "readonly=on"
+	if special {
+		diskIf = mach.Disk
+		o.MemMiB = min(o.MemMiB, mach.MemMiB)
+		// IDE disks cannot be read-only: the guest's writes go to a
+		// temporary overlay instead.
+		ro = "snapshot=on"
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	args := []string{"-machine", a.Machine + ",accel=tcg", "-m", strconv.Itoa(o.MemMiB), "-nographic", "-no-reboot", "-display", "none",
-		"-drive", "file=" + o.Image + ",format=raw,if=virtio"}
+		"-drive", "file=" + o.Image + ",format=raw,if=" + diskIf}
 	for _, d := range o.Disks {
-		args = append(args, "-drive", "file="+d+",format=raw,if=virtio,readonly=on")
+		args = append(args, "-drive", "file="+d+",format=raw,if="+diskIf+","+ro)
 	}
 	if o.Firmware == UEFI {
 		// each machine its own copy of the UEFI variables (boots may run
@@ -175,7 +210,14 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 		}
 		args = append(args, "-drive", "if=pflash,format=raw,readonly=on,file="+OVMFCode, "-drive", "if=pflash,format=raw,file="+vars)
 	}
-	if o.Firmware == UBoot {
+	if o.Firmware == UBoot && special {
+		if o.Flash == "" {
+			return Result{}, fmt.Errorf("boottest: a %s machine boots the U-Boot of Options.Flash", a.Machine)
+		}
+		// -bios copies the file into the machine's flash (malta swaps
+		// its words on little-endian, as u-boot-swap.bin expects).
+		args = append(args, "-bios", o.Flash, "-nic", "user,model="+mach.NIC)
+	} else if o.Firmware == UBoot {
 		u, ok := UBootFirmware[a.Debian]
 		if !ok {
 			return Result{}, fmt.Errorf("boottest: no U-Boot firmware for %s", a.Debian)

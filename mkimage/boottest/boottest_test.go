@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/arch"
+	"github.com/pantavisor/pantavisor-go/mkimage/builder"
 	"github.com/pantavisor/pantavisor-go/mkimage/disk"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 
@@ -68,6 +69,21 @@ func imageRecipe(t *testing.T) *recipe.Recipe {
 	return r
 }
 
+// imageFlash is the flash image beside PV_TEST_IMAGE of a target whose
+// U-Boot mkimage builds (bootloader.source), or "".
+func imageFlash(t *testing.T) string {
+	t.Helper()
+	r := imageRecipe(t)
+	if r.Bootloader.Source == "" {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(os.Getenv("PV_TEST_IMAGE")), builder.FlashName(r))
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("the flash image of %s: %v", r.Name, err)
+	}
+	return p
+}
+
 // firmwares are the firmwares an image of r boots with: SeaBIOS and OVMF
 // for GRUB, U-Boot for U-Boot.
 func firmwares(r *recipe.Recipe) []Firmware {
@@ -108,7 +124,7 @@ func boot(t *testing.T, img string, fw Firmware, more ...string) Result {
 		timeout = v
 	}
 	exp := append(expect(), more...)
-	res, err := Boot(context.Background(), Options{Image: img, Arch: imageRecipe(t).Arch, Firmware: fw, Marker: marker(), Expect: exp, Fail: "PV-SMOKE-FAIL", Timeout: timeout})
+	res, err := Boot(context.Background(), Options{Image: img, Arch: imageRecipe(t).Arch, Firmware: fw, Flash: imageFlash(t), Marker: marker(), Expect: exp, Fail: "PV-SMOKE-FAIL", Timeout: timeout})
 	if err != nil {
 		t.Fatalf("%v\nconsole tail:\n%s", err, tail(res.Console, 30))
 	}

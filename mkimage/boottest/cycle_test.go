@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pantavisor/pantavisor-go/mkimage/arch"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 	"github.com/pantavisor/pantavisor-go/runtime/bootenv"
 	"github.com/pantavisor/pantavisor-go/runtime/debugshell"
@@ -49,8 +50,8 @@ var progressLine = regexp.MustCompile(`pv-cycle-progress (\S+) (\{.*)`)
 // the second disk through the mgmt container's pvcontrol (PUT
 // /objects/<sha>, PUT /steps/<name>), LOCAL_RUN, and the shell's exit,
 // which lets the reboot of the update happen.
-func installKeys(rev string) string {
-	return "cat /dev/vdb | pventer -c pv-mgmt pvcontrol steps install /proc/self/fd/0 " + rev +
+func (m machine) installKeys(rev string) string {
+	return "cat " + UpdateDisk(m.machine) + " | pventer -c pv-mgmt pvcontrol steps install /proc/self/fd/0 " + rev +
 		" && pventer -c pv-mgmt pvcontrol cmd run " + rev + " && echo pv-cycle-run-$((6*7))\nexit\n"
 }
 
@@ -89,15 +90,21 @@ func progressOf(t *testing.T, console, rev string) (status, msg string) {
 type machine struct {
 	arch string
 	fw   Firmware
-	env  func() (bootenv.Vars, error)
-	name string // of the env, for messages
+	// machine is QEMU's machine type, flash its flash image (or "").
+	machine, flash string
+	env            func() (bootenv.Vars, error)
+	name           string // of the env, for messages
 }
 
 func newMachine(t *testing.T, img string, off int64) machine {
 	t.Helper()
 	r := imageRecipe(t)
 	if r.Bootloader.Type == recipe.BootUboot {
-		return machine{arch: r.Arch, fw: UBoot, env: ubootEnv(t, r, img, off), name: "uboot.txt+pv.env"}
+		a, err := arch.Lookup(r.Arch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return machine{arch: r.Arch, fw: UBoot, machine: a.Machine, flash: imageFlash(t), env: ubootEnv(t, r, img, off), name: "uboot.txt+pv.env"}
 	}
 	return machine{arch: r.Arch, fw: UEFI, env: grubEnv{img, off}.vars, name: "grubenv"}
 }
@@ -106,7 +113,7 @@ func newMachine(t *testing.T, img string, off int64) machine {
 // expected line came; it logs when each came.
 func (m machine) cycleBoot(t *testing.T, step string, o Options) Result {
 	t.Helper()
-	o.Firmware, o.Arch = m.fw, m.arch
+	o.Firmware, o.Arch, o.Flash = m.fw, m.arch, m.flash
 	o.Timeout = 10 * time.Minute
 	if v, err := time.ParseDuration(os.Getenv("PV_TEST_BOOT_TIMEOUT")); err == nil {
 		o.Timeout = v
@@ -217,7 +224,7 @@ func TestUpdateCycle(t *testing.T) {
 		Expect: append([]string{readyLine("0"), runOK}, started...),
 		Input: []Input{
 			{After: debugshell.Prompt, Keys: "d"},
-			{After: readyLine("0"), Keys: installKeys(good)},
+			{After: readyLine("0"), Keys: m.installKeys(good)},
 		}})
 	m.wantEnv(t, "after the install of "+good, map[string]string{"pv_rev": "0", "pv_try": good})
 
@@ -228,7 +235,7 @@ func TestUpdateCycle(t *testing.T) {
 		Input: []Input{
 			{After: debugshell.Prompt, Keys: "d"},
 			{After: readyLine(good), Keys: "cat " + addonFile + "\n" + showProgress(good)},
-			{After: "pv-cycle-progress " + good + " {", Keys: installKeys(broken)},
+			{After: "pv-cycle-progress " + good + " {", Keys: m.installKeys(broken)},
 		}})
 	// The power cut of step 4 comes within the time this try took from
 	// the boot loader to READY.
@@ -254,7 +261,7 @@ func TestUpdateCycle(t *testing.T) {
 		Input: []Input{
 			{After: debugshell.Prompt, Keys: "d"},
 			{After: readyLine(good), Keys: showProgress(broken)},
-			{After: "pv-cycle-progress " + broken + " {", Keys: installKeys(cut)},
+			{After: "pv-cycle-progress " + broken + " {", Keys: m.installKeys(cut)},
 		}})
 	if s, msg := progressOf(t, res.Console, broken); s != "ERROR" {
 		t.Errorf("%s ended %s %q, want ERROR", broken, s, msg)
@@ -309,7 +316,7 @@ func (m machine) powerCut(t *testing.T, img, after, latest string, delay time.Du
 		w.out = f
 	}
 	start := time.Now()
-	res, err := Boot(ctx, Options{Image: img, Arch: m.arch, Firmware: m.fw, Timeout: 10 * time.Minute,
+	res, err := Boot(ctx, Options{Image: img, Arch: m.arch, Firmware: m.fw, Flash: m.flash, Timeout: 10 * time.Minute,
 		Marker: "pv-cycle: this line never comes", Console: w})
 	fired, at := w.fired()
 	if !errors.Is(err, ErrNoMarker) || !fired {

@@ -11,8 +11,11 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/pantavisor/pantavisor-go/mkimage/boot"
 	"github.com/pantavisor/pantavisor-go/mkimage/initrd"
 	"github.com/pantavisor/pantavisor-go/mkimage/squashfs"
+	"github.com/pantavisor/pantavisor-go/mkimage/ubootbuild"
+	"github.com/pantavisor/pantavisor-go/mkimage/ubootscr"
 )
 
 // bspFiles are the bsp/ entries of the factory revision.
@@ -133,6 +136,21 @@ func (b *run) makeBSP(ctx context.Context, pk *packages) (*bspFiles, string, err
 		kernel := filepath.Join(pk.Kernel, "boot", "vmlinuz-"+pk.KernelVer)
 		if _, err := os.Stat(kernel); err != nil {
 			return nil, "", fmt.Errorf("kernel image: %w", err)
+		}
+		if boot.LegacyKernel(r) {
+			// U-Boot's bootm on MIPS boots a legacy uImage, not the ELF.
+			a, err := ubootscr.ArchOf(r.Arch)
+			if err != nil {
+				return nil, "", err
+			}
+			uimage := filepath.Join(b.work, "bsp", "kernel.uImage")
+			if err := os.MkdirAll(filepath.Dir(uimage), 0o755); err != nil {
+				return nil, "", err
+			}
+			if err := ubootbuild.LegacyKernelFile(kernel, uimage, ubootscr.Name("Linux "+pk.KernelVer), a, b.o.Epoch); err != nil {
+				return nil, "", err
+			}
+			kernel = uimage
 		}
 		bsp.Objects["kernel.img"] = kernel
 		run["linux"] = "kernel.img"

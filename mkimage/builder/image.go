@@ -58,12 +58,16 @@ func (b *run) makeImage(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	fw, err := b.makeFirmware(ctx)
+	if err != nil {
+		return "", err
+	}
 	stampPath := filepath.Join(b.o.Out, "."+ImageName(r)+".stamp")
 	outputs := map[string]string{"image": img}
 	b.res.Image = img
 	if readStamp(stampPath).upToDate(key, outputs) {
 		b.res.Sizes["image"] = size(img)
-		return fmt.Sprintf("(%s, %d MiB, storage %d MiB, unchanged: same inputs, image as last written)", filepath.Base(img), r.ImageSizeMiB, st.Size>>20), nil
+		return fmt.Sprintf("(%s, %d MiB, storage %d MiB, unchanged: same inputs, image as last written%s)", filepath.Base(img), r.ImageSizeMiB, st.Size>>20, fw), nil
 	}
 	if err := os.Remove(stampPath); err != nil && !os.IsNotExist(err) {
 		return "", err
@@ -103,7 +107,7 @@ func (b *run) makeImage(ctx context.Context) (string, error) {
 		return "", err
 	}
 	b.res.Sizes["image"] = size(img)
-	return fmt.Sprintf("(%s, %d MiB, storage %d MiB)", filepath.Base(img), r.ImageSizeMiB, st.Size>>20), nil
+	return fmt.Sprintf("(%s, %d MiB, storage %d MiB%s)", filepath.Base(img), r.ImageSizeMiB, st.Size>>20, fw), nil
 }
 
 // imageKey is the digest of every input of the image: the layout and

@@ -161,6 +161,21 @@ type Bootloader struct {
 	Firmware []string `toml:"firmware"`
 	// Timeout is the GRUB menu timeout in seconds.
 	Timeout int `toml:"timeout"`
+	// Source builds the boot loader from a Debian source package (its
+	// name, "u-boot") instead of taking the machine's firmware as it is:
+	// Defconfig is the board's configuration, Fragments a directory
+	// (relative to the repository) of Kconfig fragments (*.config,
+	// merged in name order) and patches (*.patch, applied with -p1 in
+	// name order), Binary the build output that is the firmware
+	// (u-boot.bin). mkimage/ubootbuild builds and caches it.
+	Source    string `toml:"source"`
+	Defconfig string `toml:"defconfig"`
+	Fragments string `toml:"fragments"`
+	Binary    string `toml:"binary"`
+	// FlashMiB pads Binary into a flash image of that size, written
+	// beside the disk image as <target>.pflash.img (QEMU -drive
+	// if=pflash); 0 writes the firmware as <target>.<Binary>.
+	FlashMiB int `toml:"flash_mib"`
 }
 
 // Disk is the partition table of the image.

@@ -27,6 +27,7 @@ const (
 	NameSize = 32
 
 	osLinux    = 5 // IH_OS_LINUX: what mkimage -O linux writes
+	typeKernel = 2 // IH_TYPE_KERNEL
 	typeScript = 6 // IH_TYPE_SCRIPT
 	compNone   = 0 // IH_COMP_NONE
 )
@@ -102,6 +103,38 @@ func Make(name string, script []byte, arch Arch, epoch int64) ([]byte, error) {
 	// load address and entry point (16, 20) stay zero
 	be.PutUint32(b[24:], crc32.ChecksumIEEE(data))
 	b[28], b[29], b[30], b[31] = osLinux, byte(arch), typeScript, compNone
+	copy(b[32:], name)
+	be.PutUint32(b[4:], crc32.ChecksumIEEE(b[:HeaderSize]))
+	return append(b, data...), nil
+}
+
+// Name cuts s to the room of a legacy image name.
+func Name(s string) string {
+	if len(s) >= NameSize {
+		return s[:NameSize-1]
+	}
+	return s
+}
+
+// MakeKernel wraps a Linux kernel as an uncompressed legacy kernel image
+// (mkimage -T kernel -C none -O linux -a load -e entry) for bootm, which
+// copies data to load and jumps to entry: how U-Boot boots a MIPS kernel.
+func MakeKernel(name string, data []byte, arch Arch, load, entry uint32, epoch int64) ([]byte, error) {
+	if len(name) >= NameSize {
+		return nil, fmt.Errorf("ubootscr: name %q longer than %d bytes", name, NameSize-1)
+	}
+	if len(data) == 0 || uint64(len(data)) > 0xffffffff || epoch < 0 || epoch > 0xffffffff {
+		return nil, fmt.Errorf("ubootscr: kernel of %d bytes or time %d out of the header's range", len(data), epoch)
+	}
+	b := make([]byte, HeaderSize, HeaderSize+len(data))
+	be := binary.BigEndian
+	be.PutUint32(b[0:], Magic)
+	be.PutUint32(b[8:], uint32(epoch))
+	be.PutUint32(b[12:], uint32(len(data)))
+	be.PutUint32(b[16:], load)
+	be.PutUint32(b[20:], entry)
+	be.PutUint32(b[24:], crc32.ChecksumIEEE(data))
+	b[28], b[29], b[30], b[31] = osLinux, byte(arch), typeKernel, compNone
 	copy(b[32:], name)
 	be.PutUint32(b[4:], crc32.ChecksumIEEE(b[:HeaderSize]))
 	return append(b, data...), nil
