@@ -235,7 +235,7 @@ func (st *layerState) whiteout(dir, name string) error {
 
 // opaque empties dir of what lower layers put there.
 func (st *layerState) opaque(dir string) error {
-	fd, err := st.openDir(dir)
+	fd, err := st.openBeneath(dir, unix.O_RDONLY|unix.O_DIRECTORY)
 	if errors.Is(err, unix.ENOENT) {
 		return nil
 	}
