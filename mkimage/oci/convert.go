@@ -50,7 +50,7 @@ func Convert(ctx context.Context, im *Image, out string, o Options) error {
 		}
 	}
 	tmp := filepath.Join(stage, "root.squashfs")
-	if err := squashfs.Make(ctx, root, tmp, squashfs.Options{Comp: o.Comp, Epoch: ep, Owners: true, Xattrs: true}); err != nil {
+	if err := squashfs.Make(ctx, root, tmp, squashfs.Options{Comp: o.Comp, Epoch: ep, Owners: true, Xattrs: true, HardLinks: true}); err != nil {
 		return fmt.Errorf("convert %s: %w", im.Source, err)
 	}
 	if err := os.Rename(tmp, out); err != nil {

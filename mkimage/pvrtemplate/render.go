@@ -277,7 +277,7 @@ func initCmd(c Config) (string, error) {
 		if strings.ContainsAny(w, "\"\n\r") {
 			return "", fmt.Errorf("%w: command word %q has a quote or line break", ErrArg, w)
 		}
-		fmt.Fprintf(&b, " %q", w)
+		b.WriteString(` "` + w + `"`) // pvr's quoting: none inside
 	}
 	if strings.ContainsAny(words[0], "\n\r") {
 		return "", fmt.Errorf("%w: command %q has a line break", ErrArg, words[0])

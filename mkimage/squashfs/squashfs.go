@@ -27,6 +27,10 @@ type Options struct {
 	// their extended attributes (file capabilities): container images
 	// carry both.
 	Owners, Xattrs bool
+	// HardLinks keeps hard links (mksquashfs numbers inodes in its own
+	// sorted walk, so the output does not depend on the input's inode
+	// numbers; TestConvertReproducible in mkimage/oci checks it).
+	HardLinks bool
 }
 
 // Make packs dir into the squashfs image out (replacing it).
@@ -39,7 +43,10 @@ func Make(ctx context.Context, dir, out string, o Options) error {
 	}
 	ep := strconv.FormatInt(o.Epoch, 10)
 	args := []string{dir, out, "-noappend", "-quiet", "-no-progress", "-reproducible",
-		"-comp", o.Comp, "-mkfs-time", ep, "-all-time", ep, "-no-hardlinks"}
+		"-comp", o.Comp, "-mkfs-time", ep, "-all-time", ep}
+	if !o.HardLinks {
+		args = append(args, "-no-hardlinks")
+	}
 	if !o.Owners {
 		args = append(args, "-all-root")
 	}
