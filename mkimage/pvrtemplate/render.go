@@ -237,17 +237,17 @@ func runJSON(name string, src Src, a args, s map[string]string, data bool) (json
 	if !data {
 		r.Config = "lxc.container.conf"
 		r.Type = "lxc"
-		r.Exports = src.Extra["exports"]
-		r.Logs = src.Extra["logs"]
+		// pvr copies src.json's exports and logs; absent ones are left
+		// out (the state format wants arrays, not null).
+		if x := src.Extra["exports"]; len(x) > 0 && string(x) != "null" {
+			r.Exports = x
+		}
+		if x := src.Extra["logs"]; len(x) > 0 && string(x) != "null" {
+			r.Logs = x
+		}
 		if r.Roles, err = a.list("PV_ROLES"); err != nil {
 			return nil, err
 		}
-	}
-	if r.Exports == nil || string(r.Exports.(json.RawMessage)) == "null" {
-		r.Exports = nil
-	}
-	if r.Logs == nil || string(r.Logs.(json.RawMessage)) == "null" {
-		r.Logs = nil
 	}
 	return json.MarshalIndent(r, "", "  ")
 }
