@@ -324,3 +324,26 @@ func Entries(dir, name string) (container.Entries, error) {
 	}
 	return e, nil
 }
+
+// Build makes an image container for a revision, as a recipe's
+// [[containers]] image = … asks: local image paths relative to repo,
+// dir/name replaced. It returns the app's state entries.
+func Build(ctx context.Context, dir, name, image, repo string, args map[string]any, o Options) (container.Entries, error) {
+	s, err := oci.Parse(image)
+	if err != nil {
+		return container.NewEntries(), fmt.Errorf("app %s: %w", name, err)
+	}
+	if s.Kind != oci.KindRegistry && !filepath.IsAbs(s.Path) {
+		s.Path = filepath.Join(repo, s.Path)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return container.NewEntries(), err
+	}
+	if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+		return container.NewEntries(), err
+	}
+	if _, err := Add(ctx, dir, name, s.String(), args, o); err != nil {
+		return container.NewEntries(), err
+	}
+	return Entries(dir, name)
+}

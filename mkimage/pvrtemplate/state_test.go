@@ -23,7 +23,7 @@ func TestRunJSONParses(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		doc, _ := json.Marshal(map[string]any{"#spec": "pantavisor-service-system@1", "c/run.json": f.RunJSON,
-			"c/root.squashfs": "0000000000000000000000000000000000000000000000000000000000000000",
+			"c/root.squashfs":      "0000000000000000000000000000000000000000000000000000000000000000",
 			"c/lxc.container.conf": "0000000000000000000000000000000000000000000000000000000000000000"})
 		if _, err := state.Parse(doc); err != nil {
 			t.Errorf("%s: state.Parse(run.json %s) = %v", name, f.RunJSON, err)
