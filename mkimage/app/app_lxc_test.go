@@ -6,11 +6,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -25,68 +25,12 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/platform/lxc"
 )
 
-// debianImage is an image made of Debian binaries installed on the host
-// (busybox-static; coreutils' printenv with libc6), in two layers that
-// exercise a symlinked directory (lib -> usr/lib, written through),
-// whiteouts, an opaque directory and a hard link.
 func debianImage(t *testing.T) v1.Image {
 	t.Helper()
-	if _, err := os.Stat("/bin/busybox"); err != nil {
-		testenv.Skipf(t, "no /bin/busybox (Debian busybox-static)")
+	img, err := ocitest.HostDebian(ocitest.HostDebianConfig())
+	if errors.Is(err, ocitest.ErrNoHostBinaries) {
+		testenv.Skipf(t, "%v", err)
 	}
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatal(err)
-	}
-	prog, err := exec.LookPath("printenv")
-	if err != nil {
-		testenv.Skipf(t, "no printenv (Debian coreutils)")
-	}
-	out, err := exec.Command("ldd", prog).Output()
-	if err != nil {
-		testenv.Skipf(t, "ldd %s: %v", prog, err)
-	}
-	l1 := []ocitest.Entry{ocitest.Dir("bin/"), ocitest.File("bin/busybox", bb, 0o755), ocitest.Dir("usr/"), ocitest.Dir("usr/bin/"),
-		ocitest.Dir("usr/lib/"), ocitest.Dir("usr/lib/x86_64-linux-gnu/"), ocitest.Dir("usr/lib64/"),
-		ocitest.Symlink("lib", "usr/lib"), ocitest.Symlink("lib64", "usr/lib64"),
-		ocitest.Dir("etc/"), ocitest.Dir("etc/old/"), ocitest.File("etc/old/junk", []byte("j"), 0o644),
-		ocitest.Dir("tmp/"), ocitest.File("tmp/gone", []byte("g"), 0o644), ocitest.Dir("srv/"), ocitest.Dir("srv/work/"),
-		ocitest.Dir("proc/"), ocitest.Dir("sys/"), ocitest.Dir("dev/"), ocitest.Dir("run/"),
-		ocitest.File("etc/resolv.conf", nil, 0o644)}
-	for _, a := range []string{"sh", "ls", "cat", "pwd", "sleep", "echo", "test", "["} {
-		l1 = append(l1, ocitest.Symlink("bin/"+a, "busybox"))
-	}
-	pb, _ := os.ReadFile(prog)
-	l2 := []ocitest.Entry{ocitest.File("usr/bin/printenv", pb, 0o755), ocitest.Whiteout("tmp", "gone"),
-		ocitest.Opaque("etc/old"), ocitest.File("etc/old/new", []byte("n"), 0o644), ocitest.Hardlink("bin/bb2", "bin/busybox")}
-	// Libraries at the paths ldd names (/lib/…, /lib64/…): written
-	// through the image's lib and lib64 links.
-	for _, m := range regexp.MustCompile(`(?m)(/\S+) \(0x`).FindAllStringSubmatch(string(out), -1) {
-		b, err := os.ReadFile(m[1])
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := strings.TrimPrefix(m[1], "/")
-		if !strings.HasPrefix(p, "lib/") && !strings.HasPrefix(p, "lib64/") {
-			testenv.Skipf(t, "library %s outside /lib, /lib64", m[1])
-		}
-		l2 = append(l2, ocitest.File(p, b, 0o755))
-	}
-	la, err := ocitest.Layer(l1...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lb, err := ocitest.Layer(l2...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := ocitest.Image("linux/amd64", v1.Config{
-		Entrypoint: []string{"/bin/sh", "-c"},
-		Cmd: []string{`echo oci-start; echo cwd=$(pwd); echo greeting=$GREETING; /usr/bin/printenv OCI_VAR; ls /etc/old; ` +
-			`[ -e /tmp/gone ] || echo whiteout-ok; [ /bin/bb2 -ef /bin/busybox ] && echo hardlink-ok; echo oci-ready; exec sleep 3600`},
-		Env:        []string{"PATH=/usr/bin:/bin", "GREETING=hello from the image", "OCI_VAR=dynamic-printenv-ok"},
-		WorkingDir: "/srv/work",
-	}, la, lb)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,6 +111,9 @@ func (f *Fixtures) Build(spec string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if kind == KindOCI {
+		return f.buildOCI(spec, name)
+	}
 	var files []rootfs.File
 	if kind == KindControl || kind == KindNobody || kind == KindReady || kind == KindPlain || kind == KindSDK {
 		pc, err := os.ReadFile(f.Pvcontrol)
