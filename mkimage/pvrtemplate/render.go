@@ -385,8 +385,8 @@ func lxcConf(name string, src Src, a args, s map[string]string, o Options) ([]by
 	}
 	vols := volumes(src)
 	for _, p := range slices.Sorted(maps.Keys(vols)) {
-		if strings.ContainsAny(p, "\n\r \t") {
-			return nil, fmt.Errorf("%w: volume %q", ErrArg, p)
+		if strings.ContainsAny(p, "\n\r \t") || !strings.HasPrefix(p, "/") || slices.Contains(strings.Split(p, "/"), "..") {
+			return nil, fmt.Errorf("%w: volume %q (want an absolute path inside the container)", ErrArg, p)
 		}
 		line("lxc.mount.entry = %s/%s/%s %s none bind,rw,create=dir 0 0", vol, name, storageKey(p), strings.TrimPrefix(p, "/"))
 	}

@@ -108,6 +108,8 @@ func TestRenderRefusesInjection(t *testing.T) {
 		"arg":     {Args: map[string]any{"PV_GROUP": inj}},
 		"list":    {Args: map[string]any{"PV_LXC_EXTRA_ENV": []any{inj}}},
 		"quote":   {DockerConfig: Config{Cmd: []string{"/bin/sh", `a" "b`}}},
+		"up":      {DockerConfig: Config{Volumes: map[string]struct{}{"/../../etc": {}}}},
+		"rel":     {Persistence: map[string]string{"etc": "permanent"}},
 	} {
 		if _, err := Render("c", src, Options{}); !errors.Is(err, ErrArg) {
 			t.Errorf("%s: Render = %v, want %v", name, err, ErrArg)
