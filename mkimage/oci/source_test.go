@@ -4,12 +4,19 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/pantavisor/pantavisor-go/internal/testenv"
 	"github.com/pantavisor/pantavisor-go/mkimage/arch"
@@ -152,5 +159,33 @@ func TestConvertReproducible(t *testing.T) {
 		if !bytes.Equal(outs[0], outs[i]) {
 			t.Errorf("squashfs %d differs from the first", i)
 		}
+	}
+}
+
+// TestRegistry: a docker:// source is read from a registry (an
+// in-process one), with the multi-arch index resolved to armhf's v7.
+func TestRegistry(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	idx, err := ocitest.Index(marker(t, "linux/amd64"), marker(t, "linux/arm/v7"), marker(t, "linux/arm/v6"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(host + "/pv/multi:v1")
+	if err := remote.WriteIndex(ref, idx); err != nil {
+		t.Fatal(err)
+	}
+	// No credentials configured: the default keychain is anonymous.
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	im, err := oci.Open(context.Background(), "docker://"+host+"/pv/multi:v1", "linux/arm/v7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.Platform != "linux/arm/v7" || im.Name != host+"/pv/multi" || im.Tag != "v1" {
+		t.Errorf("Open = platform %s name %s tag %s", im.Platform, im.Name, im.Tag)
+	}
+	if _, err := oci.Open(context.Background(), "docker://"+host+"/pv/none:v1", "linux/amd64"); !errors.Is(err, oci.ErrRegistry) {
+		t.Errorf("missing repository: %v, want %v", err, oci.ErrRegistry)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/app"
@@ -214,6 +215,15 @@ func addSource(from, source string) (string, error) {
 		}
 	default:
 		return "", fmt.Errorf("add: --source %q: want local or remote", source)
+	}
+	if s.Kind != oci.KindRegistry {
+		// src.json keeps the path for install and update, run from
+		// anywhere.
+		abs, err := filepath.Abs(s.Path)
+		if err != nil {
+			return "", err
+		}
+		s.Path = abs
 	}
 	return s.String(), nil
 }

@@ -69,4 +69,13 @@ func TestCLI(t *testing.T) {
 	if out, _ := do("ls"); out != "" {
 		t.Errorf("ls after rm = %q", out)
 	}
+	// A relative local source is recorded absolute, for install and
+	// update from anywhere.
+	t.Chdir(repo)
+	if out, err := do("add", "--from", "docker-archive:a.tar", "--comp", "gzip", "rel"); err != nil {
+		t.Fatalf("add relative = %q, %v", out, err)
+	}
+	if out, _ := do("info", "rel"); !strings.Contains(out, `"docker_name":"docker-archive:`+repo+`/a.tar"`) {
+		t.Errorf("info rel = %s, want the absolute archive path", out)
+	}
 }
