@@ -3,11 +3,13 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/app"
+	"github.com/pantavisor/pantavisor-go/mkimage/container"
 	"github.com/pantavisor/pantavisor-go/mkimage/oci/ocitest"
 	"github.com/pantavisor/pantavisor-go/runtime/pvtx"
 )
@@ -24,6 +26,16 @@ func TestPvtxAcceptsExport(t *testing.T) {
 	var b bytes.Buffer
 	if err := app.Export(co, []string{"web"}, &b); err != nil {
 		t.Fatal(err)
+	}
+	// PVR_MERGE_SRC takes it too.
+	tgz := filepath.Join(t.TempDir(), "web.tgz")
+	os.WriteFile(tgz, b.Bytes(), 0o644)
+	e, err := container.LoadSource(tgz, t.TempDir())
+	if err != nil {
+		t.Fatalf("LoadSource(export) = %v", err)
+	}
+	if got, want := strings.Join(e.Keys(), " "), "web/lxc.container.conf web/root.squashfs web/root.squashfs.docker-digest web/run.json web/src.json"; got != want {
+		t.Errorf("LoadSource keys = %s, want %s", got, want)
 	}
 	tx, err := pvtx.Open(pvtx.Options{Dir: t.TempDir()})
 	if err != nil {

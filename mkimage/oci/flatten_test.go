@@ -86,6 +86,7 @@ func TestFlatten(t *testing.T) {
 		ent{name: "home/u/", typ: tar.TypeDir, mode: 0o700, uid: 1000},
 		ent{name: "ro/", typ: tar.TypeDir, mode: 0o555}, file("ro/in", "r"),
 		file("replaced", "file"),
+		dir("wasdir/"), file("wasdir/inner", "i"),
 	)
 	l2 := layerTar(t,
 		file("etc/.wh.gone", ""),
@@ -93,6 +94,7 @@ func TestFlatten(t *testing.T) {
 		file("lib/libx.so", "via symlink"), // a relative link, resolved beneath the root
 		dir("replaced/"), file("replaced/now-a-dir", "x"),
 		file("bin/.wh.tool2", ""),
+		file("wasdir", "now a file"),
 	)
 	if err := Flatten(root, []Layer{memLayer(l1), memLayer(l2)}); err != nil {
 		t.Fatal(err)
@@ -104,7 +106,7 @@ func TestFlatten(t *testing.T) {
 		}
 		return string(b)
 	}
-	for p, want := range map[string]string{"etc/keep": "k", "opq/new": "n", "usr/lib/libx.so": "via symlink", "replaced/now-a-dir": "x", "ro/in": "r", "bin/tool": "T"} {
+	for p, want := range map[string]string{"etc/keep": "k", "opq/new": "n", "usr/lib/libx.so": "via symlink", "replaced/now-a-dir": "x", "wasdir": "now a file", "ro/in": "r", "bin/tool": "T"} {
 		if got := read(p); got != want {
 			t.Errorf("%s = %q, want %q", p, got, want)
 		}
