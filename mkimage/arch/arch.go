@@ -50,6 +50,9 @@ type Arch struct {
 	// type, and Console the serial console device of that machine
 	// (kernel console=<Console>).
 	QEMU, Machine, Console string
+	// Variant is the OCI platform variant of container images for the
+	// architecture ("v7" for armhf); the OCI architecture is GOARCH.
+	Variant string
 }
 
 // table is the list of architectures, in the order Names reports them.
@@ -57,11 +60,11 @@ var table = []Arch{
 	{Debian: "amd64", GOARCH: "amd64", Triplet: "x86_64-linux-gnu", Multiarch: "x86_64-linux-gnu",
 		BCJ: "x86", QEMU: "qemu-system-x86_64", Machine: "q35", Console: "ttyS0"},
 	{Debian: "arm64", GOARCH: "arm64", Triplet: "aarch64-linux-gnu", Multiarch: "aarch64-linux-gnu",
-		QEMU: "qemu-system-aarch64", Machine: "virt", Console: "ttyAMA0"},
+		QEMU: "qemu-system-aarch64", Machine: "virt", Console: "ttyAMA0", Variant: "v8"},
 	{Debian: "armel", GOARCH: "arm", GOARM: "5", Triplet: "arm-linux-gnueabi", Multiarch: "arm-linux-gnueabi",
-		BCJ: "arm", QEMU: "qemu-system-arm", Machine: "virt", Console: "ttyAMA0"},
+		BCJ: "arm", QEMU: "qemu-system-arm", Machine: "virt", Console: "ttyAMA0", Variant: "v5"},
 	{Debian: "armhf", GOARCH: "arm", GOARM: "7", Triplet: "arm-linux-gnueabihf", Multiarch: "arm-linux-gnueabihf",
-		BCJ: "arm", QEMU: "qemu-system-arm", Machine: "virt", Console: "ttyAMA0"},
+		BCJ: "arm", QEMU: "qemu-system-arm", Machine: "virt", Console: "ttyAMA0", Variant: "v7"},
 	{Debian: "i386", GOARCH: "386", Triplet: "i686-linux-gnu", Multiarch: "i386-linux-gnu",
 		BCJ: "x86", QEMU: "qemu-system-i386", Machine: "pc", Console: "ttyS0"},
 	{Debian: "mips64el", GOARCH: "mips64le", GOMIPS: "hardfloat", Triplet: "mips64el-linux-gnuabi64", Multiarch: "mips64el-linux-gnuabi64",
@@ -131,3 +134,13 @@ func (a Arch) CCPackage() string { return "gcc-" + a.Triplet }
 // Native reports whether programs for a run on the host without a cross
 // compiler.
 func (a Arch) Native() bool { return a.GOARCH == runtime.GOARCH }
+
+// OCIPlatform is the platform of the architecture's container images in
+// OCI notation (os/arch[/variant]): linux/arm/v7 for armhf.
+func (a Arch) OCIPlatform() string {
+	p := "linux/" + a.GOARCH
+	if a.Variant != "" {
+		p += "/" + a.Variant
+	}
+	return p
+}

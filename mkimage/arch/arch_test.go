@@ -126,3 +126,13 @@ func TestLookup(t *testing.T) {
 		t.Errorf("Host() = %+v, %v; want GOARCH %s", h, err, runtime.GOARCH)
 	}
 }
+
+func TestOCIPlatform(t *testing.T) {
+	for deb, want := range map[string]string{"amd64": "linux/amd64", "armhf": "linux/arm/v7", "armel": "linux/arm/v5",
+		"arm64": "linux/arm64/v8", "i386": "linux/386", "riscv64": "linux/riscv64", "mipsel": "linux/mipsle"} {
+		a, err := Lookup(deb)
+		if got := a.OCIPlatform(); err != nil || got != want {
+			t.Errorf("Lookup(%s).OCIPlatform() = %q, %v; want %q", deb, got, err, want)
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/pantavisor/pantavisor-go/mkimage/app"
+	"github.com/pantavisor/pantavisor-go/mkimage/arch"
 	"github.com/pantavisor/pantavisor-go/mkimage/container"
 	"github.com/pantavisor/pantavisor-go/mkimage/trail"
 )
@@ -43,9 +45,16 @@ func (b *run) makeContainers(ctx context.Context, pk *packages, bin *binaries) (
 	for _, c := range b.r.Containers {
 		var e container.Entries
 		var err error
-		if c.Source != "" {
+		switch {
+		case c.Source != "":
 			e, err = container.LoadSource(b.repoFile(c.Source), filepath.Join(work, "src-"+c.Name))
-		} else {
+		case c.Image != "":
+			var a arch.Arch
+			if a, err = arch.Lookup(b.r.Arch); err == nil {
+				e, err = app.Build(ctx, filepath.Join(work, "image"), c.Name, c.Image, b.o.Repo, c.Args,
+					app.Options{Platform: a.OCIPlatform(), Epoch: b.o.Epoch, Comp: "xz"})
+			}
+		default:
 			e, err = container.Build(ctx, container.Spec{Name: c.Name, Template: c.Template, Busybox: pk.Busybox,
 				Pvcontrol: bin.StaticPvcontrol, Pvcurl: bin.StaticPvcurl, PvrSDK: bin.StaticPvrSDK, Work: work, Epoch: b.o.Epoch, Comp: "xz", Cache: filepath.Join(b.o.Cache, "artifacts")})
 		}
@@ -55,7 +64,7 @@ func (b *run) makeContainers(ctx context.Context, pk *packages, bin *binaries) (
 		if err := all.Merge(e); err != nil {
 			return all, "", err
 		}
-		names = append(names, c.Name+"("+c.Template+c.Source+")")
+		names = append(names, c.Name+"("+c.Template+c.Source+c.Image+")")
 	}
 	return all, strings.Join(names, " "), nil
 }

@@ -229,6 +229,14 @@ type Container struct {
 	// (busybox + pvcontrol, roles ["mgmt"]) or "network" (DHCP on the
 	// first NIC).
 	Template string `toml:"template"`
+	// Image makes the container from a container image, as `pvr app add`
+	// does: oci:<dir>[:tag], docker-archive:<file>[:repo:tag] (paths
+	// absolute or relative to the repository) or docker://<ref>; the
+	// image is resolved for the recipe's architecture.
+	Image string `toml:"image"`
+	// Args are the template args of an image container (src.json
+	// "args": PV_GROUP, PV_ROLES, PV_DRIVERS_REQUIRED, PV_LXC_EXTRA_CONF …).
+	Args map[string]any `toml:"args"`
 }
 
 // Load reads and validates one target recipe file. Name defaults to the

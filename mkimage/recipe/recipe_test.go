@@ -72,6 +72,10 @@ func TestParseErrors(t *testing.T) {
 		{"container without source", minimal + "[[containers]]\nname = \"a\"\n", "containers[0]"},
 		{"container source and template", minimal + "[[containers]]\nname = \"a\"\nsource = \"x.tgz\"\ntemplate = \"mgmt\"\n", "containers[0]"},
 		{"container bad template", minimal + "[[containers]]\nname = \"a\"\ntemplate = \"web\"\n", "containers[0].template"},
+		{"container image and template", minimal + "[[containers]]\nname = \"a\"\nimage = \"oci:x\"\ntemplate = \"mgmt\"\n", "containers[0]"},
+		{"container bad image", minimal + "[[containers]]\nname = \"a\"\nimage = \"nginx\"\n", "containers[0].image"},
+		{"container args without image", minimal + "[[containers]]\nname = \"a\"\ntemplate = \"mgmt\"\nargs = { PV_GROUP = \"app\" }\n", "containers[0].args"},
+		{"container bad arg", minimal + "[[containers]]\nname = \"a\"\nimage = \"oci:x\"\nargs = { \"pv group\" = \"app\" }\n", "containers[0].args"},
 		{"container twice", minimal + "[[containers]]\nname = \"a\"\ntemplate = \"mgmt\"\n[[containers]]\nname = \"a\"\ntemplate = \"network\"\n", "containers[1].name"},
 		{"bad program", minimal + "[initrd]\nprograms = [\"bash\"]\n", "initrd.programs[0]"},
 		{"no pantavisor", minimal + "[initrd]\nprograms = [\"pventer\"]\n", "initrd.programs"},
@@ -91,6 +95,19 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("Parse() = %q, want it to mention %q", err, tt.wantKey)
 			}
 		})
+	}
+}
+
+// TestImageContainer: an image container with its args parses.
+func TestImageContainer(t *testing.T) {
+	r, err := Parse([]byte(minimal+"[[containers]]\nname = \"web\"\nimage = \"oci:../images/web:v1\"\nargs = { PV_GROUP = \"app\", PV_ROLES = [\"mgmt\"] }\n"+
+		"[[containers]]\nname = \"reg\"\nimage = \"docker://nginx:latest\"\n"), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.Containers[0]
+	if c.Image != "oci:../images/web:v1" || c.Args["PV_GROUP"] != "app" || len(c.Args["PV_ROLES"].([]any)) != 1 {
+		t.Errorf("containers[0] = %+v", c)
 	}
 }
 

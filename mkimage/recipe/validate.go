@@ -12,6 +12,8 @@ import (
 
 var (
 	nameRe    = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+	imageRe   = regexp.MustCompile(`^(oci:[^:]+(:[^:]+)?|docker-archive:[^:]+(:.+)?|docker://\S+)$`)
+	argRe     = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
 	debNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
 	modNameRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	debVerRe  = regexp.MustCompile(`^[A-Za-z0-9.+~:-]*$`)
@@ -100,13 +102,28 @@ func (r *Recipe) Validate() error {
 		if !nameRe.MatchString(c.Name) {
 			return invalid(key+".name", "%q is not a container name", c.Name)
 		}
+		kinds := 0
+		for _, v := range []string{c.Source, c.Template, c.Image} {
+			if v != "" {
+				kinds++
+			}
+		}
 		switch {
-		case c.Source == "" && c.Template == "":
-			return invalid(key, "needs source or template")
-		case c.Source != "" && c.Template != "":
-			return invalid(key, "source and template exclude each other")
+		case kinds == 0:
+			return invalid(key, "needs source, template or image")
+		case kinds > 1:
+			return invalid(key, "source, template and image exclude each other")
+		case c.Image != "" && !imageRe.MatchString(c.Image):
+			return invalid(key+".image", "%q: want oci:<dir>[:tag], docker-archive:<file> or docker://<ref>", c.Image)
+		case len(c.Args) > 0 && c.Image == "":
+			return invalid(key+".args", "only image containers take template args")
 		case c.Template != "" && c.Template != "mgmt" && c.Template != "network" && c.Template != "pvr-sdk":
 			return invalid(key+".template", "%q: want mgmt, network or pvr-sdk", c.Template)
+		}
+		for k := range c.Args {
+			if !argRe.MatchString(k) {
+				return invalid(key+".args", "%q is not a template arg name (PV_…)", k)
+			}
 		}
 		if seen["container "+c.Name] {
 			return invalid(key+".name", "%q listed twice", c.Name)

@@ -23,6 +23,14 @@ type Options struct {
 	Comp string
 	// Epoch is stamped as file system and file time.
 	Epoch int64
+	// Owners keeps the files' owners instead of -all-root, and Xattrs
+	// their extended attributes (file capabilities): container images
+	// carry both.
+	Owners, Xattrs bool
+	// HardLinks keeps hard links (mksquashfs numbers inodes in its own
+	// sorted walk, so the output does not depend on the input's inode
+	// numbers; TestConvertReproducible in mkimage/oci checks it).
+	HardLinks bool
 }
 
 // Make packs dir into the squashfs image out (replacing it).
@@ -34,8 +42,17 @@ func Make(ctx context.Context, dir, out string, o Options) error {
 		return fmt.Errorf("squashfs: %w", err)
 	}
 	ep := strconv.FormatInt(o.Epoch, 10)
-	args := []string{dir, out, "-noappend", "-quiet", "-no-progress", "-reproducible", "-all-root",
-		"-comp", o.Comp, "-mkfs-time", ep, "-all-time", ep, "-no-hardlinks", "-no-xattrs"}
+	args := []string{dir, out, "-noappend", "-quiet", "-no-progress", "-reproducible",
+		"-comp", o.Comp, "-mkfs-time", ep, "-all-time", ep}
+	if !o.HardLinks {
+		args = append(args, "-no-hardlinks")
+	}
+	if !o.Owners {
+		args = append(args, "-all-root")
+	}
+	if !o.Xattrs {
+		args = append(args, "-no-xattrs")
+	}
 	switch o.Comp {
 	case "lz4":
 		args = append(args, "-Xhc")

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/pantavisor/pantavisor-go/mkimage/pvrtemplate"
 	"github.com/pantavisor/pantavisor-go/runtime/internal/rootfs"
 )
 
@@ -110,6 +111,9 @@ func (f *Fixtures) Build(spec string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if kind == KindOCI {
+		return f.buildOCI(spec, name)
+	}
 	var files []rootfs.File
 	if kind == KindControl || kind == KindNobody || kind == KindReady || kind == KindPlain || kind == KindSDK {
 		pc, err := os.ReadFile(f.Pvcontrol)
@@ -133,30 +137,30 @@ func (f *Fixtures) Build(spec string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("fixture %s: %w", spec, err)
 	}
-	run := map[string]any{
-		"#spec":       "service-manifest-run@1",
-		"name":        name,
-		"type":        "lxc",
-		"config":      "lxc.container.conf",
-		"root-volume": "root.squashfs",
-		"volumes":     []string{},
-		"storage":     map[string]any{"lxc-overlay": map[string]string{"persistence": "boot"}},
-	}
+	// run.json and lxc.container.conf come from the one producer,
+	// pvrtemplate, with the fixture's roles, group and goal as args.
+	src := conf.Src()
 	switch kind {
 	case KindControl:
-		run["roles"] = []string{"mgmt"}
-	case KindNobody:
-		run["roles"] = []string{"nobody"}
+		src.Args["PV_ROLES"] = []any{"mgmt"}
+	case KindNobody, KindCrasher:
+		src.Args["PV_ROLES"] = []any{"nobody"}
 	case KindReady:
-		run["roles"] = []string{"mgmt"}
-		run["status_goal"] = "READY"
-	case KindCrasher:
-		run["roles"] = []string{"nobody"}
+		src.Args["PV_ROLES"] = []any{"mgmt"}
+		src.Args["PV_STATUS_GOAL"] = "READY"
 	case KindSDK:
-		run["roles"] = []string{"mgmt"}
-		run["group"] = "platform"
+		src.Args["PV_ROLES"] = []any{"mgmt"}
+		src.Args["PV_GROUP"] = "platform"
 	}
-	return writeExport(f.CacheDir, name, run, map[string]string{"root.squashfs": img}, map[string][]byte{"lxc.container.conf": []byte(rootfs.LXCConf(conf))})
+	rendered, err := pvrtemplate.Render(name, src, pvrtemplate.Options{})
+	if err != nil {
+		return "", fmt.Errorf("fixture %s: %w", spec, err)
+	}
+	var run map[string]any
+	if err := json.Unmarshal(rendered.RunJSON, &run); err != nil {
+		return "", fmt.Errorf("fixture %s: %w", spec, err)
+	}
+	return writeExport(f.CacheDir, name, run, map[string]string{"root.squashfs": img}, map[string][]byte{"lxc.container.conf": rendered.LXCConf})
 }
 
 // writeExport writes (once per content) a pvr export tarball: json plus

@@ -1,12 +1,13 @@
 package rootfs
 
 import (
-	"fmt"
 	"strings"
+
+	"github.com/pantavisor/pantavisor-go/mkimage/pvrtemplate"
 )
 
-// Conf describes a container configuration like the lxc.container.conf files
-// pvr generates for Pantavisor platforms.
+// Conf describes a test container's lxc.container.conf; pvrtemplate,
+// the one producer of these files, renders it.
 type Conf struct {
 	// Name is the platform name; it appears in the /volumes/<name>/… paths.
 	Name string
@@ -14,9 +15,6 @@ type Conf struct {
 	VolumesDir string
 	// RootVolume is the root volume file name ("" means root.squashfs).
 	RootVolume string
-	// Overlay is the storage entry holding the writable upper dir
-	// ("" means lxc-overlay).
-	Overlay string
 	// Init is lxc.init.cmd ("" means /sbin/init).
 	Init string
 	// Env adds lxc.environment lines (KEY=value).
@@ -27,44 +25,41 @@ type Conf struct {
 	Extra []string
 }
 
-// LXCConf renders c. The result keeps host network and IPC (as pvr's
-// defaults do) so containers start without any bridge setup.
-func LXCConf(c Conf) string {
-	vol := c.VolumesDir
-	if vol == "" {
-		vol = "/volumes"
-	}
-	root := c.RootVolume
-	if root == "" {
-		root = "root.squashfs"
-	}
-	ovl := c.Overlay
-	if ovl == "" {
-		ovl = "lxc-overlay"
-	}
+// Src is the src.json of c: pvr's builtin template with the fixtures'
+// settings (host network and IPC, as pvr's defaults, so containers start
+// without any bridge setup; a tmpfs on /tmp; the host's resolv.conf not
+// bound, since test hosts may lack one).
+func (c Conf) Src() pvrtemplate.Src {
 	init := c.Init
 	if init == "" {
 		init = "/sbin/init"
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "lxc.tty.max = 4\n")
-	fmt.Fprintf(&b, "lxc.pty.max = 1024\n")
-	fmt.Fprintf(&b, "lxc.cgroup.devices.allow = a\n")
-	fmt.Fprintf(&b, "lxc.rootfs.path = overlayfs:%s/%s/%s:%s/%s/%s/upper\n", vol, c.Name, root, vol, c.Name, ovl)
-	fmt.Fprintf(&b, "lxc.init.cmd = %s\n", init)
-	fmt.Fprintf(&b, "lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed\n")
-	fmt.Fprintf(&b, "lxc.namespace.keep = user net ipc\n")
-	fmt.Fprintf(&b, "lxc.mount.entry = tmpfs run tmpfs rw,nodev,relatime,mode=755 0 0\n")
-	fmt.Fprintf(&b, "lxc.mount.entry = tmpfs tmp tmpfs rw,nodev,relatime,mode=1777 0 0\n")
-	fmt.Fprintf(&b, "lxc.environment = PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n")
-	for _, e := range c.Env {
-		fmt.Fprintf(&b, "lxc.environment = %s\n", e)
-	}
+	extra := []string{"lxc.mount.entry = tmpfs tmp tmpfs rw,nodev,relatime,mode=1777 0 0"}
 	for _, m := range c.Mounts {
-		fmt.Fprintf(&b, "lxc.mount.entry = %s\n", m)
+		extra = append(extra, "lxc.mount.entry = "+m)
 	}
-	for _, l := range c.Extra {
-		fmt.Fprintf(&b, "%s\n", l)
+	extra = append(extra, c.Extra...)
+	return pvrtemplate.Src{Template: pvrtemplate.Builtin,
+		Args: map[string]any{
+			"LXC_TTY_MAX":            "4",
+			"LXC_MOUNT_AUTO_PROC":    "proc:mixed",
+			"LXC_MOUNT_AUTO_SYS":     "sys:mixed",
+			"LXC_MOUNT_AUTO_GROUP":   "cgroup:mixed",
+			"PV_RESOLV_CONF_DISABLE": "yes",
+			"PV_LXC_EXTRA_CONF":      strings.Join(extra, "\n"),
+		},
+		DockerConfig: pvrtemplate.Config{
+			Cmd: []string{init},
+			Env: append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, c.Env...),
+		}}
+}
+
+// LXCConf renders c; it panics on a name or value with a line break,
+// which only a broken test passes.
+func LXCConf(c Conf) string {
+	f, err := pvrtemplate.Render(c.Name, c.Src(), pvrtemplate.Options{VolumesDir: c.VolumesDir, RootVolume: c.RootVolume})
+	if err != nil {
+		panic("rootfs: " + err.Error())
 	}
-	return b.String()
+	return string(f.LXCConf)
 }

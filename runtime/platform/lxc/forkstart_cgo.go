@@ -13,10 +13,11 @@ package lxc
 #include <unistd.h>
 
 // pv_fork_start forks a child that starts container name of lxcpath
-// daemonized, writes the init pid (or -1) to fd and exits. Only C runs in the
+// daemonized (with init argv, or lxc.init.cmd when argv is NULL), writes
+// the init pid (or -1) to fd and exits. Only C runs in the
 // child; it resets every signal to its default first, because the Go
 // runtime's handlers cannot run in a forked copy of a Go process.
-static pid_t pv_fork_start(const char *name, const char *lxcpath, int fd, const char *comm) {
+static pid_t pv_fork_start(const char *name, const char *lxcpath, int fd, const char *comm, char **argv) {
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -38,7 +39,7 @@ static pid_t pv_fork_start(const char *name, const char *lxcpath, int fd, const 
 	if (c != NULL) {
 		c->want_daemonize(c, true);
 		c->want_close_all_fds(c, true);
-		if (c->start(c, 0, NULL))
+		if (c->start(c, 0, argv))
 			ipid = c->init_pid(c);
 	}
 	ssize_t n = write(fd, &ipid, sizeof(ipid));
@@ -64,7 +65,7 @@ import (
 // pv-platform-<name> child. liblxc's daemonized start moves the calling
 // process into the container's monitor cgroup, so it must never run in the
 // daemon itself (whose cgroup is its caller identity on the control socket).
-func forkStart(name, lxcpath string, timeout time.Duration) (int, error) {
+func forkStart(name, lxcpath string, timeout time.Duration, argv []string) (int, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return 0, err
@@ -75,7 +76,19 @@ func forkStart(name, lxcpath string, timeout time.Duration) (int, error) {
 	defer C.free(unsafe.Pointer(cname))
 	defer C.free(unsafe.Pointer(cpath))
 	defer C.free(unsafe.Pointer(comm))
-	child, ferr := C.pv_fork_start(cname, cpath, C.int(w.Fd()), comm)
+	var cargv **C.char
+	if len(argv) > 0 {
+		arr := C.malloc(C.size_t(len(argv)+1) * C.size_t(unsafe.Sizeof(uintptr(0))))
+		defer C.free(arr)
+		s := unsafe.Slice((**C.char)(arr), len(argv)+1)
+		for i, a := range argv {
+			s[i] = C.CString(a)
+			defer C.free(unsafe.Pointer(s[i]))
+		}
+		s[len(argv)] = nil
+		cargv = (**C.char)(arr)
+	}
+	child, ferr := C.pv_fork_start(cname, cpath, C.int(w.Fd()), comm, cargv)
 	w.Close()
 	if child < 0 {
 		return 0, fmt.Errorf("fork start helper: %w", ferr)

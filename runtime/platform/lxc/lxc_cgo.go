@@ -118,7 +118,13 @@ func Start(ctx context.Context, log *slog.Logger, spec Spec) (*Container, error)
 	// A daemon or monitor that died uncleanly leaves the container's
 	// cgroups behind (empty); liblxc refuses to create them again.
 	removeStaleCgroups(spec.cgroupName())
-	c, err := start(spec)
+	init, _ := get(items, "lxc.init.cmd")
+	argv, err := InitArgv(init)
+	if err != nil {
+		console.close()
+		return nil, fmt.Errorf("%w %s: %w", ErrStart, spec.Name, err)
+	}
+	c, err := start(spec, argv)
 	if err != nil {
 		console.close()
 		return nil, err
@@ -141,7 +147,7 @@ func Start(ctx context.Context, log *slog.Logger, spec Spec) (*Container, error)
 	return ct, nil
 }
 
-func start(spec Spec) (*golxc.Container, error) {
+func start(spec Spec, argv []string) (*golxc.Container, error) {
 	startMu.Lock()
 	defer startMu.Unlock()
 	c, err := golxc.NewContainer(spec.Name, spec.LXCPath)
@@ -159,7 +165,7 @@ func start(spec Spec) (*golxc.Container, error) {
 		}
 		removeMonitorCgroup(spec.cgroupName(), time.Second)
 	}
-	if _, err := forkStart(spec.Name, spec.LXCPath, startTimeout); err != nil {
+	if _, err := forkStart(spec.Name, spec.LXCPath, startTimeout, argv); err != nil {
 		c.Release()
 		removeMonitorCgroup(spec.cgroupName(), time.Second)
 		return nil, fmt.Errorf("%w %s: %w%s", ErrStart, spec.Name, err, logTail(spec.LogFile))
