@@ -1,0 +1,389 @@
+// Package remote is the device's Pantacor Hub client: it owns the remote
+// state machine (register, wait for the claim, log in, post the factory
+// revision, stay online). One goroutine, Run, owns all of its state;
+// others only read the published State.
+package remote
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/pantavisor/pantavisor-go/runtime/config"
+	"github.com/pantavisor/pantavisor-go/runtime/internal/atomicfile"
+	"github.com/pantavisor/pantavisor-go/runtime/metadata"
+)
+
+// State is where the client is, published as devmeta pantahub.state.
+type State string
+
+// The states, named as pantavisor names them in pantahub.state.
+const (
+	StateInit     State = "init"
+	StateRegister State = "register"
+	StateClaim    State = "claim"
+	StateSync     State = "sync"
+	StateIdle     State = "idle"
+)
+
+// Publisher takes device metadata (the daemon's devmeta store).
+type Publisher interface {
+	Publish(kvs []metadata.KV) error
+}
+
+// Revision is the factory revision the device posts on first boot.
+type Revision struct {
+	State      json.RawMessage // the state JSON (.pvr/json)
+	ObjectsDir string          // where its objects are, by sha256
+}
+
+// Options configure a Client.
+type Options struct {
+	Config     *config.Config // PH_CREDS_*, PH_FACTORY_AUTOTOK
+	ConfigPath string         // pantahub.config, rewritten with the credentials
+	RunDir     string         // $RUN: challenge and device-id
+	Meta       Publisher
+	// Factory returns the running revision for the first-boot trail.
+	Factory func() (Revision, error)
+	// HTTP is the client (default: 30s timeout).
+	HTTP *http.Client
+	// BaseURL overrides https://<creds.host>:<creds.port>.
+	BaseURL   string
+	UserAgent string
+	// RetryMin and RetryMax bound the jittered exponential backoff of
+	// failed calls and claim polling (defaults 2s and 5min).
+	RetryMin, RetryMax time.Duration
+	// IdleInterval is how often an idle device refreshes its token (10min).
+	IdleInterval time.Duration
+	Log          *slog.Logger
+}
+
+// Client runs the remote state machine.
+type Client struct {
+	o     Options
+	state atomic.Value // State
+
+	// Owned by Run.
+	token      string
+	tokenOwner string // the owner frozen into token
+	id, prn    string
+	secret     string
+	failures   int
+}
+
+// New makes a Client; Run starts it.
+func New(o Options) *Client {
+	if o.HTTP == nil {
+		o.HTTP = &http.Client{Timeout: 30 * time.Second}
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = "Pantavisor/2 (go)"
+	}
+	if o.RetryMin == 0 {
+		o.RetryMin = 2 * time.Second
+	}
+	if o.RetryMax == 0 {
+		o.RetryMax = 5 * time.Minute
+	}
+	if o.IdleInterval == 0 {
+		o.IdleInterval = 10 * time.Minute
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{o: o}
+	c.state.Store(StateInit)
+	return c
+}
+
+// State returns the current state.
+func (c *Client) State() State { return c.state.Load().(State) }
+
+// baseURL is where the Hub is: pantavisor always speaks TLS to it.
+func (c *Client) baseURL() string {
+	if c.o.BaseURL != "" {
+		return c.o.BaseURL
+	}
+	port := c.o.Config.Get(config.HubCredsPort)
+	return "https://" + net.JoinHostPort(c.o.Config.Get(config.HubCredsHost), port)
+}
+
+func (c *Client) setState(s State) {
+	c.state.Store(s)
+	c.publish(metadata.KV{Key: "pantahub.state", Value: []byte(s)})
+}
+
+func (c *Client) publish(kvs ...metadata.KV) {
+	if c.o.Meta == nil {
+		return
+	}
+	if err := c.o.Meta.Publish(kvs); err != nil {
+		c.o.Log.Warn("remote devmeta", "err", err)
+	}
+}
+
+func boolMeta(key string, v bool) metadata.KV {
+	if v {
+		return metadata.KV{Key: key, Value: []byte("1")}
+	}
+	return metadata.KV{Key: key, Value: []byte("0")}
+}
+
+// Run drives the machine until ctx ends: every step is retried with
+// backoff until it succeeds, so a Hub outage costs a few requests, not a
+// storm. It returns ctx's error.
+func (c *Client) Run(ctx context.Context) error {
+	c.publish(metadata.KV{Key: "pantahub.address", Value: []byte(c.baseURL())}, boolMeta("pantahub.online", false))
+	steps := []struct {
+		state State
+		do    func(context.Context) (done bool, err error)
+	}{
+		{StateRegister, c.register},
+		{StateClaim, c.awaitClaim},
+		{StateSync, c.sync},
+	}
+	for _, st := range steps {
+		c.setState(st.state)
+		c.failures = 0
+		for {
+			done, err := st.do(ctx)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil {
+				c.o.Log.Warn("remote", "state", st.state, "err", err)
+				c.failures++
+				c.publish(boolMeta("pantahub.online", false))
+			} else if done {
+				break
+			} else {
+				// Not done yet (an unclaimed device): poll, backing off.
+				c.failures++
+			}
+			if err := c.sleep(ctx, c.backoff()); err != nil {
+				return err
+			}
+		}
+	}
+	c.setState(StateIdle)
+	for {
+		if err := c.sleep(ctx, jitter(c.o.IdleInterval)); err != nil {
+			return err
+		}
+		err := c.refresh(ctx)
+		c.publish(boolMeta("pantahub.online", err == nil))
+		if err != nil {
+			c.o.Log.Warn("remote refresh", "err", err)
+		}
+	}
+}
+
+// backoff is RetryMin doubled per failure up to RetryMax, jittered.
+func (c *Client) backoff() time.Duration {
+	d := c.o.RetryMin
+	for i := 1; i < c.failures && d < c.o.RetryMax; i++ {
+		d *= 2
+	}
+	return jitter(min(d, c.o.RetryMax))
+}
+
+// jitter spreads d over [d/2, d], so devices that lost the Hub together
+// do not come back together.
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func (c *Client) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// register loads the credentials or, without them, registers the device
+// (with the factory auto-token if set) and saves them to pantahub.config
+// before using them, so a reboot keeps the same device.
+func (c *Client) register(ctx context.Context) (bool, error) {
+	conf := c.o.Config
+	c.id, c.prn, c.secret = conf.Get(config.HubCredsID), conf.Get(config.HubCredsPRN), conf.Get(config.HubCredsSecret)
+	if c.id != "" && c.prn != "" && c.secret != "" {
+		return true, c.writeRun("device-id", c.id)
+	}
+	if c.secret == "" {
+		b := make([]byte, 16)
+		crand.Read(b)
+		c.secret = hex.EncodeToString(b)
+	}
+	hdr := http.Header{}
+	if tok := conf.Get(config.HubFactoryAutoTok); tok != "" {
+		hdr.Set("Pantahub-Devices-Auto-Token-V1", tok)
+	}
+	var dev struct {
+		ID        string `json:"id"`
+		PRN       string `json:"prn"`
+		Secret    string `json:"secret"`
+		Challenge string `json:"challenge"`
+		Owner     string `json:"owner"`
+	}
+	if err := c.call(ctx, http.MethodPost, "/devices/", hdr, map[string]string{"secret": c.secret}, &dev, false); err != nil {
+		return false, fmt.Errorf("register: %w", err)
+	}
+	if dev.ID == "" || dev.PRN == "" {
+		return false, errors.New("register: the hub sent no device id")
+	}
+	if dev.Secret != "" {
+		c.secret = dev.Secret
+	}
+	c.id, c.prn = dev.ID, dev.PRN
+	for _, kv := range [][2]string{{config.HubCredsID.Name(), c.id}, {config.HubCredsPRN.Name(), c.prn}, {config.HubCredsSecret.Name(), c.secret}} {
+		if err := conf.Set(kv[0], kv[1], config.PHConf); err != nil {
+			return false, fmt.Errorf("register: %w", err)
+		}
+	}
+	if c.o.ConfigPath != "" {
+		if err := conf.WritePHConfig(c.o.ConfigPath); err != nil {
+			return false, fmt.Errorf("register: save credentials: %w", err)
+		}
+	}
+	if err := c.writeRun("challenge", dev.Challenge); err != nil {
+		return false, err
+	}
+	c.o.Log.Info("remote registered", "id", c.id, "claimed", dev.Owner != "")
+	return true, c.writeRun("device-id", c.id)
+}
+
+func (c *Client) writeRun(name, v string) error {
+	if c.o.RunDir == "" {
+		return nil
+	}
+	if err := atomicfile.Write(filepath.Join(c.o.RunDir, name), []byte(v), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+// awaitClaim logs in and reads the device until it has an owner, then
+// logs in again if the token predates the claim (the owner is frozen
+// into the token, and a trail posted with it would belong to nobody).
+func (c *Client) awaitClaim(ctx context.Context) (bool, error) {
+	if c.token == "" {
+		if err := c.login(ctx); err != nil {
+			return false, err
+		}
+	}
+	var dev struct {
+		Owner     string `json:"owner"`
+		Challenge string `json:"challenge"`
+	}
+	if err := c.call(ctx, http.MethodGet, "/devices/"+c.id, nil, nil, &dev, true); err != nil {
+		return false, fmt.Errorf("device: %w", err)
+	}
+	c.publish(boolMeta("pantahub.online", true))
+	claimed := dev.Owner != ""
+	c.publish(boolMeta("pantahub.claimed", claimed), boolMeta("pantavisor.claimed", claimed))
+	if !claimed {
+		if dev.Challenge != "" {
+			if err := c.writeRun("challenge", dev.Challenge); err != nil {
+				return false, err
+			}
+		}
+		return false, nil
+	}
+	if err := c.writeRun("challenge", ""); err != nil {
+		return false, err
+	}
+	if c.tokenOwner == "" {
+		if err := c.login(ctx); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+func (c *Client) login(ctx context.Context) error {
+	var out struct {
+		Token string `json:"token"`
+	}
+	body := map[string]string{"username": c.prn, "password": c.secret}
+	if err := c.call(ctx, http.MethodPost, "/auth/login", nil, body, &out, false); err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	return c.setToken(out.Token)
+}
+
+// refresh renews the token (GET /auth/login), logging in again if the
+// Hub refuses it.
+func (c *Client) refresh(ctx context.Context) error {
+	var out struct {
+		Token string `json:"token"`
+	}
+	err := c.call(ctx, http.MethodGet, "/auth/login", nil, nil, &out, true)
+	var he *HTTPError
+	if errors.As(err, &he) && he.Status == http.StatusUnauthorized {
+		return c.login(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("refresh: %w", err)
+	}
+	return c.setToken(out.Token)
+}
+
+// setToken keeps the token and the owner it carries. The payload is read,
+// not verified: the device trusts the Hub it talks to over TLS, and only
+// needs to know whether the token predates the claim.
+func (c *Client) setToken(tok string) error {
+	owner, err := tokenOwner(tok)
+	if err != nil {
+		return err
+	}
+	c.token, c.tokenOwner = tok, owner
+	return nil
+}
+
+// sync posts the factory revision if the device has no trail yet.
+func (c *Client) sync(ctx context.Context) (bool, error) {
+	var trails []json.RawMessage
+	if err := c.call(ctx, http.MethodGet, "/trails/", nil, nil, &trails, true); err != nil {
+		return false, fmt.Errorf("trails: %w", err)
+	}
+	if len(trails) > 0 {
+		return true, nil
+	}
+	if c.o.Factory == nil {
+		return false, errors.New("no factory revision to post")
+	}
+	rev, err := c.o.Factory()
+	if err != nil {
+		return false, fmt.Errorf("factory revision: %w", err)
+	}
+	if err := c.postObjects(ctx, rev); err != nil {
+		return false, err
+	}
+	err = c.call(ctx, http.MethodPost, "/trails/", nil, rev.State, nil, true)
+	var he *HTTPError
+	if errors.As(err, &he) && he.Status == http.StatusConflict {
+		return true, nil // posted before a lost answer
+	}
+	if err != nil {
+		return false, fmt.Errorf("post trail: %w", err)
+	}
+	c.o.Log.Info("remote posted factory revision", "id", c.id)
+	return true, nil
+}
