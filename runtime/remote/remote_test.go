@@ -302,3 +302,16 @@ func TestBackoffIsBoundedAndJittered(t *testing.T) {
 		t.Errorf("only %d distinct delays: no jitter", len(seen))
 	}
 }
+
+func FuzzStateObjects(f *testing.F) {
+	f.Add([]byte(`{"a/b":"` + strings.Repeat("c", 64) + `"}`))
+	f.Add([]byte(`{"a":{"b":1}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		refs, err := stateObjects(b)
+		for _, r := range refs {
+			if err != nil || len(r.SHA) != 64 || strings.Contains(r.Name, "/") {
+				t.Fatalf("bad ref %+v (err %v)", r, err)
+			}
+		}
+	})
+}
