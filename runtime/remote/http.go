@@ -123,7 +123,11 @@ func stateObjects(state json.RawMessage) ([]objectRef, error) {
 			continue
 		}
 		if b, err := hex.DecodeString(s); err == nil && len(b) == 32 {
-			refs = append(refs, objectRef{Name: path.Base(k), SHA: s})
+			name := path.Base(k)
+			if name == "/" || name == "." {
+				name = s // a degenerate key still uploads, named by content
+			}
+			refs = append(refs, objectRef{Name: name, SHA: s})
 		}
 	}
 	return refs, nil

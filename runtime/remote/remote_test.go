@@ -306,6 +306,7 @@ func TestBackoffIsBoundedAndJittered(t *testing.T) {
 func FuzzStateObjects(f *testing.F) {
 	f.Add([]byte(`{"a/b":"` + strings.Repeat("c", 64) + `"}`))
 	f.Add([]byte(`{"a":{"b":1}}`))
+	f.Add([]byte(`{"/":"` + strings.Repeat("d", 64) + `"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		refs, err := stateObjects(b)
 		for _, r := range refs {
