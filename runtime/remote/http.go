@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -140,7 +139,7 @@ func (c *Client) postObjects(ctx context.Context, rev Revision) error {
 		return err
 	}
 	for _, o := range refs {
-		f, err := os.Open(filepath.Join(rev.ObjectsDir, o.SHA))
+		f, err := rev.Open(o.SHA)
 		if err != nil {
 			return fmt.Errorf("object %s: %w", o.Name, err)
 		}

@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"time"
@@ -43,8 +44,9 @@ type Publisher interface {
 
 // Revision is the factory revision the device posts on first boot.
 type Revision struct {
-	State      json.RawMessage // the state JSON (.pvr/json)
-	ObjectsDir string          // where its objects are, by sha256
+	State json.RawMessage // the state JSON (.pvr/json)
+	// Open opens one of its objects by sha256.
+	Open func(sha string) (*os.File, error)
 }
 
 // Options configure a Client.
@@ -78,6 +80,7 @@ type Client struct {
 	tokenOwner string // the owner frozen into token
 	id, prn    string
 	secret     string
+	unsaved    bool // registered, credentials not yet in pantahub.config
 	failures   int
 }
 
@@ -219,13 +222,32 @@ func (c *Client) sleep(ctx context.Context, d time.Duration) error {
 
 // register loads the credentials or, without them, registers the device
 // (with the factory auto-token if set) and saves them to pantahub.config
-// before using them, so a reboot keeps the same device.
+// before going on, so a reboot keeps the same device. A failed save is
+// retried without registering again.
 func (c *Client) register(ctx context.Context) (bool, error) {
 	conf := c.o.Config
-	c.id, c.prn, c.secret = conf.Get(config.HubCredsID), conf.Get(config.HubCredsPRN), conf.Get(config.HubCredsSecret)
-	if c.id != "" && c.prn != "" && c.secret != "" {
-		return true, c.writeRun("device-id", c.id)
+	if c.id == "" {
+		c.id, c.prn, c.secret = conf.Get(config.HubCredsID), conf.Get(config.HubCredsPRN), conf.Get(config.HubCredsSecret)
 	}
+	if c.id == "" || c.prn == "" {
+		if err := c.registerNew(ctx); err != nil {
+			return false, err
+		}
+	}
+	if c.unsaved && c.o.ConfigPath != "" {
+		if err := os.MkdirAll(filepath.Dir(c.o.ConfigPath), 0o755); err != nil {
+			return false, fmt.Errorf("save credentials: %w", err)
+		}
+		if err := conf.WritePHConfig(c.o.ConfigPath); err != nil {
+			return false, fmt.Errorf("save credentials: %w", err)
+		}
+	}
+	c.unsaved = false
+	return true, c.writeRun("device-id", c.id)
+}
+
+func (c *Client) registerNew(ctx context.Context) error {
+	conf := c.o.Config
 	if c.secret == "" {
 		b := make([]byte, 16)
 		crand.Read(b)
@@ -243,37 +265,29 @@ func (c *Client) register(ctx context.Context) (bool, error) {
 		Owner     string `json:"owner"`
 	}
 	if err := c.call(ctx, http.MethodPost, "/devices/", hdr, map[string]string{"secret": c.secret}, &dev, false); err != nil {
-		return false, fmt.Errorf("register: %w", err)
+		return fmt.Errorf("register: %w", err)
 	}
 	if dev.ID == "" || dev.PRN == "" {
-		return false, errors.New("register: the hub sent no device id")
+		return errors.New("register: the hub sent no device id")
 	}
 	if dev.Secret != "" {
 		c.secret = dev.Secret
 	}
-	c.id, c.prn = dev.ID, dev.PRN
+	c.id, c.prn, c.unsaved = dev.ID, dev.PRN, true
 	for _, kv := range [][2]string{{config.HubCredsID.Name(), c.id}, {config.HubCredsPRN.Name(), c.prn}, {config.HubCredsSecret.Name(), c.secret}} {
 		if err := conf.Set(kv[0], kv[1], config.PHConf); err != nil {
-			return false, fmt.Errorf("register: %w", err)
+			return fmt.Errorf("register: %w", err)
 		}
-	}
-	if c.o.ConfigPath != "" {
-		if err := conf.WritePHConfig(c.o.ConfigPath); err != nil {
-			return false, fmt.Errorf("register: save credentials: %w", err)
-		}
-	}
-	if err := c.writeRun("challenge", dev.Challenge); err != nil {
-		return false, err
 	}
 	c.o.Log.Info("remote registered", "id", c.id, "claimed", dev.Owner != "")
-	return true, c.writeRun("device-id", c.id)
+	return c.writeRun("challenge", dev.Challenge)
 }
 
 func (c *Client) writeRun(name, v string) error {
 	if c.o.RunDir == "" {
 		return nil
 	}
-	if err := atomicfile.Write(filepath.Join(c.o.RunDir, name), []byte(v), 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(c.o.RunDir, name), []byte(v), 0o444); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil

@@ -83,7 +83,7 @@ func newLab(t *testing.T, autoTokens map[string]string) *lab {
 // client makes a device client on the lab's files; conf is pantahub.config.
 func (l *lab) client(extra map[string]string) *Client {
 	conf := config.New(nil)
-	confPath := filepath.Join(l.dir, "pantahub.config")
+	confPath := filepath.Join(l.dir, "config", "pantahub.config")
 	if err := conf.LoadPHConfig(confPath); err != nil && !errors.Is(err, os.ErrNotExist) {
 		l.t.Fatal(err)
 	}
@@ -93,7 +93,11 @@ func (l *lab) client(extra map[string]string) *Client {
 		}
 	}
 	return New(Options{Config: conf, ConfigPath: confPath, RunDir: l.dir, Meta: l.meta, BaseURL: l.srv.URL,
-		Factory:  func() (Revision, error) { return Revision{State: l.state, ObjectsDir: l.objects}, nil },
+		Factory: func() (Revision, error) {
+			return Revision{State: l.state, Open: func(sha string) (*os.File, error) {
+				return os.Open(filepath.Join(l.objects, sha))
+			}}, nil
+		},
 		RetryMin: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond})
 }
 
@@ -181,7 +185,7 @@ func TestAutoTokenRegistersOwnedDeviceAndPostsFactoryTrail(t *testing.T) {
 	l.await("idle", func() bool { return c.State() == StateIdle })
 
 	id := strings.TrimSpace(l.readRun("device-id"))
-	conf, _ := os.ReadFile(filepath.Join(l.dir, "pantahub.config"))
+	conf, _ := os.ReadFile(filepath.Join(l.dir, "config", "pantahub.config"))
 	for _, want := range []string{"PH_CREDS_ID=" + id, "PH_CREDS_PRN=prn:::devices:/" + id, "PH_CREDS_SECRET="} {
 		if id == "" || !strings.Contains(string(conf), want) {
 			t.Errorf("pantahub.config lacks %q:\n%s", want, conf)
@@ -272,7 +276,7 @@ func TestBadAutoTokenRetries(t *testing.T) {
 	if c.State() != StateRegister || l.hub.Stats().Registered != 0 {
 		t.Errorf("state %s, %d registered", c.State(), l.hub.Stats().Registered)
 	}
-	if _, err := os.Stat(filepath.Join(l.dir, "pantahub.config")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(l.dir, "config", "pantahub.config")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("pantahub.config written without credentials: %v", err)
 	}
 }
