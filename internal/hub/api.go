@@ -43,6 +43,11 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /trails/{id}/steps/{rev}", s.auth(s.getStep))
 	m.HandleFunc("GET /trails/{id}/steps/{rev}/state", s.auth(s.getStepState))
 	m.HandleFunc("PUT /trails/{id}/steps/{rev}/progress", s.auth(s.putProgress))
+	// pvr's side: .pvrremote and the per-step objects endpoint.
+	m.HandleFunc("GET /trails/{id}/.pvrremote", s.auth(s.pvrRemote))
+	m.HandleFunc("GET /trails/{id}/steps/{rev}/.pvrremote", s.auth(s.pvrRemote))
+	m.HandleFunc("POST /trails/{id}/steps/{rev}/objects/", s.auth(s.postObject))
+	m.HandleFunc("GET /trails/{id}/steps/{rev}/objects/{sha}", s.auth(s.getObject))
 	m.HandleFunc("POST /objects/", s.auth(s.postObject))
 	m.HandleFunc("GET /objects/{sha}", s.auth(s.getObject))
 	m.HandleFunc("PUT /local-s3/{tok}", s.putBlob)
@@ -496,6 +501,34 @@ func (s *Server) postStep(w http.ResponseWriter, r *http.Request, c *Claims) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// pvrRemote answers .pvrremote for a trail (its last step) or one step,
+// so `pvr clone/post <hub>/trails/<id>` work against this server.
+func (s *Server) pvrRemote(w http.ResponseWriter, r *http.Request, c *Claims) {
+	s.mu.Lock()
+	t, code := s.trail(r.PathValue("id"), c)
+	rev := -1
+	if t != nil {
+		rev = t.Steps[len(t.Steps)-1].Rev
+		if v := r.PathValue("rev"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > rev {
+				t, code = nil, http.StatusNotFound
+			}
+			rev = n
+		}
+	}
+	s.mu.Unlock()
+	if t == nil {
+		apiError(w, code, http.StatusText(code))
+		return
+	}
+	base := baseURL(r) + "/trails/" + r.PathValue("id")
+	step := base + "/steps/" + strconv.Itoa(rev)
+	writeJSON(w, http.StatusOK, map[string]any{"pvr-spec": "pvr-pantahub-1", "json-get-url": step + "/state",
+		"json-key": "state", "objects-endpoint": step + "/objects", "post-url": base + "/steps",
+		"post-fields": []string{"commit-msg"}, "post-fields-opt": []string{"rev"}})
 }
 
 // step returns rev of trail id. s.mu held.

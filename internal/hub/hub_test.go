@@ -298,6 +298,49 @@ func TestObjectsTrailsSteps(t *testing.T) {
 	}
 }
 
+// The pvr side: .pvrremote points at the last step; objects go through the
+// step's objects endpoint; a post answers rev as a number and state-sha.
+func TestPvrRemote(t *testing.T) {
+	_, u := newHub(t, Options{AutoTokens: map[string]string{"tok": "user1"}})
+	d, dev := register(t, u, map[string]string{"Pantahub-Devices-Auto-Token-V1": "tok"})
+	dev.do("POST", "/trails/", nil, map[string]any{"#spec": "pantavisor-service-system@1"}, nil)
+	user := login(t, u, "user1", "user1")
+	var rm map[string]any
+	if r := user.do("GET", "/trails/"+d.ID+"/.pvrremote", nil, nil, &rm); r.StatusCode != 200 {
+		t.Fatalf(".pvrremote: %d", r.StatusCode)
+	}
+	step0 := u + "/trails/" + d.ID + "/steps/0"
+	if rm["json-get-url"] != step0+"/state" || rm["objects-endpoint"] != step0+"/objects" || rm["post-url"] != u+"/trails/"+d.ID+"/steps" || rm["json-key"] != "state" {
+		t.Errorf(".pvrremote = %v", rm)
+	}
+	blob := []byte("app")
+	var put struct {
+		URL string `json:"signed-puturl"`
+	}
+	user.do("POST", step0+"/objects/", nil, map[string]string{"objectname": "a", "sha256sum": sha(blob), "size": "3"}, &put)
+	if r := user.do("PUT", put.URL, nil, blob, nil); r.StatusCode != 200 {
+		t.Fatalf("upload: %d", r.StatusCode)
+	}
+	var get struct {
+		URL string `json:"signed-geturl"`
+	}
+	if r := user.do("GET", step0+"/objects/"+sha(blob), nil, nil, &get); r.StatusCode != 200 || get.URL == "" {
+		t.Errorf("step object: %d", r.StatusCode)
+	}
+	var res map[string]any
+	user.do("POST", "/trails/"+d.ID+"/steps", nil, map[string]any{"commit-msg": "m", "rev": 1, "state": map[string]any{"a": sha(blob)}}, &res)
+	if res["rev"] != float64(1) || res["trail-id"] != d.ID || res["state-sha"] == "" {
+		t.Errorf("post answer = %v", res)
+	}
+	if r := user.do("GET", "/trails/"+d.ID+"/steps/5/.pvrremote", nil, nil, nil); r.StatusCode != http.StatusNotFound {
+		t.Errorf(".pvrremote of a missing step: %d", r.StatusCode)
+	}
+	stranger := login(t, u, "user2", "user2")
+	if r := stranger.do("GET", "/trails/"+d.ID+"/.pvrremote", nil, nil, nil); r.StatusCode != http.StatusForbidden {
+		t.Errorf("a stranger's .pvrremote: %d", r.StatusCode)
+	}
+}
+
 func FuzzVerifyToken(f *testing.F) {
 	s, err := New(Options{})
 	if err != nil {
