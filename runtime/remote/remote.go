@@ -297,10 +297,8 @@ func (c *Client) writeRun(name, v string) error {
 // logs in again if the token predates the claim (the owner is frozen
 // into the token, and a trail posted with it would belong to nobody).
 func (c *Client) awaitClaim(ctx context.Context) (bool, error) {
-	if c.token == "" {
-		if err := c.login(ctx); err != nil {
-			return false, err
-		}
+	if err := c.ensureLogin(ctx); err != nil {
+		return false, err
 	}
 	var dev struct {
 		Owner     string `json:"owner"`
@@ -329,6 +327,15 @@ func (c *Client) awaitClaim(ctx context.Context) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// ensureLogin logs in when there is no token (first call, or a 401 dropped
+// it).
+func (c *Client) ensureLogin(ctx context.Context) error {
+	if c.token != "" {
+		return nil
+	}
+	return c.login(ctx)
 }
 
 func (c *Client) login(ctx context.Context) error {
@@ -373,6 +380,9 @@ func (c *Client) setToken(tok string) error {
 
 // sync posts the factory revision if the device has no trail yet.
 func (c *Client) sync(ctx context.Context) (bool, error) {
+	if err := c.ensureLogin(ctx); err != nil {
+		return false, err
+	}
 	var trails []json.RawMessage
 	if err := c.call(ctx, http.MethodGet, "/trails/", nil, nil, &trails, true); err != nil {
 		return false, fmt.Errorf("trails: %w", err)

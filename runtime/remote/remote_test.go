@@ -58,12 +58,21 @@ type lab struct {
 }
 
 func newLab(t *testing.T, autoTokens map[string]string) *lab {
+	return newLabWith(t, autoTokens, nil)
+}
+
+// newLabWith puts wrap (when not nil) in front of the hub, to inject faults.
+func newLabWith(t *testing.T, autoTokens map[string]string, wrap func(http.Handler) http.Handler) *lab {
 	t.Helper()
 	h, err := hub.New(hub.Options{AutoTokens: autoTokens})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &lab{t: t, hub: h, srv: httptest.NewServer(h), dir: t.TempDir(), meta: &metaRecorder{}}
+	var hh http.Handler = h
+	if wrap != nil {
+		hh = wrap(h)
+	}
+	l := &lab{t: t, hub: h, srv: httptest.NewServer(hh), dir: t.TempDir(), meta: &metaRecorder{}}
 	t.Cleanup(l.srv.Close)
 	l.objects = filepath.Join(l.dir, "objects")
 	os.MkdirAll(l.objects, 0o755)
@@ -278,6 +287,32 @@ func TestBadAutoTokenRetries(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(l.dir, "config", "pantahub.config")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("pantahub.config written without credentials: %v", err)
+	}
+}
+
+// A token the Hub stops accepting (expired, key rotated) is dropped on the
+// 401 and the device logs in again instead of retrying with no token.
+func TestUnauthorizedMidSyncLogsInAgain(t *testing.T) {
+	var mu sync.Mutex
+	refused := false
+	l := newLabWith(t, map[string]string{"tok": "user1"}, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			first := !refused && r.Method == "GET" && r.URL.Path == "/trails/"
+			refused = refused || first
+			mu.Unlock()
+			if first {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	c := l.client(map[string]string{"PH_FACTORY_AUTOTOK": "tok"})
+	l.run(c)
+	l.await("idle after a refused token", func() bool { return c.State() == StateIdle })
+	if n := l.hub.Stats().Logins; n < 2 {
+		t.Errorf("%d logins, want a second one after the 401", n)
 	}
 }
 
