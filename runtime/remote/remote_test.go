@@ -47,7 +47,7 @@ func (r *metaRecorder) get(k string) string {
 
 // lab is a Hub on loopback and one device's files.
 type lab struct {
-	t       *testing.T
+	t       testing.TB
 	hub     *hub.Server
 	srv     *httptest.Server
 	dir     string
@@ -57,12 +57,12 @@ type lab struct {
 	meta    *metaRecorder
 }
 
-func newLab(t *testing.T, autoTokens map[string]string) *lab {
+func newLab(t testing.TB, autoTokens map[string]string) *lab {
 	return newLabWith(t, autoTokens, nil)
 }
 
 // newLabWith puts wrap (when not nil) in front of the hub, to inject faults.
-func newLabWith(t *testing.T, autoTokens map[string]string, wrap func(http.Handler) http.Handler) *lab {
+func newLabWith(t testing.TB, autoTokens map[string]string, wrap func(http.Handler) http.Handler) *lab {
 	t.Helper()
 	h, err := hub.New(hub.Options{AutoTokens: autoTokens})
 	if err != nil {
