@@ -2,9 +2,14 @@ package pantavisor
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/remote"
@@ -29,6 +34,10 @@ func (d *Daemon) startRemote(ctx context.Context) {
 		return
 	}
 	rev := d.Revision()
+	hc := d.opt.HubHTTP
+	if hc == nil {
+		hc = hubHTTP(d.conf.Get(config.LibThHTTPCertsDir), d.log)
+	}
 	c := remote.New(remote.Options{
 		Config:     d.conf,
 		ConfigPath: filepath.Join(d.root, "config", "pantahub.config"),
@@ -41,7 +50,7 @@ func (d *Daemon) startRemote(ctx context.Context) {
 				return d.store.OpenObject(sha)
 			}}, err
 		},
-		HTTP: d.opt.HubHTTP,
+		HTTP: hc,
 		Log:  d.log.With("sub", "remote"),
 	})
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -62,4 +71,30 @@ func (d *Daemon) stopRemote() {
 	d.hub.cancel()
 	<-d.hub.done
 	d.hub = nil
+}
+
+// hubHTTP is the Hub's HTTP client. As upstream's libthttp, it trusts the
+// certificates in PV_LIBTHHTTP_CERTSDIR (PEM files); when that directory
+// has none, the system's roots (and Go's SSL_CERT_FILE/SSL_CERT_DIR).
+// Never insecure.
+func hubHTTP(certsDir string, log *slog.Logger) *http.Client {
+	pool := x509.NewCertPool()
+	n := 0
+	entries, _ := os.ReadDir(certsDir)
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(certsDir, e.Name()))
+		if err == nil && pool.AppendCertsFromPEM(b) {
+			n++
+		}
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	if n > 0 {
+		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	} else {
+		log.Info("remote: no certificates in PV_LIBTHHTTP_CERTSDIR, using the system's", "dir", certsDir)
+	}
+	return &http.Client{Transport: t, Timeout: 30 * time.Second}
 }

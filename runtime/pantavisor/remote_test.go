@@ -3,6 +3,7 @@ package pantavisor
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -18,6 +19,16 @@ import (
 // In remote mode the daemon registers with the Hub (factory auto-token),
 // saves the credentials, publishes the claim state and posts revision 0.
 func TestRemoteRegistersAndPostsFactoryTrail(t *testing.T) {
+	testRemote(t, false)
+}
+
+// The same, trusting the Hub through PV_LIBTHHTTP_CERTSDIR as upstream's
+// libthttp does (the lab's certificate, no test seam).
+func TestRemoteTrustsCertsDir(t *testing.T) {
+	testRemote(t, true)
+}
+
+func testRemote(t *testing.T, certsDir bool) {
 	h, err := hub.New(hub.Options{AutoTokens: map[string]string{"factorytok": "user1"}})
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +40,16 @@ func TestRemoteRegistersAndPostsFactoryTrail(t *testing.T) {
 	in := start(t, storage, func(o *Options) {
 		o.Env = append(o.Env, "PV_CONTROL_REMOTE=1", "PH_CREDS_HOST="+u.Hostname(), "PH_CREDS_PORT="+u.Port(),
 			"PH_FACTORY_AUTOTOK=factorytok")
-		o.HubHTTP = srv.Client()
+		if !certsDir {
+			o.HubHTTP = srv.Client()
+			return
+		}
+		dir := t.TempDir()
+		pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+		if err := os.WriteFile(filepath.Join(dir, "hub.pem"), pemBytes, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		o.Env = append(o.Env, "PV_LIBTHHTTP_CERTSDIR="+dir)
 	})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
