@@ -50,8 +50,9 @@ func (d *Daemon) startRemote(ctx context.Context) {
 				return d.store.OpenObject(sha)
 			}}, err
 		},
-		HTTP: hc,
-		Log:  d.log.With("sub", "remote"),
+		HTTP:         hc,
+		PollInterval: d.conf.Duration(config.HubUpdaterInterval),
+		Log:          d.log.With("sub", "remote"),
 	})
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h := &hubClient{cancel: cancel, done: make(chan struct{})}

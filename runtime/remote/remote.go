@@ -65,6 +65,9 @@ type Options struct {
 	// RetryMin and RetryMax bound the jittered exponential backoff of
 	// failed calls and claim polling (defaults 2s and 5min).
 	RetryMin, RetryMax time.Duration
+	// PollInterval is how often an unclaimed device asks whether it was
+	// claimed (PH_UPDATER_INTERVAL; default 5s).
+	PollInterval time.Duration
 	// IdleInterval is how often an idle device refreshes its token (10min).
 	IdleInterval time.Duration
 	Log          *slog.Logger
@@ -97,6 +100,9 @@ func New(o Options) *Client {
 	}
 	if o.RetryMax == 0 {
 		o.RetryMax = 5 * time.Minute
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 5 * time.Second
 	}
 	if o.IdleInterval == 0 {
 		o.IdleInterval = 10 * time.Minute
@@ -163,17 +169,14 @@ func (c *Client) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			if err == nil && done {
+				break
+			}
 			if err != nil {
 				c.o.Log.Warn("remote", "state", st.state, "err", err)
-				c.failures++
 				c.publish(boolMeta("pantahub.online", false))
-			} else if done {
-				break
-			} else {
-				// Not done yet (an unclaimed device): poll, backing off.
-				c.failures++
 			}
-			if err := c.sleep(ctx, c.backoff()); err != nil {
+			if err := c.sleep(ctx, c.retryDelay(err)); err != nil {
 				return err
 			}
 		}
@@ -189,6 +192,19 @@ func (c *Client) Run(ctx context.Context) error {
 			c.o.Log.Warn("remote refresh", "err", err)
 		}
 	}
+}
+
+// retryDelay is the wait before the next try of a step: after an error,
+// the backoff (RetryMin doubled per consecutive failure up to RetryMax);
+// when the step is only not done yet (an unclaimed device), PollInterval.
+// Both are jittered.
+func (c *Client) retryDelay(err error) time.Duration {
+	if err == nil {
+		c.failures = 0
+		return jitter(c.o.PollInterval)
+	}
+	c.failures++
+	return c.backoff()
 }
 
 // backoff is RetryMin doubled per failure up to RetryMax, jittered.

@@ -107,7 +107,7 @@ func (l *lab) client(extra map[string]string) *Client {
 				return os.Open(filepath.Join(l.objects, sha))
 			}}, nil
 		},
-		RetryMin: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond})
+		RetryMin: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond, PollInterval: 10 * time.Millisecond})
 }
 
 // run starts c and stops it when the test ends.
@@ -323,6 +323,27 @@ func TestStateObjects(t *testing.T) {
 	}
 	if _, err := stateObjects(json.RawMessage(`[]`)); err == nil {
 		t.Error("a non-object state was accepted")
+	}
+}
+
+// Errors back off; an unclaimed device polls at the interval however long
+// it waits (no 5-minute gap after the user claims it), and an answer
+// resets the backoff.
+func TestRetryDelay(t *testing.T) {
+	c := New(Options{RetryMin: time.Second, RetryMax: time.Hour, PollInterval: 4 * time.Second})
+	for range 5 {
+		c.retryDelay(errors.New("down"))
+	}
+	if d := c.retryDelay(errors.New("down")); d < 16*time.Second {
+		t.Errorf("6th failure waits %v, want >= 16s", d)
+	}
+	for range 50 {
+		if d := c.retryDelay(nil); d < 2*time.Second || d > 4*time.Second {
+			t.Fatalf("claim poll waits %v, want [2s, 4s]", d)
+		}
+	}
+	if d := c.retryDelay(errors.New("down")); d > time.Second {
+		t.Errorf("first failure after an answer waits %v, want <= 1s", d)
 	}
 }
 
