@@ -306,9 +306,10 @@ func (s *Server) getMeta(devmeta bool) handler {
 }
 
 // putMeta answers PUT (replace) and PATCH (merge; null deletes) of
-// device-meta (written by the device) and user-meta (by the owner). PUT
-// bodies come with dotted keys escaped (pantavisor's "\uff0e"); the
-// stored keys are unescaped.
+// device-meta (written by the device) and user-meta (by the owner). Keys
+// are stored as sent, dots included (pantahub-base escapes them for its
+// database on PUT; its PATCH fails on them, which this server does not
+// copy); a key already escaped with U+FF0E is stored unescaped.
 func (s *Server) putMeta(patch, devmeta bool) handler {
 	return func(w http.ResponseWriter, r *http.Request, c *Claims) {
 		var body map[string]any

@@ -189,7 +189,7 @@ func TestDeviceMetaPutAndPatch(t *testing.T) {
 	d, dev := register(t, u, nil)
 	p := "/devices/" + d.ID + "/device-meta"
 	var m map[string]any
-	// PUT as pantavisor sends it: dotted keys escaped, whole set replaced.
+	// PUT replaces the whole set; an escaped dot is stored as a dot.
 	dev.do("PUT", p, nil, map[string]any{"pantahub\uff0eclaimed": "0", "a": "1"}, &m)
 	m = nil
 	dev.do("PUT", p, nil, map[string]any{"pantahub\uff0eclaimed": "1"}, &m)
