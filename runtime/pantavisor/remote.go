@@ -33,7 +33,12 @@ func (d *Daemon) startRemote(ctx context.Context) {
 	if d.hub != nil || d.local() || d.devmeta == nil || d.conf.Source(config.HubCredsHost) == config.Default {
 		return
 	}
-	rev := d.Revision()
+	// The trail starts from the factory revision 0; a device whose 0 is
+	// gone posts what it runs.
+	rev := "0"
+	if _, err := d.store.StateJSON(rev); err != nil {
+		rev = d.Revision()
+	}
 	hc := d.opt.HubHTTP
 	if hc == nil {
 		hc = hubHTTP(d.conf.Get(config.LibThHTTPCertsDir), d.log)
