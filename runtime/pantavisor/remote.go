@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/config"
+	"github.com/pantavisor/pantavisor-go/runtime/metadata"
 	"github.com/pantavisor/pantavisor-go/runtime/remote"
 )
 
@@ -57,8 +58,12 @@ func (d *Daemon) startRemote(ctx context.Context) {
 		},
 		HTTP:         hc,
 		PollInterval: d.conf.Duration(config.HubUpdaterInterval),
+		DeviceMeta:   d.devmeta.List,
 		Log:          d.log.With("sub", "remote"),
 	})
+	// The hook only signals (never blocks); the client pushes from its own
+	// goroutine. A stopped client's channel just stays full.
+	d.devmeta.OnChange(func(metadata.Change) { c.DeviceMetaChanged() })
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h := &hubClient{cancel: cancel, done: make(chan struct{})}
 	d.hub = h

@@ -39,7 +39,7 @@ func testRemote(t *testing.T, certsDir bool) {
 	storage := newStorage(t)
 	in := start(t, storage, func(o *Options) {
 		o.Env = append(o.Env, "PV_CONTROL_REMOTE=1", "PH_CREDS_HOST="+u.Hostname(), "PH_CREDS_PORT="+u.Port(),
-			"PH_FACTORY_AUTOTOK=factorytok")
+			"PH_FACTORY_AUTOTOK=factorytok", "PH_UPDATER_INTERVAL=1")
 		if !certsDir {
 			o.HubHTTP = srv.Client()
 			return
@@ -65,6 +65,7 @@ func testRemote(t *testing.T, certsDir bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	id, _ := os.ReadFile(filepath.Join(in.run, "device-id"))
+
 	conf, _ := os.ReadFile(filepath.Join(storage, "config", "pantahub.config"))
 	if len(id) == 0 || !strings.Contains(string(conf), "PH_CREDS_ID="+string(id)) {
 		t.Errorf("device-id %q, pantahub.config:\n%s", id, conf)
@@ -89,5 +90,27 @@ func testRemote(t *testing.T, certsDir bool) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || state["#spec"] != "pantavisor-service-system@1" {
 		t.Errorf("trail state for user1: %d %v", resp.StatusCode, state)
+	}
+	// Device metadata set locally reaches the Hub.
+	if code, b := in.call(t, "PUT", "/device-meta/lab.note", strings.NewReader("hello")); code != 200 {
+		t.Fatalf("PUT device-meta: %d %s", code, b)
+	}
+	for {
+		req, _ := http.NewRequest("GET", srv.URL+"/devices/"+string(id)+"/device-meta", nil)
+		req.Header.Set("Authorization", "Bearer "+tok.Token)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		json.NewDecoder(resp.Body).Decode(&m)
+		resp.Body.Close()
+		if m["lab.note"] == "hello" && m["pantahub.state"] == "idle" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the hub's device-meta never got lab.note: %v", m)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

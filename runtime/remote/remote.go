@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -65,6 +66,9 @@ type Options struct {
 	// RetryMin and RetryMax bound the jittered exponential backoff of
 	// failed calls and claim polling (defaults 2s and 5min).
 	RetryMin, RetryMax time.Duration
+	// DeviceMeta returns the local device metadata to push to the Hub
+	// once idle; nil pushes nothing.
+	DeviceMeta func() []metadata.KV
 	// PollInterval is how often an unclaimed device asks whether it was
 	// claimed (PH_UPDATER_INTERVAL; default 5s).
 	PollInterval time.Duration
@@ -85,6 +89,9 @@ type Client struct {
 	secret     string
 	unsaved    bool // registered, credentials not yet in pantahub.config
 	failures   int
+	pushed     map[string]string // device-meta the Hub has
+
+	metaChanged chan struct{} // DeviceMetaChanged -> idle
 }
 
 // New makes a Client; Run starts it.
@@ -110,7 +117,7 @@ func New(o Options) *Client {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{o: o}
+	c := &Client{o: o, metaChanged: make(chan struct{}, 1)}
 	c.state.Store(StateInit)
 	return c
 }
@@ -182,16 +189,76 @@ func (c *Client) Run(ctx context.Context) error {
 		}
 	}
 	c.setState(StateIdle)
+	return c.idle(ctx)
+}
+
+// idle keeps the token fresh and pushes device metadata when it changed
+// (a change is coalesced for PollInterval, so a burst is one request; a
+// failed push is retried with backoff).
+func (c *Client) idle(ctx context.Context) error {
+	refresh := time.NewTimer(jitter(c.o.IdleInterval))
+	defer refresh.Stop()
+	pending := c.o.DeviceMeta != nil // push once on reaching idle
+	c.failures = 0
 	for {
-		if err := c.sleep(ctx, jitter(c.o.IdleInterval)); err != nil {
-			return err
+		var retry <-chan time.Time
+		if pending {
+			if err := c.pushMeta(ctx); err != nil {
+				c.o.Log.Warn("remote device-meta", "err", err)
+				retry = time.After(c.retryDelay(err))
+			} else {
+				pending, c.failures = false, 0
+			}
 		}
-		err := c.refresh(ctx)
-		c.publish(boolMeta("pantahub.online", err == nil))
-		if err != nil {
-			c.o.Log.Warn("remote refresh", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-retry:
+		case <-c.metaChanged:
+			pending = c.o.DeviceMeta != nil
+			if err := c.sleep(ctx, jitter(c.o.PollInterval)); err != nil {
+				return err
+			}
+		case <-refresh.C:
+			err := c.refresh(ctx)
+			c.publish(boolMeta("pantahub.online", err == nil))
+			if err != nil {
+				c.o.Log.Warn("remote refresh", "err", err)
+				refresh.Reset(c.backoff())
+			} else {
+				refresh.Reset(jitter(c.o.IdleInterval))
+			}
 		}
 	}
+}
+
+// DeviceMetaChanged tells the client the local device metadata changed;
+// it never blocks (the daemon calls it from the store's change hook).
+func (c *Client) DeviceMetaChanged() {
+	select {
+	case c.metaChanged <- struct{}{}:
+	default:
+	}
+}
+
+// pushMeta sends the device metadata (PUT, the whole set, as pantavisor
+// does) unless it is what the Hub already has.
+func (c *Client) pushMeta(ctx context.Context) error {
+	m := map[string]string{}
+	for _, kv := range c.o.DeviceMeta() {
+		m[kv.Key] = string(kv.Value)
+	}
+	if c.pushed != nil && maps.Equal(m, c.pushed) {
+		return nil
+	}
+	if err := c.ensureLogin(ctx); err != nil {
+		return err
+	}
+	if err := c.call(ctx, http.MethodPut, "/devices/"+c.id+"/device-meta", nil, m, nil, true); err != nil {
+		return fmt.Errorf("push device-meta: %w", err)
+	}
+	c.pushed = m
+	return nil
 }
 
 // retryDelay is the wait before the next try of a step: after an error,

@@ -39,6 +39,16 @@ func (r *metaRecorder) Publish(kvs []metadata.KV) error {
 	return nil
 }
 
+func (r *metaRecorder) list() []metadata.KV {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var kvs []metadata.KV
+	for k, v := range r.m {
+		kvs = append(kvs, metadata.KV{Key: k, Value: []byte(v)})
+	}
+	return kvs
+}
+
 func (r *metaRecorder) get(k string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -313,6 +323,45 @@ func TestUnauthorizedMidSyncLogsInAgain(t *testing.T) {
 	l.await("idle after a refused token", func() bool { return c.State() == StateIdle })
 	if n := l.hub.Stats().Logins; n < 2 {
 		t.Errorf("%d logins, want a second one after the 401", n)
+	}
+}
+
+// Once idle, the device metadata goes to the Hub (PUT), and again after a
+// change; an unchanged set is not sent twice.
+func TestDeviceMetaPushed(t *testing.T) {
+	l := newLab(t, map[string]string{"tok": "user1"})
+	c := l.client(map[string]string{"PH_FACTORY_AUTOTOK": "tok"})
+	c.o.DeviceMeta = l.meta.list
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	l.await("idle", func() bool { return c.State() == StateIdle })
+	id := l.readRun("device-id")
+	u := l.user("user1")
+	hubMeta := func() map[string]any {
+		var m map[string]any
+		u("GET", "/devices/"+id+"/device-meta", nil, &m)
+		return m
+	}
+	l.await("pantahub.state idle on the hub", func() bool { return hubMeta()["pantahub.state"] == "idle" })
+	l.meta.Publish([]metadata.KV{{Key: "pantavisor.arch", Value: []byte("x86_64")}})
+	c.DeviceMetaChanged()
+	l.await("the change on the hub", func() bool { return hubMeta()["pantavisor.arch"] == "x86_64" })
+
+	// Stopped, the client is ours to call: an unchanged set is not sent.
+	cancel()
+	<-done
+	done <- nil
+	before := l.hub.Stats().Requests
+	if err := c.pushMeta(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.hub.Stats().Requests - before; got != 0 {
+		t.Errorf("%d requests for an unchanged device-meta", got)
 	}
 }
 
