@@ -301,7 +301,18 @@ func (s *Server) getMeta(devmeta bool) handler {
 			apiError(w, code, http.StatusText(code))
 			return
 		}
-		writeJSON(w, http.StatusOK, out)
+		// Devices poll this: an ETag lets an unchanged set cost a 304
+		// and no body.
+		b, _ := json.Marshal(out)
+		sum := sha256.Sum256(b)
+		etag := `"` + hex.EncodeToString(sum[:16]) + `"`
+		w.Header().Set("ETag", etag)
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(b)
 	}
 }
 

@@ -204,6 +204,16 @@ func TestDeviceMetaPutAndPatch(t *testing.T) {
 	if len(m) != 1 || m["pantavisor.arch"] != "arm" {
 		t.Errorf("after PATCH: %v", m)
 	}
+	// Conditional reads: the same set is a 304 without a body.
+	r := dev.do("GET", p, nil, nil, nil)
+	etag := r.Header.Get("ETag")
+	if r := dev.do("GET", p, map[string]string{"If-None-Match": etag}, nil, nil); etag == "" || r.StatusCode != http.StatusNotModified {
+		t.Errorf("If-None-Match %q: %d, want 304", etag, r.StatusCode)
+	}
+	dev.do("PATCH", p, nil, map[string]any{"k": "v"}, nil)
+	if r := dev.do("GET", p, map[string]string{"If-None-Match": etag}, nil, nil); r.StatusCode != 200 {
+		t.Errorf("changed set with the old ETag: %d, want 200", r.StatusCode)
+	}
 	user := login(t, u, "user1", "user1")
 	if r := user.do("PUT", p, nil, map[string]any{"x": "y"}, nil); r.StatusCode != http.StatusForbidden {
 		t.Errorf("a stranger writes device-meta: %d", r.StatusCode)

@@ -59,6 +59,7 @@ func (d *Daemon) startRemote(ctx context.Context) {
 		HTTP:         hc,
 		PollInterval: d.conf.Duration(config.HubUpdaterInterval),
 		DeviceMeta:   d.devmeta.List,
+		UserMeta:     d.usrmeta.Replace,
 		Log:          d.log.With("sub", "remote"),
 	})
 	// The hook only signals (never blocks); the client pushes from its own

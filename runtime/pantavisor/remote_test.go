@@ -113,4 +113,22 @@ func testRemote(t *testing.T, certsDir bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The owner's user metadata reaches the local store.
+	req, _ = http.NewRequest("PUT", srv.URL+"/devices/"+string(id)+"/user-meta", strings.NewReader(`{"color":"blue"}`))
+	req.Header.Set("Authorization", "Bearer "+tok.Token)
+	if resp, err := hc.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("PUT user-meta: %v %v", err, resp)
+	}
+	for {
+		code, b := in.call(t, "GET", "/user-meta", nil)
+		var m map[string]string
+		json.Unmarshal(b, &m)
+		if code == 200 && m["color"] == "blue" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("user-meta never reached the device: %d %s", code, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

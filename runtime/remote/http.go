@@ -34,17 +34,30 @@ func (e *HTTPError) Error() string {
 // nil). body may be json.RawMessage. A 401 drops the token so the next
 // step logs in again.
 func (c *Client) call(ctx context.Context, method, p string, hdr http.Header, body, out any, auth bool) error {
+	_, b, err := c.roundTrip(ctx, method, p, hdr, body, auth)
+	if err != nil || out == nil {
+		return err
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("%s %s: bad answer: %w", method, p, err)
+	}
+	return nil
+}
+
+// roundTrip sends a request and returns a 2xx answer's headers and body;
+// other statuses are an *HTTPError.
+func (c *Client) roundTrip(ctx context.Context, method, p string, hdr http.Header, body any, auth bool) (http.Header, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.baseURL()+p, rd)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	for k, v := range hdr {
 		req.Header[k] = v
@@ -58,12 +71,12 @@ func (c *Client) call(ctx context.Context, method, p string, hdr http.Header, bo
 	}
 	resp, err := c.o.HTTP.Do(req)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, p, err)
+		return nil, nil, fmt.Errorf("%s %s: %w", method, p, err)
 	}
 	if resp.StatusCode/100 != 2 {
 		if resp.StatusCode == http.StatusUnauthorized && auth {
@@ -73,15 +86,9 @@ func (c *Client) call(ctx context.Context, method, p string, hdr http.Header, bo
 			Error string `json:"Error"`
 		}
 		json.Unmarshal(b, &e)
-		return &HTTPError{Method: method, Path: p, Status: resp.StatusCode, Msg: e.Error}
+		return nil, nil, &HTTPError{Method: method, Path: p, Status: resp.StatusCode, Msg: e.Error}
 	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("%s %s: bad answer: %w", method, p, err)
-	}
-	return nil
+	return resp.Header, b, nil
 }
 
 // tokenOwner reads the owner claim of a JWT.

@@ -18,6 +18,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -69,6 +71,9 @@ type Options struct {
 	// DeviceMeta returns the local device metadata to push to the Hub
 	// once idle; nil pushes nothing.
 	DeviceMeta func() []metadata.KV
+	// UserMeta takes the Hub's user metadata (the whole set, which
+	// replaces the local one) when it changed; nil pulls nothing.
+	UserMeta func(kvs []metadata.KV) error
 	// PollInterval is how often an unclaimed device asks whether it was
 	// claimed (PH_UPDATER_INTERVAL; default 5s).
 	PollInterval time.Duration
@@ -90,6 +95,7 @@ type Client struct {
 	unsaved    bool // registered, credentials not yet in pantahub.config
 	failures   int
 	pushed     map[string]string // device-meta the Hub has
+	userETag   string            // of the user-meta last applied
 
 	metaChanged chan struct{} // DeviceMetaChanged -> idle
 }
@@ -198,6 +204,10 @@ func (c *Client) Run(ctx context.Context) error {
 func (c *Client) idle(ctx context.Context) error {
 	refresh := time.NewTimer(jitter(c.o.IdleInterval))
 	defer refresh.Stop()
+	var poll <-chan time.Time // user-meta, every PollInterval
+	if c.o.UserMeta != nil {
+		poll = time.After(0)
+	}
 	pending := c.o.DeviceMeta != nil // push once on reaching idle
 	c.failures = 0
 	for {
@@ -219,6 +229,13 @@ func (c *Client) idle(ctx context.Context) error {
 			if err := c.sleep(ctx, jitter(c.o.PollInterval)); err != nil {
 				return err
 			}
+		case <-poll:
+			d := jitter(c.o.PollInterval)
+			if err := c.pullUserMeta(ctx); err != nil {
+				c.o.Log.Warn("remote user-meta", "err", err)
+				d = c.retryDelay(err)
+			}
+			poll = time.After(d)
 		case <-refresh.C:
 			err := c.refresh(ctx)
 			c.publish(boolMeta("pantahub.online", err == nil))
@@ -239,6 +256,46 @@ func (c *Client) DeviceMetaChanged() {
 	case c.metaChanged <- struct{}{}:
 	default:
 	}
+}
+
+// pullUserMeta reads the Hub's user metadata, conditionally (an
+// unchanged set is a 304 with no body), and hands a changed set over.
+// Values that are not JSON strings are passed as their JSON text.
+func (c *Client) pullUserMeta(ctx context.Context) error {
+	if err := c.ensureLogin(ctx); err != nil {
+		return err
+	}
+	hdr := http.Header{}
+	if c.userETag != "" {
+		hdr.Set("If-None-Match", c.userETag)
+	}
+	h, b, err := c.roundTrip(ctx, http.MethodGet, "/devices/"+c.id+"/user-meta", hdr, nil, true)
+	var he *HTTPError
+	if errors.As(err, &he) && he.Status == http.StatusNotModified {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("user-meta: %w", err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("user-meta: %w", err)
+	}
+	kvs := make([]metadata.KV, 0, len(m))
+	for k, raw := range m {
+		v := []byte(raw)
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			v = []byte(s)
+		}
+		kvs = append(kvs, metadata.KV{Key: k, Value: v})
+	}
+	slices.SortFunc(kvs, func(a, b metadata.KV) int { return strings.Compare(a.Key, b.Key) })
+	if err := c.o.UserMeta(kvs); err != nil {
+		return fmt.Errorf("user-meta: apply: %w", err)
+	}
+	c.userETag = h.Get("ETag")
+	return nil
 }
 
 // pushMeta sends the device metadata (PUT, the whole set, as pantavisor

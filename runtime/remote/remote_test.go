@@ -365,6 +365,53 @@ func TestDeviceMetaPushed(t *testing.T) {
 	}
 }
 
+// The owner's user metadata reaches the device (strings as they are,
+// other values as JSON); an unchanged set is a 304 and is not applied again.
+func TestUserMetaPulled(t *testing.T) {
+	l := newLab(t, map[string]string{"tok": "user1"})
+	c := l.client(map[string]string{"PH_FACTORY_AUTOTOK": "tok"})
+	var mu sync.Mutex
+	var got []metadata.KV
+	applied := 0
+	c.o.UserMeta = func(kvs []metadata.KV) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got, applied = kvs, applied+1
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	l.await("idle", func() bool { return c.State() == StateIdle })
+	id := l.readRun("device-id")
+	u := l.user("user1")
+	if code := u("PUT", "/devices/"+id+"/user-meta", map[string]any{"color": "blue", "obj": map[string]any{"a": 1}}, nil); code != 200 {
+		t.Fatalf("PUT user-meta: %d", code)
+	}
+	l.await("user-meta on the device", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 2 && string(got[0].Value) == "blue" && string(got[1].Value) == `{"a":1}`
+	})
+	cancel()
+	<-done
+	done <- nil
+	mu.Lock()
+	n := applied
+	mu.Unlock()
+	before := l.hub.Stats().Requests
+	if err := c.pullUserMeta(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if applied != n || l.hub.Stats().Requests-before != 1 {
+		t.Errorf("an unchanged user-meta was applied again (%d -> %d) or cost %d requests", n, applied, l.hub.Stats().Requests-before)
+	}
+}
+
 func TestStateObjects(t *testing.T) {
 	refs, err := stateObjects(json.RawMessage(`{"#spec":"x","a/b.json":{"k":"` + strings.Repeat("a", 64) + `"},"a/c":"` + strings.Repeat("b", 64) + `","d":"short"}`))
 	if err != nil || len(refs) != 1 || refs[0].Name != "c" {
