@@ -127,24 +127,24 @@ func def(d keyDef) Key {
 // default, the code (spec §8) wins.
 var (
 	// Pantacor Hub client (pantahub.config).
-	HubCredsHost                = def(keyDef{Name: "PH_CREDS_HOST", Aliases: al("creds.host"), Type: String, Default: "api.pantahub.com", Levels: phLevels | oem, Todo: hub})
-	HubCredsID                  = def(keyDef{Name: "PH_CREDS_ID", Aliases: al("creds.id"), Type: String, Levels: phLevels | oem, Todo: hub})
-	HubCredsPort                = def(keyDef{Name: "PH_CREDS_PORT", Aliases: al("creds.port"), Type: Int, Default: "443", Levels: phLevels | oem, Todo: hub})
+	HubCredsHost                = def(keyDef{Name: "PH_CREDS_HOST", Aliases: al("creds.host"), Type: String, Default: "api.pantahub.com", Levels: phLevels | oem})
+	HubCredsID                  = def(keyDef{Name: "PH_CREDS_ID", Aliases: al("creds.id"), Type: String, Levels: phLevels | oem})
+	HubCredsPort                = def(keyDef{Name: "PH_CREDS_PORT", Aliases: al("creds.port"), Type: Int, Default: "443", Levels: phLevels | oem})
 	HubCredsProxyHost           = def(keyDef{Name: "PH_CREDS_PROXY_HOST", Aliases: al("creds.proxy.host"), Type: String, Levels: phLevels | oem, Todo: hub})
 	HubCredsProxyNoProxyConnect = def(keyDef{Name: "PH_CREDS_PROXY_NOPROXYCONNECT", Aliases: al("creds.proxy.noproxyconnect"), Type: Int, Default: "0", Levels: phLevels | oem, Todo: hub})
 	HubCredsProxyPort           = def(keyDef{Name: "PH_CREDS_PROXY_PORT", Aliases: al("creds.proxy.port"), Type: Int, Default: "3218", Levels: phLevels | oem, Todo: hub})
-	HubCredsPRN                 = def(keyDef{Name: "PH_CREDS_PRN", Aliases: al("creds.prn"), Type: String, Levels: phLevels | oem, Secret: true, Todo: hub})
-	HubCredsSecret              = def(keyDef{Name: "PH_CREDS_SECRET", Aliases: al("creds.secret"), Type: String, Levels: phLevels | oem, Secret: true, Todo: hub})
+	HubCredsPRN                 = def(keyDef{Name: "PH_CREDS_PRN", Aliases: al("creds.prn"), Type: String, Levels: phLevels | oem, Secret: true})
+	HubCredsSecret              = def(keyDef{Name: "PH_CREDS_SECRET", Aliases: al("creds.secret"), Type: String, Levels: phLevels | oem, Secret: true})
 	HubCredsTPMCert             = def(keyDef{Name: "PH_CREDS_TPM_CERT", Aliases: al("creds.tpm.cert"), Type: String, Levels: phLevels | oem, Todo: hub})
 	HubCredsTPMKey              = def(keyDef{Name: "PH_CREDS_TPM_KEY", Aliases: al("creds.tpm.key"), Type: String, Levels: phLevels | oem, Secret: true, Todo: hub})
 	HubCredsType                = def(keyDef{Name: "PH_CREDS_TYPE", Aliases: al("creds.type"), Type: String, Default: "builtin", Levels: phLevels | oem, Todo: hub})
-	HubFactoryAutoTok           = def(keyDef{Name: "PH_FACTORY_AUTOTOK", Aliases: al("factory.autotok"), Type: String, Levels: phLevels | oem, Secret: true, Todo: hub})
+	HubFactoryAutoTok           = def(keyDef{Name: "PH_FACTORY_AUTOTOK", Aliases: al("factory.autotok"), Type: String, Levels: phLevels | oem, Secret: true})
 	HubLibeventHTTPRetries      = def(keyDef{Name: "PH_LIBEVENT_HTTP_RETRIES", Type: Int, Default: "1", Levels: phLevels | oem, Todo: hub})
 	HubLibeventHTTPTimeout      = def(keyDef{Name: "PH_LIBEVENT_HTTP_TIMEOUT", Type: Duration, Default: "60", Levels: phLevels | oem, Todo: hub})
 	HubMetadataDevMetaInterval  = def(keyDef{Name: "PH_METADATA_DEVMETA_INTERVAL", Aliases: al("metadata.devmeta.interval"), Type: Duration, Default: "10", Levels: phLevels | oem | run, Todo: hub})
 	HubMetadataUsrMetaInterval  = def(keyDef{Name: "PH_METADATA_USRMETA_INTERVAL", Aliases: al("metadata.usrmeta.interval"), Type: Duration, Default: "5", Levels: phLevels | oem | run, Todo: hub})
 	HubOnlineRequestThreshold   = def(keyDef{Name: "PH_ONLINE_REQUEST_THRESHOLD", Type: Int, Default: "0", Levels: phLevels | oem, Todo: hub})
-	HubUpdaterInterval          = def(keyDef{Name: "PH_UPDATER_INTERVAL", Aliases: al("updater.interval"), Type: Duration, Default: "5", Levels: phLevels | oem | run, Todo: hub})
+	HubUpdaterInterval          = def(keyDef{Name: "PH_UPDATER_INTERVAL", Aliases: al("updater.interval"), Type: Duration, Default: "5", Levels: phLevels | oem | run})
 	HubUpdaterNetworkTimeout    = def(keyDef{Name: "PH_UPDATER_NETWORK_TIMEOUT", Aliases: al("updater.network_timeout"), Type: Duration, Default: "120", Levels: phLevels | oem, Todo: hub})
 	HubUpdaterTransferMaxCount  = def(keyDef{Name: "PH_UPDATER_TRANSFER_MAX_COUNT", Type: Int, Default: "5", Levels: phLevels | oem, Todo: hub})
 )
@@ -195,7 +195,7 @@ var (
 var (
 	// HTTP and event loop.
 	LibeventDebugMode = def(keyDef{Name: "PV_LIBEVENT_DEBUG_MODE", Type: Bool, Default: "0", Levels: pvLevels | oem, Todo: hub})
-	LibThHTTPCertsDir = def(keyDef{Name: "PV_LIBTHHTTP_CERTSDIR", Aliases: al("libhttp.certsdir"), Type: String, Default: "/certs", Levels: pvLevels, Todo: hub})
+	LibThHTTPCertsDir = def(keyDef{Name: "PV_LIBTHHTTP_CERTSDIR", Aliases: al("libhttp.certsdir"), Type: String, Default: "/certs", Levels: pvLevels})
 	LibThHTTPLogLevel = def(keyDef{Name: "PV_LIBTHHTTP_LOG_LEVEL", Aliases: al("libhttp.log.level"), Type: Int, Default: "3", Levels: pvLevels | oem | run, Todo: hub})
 )
 

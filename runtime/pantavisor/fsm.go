@@ -105,6 +105,7 @@ func (d *Daemon) Run(ctx context.Context) (Exit, error) {
 			}
 			d.setState(StateWait)
 			d.publishDevmeta()
+			d.startRemote(ctx)
 			close(d.ready)
 			s = StateWait
 		case StateWait:
@@ -328,6 +329,7 @@ func (d *Daemon) command(ctx context.Context, c command.Command) State {
 		d.goRemote = true
 		d.mu.Unlock()
 		d.publishDevmeta()
+		d.startRemote(ctx)
 	case command.OpLocalRun, command.OpLocalRunCommit, command.OpMakeFactory, command.OpTryOnce, command.OpLocalApply:
 		if d.updater == nil {
 			break
@@ -388,6 +390,7 @@ func (d *Daemon) Queue(c command.Command) error {
 // embedded mode reboot the machine. Appengine just returns (exit status).
 func (d *Daemon) finish(ctx context.Context, exit Exit) {
 	d.log.Info("shutting down", "poweroff", exit == ExitPoweroff)
+	d.stopRemote()
 	if p := d.platforms; p != nil {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*stopGrace)
 		if err := p.Stop(sctx); err != nil {

@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -196,6 +197,9 @@ type Options struct {
 	BuildInfo string
 	// Version is published as pantavisor.version.
 	Version string
+	// HubHTTP is the Pantacor Hub client's HTTP client; nil is the
+	// default (system CAs). Tests give one trusting their Hub.
+	HubHTTP *http.Client
 	// Platforms and Updater are optional (issues 4, 5); NewPlatforms and
 	// NewUpdater build them in INIT, once storage and config exist.
 	Platforms    PlatformManager

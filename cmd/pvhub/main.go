@@ -1,0 +1,81 @@
+// Command pvhub runs an in-memory Pantacor Hub compatible server for a lab
+// of a few devices: devices register (with or without a factory
+// auto-token), users claim them with the challenge, devices log in and
+// post their trails.
+//
+//	go run ./cmd/pvhub -listen :12365 -autotok user1:SECRET
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pantavisor/pantavisor-go/internal/hub"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "pvhub:", err)
+		os.Exit(1)
+	}
+}
+
+type tokens map[string]string
+
+func (t tokens) String() string { return "" }
+
+func (t tokens) Set(v string) error {
+	user, tok, ok := strings.Cut(v, ":")
+	if !ok || user == "" || tok == "" {
+		return errors.New("want user:token")
+	}
+	t[tok] = user
+	return nil
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("pvhub", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", ":12365", "address to serve plain HTTP on")
+	cert := fs.String("tls-cert", "", "serve HTTPS with this certificate (PEM)")
+	key := fs.String("tls-key", "", "and this key (PEM)")
+	auto := tokens{}
+	fs.Var(auto, "autotok", "user:token, a factory auto-token owned by user (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	h, err := hub.New(hub.Options{AutoTokens: auto, Log: log})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Addr: *listen, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	log.Info("pvhub listening", "addr", *listen)
+	if *cert != "" {
+		err = srv.ListenAndServeTLS(*cert, *key)
+	} else {
+		err = srv.ListenAndServe()
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}

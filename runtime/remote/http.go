@@ -1,0 +1,199 @@
+package remote
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// maxResponse bounds what the device reads from the Hub.
+const maxResponse = 8 << 20
+
+// HTTPError is a Hub answer other than 2xx.
+type HTTPError struct {
+	Method, Path string
+	Status       int
+	Msg          string
+}
+
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("%s %s: %d %s", e.Method, e.Path, e.Status, e.Msg)
+}
+
+// call sends a JSON request and decodes a JSON answer into out (when not
+// nil). body may be json.RawMessage. A 401 drops the token so the next
+// step logs in again.
+func (c *Client) call(ctx context.Context, method, p string, hdr http.Header, body, out any, auth bool) error {
+	_, b, err := c.roundTrip(ctx, method, p, hdr, body, auth)
+	if err != nil || out == nil {
+		return err
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("%s %s: bad answer: %w", method, p, err)
+	}
+	return nil
+}
+
+// roundTrip sends a request and returns a 2xx answer's headers and body;
+// other statuses are an *HTTPError.
+func (c *Client) roundTrip(ctx context.Context, method, p string, hdr http.Header, body any, auth bool) (http.Header, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.baseURL()+p, rd)
+	if err != nil {
+		return nil, nil, err
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	req.Header.Set("User-Agent", c.o.UserAgent)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if auth {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.o.HTTP.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s %s: %w", method, p, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		if resp.StatusCode == http.StatusUnauthorized && auth {
+			c.token, c.tokenOwner = "", ""
+		}
+		var e struct {
+			Error string `json:"Error"`
+		}
+		json.Unmarshal(b, &e)
+		return nil, nil, &HTTPError{Method: method, Path: p, Status: resp.StatusCode, Msg: e.Error}
+	}
+	return resp.Header, b, nil
+}
+
+// tokenOwner reads the owner claim of a JWT.
+func tokenOwner(tok string) (string, error) {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return "", errors.New("login: the hub sent no token")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", fmt.Errorf("login: bad token: %w", err)
+	}
+	var cl struct {
+		Owner string `json:"owner"`
+	}
+	if err := json.Unmarshal(b, &cl); err != nil {
+		return "", fmt.Errorf("login: bad token: %w", err)
+	}
+	return cl.Owner, nil
+}
+
+// objectRef is one object a state names.
+type objectRef struct {
+	Name, SHA string
+}
+
+// stateObjects lists the objects of a pvr state: string values that are
+// sha256 sums (JSON documents are objects, not strings).
+func stateObjects(state json.RawMessage) ([]objectRef, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(state, &m); err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	var refs []objectRef
+	for k, v := range m {
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			continue
+		}
+		if b, err := hex.DecodeString(s); err == nil && len(b) == 32 {
+			name := path.Base(k)
+			if name == "/" || name == "." {
+				name = s // a degenerate key still uploads, named by content
+			}
+			refs = append(refs, objectRef{Name: name, SHA: s})
+		}
+	}
+	return refs, nil
+}
+
+// postObjects uploads the objects the Hub does not have (409 = has).
+func (c *Client) postObjects(ctx context.Context, rev Revision) error {
+	refs, err := stateObjects(rev.State)
+	if err != nil {
+		return err
+	}
+	for _, o := range refs {
+		f, err := rev.Open(o.SHA)
+		if err != nil {
+			return fmt.Errorf("object %s: %w", o.Name, err)
+		}
+		err = c.postObject(ctx, o, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Client) postObject(ctx context.Context, o objectRef, f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	var out struct {
+		PutURL string `json:"signed-puturl"`
+	}
+	body := map[string]string{"objectname": o.Name, "sha256sum": o.SHA, "size": strconv.FormatInt(fi.Size(), 10),
+		"mime-type": "application/octet-stream"}
+	err = c.call(ctx, http.MethodPost, "/objects/", nil, body, &out, true)
+	var he *HTTPError
+	if errors.As(err, &he) && he.Status == http.StatusConflict {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("object %s: %w", o.Name, err)
+	}
+	if out.PutURL == "" {
+		return fmt.Errorf("object %s: no signed-puturl", o.Name)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, out.PutURL, f)
+	if err != nil {
+		return err
+	}
+	req.ContentLength = fi.Size()
+	req.Header.Set("User-Agent", c.o.UserAgent)
+	resp, err := c.o.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("upload %s: %w", o.Name, err)
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponse))
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("upload %s: %s", o.Name, resp.Status)
+	}
+	return nil
+}
