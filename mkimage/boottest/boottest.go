@@ -216,7 +216,7 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 		}
 		// -bios copies the file into the machine's flash (malta swaps
 		// its words on little-endian, as u-boot-swap.bin expects).
-		args = append(args, "-bios", o.Flash, "-nic", "user,model="+mach.NIC)
+		args = append(args, "-bios", o.Flash, "-nic", "user,restrict=on,model="+mach.NIC)
 	} else if o.Firmware == UBoot {
 		u, ok := UBootFirmware[a.Debian]
 		if !ok {
@@ -224,9 +224,7 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 		}
 		args = append(args, "-cpu", u.CPU, "-bios", u.Bios)
 	}
-	if nic := userNIC(o); nic != "" {
-		args = append(args, "-nic", nic)
-	}
+	args = append(args, "-nic", userNIC(o))
 	cmd := exec.CommandContext(ctx, a.QEMU, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -307,17 +305,17 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 
 // userNIC is the -nic option: virt machines (U-Boot) have no NIC of
 // their own (the one pv-network configures is virtio); forwards ride on
-// the user network. "" keeps the machine's default NIC.
+// the user network, and the others keep the machine's default model.
+// restrict=on keeps the guest off every address but QEMU's own DHCP and
+// the forwards: a booted image would otherwise try the Hub of its
+// pantahub.config (api.pantahub.com) through the host.
 func userNIC(o Options) string {
-	var parts []string
+	parts := []string{"restrict=on"}
 	if o.Firmware == UBoot {
 		parts = append(parts, "model=virtio-net-pci")
 	}
 	for _, f := range o.HostFwd {
 		parts = append(parts, "hostfwd="+f)
-	}
-	if len(parts) == 0 {
-		return ""
 	}
 	return strings.Join(append([]string{"user"}, parts...), ",")
 }
