@@ -115,7 +115,7 @@ func RpiConfig(arch string, initrds []string) ([]byte, error) {
 	}
 	return []byte("# Pantavisor rpiab boot partition (boot_a / boot_b)\n[all]\n" + k.config +
 		"kernel=" + k.file + "\n" +
-		"initramfs "+strings.Join(initrds, ",")+" followkernel\n" +
+		"initramfs " + strings.Join(initrds, ",") + " followkernel\n" +
 		"cmdline=cmdline.txt\n" +
 		"enable_uart=1\n" +
 		"dtparam=watchdog=on\n" +
