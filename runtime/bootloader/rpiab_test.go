@@ -127,3 +127,34 @@ func TestRPiAB(t *testing.T) {
 		t.Errorf("Validate(normal boot of 2) = %v", err)
 	}
 }
+
+// TestRPiABBootedRevision: the firmware passes no pv_rev; a boot of the
+// [tryboot] partition runs pv_try, any other boot pv_rev. (Before, the
+// revision came from the command line alone: a tried update looked like
+// a rolled-back one and never committed.)
+func TestRPiABBootedRevision(t *testing.T) {
+	dir := t.TempDir()
+	dev := func(n int) string { return filepath.Join(dir, "p"+strconv.Itoa(n)+".img") }
+	fatImage(t, dev(1), map[string]string{"autoboot.txt": string(bootenv.Autoboot(2, 3))})
+	os.MkdirAll(filepath.Join(dir, "boot"), 0o755)
+	env, _ := bootenv.EncodeNul(bootenv.Vars{{Key: "pv_rev", Value: "4"}, {Key: "pv_try", Value: "5"}}, bootenv.RPiABSize, 0)
+	os.WriteFile(filepath.Join(dir, "boot", "rpiab.txt"), env, 0o644)
+	// the firmware's device tree in a test root
+	root := filepath.Join(dir, "root")
+	tb := filepath.Join(root, TrybootFile)
+	os.MkdirAll(filepath.Dir(tb), 0o755)
+	for _, c := range []struct {
+		flag   byte
+		rev    string
+		trying bool
+	}{{1, "5", true}, {0, "4", false}} {
+		os.WriteFile(tb, []byte{0, 0, 0, c.flag}, 0o644)
+		bl, err := Open(Options{Type: "rpiab", Storage: dir, RPi: &RPiOptions{Parts: DiskPartitions{Device: dev}, Mailbox: &recMailbox{}, Root: root}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bl.Rev() != c.rev || bl.TryingUpdate() != c.trying {
+			t.Errorf("tryboot=%d: Rev() = %q, TryingUpdate() = %v; want %q, %v", c.flag, bl.Rev(), bl.TryingUpdate(), c.rev, c.trying)
+		}
+	}
+}

@@ -76,12 +76,19 @@ func (d DiskPartitions) WriteImage(part int, r io.Reader) error {
 	return f.Close()
 }
 
-// VCMailbox talks to the VideoCore firmware through /dev/vcio.
-type VCMailbox struct{}
+// VCMailbox talks to the VideoCore firmware through /dev/vcio (the
+// Raspberry Pi kernel's driver; mainline kernels have none).
+type VCMailbox struct {
+	Device string // default /dev/vcio
+}
 
 // SetTryboot sets the firmware's reboot flags (tag SET_REBOOT_FLAGS).
-func (VCMailbox) SetTryboot(on bool) error {
-	f, err := os.OpenFile("/dev/vcio", os.O_RDWR, 0)
+func (m VCMailbox) SetTryboot(on bool) error {
+	dev := m.Device
+	if dev == "" {
+		dev = "/dev/vcio"
+	}
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("firmware mailbox: %w", err)
 	}
