@@ -25,9 +25,11 @@ func rpiRecipe(t *testing.T) *recipe.Recipe {
 // so the layout insists on bootsel, boot_a, boot_b, storage, on MBR.
 func TestRpiValidate(t *testing.T) {
 	for name, edit := range map[string]func(r *recipe.Recipe){
-		"gpt":        func(r *recipe.Recipe) { r.Disk.Table = "gpt" },
-		"amd64":      func(r *recipe.Recipe) { r.Arch = "amd64" },
-		"order":      func(r *recipe.Recipe) { r.Disk.Partitions[1], r.Disk.Partitions[2] = r.Disk.Partitions[2], r.Disk.Partitions[1] },
+		"gpt":   func(r *recipe.Recipe) { r.Disk.Table = "gpt" },
+		"amd64": func(r *recipe.Recipe) { r.Arch = "amd64" },
+		"order": func(r *recipe.Recipe) {
+			r.Disk.Partitions[1], r.Disk.Partitions[2] = r.Disk.Partitions[2], r.Disk.Partitions[1]
+		},
 		"sizes":      func(r *recipe.Recipe) { r.Disk.Partitions[2].SizeMiB++ },
 		"no storage": func(r *recipe.Recipe) { r.Disk.Partitions = r.Disk.Partitions[:3] },
 	} {
