@@ -158,3 +158,20 @@ func TestRPiABBootedRevision(t *testing.T) {
 		}
 	}
 }
+
+// TestRPiABNoPath: Pantavisor runs as PID 1 without PATH (the kernel sets
+// none for init); the FAT edits still find mcopy. (Before, the rpiab
+// backend failed at boot: exec: "mcopy": executable file not found.)
+func TestRPiABNoPath(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "p1.img")
+	fatImage(t, p, map[string]string{"autoboot.txt": string(bootenv.Autoboot(2, 3))})
+	if _, err := os.Stat("/usr/bin/mcopy"); err != nil {
+		t.Skip("no /usr/bin/mcopy")
+	}
+	t.Setenv("PATH", "")
+	got, err := DiskPartitions{Device: func(int) string { return p }}.ReadFile(1, "autoboot.txt")
+	if err != nil || string(got) != string(bootenv.Autoboot(2, 3)) {
+		t.Errorf("ReadFile without PATH = %q, %v", got, err)
+	}
+}
