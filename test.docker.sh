@@ -95,7 +95,7 @@ imagetest() {
 		fi
 	done
 	rm -rf "$scratch"
-	echo "    same bytes: $(basename "$img"), $target.pvr.tgz"
+	echo "    same bytes: $(for f in "${outs[@]}"; do basename "$f"; done | paste -sd' ')"
 
 	echo "== image: boot (qemu TCG: SeaBIOS and OVMF, or U-Boot)"
 	local marker='rev=0 status=READY' expect= c
