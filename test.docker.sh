@@ -3,7 +3,8 @@
 #
 #   ./test.docker.sh                 install dependencies, vet, run every Go test under -race
 #                                    (unit, fuzz seeds, real LXC), every App Engine suite and
-#                                    the image tests of x64-uefi, arm64-qemu, arm-qemu and malta-qemu
+#                                    the image tests of x64-uefi, arm64-qemu, arm-qemu,
+#                                    malta-qemu, rpi64ab and rpi
 #   ./test.docker.sh install-deps    install the Debian packages the tests need
 #   ./test.docker.sh go [pkgs...]    run the Go tests only (default ./...)
 #   ./test.docker.sh image [target]  build the image (default x64-uefi), rebuild it with no
@@ -92,6 +93,8 @@ imagetest() {
 	local a b outs=("$img" "$dir/$target.pvr.tgz" "$dir/$target.spdx.json")
 	# a boot loader built from source (bootloader.source) is an output too
 	[ ! -e "$dir/$target.pflash.img" ] || outs+=("$dir/$target.pflash.img")
+	# rpiab targets: Raspberry Pi Imager's .img.xz and os_list too
+	[ ! -f "$img.xz" ] || outs+=("$img.xz" "$dir/os_list_$(basename "$img" .img).json")
 	for f in "${outs[@]}"; do
 		a=$(sha256sum <"$f")
 		b=$(sha256sum <"$scratch/out/$(basename "$f")")
@@ -113,7 +116,9 @@ imagetest() {
 		for c in $(ls "$dir/work/storage/trails/0/"); do
 			[ "$c" != bsp ] && [ -f "$dir/work/storage/trails/0/$c/run.json" ] && expect="${expect}platform=$c status=STARTED;"
 		done
+		# (QEMU's raspi machines have no NIC the image's kernel drives)
 		[ -f "$dir/work/storage/trails/0/pv-network/run.json" ] && [ -z "${PVR_MERGE_SRC:-}" ] &&
+			! grep -q '^type = "rpiab"' "targets/$target.toml" &&
 			expect="${expect}pv-network: eth0 10.0.2.15/"
 	fi
 	echo "    waiting for: $marker;$expect"
@@ -123,6 +128,11 @@ imagetest() {
 	local run=()
 	if grep -q '^type = "uboot"' "targets/$target.toml"; then
 		run=(-run '^(TestBootBIOSAndUEFI|TestTryMissingRevision|TestUpdateCycle)$')
+	fi
+	# rpiab targets: the image's structure, its boot on QEMU's raspi3b /
+	# raspi2b, the A/B switch on its partitions (loop devices)
+	if grep -q '^type = "rpiab"' "targets/$target.toml"; then
+		run=(-run '^(TestRpiImage|TestBootRaspi|TestRpiABSwitch)$')
 	fi
 	PV_TEST_EXPECT=$expect PV_TEST_MARKER=$marker PV_TEST_IMAGE=$PWD/$img go test -count=1 -v -timeout 30m "${run[@]}" ./mkimage/boottest/
 }
@@ -142,6 +152,8 @@ all)
 	[ -n "${PV_SKIP_IMAGE:-}" ] || imagetest arm64-qemu
 	[ -n "${PV_SKIP_IMAGE:-}" ] || imagetest arm-qemu
 	[ -n "${PV_SKIP_IMAGE:-}" ] || imagetest malta-qemu
+	[ -n "${PV_SKIP_IMAGE:-}" ] || imagetest rpi64ab
+	[ -n "${PV_SKIP_IMAGE:-}" ] || imagetest rpi
 	;;
 image) imagetest "$@" ;;
 install-deps) exec scripts/install-deps.sh test ;;

@@ -18,7 +18,8 @@
 #   - QEMU start → kernel runs /init → "rev=0 status=READY" (every container
 #     of trails/0 STARTED) under TCG, from mkimage/boottest's
 #     TestBootBIOSAndUEFI: one line per firmware (GRUB targets boot SeaBIOS
-#     and OVMF at once, so those two share the CPUs).
+#     and OVMF at once, so those two share the CPUs); rpiab targets from
+#     TestBootRaspi (raspi3b / raspi2b).
 #
 # Environment: BENCH_DIR (default /tmp/pv-bench-targets-$(id -un)), PV_CACHE
 # (the warm cache, default ~/.cache/pantavisor-mkimage; its locks/ must hold
@@ -102,7 +103,12 @@ for target in "$@"; do
 	work=$t/out/work
 	printf '  %-34s %9s MiB apparent, %s MiB allocated\n' "image $(basename "$img")" \
 		"$(mib "$(stat -c %s "$img")")" "$(mib "$(($(stat -c '%b * %B' "$img")))")"
-	printf '  %-34s %9s MiB\n' "compressed initrd" "$(mib "$(stat -L -c %s "$work/storage/trails/0/.pv/pv-initrd.img")")"
+	# rpiab: the initrd is in the boot image (work/bsp/pantavisor), its
+	# download the .img.xz
+	initrd=$work/storage/trails/0/.pv/pv-initrd.img
+	[ -e "$initrd" ] || initrd=$work/bsp/pantavisor
+	printf '  %-34s %9s MiB\n' "compressed initrd" "$(mib "$(stat -L -c %s "$initrd")")"
+	[ -e "$img.xz" ] && printf '  %-34s %9s MiB\n' "$(basename "$img").xz" "$(mib "$(stat -c %s "$img.xz")")"
 	printf '  %-34s %9s MiB\n' "pantavisor binary" "$(mib "$(stat -c %s "$work/bin/pantavisor")")"
 
 	# what the image test waits for: READY with every container STARTED
@@ -111,15 +117,17 @@ for target in "$@"; do
 		c=$(basename "$(dirname "$c")")
 		[ "$c" != bsp ] && expect="${expect}platform=$c status=STARTED;"
 	done
+	test=TestBootBIOSAndUEFI
+	grep -q '^type = "rpiab"' "targets/$target.toml" && test=TestBootRaspi
 	for i in $(seq "$runs"); do
 		if ! PV_TEST_EXPECT=$expect PV_TEST_MARKER='rev=0 status=READY' PV_TEST_IMAGE=$img \
-			go test -count=1 -v -timeout 30m -run '^TestBootBIOSAndUEFI$' ./mkimage/boottest/ >"$t/boot.log" 2>&1; then
+			go test -count=1 -v -timeout 30m -run "^$test\$" ./mkimage/boottest/ >"$t/boot.log" 2>&1; then
 			echo "bench: boot of $target failed:" >&2
 			tail -30 "$t/boot.log" >&2
 			exit 1
 		fi
 		# "<fw>: "… rev=0 status=READY …" after <d> (kernel ran /init after <d>)"
-		sed -n 's/.*: \([A-Za-z-]*\): ".*" after \([0-9.ms]*\) (kernel ran \/init after \([0-9.ms]*\))$/\1 \3 \2/p' "$t/boot.log" |
+		sed -n 's/.*: \([A-Za-z0-9-]*\): ".*" after \([0-9.ms]*\) (kernel ran \/init after \([0-9.ms]*\))$/\1 \3 \2/p' "$t/boot.log" |
 			while read -r fw init ready; do
 				echo "$(secs <<<"$init")" >>"$t/init-$fw"
 				echo "$(secs <<<"$ready")" >>"$t/ready-$fw"

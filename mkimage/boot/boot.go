@@ -49,6 +49,9 @@ type Input struct {
 	// Repo is the repository root (bootloader/<type>/ holds the boot
 	// loader's templates).
 	Repo string
+	// Boot is the directory of the boot files the bsp stage made for
+	// this layout (rpiab: pantavisor-rpi.img and bootcode.bin).
+	Boot string
 }
 
 // Plan is a layout's part of one image: what it is made from, for the
@@ -69,6 +72,10 @@ type Files struct {
 	// Partitions maps the name of a FAT partition to the files it holds
 	// (absolute path → content); each is formatted and filled.
 	Partitions map[string]map[string][]byte
+	// Images maps the name of a FAT partition to a host file holding a
+	// whole file system image, written at the partition's start (rpiab's
+	// boot_a and boot_b, byte for byte the BSP's image).
+	Images map[string]string
 	// Raw are byte ranges written as they are (disk.Layout.CheckRegions
 	// keeps them off the partition table and the file systems).
 	Raw []disk.Region
@@ -84,7 +91,7 @@ var layouts = map[string]Layout{
 	recipe.BootGrub:    grubLayout{},
 	recipe.BootUboot:   ubootLayout{},
 	recipe.BootUbootAB: pending{name: recipe.BootUbootAB, state: "boot/uboot.txt", missing: "the FIT partitions and the U-Boot env"},
-	recipe.BootRpiAB:   pending{name: recipe.BootRpiAB, missing: "the bootsel and boot_a/boot_b partitions"},
+	recipe.BootRpiAB:   rpiabLayout{},
 }
 
 // Names lists the boot loaders that have a layout, sorted.

@@ -166,6 +166,15 @@ func TestState(t *testing.T) {
 				t.Errorf("%s: uboot.txt = %q, want upstream's factory file", typ, got)
 			}
 			env = bootloader.OpenUbootFile(filepath.Join(dir, "boot/uboot.txt"))
+		case recipe.BootRpiAB:
+			if got := state["boot/rpiab.txt"]; len(got) != bootenv.RPiABSize || !strings.HasPrefix(string(got), "pv_rev=0\x00\x00") {
+				t.Errorf("rpiab: rpiab.txt = %q, want pv_rev=0 in 512 bytes", got)
+			}
+			bl, err := bootloader.Open(bootloader.Options{Type: "rpiab", Storage: dir, RPi: &bootloader.RPiOptions{Parts: autobootOnly{}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			env = bl.Env()
 		default:
 			if len(state) != 0 {
 				t.Errorf("%s: State() = %q, want none", typ, state)
@@ -182,8 +191,18 @@ func TestState(t *testing.T) {
 	}
 }
 
+// autobootOnly is a bootsel partition holding the factory autoboot.txt.
+type autobootOnly struct{ bootloader.Partitions }
+
+func (autobootOnly) ReadFile(part int, name string) ([]byte, error) {
+	if part != 1 || name != bootenv.AutobootFile {
+		return nil, os.ErrNotExist
+	}
+	return bootenv.Autoboot(2, 3), nil
+}
+
 func TestPendingPlan(t *testing.T) {
-	for _, typ := range []string{recipe.BootUbootAB, recipe.BootRpiAB} {
+	for _, typ := range []string{recipe.BootUbootAB} {
 		if _, err := layouts[typ].Plan(Input{}); !errors.Is(err, ErrNotImplemented) {
 			t.Errorf("%s: Plan() = %v, want ErrNotImplemented", typ, err)
 		}

@@ -111,6 +111,9 @@ type Options struct {
 	MemMiB int
 	// Console receives the raw console output (optional).
 	Console io.Writer
+	// Raspi are the files QEMU loads for the Raspi firmware (from
+	// ReadRaspiBoot).
+	Raspi *RaspiBoot
 	// Input is typed on the serial console, one step after the other:
 	// each step waits for its text on the console (after the previous
 	// step was typed) and then writes its keys to QEMU's standard input.
@@ -187,6 +190,11 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 		"-drive", "file=" + o.Image + ",format=raw,if=" + diskIf}
 	for _, d := range o.Disks {
 		args = append(args, "-drive", "file="+d+",format=raw,if="+diskIf+","+ro)
+	}
+	if o.Firmware == Raspi {
+		if args, err = raspiArgs(o, a); err != nil {
+			return Result{}, err
+		}
 	}
 	if o.Firmware == UEFI {
 		// each machine its own copy of the UEFI variables (boots may run

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pantavisor/pantavisor-go/mkimage/boot"
 	"github.com/pantavisor/pantavisor-go/mkimage/initrd"
+	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 	"github.com/pantavisor/pantavisor-go/mkimage/squashfs"
 	"github.com/pantavisor/pantavisor-go/mkimage/ubootbuild"
 	"github.com/pantavisor/pantavisor-go/mkimage/ubootscr"
@@ -224,6 +225,13 @@ func (b *run) makeBSP(ctx context.Context, pk *packages) (*bspFiles, string, err
 	}
 	if addons != nil {
 		run["addons"] = addons
+	}
+	if r.Bootloader.Type == recipe.BootRpiAB {
+		note, err := b.makeRpiBoot(pk, bsp, run)
+		if err != nil {
+			return nil, "", err
+		}
+		notes = append(notes, note)
 	}
 	bsp.JSON["run.json"] = run
 	var src []map[string]string

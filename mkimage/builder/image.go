@@ -13,6 +13,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/mkimage/appengine"
 	"github.com/pantavisor/pantavisor-go/mkimage/boot"
 	"github.com/pantavisor/pantavisor-go/mkimage/disk"
+	"github.com/pantavisor/pantavisor-go/mkimage/imager"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 	"github.com/pantavisor/pantavisor-go/mkimage/trail"
 )
@@ -44,7 +45,7 @@ func (b *run) makeImage(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	plan, err := layout.Plan(boot.Input{Recipe: r, Disk: l, Repo: b.o.Repo})
+	plan, err := layout.Plan(boot.Input{Recipe: r, Disk: l, Repo: b.o.Repo, Boot: filepath.Join(b.work, "boot")})
 	if err != nil {
 		return "", err
 	}
@@ -64,6 +65,10 @@ func (b *run) makeImage(ctx context.Context) (string, error) {
 	}
 	stampPath := filepath.Join(b.o.Out, "."+ImageName(r)+".stamp")
 	outputs := map[string]string{"image": img}
+	imagerOut := r.Bootloader.Type == recipe.BootRpiAB
+	if imagerOut {
+		outputs["xz"], outputs["os_list"] = img+".xz", imager.ListName(img)
+	}
 	b.res.Image = img
 	if readStamp(stampPath).upToDate(key, outputs) {
 		b.res.Sizes["image"] = size(img)
@@ -97,17 +102,61 @@ func (b *run) makeImage(ctx context.Context) (string, error) {
 			return "", err
 		}
 	}
+	for _, name := range slices.Sorted(maps.Keys(files.Images)) {
+		p := l.PartByName(name)
+		if p == nil || (p.FS != "fat16" && p.FS != "fat32") {
+			return "", fmt.Errorf("bootloader %s: no FAT partition named %q", r.Bootloader.Type, name)
+		}
+		if n := size(files.Images[name]); n > p.Size {
+			return "", fmt.Errorf("bootloader %s: the %d-byte image of %s does not fit its %d bytes", r.Bootloader.Type, n, name, p.Size)
+		}
+		if err := disk.CopyInto(tmpImg, p.Start, files.Images[name]); err != nil {
+			return "", err
+		}
+	}
 	if err := disk.WriteRegions(tmpImg, l, files.Raw); err != nil {
 		return "", err
 	}
 	if err := os.Rename(tmpImg, img); err != nil {
 		return "", err
 	}
+	note := ""
+	if imagerOut {
+		if note, err = b.imagerFiles(ctx, img); err != nil {
+			return "", err
+		}
+	}
 	if err := writeStamp(stampPath, key, outputs); err != nil {
 		return "", err
 	}
 	b.res.Sizes["image"] = size(img)
-	return fmt.Sprintf("(%s, %d MiB, storage %d MiB%s)", filepath.Base(img), r.ImageSizeMiB, st.Size>>20, fw), nil
+	return fmt.Sprintf("(%s, %d MiB, storage %d MiB%s)", filepath.Base(img), r.ImageSizeMiB, st.Size>>20, fw+note), nil
+}
+
+// imagerDevices are Raspberry Pi Imager's device tags the rpiab images
+// are offered for: autoboot.txt (tryboot A/B) is read by the Pi 4
+// bootloader EEPROM only (the Pi 5 has it too, but bookworm's kernel has
+// no Pi 5 device tree).
+var imagerDevices = map[string][]string{"arm64": {"pi4-64bit"}, "armhf": {"pi4-32bit"}}
+
+// imagerFiles writes <image>.xz and its os_list JSON for Raspberry Pi
+// Imager beside the image.
+func (b *run) imagerFiles(ctx context.Context, img string) (string, error) {
+	xz, err := imager.Compress(ctx, img)
+	if err != nil {
+		return "", err
+	}
+	e, err := imager.NewEntry("Pantavisor ("+b.r.Name+")",
+		fmt.Sprintf("Pantavisor %s image, tryboot A/B (%s)", b.r.Name, b.r.Arch),
+		filepath.Base(xz), img, xz, b.o.Epoch, imagerDevices[b.r.Arch])
+	if err != nil {
+		return "", err
+	}
+	if err := imager.Write(imager.ListName(img), e); err != nil {
+		return "", err
+	}
+	b.res.Sizes["image.xz"] = e.ImageDownloadSize
+	return fmt.Sprintf(", %s %d MiB, %s", filepath.Base(xz), e.ImageDownloadSize>>20, filepath.Base(imager.ListName(img))), nil
 }
 
 // imageKey is the digest of every input of the image: the layout and

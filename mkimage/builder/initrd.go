@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -103,7 +104,10 @@ func (b *run) makeInitrd(pk *packages, bin *binaries) (string, error) {
 			return "", fmt.Errorf("initrd.files: %w", err)
 		}
 		real, _, _ := sys.Resolve(f)
-		elfs = append(elfs, filepath.Join(pk.Sysroot, real))
+		// data files (iconv's gconv-modules) need no libraries
+		if isELF(filepath.Join(pk.Sysroot, real)) {
+			elfs = append(elfs, filepath.Join(pk.Sysroot, real))
+		}
 	}
 	libs, err := sys.Needed(elfs)
 	if err != nil {
@@ -238,4 +242,16 @@ func (b *run) makeAddons(_ context.Context, pk *packages) (string, error) {
 		notes = append(notes, fmt.Sprintf("%s.cpio.xz4 %d KiB", name, size(out)/1024))
 	}
 	return "(" + strings.Join(notes, ", ") + ")", nil
+}
+
+// isELF reports whether the file starts with the ELF magic.
+func isELF(p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false // AddFromSysroot reported it
+	}
+	defer f.Close()
+	var m [4]byte
+	_, err = io.ReadFull(f, m[:])
+	return err == nil && string(m[:]) == "\x7fELF"
 }

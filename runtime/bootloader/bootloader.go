@@ -60,6 +60,12 @@ type Committer interface {
 	CommitUpdate(rev string) error
 }
 
+// booter is a backend whose firmware says which revision it booted
+// instead of passing pv_rev on the command line (rpiab: tryboot).
+type booter interface {
+	Booted(done, try string) string
+}
+
 // Hooks runs the system hooks around boot loader operations; nil runs none.
 type Hooks func(hook string) error
 
@@ -127,6 +133,9 @@ func Open(o Options) (*Bootloader, error) {
 	}
 	args := cmdlineArgs(o.Cmdline)
 	b.rev = args[VarRev]
+	if bt, ok := env.(booter); ok && b.rev == "" {
+		b.rev = bt.Booted(b.done, b.try)
+	}
 	if b.rev == "" {
 		b.rev = b.done
 	}

@@ -43,8 +43,15 @@ type Mailbox interface {
 type RPiOptions struct {
 	Parts       Partitions
 	Mailbox     Mailbox
-	TrybootPath string // default /proc/device-tree/chosen/bootloader/tryboot
+	TrybootPath string // default <Root>/proc/device-tree/chosen/bootloader/tryboot
+	// Root prefixes /proc/device-tree (the firmware's tryboot and
+	// boot-mode) and /dev: a test root simulates the firmware ("" = /).
+	Root string
 }
+
+// TrybootFile is where the firmware tells Linux that it booted the
+// [tryboot] partition (a big-endian u32, non-zero: tryboot).
+const TrybootFile = "proc/device-tree/chosen/bootloader/tryboot"
 
 // RPiAB is the rpiab backend.
 type RPiAB struct {
@@ -64,13 +71,13 @@ func openRPiAB(o Options) (*RPiAB, error) {
 	}
 	r.parts, r.mbox, r.tryboot = ro.Parts, ro.Mailbox, ro.TrybootPath
 	if r.parts == nil {
-		r.parts = DiskPartitions{Device: rpiDevice()}
+		r.parts = DiskPartitions{Device: rpiDevice(ro.Root)}
 	}
 	if r.mbox == nil {
-		r.mbox = VCMailbox{}
+		r.mbox = VCMailbox{Device: filepath.Join("/", ro.Root, "dev/vcio")}
 	}
 	if r.tryboot == "" {
-		r.tryboot = "/proc/device-tree/chosen/bootloader/tryboot"
+		r.tryboot = filepath.Join("/", ro.Root, TrybootFile)
 	}
 	ab, err := r.parts.ReadFile(rpiBootSel, rpiAutoboot)
 	if err != nil {
@@ -196,15 +203,28 @@ func (r *RPiAB) CommitUpdate(rev string) error {
 	return r.parts.WriteFile(r.bootPart, rpiRevFile, list)
 }
 
+// tried reports whether the firmware booted the [tryboot] partition.
+func (r *RPiAB) tried() bool {
+	b, err := os.ReadFile(r.tryboot)
+	return err == nil && len(b) >= 4 && binary.BigEndian.Uint32(b) != 0
+}
+
+// Booted is the revision this boot runs: the firmware passes no pv_rev
+// on the command line, it says whether it booted the try partition
+// (upstream rpiab.c does the same).
+func (r *RPiAB) Booted(done, try string) string {
+	if try != "" && r.tried() {
+		return try
+	}
+	return done
+}
+
 // Validate checks that the firmware booted the partition Pantavisor
 // expects: on a tryboot the tried revision must be in the try partition's
 // list, on a normal boot the committed one must be in the boot partition's.
 // A partition without pv_rev.txt (factory image) is accepted.
 func (r *RPiAB) Validate(done, try string) error {
-	tried := false
-	if b, err := os.ReadFile(r.tryboot); err == nil && len(b) >= 4 {
-		tried = binary.BigEndian.Uint32(b) != 0
-	}
+	tried := r.tried()
 	part, want := r.bootPart, done
 	if tried {
 		part, want = r.tryPart, try
@@ -219,11 +239,11 @@ func (r *RPiAB) Validate(done, try string) error {
 
 // rpiDevice maps a partition number to its block device: SD/eMMC, or USB
 // mass storage when the firmware says it booted from there.
-func rpiDevice() func(int) string {
-	disk := "/dev/mmcblk0p"
-	if b, err := os.ReadFile("/proc/device-tree/chosen/bootloader/boot-mode"); err == nil && len(b) >= 4 {
+func rpiDevice(root string) func(int) string {
+	disk := filepath.Join("/", root, "dev/mmcblk0p")
+	if b, err := os.ReadFile(filepath.Join("/", root, "proc/device-tree/chosen/bootloader/boot-mode")); err == nil && len(b) >= 4 {
 		if m := binary.BigEndian.Uint32(b); m == 4 || m == 5 { // USB-MSD, BCM-USB-MSD
-			disk = "/dev/sda"
+			disk = filepath.Join("/", root, "dev/sda")
 		}
 	}
 	return func(n int) string { return disk + strconv.Itoa(n) }

@@ -127,3 +127,51 @@ func TestRPiAB(t *testing.T) {
 		t.Errorf("Validate(normal boot of 2) = %v", err)
 	}
 }
+
+// TestRPiABBootedRevision: the firmware passes no pv_rev; a boot of the
+// [tryboot] partition runs pv_try, any other boot pv_rev. (Before, the
+// revision came from the command line alone: a tried update looked like
+// a rolled-back one and never committed.)
+func TestRPiABBootedRevision(t *testing.T) {
+	dir := t.TempDir()
+	dev := func(n int) string { return filepath.Join(dir, "p"+strconv.Itoa(n)+".img") }
+	fatImage(t, dev(1), map[string]string{"autoboot.txt": string(bootenv.Autoboot(2, 3))})
+	os.MkdirAll(filepath.Join(dir, "boot"), 0o755)
+	env, _ := bootenv.EncodeNul(bootenv.Vars{{Key: "pv_rev", Value: "4"}, {Key: "pv_try", Value: "5"}}, bootenv.RPiABSize, 0)
+	os.WriteFile(filepath.Join(dir, "boot", "rpiab.txt"), env, 0o644)
+	// the firmware's device tree in a test root
+	root := filepath.Join(dir, "root")
+	tb := filepath.Join(root, TrybootFile)
+	os.MkdirAll(filepath.Dir(tb), 0o755)
+	for _, c := range []struct {
+		flag   byte
+		rev    string
+		trying bool
+	}{{1, "5", true}, {0, "4", false}} {
+		os.WriteFile(tb, []byte{0, 0, 0, c.flag}, 0o644)
+		bl, err := Open(Options{Type: "rpiab", Storage: dir, RPi: &RPiOptions{Parts: DiskPartitions{Device: dev}, Mailbox: &recMailbox{}, Root: root}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bl.Rev() != c.rev || bl.TryingUpdate() != c.trying {
+			t.Errorf("tryboot=%d: Rev() = %q, TryingUpdate() = %v; want %q, %v", c.flag, bl.Rev(), bl.TryingUpdate(), c.rev, c.trying)
+		}
+	}
+}
+
+// TestRPiABNoPath: Pantavisor runs as PID 1 without PATH (the kernel sets
+// none for init); the FAT edits still find mcopy. (Before, the rpiab
+// backend failed at boot: exec: "mcopy": executable file not found.)
+func TestRPiABNoPath(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "p1.img")
+	fatImage(t, p, map[string]string{"autoboot.txt": string(bootenv.Autoboot(2, 3))})
+	if _, err := os.Stat("/usr/bin/mcopy"); err != nil {
+		t.Skip("no /usr/bin/mcopy")
+	}
+	t.Setenv("PATH", "")
+	got, err := DiskPartitions{Device: func(int) string { return p }}.ReadFile(1, "autoboot.txt")
+	if err != nil || string(got) != string(bootenv.Autoboot(2, 3)) {
+		t.Errorf("ReadFile without PATH = %q, %v", got, err)
+	}
+}

@@ -23,12 +23,27 @@ type DiskPartitions struct {
 // mtools runs one mtools command; MTOOLS_SKIP_CHECK accepts the slightly
 // unusual geometries of firmware-made FATs.
 func mtools(args ...string) error {
-	cmd := exec.Command(args[0], args[1:]...)
+	cmd := exec.Command(lookTool(args[0]), args[1:]...)
 	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
 	return nil
+}
+
+// lookTool finds a program in PATH or, as PID 1 runs without one (the
+// kernel sets no PATH for init), in the usual directories.
+func lookTool(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, d := range []string{"/usr/bin", "/bin", "/usr/sbin", "/sbin"} {
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	return name
 }
 
 // ReadFile reads /name from the FAT on partition part.
@@ -76,12 +91,19 @@ func (d DiskPartitions) WriteImage(part int, r io.Reader) error {
 	return f.Close()
 }
 
-// VCMailbox talks to the VideoCore firmware through /dev/vcio.
-type VCMailbox struct{}
+// VCMailbox talks to the VideoCore firmware through /dev/vcio (the
+// Raspberry Pi kernel's driver; mainline kernels have none).
+type VCMailbox struct {
+	Device string // default /dev/vcio
+}
 
 // SetTryboot sets the firmware's reboot flags (tag SET_REBOOT_FLAGS).
-func (VCMailbox) SetTryboot(on bool) error {
-	f, err := os.OpenFile("/dev/vcio", os.O_RDWR, 0)
+func (m VCMailbox) SetTryboot(on bool) error {
+	dev := m.Device
+	if dev == "" {
+		dev = "/dev/vcio"
+	}
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("firmware mailbox: %w", err)
 	}
