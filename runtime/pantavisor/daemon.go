@@ -45,7 +45,10 @@ type Daemon struct {
 	root   string
 	logDir string
 	rev    string // pv_rev: the running revision
-	try    string // pv_try
+	// revOnCmdline: the boot loader named pv_rev on the command line;
+	// otherwise Options.Booted asks it in INIT.
+	revOnCmdline bool
+	try          string // pv_try
 
 	platforms PlatformManager // nil until issue 4
 	updater   Updater         // nil until issue 5
@@ -91,7 +94,7 @@ func New(o Options) (*Daemon, error) {
 		switch k {
 		case "pv_rev":
 			if v != "" {
-				d.rev = v
+				d.rev, d.revOnCmdline = v, true
 			}
 		case "pv_try":
 			d.try = v
@@ -191,6 +194,9 @@ func (d *Daemon) init(ctx context.Context) error {
 	if err := c.LoadPHConfig(filepath.Join(d.root, "config", "pantahub.config")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		d.log.Warn("pantahub.config", "err", err)
 	}
+	if err := d.bootedRevision(); err != nil {
+		return err
+	}
 	d.logDir = d.storagePath(config.LogDir)
 	d.store.LogDir = d.logDir
 	d.store.Log = d.log
@@ -260,6 +266,32 @@ func (d *Daemon) init(ctx context.Context) error {
 		return err
 	}
 	return d.startCtrl()
+}
+
+// bootedRevision asks the boot loader (Options.Booted) for the running
+// and tried revisions when the command line did not name them.
+func (d *Daemon) bootedRevision() error {
+	if d.revOnCmdline || d.opt.Booted == nil {
+		return nil
+	}
+	rev, try, err := d.opt.Booted(Env{Mode: d.mode, RunDir: d.runDir, Storage: d.store,
+		Config: d.conf, Cmdline: d.opt.Cmdline, Clock: d.clock, Log: d.log})
+	if err != nil {
+		return fmt.Errorf("boot loader: %w", err)
+	}
+	if err := ctrl.ValidRevision(rev); err != nil {
+		return fmt.Errorf("boot loader: pv_rev: %w", err)
+	}
+	if try != "" {
+		if err := ctrl.ValidRevision(try); err != nil {
+			return fmt.Errorf("boot loader: pv_try: %w", err)
+		}
+	}
+	d.mu.Lock()
+	d.rev, d.try = rev, try
+	d.mu.Unlock()
+	d.log.Info("boot loader", "rev", rev, "try", try)
+	return nil
 }
 
 // bindMeta makes dst show src: a bind mount, else a symlink.

@@ -206,6 +206,12 @@ type Options struct {
 	Updater      Updater
 	NewPlatforms func(Env) (PlatformManager, error)
 	NewUpdater   func(Env) (Updater, error)
+	// Booted asks the boot loader which revision this boot runs and
+	// which one is tried, for boot loaders that do not say it on the
+	// kernel command line (rpiab: the firmware only flags a tryboot). It
+	// runs once storage and config exist, before anything uses the
+	// revision, and only when the command line has no pv_rev.
+	Booted func(Env) (rev, try string, err error)
 	// LogServer makes the log server; nil uses runtime/logserver.
 	LogServer func(runDir, logDir, rev string, log *slog.Logger) (LogServer, error)
 	// NoLogServer runs without a log server.

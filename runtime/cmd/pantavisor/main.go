@@ -102,6 +102,7 @@ func run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 		Prepare:      prepareFor(log),
 		NewPlatforms: pantavisor.NewPlatforms,
 		NewUpdater:   updater.New,
+		Booted:       updater.Booted,
 	})
 	if err != nil {
 		return err

@@ -23,10 +23,10 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/update"
 )
 
-// New builds the Updater of a daemon from INIT's Env.
-func New(env pantavisor.Env) (pantavisor.Updater, error) {
+// openBootloader opens the boot loader PV_BOOTLOADER_TYPE names.
+func openBootloader(env pantavisor.Env) (*bootloader.Bootloader, error) {
 	c := env.Config
-	bl, err := bootloader.Open(bootloader.Options{
+	return bootloader.Open(bootloader.Options{
 		Type:    c.Get(config.BootloaderType),
 		Storage: env.Storage.Root(),
 		Cmdline: env.Cmdline,
@@ -34,6 +34,23 @@ func New(env pantavisor.Env) (pantavisor.Updater, error) {
 		MTDOnly: c.Bool(config.BootloaderMTDOnly),
 		Log:     env.Log,
 	})
+}
+
+// Booted is an Options.Booted: the revision the boot loader booted and
+// the one it tries, for boot loaders that do not put pv_rev on the
+// kernel command line (rpiab).
+func Booted(env pantavisor.Env) (rev, try string, err error) {
+	bl, err := openBootloader(env)
+	if err != nil {
+		return "", "", err
+	}
+	return bl.Rev(), bl.Try(), nil
+}
+
+// New builds the Updater of a daemon from INIT's Env.
+func New(env pantavisor.Env) (pantavisor.Updater, error) {
+	c := env.Config
+	bl, err := openBootloader(env)
 	if err != nil {
 		return nil, err
 	}
