@@ -474,7 +474,22 @@ func (s *Server) listSteps(w http.ResponseWriter, r *http.Request, c *Claims) {
 		apiError(w, code, http.StatusText(code))
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	// A device polls this every few seconds: an unchanged answer is a
+	// 304 without a body when it sends the ETag back.
+	b, err := json.Marshal(out)
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	sum := sha256.Sum256(b)
+	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
+	w.Header().Set("ETag", etag)
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
 }
 
 // postStep answers POST /trails/<id>/steps by the owner: a new NEW step.
@@ -742,5 +757,21 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	http.ServeContent(w, r, sha, time.Time{}, bytes.NewReader(b))
+	cw := &countingWriter{ResponseWriter: w}
+	http.ServeContent(cw, r, sha, time.Time{}, bytes.NewReader(b))
+	s.mu.Lock()
+	s.stats.BlobBytesServed += cw.n
+	s.mu.Unlock()
+}
+
+// countingWriter counts the body bytes written.
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(b)
+	c.n += int64(n)
+	return n, err
 }

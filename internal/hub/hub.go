@@ -59,6 +59,9 @@ type Stats struct {
 	Registered  int64
 	Logins      int64
 	ObjectBytes int64
+	// BlobBytesServed counts object bytes sent by signed GETs (what
+	// devices downloaded, resumed ranges included).
+	BlobBytesServed int64
 }
 
 type autoToken struct {
