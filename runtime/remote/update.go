@@ -67,7 +67,14 @@ type hubUpdate struct {
 	state json.RawMessage
 	phase phase
 	sent  progress.Progress // last progress the Hub acknowledged
+	waits int               // mirror polls that found it not started
 }
+
+// maxQueuedPolls is how many polls a queued revision may stay NEW before
+// it is queued again: the updater refuses a LOCAL_RUN without writing its
+// progress (busy with another update, say), and the device must not wait
+// for ever.
+const maxQueuedPolls = 30
 
 // hubStep is what the device reads of a step.
 type hubStep struct {
@@ -174,8 +181,14 @@ func (c *Client) mirror(ctx context.Context, u *hubUpdate) error {
 		return fmt.Errorf("progress of %s: %w", u.rev, err)
 	}
 	if p.Status == progress.StatusNew {
-		return nil // queued to the daemon, not started yet
+		// Queued to the daemon, not started yet.
+		if u.waits++; u.waits >= maxQueuedPolls {
+			c.o.Log.Warn("remote update not started: queueing it again", "rev", u.rev)
+			u.phase, u.waits = phaseRun, 0
+		}
+		return nil
 	}
+	u.waits = 0
 	if p.Status == u.sent.Status && p.Msg == u.sent.Msg {
 		return nil
 	}

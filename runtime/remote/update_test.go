@@ -26,6 +26,7 @@ import (
 type fakeUpdates struct {
 	dir     string
 	refuse  error // Stage's answer, when set
+	drop    int   // Run calls dropped without a trace (a refused LOCAL_RUN)
 	mu      sync.Mutex
 	staged  []string
 	ran     []string
@@ -78,6 +79,9 @@ func (f *fakeUpdates) Run(rev string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.ran = append(f.ran, rev)
+	if len(f.ran) <= f.drop {
+		return nil
+	}
 	f.prog[rev] = progress.New(progress.Inprogress, progress.MsgTrying)
 	return nil
 }
@@ -406,4 +410,21 @@ type statusRecorder struct {
 func (s *statusRecorder) WriteHeader(code int) {
 	s.code = code
 	s.ResponseWriter.WriteHeader(code)
+}
+
+// A LOCAL_RUN the daemon dropped (its progress stays NEW) is queued
+// again, not waited for for ever.
+func TestDroppedRunIsQueuedAgain(t *testing.T) {
+	l := newLabWith(t, map[string]string{"factorytok": "user1"}, nil)
+	ul := &updateLab{lab: l, upd: newFakeUpdates(t, l.shas)}
+	ul.upd.drop = 1
+	ul.start()
+	l.await("idle", func() bool { return ul.c().State() == StateIdle })
+	ul.id = strings.TrimSpace(l.readRun("device-id"))
+	ul.user = l.user("user1")
+	ul.post([]byte("dropped once"))
+	ul.await("DONE on the hub", func() bool { return ul.hubStatus() == "DONE" })
+	if _, ran, _ := ul.upd.counts(); ran != 2 {
+		t.Errorf("ran %d times, want 2 (dropped, then queued again)", ran)
+	}
 }
