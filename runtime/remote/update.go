@@ -97,8 +97,12 @@ func (c *Client) pollUpdate(ctx context.Context) (bool, error) {
 	case phaseDownload:
 		if err := c.download(ctx, u); err != nil {
 			var bad *badObject
-			if errors.As(err, &bad) {
+			var wg *wontGo
+			switch {
+			case errors.As(err, &bad):
 				return false, c.finish(ctx, progress.New(progress.Error, progress.MsgObjectValidation), err)
+			case errors.As(err, &wg):
+				return false, c.finish(ctx, progress.New(progress.Wontgo, wg.progressMsg()), err)
 			}
 			return false, err
 		}
@@ -224,11 +228,8 @@ type hubProgress struct {
 	Downloads *progress.Downloads `json:"downloads,omitempty"`
 }
 
+// putProgress sends p as u's progress on the Hub.
 func (c *Client) putProgress(ctx context.Context, u *hubUpdate, p progress.Progress) error {
-	return c.putProgressDL(ctx, u, p)
-}
-
-func (c *Client) putProgressDL(ctx context.Context, u *hubUpdate, p progress.Progress) error {
 	body := hubProgress{Status: p.Status, StatusMsg: p.Msg, Progress: p.Progress, Log: p.Logs, Downloads: p.Downloads}
 	if err := c.call(ctx, http.MethodPut, "/trails/"+c.id+"/steps/"+u.rev+"/progress", nil, body, nil, true); err != nil {
 		return fmt.Errorf("progress %s: %w", p.Status, err)

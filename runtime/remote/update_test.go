@@ -24,7 +24,6 @@ import (
 // fakeUpdates is the daemon's side: a directory of objects, and an
 // "updater" that walks a run revision to DONE.
 type fakeUpdates struct {
-	dir     string
 	refuse  error // Stage's answer, when set
 	drop    int   // Run calls dropped without a trace (a refused LOCAL_RUN)
 	mu      sync.Mutex
@@ -34,8 +33,8 @@ type fakeUpdates struct {
 	objects map[string]bool
 }
 
-func newFakeUpdates(t *testing.T, have []string) *fakeUpdates {
-	f := &fakeUpdates{dir: t.TempDir(), prog: map[string]progress.Progress{}, objects: map[string]bool{}}
+func newFakeUpdates(_ testing.TB, have []string) *fakeUpdates {
+	f := &fakeUpdates{prog: map[string]progress.Progress{}, objects: map[string]bool{}}
 	for _, sha := range have {
 		f.objects[sha] = true
 	}
