@@ -109,14 +109,16 @@ func BenchmarkIdleHour(b *testing.B) {
 // PH_UPDATER_INTERVAL (5 s jittered over [2.5, 5]: 960 per hour on
 // average). Headers and TLS are not counted.
 func BenchmarkIdleStepsPoll(b *testing.B) {
-	var reqs, in, out atomic.Int64
+	var reqs, in, out, hdr atomic.Int64
 	l := newLabWith(b, map[string]string{"tok": "user1"}, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			reqs.Add(1)
 			if r.ContentLength > 0 {
 				in.Add(r.ContentLength)
 			}
+			hdr.Add(int64(len(r.Method) + len(r.URL.RequestURI()) + headerBytes(r.Header)))
 			h.ServeHTTP(countingWriter{w, &out}, r)
+			hdr.Add(int64(headerBytes(w.Header())))
 		})
 	})
 	c := l.client(map[string]string{"PH_FACTORY_AUTOTOK": "tok"})
@@ -139,6 +141,7 @@ func BenchmarkIdleStepsPoll(b *testing.B) {
 	reqs.Store(0)
 	in.Store(0)
 	out.Store(0)
+	hdr.Store(0)
 	b.ResetTimer()
 	for range b.N {
 		if err := c.findUpdate(ctx); err != nil {
@@ -149,4 +152,16 @@ func BenchmarkIdleStepsPoll(b *testing.B) {
 	perHour := 3600 / 3.75
 	b.ReportMetric(float64(reqs.Load())/float64(b.N)*perHour, "req/idle-hour")
 	b.ReportMetric(float64(in.Load()+out.Load())/float64(b.N)*perHour, "body-bytes/idle-hour")
+	b.ReportMetric(float64(hdr.Load())/float64(b.N)*perHour, "header-bytes/idle-hour")
+}
+
+// headerBytes approximates h on the wire ("Key: value\r\n").
+func headerBytes(h http.Header) int {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
 }
