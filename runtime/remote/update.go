@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 
@@ -214,6 +215,12 @@ func (c *Client) finish(ctx context.Context, p progress.Progress, cause error) e
 		return err
 	}
 	c.o.Log.Info("remote update ended", "rev", u.rev, "status", p.Status)
+	// Partial downloads belong to the update in flight only.
+	if c.o.DownloadDir != "" {
+		if err := os.RemoveAll(c.o.DownloadDir); err != nil {
+			c.o.Log.Warn("remote downloads cleanup", "err", err)
+		}
+	}
 	c.finished[u.rev] = true
 	c.upd, c.stepsETag = nil, ""
 	return nil

@@ -372,6 +372,9 @@ func TestBadSignatureIsWontGo(t *testing.T) {
 	if _, ran, _ := ul.upd.counts(); ran != 0 {
 		t.Errorf("a refused revision ran %d times", ran)
 	}
+	if _, err := os.Stat(filepath.Join(ul.dir, "downloads")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("downloads left after the update ended: %v", err)
+	}
 }
 
 // An idle device's steps polls are conditional: an unchanged list is a
