@@ -51,13 +51,14 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	listen := fs.String("listen", ":12365", "address to serve plain HTTP on")
 	cert := fs.String("tls-cert", "", "serve HTTPS with this certificate (PEM)")
 	key := fs.String("tls-key", "", "and this key (PEM)")
+	rate := fs.Int64("blob-rate", 0, "serve object downloads at most this many bytes/s (0: no limit; to test resumed downloads)")
 	auto := tokens{}
 	fs.Var(auto, "autotok", "user:token, a factory auto-token owned by user (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	h, err := hub.New(hub.Options{AutoTokens: auto, Log: log})
+	h, err := hub.New(hub.Options{AutoTokens: auto, BlobRate: *rate, Log: log})
 	if err != nil {
 		return err
 	}
@@ -74,6 +75,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	} else {
 		err = srv.ListenAndServe()
 	}
+	st := h.Stats()
+	log.Info("pvhub stats", "requests", st.Requests, "registered", st.Registered, "logins", st.Logins,
+		"object_bytes", st.ObjectBytes, "blob_bytes_served", st.BlobBytesServed)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -474,7 +475,22 @@ func (s *Server) listSteps(w http.ResponseWriter, r *http.Request, c *Claims) {
 		apiError(w, code, http.StatusText(code))
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	// A device polls this every few seconds: an unchanged answer is a
+	// 304 without a body when it sends the ETag back.
+	b, err := json.Marshal(out)
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	sum := sha256.Sum256(b)
+	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
+	w.Header().Set("ETag", etag)
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
 }
 
 // postStep answers POST /trails/<id>/steps by the owner: a new NEW step.
@@ -742,5 +758,49 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	http.ServeContent(w, r, sha, time.Time{}, bytes.NewReader(b))
+	cw := &countingWriter{ResponseWriter: w, rate: s.rate, ctx: r.Context()}
+	http.ServeContent(cw, r, sha, time.Time{}, bytes.NewReader(b))
+	s.mu.Lock()
+	s.stats.BlobBytesServed += cw.n
+	s.mu.Unlock()
+}
+
+// countingWriter counts the body bytes written and, with a rate, paces
+// them (in chunks of a tenth of a second's worth).
+type countingWriter struct {
+	http.ResponseWriter
+	n    int64
+	rate int64
+	ctx  context.Context
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	if c.rate <= 0 {
+		n, err := c.ResponseWriter.Write(b)
+		c.n += int64(n)
+		return n, err
+	}
+	chunk := max(int(c.rate/10), 1)
+	total := 0
+	for len(b) > 0 {
+		k := min(chunk, len(b))
+		n, err := c.ResponseWriter.Write(b[:k])
+		c.n += int64(n)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if f, ok := c.ResponseWriter.(http.Flusher); ok {
+			f.Flush()
+		}
+		b = b[k:]
+		t := time.NewTimer(time.Second / 10)
+		select {
+		case <-c.ctx.Done():
+			t.Stop()
+			return total, c.ctx.Err()
+		case <-t.C:
+		}
+	}
+	return total, nil
 }

@@ -29,6 +29,9 @@ type Options struct {
 	AutoTokens map[string]string
 	// TokenTTL is the lifetime of access tokens (default 1h).
 	TokenTTL time.Duration
+	// BlobRate limits each object download to this many bytes per
+	// second (0: none), so a lab can cut a download halfway.
+	BlobRate int64
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
@@ -39,6 +42,7 @@ type Server struct {
 	key     *rsa.PrivateKey
 	blobKey []byte
 	ttl     time.Duration
+	rate    int64
 	now     func() time.Time
 	log     *slog.Logger
 	mux     *http.ServeMux
@@ -59,6 +63,9 @@ type Stats struct {
 	Registered  int64
 	Logins      int64
 	ObjectBytes int64
+	// BlobBytesServed counts object bytes sent by signed GETs (what
+	// devices downloaded, resumed ranges included).
+	BlobBytesServed int64
 }
 
 type autoToken struct {
@@ -119,7 +126,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hub key: %w", err)
 	}
-	s := &Server{key: key, blobKey: make([]byte, 32), ttl: o.TokenTTL, now: o.Now, log: o.Log,
+	s := &Server{key: key, blobKey: make([]byte, 32), ttl: o.TokenTTL, rate: o.BlobRate, now: o.Now, log: o.Log,
 		users: o.Users, autoTokens: map[string]autoToken{}, devices: map[string]*device{},
 		trails: map[string]*trail{}, objects: map[string][]byte{}, objMeta: map[string]object{}}
 	rand.Read(s.blobKey)

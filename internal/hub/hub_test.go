@@ -308,6 +308,56 @@ func TestObjectsTrailsSteps(t *testing.T) {
 	}
 }
 
+// A steps poll with the last ETag costs a 304 while the list is
+// unchanged, and a full answer once it changes.
+func TestStepsConditional(t *testing.T) {
+	_, u := newHub(t, Options{AutoTokens: map[string]string{"tok": "user1"}})
+	d, dev := register(t, u, map[string]string{"Pantahub-Devices-Auto-Token-V1": "tok"})
+	state := map[string]any{"#spec": "pantavisor-service-system@1"}
+	if r := dev.do("POST", "/trails/", nil, state, nil); r.StatusCode != 200 {
+		t.Fatalf("POST trail: %d", r.StatusCode)
+	}
+	r := dev.do("GET", "/trails/"+d.ID+"/steps", nil, nil, nil)
+	etag := r.Header.Get("ETag")
+	if r.StatusCode != 200 || etag == "" {
+		t.Fatalf("steps: %d, ETag %q", r.StatusCode, etag)
+	}
+	if r := dev.do("GET", "/trails/"+d.ID+"/steps", map[string]string{"If-None-Match": etag}, nil, nil); r.StatusCode != http.StatusNotModified {
+		t.Errorf("unchanged steps: %d, want 304", r.StatusCode)
+	}
+	user := login(t, u, "user1", "user1")
+	if r := user.do("POST", "/trails/"+d.ID+"/steps", nil, map[string]any{"rev": 1, "state": state}, nil); r.StatusCode != 200 {
+		t.Fatalf("POST step: %d", r.StatusCode)
+	}
+	var steps []struct{ Rev int }
+	if r := dev.do("GET", "/trails/"+d.ID+"/steps", map[string]string{"If-None-Match": etag}, nil, &steps); r.StatusCode != 200 || len(steps) != 1 {
+		t.Errorf("changed steps: %d %+v, want 200 with rev 1", r.StatusCode, steps)
+	}
+}
+
+// BlobBytesServed counts the bytes of signed downloads, ranges included.
+func TestBlobBytesServed(t *testing.T) {
+	s, u := newHub(t, Options{AutoTokens: map[string]string{"tok": "user1"}})
+	_, dev := register(t, u, map[string]string{"Pantahub-Devices-Auto-Token-V1": "tok"})
+	blob := bytes.Repeat([]byte("x"), 1000)
+	var put struct {
+		URL string `json:"signed-puturl"`
+	}
+	dev.do("POST", "/objects/", nil, map[string]string{"objectname": "b", "sha256sum": sha(blob), "size": "1000"}, &put)
+	if r := dev.do("PUT", put.URL, nil, blob, nil); r.StatusCode != 200 {
+		t.Fatalf("upload: %d", r.StatusCode)
+	}
+	var get struct {
+		URL string `json:"signed-geturl"`
+	}
+	dev.do("GET", "/objects/"+sha(blob), nil, nil, &get)
+	dev.do("GET", get.URL, map[string]string{"Range": "bytes=900-"}, nil, nil)
+	dev.do("GET", get.URL, nil, nil, nil)
+	if got := s.Stats().BlobBytesServed; got != 1100 {
+		t.Errorf("BlobBytesServed = %d, want 1100", got)
+	}
+}
+
 // The pvr side: .pvrremote points at the last step; objects go through the
 // step's objects endpoint; a post answers rev as a number and state-sha.
 func TestPvrRemote(t *testing.T) {

@@ -1,19 +1,29 @@
 package pantavisor
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
+	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/config"
+	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
 	"github.com/pantavisor/pantavisor-go/runtime/metadata"
+	"github.com/pantavisor/pantavisor-go/runtime/progress"
 	"github.com/pantavisor/pantavisor-go/runtime/remote"
+	"github.com/pantavisor/pantavisor-go/runtime/state"
+	"github.com/pantavisor/pantavisor-go/runtime/storage"
 )
 
 // hubClient is the running Pantacor Hub client. Only the FSM goroutine
@@ -60,6 +70,8 @@ func (d *Daemon) startRemote(ctx context.Context) {
 		PollInterval: d.conf.Duration(config.HubUpdaterInterval),
 		DeviceMeta:   d.devmeta.List,
 		UserMeta:     d.usrmeta.Replace,
+		Updates:      d.hubUpdates(),
+		DownloadDir:  filepath.Join(d.store.Root(), "tmp", "hub-downloads"),
 		Log:          d.log.With("sub", "remote"),
 	})
 	// The hook only signals (never blocks); the client pushes from its own
@@ -109,4 +121,76 @@ func hubHTTP(certsDir string, log *slog.Logger) *http.Client {
 		log.Info("remote: no certificates in PV_LIBTHHTTP_CERTSDIR, using the system's", "dir", certsDir)
 	}
 	return &http.Client{Transport: t, Timeout: 30 * time.Second}
+}
+
+// hubUpdates is the daemon's side of remote updates, or nil without an
+// updater. The Hub client stages a downloaded revision as PUT /steps does
+// (parse, signatures, nothing kept on a refusal) and queues it to the FSM
+// as LOCAL_RUN: the updater, run by the FSM goroutine only, stays the one
+// owner of update state; the client mirrors its progress file.
+func (d *Daemon) hubUpdates() remote.Updates {
+	if d.updater == nil {
+		return nil
+	}
+	return hubUpdates{d: d, steps: newStepsAPI(d.store, d.inUse, func(b []byte) (*state.State, error) {
+		rev, err := parseRevision("", b, d.mode == AppEngine)
+		if err != nil {
+			return nil, err
+		}
+		return rev.state, nil
+	}, d.verify)}
+}
+
+type hubUpdates struct {
+	d     *Daemon
+	steps stepsAPI
+}
+
+func (h hubUpdates) HasObject(sha string) bool { return h.d.store.HasObject(sha) }
+
+func (h hubUpdates) PutObject(sha, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if _, err := h.d.store.PutObjectSize(sha, fi.Size(), f); err != nil {
+		return err
+	}
+	h.d.objectUploaded()
+	return nil
+}
+
+// Stage stores the state; a state the parser or the signature check
+// refuses is WONTGO (steps.Put keeps nothing of it).
+func (h hubUpdates) Stage(rev string, st json.RawMessage) error {
+	if err := storage.ValidRevision(rev); err != nil {
+		return remote.WontGo(progress.MsgStateBadFormat, err)
+	}
+	err := h.steps.Put(rev, int64(len(st)), bytes.NewReader(st))
+	if errors.Is(err, ctrl.ErrBadState) || errors.Is(err, ctrl.ErrTooLarge) {
+		msg := progress.MsgStateBadFormat
+		if strings.HasPrefix(err.Error(), "Secureboot:") {
+			msg = progress.MsgSigFailed
+		}
+		return remote.WontGo(msg, err)
+	}
+	if err != nil {
+		return fmt.Errorf("stage %s: %w", rev, err)
+	}
+	return nil
+}
+
+// Run queues LOCAL_RUN rev to the FSM; a full queue is an error the
+// client retries.
+func (h hubUpdates) Run(rev string) error {
+	return h.d.Queue(command.Command{Op: command.OpLocalRun, Payload: rev})
+}
+
+func (h hubUpdates) Progress(rev string) (progress.Progress, error) {
+	return h.d.store.Progress(rev)
 }

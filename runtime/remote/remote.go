@@ -79,7 +79,12 @@ type Options struct {
 	PollInterval time.Duration
 	// IdleInterval is how often an idle device refreshes its token (10min).
 	IdleInterval time.Duration
-	Log          *slog.Logger
+	// Updates, when set, lets the device take remote updates: the idle
+	// client polls the Hub's steps every PollInterval.
+	Updates Updates
+	// DownloadDir keeps partial downloads across restarts (in storage).
+	DownloadDir string
+	Log         *slog.Logger
 }
 
 // Client runs the remote state machine.
@@ -96,6 +101,9 @@ type Client struct {
 	failures   int
 	pushed     map[string]string // device-meta the Hub has
 	userETag   string            // of the user-meta last applied
+	stepsETag  string            // of the last steps list with nothing to take
+	upd        *hubUpdate        // the remote update in flight
+	finished   map[string]bool   // revisions ended in this run
 
 	metaChanged chan struct{} // DeviceMetaChanged -> idle
 }
@@ -123,7 +131,7 @@ func New(o Options) *Client {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{o: o, metaChanged: make(chan struct{}, 1)}
+	c := &Client{o: o, metaChanged: make(chan struct{}, 1), finished: map[string]bool{}}
 	c.state.Store(StateInit)
 	return c
 }
@@ -208,8 +216,13 @@ func (c *Client) idle(ctx context.Context) error {
 	if c.o.UserMeta != nil {
 		poll = time.After(0)
 	}
+	var updates <-chan time.Time // steps, every PollInterval
+	if c.o.Updates != nil {
+		updates = time.After(0)
+	}
 	pending := c.o.DeviceMeta != nil // push once on reaching idle
 	c.failures = 0
+	updFailures := 0
 	for {
 		var retry <-chan time.Time
 		if pending {
@@ -236,6 +249,20 @@ func (c *Client) idle(ctx context.Context) error {
 				d = c.retryDelay(err)
 			}
 			poll = time.After(d)
+		case <-updates:
+			more, err := c.pollUpdate(ctx)
+			d := jitter(c.o.PollInterval)
+			switch {
+			case err != nil:
+				c.o.Log.Warn("remote update", "err", err)
+				updFailures++
+				d = backoff(c.o.RetryMin, c.o.RetryMax, updFailures)
+			case more:
+				updFailures, d = 0, 0
+			default:
+				updFailures = 0
+			}
+			updates = time.After(d)
 		case <-refresh.C:
 			err := c.refresh(ctx)
 			c.publish(boolMeta("pantahub.online", err == nil))
@@ -333,11 +360,16 @@ func (c *Client) retryDelay(err error) time.Duration {
 
 // backoff is RetryMin doubled per failure up to RetryMax, jittered.
 func (c *Client) backoff() time.Duration {
-	d := c.o.RetryMin
-	for i := 1; i < c.failures && d < c.o.RetryMax; i++ {
+	return backoff(c.o.RetryMin, c.o.RetryMax, c.failures)
+}
+
+// backoff is lo doubled per failure up to hi, jittered.
+func backoff(lo, hi time.Duration, failures int) time.Duration {
+	d := lo
+	for i := 1; i < failures && d < hi; i++ {
 		d *= 2
 	}
-	return jitter(min(d, c.o.RetryMax))
+	return jitter(min(d, hi))
 }
 
 // jitter spreads d over [d/2, d], so devices that lost the Hub together

@@ -1,0 +1,432 @@
+package remote
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/pantavisor/pantavisor-go/runtime/progress"
+)
+
+// fakeUpdates is the daemon's side: a directory of objects, and an
+// "updater" that walks a run revision to DONE.
+type fakeUpdates struct {
+	refuse  error // Stage's answer, when set
+	drop    int   // Run calls dropped without a trace (a refused LOCAL_RUN)
+	mu      sync.Mutex
+	staged  []string
+	ran     []string
+	prog    map[string]progress.Progress
+	objects map[string]bool
+}
+
+func newFakeUpdates(_ testing.TB, have []string) *fakeUpdates {
+	f := &fakeUpdates{prog: map[string]progress.Progress{}, objects: map[string]bool{}}
+	for _, sha := range have {
+		f.objects[sha] = true
+	}
+	return f
+}
+
+func (f *fakeUpdates) HasObject(sha string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.objects[sha]
+}
+
+func (f *fakeUpdates) PutObject(sha, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != sha {
+		return errors.New("bad checksum")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.objects[sha] = true
+	return nil
+}
+
+func (f *fakeUpdates) Stage(rev string, state json.RawMessage) error {
+	if f.refuse != nil {
+		return f.refuse
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.staged = append(f.staged, rev)
+	f.prog[rev] = progress.New(progress.StatusNew, progress.MsgReady)
+	return nil
+}
+
+// Run walks rev through INPROGRESS and TESTING to DONE, one status per
+// Progress read, so the client sees each of them.
+func (f *fakeUpdates) Run(rev string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ran = append(f.ran, rev)
+	if len(f.ran) <= f.drop {
+		return nil
+	}
+	f.prog[rev] = progress.New(progress.Inprogress, progress.MsgTrying)
+	return nil
+}
+
+func (f *fakeUpdates) Progress(rev string) (progress.Progress, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.prog[rev]
+	if !ok {
+		return p, fs.ErrNotExist
+	}
+	switch p.Status {
+	case progress.Inprogress:
+		f.prog[rev] = progress.New(progress.Testing, progress.MsgTestingNoReboot)
+	case progress.Testing:
+		f.prog[rev] = progress.New(progress.Done, progress.MsgDone)
+	}
+	return p, nil
+}
+
+func (f *fakeUpdates) counts() (staged, ran, objects int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.staged), len(f.ran), len(f.objects)
+}
+
+// updateLab is a claimed device, idle, with its fake daemon.
+type updateLab struct {
+	*lab
+	upd  *fakeUpdates
+	user func(method, p string, body any, out any) int
+	id   string
+	stop func()
+}
+
+func newUpdateLab(t *testing.T, wrap func(http.Handler) http.Handler) *updateLab {
+	l := newLabWith(t, map[string]string{"factorytok": "user1"}, wrap)
+	ul := &updateLab{lab: l, upd: newFakeUpdates(t, l.shas)}
+	ul.start()
+	l.await("idle", func() bool { return ul.c().State() == StateIdle })
+	ul.id = strings.TrimSpace(l.readRun("device-id"))
+	ul.user = l.user("user1")
+	return ul
+}
+
+var curClient atomic.Pointer[Client]
+
+func (ul *updateLab) c() *Client { return curClient.Load() }
+
+// start runs a new client (a daemon restart: credentials and partial
+// downloads are on disk).
+func (ul *updateLab) start() {
+	c := ul.client(map[string]string{"PH_FACTORY_AUTOTOK": "factorytok"})
+	c.o.Updates, c.o.DownloadDir = ul.upd, filepath.Join(ul.dir, "downloads")
+	curClient.Store(c)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	stopped := false
+	ul.stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	ul.t.Cleanup(func() { ul.stop() })
+}
+
+// post uploads content as a new object and posts rev 1 with it.
+func (ul *updateLab) post(content []byte) string {
+	ul.t.Helper()
+	sum := sha256.Sum256(content)
+	sha := hex.EncodeToString(sum[:])
+	var put struct {
+		URL string `json:"signed-puturl"`
+	}
+	if code := ul.user("POST", "/objects/", map[string]string{"objectname": "root.squashfs", "sha256sum": sha,
+		"size": fmt.Sprint(len(content))}, &put); code != 200 {
+		ul.t.Fatalf("post object: %d", code)
+	}
+	req, _ := http.NewRequest("PUT", put.URL, bytes.NewReader(content))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		ul.t.Fatalf("upload: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	var state map[string]any
+	json.Unmarshal(ul.state, &state)
+	state["app/root.squashfs"] = sha
+	if code := ul.user("POST", "/trails/"+ul.id+"/steps", map[string]any{"rev": 1, "commit-msg": "update",
+		"state": state}, nil); code != 200 {
+		ul.t.Fatalf("post step: %d", code)
+	}
+	return sha
+}
+
+func (ul *updateLab) hubStatus() string {
+	var st struct {
+		Progress struct {
+			Status string `json:"status"`
+			Msg    string `json:"status-msg"`
+		} `json:"progress"`
+	}
+	ul.user("GET", "/trails/"+ul.id+"/steps/1", nil, &st)
+	return st.Progress.Status
+}
+
+// progressLog records the statuses the device PUTs, in order.
+type progressLog struct {
+	mu       sync.Mutex
+	statuses []string
+}
+
+func (p *progressLog) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/progress") {
+			var b bytes.Buffer
+			b.ReadFrom(r.Body)
+			var pr struct {
+				Status string `json:"status"`
+			}
+			json.Unmarshal(b.Bytes(), &pr)
+			p.mu.Lock()
+			if n := len(p.statuses); n == 0 || p.statuses[n-1] != pr.Status {
+				p.statuses = append(p.statuses, pr.Status)
+			}
+			p.mu.Unlock()
+			r.Body = nopCloser{&b}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+type nopCloser struct{ *bytes.Buffer }
+
+func (nopCloser) Close() error { return nil }
+
+func (p *progressLog) list() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.statuses)
+}
+
+func TestRemoteUpdateToDone(t *testing.T) {
+	var log progressLog
+	ul := newUpdateLab(t, log.wrap)
+	sha := ul.post(bytes.Repeat([]byte("new root "), 10000))
+	ul.await("DONE on the hub", func() bool { return ul.hubStatus() == "DONE" })
+	want := []string{"QUEUED", "DOWNLOADING", "INPROGRESS", "TESTING", "DONE"}
+	if got := log.list(); !slices.Equal(got, want) {
+		t.Errorf("progress sent = %v, want %v", got, want)
+	}
+	if !ul.upd.HasObject(sha) {
+		t.Error("the new object was not stored")
+	}
+	if staged, ran, _ := ul.upd.counts(); staged != 1 || ran != 1 {
+		t.Errorf("staged %d, ran %d; want 1, 1", staged, ran)
+	}
+}
+
+// cutter drops the first object download after cut bytes, then refuses
+// downloads until allowed: the device keeps the partial file.
+type cutter struct {
+	cut     int64
+	cutDone chan struct{}
+	allowed atomic.Bool
+	once    sync.Once
+}
+
+type cutWriter struct {
+	http.ResponseWriter
+	left int64
+}
+
+func (w *cutWriter) Write(b []byte) (int, error) {
+	if int64(len(b)) > w.left {
+		n, _ := w.ResponseWriter.Write(b[:w.left])
+		w.left = 0
+		w.ResponseWriter.(http.Flusher).Flush()
+		return n, errors.New("cut")
+	}
+	w.left -= int64(len(b))
+	return w.ResponseWriter.Write(b)
+}
+
+func (c *cutter) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/local-s3/") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		first := false
+		c.once.Do(func() { first = true })
+		switch {
+		case first:
+			h.ServeHTTP(&cutWriter{ResponseWriter: w, left: c.cut}, r)
+			close(c.cutDone)
+			panic(http.ErrAbortHandler) // the connection drops mid-object
+		case !c.allowed.Load():
+			http.Error(w, "down", http.StatusServiceUnavailable)
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
+// A download cut mid-object and a restart of the client fetch only the
+// missing bytes: the Hub serves the object's size in total.
+func TestDownloadResumesAfterCutAndRestart(t *testing.T) {
+	cut := &cutter{cut: 300 << 10, cutDone: make(chan struct{})}
+	ul := newUpdateLab(t, cut.wrap)
+	content := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
+	sha := ul.post(content)
+	<-cut.cutDone
+	part := filepath.Join(ul.dir, "downloads", sha+".part")
+	// The device keeps what it received before the cut (the retries meet
+	// a Hub that refuses downloads), then the daemon restarts.
+	ul.await("the partial download", func() bool {
+		fi, err := os.Stat(part)
+		return err == nil && fi.Size() == cut.cut
+	})
+	ul.stop()
+	cut.allowed.Store(true)
+	ul.start()
+	ul.await("DONE on the hub", func() bool { return ul.hubStatus() == "DONE" })
+	if got := ul.hub.Stats().BlobBytesServed; got != int64(len(content)) {
+		t.Errorf("hub served %d bytes for a %d-byte object: the resume fetched more than the missing bytes", got, len(content))
+	}
+	if !ul.upd.HasObject(sha) {
+		t.Error("object not stored")
+	}
+	if _, err := os.Stat(part); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("partial left behind: %v", err)
+	}
+}
+
+// corrupt flips a byte of every object download.
+func corrupt(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/local-s3/") {
+			h.ServeHTTP(&flipWriter{ResponseWriter: w}, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+type flipWriter struct {
+	http.ResponseWriter
+	done bool
+}
+
+func (w *flipWriter) Write(b []byte) (int, error) {
+	if !w.done && len(b) > 0 {
+		b = slices.Clone(b)
+		b[0] ^= 0xff
+		w.done = true
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func TestBadObjectIsErrorAndNothingInstalled(t *testing.T) {
+	ul := newUpdateLab(t, corrupt)
+	sha := ul.post([]byte("an object the network corrupts"))
+	ul.await("ERROR on the hub", func() bool { return ul.hubStatus() == "ERROR" })
+	if staged, ran, _ := ul.upd.counts(); staged != 0 || ran != 0 || ul.upd.HasObject(sha) {
+		t.Errorf("staged %d, ran %d, object stored %v: nothing may be installed", staged, ran, ul.upd.HasObject(sha))
+	}
+	if _, err := os.Stat(filepath.Join(ul.dir, "downloads", sha+".part")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("bad partial kept: %v", err)
+	}
+}
+
+func TestBadSignatureIsWontGo(t *testing.T) {
+	ul := newUpdateLab(t, nil)
+	ul.upd.refuse = WontGo(progress.MsgSigFailed, errors.New("Secureboot: bad signature"))
+	ul.post([]byte("a signed object"))
+	ul.await("WONTGO on the hub", func() bool { return ul.hubStatus() == "WONTGO" })
+	var st struct {
+		Progress struct {
+			Msg string `json:"status-msg"`
+		} `json:"progress"`
+	}
+	ul.user("GET", "/trails/"+ul.id+"/steps/1", nil, &st)
+	if st.Progress.Msg != progress.MsgSigFailed {
+		t.Errorf("status-msg = %q, want %q", st.Progress.Msg, progress.MsgSigFailed)
+	}
+	if _, ran, _ := ul.upd.counts(); ran != 0 {
+		t.Errorf("a refused revision ran %d times", ran)
+	}
+	if _, err := os.Stat(filepath.Join(ul.dir, "downloads")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("downloads left after the update ended: %v", err)
+	}
+}
+
+// An idle device's steps polls are conditional: an unchanged list is a
+// body-less 304.
+func TestStepsPollIsConditional(t *testing.T) {
+	var full, notModified atomic.Int64
+	count := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/steps") {
+				rec := &statusRecorder{ResponseWriter: w}
+				h.ServeHTTP(rec, r)
+				if rec.code == http.StatusNotModified {
+					notModified.Add(1)
+				} else {
+					full.Add(1)
+				}
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
+	ul := newUpdateLab(t, count)
+	ul.await("20 polls", func() bool { return notModified.Load() >= 20 })
+	if n := full.Load(); n != 1 {
+		t.Errorf("%d full steps answers for an unchanged list, want 1", n)
+	}
+	_ = ul
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// A LOCAL_RUN the daemon dropped (its progress stays NEW) is queued
+// again, not waited for for ever.
+func TestDroppedRunIsQueuedAgain(t *testing.T) {
+	l := newLabWith(t, map[string]string{"factorytok": "user1"}, nil)
+	ul := &updateLab{lab: l, upd: newFakeUpdates(t, l.shas)}
+	ul.upd.drop = 1
+	ul.start()
+	l.await("idle", func() bool { return ul.c().State() == StateIdle })
+	ul.id = strings.TrimSpace(l.readRun("device-id"))
+	ul.user = l.user("user1")
+	ul.post([]byte("dropped once"))
+	ul.await("DONE on the hub", func() bool { return ul.hubStatus() == "DONE" })
+	if _, ran, _ := ul.upd.counts(); ran != 2 {
+		t.Errorf("ran %d times, want 2 (dropped, then queued again)", ran)
+	}
+}
