@@ -68,7 +68,7 @@ func (b *run) makeSBOM(ctx context.Context, pk *packages, bin *binaries) (*spdx.
 			return nil, "", err
 		}
 		d := sbom.Deb{Name: p.Name, Version: p.Version, Arch: p.Arch, SHA256: p.SHA256,
-			Source: strings.Fields(f["Source"] + " ")[0], Homepage: f["Homepage"],
+			Source: debSource(f["Source"], p.Name), Homepage: f["Homepage"],
 			Root: filepath.Join(b.o.Cache, "unpacked", p.SHA256)}
 		if p.Filename != "" {
 			d.DownloadLocation = strings.TrimSuffix(b.r.Debian.Mirror, "/") + "/" + p.Filename
@@ -88,6 +88,16 @@ func (b *run) makeSBOM(ctx context.Context, pk *packages, bin *binaries) (*spdx.
 		}
 	}
 	return doc, note, err
+}
+
+// debSource is a binary package's source package: the control file's
+// Source field without its version ("glibc (2.36-9)"), or the package's
+// own name when the field is absent (raspi-firmware, firmware-brcm80211).
+func debSource(field, name string) string {
+	if f := strings.Fields(field); len(f) > 0 {
+		return f[0]
+	}
+	return name
 }
 
 // sbomKey digests every input of the SBOM.
