@@ -7,6 +7,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -37,6 +38,9 @@ func ReadArchive(data []byte) ([]Member, error) {
 	raw, err := decompress(data)
 	if err != nil {
 		return nil, err
+	}
+	if !bytes.HasPrefix(raw, []byte("070701")) {
+		return nil, ErrNotArchive
 	}
 	recs, err := cpio.ReadAllRecords(cpio.Newc.Reader(bytes.NewReader(raw)))
 	if err != nil {
@@ -72,6 +76,10 @@ func ReadArchive(data []byte) ([]Member, error) {
 	}
 	return out, nil
 }
+
+// ErrNotArchive: the data decompresses to something other than a newc
+// cpio archive (rpiab's gzipped boot FAT image, bsp/pantavisor-rpi.img.gz).
+var ErrNotArchive = errors.New("sbom: not a cpio archive")
 
 func decompress(data []byte) ([]byte, error) {
 	var r io.Reader

@@ -138,7 +138,12 @@ func (g *gen) object(ctx context.Context, p, sha string) (*objectInfo, error) {
 	switch {
 	case data != nil:
 		info.Kind = "cpio"
-		if info.Members, err = ReadArchive(data); err != nil {
+		info.Members, err = ReadArchive(data)
+		if errors.Is(err, ErrNotArchive) {
+			// compressed but not an initrd (a gzipped FAT image): one file
+			info.Kind, info.Members, err = "", nil, nil
+		}
+		if err != nil {
 			return nil, err
 		}
 	case isSquashfs(p) && len(data) == 0 && fileSize(p) <= maxVolume:

@@ -2,10 +2,12 @@ package sbom
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -521,4 +523,16 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(filepath.Dir(p))
 	}
 	os.Exit(code)
+}
+
+// rpiab's BSP carries its boot FAT image gzipped: compressed, but no
+// initrd, so it is described as one file rather than failing the SBOM.
+func TestReadArchiveNotCpio(t *testing.T) {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte("\xebX\x90mkfs.fat\x00\x02"))
+	zw.Close()
+	if _, err := ReadArchive(gz.Bytes()); !errors.Is(err, ErrNotArchive) {
+		t.Errorf("ReadArchive(gzipped FAT) = %v, want ErrNotArchive", err)
+	}
 }
