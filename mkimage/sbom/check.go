@@ -150,6 +150,9 @@ func Coverage(doc *spdx.Document, storage string) error {
 			continue
 		}
 		members, err := ReadArchive(data)
+		if errors.Is(err, ErrNotArchive) {
+			continue // compressed, not an initrd: covered as one file above
+		}
 		if err != nil {
 			return fmt.Errorf("sbom: %s: %w", key, err)
 		}
