@@ -3,13 +3,13 @@ package app
 import (
 	"archive/tar"
 	"compress/gzip"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"sort"
+
+	"github.com/pantavisor/pantavisor-go/mkimage/trail"
 )
 
 // Export writes apps of a checkout as a pvr export tarball (gzip; json
@@ -26,7 +26,7 @@ func Export(dir string, names []string, w io.Writer) error {
 			doc[k] = v
 		}
 		for k, p := range e.Objects {
-			sha, err := fileSHA(p)
+			sha, err := trail.FileSHA(p)
 			if err != nil {
 				return fmt.Errorf("export %s: %w", k, err)
 			}
@@ -77,17 +77,4 @@ func addFile(tw *tar.Writer, name, p string) error {
 	}
 	_, err = io.Copy(tw, f)
 	return err
-}
-
-func fileSHA(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
