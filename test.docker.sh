@@ -168,6 +168,9 @@ ls | run | add)
 	[ "$cmd" = run ] && scripts/install-deps.sh test
 	mkdir -p .cache/pvtest
 	go build -o .cache/pvtest/pvtest ./runtime/cmd/pvtest
+	# one suite run per host at a time: runs from two checkouts would share
+	# LXC's cgroup names (lxc.monitor/<name>) and fail with ERANGE
+	[ "$cmd" = run ] && exec flock /run/pantavisor-suites.lock .cache/pvtest/pvtest "$cmd" "$@"
 	exec .cache/pvtest/pvtest "$cmd" "$@"
 	;;
 package)
