@@ -224,7 +224,7 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 		}
 		// -bios copies the file into the machine's flash (malta swaps
 		// its words on little-endian, as u-boot-swap.bin expects).
-		args = append(args, "-bios", o.Flash, "-nic", "user,restrict=on,model="+mach.NIC)
+		args = append(args, "-bios", o.Flash)
 	} else if o.Firmware == UBoot {
 		u, ok := UBootFirmware[a.Debian]
 		if !ok {
@@ -232,7 +232,16 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 		}
 		args = append(args, "-cpu", u.CPU, "-bios", u.Bios)
 	}
-	args = append(args, "-nic", userNIC(o))
+	model := ""
+	if o.Firmware == UBoot {
+		// virt machines have no NIC of their own: the one pv-network
+		// configures is virtio; malta's is its onboard PCnet
+		model = "virtio-net-pci"
+		if special {
+			model = mach.NIC
+		}
+	}
+	args = append(args, "-nic", userNIC(model, o.HostFwd))
 	cmd := exec.CommandContext(ctx, a.QEMU, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -311,21 +320,20 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 	return res, nil
 }
 
-// userNIC is the -nic option: virt machines (U-Boot) have no NIC of
-// their own (the one pv-network configures is virtio); forwards ride on
-// the user network, and the others keep the machine's default model.
+// userNIC is the -nic option: the machine's one NIC (model "" keeps the
+// machine's default) on QEMU's user network, with the forwards.
 // restrict=on keeps the guest off every address but QEMU's own DHCP and
 // the forwards: a booted image would otherwise try the Hub of its
 // pantahub.config (api.pantahub.com) through the host.
-func userNIC(o Options) string {
-	parts := []string{"restrict=on"}
-	if o.Firmware == UBoot {
-		parts = append(parts, "model=virtio-net-pci")
+func userNIC(model string, fwd []string) string {
+	parts := []string{"user", "restrict=on"}
+	if model != "" {
+		parts = append(parts, "model="+model)
 	}
-	for _, f := range o.HostFwd {
+	for _, f := range fwd {
 		parts = append(parts, "hostfwd="+f)
 	}
-	return strings.Join(append([]string{"user"}, parts...), ",")
+	return strings.Join(parts, ",")
 }
 
 // lockedWriter serialises the typist's writes with those of Do steps.

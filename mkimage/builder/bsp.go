@@ -78,7 +78,7 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	// through a temporary: an interrupted copy leaves no partial dst
-	tmp := dst + ".tmp"
+	tmp := cacheTemp(dst)
 	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fi.Mode().Perm())
 	if err != nil {
 		return err
@@ -120,7 +120,7 @@ func (b *run) cachedSquashfs(ctx context.Context, key, dir string, stage func() 
 	if err := stage(); err != nil {
 		return "", false, err
 	}
-	tmp := out + ".tmp"
+	tmp := cacheTemp(out)
 	if err := squashfs.Make(ctx, dir, tmp, squashfs.Options{Comp: b.r.Modules.Compression, Epoch: b.o.Epoch}); err != nil {
 		return "", false, err
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -45,7 +46,8 @@ func (b *run) writeArchive(t *initrd.Tree, compression, out string) (cached bool
 	if _, err := os.Stat(c); err == nil {
 		return true, copyFile(c, out)
 	}
-	f, err := os.Create(c + ".tmp")
+	tmp := cacheTemp(c)
+	f, err := os.Create(tmp)
 	if err != nil {
 		return false, err
 	}
@@ -56,7 +58,7 @@ func (b *run) writeArchive(t *initrd.Tree, compression, out string) (cached bool
 	if err := f.Close(); err != nil {
 		return false, err
 	}
-	if err := os.Rename(c+".tmp", c); err != nil {
+	if err := os.Rename(tmp, c); err != nil {
 		return false, err
 	}
 	return false, copyFile(c, out)
@@ -219,10 +221,11 @@ func writeStamp(p, key string, files map[string]string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(p+".tmp", data, 0o644); err != nil {
+	tmp := cacheTemp(p)
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
 		return err
 	}
-	return os.Rename(p+".tmp", p)
+	return os.Rename(tmp, p)
 }
 
 // cachedDepmod is initrd.Depmod of a kernel's module directory, cached in
@@ -260,8 +263,16 @@ func (b *run) cachedDepmod(moddir string) (*initrd.ModDep, []byte, error) {
 	if err := os.MkdirAll(filepath.Dir(c), 0o755); err != nil {
 		return nil, nil, err
 	}
-	if err := os.WriteFile(c+".tmp", text, 0o644); err != nil {
+	tmp := cacheTemp(c)
+	if err := os.WriteFile(tmp, text, 0o644); err != nil {
 		return nil, nil, err
 	}
-	return m, text, os.Rename(c+".tmp", c)
+	return m, text, os.Rename(tmp, c)
+}
+
+// cacheTemp is the temporary a cache entry p is written to before its
+// rename: one per process, so that builds of two targets sharing the cache
+// (test.docker.sh runs them side by side) never write the same file.
+func cacheTemp(p string) string {
+	return p + "." + strconv.Itoa(os.Getpid()) + ".tmp"
 }

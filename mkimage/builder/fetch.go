@@ -31,16 +31,30 @@ func (b *run) unpacked(ctx context.Context, p debpkg.Package) (string, error) {
 	if _, err := os.Stat(filepath.Join(dir, ".complete")); err == nil {
 		return dir, nil
 	}
-	os.RemoveAll(dir)
-	tmp := dir + ".tmp"
-	os.RemoveAll(tmp)
+	// Another build may unpack the same package now: each unpacks into its
+	// own temporary and the first rename wins.
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), filepath.Base(dir)+".tmp-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
 	if err := debpkg.Unpack(ctx, p.Path, tmp); err != nil {
 		return "", err
 	}
 	if err := os.WriteFile(filepath.Join(tmp, ".complete"), []byte(p.Name+"="+p.Version+"\n"), 0o644); err != nil {
 		return "", err
 	}
-	return dir, os.Rename(tmp, dir)
+	if err := os.Rename(tmp, dir); err != nil {
+		if fileExists(filepath.Join(dir, ".complete")) {
+			return dir, nil
+		}
+		// an interrupted unpack of an older build
+		os.RemoveAll(dir)
+		if err := os.Rename(tmp, dir); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
 }
 
 func (b *run) fetch(ctx context.Context) (*packages, string, error) {

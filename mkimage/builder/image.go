@@ -195,7 +195,8 @@ func (b *run) export() (string, error) {
 		if err := os.MkdirAll(filepath.Dir(c), 0o755); err != nil {
 			return "", err
 		}
-		f, err := os.Create(c + ".tmp")
+		tmp := cacheTemp(c)
+		f, err := os.Create(tmp)
 		if err != nil {
 			return "", err
 		}
@@ -206,7 +207,7 @@ func (b *run) export() (string, error) {
 		if err := f.Close(); err != nil {
 			return "", err
 		}
-		if err := os.Rename(c+".tmp", c); err != nil {
+		if err := os.Rename(tmp, c); err != nil {
 			return "", err
 		}
 	}
