@@ -155,12 +155,12 @@ var (
 	BootloaderMTDEnv            = def(keyDef{Name: "PV_BOOTLOADER_MTD_ENV", Aliases: al("bootloader.mtd_env"), Type: String, Default: "pv-env", Levels: pvLevels})
 	BootloaderMTDOnly           = def(keyDef{Name: "PV_BOOTLOADER_MTD_ONLY", Aliases: al("bootloader.mtd_only"), Type: Bool, Default: "0", Levels: pvLevels})
 	BootloaderType              = def(keyDef{Name: "PV_BOOTLOADER_TYPE", Aliases: al("bootloader.type"), Type: Enum, Default: "uboot", Enum: []string{"uboot", "uboot-pvk", "uboot-ab", "grub", "rpiab"}, Levels: pvLevels})
-	BootloaderUBootABAName      = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_A_NAME", Type: String, Default: "fitA", Levels: pvLevels, Todo: bootloader})
-	BootloaderUBootABBName      = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_B_NAME", Type: String, Default: "fitB", Levels: pvLevels, Todo: bootloader})
-	BootloaderUBootABEnvBakName = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_ENV_BAK_NAME", Type: String, Levels: pvLevels, Todo: bootloader})
-	BootloaderUBootABEnvName    = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_ENV_NAME", Type: String, Levels: pvLevels, Todo: bootloader})
-	BootloaderUBootABEnvOffset  = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_ENV_OFFSET", Type: Int, Default: "0", Levels: pvLevels, Todo: bootloader})
-	BootloaderUBootABEnvSize    = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_ENV_SIZE", Type: Int, Default: "0", Levels: pvLevels, Todo: bootloader})
+	BootloaderUBootABAName      = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_A_NAME", Type: String, Default: "fitA", Levels: pvLevels})
+	BootloaderUBootABBName      = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_B_NAME", Type: String, Default: "fitB", Levels: pvLevels})
+	BootloaderUBootABEnvBakName = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_ENV_BAK_NAME", Type: String, Levels: pvLevels})
+	BootloaderUBootABEnvName    = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_ENV_NAME", Type: String, Levels: pvLevels})
+	BootloaderUBootABEnvOffset  = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_ENV_OFFSET", Type: Int, Default: "0", Levels: pvLevels})
+	BootloaderUBootABEnvSize    = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_ENV_SIZE", Type: Int, Default: "0", Levels: pvLevels})
 )
 
 var (
