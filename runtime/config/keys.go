@@ -306,9 +306,9 @@ var (
 
 var (
 	// Watchdog.
-	WDTEnabled = def(keyDef{Name: "PV_WDT_ENABLED", Aliases: al("wdt.enabled"), Type: Bool, Default: "1", Levels: pvLevels, Todo: watchdog})
-	WDTMode    = def(keyDef{Name: "PV_WDT_MODE", Aliases: al("wdt.mode"), Type: Enum, Default: "shutdown", Enum: []string{"disabled", "shutdown", "startup", "always"}, Levels: pvLevels, Todo: watchdog})
-	WDTTimeout = def(keyDef{Name: "PV_WDT_TIMEOUT", Aliases: al("wdt.timeout"), Type: Duration, Default: "15", Levels: pvLevels, Todo: watchdog})
+	WDTEnabled = def(keyDef{Name: "PV_WDT_ENABLED", Aliases: al("wdt.enabled"), Type: Bool, Default: "1", Levels: pvLevels})
+	WDTMode    = def(keyDef{Name: "PV_WDT_MODE", Aliases: al("wdt.mode"), Type: Enum, Default: "shutdown", Enum: []string{"disabled", "shutdown", "startup", "always"}, Levels: pvLevels})
+	WDTTimeout = def(keyDef{Name: "PV_WDT_TIMEOUT", Aliases: al("wdt.timeout"), Type: Duration, Default: "15", Levels: pvLevels})
 )
 
 // sysctlKey is the template of the dynamic PV_SYSCTL_* keys (not applied
