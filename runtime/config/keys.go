@@ -151,7 +151,7 @@ var (
 
 var (
 	// Bootloader.
-	BootloaderFITConfig         = def(keyDef{Name: "PV_BOOTLOADER_FITCONFIG", Type: String, Levels: pvLevels, Todo: bootloader})
+	BootloaderFITConfig         = def(keyDef{Name: "PV_BOOTLOADER_FITCONFIG", Type: String, Levels: pvLevels})
 	BootloaderMTDEnv            = def(keyDef{Name: "PV_BOOTLOADER_MTD_ENV", Aliases: al("bootloader.mtd_env"), Type: String, Default: "pv-env", Levels: pvLevels})
 	BootloaderMTDOnly           = def(keyDef{Name: "PV_BOOTLOADER_MTD_ONLY", Aliases: al("bootloader.mtd_only"), Type: Bool, Default: "0", Levels: pvLevels})
 	BootloaderType              = def(keyDef{Name: "PV_BOOTLOADER_TYPE", Aliases: al("bootloader.type"), Type: Enum, Default: "uboot", Enum: []string{"uboot", "uboot-pvk", "uboot-ab", "grub", "rpiab"}, Levels: pvLevels})
@@ -283,7 +283,7 @@ var (
 	// System layout and init.
 	SystemAppArmorProfiles     = def(keyDef{Name: "PV_SYSTEM_APPARMOR_PROFILES", Aliases: al("system.apparmor.profiles"), Type: String, Levels: pvLevels, Todo: system})
 	SystemConfDir              = def(keyDef{Name: "PV_SYSTEM_CONFDIR", Aliases: al("system.confdir"), Type: String, Default: "/configs", Levels: pvLevels})
-	SystemDriversLoadEarlyAuto = def(keyDef{Name: "PV_SYSTEM_DRIVERS_LOAD_EARLY_AUTO", Aliases: al("system.drivers.load_early.auto"), Type: Bool, Default: "0", Levels: pvLevels, Todo: drivers})
+	SystemDriversLoadEarlyAuto = def(keyDef{Name: "PV_SYSTEM_DRIVERS_LOAD_EARLY_AUTO", Aliases: al("system.drivers.load_early.auto"), Type: Bool, Default: "0", Levels: pvLevels})
 	SystemEtcDir               = def(keyDef{Name: "PV_SYSTEM_ETCDIR", Aliases: al("system.etcdir"), Type: String, Default: "/etc", Levels: pvLevels})
 	SystemEtcPantavisorDir     = def(keyDef{Name: "PV_SYSTEM_ETCPANTAVISORDIR", Type: String, Default: "/etc/pantavisor", Levels: pvLevels})
 	SystemInitMode             = def(keyDef{Name: "PV_SYSTEM_INIT_MODE", Aliases: al("system.init.mode"), Type: Enum, Default: "embedded", Enum: []string{"embedded", "standalone", "appengine"}, Levels: pvLevels})

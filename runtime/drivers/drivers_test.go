@@ -17,7 +17,9 @@ type fakeKernel struct {
 	fail   map[string]bool
 }
 
-func newFakeKernel() *fakeKernel { return &fakeKernel{loaded: map[string]bool{}, fail: map[string]bool{}} }
+func newFakeKernel() *fakeKernel {
+	return &fakeKernel{loaded: map[string]bool{}, fail: map[string]bool{}}
+}
 
 func (k *fakeKernel) Load(mod, params string) error {
 	k.calls = append(k.calls, strings.TrimSpace("load "+mod+" "+params))
