@@ -58,7 +58,7 @@ func TestWatchdog(t *testing.T) {
 		t.Logf("healthy: up %s after the watchdog was seen active (%s timeout)", (res.Ended - res.Elapsed).Round(time.Second), timeout)
 	})
 	t.Run("hung", func(t *testing.T) {
-		res := boot(t, img, "cat /dev/vdb > /tmp/hang && chmod +x /tmp/hang && /tmp/hang &\n", "hang: pid 1 stopped", 3*timeout)
+		res := boot(t, img, "cat /dev/vdb > /tmp/hang && chmod +x /tmp/hang && /tmp/hang &\n", "hang: pid 1 stopped, all", 3*timeout)
 		if !res.Exited {
 			t.Fatalf("Pantavisor stopped: the machine still ran %s later\nconsole tail:\n%s", 3*timeout, tail(res.Console, 20))
 		}
