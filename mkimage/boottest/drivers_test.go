@@ -13,7 +13,8 @@ import (
 // (dummy, its numdummies parameter from user-meta) and "mon" (nlmon) —
 // and whose pv-mgmt requires "net" and lists "mon" as manual. On its try
 // boot: dummy is loaded with the user-meta parameter before pv-mgmt
-// starts, GET /drivers from pv-mgmt reports the real statuses, and
+// starts (numdummies=2 makes dummy0 and dummy1; its default is one),
+// GET /drivers from pv-mgmt reports the real statuses, and
 // PUT /drivers/mon/load|unload loads and unloads nlmon.
 func TestDrivers(t *testing.T) {
 	img, off := image(t)
@@ -61,7 +62,7 @@ func TestDrivers(t *testing.T) {
 		Expect: append(order, netLoaded),
 		Input: []Input{
 			{After: debugshell.Prompt, Keys: "d"},
-			{After: readyLine(rev), Keys: "echo drv-n=$(cat /sys/module/dummy/parameters/numdummies)\n" +
+			{After: readyLine(rev), Keys: "echo drv-n=$(ls /sys/class/net | grep -c '^dummy')\n" +
 				"pventer -c pv-mgmt pvcurl /drivers; echo\n" +
 				"pventer -c pv-mgmt pvcurl -f -X PUT /drivers/mon/load && echo drv-mon=$(cat /sys/module/nlmon/initstate)\n" +
 				"pventer -c pv-mgmt pvcurl /drivers; echo\n" +
