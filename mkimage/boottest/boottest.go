@@ -118,6 +118,12 @@ type Options struct {
 	// each step waits for its text on the console (after the previous
 	// step was typed) and then writes its keys to QEMU's standard input.
 	Input []Input
+	// Devices are more QEMU -device options ("i6300esb": a watchdog).
+	Devices []string
+	// Hold keeps the machine running this long once the marker and every
+	// Expect string were seen (default: 3 s), e.g. to see whether it
+	// resets by itself (Result.Exited).
+	Hold time.Duration
 	// HostFwd are QEMU user-network forwards ("tcp:127.0.0.1:8080-:80"):
 	// host ports that reach the guest's services.
 	HostFwd []string
@@ -147,6 +153,10 @@ type Result struct {
 	// Init is the time from starting QEMU to the kernel running /init
 	// (zero when the kernel did not print InitLine).
 	Init time.Duration
+	// Exited: QEMU ended by itself (a power-off, or a reset under
+	// -no-reboot) rather than being stopped by Boot; Ended is when.
+	Exited bool
+	Ended  time.Duration
 	// Seen maps each Expect string to the time it first appeared.
 	Seen    map[string]time.Duration
 	Console string
@@ -242,6 +252,9 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 		}
 	}
 	args = append(args, "-nic", userNIC(model, o.HostFwd))
+	for _, d := range o.Devices {
+		args = append(args, "-device", d)
+	}
 	cmd := exec.CommandContext(ctx, a.QEMU, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -262,7 +275,11 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 	// A probe init powers off by itself; a real daemon keeps running:
 	// stop the machine shortly after everything awaited was seen.
 	var once sync.Once
-	stop := func() { once.Do(func() { time.AfterFunc(3*time.Second, cancel) }) }
+	hold := o.Hold
+	if hold == 0 {
+		hold = 3 * time.Second
+	}
+	stop := func() { once.Do(func() { time.AfterFunc(hold, cancel) }) }
 	var console bytes.Buffer
 	var mu sync.Mutex
 	done := make(chan struct{})
@@ -304,6 +321,7 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 	}()
 	<-done
 	werr := cmd.Wait()
+	res.Ended, res.Exited = time.Since(start), ctx.Err() == nil
 	res.Console = console.String()
 	if res.MarkerLine == "" || !strings.HasPrefix(res.MarkerLine, o.Marker) {
 		return res, fmt.Errorf("boottest: %s boot of %s: %w (qemu: %v; last line %q)", o.Firmware, filepath.Base(o.Image), ErrNoMarker, werr, lastLine(res.Console))

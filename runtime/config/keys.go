@@ -151,16 +151,16 @@ var (
 
 var (
 	// Bootloader.
-	BootloaderFITConfig         = def(keyDef{Name: "PV_BOOTLOADER_FITCONFIG", Type: String, Levels: pvLevels, Todo: bootloader})
+	BootloaderFITConfig         = def(keyDef{Name: "PV_BOOTLOADER_FITCONFIG", Type: String, Levels: pvLevels})
 	BootloaderMTDEnv            = def(keyDef{Name: "PV_BOOTLOADER_MTD_ENV", Aliases: al("bootloader.mtd_env"), Type: String, Default: "pv-env", Levels: pvLevels})
 	BootloaderMTDOnly           = def(keyDef{Name: "PV_BOOTLOADER_MTD_ONLY", Aliases: al("bootloader.mtd_only"), Type: Bool, Default: "0", Levels: pvLevels})
 	BootloaderType              = def(keyDef{Name: "PV_BOOTLOADER_TYPE", Aliases: al("bootloader.type"), Type: Enum, Default: "uboot", Enum: []string{"uboot", "uboot-pvk", "uboot-ab", "grub", "rpiab"}, Levels: pvLevels})
-	BootloaderUBootABAName      = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_A_NAME", Type: String, Default: "fitA", Levels: pvLevels, Todo: bootloader})
-	BootloaderUBootABBName      = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_B_NAME", Type: String, Default: "fitB", Levels: pvLevels, Todo: bootloader})
-	BootloaderUBootABEnvBakName = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_ENV_BAK_NAME", Type: String, Levels: pvLevels, Todo: bootloader})
-	BootloaderUBootABEnvName    = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_ENV_NAME", Type: String, Levels: pvLevels, Todo: bootloader})
-	BootloaderUBootABEnvOffset  = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_ENV_OFFSET", Type: Int, Default: "0", Levels: pvLevels, Todo: bootloader})
-	BootloaderUBootABEnvSize    = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_ENV_SIZE", Type: Int, Default: "0", Levels: pvLevels, Todo: bootloader})
+	BootloaderUBootABAName      = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_A_NAME", Type: String, Default: "fitA", Levels: pvLevels})
+	BootloaderUBootABBName      = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_B_NAME", Type: String, Default: "fitB", Levels: pvLevels})
+	BootloaderUBootABEnvBakName = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_ENV_BAK_NAME", Type: String, Levels: pvLevels})
+	BootloaderUBootABEnvName    = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_ENV_NAME", Type: String, Levels: pvLevels})
+	BootloaderUBootABEnvOffset  = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_ENV_OFFSET", Type: Int, Default: "0", Levels: pvLevels})
+	BootloaderUBootABEnvSize    = def(keyDef{Name: "PV_BOOTLOADER_UBOOTAB_ENV_SIZE", Type: Int, Default: "0", Levels: pvLevels})
 )
 
 var (
@@ -283,7 +283,7 @@ var (
 	// System layout and init.
 	SystemAppArmorProfiles     = def(keyDef{Name: "PV_SYSTEM_APPARMOR_PROFILES", Aliases: al("system.apparmor.profiles"), Type: String, Levels: pvLevels, Todo: system})
 	SystemConfDir              = def(keyDef{Name: "PV_SYSTEM_CONFDIR", Aliases: al("system.confdir"), Type: String, Default: "/configs", Levels: pvLevels})
-	SystemDriversLoadEarlyAuto = def(keyDef{Name: "PV_SYSTEM_DRIVERS_LOAD_EARLY_AUTO", Aliases: al("system.drivers.load_early.auto"), Type: Bool, Default: "0", Levels: pvLevels, Todo: drivers})
+	SystemDriversLoadEarlyAuto = def(keyDef{Name: "PV_SYSTEM_DRIVERS_LOAD_EARLY_AUTO", Aliases: al("system.drivers.load_early.auto"), Type: Bool, Default: "0", Levels: pvLevels})
 	SystemEtcDir               = def(keyDef{Name: "PV_SYSTEM_ETCDIR", Aliases: al("system.etcdir"), Type: String, Default: "/etc", Levels: pvLevels})
 	SystemEtcPantavisorDir     = def(keyDef{Name: "PV_SYSTEM_ETCPANTAVISORDIR", Type: String, Default: "/etc/pantavisor", Levels: pvLevels})
 	SystemInitMode             = def(keyDef{Name: "PV_SYSTEM_INIT_MODE", Aliases: al("system.init.mode"), Type: Enum, Default: "embedded", Enum: []string{"embedded", "standalone", "appengine"}, Levels: pvLevels})
@@ -306,9 +306,9 @@ var (
 
 var (
 	// Watchdog.
-	WDTEnabled = def(keyDef{Name: "PV_WDT_ENABLED", Aliases: al("wdt.enabled"), Type: Bool, Default: "1", Levels: pvLevels, Todo: watchdog})
-	WDTMode    = def(keyDef{Name: "PV_WDT_MODE", Aliases: al("wdt.mode"), Type: Enum, Default: "shutdown", Enum: []string{"disabled", "shutdown", "startup", "always"}, Levels: pvLevels, Todo: watchdog})
-	WDTTimeout = def(keyDef{Name: "PV_WDT_TIMEOUT", Aliases: al("wdt.timeout"), Type: Duration, Default: "15", Levels: pvLevels, Todo: watchdog})
+	WDTEnabled = def(keyDef{Name: "PV_WDT_ENABLED", Aliases: al("wdt.enabled"), Type: Bool, Default: "1", Levels: pvLevels})
+	WDTMode    = def(keyDef{Name: "PV_WDT_MODE", Aliases: al("wdt.mode"), Type: Enum, Default: "shutdown", Enum: []string{"disabled", "shutdown", "startup", "always"}, Levels: pvLevels})
+	WDTTimeout = def(keyDef{Name: "PV_WDT_TIMEOUT", Aliases: al("wdt.timeout"), Type: Duration, Default: "15", Levels: pvLevels})
 )
 
 // sysctlKey is the template of the dynamic PV_SYSCTL_* keys (not applied

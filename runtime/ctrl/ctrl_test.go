@@ -237,7 +237,9 @@ func TestCallerIdentity(t *testing.T) {
 		{"0::/lxc/admin\n", "GET", "/buildinfo", 200},
 		{"0::/lxc/admin-3\n", "GET", "/buildinfo", 200},
 		{"0::/lxc/app\n", "GET", "/buildinfo", 403},
-		{"0::/lxc/app\n", "POST", "/signal", 501}, // any caller; no backend yet
+		{"0::/lxc/app\n", "POST", "/signal", 501},           // any caller; no backend yet
+		{"0::/lxc/app\n", "PUT", "/drivers/wifi/load", 403}, // managed drivers: mgmt only
+		{"0::/lxc/app\n", "GET", "/drivers", 403},
 		{"0::/lxc/stranger\n", "GET", "/buildinfo", 500},
 		// Issue 11, defect 2: exact names first, and "_pv_" is no platform.
 		{"0::/lxc/alpha-7\n", "GET", "/buildinfo", 403},

@@ -243,3 +243,21 @@ func (l *Loader) modaliases() []string {
 	sort.Strings(out)
 	return out
 }
+
+// Loaded reports whether the module (or every module the alias stands
+// for) is in the kernel; a built-in module is.
+func (l *Loader) Loaded(name string) bool {
+	mods, builtin, err := l.idx.Lookup(name)
+	if err != nil {
+		return l.loaded(Name(name))
+	}
+	if builtin {
+		return true
+	}
+	for _, m := range mods {
+		if !l.loaded(m) {
+			return false
+		}
+	}
+	return len(mods) > 0
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pantavisor/pantavisor-go/runtime/drivers"
 	"io"
 	"log/slog"
 	"os"
@@ -51,6 +52,8 @@ type Containers struct {
 	timeout func() int // PV_UPDATER_GOALS_TIMEOUT seconds
 	devmeta *metadata.Store
 	logs    consoleSubscriber
+	drivers *drivers.Manager
+	drvSecs []string
 
 	changed chan struct{}
 	reqs    chan func()  // run by the supervisor
@@ -132,6 +135,11 @@ type ContainersOptions struct {
 	// GoalsTimeout returns the default group timeout in seconds.
 	GoalsTimeout func() int
 	Log          *slog.Logger
+	// Drivers loads the managed drivers containers reference; nil: none
+	// (GET /drivers reports them UNKNOWN, loads fail). DriverSections
+	// are the board's sections of bsp/drivers.json (drivers.Sections).
+	Drivers        *drivers.Manager
+	DriverSections []string
 }
 
 // NewContainers returns a container manager; Load gives it a revision.
@@ -143,7 +151,7 @@ func NewContainers(o ContainersOptions) *Containers {
 		o.Clock = platform.SystemClock{}
 	}
 	m := &Containers{log: o.Log, paths: o.Paths, clock: o.Clock, timeout: o.GoalsTimeout,
-		devmeta: o.DevMeta, logs: o.Logs, changed: make(chan struct{}, 1), last: map[string]string{},
+		devmeta: o.DevMeta, logs: o.Logs, drivers: o.Drivers, drvSecs: o.DriverSections, changed: make(chan struct{}, 1), last: map[string]string{},
 		reqs: make(chan func()), done: make(chan jobDone), lanes: map[string]*lane{}}
 	m.snap.Store(&snapshot{})
 	go m.run()
@@ -269,6 +277,7 @@ func containersFromEnv(env Env) *Containers {
 	}
 	o := ContainersOptions{Paths: paths, Clock: env.Clock, DevMeta: env.DevMeta, Log: env.Log,
 		GoalsTimeout: func() int { return int(c.Duration(config.UpdaterGoalsTimeout).Seconds()) }}
+	o.Drivers, o.DriverSections = driverManager(env, paths.KernelRelease), drivers.Sections(env.Cmdline, c.Get(config.BootloaderFITConfig))
 	if logs != nil {
 		o.Logs = logs
 	}
@@ -304,6 +313,10 @@ func (m *Containers) build(rev string, st *state.State) (*platform.Engine, *plat
 		return nil, nil, err
 	}
 	h := platform.NewHost(m.log, m.paths, st, rev)
+	if m.drivers != nil {
+		m.drivers.SetRevision(st.Drivers(), m.drvSecs)
+		h.Drivers = m.drivers
+	}
 	if m.logs != nil {
 		logs := m.logs
 		h.Console = func(name string, f *os.File) { logs.Subscribe(f, name, "lxc/console.log", logserver.Info) }
@@ -875,39 +888,82 @@ func (m *Containers) signal(plat, typ string) error {
 	return nil
 }
 
-// containerDrivers implements ctrl.Drivers over the loaded revision
-// (GET /drivers for the caller). Loading modules is not implemented:
-// every driver reports UNKNOWN.
+// driverManager is the managed drivers of a daemon: modules come from
+// the BSP's modules squashfs on /lib/modules/<release> (embedded mode;
+// App Engine loads none into its host's kernel), parameters from user
+// and device metadata.
+func driverManager(env Env, release string) *drivers.Manager {
+	o := drivers.Options{Log: env.Log}
+	if env.Mode == Embedded && release != "" {
+		o.Kernel = drivers.Kmod(filepath.Join("/lib/modules", release), "/sys", env.Log)
+	}
+	o.Meta = func(kind, key string) (string, bool) {
+		s := env.UsrMeta
+		if kind == "device-meta" {
+			s = env.DevMeta
+		}
+		if s == nil {
+			return "", false
+		}
+		v, ok := s.Get(key)
+		return string(v), ok
+	}
+	return drivers.New(o)
+}
+
+// containerDrivers implements ctrl.Drivers over the loaded revision: the
+// caller's drivers, loaded and unloaded through the drivers manager.
 type containerDrivers struct{ m *Containers }
 
 // Drivers implements PlatformManager: the /drivers backend.
 func (m *Containers) Drivers() ctrl.Drivers { return containerDrivers{m} }
 
-// Drivers lists the drivers plat references.
-func (d containerDrivers) Drivers(plat string) ([]ctrl.Driver, error) {
+// refs returns the drivers plat references in the loaded revision.
+func (d containerDrivers) refs(plat string) (state.DriverRefs, bool, error) {
 	st := d.m.snap.Load().st
 	if st == nil {
-		return nil, ctrl.Errorf(ctrl.ErrInternal, "State not loaded yet")
+		return state.DriverRefs{}, false, ctrl.Errorf(ctrl.ErrInternal, "State not loaded yet")
 	}
 	p := st.Platform(plat)
 	if p == nil {
-		return nil, nil
+		return state.DriverRefs{}, false, nil
+	}
+	return p.Drivers, true, nil
+}
+
+// Drivers lists the drivers plat references with their real status.
+func (d containerDrivers) Drivers(plat string) ([]ctrl.Driver, error) {
+	refs, ok, err := d.refs(plat)
+	if err != nil || !ok {
+		return nil, err
+	}
+	mgr := d.m.drivers
+	if mgr == nil {
+		mgr = drivers.New(drivers.Options{}) // no aliases: UNKNOWN
 	}
 	var out []ctrl.Driver
-	for _, l := range []struct {
-		typ   string
-		names []string
-	}{{"REQUIRED", p.Drivers.Required}, {"OPTIONAL", p.Drivers.Optional}, {"MANUAL", p.Drivers.Manual}} {
-		for _, n := range l.names {
-			out = append(out, ctrl.Driver{Name: n, Type: l.typ, Status: "UNKNOWN"})
-		}
+	for _, s := range mgr.Status(refs) {
+		out = append(out, ctrl.Driver{Name: s.Name, Type: s.Type, Status: s.Status})
 	}
 	return out, nil
 }
 
-// Load refuses: loading modules is not implemented.
-func (containerDrivers) Load(plat, name string, load bool) error {
-	return ctrl.Errorf(ctrl.ErrNotImplemented, "driver loading not implemented")
+// Load loads or unloads the manual drivers of plat (name "" = all).
+func (d containerDrivers) Load(plat, name string, load bool) error {
+	refs, ok, err := d.refs(plat)
+	if err != nil {
+		return err
+	}
+	if !ok || d.m.drivers == nil {
+		return ctrl.Errorf(ctrl.ErrNotFound, "Driver not found")
+	}
+	if err := d.m.drivers.Manual(plat, refs, name, load); err != nil {
+		if errors.Is(err, drivers.ErrNotManual) {
+			return ctrl.Errorf(ctrl.ErrNotFound, "Driver not found")
+		}
+		return ctrl.Errorf(ctrl.ErrInvalid, "%s", err.Error())
+	}
+	return nil
 }
 
 func secondsDuration(n int) time.Duration { return time.Duration(n) * time.Second }

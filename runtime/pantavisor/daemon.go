@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pantavisor/pantavisor-go/runtime/watchdog"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -56,6 +57,8 @@ type Daemon struct {
 	binds []string // bind mounts to undo on shutdown
 
 	shell *debugShell // console debug shell (embedded PID 1), nil when off
+
+	wdt *watchdog.Watchdog // PV_WDT_MODE; nil before INIT read the config
 
 	hub *hubClient // the Pantacor Hub client in remote mode (owned by the FSM goroutine)
 
@@ -172,6 +175,7 @@ func (d *Daemon) init(ctx context.Context) error {
 		d.runDir = "/run/pantavisor/pv"
 	}
 	d.root = filepath.Clean(c.Get(config.StorageMntPoint))
+	d.startWatchdog()
 	if d.opt.Prepare != nil {
 		if err := d.opt.Prepare(ctx, d.mode, c.Get); err != nil {
 			return fmt.Errorf("prepare %s: %w", d.mode, err)
@@ -530,5 +534,27 @@ func (d *Daemon) publishDevmeta() {
 	kvs = append(kvs, metadata.KV{Key: "pantavisor.state", Value: []byte(d.State().String())})
 	if err := d.devmeta.Publish(kvs); err != nil {
 		d.log.Warn("devmeta", "err", err)
+	}
+}
+
+// startWatchdog applies PV_WDT_MODE (INIT): the embedded daemon drives
+// /dev/watchdog, App Engine none unless Options.Watchdog names one.
+func (d *Daemon) startWatchdog() {
+	open := d.opt.Watchdog
+	if open == nil && d.mode == Embedded {
+		open = watchdog.OpenDevice("/dev/watchdog")
+	}
+	mode, err := watchdog.ParseMode(d.conf.Get(config.WDTMode))
+	if err != nil || !d.conf.Bool(config.WDTEnabled) || open == nil {
+		mode = watchdog.Disabled
+	}
+	d.wdt = watchdog.New(mode, d.conf.Duration(config.WDTTimeout), open, d.log)
+	d.wdt.Start()
+}
+
+// petWatchdog is the FSM's kick (a no-op before INIT).
+func (d *Daemon) petWatchdog() {
+	if d.wdt != nil {
+		d.wdt.Pet()
 	}
 }

@@ -139,6 +139,7 @@ func (d *Daemon) holdReboot(exit Exit) {
 			deadline = until()
 			s.sh.Say("debug shell: %s deferred until %s", what, deadline.Format(time.TimeOnly))
 		case <-d.clock.After(BlockTick):
+			d.petWatchdog() // BLOCK_REBOOT is an FSM state: its ticks pet as WAIT's do
 			if timeout > 0 && !d.clock.Now().Before(deadline) {
 				s.sh.Say("debug shell: %s: waited %s, closing the shell", what, timeout)
 				d.log.Warn("debug shell: hold timed out: closing it", "timeout", timeout)

@@ -88,6 +88,7 @@ func (d *Daemon) Run(ctx context.Context) (Exit, error) {
 	s := StateInit
 	for {
 		d.setState(s)
+		d.petWatchdog() // a hung FSM resets the board (PV_WDT_MODE)
 		switch s {
 		case StateInit:
 			if err := d.init(ctx); err != nil {
@@ -104,6 +105,7 @@ func (d *Daemon) Run(ctx context.Context) (Exit, error) {
 				break
 			}
 			d.setState(StateWait)
+			d.wdt.Running()
 			d.publishDevmeta()
 			d.startRemote(ctx)
 			close(d.ready)
@@ -178,7 +180,9 @@ func (d *Daemon) run() error {
 	} else if err := d.factory(); err != nil {
 		return err
 	}
+	d.petWatchdog()
 	d.mountBSP(rev.state)
+	d.petWatchdog()
 	if d.platforms != nil {
 		if err := d.platforms.Load(d.rev, rev.state); err != nil {
 			err = fmt.Errorf("platforms: %w", err)
@@ -390,6 +394,11 @@ func (d *Daemon) Queue(c command.Command) error {
 // embedded mode reboot the machine. Appengine just returns (exit status).
 func (d *Daemon) finish(ctx context.Context, exit Exit) {
 	d.log.Info("shutting down", "poweroff", exit == ExitPoweroff)
+	// Armed until the machine resets: a hang from here on resets it.
+	d.wdt.Shutdown()
+	if d.mode != Embedded || d.opt.SystemReboot == nil {
+		defer d.wdt.Stop() // only the daemon ends: disarm (magic close)
+	}
 	d.stopRemote()
 	if p := d.platforms; p != nil {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*stopGrace)
@@ -398,8 +407,10 @@ func (d *Daemon) finish(ctx context.Context, exit Exit) {
 		}
 		cancel()
 	}
+	d.petWatchdog()
 	d.shutdown()
 	syscall.Sync()
+	d.petWatchdog()
 	if d.mode == Embedded && d.opt.SystemReboot != nil {
 		if err := d.opt.SystemReboot(exit == ExitPoweroff); err != nil {
 			d.log.Error("reboot", "err", err)

@@ -31,6 +31,7 @@ package pantavisor
 import (
 	"context"
 	"fmt"
+	"github.com/pantavisor/pantavisor-go/runtime/watchdog"
 	"io"
 	"log/slog"
 	"net/http"
@@ -224,6 +225,9 @@ type Options struct {
 	Prepare func(ctx context.Context, mode Mode, get func(config.Key) string) error
 	// SystemReboot reboots or powers off the machine (embedded only).
 	SystemReboot func(poweroff bool) error
+	// Watchdog opens the watchdog device PV_WDT_MODE drives; nil is
+	// /dev/watchdog in embedded mode and none in App Engine mode.
+	Watchdog watchdog.Opener
 	// SSHAddr is the debug ssh server's address (PV_DEBUG_SSH); "" is
 	// sshd.DefaultAddr, :8222.
 	SSHAddr string

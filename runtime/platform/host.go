@@ -13,6 +13,13 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/volume"
 )
 
+// Drivers holds the managed drivers of containers (runtime/drivers). Its
+// methods block on the kernel; jobs call them off the Host's goroutine.
+type Drivers interface {
+	Ensure(platform string, refs state.DriverRefs) error
+	Release(platform string)
+}
+
 // Exit tells that the init of a container Host started has exited.
 type Exit struct {
 	Platform  string
@@ -37,6 +44,10 @@ type Host struct {
 	// a pidfd of init (nil when LXC gave none; OnStart closes it) and a
 	// channel closed when it exits (file loggers follow it).
 	OnStart func(platform string, pid int, pidfd *os.File, done <-chan struct{})
+	// Drivers, when set, loads a platform's required and optional managed
+	// drivers before its container starts (a failure fails the start)
+	// and releases them once it stopped.
+	Drivers Drivers
 
 	mounts  map[string]*volume.Set
 	running map[string]*lxc.Container
@@ -99,6 +110,8 @@ type Job struct {
 	c       *lxc.Container
 	set     *volume.Set
 	target  string // export mount point
+	drivers Drivers
+	refs    state.DriverRefs
 	err     error
 }
 
@@ -125,7 +138,7 @@ func (h *Host) BeginExit(x Exit) *Job {
 	}
 	delete(h.running, x.Platform)
 	h.unexport(x.Platform)
-	return &Job{Action: Action{Kind: Stop, Platform: x.Platform}, exit: true, log: h.log, c: x.container}
+	return &Job{Action: Action{Kind: Stop, Platform: x.Platform}, exit: true, log: h.log, c: x.container, drivers: h.Drivers}
 }
 
 // Do performs a and reports the outcome to e. It returns follow-up actions
@@ -156,6 +169,7 @@ func (h *Host) Begin(e *Engine, a Action) (*Job, []Action) {
 		j.err = h.prepareStart(e, j)
 	case Stop:
 		h.unexport(a.Platform)
+		j.drivers = h.Drivers
 		j.c = h.running[a.Platform]
 		delete(h.running, a.Platform)
 	case Unmount:
@@ -177,6 +191,7 @@ func (h *Host) prepareStart(e *Engine, j *Job) error {
 		return err
 	}
 	j.spec = h.paths.LXC(p, info.Group, h.rev)
+	j.drivers, j.refs = h.Drivers, p.Drivers
 	if h.IPAM != nil {
 		if j.spec.Net, err = h.IPAM.Assign(p.Name, p.Network); err != nil {
 			return err
@@ -197,10 +212,19 @@ func (j *Job) Run(ctx context.Context) {
 	switch {
 	case j.exit:
 		_ = j.c.Stop(context.Background()) // release liblxc state
+		j.releaseDrivers()
 	case j.Action.Kind == Mount:
 		j.set, j.err = volume.MountPlatform(j.log, j.layout, j.vol)
 	case j.Action.Kind == Start:
-		if j.c, j.err = lxc.Start(ctx, j.log, j.spec); j.err == nil && j.exports != "" {
+		if j.drivers != nil {
+			if j.err = j.drivers.Ensure(name, j.refs); j.err != nil {
+				j.releaseDrivers() // the optional ones it loaded
+				return
+			}
+		}
+		if j.c, j.err = lxc.Start(ctx, j.log, j.spec); j.err != nil {
+			j.releaseDrivers()
+		} else if j.exports != "" {
 			var err error
 			if j.target, err = exportRoot(j.exports, j.spec.LXCPath, name); err != nil {
 				j.log.Warn("export", "platform", name, "err", err)
@@ -210,10 +234,19 @@ func (j *Job) Run(ctx context.Context) {
 		if j.c != nil {
 			j.err = j.c.Stop(ctx)
 		}
+		j.releaseDrivers()
 	case j.Action.Kind == Unmount:
 		if j.set != nil {
 			j.err = j.set.Unmount()
 		}
+	}
+}
+
+// releaseDrivers drops the platform's driver holds (unloading what no
+// other container needs).
+func (j *Job) releaseDrivers() {
+	if j.drivers != nil {
+		j.drivers.Release(j.Action.Platform)
 	}
 }
 

@@ -39,6 +39,9 @@ func prepareFor(log *slog.Logger) func(context.Context, pantavisor.Mode, func(co
 		}
 		// the kernel file systems are mounted already (pid1Mounts)
 		loadInitrdModules(log)
+		if get(config.SystemDriversLoadEarlyAuto) == "1" {
+			loadEarly(log, get(config.StorageFSType))
+		}
 		modprobePath(log, "/")
 		go embedded.Reap(ctx, log)
 		dev := get(config.StorageDevice)
@@ -107,6 +110,35 @@ func loadInitrdModules(log *slog.Logger) {
 		log.Warn("modules", "err", err)
 	}
 	log.Info(fmt.Sprintf("kmod: initrd loaded %d modules", len(loaded)))
+}
+
+// loadEarly is PV_SYSTEM_DRIVERS_LOAD_EARLY_AUTO: before storage is
+// mounted, the storage file system's module and the drivers of the
+// devices present (coldplug) from the initrd's modules, as upstream's
+// modprobe of PV_STORAGE_FSTYPE and "mdev -s".
+func loadEarly(log *slog.Logger, fstype string) {
+	rel, err := embedded.KernelRelease()
+	if err != nil {
+		log.Warn("early drivers", "err", err)
+		return
+	}
+	idx, err := kmod.Open(filepath.Join("/lib/modules", rel))
+	if err != nil {
+		log.Warn("early drivers", "err", err)
+		return
+	}
+	l := kmod.NewLoader(idx, log)
+	l.UseCmdline(procCmdline())
+	if fstype != "" {
+		if _, err := l.Probe("fs-"+fstype, "", false); err != nil {
+			log.Warn("early drivers: storage file system", "fstype", fstype, "err", err)
+		}
+	}
+	loaded, err := l.Coldplug()
+	if err != nil {
+		log.Warn("early drivers: coldplug", "err", err) // the initrd lacks some: expected
+	}
+	log.Info(fmt.Sprintf("kmod: early coldplug loaded %d modules", len(loaded)))
 }
 
 // modprobePath points the kernel's request_module at the modprobe applet

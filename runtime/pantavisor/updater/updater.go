@@ -13,6 +13,7 @@ package updater
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/pantavisor/pantavisor-go/runtime/bootloader"
 	"github.com/pantavisor/pantavisor-go/runtime/command"
@@ -25,15 +26,27 @@ import (
 
 // openBootloader opens the boot loader PV_BOOTLOADER_TYPE names.
 func openBootloader(env pantavisor.Env) (*bootloader.Bootloader, error) {
-	c := env.Config
-	return bootloader.Open(bootloader.Options{
+	return bootloader.Open(bootloaderOptions(env.Config, env.Storage.Root(), env.Cmdline, env.Log))
+}
+
+// bootloaderOptions maps the PV_BOOTLOADER_* keys to the backend's options.
+func bootloaderOptions(c *config.Config, storage, cmdline string, log *slog.Logger) bootloader.Options {
+	return bootloader.Options{
 		Type:    c.Get(config.BootloaderType),
-		Storage: env.Storage.Root(),
-		Cmdline: env.Cmdline,
+		Storage: storage,
+		Cmdline: cmdline,
 		MTDEnv:  c.Get(config.BootloaderMTDEnv),
 		MTDOnly: c.Bool(config.BootloaderMTDOnly),
-		Log:     env.Log,
-	})
+		UbootAB: bootloader.UbootABOptions{
+			AName:      c.Get(config.BootloaderUBootABAName),
+			BName:      c.Get(config.BootloaderUBootABBName),
+			EnvName:    c.Get(config.BootloaderUBootABEnvName),
+			EnvBakName: c.Get(config.BootloaderUBootABEnvBakName),
+			EnvOffset:  int64(c.Int(config.BootloaderUBootABEnvOffset)),
+			EnvSize:    int64(c.Int(config.BootloaderUBootABEnvSize)),
+		},
+		Log: log,
+	}
 }
 
 // Booted is an Options.Booted: the revision the boot loader booted and
