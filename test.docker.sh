@@ -4,7 +4,7 @@
 #   ./test.docker.sh                 install dependencies, vet, run every Go test under -race
 #                                    (unit, fuzz seeds, real LXC), every App Engine suite and
 #                                    the image tests of x64-uefi, arm64-qemu, arm-qemu,
-#                                    malta-qemu, rpi64ab and rpi (two at a time)
+#                                    malta-qemu, rpi64ab and rpi (three at a time)
 #   ./test.docker.sh install-deps    install the Debian packages the tests need
 #   ./test.docker.sh go [pkgs...]    run the Go tests only (default ./...)
 #   ./test.docker.sh image [target]  build the image (default x64-uefi), rebuild it with no
@@ -139,17 +139,19 @@ imagetest() {
 	PV_TEST_EXPECT=$expect PV_TEST_MARKER=$marker PV_TEST_IMAGE=$PWD/$img go test -count=1 -v -timeout 30m "${run[@]}" ./mkimage/boottest/
 }
 
-# imagelanes runs the image tests of every bootable target in two lanes
-# side by side: most of an image test is one QEMU thread, and this machine
-# class has two cores. Targets of one Debian architecture share a lane
-# (their builds share the package index of that architecture). Each line
-# is prefixed with its target; the first failure ends its lane, the other
-# lane finishes, and the result is a failure.
+# imagelanes runs the image tests of every bootable target in three lanes
+# side by side: most of an image test is one QEMU thread (TCG, one vCPU),
+# often waiting on its guest. Lanes are balanced by their time alone
+# (about 20 minutes each). Each line is prefixed with its target; the
+# first failure ends its lane, the others finish, and the result is a
+# failure.
 imagelanes() {
 	local rc=0 pids=()
-	lane x64-uefi malta-qemu &
+	lane x64-uefi &
 	pids+=($!)
-	lane arm64-qemu rpi64ab arm-qemu rpi &
+	lane malta-qemu arm-qemu &
+	pids+=($!)
+	lane arm64-qemu rpi64ab rpi &
 	pids+=($!)
 	for p in "${pids[@]}"; do wait "$p" || rc=1; done
 	return $rc

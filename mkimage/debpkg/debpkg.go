@@ -86,7 +86,11 @@ func New(o Options) (*Archive, error) {
 		return nil, fmt.Errorf("debpkg: %w", err)
 	}
 	o.Cache = abs
-	a := &Archive{o: o, aptDir: filepath.Join(o.Cache, "apt", o.Suite+"-"+o.Arch)}
+	// one apt state per archive view: two targets of one architecture with
+	// other components (rpi's non-free-firmware) must not rewrite each
+	// other's sources.list and lists, even when they build side by side
+	view := sha256.Sum256([]byte(strings.Join(append([]string{o.Mirror, o.Keyring}, o.Components...), "\x00")))
+	a := &Archive{o: o, aptDir: filepath.Join(o.Cache, "apt", o.Suite+"-"+o.Arch+"-"+hex.EncodeToString(view[:4]))}
 	for _, d := range []string{"lists/partial", "archives/partial", "etc/preferences.d", "etc/sources.list.d", "etc/apt.conf.d"} {
 		if err := os.MkdirAll(filepath.Join(a.aptDir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("debpkg: %w", err)
