@@ -233,9 +233,9 @@ var (
 	LXCExtraConf = def(keyDef{Name: "PV_LXC_EXTRA_CONF", Type: String, Levels: pvLevels})
 
 	// Container network bridge.
-	NetBrAddress4 = def(keyDef{Name: "PV_NET_BRADDRESS4", Aliases: al("net.braddress4"), Type: String, Default: "10.0.3.1", Levels: pvLevels | oem, Todo: network})
-	NetBrDev      = def(keyDef{Name: "PV_NET_BRDEV", Aliases: al("net.brdev"), Type: String, Default: "lxcbr0", Levels: pvLevels | oem, Todo: network})
-	NetBrMask4    = def(keyDef{Name: "PV_NET_BRMASK4", Aliases: al("net.brmask4"), Type: String, Default: "255.255.255.0", Levels: pvLevels | oem, Todo: network})
+	NetBrAddress4 = def(keyDef{Name: "PV_NET_BRADDRESS4", Aliases: al("net.braddress4"), Type: String, Default: "10.0.3.1", Levels: pvLevels | oem})
+	NetBrDev      = def(keyDef{Name: "PV_NET_BRDEV", Aliases: al("net.brdev"), Type: String, Default: "lxcbr0", Levels: pvLevels | oem})
+	NetBrMask4    = def(keyDef{Name: "PV_NET_BRMASK4", Aliases: al("net.brmask4"), Type: String, Default: "255.255.255.0", Levels: pvLevels | oem})
 )
 
 var (

@@ -179,6 +179,7 @@ func (d *Daemon) init(ctx context.Context) error {
 	}
 	d.log.Info("init", "mode", d.mode, "storage", d.root, "run", d.runDir, "rev", d.rev, "try", d.try)
 	d.startDebugShell(ctx)
+	d.containerBridge()
 
 	if d.store, err = storage.Open(d.root); err != nil {
 		return fmt.Errorf("storage: %w", err)

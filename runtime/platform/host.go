@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/pantavisor/pantavisor-go/runtime/network"
 	"github.com/pantavisor/pantavisor-go/runtime/platform/lxc"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 	"github.com/pantavisor/pantavisor-go/runtime/volume"
@@ -95,7 +96,8 @@ type Job struct {
 	layout  volume.Layout
 	vol     volume.Platform
 	spec    lxc.Spec
-	exports string // Paths.Exports of an exporter
+	exports string      // Paths.Exports of an exporter
+	pool    *state.Pool // network pool to set up before the start
 	c       *lxc.Container
 	set     *volume.Set
 	target  string // export mount point
@@ -181,6 +183,12 @@ func (h *Host) prepareStart(e *Engine, j *Job) error {
 		if j.spec.Net, err = h.IPAM.Assign(p.Name, p.Network); err != nil {
 			return err
 		}
+		if j.spec.Net != nil {
+			pool, _ := h.IPAM.Pool(p.Network.Pool)
+			j.pool = &pool
+		}
+	} else if p.Network != nil && p.Network.Mode == "pool" {
+		return fmt.Errorf("%s: network mode pool: no IPAM (device.json network.pools)", p.Name)
 	}
 	if p.Exports {
 		j.exports = h.paths.Exports
@@ -200,6 +208,13 @@ func (j *Job) Run(ctx context.Context) {
 	case j.Action.Kind == Mount:
 		j.set, j.err = volume.MountPlatform(j.log, j.layout, j.vol)
 	case j.Action.Kind == Start:
+		if j.pool != nil {
+			// Idempotent: the bridge and NAT of the pool, made by the
+			// first member to start (and remade if something removed them).
+			if j.err = network.Setup(*j.pool); j.err != nil {
+				return
+			}
+		}
 		if j.c, j.err = lxc.Start(ctx, j.log, j.spec); j.err == nil && j.exports != "" {
 			var err error
 			if j.target, err = exportRoot(j.exports, j.spec.LXCPath, name); err != nil {
