@@ -257,6 +257,7 @@ func containersFromEnv(env Env) *Containers {
 		AppEngine:   env.Mode == AppEngine,
 		NoAutodev:   c.Bool(config.DisableAutodev),
 		HooksDir:    filepath.Join(c.Get(config.SystemLibDir), "pv", "hooks_lxc-mount.d"),
+		MediaDir:    mediaDir(env.Mode, c, env.RunDir),
 	}
 	// Exporters show their root file system in /exports/<plat> (under the
 	// run dir in appengine mode, to keep the host's / alone).

@@ -17,6 +17,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+	"github.com/pantavisor/pantavisor-go/runtime/disk"
 	"github.com/pantavisor/pantavisor-go/runtime/logserver"
 	"github.com/pantavisor/pantavisor-go/runtime/metadata"
 	"github.com/pantavisor/pantavisor-go/runtime/signature"
@@ -37,6 +38,7 @@ type Daemon struct {
 	store   *storage.Storage
 	usrmeta *metadata.Store
 	devmeta *metadata.Store
+	disks   *disk.Set // device.json disks that are up
 	logs    LogServer
 	ln      net.Listener
 	srv     *http.Server

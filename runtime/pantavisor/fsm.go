@@ -180,7 +180,11 @@ func (d *Daemon) run() error {
 	}
 	d.mountBSP(rev.state)
 	if d.platforms != nil {
-		if err := d.platforms.Load(d.rev, rev.state); err != nil {
+		err := d.mountDisks(rev.state)
+		if err == nil {
+			err = d.platforms.Load(d.rev, rev.state)
+		}
+		if err != nil {
 			err = fmt.Errorf("platforms: %w", err)
 			if d.updater != nil {
 				d.updater.ContainerFailed(err) // records ERROR in the update's progress
@@ -429,4 +433,5 @@ func (d *Daemon) shutdown() {
 		}
 	}
 	d.binds = nil
+	d.closeDisks()
 }

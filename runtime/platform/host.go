@@ -152,7 +152,7 @@ func (h *Host) Begin(e *Engine, a Action) (*Job, []Action) {
 	case Mount:
 		var p *state.Platform
 		if p, j.err = h.platform(a.Platform); j.err == nil {
-			j.layout, j.vol = h.paths.Layout(), h.paths.Volume(p, h.rev)
+			j.layout, j.vol = h.paths.Layout(), h.paths.Volume(p, h.rev, h.st.Device())
 		}
 	case Start:
 		j.err = h.prepareStart(e, j)
