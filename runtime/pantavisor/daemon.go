@@ -38,7 +38,8 @@ type Daemon struct {
 	store   *storage.Storage
 	usrmeta *metadata.Store
 	devmeta *metadata.Store
-	disks   *disk.Set // device.json disks that are up
+	disks   *disk.Set       // device.json disks that are up
+	metaOn  map[string]bool // pv--usrmeta/pv--devmeta moved onto their disk
 	logs    LogServer
 	ln      net.Listener
 	srv     *http.Server
