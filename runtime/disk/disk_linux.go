@@ -1,11 +1,13 @@
 package disk
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pantavisor/pantavisor-go/runtime/internal/atomicfile"
+	"github.com/pantavisor/pantavisor-go/runtime/kmod"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 	"github.com/pantavisor/pantavisor-go/runtime/volume"
 )
@@ -40,6 +43,15 @@ func hardwareMissing(d *state.Disk, hw, node, devDir string) error {
 	return fmt.Errorf("%w: %s keys (caam-keygen/dcp-tool) are not handled by this build", ErrUnsupported, hw)
 }
 
+// loadModules asks for kernel modules a disk type needs when the kernel
+// has them as modules (Debian's: dm_mod, dm_crypt, zram); built-in or
+// missing ones are not an error here: the device's own error follows.
+func loadModules(names ...string) {
+	for _, n := range names {
+		_ = kmod.Modprobe(context.Background(), []string{"-q", n}, nil, io.Discard, io.Discard)
+	}
+}
+
 // Versatile crypt disks: plain dm-crypt, aes-cbc-essiv:sha256 with a
 // 256-bit key, as upstream's "cryptsetup open --type plain -s 256".
 const versatileCipher = "aes-cbc-essiv:sha256"
@@ -50,6 +62,9 @@ func (s *Set) cryptVersatile(d *state.Disk) (*mounted, error) {
 	cp, err := ParseCryptPath(d.Path)
 	if err != nil {
 		return nil, err
+	}
+	if !exists(filepath.Join(s.env.DevDir, dmControl)) {
+		loadModules("dm_mod", "dm_crypt")
 	}
 	dir := filepath.Dir(cp.Image)
 	keyFile := filepath.Join(dir, cp.Key+".txt")
@@ -239,6 +254,9 @@ func zramDevice(d *state.Disk, devDir string) (int, string, error) {
 		if k != "disksize" && k != "comp_algorithm" && k != "mem_limit" {
 			return 0, "", fmt.Errorf("provision_ops %q: %w: unknown option %q", d.ProvisionOps, ErrBadDisk, k)
 		}
+	}
+	if !exists(zramControl) {
+		loadModules("zram")
 	}
 	raw, err := os.ReadFile(zramControl + "/hot_add")
 	if err != nil {
