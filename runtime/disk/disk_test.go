@@ -209,8 +209,8 @@ func TestZramSwap(t *testing.T) {
 func TestCryptVersatile(t *testing.T) {
 	testenv.NeedRoot(t, "device-mapper")
 	if misc, _ := os.ReadFile("/proc/misc"); !strings.Contains(string(misc), "device-mapper") {
-		// Not an install step: the kernel lacks CONFIG_BLK_DEV_DM. The
-		// x64-uefi boot test covers dm-crypt on Debian's kernel.
+		// Not an install step: the kernel lacks CONFIG_BLK_DEV_DM;
+		// TestCryptInVM covers dm-crypt on Debian's kernel.
 		t.Skip("skipping: this kernel has no device-mapper")
 	}
 	storage := t.TempDir()
