@@ -278,3 +278,18 @@ func FuzzProvisionOps(f *testing.F) {
 		}
 	})
 }
+
+func FuzzMountOptions(f *testing.F) {
+	f.Add("MS_NOATIME,MS_NOSUID")
+	f.Add("noatime nodev,,ro")
+	f.Fuzz(func(t *testing.T, s string) {
+		fl, err := MountOptions(s)
+		if err != nil {
+			return
+		}
+		const all = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x80 | 0x400 | 0x800 | 0x200000 | 0x1000000 | 0x2000000
+		if fl&^all != 0 {
+			t.Fatalf("MountOptions(%q) = %#x: a flag outside the table", s, fl)
+		}
+	})
+}

@@ -134,3 +134,31 @@ func TestBridgeAndNAT(t *testing.T) {
 		}
 	})
 }
+
+func FuzzMaskPrefix(f *testing.F) {
+	f.Add("10.0.3.1", "255.255.255.0")
+	f.Add("10.0.3.1", "255.0.255.0")
+	f.Add("::1", "ffff::")
+	f.Fuzz(func(t *testing.T, addr, mask string) {
+		p, err := MaskPrefix(addr, mask)
+		if err != nil {
+			return
+		}
+		if !p.IsValid() || !p.Addr().Is4() || p.Bits() < 0 || p.Bits() > 32 {
+			t.Fatalf("MaskPrefix(%q, %q) = %v", addr, mask, p)
+		}
+	})
+}
+
+func FuzzValidIfName(f *testing.F) {
+	f.Add("lxcbr0")
+	f.Add(`br"; flush ruleset`)
+	f.Fuzz(func(t *testing.T, name string) {
+		if ValidIfName(name) != nil {
+			return
+		}
+		if strings.ContainsAny(name, "\"\\ \n;{}/") || len(name) > 15 {
+			t.Fatalf("ValidIfName(%q) accepted it", name)
+		}
+	})
+}
