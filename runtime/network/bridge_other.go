@@ -14,3 +14,5 @@ func Bridge(name string, addr netip.Prefix) error { return errNotLinux }
 
 // DeleteBridge fails outside Linux.
 func DeleteBridge(name string) error { return errNotLinux }
+
+func bridge(name string, addr netip.Prefix) (bool, error) { return false, errNotLinux }

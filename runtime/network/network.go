@@ -56,21 +56,32 @@ func GatewayPrefix(p state.Pool) netip.Prefix {
 
 // Setup makes the bridge of pool p with its gateway address and, when p
 // asks for NAT, turns forwarding on and masquerades the subnet on every
-// interface but the bridge.
-func Setup(p state.Pool) error {
-	if err := Bridge(p.Bridge, GatewayPrefix(p)); err != nil {
-		return fmt.Errorf("network pool %s: %w", p.Name, err)
+// interface but the bridge. created tells whether the bridge was made
+// here (Teardown removes only such bridges).
+func Setup(p state.Pool) (created bool, err error) {
+	if created, err = bridge(p.Bridge, GatewayPrefix(p)); err != nil {
+		return created, fmt.Errorf("network pool %s: %w", p.Name, err)
 	}
 	if !p.NAT {
-		return nil
+		return created, nil
 	}
 	if err := Forwarding(); err != nil {
-		return fmt.Errorf("network pool %s: %w", p.Name, err)
+		return created, fmt.Errorf("network pool %s: %w", p.Name, err)
 	}
 	if err := Masquerade(p.Bridge, p.Subnet); err != nil {
-		return fmt.Errorf("network pool %s: %w", p.Name, err)
+		return created, fmt.Errorf("network pool %s: %w", p.Name, err)
 	}
-	return nil
+	return created, nil
+}
+
+// Teardown undoes Setup of a pool whose bridge Setup created: its NAT
+// table and the bridge.
+func Teardown(p state.Pool) error {
+	err := Unmasquerade(p.Bridge)
+	if derr := DeleteBridge(p.Bridge); derr != nil {
+		err = errors.Join(err, derr)
+	}
+	return err
 }
 
 // forwardPath is the IPv4 forwarding switch.

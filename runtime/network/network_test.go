@@ -93,8 +93,9 @@ func TestBridgeAndNAT(t *testing.T) {
 	inNewNetns(t, func() {
 		p := state.Pool{Name: "int", Bridge: "pvtest0", Subnet: netip.MustParsePrefix("10.77.0.0/24"), NAT: true}
 		for i := 0; i < 2; i++ { // idempotent
-			if err := Setup(p); err != nil {
-				t.Errorf("Setup() #%d error = %v", i, err)
+			created, err := Setup(p)
+			if err != nil || created != (i == 0) {
+				t.Errorf("Setup() #%d = %v, %v, want created only the first time", i, created, err)
 				return
 			}
 		}

@@ -41,7 +41,8 @@ type Host struct {
 
 	mounts  map[string]*volume.Set
 	running map[string]*lxc.Container
-	exports map[string]string // platform → export mount point
+	made    map[string]state.Pool // pool bridges Host made, by bridge
+	exports map[string]string     // platform → export mount point
 	exits   chan Exit
 }
 
@@ -51,12 +52,20 @@ func NewHost(log *slog.Logger, paths Paths, st *state.State, rev string) *Host {
 		log = slog.Default()
 	}
 	return &Host{log: log, paths: paths, st: st, rev: rev,
-		mounts: map[string]*volume.Set{}, running: map[string]*lxc.Container{}, exports: map[string]string{}, exits: make(chan Exit, 16)}
+		mounts: map[string]*volume.Set{}, running: map[string]*lxc.Container{}, exports: map[string]string{}, exits: make(chan Exit, 16),
+		made: map[string]state.Pool{}}
 }
 
 // ShareExits makes h deliver its exits on old's channel, so containers
-// adopted from old keep reporting theirs. Call it before h starts any.
-func (h *Host) ShareExits(old *Host) { h.exits = old.exits }
+// adopted from old keep reporting theirs, and take over the pool bridges
+// old made. Call it before h starts any.
+func (h *Host) ShareExits(old *Host) {
+	h.exits = old.exits
+	for b, p := range old.made {
+		h.made[b] = p
+	}
+	clear(old.made)
+}
 
 // Adopt moves the running container of name, its volumes and export from
 // old to h and returns its init pid; ok is false when old runs no such
@@ -98,6 +107,7 @@ type Job struct {
 	spec    lxc.Spec
 	exports string      // Paths.Exports of an exporter
 	pool    *state.Pool // network pool to set up before the start
+	made    bool        // the start made the pool's bridge
 	c       *lxc.Container
 	set     *volume.Set
 	target  string // export mount point
@@ -211,7 +221,7 @@ func (j *Job) Run(ctx context.Context) {
 		if j.pool != nil {
 			// Idempotent: the bridge and NAT of the pool, made by the
 			// first member to start (and remade if something removed them).
-			if j.err = network.Setup(*j.pool); j.err != nil {
+			if j.made, j.err = network.Setup(*j.pool); j.err != nil {
 				return
 			}
 		}
@@ -247,6 +257,9 @@ func (h *Host) End(e *Engine, j *Job) ([]Action, error) {
 		h.mounts[name] = j.set
 		return nil, e.Mounted(name)
 	case j.Action.Kind == Start:
+		if j.made {
+			h.made[j.pool.Bridge] = *j.pool
+		}
 		if j.err != nil {
 			h.log.Error("start failed", "platform", name, "err", j.err)
 			return e.Failed(name, j.err)
@@ -306,7 +319,8 @@ func (h *Host) unexport(name string) {
 }
 
 // Close stops every container and unmounts every volume Host still holds,
-// without telling any engine (daemon shutdown).
+// and removes the pool bridges (with their NAT) it made, without telling
+// any engine (daemon shutdown).
 func (h *Host) Close(ctx context.Context) error {
 	var errs []error
 	for name := range h.exports {
@@ -321,6 +335,14 @@ func (h *Host) Close(ctx context.Context) error {
 	for name, set := range h.mounts {
 		delete(h.mounts, name)
 		if err := set.Unmount(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// The pool bridges and NAT tables made here go with the containers
+	// (in App Engine they would stay on the host).
+	for b, p := range h.made {
+		delete(h.made, b)
+		if err := network.Teardown(p); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -184,4 +184,11 @@ func TestPoolNetwork(t *testing.T) {
 			h.Do(ctx, e, m)
 		}
 	}
+	// The bridge Host made goes with it.
+	if err := h.Close(ctx); err != nil {
+		t.Errorf("Close() error = %v", err)
+	}
+	if out, err := exec.Command("ip", "link", "show", "pvtbr0").CombinedOutput(); err == nil {
+		t.Errorf("bridge left after Close: %s", out)
+	}
 }
