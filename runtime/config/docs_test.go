@@ -23,6 +23,8 @@ var keyNotes = map[string]string{
 	"PV_DISK_EXPORTSDIR":            "containers export to /exports (the run dir in App Engine mode)",
 	"PV_LOG_MAXSIZE":                "file loggers keep 2 MiB, or run.json `logs[].maxsize`",
 	"PV_LXC_EXTRA_CONF":             "upstream a pvr build argument of one container; here also device-wide, lines separated by `;`",
+	"PV_NET_BRDEV":                  "the bridge (with PV_NET_BRADDRESS4/PV_NET_BRMASK4) is made when Pantavisor is PID 1, not in App Engine; device.json `network.pools` make their own bridges",
+	"PV_SYSTEM_MEDIADIR":            "crypt disks mount on `<dir>/pv/dmcrypt/<name>`; App Engine default: `<run dir>/media`",
 	"PV_SYSCTL_KERNEL_CORE_PATTERN": "stands for every `PV_SYSCTL_*` / `sysctl.*` key: the daemon does not apply sysctls yet",
 }
 

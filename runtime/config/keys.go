@@ -233,9 +233,9 @@ var (
 	LXCExtraConf = def(keyDef{Name: "PV_LXC_EXTRA_CONF", Type: String, Levels: pvLevels})
 
 	// Container network bridge.
-	NetBrAddress4 = def(keyDef{Name: "PV_NET_BRADDRESS4", Aliases: al("net.braddress4"), Type: String, Default: "10.0.3.1", Levels: pvLevels | oem, Todo: network})
-	NetBrDev      = def(keyDef{Name: "PV_NET_BRDEV", Aliases: al("net.brdev"), Type: String, Default: "lxcbr0", Levels: pvLevels | oem, Todo: network})
-	NetBrMask4    = def(keyDef{Name: "PV_NET_BRMASK4", Aliases: al("net.brmask4"), Type: String, Default: "255.255.255.0", Levels: pvLevels | oem, Todo: network})
+	NetBrAddress4 = def(keyDef{Name: "PV_NET_BRADDRESS4", Aliases: al("net.braddress4"), Type: String, Default: "10.0.3.1", Levels: pvLevels | oem})
+	NetBrDev      = def(keyDef{Name: "PV_NET_BRDEV", Aliases: al("net.brdev"), Type: String, Default: "lxcbr0", Levels: pvLevels | oem})
+	NetBrMask4    = def(keyDef{Name: "PV_NET_BRMASK4", Aliases: al("net.brmask4"), Type: String, Default: "255.255.255.0", Levels: pvLevels | oem})
 )
 
 var (
@@ -288,7 +288,7 @@ var (
 	SystemEtcPantavisorDir     = def(keyDef{Name: "PV_SYSTEM_ETCPANTAVISORDIR", Type: String, Default: "/etc/pantavisor", Levels: pvLevels})
 	SystemInitMode             = def(keyDef{Name: "PV_SYSTEM_INIT_MODE", Aliases: al("system.init.mode"), Type: Enum, Default: "embedded", Enum: []string{"embedded", "standalone", "appengine"}, Levels: pvLevels})
 	SystemLibDir               = def(keyDef{Name: "PV_SYSTEM_LIBDIR", Aliases: al("system.libdir"), Type: String, Default: "/lib", Levels: pvLevels})
-	SystemMediaDir             = def(keyDef{Name: "PV_SYSTEM_MEDIADIR", Aliases: al("system.mediadir"), Type: String, Default: "/media", Levels: pvLevels, Todo: system})
+	SystemMediaDir             = def(keyDef{Name: "PV_SYSTEM_MEDIADIR", Aliases: al("system.mediadir"), Type: String, Default: "/media", Levels: pvLevels})
 	SystemMountSecurityFS      = def(keyDef{Name: "PV_SYSTEM_MOUNT_SECURITYFS", Aliases: al("system.mount.securityfs"), Type: Bool, Default: "0", Levels: pvLevels, Todo: system})
 	SystemRunDir               = def(keyDef{Name: "PV_SYSTEM_RUNDIR", Aliases: al("system.rundir"), Type: String, Default: "/pv", Levels: pvLevels})
 	SystemUsrDir               = def(keyDef{Name: "PV_SYSTEM_USRDIR", Type: String, Default: "/usr", Levels: pvLevels, Todo: system})

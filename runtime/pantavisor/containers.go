@@ -54,6 +54,7 @@ type Containers struct {
 	logs    consoleSubscriber
 	drivers *drivers.Manager
 	drvSecs []string
+	ipam    *platform.IPAM // owned by the supervisor
 
 	changed chan struct{}
 	reqs    chan func()  // run by the supervisor
@@ -140,6 +141,9 @@ type ContainersOptions struct {
 	// are the board's sections of bsp/drivers.json (drivers.Sections).
 	Drivers        *drivers.Manager
 	DriverSections []string
+	// IPAMLeases is the file the addresses of network pool members are
+	// kept in across restarts ("" = kept in memory only).
+	IPAMLeases string
 }
 
 // NewContainers returns a container manager; Load gives it a revision.
@@ -153,6 +157,12 @@ func NewContainers(o ContainersOptions) *Containers {
 	m := &Containers{log: o.Log, paths: o.Paths, clock: o.Clock, timeout: o.GoalsTimeout,
 		devmeta: o.DevMeta, logs: o.Logs, drivers: o.Drivers, drvSecs: o.DriverSections, changed: make(chan struct{}, 1), last: map[string]string{},
 		reqs: make(chan func()), done: make(chan jobDone), lanes: map[string]*lane{}}
+	m.ipam = platform.NewIPAM(nil)
+	if o.IPAMLeases != "" {
+		if err := m.ipam.LoadLeases(o.IPAMLeases); err != nil {
+			m.log.Warn("network", "err", err)
+		}
+	}
 	m.snap.Store(&snapshot{})
 	go m.run()
 	return m
@@ -255,6 +265,7 @@ func containersFromEnv(env Env) *Containers {
 		AppEngine:   env.Mode == AppEngine,
 		NoAutodev:   c.Bool(config.DisableAutodev),
 		HooksDir:    filepath.Join(c.Get(config.SystemLibDir), "pv", "hooks_lxc-mount.d"),
+		MediaDir:    mediaDir(env.Mode, c, env.RunDir),
 	}
 	// Exporters show their root file system in /exports/<plat> (under the
 	// run dir in appengine mode, to keep the host's / alone).
@@ -276,7 +287,8 @@ func containersFromEnv(env Env) *Containers {
 		}
 	}
 	o := ContainersOptions{Paths: paths, Clock: env.Clock, DevMeta: env.DevMeta, Log: env.Log,
-		GoalsTimeout: func() int { return int(c.Duration(config.UpdaterGoalsTimeout).Seconds()) }}
+		GoalsTimeout: func() int { return int(c.Duration(config.UpdaterGoalsTimeout).Seconds()) },
+		IPAMLeases:   filepath.Join(env.Storage.Root(), "cache", "ipam.json")}
 	o.Drivers, o.DriverSections = driverManager(env, paths.KernelRelease), drivers.Sections(env.Cmdline, c.Get(config.BootloaderFITConfig))
 	if logs != nil {
 		o.Logs = logs
@@ -317,6 +329,14 @@ func (m *Containers) build(rev string, st *state.State) (*platform.Engine, *plat
 		m.drivers.SetRevision(st.Drivers(), m.drvSecs)
 		h.Drivers = m.drivers
 	}
+	if dev := st.Device(); dev != nil && len(dev.Pools) > 0 {
+		if err := m.ipam.SetPools(dev.Pools); err != nil {
+			m.log.Warn("network", "err", err)
+		}
+	} else if err := m.ipam.SetPools(nil); err != nil {
+		m.log.Warn("network", "err", err)
+	}
+	h.IPAM = m.ipam
 	if m.logs != nil {
 		logs := m.logs
 		h.Console = func(name string, f *os.File) { logs.Subscribe(f, name, "lxc/console.log", logserver.Info) }
@@ -329,6 +349,14 @@ func (m *Containers) build(rev string, st *state.State) (*platform.Engine, *plat
 // h's exits from now on.
 func (m *Containers) install(rev string, st *state.State, e *platform.Engine, h *platform.Host) {
 	m.rev, m.st, m.engine, m.host, m.failure = rev, st, e, h, nil
+	// Platforms that left the revision give their addresses back.
+	names := make([]string, 0, len(st.Platforms()))
+	for _, p := range st.Platforms() {
+		names = append(names, p.Name)
+	}
+	if err := m.ipam.Retain(names); err != nil {
+		m.log.Warn("network", "err", err)
+	}
 	m.exitsHeld = false
 	m.last = map[string]string{}
 	m.log.Info("containers loaded", "rev", rev, "platforms", len(st.Platforms()), "groups", len(e.Groups()))

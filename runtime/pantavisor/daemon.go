@@ -18,6 +18,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+	"github.com/pantavisor/pantavisor-go/runtime/disk"
 	"github.com/pantavisor/pantavisor-go/runtime/logserver"
 	"github.com/pantavisor/pantavisor-go/runtime/metadata"
 	"github.com/pantavisor/pantavisor-go/runtime/signature"
@@ -38,6 +39,8 @@ type Daemon struct {
 	store   *storage.Storage
 	usrmeta *metadata.Store
 	devmeta *metadata.Store
+	disks   *disk.Set       // device.json disks that are up
+	metaOn  map[string]bool // pv--usrmeta/pv--devmeta moved onto their disk
 	logs    LogServer
 	ln      net.Listener
 	srv     *http.Server
@@ -183,6 +186,7 @@ func (d *Daemon) init(ctx context.Context) error {
 	}
 	d.log.Info("init", "mode", d.mode, "storage", d.root, "run", d.runDir, "rev", d.rev, "try", d.try)
 	d.startDebugShell(ctx)
+	d.containerBridge()
 
 	if d.store, err = storage.Open(d.root); err != nil {
 		return fmt.Errorf("storage: %w", err)

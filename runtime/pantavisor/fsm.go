@@ -184,7 +184,11 @@ func (d *Daemon) run() error {
 	d.mountBSP(rev.state)
 	d.petWatchdog()
 	if d.platforms != nil {
-		if err := d.platforms.Load(d.rev, rev.state); err != nil {
+		err := d.mountDisks(rev.state)
+		if err == nil {
+			err = d.platforms.Load(d.rev, rev.state)
+		}
+		if err != nil {
 			err = fmt.Errorf("platforms: %w", err)
 			if d.updater != nil {
 				d.updater.ContainerFailed(err) // records ERROR in the update's progress
@@ -440,4 +444,5 @@ func (d *Daemon) shutdown() {
 		}
 	}
 	d.binds = nil
+	d.closeDisks()
 }

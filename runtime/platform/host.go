@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/pantavisor/pantavisor-go/runtime/network"
 	"github.com/pantavisor/pantavisor-go/runtime/platform/lxc"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 	"github.com/pantavisor/pantavisor-go/runtime/volume"
@@ -51,7 +52,8 @@ type Host struct {
 
 	mounts  map[string]*volume.Set
 	running map[string]*lxc.Container
-	exports map[string]string // platform → export mount point
+	made    map[string]state.Pool // pool bridges Host made, by bridge
+	exports map[string]string     // platform → export mount point
 	exits   chan Exit
 }
 
@@ -61,12 +63,20 @@ func NewHost(log *slog.Logger, paths Paths, st *state.State, rev string) *Host {
 		log = slog.Default()
 	}
 	return &Host{log: log, paths: paths, st: st, rev: rev,
-		mounts: map[string]*volume.Set{}, running: map[string]*lxc.Container{}, exports: map[string]string{}, exits: make(chan Exit, 16)}
+		mounts: map[string]*volume.Set{}, running: map[string]*lxc.Container{}, exports: map[string]string{}, exits: make(chan Exit, 16),
+		made: map[string]state.Pool{}}
 }
 
 // ShareExits makes h deliver its exits on old's channel, so containers
-// adopted from old keep reporting theirs. Call it before h starts any.
-func (h *Host) ShareExits(old *Host) { h.exits = old.exits }
+// adopted from old keep reporting theirs, and take over the pool bridges
+// old made. Call it before h starts any.
+func (h *Host) ShareExits(old *Host) {
+	h.exits = old.exits
+	for b, p := range old.made {
+		h.made[b] = p
+	}
+	clear(old.made)
+}
 
 // Adopt moves the running container of name, its volumes and export from
 // old to h and returns its init pid; ok is false when old runs no such
@@ -106,7 +116,9 @@ type Job struct {
 	layout  volume.Layout
 	vol     volume.Platform
 	spec    lxc.Spec
-	exports string // Paths.Exports of an exporter
+	exports string      // Paths.Exports of an exporter
+	pool    *state.Pool // network pool to set up before the start
+	made    bool        // the start made the pool's bridge
 	c       *lxc.Container
 	set     *volume.Set
 	target  string // export mount point
@@ -163,7 +175,7 @@ func (h *Host) Begin(e *Engine, a Action) (*Job, []Action) {
 	case Mount:
 		var p *state.Platform
 		if p, j.err = h.platform(a.Platform); j.err == nil {
-			j.layout, j.vol = h.paths.Layout(), h.paths.Volume(p, h.rev)
+			j.layout, j.vol = h.paths.Layout(), h.paths.Volume(p, h.rev, h.st.Device())
 		}
 	case Start:
 		j.err = h.prepareStart(e, j)
@@ -196,6 +208,12 @@ func (h *Host) prepareStart(e *Engine, j *Job) error {
 		if j.spec.Net, err = h.IPAM.Assign(p.Name, p.Network); err != nil {
 			return err
 		}
+		if j.spec.Net != nil {
+			pool, _ := h.IPAM.Pool(p.Network.Pool)
+			j.pool = &pool
+		}
+	} else if p.Network != nil && p.Network.Mode == "pool" {
+		return fmt.Errorf("%s: network mode pool: no IPAM (device.json network.pools)", p.Name)
 	}
 	if p.Exports {
 		j.exports = h.paths.Exports
@@ -219,6 +237,14 @@ func (j *Job) Run(ctx context.Context) {
 		if j.drivers != nil {
 			if j.err = j.drivers.Ensure(name, j.refs); j.err != nil {
 				j.releaseDrivers() // the optional ones it loaded
+				return
+			}
+		}
+		if j.pool != nil {
+			// Idempotent: the bridge and NAT of the pool, made by the
+			// first member to start (and remade if something removed them).
+			if j.made, j.err = network.Setup(*j.pool); j.err != nil {
+				j.releaseDrivers()
 				return
 			}
 		}
@@ -265,6 +291,9 @@ func (h *Host) End(e *Engine, j *Job) ([]Action, error) {
 		h.mounts[name] = j.set
 		return nil, e.Mounted(name)
 	case j.Action.Kind == Start:
+		if j.made {
+			h.made[j.pool.Bridge] = *j.pool
+		}
 		if j.err != nil {
 			h.log.Error("start failed", "platform", name, "err", j.err)
 			return e.Failed(name, j.err)
@@ -324,7 +353,8 @@ func (h *Host) unexport(name string) {
 }
 
 // Close stops every container and unmounts every volume Host still holds,
-// without telling any engine (daemon shutdown).
+// and removes the pool bridges (with their NAT) it made, without telling
+// any engine (daemon shutdown).
 func (h *Host) Close(ctx context.Context) error {
 	var errs []error
 	for name := range h.exports {
@@ -339,6 +369,14 @@ func (h *Host) Close(ctx context.Context) error {
 	for name, set := range h.mounts {
 		delete(h.mounts, name)
 		if err := set.Unmount(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// The pool bridges and NAT tables made here go with the containers
+	// (in App Engine they would stay on the host).
+	for b, p := range h.made {
+		delete(h.made, b)
+		if err := network.Teardown(p); err != nil {
 			errs = append(errs, err)
 		}
 	}

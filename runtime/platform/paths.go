@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/pantavisor/pantavisor-go/runtime/disk"
 	"github.com/pantavisor/pantavisor-go/runtime/platform/lxc"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 	"github.com/pantavisor/pantavisor-go/runtime/volume"
@@ -44,6 +45,8 @@ type Paths struct {
 	NoAutodev bool
 	// ExtraConf is PV_LXC_EXTRA_CONF ("lxc.key = value" lines).
 	ExtraConf []string
+	// MediaDir is PV_SYSTEM_MEDIADIR, below which crypt disks mount.
+	MediaDir string
 }
 
 // mountHooks lists HooksDir's hooks; export.sh only for exporters.
@@ -79,19 +82,37 @@ func (ps Paths) trail(rev string) string { return filepath.Join(ps.Storage, "tra
 
 // Volume describes what to mount for p in revision rev. Files come from the
 // platform's state directory (p.Dir); mount points and the config overlay
-// use the platform name.
-func (ps Paths) Volume(p *state.Platform, rev string) volume.Platform {
+// use the platform name. Storage entries naming a disk of dev (or all of
+// them, when dev has a default disk) live on that disk.
+func (ps Paths) Volume(p *state.Platform, rev string, dev *state.Device) volume.Platform {
 	vols := []string{}
 	if p.RootVolume != "" {
 		vols = append(vols, p.RootVolume)
 	}
 	vols = append(vols, p.Volumes...)
 	storage := map[string]volume.Persistence{}
-	disks := map[string]string{}
+	disks := map[string]volume.DiskDir{}
+	var def *state.Disk
+	if dev != nil {
+		for i := range dev.Disks {
+			if dev.Disks[i].Default {
+				def = &dev.Disks[i]
+				break
+			}
+		}
+	}
 	for name, s := range p.Storage {
 		storage[name] = volume.ParsePersistence(s.Persistence)
+		d := def
 		if s.Disk != "" {
-			disks[name] = s.Disk
+			if d = dev.Disk(s.Disk); d == nil {
+				// The state checks run.json disks; keep the name for the error.
+				disks[name] = volume.DiskDir{Name: s.Disk}
+				continue
+			}
+		}
+		if d != nil {
+			disks[name] = volume.DiskDir{Name: d.Name, Dir: disk.Dir(d, ps.MediaDir), MountPoint: disk.MountsDir(d)}
 		}
 	}
 	return volume.Platform{

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pantavisor/pantavisor-go/runtime/volume"
 )
 
 func TestPaths(t *testing.T) {
@@ -22,7 +24,7 @@ func TestPaths(t *testing.T) {
 	if p == nil {
 		t.Fatal("no platform app")
 	}
-	v := ps.Volume(p, "5")
+	v := ps.Volume(p, "5", nil)
 	if v.Dir != "/s/trails/5/app" || strings.Join(v.Volumes, ",") != "root.squashfs,data.squashfs" || v.ConfigDir != "/s/trails/5/_config/app" || v.Storage["cache"] != "permanent" || v.Storage["lxc-overlay"] != "boot" {
 		t.Errorf("Volume() = %+v", v)
 	}
@@ -40,5 +42,29 @@ func TestPaths(t *testing.T) {
 	}
 	if s.Mgmt || len(s.MountHooks) != 2 || strings.Join(s.Extra, "|") != "lxc.tty.max = 1|lxc.uts.name = apphost" {
 		t.Errorf("LXC() = %+v, want nobody role, both hooks, extra conf and hostname", s)
+	}
+}
+
+func TestVolumeStorageDisks(t *testing.T) {
+	ps := Paths{Storage: "/s", Volumes: "/v", Configs: "/c", Run: "/r", MediaDir: "/media"}
+	st := mkState(t, map[string]string{
+		"app":   `"storage":{"lxc-overlay":{"persistence":"boot"},"keys":{"persistence":"permanent","disk":"secrets"},"cache":{"persistence":"revision","disk":"zvol"}}`,
+		"other": `"storage":{"data":{"persistence":"permanent"}}`,
+	}, `"device.json":{"disks":[{"name":"secrets","type":"dm-crypt-versatile","path":"/storage/dm-crypt-files/s/versatile.img,2,key"},`+
+		`{"name":"zvol","type":"volume-disk","format":"ext4","provision":"zram","provision_ops":"disksize=8M","mount_target":"/zv"},`+
+		`{"name":"built-in","type":"directory","path":"/storage/mydisks/","default":"yes"}]}`)
+	v := ps.Volume(st.Platform("app"), "5", st.Device())
+	want := map[string]volume.DiskDir{
+		"keys":        {Name: "secrets", Dir: "/media/pv/dmcrypt/secrets", MountPoint: true},
+		"cache":       {Name: "zvol", Dir: "/zv", MountPoint: true},
+		"lxc-overlay": {Name: "built-in", Dir: "/storage/mydisks"},
+	}
+	for k, w := range want {
+		if v.StorageDisk[k] != w {
+			t.Errorf("StorageDisk[%s] = %+v, want %+v", k, v.StorageDisk[k], w)
+		}
+	}
+	if o := ps.Volume(st.Platform("other"), "5", st.Device()); o.StorageDisk["data"].Name != "built-in" {
+		t.Errorf("storage without a disk = %+v, want the default disk", o.StorageDisk)
 	}
 }

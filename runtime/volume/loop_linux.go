@@ -94,3 +94,8 @@ func openLoop(n, flag int) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// AttachLoop binds file read-write to a free loop device with autoclear
+// set (see attachLoop): the device goes once the returned file is closed
+// and nothing else (a mount, a device-mapper target) holds it.
+func AttachLoop(file string) (*os.File, error) { return attachLoop(file, false) }

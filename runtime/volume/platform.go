@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Layout holds the host directories volumes are mounted from and into.
@@ -32,13 +34,24 @@ type Platform struct {
 	Volumes []string
 	// Storage maps run.json storage entries to their persistence.
 	Storage map[string]Persistence
-	// StorageDisk maps storage entries to their run.json "disk" (only
-	// entries that name one). Disks are not supported yet: such entries
-	// fail with ErrUnsupported rather than silently landing unencrypted
-	// on the default disk.
-	StorageDisk map[string]string
+	// StorageDisk maps storage entries to the disk they live on (entries
+	// on the default layout are absent).
+	StorageDisk map[string]DiskDir
 	// ConfigDir is the _config/<plat> tree of the trail ("" or missing: none).
 	ConfigDir string
+}
+
+// DiskDir is the disk a storage entry lives on (runtime/disk brings it up).
+type DiskDir struct {
+	// Name is the disk's name, for messages.
+	Name string
+	// Dir replaces Layout.DisksDir for the entry ("" = a disk that holds
+	// no storage, such as swap).
+	Dir string
+	// MountPoint: Dir must be a mount of its own (an encrypted or zram
+	// file system); if it is not, the entry fails rather than landing on
+	// the disk below.
+	MountPoint bool
 }
 
 // Target returns where volume or storage entry name of plat is mounted.
@@ -83,10 +96,17 @@ func mountPlatform(s *Set, l Layout, p Platform) error {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		if d := p.StorageDisk[n]; d != "" {
-			return fmt.Errorf("storage %q: disk %q: %w (storage disks)", n, d, ErrUnsupported)
+		base := l.DisksDir
+		if d, ok := p.StorageDisk[n]; ok {
+			if d.Dir == "" {
+				return fmt.Errorf("storage %q: disk %q: %w: it holds no storage", n, d.Name, ErrUnsupported)
+			}
+			if d.MountPoint && !isMountPoint(d.Dir) {
+				return fmt.Errorf("storage %q: disk %q: %w: %s is not mounted", n, d.Name, ErrNotMounted, d.Dir)
+			}
+			base = d.Dir
 		}
-		if err := s.Storage(l.DisksDir, p.Rev, p.Name, n, p.Storage[n], l.Target(p.Name, n)); err != nil {
+		if err := s.Storage(base, p.Rev, p.Name, n, p.Storage[n], l.Target(p.Name, n)); err != nil {
 			return fmt.Errorf("storage %q: %w", n, err)
 		}
 	}
@@ -98,6 +118,16 @@ func mountPlatform(s *Set, l Layout, p Platform) error {
 		s.add(kindDir, dst, "config overlay")
 	}
 	return nil
+}
+
+// isMountPoint reports whether dir is the root of a mount: it lies on
+// another device than its parent.
+func isMountPoint(dir string) bool {
+	var st, parent unix.Stat_t
+	if unix.Stat(dir, &st) != nil || unix.Stat(filepath.Dir(dir), &parent) != nil {
+		return false
+	}
+	return st.Dev != parent.Dev
 }
 
 // Volume mounts the volume named name (as written in run.json, relative to

@@ -32,8 +32,10 @@ var (
 	// not start with the squashfs magic.
 	ErrNotSquashfs = errors.New("not a squashfs image")
 	// ErrUnsupported is returned for volume kinds this implementation does
-	// not handle (verity handlers, crypt disks).
+	// not handle (verity handlers, storage on a swap disk).
 	ErrUnsupported = errors.New("unsupported volume")
+	// ErrNotMounted is returned for storage on a disk that is not up.
+	ErrNotMounted = errors.New("disk not mounted")
 	// ErrBadName is returned for platform, volume or storage names that are
 	// empty or would escape their directory.
 	ErrBadName = errors.New("bad name")

@@ -1,6 +1,8 @@
 package volume
 
 import (
+	"golang.org/x/sys/unix"
+
 	"errors"
 	"log/slog"
 	"os"
@@ -214,16 +216,51 @@ func TestMountPlatformRollback(t *testing.T) {
 	noLeaks(t, dir)
 }
 
+// TestMountPlatformDisk: storage on a named disk lives below the disk's
+// directory; a disk that must be a mount of its own and is not (a crypt
+// disk that failed to open) fails the platform instead of putting its
+// storage on the disk below.
 func TestMountPlatformDisk(t *testing.T) {
 	needRoot(t)
 	dir := t.TempDir()
 	l := Layout{VolumesDir: filepath.Join(dir, "v"), DisksDir: filepath.Join(dir, "d"), ConfigsDir: filepath.Join(dir, "c")}
-	p := Platform{Name: "app", Dir: dir, Storage: map[string]Persistence{"a": Boot, "secret": Permanent}, StorageDisk: map[string]string{"secret": "crypt"}}
+	crypt := filepath.Join(dir, "media", "crypt")
+	if err := os.MkdirAll(crypt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := Platform{Name: "app", Dir: dir, Storage: map[string]Persistence{"a": Boot, "secret": Permanent},
+		StorageDisk: map[string]DiskDir{"secret": {Name: "crypt", Dir: crypt, MountPoint: true}}}
 	_, err := MountPlatform(testLog(t), l, p)
-	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), `storage "secret": disk "crypt"`) {
-		t.Errorf("MountPlatform() error = %v, want ErrUnsupported naming the storage and disk", err)
+	if !errors.Is(err, ErrNotMounted) || !strings.Contains(err.Error(), `storage "secret": disk "crypt"`) {
+		t.Errorf("MountPlatform() error = %v, want ErrNotMounted naming the storage and disk", err)
 	}
 	noLeaks(t, dir)
+
+	if err := unix.Mount("tmpfs", crypt, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(crypt, unix.MNT_DETACH)
+	p.StorageDisk["plain"] = DiskDir{Name: "plain", Dir: filepath.Join(dir, "plain")}
+	p.Storage["plain"] = Revision
+	p.Rev = "3"
+	set, err := MountPlatform(testLog(t), l, p)
+	if err != nil {
+		t.Fatalf("MountPlatform() on mounted disk error = %v", err)
+	}
+	os.WriteFile(filepath.Join(l.Target("app", "secret"), "k"), []byte("v"), 0o600)
+	os.WriteFile(filepath.Join(l.Target("app", "plain"), "k"), []byte("v"), 0o600)
+	for _, f := range []string{filepath.Join(crypt, "perm", "app", "secret", "k"), filepath.Join(dir, "plain", "rev", "3", "app", "plain", "k")} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("storage file not on its disk: %v", err)
+		}
+	}
+	if err := set.Unmount(); err != nil {
+		t.Errorf("Unmount() = %v", err)
+	}
+	p.StorageDisk["secret"] = DiskDir{Name: "swap"}
+	if _, err := MountPlatform(testLog(t), l, p); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("MountPlatform(storage on swap) error = %v, want ErrUnsupported", err)
+	}
 }
 
 func TestParsePersistence(t *testing.T) {
