@@ -19,6 +19,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pantavisor/pantavisor-go/internal/testenv"
+	"github.com/pantavisor/pantavisor-go/mkimage/debpkg"
+	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 )
 
@@ -82,21 +84,58 @@ func vmInit(m *testing.M) int {
 
 // debianKernel finds vmlinuz and the module tree of Debian's amd64 kernel
 // in the mkimage cache.
-func debianKernel() (vmlinuz, modDir string) {
+func debianKernel(t *testing.T) (vmlinuz, modDir string) {
 	cache := os.Getenv("PV_CACHE")
 	if cache == "" {
 		home, _ := os.UserHomeDir()
 		cache = filepath.Join(home, ".cache", "pantavisor-mkimage")
 	}
-	ks, _ := filepath.Glob(filepath.Join(cache, "unpacked", "*", "boot", "vmlinuz-*-amd64"))
-	for _, k := range ks {
-		rel := strings.TrimPrefix(filepath.Base(k), "vmlinuz-")
-		md := filepath.Join(filepath.Dir(filepath.Dir(k)), "lib", "modules", rel, "kernel")
-		if _, err := os.Stat(filepath.Join(md, "drivers", "md", "dm-crypt.ko")); err == nil {
-			return k, md
+	find := func(dir string) (string, string) {
+		ks, _ := filepath.Glob(filepath.Join(dir, "*", "boot", "vmlinuz-*-amd64"))
+		for _, k := range ks {
+			rel := strings.TrimPrefix(filepath.Base(k), "vmlinuz-")
+			md := filepath.Join(filepath.Dir(filepath.Dir(k)), "lib", "modules", rel, "kernel")
+			if _, err := os.Stat(filepath.Join(md, "drivers", "md", "dm-crypt.ko")); err == nil {
+				return k, md
+			}
 		}
+		return "", ""
 	}
-	return "", ""
+	if k, md := find(filepath.Join(cache, "unpacked")); k != "" {
+		return k, md
+	}
+	// No image build filled the cache: fetch the kernel of the x64-uefi
+	// recipe the way mkimage does (a Go test run before any image build).
+	r, err := recipe.Load("../../targets/x64-uefi.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := debpkg.New(debpkg.Options{Cache: cache, Arch: r.Arch, Mirror: r.Debian.Mirror, Suite: r.Debian.Suite,
+		Components: r.Debian.Components, Keyring: r.Debian.Keyring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := a.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p, err := a.FetchImage(ctx, r.Kernel.Package, r.Kernel.Version, "linux-image-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(cache, "test-kernel", p.SHA256)
+	if k, md := find(filepath.Dir(dir)); k != "" {
+		return k, md
+	}
+	if err := debpkg.Unpack(ctx, p.Path, dir); err != nil {
+		os.RemoveAll(dir)
+		t.Fatal(err)
+	}
+	k, md := find(filepath.Dir(dir))
+	if k == "" {
+		t.Fatalf("%s has no vmlinuz with dm-crypt.ko", p.Path)
+	}
+	return k, md
 }
 
 func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
@@ -157,10 +196,7 @@ func TestCryptInVM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping: boots a VM")
 	}
-	vmlinuz, modDir := debianKernel()
-	if vmlinuz == "" {
-		t.Skip("skipping: no Debian amd64 kernel in the mkimage cache (./build.docker.sh x64-uefi fetches it)")
-	}
+	vmlinuz, modDir := debianKernel(t)
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
