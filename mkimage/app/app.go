@@ -112,8 +112,12 @@ func record(src *pvrtemplate.Src, im *oci.Image) {
 	src.DockerConfig = pvrtemplate.Config{User: c.User, ExposedPorts: c.ExposedPorts, Env: c.Env, Entrypoint: c.Entrypoint,
 		Cmd: c.Cmd, Volumes: c.Volumes, WorkingDir: c.WorkingDir}
 	src.DockerName, src.DockerTag, src.DockerDigest, src.DockerPlatform = im.Name, im.Tag, digestOf(im), im.Platform
-	src.DockerSource = "remote"
-	if im.Source.Kind != oci.KindRegistry {
+	switch im.Source.Kind {
+	case oci.KindRegistry:
+		src.DockerSource = "remote"
+	case oci.KindDaemon:
+		src.DockerSource = "local" // pvr's word for the Docker engine's store
+	default:
 		src.DockerSource = im.Source.Kind
 	}
 }
@@ -130,6 +134,9 @@ func sourceOf(src pvrtemplate.Src, pinned bool) (string, error) {
 		return n, nil
 	case n == "":
 		return "", fmt.Errorf("src.json has no docker_name")
+	case src.DockerSource == "local":
+		// The engine exports by tag; install compares the digest.
+		return oci.KindDaemon + ":" + n + ":" + or(src.DockerTag, "latest"), nil
 	case pinned && src.DockerDigest != "":
 		d := src.DockerDigest
 		if _, h, ok := strings.Cut(d, "@"); ok {
@@ -391,7 +398,7 @@ func Build(ctx context.Context, dir, name, image, repo string, args map[string]a
 	if err != nil {
 		return container.NewEntries(), fmt.Errorf("app %s: %w", name, err)
 	}
-	if s.Kind != oci.KindRegistry && !filepath.IsAbs(s.Path) {
+	if s.Path != "" && !filepath.IsAbs(s.Path) {
 		s.Path = filepath.Join(repo, s.Path)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
