@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -24,6 +25,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/mkimage/container"
 	"github.com/pantavisor/pantavisor-go/mkimage/oci"
 	"github.com/pantavisor/pantavisor-go/mkimage/pvrtemplate"
+	"github.com/pantavisor/pantavisor-go/mkimage/squashfs"
 )
 
 // Files of an app directory.
@@ -110,8 +112,12 @@ func record(src *pvrtemplate.Src, im *oci.Image) {
 	src.DockerConfig = pvrtemplate.Config{User: c.User, ExposedPorts: c.ExposedPorts, Env: c.Env, Entrypoint: c.Entrypoint,
 		Cmd: c.Cmd, Volumes: c.Volumes, WorkingDir: c.WorkingDir}
 	src.DockerName, src.DockerTag, src.DockerDigest, src.DockerPlatform = im.Name, im.Tag, digestOf(im), im.Platform
-	src.DockerSource = "remote"
-	if im.Source.Kind != oci.KindRegistry {
+	switch im.Source.Kind {
+	case oci.KindRegistry:
+		src.DockerSource = "remote"
+	case oci.KindDaemon:
+		src.DockerSource = "local" // pvr's word for the Docker engine's store
+	default:
 		src.DockerSource = im.Source.Kind
 	}
 }
@@ -128,6 +134,9 @@ func sourceOf(src pvrtemplate.Src, pinned bool) (string, error) {
 		return n, nil
 	case n == "":
 		return "", fmt.Errorf("src.json has no docker_name")
+	case src.DockerSource == "local":
+		// The engine exports by tag; install compares the digest.
+		return oci.KindDaemon + ":" + n + ":" + or(src.DockerTag, "latest"), nil
 	case pinned && src.DockerDigest != "":
 		d := src.DockerDigest
 		if _, h, ok := strings.Cut(d, "@"); ok {
@@ -244,18 +253,21 @@ func Remove(dir, name string) error {
 // converts im there when given (else keeps the current squashfs and
 // digest file); only then are the files moved into dir/name.
 func write(ctx context.Context, dir, name string, src pvrtemplate.Src, im *oci.Image, o Options) error {
-	f, err := pvrtemplate.Render(name, src, pvrtemplate.Options{})
-	if err != nil {
-		return fmt.Errorf("app %s: %w", name, err)
-	}
 	stage, err := os.MkdirTemp(dir, "."+name+".new-")
 	if err != nil {
 		return fmt.Errorf("app %s: %w", name, err)
 	}
 	defer os.RemoveAll(stage)
 	final := filepath.Join(dir, name)
+	var acc pvrtemplate.Accounts
 	if im != nil {
-		if err := oci.Convert(ctx, im, filepath.Join(stage, RootFile), oci.Options{Comp: o.Comp, Epoch: o.Epoch}); err != nil {
+		staged := func(root string) error {
+			if src.DockerConfig.User != "" {
+				acc, err = readAccounts(root)
+			}
+			return err
+		}
+		if err := oci.Convert(ctx, im, filepath.Join(stage, RootFile), oci.Options{Comp: o.Comp, Epoch: o.Epoch, Staged: staged}); err != nil {
 			return fmt.Errorf("app %s: %w", name, err)
 		}
 		if err := os.WriteFile(filepath.Join(stage, DigestFile), []byte(src.DockerDigest), 0o644); err != nil {
@@ -267,6 +279,19 @@ func write(ctx context.Context, dir, name string, src pvrtemplate.Src, im *oci.I
 				return fmt.Errorf("app %s: keep %s: %w", name, k, err)
 			}
 		}
+		if src.DockerConfig.User != "" {
+			root := filepath.Join(stage, "accounts")
+			if err := extractAccounts(ctx, filepath.Join(stage, RootFile), root); err != nil {
+				return fmt.Errorf("app %s: %w", name, err)
+			}
+			if acc, err = readAccounts(root); err != nil {
+				return fmt.Errorf("app %s: %w", name, err)
+			}
+		}
+	}
+	f, err := pvrtemplate.Render(name, src, pvrtemplate.Options{Accounts: acc})
+	if err != nil {
+		return fmt.Errorf("app %s: %w", name, err)
 	}
 	srcJSON, err := json.Marshal(src)
 	if err != nil {
@@ -296,6 +321,46 @@ func write(ctx context.Context, dir, name string, src pvrtemplate.Src, im *oci.I
 		}
 		if err != nil {
 			return fmt.Errorf("app %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// readAccounts reads the image's /etc/passwd and /etc/group from its
+// root (a missing one is empty), for a named image User.
+func readAccounts(root string) (pvrtemplate.Accounts, error) {
+	var acc pvrtemplate.Accounts
+	for p, b := range map[string]*[]byte{"etc/passwd": &acc.Passwd, "etc/group": &acc.Group} {
+		v, err := oci.ReadInRoot(root, p)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return acc, err
+		}
+		*b = v
+	}
+	return acc, nil
+}
+
+// extractAccounts unpacks etc/passwd and etc/group of the squashfs sq
+// into root, with the files their symbolic links name (unsquashfs's own
+// -follow-symlinks does not resolve absolute links).
+func extractAccounts(ctx context.Context, sq, root string) error {
+	for _, p := range []string{"etc/passwd", "etc/group"} {
+		for hop := 0; hop < 16; hop++ {
+			if err := squashfs.Extract(ctx, sq, root, p); err != nil {
+				return err
+			}
+			t, err := os.Readlink(filepath.Join(root, p))
+			if err != nil {
+				break // a file, or missing
+			}
+			if path.IsAbs(t) {
+				p = path.Clean(t[1:])
+			} else {
+				p = path.Join(path.Dir(p), t)
+			}
+			if p == "." || p == ".." || strings.HasPrefix(p, "../") {
+				break // ReadInRoot resolves it inside root, to nothing
+			}
 		}
 	}
 	return nil
@@ -333,7 +398,7 @@ func Build(ctx context.Context, dir, name, image, repo string, args map[string]a
 	if err != nil {
 		return container.NewEntries(), fmt.Errorf("app %s: %w", name, err)
 	}
-	if s.Kind != oci.KindRegistry && !filepath.IsAbs(s.Path) {
+	if s.Path != "" && !filepath.IsAbs(s.Path) {
 		s.Path = filepath.Join(repo, s.Path)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"golang.org/x/sys/unix"
 
 	"github.com/pantavisor/pantavisor-go/internal/testenv"
@@ -176,4 +177,41 @@ func (c *console) await(t *testing.T, s string) {
 			t.Fatalf("no %q on the console within 60s:\n%s", s, got)
 		}
 	}
+}
+
+// TestNamedUserRunsInLXC: an image whose User is "svc:staff" runs its
+// entrypoint as the ids the image's /etc/passwd and /etc/group give.
+func TestNamedUserRunsInLXC(t *testing.T) {
+	testenv.NeedRoot(t, "runs LXC containers")
+	if err := lxc.Available(); err != nil {
+		testenv.Skipf(t, "%v", err)
+	}
+	if _, err := exec.LookPath("mksquashfs"); err != nil {
+		testenv.Skipf(t, "no mksquashfs")
+	}
+	l, err := ocitest.Layer(ocitest.File("etc/passwd", []byte("root:x:0:0::/root:/bin/sh\nsvc:x:1001:1001::/srv:/bin/sh\n"), 0o644),
+		ocitest.File("etc/group", []byte("root:x:0:\nstaff:x:50:svc\n"), 0o644))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(debianImage(t), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := ocitest.HostDebianConfig()
+	cfg.User = "svc:staff"
+	cfg.Cmd = []string{`echo oci-start; echo ids=$(/bin/busybox id -u):$(/bin/busybox id -g); echo oci-ready; exec sleep 3600`}
+	if img, err = mutate.Config(img, cfg); err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	if err := ocitest.WriteLayout(filepath.Join(tmp, "layout"), "v1", img); err != nil {
+		t.Fatal(err)
+	}
+	checkout := t.TempDir()
+	if _, err := app.Add(context.Background(), checkout, "named", "oci:"+tmp+"/layout:v1", map[string]any{"PV_GROUP": "app"},
+		app.Options{Platform: "linux/amd64", Comp: "gzip"}); err != nil {
+		t.Fatal(err)
+	}
+	runLXC(t, checkout, "named", []string{"oci-start", "ids=1001:50"})
 }

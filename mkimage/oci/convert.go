@@ -18,6 +18,9 @@ type Options struct {
 	Epoch int64
 	// Work is where the root is staged (default: beside out).
 	Work string
+	// Staged, when set, is called with the flattened root before it is
+	// packed (to read files such as /etc/passwd with ReadInRoot).
+	Staged func(root string) error
 }
 
 // Convert flattens the image into a staged root and packs it into the
@@ -42,6 +45,11 @@ func Convert(ctx context.Context, im *Image, out string, o Options) error {
 	}
 	if err := Stage(im, root); err != nil {
 		return err
+	}
+	if o.Staged != nil {
+		if err := o.Staged(root); err != nil {
+			return fmt.Errorf("convert %s: %w", im.Source, err)
+		}
 	}
 	ep := o.Epoch
 	if ep == 0 {

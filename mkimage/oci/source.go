@@ -57,6 +57,8 @@ func (s Source) String() string {
 	switch s.Kind {
 	case KindRegistry:
 		return "docker://" + s.Ref
+	case KindDaemon:
+		return KindDaemon + ":" + s.Ref
 	default:
 		if s.Tag != "" {
 			return s.Kind + ":" + s.Path + ":" + s.Tag
@@ -65,13 +67,16 @@ func (s Source) String() string {
 	}
 }
 
-// Parse reads oci:<dir>[:tag], docker-archive:<file>[:repo:tag] and
-// docker://<ref>. A bare reference (nginx:latest, as pvr's --from takes)
+// Parse reads oci:<dir>[:tag], docker-archive:<file>[:repo:tag],
+// docker://<ref> and docker-daemon:<ref> (the local Docker engine). A bare reference (nginx:latest, as pvr's --from takes)
 // is a registry image.
 func Parse(s string) (Source, error) {
 	switch {
 	case strings.HasPrefix(s, "docker://"):
 		return Source{Kind: KindRegistry, Ref: strings.TrimPrefix(s, "docker://")}, checkRef(s)
+	case strings.HasPrefix(s, KindDaemon+":"):
+		r := strings.TrimPrefix(s, KindDaemon+":")
+		return Source{Kind: KindDaemon, Ref: r}, checkRef(r)
 	case strings.HasPrefix(s, "oci:"):
 		p, tag, _ := strings.Cut(strings.TrimPrefix(s, "oci:"), ":")
 		if p == "" {
@@ -87,7 +92,7 @@ func Parse(s string) (Source, error) {
 	case s != "" && !strings.Contains(s, "://") && !strings.HasPrefix(s, "/") && !strings.HasPrefix(s, "."):
 		return Source{Kind: KindRegistry, Ref: s}, checkRef("docker://" + s)
 	}
-	return Source{}, fmt.Errorf("%w %q (want oci:<dir>[:tag], docker-archive:<file> or docker://<ref>)", ErrSource, s)
+	return Source{}, fmt.Errorf("%w %q (want oci:<dir>[:tag], docker-archive:<file>, docker://<ref> or docker-daemon:<ref>)", ErrSource, s)
 }
 
 func checkRef(s string) error {
@@ -132,6 +137,8 @@ func Open(ctx context.Context, src string, platform string) (*Image, error) {
 		im.img, err = fromArchive(s)
 	case KindRegistry:
 		im.img, im.Name, im.Tag, err = fromRegistry(ctx, s, *want)
+	case KindDaemon:
+		im.img, im.Name, im.Tag, err = fromDaemon(ctx, s)
 	}
 	if err != nil {
 		return nil, err

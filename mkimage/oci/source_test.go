@@ -51,7 +51,7 @@ func TestParse(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"oci:/a:b", "docker-archive:x", "docker://a/b:c", "a@sha256:00"} {
+	for _, s := range []string{"oci:/a:b", "docker-archive:x", "docker://a/b:c", "a@sha256:00", "docker-daemon:web:v1"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

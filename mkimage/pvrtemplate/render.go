@@ -19,6 +19,9 @@ type Options struct {
 	VolumesDir string
 	// RootVolume replaces root.squashfs.
 	RootVolume string
+	// Accounts are the image's /etc/passwd and /etc/group, which a
+	// named image User needs.
+	Accounts Accounts
 }
 
 // Files are a rendered container's configuration files.
@@ -329,16 +332,15 @@ func lxcConf(name string, src Src, a args, s map[string]string, o Options) ([]by
 	if c.WorkingDir != "" {
 		line("lxc.init.cwd = %s", c.WorkingDir)
 	}
-	// pvr ignores User; a numeric uid[:gid] maps to LXC's init ids (a
-	// user name would need the image's /etc/passwd, which the template
-	// does not see).
-	if u, g, _ := strings.Cut(c.User, ":"); u != "" {
-		if _, err := strconv.ParseUint(u, 10, 32); err == nil {
-			line("lxc.init.uid = %s", u)
-			if _, err := strconv.ParseUint(g, 10, 32); err == nil {
-				line("lxc.init.gid = %s", g)
-			}
+	// The image's User runs the init, with the ids Docker would give it
+	// (names resolved in the image's /etc/passwd and /etc/group).
+	if c.User != "" {
+		uid, gid, err := ResolveUser(c.User, o.Accounts)
+		if err != nil {
+			return nil, err
 		}
+		line("lxc.init.uid = %d", uid)
+		line("lxc.init.gid = %d", gid)
 	}
 	env, err := args{"Env": anyList(c.Env)}.list("Env")
 	if err != nil {

@@ -75,3 +75,17 @@ func Make(ctx context.Context, dir, out string, o Options) error {
 	}
 	return nil
 }
+
+// Extract unpacks paths of the squashfs image into the directory dir
+// (made when missing; files there are replaced); symbolic links are
+// extracted as links, not followed, and paths the image lacks are skipped.
+func Extract(ctx context.Context, image, dir string, paths ...string) error {
+	args := append([]string{"-d", dir, "-f", "-no-xattrs", "-quiet", "-no-progress", image}, paths...)
+	cmd := exec.CommandContext(ctx, "unsquashfs", args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("squashfs: unsquashfs %s: %w: %s", image, err, strings.TrimSpace(out.String()))
+	}
+	return nil
+}

@@ -2,7 +2,7 @@
 // made from container images (the conversion is mkimage/oci, the files
 // mkimage/pvrtemplate's):
 //
-//	pvr-app [-C checkout] add --from <src> [--source local|remote] [--platform os/arch[/variant]]
+//	pvr-app [-C checkout] add --from <src> [--source remote,local] [--platform os/arch[/variant]]
 //	        [--arg KEY=VAL]... [--arg-json file] <name>
 //	pvr-app update <name>      follow the image's tag
 //	pvr-app install <name>     re-render after src.json edits
@@ -10,7 +10,9 @@
 //	pvr-app export <out.tgz> <name>...   a pvr export tarball (pvtx add, PVR_MERGE_SRC)
 //
 // <src> is oci:<dir>[:tag], docker-archive:<file>[:repo:tag],
-// docker://<ref> or a bare registry reference (nginx:latest). A leading
+// docker://<ref>, docker-daemon:<ref> (the local Docker engine over its
+// unix socket, DOCKER_HOST) or a bare reference (nginx:latest), looked up
+// as --source says (default remote, then local). A leading
 // "app" word is accepted, so `pvr-app app add …` reads as `pvr app add …`.
 // After it, `pvr add . && pvr commit && pvr post` publishes the apps.
 package main
@@ -29,6 +31,7 @@ import (
 
 	"github.com/pantavisor/pantavisor-go/mkimage/app"
 	"github.com/pantavisor/pantavisor-go/mkimage/oci"
+	"github.com/pantavisor/pantavisor-go/mkimage/pvrtemplate"
 )
 
 func main() {
@@ -86,7 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.Platform, "platform", "", "image platform os/arch[/variant] (default: the checkout's _hostconfig/pvr/docker.json, else linux/amd64)")
 	fs.StringVar(&o.Comp, "comp", "xz", "squashfs compressor")
 	from := fs.String("from", "", "image source (add)")
-	source := fs.String("source", "remote", "local or remote, as pvr's --source (add)")
+	source := fs.String("source", "remote,local", "where a bare --from reference is looked up, in order: remote (registry), local (Docker engine), as pvr's --source (add)")
 	argJSON := fs.String("arg-json", "", "JSON file of template args (add)")
 	targs := argList{}
 	fs.Var(targs, "arg", "template arg KEY=VAL, repeatable (add)")
@@ -105,7 +108,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := need(1); err != nil {
 			return err
 		}
-		src, err := addSource(*from, *source)
+		srcs, err := addSources(*from, *source)
 		if err != nil {
 			return err
 		}
@@ -124,9 +127,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				}
 			}
 		}
-		s, err := app.Add(ctx, *dir, rest[0], src, targs, o)
+		// The next source is tried only when one cannot be reached or
+		// lacks the image (pvr's remote,local fallback).
+		var s pvrtemplate.Src
+		var errs []error
+		for _, src := range srcs {
+			s, err = app.Add(ctx, *dir, rest[0], src, targs, o)
+			if err == nil || !(errors.Is(err, oci.ErrRegistry) || errors.Is(err, oci.ErrDaemon)) {
+				break
+			}
+			errs = append(errs, err)
+		}
 		if err != nil {
-			return err
+			return errors.Join(append(errs[:len(errs):len(errs)], err)...)
 		}
 		fmt.Fprintf(stdout, "%s: %s %s (%s)\n", rest[0], s.DockerName, s.DockerDigest, s.DockerPlatform)
 	case "update":
@@ -196,34 +209,47 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// addSource maps pvr's --from/--source onto an image source: a bare
-// reference is a registry image; pvr's "local" (the Docker daemon's
-// store) has no daemon here, so it points at docker save.
-func addSource(from, source string) (string, error) {
+// addSources maps pvr's --from/--source onto the image sources to try,
+// in order: a bare reference is looked up in the registry (remote) and
+// in the local Docker engine's store (local, docker-daemon:) as --source
+// orders them; an explicit oci:, docker-archive:, docker:// or
+// docker-daemon: source is the only one.
+func addSources(from, source string) ([]string, error) {
 	if from == "" {
-		return "", errors.New("add: --from is required")
+		return nil, errors.New("add: --from is required")
 	}
 	s, err := oci.Parse(from)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	switch source {
-	case "remote", "remote,local", "local,remote":
-	case "local":
-		if s.Kind == oci.KindRegistry {
-			return "", fmt.Errorf("add: --source local reads the Docker daemon's images, which this tool does not talk to: run `docker save -o img.tar %s` and use --from docker-archive:img.tar", s.Ref)
+	order := strings.Split(source, ",")
+	for _, o := range order {
+		if o != "remote" && o != "local" {
+			return nil, fmt.Errorf("add: --source %q: want remote, local or both, comma-separated", source)
 		}
-	default:
-		return "", fmt.Errorf("add: --source %q: want local or remote", source)
 	}
-	if s.Kind != oci.KindRegistry {
-		// src.json keeps the path for install and update, run from
-		// anywhere.
-		abs, err := filepath.Abs(s.Path)
-		if err != nil {
-			return "", err
+	switch s.Kind {
+	case oci.KindRegistry:
+		if strings.HasPrefix(from, "docker://") {
+			return []string{s.String()}, nil
 		}
-		s.Path = abs
+		var out []string
+		for _, o := range order {
+			if o == "local" {
+				out = append(out, oci.Source{Kind: oci.KindDaemon, Ref: s.Ref}.String())
+			} else {
+				out = append(out, s.String())
+			}
+		}
+		return out, nil
+	case oci.KindDaemon:
+		return []string{s.String()}, nil
 	}
-	return s.String(), nil
+	// src.json keeps the path for install and update, run from anywhere.
+	abs, err := filepath.Abs(s.Path)
+	if err != nil {
+		return nil, err
+	}
+	s.Path = abs
+	return []string{s.String()}, nil
 }

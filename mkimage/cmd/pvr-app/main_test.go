@@ -60,8 +60,8 @@ func TestCLI(t *testing.T) {
 	if out, err := do("export", filepath.Join(repo, "web.tgz"), "web"); err != nil {
 		t.Errorf("export = %q, %v", out, err)
 	}
-	if _, err := do("add", "--from", "nginx:latest", "--source", "local", "x"); err == nil || !strings.Contains(err.Error(), "docker save") {
-		t.Errorf("add --source local = %v, want a pointer to docker save", err)
+	if _, err := do("add", "--from", "nginx:latest", "--source", "elsewhere", "x"); err == nil {
+		t.Error("add --source elsewhere succeeded")
 	}
 	if out, err := do("rm", "web"); err != nil {
 		t.Errorf("rm = %q, %v", out, err)
@@ -77,5 +77,66 @@ func TestCLI(t *testing.T) {
 	}
 	if out, _ := do("info", "rel"); !strings.Contains(out, `"docker_name":"docker-archive:`+repo+`/a.tar"`) {
 		t.Errorf("info rel = %s, want the absolute archive path", out)
+	}
+}
+
+// TestSourceLocal: --source local reads a bare reference from the Docker
+// engine (a fake Engine API server on a unix socket, DOCKER_HOST);
+// remote,local falls back to the engine when the registry cannot be
+// reached; install and update follow the local image; a name the engine
+// lacks fails with its message and writes nothing.
+func TestSourceLocal(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Skipf(t, "needs root")
+	}
+	if _, err := exec.LookPath("mksquashfs"); err != nil {
+		testenv.Skipf(t, "no mksquashfs")
+	}
+	l, _ := ocitest.Layer(ocitest.File("x", []byte("x"), 0o644))
+	img, _ := ocitest.Image("linux/amd64", v1.Config{Cmd: []string{"/x"}}, l)
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	// localhost:1 refuses connections at once: the registry is unreachable.
+	e, err := ocitest.ServeEngine(sock, map[string]v1.Image{"custom-nginx:latest": img, "localhost:1/pv/x:v1": img})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	t.Setenv("DOCKER_HOST", "unix://"+sock)
+	co := t.TempDir()
+	do := func(args ...string) (string, error) {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), append([]string{"-C", co}, args...), &out, &errb)
+		return out.String() + errb.String(), err
+	}
+	if out, err := do("app", "add", "--from", "custom-nginx", "--source", "local", "--comp", "gzip", "webserver"); err != nil {
+		t.Fatalf("add --source local = %q, %v", out, err)
+	}
+	if out, _ := do("info", "webserver"); !strings.Contains(out, `"docker_name":"custom-nginx"`) || !strings.Contains(out, `"docker_source":"local"`) ||
+		!strings.Contains(out, `"docker_tag":"latest"`) {
+		t.Errorf("info = %s", out)
+	}
+	if out, err := do("update", "--comp", "gzip", "webserver"); err != nil || out != "webserver: up to date\n" {
+		t.Errorf("update = %q, %v", out, err)
+	}
+	os.Remove(filepath.Join(co, "webserver", "root.squashfs"))
+	if out, err := do("install", "--comp", "gzip", "webserver"); err != nil {
+		t.Errorf("install without root.squashfs = %q, %v", out, err)
+	}
+	if _, err := os.Stat(filepath.Join(co, "webserver", "root.squashfs")); err != nil {
+		t.Errorf("install did not convert again: %v", err)
+	}
+	out, err := do("add", "--from", "localhost:1/pv/x:v1", "--comp", "gzip", "fallback")
+	if err != nil {
+		t.Fatalf("add remote,local = %q, %v", out, err)
+	}
+	if out, _ := do("info", "fallback"); !strings.Contains(out, `"docker_source":"local"`) {
+		t.Errorf("fallback info = %s, want docker_source local", out)
+	}
+	_, err = do("add", "--from", "localhost:1/pv/none:v1", "--comp", "gzip", "none")
+	if err == nil || !strings.Contains(err.Error(), "reference does not exist") || !strings.Contains(err.Error(), "registry") {
+		t.Errorf("add of a missing image = %v, want both sources' errors", err)
+	}
+	if _, err := os.Stat(filepath.Join(co, "none")); err == nil {
+		t.Error("a failed add left none/")
 	}
 }
