@@ -145,7 +145,7 @@ var (
 	HubMetadataUsrMetaInterval  = def(keyDef{Name: "PH_METADATA_USRMETA_INTERVAL", Aliases: al("metadata.usrmeta.interval"), Type: Duration, Default: "5", Levels: phLevels | oem | run, Todo: hub})
 	HubOnlineRequestThreshold   = def(keyDef{Name: "PH_ONLINE_REQUEST_THRESHOLD", Type: Int, Default: "0", Levels: phLevels | oem, Todo: hub})
 	HubUpdaterInterval          = def(keyDef{Name: "PH_UPDATER_INTERVAL", Aliases: al("updater.interval"), Type: Duration, Default: "5", Levels: phLevels | oem | run})
-	HubUpdaterNetworkTimeout    = def(keyDef{Name: "PH_UPDATER_NETWORK_TIMEOUT", Aliases: al("updater.network_timeout"), Type: Duration, Default: "120", Levels: phLevels | oem, Todo: hub})
+	HubUpdaterNetworkTimeout    = def(keyDef{Name: "PH_UPDATER_NETWORK_TIMEOUT", Aliases: al("updater.network_timeout"), Type: Duration, Default: "120", Levels: phLevels | oem})
 	HubUpdaterTransferMaxCount  = def(keyDef{Name: "PH_UPDATER_TRANSFER_MAX_COUNT", Type: Int, Default: "5", Levels: phLevels | oem, Todo: hub})
 )
 

@@ -57,7 +57,8 @@ type Daemon struct {
 
 	shell *debugShell // console debug shell (embedded PID 1), nil when off
 
-	hub *hubClient // the Pantacor Hub client in remote mode (owned by the FSM goroutine)
+	hub   *hubClient // the Pantacor Hub client in remote mode (owned by the FSM goroutine)
+	watch hubWatch   // the network rollback's view of the update (FSM goroutine)
 
 	ssh       *sshd.Server // debug ssh server, nil when off (owned by the FSM goroutine)
 	sshFailed bool         // it could not listen; retried after DISABLE_SSH

@@ -266,6 +266,9 @@ func (d *Daemon) wait(ctx context.Context) (State, command.Command) {
 			return StateReboot, command.Command{}
 		}
 	}
+	if d.checkHub() == Rollback {
+		return StateRollback, command.Command{}
+	}
 	if u := d.updater; u != nil {
 		next, err := u.Step(ctx)
 		if err != nil {

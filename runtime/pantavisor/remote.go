@@ -29,8 +29,62 @@ import (
 // hubClient is the running Pantacor Hub client. Only the FSM goroutine
 // starts and stops it; the client's own goroutine owns its state.
 type hubClient struct {
+	c      *remote.Client
 	cancel context.CancelFunc
 	done   chan struct{}
+}
+
+// hubWatch follows the remote update under test for the network
+// rollback; owned by the FSM goroutine.
+type hubWatch struct {
+	rev     string
+	since   time.Time // first seen INPROGRESS or TESTING in this boot
+	testing time.Time // first seen TESTING
+}
+
+// checkHub is upstream's network rollback (spec §4), one WAIT tick: a
+// remote update (not locals/) under test stays INPROGRESS until the Hub
+// answers; with no answer for PH_UPDATER_NETWORK_TIMEOUT it fails with
+// "Hub not reachable", and a Hub failing (no answer since its last
+// failure) during TESTING fails it with "Hub communication not stable".
+// Both roll back.
+func (d *Daemon) checkHub() Next {
+	if d.hub != nil && d.local() {
+		// A local revision runs (a non-reboot LOCAL_RUN of locals/…):
+		// remote control stops until GO_REMOTE (spec §1 WAIT 2).
+		d.log.Info("remote: local revision running, hub client stopped until GO_REMOTE", "rev", d.Revision())
+		d.stopRemote()
+		d.publishDevmeta()
+	}
+	u := d.updater
+	if u == nil || d.hub == nil || !u.Updating() {
+		d.watch = hubWatch{}
+		return Stay
+	}
+	rev := u.Running()
+	p, err := d.store.Progress(rev)
+	if err != nil || strings.HasPrefix(rev, "locals/") || (p.Status != progress.Inprogress && p.Status != progress.Testing) {
+		d.watch = hubWatch{}
+		return Stay
+	}
+	now := time.Now()
+	if d.watch.rev != rev {
+		d.watch = hubWatch{rev: rev, since: now}
+	}
+	ok, failed := d.hub.c.Contact()
+	reached := ok.After(d.watch.since)
+	u.WaitHub(!reached)
+	timeout := d.conf.Duration(config.HubUpdaterNetworkTimeout)
+	switch {
+	case !reached && now.Sub(d.watch.since) >= timeout:
+		return u.HubFailed(progress.MsgHubNotReachable, fmt.Errorf("no answer from the hub for %v", timeout))
+	case p.Status != progress.Testing:
+	case d.watch.testing.IsZero():
+		d.watch.testing = now
+	case failed.After(d.watch.testing) && failed.After(ok):
+		return u.HubFailed(progress.MsgHubNotStable, errors.New("the hub stopped answering during TESTING"))
+	}
+	return Stay
 }
 
 // startRemote starts the Hub client once the device is in remote mode
@@ -78,7 +132,7 @@ func (d *Daemon) startRemote(ctx context.Context) {
 	// goroutine. A stopped client's channel just stays full.
 	d.devmeta.OnChange(func(metadata.Change) { c.DeviceMetaChanged() })
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	h := &hubClient{cancel: cancel, done: make(chan struct{})}
+	h := &hubClient{c: c, cancel: cancel, done: make(chan struct{})}
 	d.hub = h
 	go func() {
 		defer close(h.done)

@@ -106,6 +106,23 @@ type Client struct {
 	finished   map[string]bool   // revisions ended in this run
 
 	metaChanged chan struct{} // DeviceMetaChanged -> idle
+
+	// When the Hub last answered (any status below 500) and last failed
+	// (no answer, or a 5xx), in Unix nanoseconds; read by Contact.
+	lastOK, lastFail atomic.Int64
+}
+
+// Contact returns when the Hub last answered and when a request to it
+// last failed (zero times for never). Any goroutine: the daemon's
+// network rollback reads it.
+func (c *Client) Contact() (ok, failed time.Time) {
+	at := func(n int64) time.Time {
+		if n == 0 {
+			return time.Time{}
+		}
+		return time.Unix(0, n)
+	}
+	return at(c.lastOK.Load()), at(c.lastFail.Load())
 }
 
 // New makes a Client; Run starts it.
