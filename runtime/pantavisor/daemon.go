@@ -19,6 +19,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
 	"github.com/pantavisor/pantavisor-go/runtime/logserver"
 	"github.com/pantavisor/pantavisor-go/runtime/metadata"
+	"github.com/pantavisor/pantavisor-go/runtime/remote"
 	"github.com/pantavisor/pantavisor-go/runtime/signature"
 	"github.com/pantavisor/pantavisor-go/runtime/sshd"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
@@ -59,6 +60,10 @@ type Daemon struct {
 
 	hub   *hubClient // the Pantacor Hub client in remote mode (owned by the FSM goroutine)
 	watch hubWatch   // the network rollback's view of the update (FSM goroutine)
+	// logQueue is the log backlog for the Hub (set before the log server
+	// starts; see tapLog), logsDropped what overflowed it.
+	logQueue    chan remote.LogEntry
+	logsDropped atomic.Int64
 
 	ssh       *sshd.Server // debug ssh server, nil when off (owned by the FSM goroutine)
 	sshFailed bool         // it could not listen; retried after DISABLE_SSH

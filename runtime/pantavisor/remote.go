@@ -126,6 +126,8 @@ func (d *Daemon) startRemote(ctx context.Context) {
 		UserMeta:     d.usrmeta.Replace,
 		Updates:      d.hubUpdates(),
 		DownloadDir:  filepath.Join(d.store.Root(), "tmp", "hub-downloads"),
+		Logs:         d.logQueue,
+		PushLogs:     func() bool { return d.conf.Bool(config.LogPush) },
 		Log:          d.log.With("sub", "remote"),
 	})
 	// The hook only signals (never blocks); the client pushes from its own

@@ -82,6 +82,12 @@ type Options struct {
 	// Updates, when set, lets the device take remote updates: the idle
 	// client polls the Hub's steps every PollInterval.
 	Updates Updates
+	// Logs is the log backlog to push to the Hub (POST /logs/): a
+	// buffered channel the daemon fills without blocking, so its capacity
+	// bounds what an outage may hold; nil pushes nothing. PushLogs, when
+	// set, is asked before each push (PV_LOG_PUSH, pantahub.log.push).
+	Logs     <-chan LogEntry
+	PushLogs func() bool
 	// DownloadDir keeps partial downloads across restarts (in storage).
 	DownloadDir string
 	Log         *slog.Logger
@@ -104,12 +110,14 @@ type Client struct {
 	stepsETag  string            // of the last steps list with nothing to take
 	upd        *hubUpdate        // the remote update in flight
 	finished   map[string]bool   // revisions ended in this run
+	logBatch   []LogEntry        // the log batch the Hub has not taken yet
 
 	metaChanged chan struct{} // DeviceMetaChanged -> idle
 
 	// When the Hub last answered (any status below 500) and last failed
 	// (no answer, or a 5xx), in Unix nanoseconds; read by Contact.
 	lastOK, lastFail atomic.Int64
+	logsPushed       atomic.Int64
 }
 
 // Contact returns when the Hub last answered and when a request to it
@@ -237,6 +245,11 @@ func (c *Client) idle(ctx context.Context) error {
 	if c.o.Updates != nil {
 		updates = time.After(0)
 	}
+	var logs <-chan time.Time // log push, every PollInterval
+	if c.o.Logs != nil {
+		logs = time.After(0)
+	}
+	logFailures := 0
 	pending := c.o.DeviceMeta != nil // push once on reaching idle
 	c.failures = 0
 	updFailures := 0
@@ -280,6 +293,17 @@ func (c *Client) idle(ctx context.Context) error {
 				updFailures = 0
 			}
 			updates = time.After(d)
+		case <-logs:
+			d := jitter(c.o.PollInterval)
+			if c.o.PushLogs == nil || c.o.PushLogs() {
+				if err := c.pushLogs(ctx); err != nil {
+					logFailures++
+					d = backoff(c.o.RetryMin, c.o.RetryMax, logFailures)
+				} else {
+					logFailures = 0
+				}
+			}
+			logs = time.After(d)
 		case <-refresh.C:
 			err := c.refresh(ctx)
 			c.publish(boolMeta("pantahub.online", err == nil))
