@@ -142,6 +142,43 @@ func (d *Daemon) startRemote(ctx context.Context) {
 	}()
 }
 
+// unclaim is UNCLAIM (spec §5): the device forgets its Hub identity. The
+// credentials are blanked and saved to pantahub.config, devmeta
+// pantahub.claimed is removed, and a running client starts over: it
+// registers as a new device (a new challenge, or owned again at once when
+// a factory auto-token is configured). FSM goroutine only.
+func (d *Daemon) unclaim(ctx context.Context) {
+	running := d.hub != nil
+	d.stopRemote()
+	for _, k := range []config.Key{config.HubCredsID, config.HubCredsPRN, config.HubCredsSecret} {
+		if err := d.conf.Set(k.Name(), "", config.PHConf); err != nil {
+			d.log.Error("unclaim", "key", k.Name(), "err", err)
+		}
+	}
+	if err := d.conf.WritePHConfig(filepath.Join(d.root, "config", "pantahub.config")); err != nil {
+		d.log.Error("unclaim: save credentials", "err", err)
+	}
+	if d.devmeta != nil {
+		if err := d.devmeta.Delete("pantahub.claimed"); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+			d.log.Warn("unclaim: devmeta", "err", err)
+		}
+	}
+	d.log.Info("unclaimed: credentials cleared", "hub client restarted", running)
+	if running {
+		d.startRemote(ctx)
+	}
+}
+
+// claimed reports whether the Hub client saw an owner (devmeta
+// pantahub.claimed); any goroutine.
+func (d *Daemon) claimed() bool {
+	if d.devmeta == nil {
+		return false
+	}
+	v, ok := d.devmeta.Get("pantahub.claimed")
+	return ok && string(v) == "1"
+}
+
 // stopRemote stops the Hub client and waits for it (its calls are bounded
 // by their HTTP timeout and cancelled by the context).
 func (d *Daemon) stopRemote() {
