@@ -37,11 +37,32 @@ type hubObject struct {
 	GetURL string `json:"signed-geturl"`
 }
 
-// download fetches every object of u that storage lacks, one after the
-// other, into DownloadDir/<sha>.part: a cut connection or a restart
-// resumes each from the bytes already there (Range). DOWNLOADING progress
-// (bytes, per object) is sent before the first and after each object.
-func (c *Client) download(ctx context.Context, u *hubUpdate) error {
+// downloads is the download of an update in flight. The worker goroutine
+// fetches the objects (signed URLs need no token, so it touches none of
+// the client's state) and sends one event per object; Run owns the rest
+// and reports progress, so a long download never holds up the idle
+// loop's metadata, logs and token work.
+type downloads struct {
+	todo   []hubObject
+	dl     *progress.Downloads
+	events chan dlEvent
+	cancel context.CancelFunc
+}
+
+// dlEvent is the worker's report on object i: the bytes its partial file
+// holds, and the error that ended the worker (nil: stored).
+type dlEvent struct {
+	i    int
+	have int64
+	err  error
+}
+
+// startDownload lists the objects of u that storage lacks, sends the
+// first DOWNLOADING progress (bytes, per object) and starts the worker.
+// Each object goes to DownloadDir/<sha>.part: a cut connection or a
+// restart resumes it from the bytes already there (Range). With nothing
+// to fetch, u.dls stays nil.
+func (c *Client) startDownload(ctx context.Context, u *hubUpdate) error {
 	refs, err := stateObjects(u.state)
 	if err != nil {
 		return WontGo(progress.MsgStateBadFormat, err)
@@ -76,31 +97,78 @@ func (c *Client) download(ctx context.Context, u *hubUpdate) error {
 		dl.Objects = append(dl.Objects, progress.Download{ObjectName: o.Name, ObjectID: o.SHA, TotalSize: size,
 			TotalDownloaded: have, StartTime: start})
 	}
-	report := func() error {
-		dl.Total.CurrentTime = time.Now().Unix()
-		p := progress.New(progress.Downloading, "Downloading update artifacts")
-		cp := *dl
-		cp.Objects = append([]progress.Download(nil), dl.Objects...)
-		p.Downloads = &cp
-		return c.putProgress(ctx, u, p)
-	}
-	if err := report(); err != nil {
+	if err := c.reportDownload(ctx, u, dl); err != nil {
 		return err
 	}
-	for i, o := range todo {
-		before := dl.Objects[i].TotalDownloaded
-		n, err := c.fetch(ctx, o)
-		dl.Objects[i].TotalDownloaded = n
-		dl.Objects[i].CurrentTime = time.Now().Unix()
-		dl.Total.TotalDownloaded += n - before
-		if err != nil {
-			return err
-		}
-		if err := report(); err != nil {
-			return err
-		}
+	if len(todo) == 0 {
+		return nil
 	}
+	wctx, cancel := context.WithCancel(ctx)
+	d := &downloads{todo: todo, dl: dl, events: make(chan dlEvent, len(todo)), cancel: cancel}
+	u.dls = d
+	go func() {
+		for i, o := range todo {
+			if wctx.Err() != nil {
+				return
+			}
+			n, err := c.fetch(wctx, o)
+			d.events <- dlEvent{i: i, have: n, err: err}
+			if err != nil {
+				return
+			}
+		}
+	}()
 	return nil
+}
+
+// reportDownload sends DOWNLOADING with a copy of dl.
+func (c *Client) reportDownload(ctx context.Context, u *hubUpdate, dl *progress.Downloads) error {
+	dl.Total.CurrentTime = time.Now().Unix()
+	p := progress.New(progress.Downloading, "Downloading update artifacts")
+	cp := *dl
+	cp.Objects = append([]progress.Download(nil), dl.Objects...)
+	p.Downloads = &cp
+	return c.putProgress(ctx, u, p)
+}
+
+// dlEvents is the worker's channel, nil when no download runs.
+func (c *Client) dlEvents() <-chan dlEvent {
+	if c.upd == nil || c.upd.dls == nil {
+		return nil
+	}
+	return c.upd.dls.events
+}
+
+// downloadEvent takes one worker event: progress to the Hub, the next
+// phase once the last object is stored, or the end of the worker on an
+// error (a bad object fails the update; anything else is retried by the
+// next poll, which resumes the partial files). It returns whether there
+// is more to do at once.
+func (c *Client) downloadEvent(ctx context.Context, ev dlEvent) (bool, error) {
+	u := c.upd
+	d := u.dls
+	o := &d.dl.Objects[ev.i]
+	d.dl.Total.TotalDownloaded += ev.have - o.TotalDownloaded
+	o.TotalDownloaded, o.CurrentTime = ev.have, time.Now().Unix()
+	if ev.err != nil {
+		d.cancel()
+		u.dls = nil
+		var bad *badObject
+		if errors.As(ev.err, &bad) {
+			return false, c.finish(ctx, progress.New(progress.Error, progress.MsgObjectValidation), ev.err)
+		}
+		return false, ev.err
+	}
+	if err := c.reportDownload(ctx, u, d.dl); err != nil {
+		c.o.Log.Warn("remote download progress", "err", err)
+	}
+	if ev.i < len(d.todo)-1 {
+		return false, nil
+	}
+	d.cancel()
+	u.dls = nil
+	u.phase = phaseStage
+	return true, nil
 }
 
 func (c *Client) partialPath(sha string) string {

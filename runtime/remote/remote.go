@@ -279,6 +279,17 @@ func (c *Client) idle(ctx context.Context) error {
 				d = c.retryDelay(err)
 			}
 			poll = time.After(d)
+		case ev := <-c.dlEvents():
+			more, err := c.downloadEvent(ctx, ev)
+			switch {
+			case err != nil:
+				c.o.Log.Warn("remote download", "err", err)
+				updFailures++
+				updates = time.After(backoff(c.o.RetryMin, c.o.RetryMax, updFailures))
+			case more:
+				updFailures = 0
+				updates = time.After(0)
+			}
 		case <-updates:
 			more, err := c.pollUpdate(ctx)
 			d := jitter(c.o.PollInterval)

@@ -69,6 +69,7 @@ type hubUpdate struct {
 	phase phase
 	sent  progress.Progress // last progress the Hub acknowledged
 	waits int               // mirror polls that found it not started
+	dls   *downloads        // the download worker, while it runs
 }
 
 // maxQueuedPolls is how many polls a queued revision may stay NEW before
@@ -96,18 +97,20 @@ func (c *Client) pollUpdate(ctx context.Context) (bool, error) {
 	u := c.upd
 	switch u.phase {
 	case phaseDownload:
-		if err := c.download(ctx, u); err != nil {
-			var bad *badObject
+		if u.dls != nil {
+			return false, nil // the worker reports through downloadEvent
+		}
+		if err := c.startDownload(ctx, u); err != nil {
 			var wg *wontGo
-			switch {
-			case errors.As(err, &bad):
-				return false, c.finish(ctx, progress.New(progress.Error, progress.MsgObjectValidation), err)
-			case errors.As(err, &wg):
+			if errors.As(err, &wg) {
 				return false, c.finish(ctx, progress.New(progress.Wontgo, wg.progressMsg()), err)
 			}
 			return false, err
 		}
-		u.phase = phaseStage
+		if u.dls != nil {
+			return false, nil
+		}
+		u.phase = phaseStage // nothing to fetch
 		return true, nil
 	case phaseStage:
 		err := c.o.Updates.Stage(u.rev, u.state)
@@ -207,6 +210,10 @@ func (c *Client) mirror(ctx context.Context, u *hubUpdate) error {
 // taken again in this run; a restart finds it final on the Hub).
 func (c *Client) finish(ctx context.Context, p progress.Progress, cause error) error {
 	u := c.upd
+	if u.dls != nil {
+		u.dls.cancel()
+		u.dls = nil
+	}
 	if cause != nil {
 		c.o.Log.Warn("remote update failed", "rev", u.rev, "status", p.Status, "err", cause)
 		p.Logs = cause.Error()
