@@ -125,7 +125,6 @@ func (d *Daemon) startRemote(ctx context.Context) {
 		DeviceMeta:   d.devmeta.List,
 		UserMeta:     d.usrmeta.Replace,
 		Updates:      d.hubUpdates(),
-		DownloadDir:  filepath.Join(d.store.Root(), "tmp", "hub-downloads"),
 		Logs:         d.logQueue,
 		PushLogs:     func() bool { return d.conf.Bool(config.LogPush) },
 		Log:          d.log.With("sub", "remote"),
@@ -241,21 +240,35 @@ type hubUpdates struct {
 
 func (h hubUpdates) HasObject(sha string) bool { return h.d.store.HasObject(sha) }
 
-func (h hubUpdates) PutObject(sha, path string) error {
-	f, err := os.Open(path)
+// OpenPartial opens a resumable download in storage (its remaining bytes
+// promised in the space ledger).
+func (h hubUpdates) OpenPartial(sha string, size int64) (remote.Partial, error) {
+	p, err := h.d.store.OpenPartial(sha, size)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
+	return hubPartial{p, h.d}, nil
+}
+
+func (h hubUpdates) PartialSize(sha string) int64 { return h.d.store.PartialSize(sha) }
+func (h hubUpdates) DropPartials() error          { return h.d.store.RemovePartials() }
+
+// hubPartial maps storage's checksum error to the client's and defers
+// the threshold GC after an object landed (spec §12).
+type hubPartial struct {
+	*storage.Partial
+	d *Daemon
+}
+
+func (p hubPartial) Install() error {
+	err := p.Partial.Install()
+	if errors.Is(err, storage.ErrBadChecksum) {
+		return fmt.Errorf("%w: %w", remote.ErrBadObject, err)
 	}
-	if _, err := h.d.store.PutObjectSize(sha, fi.Size(), f); err != nil {
-		return err
+	if err == nil {
+		p.d.objectUploaded()
 	}
-	h.d.objectUploaded()
-	return nil
+	return err
 }
 
 // Stage stores the state; a state the parser or the signature check

@@ -2,14 +2,10 @@ package remote
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -23,11 +19,12 @@ const stallTimeout = 60 * time.Second
 
 // badObject is an object whose content does not match its sha256: the
 // update fails (ERROR), nothing is installed.
-type badObject struct{ sha, got string }
-
-func (e *badObject) Error() string {
-	return fmt.Sprintf("object %s: content has sha256 %s", e.sha, e.got)
+type badObject struct {
+	sha string
+	err error
 }
+
+func (e *badObject) Error() string { return fmt.Sprintf("object %s: %v", e.sha, e.err) }
 
 // hubObject is the Hub's answer to GET /objects/<sha>.
 type hubObject struct {
@@ -59,8 +56,8 @@ type dlEvent struct {
 
 // startDownload lists the objects of u that storage lacks, sends the
 // first DOWNLOADING progress (bytes, per object) and starts the worker.
-// Each object goes to DownloadDir/<sha>.part: a cut connection or a
-// restart resumes it from the bytes already there (Range). With nothing
+// Each object goes to its partial download in storage: a cut connection
+// or a restart resumes it from the bytes already there (Range). With nothing
 // to fetch, u.dls stays nil.
 func (c *Client) startDownload(ctx context.Context, u *hubUpdate) error {
 	refs, err := stateObjects(u.state)
@@ -91,7 +88,7 @@ func (c *Client) startDownload(ctx context.Context, u *hubUpdate) error {
 	dl := &progress.Downloads{Total: progress.Download{ObjectName: "total", ObjectID: "none", StartTime: start}}
 	for _, o := range todo {
 		size, _ := strconv.ParseInt(o.Size, 10, 64)
-		have := c.partialSize(o.SHA)
+		have := c.o.Updates.PartialSize(o.SHA)
 		dl.Total.TotalSize += size
 		dl.Total.TotalDownloaded += have
 		dl.Objects = append(dl.Objects, progress.Download{ObjectName: o.Name, ObjectID: o.SHA, TotalSize: size,
@@ -171,73 +168,39 @@ func (c *Client) downloadEvent(ctx context.Context, ev dlEvent) (bool, error) {
 	return true, nil
 }
 
-func (c *Client) partialPath(sha string) string {
-	return filepath.Join(c.o.DownloadDir, sha+".part")
-}
-
-func (c *Client) partialSize(sha string) int64 {
-	fi, err := os.Stat(c.partialPath(sha))
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
-}
-
-// fetch downloads one object, resuming its partial file, checks its
-// sha256 and hands it to storage. It returns the bytes the partial file
-// holds.
+// fetch downloads one object into its partial download in storage
+// (resuming it), which checks its sha256 and makes it the object. It
+// returns the bytes the partial download holds.
 func (c *Client) fetch(ctx context.Context, o hubObject) (int64, error) {
-	if err := os.MkdirAll(c.o.DownloadDir, 0o700); err != nil {
-		return 0, fmt.Errorf("download dir: %w", err)
-	}
-	path := c.partialPath(o.SHA)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	size, err := strconv.ParseInt(o.Size, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("download %s: %w", o.Name, err)
+		size = -1
 	}
-	defer f.Close()
-	have, err := f.Seek(0, io.SeekEnd)
+	p, err := c.o.Updates.OpenPartial(o.SHA, size)
 	if err != nil {
-		return 0, err
+		return c.o.Updates.PartialSize(o.SHA), fmt.Errorf("download %s: %w", o.Name, err)
 	}
-	size, _ := strconv.ParseInt(o.Size, 10, 64)
-	if size > 0 && have > size { // not a prefix of this object: start over
-		if err := f.Truncate(0); err != nil {
-			return 0, err
-		}
-		have = 0
-	}
-	if have == 0 || size <= 0 || have < size {
-		if have, err = c.get(ctx, o, f, have); err != nil {
-			f.Sync()
+	defer p.Close()
+	have := p.Size()
+	if size < 0 || have < size {
+		if have, err = c.get(ctx, o, p); err != nil {
 			return have, err
 		}
 	}
-	if err := f.Sync(); err != nil {
-		return have, fmt.Errorf("download %s: %w", o.Name, err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return have, err
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return have, fmt.Errorf("download %s: %w", o.Name, err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != o.SHA {
-		os.Remove(path) // a bad partial must not poison the next try
-		return 0, &badObject{sha: o.SHA, got: got}
-	}
-	if err := c.o.Updates.PutObject(o.SHA, path); err != nil {
+	if err := p.Install(); err != nil {
+		if errors.Is(err, ErrBadObject) {
+			return 0, &badObject{sha: o.SHA, err: err}
+		}
 		return have, fmt.Errorf("store %s: %w", o.Name, err)
 	}
-	os.Remove(path)
 	return have, nil
 }
 
-// get appends the object's bytes from offset have to f (a Range request;
+// get appends the object's bytes from f's length on to f (a Range request;
 // a server that ignores it sends the whole object, which replaces f's
 // content). It returns f's length.
-func (c *Client) get(ctx context.Context, o hubObject, f *os.File, have int64) (int64, error) {
+func (c *Client) get(ctx context.Context, o hubObject, f Partial) (int64, error) {
+	have := f.Size()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.GetURL, nil)
@@ -258,10 +221,7 @@ func (c *Client) get(ctx context.Context, o hubObject, f *os.File, have int64) (
 	switch {
 	case resp.StatusCode == http.StatusPartialContent && have > 0:
 	case resp.StatusCode == http.StatusOK:
-		if err := f.Truncate(0); err != nil {
-			return have, err
-		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
+		if err := f.Reset(); err != nil {
 			return have, err
 		}
 		have = 0

@@ -3,7 +3,6 @@ package remote
 import (
 	"bytes"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -33,7 +32,7 @@ func TestDownloadDoesNotBlockMetadata(t *testing.T) {
 	ul.stop()
 	var mark atomic.Value
 	c := ul.client(map[string]string{"PH_FACTORY_AUTOTOK": "factorytok"})
-	c.o.Updates, c.o.DownloadDir = ul.upd, filepath.Join(ul.dir, "downloads")
+	c.o.Updates = ul.upd
 	c.o.UserMeta = func(kvs []metadata.KV) error {
 		for _, kv := range kvs {
 			if kv.Key == "mark" {

@@ -107,7 +107,7 @@ func BenchmarkFleetUpdate(b *testing.B) {
 			clients[i] = New(Options{Config: conf, ConfigPath: filepath.Join(dir, "pantahub.config"), RunDir: dir,
 				BaseURL: l.srv.URL, RetryMin: 50 * time.Millisecond, RetryMax: time.Second, PollInterval: poll,
 				IdleInterval: time.Hour, HTTP: &http.Client{Transport: meters[i], Timeout: 30 * time.Second},
-				Updates: newFakeUpdates(nil, l.shas), DownloadDir: filepath.Join(dir, "downloads"),
+				Updates: newFakeUpdates(b, l.shas),
 				Factory: func() (Revision, error) {
 					return Revision{State: l.state, Open: func(sha string) (*os.File, error) {
 						return os.Open(filepath.Join(l.objects, sha))

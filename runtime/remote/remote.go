@@ -88,8 +88,6 @@ type Options struct {
 	// set, is asked before each push (PV_LOG_PUSH, pantahub.log.push).
 	Logs     <-chan LogEntry
 	PushLogs func() bool
-	// DownloadDir keeps partial downloads across restarts (in storage).
-	DownloadDir string
 	Log         *slog.Logger
 }
 
