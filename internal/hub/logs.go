@@ -3,6 +3,8 @@ package hub
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -42,23 +44,10 @@ func (s *Server) postLogs(w http.ResponseWriter, r *http.Request, c *Claims) {
 		apiError(w, http.StatusBadRequest, "bad body")
 		return
 	}
-	var in []LogEntry
-	if b = bytes.TrimSpace(b); len(b) > 0 && b[0] == '[' {
-		err = json.Unmarshal(b, &in)
-	} else {
-		var e LogEntry
-		err = json.Unmarshal(b, &e)
-		in = []LogEntry{e}
-	}
+	in, err := parseLogs(b)
 	if err != nil {
-		apiError(w, http.StatusBadRequest, "bad log entries: "+err.Error())
+		apiError(w, http.StatusBadRequest, err.Error())
 		return
-	}
-	for _, e := range in {
-		if e.Src == "" || e.Msg == "" {
-			apiError(w, http.StatusBadRequest, "log entries need src and msg")
-			return
-		}
 	}
 	now := s.now()
 	s.mu.Lock()
@@ -76,6 +65,29 @@ func (s *Server) postLogs(w http.ResponseWriter, r *http.Request, c *Claims) {
 	s.stats.LogEntries += int64(len(in))
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, in)
+}
+
+// parseLogs reads one entry or an array of them; every entry needs src
+// and msg.
+func parseLogs(b []byte) ([]LogEntry, error) {
+	var in []LogEntry
+	var err error
+	if b = bytes.TrimSpace(b); len(b) > 0 && b[0] == '[' {
+		err = json.Unmarshal(b, &in)
+	} else {
+		var e LogEntry
+		err = json.Unmarshal(b, &e)
+		in = []LogEntry{e}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bad log entries: %w", err)
+	}
+	for _, e := range in {
+		if e.Src == "" || e.Msg == "" {
+			return nil, errors.New("log entries need src and msg")
+		}
+	}
+	return in, nil
 }
 
 // getLogs is GET /logs/ (users): the entries of the user's devices in the
