@@ -64,6 +64,7 @@ type Daemon struct {
 	// starts; see tapLog), logsDropped what overflowed it.
 	logQueue    chan remote.LogEntry
 	logsDropped atomic.Int64
+	logPushOn   atomic.Bool // a Hub client runs (startRemote/stopRemote)
 
 	ssh       *sshd.Server // debug ssh server, nil when off (owned by the FSM goroutine)
 	sshFailed bool         // it could not listen; retried after DISABLE_SSH

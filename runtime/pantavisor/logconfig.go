@@ -10,12 +10,23 @@ import (
 )
 
 // logBacklog bounds the log lines waiting for the Hub (PV_LOG_PUSH): a
-// Hub outage keeps the latest logBacklog lines' worth, newer ones are
-// dropped (and counted) until the client drains the queue.
-const logBacklog = 4096
+// Hub outage keeps logBacklog lines, newer ones are dropped (and counted)
+// until the client drains the queue. With lines cut at logPushLine bytes
+// the backlog holds at most about 2 MiB.
+const (
+	logBacklog  = 2048
+	logPushLine = 1024
+)
 
-// tapLog queues a kept log line for the Hub client; it never blocks.
+// tapLog queues a kept log line for the Hub client while one runs; it
+// never blocks.
 func (d *Daemon) tapLog(e logserver.Entry, rev string) {
+	if !d.logPushOn.Load() {
+		return
+	}
+	if len(e.Msg) > logPushLine {
+		e.Msg = e.Msg[:logPushLine]
+	}
 	sec, nano := e.Time.Unix(), int64(e.Time.Nanosecond())
 	select {
 	case d.logQueue <- remote.LogEntry{Src: e.Source, Msg: e.Msg, Lvl: e.Level.String(), Tsec: sec, Tnano: nano,

@@ -134,6 +134,7 @@ func (d *Daemon) startRemote(ctx context.Context) {
 	d.devmeta.OnChange(func(metadata.Change) { c.DeviceMetaChanged() })
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h := &hubClient{c: c, cancel: cancel, done: make(chan struct{})}
+	d.logPushOn.Store(true)
 	d.hub = h
 	go func() {
 		defer close(h.done)
@@ -184,6 +185,7 @@ func (d *Daemon) stopRemote() {
 	if d.hub == nil {
 		return
 	}
+	d.logPushOn.Store(false)
 	d.hub.cancel()
 	<-d.hub.done
 	d.hub = nil
