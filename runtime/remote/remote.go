@@ -88,7 +88,7 @@ type Options struct {
 	// set, is asked before each push (PV_LOG_PUSH, pantahub.log.push).
 	Logs     <-chan LogEntry
 	PushLogs func() bool
-	Log         *slog.Logger
+	Log      *slog.Logger
 }
 
 // Client runs the remote state machine.
