@@ -244,8 +244,23 @@ func (h hubUpdates) HasObject(sha string) bool { return h.d.store.HasObject(sha)
 
 // OpenPartial opens a resumable download in storage (its remaining bytes
 // promised in the space ledger).
+// Short of space, it runs the GC once; still short, the update is
+// WONTGO "Space required X B, available Y B" (spec §4).
 func (h hubUpdates) OpenPartial(sha string, size int64) (remote.Partial, error) {
 	p, err := h.d.store.OpenPartial(sha, size)
+	if errors.Is(err, storage.ErrNoSpace) && h.d.updater != nil {
+		if _, gerr := h.d.updater.GC(); gerr != nil {
+			h.d.log.Warn("remote download: gc", "err", gerr)
+		}
+		p, err = h.d.store.OpenPartial(sha, size)
+	}
+	if errors.Is(err, storage.ErrNoSpace) {
+		var avail int64
+		if u, uerr := h.d.store.Usage(); uerr == nil {
+			avail = max(int64(u.RealFree)-h.d.store.Promised(), 0)
+		}
+		return nil, remote.WontGo(progress.Space(size-h.d.store.PartialSize(sha), avail), err)
+	}
 	if err != nil {
 		return nil, err
 	}

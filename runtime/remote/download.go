@@ -151,8 +151,12 @@ func (c *Client) downloadEvent(ctx context.Context, ev dlEvent) (bool, error) {
 		d.cancel()
 		u.dls = nil
 		var bad *badObject
-		if errors.As(ev.err, &bad) {
+		var wg *wontGo
+		switch {
+		case errors.As(ev.err, &bad):
 			return false, c.finish(ctx, progress.New(progress.Error, progress.MsgObjectValidation), ev.err)
+		case errors.As(ev.err, &wg):
+			return false, c.finish(ctx, progress.New(progress.Wontgo, wg.progressMsg()), ev.err)
 		}
 		return false, ev.err
 	}

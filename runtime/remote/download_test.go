@@ -2,6 +2,7 @@ package remote
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -51,4 +52,28 @@ func TestDownloadDoesNotBlockMetadata(t *testing.T) {
 	ul.await("user-meta pulled during the download", func() bool { v, _ := mark.Load().(string); return v == "during" })
 	close(release)
 	ul.await("DONE on the hub", func() bool { return ul.hubStatus() == "DONE" })
+}
+
+// A download that does not fit (the daemon's OpenPartial refuses it) ends
+// WONTGO with its message, and nothing is staged.
+func TestNoSpaceIsWontGo(t *testing.T) {
+	ul := newUpdateLab(t, nil)
+	ul.upd.mu.Lock()
+	ul.upd.noSpace = true
+	ul.upd.mu.Unlock()
+	content := bytes.Repeat([]byte("big root "), 1000)
+	ul.post(content)
+	ul.await("WONTGO on the hub", func() bool { return ul.hubStatus() == "WONTGO" })
+	var st struct {
+		Progress struct {
+			Msg string `json:"status-msg"`
+		} `json:"progress"`
+	}
+	ul.user("GET", "/trails/"+ul.id+"/steps/1", nil, &st)
+	if want := fmt.Sprintf("Space required %d B, available 10 B", len(content)); st.Progress.Msg != want {
+		t.Errorf("status-msg %q, want %q", st.Progress.Msg, want)
+	}
+	if staged, _, _ := ul.upd.counts(); staged != 0 {
+		t.Errorf("staged %d", staged)
+	}
 }

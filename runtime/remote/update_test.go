@@ -33,6 +33,7 @@ type fakeUpdates struct {
 	prog    map[string]progress.Progress
 	objects map[string]bool
 	dir     string // partial downloads
+	noSpace bool   // OpenPartial refuses as the daemon does when short of space
 }
 
 func newFakeUpdates(t testing.TB, have []string) *fakeUpdates {
@@ -71,6 +72,12 @@ func (f *fakeUpdates) PartialSize(sha string) int64 {
 func (f *fakeUpdates) DropPartials() error { return os.RemoveAll(f.dir) }
 
 func (f *fakeUpdates) OpenPartial(sha string, size int64) (Partial, error) {
+	f.mu.Lock()
+	noSpace := f.noSpace
+	f.mu.Unlock()
+	if noSpace {
+		return nil, WontGo(progress.Space(size, 10), errors.New("insufficient storage"))
+	}
 	if err := os.MkdirAll(f.dir, 0o700); err != nil {
 		return nil, err
 	}
