@@ -77,7 +77,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	st := h.Stats()
 	log.Info("pvhub stats", "requests", st.Requests, "registered", st.Registered, "logins", st.Logins,
-		"object_bytes", st.ObjectBytes, "blob_bytes_served", st.BlobBytesServed)
+		"object_bytes", st.ObjectBytes, "blob_bytes_served", st.BlobBytesServed,
+		"log_entries", st.LogEntries)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

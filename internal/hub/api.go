@@ -51,6 +51,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /trails/{id}/steps/{rev}/objects/{sha}", s.auth(s.getObject))
 	m.HandleFunc("POST /objects/", s.auth(s.postObject))
 	m.HandleFunc("GET /objects/{sha}", s.auth(s.getObject))
+	m.HandleFunc("POST /logs/", s.auth(s.postLogs))
+	m.HandleFunc("GET /logs/", s.auth(s.getLogs))
 	m.HandleFunc("PUT /local-s3/{tok}", s.putBlob)
 	m.HandleFunc("GET /local-s3/{tok}", s.getBlob)
 	s.mux = m

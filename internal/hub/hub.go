@@ -54,6 +54,7 @@ type Server struct {
 	trails     map[string]*trail
 	objects    map[string][]byte // sha256 -> content; nil until uploaded
 	objMeta    map[string]object
+	logs       []LogEntry
 	stats      Stats
 }
 
@@ -66,6 +67,7 @@ type Stats struct {
 	// BlobBytesServed counts object bytes sent by signed GETs (what
 	// devices downloaded, resumed ranges included).
 	BlobBytesServed int64
+	LogEntries      int64 // log lines devices posted
 }
 
 type autoToken struct {

@@ -15,7 +15,7 @@ var updateDocs = flag.Bool("update", false, "rewrite docs/config-keys.md from th
 
 // keyNotes are remarks docs/config-keys.md shows beside a key.
 var keyNotes = map[string]string{
-	"PV_CONTROL_REMOTE":             "decides local or remote mode; there is no hub client yet",
+	"PV_CONTROL_REMOTE":             "decides local or remote mode: 0 keeps the Hub client off and refuses GO_REMOTE",
 	"PV_DEBUG_SSH":                  "the Go ssh server (runtime/sshd) on :8222; ENABLE_SSH/DISABLE_SSH set it until reboot; upstream's `prod` policy sets 0",
 	"PV_DEBUG_SSH_AUTHORIZED_KEYS":  "unset or `__default__`: user meta `pvr-sdk.authorized_keys`; a name: `<PV_SYSTEM_ETCPANTAVISORDIR>/ssh/<name>`; an absolute path: that file",
 	"PV_DROPBEAR_CACHE_DIR":         "keeps the ssh host key `ssh_host_ed25519_key` (OpenSSH format, made on first start)",

@@ -145,7 +145,7 @@ var (
 	HubMetadataUsrMetaInterval  = def(keyDef{Name: "PH_METADATA_USRMETA_INTERVAL", Aliases: al("metadata.usrmeta.interval"), Type: Duration, Default: "5", Levels: phLevels | oem | run, Todo: hub})
 	HubOnlineRequestThreshold   = def(keyDef{Name: "PH_ONLINE_REQUEST_THRESHOLD", Type: Int, Default: "0", Levels: phLevels | oem, Todo: hub})
 	HubUpdaterInterval          = def(keyDef{Name: "PH_UPDATER_INTERVAL", Aliases: al("updater.interval"), Type: Duration, Default: "5", Levels: phLevels | oem | run})
-	HubUpdaterNetworkTimeout    = def(keyDef{Name: "PH_UPDATER_NETWORK_TIMEOUT", Aliases: al("updater.network_timeout"), Type: Duration, Default: "120", Levels: phLevels | oem, Todo: hub})
+	HubUpdaterNetworkTimeout    = def(keyDef{Name: "PH_UPDATER_NETWORK_TIMEOUT", Aliases: al("updater.network_timeout"), Type: Duration, Default: "120", Levels: phLevels | oem})
 	HubUpdaterTransferMaxCount  = def(keyDef{Name: "PH_UPDATER_TRANSFER_MAX_COUNT", Type: Int, Default: "5", Levels: phLevels | oem, Todo: hub})
 )
 
@@ -212,7 +212,7 @@ var (
 	LogLevel                     = def(keyDef{Name: "PV_LOG_LEVEL", Aliases: al("log.level"), Type: Int, Default: "0", Levels: pvLevels | oem | run})
 	LogLoggers                   = def(keyDef{Name: "PV_LOG_LOGGERS", Aliases: al("log.loggers"), Type: Bool, Default: "1", Levels: pvLevels | oem, Todo: logs})
 	LogMaxSize                   = def(keyDef{Name: "PV_LOG_MAXSIZE", Aliases: al("log.maxsize"), Type: Size, Default: "2097152", Levels: pvLevels | oem, Todo: logs})
-	LogPush                      = def(keyDef{Name: "PV_LOG_PUSH", Aliases: al("pantahub.log.push", "log.push"), Type: Bool, Default: "1", Levels: pvLevels | oem | run, Todo: hub})
+	LogPush                      = def(keyDef{Name: "PV_LOG_PUSH", Aliases: al("pantahub.log.push", "log.push"), Type: Bool, Default: "1", Levels: pvLevels | oem | run})
 	LogRotateFactor              = def(keyDef{Name: "PV_LOG_ROTATE_FACTOR", Type: Int, Default: "5", Levels: pvLevels | oem})
 	LogServerOutputs             = def(keyDef{Name: "PV_LOG_SERVER_OUTPUTS", Aliases: al("log.server.outputs"), Type: String, Default: "filetree", Levels: pvLevels | oem})
 	LogSinglefileTimestampFormat = def(keyDef{Name: "PV_LOG_SINGLEFILE_TIMESTAMP_FORMAT", Aliases: al("log.singlefile.timestamp.format"), Type: String, Levels: pvLevels | oem})

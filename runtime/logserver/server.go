@@ -75,6 +75,10 @@ type Options struct {
 	MaxFrame      int   // largest binary frame payload
 	MaxConns      int   // concurrent pv-ctrl-log/pv-fd-log clients
 	UpdateMaxSize int64 // cap of .pv/logs.tmp
+	// Tap, when set, also gets every message kept by PV_LOG_LEVEL with
+	// the revision it belongs to (the Hub log push). It is called by the
+	// producers' goroutines and must never block.
+	Tap func(e Entry, rev string)
 }
 
 // Stats counts what the server did with the messages it got.
@@ -472,6 +476,9 @@ func (s *Server) dispatch(e Entry) {
 	r := &record{Entry: e, rev: *s.rev.Load(), update: upd}
 	for _, k := range s.sinks {
 		k.offer(r)
+	}
+	if s.o.Tap != nil && e.Level <= s.level {
+		s.o.Tap(e, r.rev)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/disk"
 	"github.com/pantavisor/pantavisor-go/runtime/logserver"
 	"github.com/pantavisor/pantavisor-go/runtime/metadata"
+	"github.com/pantavisor/pantavisor-go/runtime/remote"
 	"github.com/pantavisor/pantavisor-go/runtime/signature"
 	"github.com/pantavisor/pantavisor-go/runtime/sshd"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
@@ -63,7 +64,13 @@ type Daemon struct {
 
 	wdt *watchdog.Watchdog // PV_WDT_MODE; nil before INIT read the config
 
-	hub *hubClient // the Pantacor Hub client in remote mode (owned by the FSM goroutine)
+	hub   *hubClient // the Pantacor Hub client in remote mode (owned by the FSM goroutine)
+	watch hubWatch   // the network rollback's view of the update (FSM goroutine)
+	// logQueue is the log backlog for the Hub (set before the log server
+	// starts; see tapLog), logsDropped what overflowed it.
+	logQueue    chan remote.LogEntry
+	logsDropped atomic.Int64
+	logPushOn   atomic.Bool // a Hub client runs (startRemote/stopRemote)
 
 	ssh       *sshd.Server // debug ssh server, nil when off (owned by the FSM goroutine)
 	sshFailed bool         // it could not listen; retried after DISABLE_SSH

@@ -274,6 +274,9 @@ func (d *Daemon) wait(ctx context.Context) (State, command.Command) {
 			return StateReboot, command.Command{}
 		}
 	}
+	if d.checkHub() == Rollback {
+		return StateRollback, command.Command{}
+	}
 	if u := d.updater; u != nil {
 		next, err := u.Step(ctx)
 		if err != nil {
@@ -332,6 +335,8 @@ func (d *Daemon) command(ctx context.Context, c command.Command) State {
 		d.conf.Set(config.DebugSSH.Name(), "1", config.Command)
 	case command.OpDisableSSH:
 		d.conf.Set(config.DebugSSH.Name(), "0", config.Command)
+	case command.OpUnclaim:
+		d.unclaim(ctx)
 	case command.OpGoRemote:
 		d.mu.Lock()
 		d.goRemote = true
@@ -369,7 +374,8 @@ func (d *Daemon) CommandState() command.State {
 		Updating:      d.updater != nil && d.updater.Updating(),
 		RemoteAllowed: d.conf.Bool(config.ControlRemote),
 		Remote:        !local,
-		Unclaimed:     true, // no Hub client yet: never claimed
+		Claimed:       d.claimed(),
+		Unclaimed:     d.conf.Get(config.HubCredsID) == "", // no credentials
 		DebugShell:    d.debugShellOpen(),
 	}
 }

@@ -6,7 +6,35 @@ import (
 
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/logserver"
+	"github.com/pantavisor/pantavisor-go/runtime/remote"
 )
+
+// logBacklog bounds the log lines waiting for the Hub (PV_LOG_PUSH): a
+// Hub outage keeps logBacklog lines, newer ones are dropped (and counted)
+// until the client drains the queue. With lines cut at logPushLine bytes
+// the backlog holds at most about 2 MiB.
+const (
+	logBacklog  = 2048
+	logPushLine = 1024
+)
+
+// tapLog queues a kept log line for the Hub client while one runs; it
+// never blocks.
+func (d *Daemon) tapLog(e logserver.Entry, rev string) {
+	if !d.logPushOn.Load() {
+		return
+	}
+	if len(e.Msg) > logPushLine {
+		e.Msg = e.Msg[:logPushLine]
+	}
+	sec, nano := e.Time.Unix(), int64(e.Time.Nanosecond())
+	select {
+	case d.logQueue <- remote.LogEntry{Src: e.Source, Msg: e.Msg, Lvl: e.Level.String(), Tsec: sec, Tnano: nano,
+		Plat: e.Platform, Rev: rev}:
+	default:
+		d.logsDropped.Add(1)
+	}
+}
 
 // logOptions builds the log server's options from the PV_LOG_* keys of
 // the configuration. A value the log server cannot use is reported and
@@ -19,6 +47,10 @@ func (d *Daemon) logOptions() logserver.Options {
 		RotateFactor:     d.conf.Int(config.LogRotateFactor),
 		Absolute:         d.conf.Get(config.LogTimestamp) == "absolute",
 		Log:              d.log}
+	if d.logQueue == nil {
+		d.logQueue = make(chan remote.LogEntry, logBacklog)
+	}
+	o.Tap = d.tapLog
 	if v := d.conf.Get(config.LogServerOutputs); v != "" {
 		outs, err := logserver.ParseOutputs(v)
 		if err != nil {

@@ -147,6 +147,11 @@ type Updater interface {
 	// ContainerFailed records a container failure (of the update under
 	// test, if any) and says where to go: Rollback or Reboot.
 	ContainerFailed(err error) Next
+	// WaitHub holds the update under test in INPROGRESS (a remote update
+	// whose Hub has not answered yet); HubFailed fails it with a Hub
+	// message and says where to go (spec §4, network rollback).
+	WaitHub(wait bool)
+	HubFailed(msg string, err error) Next
 	// Running is the running revision; it changes on an update that
 	// needs no reboot.
 	Running() string

@@ -29,8 +29,62 @@ import (
 // hubClient is the running Pantacor Hub client. Only the FSM goroutine
 // starts and stops it; the client's own goroutine owns its state.
 type hubClient struct {
+	c      *remote.Client
 	cancel context.CancelFunc
 	done   chan struct{}
+}
+
+// hubWatch follows the remote update under test for the network
+// rollback; owned by the FSM goroutine.
+type hubWatch struct {
+	rev     string
+	since   time.Time // first seen INPROGRESS or TESTING in this boot
+	testing time.Time // first seen TESTING
+}
+
+// checkHub is upstream's network rollback (spec §4), one WAIT tick: a
+// remote update (not locals/) under test stays INPROGRESS until the Hub
+// answers; with no answer for PH_UPDATER_NETWORK_TIMEOUT it fails with
+// "Hub not reachable", and a Hub failing (no answer since its last
+// failure) during TESTING fails it with "Hub communication not stable".
+// Both roll back.
+func (d *Daemon) checkHub() Next {
+	if d.hub != nil && d.local() {
+		// A local revision runs (a non-reboot LOCAL_RUN of locals/…):
+		// remote control stops until GO_REMOTE (spec §1 WAIT 2).
+		d.log.Info("remote: local revision running, hub client stopped until GO_REMOTE", "rev", d.Revision())
+		d.stopRemote()
+		d.publishDevmeta()
+	}
+	u := d.updater
+	if u == nil || d.hub == nil || !u.Updating() {
+		d.watch = hubWatch{}
+		return Stay
+	}
+	rev := u.Running()
+	p, err := d.store.Progress(rev)
+	if err != nil || strings.HasPrefix(rev, "locals/") || (p.Status != progress.Inprogress && p.Status != progress.Testing) {
+		d.watch = hubWatch{}
+		return Stay
+	}
+	now := time.Now()
+	if d.watch.rev != rev {
+		d.watch = hubWatch{rev: rev, since: now}
+	}
+	ok, failed := d.hub.c.Contact()
+	reached := ok.After(d.watch.since)
+	u.WaitHub(!reached)
+	timeout := d.conf.Duration(config.HubUpdaterNetworkTimeout)
+	switch {
+	case !reached && now.Sub(d.watch.since) >= timeout:
+		return u.HubFailed(progress.MsgHubNotReachable, fmt.Errorf("no answer from the hub for %v", timeout))
+	case p.Status != progress.Testing:
+	case d.watch.testing.IsZero():
+		d.watch.testing = now
+	case failed.After(d.watch.testing) && failed.After(ok):
+		return u.HubFailed(progress.MsgHubNotStable, errors.New("the hub stopped answering during TESTING"))
+	}
+	return Stay
 }
 
 // startRemote starts the Hub client once the device is in remote mode
@@ -71,19 +125,58 @@ func (d *Daemon) startRemote(ctx context.Context) {
 		DeviceMeta:   d.devmeta.List,
 		UserMeta:     d.usrmeta.Replace,
 		Updates:      d.hubUpdates(),
-		DownloadDir:  filepath.Join(d.store.Root(), "tmp", "hub-downloads"),
+		Logs:         d.logQueue,
+		PushLogs:     func() bool { return d.conf.Bool(config.LogPush) },
 		Log:          d.log.With("sub", "remote"),
 	})
 	// The hook only signals (never blocks); the client pushes from its own
 	// goroutine. A stopped client's channel just stays full.
 	d.devmeta.OnChange(func(metadata.Change) { c.DeviceMetaChanged() })
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	h := &hubClient{cancel: cancel, done: make(chan struct{})}
+	h := &hubClient{c: c, cancel: cancel, done: make(chan struct{})}
+	d.logPushOn.Store(true)
 	d.hub = h
 	go func() {
 		defer close(h.done)
 		c.Run(rctx)
 	}()
+}
+
+// unclaim is UNCLAIM (spec §5): the device forgets its Hub identity. The
+// credentials are blanked and saved to pantahub.config, devmeta
+// pantahub.claimed is removed, and a running client starts over: it
+// registers as a new device (a new challenge, or owned again at once when
+// a factory auto-token is configured). FSM goroutine only.
+func (d *Daemon) unclaim(ctx context.Context) {
+	running := d.hub != nil
+	d.stopRemote()
+	for _, k := range []config.Key{config.HubCredsID, config.HubCredsPRN, config.HubCredsSecret} {
+		if err := d.conf.Set(k.Name(), "", config.PHConf); err != nil {
+			d.log.Error("unclaim", "key", k.Name(), "err", err)
+		}
+	}
+	if err := d.conf.WritePHConfig(filepath.Join(d.root, "config", "pantahub.config")); err != nil {
+		d.log.Error("unclaim: save credentials", "err", err)
+	}
+	if d.devmeta != nil {
+		if err := d.devmeta.Delete("pantahub.claimed"); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+			d.log.Warn("unclaim: devmeta", "err", err)
+		}
+	}
+	d.log.Info("unclaimed: credentials cleared", "hub client restarted", running)
+	if running {
+		d.startRemote(ctx)
+	}
+}
+
+// claimed reports whether the Hub client saw an owner (devmeta
+// pantahub.claimed); any goroutine.
+func (d *Daemon) claimed() bool {
+	if d.devmeta == nil {
+		return false
+	}
+	v, ok := d.devmeta.Get("pantahub.claimed")
+	return ok && string(v) == "1"
 }
 
 // stopRemote stops the Hub client and waits for it (its calls are bounded
@@ -92,6 +185,7 @@ func (d *Daemon) stopRemote() {
 	if d.hub == nil {
 		return
 	}
+	d.logPushOn.Store(false)
 	d.hub.cancel()
 	<-d.hub.done
 	d.hub = nil
@@ -148,21 +242,50 @@ type hubUpdates struct {
 
 func (h hubUpdates) HasObject(sha string) bool { return h.d.store.HasObject(sha) }
 
-func (h hubUpdates) PutObject(sha, path string) error {
-	f, err := os.Open(path)
+// OpenPartial opens a resumable download in storage (its remaining bytes
+// promised in the space ledger).
+// Short of space, it runs the GC once; still short, the update is
+// WONTGO "Space required X B, available Y B" (spec §4).
+func (h hubUpdates) OpenPartial(sha string, size int64) (remote.Partial, error) {
+	p, err := h.d.store.OpenPartial(sha, size)
+	if errors.Is(err, storage.ErrNoSpace) && h.d.updater != nil {
+		if _, gerr := h.d.updater.GC(); gerr != nil {
+			h.d.log.Warn("remote download: gc", "err", gerr)
+		}
+		p, err = h.d.store.OpenPartial(sha, size)
+	}
+	if errors.Is(err, storage.ErrNoSpace) {
+		var avail int64
+		if u, uerr := h.d.store.Usage(); uerr == nil {
+			avail = max(int64(u.RealFree)-h.d.store.Promised(), 0)
+		}
+		return nil, remote.WontGo(progress.Space(size-h.d.store.PartialSize(sha), avail), err)
+	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
+	return hubPartial{p, h.d}, nil
+}
+
+func (h hubUpdates) PartialSize(sha string) int64 { return h.d.store.PartialSize(sha) }
+func (h hubUpdates) DropPartials() error          { return h.d.store.RemovePartials() }
+
+// hubPartial maps storage's checksum error to the client's and defers
+// the threshold GC after an object landed (spec §12).
+type hubPartial struct {
+	*storage.Partial
+	d *Daemon
+}
+
+func (p hubPartial) Install() error {
+	err := p.Partial.Install()
+	if errors.Is(err, storage.ErrBadChecksum) {
+		return fmt.Errorf("%w: %w", remote.ErrBadObject, err)
 	}
-	if _, err := h.d.store.PutObjectSize(sha, fi.Size(), f); err != nil {
-		return err
+	if err == nil {
+		p.d.objectUploaded()
 	}
-	h.d.objectUploaded()
-	return nil
+	return err
 }
 
 // Stage stores the state; a state the parser or the signature check

@@ -2,14 +2,10 @@ package remote
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -23,11 +19,12 @@ const stallTimeout = 60 * time.Second
 
 // badObject is an object whose content does not match its sha256: the
 // update fails (ERROR), nothing is installed.
-type badObject struct{ sha, got string }
-
-func (e *badObject) Error() string {
-	return fmt.Sprintf("object %s: content has sha256 %s", e.sha, e.got)
+type badObject struct {
+	sha string
+	err error
 }
+
+func (e *badObject) Error() string { return fmt.Sprintf("object %s: %v", e.sha, e.err) }
 
 // hubObject is the Hub's answer to GET /objects/<sha>.
 type hubObject struct {
@@ -37,11 +34,32 @@ type hubObject struct {
 	GetURL string `json:"signed-geturl"`
 }
 
-// download fetches every object of u that storage lacks, one after the
-// other, into DownloadDir/<sha>.part: a cut connection or a restart
-// resumes each from the bytes already there (Range). DOWNLOADING progress
-// (bytes, per object) is sent before the first and after each object.
-func (c *Client) download(ctx context.Context, u *hubUpdate) error {
+// downloads is the download of an update in flight. The worker goroutine
+// fetches the objects (signed URLs need no token, so it touches none of
+// the client's state) and sends one event per object; Run owns the rest
+// and reports progress, so a long download never holds up the idle
+// loop's metadata, logs and token work.
+type downloads struct {
+	todo   []hubObject
+	dl     *progress.Downloads
+	events chan dlEvent
+	cancel context.CancelFunc
+}
+
+// dlEvent is the worker's report on object i: the bytes its partial file
+// holds, and the error that ended the worker (nil: stored).
+type dlEvent struct {
+	i    int
+	have int64
+	err  error
+}
+
+// startDownload lists the objects of u that storage lacks, sends the
+// first DOWNLOADING progress (bytes, per object) and starts the worker.
+// Each object goes to its partial download in storage: a cut connection
+// or a restart resumes it from the bytes already there (Range). With nothing
+// to fetch, u.dls stays nil.
+func (c *Client) startDownload(ctx context.Context, u *hubUpdate) error {
 	refs, err := stateObjects(u.state)
 	if err != nil {
 		return WontGo(progress.MsgStateBadFormat, err)
@@ -70,106 +88,123 @@ func (c *Client) download(ctx context.Context, u *hubUpdate) error {
 	dl := &progress.Downloads{Total: progress.Download{ObjectName: "total", ObjectID: "none", StartTime: start}}
 	for _, o := range todo {
 		size, _ := strconv.ParseInt(o.Size, 10, 64)
-		have := c.partialSize(o.SHA)
+		have := c.o.Updates.PartialSize(o.SHA)
 		dl.Total.TotalSize += size
 		dl.Total.TotalDownloaded += have
 		dl.Objects = append(dl.Objects, progress.Download{ObjectName: o.Name, ObjectID: o.SHA, TotalSize: size,
 			TotalDownloaded: have, StartTime: start})
 	}
-	report := func() error {
-		dl.Total.CurrentTime = time.Now().Unix()
-		p := progress.New(progress.Downloading, "Downloading update artifacts")
-		cp := *dl
-		cp.Objects = append([]progress.Download(nil), dl.Objects...)
-		p.Downloads = &cp
-		return c.putProgress(ctx, u, p)
-	}
-	if err := report(); err != nil {
+	if err := c.reportDownload(ctx, u, dl); err != nil {
 		return err
 	}
-	for i, o := range todo {
-		before := dl.Objects[i].TotalDownloaded
-		n, err := c.fetch(ctx, o)
-		dl.Objects[i].TotalDownloaded = n
-		dl.Objects[i].CurrentTime = time.Now().Unix()
-		dl.Total.TotalDownloaded += n - before
-		if err != nil {
-			return err
-		}
-		if err := report(); err != nil {
-			return err
-		}
+	if len(todo) == 0 {
+		return nil
 	}
+	wctx, cancel := context.WithCancel(ctx)
+	d := &downloads{todo: todo, dl: dl, events: make(chan dlEvent, len(todo)), cancel: cancel}
+	u.dls = d
+	go func() {
+		for i, o := range todo {
+			if wctx.Err() != nil {
+				return
+			}
+			n, err := c.fetch(wctx, o)
+			d.events <- dlEvent{i: i, have: n, err: err}
+			if err != nil {
+				return
+			}
+		}
+	}()
 	return nil
 }
 
-func (c *Client) partialPath(sha string) string {
-	return filepath.Join(c.o.DownloadDir, sha+".part")
+// reportDownload sends DOWNLOADING with a copy of dl.
+func (c *Client) reportDownload(ctx context.Context, u *hubUpdate, dl *progress.Downloads) error {
+	dl.Total.CurrentTime = time.Now().Unix()
+	p := progress.New(progress.Downloading, "Downloading update artifacts")
+	cp := *dl
+	cp.Objects = append([]progress.Download(nil), dl.Objects...)
+	p.Downloads = &cp
+	return c.putProgress(ctx, u, p)
 }
 
-func (c *Client) partialSize(sha string) int64 {
-	fi, err := os.Stat(c.partialPath(sha))
-	if err != nil {
-		return 0
+// dlEvents is the worker's channel, nil when no download runs.
+func (c *Client) dlEvents() <-chan dlEvent {
+	if c.upd == nil || c.upd.dls == nil {
+		return nil
 	}
-	return fi.Size()
+	return c.upd.dls.events
 }
 
-// fetch downloads one object, resuming its partial file, checks its
-// sha256 and hands it to storage. It returns the bytes the partial file
-// holds.
-func (c *Client) fetch(ctx context.Context, o hubObject) (int64, error) {
-	if err := os.MkdirAll(c.o.DownloadDir, 0o700); err != nil {
-		return 0, fmt.Errorf("download dir: %w", err)
-	}
-	path := c.partialPath(o.SHA)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return 0, fmt.Errorf("download %s: %w", o.Name, err)
-	}
-	defer f.Close()
-	have, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return 0, err
-	}
-	size, _ := strconv.ParseInt(o.Size, 10, 64)
-	if size > 0 && have > size { // not a prefix of this object: start over
-		if err := f.Truncate(0); err != nil {
-			return 0, err
+// downloadEvent takes one worker event: progress to the Hub, the next
+// phase once the last object is stored, or the end of the worker on an
+// error (a bad object fails the update; anything else is retried by the
+// next poll, which resumes the partial files). It returns whether there
+// is more to do at once.
+func (c *Client) downloadEvent(ctx context.Context, ev dlEvent) (bool, error) {
+	u := c.upd
+	d := u.dls
+	o := &d.dl.Objects[ev.i]
+	d.dl.Total.TotalDownloaded += ev.have - o.TotalDownloaded
+	o.TotalDownloaded, o.CurrentTime = ev.have, time.Now().Unix()
+	if ev.err != nil {
+		d.cancel()
+		u.dls = nil
+		var bad *badObject
+		var wg *wontGo
+		switch {
+		case errors.As(ev.err, &bad):
+			return false, c.finish(ctx, progress.New(progress.Error, progress.MsgObjectValidation), ev.err)
+		case errors.As(ev.err, &wg):
+			return false, c.finish(ctx, progress.New(progress.Wontgo, wg.progressMsg()), ev.err)
 		}
-		have = 0
+		return false, ev.err
 	}
-	if have == 0 || size <= 0 || have < size {
-		if have, err = c.get(ctx, o, f, have); err != nil {
-			f.Sync()
+	if err := c.reportDownload(ctx, u, d.dl); err != nil {
+		c.o.Log.Warn("remote download progress", "err", err)
+	}
+	if ev.i < len(d.todo)-1 {
+		return false, nil
+	}
+	d.cancel()
+	u.dls = nil
+	u.phase = phaseStage
+	return true, nil
+}
+
+// fetch downloads one object into its partial download in storage
+// (resuming it), which checks its sha256 and makes it the object. It
+// returns the bytes the partial download holds.
+func (c *Client) fetch(ctx context.Context, o hubObject) (int64, error) {
+	size, err := strconv.ParseInt(o.Size, 10, 64)
+	if err != nil {
+		size = -1
+	}
+	p, err := c.o.Updates.OpenPartial(o.SHA, size)
+	if err != nil {
+		return c.o.Updates.PartialSize(o.SHA), fmt.Errorf("download %s: %w", o.Name, err)
+	}
+	defer p.Close()
+	have := p.Size()
+	if size < 0 || have < size {
+		if have, err = c.get(ctx, o, p); err != nil {
 			return have, err
 		}
 	}
-	if err := f.Sync(); err != nil {
-		return have, fmt.Errorf("download %s: %w", o.Name, err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return have, err
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return have, fmt.Errorf("download %s: %w", o.Name, err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != o.SHA {
-		os.Remove(path) // a bad partial must not poison the next try
-		return 0, &badObject{sha: o.SHA, got: got}
-	}
-	if err := c.o.Updates.PutObject(o.SHA, path); err != nil {
+	if err := p.Install(); err != nil {
+		if errors.Is(err, ErrBadObject) {
+			return 0, &badObject{sha: o.SHA, err: err}
+		}
 		return have, fmt.Errorf("store %s: %w", o.Name, err)
 	}
-	os.Remove(path)
 	return have, nil
 }
 
-// get appends the object's bytes from offset have to f (a Range request;
+// get appends the object's bytes from f's length on to f (a Range request;
 // a server that ignores it sends the whole object, which replaces f's
 // content). It returns f's length.
-func (c *Client) get(ctx context.Context, o hubObject, f *os.File, have int64) (int64, error) {
+func (c *Client) get(ctx context.Context, o hubObject, f Partial) (int64, error) {
+	have := f.Size()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.GetURL, nil)
@@ -190,10 +225,7 @@ func (c *Client) get(ctx context.Context, o hubObject, f *os.File, have int64) (
 	switch {
 	case resp.StatusCode == http.StatusPartialContent && have > 0:
 	case resp.StatusCode == http.StatusOK:
-		if err := f.Truncate(0); err != nil {
-			return have, err
-		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
+		if err := f.Reset(); err != nil {
 			return have, err
 		}
 		have = 0

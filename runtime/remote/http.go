@@ -14,6 +14,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // maxResponse bounds what the device reads from the Hub.
@@ -71,10 +72,16 @@ func (c *Client) roundTrip(ctx context.Context, method, p string, hdr http.Heade
 	}
 	resp, err := c.o.HTTP.Do(req)
 	if err != nil {
+		c.lastFail.Store(time.Now().UnixNano())
 		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil || resp.StatusCode >= 500 {
+		c.lastFail.Store(time.Now().UnixNano())
+	} else {
+		c.lastOK.Store(time.Now().UnixNano())
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s %s: %w", method, p, err)
 	}

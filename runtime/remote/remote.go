@@ -82,9 +82,13 @@ type Options struct {
 	// Updates, when set, lets the device take remote updates: the idle
 	// client polls the Hub's steps every PollInterval.
 	Updates Updates
-	// DownloadDir keeps partial downloads across restarts (in storage).
-	DownloadDir string
-	Log         *slog.Logger
+	// Logs is the log backlog to push to the Hub (POST /logs/): a
+	// buffered channel the daemon fills without blocking, so its capacity
+	// bounds what an outage may hold; nil pushes nothing. PushLogs, when
+	// set, is asked before each push (PV_LOG_PUSH, pantahub.log.push).
+	Logs     <-chan LogEntry
+	PushLogs func() bool
+	Log      *slog.Logger
 }
 
 // Client runs the remote state machine.
@@ -104,8 +108,27 @@ type Client struct {
 	stepsETag  string            // of the last steps list with nothing to take
 	upd        *hubUpdate        // the remote update in flight
 	finished   map[string]bool   // revisions ended in this run
+	logBatch   []LogEntry        // the log batch the Hub has not taken yet
 
 	metaChanged chan struct{} // DeviceMetaChanged -> idle
+
+	// When the Hub last answered (any status below 500) and last failed
+	// (no answer, or a 5xx), in Unix nanoseconds; read by Contact.
+	lastOK, lastFail atomic.Int64
+	logsPushed       atomic.Int64
+}
+
+// Contact returns when the Hub last answered and when a request to it
+// last failed (zero times for never). Any goroutine: the daemon's
+// network rollback reads it.
+func (c *Client) Contact() (ok, failed time.Time) {
+	at := func(n int64) time.Time {
+		if n == 0 {
+			return time.Time{}
+		}
+		return time.Unix(0, n)
+	}
+	return at(c.lastOK.Load()), at(c.lastFail.Load())
 }
 
 // New makes a Client; Run starts it.
@@ -220,6 +243,11 @@ func (c *Client) idle(ctx context.Context) error {
 	if c.o.Updates != nil {
 		updates = time.After(0)
 	}
+	var logs <-chan time.Time // log push, every PollInterval
+	if c.o.Logs != nil {
+		logs = time.After(0)
+	}
+	logFailures := 0
 	pending := c.o.DeviceMeta != nil // push once on reaching idle
 	c.failures = 0
 	updFailures := 0
@@ -249,6 +277,17 @@ func (c *Client) idle(ctx context.Context) error {
 				d = c.retryDelay(err)
 			}
 			poll = time.After(d)
+		case ev := <-c.dlEvents():
+			more, err := c.downloadEvent(ctx, ev)
+			switch {
+			case err != nil:
+				c.o.Log.Warn("remote download", "err", err)
+				updFailures++
+				updates = time.After(backoff(c.o.RetryMin, c.o.RetryMax, updFailures))
+			case more:
+				updFailures = 0
+				updates = time.After(0)
+			}
 		case <-updates:
 			more, err := c.pollUpdate(ctx)
 			d := jitter(c.o.PollInterval)
@@ -263,6 +302,17 @@ func (c *Client) idle(ctx context.Context) error {
 				updFailures = 0
 			}
 			updates = time.After(d)
+		case <-logs:
+			d := jitter(c.o.PollInterval)
+			if c.o.PushLogs == nil || c.o.PushLogs() {
+				if err := c.pushLogs(ctx); err != nil {
+					logFailures++
+					d = backoff(c.o.RetryMin, c.o.RetryMax, logFailures)
+				} else {
+					logFailures = 0
+				}
+			}
+			logs = time.After(d)
 		case <-refresh.C:
 			err := c.refresh(ctx)
 			c.publish(boolMeta("pantahub.online", err == nil))

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 
@@ -21,8 +21,13 @@ import (
 type Updates interface {
 	// HasObject reports whether storage holds the object.
 	HasObject(sha string) bool
-	// PutObject installs a complete download (storage checks it again).
-	PutObject(sha, path string) error
+	// OpenPartial opens the resumable download of object sha (size
+	// bytes, < 0: unknown) in storage, the bytes it lacks promised in
+	// storage's space ledger; PartialSize is what one holds so far;
+	// DropPartials removes them all (the update they were for ended).
+	OpenPartial(sha string, size int64) (Partial, error)
+	PartialSize(sha string) int64
+	DropPartials() error
 	// Stage stores rev's state once parsed and its signatures checked;
 	// an error wrapping ErrWontGo means rev must never be installed.
 	Stage(rev string, state json.RawMessage) error
@@ -32,6 +37,20 @@ type Updates interface {
 	// Progress is rev's local progress (fs.ErrNotExist when none).
 	Progress(rev string) (progress.Progress, error)
 }
+
+// Partial is one resumable download (storage.Partial).
+type Partial interface {
+	io.Writer
+	Size() int64  // bytes held
+	Reset() error // start over (the server sent the whole object)
+	// Install checks the content and makes it the object; a content
+	// with another sha256 is an error wrapping ErrBadObject.
+	Install() error
+	Close() error
+}
+
+// ErrBadObject marks downloaded content that does not match its sha256.
+var ErrBadObject = errors.New("object content does not match its sha256")
 
 // ErrWontGo marks a revision the device refuses (bad signature or state).
 var ErrWontGo = errors.New("revision refused")
@@ -69,6 +88,7 @@ type hubUpdate struct {
 	phase phase
 	sent  progress.Progress // last progress the Hub acknowledged
 	waits int               // mirror polls that found it not started
+	dls   *downloads        // the download worker, while it runs
 }
 
 // maxQueuedPolls is how many polls a queued revision may stay NEW before
@@ -96,18 +116,20 @@ func (c *Client) pollUpdate(ctx context.Context) (bool, error) {
 	u := c.upd
 	switch u.phase {
 	case phaseDownload:
-		if err := c.download(ctx, u); err != nil {
-			var bad *badObject
+		if u.dls != nil {
+			return false, nil // the worker reports through downloadEvent
+		}
+		if err := c.startDownload(ctx, u); err != nil {
 			var wg *wontGo
-			switch {
-			case errors.As(err, &bad):
-				return false, c.finish(ctx, progress.New(progress.Error, progress.MsgObjectValidation), err)
-			case errors.As(err, &wg):
+			if errors.As(err, &wg) {
 				return false, c.finish(ctx, progress.New(progress.Wontgo, wg.progressMsg()), err)
 			}
 			return false, err
 		}
-		u.phase = phaseStage
+		if u.dls != nil {
+			return false, nil
+		}
+		u.phase = phaseStage // nothing to fetch
 		return true, nil
 	case phaseStage:
 		err := c.o.Updates.Stage(u.rev, u.state)
@@ -207,6 +229,10 @@ func (c *Client) mirror(ctx context.Context, u *hubUpdate) error {
 // taken again in this run; a restart finds it final on the Hub).
 func (c *Client) finish(ctx context.Context, p progress.Progress, cause error) error {
 	u := c.upd
+	if u.dls != nil {
+		u.dls.cancel()
+		u.dls = nil
+	}
 	if cause != nil {
 		c.o.Log.Warn("remote update failed", "rev", u.rev, "status", p.Status, "err", cause)
 		p.Logs = cause.Error()
@@ -216,8 +242,8 @@ func (c *Client) finish(ctx context.Context, p progress.Progress, cause error) e
 	}
 	c.o.Log.Info("remote update ended", "rev", u.rev, "status", p.Status)
 	// Partial downloads belong to the update in flight only.
-	if c.o.DownloadDir != "" {
-		if err := os.RemoveAll(c.o.DownloadDir); err != nil {
+	if c.o.Updates != nil {
+		if err := c.o.Updates.DropPartials(); err != nil {
 			c.o.Log.Warn("remote downloads cleanup", "err", err)
 		}
 	}

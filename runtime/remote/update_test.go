@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -31,10 +32,21 @@ type fakeUpdates struct {
 	ran     []string
 	prog    map[string]progress.Progress
 	objects map[string]bool
+	dir     string // partial downloads
+	noSpace bool   // OpenPartial refuses as the daemon does when short of space
 }
 
-func newFakeUpdates(_ testing.TB, have []string) *fakeUpdates {
+func newFakeUpdates(t testing.TB, have []string) *fakeUpdates {
 	f := &fakeUpdates{prog: map[string]progress.Progress{}, objects: map[string]bool{}}
+	if t != nil {
+		f.dir = filepath.Join(t.TempDir(), "downloads")
+	} else {
+		dir, err := os.MkdirTemp("", "fake-downloads")
+		if err != nil {
+			panic(err)
+		}
+		f.dir = filepath.Join(dir, "downloads")
+	}
 	for _, sha := range have {
 		f.objects[sha] = true
 	}
@@ -47,19 +59,78 @@ func (f *fakeUpdates) HasObject(sha string) bool {
 	return f.objects[sha]
 }
 
-func (f *fakeUpdates) PutObject(sha, path string) error {
-	b, err := os.ReadFile(path)
+func (f *fakeUpdates) partialPath(sha string) string { return filepath.Join(f.dir, sha+".part") }
+
+func (f *fakeUpdates) PartialSize(sha string) int64 {
+	fi, err := os.Stat(f.partialPath(sha))
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+func (f *fakeUpdates) DropPartials() error { return os.RemoveAll(f.dir) }
+
+func (f *fakeUpdates) OpenPartial(sha string, size int64) (Partial, error) {
+	f.mu.Lock()
+	noSpace := f.noSpace
+	f.mu.Unlock()
+	if noSpace {
+		return nil, WontGo(progress.Space(size, 10), errors.New("insufficient storage"))
+	}
+	if err := os.MkdirAll(f.dir, 0o700); err != nil {
+		return nil, err
+	}
+	file, err := os.OpenFile(f.partialPath(sha), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	n, _ := file.Seek(0, io.SeekEnd)
+	p := &fakePartial{f: f, file: file, sha: sha, n: n}
+	if size >= 0 && n > size {
+		p.Reset()
+	}
+	return p, nil
+}
+
+// fakePartial is a partial download in a plain directory.
+type fakePartial struct {
+	f    *fakeUpdates
+	file *os.File
+	sha  string
+	n    int64
+}
+
+func (p *fakePartial) Size() int64 { return p.n }
+
+func (p *fakePartial) Write(b []byte) (int, error) {
+	m, err := p.file.Write(b)
+	p.n += int64(m)
+	return m, err
+}
+
+func (p *fakePartial) Reset() error {
+	p.n = 0
+	p.file.Seek(0, io.SeekStart)
+	return p.file.Truncate(0)
+}
+
+func (p *fakePartial) Install() error {
+	b, err := os.ReadFile(p.f.partialPath(p.sha))
 	if err != nil {
 		return err
 	}
-	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != sha {
-		return errors.New("bad checksum")
+	os.Remove(p.f.partialPath(p.sha))
+	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != p.sha {
+		return fmt.Errorf("bad checksum: %w", ErrBadObject)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.objects[sha] = true
+	p.f.mu.Lock()
+	defer p.f.mu.Unlock()
+	p.f.objects[p.sha] = true
 	return nil
 }
+
+func (p *fakePartial) Close() error { return p.file.Close() }
 
 func (f *fakeUpdates) Stage(rev string, state json.RawMessage) error {
 	if f.refuse != nil {
@@ -134,7 +205,7 @@ func (ul *updateLab) c() *Client { return curClient.Load() }
 // downloads are on disk).
 func (ul *updateLab) start() {
 	c := ul.client(map[string]string{"PH_FACTORY_AUTOTOK": "factorytok"})
-	c.o.Updates, c.o.DownloadDir = ul.upd, filepath.Join(ul.dir, "downloads")
+	c.o.Updates = ul.upd
 	curClient.Store(c)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -296,7 +367,7 @@ func TestDownloadResumesAfterCutAndRestart(t *testing.T) {
 	content := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
 	sha := ul.post(content)
 	<-cut.cutDone
-	part := filepath.Join(ul.dir, "downloads", sha+".part")
+	part := ul.upd.partialPath(sha)
 	// The device keeps what it received before the cut (the retries meet
 	// a Hub that refuses downloads), then the daemon restarts.
 	ul.await("the partial download", func() bool {

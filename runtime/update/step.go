@@ -39,6 +39,9 @@ func (u *Updater) Step(ctx context.Context) (Next, error) {
 			}
 			return Stay, nil
 		}
+		if d.waitHub {
+			return Stay, nil // a remote update is tested once the Hub answers
+		}
 		msg := progress.MsgTestingNoReboot
 		if d.tryBoot {
 			msg = progress.MsgTestingReboot
@@ -80,6 +83,28 @@ func (u *Updater) ContainerFailed(cause error) Next {
 		return Stay
 	}
 	next, _ := u.fail(d, progress.Error, progress.MsgContainerFailed, cause)
+	return next
+}
+
+// WaitHub holds the update under test in INPROGRESS while wait is true:
+// the daemon sets it each WAIT tick for a remote update whose Hub has not
+// answered since the update started (upstream tests a revision only once
+// it is online, so a revision that breaks the network never commits).
+func (u *Updater) WaitHub(wait bool) {
+	if d := u.upd; d != nil {
+		d.waitHub = wait
+	}
+}
+
+// HubFailed fails the remote update under test (INPROGRESS or TESTING)
+// with ERROR msg ("Hub not reachable", "Hub communication not stable")
+// and returns Rollback; without such an update it returns Stay.
+func (u *Updater) HubFailed(msg string, cause error) Next {
+	d := u.upd
+	if d == nil || (d.phase != phaseInprogress && d.phase != phaseTesting) {
+		return Stay
+	}
+	next, _ := u.fail(d, progress.Error, msg, cause)
 	return next
 }
 

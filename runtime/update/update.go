@@ -164,6 +164,7 @@ type update struct {
 	tryOnce   bool
 	deadline  time.Time // INPROGRESS gives up
 	commitAt  time.Time // TESTING ends
+	waitHub   bool      // see WaitHub
 }
 
 // New returns an Updater; call Resume before anything else.

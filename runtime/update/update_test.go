@@ -449,3 +449,29 @@ func TestCommitMessageUntouched(t *testing.T) {
 		t.Errorf("CommitMsg = %q, %v", msg, err)
 	}
 }
+
+// TestWaitHub: a remote update stays INPROGRESS while the Hub has not
+// answered, is tested once it does, and HubFailed rolls it back.
+func TestWaitHub(t *testing.T) {
+	d := newDevice(t, "grub")
+	d.addRev("2", bspChange())
+	run(d, command.OpLocalRun, "2")
+	if err := d.boot(); err != nil {
+		t.Fatal(err)
+	}
+	d.u.WaitHub(true)
+	d.step(Stay)
+	d.step(Stay)
+	d.wantProgress("2", progress.Inprogress, progress.MsgTrying)
+	d.u.WaitHub(false)
+	d.step(Stay)
+	d.wantProgress("2", progress.Testing, progress.MsgTestingReboot)
+	if got := d.u.HubFailed(progress.MsgHubNotStable, errors.New("hub gone")); got != Rollback {
+		t.Fatalf("HubFailed = %v, want rollback", got)
+	}
+	d.wantProgress("2", progress.Error, progress.MsgHubNotStable)
+	d.wantEnv("1", "2") // the boot loader falls back
+	if got := d.u.HubFailed(progress.MsgHubNotStable, errors.New("again")); got != Stay {
+		t.Errorf("HubFailed without update = %v, want stay", got)
+	}
+}

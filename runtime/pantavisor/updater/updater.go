@@ -124,6 +124,12 @@ func (a Updater) Run(ctx context.Context, c command.Command) (command.Next, erro
 // ContainerFailed records a container failure of the update under test.
 func (a Updater) ContainerFailed(err error) command.Next { return a.u.ContainerFailed(err) }
 
+// WaitHub holds a remote update in INPROGRESS until the Hub answers.
+func (a Updater) WaitHub(wait bool) { a.u.WaitHub(wait) }
+
+// HubFailed fails the remote update under test with a Hub message.
+func (a Updater) HubFailed(msg string, err error) command.Next { return a.u.HubFailed(msg, err) }
+
 // Running is the running revision (it changes on a non-reboot transition).
 func (a Updater) Running() string { return a.u.Running() }
 
