@@ -17,6 +17,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+	"github.com/pantavisor/pantavisor-go/runtime/hook"
 	"github.com/pantavisor/pantavisor-go/runtime/logserver"
 	"github.com/pantavisor/pantavisor-go/runtime/metadata"
 	"github.com/pantavisor/pantavisor-go/runtime/signature"
@@ -56,6 +57,9 @@ type Daemon struct {
 	binds []string // bind mounts to undo on shutdown
 
 	shell *debugShell // console debug shell (embedded PID 1), nil when off
+
+	hooks      *hook.Runner // system hooks (hooks.go)
+	doneHooked string       // the revision system-done ran for (FSM goroutine)
 
 	hub *hubClient // the Pantacor Hub client in remote mode (owned by the FSM goroutine)
 
@@ -262,10 +266,14 @@ func (d *Daemon) init(ctx context.Context) error {
 			c.Set(kv.Key, string(kv.Value), config.Metadata)
 		}
 	}
+	d.hooks = d.newHooks()
 	if err := d.plugins(); err != nil {
 		return err
 	}
-	return d.startCtrl()
+	if err := d.startCtrl(); err != nil {
+		return err
+	}
+	return d.systemStart(ctx)
 }
 
 // bootedRevision asks the boot loader (Options.Booted) for the running
@@ -332,6 +340,9 @@ type Env struct {
 	// Logs is the log server (nil without one); containers subscribe
 	// their consoles to it.
 	Logs  LogServer
+	// Hooks runs the system hooks; the updater hands it to the boot
+	// loader (install and boot-done points).
+	Hooks *hook.Runner
 	Clock Clock
 	Log   *slog.Logger
 }
@@ -339,7 +350,7 @@ type Env struct {
 // plugins sets up the platform manager and the updater.
 func (d *Daemon) plugins() error {
 	env := Env{Mode: d.mode, Rev: d.rev, Try: d.try, RunDir: d.runDir, Storage: d.store,
-		Config: d.conf, DevMeta: d.devmeta, UsrMeta: d.usrmeta, Logs: d.logs, Clock: d.clock, Log: d.log, Cmdline: d.opt.Cmdline}
+		Config: d.conf, DevMeta: d.devmeta, UsrMeta: d.usrmeta, Logs: d.logs, Clock: d.clock, Log: d.log, Cmdline: d.opt.Cmdline, Hooks: d.hooks}
 	d.platforms, d.updater = d.opt.Platforms, d.opt.Updater
 	if d.platforms == nil && d.opt.NewPlatforms != nil {
 		p, err := d.opt.NewPlatforms(env)

@@ -266,6 +266,7 @@ func (d *Daemon) wait(ctx context.Context) (State, command.Command) {
 			return StateReboot, command.Command{}
 		}
 	}
+	d.systemDone(ctx)
 	if u := d.updater; u != nil {
 		next, err := u.Step(ctx)
 		if err != nil {
