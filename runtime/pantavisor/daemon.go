@@ -339,7 +339,7 @@ type Env struct {
 	Platforms PlatformManager
 	// Logs is the log server (nil without one); containers subscribe
 	// their consoles to it.
-	Logs  LogServer
+	Logs LogServer
 	// Hooks runs the system hooks; the updater hands it to the boot
 	// loader (install and boot-done points).
 	Hooks *hook.Runner
