@@ -276,7 +276,7 @@ var (
 
 var (
 	// sysctl with a shipped default; any other PV_SYSCTL_* is accepted dynamically.
-	SysctlKernelCorePattern = def(keyDef{Name: "PV_SYSCTL_KERNEL_CORE_PATTERN", Aliases: al("sysctl.kernel.core_pattern"), Type: String, Default: "|/lib/pv/pvcrash --skip", Levels: pvLevels | oem, Todo: system})
+	SysctlKernelCorePattern = def(keyDef{Name: "PV_SYSCTL_KERNEL_CORE_PATTERN", Aliases: al("sysctl.kernel.core_pattern"), Type: String, Default: "|/lib/pv/pvcrash --skip", Levels: pvLevels | oem})
 )
 
 var (
@@ -311,9 +311,9 @@ var (
 	WDTTimeout = def(keyDef{Name: "PV_WDT_TIMEOUT", Aliases: al("wdt.timeout"), Type: Duration, Default: "15", Levels: pvLevels, Todo: watchdog})
 )
 
-// sysctlKey is the template of the dynamic PV_SYSCTL_* keys (not applied
-// yet: ApplySysctls has no caller).
-var sysctlKey = keyDef{Type: String, Levels: pvLevels | oem, Todo: system}
+// sysctlKey is the template of the dynamic PV_SYSCTL_* keys (applied in
+// INIT by the device's init, runtime/pantavisor system.go).
+var sysctlKey = keyDef{Type: String, Levels: pvLevels | oem}
 
 const (
 	sysctlPrefix      = "PV_SYSCTL_"

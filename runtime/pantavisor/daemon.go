@@ -182,6 +182,7 @@ func (d *Daemon) init(ctx context.Context) error {
 		}
 	}
 	d.log.Info("init", "mode", d.mode, "storage", d.root, "run", d.runDir, "rev", d.rev, "try", d.try)
+	d.applySysctls()
 	d.startDebugShell(ctx)
 
 	if d.store, err = storage.Open(d.root); err != nil {
@@ -349,6 +350,9 @@ type Env struct {
 
 // plugins sets up the platform manager and the updater.
 func (d *Daemon) plugins() error {
+	if d.mode == Standalone {
+		return nil // no containers, no updates: a console to debug from (seeds §6.11.2)
+	}
 	env := Env{Mode: d.mode, Rev: d.rev, Try: d.try, RunDir: d.runDir, Storage: d.store,
 		Config: d.conf, DevMeta: d.devmeta, UsrMeta: d.usrmeta, Logs: d.logs, Clock: d.clock, Log: d.log, Cmdline: d.opt.Cmdline, Hooks: d.hooks}
 	d.platforms, d.updater = d.opt.Platforms, d.opt.Updater

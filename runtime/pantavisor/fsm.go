@@ -148,6 +148,10 @@ func (d *Daemon) Run(ctx context.Context) (Exit, error) {
 // run is FSM RUN after a boot: load the revision, current links, factory
 // handling, platforms.
 func (d *Daemon) run() error {
+	if d.mode == Standalone {
+		d.log.Info("standalone mode: the revision is not run", "rev", d.rev)
+		return nil
+	}
 	data, err := d.store.StateJSON(d.rev)
 	if err != nil {
 		return fmt.Errorf("revision %s: state JSON not found: %w", d.rev, err)
@@ -401,7 +405,7 @@ func (d *Daemon) finish(ctx context.Context, exit Exit) {
 	}
 	d.shutdown()
 	syscall.Sync()
-	if d.mode == Embedded && d.opt.SystemReboot != nil {
+	if d.mode != AppEngine && d.opt.SystemReboot != nil {
 		if err := d.opt.SystemReboot(exit == ExitPoweroff); err != nil {
 			d.log.Error("reboot", "err", err)
 		}

@@ -53,7 +53,7 @@ func (d *Daemon) systemStart(ctx context.Context) error {
 // its status first reaches READY; a failure is logged only.
 func (d *Daemon) systemDone(ctx context.Context) {
 	rev := d.Revision()
-	if d.hooks == nil || d.doneHooked == rev || d.revisionStatus() != "READY" {
+	if d.hooks == nil || d.mode == Standalone || d.doneHooked == rev || d.revisionStatus() != "READY" {
 		return
 	}
 	d.doneHooked = rev
