@@ -250,7 +250,7 @@ var (
 
 var (
 	// Secure boot.
-	SecurebootChecksum      = def(keyDef{Name: "PV_SECUREBOOT_CHECKSUM", Aliases: al("secureboot.checksum"), Type: Bool, Default: "1", Levels: pvLevels, Todo: secureboot})
+	SecurebootChecksum      = def(keyDef{Name: "PV_SECUREBOOT_CHECKSUM", Aliases: al("secureboot.checksum"), Type: Bool, Default: "1", Levels: pvLevels})
 	SecurebootHandlers      = def(keyDef{Name: "PV_SECUREBOOT_HANDLERS", Aliases: al("secureboot.handlers"), Type: Bool, Default: "1", Levels: pvLevels, Todo: secureboot})
 	SecurebootMode          = def(keyDef{Name: "PV_SECUREBOOT_MODE", Aliases: al("secureboot.mode"), Type: Enum, Default: "lenient", Enum: []string{"disabled", "audit", "lenient", "strict"}, Levels: pvLevels})
 	SecurebootOEMTruststore = def(keyDef{Name: "PV_SECUREBOOT_OEM_TRUSTSTORE", Type: String, Default: "ca-oem-certificates", Levels: pvLevels})

@@ -1,0 +1,91 @@
+package pantavisor
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// storeObjects writes objects (name → content) into storage's object
+// store and revision 0's state JSON naming them; corrupt names are
+// stored with other bytes than their sha says.
+func storeObjects(t testing.TB, storage string, objects map[string][]byte, corrupt ...string) {
+	t.Helper()
+	os.MkdirAll(filepath.Join(storage, "objects"), 0o755)
+	var st []string
+	for name, data := range objects {
+		sum := sha256.Sum256(data)
+		sha := hex.EncodeToString(sum[:])
+		for _, c := range corrupt {
+			if c == name {
+				data = append([]byte("rotten "), data...)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(storage, "objects", sha), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		st = append(st, `"`+name+`":"`+sha+`"`)
+	}
+	js := `{"#spec":"pantavisor-service-system@1",` + strings.Join(st, ",") + `}`
+	if err := os.WriteFile(filepath.Join(storage, "trails", "0", ".pvr", "json"), []byte(js), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runOnce runs a daemon on storage until it is ready (returns "") or
+// exits (returns the log).
+func runOnce(t *testing.T, storage, cmdline string, env ...string) (ready bool, log string) {
+	t.Helper()
+	var logs syncBuf
+	d, err := New(Options{Cmdline: "pv_appengine pv_rev=0 " + cmdline, NoLogServer: true, Log: newTextLog(&logs),
+		Env: append([]string{"PV_STORAGE_MNTPOINT=" + storage, "PV_SYSTEM_RUNDIR=" + filepath.Join(t.TempDir(), "run"), "PV_CONTROL_REMOTE=0"}, env...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	select {
+	case <-d.Ready():
+		ready = true
+	case <-done:
+	}
+	cancel()
+	<-done
+	return ready, logs.String()
+}
+
+func TestChecksumRun(t *testing.T) {
+	objects := map[string][]byte{"app/root.squashfs": []byte("squash"), "bsp/kernel.img": []byte("kernel"),
+		"app/lxc.container.conf": []byte("conf")}
+	for _, tt := range []struct {
+		name    string
+		corrupt []string
+		cmdline string
+		env     []string
+		ready   bool
+	}{
+		{"intact", nil, "", nil, true},
+		{"rotten object", []string{"app/root.squashfs"}, "", nil, false},
+		{"rotten kernel is the boot loader's", []string{"bsp/kernel.img"}, "", nil, true},
+		{"PV_SECUREBOOT_CHECKSUM=0", []string{"app/root.squashfs"}, "", []string{"PV_SECUREBOOT_CHECKSUM=0"}, true},
+		{"pv_quickboot", []string{"app/root.squashfs"}, "pv_quickboot=1", nil, true},
+		{"pv_quickboot env", []string{"app/root.squashfs"}, "", []string{"pv_quickboot=1"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			storage := newStorage(t)
+			storeObjects(t, storage, objects, tt.corrupt...)
+			ready, log := runOnce(t, storage, tt.cmdline, tt.env...)
+			if ready != tt.ready {
+				t.Errorf("ready = %v, want %v; log:\n%s", ready, tt.ready, log)
+			}
+			if !tt.ready && !strings.Contains(log, "checksum: verify object") {
+				t.Errorf("log lacks the checksum failure:\n%s", log)
+			}
+		})
+	}
+}
