@@ -344,8 +344,11 @@ type Env struct {
 	// Hooks runs the system hooks; the updater hands it to the boot
 	// loader (install and boot-done points).
 	Hooks *hook.Runner
-	Clock Clock
-	Log   *slog.Logger
+	// Verify checks a revision's signatures (PV_SECUREBOOT_MODE); the
+	// updater checks every revision it runs again.
+	Verify func(*state.State) error
+	Clock  Clock
+	Log    *slog.Logger
 }
 
 // plugins sets up the platform manager and the updater.
@@ -354,7 +357,7 @@ func (d *Daemon) plugins() error {
 		return nil // no containers, no updates: a console to debug from (seeds §6.11.2)
 	}
 	env := Env{Mode: d.mode, Rev: d.rev, Try: d.try, RunDir: d.runDir, Storage: d.store,
-		Config: d.conf, DevMeta: d.devmeta, UsrMeta: d.usrmeta, Logs: d.logs, Clock: d.clock, Log: d.log, Cmdline: d.opt.Cmdline, Hooks: d.hooks}
+		Config: d.conf, DevMeta: d.devmeta, UsrMeta: d.usrmeta, Logs: d.logs, Clock: d.clock, Log: d.log, Cmdline: d.opt.Cmdline, Hooks: d.hooks, Verify: d.verify}
 	d.platforms, d.updater = d.opt.Platforms, d.opt.Updater
 	if d.platforms == nil && d.opt.NewPlatforms != nil {
 		p, err := d.opt.NewPlatforms(env)

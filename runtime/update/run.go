@@ -11,6 +11,7 @@ import (
 
 	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/progress"
+	"github.com/pantavisor/pantavisor-go/runtime/signature"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 	"github.com/pantavisor/pantavisor-go/runtime/storage"
 )
@@ -111,6 +112,15 @@ func (u *Updater) run(ctx context.Context, d *update, m mode) (Next, error) {
 			return u.fail(d, progress.Wontgo, progress.MsgStateBadFormat, err)
 		}
 		u.set(func() { d.st = st })
+		if u.o.Verify != nil {
+			if err := u.o.Verify(st); err != nil {
+				msg := progress.MsgSigFailed
+				if errors.Is(err, signature.ErrNotCovered) {
+					msg = progress.MsgSigNotCovered
+				}
+				return u.fail(d, progress.Wontgo, msg, err)
+			}
+		}
 		if err := u.verifyObjects(st); err != nil {
 			return u.fail(d, progress.Error, progress.MsgObjectValidation, err)
 		}

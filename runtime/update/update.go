@@ -114,6 +114,10 @@ type Options struct {
 	GoalsTimeout time.Duration
 	// RevisionRetries is PV_REVISION_RETRIES.
 	RevisionRetries int
+	// Verify checks a revision's signatures (PV_SECUREBOOT_MODE) before
+	// it is installed: a state changed on storage since its upload is
+	// refused (WONTGO) instead of run. nil checks none.
+	Verify func(*state.State) error
 	GC              GCPolicy
 	Log             *slog.Logger
 }

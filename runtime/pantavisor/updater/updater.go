@@ -74,6 +74,7 @@ func New(env pantavisor.Env) (pantavisor.Updater, error) {
 		CommitDelay:     c.Duration(config.UpdaterCommitDelay),
 		GoalsTimeout:    c.Duration(config.UpdaterGoalsTimeout),
 		RevisionRetries: c.Int(config.RevisionRetries),
+		Verify:          env.Verify,
 		GC: update.GCPolicy{KeepFactory: c.Bool(config.StorageGCKeepFactory),
 			Threshold: c.Int(config.StorageGCThreshold),
 			DeferTime: c.Duration(config.StorageGCThresholdDeferTime)},
