@@ -118,8 +118,8 @@ type Options struct {
 	// it is installed: a state changed on storage since its upload is
 	// refused (WONTGO) instead of run. nil checks none.
 	Verify func(*state.State) error
-	GC              GCPolicy
-	Log             *slog.Logger
+	GC     GCPolicy
+	Log    *slog.Logger
 }
 
 // Updater is the update object of the daemon: at most one update exists
