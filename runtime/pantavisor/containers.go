@@ -51,6 +51,7 @@ type Containers struct {
 	timeout func() int // PV_UPDATER_GOALS_TIMEOUT seconds
 	devmeta *metadata.Store
 	logs    consoleSubscriber
+	loggers LoggerOptions
 
 	changed chan struct{}
 	reqs    chan func()  // run by the supervisor
@@ -132,6 +133,9 @@ type ContainersOptions struct {
 	// GoalsTimeout returns the default group timeout in seconds.
 	GoalsTimeout func() int
 	Log          *slog.Logger
+	// Loggers are the file loggers' settings (PV_LOG_LOGGERS,
+	// PV_LOG_MAXSIZE).
+	Loggers LoggerOptions
 }
 
 // NewContainers returns a container manager; Load gives it a revision.
@@ -143,7 +147,7 @@ func NewContainers(o ContainersOptions) *Containers {
 		o.Clock = platform.SystemClock{}
 	}
 	m := &Containers{log: o.Log, paths: o.Paths, clock: o.Clock, timeout: o.GoalsTimeout,
-		devmeta: o.DevMeta, logs: o.Logs, changed: make(chan struct{}, 1), last: map[string]string{},
+		devmeta: o.DevMeta, logs: o.Logs, loggers: o.Loggers, changed: make(chan struct{}, 1), last: map[string]string{},
 		reqs: make(chan func()), done: make(chan jobDone), lanes: map[string]*lane{}}
 	m.snap.Store(&snapshot{})
 	go m.run()
@@ -268,8 +272,9 @@ func containersFromEnv(env Env) *Containers {
 		}
 	}
 	o := ContainersOptions{Paths: paths, Clock: env.Clock, DevMeta: env.DevMeta, Log: env.Log,
-		GoalsTimeout: func() int { return int(c.Duration(config.UpdaterGoalsTimeout).Seconds()) }}
-	if logs != nil {
+		GoalsTimeout: func() int { return int(c.Duration(config.UpdaterGoalsTimeout).Seconds()) },
+		Loggers:      loggerOptions(c, env.Log)}
+	if logs != nil && c.Bool(config.LogCapture) {
 		o.Logs = logs
 	}
 	return NewContainers(o)

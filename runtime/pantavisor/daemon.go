@@ -242,6 +242,7 @@ func (d *Daemon) init(ctx context.Context) error {
 	if err := d.startLogs(ctx); err != nil {
 		return err
 	}
+	d.captureDmesg(Kmsg)
 	if d.usrmeta, err = metadata.Open(d.storagePath(config.CacheUsrMetaDir), d.log); err != nil {
 		return fmt.Errorf("user-meta: %w", err)
 	}

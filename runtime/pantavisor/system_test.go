@@ -1,10 +1,17 @@
 package pantavisor
 
 import (
+	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/pantavisor/pantavisor-go/runtime/config"
+	"github.com/pantavisor/pantavisor-go/runtime/logserver"
+	"github.com/pantavisor/pantavisor-go/runtime/storage"
 )
 
 // sysctlTree makes a /proc/sys stand-in with the files the tests set.
@@ -84,6 +91,103 @@ func TestSysctlsNotInAppEngine(t *testing.T) {
 	for _, f := range []string{"kernel/core_pattern", "net/ipv4/ip_forward"} {
 		if got := readFile(t, filepath.Join(sys, f)); got != "old\n" {
 			t.Errorf("%s = %q, want it untouched", f, got)
+		}
+	}
+}
+
+// TestLoggerOptions: PV_LOG_LOGGERS and PV_LOG_MAXSIZE reach the file
+// loggers; a size that does not parse keeps the default.
+func TestLoggerOptions(t *testing.T) {
+	for _, tt := range []struct {
+		env  []string
+		want LoggerOptions
+	}{
+		{nil, LoggerOptions{MaxSize: 2 << 20}},
+		{[]string{"PV_LOG_LOGGERS=0"}, LoggerOptions{Off: true, MaxSize: 2 << 20}},
+		{[]string{"PV_LOG_MAXSIZE=64K"}, LoggerOptions{MaxSize: 64 << 10}},
+		{[]string{"PV_LOG_MAXSIZE=10%"}, LoggerOptions{}},
+	} {
+		c, err := config.Load(config.Options{Env: tt.env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := loggerOptions(c, nil); got != tt.want {
+			t.Errorf("loggerOptions(%q) = %+v, want %+v", tt.env, got, tt.want)
+		}
+	}
+}
+
+// TestCaptureDmesg: kernel records are logged as pantavisor/dmesg in the
+// device's modes, with their level, and not at all in App Engine or with
+// PV_LOG_CAPTURE_DMESG=0.
+func TestCaptureDmesg(t *testing.T) {
+	kmsg := filepath.Join(t.TempDir(), "kmsg")
+	if err := os.WriteFile(kmsg, []byte("3,1,100,-;disk on fire\n SUBSYSTEM=block\n6,2,200,-;eth0 up\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		mode Mode
+		env  []string
+		want string
+	}{
+		{Embedded, nil, "pantavisor/dmesg ERROR disk on fire\npantavisor/dmesg INFO eth0 up\n"},
+		{Standalone, nil, "pantavisor/dmesg ERROR disk on fire\npantavisor/dmesg INFO eth0 up\n"},
+		{Embedded, []string{"PV_LOG_CAPTURE_DMESG=0"}, ""},
+		{AppEngine, nil, ""},
+	} {
+		c, err := config.Load(config.Options{Env: tt.env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logDir := t.TempDir()
+		ls, err := logserver.New(logserver.Options{LogDir: logDir, Rev: "0", Level: int(logserver.All), MaxSize: 64 << 20, Outputs: []string{logserver.OutFiletree}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ls.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		d := &Daemon{mode: tt.mode, conf: c, logs: ls, log: slog.New(slog.DiscardHandler)}
+		d.captureDmesg(kmsg)
+		time.Sleep(200 * time.Millisecond)
+		ls.Close()
+		b, _ := os.ReadFile(filepath.Join(logDir, "0", "pantavisor", "pantavisor.log"))
+		var got strings.Builder
+		for _, l := range strings.Split(string(b), "\n") {
+			// [pantavisor] <tsec> <LEVEL>\t -- [dmesg]: <msg>
+			if _, rest, ok := strings.Cut(l, "-- [dmesg]: "); ok {
+				f := strings.Fields(l)
+				got.WriteString("pantavisor/dmesg " + f[2] + " " + rest + "\n")
+			}
+		}
+		if got.String() != tt.want {
+			t.Errorf("%s %q: dmesg logged\n%s\nwant\n%s\n(log file:\n%s)", tt.mode, tt.env, got.String(), tt.want, b)
+		}
+	}
+}
+
+// TestLogCapture: PV_LOG_CAPTURE=0 subscribes no container output (console
+// and file loggers) to the log server.
+func TestLogCapture(t *testing.T) {
+	for _, tt := range []struct {
+		env  []string
+		want bool
+	}{{nil, true}, {[]string{"PV_LOG_CAPTURE=0"}, false}} {
+		c, err := config.Load(config.Options{Env: tt.env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := storage.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, err := logserver.New(logserver.Options{LogDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := containersFromEnv(Env{Mode: AppEngine, Storage: st, Config: c, Logs: ls, RunDir: t.TempDir()})
+		if got := m.logs != nil; got != tt.want {
+			t.Errorf("%q: container logs captured = %v, want %v", tt.env, got, tt.want)
 		}
 	}
 }
