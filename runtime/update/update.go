@@ -40,6 +40,9 @@ var (
 	ErrFailed = errors.New("update failed")
 	// ErrUnsupported: an operation this updater does not handle.
 	ErrUnsupported = errors.New("unsupported operation")
+	// ErrNeedsReboot: LOCAL_APPLY of a revision that only a reboot can
+	// run (a BSP change, a container whose restart policy is system).
+	ErrNeedsReboot = errors.New("the revision needs a reboot")
 	// ErrBadPayload: a command payload is not a usable revision.
 	ErrBadPayload = errors.New("bad command payload")
 )

@@ -51,3 +51,31 @@ func TestRunVerifiesSignatures(t *testing.T) {
 		})
 	}
 }
+
+// TestLocalApply: LOCAL_APPLY runs a revision that needs no reboot like
+// LOCAL_RUN does (containers swapped, tested, UPDATED), and refuses one
+// that needs a reboot (WONTGO) without arming the boot loader.
+func TestLocalApply(t *testing.T) {
+	d := newDevice(t, "grub")
+	d.addRev("2", bspChange())
+	if next, err := run(d, command.OpLocalApply, "2"); next != Stay || !errors.Is(err, ErrNeedsReboot) {
+		t.Errorf("LOCAL_APPLY of a BSP change = %v, %v, want stay and ErrNeedsReboot", next, err)
+	}
+	d.wantProgress("2", progress.Wontgo, progress.MsgApplyNeedsReboot)
+	d.wantEnv("1", "")
+	if d.u.Updating() || d.u.Running() != "1" {
+		t.Errorf("after the refusal: updating %v, running %q", d.u.Updating(), d.u.Running())
+	}
+
+	d.addRev("3", appChange())
+	if next, err := run(d, command.OpLocalApply, "3"); next != Stay || err != nil {
+		t.Fatalf("LOCAL_APPLY of a container change = %v, %v, want stay", next, err)
+	}
+	if d.u.Running() != "3" {
+		t.Errorf("running %q, want 3", d.u.Running())
+	}
+	d.step(Stay)
+	d.clock.Advance(DefaultCommitDelay)
+	d.step(Stay)
+	d.wantProgress("3", progress.Updated, progress.MsgUpdated)
+}
