@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // storeObjects writes objects (name → content) into storage's object
@@ -87,5 +89,30 @@ func TestChecksumRun(t *testing.T) {
 				t.Errorf("log lacks the checksum failure:\n%s", log)
 			}
 		})
+	}
+}
+
+// TestSumMappedFault: a mapping whose file was cut short (as a storage
+// read error would) gives an error, not a crash of the daemon.
+func TestSumMappedFault(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "obj")
+	if err := os.WriteFile(p, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := unix.Mmap(int(f.Fd()), 0, 1<<20, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	if err := os.Truncate(p, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sumMapped(m); err == nil || !strings.Contains(err.Error(), "read fault") {
+		t.Errorf("sumMapped(truncated) = %v, want a read fault", err)
 	}
 }
