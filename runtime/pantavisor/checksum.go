@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -41,10 +43,15 @@ func checksumSkipped(name string) bool {
 	return strings.HasPrefix(name, "bsp/pantavisor") || name == "bsp/kernel.img" || name == "bsp/fit-image.its"
 }
 
-// revisionObjects returns the distinct objects of st that RUN verifies,
-// sorted by sha: every object but the skipped ones and the images of a
-// "<handler>:" volume (a dm-verity handler checks them as they are read).
-func revisionObjects(st *state.State) []string {
+// checkedObject is one file RUN verifies: the state key, its sha and the
+// file Pantavisor will use (the trail's link, or the object itself).
+type checkedObject struct{ name, sha, path string }
+
+// revisionObjects returns the objects of st that RUN verifies, one per
+// file (links of one inode count once), in key order: every object but
+// the skipped ones and the images of a "<handler>:" volume (a dm-verity
+// handler checks them as they are read).
+func (d *Daemon) revisionObjects(rev string, st *state.State) []checkedObject {
 	handled := map[string]bool{}
 	for _, p := range st.Platforms() {
 		for _, ref := range append([]string{p.RootVolume}, p.Volumes...) {
@@ -53,16 +60,36 @@ func revisionObjects(st *state.State) []string {
 			}
 		}
 	}
-	seen := map[string]bool{}
-	var out []string
-	for name, sha := range st.Objects() {
-		if checksumSkipped(name) || handled[name] || seen[sha] {
+	objs := st.Objects()
+	names := make([]string, 0, len(objs))
+	for name := range objs {
+		if !checksumSkipped(name) && !handled[name] {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	trail := d.store.TrailDir(rev)
+	type inode struct{ dev, ino uint64 }
+	seen := map[inode]bool{}
+	var out []checkedObject
+	for _, name := range names {
+		sha := objs[name]
+		path := filepath.Join(trail, filepath.FromSlash(name))
+		var st unix.Stat_t
+		if unix.Stat(path, &st) != nil {
+			path = d.store.ObjectPath(sha)
+			if unix.Stat(path, &st) != nil {
+				out = append(out, checkedObject{name, sha, path}) // missing: reported by the check
+				continue
+			}
+		}
+		k := inode{uint64(st.Dev), uint64(st.Ino)}
+		if seen[k] {
 			continue
 		}
-		seen[sha] = true
-		out = append(out, sha)
+		seen[k] = true
+		out = append(out, checkedObject{name, sha, path})
 	}
-	sort.Strings(out)
 	return out
 }
 
@@ -70,20 +97,20 @@ func revisionObjects(st *state.State) []string {
 // them is used (spec §1 RUN 4, PV_SECUREBOOT_CHECKSUM): storage that
 // rotted or was tampered with since the update fails the revision, which
 // rolls back, rather than running corrupt code.
-func (d *Daemon) checkObjects(st *state.State) error {
+func (d *Daemon) checkObjects(rev string, st *state.State) error {
 	if !d.conf.Bool(config.SecurebootChecksum) || d.quickboot() {
 		d.log.Info("checksum: objects not verified", "PV_SECUREBOOT_CHECKSUM", d.conf.Get(config.SecurebootChecksum), "pv_quickboot", d.quickboot())
 		return nil
 	}
 	start := time.Now()
 	var bytes int64
-	for _, sha := range revisionObjects(st) {
-		n, err := verifyMapped(d.store.ObjectPath(sha), sha)
+	for _, o := range d.revisionObjects(rev, st) {
+		n, err := verifyMapped(o.path, o.sha)
 		if errors.Is(err, errNoMap) {
-			err = d.store.VerifyObject(sha)
+			n, err = verifyRead(o.path, o.sha)
 		}
 		if err != nil {
-			return fmt.Errorf("checksum: %w", err)
+			return fmt.Errorf("checksum: %s: %w", o.name, err)
 		}
 		bytes += n
 	}
@@ -144,4 +171,23 @@ func sumMapped(m []byte) (sum [sha256.Size]byte, err error) {
 		}
 	}()
 	return sha256.Sum256(m), nil
+}
+
+// verifyRead hashes the file at path by reading it (files verifyMapped
+// cannot map). It returns the size.
+func verifyRead(path, sha string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("verify object %s: %w", sha, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, f, make([]byte, 256<<10))
+	if err != nil {
+		return n, fmt.Errorf("verify object %s: %w", sha, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sha {
+		return n, fmt.Errorf("verify object %s: content hashes to %s: %w", sha, got, storage.ErrBadChecksum)
+	}
+	return n, nil
 }

@@ -77,15 +77,39 @@ func TestChecksumRun(t *testing.T) {
 		{"PV_SECUREBOOT_CHECKSUM=0", []string{"app/root.squashfs"}, "", []string{"PV_SECUREBOOT_CHECKSUM=0"}, true},
 		{"pv_quickboot", []string{"app/root.squashfs"}, "pv_quickboot=1", nil, true},
 		{"pv_quickboot env", []string{"app/root.squashfs"}, "", []string{"pv_quickboot=1"}, true},
+		{"rotten trail file", []string{"trail:app/root.squashfs"}, "", nil, false},
+		{"intact trail file, no object", []string{"trail-only:app/root.squashfs"}, "", nil, true},
+		{"missing", []string{"missing:app/root.squashfs"}, "", nil, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			storage := newStorage(t)
 			storeObjects(t, storage, objects, tt.corrupt...)
+			// The trail's file is the one used: a trail copy (not a
+			// link) is what gets verified.
+			for _, c := range tt.corrupt {
+				how, name, ok := strings.Cut(c, ":")
+				if !ok {
+					continue
+				}
+				sum := sha256.Sum256(objects[name])
+				obj := filepath.Join(storage, "objects", hex.EncodeToString(sum[:]))
+				trail := filepath.Join(storage, "trails", "0", name)
+				os.MkdirAll(filepath.Dir(trail), 0o755)
+				switch how {
+				case "trail":
+					os.WriteFile(trail, []byte("rotten"), 0o644)
+				case "trail-only":
+					os.WriteFile(trail, objects[name], 0o644)
+					os.Remove(obj)
+				case "missing":
+					os.Remove(obj)
+				}
+			}
 			ready, log := runOnce(t, storage, tt.cmdline, tt.env...)
 			if ready != tt.ready {
 				t.Errorf("ready = %v, want %v; log:\n%s", ready, tt.ready, log)
 			}
-			if !tt.ready && !strings.Contains(log, "checksum: verify object") {
+			if !tt.ready && !strings.Contains(log, "checksum: app/root.squashfs: verify object") {
 				t.Errorf("log lacks the checksum failure:\n%s", log)
 			}
 		})

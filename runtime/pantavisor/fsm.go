@@ -163,7 +163,7 @@ func (d *Daemon) run() error {
 	if err := d.verify(rev.state); err != nil {
 		return fmt.Errorf("revision %s: secureboot: %w", d.rev, err)
 	}
-	if err := d.checkObjects(rev.state); err != nil {
+	if err := d.checkObjects(d.rev, rev.state); err != nil {
 		return fmt.Errorf("revision %s: %w", d.rev, err)
 	}
 	d.mu.Lock()
