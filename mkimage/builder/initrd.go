@@ -92,6 +92,13 @@ func (b *run) makeInitrd(pk *packages, bin *binaries) (string, error) {
 			}
 		}
 	}
+	// The kernel pipes cores to the path PV_SYSCTL_KERNEL_CORE_PATTERN
+	// names, upstream's /lib/pv/pvcrash (an applet of pantavisor).
+	if slices.Contains(names, "pantavisor") {
+		if err := t.AddSymlink("/lib/pv/pvcrash", "../../usr/bin/pantavisor"); err != nil {
+			return "", err
+		}
+	}
 	if err := t.AddSymlink("/init", "usr/bin/"+bin.Init); err != nil {
 		return "", err
 	}

@@ -21,12 +21,22 @@ var keyNotes = map[string]string{
 	"PV_DROPBEAR_CACHE_DIR":         "keeps the ssh host key `ssh_host_ed25519_key` (OpenSSH format, made on first start)",
 	"PV_DISABLE_AUTODEV":            "upstream a pvr build argument of one container; here also device-wide",
 	"PV_DISK_EXPORTSDIR":            "containers export to /exports (the run dir in App Engine mode)",
-	"PV_LOG_MAXSIZE":                "file loggers keep 2 MiB, or run.json `logs[].maxsize`",
+	"PV_LOG_BUF_NITEMS":             "records per log output queue, when set; unset, the log server's 1024 (upstream's 128 overflows on a burst of container output)",
+	"PV_LOG_CAPTURE_DMESG":          "`/dev/kmsg` as `pantavisor/dmesg` in embedded and standalone modes (App Engine leaves the host's kernel log alone)",
+	"PV_LOG_MAXSIZE":                "maxsize of a file logger whose run.json `logs[]` entry has none (and of the default syslog/messages loggers)",
+	"PV_REMOUNT_POLICY":             "the seeds name the key but do not define the policies' format or location",
+	"PV_SECUREBOOT_CHECKSUM":        "objects re-hashed in RUN before the revision runs (not the boot loader's: `bsp/pantavisor*`, `bsp/kernel.img`, `bsp/fit-image.its`; not `<handler>:` volumes); `pv_quickboot` in the environment or on the command line skips it",
+	"PV_SYSTEM_INIT_MODE":           "standalone: storage, control socket, debug shell and ssh; no container, no update, no Hub",
+	"PV_STORAGE_LOGTEMPSIZE":        "one table of the seeds spells it `PV_STORAGE_LOGTEMP_SIZE`",
 	"PV_LXC_EXTRA_CONF":             "upstream a pvr build argument of one container; here also device-wide, lines separated by `;`",
 	"PV_NET_BRDEV":                  "the bridge (with PV_NET_BRADDRESS4/PV_NET_BRMASK4) is made when Pantavisor is PID 1, not in App Engine; device.json `network.pools` make their own bridges",
 	"PV_SYSTEM_MEDIADIR":            "crypt disks mount on `<dir>/pv/dmcrypt/<name>`; App Engine default: `<run dir>/media`",
-	"PV_SYSCTL_KERNEL_CORE_PATTERN": "stands for every `PV_SYSCTL_*` / `sysctl.*` key: the daemon does not apply sysctls yet",
+	"PV_SYSCTL_KERNEL_CORE_PATTERN": "stands for every `PV_SYSCTL_*` / `sysctl.*` key, written in INIT by the device's init (PID 1; App Engine applies none); `/lib/pv/pvcrash` keeps the core as `/storage/corepv`, `--skip` drains it",
 }
+
+// inProgress are keys other branches were implementing when this table
+// was last written: the lead updates their status when merging them.
+var inProgress = map[string]string{}
 
 // areaText describes the areas of keys that are not implemented yet.
 var areaText = map[area]string{
@@ -123,6 +133,14 @@ revision's OEM file; *run* = user metadata and commands (at run time).
 	for _, a := range areas {
 		fmt.Fprintf(&b, "- *%s*: %s\n", a, areaText[area(a)])
 	}
+	b.WriteString(`
+*in progress*: another branch is implementing the key as this table is written; until it
+is merged the key behaves as *not yet*.
+
+The seeds' tables also list build options, which ` + "`build.docker.sh`" + ` reads and Pantavisor
+does not: ` + "`PV_BUILD_*`, `PV_MERGE_SBOM`, `PV_PVS_CERT_PEM`, `PV_PVS_PUB_PEM`, `PV_FACTORY_AUTOTOK`" + `
+(README.md), and ` + "`PH_CIBOT_*`, `PH_TARGET_DEVICE`" + ` (upstream's CI, not supported).
+`)
 	b.WriteString("\n| key | Go name | legacy name | type | default | levels | status | note |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|\n")
 	for _, k := range keys {
@@ -145,6 +163,11 @@ revision's OEM file; *run* = user metadata and commands (at run time).
 		status := "implemented"
 		if !k.Implemented() {
 			status = "not yet (" + k.Todo() + ")"
+			if br := inProgress[d.Name]; br != "" {
+				status += "; in progress on " + br
+			} else if k.Todo() == string(hub) {
+				status += "; in progress (Hub client)"
+			}
 		}
 		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s | %s | %s | %s | %s |\n",
 			d.Name, goName[d.Name], alias, typ, def, levelsText(d.Levels), status, keyNotes[d.Name])
@@ -163,6 +186,11 @@ func TestConfigKeysDoc(t *testing.T) {
 	for name := range keyNotes {
 		if _, ok := Lookup(name); !ok {
 			t.Errorf("keyNotes names %s, which is not a key", name)
+		}
+	}
+	for name := range inProgress {
+		if k, ok := Lookup(name); !ok || k.Implemented() {
+			t.Errorf("inProgress names %s, which is not a key or is implemented", name)
 		}
 	}
 	path := filepath.Join("..", "..", "docs", "config-keys.md")

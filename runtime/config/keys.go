@@ -202,16 +202,16 @@ var (
 var (
 	// Logs.
 	LogAutoDevLog                = def(keyDef{Name: "PV_LOG_AUTO_DEVLOG", Type: Bool, Default: "1", Levels: pvLevels | oem})
-	LogBufNItems                 = def(keyDef{Name: "PV_LOG_BUF_NITEMS", Aliases: al("log.buf_nitems"), Type: Int, Default: "128", Levels: pvLevels | oem, Todo: logs})
-	LogCapture                   = def(keyDef{Name: "PV_LOG_CAPTURE", Aliases: al("log.capture"), Type: Bool, Default: "1", Levels: pvLevels | oem, Todo: logs})
-	LogCaptureDmesg              = def(keyDef{Name: "PV_LOG_CAPTURE_DMESG", Aliases: al("log.capture.dmesg"), Type: Bool, Default: "1", Levels: pvLevels | oem, Todo: logs})
+	LogBufNItems                 = def(keyDef{Name: "PV_LOG_BUF_NITEMS", Aliases: al("log.buf_nitems"), Type: Int, Default: "128", Levels: pvLevels | oem})
+	LogCapture                   = def(keyDef{Name: "PV_LOG_CAPTURE", Aliases: al("log.capture"), Type: Bool, Default: "1", Levels: pvLevels | oem})
+	LogCaptureDmesg              = def(keyDef{Name: "PV_LOG_CAPTURE_DMESG", Aliases: al("log.capture.dmesg"), Type: Bool, Default: "1", Levels: pvLevels | oem})
 	LogDir                       = def(keyDef{Name: "PV_LOG_DIR", Aliases: al("log.dir"), Type: String, Default: "/storage/logs/", Levels: pvLevels})
 	LogDirMaxSize                = def(keyDef{Name: "PV_LOG_DIR_MAXSIZE", Type: Size, Default: "0", Levels: pvLevels | oem})
 	LogFiletreeTimestampFormat   = def(keyDef{Name: "PV_LOG_FILETREE_TIMESTAMP_FORMAT", Aliases: al("log.filetree.timestamp.format"), Type: String, Levels: pvLevels | oem})
 	LogHysteresisFactor          = def(keyDef{Name: "PV_LOG_HYSTERESIS_FACTOR", Type: Int, Default: "4", Levels: pvLevels | oem})
 	LogLevel                     = def(keyDef{Name: "PV_LOG_LEVEL", Aliases: al("log.level"), Type: Int, Default: "0", Levels: pvLevels | oem | run})
-	LogLoggers                   = def(keyDef{Name: "PV_LOG_LOGGERS", Aliases: al("log.loggers"), Type: Bool, Default: "1", Levels: pvLevels | oem, Todo: logs})
-	LogMaxSize                   = def(keyDef{Name: "PV_LOG_MAXSIZE", Aliases: al("log.maxsize"), Type: Size, Default: "2097152", Levels: pvLevels | oem, Todo: logs})
+	LogLoggers                   = def(keyDef{Name: "PV_LOG_LOGGERS", Aliases: al("log.loggers"), Type: Bool, Default: "1", Levels: pvLevels | oem})
+	LogMaxSize                   = def(keyDef{Name: "PV_LOG_MAXSIZE", Aliases: al("log.maxsize"), Type: Size, Default: "2097152", Levels: pvLevels | oem})
 	LogPush                      = def(keyDef{Name: "PV_LOG_PUSH", Aliases: al("pantahub.log.push", "log.push"), Type: Bool, Default: "1", Levels: pvLevels | oem | run})
 	LogRotateFactor              = def(keyDef{Name: "PV_LOG_ROTATE_FACTOR", Type: Int, Default: "5", Levels: pvLevels | oem})
 	LogServerOutputs             = def(keyDef{Name: "PV_LOG_SERVER_OUTPUTS", Aliases: al("log.server.outputs"), Type: String, Default: "filetree", Levels: pvLevels | oem})
@@ -250,7 +250,7 @@ var (
 
 var (
 	// Secure boot.
-	SecurebootChecksum      = def(keyDef{Name: "PV_SECUREBOOT_CHECKSUM", Aliases: al("secureboot.checksum"), Type: Bool, Default: "1", Levels: pvLevels, Todo: secureboot})
+	SecurebootChecksum      = def(keyDef{Name: "PV_SECUREBOOT_CHECKSUM", Aliases: al("secureboot.checksum"), Type: Bool, Default: "1", Levels: pvLevels})
 	SecurebootHandlers      = def(keyDef{Name: "PV_SECUREBOOT_HANDLERS", Aliases: al("secureboot.handlers"), Type: Bool, Default: "1", Levels: pvLevels, Todo: secureboot})
 	SecurebootMode          = def(keyDef{Name: "PV_SECUREBOOT_MODE", Aliases: al("secureboot.mode"), Type: Enum, Default: "lenient", Enum: []string{"disabled", "audit", "lenient", "strict"}, Levels: pvLevels})
 	SecurebootOEMTruststore = def(keyDef{Name: "PV_SECUREBOOT_OEM_TRUSTSTORE", Type: String, Default: "ca-oem-certificates", Levels: pvLevels})
@@ -276,7 +276,7 @@ var (
 
 var (
 	// sysctl with a shipped default; any other PV_SYSCTL_* is accepted dynamically.
-	SysctlKernelCorePattern = def(keyDef{Name: "PV_SYSCTL_KERNEL_CORE_PATTERN", Aliases: al("sysctl.kernel.core_pattern"), Type: String, Default: "|/lib/pv/pvcrash --skip", Levels: pvLevels | oem, Todo: system})
+	SysctlKernelCorePattern = def(keyDef{Name: "PV_SYSCTL_KERNEL_CORE_PATTERN", Aliases: al("sysctl.kernel.core_pattern"), Type: String, Default: "|/lib/pv/pvcrash --skip", Levels: pvLevels | oem})
 )
 
 var (
@@ -311,9 +311,9 @@ var (
 	WDTTimeout = def(keyDef{Name: "PV_WDT_TIMEOUT", Aliases: al("wdt.timeout"), Type: Duration, Default: "15", Levels: pvLevels})
 )
 
-// sysctlKey is the template of the dynamic PV_SYSCTL_* keys (not applied
-// yet: ApplySysctls has no caller).
-var sysctlKey = keyDef{Type: String, Levels: pvLevels | oem, Todo: system}
+// sysctlKey is the template of the dynamic PV_SYSCTL_* keys (applied in
+// INIT by the device's init, runtime/pantavisor system.go).
+var sysctlKey = keyDef{Type: String, Levels: pvLevels | oem}
 
 const (
 	sysctlPrefix      = "PV_SYSCTL_"

@@ -179,7 +179,9 @@ func (r *Runner) runOne(ctx context.Context, path, op string, vars []string) err
 	if ctx.Err() == context.DeadlineExceeded {
 		return fmt.Errorf("%s %s: %w: timed out after %v: %s", op, filepath.Base(path), ErrFailed, r.o.Timeout, text)
 	}
-	return fmt.Errorf("%s %s: %w: %w: %s", op, filepath.Base(path), ErrFailed, err, text)
+	// %v, not %w: an *exec.ExitError in the chain would be taken for the
+	// daemon's own exit status (the multi-call main exits with it).
+	return fmt.Errorf("%s %s: %w: %v: %s", op, filepath.Base(path), ErrFailed, err, text)
 }
 
 // Hooks returns a bootloader.Hooks-compatible function: it runs point op

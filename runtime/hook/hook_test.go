@@ -90,3 +90,18 @@ func TestFatal(t *testing.T) {
 		}
 	}
 }
+
+// TestFailureHidesExitCode: a failed hook's error carries no ExitCode
+// method, which the multi-call main would take for pantavisor's own exit
+// status (and then print nothing).
+func TestFailureHidesExitCode(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "10-fail"), []byte("#!/bin/sh\necho nope\nexit 7\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := New(Options{Dir: dir}).Run(context.Background(), SystemStart, Env{})
+	var coded interface{ ExitCode() int }
+	if !errors.Is(err, ErrFailed) || errors.As(err, &coded) || !strings.Contains(err.Error(), "exit status 7: nope") {
+		t.Errorf("Run = %v, want ErrFailed with the status and output and no ExitCode in the chain", err)
+	}
+}

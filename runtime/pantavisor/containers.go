@@ -55,6 +55,7 @@ type Containers struct {
 	drivers *drivers.Manager
 	drvSecs []string
 	ipam    *platform.IPAM // owned by the supervisor
+	loggers LoggerOptions
 
 	changed chan struct{}
 	reqs    chan func()  // run by the supervisor
@@ -144,6 +145,9 @@ type ContainersOptions struct {
 	// IPAMLeases is the file the addresses of network pool members are
 	// kept in across restarts ("" = kept in memory only).
 	IPAMLeases string
+	// Loggers are the file loggers' settings (PV_LOG_LOGGERS,
+	// PV_LOG_MAXSIZE).
+	Loggers LoggerOptions
 }
 
 // NewContainers returns a container manager; Load gives it a revision.
@@ -155,7 +159,7 @@ func NewContainers(o ContainersOptions) *Containers {
 		o.Clock = platform.SystemClock{}
 	}
 	m := &Containers{log: o.Log, paths: o.Paths, clock: o.Clock, timeout: o.GoalsTimeout,
-		devmeta: o.DevMeta, logs: o.Logs, drivers: o.Drivers, drvSecs: o.DriverSections, changed: make(chan struct{}, 1), last: map[string]string{},
+		devmeta: o.DevMeta, logs: o.Logs, drivers: o.Drivers, drvSecs: o.DriverSections, loggers: o.Loggers, changed: make(chan struct{}, 1), last: map[string]string{},
 		reqs: make(chan func()), done: make(chan jobDone), lanes: map[string]*lane{}}
 	m.ipam = platform.NewIPAM(nil)
 	if o.IPAMLeases != "" {
@@ -288,9 +292,10 @@ func containersFromEnv(env Env) *Containers {
 	}
 	o := ContainersOptions{Paths: paths, Clock: env.Clock, DevMeta: env.DevMeta, Log: env.Log,
 		GoalsTimeout: func() int { return int(c.Duration(config.UpdaterGoalsTimeout).Seconds()) },
-		IPAMLeases:   filepath.Join(env.Storage.Root(), "cache", "ipam.json")}
+		IPAMLeases:   filepath.Join(env.Storage.Root(), "cache", "ipam.json"),
+		Loggers:      loggerOptions(c, env.Log)}
 	o.Drivers, o.DriverSections = driverManager(env, paths.KernelRelease), drivers.Sections(env.Cmdline, c.Get(config.BootloaderFITConfig))
-	if logs != nil {
+	if logs != nil && c.Bool(config.LogCapture) {
 		o.Logs = logs
 	}
 	return NewContainers(o)
@@ -907,6 +912,8 @@ func (m *Containers) signal(plat, typ string) error {
 		}
 		m.log.Info("container ready", "platform", plat)
 	case "alive":
+		// A heartbeat that changes no status: the seeds say no more of
+		// it ("signal container is alive (watchdog)").
 		return nil
 	default:
 		return ctrl.Errorf(ctrl.ErrInvalid, "Signal has bad format")

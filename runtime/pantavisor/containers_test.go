@@ -345,6 +345,9 @@ func TestContainersLifecycle(t *testing.T) {
 	if got := in.inside(t, "lc-nob", "POST", "/signal", `{"type":"ready","payload":""}`); !strings.HasPrefix(got, "500") || !strings.Contains(got, "Signal not expected") {
 		t.Errorf("POST /signal from nobody = %q, want 500 Signal not expected", got)
 	}
+	if got := in.inside(t, "lc-nob", "POST", "/signal", `{"type":"alive","payload":""}`); !strings.HasPrefix(got, "200") {
+		t.Errorf("POST /signal alive from nobody = %q, want 200 (any platform may send its heartbeat)", got)
+	}
 	if got := in.inside(t, "lc-a1", "GET", "/drivers", ""); !strings.HasPrefix(got, "403") {
 		t.Errorf("GET /drivers from a platform without roles = %q, want 403", got)
 	}

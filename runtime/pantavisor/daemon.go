@@ -19,6 +19,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
 	"github.com/pantavisor/pantavisor-go/runtime/disk"
+	"github.com/pantavisor/pantavisor-go/runtime/hook"
 	"github.com/pantavisor/pantavisor-go/runtime/logserver"
 	"github.com/pantavisor/pantavisor-go/runtime/metadata"
 	"github.com/pantavisor/pantavisor-go/runtime/remote"
@@ -71,6 +72,9 @@ type Daemon struct {
 	logQueue    chan remote.LogEntry
 	logsDropped atomic.Int64
 	logPushOn   atomic.Bool // a Hub client runs (startRemote/stopRemote)
+
+	hooks      *hook.Runner // system hooks (hooks.go)
+	doneHooked string       // the revision system-done ran for (FSM goroutine)
 
 	ssh       *sshd.Server // debug ssh server, nil when off (owned by the FSM goroutine)
 	sshFailed bool         // it could not listen; retried after DISABLE_SSH
@@ -192,6 +196,7 @@ func (d *Daemon) init(ctx context.Context) error {
 		}
 	}
 	d.log.Info("init", "mode", d.mode, "storage", d.root, "run", d.runDir, "rev", d.rev, "try", d.try)
+	d.applySysctls()
 	d.startDebugShell(ctx)
 	d.containerBridge()
 
@@ -252,6 +257,7 @@ func (d *Daemon) init(ctx context.Context) error {
 	if err := d.startLogs(ctx); err != nil {
 		return err
 	}
+	d.captureDmesg(Kmsg)
 	if d.usrmeta, err = metadata.Open(d.storagePath(config.CacheUsrMetaDir), d.log); err != nil {
 		return fmt.Errorf("user-meta: %w", err)
 	}
@@ -277,10 +283,14 @@ func (d *Daemon) init(ctx context.Context) error {
 			c.Set(kv.Key, string(kv.Value), config.Metadata)
 		}
 	}
+	d.hooks = d.newHooks()
 	if err := d.plugins(); err != nil {
 		return err
 	}
-	return d.startCtrl()
+	if err := d.startCtrl(); err != nil {
+		return err
+	}
+	return d.systemStart(ctx)
 }
 
 // bootedRevision asks the boot loader (Options.Booted) for the running
@@ -346,15 +356,24 @@ type Env struct {
 	Platforms PlatformManager
 	// Logs is the log server (nil without one); containers subscribe
 	// their consoles to it.
-	Logs  LogServer
-	Clock Clock
-	Log   *slog.Logger
+	Logs LogServer
+	// Hooks runs the system hooks; the updater hands it to the boot
+	// loader (install and boot-done points).
+	Hooks *hook.Runner
+	// Verify checks a revision's signatures (PV_SECUREBOOT_MODE); the
+	// updater checks every revision it runs again.
+	Verify func(*state.State) error
+	Clock  Clock
+	Log    *slog.Logger
 }
 
 // plugins sets up the platform manager and the updater.
 func (d *Daemon) plugins() error {
+	if d.mode == Standalone {
+		return nil // no containers, no updates: a console to debug from (seeds §6.11.2)
+	}
 	env := Env{Mode: d.mode, Rev: d.rev, Try: d.try, RunDir: d.runDir, Storage: d.store,
-		Config: d.conf, DevMeta: d.devmeta, UsrMeta: d.usrmeta, Logs: d.logs, Clock: d.clock, Log: d.log, Cmdline: d.opt.Cmdline}
+		Config: d.conf, DevMeta: d.devmeta, UsrMeta: d.usrmeta, Logs: d.logs, Clock: d.clock, Log: d.log, Cmdline: d.opt.Cmdline, Hooks: d.hooks, Verify: d.verify}
 	d.platforms, d.updater = d.opt.Platforms, d.opt.Updater
 	if d.platforms == nil && d.opt.NewPlatforms != nil {
 		p, err := d.opt.NewPlatforms(env)

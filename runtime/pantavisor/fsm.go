@@ -150,6 +150,10 @@ func (d *Daemon) Run(ctx context.Context) (Exit, error) {
 // run is FSM RUN after a boot: load the revision, current links, factory
 // handling, platforms.
 func (d *Daemon) run() error {
+	if d.mode == Standalone {
+		d.log.Info("standalone mode: the revision is not run", "rev", d.rev)
+		return nil
+	}
 	data, err := d.store.StateJSON(d.rev)
 	if err != nil {
 		return fmt.Errorf("revision %s: state JSON not found: %w", d.rev, err)
@@ -160,6 +164,9 @@ func (d *Daemon) run() error {
 	}
 	if err := d.verify(rev.state); err != nil {
 		return fmt.Errorf("revision %s: secureboot: %w", d.rev, err)
+	}
+	if err := d.checkObjects(d.rev, rev.state); err != nil {
+		return fmt.Errorf("revision %s: %w", d.rev, err)
 	}
 	d.mu.Lock()
 	d.current = rev
@@ -277,6 +284,7 @@ func (d *Daemon) wait(ctx context.Context) (State, command.Command) {
 	if d.checkHub() == Rollback {
 		return StateRollback, command.Command{}
 	}
+	d.systemDone(ctx)
 	if u := d.updater; u != nil {
 		next, err := u.Step(ctx)
 		if err != nil {
@@ -421,7 +429,7 @@ func (d *Daemon) finish(ctx context.Context, exit Exit) {
 	d.shutdown()
 	syscall.Sync()
 	d.petWatchdog()
-	if d.mode == Embedded && d.opt.SystemReboot != nil {
+	if d.mode != AppEngine && d.opt.SystemReboot != nil {
 		if err := d.opt.SystemReboot(exit == ExitPoweroff); err != nil {
 			d.log.Error("reboot", "err", err)
 		}

@@ -51,6 +51,12 @@ func (d *Daemon) logOptions() logserver.Options {
 		d.logQueue = make(chan remote.LogEntry, logBacklog)
 	}
 	o.Tap = d.tapLog
+	// PV_LOG_BUF_NITEMS sizes the outputs' queues when set; the built-in
+	// default is the log server's (DefaultQueueLen), not upstream's 128
+	// records, which a burst of container output overflows.
+	if d.conf.Source(config.LogBufNItems) != config.Default {
+		o.QueueLen = d.conf.Int(config.LogBufNItems)
+	}
 	if v := d.conf.Get(config.LogServerOutputs); v != "" {
 		outs, err := logserver.ParseOutputs(v)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/logserver"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 	"golang.org/x/sys/unix"
@@ -31,13 +32,17 @@ type fileLogger struct {
 }
 
 // fileLoggers returns the file loggers of p: its "logs" entries with a
-// "file", or the defaults when it has none.
-func fileLoggers(p *state.Platform) []fileLogger {
+// "file", or the defaults when it has none. defMax (0 = defaultLogMax) is
+// the maxsize of those without one.
+func fileLoggers(p *state.Platform, defMax int64) []fileLogger {
 	if p == nil {
 		return nil
 	}
+	if defMax <= 0 {
+		defMax = defaultLogMax
+	}
 	if len(p.Logs) == 0 {
-		return []fileLogger{{"/var/log/syslog", defaultLogMax, true}, {"/var/log/messages", defaultLogMax, true}}
+		return []fileLogger{{"/var/log/syslog", defMax, true}, {"/var/log/messages", defMax, true}}
 	}
 	var out []fileLogger
 	for _, l := range p.Logs {
@@ -45,7 +50,7 @@ func fileLoggers(p *state.Platform) []fileLogger {
 		if f == "" || !strings.HasPrefix(f, "/") {
 			continue
 		}
-		fl := fileLogger{file: filepath.Clean(f), maxSize: defaultLogMax, truncate: l["truncate"] != "false"}
+		fl := fileLogger{file: filepath.Clean(f), maxSize: defMax, truncate: l["truncate"] != "false"}
 		if n, err := strconv.ParseInt(l["maxsize"], 10, 64); err == nil && n > 0 {
 			fl.maxSize = n
 		}
@@ -351,10 +356,10 @@ func (m *Containers) startLoggers(name string, pid int, pidfd *os.File, done <-c
 	if pidfd != nil {
 		defer pidfd.Close()
 	}
-	if m.logs == nil || m.st == nil {
+	if m.logs == nil || m.st == nil || m.loggers.Off {
 		return
 	}
-	for _, l := range fileLoggers(m.st.Platform(name)) {
+	for _, l := range fileLoggers(m.st.Platform(name), m.loggers.MaxSize) {
 		c, err := pinContainerRoot(pidfd, pid)
 		if err != nil {
 			m.log.Warn("logger", "platform", name, "file", l.file, "err", err)
@@ -372,4 +377,25 @@ func (m *Containers) startLoggers(name string, pid int, pidfd *os.File, done <-c
 			l.follow(m.log.With("platform", name), c, done, w)
 		}()
 	}
+}
+
+// LoggerOptions configure the containers' file loggers.
+type LoggerOptions struct {
+	// Off is PV_LOG_LOGGERS=0: no file logger runs.
+	Off bool
+	// MaxSize is PV_LOG_MAXSIZE: the maxsize of a logger whose run.json
+	// entry has none (0 = defaultLogMax).
+	MaxSize int64
+}
+
+// loggerOptions reads PV_LOG_LOGGERS and PV_LOG_MAXSIZE; a size that does
+// not parse is reported and left at the default.
+func loggerOptions(c *config.Config, log *slog.Logger) LoggerOptions {
+	o := LoggerOptions{Off: !c.Bool(config.LogLoggers)}
+	if n, pct := c.Size(config.LogMaxSize); n > 0 && !pct {
+		o.MaxSize = n
+	} else if v := c.Get(config.LogMaxSize); v != "" && log != nil {
+		log.Warn("config: PV_LOG_MAXSIZE ignored", "value", v)
+	}
+	return o
 }

@@ -501,15 +501,19 @@ func TestFollow(t *testing.T) {
 
 func TestFileLoggers(t *testing.T) {
 	tests := []struct {
-		logs []map[string]string
-		want []fileLogger
+		logs   []map[string]string
+		defMax int64 // PV_LOG_MAXSIZE
+		want   []fileLogger
 	}{
-		{nil, []fileLogger{{"/var/log/syslog", defaultLogMax, true}, {"/var/log/messages", defaultLogMax, true}}},
-		{[]map[string]string{{"file": "/var/log/app.log", "maxsize": "100", "truncate": "false"}, {"file": "relative"}, {"lxc": "enable"}, {"file": "/a/../../b", "maxsize": "-1"}},
+		{nil, 0, []fileLogger{{"/var/log/syslog", defaultLogMax, true}, {"/var/log/messages", defaultLogMax, true}}},
+		{nil, 4096, []fileLogger{{"/var/log/syslog", 4096, true}, {"/var/log/messages", 4096, true}}},
+		{[]map[string]string{{"file": "/var/log/app.log", "maxsize": "100", "truncate": "false"}, {"file": "relative"}, {"lxc": "enable"}, {"file": "/a/../../b", "maxsize": "-1"}}, 0,
 			[]fileLogger{{"/var/log/app.log", 100, false}, {"/b", defaultLogMax, true}}},
+		{[]map[string]string{{"file": "/var/log/app.log", "maxsize": "100"}, {"file": "/b"}}, 4096,
+			[]fileLogger{{"/var/log/app.log", 100, true}, {"/b", 4096, true}}},
 	}
 	for _, tc := range tests {
-		got := fileLoggers(&state.Platform{Logs: tc.logs})
+		got := fileLoggers(&state.Platform{Logs: tc.logs}, tc.defMax)
 		if len(got) != len(tc.want) {
 			t.Errorf("fileLoggers(%v) = %v, want %v", tc.logs, got, tc.want)
 			continue
@@ -520,7 +524,7 @@ func TestFileLoggers(t *testing.T) {
 			}
 		}
 	}
-	if got := fileLoggers(nil); got != nil {
+	if got := fileLoggers(nil, 0); got != nil {
 		t.Errorf("fileLoggers(nil) = %v, want nil", got)
 	}
 }
@@ -533,7 +537,7 @@ func FuzzFileLoggers(f *testing.F) {
 	f.Add("var/log/x", "abc", "")
 	f.Add("/proc/self/root/etc", "9223372036854775807", "no")
 	f.Fuzz(func(t *testing.T, file, maxsize, truncate string) {
-		for _, l := range fileLoggers(&state.Platform{Logs: []map[string]string{{"file": file, "maxsize": maxsize, "truncate": truncate}}}) {
+		for _, l := range fileLoggers(&state.Platform{Logs: []map[string]string{{"file": file, "maxsize": maxsize, "truncate": truncate}}}, 0) {
 			if !filepath.IsAbs(l.file) || filepath.Clean(l.file) != l.file || l.maxSize <= 0 {
 				t.Errorf("fileLoggers(%q, %q) = %+v", file, maxsize, l)
 			}

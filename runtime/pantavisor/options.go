@@ -228,6 +228,11 @@ type Options struct {
 	// before storage is opened: the embedded PID 1 mounts the kernel file
 	// systems and the storage device here. get reads a configuration key.
 	Prepare func(ctx context.Context, mode Mode, get func(config.Key) string) error
+	// SysctlRoot is where INIT writes the PV_SYSCTL_* keys in embedded
+	// and standalone modes: /proc/sys for the device's init (PID 1); ""
+	// writes none (a daemon that is not the init must not change the
+	// kernel it runs on).
+	SysctlRoot string
 	// SystemReboot reboots or powers off the machine (embedded only).
 	SystemReboot func(poweroff bool) error
 	// Watchdog opens the watchdog device PV_WDT_MODE drives; nil is

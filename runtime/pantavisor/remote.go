@@ -95,7 +95,7 @@ func (d *Daemon) checkHub() Next {
 // images ship a pantahub.config. Called from the FSM goroutine only; it
 // never blocks.
 func (d *Daemon) startRemote(ctx context.Context) {
-	if d.hub != nil || d.local() || d.devmeta == nil || d.conf.Source(config.HubCredsHost) == config.Default {
+	if d.hub != nil || d.mode == Standalone || d.local() || d.devmeta == nil || d.conf.Source(config.HubCredsHost) == config.Default {
 		return
 	}
 	// The trail starts from the factory revision 0; a device whose 0 is

@@ -48,6 +48,9 @@ const (
 	// MsgAborted and MsgStale are defined upstream but never written.
 	MsgAborted = "Update aborted"
 	MsgStale   = "Stale revision"
+	// MsgApplyNeedsReboot is ours: LOCAL_APPLY of a revision that
+	// cannot be run without a reboot (upstream has no LOCAL_APPLY).
+	MsgApplyNeedsReboot = "Revision needs a reboot: use LOCAL_RUN"
 )
 
 // Signature verification messages (spec §9), used with WONTGO and ERROR.

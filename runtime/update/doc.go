@@ -60,8 +60,12 @@
 //     objects; it refuses while 0 runs, is committed (pv_rev) or tried,
 //     while any pv_try is armed (reboot to commit first) and during an
 //     update, so the boot loader never finds 0 missing or half-built.
-//   - LOCAL_APPLY is refused (ErrUnsupported); signatures (spec §9) are
-//     not verified here yet.
+//   - LOCAL_APPLY (ours; upstream accepts it and does nothing) runs a
+//     revision like LOCAL_RUN when it needs no reboot and refuses it
+//     (WONTGO, ErrNeedsReboot) before arming anything when it does.
+//   - Options.Verify checks the signatures (spec §9) of every revision
+//     run, again: its state may have changed on storage since the upload
+//     was checked.
 //
 // # Wiring (runtime/pantavisor)
 //

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/progress"
+	"github.com/pantavisor/pantavisor-go/runtime/signature"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 	"github.com/pantavisor/pantavisor-go/runtime/storage"
 )
@@ -22,6 +23,7 @@ const tryOnceMarker = "try-once"
 type mode struct {
 	commit  bool // LOCAL_RUN_COMMIT: always reboot, commit on the try boot
 	tryOnce bool // TRY_ONCE: never commit
+	apply   bool // LOCAL_APPLY: without a reboot, or not at all
 }
 
 // Run executes one /commands operation of the updater: LOCAL_RUN,
@@ -30,12 +32,13 @@ type mode struct {
 // error wrapping ErrFailed; Next tells the daemon where to go.
 func (u *Updater) Run(ctx context.Context, c command.Command) (Next, error) {
 	switch c.Op {
-	case command.OpLocalRun, command.OpLocalRunCommit, command.OpTryOnce:
+	case command.OpLocalRun, command.OpLocalRunCommit, command.OpTryOnce, command.OpLocalApply:
 		rev, err := ParseRevision(c.Payload)
 		if err != nil {
 			return Stay, fmt.Errorf("%s: %w", c.Op, err)
 		}
-		return u.install(ctx, rev, mode{commit: c.Op == command.OpLocalRunCommit, tryOnce: c.Op == command.OpTryOnce})
+		return u.install(ctx, rev, mode{commit: c.Op == command.OpLocalRunCommit, tryOnce: c.Op == command.OpTryOnce,
+			apply: c.Op == command.OpLocalApply})
 	case command.OpMakeFactory:
 		rev := c.Payload
 		if rev == "" {
@@ -111,6 +114,15 @@ func (u *Updater) run(ctx context.Context, d *update, m mode) (Next, error) {
 			return u.fail(d, progress.Wontgo, progress.MsgStateBadFormat, err)
 		}
 		u.set(func() { d.st = st })
+		if u.o.Verify != nil {
+			if err := u.o.Verify(st); err != nil {
+				msg := progress.MsgSigFailed
+				if errors.Is(err, signature.ErrNotCovered) {
+					msg = progress.MsgSigNotCovered
+				}
+				return u.fail(d, progress.Wontgo, msg, err)
+			}
+		}
 		if err := u.verifyObjects(st); err != nil {
 			return u.fail(d, progress.Error, progress.MsgObjectValidation, err)
 		}
@@ -125,12 +137,26 @@ func (u *Updater) run(ctx context.Context, d *update, m mode) (Next, error) {
 		return u.fail(d, progress.Error, progress.MsgInternal, err)
 	}
 	plan := u.plan(st)
+	if m.apply && plan.Reboot {
+		// Nothing is armed yet: the running revision goes on untouched.
+		return u.fail(d, progress.Wontgo, progress.MsgApplyNeedsReboot,
+			fmt.Errorf("LOCAL_APPLY %s: %w: %s", rev, ErrNeedsReboot, plan.Why))
+	}
 	force, err := u.bootInstall(rev)
 	if err != nil {
 		return u.fail(d, progress.Error, progress.MsgInternal, err)
 	}
 	d.installed = true
 	if m.commit || force || plan.Reboot {
+		if m.apply {
+			// The boot loader's backend insists on a reboot (asset
+			// install): undo the arming and refuse.
+			if err := u.bootFail(); err != nil {
+				u.log.Warn("LOCAL_APPLY: disarm", "rev", rev, "err", err)
+			}
+			return u.fail(d, progress.Wontgo, progress.MsgApplyNeedsReboot,
+				fmt.Errorf("LOCAL_APPLY %s: %w: the boot loader asks for one", rev, ErrNeedsReboot))
+		}
 		u.set(func() { d.phase = phaseReboot })
 		u.log.Info("reboot transition", "rev", rev, "why", plan.Why)
 		return Reboot, u.write(d, progress.Inprogress, progress.MsgRebooting)

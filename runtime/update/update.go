@@ -40,6 +40,9 @@ var (
 	ErrFailed = errors.New("update failed")
 	// ErrUnsupported: an operation this updater does not handle.
 	ErrUnsupported = errors.New("unsupported operation")
+	// ErrNeedsReboot: LOCAL_APPLY of a revision that only a reboot can
+	// run (a BSP change, a container whose restart policy is system).
+	ErrNeedsReboot = errors.New("the revision needs a reboot")
 	// ErrBadPayload: a command payload is not a usable revision.
 	ErrBadPayload = errors.New("bad command payload")
 )
@@ -114,8 +117,12 @@ type Options struct {
 	GoalsTimeout time.Duration
 	// RevisionRetries is PV_REVISION_RETRIES.
 	RevisionRetries int
-	GC              GCPolicy
-	Log             *slog.Logger
+	// Verify checks a revision's signatures (PV_SECUREBOOT_MODE) before
+	// it is installed: a state changed on storage since its upload is
+	// refused (WONTGO) instead of run. nil checks none.
+	Verify func(*state.State) error
+	GC     GCPolicy
+	Log    *slog.Logger
 }
 
 // Updater is the update object of the daemon: at most one update exists

@@ -297,7 +297,7 @@ func TestRunRefusals(t *testing.T) {
 		{command.OpLocalRun, "", ErrBadPayload},
 		{command.OpLocalRun, "../x", ErrBadPayload},
 		{command.OpLocalRun, "1", ErrBadPayload}, // running
-		{command.OpLocalApply, "2", ErrUnsupported},
+		{command.OpLocalApply, "", ErrBadPayload},
 		{command.OpReboot, "", ErrUnsupported},
 	}
 	for _, tt := range tests {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/pantavisor/pantavisor-go/runtime/coredump"
 	"github.com/pantavisor/pantavisor-go/runtime/kmod"
 	"github.com/pantavisor/pantavisor-go/runtime/pventer"
 )
@@ -16,6 +17,10 @@ import (
 var applets = map[string]func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error{
 	"pantavisor": daemon,
 	"modprobe":   kmod.Modprobe, // the kernel's request_module runs /sbin/modprobe -q -- <name>
+	// the kernel pipes cores to it (PV_SYSCTL_KERNEL_CORE_PATTERN=|/lib/pv/pvcrash)
+	"pvcrash": func(_ context.Context, args []string, stdin io.Reader, _, stderr io.Writer) error {
+		return coredump.Run(args, stdin, stderr)
+	},
 	"pventer": func(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return pventer.Run(args, os.Getenv, file(stdin, os.Stdin), file(stdout, os.Stdout), file(stderr, os.Stderr))
 	},

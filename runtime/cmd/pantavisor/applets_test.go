@@ -18,6 +18,7 @@ func TestApplet(t *testing.T) {
 		{[]string{"/usr/bin/pventer", "-c", "app"}, "pventer", []string{"-c", "app"}},
 		{[]string{"pantavisor", "pventer", "-c", "app"}, "pventer", []string{"-c", "app"}},
 		{[]string{"pantavisor", "pantavisor"}, "pantavisor", []string{"pantavisor"}},
+		{[]string{"/lib/pv/pvcrash", "--skip"}, "pvcrash", []string{"--skip"}},
 		{[]string{"/init", "nosuchapplet"}, "pantavisor", []string{"nosuchapplet"}},
 	} {
 		name, args := applet(tc.argv)

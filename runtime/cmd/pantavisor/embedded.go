@@ -29,12 +29,12 @@ func pid1Mounts() error {
 	return embedded.MountAll(embedded.BaseMounts)
 }
 
-// prepareFor returns the INIT hook for PID 1 in embedded mode: the
-// initrd's modules, the storage device and the reaper. Other
-// modes (and an embedded pantavisor that is not PID 1) need none.
+// prepareFor returns the INIT hook for PID 1 in embedded and standalone
+// modes: the initrd's modules, the storage device and the reaper. App
+// Engine (and a pantavisor that is not PID 1) needs none.
 func prepareFor(log *slog.Logger) func(context.Context, pantavisor.Mode, func(config.Key) string) error {
 	return func(ctx context.Context, mode pantavisor.Mode, get func(config.Key) string) error {
-		if mode != pantavisor.Embedded || os.Getpid() != 1 {
+		if mode == pantavisor.AppEngine || os.Getpid() != 1 {
 			return nil
 		}
 		// the kernel file systems are mounted already (pid1Mounts)
@@ -162,4 +162,13 @@ func systemReboot(poweroff bool) error {
 		return embedded.Reboot(embedded.PowerOff)
 	}
 	return embedded.Reboot(embedded.Restart)
+}
+
+// sysctlRoot is where the daemon applies PV_SYSCTL_* keys: /proc/sys when
+// this process is the device's init, nowhere otherwise.
+func sysctlRoot() string {
+	if os.Getpid() != 1 {
+		return ""
+	}
+	return config.SysctlRoot
 }

@@ -99,6 +99,7 @@ func run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 		BuildInfo:    buildInfo(),
 		Version:      version(),
 		SystemReboot: systemReboot,
+		SysctlRoot:   sysctlRoot(),
 		Prepare:      prepareFor(log),
 		NewPlatforms: pantavisor.NewPlatforms,
 		NewUpdater:   updater.New,

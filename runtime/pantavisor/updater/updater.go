@@ -18,6 +18,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/bootloader"
 	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/config"
+	"github.com/pantavisor/pantavisor-go/runtime/hook"
 	"github.com/pantavisor/pantavisor-go/runtime/pantavisor"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 	"github.com/pantavisor/pantavisor-go/runtime/storage"
@@ -25,8 +26,10 @@ import (
 )
 
 // openBootloader opens the boot loader PV_BOOTLOADER_TYPE names.
-func openBootloader(env pantavisor.Env) (*bootloader.Bootloader, error) {
-	return bootloader.Open(bootloaderOptions(env.Config, env.Storage.Root(), env.Cmdline, env.Log))
+func openBootloader(env pantavisor.Env, hooks bootloader.Hooks) (*bootloader.Bootloader, error) {
+	o := bootloaderOptions(env.Config, env.Storage.Root(), env.Cmdline, env.Log)
+	o.Hooks = hooks
+	return bootloader.Open(o)
 }
 
 // bootloaderOptions maps the PV_BOOTLOADER_* keys to the backend's options.
@@ -53,7 +56,7 @@ func bootloaderOptions(c *config.Config, storage, cmdline string, log *slog.Logg
 // the one it tries, for boot loaders that do not put pv_rev on the
 // kernel command line (rpiab).
 func Booted(env pantavisor.Env) (rev, try string, err error) {
-	bl, err := openBootloader(env)
+	bl, err := openBootloader(env, nil)
 	if err != nil {
 		return "", "", err
 	}
@@ -63,7 +66,19 @@ func Booted(env pantavisor.Env) (rev, try string, err error) {
 // New builds the Updater of a daemon from INIT's Env.
 func New(env pantavisor.Env) (pantavisor.Updater, error) {
 	c := env.Config
-	bl, err := openBootloader(env)
+	// The boot loader runs the install and boot-done hooks with the
+	// updater's view of the update, which exists only once New returns.
+	var u *update.Updater
+	var hooks bootloader.Hooks
+	if env.Hooks != nil {
+		hooks = env.Hooks.Hooks(func() hook.Env {
+			if u == nil {
+				return hook.Env{}
+			}
+			return u.HookEnv()
+		})
+	}
+	bl, err := openBootloader(env, hooks)
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +88,7 @@ func New(env pantavisor.Env) (pantavisor.Updater, error) {
 		CommitDelay:     c.Duration(config.UpdaterCommitDelay),
 		GoalsTimeout:    c.Duration(config.UpdaterGoalsTimeout),
 		RevisionRetries: c.Int(config.RevisionRetries),
+		Verify:          env.Verify,
 		GC: update.GCPolicy{KeepFactory: c.Bool(config.StorageGCKeepFactory),
 			Threshold: c.Int(config.StorageGCThreshold),
 			DeferTime: c.Duration(config.StorageGCThresholdDeferTime)},
@@ -87,7 +103,7 @@ func New(env pantavisor.Env) (pantavisor.Updater, error) {
 	if env.Logs != nil {
 		o.Logs = env.Logs
 	}
-	u, err := update.New(o)
+	u, err = update.New(o)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,193 @@
+package pantavisor
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pantavisor/pantavisor-go/runtime/config"
+	"github.com/pantavisor/pantavisor-go/runtime/logserver"
+	"github.com/pantavisor/pantavisor-go/runtime/storage"
+)
+
+// sysctlTree makes a /proc/sys stand-in with the files the tests set.
+func sysctlTree(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	for _, f := range []string{"kernel/core_pattern", "net/ipv4/ip_forward"} {
+		p := filepath.Join(root, f)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte("old\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestStandalone: standalone mode applies the sysctls (the default core
+// pattern included), serves the control socket, starts no container,
+// leaves the revision alone and reboots the machine on REBOOT_DEVICE.
+func TestStandalone(t *testing.T) {
+	storage := newStorage(t)
+	sys := sysctlTree(t)
+	rr := &rebootRecorder{}
+	called := false
+	in := start(t, storage, func(o *Options) {
+		o.Cmdline = "pv_rev=0 pv_standalone"
+		o.Env = append(o.Env, "PV_SYSCTL_NET_IPV4_IP_FORWARD=1")
+		o.SysctlRoot = sys
+		o.SystemReboot = rr.reboot
+		o.NewPlatforms = func(Env) (PlatformManager, error) { called = true; return &stepCounter{}, nil }
+	})
+	if got := readFile(t, filepath.Join(sys, "kernel/core_pattern")); got != "|/lib/pv/pvcrash --skip" {
+		t.Errorf("core_pattern = %q, want the default pvcrash pattern", got)
+	}
+	if got := readFile(t, filepath.Join(sys, "net/ipv4/ip_forward")); got != "1" {
+		t.Errorf("ip_forward = %q, want 1", got)
+	}
+	if called {
+		t.Error("standalone mode made a platform manager")
+	}
+	if _, err := os.Stat(filepath.Join(storage, "trails", "0", ".pv", "progress")); err == nil {
+		t.Error("standalone mode ran the factory revision (progress written)")
+	}
+	if code, _ := in.call(t, "GET", "/buildinfo", nil); code != 200 {
+		t.Errorf("GET /buildinfo = %d, want the control socket served", code)
+	}
+	if code := in.command(t, "REBOOT_DEVICE"); code != 200 {
+		t.Fatalf("REBOOT_DEVICE = %d", code)
+	}
+	select {
+	case <-in.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reboot after REBOOT_DEVICE")
+	}
+	if rr.count() != 1 {
+		t.Errorf("machine reboots = %d, want 1", rr.count())
+	}
+}
+
+// TestSysctlsNotInAppEngine: App Engine never writes the host's sysctls.
+func TestSysctlsNotInAppEngine(t *testing.T) {
+	sys := sysctlTree(t)
+	in := start(t, newStorage(t), func(o *Options) {
+		o.Env = append(o.Env, "PV_SYSCTL_NET_IPV4_IP_FORWARD=1")
+		o.SysctlRoot = sys
+	})
+	in.stop()
+	for _, f := range []string{"kernel/core_pattern", "net/ipv4/ip_forward"} {
+		if got := readFile(t, filepath.Join(sys, f)); got != "old\n" {
+			t.Errorf("%s = %q, want it untouched", f, got)
+		}
+	}
+}
+
+// TestLoggerOptions: PV_LOG_LOGGERS and PV_LOG_MAXSIZE reach the file
+// loggers; a size that does not parse keeps the default.
+func TestLoggerOptions(t *testing.T) {
+	for _, tt := range []struct {
+		env  []string
+		want LoggerOptions
+	}{
+		{nil, LoggerOptions{MaxSize: 2 << 20}},
+		{[]string{"PV_LOG_LOGGERS=0"}, LoggerOptions{Off: true, MaxSize: 2 << 20}},
+		{[]string{"PV_LOG_MAXSIZE=64K"}, LoggerOptions{MaxSize: 64 << 10}},
+		{[]string{"PV_LOG_MAXSIZE=10%"}, LoggerOptions{}},
+	} {
+		c, err := config.Load(config.Options{Env: tt.env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := loggerOptions(c, nil); got != tt.want {
+			t.Errorf("loggerOptions(%q) = %+v, want %+v", tt.env, got, tt.want)
+		}
+	}
+}
+
+// TestCaptureDmesg: kernel records are logged as pantavisor/dmesg in the
+// device's modes, with their level, and not at all in App Engine or with
+// PV_LOG_CAPTURE_DMESG=0.
+func TestCaptureDmesg(t *testing.T) {
+	kmsg := filepath.Join(t.TempDir(), "kmsg")
+	if err := os.WriteFile(kmsg, []byte("3,1,100,-;disk on fire\n SUBSYSTEM=block\n6,2,200,-;eth0 up\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		mode Mode
+		env  []string
+		want string
+	}{
+		{Embedded, nil, "pantavisor/dmesg ERROR disk on fire\npantavisor/dmesg INFO eth0 up\n"},
+		{Standalone, nil, "pantavisor/dmesg ERROR disk on fire\npantavisor/dmesg INFO eth0 up\n"},
+		{Embedded, []string{"PV_LOG_CAPTURE_DMESG=0"}, ""},
+		{AppEngine, nil, ""},
+	} {
+		c, err := config.Load(config.Options{Env: tt.env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logDir := t.TempDir()
+		ls, err := logserver.New(logserver.Options{LogDir: logDir, Rev: "0", Level: int(logserver.All), MaxSize: 64 << 20, Outputs: []string{logserver.OutFiletree}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ls.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		d := &Daemon{mode: tt.mode, conf: c, logs: ls, log: slog.New(slog.DiscardHandler)}
+		d.captureDmesg(kmsg)
+		time.Sleep(200 * time.Millisecond)
+		ls.Close()
+		b, _ := os.ReadFile(filepath.Join(logDir, "0", "pantavisor", "pantavisor.log"))
+		var got strings.Builder
+		for _, l := range strings.Split(string(b), "\n") {
+			// [pantavisor] <tsec> <LEVEL>\t -- [dmesg]: <msg>
+			if _, rest, ok := strings.Cut(l, "-- [dmesg]: "); ok {
+				f := strings.Fields(l)
+				got.WriteString("pantavisor/dmesg " + f[2] + " " + rest + "\n")
+			}
+		}
+		if got.String() != tt.want {
+			t.Errorf("%s %q: dmesg logged\n%s\nwant\n%s\n(log file:\n%s)", tt.mode, tt.env, got.String(), tt.want, b)
+		}
+	}
+}
+
+// TestLogCapture: PV_LOG_CAPTURE=0 subscribes no container output (console
+// and file loggers) to the log server.
+func TestLogCapture(t *testing.T) {
+	for _, tt := range []struct {
+		env  []string
+		want bool
+	}{{nil, true}, {[]string{"PV_LOG_CAPTURE=0"}, false}} {
+		c, err := config.Load(config.Options{Env: tt.env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := storage.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, err := logserver.New(logserver.Options{LogDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := containersFromEnv(Env{Mode: AppEngine, Storage: st, Config: c, Logs: ls, RunDir: t.TempDir()})
+		if got := m.logs != nil; got != tt.want {
+			t.Errorf("%q: container logs captured = %v, want %v", tt.env, got, tt.want)
+		}
+	}
+}
