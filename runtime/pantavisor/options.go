@@ -100,6 +100,9 @@ type PlatformManager interface {
 	Changed() <-chan struct{}
 	// RevisionStatus is the revision status (devmeta pantavisor.status).
 	RevisionStatus() string
+	// Running is the loaded state (nil before Load) and the init pids of
+	// its running containers (the xconnect graph).
+	Running() (*state.State, map[string]int)
 	// Containers serves /containers, /groups and /signal.
 	ctrl.Containers
 	// Drivers serves /drivers; nil answers 501.
