@@ -70,13 +70,13 @@ type Platform struct {
 	pid              int
 	// missing are the required xconnect services no platform of the
 	// revision exports: the platform stays BLOCKED (state.MissingServices).
-	missing          []string
-	blockedAt        time.Time
-	startingAt       time.Time
-	startedAt        time.Time
-	goalAt           time.Time
-	recoverAt        time.Time
-	backoffUntil     time.Time
+	missing      []string
+	blockedAt    time.Time
+	startingAt   time.Time
+	startedAt    time.Time
+	goalAt       time.Time
+	recoverAt    time.Time
+	backoffUntil time.Time
 }
 
 func (p *Platform) set(to Status) error {
