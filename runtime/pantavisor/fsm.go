@@ -106,6 +106,7 @@ func (d *Daemon) Run(ctx context.Context) (Exit, error) {
 			d.setState(StateWait)
 			d.publishDevmeta()
 			d.startRemote(ctx)
+			d.startHelpers(ctx)
 			close(d.ready)
 			s = StateWait
 		case StateWait:
@@ -288,6 +289,7 @@ func (d *Daemon) wait(ctx context.Context) (State, command.Command) {
 	case c := <-d.cmds:
 		return StateCommand, c
 	case <-changed:
+		d.reconcileXConnect()
 	case <-d.clock.After(Tick):
 	}
 	return StateWait, command.Command{}
@@ -376,7 +378,11 @@ func (d *Daemon) Queue(c command.Command) error {
 	case command.OpDeferReboot:
 		return d.deferReboot()
 	case command.OpXConnectGraph:
-		return fmt.Errorf("%s: %w", c.Op, ctrl.ErrNotImplemented)
+		if d.helpers == nil {
+			return fmt.Errorf("%s: %w: no pv-xconnect in this build", c.Op, ctrl.ErrNotImplemented)
+		}
+		d.reconcileXConnect()
+		return nil
 	}
 	select {
 	case d.cmds <- c:
@@ -391,6 +397,7 @@ func (d *Daemon) Queue(c command.Command) error {
 func (d *Daemon) finish(ctx context.Context, exit Exit) {
 	d.log.Info("shutting down", "poweroff", exit == ExitPoweroff)
 	d.stopRemote()
+	d.stopHelpers()
 	if p := d.platforms; p != nil {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*stopGrace)
 		if err := p.Stop(sctx); err != nil {

@@ -40,6 +40,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+	"github.com/pantavisor/pantavisor-go/runtime/daemons"
 	"github.com/pantavisor/pantavisor-go/runtime/logserver"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 	"github.com/pantavisor/pantavisor-go/runtime/storage"
@@ -233,4 +234,7 @@ type Options struct {
 	// Pventer is the command that enters a container for ssh logins,
 	// before its arguments; nil is this binary's pventer applet.
 	Pventer []string
+	// Daemons are the managed daemons (GET /daemons), given the pv-ctrl
+	// socket path; they start once the revision runs. nil: none.
+	Daemons func(ctrlSocket string) []daemons.Spec
 }
