@@ -40,7 +40,8 @@ const (
 	// served by xcserve.
 	KindXCProvider = "xc-provider"
 	// KindXCConsumer requires "raw" at /run/pv/raw.sock and "api" at
-	// /run/pv/api.sock, with role "operator"; xcserve is its client.
+	// /run/pv/api.sock, with role "operator"; xcserve is its client. It is
+	// in group app.
 	KindXCConsumer = "xc-consumer"
 )
 
@@ -172,6 +173,9 @@ func (f *Fixtures) Build(spec string) (string, error) {
 	case KindSDK:
 		src.Args["PV_ROLES"] = []any{"mgmt"}
 		src.Args["PV_GROUP"] = "platform"
+	case KindXCConsumer:
+		// An app (restart_policy container): adding it is a non-reboot update.
+		src.Args["PV_GROUP"] = "app"
 	}
 	rendered, err := pvrtemplate.Render(name, src, pvrtemplate.Options{})
 	if err != nil {
