@@ -43,9 +43,10 @@ func proxyUnix(_ ctrl.XConnectLink, c *net.UnixConn, dial func() (*net.UnixConn,
 // with "_" for "-" too) is dropped. A 101 Switching Protocols answer turns
 // the connection into a byte stream.
 func proxyREST(l ctrl.XConnectLink, c *net.UnixConn, dial func() (*net.UnixConn, error), log *slog.Logger) {
-	cr := bufio.NewReader(c)
+	cr, cw := bufio.NewReader(c), bufio.NewWriter(c)
 	var p *net.UnixConn
 	var pr *bufio.Reader
+	var pw *bufio.Writer
 	defer func() {
 		if p != nil {
 			p.Close()
@@ -66,9 +67,13 @@ func proxyREST(l ctrl.XConnectLink, c *net.UnixConn, dial func() (*net.UnixConn,
 				writeError(c, http.StatusBadGateway)
 				return
 			}
-			pr = bufio.NewReader(p)
+			pr, pw = bufio.NewReader(p), bufio.NewWriter(p)
 		}
-		if err := req.Write(p); err != nil {
+		err = req.Write(pw)
+		if err == nil {
+			err = pw.Flush()
+		}
+		if err != nil {
 			log.Debug("xconnect: forward request", "err", err)
 			return
 		}
@@ -77,7 +82,10 @@ func proxyREST(l ctrl.XConnectLink, c *net.UnixConn, dial func() (*net.UnixConn,
 			writeError(c, http.StatusBadGateway)
 			return
 		}
-		err = resp.Write(c)
+		err = resp.Write(cw)
+		if err == nil {
+			err = cw.Flush()
+		}
 		resp.Body.Close()
 		if err != nil {
 			return
