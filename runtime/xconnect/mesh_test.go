@@ -22,7 +22,10 @@ func testLog(t testing.TB) *slog.Logger {
 
 type logWriter struct{ t testing.TB }
 
-func (w logWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 // echoServer serves a Unix socket that echoes every connection.
 func echoServer(t testing.TB, path string) {
