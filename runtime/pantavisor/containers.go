@@ -124,6 +124,7 @@ type snapshot struct {
 	containers []ctrl.Container
 	groups     []ctrl.Group
 	status     string
+	pids       map[string]int // init pid of each running container
 }
 
 // ContainersOptions configures NewContainers.
@@ -783,8 +784,12 @@ func (m *Containers) report() {
 // /containers, /groups, /drivers, the revision status).
 func (m *Containers) publish() {
 	e := m.engine
-	sn := &snapshot{st: m.st, status: e.Status().String(), containers: []ctrl.Container{}, groups: []ctrl.Group{}}
+	sn := &snapshot{st: m.st, status: e.Status().String(), containers: []ctrl.Container{}, groups: []ctrl.Group{},
+		pids: map[string]int{}}
 	for _, p := range e.Platforms() {
+		if p.Pid > 0 && (p.Status == platform.Started || p.Status == platform.Ready) {
+			sn.pids[p.Name] = p.Pid
+		}
 		c := ctrl.Container{Name: p.Name, Group: p.Group, Status: p.Status.String(),
 			StatusGoal: p.Goal.String(), RestartPolicy: p.RestartPolicy, Roles: roles(m.st.Platform(p.Name))}
 		if a := p.AutoRecovery; a != nil {
@@ -807,6 +812,13 @@ func (m *Containers) publish() {
 		sn.groups = append(sn.groups, o)
 	}
 	m.snap.Store(sn)
+}
+
+// Running returns the loaded revision's state (nil before Load) and the
+// init pid of each of its running containers, from the same snapshot.
+func (m *Containers) Running() (*state.State, map[string]int) {
+	sn := m.snap.Load()
+	return sn.st, sn.pids
 }
 
 // RevisionStatus returns the revision status (devmeta pantavisor.status):

@@ -18,6 +18,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+	"github.com/pantavisor/pantavisor-go/runtime/daemons"
 	"github.com/pantavisor/pantavisor-go/runtime/disk"
 	"github.com/pantavisor/pantavisor-go/runtime/hook"
 	"github.com/pantavisor/pantavisor-go/runtime/logserver"
@@ -78,6 +79,12 @@ type Daemon struct {
 
 	ssh       *sshd.Server // debug ssh server, nil when off (owned by the FSM goroutine)
 	sshFailed bool         // it could not listen; retried after DISABLE_SSH
+
+	// helpers are the managed daemons (pv-xconnect), nil when none;
+	// helpersStop ends them and helpersDone is closed once they are down.
+	helpers     *daemons.Manager
+	helpersStop context.CancelFunc
+	helpersDone chan struct{}
 
 	cmds  chan command.Command
 	ready chan struct{}
@@ -444,6 +451,10 @@ func (d *Daemon) startCtrl() error {
 		BuildInfo: d.opt.BuildInfo,
 		AppEngine: d.mode == AppEngine,
 		ProcRoot:  d.opt.ProcRoot,
+	}
+	if d.opt.Daemons != nil {
+		d.helpers = daemons.New(d.log, daemons.Options{}, d.opt.Daemons(d.Socket())...)
+		o.Daemons = d.helpers
 	}
 	if d.platforms != nil {
 		o.Containers = d.platforms

@@ -407,6 +407,7 @@ func (s *stepCounter) Step(context.Context) error {
 type nopContainers struct{}
 
 func (nopContainers) RevisionStatus() string                        { return "READY" }
+func (nopContainers) Running() (*state.State, map[string]int)       { return nil, nil }
 func (nopContainers) Drivers() ctrl.Drivers                         { return nil }
 func (nopContainers) StopPlatforms(context.Context, []string) error { return nil }
 func (nopContainers) Transition(context.Context, string, *state.State, []string) error {

@@ -108,6 +108,7 @@ func (d *Daemon) Run(ctx context.Context) (Exit, error) {
 			d.wdt.Running()
 			d.publishDevmeta()
 			d.startRemote(ctx)
+			d.startHelpers(ctx)
 			close(d.ready)
 			s = StateWait
 		case StateWait:
@@ -307,6 +308,7 @@ func (d *Daemon) wait(ctx context.Context) (State, command.Command) {
 	case c := <-d.cmds:
 		return StateCommand, c
 	case <-changed:
+		d.reconcileXConnect()
 	case <-d.clock.After(Tick):
 	}
 	return StateWait, command.Command{}
@@ -398,7 +400,11 @@ func (d *Daemon) Queue(c command.Command) error {
 	case command.OpDeferReboot:
 		return d.deferReboot()
 	case command.OpXConnectGraph:
-		return fmt.Errorf("%s: %w", c.Op, ctrl.ErrNotImplemented)
+		if d.helpers == nil {
+			return fmt.Errorf("%s: %w: no pv-xconnect in this build", c.Op, ctrl.ErrNotImplemented)
+		}
+		d.reconcileXConnect()
+		return nil
 	}
 	select {
 	case d.cmds <- c:
@@ -418,6 +424,7 @@ func (d *Daemon) finish(ctx context.Context, exit Exit) {
 		defer d.wdt.Stop() // only the daemon ends: disarm (magic close)
 	}
 	d.stopRemote()
+	d.stopHelpers()
 	if p := d.platforms; p != nil {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*stopGrace)
 		if err := p.Stop(sctx); err != nil {

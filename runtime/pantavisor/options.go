@@ -41,6 +41,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+	"github.com/pantavisor/pantavisor-go/runtime/daemons"
 	"github.com/pantavisor/pantavisor-go/runtime/logserver"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 	"github.com/pantavisor/pantavisor-go/runtime/storage"
@@ -101,6 +102,9 @@ type PlatformManager interface {
 	Changed() <-chan struct{}
 	// RevisionStatus is the revision status (devmeta pantavisor.status).
 	RevisionStatus() string
+	// Running is the loaded state (nil before Load) and the init pids of
+	// its running containers (the xconnect graph).
+	Running() (*state.State, map[string]int)
 	// Containers serves /containers, /groups and /signal.
 	ctrl.Containers
 	// Drivers serves /drivers; nil answers 501.
@@ -244,4 +248,7 @@ type Options struct {
 	// Pventer is the command that enters a container for ssh logins,
 	// before its arguments; nil is this binary's pventer applet.
 	Pventer []string
+	// Daemons are the managed daemons (GET /daemons), given the pv-ctrl
+	// socket path; they start once the revision runs. nil: none.
+	Daemons func(ctrlSocket string) []daemons.Spec
 }

@@ -3,15 +3,26 @@ package pantavisor
 import (
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+	"github.com/pantavisor/pantavisor-go/runtime/state"
+	"github.com/pantavisor/pantavisor-go/runtime/xconnect"
 )
 
 // extrasAPI implements ctrl.Extras for the daemon.
 type extrasAPI struct{ d *Daemon }
 
-// XConnectGraph implements ctrl.Extras: the daemon builds no xconnect
-// graph, so it is 404 as upstream answers before one is built.
+// XConnectGraph implements ctrl.Extras: the links between the running
+// containers of the loaded revision; 404, as upstream, before a revision
+// is loaded.
 func (a extrasAPI) XConnectGraph() ([]ctrl.XConnectLink, error) {
-	return nil, ctrl.Errorf(ctrl.ErrNotFound, "Resource does not exist")
+	var st *state.State
+	var pids map[string]int
+	if p := a.d.platforms; p != nil {
+		st, pids = p.Running()
+	}
+	if st == nil {
+		return nil, ctrl.Errorf(ctrl.ErrNotFound, "Resource does not exist")
+	}
+	return xconnect.Graph(st, pids), nil
 }
 
 // Wakelocks implements ctrl.Extras. The locks are the scopes the daemon

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/state"
@@ -67,11 +68,15 @@ type Platform struct {
 	userStopped      bool
 	restartAfterStop bool
 	pid              int
-	startingAt       time.Time
-	startedAt        time.Time
-	goalAt           time.Time
-	recoverAt        time.Time
-	backoffUntil     time.Time
+	// missing are the required xconnect services no platform of the
+	// revision exports: the platform stays BLOCKED (state.MissingServices).
+	missing      []string
+	blockedAt    time.Time
+	startingAt   time.Time
+	startedAt    time.Time
+	goalAt       time.Time
+	recoverAt    time.Time
+	backoffUntil time.Time
 }
 
 func (p *Platform) set(to Status) error {
@@ -123,6 +128,9 @@ func New(st *state.State, o Options) (*Engine, error) {
 	for _, g := range groups {
 		for _, p := range g.Members {
 			e.byName[p.Name] = p
+			if sp := st.Platform(p.Name); sp != nil {
+				p.missing = st.MissingServices(sp)
+			}
 		}
 	}
 	return e, nil
@@ -146,8 +154,12 @@ func (e *Engine) get(name string) (*Platform, error) {
 func (p *Platform) achieved() bool { return p.status == p.Goal }
 
 // timedOut reports whether p's goal timer ran out: only while it is between
-// STARTING and its goal.
+// STARTING and its goal, or blocked by a missing required service (so the
+// next groups start and an update under test fails).
 func (p *Platform) timedOut(now time.Time) bool {
+	if len(p.missing) > 0 {
+		return !p.blockedAt.IsZero() && now.Sub(p.blockedAt) > p.Timeout
+	}
 	return p.status >= Starting && p.status < p.Goal && !p.startingAt.IsZero() && now.Sub(p.startingAt) > p.Timeout
 }
 
@@ -195,6 +207,15 @@ func (e *Engine) advance(p *Platform, open bool, now time.Time) []Action {
 	}
 	switch p.status {
 	case Installed, Blocked:
+		if len(p.missing) > 0 {
+			if p.status == Installed {
+				_ = p.set(Blocked)
+				p.blockedAt = now
+				e.log.Error("container blocked: required xconnect services are exported by no container",
+					"platform", p.Name, "missing", strings.Join(p.missing, ", "))
+			}
+			return nil
+		}
 		if !open {
 			if p.status == Installed {
 				_ = p.set(Blocked)

@@ -19,6 +19,9 @@ type Info struct {
 	AutoRecovery *state.AutoRecovery
 	// RecoverPending is the time left before a RECOVERING platform retries.
 	RecoverPending time.Duration
+	// Missing are the required xconnect services no platform exports
+	// ("<name> (<type>)"): the platform stays BLOCKED.
+	Missing []string
 }
 
 // Info returns the state of name.
@@ -32,7 +35,7 @@ func (e *Engine) Info(name string) (Info, error) {
 
 func (e *Engine) info(p *Platform, now time.Time) Info {
 	i := Info{Name: p.Name, Group: p.Group, Status: p.status, Goal: p.Goal, RestartPolicy: p.RestartPolicy,
-		Pid: p.pid, Retries: p.retries, UserStopped: p.userStopped, Stable: p.stable(now), AutoRecovery: p.Recovery}
+		Pid: p.pid, Retries: p.retries, UserStopped: p.userStopped, Stable: p.stable(now), AutoRecovery: p.Recovery, Missing: p.missing}
 	if p.status == Recovering && p.recoverAt.After(now) {
 		i.RecoverPending = p.recoverAt.Sub(now)
 	}

@@ -34,12 +34,22 @@ const (
 	// KindSDK is the pvr-sdk platform (roles ["mgmt"], group platform):
 	// the pvr-sdk program as init on 127.0.0.1:12368, pvcontrol beside it.
 	KindSDK = "pvr-sdk"
+	// KindXCProvider exports xconnect services (services.json): "raw"
+	// (unix, an echo server on /run/xc/raw.sock) and "api" (rest, on
+	// /run/xc/api.sock, answering with the identity headers it got),
+	// served by xcserve.
+	KindXCProvider = "xc-provider"
+	// KindXCConsumer requires "raw" at /run/pv/raw.sock and "api" at
+	// /run/pv/api.sock, with role "operator"; xcserve is its client. It is
+	// in group app.
+	KindXCConsumer = "xc-consumer"
 )
 
 // CrashAfter is how long a crasher container lives, in seconds.
 const CrashAfter = 3
 
-var kinds = map[string]bool{KindControl: true, KindNobody: true, KindPlain: true, KindCrasher: true, KindReady: true, KindSDK: true}
+var kinds = map[string]bool{KindControl: true, KindNobody: true, KindPlain: true, KindCrasher: true, KindReady: true, KindSDK: true,
+	KindXCProvider: true, KindXCConsumer: true}
 
 // Kinds lists the builtin fixture kinds, sorted.
 func Kinds() []string {
@@ -87,6 +97,8 @@ type Fixtures struct {
 	Pvcontrol string
 	// PvrSDK is the static pvr-sdk binary of the pvr-sdk fixture.
 	PvrSDK string
+	// XCServe is the static xcserve binary of the xconnect fixtures.
+	XCServe string
 }
 
 // sdkConfig is the pvr-sdk fixture's built-in config.json (loopback).
@@ -97,6 +109,9 @@ func initFor(kind string) string {
 	switch kind {
 	case KindCrasher:
 		return fmt.Sprintf("#!/bin/sh\necho \"pv-fixture: crashing in %d s\"\nsleep %d\necho \"pv-fixture: crash\"\nexit 1\n", CrashAfter, CrashAfter)
+	case KindXCProvider:
+		return "#!/bin/sh\ntrap 'exit 0' PWR TERM INT\nxcserve serve /run/xc &\n" +
+			"while :; do sleep 3600 & wait $!; done\n"
 	case KindReady:
 		return "#!/bin/sh\ntrap 'exit 0' PWR TERM INT\necho \"pv-fixture: signalling ready\"\n" +
 			"until pvcontrol signal ready; do sleep 1; done\n" +
@@ -121,6 +136,13 @@ func (f *Fixtures) Build(spec string) (string, error) {
 			return "", fmt.Errorf("fixture %s: %w", spec, err)
 		}
 		files = append(files, rootfs.File{Path: "/usr/bin/pvcontrol", Mode: 0o755, Data: pc})
+	}
+	if kind == KindXCProvider || kind == KindXCConsumer {
+		xc, err := os.ReadFile(f.XCServe)
+		if err != nil {
+			return "", fmt.Errorf("fixture %s: %w", spec, err)
+		}
+		files = append(files, rootfs.File{Path: "/usr/bin/xcserve", Mode: 0o755, Data: xc})
 	}
 	conf := rootfs.Conf{Name: name}
 	if kind == KindSDK {
@@ -151,6 +173,9 @@ func (f *Fixtures) Build(spec string) (string, error) {
 	case KindSDK:
 		src.Args["PV_ROLES"] = []any{"mgmt"}
 		src.Args["PV_GROUP"] = "platform"
+	case KindXCConsumer:
+		// An app (restart_policy container): adding it is a non-reboot update.
+		src.Args["PV_GROUP"] = "app"
 	}
 	rendered, err := pvrtemplate.Render(name, src, pvrtemplate.Options{})
 	if err != nil {
@@ -160,12 +185,24 @@ func (f *Fixtures) Build(spec string) (string, error) {
 	if err := json.Unmarshal(rendered.RunJSON, &run); err != nil {
 		return "", fmt.Errorf("fixture %s: %w", spec, err)
 	}
-	return writeExport(f.CacheDir, name, run, map[string]string{"root.squashfs": img}, map[string][]byte{"lxc.container.conf": rendered.LXCConf})
+	var inline map[string]any
+	switch kind {
+	case KindXCProvider:
+		inline = map[string]any{"services.json": map[string]any{"#spec": "service-manifest-xconnect@1", "services": []any{
+			map[string]any{"name": "raw", "type": "unix", "socket": "/run/xc/raw.sock"},
+			map[string]any{"name": "api", "type": "rest", "socket": "/run/xc/api.sock"}}}}
+	case KindXCConsumer:
+		run["services"] = map[string]any{"required": []any{
+			map[string]any{"name": "raw", "type": "unix", "role": "operator", "target": "/run/pv/raw.sock"},
+			map[string]any{"name": "api", "type": "rest", "role": "operator", "target": "/run/pv/api.sock"}}}
+	}
+	return writeExport(f.CacheDir, name, run, inline, map[string]string{"root.squashfs": img}, map[string][]byte{"lxc.container.conf": rendered.LXCConf})
 }
 
 // writeExport writes (once per content) a pvr export tarball: json plus
 // objects/<sha> for every object of the platform.
-func writeExport(cache, name string, run map[string]any, objFiles map[string]string, objData map[string][]byte) (string, error) {
+// inline are more JSON documents of the platform (services.json).
+func writeExport(cache, name string, run, inline map[string]any, objFiles map[string]string, objData map[string][]byte) (string, error) {
 	type obj struct {
 		sha  string
 		data []byte
@@ -173,6 +210,9 @@ func writeExport(cache, name string, run map[string]any, objFiles map[string]str
 	}
 	objs := map[string]obj{}
 	state := map[string]any{"#spec": "pantavisor-service-system@1", name + "/run.json": run}
+	for key, doc := range inline {
+		state[name+"/"+key] = doc
+	}
 	for key, p := range objFiles {
 		sha, err := fileSha(p)
 		if err != nil {

@@ -39,7 +39,7 @@ func TestWriteExport(t *testing.T) {
 	img := filepath.Join(t.TempDir(), "root.squashfs")
 	os.WriteFile(img, []byte("squash"), 0o644)
 	run := map[string]any{"name": "app", "type": "lxc"}
-	p, err := writeExport(cache, "app", run, map[string]string{"root.squashfs": img}, map[string][]byte{"lxc.container.conf": []byte("conf\n")})
+	p, err := writeExport(cache, "app", run, nil, map[string]string{"root.squashfs": img}, map[string][]byte{"lxc.container.conf": []byte("conf\n")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestWriteExport(t *testing.T) {
 	if state["#spec"] != "pantavisor-service-system@1" {
 		t.Errorf("json #spec = %v", state["#spec"])
 	}
-	p2, err := writeExport(cache, "app", run, map[string]string{"root.squashfs": img}, map[string][]byte{"lxc.container.conf": []byte("conf\n")})
+	p2, err := writeExport(cache, "app", run, nil, map[string]string{"root.squashfs": img}, map[string][]byte{"lxc.container.conf": []byte("conf\n")})
 	if err != nil || p2 != p {
 		t.Errorf("second writeExport() = %q, %v, want cached %q", p2, err, p)
 	}

@@ -307,3 +307,33 @@ func (w warner) add(f fp, format string, args ...any) {
 
 // Signatures returns the pvs@2 signatures by state key.
 func (s *State) Signatures() map[string]*Signature { return s.sigs }
+
+// ServiceProvider returns the platform that exports the xconnect service r
+// asks for, and the export: the first platform in name order whose
+// services.json has a service of r's name and, when r names one, r's type.
+// ok is false when no platform of the state exports it.
+func (s *State) ServiceProvider(r ServiceRequirement) (p *Platform, e ServiceExport, ok bool) {
+	for _, p := range s.platforms {
+		for _, e := range p.Provides {
+			if e.Name == r.Name && (r.Type == "" || r.Type == e.Type) {
+				return p, e, true
+			}
+		}
+	}
+	return nil, ServiceExport{}, false
+}
+
+// MissingServices returns the required xconnect services of p that no
+// platform of the state exports ("<name> (<type>)"), nil when there are none.
+func (s *State) MissingServices(p *Platform) []string {
+	if p.Services == nil {
+		return nil
+	}
+	var out []string
+	for _, r := range p.Services.Required {
+		if _, _, ok := s.ServiceProvider(r); !ok {
+			out = append(out, fmt.Sprintf("%s (%s)", r.Name, r.Type))
+		}
+	}
+	return out
+}

@@ -4,11 +4,15 @@ import (
 	"context"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 
 	"github.com/pantavisor/pantavisor-go/runtime/coredump"
+	"github.com/pantavisor/pantavisor-go/runtime/daemons"
 	"github.com/pantavisor/pantavisor-go/runtime/kmod"
+	"github.com/pantavisor/pantavisor-go/runtime/pantavisor"
 	"github.com/pantavisor/pantavisor-go/runtime/pventer"
+	"github.com/pantavisor/pantavisor-go/runtime/xconnect"
 )
 
 // applets are the programs of the multi-call binary, by the name it is
@@ -21,6 +25,8 @@ var applets = map[string]func(ctx context.Context, args []string, stdin io.Reade
 	"pvcrash": func(_ context.Context, args []string, stdin io.Reader, _, stderr io.Writer) error {
 		return coredump.Run(args, stdin, stderr)
 	},
+	// pv-xconnect is the service mesh daemon Pantavisor starts itself.
+	"pv-xconnect": xconnect.Main,
 	"pventer": func(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return pventer.Run(args, os.Getenv, file(stdin, os.Stdin), file(stdout, os.Stdout), file(stderr, os.Stderr))
 	},
@@ -50,4 +56,15 @@ func file(v any, def *os.File) *os.File {
 		return f
 	}
 	return def
+}
+
+// managedDaemons are the daemons Pantavisor supervises: pv-xconnect, this
+// binary's applet, started through /proc/self/exe so it is the same build.
+func managedDaemons(ctrlSocket string) []daemons.Spec {
+	return []daemons.Spec{{Name: pantavisor.XConnectDaemon, Command: func() *exec.Cmd {
+		c := exec.Command("/proc/self/exe", "-socket", ctrlSocket)
+		c.Args[0] = pantavisor.XConnectDaemon
+		c.Stdout, c.Stderr = os.Stderr, os.Stderr
+		return c
+	}}}
 }

@@ -26,6 +26,29 @@ import (
 // socket answers; started is when the process was started.
 func ctBinary(tb testing.TB, prefix string, n int) (p *proc, dir string, started time.Time) {
 	tb.Helper()
+	return ctBinaryState(tb, func(vols string, put func(key string, data []byte), inline func(key, doc string)) {
+		imgPath, err := rootfs.Build(rootfs.Options{})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		img, err := os.ReadFile(imgPath)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for i := 0; i < n; i++ {
+			name := fmt.Sprintf("%s%d", prefix, i)
+			put(name+"/root.squashfs", img)
+			put(name+"/lxc.container.conf", []byte(rootfs.LXCConf(rootfs.Conf{Name: name, VolumesDir: vols})))
+			inline(name+"/run.json", fmt.Sprintf(`{"name":%q,"type":"lxc","config":"lxc.container.conf","root-volume":"root.squashfs","group":"app","storage":{"lxc-overlay":{"persistence":"boot"}}}`, name))
+		}
+	})
+}
+
+// ctBinaryState runs the daemon binary on a factory revision whose
+// platforms fill adds (objects with put, JSON documents with inline;
+// vols is the volumes dir for rootfs.LXCConf), group "app" declared.
+func ctBinaryState(tb testing.TB, fill func(vols string, put func(key string, data []byte), inline func(key, doc string))) (p *proc, dir string, started time.Time) {
+	tb.Helper()
 	if os.Geteuid() != 0 {
 		testenv.Skipf(tb, "skipping: running containers needs root")
 	}
@@ -34,14 +57,6 @@ func ctBinary(tb testing.TB, prefix string, n int) (p *proc, dir string, started
 	}
 	if err := lxc.Available(); err != nil {
 		testenv.Skipf(tb, "skipping: %v", err)
-	}
-	imgPath, err := rootfs.Build(rootfs.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	img, err := os.ReadFile(imgPath)
-	if err != nil {
-		tb.Fatal(err)
 	}
 	dir = tb.TempDir()
 	storage, run, vols := filepath.Join(dir, "storage"), filepath.Join(dir, "run"), filepath.Join(dir, "volumes")
@@ -56,12 +71,7 @@ func ctBinary(tb testing.TB, prefix string, n int) (p *proc, dir string, started
 		s := sha256.Sum256(data)
 		keys = append(keys, fmt.Sprintf("%q:%q", key, hex.EncodeToString(s[:])))
 	}
-	for i := 0; i < n; i++ {
-		name := fmt.Sprintf("%s%d", prefix, i)
-		put(name+"/root.squashfs", img)
-		put(name+"/lxc.container.conf", []byte(rootfs.LXCConf(rootfs.Conf{Name: name, VolumesDir: vols})))
-		keys = append(keys, fmt.Sprintf(`%q:{"name":%q,"type":"lxc","config":"lxc.container.conf","root-volume":"root.squashfs","group":"app","storage":{"lxc-overlay":{"persistence":"boot"}}}`, name+"/run.json", name))
-	}
+	fill(vols, put, func(key, doc string) { keys = append(keys, fmt.Sprintf("%q:%s", key, doc)) })
 	os.MkdirAll(filepath.Join(trail, ".pvr"), 0o755)
 	os.WriteFile(filepath.Join(trail, ".pvr", "json"), []byte("{"+strings.Join(keys, ",")+"}"), 0o644)
 	cfg := filepath.Join(dir, "pantavisor.config")

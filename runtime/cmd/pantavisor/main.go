@@ -104,6 +104,7 @@ func run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 		NewPlatforms: pantavisor.NewPlatforms,
 		NewUpdater:   updater.New,
 		Booted:       updater.Booted,
+		Daemons:      managedDaemons,
 	})
 	if err != nil {
 		return err

@@ -147,7 +147,12 @@ func runTests(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	} else {
 		defer os.RemoveAll(work)
 	}
-	fx := &pvtest.Fixtures{CacheDir: cache, Pvcontrol: filepath.Join(pkgDir, "bin", "pvcontrol"), PvrSDK: filepath.Join(pkgDir, "bin", "pvr-sdk")}
+	xcserve := filepath.Join(work, "xcserve")
+	if err := buildStatic(ctx, "./runtime/pvtest/xcserve", xcserve); err != nil {
+		return err
+	}
+	fx := &pvtest.Fixtures{CacheDir: cache, Pvcontrol: filepath.Join(pkgDir, "bin", "pvcontrol"), PvrSDK: filepath.Join(pkgDir, "bin", "pvr-sdk"),
+		XCServe: xcserve}
 	fxDir := filepath.Join(work, "fixtures")
 	if err := os.MkdirAll(fxDir, 0o755); err != nil {
 		return err
@@ -385,4 +390,15 @@ func child(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return err
 	}
 	return os.WriteFile(args[1], out, 0o644)
+}
+
+// buildStatic builds the Go program pkg of this checkout (the runner's
+// working directory) as a static binary at dst.
+func buildStatic(ctx context.Context, pkg, dst string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", dst, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %w: %s", pkg, err, out)
+	}
+	return nil
 }

@@ -1,0 +1,127 @@
+// Command xcserve is the xconnect fixtures' provider and client (built
+// static, put into the xc-provider and xc-consumer containers):
+//
+//	xcserve serve <dir>                 echo on <dir>/raw.sock, HTTP on <dir>/api.sock
+//	xcserve echo <socket> <message>     print what the echo server sends back
+//	xcserve get <socket> <path> [H: v]… print the HTTP answer's body
+//
+// The HTTP server answers "client=<X-PV-Client> role=<X-PV-Role>" (every
+// value of each, comma-separated) and logs each request's identity
+// headers on stdout (the container's console).
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "xcserve:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	if len(args) < 2 {
+		return fmt.Errorf("usage: xcserve serve <dir> | echo <socket> <msg> | get <socket> <path> [header]…")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1])
+	case "echo":
+		if len(args) != 3 {
+			return fmt.Errorf("echo <socket> <message>")
+		}
+		return echo(args[1], args[2])
+	case "get":
+		if len(args) < 3 {
+			return fmt.Errorf("get <socket> <path> [header]…")
+		}
+		return get(args[1], args[2], args[3:])
+	}
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func serve(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	raw, err := listen(filepath.Join(dir, "raw.sock"))
+	if err != nil {
+		return err
+	}
+	api, err := listen(filepath.Join(dir, "api.sock"))
+	if err != nil {
+		return err
+	}
+	go func() {
+		for {
+			c, err := raw.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
+		}
+	}()
+	fmt.Println("xcserve: serving", dir)
+	return http.Serve(api, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := fmt.Sprintf("client=%s role=%s", strings.Join(r.Header.Values("X-PV-Client"), ","), strings.Join(r.Header.Values("X-PV-Role"), ","))
+		fmt.Printf("xcserve: %s %s %s\n", r.Method, r.URL.Path, id)
+		fmt.Fprintln(w, id)
+	}))
+}
+
+func listen(p string) (net.Listener, error) {
+	_ = os.Remove(p)
+	return net.Listen("unix", p)
+}
+
+func echo(sock, msg string) error {
+	c, err := net.DialTimeout("unix", sock, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, msg); err != nil {
+		return err
+	}
+	c.(*net.UnixConn).CloseWrite()
+	b, err := io.ReadAll(c)
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(b))
+	return nil
+}
+
+func get(sock, path string, headers []string) error {
+	c, err := net.DialTimeout("unix", sock, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var b strings.Builder
+	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n", path)
+	for _, h := range headers {
+		b.WriteString(h + "\r\n")
+	}
+	b.WriteString("\r\n")
+	if _, err := io.WriteString(c, b.String()); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(os.Stdout, resp.Body)
+	return err
+}

@@ -1,0 +1,71 @@
+package xconnect
+
+import (
+	"context"
+	"flag"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+	"github.com/pantavisor/pantavisor-go/runtime/ctrl/client"
+)
+
+// Poll is how often pv-xconnect reads the graph when nothing signals it;
+// Pantavisor sends SIGHUP on XCONNECT_GRAPH and whenever a container
+// starts or stops.
+const Poll = 5 * time.Second
+
+// Main is the pv-xconnect program: it reads GET /xconnect-graph from
+// pv-ctrl (-socket, default: upstream's socket detection) at start, on
+// SIGHUP and every Poll, and reconciles the mesh, until ctx ends or
+// SIGTERM; then it removes what it injected.
+func Main(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) error {
+	// SIGHUP first: one arriving before the handler would kill us.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	fs := flag.NewFlagSet("pv-xconnect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sock := fs.String("socket", "", "pv-ctrl socket (default: detected)")
+	proc := fs.String("proc", "/proc", "proc file system")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	c := client.New(*sock)
+	m := NewMesh(log, *proc)
+	defer m.Close()
+	t := time.NewTicker(Poll)
+	defer t.Stop()
+	failing := ""
+	for {
+		var links []ctrl.XConnectLink
+		if err := c.JSON(ctx, "GET", "/xconnect-graph", nil, &links); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if msg := err.Error(); msg != failing {
+				log.Warn("xconnect: read graph", "err", err)
+				failing = msg
+			}
+		} else {
+			failing = ""
+			if err := m.Reconcile(links); err != nil {
+				log.Warn("xconnect: reconcile", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,223 @@
+package xconnect
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path"
+	"sync"
+
+	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
+	"golang.org/x/sys/unix"
+)
+
+// plugin serves one accepted consumer connection of a link: it dials the
+// provider and mediates until either side is done.
+type plugin func(l ctrl.XConnectLink, consumer *net.UnixConn, dial func() (*net.UnixConn, error), log *slog.Logger)
+
+// plugins are the injecting plugins by link type.
+var plugins = map[string]plugin{
+	"unix": proxyUnix,
+	"rest": proxyREST,
+}
+
+// Mesh holds the injected resources of the links it was given. Reconcile
+// is called from one goroutine (the daemon loop); connections are served
+// by goroutines of their own.
+type Mesh struct {
+	log      *slog.Logger
+	procRoot string
+	active   map[string]*injected
+	skipped  map[string]bool // unsupported links, logged once
+}
+
+// injected is one link's socket in its consumer's namespace.
+type injected struct {
+	link ctrl.XConnectLink
+	ln   *net.UnixListener
+	dir  int // the target's directory in the consumer's root (O_PATH)
+	base string
+
+	mu    sync.Mutex
+	conns map[net.Conn]bool
+	done  chan struct{}
+}
+
+// NewMesh returns an empty mesh; procRoot is "/proc" but for tests.
+func NewMesh(log *slog.Logger, procRoot string) *Mesh {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	return &Mesh{log: log, procRoot: procRoot, active: map[string]*injected{}, skipped: map[string]bool{}}
+}
+
+// key identifies a link: a consumer or provider restarted (new pid), or a
+// changed socket, role or type, is a new link.
+func key(l ctrl.XConnectLink) string {
+	return fmt.Sprintf("%s\x00%d\x00%s\x00%d\x00%s\x00%s\x00%s\x00%s\x00%s", l.Consumer, l.ConsumerPid, l.Provider,
+		l.ProviderPid, l.Name, l.Type, l.Role, l.Target, l.Socket)
+}
+
+// Reconcile makes the injected resources those of links: links gone are
+// removed first (their sockets unlinked, connections closed), then new
+// ones are injected. It returns the errors of links it could not inject;
+// they are tried again on the next call.
+func (m *Mesh) Reconcile(links []ctrl.XConnectLink) error {
+	want := map[string]ctrl.XConnectLink{}
+	for _, l := range links {
+		want[key(l)] = l
+	}
+	for k, in := range m.active {
+		if _, ok := want[k]; !ok {
+			m.remove(in)
+			delete(m.active, k)
+		}
+	}
+	var errs []error
+	for k, l := range want {
+		if m.active[k] != nil {
+			continue
+		}
+		p := plugins[l.Type]
+		if p == nil {
+			if !m.skipped[k] {
+				m.skipped[k] = true
+				m.log.Warn("xconnect: link type not supported by this pv-xconnect", "consumer", l.Consumer, "name", l.Name, "type", l.Type)
+			}
+			continue
+		}
+		in, err := m.inject(l, p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("link %s→%s %s: %w", l.Provider, l.Consumer, l.Name, err))
+			continue
+		}
+		m.active[k] = in
+		m.log.Info("xconnect: link added", "consumer", l.Consumer, "provider", l.Provider, "name", l.Name, "type", l.Type, "target", l.Target)
+	}
+	return errors.Join(errs...)
+}
+
+// Active returns the links injected now.
+func (m *Mesh) Active() []ctrl.XConnectLink {
+	var out []ctrl.XConnectLink
+	for _, in := range m.active {
+		out = append(out, in.link)
+	}
+	return out
+}
+
+// Close removes every injected resource.
+func (m *Mesh) Close() {
+	for k, in := range m.active {
+		m.remove(in)
+		delete(m.active, k)
+	}
+}
+
+// inject listens on l's target inside the consumer's root and serves it
+// with p.
+func (m *Mesh) inject(l ctrl.XConnectLink, p plugin) (*injected, error) {
+	if l.ConsumerPid <= 0 || l.ProviderPid <= 0 || !path.IsAbs(l.Target) || !path.IsAbs(l.Socket) {
+		return nil, fmt.Errorf("bad link: pids %d/%d, target %q, socket %q", l.ConsumerPid, l.ProviderPid, l.Target, l.Socket)
+	}
+	root, err := openRoot(m.procRoot, l.ConsumerPid)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(root)
+	target := path.Clean(l.Target)
+	dir, err := openDir(root, path.Dir(target), true)
+	if err != nil {
+		return nil, err
+	}
+	base := path.Base(target)
+	if err := clearSocket(dir, base); err != nil {
+		unix.Close(dir)
+		return nil, err
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: fdPath(dir, base), Net: "unix"})
+	if err != nil {
+		unix.Close(dir)
+		return nil, err
+	}
+	// The path names the directory by an fd number that means nothing once
+	// closed: remove() unlinks through the fd instead.
+	ln.SetUnlinkOnClose(false)
+	// Any user of the consumer may connect: the link, not the file mode,
+	// is the grant.
+	if err := unix.Fchmodat(dir, base, 0o666, 0); err != nil {
+		ln.Close()
+		_ = unix.Unlinkat(dir, base, 0)
+		unix.Close(dir)
+		return nil, err
+	}
+	in := &injected{link: l, ln: ln, dir: dir, base: base, conns: map[net.Conn]bool{}, done: make(chan struct{})}
+	log := m.log.With("consumer", l.Consumer, "provider", l.Provider, "name", l.Name)
+	dial := func() (*net.UnixConn, error) { return m.dialProvider(l) }
+	go in.serve(p, dial, log)
+	return in, nil
+}
+
+// dialProvider connects to the provider's socket, resolved inside its
+// root at every dial (the provider may recreate it).
+func (m *Mesh) dialProvider(l ctrl.XConnectLink) (*net.UnixConn, error) {
+	root, err := openRoot(m.procRoot, l.ProviderPid)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(root)
+	sock := path.Clean(l.Socket)
+	dir, err := openDir(root, path.Dir(sock), false)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(dir)
+	return net.DialUnix("unix", nil, &net.UnixAddr{Name: fdPath(dir, path.Base(sock)), Net: "unix"})
+}
+
+// serve accepts consumer connections until the listener closes.
+func (in *injected) serve(p plugin, dial func() (*net.UnixConn, error), log *slog.Logger) {
+	defer close(in.done)
+	for {
+		c, err := in.ln.AcceptUnix()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				log.Warn("xconnect: accept", "err", err)
+			}
+			return
+		}
+		in.mu.Lock()
+		in.conns[c] = true
+		in.mu.Unlock()
+		go func() {
+			defer func() {
+				c.Close()
+				in.mu.Lock()
+				delete(in.conns, c)
+				in.mu.Unlock()
+			}()
+			p(in.link, c, dial, log)
+		}()
+	}
+}
+
+// remove closes the listener and the link's connections and unlinks its
+// socket from the consumer's namespace (gone already if the consumer is).
+func (m *Mesh) remove(in *injected) {
+	in.ln.Close()
+	<-in.done
+	in.mu.Lock()
+	for c := range in.conns {
+		c.Close()
+	}
+	in.mu.Unlock()
+	if err := unix.Unlinkat(in.dir, in.base, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+		m.log.Debug("xconnect: unlink", "target", in.link.Target, "err", err)
+	}
+	unix.Close(in.dir)
+	m.log.Info("xconnect: link removed", "consumer", in.link.Consumer, "provider", in.link.Provider, "name", in.link.Name)
+}
