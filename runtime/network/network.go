@@ -10,7 +10,7 @@
 //
 // Bridges are made with the same ioctls upstream uses (SIOCBRADDBR,
 // SIOCSIFADDR, SIOCSIFNETMASK, SIOCSIFFLAGS); NAT is one nftables table per
-// pool, loaded with nft(8) in one transaction. Every call is idempotent.
+// pool, loaded over netlink in one transaction. Every call is idempotent.
 package network
 
 import (
@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"strings"
 
 	"github.com/pantavisor/pantavisor-go/runtime/state"
@@ -104,24 +103,9 @@ func NATTable(bridge string) string {
 	return "pv_nat_" + strings.NewReplacer("-", "_", ".", "_").Replace(bridge)
 }
 
-// natScript is the nft transaction that replaces the NAT table of bridge.
-func natScript(bridge string, subnet netip.Prefix) string {
-	t := NATTable(bridge)
-	// "add table" then "delete table" makes the delete succeed on a first
-	// run; the whole file is one atomic transaction.
-	return fmt.Sprintf(`add table ip %[1]s
-delete table ip %[1]s
-table ip %[1]s {
-	chain postrouting {
-		type nat hook postrouting priority srcnat; policy accept;
-		ip saddr %[2]s oifname != "%[3]s" masquerade
-	}
-}
-`, t, subnet.Masked(), bridge)
-}
-
 // Masquerade NATs packets from subnet leaving through any interface but
-// bridge to that interface's address (nft, Debian nftables).
+// bridge to that interface's address: the pool's table, replaced in one
+// netlink transaction (no nft(8) in the initrd).
 func Masquerade(bridge string, subnet netip.Prefix) error {
 	if err := ValidIfName(bridge); err != nil {
 		return err
@@ -129,14 +113,8 @@ func Masquerade(bridge string, subnet netip.Prefix) error {
 	if !subnet.IsValid() || !subnet.Addr().Is4() {
 		return fmt.Errorf("masquerade %s: %v is not an IPv4 subnet", bridge, subnet)
 	}
-	nft, err := exec.LookPath("nft")
-	if err != nil {
-		return fmt.Errorf("masquerade %s on %s: nft not found (install nftables): %w", subnet, bridge, err)
-	}
-	cmd := exec.Command(nft, "-f", "-")
-	cmd.Stdin = strings.NewReader(natScript(bridge, subnet))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("masquerade %s on %s: nft: %w: %s", subnet, bridge, err, strings.TrimSpace(string(out)))
+	if err := masquerade(bridge, subnet.Masked()); err != nil {
+		return fmt.Errorf("masquerade %s on %s: nftables: %w", subnet, bridge, err)
 	}
 	return nil
 }
@@ -146,15 +124,8 @@ func Unmasquerade(bridge string) error {
 	if err := ValidIfName(bridge); err != nil {
 		return err
 	}
-	nft, err := exec.LookPath("nft")
-	if err != nil {
-		return nil // nothing can have been loaded without nft
-	}
-	t := NATTable(bridge)
-	cmd := exec.Command(nft, "-f", "-")
-	cmd.Stdin = strings.NewReader(fmt.Sprintf("add table ip %[1]s\ndelete table ip %[1]s\n", t))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("remove nat of %s: nft: %w: %s", bridge, err, strings.TrimSpace(string(out)))
+	if err := unmasquerade(bridge); err != nil {
+		return fmt.Errorf("remove nat of %s: nftables: %w", bridge, err)
 	}
 	return nil
 }

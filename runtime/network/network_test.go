@@ -57,15 +57,6 @@ func TestGatewayPrefix(t *testing.T) {
 	}
 }
 
-func TestNatScript(t *testing.T) {
-	s := natScript("pv-br.0", netip.MustParsePrefix("10.0.4.7/24"))
-	for _, want := range []string{"table ip pv_nat_pv_br_0 {", "ip saddr 10.0.4.0/24 oifname != \"pv-br.0\" masquerade", "delete table ip pv_nat_pv_br_0"} {
-		if !strings.Contains(s, want) {
-			t.Errorf("natScript() = %s, want %q in it", s, want)
-		}
-	}
-}
-
 // inNewNetns runs f on a thread moved to a new network namespace, which
 // dies with the thread.
 func inNewNetns(t *testing.T, f func()) {
