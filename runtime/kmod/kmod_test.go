@@ -314,10 +314,15 @@ func TestColdplug(t *testing.T) {
 			dev("virtio", "virtio0", "virtio:d00000001v00001AF4")
 		}
 	}
+	var told []string
+	l.OnLoad = func(n string) { told = append(told, n) }
 	got, err := l.Coldplug()
 	want := []string{"evdev", "virtio_pci_modern_dev", "virtio_pci", "pps_core", "ptp", "e1000e", "ipv6", "failover", "net_failover", "virtio_net", "e1000"}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("Coldplug() = %v, %v; want %v", got, err, want)
+	}
+	if !reflect.DeepEqual(told, want) {
+		t.Errorf("OnLoad was told %v, want %v", told, want)
 	}
 	if got, _ := l.Coldplug(); len(got) != 0 {
 		t.Errorf("Coldplug() again = %v, want nothing", got)

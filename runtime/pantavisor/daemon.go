@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/pantavisor/pantavisor-go/runtime/boottime"
 	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
@@ -65,9 +66,13 @@ type Daemon struct {
 	cmds  chan command.Command
 	ready chan struct{}
 
+	boot      *boottime.Timeline // the boot's phases (Options.Boot)
+	bootShown bool               // the timeline line was printed (owned by the FSM goroutine)
+
 	mu       sync.Mutex
 	current  *revision
 	state    State
+	coldplug *coldplug // the BSP's driver loading, nil before RUN or without modules
 	goRemote bool
 	// logsClosed is set when the log server closes (see switchHandler).
 	logsClosed atomic.Bool
@@ -75,8 +80,11 @@ type Daemon struct {
 
 // New parses the options; the work happens in Run.
 func New(o Options) (*Daemon, error) {
-	d := &Daemon{opt: o, log: o.Log, clock: o.Clock,
+	d := &Daemon{opt: o, log: o.Log, clock: o.Clock, boot: o.Boot,
 		cmds: make(chan command.Command, 1), ready: make(chan struct{})}
+	if d.boot == nil {
+		d.boot = boottime.Start()
+	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -177,6 +185,7 @@ func (d *Daemon) init(ctx context.Context) error {
 			return fmt.Errorf("prepare %s: %w", d.mode, err)
 		}
 	}
+	d.boot.Mark("storage")
 	d.log.Info("init", "mode", d.mode, "storage", d.root, "run", d.runDir, "rev", d.rev, "try", d.try)
 	d.startDebugShell(ctx)
 

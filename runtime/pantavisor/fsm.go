@@ -179,6 +179,7 @@ func (d *Daemon) run() error {
 		return err
 	}
 	d.mountBSP(rev.state)
+	d.boot.Mark("bsp")
 	if d.platforms != nil {
 		if err := d.platforms.Load(d.rev, rev.state); err != nil {
 			err = fmt.Errorf("platforms: %w", err)
@@ -266,6 +267,7 @@ func (d *Daemon) wait(ctx context.Context) (State, command.Command) {
 			return StateReboot, command.Command{}
 		}
 	}
+	d.bootProgress()
 	if u := d.updater; u != nil {
 		next, err := u.Step(ctx)
 		if err != nil {

@@ -37,6 +37,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pantavisor/pantavisor-go/runtime/boottime"
 	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
@@ -230,4 +231,8 @@ type Options struct {
 	// Pventer is the command that enters a container for ssh logins,
 	// before its arguments; nil is this binary's pventer applet.
 	Pventer []string
+	// Boot is the timeline of this boot, started as early as the program
+	// could (nil: one started by New). Embedded mode prints it on the
+	// console once the revision is READY.
+	Boot *boottime.Timeline
 }

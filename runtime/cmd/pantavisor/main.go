@@ -23,6 +23,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/pantavisor/pantavisor-go/runtime/boottime"
 	"github.com/pantavisor/pantavisor-go/runtime/pantavisor"
 	"github.com/pantavisor/pantavisor-go/runtime/pantavisor/updater"
 )
@@ -61,6 +62,7 @@ func daemon(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 }
 
 func run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) error {
+	boot := boottime.Start()
 	fs := flag.NewFlagSet("pantavisor", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	config := fs.String("config", defaultConfig, "configuration file")
@@ -103,6 +105,7 @@ func run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 		NewPlatforms: pantavisor.NewPlatforms,
 		NewUpdater:   updater.New,
 		Booted:       updater.Booted,
+		Boot:         boot,
 	})
 	if err != nil {
 		return err
