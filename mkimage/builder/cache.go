@@ -45,10 +45,14 @@ func (b *run) writeArchive(t *initrd.Tree, compression, out string) (cached bool
 	if _, err := os.Stat(c); err == nil {
 		return true, copyFile(c, out)
 	}
-	f, err := os.Create(c + ".tmp")
+	// A temporary file of its own: builds in other checkouts share the
+	// cache and may write the same archive at the same time (the last
+	// rename wins; the bytes are the same).
+	f, err := os.CreateTemp(filepath.Dir(c), filepath.Base(c)+".*.tmp")
 	if err != nil {
 		return false, err
 	}
+	defer os.Remove(f.Name())
 	if err := write(f, t); err != nil {
 		f.Close()
 		return false, err
@@ -56,7 +60,10 @@ func (b *run) writeArchive(t *initrd.Tree, compression, out string) (cached bool
 	if err := f.Close(); err != nil {
 		return false, err
 	}
-	if err := os.Rename(c+".tmp", c); err != nil {
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return false, err
+	}
+	if err := os.Rename(f.Name(), c); err != nil {
 		return false, err
 	}
 	return false, copyFile(c, out)
