@@ -395,3 +395,13 @@ func TestReadModuleLists(t *testing.T) {
 		t.Errorf("ReadModuleLists() = %v, %v, want %v", got, err, want)
 	}
 }
+
+func TestDeviceDriver(t *testing.T) {
+	idx := testIndex(t)
+	for name, want := range map[string]bool{"e1000e": true, "virtio-pci": true, "virtio_blk": true,
+		"ext4": false, "overlay": false, "ipv6": false, "nope": false} {
+		if got := idx.DeviceDriver(name); got != want {
+			t.Errorf("DeviceDriver(%s) = %v, want %v", name, got, want)
+		}
+	}
+}
