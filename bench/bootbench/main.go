@@ -31,6 +31,9 @@ const marker = "rev=0 status=READY"
 // timeline matches the console's boot line: "boot: storage 0.21s, … READY 0.80s (since /init; …)".
 var timeline = regexp.MustCompile(`boot: (.*READY [0-9.]+s) \(since /init(?:; /init at ([0-9.]+)s since kernel start)?\)`)
 
+// consoleDir keeps the consoles when set (-console).
+var consoleDir string
+
 type sample struct {
 	init, ready, cpu float64 // QEMU start → /init, → READY; QEMU CPU at READY
 	initReady        float64 // /init → READY (console timeline; else ready-init)
@@ -40,6 +43,7 @@ type sample struct {
 func main() {
 	runs := flag.Int("runs", 3, "boots per image and firmware")
 	fws := flag.String("fw", "bios,uefi", "firmwares: bios (SeaBIOS), uefi (OVMF)")
+	flag.StringVar(&consoleDir, "console", "", "directory to keep each boot's console in (<label>-<fw>-<run>.log)")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: bootbench [-runs N] [-fw bios,uefi] label=image.img ...")
 		flag.PrintDefaults()
@@ -77,7 +81,10 @@ func run(runs int, fws []string, args []string) error {
 	for r := 1; r <= runs; r++ {
 		for _, fw := range fws {
 			for _, im := range imgs {
-				s, err := boot(tmp, im.path, boottest.Firmware(fw))
+				s, console, err := boot(tmp, im.path, boottest.Firmware(fw))
+				if consoleDir != "" {
+					os.WriteFile(filepath.Join(consoleDir, fmt.Sprintf("%s-%s-%d.log", im.label, fw, r)), []byte(console), 0o644)
+				}
 				if err != nil {
 					return fmt.Errorf("%s %s run %d: %w", im.label, fw, r, err)
 				}
@@ -116,17 +123,17 @@ func run(runs int, fws []string, args []string) error {
 }
 
 // boot boots a fresh sparse copy of img.
-func boot(tmp, img string, fw boottest.Firmware) (sample, error) {
+func boot(tmp, img string, fw boottest.Firmware) (sample, string, error) {
 	cp := filepath.Join(tmp, "boot.img")
 	os.Remove(cp)
 	if out, err := exec.Command("cp", "--sparse=always", img, cp).CombinedOutput(); err != nil {
-		return sample{}, fmt.Errorf("cp: %v: %s", err, out)
+		return sample{}, "", fmt.Errorf("cp: %v: %s", err, out)
 	}
 	defer os.Remove(cp)
 	res, err := boottest.Boot(context.Background(), boottest.Options{Image: cp, Firmware: fw, Marker: marker,
 		Timeout: 4 * time.Minute, Grace: time.Second})
 	if err != nil {
-		return sample{}, err
+		return sample{}, res.Console, err
 	}
 	s := sample{init: res.Init.Seconds(), ready: res.Elapsed.Seconds(), cpu: res.CPU.Seconds()}
 	s.initReady = s.ready - s.init
@@ -138,7 +145,7 @@ func boot(tmp, img string, fw boottest.Firmware) (sample, error) {
 			}
 		}
 	}
-	return s, nil
+	return s, res.Console, nil
 }
 
 func median(ss []sample, f func(sample) float64) float64 {
