@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -86,7 +87,9 @@ func run(runs int, fws []string, args []string) error {
 					os.WriteFile(filepath.Join(consoleDir, fmt.Sprintf("%s-%s-%d.log", im.label, fw, r)), []byte(console), 0o644)
 				}
 				if err != nil {
-					return fmt.Errorf("%s %s run %d: %w", im.label, fw, r, err)
+					// a shared machine may be too slow for one boot: say so, go on
+					fmt.Printf("run %d %-20s FAILED: %v\n", r, im.label+" "+fw, err)
+					continue
 				}
 				key := im.label + " " + fw
 				got[key] = append(got[key], s)
@@ -95,7 +98,7 @@ func run(runs int, fws []string, args []string) error {
 			}
 		}
 	}
-	fmt.Printf("\nmedians of %d runs (QEMU TCG, -m 1024; load %s)\n", runs, load())
+	fmt.Printf("\nmedians of %d runs (failed runs left out; QEMU TCG, -m 1024; load %s)\n", runs, load())
 	fmt.Printf("%-20s %12s %12s %12s %14s\n", "image firmware", "start→/init", "start→READY", "/init→READY", "qemu cpu@READY")
 	for _, fw := range fws {
 		for _, im := range imgs {
@@ -111,6 +114,9 @@ func run(runs int, fws []string, args []string) error {
 	for _, fw := range fws {
 		for _, im := range imgs {
 			ss := append([]sample(nil), got[im.label+" "+fw]...)
+			if len(ss) == 0 {
+				continue
+			}
 			sort.Slice(ss, func(i, j int) bool { return ss[i].initReady < ss[j].initReady })
 			line := ss[(len(ss)-1)/2].line
 			if line == "" {
@@ -130,8 +136,13 @@ func boot(tmp, img string, fw boottest.Firmware) (sample, string, error) {
 		return sample{}, "", fmt.Errorf("cp: %v: %s", err, out)
 	}
 	defer os.Remove(cp)
+	// The timeline comes in the WAIT round after READY; an image that
+	// prints none (an older one) ends the boot after Grace, which is fine.
 	res, err := boottest.Boot(context.Background(), boottest.Options{Image: cp, Firmware: fw, Marker: marker,
-		Timeout: 4 * time.Minute, Grace: time.Second})
+		Expect: []string{"boot: "}, Timeout: 10 * time.Minute, Grace: 20 * time.Second})
+	if errors.Is(err, boottest.ErrMissing) {
+		err = nil
+	}
 	if err != nil {
 		return sample{}, res.Console, err
 	}
