@@ -343,12 +343,18 @@ type Env struct {
 	Logs  LogServer
 	Clock Clock
 	Log   *slog.Logger
+	// WaitDrivers returns once the kernel has the named modules or the
+	// BSP's coldplug, which runs beside the container start, finished
+	// without them: a container that needs a driver calls it before it
+	// starts (Daemon.WaitDrivers).
+	WaitDrivers func(ctx context.Context, modules ...string) error
 }
 
 // plugins sets up the platform manager and the updater.
 func (d *Daemon) plugins() error {
 	env := Env{Mode: d.mode, Rev: d.rev, Try: d.try, RunDir: d.runDir, Storage: d.store,
-		Config: d.conf, DevMeta: d.devmeta, UsrMeta: d.usrmeta, Logs: d.logs, Clock: d.clock, Log: d.log, Cmdline: d.opt.Cmdline}
+		Config: d.conf, DevMeta: d.devmeta, UsrMeta: d.usrmeta, Logs: d.logs, Clock: d.clock, Log: d.log, Cmdline: d.opt.Cmdline,
+		WaitDrivers: d.WaitDrivers}
 	d.platforms, d.updater = d.opt.Platforms, d.opt.Updater
 	if d.platforms == nil && d.opt.NewPlatforms != nil {
 		p, err := d.opt.NewPlatforms(env)
