@@ -62,7 +62,6 @@ func daemon(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 }
 
 func run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) error {
-	boot := boottime.Start()
 	fs := flag.NewFlagSet("pantavisor", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	config := fs.String("config", defaultConfig, "configuration file")
@@ -79,6 +78,9 @@ func run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 	if err := pid1Mounts(); err != nil {
 		return err
 	}
+	// After the mounts: the start comes from /proc/self/stat, so it is
+	// /init's own however late it is read.
+	boot := boottime.Start()
 	cl := *cmdline
 	if cl == "" {
 		if b, err := os.ReadFile("/proc/cmdline"); err == nil {
