@@ -90,6 +90,14 @@ func (t *Timeline) MarkAt(name string, when time.Time) {
 	t.marks = append(t.marks, mark{name, when.Sub(t.start)})
 }
 
+// Elapsed is the time since /init started (0 for a nil Timeline).
+func (t *Timeline) Elapsed() time.Duration {
+	if t == nil {
+		return 0
+	}
+	return time.Since(t.start)
+}
+
 // Since returns how long after /init's start phase name ended, and
 // whether it did.
 func (t *Timeline) Since(name string) (time.Duration, bool) {

@@ -96,3 +96,14 @@ func FuzzUptime(f *testing.F) {
 		}
 	})
 }
+
+func TestElapsed(t *testing.T) {
+	tl := At(time.Now().Add(-time.Minute), -1)
+	if e := tl.Elapsed(); e < time.Minute {
+		t.Errorf("Elapsed = %v, want ≥ 1m", e)
+	}
+	var none *Timeline
+	if none.Elapsed() != 0 {
+		t.Error("nil Elapsed")
+	}
+}

@@ -13,6 +13,19 @@ func (d *Daemon) bootSince(name string) time.Duration {
 	return at
 }
 
+// sshLateAfter bounds how long the debug ssh server waits for the boot
+// (see sshDue).
+const sshLateAfter = 20 * time.Second
+
+// sshDue reports whether the debug ssh server may be started: once the
+// revision is READY, or sshLateAfter after /init when it never gets
+// there. Its first start makes the host key, and on a machine without a
+// hardware RNG the kernel's random pool may take seconds to be ready:
+// the FSM would wait for it before the containers start.
+func (d *Daemon) sshDue() bool {
+	return d.bootShown || d.platforms == nil || d.boot.Elapsed() > sshLateAfter
+}
+
 // bootProgress marks "containers started" once every container of the
 // running revision has started and "READY" once the revision is, and
 // then prints the boot timeline (embedded mode: the console is the

@@ -114,3 +114,25 @@ func TestBootProgress(t *testing.T) {
 		t.Errorf("timeline line (once) = %q", out)
 	}
 }
+
+// TestSSHDue: the debug ssh server waits for READY (its host key may wait
+// for the kernel's random pool), at most sshLateAfter after /init.
+func TestSSHDue(t *testing.T) {
+	p := &bootPlatforms{statuses: []string{platform.Starting.String()}, rev: platform.Starting.String()}
+	d := &Daemon{mode: Embedded, log: slog.New(slog.DiscardHandler), platforms: p, boot: boottime.At(time.Now(), -1)}
+	if d.sshDue() {
+		t.Fatal("ssh due before READY")
+	}
+	p.statuses[0], p.rev = platform.Started.String(), platform.Ready.String()
+	d.bootProgress()
+	if !d.sshDue() {
+		t.Fatal("ssh not due at READY")
+	}
+	late := &Daemon{platforms: p, boot: boottime.At(time.Now().Add(-sshLateAfter-time.Second), -1)}
+	if !late.sshDue() {
+		t.Fatal("ssh not due after sshLateAfter")
+	}
+	if !(&Daemon{boot: boottime.At(time.Now(), -1)}).sshDue() {
+		t.Fatal("ssh not due without platforms")
+	}
+}

@@ -257,7 +257,9 @@ func (d *Daemon) factory() error {
 // wait is one WAIT round: drive platforms and the update, then sleep a
 // tick or until a command or container event arrives.
 func (d *Daemon) wait(ctx context.Context) (State, command.Command) {
-	d.syncSSH()
+	if d.sshDue() {
+		d.syncSSH()
+	}
 	if p := d.platforms; p != nil {
 		if err := p.Step(ctx); err != nil {
 			d.log.Error("platforms", "err", err)
