@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -37,7 +36,7 @@ var consoleDir string
 
 type sample struct {
 	init, ready, cpu float64 // QEMU start → /init, → READY; QEMU CPU at READY
-	initReady        float64 // /init → READY (console timeline; else ready-init)
+	initReady        float64 // /init → READY: ready - init, the same measure for every image
 	line             string  // the timeline, "" when the image prints none
 }
 
@@ -150,11 +149,6 @@ func boot(tmp, img string, fw boottest.Firmware) (sample, string, error) {
 	s.initReady = s.ready - s.init
 	if m := timeline.FindStringSubmatch(res.Console); m != nil {
 		s.line = "boot: " + m[1]
-		if f := strings.Fields(m[1]); len(f) > 0 {
-			if v, err := strconv.ParseFloat(strings.TrimSuffix(f[len(f)-1], "s"), 64); err == nil {
-				s.initReady = v
-			}
-		}
 	}
 	return s, res.Console, nil
 }

@@ -4,9 +4,10 @@
 //
 //	boot: storage 0.21s, bsp 0.35s, containers started 0.62s, READY 0.80s (since /init; /init at 1.52s since kernel start)
 //
-// The start is read from /proc/self/stat (the process's start time, in
-// clock ticks since boot) against /proc/uptime, so the figures include
-// the Go runtime's own start and whatever ran before the daemon.
+// The start is the moment the program began (StartAt with a time taken
+// at package initialisation), placed on the kernel's clock through
+// /proc/uptime. PID 1's /proc/self/stat start time cannot serve: it is
+// when the kernel created its init task, long before it ran /init.
 package boottime
 
 import (
@@ -40,10 +41,14 @@ type mark struct {
 	at   time.Duration
 }
 
-// Start returns a Timeline that counts from the start of this process as
-// /proc tells it, or from now when /proc cannot be read.
+// Start returns a Timeline that counts from the start of this process:
+// /proc/self/stat's start time for an ordinary process, now for PID 1
+// (see the package comment), or now when /proc cannot be read.
 func Start() *Timeline {
 	now := time.Now()
+	if os.Getpid() == 1 {
+		return StartAt(now)
+	}
 	t := &Timeline{start: now, atInit: -1}
 	stat, err1 := os.ReadFile("/proc/self/stat")
 	up, err2 := os.ReadFile("/proc/uptime")
@@ -58,6 +63,21 @@ func Start() *Timeline {
 	t.atInit = time.Duration(started) * time.Second / clockTicks
 	if since := uptime - t.atInit; since > 0 {
 		t.start = now.Add(-since)
+	}
+	return t
+}
+
+// StartAt returns a Timeline that counts from start, the moment /init
+// began (a time taken when the program initialised); /proc/uptime tells
+// how long after the kernel's start that was.
+func StartAt(start time.Time) *Timeline {
+	t := &Timeline{start: start, atInit: -1}
+	if b, err := os.ReadFile("/proc/uptime"); err == nil {
+		if up, err := Uptime(string(b)); err == nil {
+			if at := up - time.Since(start); at >= 0 {
+				t.atInit = at
+			}
+		}
 	}
 	return t
 }

@@ -107,3 +107,17 @@ func TestElapsed(t *testing.T) {
 		t.Error("nil Elapsed")
 	}
 }
+
+func TestStartAt(t *testing.T) {
+	if _, err := os.Stat("/proc/uptime"); err != nil {
+		t.Skip("no /proc")
+	}
+	t0 := time.Now().Add(-2 * time.Second)
+	tl := StartAt(t0)
+	if tl.atInit < 0 || !tl.start.Equal(t0) {
+		t.Fatalf("StartAt: atInit %v start %v", tl.atInit, tl.start)
+	}
+	if e := tl.Elapsed(); e < 2*time.Second {
+		t.Errorf("Elapsed = %v", e)
+	}
+}
