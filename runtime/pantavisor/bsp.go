@@ -37,6 +37,10 @@ type bspMount struct {
 	Hotplug bool
 }
 
+// containerModules are loaded before the coldplug starts: LXC mounts an
+// overlay for every container.
+var containerModules = []string{"fs-overlay"}
+
 // Do mounts what b names and starts the coldplug beside the caller.
 // A BSP without a modules or firmware entry mounts nothing (logged). A
 // volume that does not mount is logged as an error but is not fatal: the
@@ -80,6 +84,12 @@ func (m bspMount) Do(b *state.BSP) (*volume.Set, *coldplug) {
 	l.Sys = m.Sys
 	l.OnLoad = cp.loadedModule
 	l.UseCmdline(m.Cmdline)
+	// What every container start asks the kernel for is loaded first:
+	// a request_module from LXC would otherwise queue behind the
+	// coldplug's (low-priority) loads.
+	if _, err := l.LoadAll(containerModules); err != nil {
+		m.Log.Warn("bsp: container modules", "err", err)
+	}
 	var events kmod.UeventSource
 	if m.Hotplug {
 		// Subscribed before coldplug: no device falls in between.
