@@ -157,6 +157,9 @@ type Result struct {
 	// -no-reboot) rather than being stopped by Boot; Ended is when.
 	Exited bool
 	Ended  time.Duration
+	// CPU is the user+system time QEMU had used when the marker
+	// appeared (zero when /proc could not tell).
+	CPU time.Duration
 	// Seen maps each Expect string to the time it first appeared.
 	Seen    map[string]time.Duration
 	Console string
@@ -307,6 +310,7 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 			if res.MarkerLine == "" {
 				if i := strings.Index(l, o.Marker); i >= 0 {
 					res.MarkerLine, res.Elapsed = l[i:], time.Since(start)
+					res.CPU = procCPU(cmd.Process.Pid)
 					time.AfterFunc(o.Grace, cancel)
 				} else if o.Fail != "" && strings.Contains(l, o.Fail) {
 					res.MarkerLine = l
@@ -336,6 +340,31 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 		return res, fmt.Errorf("boottest: %s boot of %s: %w: %q", o.Firmware, filepath.Base(o.Image), ErrMissing, missing)
 	}
 	return res, nil
+}
+
+// procCPU is the user+system time of process pid so far (fields 14 and
+// 15 of /proc/<pid>/stat, in USER_HZ ticks), zero when it cannot be read.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	// f[0] is field 3 (state): utime and stime are f[11] and f[12].
+	u, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(u+st) * time.Second / 100
 }
 
 // userNIC is the -nic option: the machine's one NIC (model "" keeps the

@@ -252,14 +252,39 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		bin *binaries
 		bsp *bspFiles
 		doc *spdx.Document
+		// the runtime built beside the packages stage (native builds)
+		early     chan struct{}
+		earlyBin  *binaries
+		earlyNote string
+		earlyErr  error
 	)
 	stages := []struct {
 		name string
 		fn   func() (string, error)
 	}{
 		{"signing keys", b.checkSigning},
-		{"packages", func() (n string, err error) { pk, n, err = b.fetch(ctx); return }},
-		{"runtime", func() (n string, err error) { bin, n, err = b.buildRuntime(ctx, pk); return }},
+		{"packages", func() (n string, err error) {
+			// A native build links the host's liblxc, not the target
+			// sysroot's: its runtime builds while the packages unpack.
+			if a.Native() && o.Until != "packages" {
+				early = make(chan struct{})
+				go func() {
+					defer close(early)
+					earlyBin, earlyNote, earlyErr = b.buildRuntime(ctx, "")
+				}()
+			}
+			pk, n, err = b.fetch(ctx)
+			return
+		}},
+		{"runtime", func() (n string, err error) {
+			if early != nil {
+				<-early
+				bin = earlyBin
+				return earlyNote + "; built while the packages unpacked", earlyErr
+			}
+			bin, n, err = b.buildRuntime(ctx, pk.Sysroot)
+			return
+		}},
 		{"initrd", func() (string, error) { return b.makeInitrd(pk, bin) }},
 		{"addons", func() (string, error) { return b.makeAddons(ctx, pk) }},
 		{"bsp", func() (n string, err error) { bsp, n, err = b.makeBSP(ctx, pk); return }},

@@ -51,6 +51,7 @@ func (b *run) writeArchive(t *initrd.Tree, compression, out string) (cached bool
 	if err != nil {
 		return false, err
 	}
+	defer os.Remove(f.Name())
 	if err := write(f, t); err != nil {
 		f.Close()
 		return false, err

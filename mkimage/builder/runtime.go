@@ -134,12 +134,12 @@ func (b *run) goBuild(ctx context.Context, pkgs []string, outDir string, cgo boo
 // cgo, the smoke init and the management containers' pvcontrol, in two
 // concurrent go commands. App Engine packages are built by
 // appengine.Assemble with the same cgo setup (b.cgoEnv).
-func (b *run) buildRuntime(ctx context.Context, pk *packages) (*binaries, string, error) {
+func (b *run) buildRuntime(ctx context.Context, sysroot string) (*binaries, string, error) {
 	dir, sdir := filepath.Join(b.work, "bin"), filepath.Join(b.work, "bin-static")
 	bin := &binaries{Files: map[string]string{}}
 	goarch := b.arch.GOARCH
 	// cgo (go-lxc): natively, or cross against the target sysroot.
-	cgoEnv, cgo, why := b.crossCgoEnv(pk.Sysroot)
+	cgoEnv, cgo, why := b.crossCgoEnv(sysroot)
 	b.cgoEnv = cgoEnv
 	if !cgo && b.r.InitMode == recipe.ModeAppengine {
 		return nil, "", fmt.Errorf("cgo is needed for the %s App Engine package (pantavisor and pventer link liblxc): %s", goarch, why)
@@ -175,7 +175,7 @@ func (b *run) buildRuntime(ctx context.Context, pk *packages) (*binaries, string
 	// the cross toolchain's libc (Debian: /usr/<triplet>/lib).
 	libRoot, libDirs := "/", []string(nil)
 	if len(cgoEnv) > 0 {
-		libRoot = pk.Sysroot
+		libRoot = sysroot
 		libDirs = []string{filepath.Join("/usr", b.arch.Triplet, "lib")}
 	}
 	var serr error

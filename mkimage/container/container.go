@@ -163,12 +163,20 @@ stop() {
 }
 trap stop PWR TERM INT
 ip link set lo up
+# The NIC's driver may still be loading: Pantavisor coldplugs beside the
+# container start. Wait for it up to 30 s.
 nic=
-for d in /sys/class/net/*; do
-	n=${d##*/}
-	[ "$n" = lo ] && continue
-	nic=$n
-	break
+tries=0
+while [ -z "$nic" ] && [ $tries -lt 150 ]; do
+	for d in /sys/class/net/*; do
+		n=${d##*/}
+		[ "$n" = lo ] && continue
+		nic=$n
+		break
+	done
+	[ -n "$nic" ] && break
+	tries=$((tries + 1))
+	sleep 0.2
 done
 if [ -z "$nic" ]; then
 	echo "pv-network: no network interface"

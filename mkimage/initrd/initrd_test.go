@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -325,6 +326,60 @@ func TestXZCLI(t *testing.T) {
 		got, err := cmd.Output()
 		if err != nil || !bytes.Equal(got, plain.Bytes()) {
 			t.Errorf("xz -d of XZCLI{%s} output = %d bytes, %v; want the cpio (%d bytes)", arch, len(got), err, plain.Len())
+		}
+	}
+}
+
+// TestXZCLIBlocks: an archive larger than XZBlockSize is written as
+// several xz blocks of one stream (compressed in parallel), the same
+// bytes whatever the CPUs xz may use (taskset to one CPU).
+func TestXZCLIBlocks(t *testing.T) {
+	x := XZCLI{BCJ: "x86"}
+	if !x.Available() {
+		testenv.Skipf(t, "xz not installed (Debian xz-utils)")
+	}
+	tr := NewTree()
+	tr.AddDir("/data", 0o755)
+	// 10 MiB that compress, but not to nothing.
+	data := make([]byte, 10<<20)
+	for i := range data {
+		data[i] = byte(i*7>>9) ^ byte(i>>13)
+	}
+	tr.AddData("/data/blob", data, 0o644)
+	var a bytes.Buffer
+	if err := x.Write(context.Background(), &a, tr); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "i.xz")
+	os.WriteFile(f, a.Bytes(), 0o644)
+	out, err := exec.Command("xz", "--robot", "--list", f).Output()
+	if err != nil {
+		t.Fatalf("xz --list: %v", err)
+	}
+	// "file\t<streams>\t<blocks>\t…"
+	var blocks int
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Split(l, "\t"); len(f) > 2 && f[0] == "file" {
+			blocks, _ = strconv.Atoi(f[2])
+		}
+	}
+	if blocks < 3 {
+		t.Errorf("xz --list: %d blocks, want 3 (10 MiB in blocks of %s):\n%s", blocks, XZBlockSize, out)
+	}
+	if _, err := exec.LookPath("taskset"); err == nil {
+		cmd := exec.Command("taskset", append([]string{"-c", "0", "xz"}, x.Args()...)...)
+		var plain bytes.Buffer
+		WriteCPIO(&plain, tr)
+		cmd.Stdin = &plain
+		one, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("xz on one CPU: %v", err)
+		}
+		for len(one)%4 != 0 {
+			one = append(one, 0)
+		}
+		if !bytes.Equal(one, a.Bytes()) {
+			t.Errorf("xz on one CPU wrote other bytes (%d, want %d): not reproducible", len(one), a.Len())
 		}
 	}
 }

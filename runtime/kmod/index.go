@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // ErrNotFound means a name is neither a module, a built-in module nor an
@@ -22,6 +23,7 @@ type Index struct {
 	Softdeps map[string]Softdep
 	aliases  *aliasTable
 	builtins *aliasTable // aliases of built-in modules
+	devices  map[string]bool
 }
 
 // Open reads the index files of the module directory dir. modules.dep is
@@ -46,6 +48,12 @@ func Open(dir string) (*Index, error) {
 		return nil, err
 	}
 	idx.aliases = newAliasTable(aliases)
+	idx.devices = map[string]bool{}
+	for _, a := range aliases {
+		if deviceAlias(a.Pattern) {
+			idx.devices[a.Module] = true
+		}
+	}
 	if err := readOptional(dir, "modules.builtin", func(f *os.File) (err error) {
 		idx.Builtin, err = ParseBuiltin(f)
 		return err
@@ -99,6 +107,18 @@ func (x *Index) Lookup(name string) (mods []string, builtin bool, err error) {
 		return nil, true, nil
 	}
 	return nil, false, fmt.Errorf("%s: %w", name, ErrNotFound)
+}
+
+// DeviceDriver reports whether module name drives devices a modalias
+// names ("pci:…", "virtio:…", "scsi:…", "usb:…"): Coldplug and Hotplug
+// load it when such a device is there. Other modules (file systems,
+// loop, crypto) are only loaded when asked for.
+func (x *Index) DeviceDriver(name string) bool { return x.devices[Name(name)] }
+
+// deviceAlias reports whether an alias pattern matches device modaliases
+// ("<bus>:…"); "devname:…" names a device node, not a device.
+func deviceAlias(p string) bool {
+	return strings.Contains(p, ":") && !strings.HasPrefix(p, "devname:")
 }
 
 // LookupAlias is Lookup for a device modalias: only alias patterns count

@@ -314,10 +314,15 @@ func TestColdplug(t *testing.T) {
 			dev("virtio", "virtio0", "virtio:d00000001v00001AF4")
 		}
 	}
+	var told []string
+	l.OnLoad = func(n string) { told = append(told, n) }
 	got, err := l.Coldplug()
 	want := []string{"evdev", "virtio_pci_modern_dev", "virtio_pci", "pps_core", "ptp", "e1000e", "ipv6", "failover", "net_failover", "virtio_net", "e1000"}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("Coldplug() = %v, %v; want %v", got, err, want)
+	}
+	if !reflect.DeepEqual(told, want) {
+		t.Errorf("OnLoad was told %v, want %v", told, want)
 	}
 	if got, _ := l.Coldplug(); len(got) != 0 {
 		t.Errorf("Coldplug() again = %v, want nothing", got)
@@ -388,5 +393,15 @@ func TestReadModuleLists(t *testing.T) {
 	got, err := ReadModuleLists(dir)
 	if want := []string{"virtio_blk", "loop", "ext4"}; err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("ReadModuleLists() = %v, %v, want %v", got, err, want)
+	}
+}
+
+func TestDeviceDriver(t *testing.T) {
+	idx := testIndex(t)
+	for name, want := range map[string]bool{"e1000e": true, "virtio-pci": true, "virtio_blk": true,
+		"ext4": false, "overlay": false, "ipv6": false, "nope": false} {
+		if got := idx.DeviceDriver(name); got != want {
+			t.Errorf("DeviceDriver(%s) = %v, want %v", name, got, want)
+		}
 	}
 }

@@ -26,6 +26,9 @@ type Loader struct {
 	// Blacklist holds modules Coldplug (and Probe with blacklist) skips:
 	// the kernel command line's modprobe.blacklist=.
 	Blacklist map[string]bool
+	// OnLoad, if set, is told each module the kernel now has (loaded
+	// here, or found loaded already): waiters for a driver watch it.
+	OnLoad func(name string)
 
 	load func(path, params string) error
 	done map[string]bool
@@ -152,6 +155,12 @@ func (l *Loader) loaded(name string) bool {
 	return err == nil
 }
 
+func (l *Loader) onLoad(name string) {
+	if l.OnLoad != nil {
+		l.OnLoad(name)
+	}
+}
+
 // loadFiles loads files (relative to the index directory) in order,
 // skipping what is loaded. explicit holds command-line parameters per
 // module name.
@@ -167,8 +176,10 @@ func (l *Loader) loadFiles(files []string, explicit map[string]string) (loaded [
 		case err == nil:
 			l.done[name] = true
 			loaded = append(loaded, name)
+			l.onLoad(name)
 		case isExist(err):
 			l.done[name] = true
+			l.onLoad(name)
 		case isNotApplicable(err):
 			// Like modprobe: a driver for hardware that is not there.
 			l.done[name] = true

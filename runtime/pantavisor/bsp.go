@@ -2,6 +2,7 @@ package pantavisor
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -36,14 +37,20 @@ type bspMount struct {
 	Hotplug bool
 }
 
-// Do mounts what b names and coldplugs. A BSP without a modules or
-// firmware entry mounts nothing (logged). A volume that does not mount is
-// logged as an error but is not fatal: the containers still start, with
-// the initrd's modules only, so the device stays reachable for a fixing
-// update instead of rebooting into the same failure. Do returns the
-// volumes it mounted (kept for the whole boot: a BSP change always
-// reboots) and the modules it loaded.
-func (m bspMount) Do(b *state.BSP) (*volume.Set, []string) {
+// containerModules are loaded before the coldplug starts: LXC mounts an
+// overlay for every container.
+var containerModules = []string{"fs-overlay"}
+
+// Do mounts what b names and starts the coldplug beside the caller.
+// A BSP without a modules or firmware entry mounts nothing (logged). A
+// volume that does not mount is logged as an error but is not fatal: the
+// containers still start, with the initrd's modules only, so the device
+// stays reachable for a fixing update instead of rebooting into the same
+// failure. Do returns the volumes it mounted (kept for the whole boot: a
+// BSP change always reboots) and the running coldplug (nil when there
+// are no BSP modules): its WaitModules is how a container waits for the
+// drivers it needs.
+func (m bspMount) Do(b *state.BSP) (*volume.Set, *coldplug) {
 	set := volume.NewSet(m.Log)
 	if b == nil {
 		m.Log.Info("bsp: no bsp/run.json, no modules or firmware to mount")
@@ -72,9 +79,17 @@ func (m bspMount) Do(b *state.BSP) (*volume.Set, []string) {
 		m.Log.Error("bsp: modules index", "err", err)
 		return set, nil
 	}
+	cp := newColdplug(m.Sys)
 	l := kmod.NewLoader(idx, m.Log)
 	l.Sys = m.Sys
+	l.OnLoad = cp.loadedModule
 	l.UseCmdline(m.Cmdline)
+	// What every container start asks the kernel for is loaded first:
+	// a request_module from LXC would otherwise queue behind the
+	// coldplug's (low-priority) loads.
+	if _, err := l.LoadAll(containerModules); err != nil {
+		m.Log.Warn("bsp: container modules", "err", err)
+	}
 	var events kmod.UeventSource
 	if m.Hotplug {
 		// Subscribed before coldplug: no device falls in between.
@@ -82,23 +97,13 @@ func (m bspMount) Do(b *state.BSP) (*volume.Set, []string) {
 			m.Log.Warn("bsp: no hotplug", "err", err)
 		}
 	}
-	loaded, err := l.Coldplug()
-	if err != nil {
-		m.Log.Warn("bsp: coldplug", "err", err)
-	}
-	if events != nil {
-		// For the whole boot, like the mounts: PID 1 never stops it.
-		go func() {
-			if err := l.Hotplug(context.Background(), events); err != nil {
-				m.Log.Warn("bsp: hotplug ended", "err", err)
-			}
-		}()
-	}
-	return set, loaded
+	// For the whole boot, like the mounts: PID 1 never stops it.
+	go cp.run(l, events, m.Log.Warn)
+	return set, cp
 }
 
 // mountBSP mounts the running revision's BSP modules and firmware and
-// coldplugs, before its containers are loaded. Only Pantavisor as PID 1
+// starts the coldplug, before its containers are loaded. Only Pantavisor as PID 1
 // in embedded mode owns /lib/modules and /lib/firmware; appengine and
 // standalone leave the host's alone. run calls it once per boot (a
 // non-reboot update never changes the BSP).
@@ -122,5 +127,26 @@ func (d *Daemon) mountBSP(st *state.State) {
 			}
 			return p
 		}}
-	m.Do(st.BSP())
+	_, cp := m.Do(st.BSP())
+	d.mu.Lock()
+	d.coldplug = cp
+	d.mu.Unlock()
+	if cp != nil {
+		go func() {
+			<-cp.Done()
+			d.boot.Mark("coldplug")
+			d.log.Info(fmt.Sprintf("boot: coldplug done %.2fs since /init", d.bootSince("coldplug").Seconds()))
+		}()
+	}
+}
+
+// WaitDrivers is the hook point for a container that needs drivers: it
+// returns once the kernel has each module of names or the BSP's
+// coldplug finished without it, or ctx ends. Before RUN, and without
+// BSP modules, it returns at once.
+func (d *Daemon) WaitDrivers(ctx context.Context, names ...string) error {
+	d.mu.Lock()
+	cp := d.coldplug
+	d.mu.Unlock()
+	return cp.WaitModules(ctx, names...)
 }

@@ -78,7 +78,10 @@ func TestBSPMount(t *testing.T) {
 			root := t.TempDir()
 			m := bspMount{Log: slog.New(slog.NewTextHandler(&log, nil)), Root: root, Sys: sys, Release: rel,
 				Cmdline: "console=ttyS0", File: func(name string) string { return files[name] }}
-			set, _ := m.Do(c.bsp)
+			set, cp := m.Do(c.bsp)
+			if cp != nil {
+				<-cp.Done()
+			}
 			defer func() {
 				if err := set.Unmount(); err != nil {
 					t.Errorf("Unmount() = %v", err)

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/pantavisor/pantavisor-go/runtime/boottime"
 	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
@@ -89,9 +90,13 @@ type Daemon struct {
 	cmds  chan command.Command
 	ready chan struct{}
 
+	boot      *boottime.Timeline // the boot's phases (Options.Boot)
+	bootShown bool               // the timeline line was printed (owned by the FSM goroutine)
+
 	mu       sync.Mutex
 	current  *revision
 	state    State
+	coldplug *coldplug // the BSP's driver loading, nil before RUN or without modules
 	goRemote bool
 	// logsClosed is set when the log server closes (see switchHandler).
 	logsClosed atomic.Bool
@@ -99,8 +104,11 @@ type Daemon struct {
 
 // New parses the options; the work happens in Run.
 func New(o Options) (*Daemon, error) {
-	d := &Daemon{opt: o, log: o.Log, clock: o.Clock,
+	d := &Daemon{opt: o, log: o.Log, clock: o.Clock, boot: o.Boot,
 		cmds: make(chan command.Command, 1), ready: make(chan struct{})}
+	if d.boot == nil {
+		d.boot = boottime.Start()
+	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -202,6 +210,7 @@ func (d *Daemon) init(ctx context.Context) error {
 			return fmt.Errorf("prepare %s: %w", d.mode, err)
 		}
 	}
+	d.boot.Mark("storage")
 	d.log.Info("init", "mode", d.mode, "storage", d.root, "run", d.runDir, "rev", d.rev, "try", d.try)
 	d.applySysctls()
 	d.startDebugShell(ctx)
@@ -372,6 +381,11 @@ type Env struct {
 	Verify func(*state.State) error
 	Clock  Clock
 	Log    *slog.Logger
+	// WaitDrivers returns once the kernel has the named modules or the
+	// BSP's coldplug, which runs beside the container start, finished
+	// without them: a container that needs a driver calls it before it
+	// starts (Daemon.WaitDrivers).
+	WaitDrivers func(ctx context.Context, modules ...string) error
 }
 
 // plugins sets up the platform manager and the updater.
@@ -380,7 +394,8 @@ func (d *Daemon) plugins() error {
 		return nil // no containers, no updates: a console to debug from (seeds §6.11.2)
 	}
 	env := Env{Mode: d.mode, Rev: d.rev, Try: d.try, RunDir: d.runDir, Storage: d.store,
-		Config: d.conf, DevMeta: d.devmeta, UsrMeta: d.usrmeta, Logs: d.logs, Clock: d.clock, Log: d.log, Cmdline: d.opt.Cmdline, Hooks: d.hooks, Verify: d.verify}
+		Config: d.conf, DevMeta: d.devmeta, UsrMeta: d.usrmeta, Logs: d.logs, Clock: d.clock, Log: d.log, Cmdline: d.opt.Cmdline, Hooks: d.hooks, Verify: d.verify,
+		WaitDrivers: d.WaitDrivers}
 	d.platforms, d.updater = d.opt.Platforms, d.opt.Updater
 	if d.platforms == nil && d.opt.NewPlatforms != nil {
 		p, err := d.opt.NewPlatforms(env)

@@ -191,6 +191,7 @@ func (d *Daemon) run() error {
 	d.petWatchdog()
 	d.mountBSP(rev.state)
 	d.petWatchdog()
+	d.boot.Mark("bsp")
 	if d.platforms != nil {
 		err := d.mountDisks(rev.state)
 		if err == nil {
@@ -272,7 +273,9 @@ func (d *Daemon) factory() error {
 // wait is one WAIT round: drive platforms and the update, then sleep a
 // tick or until a command or container event arrives.
 func (d *Daemon) wait(ctx context.Context) (State, command.Command) {
-	d.syncSSH()
+	if d.sshDue() {
+		d.syncSSH()
+	}
 	if p := d.platforms; p != nil {
 		if err := p.Step(ctx); err != nil {
 			d.log.Error("platforms", "err", err)
@@ -285,6 +288,7 @@ func (d *Daemon) wait(ctx context.Context) (State, command.Command) {
 	if d.checkHub() == Rollback {
 		return StateRollback, command.Command{}
 	}
+	d.bootProgress()
 	d.systemDone(ctx)
 	if u := d.updater; u != nil {
 		next, err := u.Step(ctx)

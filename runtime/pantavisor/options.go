@@ -38,6 +38,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pantavisor/pantavisor-go/runtime/boottime"
 	"github.com/pantavisor/pantavisor-go/runtime/command"
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
@@ -251,4 +252,8 @@ type Options struct {
 	// Daemons are the managed daemons (GET /daemons), given the pv-ctrl
 	// socket path; they start once the revision runs. nil: none.
 	Daemons func(ctrlSocket string) []daemons.Spec
+	// Boot is the timeline of this boot, started as early as the program
+	// could (nil: one started by New). Embedded mode prints it on the
+	// console once the revision is READY.
+	Boot *boottime.Timeline
 }

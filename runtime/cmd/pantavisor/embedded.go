@@ -38,7 +38,8 @@ func prepareFor(log *slog.Logger) func(context.Context, pantavisor.Mode, func(co
 			return nil
 		}
 		// the kernel file systems are mounted already (pid1Mounts)
-		loadInitrdModules(log)
+		stopHotplug := loadInitrdModules(ctx, log)
+		defer stopHotplug() // the BSP's coldplug and hotplug take over
 		if get(config.SystemDriversLoadEarlyAuto) == "1" {
 			loadEarly(log, get(config.StorageFSType))
 		}
@@ -83,33 +84,75 @@ func procCmdline() string {
 	return string(b)
 }
 
-// loadInitrdModules loads what /etc/modules-load.d lists from the initrd's
-// /lib/modules/<release>: enough to reach storage. The rest comes from the
-// revision's BSP modules once it is mounted.
-func loadInitrdModules(log *slog.Logger) {
+// loadInitrdModules loads from the initrd's /lib/modules/<release> what
+// /etc/modules-load.d lists, enough to reach storage: the modules that
+// are not device drivers (file systems, loop) at once, the device
+// drivers only for the devices present (coldplug) and, until the
+// returned stop is called (storage is mounted), for the devices that
+// appear meanwhile (a SCSI disk behind AHCI, a USB stick): a PC image
+// lists the drivers of every storage controller it may meet, and
+// loading all of them costs seconds on a slow CPU. The rest comes from
+// the revision's BSP modules once it is mounted.
+func loadInitrdModules(ctx context.Context, log *slog.Logger) (stop func()) {
+	stop = func() {}
 	rel, err := embedded.KernelRelease()
 	if err != nil {
 		log.Warn("modules", "err", err)
-		return
+		return stop
 	}
 	names, err := kmod.ReadModuleLists("/etc/modules-load.d")
 	if err != nil || len(names) == 0 {
-		return
+		return stop
 	}
 	idx, err := kmod.Open(filepath.Join("/lib/modules", rel))
 	if err != nil {
 		log.Warn("modules", "err", err)
-		return
+		return stop
 	}
 	l := kmod.NewLoader(idx, log)
 	if b, err := os.ReadFile("/proc/cmdline"); err == nil {
 		l.UseCmdline(string(b))
 	}
-	loaded, err := l.LoadAll(names)
+	var others []string
+	drivers := 0
+	for _, n := range names {
+		if idx.DeviceDriver(n) {
+			drivers++
+		} else {
+			others = append(others, n)
+		}
+	}
+	// Subscribed before coldplug: no device falls in between.
+	events, err := kmod.OpenUevents()
+	if err != nil {
+		log.Warn("modules: no hotplug in the initrd", "err", err)
+	}
+	loaded, err := l.LoadAll(others)
 	if err != nil {
 		log.Warn("modules", "err", err)
 	}
-	log.Info(fmt.Sprintf("kmod: initrd loaded %d modules", len(loaded)))
+	// The initrd's index holds only the listed modules (and what they
+	// need): coldplug loads the listed drivers of the devices present.
+	plugged, err := l.Coldplug()
+	if err != nil {
+		log.Warn("modules", "err", err)
+	}
+	log.Info(fmt.Sprintf("kmod: initrd loaded %d modules (%d for the devices present; %d drivers listed)", len(loaded)+len(plugged), len(plugged), drivers))
+	if events == nil {
+		return stop
+	}
+	hctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := l.Hotplug(hctx, events); err != nil && hctx.Err() == nil {
+			log.Warn("modules: initrd hotplug ended", "err", err)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // loadEarly is PV_SYSTEM_DRIVERS_LOAD_EARLY_AUTO: before storage is

@@ -22,7 +22,9 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/pantavisor/pantavisor-go/runtime/boottime"
 	"github.com/pantavisor/pantavisor-go/runtime/pantavisor"
 	"github.com/pantavisor/pantavisor-go/runtime/pantavisor/updater"
 )
@@ -52,6 +54,10 @@ func main() {
 
 const defaultConfig = "/etc/pantavisor.config"
 
+// processStart is when the program began (package initialisation): the
+// start of the boot timeline when it runs as /init.
+var processStart = time.Now()
+
 // daemon is the pantavisor applet: it runs until a reboot or poweroff is
 // requested or SIGTERM/SIGINT arrives.
 func daemon(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -77,6 +83,8 @@ func run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 	if err := pid1Mounts(); err != nil {
 		return err
 	}
+	// After the mounts: /proc/uptime places processStart on the kernel's clock.
+	boot := boottime.StartAt(processStart)
 	cl := *cmdline
 	if cl == "" {
 		if b, err := os.ReadFile("/proc/cmdline"); err == nil {
@@ -105,6 +113,7 @@ func run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 		NewUpdater:   updater.New,
 		Booted:       updater.Booted,
 		Daemons:      managedDaemons,
+		Boot:         boot,
 	})
 	if err != nil {
 		return err
