@@ -132,7 +132,7 @@ var Programs = []string{"pantavisor", "pvcontrol", "pvtx", "pventer"}
 // /usr/bin/<applet> to the program; the kernel's module requests run
 // /usr/bin/modprobe (the embedded init points /proc/sys/kernel/modprobe
 // at it).
-var Applets = map[string]string{"pventer": "pantavisor", "modprobe": "pantavisor"}
+var Applets = map[string]string{"pventer": "pantavisor", "modprobe": "pantavisor", "vcmailbox": "pantavisor"}
 
 // Modules selects what goes into bsp/modules.squashfs.
 type Modules struct {

@@ -126,11 +126,6 @@ func (m VCMailbox) SetTryboot(on bool) error {
 	if dev == "" {
 		dev = "/dev/vcio"
 	}
-	if _, err := os.Stat(dev); errors.Is(err, os.ErrNotExist) && m.Load != nil {
-		if err := m.Load(); err != nil {
-			return fmt.Errorf("firmware mailbox: %s missing: %w", dev, err)
-		}
-	}
 	var flags uint32
 	if on {
 		flags = 1
@@ -156,6 +151,11 @@ func (m VCMailbox) Property(msg []uint32) error {
 func (m VCMailbox) call(dev string, msg []uint32) error {
 	if len(msg) < 3 || msg[0] != uint32(4*len(msg)) {
 		return fmt.Errorf("firmware mailbox: bad message size")
+	}
+	if _, err := os.Stat(dev); errors.Is(err, os.ErrNotExist) && m.Load != nil {
+		if err := m.Load(); err != nil {
+			return fmt.Errorf("firmware mailbox: %s missing: %w", dev, err)
+		}
 	}
 	f, err := os.OpenFile(dev, os.O_RDWR, 0)
 	if err != nil {

@@ -1,7 +1,9 @@
 package bootloader
 
 import (
+	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -35,6 +37,14 @@ func TestVCMailboxRejectsBadMessage(t *testing.T) {
 	for _, msg := range [][]uint32{nil, {8, 0}, {16, 0, 0}} {
 		if err := m.Property(msg); err == nil {
 			t.Errorf("Property(%v): no error", msg)
+		}
+	}
+}
+
+func TestVcmailboxArgs(t *testing.T) {
+	for _, args := range [][]string{nil, {"0x1", "nope"}, {"0x100000000"}, make([]string, maxMailboxWords+1)} {
+		if err := Vcmailbox(context.Background(), args, nil, io.Discard, io.Discard); err == nil {
+			t.Errorf("Vcmailbox(%q): no error", args)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/pantavisor/pantavisor-go/runtime/bootloader"
 	"github.com/pantavisor/pantavisor-go/runtime/kmod"
 	"github.com/pantavisor/pantavisor-go/runtime/pventer"
 )
@@ -15,7 +16,8 @@ import (
 // initrd; as applets they share one runtime and one copy of the packages.
 var applets = map[string]func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error{
 	"pantavisor": daemon,
-	"modprobe":   kmod.Modprobe, // the kernel's request_module runs /sbin/modprobe -q -- <name>
+	"modprobe":   kmod.Modprobe,        // the kernel's request_module runs /sbin/modprobe -q -- <name>
+	"vcmailbox":  bootloader.Vcmailbox, // Raspberry Pi firmware property calls (/dev/vcio)
 	"pventer": func(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return pventer.Run(args, os.Getenv, file(stdin, os.Stdin), file(stdout, os.Stdout), file(stderr, os.Stderr))
 	},
