@@ -61,7 +61,7 @@ func TestRaspiVcio(t *testing.T) {
 	}
 	t.Logf("debug shell:\n%s", tail(c, 30))
 	checks := []struct{ what, re string }{
-		{"no /dev/vcio before the first call", `No such file or directory`},
+		{"no /dev/vcio before the first call", `/dev/vcio: No such file or directory`},
 		{"GET_FIRMWARE_REVISION answered by QEMU (346337)", `0x0000001c 0x80000000 0x00000001 0x00000004 0x80000004 0x000548e1 0x00000000`},
 		{"the revision call succeeded", `vcio-2rev-0`},
 		{"/dev/vcio is a root-only character device", `crw-------.*/dev/vcio`},
