@@ -130,10 +130,9 @@ imagetest() {
 		run=(-run '^(TestBootBIOSAndUEFI|TestTryMissingRevision|TestUpdateCycle)$')
 	fi
 	# rpiab targets: the image's structure, its boot on QEMU's raspi3b /
-	# raspi2b, /dev/vcio (pv-vcio) there, the A/B switch on its partitions
-	# (loop devices)
+	# raspi2b, the A/B switch on its partitions (loop devices)
 	if grep -q '^type = "rpiab"' "targets/$target.toml"; then
-		run=(-run '^(TestRpiImage|TestBootRaspi|TestRaspiVcio|TestRpiABSwitch)$')
+		run=(-run '^(TestRpiImage|TestBootRaspi|TestRpiABSwitch)$')
 	fi
 	# PV_IMAGE_TESTS overrides the list (a go test -run pattern)
 	[ -z "${PV_IMAGE_TESTS:-}" ] || run=(-run "$PV_IMAGE_TESTS")
