@@ -158,8 +158,12 @@ func (b *run) makeBSP(ctx context.Context, pk *packages) (*bspFiles, string, err
 		b.res.Sizes["kernel"] = size(kernel)
 
 		moddir := filepath.Join(pk.Kernel, "lib/modules", pk.KernelVer)
+		extraDir, extraKey, err := b.extraModules(ctx, pk)
+		if err != nil {
+			return nil, "", err
+		}
 		// selfID: the volume's modules.dep/alias/softdep are this program's
-		key := fmt.Sprintf("modules|%s|%s|%v|%v|%s|%d|%s", pk.KernelVer, kernelSHA(pk), r.Modules.Include, r.Modules.Exclude, r.Modules.Compression, b.o.Epoch, selfID())
+		key := fmt.Sprintf("modules|%s|%s|%v|%v|%s|%d|%s", pk.KernelVer, kernelSHA(pk), r.Modules.Include, r.Modules.Exclude, r.Modules.Compression, b.o.Epoch, selfID()) + "|" + extraKey
 		n := 0
 		// The volume is staged only when the cache does not have it.
 		stage := filepath.Join(b.work, "modules")
@@ -176,6 +180,13 @@ func (b *run) makeBSP(ctx context.Context, pk *packages) (*bspFiles, string, err
 			})
 			if err != nil {
 				return fmt.Errorf("modules: %w", err)
+			}
+			if extraDir != "" {
+				k, err := linkTree(extraDir, filepath.Join(stage, "extra"), func(rel string) bool { return strings.HasSuffix(rel, ".ko") })
+				if err != nil {
+					return fmt.Errorf("modules.extra: %w", err)
+				}
+				n += k
 			}
 			// modules.dep for exactly the modules in the volume.
 			_, depText, err := depmodText(stage)

@@ -170,3 +170,20 @@ func TestFactoryConfig(t *testing.T) {
 		t.Errorf("Build(appengine, PV_FACTORY_AUTOTOK) = %v, want the App Engine refusal", err)
 	}
 }
+
+func TestHeaderNames(t *testing.T) {
+	for kver, want := range map[string][3]string{
+		"6.1.0-50-arm64":      {"linux-headers-6.1.0-50-arm64", "linux-headers-6.1.0-50-common", "linux-kbuild-6.1"},
+		"6.1.0-50-armmp-lpae": {"linux-headers-6.1.0-50-armmp-lpae", "linux-headers-6.1.0-50-common", "linux-kbuild-6.1"},
+	} {
+		f, c, k, err := headerNames(kver)
+		if err != nil || [3]string{f, c, k} != want {
+			t.Errorf("headerNames(%q) = %q %q %q %v, want %q", kver, f, c, k, err, want)
+		}
+	}
+	for _, bad := range []string{"6.1", "6-1-x", ""} {
+		if _, _, _, err := headerNames(bad); err == nil {
+			t.Errorf("headerNames(%q): no error", bad)
+		}
+	}
+}

@@ -22,6 +22,8 @@ type packages struct {
 	// Busybox is the static busybox of the template containers.
 	Busybox string
 	Src     []debpkg.Package
+	// ModHeaders build modules.extra (not shipped: not in Src).
+	ModHeaders *modHeaders
 }
 
 // unpacked returns the cached unpack directory of a verified .deb
@@ -98,6 +100,11 @@ func (b *run) fetch(ctx context.Context) (*packages, string, error) {
 			return nil, "", fmt.Errorf("kernel package %s: want one lib/modules/<kver>, got %d", p.Name, len(mods))
 		}
 		pk.Kernel, pk.KernelVer = d, filepath.Base(mods[0])
+		if len(r.Modules.Extra) > 0 {
+			if err := b.fetchModHeaders(ctx, a, pk, p); err != nil {
+				return nil, "", fmt.Errorf("modules.extra headers: %w", err)
+			}
+		}
 	}
 	pk.Sysroot = filepath.Join(b.work, "sysroot")
 	if err := unpackAll(pk.Sysroot, r.Initrd.Packages); err != nil {

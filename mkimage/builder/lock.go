@@ -82,6 +82,9 @@ type lockedArchive struct {
 	a     *debpkg.Archive
 	hits  int
 	apted bool
+	// arch is another architecture's view ("" = the recipe's): the
+	// host's, for build tools of the target (modules.extra).
+	arch string
 }
 
 func (la *lockedArchive) archive(ctx context.Context) (*debpkg.Archive, error) {
@@ -89,7 +92,11 @@ func (la *lockedArchive) archive(ctx context.Context) (*debpkg.Archive, error) {
 		return la.a, nil
 	}
 	r := la.b.r
-	a, err := debpkg.New(debpkg.Options{Cache: filepath.Join(la.b.o.Cache, "deb"), Arch: r.Arch, Mirror: r.Debian.Mirror,
+	arch := r.Arch
+	if la.arch != "" {
+		arch = la.arch
+	}
+	a, err := debpkg.New(debpkg.Options{Cache: filepath.Join(la.b.o.Cache, "deb"), Arch: arch, Mirror: r.Debian.Mirror,
 		Suite: r.Debian.Suite, Components: r.Debian.Components, Keyring: r.Debian.Keyring, Log: la.b.o.Log})
 	if err != nil {
 		return nil, err
@@ -106,6 +113,9 @@ func (la *lockedArchive) archive(ctx context.Context) (*debpkg.Archive, error) {
 // FetchAll is debpkg's FetchAll through the lock.
 func (la *lockedArchive) FetchAll(ctx context.Context, names []string) ([]debpkg.Package, error) {
 	key := "all " + strings.Join(names, " ")
+	if la.arch != "" {
+		key = la.arch + " " + key
+	}
 	if ps, ok := la.lock.get(la.b.o.Cache, key); ok {
 		la.hits++
 		return ps, nil

@@ -132,7 +132,7 @@ var Programs = []string{"pantavisor", "pvcontrol", "pvtx", "pventer"}
 // /usr/bin/<applet> to the program; the kernel's module requests run
 // /usr/bin/modprobe (the embedded init points /proc/sys/kernel/modprobe
 // at it).
-var Applets = map[string]string{"pventer": "pantavisor", "modprobe": "pantavisor"}
+var Applets = map[string]string{"pventer": "pantavisor", "modprobe": "pantavisor", "vcmailbox": "pantavisor"}
 
 // Modules selects what goes into bsp/modules.squashfs.
 type Modules struct {
@@ -143,6 +143,16 @@ type Modules struct {
 	Exclude []string `toml:"exclude"`
 	// Compression for mksquashfs: xz, gzip, lz4 or zstd.
 	Compression string `toml:"compression"`
+	// Extra are out-of-tree modules built against the kernel package's
+	// Debian headers and added to modules.squashfs (extra/<name>.ko).
+	Extra []ExtraModule `toml:"extra"`
+}
+
+// ExtraModule is one out-of-tree kernel module source.
+type ExtraModule struct {
+	// Src is a repository directory with a Kbuild file (obj-m) and the
+	// module's sources, for example "kernel-modules/pv-vcio".
+	Src string `toml:"src"`
 }
 
 // Firmware selects what goes into bsp/firmware.squashfs.

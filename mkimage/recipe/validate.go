@@ -79,6 +79,14 @@ func (r *Recipe) Validate() error {
 			}
 		}
 	}
+	for i, m := range r.Modules.Extra {
+		if err := checkRel(m.Src); err != nil || m.Src == "" {
+			return invalid(fmt.Sprintf("modules.extra[%d].src", i), "%q is not a repository directory", m.Src)
+		}
+		if r.Kernel.Package == "" {
+			return invalid(fmt.Sprintf("modules.extra[%d]", i), "needs kernel.package (its headers build the module)")
+		}
+	}
 	for _, f := range [][2]string{{"config.pantavisor", r.Config.Pantavisor}, {"config.pantahub", r.Config.Pantahub}, {"vendor.skel", r.Vendor.Skel}, {"vendor.stepskel", r.Vendor.StepSkel}} {
 		if f[1] == "" {
 			continue

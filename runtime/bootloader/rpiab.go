@@ -74,7 +74,11 @@ func openRPiAB(o Options) (*RPiAB, error) {
 		r.parts = DiskPartitions{Device: rpiDevice(ro.Root)}
 	}
 	if r.mbox == nil {
-		r.mbox = VCMailbox{Device: filepath.Join("/", ro.Root, "dev/vcio")}
+		m := VCMailbox{Device: filepath.Join("/", ro.Root, "dev/vcio")}
+		if ro.Root == "" {
+			m.Load = LoadVCIO
+		}
+		r.mbox = m
 	}
 	if r.tryboot == "" {
 		r.tryboot = filepath.Join("/", ro.Root, TrybootFile)

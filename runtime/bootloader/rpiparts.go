@@ -2,6 +2,8 @@ package bootloader
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +13,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pantavisor/pantavisor-go/runtime/kmod"
 )
 
 // DiskPartitions edits FAT boot partitions in place through their block
@@ -91,11 +95,30 @@ func (d DiskPartitions) WriteImage(part int, r io.Reader) error {
 	return f.Close()
 }
 
-// VCMailbox talks to the VideoCore firmware through /dev/vcio (the
-// Raspberry Pi kernel's driver; mainline kernels have none).
+// VCMailbox talks to the VideoCore firmware through /dev/vcio: the
+// Raspberry Pi kernel's driver, or on mainline kernels (Debian's) our
+// pv-vcio module (kernel-modules/pv-vcio), loaded when the device is
+// missing.
 type VCMailbox struct {
 	Device string // default /dev/vcio
+	// Load loads the module providing Device when it does not exist
+	// (nil: no attempt; tests with a fake root).
+	Load func() error
 }
+
+// LoadVCIO loads pv-vcio from the running kernel's modules (the BSP's
+// modules.squashfs), as `modprobe pv-vcio` would.
+func LoadVCIO() error {
+	var out bytes.Buffer
+	if err := kmod.Modprobe(context.Background(), []string{"pv-vcio"}, nil, &out, &out); err != nil {
+		return fmt.Errorf("modprobe pv-vcio: %w: %s", err, strings.TrimSpace(out.String()))
+	}
+	return nil
+}
+
+// mboxProperty is IOCTL_MBOX_PROPERTY, _IOWR(100, 0, char *): its size
+// field is the pointer size (8 on arm64, 4 on armhf).
+const mboxProperty = 0xc0006400 | uint(unsafe.Sizeof(uintptr(0)))<<16
 
 // SetTryboot sets the firmware's reboot flags (tag SET_REBOOT_FLAGS).
 func (m VCMailbox) SetTryboot(on bool) error {
@@ -103,23 +126,47 @@ func (m VCMailbox) SetTryboot(on bool) error {
 	if dev == "" {
 		dev = "/dev/vcio"
 	}
-	f, err := os.OpenFile(dev, os.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("firmware mailbox: %w", err)
-	}
-	defer f.Close()
 	var flags uint32
 	if on {
 		flags = 1
 	}
 	// size, request, tag, value size, tag request, value, end tag
 	msg := [7]uint32{7 * 4, 0, 0x00038064, 4, 0, flags, 0}
-	const mboxProperty = 0xc0086400 // _IOWR(100, 0, char *)
-	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), mboxProperty, uintptr(unsafe.Pointer(&msg[0]))); errno != 0 {
-		return fmt.Errorf("firmware mailbox: set reboot flags: %w", errno)
+	if err := m.call(dev, msg[:]); err != nil {
+		return fmt.Errorf("firmware mailbox: set reboot flags: %w", err)
+	}
+	return nil
+}
+
+// Property sends one property message (size, code, tags, end tag) and
+// returns the firmware's answer in place.
+func (m VCMailbox) Property(msg []uint32) error {
+	dev := m.Device
+	if dev == "" {
+		dev = "/dev/vcio"
+	}
+	return m.call(dev, msg)
+}
+
+func (m VCMailbox) call(dev string, msg []uint32) error {
+	if len(msg) < 3 || msg[0] != uint32(4*len(msg)) {
+		return fmt.Errorf("firmware mailbox: bad message size")
+	}
+	if _, err := os.Stat(dev); errors.Is(err, os.ErrNotExist) && m.Load != nil {
+		if err := m.Load(); err != nil {
+			return fmt.Errorf("firmware mailbox: %s missing: %w", dev, err)
+		}
+	}
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("firmware mailbox: %w", err)
+	}
+	defer f.Close()
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), uintptr(mboxProperty), uintptr(unsafe.Pointer(&msg[0]))); errno != 0 {
+		return errno
 	}
 	if msg[1] != 0x80000000 {
-		return fmt.Errorf("firmware mailbox: set reboot flags: response %#x", msg[1])
+		return fmt.Errorf("response %#x", msg[1])
 	}
 	return nil
 }

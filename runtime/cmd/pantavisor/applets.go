@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 
+	"github.com/pantavisor/pantavisor-go/runtime/bootloader"
 	"github.com/pantavisor/pantavisor-go/runtime/coredump"
 	"github.com/pantavisor/pantavisor-go/runtime/daemons"
 	"github.com/pantavisor/pantavisor-go/runtime/kmod"
@@ -20,7 +21,8 @@ import (
 // initrd; as applets they share one runtime and one copy of the packages.
 var applets = map[string]func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error{
 	"pantavisor": daemon,
-	"modprobe":   kmod.Modprobe, // the kernel's request_module runs /sbin/modprobe -q -- <name>
+	"modprobe":   kmod.Modprobe,        // the kernel's request_module runs /sbin/modprobe -q -- <name>
+	"vcmailbox":  bootloader.Vcmailbox, // Raspberry Pi firmware property calls (/dev/vcio)
 	// the kernel pipes cores to it (PV_SYSCTL_KERNEL_CORE_PATTERN=|/lib/pv/pvcrash)
 	"pvcrash": func(_ context.Context, args []string, stdin io.Reader, _, stderr io.Writer) error {
 		return coredump.Run(args, stdin, stderr)
