@@ -17,6 +17,8 @@
 #                                    on GRUB targets, a pvr clone/post from the host through
 #                                    a hostfwd to pvr-sdk and OpenSSH commands through a
 #                                    hostfwd to the debug ssh on 8222 (TestPvrSDK)
+#   ./test.docker.sh images          the image tests of every bootable target, as the
+#                                    no-argument path runs them (three lanes side by side)
 #   ./test.docker.sh ls              list the App Engine test suites (tests/<group>/<n>)
 #   ./test.docker.sh run [group[:n]] [-i] [-m] [-o]
 #                                    run App Engine suites: -i interactive shell with the
@@ -183,6 +185,7 @@ all)
 	[ -n "${PV_SKIP_IMAGE:-}" ] || imagelanes
 	;;
 image) imagetest "$@" ;;
+images) imagelanes ;;
 install-deps) exec scripts/install-deps.sh test ;;
 go) gotests "$@" ;;
 ls | run | add)

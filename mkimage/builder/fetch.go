@@ -35,6 +35,9 @@ func (b *run) unpacked(ctx context.Context, p debpkg.Package) (string, error) {
 	}
 	// Another build may unpack the same package now: each unpacks into its
 	// own temporary and the first rename wins.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return "", err
+	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dir), filepath.Base(dir)+".tmp-")
 	if err != nil {
 		return "", err
