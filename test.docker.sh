@@ -203,7 +203,7 @@ package)
 	exec .cache/pvtest/pvtest package "$@"
 	;;
 *)
-	sed -n '2,25p' "$0" >&2
+	sed -n '2,33p' "$0" >&2
 	exit 2
 	;;
 esac
