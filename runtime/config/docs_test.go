@@ -30,6 +30,7 @@ var keyNotes = map[string]string{
 	"PV_STORAGE_LOGTEMPSIZE":        "one table of the seeds spells it `PV_STORAGE_LOGTEMP_SIZE`",
 	"PV_LXC_EXTRA_CONF":             "upstream a pvr build argument of one container; here also device-wide, lines separated by `;`",
 	"PV_NET_BRDEV":                  "the bridge (with PV_NET_BRADDRESS4/PV_NET_BRMASK4) is made when Pantavisor is PID 1, not in App Engine; device.json `network.pools` make their own bridges",
+	"PH_CREDS_PROXY_HOST":           "HTTPS to the Hub through the proxy's CONNECT tunnel (with PH_CREDS_PROXY_PORT); `PH_CREDS_PROXY_NOPROXYCONNECT=1` goes direct; environment proxies are never used",
 	"PV_SYSTEM_MEDIADIR":            "crypt disks mount on `<dir>/pv/dmcrypt/<name>`; App Engine default: `<run dir>/media`",
 	"PV_SYSCTL_KERNEL_CORE_PATTERN": "stands for every `PV_SYSCTL_*` / `sysctl.*` key, written in INIT by the device's init (PID 1; App Engine applies none); `/lib/pv/pvcrash` keeps the core as `/storage/corepv`, `--skip` drains it",
 }

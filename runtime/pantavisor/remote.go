@@ -9,10 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -106,7 +109,7 @@ func (d *Daemon) startRemote(ctx context.Context) {
 	}
 	hc := d.opt.HubHTTP
 	if hc == nil {
-		hc = hubHTTP(d.conf.Get(config.LibThHTTPCertsDir), d.log)
+		hc = hubHTTP(d.conf, d.log)
 	}
 	c := remote.New(remote.Options{
 		Config:     d.conf,
@@ -194,8 +197,10 @@ func (d *Daemon) stopRemote() {
 // hubHTTP is the Hub's HTTP client. As upstream's libthttp, it trusts the
 // certificates in PV_LIBTHHTTP_CERTSDIR (PEM files); when that directory
 // has none, the system's roots (and Go's SSL_CERT_FILE/SSL_CERT_DIR).
-// Never insecure.
-func hubHTTP(certsDir string, log *slog.Logger) *http.Client {
+// Never insecure. It goes through the PH_CREDS_PROXY_* proxy when one is
+// configured, never through a proxy of the environment.
+func hubHTTP(c *config.Config, log *slog.Logger) *http.Client {
+	certsDir := c.Get(config.LibThHTTPCertsDir)
 	pool := x509.NewCertPool()
 	n := 0
 	entries, _ := os.ReadDir(certsDir)
@@ -214,7 +219,33 @@ func hubHTTP(certsDir string, log *slog.Logger) *http.Client {
 	} else {
 		log.Info("remote: no certificates in PV_LIBTHHTTP_CERTSDIR, using the system's", "dir", certsDir)
 	}
+	t.Proxy = nil
+	switch u, err := hubProxy(c); {
+	case err != nil:
+		log.Warn("remote: proxy not used", "err", err)
+	case u != nil:
+		log.Info("remote: through proxy", "proxy", u.Host)
+		t.Proxy = http.ProxyURL(u)
+	}
 	return &http.Client{Transport: t, Timeout: 30 * time.Second}
+}
+
+// hubProxy is the HTTP proxy the Hub is reached through (HTTPS through a
+// CONNECT tunnel): PH_CREDS_PROXY_HOST and PH_CREDS_PROXY_PORT, unless
+// PH_CREDS_PROXY_NOPROXYCONNECT=1 turns it off; nil: direct.
+func hubProxy(c *config.Config) (*url.URL, error) {
+	host := strings.TrimSpace(c.Get(config.HubCredsProxyHost))
+	if host == "" || c.Int(config.HubCredsProxyNoProxyConnect) == 1 {
+		return nil, nil
+	}
+	if strings.ContainsAny(host, "/@?#[] \t") {
+		return nil, fmt.Errorf("PH_CREDS_PROXY_HOST=%q: not a host name or address", host)
+	}
+	port := c.Int(config.HubCredsProxyPort)
+	if port <= 0 || port > 65535 {
+		return nil, fmt.Errorf("PH_CREDS_PROXY_PORT=%d: not a port", port)
+	}
+	return &url.URL{Scheme: "http", Host: net.JoinHostPort(host, strconv.Itoa(port))}, nil
 }
 
 // hubUpdates is the daemon's side of remote updates, or nil without an
