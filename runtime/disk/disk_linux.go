@@ -111,7 +111,7 @@ func (s *Set) cryptVersatile(d *state.Disk) (*mounted, error) {
 		return nil, err
 	}
 	name := cp.DeviceName()
-	params := fmt.Sprintf("%s %s 0 %d:%d 0", versatileCipher, hex.EncodeToString(key[:32]), unix.Major(st.Rdev), unix.Minor(st.Rdev))
+	params := fmt.Sprintf("%s %s 0 %d:%d 0", versatileCipher, hex.EncodeToString(key[:32]), unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev)))
 	devno, err := dmCreate(s.env.DevDir, name, dmTarget{Length: sectors, Type: "crypt", Params: params})
 	if err != nil {
 		return nil, err
@@ -150,7 +150,7 @@ func (s *Set) dmNode(name string, devno uint64) (string, error) {
 	maj, min := unix.Major(devno), unix.Minor(devno)
 	want := func(p string) bool {
 		var st unix.Stat_t
-		return unix.Stat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFBLK && unix.Major(st.Rdev) == maj && unix.Minor(st.Rdev) == min
+		return unix.Stat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFBLK && unix.Major(uint64(st.Rdev)) == maj && unix.Minor(uint64(st.Rdev)) == min
 	}
 	dm := filepath.Join(s.env.DevDir, "dm-"+strconv.Itoa(int(min)))
 	for i := 0; i < 10; i++ {
