@@ -43,6 +43,10 @@ gotests() {
 	[ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)
 	echo "== go vet"
 	go vet "${pkgs[@]}"
+	# the 32-bit targets (armhf, mipsel) differ in syscall types: fail here
+	# rather than halfway through an image build
+	echo "== go build (GOARCH=arm, mipsle)"
+	for a in arm mipsle; do CGO_ENABLED=0 GOARCH=$a go build "${pkgs[@]}"; done
 	# One run, under the race detector (cgo: liblxc and the race runtime
 	# both need it), root-only tests included where this runs as root.
 	echo "== go test -race"
