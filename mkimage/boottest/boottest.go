@@ -120,6 +120,8 @@ type Options struct {
 	Input []Input
 	// Devices are more QEMU -device options ("i6300esb": a watchdog).
 	Devices []string
+	// Globals are -global options (driver.property=value).
+	Globals []string
 	// Hold keeps the machine running this long once the marker and every
 	// Expect string were seen (default: 3 s), e.g. to see whether it
 	// resets by itself (Result.Exited).
@@ -257,6 +259,9 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 	args = append(args, "-nic", userNIC(model, o.HostFwd))
 	for _, d := range o.Devices {
 		args = append(args, "-device", d)
+	}
+	for _, g := range o.Globals {
+		args = append(args, "-global", g)
 	}
 	cmd := exec.CommandContext(ctx, a.QEMU, args...)
 	out, err := cmd.StdoutPipe()
