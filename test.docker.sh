@@ -18,7 +18,7 @@
 #                                    a hostfwd to pvr-sdk and OpenSSH commands through a
 #                                    hostfwd to the debug ssh on 8222 (TestPvrSDK)
 #   ./test.docker.sh images          the image tests of every bootable target, as the
-#                                    no-argument path runs them (three lanes side by side)
+#                                    no-argument path runs them (three at a time)
 #   ./test.docker.sh ls              list the App Engine test suites (tests/<group>/<n>)
 #   ./test.docker.sh run [group[:n]] [-i] [-m] [-o]
 #                                    run App Engine suites: -i interactive shell with the
@@ -149,27 +149,31 @@ imagetest() {
 	PV_TEST_EXPECT=$expect PV_TEST_MARKER=$marker PV_TEST_IMAGE=$PWD/$img go test -count=1 -v -timeout 30m "${run[@]}" ./mkimage/boottest/
 }
 
-# imagelanes runs the image tests of every bootable target in three lanes
-# side by side: most of an image test is one QEMU thread (TCG, one vCPU),
-# often waiting on its guest. Lanes are balanced by their time alone
-# (about 20 minutes each). Each line is prefixed with its target; the
-# first failure ends its lane, the others finish, and the result is a
+# imagelanes runs the image tests of every bootable target three at a
+# time: most of an image test is one QEMU thread (TCG, one vCPU), often
+# waiting on its guest. Three workers take targets from one queue,
+# longest first (x64-uefi about 20 min, malta-qemu, rpi and arm64-qemu
+# about 12, rpi64ab 8, arm-qemu 5), so the stage lasts about as long as
+# its longest worker. Each line is prefixed with its target; a failure
+# ends its worker, the others drain the queue, and the result is a
 # failure.
 imagelanes() {
-	local rc=0 pids=()
-	lane x64-uefi &
-	pids+=($!)
-	lane malta-qemu arm-qemu &
-	pids+=($!)
-	lane arm64-qemu rpi64ab rpi &
-	pids+=($!)
+	local rc=0 pids=() q
+	q=$(mktemp /tmp/pv-imagequeue.XXXXXX)
+	printf '%s\n' x64-uefi malta-qemu rpi arm64-qemu rpi64ab arm-qemu >"$q"
+	for _ in 1 2 3; do
+		lane "$q" &
+		pids+=($!)
+	done
 	for p in "${pids[@]}"; do wait "$p" || rc=1; done
+	rm -f "$q"
 	return $rc
 }
 
+# lane tests the targets it takes from the queue file $1 until it is empty.
 lane() {
 	local t rc t0
-	for t in "$@"; do
+	while t=$(flock "$1" sh -c 'head -n1 "$1" && sed -i 1d "$1"' _ "$1") && [ -n "$t" ]; do
 		t0=$(date +%s)
 		rc=0
 		# a process of its own: set -e holds inside it
