@@ -28,6 +28,11 @@ type Updates interface {
 	OpenPartial(sha string, size int64) (Partial, error)
 	PartialSize(sha string) int64
 	DropPartials() error
+	// Space checks, before any download, that storage can take need
+	// more bytes (its free space less the GC reserve and the writes in
+	// flight; the GC may run to make room); short, it is an error
+	// wrapping ErrWontGo with the message progress.Space gives.
+	Space(need int64) error
 	// Stage stores rev's state once parsed and its signatures checked;
 	// an error wrapping ErrWontGo means rev must never be installed.
 	Stage(rev string, state json.RawMessage) error
