@@ -331,7 +331,16 @@ func (h hubUpdates) available() (int64, error) {
 }
 
 func (h hubUpdates) PartialSize(sha string) int64 { return h.d.store.PartialSize(sha) }
-func (h hubUpdates) DropPartials() error          { return h.d.store.RemovePartials() }
+func (h hubUpdates) DropPartials() error {
+	h.Hold(nil)
+	return h.d.store.RemovePartials()
+}
+
+func (h hubUpdates) Hold(shas []string) {
+	if h.d.updater != nil {
+		h.d.updater.Hold(shas)
+	}
+}
 
 // hubPartial maps storage's checksum error to the client's and defers
 // the threshold GC after an object landed (spec §12).

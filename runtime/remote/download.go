@@ -68,6 +68,13 @@ func (c *Client) startDownload(ctx context.Context, u *hubUpdate) error {
 	if err := c.ensureLogin(ctx); err != nil {
 		return err
 	}
+	var all []string
+	for _, r := range refs {
+		all = append(all, r.SHA)
+	}
+	// Before anything can run the GC (the space check, a download short
+	// of space, the threshold in WAIT): what is already here stays.
+	c.o.Updates.Hold(all)
 	var todo []hubObject
 	seen := map[string]bool{}
 	for _, r := range refs {

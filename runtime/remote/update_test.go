@@ -36,6 +36,13 @@ type fakeUpdates struct {
 	noSpace bool   // OpenPartial refuses as the daemon does when short of space
 	free    int64  // Space refuses more than this (0: no limit)
 	opened  int    // OpenPartial calls
+	held    []string
+}
+
+func (f *fakeUpdates) Hold(shas []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.held = shas
 }
 
 func (f *fakeUpdates) Space(need int64) error {
@@ -80,7 +87,12 @@ func (f *fakeUpdates) PartialSize(sha string) int64 {
 	return fi.Size()
 }
 
-func (f *fakeUpdates) DropPartials() error { return os.RemoveAll(f.dir) }
+func (f *fakeUpdates) DropPartials() error {
+	f.mu.Lock()
+	f.held = nil
+	f.mu.Unlock()
+	return os.RemoveAll(f.dir)
+}
 
 func (f *fakeUpdates) OpenPartial(sha string, size int64) (Partial, error) {
 	f.mu.Lock()
