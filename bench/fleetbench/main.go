@@ -53,6 +53,7 @@ type opts struct {
 	pkg, pvhub, lab string
 	port, statsPort int
 	idle, timeout   time.Duration
+	interval        int
 	dir             string
 	keep            bool
 }
@@ -66,6 +67,7 @@ func main() {
 	flag.StringVar(&o.lab, "lab", "tests/hub/0/resources", "dir with certs/hub.pem and lab/hub.key")
 	flag.IntVar(&o.port, "port", 12431, "pvhub TLS port on 127.0.0.1")
 	flag.IntVar(&o.statsPort, "stats-port", 12432, "pvhub -stats-listen port")
+	flag.IntVar(&o.interval, "interval", 0, "ph_updater.interval of the devices in seconds (0: the default)")
 	flag.DurationVar(&o.idle, "idle", 2*time.Minute, "idle window measured")
 	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "the whole run fails past this")
 	flag.StringVar(&o.dir, "dir", "", "work dir (default a temporary one)")
@@ -140,6 +142,9 @@ func run(ctx context.Context, o opts) (err error) {
 
 	conf := []byte("PV_LIBTHHTTP_CERTSDIR=" + lab + "/certs\nPV_CONTROL_REMOTE=1\n")
 	cmdline := fmt.Sprintf("ph_creds.host=127.0.0.1 ph_creds.port=%d ph_factory.autotok=fleettok", o.port)
+	if o.interval > 0 {
+		cmdline += fmt.Sprintf(" ph_updater.interval=%d", o.interval)
+	}
 	devs := make([]*dev, o.n)
 	for i := range devs {
 		in, err := pvtest.NewInstance(filepath.Join(dir, fmt.Sprintf("dev%02d", i)), o.pkg, conf, cmdline)
@@ -148,8 +153,12 @@ func run(ctx context.Context, o opts) (err error) {
 		}
 		devs[i] = &dev{in: in}
 	}
-	fmt.Printf("== fleetbench: %d App Engine devices (factory revision, no containers), pvhub on %s, %d cores, load %s\n",
-		o.n, hubURL, runtime.NumCPU(), loadavg())
+	interval := "default"
+	if o.interval > 0 {
+		interval = fmt.Sprint(o.interval, " s")
+	}
+	fmt.Printf("== fleetbench: %d App Engine devices (factory revision, no containers; ph_updater.interval %s), pvhub on %s, %d cores, load %s\n",
+		o.n, interval, hubURL, runtime.NumCPU(), loadavg())
 	start := time.Now()
 	for _, d := range devs {
 		if err := d.in.Start(); err != nil {
