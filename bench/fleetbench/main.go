@@ -347,6 +347,11 @@ func run(ctx context.Context, o opts) (err error) {
 		counts[s]++
 	}
 	var ureqs, ubytes []float64
+	var devReqs int64 // every device's, updated or not
+	for _, d := range devs {
+		a, b := s2.Devices[d.id], s3.Devices[d.id]
+		devReqs += b.Requests - a.Requests
+	}
 	for _, d := range devs[:o.update] {
 		a, b := s2.Devices[d.id], s3.Devices[d.id]
 		ureqs = append(ureqs, float64(b.Requests-a.Requests))
@@ -356,8 +361,8 @@ func run(ctx context.Context, o opts) (err error) {
 		o.update, allDone.Seconds(), spread(durs(doneAt), "%.1f"), counts)
 	fmt.Printf("  per device during the update: requests %s, wire bytes %s (+ signed download on unattributed connections)\n",
 		spread(ureqs, "%.0f"), spread(ubytes, "%.0f"))
-	fmt.Printf("  pvhub: %d requests, %d object bytes served, CPU %.1f s, RSS %.1f MiB\n",
-		s3.Stats.Requests-s2.Stats.Requests, s3.Stats.BlobBytesServed-s2.Stats.BlobBytesServed,
+	fmt.Printf("  pvhub: %d requests from devices' tokens (%d in all, with this bench's status polls and the signed downloads), %d object bytes served, CPU %.1f s, RSS %.1f MiB\n",
+		devReqs, s3.Stats.Requests-s2.Stats.Requests, s3.Stats.BlobBytesServed-s2.Stats.BlobBytesServed,
 		(hubCPU3 - hubCPU2).Seconds(), float64(procRSS(hub.Process.Pid))/(1<<20))
 	errLines := 0
 	for _, d := range devs {
