@@ -1,18 +1,21 @@
 // Command pvhub runs an in-memory Pantacor Hub compatible server for a lab
 // of a few devices: devices register (with or without a factory
 // auto-token), users claim them with the challenge, devices log in and
-// post their trails.
+// post their trails. -stats-listen serves its counters and each device's
+// traffic (connections, requests, bytes on the wire) for load figures.
 //
 //	go run ./cmd/pvhub -listen :12365 -autotok user1:SECRET
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -52,28 +55,52 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	cert := fs.String("tls-cert", "", "serve HTTPS with this certificate (PEM)")
 	key := fs.String("tls-key", "", "and this key (PEM)")
 	rate := fs.Int64("blob-rate", 0, "serve object downloads at most this many bytes/s (0: no limit; to test resumed downloads)")
+	admin := fs.String("stats-listen", "", "serve GET /stats (counters and traffic per device, JSON) on this address")
 	auto := tokens{}
 	fs.Var(auto, "autotok", "user:token, a factory auto-token owned by user (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	h, err := hub.New(hub.Options{AutoTokens: auto, BlobRate: *rate, Log: log})
+	meter := hub.NewMeter()
+	h, err := hub.New(hub.Options{AutoTokens: auto, BlobRate: *rate, Meter: meter, Log: log})
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Addr: *listen, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	l, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ConnContext: meter.ConnContext}
+	servers := []*http.Server{srv}
+	if *admin != "" {
+		al, err := net.Listen("tcp", *admin)
+		if err != nil {
+			l.Close()
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(map[string]any{"stats": h.Stats(), "devices": meter.Snapshot()})
+		})
+		as := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		servers = append(servers, as)
+		go as.Serve(al)
+	}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		srv.Shutdown(sctx)
+		for _, s := range servers {
+			s.Shutdown(sctx)
+		}
 	}()
-	log.Info("pvhub listening", "addr", *listen)
+	log.Info("pvhub listening", "addr", l.Addr().String())
 	if *cert != "" {
-		err = srv.ListenAndServeTLS(*cert, *key)
+		err = srv.ServeTLS(meter.Listener(l), *cert, *key)
 	} else {
-		err = srv.ListenAndServe()
+		err = srv.Serve(meter.Listener(l))
 	}
 	st := h.Stats()
 	log.Info("pvhub stats", "requests", st.Requests, "registered", st.Registered, "logins", st.Logins,

@@ -85,6 +85,10 @@ func (s *Server) auth(h handler) http.HandlerFunc {
 			apiError(w, http.StatusUnauthorized, "Invalid or expired token")
 			return
 		}
+		if mc := requestConn(r); mc != nil && c.Type == "DEVICE" && mc.device.Load() == nil {
+			id := strings.TrimPrefix(c.ID, "prn:::devices:/")
+			mc.device.CompareAndSwap(nil, &id)
+		}
 		h(w, r, c)
 	}
 }

@@ -32,6 +32,8 @@ type Options struct {
 	// BlobRate limits each object download to this many bytes per
 	// second (0: none), so a lab can cut a download halfway.
 	BlobRate int64
+	// Meter, when set, counts each device's traffic (see Meter).
+	Meter *Meter
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
@@ -43,6 +45,7 @@ type Server struct {
 	blobKey []byte
 	ttl     time.Duration
 	rate    int64
+	meter   *Meter
 	now     func() time.Time
 	log     *slog.Logger
 	mux     *http.ServeMux
@@ -128,7 +131,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hub key: %w", err)
 	}
-	s := &Server{key: key, blobKey: make([]byte, 32), ttl: o.TokenTTL, rate: o.BlobRate, now: o.Now, log: o.Log,
+	s := &Server{key: key, blobKey: make([]byte, 32), ttl: o.TokenTTL, rate: o.BlobRate, meter: o.Meter, now: o.Now, log: o.Log,
 		users: o.Users, autoTokens: map[string]autoToken{}, devices: map[string]*device{},
 		trails: map[string]*trail{}, objects: map[string][]byte{}, objMeta: map[string]object{}}
 	rand.Read(s.blobKey)
@@ -166,6 +169,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.stats.Requests++
 	s.mu.Unlock()
+	if c := requestConn(r); c != nil {
+		c.reqs.Add(1)
+	}
 	s.mux.ServeHTTP(w, r)
 }
 

@@ -170,6 +170,9 @@ type Updater interface {
 	// ObjectsUploaded notes a PUT /objects: the threshold GC waits
 	// PV_STORAGE_GC_THRESHOLD_DEFERTIME. Any goroutine.
 	ObjectsUploaded()
+	// Hold adds shas to what Keep keeps until the next Hold (the objects
+	// of a remote download, which no trail links yet). Any goroutine.
+	Hold(shas []string)
 }
 
 // LogServer is the log server's life cycle (runtime/logserver).

@@ -298,8 +298,49 @@ func (h hubUpdates) OpenPartial(sha string, size int64) (remote.Partial, error) 
 	return hubPartial{p, h.d}, nil
 }
 
+// Space checks the whole download against the free space left after the
+// GC reserve and the writes in flight (storage's ledger), running the GC
+// once when short, as upstream does before DOWNLOADING (spec §4).
+func (h hubUpdates) Space(need int64) error {
+	avail, err := h.available()
+	if err != nil {
+		return err
+	}
+	if need > avail && h.d.updater != nil {
+		if _, gerr := h.d.updater.GC(); gerr != nil {
+			h.d.log.Warn("remote space check: gc", "err", gerr)
+		}
+		if avail, err = h.available(); err != nil {
+			return err
+		}
+	}
+	if need > avail {
+		return remote.WontGo(progress.Space(need, avail), fmt.Errorf("update needs %d B: %w", need, storage.ErrNoSpace))
+	}
+	return nil
+}
+
+// available is storage's free space after the reserve, less what writes
+// in flight were promised.
+func (h hubUpdates) available() (int64, error) {
+	u, err := h.d.store.Usage()
+	if err != nil {
+		return 0, err
+	}
+	return max(int64(u.RealFree)-h.d.store.Promised(), 0), nil
+}
+
 func (h hubUpdates) PartialSize(sha string) int64 { return h.d.store.PartialSize(sha) }
-func (h hubUpdates) DropPartials() error          { return h.d.store.RemovePartials() }
+func (h hubUpdates) DropPartials() error {
+	h.Hold(nil)
+	return h.d.store.RemovePartials()
+}
+
+func (h hubUpdates) Hold(shas []string) {
+	if h.d.updater != nil {
+		h.d.updater.Hold(shas)
+	}
+}
 
 // hubPartial maps storage's checksum error to the client's and defers
 // the threshold GC after an object landed (spec §12).

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl/client"
+	"golang.org/x/sys/unix"
 )
 
 // Plan is everything a test run needs; the runner resolves it (fixtures
@@ -119,6 +120,13 @@ func run(ctx context.Context, p Plan, sh Shell, dir string, inp **Instance, res 
 	}
 	in.Tool, in.Fixtures = p.Tool, p.Fixtures
 	*inp = in
+	if z := t.Setup.StorageSize; z != "" {
+		// The runner's mount namespace is private: the tmpfs is the
+		// instance's alone, and Cleanup unmounts it.
+		if err := unix.Mount("tmpfs", in.Storage, "tmpfs", 0, "mode=0755,size="+z); err != nil {
+			return fmt.Errorf("setup.storage-size: tmpfs on %s: %w", in.Storage, err)
+		}
+	}
 	if p.Manual {
 		fmt.Fprintf(sh.Stderr, "pvtest: %s: instance in %s; Pantavisor not started (run pv_start)\n", p.ID, in.Dir)
 		return shell(ctx, in, p, sh)

@@ -43,6 +43,10 @@ type Setup struct {
 	// Factory (pvtest extension, "factory": "true") installs the containers
 	// in the factory revision 0 instead of upstream's locals/<id> + LOCAL_RUN.
 	Factory bool
+	// StorageSize (pvtest extension, "storage-size": "32M") makes the
+	// instance's storage a tmpfs of that size (k, M or G suffix): a small
+	// disk for the tests of a full storage.
+	StorageSize string
 }
 
 // Containers lists the packages of the initial revision.
@@ -72,6 +76,7 @@ type rawSetup struct {
 	PVS         string          `json:"pvs"`
 	ReadyScript string          `json:"ready-script"`
 	Factory     json.RawMessage `json:"factory"`
+	StorageSize string          `json:"storage-size"`
 	Containers  *struct {
 		Control  string   `json:"control"`
 		Tarballs []string `json:"tarballs"`
@@ -120,6 +125,13 @@ func Parse(data []byte) (*Test, error) {
 			return nil, err
 		}
 		t.Setup.Factory = f
+		if z := s.StorageSize; z != "" {
+			n := strings.TrimRight(z, "kMG")
+			if len(z)-len(n) > 1 || n == "" || strings.Trim(n, "0123456789") != "" || strings.Trim(n, "0") == "" {
+				return nil, bad("setup.storage-size", "%q is not a size (32M, 512k, 1G)", z)
+			}
+			t.Setup.StorageSize = z
+		}
 		for _, f := range []struct{ name, val string }{
 			{"setup.pantavisor.config", s.Config}, {"setup.pvs", s.PVS}, {"setup.ready-script", s.ReadyScript},
 		} {

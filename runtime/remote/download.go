@@ -54,8 +54,9 @@ type dlEvent struct {
 	err  error
 }
 
-// startDownload lists the objects of u that storage lacks, sends the
-// first DOWNLOADING progress (bytes, per object) and starts the worker.
+// startDownload lists the objects of u that storage lacks, checks that
+// they fit in storage all together (WONTGO "Space required…" if not,
+// before any download), sends the first DOWNLOADING progress (bytes, per object) and starts the worker.
 // Each object goes to its partial download in storage: a cut connection
 // or a restart resumes it from the bytes already there (Range). With nothing
 // to fetch, u.dls stays nil.
@@ -67,6 +68,13 @@ func (c *Client) startDownload(ctx context.Context, u *hubUpdate) error {
 	if err := c.ensureLogin(ctx); err != nil {
 		return err
 	}
+	var all []string
+	for _, r := range refs {
+		all = append(all, r.SHA)
+	}
+	// Before anything can run the GC (the space check, a download short
+	// of space, the threshold in WAIT): what is already here stays.
+	c.o.Updates.Hold(all)
 	var todo []hubObject
 	seen := map[string]bool{}
 	for _, r := range refs {
@@ -93,6 +101,18 @@ func (c *Client) startDownload(ctx context.Context, u *hubUpdate) error {
 		dl.Total.TotalDownloaded += have
 		dl.Objects = append(dl.Objects, progress.Download{ObjectName: o.Name, ObjectID: o.SHA, TotalSize: size,
 			TotalDownloaded: have, StartTime: start})
+	}
+	// The whole update must fit before a byte is fetched (spec §4, step
+	// 5): refused now, it costs nothing; refused at its last object, it
+	// would have filled storage with the others for nothing.
+	var need int64
+	for _, o := range dl.Objects {
+		need += max(o.TotalSize-o.TotalDownloaded, 0)
+	}
+	if need > 0 {
+		if err := c.o.Updates.Space(need); err != nil {
+			return err
+		}
 	}
 	if err := c.reportDownload(ctx, u, dl); err != nil {
 		return err

@@ -77,3 +77,38 @@ func TestNoSpaceIsWontGo(t *testing.T) {
 		t.Errorf("staged %d", staged)
 	}
 }
+
+// An update larger than the free space is refused before any download:
+// WONTGO with upstream's message, no partial opened, no blob byte served,
+// no DOWNLOADING progress.
+func TestUpfrontSpaceCheck(t *testing.T) {
+	ul := newUpdateLab(t, nil)
+	ul.upd.mu.Lock()
+	ul.upd.free = 100
+	ul.upd.mu.Unlock()
+	content := bytes.Repeat([]byte("big root "), 1000)
+	ul.post(content)
+	ul.await("WONTGO on the hub", func() bool { return ul.hubStatus() == "WONTGO" })
+	var st struct {
+		Progress struct {
+			Msg       string         `json:"status-msg"`
+			Downloads map[string]any `json:"downloads"`
+		} `json:"progress"`
+	}
+	ul.user("GET", "/trails/"+ul.id+"/steps/1", nil, &st)
+	if want := fmt.Sprintf("Space required %d B, available 100 B", len(content)); st.Progress.Msg != want {
+		t.Errorf("status-msg %q, want %q", st.Progress.Msg, want)
+	}
+	ul.upd.mu.Lock()
+	opened := ul.upd.opened
+	ul.upd.mu.Unlock()
+	if opened != 0 {
+		t.Errorf("%d partial downloads opened, want none", opened)
+	}
+	if n := ul.hub.Stats().BlobBytesServed; n != 0 {
+		t.Errorf("%d object bytes served, want none", n)
+	}
+	if staged, _, _ := ul.upd.counts(); staged != 0 {
+		t.Errorf("staged %d", staged)
+	}
+}

@@ -24,10 +24,19 @@ type Updates interface {
 	// OpenPartial opens the resumable download of object sha (size
 	// bytes, < 0: unknown) in storage, the bytes it lacks promised in
 	// storage's space ledger; PartialSize is what one holds so far;
-	// DropPartials removes them all (the update they were for ended).
+	// DropPartials removes them all and ends the Hold (the update they
+	// were for ended).
 	OpenPartial(sha string, size int64) (Partial, error)
 	PartialSize(sha string) int64
 	DropPartials() error
+	// Hold keeps the objects of the update being downloaded from the
+	// GC (no trail links them before Stage) until DropPartials.
+	Hold(shas []string)
+	// Space checks, before any download, that storage can take need
+	// more bytes (its free space less the GC reserve and the writes in
+	// flight; the GC may run to make room); short, it is an error
+	// wrapping ErrWontGo with the message progress.Space gives.
+	Space(need int64) error
 	// Stage stores rev's state once parsed and its signatures checked;
 	// an error wrapping ErrWontGo means rev must never be installed.
 	Stage(rev string, state json.RawMessage) error

@@ -34,6 +34,24 @@ type fakeUpdates struct {
 	objects map[string]bool
 	dir     string // partial downloads
 	noSpace bool   // OpenPartial refuses as the daemon does when short of space
+	free    int64  // Space refuses more than this (0: no limit)
+	opened  int    // OpenPartial calls
+	held    []string
+}
+
+func (f *fakeUpdates) Hold(shas []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.held = shas
+}
+
+func (f *fakeUpdates) Space(need int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.free > 0 && need > f.free {
+		return WontGo(progress.Space(need, f.free), errors.New("insufficient storage"))
+	}
+	return nil
 }
 
 func newFakeUpdates(t testing.TB, have []string) *fakeUpdates {
@@ -69,11 +87,17 @@ func (f *fakeUpdates) PartialSize(sha string) int64 {
 	return fi.Size()
 }
 
-func (f *fakeUpdates) DropPartials() error { return os.RemoveAll(f.dir) }
+func (f *fakeUpdates) DropPartials() error {
+	f.mu.Lock()
+	f.held = nil
+	f.mu.Unlock()
+	return os.RemoveAll(f.dir)
+}
 
 func (f *fakeUpdates) OpenPartial(sha string, size int64) (Partial, error) {
 	f.mu.Lock()
 	noSpace := f.noSpace
+	f.opened++
 	f.mu.Unlock()
 	if noSpace {
 		return nil, WontGo(progress.Space(size, 10), errors.New("insufficient storage"))

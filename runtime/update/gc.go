@@ -2,6 +2,7 @@ package update
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/storage"
@@ -36,7 +37,19 @@ func (u *Updater) Keep() storage.GCKeep {
 		k.Update = d.rev
 		k.Objects = append(k.Objects, objectsOf(d)...)
 	}
+	k.Objects = append(k.Objects, u.held...)
 	return k
+}
+
+// Hold keeps shas from the GC until the next Hold (nil: none): the
+// objects of a remote update being downloaded, which no trail links
+// before the revision is staged. Without it, the GC run to make room for
+// one object (or by the threshold in WAIT) would delete the objects of
+// the same update already downloaded.
+func (u *Updater) Hold(shas []string) {
+	u.lock()
+	defer u.unlock()
+	u.held = slices.Clone(shas)
 }
 
 func objectsOf(d *update) []string {

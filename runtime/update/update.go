@@ -144,6 +144,9 @@ type Updater struct {
 	upd        *update
 	lastUpload time.Time
 	remote     bool
+	// held are the objects of a remote download in flight (Hold): no
+	// trail links them until the revision is staged.
+	held []string
 	// try and done mirror the boot loader's pv_try and pv_rev, which only
 	// the owner changes (through bootInstall, bootCommit, bootFail): the
 	// readers on other goroutines read these copies.

@@ -129,6 +129,9 @@ func (a Updater) GC() (int64, error) { return a.u.GC() }
 // ObjectsUploaded defers the threshold GC after an object upload.
 func (a Updater) ObjectsUploaded() { a.u.ObjectsUploaded() }
 
+// Hold keeps the objects of a remote download from the GC.
+func (a Updater) Hold(shas []string) { a.u.Hold(shas) }
+
 // Step is one WAIT tick of the update.
 func (a Updater) Step(ctx context.Context) (command.Next, error) { return a.u.Step(ctx) }
 
