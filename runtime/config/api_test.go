@@ -141,7 +141,7 @@ func TestWritePHConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := string(b)
-	for _, line := range []string{"PH_CREDS_ID=abc\n", "PH_CREDS_SECRET=s3\n", "PH_CREDS_HOST=hub\n", "PH_CREDS_PORT=443\n", "PH_UPDATER_INTERVAL=5\n", "PH_CREDS_TYPE=builtin\n"} {
+	for _, line := range []string{"PH_CREDS_ID=abc\n", "PH_CREDS_SECRET=s3\n", "PH_CREDS_HOST=hub\n", "PH_CREDS_PORT=443\n", "PH_UPDATER_INTERVAL=60\n", "PH_CREDS_TYPE=builtin\n"} {
 		if !strings.Contains(got, line) {
 			t.Errorf("pantahub.config lacks %q:\n%s", line, got)
 		}

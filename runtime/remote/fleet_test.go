@@ -85,7 +85,7 @@ func median(v []float64) float64 {
 // (download, sha256 check, the fake daemon's INPROGRESS/TESTING/DONE).
 // Per device it reports the median requests, body bytes and time from the
 // post to DONE on the Hub, and the Hub's requests per device. The
-// devices poll every 250 ms (PH_UPDATER_INTERVAL is 5 s on a device), so
+// devices poll every 250 ms (PH_UPDATER_INTERVAL is 60 s on a device), so
 // the time is dominated by the polls an update needs, scaled down.
 func BenchmarkFleetUpdate(b *testing.B) {
 	const fleet = 50

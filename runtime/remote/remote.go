@@ -75,7 +75,7 @@ type Options struct {
 	// replaces the local one) when it changed; nil pulls nothing.
 	UserMeta func(kvs []metadata.KV) error
 	// PollInterval is how often an unclaimed device asks whether it was
-	// claimed (PH_UPDATER_INTERVAL; default 5s).
+	// claimed (PH_UPDATER_INTERVAL; default 60s, as upstream).
 	PollInterval time.Duration
 	// IdleInterval is how often an idle device refreshes its token (10min).
 	IdleInterval time.Duration
@@ -146,7 +146,7 @@ func New(o Options) *Client {
 		o.RetryMax = 5 * time.Minute
 	}
 	if o.PollInterval <= 0 {
-		o.PollInterval = 5 * time.Second
+		o.PollInterval = 60 * time.Second
 	}
 	if o.IdleInterval == 0 {
 		o.IdleInterval = 10 * time.Minute
