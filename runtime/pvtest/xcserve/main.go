@@ -4,6 +4,9 @@
 //	xcserve serve <dir>                 echo on <dir>/raw.sock, HTTP on <dir>/api.sock
 //	xcserve echo <socket> <message>     print what the echo server sends back
 //	xcserve get <socket> <path> [H: v]… print the HTTP answer's body
+//	xcserve dbus <socket> <name>        connect to a D-Bus bus, print the uid the
+//	                                    bus gives the connection and the answer
+//	                                    to RequestName(<name>)
 //
 // The HTTP server answers "client=<X-PV-Client> role=<X-PV-Role>" (every
 // value of each, comma-separated) and logs each request's identity
@@ -20,6 +23,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/pantavisor/pantavisor-go/runtime/pvtest/dbuswire"
 )
 
 func main() {
@@ -41,6 +46,11 @@ func run(args []string) error {
 			return fmt.Errorf("echo <socket> <message>")
 		}
 		return echo(args[1], args[2])
+	case "dbus":
+		if len(args) != 3 {
+			return fmt.Errorf("dbus <socket> <name>")
+		}
+		return busWhoami(args[1], args[2])
 	case "get":
 		if len(args) < 3 {
 			return fmt.Errorf("get <socket> <path> [header]…")
@@ -124,4 +134,28 @@ func get(sock, path string, headers []string) error {
 	defer resp.Body.Close()
 	_, err = io.Copy(os.Stdout, resp.Body)
 	return err
+}
+
+func busWhoami(sock, name string) error {
+	c, err := dbuswire.Dial(sock)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	uid, err := c.Call(dbuswire.Bus, dbuswire.BusPath, dbuswire.Bus, "GetConnectionUnixUser", c.Name)
+	if err != nil {
+		return err
+	}
+	own := ""
+	if v, err := c.Call(dbuswire.Bus, dbuswire.BusPath, dbuswire.Bus, "RequestName", name, uint32(0)); err != nil {
+		e, ok := err.(*dbuswire.Error)
+		if !ok {
+			return err
+		}
+		own = e.Name
+	} else {
+		own = fmt.Sprint(v)
+	}
+	fmt.Printf("uid=%v own=%s\n", uid, own)
+	return nil
 }
