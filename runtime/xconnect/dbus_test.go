@@ -38,7 +38,7 @@ const dbusConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Co
 `
 
 // dbusDaemon runs a real dbus-daemon (Debian dbus-daemon) on dir/bus.sock.
-func dbusDaemon(t *testing.T, dir string) string {
+func dbusDaemon(t testing.TB, dir string) string {
 	t.Helper()
 	testenv.NeedRoot(t, "connecting with another user's credentials")
 	bin, err := exec.LookPath("dbus-daemon")
@@ -152,5 +152,37 @@ func TestMeshDBusMasquerade(t *testing.T) {
 		}
 	} else {
 		testenv.Skipf(t, "dbus-send not installed (Debian dbus-bin)")
+	}
+}
+
+// BenchmarkDBusCall is one method call to the bus (GetId) on an open
+// connection: direct, and through the dbus plugin.
+func BenchmarkDBusCall(b *testing.B) {
+	dir := b.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	bus := dbusDaemon(b, dir)
+	m := NewMesh(nil, "")
+	defer m.Close()
+	l := selfLink("dbus", dir)
+	l.Role, l.Socket, l.Target = "nobody", bus, dir+"/consumer/bus.sock"
+	if err := m.Reconcile([]ctrl.XConnectLink{l}); err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct{ name, path string }{{"direct", bus}, {"proxy", l.Target}} {
+		b.Run(tc.name, func(b *testing.B) {
+			c, err := dbuswire.Dial(tc.path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := c.Call(dbuswire.Bus, dbuswire.BusPath, dbuswire.Bus, "GetId"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
