@@ -44,15 +44,16 @@ const (
 	// in group app.
 	KindXCConsumer = "xc-consumer"
 	// KindXCDBus exports the D-Bus service "system-bus" (dbus, on
-	// /run/dbus/system_bus_socket): the host's Debian dbus-daemon with the
+	// /run/dbus/system_bus_socket) and "display" (wayland, on
+	// /run/wayland-0: xcserve fdserve, which reads a passed descriptor): the host's Debian dbus-daemon with the
 	// libraries the ELF walker finds for it, a bus whose policy lets only
 	// user "operator" (uid 1000 in its /etc/passwd) own
 	// org.pantavisor.Example. xcserve is its client.
 	KindXCDBus = "xc-dbus"
 	// KindXCDBusConsumer requires "system-bus" with role "operator" at
 	// /run/dbus/system_bus_socket, and optionally with role "guest" (not
-	// in the provider's passwd) at /run/pv/guest_bus; xcserve is its
-	// client.
+	// in the provider's passwd) at /run/pv/guest_bus, and "display" at
+	// /run/user/wayland-0; xcserve is its client.
 	KindXCDBusConsumer = "xc-dbus-consumer"
 )
 
@@ -125,7 +126,7 @@ func initFor(kind string) string {
 			"while :; do sleep 3600 & wait $!; done\n"
 	case KindXCDBus:
 		return "#!/bin/sh\ntrap 'exit 0' PWR TERM INT\nmkdir -p /run/dbus\n" +
-			"dbus-daemon --nofork --nopidfile --config-file=/etc/dbus-1/xc.conf &\n" +
+			"dbus-daemon --nofork --nopidfile --config-file=/etc/dbus-1/xc.conf &\nxcserve fdserve /run/wayland-0 &\n" +
 			"while :; do sleep 3600 & wait $!; done\n"
 	case KindReady:
 		return "#!/bin/sh\ntrap 'exit 0' PWR TERM INT\necho \"pv-fixture: signalling ready\"\n" +
@@ -219,13 +220,15 @@ func (f *Fixtures) Build(spec string) (string, error) {
 			map[string]any{"name": "api", "type": "rest", "socket": "/run/xc/api.sock"}}}}
 	case KindXCDBus:
 		inline = map[string]any{"services.json": map[string]any{"#spec": "service-manifest-xconnect@1", "services": []any{
-			map[string]any{"name": "system-bus", "type": "dbus", "socket": "/run/dbus/system_bus_socket"}}}}
+			map[string]any{"name": "system-bus", "type": "dbus", "socket": "/run/dbus/system_bus_socket"},
+			map[string]any{"name": "display", "type": "wayland", "socket": "/run/wayland-0"}}}}
 	case KindXCDBusConsumer:
 		run["services"] = map[string]any{
 			"required": []any{map[string]any{"name": "system-bus", "type": "dbus", "role": "operator",
 				"interface": "org.pantavisor.Example", "target": "/run/dbus/system_bus_socket"}},
 			"optional": []any{map[string]any{"name": "system-bus", "type": "dbus", "role": "guest",
-				"interface": "org.pantavisor.Example", "target": "/run/pv/guest_bus"}}}
+				"interface": "org.pantavisor.Example", "target": "/run/pv/guest_bus"},
+				map[string]any{"name": "display", "type": "wayland", "target": "/run/user/wayland-0"}}}
 	case KindXCConsumer:
 		run["services"] = map[string]any{"required": []any{
 			map[string]any{"name": "raw", "type": "unix", "role": "operator", "target": "/run/pv/raw.sock"},
