@@ -43,13 +43,25 @@ const (
 	// /run/pv/api.sock, with role "operator"; xcserve is its client. It is
 	// in group app.
 	KindXCConsumer = "xc-consumer"
+	// KindXCDBus exports the D-Bus service "system-bus" (dbus, on
+	// /run/dbus/system_bus_socket) and "display" (wayland, on
+	// /run/wayland-0: xcserve fdserve, which reads a passed descriptor): the host's Debian dbus-daemon with the
+	// libraries the ELF walker finds for it, a bus whose policy lets only
+	// user "operator" (uid 1000 in its /etc/passwd) own
+	// org.pantavisor.Example. xcserve is its client.
+	KindXCDBus = "xc-dbus"
+	// KindXCDBusConsumer requires "system-bus" with role "operator" at
+	// /run/dbus/system_bus_socket, and optionally with role "guest" (not
+	// in the provider's passwd) at /run/pv/guest_bus, and "display" at
+	// /run/user/wayland-0; xcserve is its client.
+	KindXCDBusConsumer = "xc-dbus-consumer"
 )
 
 // CrashAfter is how long a crasher container lives, in seconds.
 const CrashAfter = 3
 
 var kinds = map[string]bool{KindControl: true, KindNobody: true, KindPlain: true, KindCrasher: true, KindReady: true, KindSDK: true,
-	KindXCProvider: true, KindXCConsumer: true}
+	KindXCProvider: true, KindXCConsumer: true, KindXCDBus: true, KindXCDBusConsumer: true}
 
 // Kinds lists the builtin fixture kinds, sorted.
 func Kinds() []string {
@@ -112,6 +124,10 @@ func initFor(kind string) string {
 	case KindXCProvider:
 		return "#!/bin/sh\ntrap 'exit 0' PWR TERM INT\nxcserve serve /run/xc &\n" +
 			"while :; do sleep 3600 & wait $!; done\n"
+	case KindXCDBus:
+		return "#!/bin/sh\ntrap 'exit 0' PWR TERM INT\nmkdir -p /run/dbus\n" +
+			"dbus-daemon --nofork --nopidfile --config-file=/etc/dbus-1/xc.conf &\nxcserve fdserve /run/wayland-0 &\n" +
+			"while :; do sleep 3600 & wait $!; done\n"
 	case KindReady:
 		return "#!/bin/sh\ntrap 'exit 0' PWR TERM INT\necho \"pv-fixture: signalling ready\"\n" +
 			"until pvcontrol signal ready; do sleep 1; done\n" +
@@ -137,12 +153,23 @@ func (f *Fixtures) Build(spec string) (string, error) {
 		}
 		files = append(files, rootfs.File{Path: "/usr/bin/pvcontrol", Mode: 0o755, Data: pc})
 	}
-	if kind == KindXCProvider || kind == KindXCConsumer {
+	if kind == KindXCProvider || kind == KindXCConsumer || kind == KindXCDBus || kind == KindXCDBusConsumer {
 		xc, err := os.ReadFile(f.XCServe)
 		if err != nil {
 			return "", fmt.Errorf("fixture %s: %w", spec, err)
 		}
 		files = append(files, rootfs.File{Path: "/usr/bin/xcserve", Mode: 0o755, Data: xc})
+	}
+	if kind == KindXCDBus {
+		bus, err := hostBinaries("/usr/bin/dbus-daemon")
+		if err != nil {
+			return "", fmt.Errorf("fixture %s: %w (install Debian dbus-daemon)", spec, err)
+		}
+		files = append(files, bus...)
+		files = append(files,
+			rootfs.File{Path: "/etc/passwd", Data: []byte("root:x:0:0:root:/root:/bin/sh\noperator:x:1000:1000::/:/bin/false\nnobody:x:65534:65534:nobody:/:/bin/false\n")},
+			rootfs.File{Path: "/etc/group", Data: []byte("root:x:0:\noperator:x:1000:\nnogroup:x:65534:\n")},
+			rootfs.File{Path: "/etc/dbus-1/xc.conf", Data: []byte(xcBusConfig)})
 	}
 	conf := rootfs.Conf{Name: name}
 	if kind == KindSDK {
@@ -173,7 +200,7 @@ func (f *Fixtures) Build(spec string) (string, error) {
 	case KindSDK:
 		src.Args["PV_ROLES"] = []any{"mgmt"}
 		src.Args["PV_GROUP"] = "platform"
-	case KindXCConsumer:
+	case KindXCConsumer, KindXCDBusConsumer:
 		// An app (restart_policy container): adding it is a non-reboot update.
 		src.Args["PV_GROUP"] = "app"
 	}
@@ -191,6 +218,17 @@ func (f *Fixtures) Build(spec string) (string, error) {
 		inline = map[string]any{"services.json": map[string]any{"#spec": "service-manifest-xconnect@1", "services": []any{
 			map[string]any{"name": "raw", "type": "unix", "socket": "/run/xc/raw.sock"},
 			map[string]any{"name": "api", "type": "rest", "socket": "/run/xc/api.sock"}}}}
+	case KindXCDBus:
+		inline = map[string]any{"services.json": map[string]any{"#spec": "service-manifest-xconnect@1", "services": []any{
+			map[string]any{"name": "system-bus", "type": "dbus", "socket": "/run/dbus/system_bus_socket"},
+			map[string]any{"name": "display", "type": "wayland", "socket": "/run/wayland-0"}}}}
+	case KindXCDBusConsumer:
+		run["services"] = map[string]any{
+			"required": []any{map[string]any{"name": "system-bus", "type": "dbus", "role": "operator",
+				"interface": "org.pantavisor.Example", "target": "/run/dbus/system_bus_socket"}},
+			"optional": []any{map[string]any{"name": "system-bus", "type": "dbus", "role": "guest",
+				"interface": "org.pantavisor.Example", "target": "/run/pv/guest_bus"},
+				map[string]any{"name": "display", "type": "wayland", "target": "/run/user/wayland-0"}}}
 	case KindXCConsumer:
 		run["services"] = map[string]any{"required": []any{
 			map[string]any{"name": "raw", "type": "unix", "role": "operator", "target": "/run/pv/raw.sock"},

@@ -14,9 +14,18 @@
 //	m := xconnect.NewMesh(log)                 // pv-xconnect side
 //	m.Reconcile(links)                         // add new links, remove gone ones
 //
-// Plugins by link type: "unix" (a byte stream proxy) and "rest" (HTTP
-// over a Unix socket whose requests carry X-PV-Client and X-PV-Role set
-// from the link; what the consumer sent under those names is dropped).
-// "dbus", "drm" and "wayland" links are listed in the graph but not
-// injected yet: the mesh logs them once as unsupported.
+// Plugins by link type:
+//   - "unix" and "wayland": a byte stream proxy that passes descriptors
+//     (SCM_RIGHTS) with the bytes they came with;
+//   - "rest": HTTP over a Unix socket whose requests carry X-PV-Client and
+//     X-PV-Role set from the link (what the consumer sent under those
+//     names is dropped);
+//   - "dbus": a proxy of the provider's bus that masquerades the consumer
+//     as the link's role: the role's uid in the provider's /etc/passwd (a
+//     numeric role is the uid; a missing one is nobody, 65534) is what the
+//     consumer's SASL EXTERNAL claims once rewritten, and the credentials
+//     pv-xconnect connects to the bus with (per-thread setresuid), so the
+//     bus's EXTERNAL check passes and its XML policy sees the role;
+//   - "drm": no socket but a device node at the target, the provider's
+//     DRM node (role "master": its card node, "render": its render node).
 package xconnect

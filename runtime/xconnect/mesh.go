@@ -16,10 +16,12 @@ import (
 // provider and mediates until either side is done.
 type plugin func(l ctrl.XConnectLink, consumer *net.UnixConn, dial func() (*net.UnixConn, error), log *slog.Logger)
 
-// plugins are the injecting plugins by link type.
+// plugins are the socket plugins by link type; "dbus" dials as the
+// link's role (proxyDBus) and "drm" injects a device node (injectNode).
 var plugins = map[string]plugin{
-	"unix": proxyUnix,
-	"rest": proxyREST,
+	"unix":    proxyUnix,
+	"rest":    proxyREST,
+	"wayland": proxyUnix,
 }
 
 // Mesh holds the injected resources of the links it was given. Reconcile
@@ -28,16 +30,19 @@ var plugins = map[string]plugin{
 type Mesh struct {
 	log      *slog.Logger
 	procRoot string
+	sysRoot  string
 	active   map[string]*injected
 	skipped  map[string]bool // unsupported links, logged once
 }
 
-// injected is one link's socket in its consumer's namespace.
+// injected is one link's socket (or device node: ln nil) in its
+// consumer's namespace.
 type injected struct {
 	link ctrl.XConnectLink
 	ln   *net.UnixListener
 	dir  int // the target's directory in the consumer's root (O_PATH)
 	base string
+	rdev uint64 // the device node's number (drm)
 
 	mu    sync.Mutex
 	conns map[net.Conn]bool
@@ -52,7 +57,7 @@ func NewMesh(log *slog.Logger, procRoot string) *Mesh {
 	if procRoot == "" {
 		procRoot = "/proc"
 	}
-	return &Mesh{log: log, procRoot: procRoot, active: map[string]*injected{}, skipped: map[string]bool{}}
+	return &Mesh{log: log, procRoot: procRoot, sysRoot: "/sys", active: map[string]*injected{}, skipped: map[string]bool{}}
 }
 
 // key identifies a link: a consumer or provider restarted (new pid), or a
@@ -83,7 +88,7 @@ func (m *Mesh) Reconcile(links []ctrl.XConnectLink) error {
 			continue
 		}
 		p := plugins[l.Type]
-		if p == nil {
+		if p == nil && l.Type != "dbus" && l.Type != "drm" {
 			if !m.skipped[k] {
 				m.skipped[k] = true
 				m.log.Warn("xconnect: link type not supported by this pv-xconnect", "consumer", l.Consumer, "name", l.Name, "type", l.Type)
@@ -119,7 +124,8 @@ func (m *Mesh) Close() {
 }
 
 // inject listens on l's target inside the consumer's root and serves it
-// with p.
+// with p (or with proxyDBus for dbus); a drm link's target is a device
+// node instead (injectNode).
 func (m *Mesh) inject(l ctrl.XConnectLink, p plugin) (*injected, error) {
 	if l.ConsumerPid <= 0 || l.ProviderPid <= 0 || !path.IsAbs(l.Target) || !path.IsAbs(l.Socket) {
 		return nil, fmt.Errorf("bad link: pids %d/%d, target %q, socket %q", l.ConsumerPid, l.ProviderPid, l.Target, l.Socket)
@@ -135,6 +141,14 @@ func (m *Mesh) inject(l ctrl.XConnectLink, p plugin) (*injected, error) {
 		return nil, err
 	}
 	base := path.Base(target)
+	if l.Type == "drm" {
+		rdev, err := m.injectNode(l, dir, base)
+		if err != nil {
+			unix.Close(dir)
+			return nil, err
+		}
+		return &injected{link: l, dir: dir, base: base, rdev: rdev}, nil
+	}
 	if err := clearSocket(dir, base); err != nil {
 		unix.Close(dir)
 		return nil, err
@@ -157,30 +171,35 @@ func (m *Mesh) inject(l ctrl.XConnectLink, p plugin) (*injected, error) {
 	}
 	in := &injected{link: l, ln: ln, dir: dir, base: base, conns: map[net.Conn]bool{}, done: make(chan struct{})}
 	log := m.log.With("consumer", l.Consumer, "provider", l.Provider, "name", l.Name)
-	dial := func() (*net.UnixConn, error) { return m.dialProvider(l) }
-	go in.serve(p, dial, log)
+	serve := func(c *net.UnixConn) { p(l, c, func() (*net.UnixConn, error) { return m.dialProvider(l) }, log) }
+	if l.Type == "dbus" {
+		serve = func(c *net.UnixConn) {
+			proxyDBus(c, func() (*net.UnixConn, uint32, error) {
+				pc, id, err := m.dialRole(l)
+				if err == nil && !id.found {
+					log.Info("xconnect: dbus: role not in the provider's /etc/passwd, masquerading as nobody", "role", l.Role)
+				}
+				return pc, id.uid, err
+			}, log)
+		}
+	}
+	go in.serve(serve, log)
 	return in, nil
 }
 
 // dialProvider connects to the provider's socket, resolved inside its
 // root at every dial (the provider may recreate it).
 func (m *Mesh) dialProvider(l ctrl.XConnectLink) (*net.UnixConn, error) {
-	root, err := openRoot(m.procRoot, l.ProviderPid)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(root)
-	sock := path.Clean(l.Socket)
-	dir, err := openDir(root, path.Dir(sock), false)
+	dir, base, err := m.providerDir(l)
 	if err != nil {
 		return nil, err
 	}
 	defer unix.Close(dir)
-	return net.DialUnix("unix", nil, &net.UnixAddr{Name: fdPath(dir, path.Base(sock)), Net: "unix"})
+	return net.DialUnix("unix", nil, &net.UnixAddr{Name: fdPath(dir, base), Net: "unix"})
 }
 
 // serve accepts consumer connections until the listener closes.
-func (in *injected) serve(p plugin, dial func() (*net.UnixConn, error), log *slog.Logger) {
+func (in *injected) serve(serve func(*net.UnixConn), log *slog.Logger) {
 	defer close(in.done)
 	for {
 		c, err := in.ln.AcceptUnix()
@@ -200,7 +219,7 @@ func (in *injected) serve(p plugin, dial func() (*net.UnixConn, error), log *slo
 				delete(in.conns, c)
 				in.mu.Unlock()
 			}()
-			p(in.link, c, dial, log)
+			serve(c)
 		}()
 	}
 }
@@ -208,14 +227,16 @@ func (in *injected) serve(p plugin, dial func() (*net.UnixConn, error), log *slo
 // remove closes the listener and the link's connections and unlinks its
 // socket from the consumer's namespace (gone already if the consumer is).
 func (m *Mesh) remove(in *injected) {
-	in.ln.Close()
-	<-in.done
-	in.mu.Lock()
-	for c := range in.conns {
-		c.Close()
+	if in.ln != nil {
+		in.ln.Close()
+		<-in.done
+		in.mu.Lock()
+		for c := range in.conns {
+			c.Close()
+		}
+		in.mu.Unlock()
 	}
-	in.mu.Unlock()
-	if err := unix.Unlinkat(in.dir, in.base, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+	if err := m.unlinkTarget(in); err != nil && !errors.Is(err, unix.ENOENT) {
 		m.log.Debug("xconnect: unlink", "target", in.link.Target, "err", err)
 	}
 	unix.Close(in.dir)

@@ -18,7 +18,9 @@ const (
 )
 
 // proxyUnix copies bytes both ways until both directions are done; each
-// half-close is passed on. File descriptors (SCM_RIGHTS) are not carried.
+// half-close is passed on, and so are file descriptors (SCM_RIGHTS) with
+// the bytes they came with: Wayland's buffers, D-Bus's and any protocol's
+// passed descriptors work through it.
 func proxyUnix(_ ctrl.XConnectLink, c *net.UnixConn, dial func() (*net.UnixConn, error), log *slog.Logger) {
 	p, err := dial()
 	if err != nil {
@@ -26,15 +28,7 @@ func proxyUnix(_ ctrl.XConnectLink, c *net.UnixConn, dial func() (*net.UnixConn,
 		return
 	}
 	defer p.Close()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_, _ = io.Copy(p, c)
-		_ = p.CloseWrite()
-	}()
-	_, _ = io.Copy(c, p)
-	_ = c.CloseWrite()
-	<-done
+	proxyStream(c, p, nil)
 }
 
 // proxyREST forwards HTTP/1.x requests of one consumer connection over one

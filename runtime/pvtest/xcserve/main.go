@@ -4,6 +4,12 @@
 //	xcserve serve <dir>                 echo on <dir>/raw.sock, HTTP on <dir>/api.sock
 //	xcserve echo <socket> <message>     print what the echo server sends back
 //	xcserve get <socket> <path> [H: v]… print the HTTP answer's body
+//	xcserve fdserve <socket>            for each connection: read a passed descriptor,
+//	                                    answer "read <its content>"
+//	xcserve fdsend <socket> <message>   pass a file holding <message>, print the answer
+//	xcserve dbus <socket> <name>        connect to a D-Bus bus, print the uid the
+//	                                    bus gives the connection and the answer
+//	                                    to RequestName(<name>)
 //
 // The HTTP server answers "client=<X-PV-Client> role=<X-PV-Role>" (every
 // value of each, comma-separated) and logs each request's identity
@@ -20,6 +26,9 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/pantavisor/pantavisor-go/runtime/pvtest/dbuswire"
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -41,6 +50,18 @@ func run(args []string) error {
 			return fmt.Errorf("echo <socket> <message>")
 		}
 		return echo(args[1], args[2])
+	case "fdserve":
+		return fdServe(args[1])
+	case "fdsend":
+		if len(args) != 3 {
+			return fmt.Errorf("fdsend <socket> <message>")
+		}
+		return fdSend(args[1], args[2])
+	case "dbus":
+		if len(args) != 3 {
+			return fmt.Errorf("dbus <socket> <name>")
+		}
+		return busWhoami(args[1], args[2])
 	case "get":
 		if len(args) < 3 {
 			return fmt.Errorf("get <socket> <path> [header]…")
@@ -124,4 +145,99 @@ func get(sock, path string, headers []string) error {
 	defer resp.Body.Close()
 	_, err = io.Copy(os.Stdout, resp.Body)
 	return err
+}
+
+func busWhoami(sock, name string) error {
+	c, err := dbuswire.Dial(sock)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	uid, err := c.Call(dbuswire.Bus, dbuswire.BusPath, dbuswire.Bus, "GetConnectionUnixUser", c.Name)
+	if err != nil {
+		return err
+	}
+	own := ""
+	if v, err := c.Call(dbuswire.Bus, dbuswire.BusPath, dbuswire.Bus, "RequestName", name, uint32(0)); err != nil {
+		e, ok := err.(*dbuswire.Error)
+		if !ok {
+			return err
+		}
+		own = e.Name
+	} else {
+		own = fmt.Sprint(v)
+	}
+	fmt.Printf("uid=%v own=%s\n", uid, own)
+	return nil
+}
+
+// fdServe is a stand-in for a Wayland compositor: clients pass it file
+// descriptors (shm buffers) with their bytes.
+func fdServe(sock string) error {
+	if err := os.MkdirAll(filepath.Dir(sock), 0o755); err != nil {
+		return err
+	}
+	ln, err := listen(sock)
+	if err != nil {
+		return err
+	}
+	fmt.Println("xcserve: fd server on", sock)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer c.Close()
+			buf, oob := make([]byte, 64), make([]byte, unix.CmsgSpace(4))
+			_, oobn, _, _, err := c.(*net.UnixConn).ReadMsgUnix(buf, oob)
+			if err != nil {
+				return
+			}
+			msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+			if len(msgs) != 1 {
+				fmt.Fprintln(c, "no descriptor")
+				return
+			}
+			fds, err := unix.ParseUnixRights(&msgs[0])
+			if err != nil || len(fds) != 1 {
+				fmt.Fprintln(c, "no descriptor")
+				return
+			}
+			f := os.NewFile(uintptr(fds[0]), "passed")
+			defer f.Close()
+			b, _ := io.ReadAll(f)
+			fmt.Fprintf(c, "read %s\n", b)
+		}()
+	}
+}
+
+func fdSend(sock, msg string) error {
+	c, err := net.DialTimeout("unix", sock, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	f, err := os.CreateTemp("", "xcserve-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := f.WriteString(msg); err != nil {
+		return err
+	}
+	if _, err := f.Seek(0, 0); err != nil {
+		return err
+	}
+	if _, _, err := c.(*net.UnixConn).WriteMsgUnix([]byte("buf"), unix.UnixRights(int(f.Fd())), nil); err != nil {
+		return err
+	}
+	b, err := io.ReadAll(c)
+	if err != nil {
+		return err
+	}
+	fmt.Print(string(b))
+	return nil
 }
