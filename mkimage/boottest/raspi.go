@@ -19,11 +19,24 @@ import (
 const Raspi Firmware = "raspi"
 
 // RaspiMachine is the QEMU machine per Debian architecture, the device
-// tree (from the boot partition) matching it, and the kernel file
-// config.txt names.
-var RaspiMachine = map[string]struct{ Machine, DTB string }{
-	"arm64": {"raspi3b", "bcm2837-rpi-3-b.dtb"},
-	"armhf": {"raspi2b", "bcm2836-rpi-2-b.dtb"},
+// tree (from the boot partition) matching it, and the UART the console
+// is on: its kernel name and its QEMU serial port (-serial, in order).
+// QEMU wires its first serial port to the PL011 (uart0, ttyAMA0) and its
+// second to the mini UART (uart1, ttyS1). On the Pi 3 the PL011 talks to
+// the Bluetooth chip: the mainline device tree gives uart0 a
+// brcm,bcm43438-bt child, so Linux makes it a serdev bus for hci_uart and
+// keys sent to it never reach a terminal (the console still prints
+// there). The Pi 3's header UART, and its device tree's stdout-path, is
+// the mini UART (enable_uart=1), ttyS1: the console= the targets'
+// cmdline.txt ends with. The Pi 2 has no Bluetooth: its header UART is the
+// PL011.
+var RaspiMachine = map[string]struct {
+	Machine, DTB string
+	Console      string
+	Serial       int
+}{
+	"arm64": {"raspi3b", "bcm2837-rpi-3-b.dtb", "ttyS1", 1},
+	"armhf": {"raspi2b", "bcm2836-rpi-2-b.dtb", "ttyAMA0", 0},
 }
 
 // RaspiBoot are the files QEMU loads instead of the Pi firmware, read
@@ -37,8 +50,8 @@ type RaspiBoot struct {
 // tree of QEMU's machine and the initramfs list (config.txt's
 // "initramfs a,b followkernel", concatenated as the firmware loads them)
 // from the FAT boot partition at byte offset off of img into dir, and
-// cmdline.txt with the firmware's console alias serial0 made ttyAMA0 (the
-// PL011 QEMU's raspi machines wire to the first serial port).
+// cmdline.txt with its console= arguments replaced by the machine's
+// header UART (the Pi kernel's alias serial0 means nothing to Debian's).
 func ReadRaspiBoot(img string, off int64, debArch, dir string) (RaspiBoot, error) {
 	m, ok := RaspiMachine[debArch]
 	if !ok {
@@ -94,17 +107,18 @@ func ReadRaspiBoot(img string, off int64, debArch, dir string) (RaspiBoot, error
 	var args []string
 	for _, a := range strings.Fields(string(cl)) {
 		if strings.HasPrefix(a, "console=") {
-			continue // tty1 has no display here; serial0 is the firmware's
+			continue // tty1 has no display here
 		}
 		args = append(args, a)
 	}
-	rb.Cmdline = strings.Join(append(args, "console=ttyAMA0,115200"), " ")
+	rb.Cmdline = strings.Join(append(args, "console="+m.Console+",115200"), " ")
 	return rb, nil
 }
 
 // raspiArgs are QEMU's arguments for o.Raspi: the machine's fixed RAM (a
-// raspi machine refuses any other -m) and the image as its SD card (whose
-// size must be a power of two).
+// raspi machine refuses any other -m), the image as its SD card (whose
+// size must be a power of two) and standard input and output on the
+// console's UART (the ports before it unconnected).
 func raspiArgs(o Options, a arch.Arch) ([]string, error) {
 	m, ok := RaspiMachine[a.Debian]
 	if !ok || o.Raspi == nil {
@@ -118,7 +132,15 @@ func raspiArgs(o Options, a arch.Arch) ([]string, error) {
 		return nil, fmt.Errorf("boottest: %s: an SD card image's size must be a power of two, not %d", o.Image, n)
 	}
 	r := o.Raspi
-	return []string{"-machine", m.Machine, "-accel", "tcg", "-m", "1024", "-nographic", "-no-reboot", "-display", "none",
+	args := []string{"-machine", m.Machine, "-accel", "tcg", "-m", "1024", "-nographic", "-no-reboot", "-display", "none",
 		"-kernel", r.Kernel, "-dtb", r.DTB, "-initrd", r.Initrd, "-append", r.Cmdline,
-		"-drive", "file=" + o.Image + ",format=raw,if=sd"}, nil
+		"-drive", "file=" + o.Image + ",format=raw,if=sd"}
+	if m.Serial > 0 {
+		// An explicit -serial replaces -nographic's mon:stdio on the first.
+		for range m.Serial {
+			args = append(args, "-serial", "null")
+		}
+		args = append(args, "-serial", "mon:stdio")
+	}
+	return args, nil
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/internal/testenv"
+	"github.com/pantavisor/pantavisor-go/mkimage/arch"
 	"github.com/pantavisor/pantavisor-go/mkimage/disk"
 	"github.com/pantavisor/pantavisor-go/mkimage/imager"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
@@ -261,5 +262,43 @@ func TestBootRaspi(t *testing.T) {
 	t.Logf("%s: %q after %s (kernel ran /init after %s)", RaspiMachine[r.Arch].Machine, res.MarkerLine, res.Elapsed.Round(100*time.Millisecond), res.Init.Round(100*time.Millisecond))
 	for _, e := range expect() {
 		t.Logf("%q after %s", e, res.Seen[e].Round(100*time.Millisecond))
+	}
+}
+
+// TestRaspiArgs checks which QEMU serial port is standard input and
+// output: raspi3b's console is its second (the mini UART; keys sent to the
+// PL011 go to the Bluetooth serdev), raspi2b's its first (-nographic's).
+func TestRaspiArgs(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "sd.img")
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	for debArch, want := range map[string]string{
+		"arm64": "-serial null -serial mon:stdio",
+		"armhf": "",
+	} {
+		a, err := arch.Lookup(debArch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		args, err := raspiArgs(Options{Image: img, Raspi: &RaspiBoot{Cmdline: "x"}}, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var serial []string
+		for i, arg := range args {
+			if arg == "-serial" {
+				serial = append(serial, args[i:i+2]...)
+			}
+		}
+		if got := strings.Join(serial, " "); got != want {
+			t.Errorf("%s: serial options %q, want %q", debArch, got, want)
+		}
+		if !slices.Contains(args, "-nographic") {
+			t.Errorf("%s: no -nographic in %q", debArch, args)
+		}
 	}
 }

@@ -12,9 +12,10 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/debugshell"
 )
 
-// TestRaspiVcio (not yet in test.docker.sh: on raspi3b the debug shell
-// prompt was not reached on the serial console, see reports/vcio.md) boots the rpiab image on QEMU's raspi3b/raspi2b and, from
-// the debug shell, makes firmware property calls through /dev/vcio with
+// TestRaspiVcio boots the rpiab image on QEMU's raspi3b/raspi2b, types
+// "d" at the countdown on the console's UART (RaspiMachine: on raspi3b
+// the mini UART, the PL011 being the Bluetooth UART) and, from the
+// debug shell, makes firmware property calls through /dev/vcio with
 // the vcmailbox applet: Debian's kernel has no /dev/vcio, so the first
 // call loads our pv-vcio module from the BSP's modules.squashfs. QEMU
 // emulates the property channel: GET_FIRMWARE_REVISION answers 346337

@@ -156,7 +156,8 @@ func TestTargets(t *testing.T) {
 		}
 		// The console the boot test reads is the serial console of the
 		// architecture's QEMU machine (mkimage/arch); rpiab images name
-		// the Pi's serial0 and their boot test passes ttyAMA0 itself.
+		// the Pi's serial0 and their boot test passes the QEMU machine's
+		// UART itself.
 		if a, err := arch.Lookup(r.Arch); r.InitMode == ModeEmbedded && r.Bootloader.Type != BootRpiAB && (err != nil || !strings.Contains(r.Kernel.Cmdline, "console="+a.Console)) {
 			t.Errorf("%s: kernel.cmdline %q does not name console=%s of %s (%v)", f, r.Kernel.Cmdline, a.Console, r.Arch, err)
 		}
