@@ -136,9 +136,10 @@ imagetest() {
 		run=(-run '^(TestBootBIOSAndUEFI|TestTryMissingRevision|TestUpdateCycle)$')
 	fi
 	# rpiab targets: the image's structure, its boot on QEMU's raspi3b /
-	# raspi2b, the A/B switch on its partitions (loop devices)
+	# raspi2b, the A/B switch on its partitions (loop devices), /dev/vcio
+	# from our pv-vcio module answered by QEMU's mailbox
 	if grep -q '^type = "rpiab"' "targets/$target.toml"; then
-		run=(-run '^(TestRpiImage|TestBootRaspi|TestRpiABSwitch)$')
+		run=(-run '^(TestRpiImage|TestBootRaspi|TestRpiABSwitch|TestRaspiVcio)$')
 	fi
 	# TestWatchdog is left out: since the boot-speed merge (coldplug in
 	# the background) its healthy boot never shows the armed watchdog
