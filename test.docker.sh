@@ -141,10 +141,6 @@ imagetest() {
 	if grep -q '^type = "rpiab"' "targets/$target.toml"; then
 		run=(-run '^(TestRpiImage|TestBootRaspi|TestRpiABSwitch|TestRaspiVcio)$')
 	fi
-	# TestWatchdog is left out: since the boot-speed merge (coldplug in
-	# the background) its healthy boot never shows the armed watchdog
-	# (#18); run it with PV_IMAGE_TESTS='^TestWatchdog$'.
-	run+=(-skip '^TestWatchdog$')
 	# PV_IMAGE_TESTS overrides the list (a go test -run pattern)
 	[ -z "${PV_IMAGE_TESTS:-}" ] || run=(-run "$PV_IMAGE_TESTS")
 	PV_TEST_EXPECT=$expect PV_TEST_MARKER=$marker PV_TEST_IMAGE=$PWD/$img go test -count=1 -v -timeout 30m "${run[@]}" ./mkimage/boottest/

@@ -15,10 +15,11 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/debugshell"
 )
 
-// TestWatchdog boots the x64-uefi image twice with QEMU's i6300esb
-// watchdog and PV_WDT_MODE=always, PV_WDT_TIMEOUT=10 on the kernel command
-// line (GRUB's grub.cfg on the ESP is edited): a healthy Pantavisor keeps
-// the machine up for five timeouts with the watchdog active; one stopped
+// TestWatchdog boots the x64-uefi image twice with two watchdogs, QEMU's
+// i6300esb and q35's iTCO, and PV_WDT_MODE=always, PV_WDT_TIMEOUT=10 on
+// the kernel command line (GRUB's grub.cfg on the ESP is edited): a
+// healthy Pantavisor keeps the machine up for five timeouts with both
+// watchdogs active; one stopped
 // from the debug shell (testdata/hang: ptrace stops PID 1 with SIGSTOP)
 // makes the machine reset (QEMU runs with -no-reboot, so it exits) within
 // the timeout.
@@ -36,8 +37,9 @@ func TestWatchdog(t *testing.T) {
 	const mgmt = "platform=pv-mgmt status=STARTED"
 	boot := func(t *testing.T, img string, cmd, marker string, hold time.Duration) Result {
 		res, err := Boot(context.Background(), Options{Image: img, Firmware: BIOS, Timeout: 12 * time.Minute,
-			// q35's own iTCO watchdog may be /dev/watchdog too: QEMU
-			// makes it reset the machine only without noreboot
+			// q35's own iTCO watchdog is a second one: QEMU lets it
+			// reset the machine (and its driver probe) only without
+			// noreboot
 			Disks: []string{hang}, Devices: []string{"i6300esb"}, Globals: []string{"ICH9-LPC.noreboot=false"},
 			Marker: marker, Expect: []string{mgmt}, Hold: hold,
 			Input: []Input{{After: debugshell.Prompt, Keys: "d"}, {After: mgmt, Keys: cmd}}})
@@ -51,9 +53,11 @@ func TestWatchdog(t *testing.T) {
 		if out, err := exec.Command("cp", "--sparse=always", img, copyImg).CombinedOutput(); err != nil {
 			t.Fatalf("cp: %v: %s", err, out)
 		}
-		// the watchdog Pantavisor opened (/dev/watchdog: the first the
-		// kernel registered, i6300esb or q35's iTCO) is the active one
-		res := boot(t, copyImg, "for w in /sys/class/watchdog/watchdog*; do echo wdt=$(cat $w/state)/$(cat $w/timeout); done\n", "wdt=active/10", 5*timeout)
+		// Pantavisor pets every watchdog (q35's iTCO beside the
+		// i6300esb, their drivers loaded by the background coldplug in
+		// either order): both must be armed with the timeout, and
+		// neither may reset a healthy machine
+		res := boot(t, copyImg, wdtShow, "wdt=[active/10 active/10 ]", 5*timeout)
 		if res.Exited {
 			t.Fatalf("a healthy Pantavisor: the machine reset %s after the watchdog was seen active\nconsole tail:\n%s",
 				(res.Ended - res.Elapsed).Round(time.Second), tail(res.Console, 20))
@@ -61,13 +65,21 @@ func TestWatchdog(t *testing.T) {
 		t.Logf("healthy: up %s after the watchdog was seen active (%s timeout)", (res.Ended - res.Elapsed).Round(time.Second), timeout)
 	})
 	t.Run("hung", func(t *testing.T) {
-		res := boot(t, img, "cat /dev/vdb > /tmp/hang && chmod +x /tmp/hang && /tmp/hang &\n", "hang: pid 1 stopped, all", 3*timeout)
+		// stopped once both watchdogs are armed: their drivers are
+		// loaded by the background coldplug, which may end after
+		// pv-mgmt started
+		res := boot(t, img, strings.TrimSuffix(wdtShow, "\n")+"; cat /dev/vdb > /tmp/hang && chmod +x /tmp/hang && /tmp/hang &\n", "hang: pid 1 stopped, all", 3*timeout)
 		if !res.Exited {
 			t.Fatalf("Pantavisor stopped: the machine still ran %s later\nconsole tail:\n%s", 3*timeout, tail(res.Console, 20))
 		}
 		t.Logf("hung: the machine reset %s after pid 1 stopped (%s timeout)", (res.Ended - res.Elapsed).Round(100*time.Millisecond), timeout)
 	})
 }
+
+// wdtShow prints the state/timeout of every watchdog once both are
+// active (30 s at most: the iTCO's driver may come later).
+const wdtShow = `n=0; while :; do s=; for w in /sys/class/watchdog/watchdog*; do s="$s$(cat $w/state)/$(cat $w/timeout) "; done; ` +
+	`[ "$s" = "active/10 active/10 " ] || [ $n -ge 30 ] && break; n=$((n+1)); sleep 1; done; echo "wdt=[$s]"` + "\n"
 
 // wdtArgs appends args to the kernel command lines of the image's
 // grub.cfg on its ESP.

@@ -447,10 +447,18 @@ func (s Spec) squash(ctx context.Context, root, out string) error {
 		if err := os.MkdirAll(s.Cache, 0o755); err != nil {
 			return err
 		}
-		if err := squashfs.Make(ctx, root, c+".tmp", o); err != nil {
+		// a private temporary: builds side by side that make the same
+		// entry must not write one file together (a half-written entry
+		// was renamed into the cache)
+		tmp, err := os.MkdirTemp(s.Cache, "squashfs-tmp-")
+		if err != nil {
 			return err
 		}
-		if err := os.Rename(c+".tmp", c); err != nil {
+		defer os.RemoveAll(tmp)
+		if err := squashfs.Make(ctx, root, filepath.Join(tmp, "out"), o); err != nil {
+			return err
+		}
+		if err := os.Rename(filepath.Join(tmp, "out"), c); err != nil {
 			return err
 		}
 	}

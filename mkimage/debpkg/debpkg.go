@@ -31,6 +31,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrNotFound means the archive indexes have no such package (or version).
@@ -142,6 +144,14 @@ func (a *Archive) aptArgs() []string {
 }
 
 func (a *Archive) run(ctx context.Context, dir string, tool string, args ...string) ([]byte, error) {
+	// apt runs without its own locks (Debug::NoLocking): builds side by
+	// side share this state, so an update holds it alone, and the
+	// others read lists no update is replacing.
+	unlock, err := a.lock(len(args) > 1 && args[len(args)-1] == "update")
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	cmd := exec.CommandContext(ctx, tool, append(a.aptArgs(), args...)...)
 	cmd.Dir = dir
 	var stderr bytes.Buffer
@@ -151,6 +161,23 @@ func (a *Archive) run(ctx context.Context, dir string, tool string, args ...stri
 		return out, fmt.Errorf("%s %s: %w: %s", tool, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return out, nil
+}
+
+// lock takes the apt state's file lock, exclusive or shared.
+func (a *Archive) lock(exclusive bool) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(a.aptDir, "pv.lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("debpkg: %w", err)
+	}
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("debpkg: lock %s: %w", f.Name(), err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // HasIndexes reports whether a previous Update left package indexes.

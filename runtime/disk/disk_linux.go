@@ -199,26 +199,40 @@ func blockSectors(f *os.File) (uint64, error) {
 	return size / 512, nil
 }
 
-// mkfs formats dev as fstype (mkfs.<fstype>, e2fsprogs).
+// mkfs formats dev as fstype: mkfs.<fstype>, or for ext2/3/4 e2fsprogs'
+// mke2fs -t <fstype> (the initrds carry mke2fs alone, without the
+// mkfs.ext* links).
 func mkfs(fstype, dev string, opts []string) error {
-	tool := "mkfs." + fstype
-	path, err := exec.LookPath(tool)
-	if err != nil {
-		for _, dir := range []string{"/sbin", "/usr/sbin"} {
-			if p := filepath.Join(dir, tool); exists(p) {
-				path, err = p, nil
-				break
-			}
+	args := append([]string{"-q"}, opts...)
+	path, err := sbinTool("mkfs." + fstype)
+	if err != nil && strings.HasPrefix(fstype, "ext") {
+		if p, err2 := sbinTool("mke2fs"); err2 == nil {
+			path, err = p, nil
+			args = append([]string{"-t", fstype}, args...)
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("format %s as %s: %s not found: %w", dev, fstype, tool, err)
+		return fmt.Errorf("format %s as %s: %w", dev, fstype, err)
 	}
-	args := append(append([]string{"-q"}, opts...), dev)
+	args = append(args, dev)
 	if out, err := exec.Command(path, args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("format %s as %s: %w: %s", dev, fstype, err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// sbinTool finds tool in PATH, /sbin or /usr/sbin (PID 1 may have no PATH).
+func sbinTool(tool string) (string, error) {
+	path, err := exec.LookPath(tool)
+	if err == nil {
+		return path, nil
+	}
+	for _, dir := range []string{"/sbin", "/usr/sbin"} {
+		if p := filepath.Join(dir, tool); exists(p) {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found: %w", tool, err)
 }
 
 func mountAt(dev, target, fstype string, flags uintptr) error {

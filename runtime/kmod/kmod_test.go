@@ -33,6 +33,7 @@ kernel/drivers/virtio/virtio_pci_modern_dev.ko:
 kernel/net/ipv6/ipv6.ko:
 kernel/drivers/net/ethernet/intel/e1000/e1000.ko:
 kernel/drivers/input/evdev.ko:
+kernel/drivers/watchdog/i6300esb.ko:
 `
 	modulesAlias = `# Aliases extracted from modules themselves.
 alias fs-overlay overlay
@@ -49,6 +50,7 @@ alias ext3 ext4
 alias fs-ext2 ext4
 alias cpu:type:x86,ven*fam*mod*:feature:*0094* crc16
 alias input:b*v*p*e*-e*k*r*a*m*l*s*f*w* evdev
+alias pci:v00008086d000025ABsv*sd*bc*sc*i* i6300esb
 `
 	modulesBuiltin = "kernel/fs/squashfs/squashfs.ko\nkernel/drivers/block/loop.ko\n"
 	builtinModinfo = "squashfs.description=squashfs\x00squashfs.alias=fs-squashfs\x00loop.alias=devname:loop-control\x00loop.alias=block-major-7-*\x00loop.max_loop=int\x00"
@@ -147,8 +149,8 @@ func TestParseAlias(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(as) != 14 || as[0] != (Alias{"fs-overlay", "overlay"}) {
-		t.Errorf("ParseAlias() = %d aliases, first %v; want 14, {fs-overlay overlay}", len(as), as[0])
+	if len(as) != 15 || as[0] != (Alias{"fs-overlay", "overlay"}) {
+		t.Errorf("ParseAlias() = %d aliases, first %v; want 15, {fs-overlay overlay}", len(as), as[0])
 	}
 	if _, err := ParseAlias(strings.NewReader("alias onlypattern\n")); err == nil {
 		t.Errorf("ParseAlias(two fields) = nil error")
@@ -305,6 +307,8 @@ func TestColdplug(t *testing.T) {
 	dev("pci", "0000:00:03.0", "pci:v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00")
 	dev("pci", "0000:00:04.0", "pci:v00001234d00001111sv00001AF4sd00001100bc03sc00i00")
 	dev("platform", "serial8250", "platform:serial8250")
+	// a watchdog: its driver comes first, whatever its modalias' rank
+	dev("pci", "0000:00:05.0", "pci:v00008086d000025ABsv00001AF4sd00001100bc08sc80i00")
 	// A class device (input) is on no bus.
 	os.MkdirAll(filepath.Join(sys, "class", "input", "input2"), 0o755)
 	os.WriteFile(filepath.Join(sys, "class", "input", "input2", "modalias"), []byte("input:b0019v0000p0001e0000-e0,1,k74,ramlsfw\n"), 0o444)
@@ -317,7 +321,7 @@ func TestColdplug(t *testing.T) {
 	var told []string
 	l.OnLoad = func(n string) { told = append(told, n) }
 	got, err := l.Coldplug()
-	want := []string{"evdev", "virtio_pci_modern_dev", "virtio_pci", "pps_core", "ptp", "e1000e", "ipv6", "failover", "net_failover", "virtio_net", "e1000"}
+	want := []string{"i6300esb", "evdev", "virtio_pci_modern_dev", "virtio_pci", "pps_core", "ptp", "e1000e", "ipv6", "failover", "net_failover", "virtio_net", "e1000"}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("Coldplug() = %v, %v; want %v", got, err, want)
 	}

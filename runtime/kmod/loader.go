@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -217,6 +218,10 @@ func (l *Loader) Coldplug() (loaded []string, first error) {
 		if len(mods) == 0 {
 			break
 		}
+		// Watchdog drivers first: Pantavisor arms every watchdog as it
+		// appears, and the rest of a coldplug (DRM…) can take seconds
+		// during which a hang would go unnoticed.
+		slices.SortStableFunc(mods, func(a, b string) int { return cmpWatchdog(l.watchdogDriver(a), l.watchdogDriver(b)) })
 		got, err := l.loadFiles(l.idx.Plan(mods), nil)
 		loaded = append(loaded, got...)
 		if err != nil && first == nil {
@@ -229,6 +234,23 @@ func (l *Loader) Coldplug() (loaded []string, first error) {
 	l.log.Info(fmt.Sprintf("kmod: coldplug loaded %d modules: %s", len(loaded), strings.Join(loaded, " ")),
 		"took", time.Since(start).Round(time.Millisecond))
 	return loaded, first
+}
+
+// watchdogDriver reports whether module name is a watchdog driver (its
+// file is under drivers/watchdog).
+func (l *Loader) watchdogDriver(name string) bool {
+	return strings.Contains(l.idx.Deps.File[Name(name)], "/drivers/watchdog/")
+}
+
+// cmpWatchdog orders watchdog drivers before the others.
+func cmpWatchdog(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return -1
+	}
+	return 1
 }
 
 // modaliases returns the distinct device modaliases under l.Sys, sorted.

@@ -594,11 +594,12 @@ func (d *Daemon) publishDevmeta() {
 }
 
 // startWatchdog applies PV_WDT_MODE (INIT): the embedded daemon drives
-// /dev/watchdog, App Engine none unless Options.Watchdog names one.
+// every watchdog of /dev (watchdog.OpenAll), App Engine none unless
+// Options.Watchdog names one.
 func (d *Daemon) startWatchdog() {
 	open := d.opt.Watchdog
 	if open == nil && d.mode == Embedded {
-		open = watchdog.OpenDevice("/dev/watchdog")
+		open = watchdog.OpenAll("/dev", d.log)
 	}
 	mode, err := watchdog.ParseMode(d.conf.Get(config.WDTMode))
 	if err != nil || !d.conf.Bool(config.WDTEnabled) || open == nil {

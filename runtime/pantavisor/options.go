@@ -244,7 +244,7 @@ type Options struct {
 	// SystemReboot reboots or powers off the machine (embedded only).
 	SystemReboot func(poweroff bool) error
 	// Watchdog opens the watchdog device PV_WDT_MODE drives; nil is
-	// /dev/watchdog in embedded mode and none in App Engine mode.
+	// every /dev/watchdogN in embedded mode and none in App Engine mode.
 	Watchdog watchdog.Opener
 	// SSHAddr is the debug ssh server's address (PV_DEBUG_SSH); "" is
 	// sshd.DefaultAddr, :8222.

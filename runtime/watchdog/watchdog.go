@@ -1,9 +1,9 @@
-// Package watchdog drives the kernel watchdog (/dev/watchdog) the way
-// PV_WDT_MODE asks: Pantavisor arms it, sets PV_WDT_TIMEOUT and pets it
-// from the main state machine's loop, so a hung Pantavisor resets the
-// board.
+// Package watchdog drives the kernel watchdogs (/dev/watchdogN) the way
+// PV_WDT_MODE asks: Pantavisor arms them, sets PV_WDT_TIMEOUT and pets
+// them from the main state machine's loop, so a hung Pantavisor resets
+// the board.
 //
-//	w := watchdog.New(watchdog.Always, 15*time.Second, watchdog.OpenDevice("/dev/watchdog"), log)
+//	w := watchdog.New(watchdog.Always, 15*time.Second, watchdog.OpenAll("/dev", log), log)
 //	w.Start()     // INIT
 //	w.Running()   // RUN done: startup mode hands the device to a container
 //	w.Pet()       // every FSM round

@@ -3,6 +3,8 @@ package watchdog
 import (
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -104,4 +106,73 @@ func TestParseMode(t *testing.T) {
 	if _, err := ParseMode("sometimes"); !errors.Is(err, ErrMode) {
 		t.Errorf("ParseMode(sometimes) = %v, want ErrMode", err)
 	}
+}
+
+func TestOpenAll(t *testing.T) {
+	// watchdog1 is there first, watchdog0 (/dev/watchdog) comes later:
+	// both are armed with the timeout and petted, each once opened
+	dir := t.TempDir()
+	touch := func(n string) {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var log []string
+	open := openAll(dir, nil, func(p string) (Device, error) {
+		if _, err := os.Stat(p); err != nil {
+			return nil, err
+		}
+		n := filepath.Base(p)
+		log = append(log, "open "+n)
+		return namedDev{n, &log}, nil
+	})
+	if _, err := open(); err == nil {
+		t.Fatal("opened an empty /dev")
+	}
+	touch("watchdog")
+	touch("watchdog1")
+	w := New(Always, 15*time.Second, open, nil)
+	w.Start()
+	touch("watchdog0")
+	w.Pet()
+	w.Stop()
+	want := "open watchdog1 watchdog1:timeout=15s watchdog1:pet " +
+		"open watchdog0 watchdog0:timeout=15s watchdog1:pet watchdog0:pet " +
+		"watchdog0:magic-close watchdog1:magic-close"
+	if g := strings.Join(log, " "); g != want {
+		t.Errorf("got  %q\nwant %q", g, want)
+	}
+}
+
+func TestOpenAllLegacy(t *testing.T) {
+	// no numbered nodes: /dev/watchdog alone
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "watchdog"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var log []string
+	d, err := openAll(dir, nil, func(p string) (Device, error) { return namedDev{filepath.Base(p), &log}, nil })()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Keepalive()
+	if g := strings.Join(log, " "); g != "watchdog:pet" {
+		t.Errorf("got %q, want watchdog:pet", g)
+	}
+}
+
+// namedDev logs what is done to it under its name.
+type namedDev struct {
+	name string
+	log  *[]string
+}
+
+func (d namedDev) SetTimeout(t time.Duration) (time.Duration, error) {
+	*d.log = append(*d.log, d.name+":timeout="+t.String())
+	return t, nil
+}
+func (d namedDev) Keepalive() error { *d.log = append(*d.log, d.name+":pet"); return nil }
+func (d namedDev) Close(magic bool) error {
+	*d.log = append(*d.log, d.name+":magic-close")
+	return nil
 }
