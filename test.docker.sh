@@ -143,7 +143,7 @@ imagetest() {
 	fi
 	# PV_IMAGE_TESTS overrides the list (a go test -run pattern)
 	[ -z "${PV_IMAGE_TESTS:-}" ] || run=(-run "$PV_IMAGE_TESTS")
-	PV_TEST_EXPECT=$expect PV_TEST_MARKER=$marker PV_TEST_IMAGE=$PWD/$img go test -count=1 -v -timeout 30m "${run[@]}" ./mkimage/boottest/
+	PV_TEST_EXPECT=$expect PV_TEST_MARKER=$marker PV_TEST_IMAGE=$PWD/$img go test -count=1 -v -timeout 45m "${run[@]}" ./mkimage/boottest/
 }
 
 # imagelanes runs the image tests of every bootable target three at a
