@@ -35,10 +35,6 @@ var keyNotes = map[string]string{
 	"PV_SYSCTL_KERNEL_CORE_PATTERN": "stands for every `PV_SYSCTL_*` / `sysctl.*` key, written in INIT by the device's init (PID 1; App Engine applies none); `/lib/pv/pvcrash` keeps the core as `/storage/corepv`, `--skip` drains it",
 }
 
-// inProgress are keys other branches were implementing when this table
-// was last written: the lead updates their status when merging them.
-var inProgress = map[string]string{}
-
 // areaText describes the areas of keys that are not implemented yet.
 var areaText = map[area]string{
 	bootloader: "boot loader settings: u-boot A/B partition and environment names, FIT configuration",
@@ -135,9 +131,6 @@ revision's OEM file; *run* = user metadata and commands (at run time).
 		fmt.Fprintf(&b, "- *%s*: %s\n", a, areaText[area(a)])
 	}
 	b.WriteString(`
-*in progress*: another branch is implementing the key as this table is written; until it
-is merged the key behaves as *not yet*.
-
 The seeds' tables also list build options, which ` + "`build.docker.sh`" + ` reads and Pantavisor
 does not: ` + "`PV_BUILD_*`, `PV_MERGE_SBOM`, `PV_PVS_CERT_PEM`, `PV_PVS_PUB_PEM`, `PV_FACTORY_AUTOTOK`" + `
 (README.md), and ` + "`PH_CIBOT_*`, `PH_TARGET_DEVICE`" + ` (upstream's CI, not supported).
@@ -164,11 +157,6 @@ does not: ` + "`PV_BUILD_*`, `PV_MERGE_SBOM`, `PV_PVS_CERT_PEM`, `PV_PVS_PUB_PEM
 		status := "implemented"
 		if !k.Implemented() {
 			status = "not yet (" + k.Todo() + ")"
-			if br := inProgress[d.Name]; br != "" {
-				status += "; in progress on " + br
-			} else if k.Todo() == string(hub) {
-				status += "; in progress (Hub client)"
-			}
 		}
 		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s | %s | %s | %s | %s |\n",
 			d.Name, goName[d.Name], alias, typ, def, levelsText(d.Levels), status, keyNotes[d.Name])
@@ -187,11 +175,6 @@ func TestConfigKeysDoc(t *testing.T) {
 	for name := range keyNotes {
 		if _, ok := Lookup(name); !ok {
 			t.Errorf("keyNotes names %s, which is not a key", name)
-		}
-	}
-	for name := range inProgress {
-		if k, ok := Lookup(name); !ok || k.Implemented() {
-			t.Errorf("inProgress names %s, which is not a key or is implemented", name)
 		}
 	}
 	path := filepath.Join("..", "..", "docs", "config-keys.md")
