@@ -447,10 +447,19 @@ func (s Spec) squash(ctx context.Context, root, out string) error {
 		if err := os.MkdirAll(s.Cache, 0o755); err != nil {
 			return err
 		}
-		if err := squashfs.Make(ctx, root, c+".tmp", o); err != nil {
+		// a temporary name of this build's own: concurrent builds share
+		// the cache and make the same squashfs
+		f, err := os.CreateTemp(s.Cache, filepath.Base(c)+".*.tmp")
+		if err != nil {
 			return err
 		}
-		if err := os.Rename(c+".tmp", c); err != nil {
+		tmp := f.Name()
+		f.Close()
+		defer os.Remove(tmp)
+		if err := squashfs.Make(ctx, root, tmp, o); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, c); err != nil {
 			return err
 		}
 	}
