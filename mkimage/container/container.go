@@ -205,9 +205,13 @@ bound|renew)
 	ip -4 addr flush dev "$interface"
 	ip -4 addr add "$ip/${mask:-24}" dev "$interface"
 	for r in $router; do ip -4 route replace default via "$r" dev "$interface"; break; done
-	: > /etc/resolv.conf.new
-	for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf.new; done
-	mv /etc/resolv.conf.new /etc/resolv.conf
+	# /etc/resolv.conf is the device's central one (bound, not replaced):
+	# the daemon and the containers that bind it resolve with the lease's
+	# DNS servers.
+	{
+		[ -n "$domain" ] && echo "search $domain"
+		for d in $dns; do echo "nameserver $d"; done
+	} > /etc/resolv.conf
 	echo "pv-network: $interface $ip/${mask:-24} router $router"
 	;;
 esac
@@ -347,7 +351,8 @@ func Build(ctx context.Context, s Spec) (Entries, error) {
 // DefaultSrc is the src.json of a default container: pvr's builtin
 // template with args that give the busybox platforms their settings
 // (roles and group, a 4-tty console, mixed proc/sys/cgroup mounts, their
-// own resolv.conf, a tmpfs on /tmp, no AppArmor).
+// own resolv.conf but the network container's, which is the device's, a
+// tmpfs on /tmp, no AppArmor).
 func DefaultSrc(name, template, init string) (pvrtemplate.Src, error) {
 	args := map[string]any{
 		"LXC_TTY_MAX":            "4",
@@ -365,6 +370,9 @@ func DefaultSrc(name, template, init string) (pvrtemplate.Src, error) {
 		args["PV_GROUP"] = "platform"
 	case Network:
 		args["PV_GROUP"] = "root"
+		// it writes the DHCP lease's DNS servers into the central
+		// resolv.conf, which the others bind
+		delete(args, "PV_RESOLV_CONF_DISABLE")
 	default:
 		return pvrtemplate.Src{}, fmt.Errorf("container %s: %w %q", name, ErrTemplate, template)
 	}
