@@ -43,6 +43,12 @@ type Setup struct {
 	// Factory (pvtest extension, "factory": "true") installs the containers
 	// in the factory revision 0 instead of upstream's locals/<id> + LOCAL_RUN.
 	Factory bool
+	// NetNS (pvtest extension, "netns": "true") runs the instance in a
+	// network namespace of its own (only lo, up) with a resolv.conf of its
+	// own bound on /etc/resolv.conf: a test may give it interfaces (veth)
+	// and a network container may configure them without touching the
+	// host's.
+	NetNS bool
 }
 
 // Containers lists the packages of the initial revision.
@@ -72,6 +78,7 @@ type rawSetup struct {
 	PVS         string          `json:"pvs"`
 	ReadyScript string          `json:"ready-script"`
 	Factory     json.RawMessage `json:"factory"`
+	NetNS       json.RawMessage `json:"netns"`
 	Containers  *struct {
 		Control  string   `json:"control"`
 		Tarballs []string `json:"tarballs"`
@@ -120,6 +127,9 @@ func Parse(data []byte) (*Test, error) {
 			return nil, err
 		}
 		t.Setup.Factory = f
+		if t.Setup.NetNS, err = parseBool("setup.netns", s.NetNS); err != nil {
+			return nil, err
+		}
 		for _, f := range []struct{ name, val string }{
 			{"setup.pantavisor.config", s.Config}, {"setup.pvs", s.PVS}, {"setup.ready-script", s.ReadyScript},
 		} {
