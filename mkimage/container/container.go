@@ -28,6 +28,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/pantavisor/pantavisor-go/mkimage/initrd"
 	"github.com/pantavisor/pantavisor-go/mkimage/pvrtemplate"
 	"github.com/pantavisor/pantavisor-go/mkimage/squashfs"
 )
@@ -70,6 +71,11 @@ type Spec struct {
 	Epoch int64
 	// Comp is the squashfs compressor (default xz).
 	Comp string
+	// NTPRoot is a target root unpacked from Debian's toybox and the
+	// libraries it links (libc6, libcrypt1): the network template gets
+	// toybox's sntp and sets the clock from the lease's NTP servers (or
+	// pool.ntp.org). "" leaves time sync out.
+	NTPRoot string
 	// Cache, when set, keeps squashfs images by the digest of their
 	// staged root, epoch and compressor: unchanged containers are not
 	// compressed again.
@@ -155,6 +161,7 @@ const networkInit = `#!/bin/sh
 pid=
 stop() {
 	echo "pv-network: stopping"
+	[ -f /tmp/pv-ntp.pid ] && kill "$(cat /tmp/pv-ntp.pid)" 2>/dev/null
 	if [ -n "$pid" ]; then
 		kill "$pid" 2>/dev/null
 		wait "$pid"
@@ -188,7 +195,7 @@ if [ -z "$nic" ]; then
 fi
 echo "pv-network: DHCP on $nic"
 ip link set "$nic" up
-udhcpc -f -S -i "$nic" -s /etc/udhcpc.script -t 5 -T 3 -A 10 &
+udhcpc -f -S -i "$nic" -s /etc/udhcpc.script -t 5 -T 3 -A 10 -O ntpsrv &
 pid=$!
 # udhcpc ending by itself ends the container, as before.
 wait "$pid"
@@ -213,9 +220,40 @@ bound|renew)
 		for d in $dns; do echo "nameserver $d"; done
 	} > /etc/resolv.conf
 	echo "pv-network: $interface $ip/${mask:-24} router $router"
+	# time: the lease's NTP servers (option 42), else pool.ntp.org; one
+	# pv-ntp loop, started again when the servers change
+	if [ -x /sbin/pv-ntp ]; then
+		srv=${ntpsrv:-pool.ntp.org}
+		if [ "$srv" != "$(cat /tmp/pv-ntp.servers 2>/dev/null)" ]; then
+			[ -f /tmp/pv-ntp.pid ] && kill "$(cat /tmp/pv-ntp.pid)" 2>/dev/null
+			echo "$srv" > /tmp/pv-ntp.servers
+			/sbin/pv-ntp $srv &
+			echo $! > /tmp/pv-ntp.pid
+		fi
+	fi
 	;;
 esac
 exit 0
+`
+
+// ntpLoop sets the clock with toybox's sntp from the first server that
+// answers, again every 1000 s (every 30 s until one did).
+const ntpLoop = `#!/bin/sh
+# pv-ntp SERVER...: time sync of pv-network (toybox sntp).
+trap 'exit 0' TERM INT
+while :; do
+	wait=30
+	for s in "$@"; do
+		if out=$(sntp -s "$s" 2>&1); then
+			echo "pv-network: time from $s: $out"
+			wait=1000
+			break
+		fi
+		echo "pv-network: time from $s failed: $out"
+	done
+	sleep $wait &
+	wait $!
+done
 `
 
 // rootfs stages the container root in dir.
@@ -262,6 +300,12 @@ func (s Spec) rootfs(dir string) (init string, err error) {
 	case Network:
 		files["sbin/pv-init"] = networkInit
 		files["etc/udhcpc.script"] = udhcpcScript
+		if s.NTPRoot != "" {
+			if err := addSntp(initrd.Sysroot{Dir: s.NTPRoot}, dir); err != nil {
+				return "", fmt.Errorf("container %s: %w", s.Name, err)
+			}
+			files["sbin/pv-ntp"] = ntpLoop
+		}
 	case SDK:
 		if s.PvrSDK == "" || s.Pvcontrol == "" {
 			return "", fmt.Errorf("container %s: template pvr-sdk needs pvr-sdk and pvcontrol", s.Name)
@@ -487,4 +531,50 @@ func copyFile(src, dst string, mode os.FileMode) error {
 		return err
 	}
 	return os.Chmod(dst, mode)
+}
+
+// toybox is where Debian's toybox package puts the program.
+const toybox = "/bin/toybox"
+
+// addSntp copies toybox and the libraries it needs from the target root
+// sr into the container root dir (symbolic links on the way kept), and
+// names it sntp.
+func addSntp(sr initrd.Sysroot, dir string) error {
+	libs, err := sr.Needed([]string{toybox})
+	if err != nil {
+		return fmt.Errorf("sntp: %w", err)
+	}
+	var prog string // toybox's path after the links (/usr/bin/toybox on a merged /usr)
+	for _, p := range append([]string{toybox}, libs...) {
+		final, links, err := sr.Resolve(p)
+		if prog == "" {
+			prog = final
+		}
+		if err != nil {
+			return fmt.Errorf("sntp: %w", err)
+		}
+		for l, target := range links {
+			dst := filepath.Join(dir, l)
+			if _, err := os.Lstat(dst); err == nil {
+				continue
+			}
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			if err := os.Symlink(target, dst); err != nil {
+				return err
+			}
+		}
+		fi, err := os.Stat(filepath.Join(sr.Dir, final))
+		if err != nil {
+			return fmt.Errorf("sntp: %w", err)
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, final)), 0o755); err != nil {
+			return err
+		}
+		if err := copyFile(filepath.Join(sr.Dir, final), filepath.Join(dir, final), fi.Mode().Perm()); err != nil {
+			return err
+		}
+	}
+	return os.Symlink(prog, filepath.Join(dir, "usr/bin/sntp"))
 }
