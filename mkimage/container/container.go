@@ -540,16 +540,17 @@ const toybox = "/bin/toybox"
 // sr into the container root dir (symbolic links on the way kept), and
 // names it sntp.
 func addSntp(sr initrd.Sysroot, dir string) error {
-	libs, err := sr.Needed([]string{toybox})
+	// Needed reads host paths: toybox's file inside the sysroot
+	prog, _, err := sr.Resolve(toybox)
 	if err != nil {
 		return fmt.Errorf("sntp: %w", err)
 	}
-	var prog string // toybox's path after the links (/usr/bin/toybox on a merged /usr)
+	libs, err := sr.Needed([]string{filepath.Join(sr.Dir, prog)})
+	if err != nil {
+		return fmt.Errorf("sntp: %w", err)
+	}
 	for _, p := range append([]string{toybox}, libs...) {
 		final, links, err := sr.Resolve(p)
-		if prog == "" {
-			prog = final
-		}
 		if err != nil {
 			return fmt.Errorf("sntp: %w", err)
 		}
@@ -576,5 +577,6 @@ func addSntp(sr initrd.Sysroot, dir string) error {
 			return err
 		}
 	}
+	// prog is /usr/bin/toybox on a merged /usr
 	return os.Symlink(prog, filepath.Join(dir, "usr/bin/sntp"))
 }
