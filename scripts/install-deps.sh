@@ -37,7 +37,8 @@ need_go() {
 # (libubootenv-tool), mkfs.vfat (dosfstools), mcopy (mtools), gcc
 # (build-essential), qemu-system-x86_64 (qemu-system-x86), mkimage
 # (u-boot-tools), the U-Boot firmware of the arm boot tests (u-boot-qemu)
-# and ssh/scp/ssh-keygen of the debug ssh tests (openssh-client);
+# and ssh/scp/ssh-keygen of the debug ssh tests (openssh-client); toybox:
+# the App Engine network fixture's sntp (pv-network's time sync);
 # malta-qemu builds U-Boot from source (mkimage/ubootbuild: dpkg-source from
 # dpkg-dev, patch, bison, flex, bc, libssl-dev for its host tools, Debian's
 # mipsel cross gcc) and boots it in qemu-system-mipsel (qemu-system-mips).
@@ -45,7 +46,7 @@ need_go() {
 # (runtime/pvrsdk TestWebUIBrowser); and dbus-daemon (with dbus-send from
 # dbus-bin): the xconnect dbus tests run a real bus (runtime/xconnect, the
 # xc-dbus fixture of tests/xconnect/3).
-runtime_pkgs="build-essential pkg-config lxc lxc-dev libcap-dev squashfs-tools e2fsprogs busybox-static util-linux mount bsdutils fdisk iproute2 nftables xz-utils bzip2 cpio openssh-client"
+runtime_pkgs="build-essential pkg-config lxc lxc-dev libcap-dev squashfs-tools e2fsprogs busybox-static util-linux mount bsdutils fdisk iproute2 nftables xz-utils bzip2 cpio openssh-client toybox"
 image_pkgs="libubootenv-tool u-boot-tools u-boot-qemu gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross gcc-mipsel-linux-gnu libc6-dev-mipsel-cross qemu-system-x86 qemu-system-arm qemu-system-mips bison flex bc libssl-dev patch ovmf seabios grub-efi-amd64-bin grub-pc-bin grub-common mtools dosfstools dpkg-dev"
 test_pkgs="chromium dbus-daemon dbus-bin"
 

@@ -41,6 +41,10 @@ type Options struct {
 	Repo string
 	// Target names targets/<Target>.toml.
 	Target string
+	// Recipe, when set, is built instead of targets/<Target>.toml: a
+	// variant of a target (a test adds a container to it). Its paths
+	// stay relative to Repo; Target still names the default Out.
+	Recipe *recipe.Recipe
 	// Out is the output directory (default <Repo>/out/<Target>).
 	Out string
 	// Cache holds downloaded packages and cached artifacts.
@@ -154,7 +158,22 @@ func (b *run) note(format string, args ...any) {
 	fmt.Fprintf(b.o.Progress, "    note: %s\n", n)
 }
 
-// Build runs the pipeline for o.Target.
+// loadRecipe is a copy of o.Recipe, validated, or targets/<Target>.toml.
+func loadRecipe(o Options) (*recipe.Recipe, error) {
+	if o.Recipe == nil {
+		return recipe.Load(filepath.Join(o.Repo, "targets", o.Target+".toml"))
+	}
+	r := *o.Recipe
+	r.Addons = slices.Clone(r.Addons)
+	r.Containers = slices.Clone(r.Containers)
+	recipe.Defaults(&r)
+	if err := r.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", r.Name, err)
+	}
+	return &r, nil
+}
+
+// Build runs the pipeline for o.Target (or o.Recipe).
 func Build(ctx context.Context, o Options) (*Result, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -190,7 +209,10 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 			return nil, fmt.Errorf("PVR_MERGE_SRC: %w", err)
 		}
 	}
-	r, err := recipe.Load(filepath.Join(o.Repo, "targets", o.Target+".toml"))
+	if o.Target == "" && o.Recipe != nil {
+		o.Target = o.Recipe.Name
+	}
+	r, err := loadRecipe(o)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,23 @@ import (
 // busyboxPackage provides the static busybox of the default containers.
 const busyboxPackage = "busybox-static"
 
+// ntpPackages give the network template its time sync: toybox's sntp and
+// the libraries it links (Debian's busybox-static has no ntpd).
+var ntpPackages = []string{"toybox", "libc6", "libcrypt1"}
+
+// needsNTP tells whether the build makes a network template container.
+func (b *run) needsNTP() bool {
+	if b.o.MergeSrc != "" {
+		return false
+	}
+	for _, c := range b.r.Containers {
+		if c.Template == container.Network {
+			return true
+		}
+	}
+	return false
+}
+
 // needsBusybox tells whether the build makes template containers.
 func (b *run) needsBusybox() bool {
 	if b.o.MergeSrc != "" {
@@ -55,7 +72,7 @@ func (b *run) makeContainers(ctx context.Context, pk *packages, bin *binaries) (
 					app.Options{Platform: a.OCIPlatform(), Epoch: b.o.Epoch, Comp: "xz"})
 			}
 		default:
-			e, err = container.Build(ctx, container.Spec{Name: c.Name, Template: c.Template, Busybox: pk.Busybox,
+			e, err = container.Build(ctx, container.Spec{Name: c.Name, Template: c.Template, Busybox: pk.Busybox, NTPRoot: pk.NTPRoot,
 				Pvcontrol: bin.StaticPvcontrol, Pvcurl: bin.StaticPvcurl, PvrSDK: bin.StaticPvrSDK, Work: work, Epoch: b.o.Epoch, Comp: "xz", Cache: filepath.Join(b.o.Cache, "artifacts")})
 		}
 		if err != nil {

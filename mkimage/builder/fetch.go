@@ -21,6 +21,9 @@ type packages struct {
 	Addons    map[string]string
 	// Busybox is the static busybox of the template containers.
 	Busybox string
+	// NTPRoot holds ntpPackages unpacked together (the network
+	// template's sntp), "" when no network template is built.
+	NTPRoot string
 	Src     []debpkg.Package
 	// ModHeaders build modules.extra (not shipped: not in Src).
 	ModHeaders *modHeaders
@@ -136,6 +139,12 @@ func (b *run) fetch(ctx context.Context) (*packages, string, error) {
 			return nil, "", fmt.Errorf("containers: %w", err)
 		}
 		pk.Busybox = filepath.Join(dir, "bin", "busybox")
+	}
+	if b.needsNTP() {
+		pk.NTPRoot = filepath.Join(b.work, "ntp-root")
+		if err := unpackAll(pk.NTPRoot, ntpPackages); err != nil {
+			return nil, "", fmt.Errorf("containers: %w", err)
+		}
 	}
 	if err := a.lock.save(); err != nil {
 		return nil, "", fmt.Errorf("package lock: %w", err)

@@ -174,6 +174,14 @@ func (b *run) makeInitrd(pk *packages, bin *binaries) (string, error) {
 			return "", fmt.Errorf("vendor.skel: %w", err)
 		}
 	}
+	// The central resolv.conf: containers bind it (pvr's template does
+	// unless PV_RESOLV_CONF_DISABLE) and the network container writes the
+	// DNS servers of its DHCP lease into it; the daemon resolves with it.
+	if !t.Has("/etc/resolv.conf") {
+		if err := t.AddData("/etc/resolv.conf", nil, 0o644); err != nil {
+			return "", err
+		}
+	}
 	out := filepath.Join(b.work, "bsp", "pantavisor")
 	cached, err := b.writeArchive(t, r.Initrd.Compression, out)
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/pantavisor/pantavisor-go/mkimage/initrd"
 	"github.com/pantavisor/pantavisor-go/mkimage/pvrtemplate"
 	"github.com/pantavisor/pantavisor-go/mkimage/squashfs"
 )
@@ -70,6 +71,11 @@ type Spec struct {
 	Epoch int64
 	// Comp is the squashfs compressor (default xz).
 	Comp string
+	// NTPRoot is a target root unpacked from Debian's toybox and the
+	// libraries it links (libc6, libcrypt1): the network template gets
+	// toybox's sntp and sets the clock from the lease's NTP servers (or
+	// pool.ntp.org). "" leaves time sync out.
+	NTPRoot string
 	// Cache, when set, keeps squashfs images by the digest of their
 	// staged root, epoch and compressor: unchanged containers are not
 	// compressed again.
@@ -155,6 +161,7 @@ const networkInit = `#!/bin/sh
 pid=
 stop() {
 	echo "pv-network: stopping"
+	[ -f /tmp/pv-ntp.pid ] && kill "$(cat /tmp/pv-ntp.pid)" 2>/dev/null
 	if [ -n "$pid" ]; then
 		kill "$pid" 2>/dev/null
 		wait "$pid"
@@ -188,7 +195,7 @@ if [ -z "$nic" ]; then
 fi
 echo "pv-network: DHCP on $nic"
 ip link set "$nic" up
-udhcpc -f -S -i "$nic" -s /etc/udhcpc.script -t 5 -T 3 -A 10 &
+udhcpc -f -S -i "$nic" -s /etc/udhcpc.script -t 5 -T 3 -A 10 -O ntpsrv &
 pid=$!
 # udhcpc ending by itself ends the container, as before.
 wait "$pid"
@@ -205,13 +212,48 @@ bound|renew)
 	ip -4 addr flush dev "$interface"
 	ip -4 addr add "$ip/${mask:-24}" dev "$interface"
 	for r in $router; do ip -4 route replace default via "$r" dev "$interface"; break; done
-	: > /etc/resolv.conf.new
-	for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf.new; done
-	mv /etc/resolv.conf.new /etc/resolv.conf
+	# /etc/resolv.conf is the device's central one (bound, not replaced):
+	# the daemon and the containers that bind it resolve with the lease's
+	# DNS servers.
+	{
+		[ -n "$domain" ] && echo "search $domain"
+		for d in $dns; do echo "nameserver $d"; done
+	} > /etc/resolv.conf
 	echo "pv-network: $interface $ip/${mask:-24} router $router"
+	# time: the lease's NTP servers (option 42), else pool.ntp.org; one
+	# pv-ntp loop, started again when the servers change
+	if [ -x /sbin/pv-ntp ]; then
+		srv=${ntpsrv:-pool.ntp.org}
+		if [ "$srv" != "$(cat /tmp/pv-ntp.servers 2>/dev/null)" ]; then
+			[ -f /tmp/pv-ntp.pid ] && kill "$(cat /tmp/pv-ntp.pid)" 2>/dev/null
+			echo "$srv" > /tmp/pv-ntp.servers
+			/sbin/pv-ntp $srv &
+			echo $! > /tmp/pv-ntp.pid
+		fi
+	fi
 	;;
 esac
 exit 0
+`
+
+// ntpLoop sets the clock with toybox's sntp from the first server that
+// answers, again every 1000 s (every 30 s until one did).
+const ntpLoop = `#!/bin/sh
+# pv-ntp SERVER...: time sync of pv-network (toybox sntp).
+trap 'exit 0' TERM INT
+while :; do
+	wait=30
+	for s in "$@"; do
+		if out=$(sntp -s "$s" 2>&1); then
+			echo "pv-network: time from $s: $out"
+			wait=1000
+			break
+		fi
+		echo "pv-network: time from $s failed: $out"
+	done
+	sleep $wait &
+	wait $!
+done
 `
 
 // rootfs stages the container root in dir.
@@ -258,6 +300,12 @@ func (s Spec) rootfs(dir string) (init string, err error) {
 	case Network:
 		files["sbin/pv-init"] = networkInit
 		files["etc/udhcpc.script"] = udhcpcScript
+		if s.NTPRoot != "" {
+			if err := addSntp(initrd.Sysroot{Dir: s.NTPRoot}, dir); err != nil {
+				return "", fmt.Errorf("container %s: %w", s.Name, err)
+			}
+			files["sbin/pv-ntp"] = ntpLoop
+		}
 	case SDK:
 		if s.PvrSDK == "" || s.Pvcontrol == "" {
 			return "", fmt.Errorf("container %s: template pvr-sdk needs pvr-sdk and pvcontrol", s.Name)
@@ -347,7 +395,8 @@ func Build(ctx context.Context, s Spec) (Entries, error) {
 // DefaultSrc is the src.json of a default container: pvr's builtin
 // template with args that give the busybox platforms their settings
 // (roles and group, a 4-tty console, mixed proc/sys/cgroup mounts, their
-// own resolv.conf, a tmpfs on /tmp, no AppArmor).
+// own resolv.conf but the network container's, which is the device's, a
+// tmpfs on /tmp, no AppArmor).
 func DefaultSrc(name, template, init string) (pvrtemplate.Src, error) {
 	args := map[string]any{
 		"LXC_TTY_MAX":            "4",
@@ -365,6 +414,9 @@ func DefaultSrc(name, template, init string) (pvrtemplate.Src, error) {
 		args["PV_GROUP"] = "platform"
 	case Network:
 		args["PV_GROUP"] = "root"
+		// it writes the DHCP lease's DNS servers into the central
+		// resolv.conf, which the others bind
+		delete(args, "PV_RESOLV_CONF_DISABLE")
 	default:
 		return pvrtemplate.Src{}, fmt.Errorf("container %s: %w %q", name, ErrTemplate, template)
 	}
@@ -478,4 +530,52 @@ func copyFile(src, dst string, mode os.FileMode) error {
 		return err
 	}
 	return os.Chmod(dst, mode)
+}
+
+// toybox is where Debian's toybox package puts the program.
+const toybox = "/bin/toybox"
+
+// addSntp copies toybox and the libraries it needs from the target root
+// sr into the container root dir (symbolic links on the way kept), and
+// names it sntp.
+func addSntp(sr initrd.Sysroot, dir string) error {
+	// Needed reads host paths: toybox's file inside the sysroot
+	prog, _, err := sr.Resolve(toybox)
+	if err != nil {
+		return fmt.Errorf("sntp: %w", err)
+	}
+	libs, err := sr.Needed([]string{filepath.Join(sr.Dir, prog)})
+	if err != nil {
+		return fmt.Errorf("sntp: %w", err)
+	}
+	for _, p := range append([]string{toybox}, libs...) {
+		final, links, err := sr.Resolve(p)
+		if err != nil {
+			return fmt.Errorf("sntp: %w", err)
+		}
+		for l, target := range links {
+			dst := filepath.Join(dir, l)
+			if _, err := os.Lstat(dst); err == nil {
+				continue
+			}
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			if err := os.Symlink(target, dst); err != nil {
+				return err
+			}
+		}
+		fi, err := os.Stat(filepath.Join(sr.Dir, final))
+		if err != nil {
+			return fmt.Errorf("sntp: %w", err)
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, final)), 0o755); err != nil {
+			return err
+		}
+		if err := copyFile(filepath.Join(sr.Dir, final), filepath.Join(dir, final), fi.Mode().Perm()); err != nil {
+			return err
+		}
+	}
+	// prog is /usr/bin/toybox on a merged /usr
+	return os.Symlink(prog, filepath.Join(dir, "usr/bin/sntp"))
 }

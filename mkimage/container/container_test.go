@@ -236,3 +236,37 @@ func TestMergeDuplicate(t *testing.T) {
 		t.Errorf("Merge(duplicate key) = nil, want error")
 	}
 }
+
+// TestNetworkSntp stages the network template with the host's root as
+// the target root of toybox (Debian's toybox and libc6 installed): toybox
+// and exactly the libraries it links land in the container root, so its
+// sntp runs there (chroot, --help only: nothing is set); without NTPRoot
+// the container has no time sync.
+func TestNetworkSntp(t *testing.T) {
+	testenv.NeedRoot(t, "runs sntp in a chroot")
+	if _, err := os.Stat("/bin/toybox"); err != nil {
+		testenv.Skipf(t, "no /bin/toybox (Debian toybox)")
+	}
+	root := filepath.Join(t.TempDir(), "rootfs")
+	s := Spec{Name: "pv-network", Template: Network, Busybox: "/bin/busybox", NTPRoot: "/"}
+	if _, err := s.rootfs(root); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("chroot", root, "/usr/bin/sntp", "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "usage: sntp") {
+		t.Fatalf("sntp --help in the container root: %v: %s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(root, "sbin/pv-ntp")); err != nil {
+		t.Error(err)
+	}
+	plain := filepath.Join(t.TempDir(), "rootfs")
+	s.NTPRoot = ""
+	if _, err := s.rootfs(plain); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"sbin/pv-ntp", "usr/bin/sntp"} {
+		if _, err := os.Lstat(filepath.Join(plain, p)); err == nil {
+			t.Errorf("%s without NTPRoot", p)
+		}
+	}
+}

@@ -142,8 +142,11 @@ func (f *Fixtures) Build(spec string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if kind == KindOCI {
+	switch kind {
+	case KindOCI:
 		return f.buildOCI(spec, name)
+	case KindNetwork:
+		return f.buildNetwork(spec, name)
 	}
 	var files []rootfs.File
 	if kind == KindControl || kind == KindNobody || kind == KindReady || kind == KindPlain || kind == KindSDK {

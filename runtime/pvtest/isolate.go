@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -15,9 +16,31 @@ import (
 )
 
 // IsolateAttr makes a child process start in a new mount namespace (the
-// child still has to call Isolate to stop mount propagation).
-func IsolateAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS}
+// child still has to call Isolate to stop mount propagation), and in a new
+// network namespace too when netns is set (Setup.NetNS).
+func IsolateAttr(netns bool) *syscall.SysProcAttr {
+	a := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS}
+	if netns {
+		a.Cloneflags |= syscall.CLONE_NEWNET
+	}
+	return a
+}
+
+// isolateNet prepares a new network namespace for an instance under dir:
+// lo up, and dir/resolv.conf (empty) bound on /etc/resolv.conf, which a
+// network container writes to.
+func isolateNet(dir string) error {
+	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		return fmt.Errorf("netns: ip link set lo up: %w: %s", err, out)
+	}
+	rc := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(rc, nil, 0o644); err != nil {
+		return err
+	}
+	if err := unix.Mount(rc, "/etc/resolv.conf", "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("netns: bind %s on /etc/resolv.conf: %w", rc, err)
+	}
+	return nil
 }
 
 // Isolate prepares the calling process (started with IsolateAttr) to host

@@ -105,6 +105,11 @@ func run(ctx context.Context, p Plan, sh Shell, dir string, inp **Instance, res 
 	if t.Setup.PVS != "" {
 		return fmt.Errorf("setup.pvs %q: secureboot key tarballs are not supported yet (the App Engine config disables secureboot)", t.Setup.PVS)
 	}
+	if t.Setup.NetNS {
+		if err := isolateNet(dir); err != nil {
+			return err
+		}
+	}
 	var conf []byte
 	if t.Setup.Config != "" {
 		b, err := os.ReadFile(filepath.Join(p.TestDir, t.Setup.Config))

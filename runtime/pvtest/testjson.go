@@ -47,6 +47,12 @@ type Setup struct {
 	// instance's storage a tmpfs of that size (k, M or G suffix): a small
 	// disk for the tests of a full storage.
 	StorageSize string
+	// NetNS (pvtest extension, "netns": "true") runs the instance in a
+	// network namespace of its own (only lo, up) with a resolv.conf of its
+	// own bound on /etc/resolv.conf: a test may give it interfaces (veth)
+	// and a network container may configure them without touching the
+	// host's.
+	NetNS bool
 }
 
 // Containers lists the packages of the initial revision.
@@ -77,6 +83,7 @@ type rawSetup struct {
 	ReadyScript string          `json:"ready-script"`
 	Factory     json.RawMessage `json:"factory"`
 	StorageSize string          `json:"storage-size"`
+	NetNS       json.RawMessage `json:"netns"`
 	Containers  *struct {
 		Control  string   `json:"control"`
 		Tarballs []string `json:"tarballs"`
@@ -131,6 +138,9 @@ func Parse(data []byte) (*Test, error) {
 				return nil, bad("setup.storage-size", "%q is not a size (32M, 512k, 1G)", z)
 			}
 			t.Setup.StorageSize = z
+		}
+		if t.Setup.NetNS, err = parseBool("setup.netns", s.NetNS); err != nil {
+			return nil, err
 		}
 		for _, f := range []struct{ name, val string }{
 			{"setup.pantavisor.config", s.Config}, {"setup.pvs", s.PVS}, {"setup.ready-script", s.ReadyScript},

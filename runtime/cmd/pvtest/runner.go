@@ -340,7 +340,7 @@ func spawn(ctx context.Context, plan pvtest.Plan, stdin io.Reader, stderr io.Wri
 		return res, err
 	}
 	cmd := exec.Command(plan.Tool, childCmd, pf, rf)
-	cmd.SysProcAttr = pvtest.IsolateAttr()
+	cmd.SysProcAttr = pvtest.IsolateAttr(plan.Test.Setup.NetNS)
 	cmd.Stderr = stderr
 	if plan.Interactive || plan.Manual {
 		cmd.Stdin, cmd.Stdout = stdin, os.Stdout
