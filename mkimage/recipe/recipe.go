@@ -137,9 +137,11 @@ var Applets = map[string]string{"pventer": "pantavisor", "modprobe": "pantavisor
 // Modules selects what goes into bsp/modules.squashfs.
 type Modules struct {
 	// Include lists path prefixes below /lib/modules/<kver>/ (for example
-	// "kernel/drivers/net"); empty means every module.
+	// "kernel/drivers/net") or globs of their first components
+	// ("kernel/drivers/gpu/drm/*.ko"); empty means every module.
 	Include []string `toml:"include"`
-	// Exclude lists path prefixes removed after Include.
+	// Exclude lists prefixes or globs removed after Include. The modules
+	// that what is left depends on are added back, wherever they are.
 	Exclude []string `toml:"exclude"`
 	// Compression for mksquashfs: xz, gzip, lz4 or zstd.
 	Compression string `toml:"compression"`
