@@ -10,7 +10,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/boot"
@@ -125,29 +124,51 @@ func matchPath(rel string, patterns []string) bool {
 }
 
 // moduleSet is the set of module files (relative to the module
-// directory) that modules.include and modules.exclude select, plus
-// every module they depend on, wherever it is: a module without its
-// dependencies does not load. nil when the recipe selects everything.
-func moduleSet(dep *initrd.ModDep, include, exclude []string) (map[string]bool, error) {
+// directory) that modules.include and modules.exclude select, with every
+// module they depend on, wherever it is, and without the modules that
+// depend on an excluded one: they could not load. nil when the recipe
+// selects everything.
+func moduleSet(dep *initrd.ModDep, include, exclude []string) map[string]bool {
 	if len(include) == 0 && len(exclude) == 0 {
-		return nil, nil
+		return nil
 	}
-	var names []string
-	for name, rel := range dep.Path {
-		if (len(include) == 0 || matchPath(rel, include)) && !matchPath(rel, exclude) {
-			names = append(names, name)
+	// loads: name's file is not excluded and neither is any dependency's
+	loads := map[string]bool{}
+	var check func(name string) bool
+	check = func(name string) bool {
+		if v, seen := loads[name]; seen {
+			return v
+		}
+		rel, ok := dep.Path[name]
+		if !ok {
+			return dep.Builtin[name]
+		}
+		loads[name] = true // a dependency loop does not exclude
+		ok = !matchPath(rel, exclude)
+		for _, d := range dep.Deps[name] {
+			ok = check(initrd.ModName(d)) && ok
+		}
+		loads[name] = ok
+		return ok
+	}
+	set := map[string]bool{}
+	var add func(name string)
+	add = func(name string) {
+		rel, ok := dep.Path[name]
+		if !ok || set[rel] {
+			return
+		}
+		set[rel] = true
+		for _, d := range dep.Deps[name] {
+			add(initrd.ModName(d))
 		}
 	}
-	slices.Sort(names)
-	files, err := dep.Resolve(names)
-	if err != nil {
-		return nil, err
+	for name, rel := range dep.Path {
+		if (len(include) == 0 || matchPath(rel, include)) && check(name) {
+			add(name)
+		}
 	}
-	set := make(map[string]bool, len(files))
-	for _, f := range files {
-		set[f] = true
-	}
-	return set, nil
+	return set
 }
 
 // cachedSquashfs makes a squashfs of dir, which stage fills, unless the
@@ -218,10 +239,7 @@ func (b *run) makeBSP(ctx context.Context, pk *packages) (*bspFiles, string, err
 			if err != nil {
 				return err
 			}
-			set, err := moduleSet(dep, r.Modules.Include, r.Modules.Exclude)
-			if err != nil {
-				return fmt.Errorf("modules: %w", err)
-			}
+			set := moduleSet(dep, r.Modules.Include, r.Modules.Exclude)
 			n, err = linkTree(moddir, stage, func(rel string) bool {
 				if !strings.HasPrefix(rel, "kernel/") {
 					return !strings.HasPrefix(rel, "build") && !strings.HasPrefix(rel, "source")

@@ -140,8 +140,9 @@ type Modules struct {
 	// "kernel/drivers/net") or globs of their first components
 	// ("kernel/drivers/gpu/drm/*.ko"); empty means every module.
 	Include []string `toml:"include"`
-	// Exclude lists prefixes or globs removed after Include. The modules
-	// that what is left depends on are added back, wherever they are.
+	// Exclude lists prefixes or globs removed after Include, with the
+	// modules that depend on them. What is left comes with the modules it
+	// depends on, wherever they are.
 	Exclude []string `toml:"exclude"`
 	// Compression for mksquashfs: xz, gzip, lz4 or zstd.
 	Compression string `toml:"compression"`
