@@ -162,7 +162,8 @@ type ExtraModule struct {
 type Firmware struct {
 	// Packages are Debian firmware packages; their /lib/firmware is used.
 	Packages []string `toml:"packages"`
-	// Include lists path prefixes below /lib/firmware; empty means all.
+	// Include lists path prefixes or globs (as Modules.Include) below
+	// /lib/firmware; empty means all.
 	Include []string `toml:"include"`
 }
 
