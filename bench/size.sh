@@ -41,7 +41,7 @@ for p in prog:pantavisor libs:"shared libraries" mods:"kernel modules" rest:"the
 	printf '   %-20s %4d files %7s MiB raw %7s MiB xz\n' "${p#*:}" "$(wc -l <"$f")" "$(mib "$raw")" "$(mib "$z")"
 done
 echo "   largest files:"
-(cd "$tmp/root" && find . -type f -printf '%s %p\n') | sort -rn | head -8 | while read -r s p; do printf '     %7s MiB %s\n' "$(mib "$s")" "${p#./}"; done
+(cd "$tmp/root" && find . -type f -printf '%s %p\n') | sort -rn | awk 'NR <= 8' | while read -r s p; do printf '     %7s MiB %s\n' "$(mib "$s")" "${p#./}"; done
 
 echo "== pantavisor code by Go package (text symbols, KiB; builder flags, with symbols)"
 go build -trimpath -buildvcs=false -tags=nethttpomithttp2 -o "$tmp/pantavisor" ./runtime/cmd/pantavisor
@@ -49,7 +49,7 @@ go tool nm -size "$tmp/pantavisor" | awk '$3 == "T" || $3 == "t" {
 	n = $4; sub(/^go:(itab\.)?/, "", n); sub(/^type:(eq\.)?/, "", n); gsub(/^[*\[\]]+/, "", n)
 	p = n; if (match(n, /^.*\/[^.\/]*/)) p = substr(n, 1, RLENGTH); else { split(n, a, "."); p = a[1] }
 	s[p] += $2; t += $2 }
-	END { for (k in s) printf "%8.0f %s\n", s[k] / 1024, k; printf "%8.0f %s\n", t / 1024, "(all text)" }' | sort -rn | head -25
+	END { for (k in s) printf "%8.0f %s\n", s[k] / 1024, k; printf "%8.0f %s\n", t / 1024, "(all text)" }' | sort -rn | awk 'NR <= 25'
 
 img=$(ls "$out"/x64-uefi-pv-*MiB.img)
 echo "== image $(basename "$img"): $(mib "$(stat -c %s "$img")") MiB apparent, $(mib "$(($(stat -c '%b * %B' "$img")))") MiB allocated"

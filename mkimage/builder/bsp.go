@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -95,14 +96,79 @@ func copyFile(src, dst string) error {
 	return os.Rename(tmp, dst)
 }
 
-func hasPrefixPath(rel string, prefixes []string) bool {
-	for _, p := range prefixes {
+// matchPath reports whether rel is selected by one of patterns: a path
+// prefix ("kernel/drivers/net" selects everything below it) or, with *,
+// ? or [ in it, a path.Match glob of rel's first components
+// ("kernel/drivers/gpu/drm/*.ko" selects the modules right in drm/, not
+// those of drm/amd/; "kernel/drivers/net/ethernet/intel/e1000*" selects
+// e1000/ and e1000e/).
+func matchPath(rel string, patterns []string) bool {
+	for _, p := range patterns {
 		p = strings.TrimSuffix(p, "/")
-		if rel == p || strings.HasPrefix(rel, p+"/") {
+		if !strings.ContainsAny(p, "*?[") {
+			if rel == p || strings.HasPrefix(rel, p+"/") {
+				return true
+			}
+			continue
+		}
+		n := strings.Count(p, "/") + 1
+		parts := strings.SplitN(rel, "/", n+1)
+		if len(parts) < n {
+			continue
+		}
+		if ok, _ := path.Match(p, strings.Join(parts[:n], "/")); ok {
 			return true
 		}
 	}
 	return false
+}
+
+// moduleSet is the set of module files (relative to the module
+// directory) that modules.include and modules.exclude select, with every
+// module they depend on, wherever it is, and without the modules that
+// depend on an excluded one: they could not load. nil when the recipe
+// selects everything.
+func moduleSet(dep *initrd.ModDep, include, exclude []string) map[string]bool {
+	if len(include) == 0 && len(exclude) == 0 {
+		return nil
+	}
+	// loads: name's file is not excluded and neither is any dependency's
+	loads := map[string]bool{}
+	var check func(name string) bool
+	check = func(name string) bool {
+		if v, seen := loads[name]; seen {
+			return v
+		}
+		rel, ok := dep.Path[name]
+		if !ok {
+			return dep.Builtin[name]
+		}
+		loads[name] = true // a dependency loop does not exclude
+		ok = !matchPath(rel, exclude)
+		for _, d := range dep.Deps[name] {
+			ok = check(initrd.ModName(d)) && ok
+		}
+		loads[name] = ok
+		return ok
+	}
+	set := map[string]bool{}
+	var add func(name string)
+	add = func(name string) {
+		rel, ok := dep.Path[name]
+		if !ok || set[rel] {
+			return
+		}
+		set[rel] = true
+		for _, d := range dep.Deps[name] {
+			add(initrd.ModName(d))
+		}
+	}
+	for name, rel := range dep.Path {
+		if (len(include) == 0 || matchPath(rel, include)) && check(name) {
+			add(name)
+		}
+	}
+	return set
 }
 
 // cachedSquashfs makes a squashfs of dir, which stage fills, unless the
@@ -169,14 +235,16 @@ func (b *run) makeBSP(ctx context.Context, pk *packages) (*bspFiles, string, err
 		stage := filepath.Join(b.work, "modules")
 		img, hit, err := b.cachedSquashfs(ctx, key, stage, func() error {
 			var err error
+			dep, _, err := b.cachedDepmod(moddir)
+			if err != nil {
+				return err
+			}
+			set := moduleSet(dep, r.Modules.Include, r.Modules.Exclude)
 			n, err = linkTree(moddir, stage, func(rel string) bool {
 				if !strings.HasPrefix(rel, "kernel/") {
 					return !strings.HasPrefix(rel, "build") && !strings.HasPrefix(rel, "source")
 				}
-				if len(r.Modules.Include) > 0 && !hasPrefixPath(rel, r.Modules.Include) {
-					return false
-				}
-				return !hasPrefixPath(rel, r.Modules.Exclude)
+				return set == nil || set[rel]
 			})
 			if err != nil {
 				return fmt.Errorf("modules: %w", err)
@@ -214,7 +282,7 @@ func (b *run) makeBSP(ctx context.Context, pk *packages) (*bspFiles, string, err
 		fw := filepath.Join(pk.Firmware, "lib/firmware")
 		stage := filepath.Join(b.work, "firmware")
 		n, err := linkTree(fw, stage, func(rel string) bool {
-			return len(r.Firmware.Include) == 0 || hasPrefixPath(rel, r.Firmware.Include)
+			return len(r.Firmware.Include) == 0 || matchPath(rel, r.Firmware.Include)
 		})
 		if err != nil {
 			return nil, "", fmt.Errorf("firmware: %w", err)

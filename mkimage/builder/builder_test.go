@@ -5,15 +5,17 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/pantavisor/pantavisor-go/mkimage/initrd"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 	"github.com/pantavisor/pantavisor-go/mkimage/sbom"
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 )
 
-func TestHasPrefixPath(t *testing.T) {
+func TestMatchPath(t *testing.T) {
 	for _, tt := range []struct {
 		rel  string
 		pref []string
@@ -23,9 +25,50 @@ func TestHasPrefixPath(t *testing.T) {
 		{"kernel/sound", []string{"kernel/sound/"}, true},
 		{"kernel/soundwire/x.ko", []string{"kernel/sound"}, false},
 		{"kernel/fs/x.ko", nil, false},
+		{"kernel/drivers/gpu/drm/drm.ko", []string{"kernel/drivers/gpu/drm/*.ko"}, true},
+		{"kernel/drivers/gpu/drm/amd/amdgpu/amdgpu.ko", []string{"kernel/drivers/gpu/drm/*.ko"}, false},
+		{"kernel/drivers/net/ethernet/intel/e1000e/e1000e.ko", []string{"kernel/drivers/net/ethernet/intel/e1000*"}, true},
+		{"kernel/drivers/net/ethernet/intel/igb/igb.ko", []string{"kernel/drivers/net/ethernet/intel/e1000*"}, false},
+		{"kernel/drivers/net", []string{"kernel/drivers/net/*"}, false},
 	} {
-		if got := hasPrefixPath(tt.rel, tt.pref); got != tt.want {
-			t.Errorf("hasPrefixPath(%q, %v) = %v, want %v", tt.rel, tt.pref, got, tt.want)
+		if got := matchPath(tt.rel, tt.pref); got != tt.want {
+			t.Errorf("matchPath(%q, %v) = %v, want %v", tt.rel, tt.pref, got, tt.want)
+		}
+	}
+}
+
+// TestModuleSet: what include selects comes with its dependencies,
+// wherever they are; what depends on an excluded module is left out.
+func TestModuleSet(t *testing.T) {
+	dep, err := initrd.ParseModulesDep(strings.NewReader(`kernel/drivers/gpu/drm/tiny/bochs.ko: kernel/drivers/gpu/drm/drm_vram_helper.ko kernel/drivers/gpu/drm/drm.ko
+kernel/drivers/gpu/drm/drm_vram_helper.ko: kernel/drivers/gpu/drm/drm.ko
+kernel/drivers/gpu/drm/drm.ko:
+kernel/drivers/gpu/drm/tiny/cirrus.ko: kernel/drivers/media/rc/rc-core.ko kernel/drivers/gpu/drm/drm.ko
+kernel/drivers/media/rc/rc-core.ko:
+kernel/drivers/gpu/drm/amd/amdgpu/amdgpu.ko: kernel/drivers/gpu/drm/drm.ko
+kernel/sound/snd.ko:
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set := moduleSet(dep, nil, nil); set != nil {
+		t.Errorf("moduleSet(nil, nil) = %v, want everything (nil)", set)
+	}
+	for _, tt := range []struct {
+		include, exclude, want []string
+	}{
+		{[]string{"kernel/drivers/gpu/drm/tiny"}, []string{"kernel/drivers/media"},
+			[]string{"kernel/drivers/gpu/drm/drm.ko", "kernel/drivers/gpu/drm/drm_vram_helper.ko", "kernel/drivers/gpu/drm/tiny/bochs.ko"}},
+		{nil, []string{"kernel/sound", "kernel/drivers/gpu/drm/*.ko"},
+			[]string{"kernel/drivers/media/rc/rc-core.ko"}},
+	} {
+		var got []string
+		for f := range moduleSet(dep, tt.include, tt.exclude) {
+			got = append(got, f)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("moduleSet(%v, %v) = %v, want %v", tt.include, tt.exclude, got, tt.want)
 		}
 	}
 }
@@ -37,7 +80,7 @@ func TestLinkTree(t *testing.T) {
 	os.WriteFile(filepath.Join(src, "kernel/sound/a.ko"), []byte("a"), 0o644)
 	os.WriteFile(filepath.Join(src, "kernel/fs/b.ko"), []byte("b"), 0o644)
 	os.Symlink("/usr/src/linux", filepath.Join(src, "build"))
-	n, err := linkTree(src, dst, func(rel string) bool { return !hasPrefixPath(rel, []string{"kernel/sound"}) })
+	n, err := linkTree(src, dst, func(rel string) bool { return !matchPath(rel, []string{"kernel/sound"}) })
 	if err != nil || n != 1 {
 		t.Fatalf("linkTree() = %d, %v, want 1 file", n, err)
 	}

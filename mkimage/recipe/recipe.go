@@ -137,9 +137,12 @@ var Applets = map[string]string{"pventer": "pantavisor", "modprobe": "pantavisor
 // Modules selects what goes into bsp/modules.squashfs.
 type Modules struct {
 	// Include lists path prefixes below /lib/modules/<kver>/ (for example
-	// "kernel/drivers/net"); empty means every module.
+	// "kernel/drivers/net") or globs of their first components
+	// ("kernel/drivers/gpu/drm/*.ko"); empty means every module.
 	Include []string `toml:"include"`
-	// Exclude lists path prefixes removed after Include.
+	// Exclude lists prefixes or globs removed after Include, with the
+	// modules that depend on them. What is left comes with the modules it
+	// depends on, wherever they are.
 	Exclude []string `toml:"exclude"`
 	// Compression for mksquashfs: xz, gzip, lz4 or zstd.
 	Compression string `toml:"compression"`
@@ -159,7 +162,8 @@ type ExtraModule struct {
 type Firmware struct {
 	// Packages are Debian firmware packages; their /lib/firmware is used.
 	Packages []string `toml:"packages"`
-	// Include lists path prefixes below /lib/firmware; empty means all.
+	// Include lists path prefixes or globs (as Modules.Include) below
+	// /lib/firmware; empty means all.
 	Include []string `toml:"include"`
 }
 

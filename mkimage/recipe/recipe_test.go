@@ -67,6 +67,7 @@ func TestParseErrors(t *testing.T) {
 		{"image too small", "image_size_mib = 32\n" + minimal, "image_size_mib: 32 MiB"},
 		{"bad module", minimal + "[initrd]\nmodules = [\"../x\"]\n", "initrd.modules[0]"},
 		{"bad include", minimal + "[modules]\ninclude = [\"/abs\"]\n", "modules.include[0]"},
+		{"bad glob", minimal + "[modules]\nexclude = [\"kernel/[x\"]\n", "modules.exclude[0]"},
 		{"escaping config", minimal + "[config]\npantavisor = \"../etc/passwd\"\n", "config.pantavisor"},
 		{"dup addon", "addons = [\"debug\", \"debug\"]\n" + minimal, "addons[1]"},
 		{"container without source", minimal + "[[containers]]\nname = \"a\"\n", "containers[0]"},

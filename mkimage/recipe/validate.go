@@ -77,6 +77,9 @@ func (r *Recipe) Validate() error {
 			if err := checkRel(p); err != nil {
 				return invalid(fmt.Sprintf("%s[%d]", l.key, i), "%v", err)
 			}
+			if _, err := path.Match(p, ""); err != nil {
+				return invalid(fmt.Sprintf("%s[%d]", l.key, i), "%q: %v", p, err)
+			}
 		}
 	}
 	for i, m := range r.Modules.Extra {
