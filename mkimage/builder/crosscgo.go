@@ -1,7 +1,6 @@
 package builder
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,12 +45,17 @@ func (b *run) crossCgoEnv(sysroot string) (env []string, ok bool, why string) {
 			return nil, false, err.Error()
 		}
 	}
+	// The paths go in CGO_CFLAGS/CGO_LDFLAGS, which are part of Go's build
+	// cache key; pkg-config's output is not: with the paths in lxc.pc, a
+	// build in another work directory reused a cached go-lxc that linked
+	// against the first one's (since removed) cgo-<arch>/lib.
 	rpath := strings.Join([]string{libdir, filepath.Join(sysroot, "lib", b.arch.Multiarch)}, ":")
-	pc := fmt.Sprintf("Name: lxc\nDescription: liblxc of the target sysroot\nVersion: 5\nCflags: -I%s\nLibs: -L%s -llxc -Wl,-rpath-link,%s\n",
-		filepath.Join(dir, "include"), filepath.Join(dir, "lib"), rpath)
+	pc := "Name: lxc\nDescription: liblxc of the target sysroot\nVersion: 5\nCflags:\nLibs: -llxc\n"
 	if err := os.WriteFile(filepath.Join(dir, "pkgconfig", "lxc.pc"), []byte(pc), 0o644); err != nil {
 		return nil, false, err.Error()
 	}
 	pcdir := filepath.Join(dir, "pkgconfig")
-	return []string{"CC=" + cc, "PKG_CONFIG_PATH=" + pcdir, "PKG_CONFIG_LIBDIR=" + pcdir}, true, ""
+	return []string{"CC=" + cc, "PKG_CONFIG_PATH=" + pcdir, "PKG_CONFIG_LIBDIR=" + pcdir,
+		"CGO_CFLAGS=-O2 -g -I" + filepath.Join(dir, "include"),
+		"CGO_LDFLAGS=-O2 -g -L" + filepath.Join(dir, "lib") + " -Wl,-rpath-link," + rpath}, true, ""
 }
