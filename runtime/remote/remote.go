@@ -60,7 +60,7 @@ type Options struct {
 	Meta       Publisher
 	// Factory returns the running revision for the first-boot trail.
 	Factory func() (Revision, error)
-	// HTTP is the client (default: 30s timeout).
+	// HTTP is the client (default: RequestTimeout's timeout).
 	HTTP *http.Client
 	// BaseURL overrides https://<creds.host>:<creds.port>.
 	BaseURL   string
@@ -77,6 +77,13 @@ type Options struct {
 	// PollInterval is how often an unclaimed device asks whether it was
 	// claimed (PH_UPDATER_INTERVAL; default 60s, as upstream).
 	PollInterval time.Duration
+	// DevMetaInterval coalesces device-metadata changes: a change is
+	// pushed at most this often (PH_METADATA_DEVMETA_INTERVAL); 0 is
+	// PollInterval.
+	DevMetaInterval time.Duration
+	// UserMetaInterval is how often user metadata is pulled
+	// (PH_METADATA_USRMETA_INTERVAL); 0 is PollInterval.
+	UserMetaInterval time.Duration
 	// IdleInterval is how often an idle device refreshes its token (10min).
 	IdleInterval time.Duration
 	// Updates, when set, lets the device take remote updates: the idle
@@ -134,7 +141,7 @@ func (c *Client) Contact() (ok, failed time.Time) {
 // New makes a Client; Run starts it.
 func New(o Options) *Client {
 	if o.HTTP == nil {
-		o.HTTP = &http.Client{Timeout: 30 * time.Second}
+		o.HTTP = &http.Client{Timeout: RequestTimeout(o.Config)}
 	}
 	if o.UserAgent == "" {
 		o.UserAgent = "Pantavisor/2 (go)"
@@ -148,6 +155,12 @@ func New(o Options) *Client {
 	if o.PollInterval <= 0 {
 		o.PollInterval = 60 * time.Second
 	}
+	if o.DevMetaInterval <= 0 {
+		o.DevMetaInterval = o.PollInterval
+	}
+	if o.UserMetaInterval <= 0 {
+		o.UserMetaInterval = o.PollInterval
+	}
 	if o.IdleInterval == 0 {
 		o.IdleInterval = 10 * time.Minute
 	}
@@ -157,6 +170,15 @@ func New(o Options) *Client {
 	c := &Client{o: o, metaChanged: make(chan struct{}, 1), finished: map[string]bool{}}
 	c.state.Store(StateInit)
 	return c
+}
+
+// RequestTimeout bounds one Hub request (PH_LIBEVENT_HTTP_TIMEOUT, 60s by
+// default); object downloads have their own stall watchdog instead.
+func RequestTimeout(conf *config.Config) time.Duration {
+	if conf == nil || conf.Duration(config.HubLibeventHTTPTimeout) <= 0 {
+		return 60 * time.Second
+	}
+	return conf.Duration(config.HubLibeventHTTPTimeout)
 }
 
 // State returns the current state.
@@ -230,12 +252,12 @@ func (c *Client) Run(ctx context.Context) error {
 }
 
 // idle keeps the token fresh and pushes device metadata when it changed
-// (a change is coalesced for PollInterval, so a burst is one request; a
-// failed push is retried with backoff).
+// (a change is coalesced for DevMetaInterval, so a burst is one request;
+// a failed push is retried with backoff).
 func (c *Client) idle(ctx context.Context) error {
 	refresh := time.NewTimer(jitter(c.o.IdleInterval))
 	defer refresh.Stop()
-	var poll <-chan time.Time // user-meta, every PollInterval
+	var poll <-chan time.Time // user-meta, every UserMetaInterval
 	if c.o.UserMeta != nil {
 		poll = time.After(0)
 	}
@@ -249,6 +271,7 @@ func (c *Client) idle(ctx context.Context) error {
 	}
 	logFailures := 0
 	pending := c.o.DeviceMeta != nil // push once on reaching idle
+	var metaDue <-chan time.Time     // a device-meta change waits for it
 	c.failures = 0
 	updFailures := 0
 	for {
@@ -266,12 +289,14 @@ func (c *Client) idle(ctx context.Context) error {
 			return ctx.Err()
 		case <-retry:
 		case <-c.metaChanged:
-			pending = c.o.DeviceMeta != nil
-			if err := c.sleep(ctx, jitter(c.o.PollInterval)); err != nil {
-				return err
+			// Coalesced without blocking the other duties.
+			if c.o.DeviceMeta != nil && metaDue == nil {
+				metaDue = time.After(jitter(c.o.DevMetaInterval))
 			}
+		case <-metaDue:
+			metaDue, pending = nil, true
 		case <-poll:
-			d := jitter(c.o.PollInterval)
+			d := jitter(c.o.UserMetaInterval)
 			if err := c.pullUserMeta(ctx); err != nil {
 				c.o.Log.Warn("remote user-meta", "err", err)
 				d = c.retryDelay(err)

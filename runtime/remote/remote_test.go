@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -471,4 +472,105 @@ func FuzzStateObjects(f *testing.F) {
 			}
 		}
 	})
+}
+
+// PH_METADATA_DEVMETA_INTERVAL and PH_METADATA_USRMETA_INTERVAL, not
+// PollInterval, pace the metadata; a device-meta change waiting for its
+// interval does not hold the user-meta pulls back.
+func TestMetadataIntervals(t *testing.T) {
+	l := newLab(t, map[string]string{"tok": "user1"})
+	c := l.client(map[string]string{"PH_FACTORY_AUTOTOK": "tok"})
+	c.o.PollInterval = time.Hour
+	c.o.DeviceMeta = l.meta.list
+	c.o.DevMetaInterval = time.Hour
+	c.o.UserMetaInterval = 10 * time.Millisecond
+	var mu sync.Mutex
+	var got []metadata.KV
+	c.o.UserMeta = func(kvs []metadata.KV) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got = kvs
+		return nil
+	}
+	l.run(c)
+	l.await("idle", func() bool { return c.State() == StateIdle })
+	id := l.readRun("device-id")
+	u := l.user("user1")
+	hubMeta := func() map[string]any {
+		var m map[string]any
+		u("GET", "/devices/"+id+"/device-meta", nil, &m)
+		return m
+	}
+	l.await("pantahub.state idle on the hub", func() bool { return hubMeta()["pantahub.state"] == "idle" })
+	l.meta.Publish([]metadata.KV{{Key: "pantavisor.arch", Value: []byte("x86_64")}})
+	c.DeviceMetaChanged()
+	for i := range 3 {
+		v := fmt.Sprint("v", i)
+		if code := u("PUT", "/devices/"+id+"/user-meta", map[string]any{"k": v}, nil); code != 200 {
+			t.Fatalf("PUT user-meta: %d", code)
+		}
+		l.await("user-meta "+v+" on the device", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(got) == 1 && string(got[0].Value) == v
+		})
+	}
+	if hubMeta()["pantavisor.arch"] != nil {
+		t.Error("device-meta pushed before PH_METADATA_DEVMETA_INTERVAL")
+	}
+}
+
+// A short DevMetaInterval pushes a change soon though PollInterval is long.
+func TestDevMetaInterval(t *testing.T) {
+	l := newLab(t, map[string]string{"tok": "user1"})
+	c := l.client(map[string]string{"PH_FACTORY_AUTOTOK": "tok"})
+	c.o.PollInterval = time.Hour
+	c.o.DeviceMeta = l.meta.list
+	c.o.DevMetaInterval = 10 * time.Millisecond
+	l.run(c)
+	l.await("idle", func() bool { return c.State() == StateIdle })
+	id := l.readRun("device-id")
+	u := l.user("user1")
+	hubMeta := func() map[string]any {
+		var m map[string]any
+		u("GET", "/devices/"+id+"/device-meta", nil, &m)
+		return m
+	}
+	l.await("pantahub.state idle on the hub", func() bool { return hubMeta()["pantahub.state"] == "idle" })
+	for i := range 3 {
+		v := fmt.Sprint("v", i)
+		l.meta.Publish([]metadata.KV{{Key: "pantavisor.arch", Value: []byte(v)}})
+		c.DeviceMetaChanged()
+		l.await("device-meta "+v+" on the hub", func() bool { return hubMeta()["pantavisor.arch"] == v })
+	}
+}
+
+// PH_LIBEVENT_HTTP_TIMEOUT bounds a Hub request that gets no answer.
+func TestRequestTimeout(t *testing.T) {
+	release := make(chan struct{})
+	l := newLabWith(t, map[string]string{"tok": "user1"}, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	defer close(release)
+	c := l.client(map[string]string{"PH_FACTORY_AUTOTOK": "tok", "PH_LIBEVENT_HTTP_TIMEOUT": "1"})
+	c.o.HTTP = nil
+	c = New(c.o)
+	start := time.Now()
+	err := c.registerNew(context.Background())
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "Timeout") {
+		t.Fatalf("register on a silent hub: %v", err)
+	}
+	if took < time.Second || took > 5*time.Second {
+		t.Errorf("timed out after %v, want 1s", took)
+	}
+	if got := RequestTimeout(config.New(nil)); got != 60*time.Second {
+		t.Errorf("default timeout %v, want 60s", got)
+	}
 }
