@@ -137,7 +137,7 @@ var (
 	HubCredsSecret              = def(keyDef{Name: "PH_CREDS_SECRET", Aliases: al("creds.secret"), Type: String, Levels: phLevels | oem, Secret: true})
 	HubCredsTPMCert             = def(keyDef{Name: "PH_CREDS_TPM_CERT", Aliases: al("creds.tpm.cert"), Type: String, Levels: phLevels | oem, Todo: hub})
 	HubCredsTPMKey              = def(keyDef{Name: "PH_CREDS_TPM_KEY", Aliases: al("creds.tpm.key"), Type: String, Levels: phLevels | oem, Secret: true, Todo: hub})
-	HubCredsType                = def(keyDef{Name: "PH_CREDS_TYPE", Aliases: al("creds.type"), Type: String, Default: "builtin", Levels: phLevels | oem, Todo: hub})
+	HubCredsType                = def(keyDef{Name: "PH_CREDS_TYPE", Aliases: al("creds.type"), Type: String, Default: "builtin", Levels: phLevels | oem})
 	HubFactoryAutoTok           = def(keyDef{Name: "PH_FACTORY_AUTOTOK", Aliases: al("factory.autotok"), Type: String, Levels: phLevels | oem, Secret: true})
 	HubLibeventHTTPRetries      = def(keyDef{Name: "PH_LIBEVENT_HTTP_RETRIES", Type: Int, Default: "1", Levels: phLevels | oem, Todo: hub})
 	HubLibeventHTTPTimeout      = def(keyDef{Name: "PH_LIBEVENT_HTTP_TIMEOUT", Type: Duration, Default: "60", Levels: phLevels | oem})

@@ -98,6 +98,10 @@ type Options struct {
 	Log      *slog.Logger
 }
 
+// ErrCredsType: PH_CREDS_TYPE names credentials this build cannot use
+// (only builtin; there is no TPM support).
+var ErrCredsType = errors.New("unsupported hub credentials type, only builtin is supported (no TPM support)")
+
 // Client runs the remote state machine.
 type Client struct {
 	o     Options
@@ -216,8 +220,16 @@ func boolMeta(key string, v bool) metadata.KV {
 
 // Run drives the machine until ctx ends: every step is retried with
 // backoff until it succeeds, so a Hub outage costs a few requests, not a
-// storm. It returns ctx's error.
+// storm. It returns ctx's error, or at once ErrCredsType.
 func (c *Client) Run(ctx context.Context) error {
+	if t := c.o.Config.Get(config.HubCredsType); t != "builtin" {
+		// Only the secret of pantahub.config authenticates this build: a
+		// device meant to log in with its TPM stays offline and says why.
+		err := fmt.Errorf("%w: PH_CREDS_TYPE=%q", ErrCredsType, t)
+		c.o.Log.Error("remote: hub client not started", "err", err)
+		c.publish(boolMeta("pantahub.online", false))
+		return err
+	}
 	c.publish(metadata.KV{Key: "pantahub.address", Value: []byte(c.baseURL())}, boolMeta("pantahub.online", false))
 	steps := []struct {
 		state State

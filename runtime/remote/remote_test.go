@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -572,5 +573,28 @@ func TestRequestTimeout(t *testing.T) {
 	}
 	if got := RequestTimeout(config.New(nil)); got != 60*time.Second {
 		t.Errorf("default timeout %v, want 60s", got)
+	}
+}
+
+// PH_CREDS_TYPE=tpm is refused, logged, and costs no request.
+func TestCredsTypeTPMRefused(t *testing.T) {
+	l := newLab(t, map[string]string{"tok": "user1"})
+	c := l.client(map[string]string{"PH_FACTORY_AUTOTOK": "tok", "PH_CREDS_TYPE": "tpm"})
+	var logs bytes.Buffer
+	c.o.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := c.Run(ctx)
+	if !errors.Is(err, ErrCredsType) {
+		t.Fatalf("Run with PH_CREDS_TYPE=tpm: %v", err)
+	}
+	if n := l.hub.Stats().Requests; n != 0 {
+		t.Errorf("%d requests to the hub", n)
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "no TPM support") {
+		t.Errorf("not logged as an error: %q", logs.String())
+	}
+	if l.meta.get("pantahub.online") != "0" {
+		t.Error("pantahub.online not 0")
 	}
 }
