@@ -73,14 +73,17 @@ func (c *Client) roundTrip(ctx context.Context, method, p string, hdr http.Heade
 	resp, err := c.o.HTTP.Do(req)
 	if err != nil {
 		c.lastFail.Store(time.Now().UnixNano())
+		c.reqFails.Add(1)
 		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil || resp.StatusCode >= 500 {
 		c.lastFail.Store(time.Now().UnixNano())
+		c.reqFails.Add(1)
 	} else {
 		c.lastOK.Store(time.Now().UnixNano())
+		c.reqFails.Store(0)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s %s: %w", method, p, err)

@@ -126,6 +126,7 @@ type Client struct {
 	// When the Hub last answered (any status below 500) and last failed
 	// (no answer, or a 5xx), in Unix nanoseconds; read by Contact.
 	lastOK, lastFail atomic.Int64
+	reqFails         atomic.Int64 // requests failed in a row
 	logsPushed       atomic.Int64
 }
 
@@ -252,7 +253,7 @@ func (c *Client) Run(ctx context.Context) error {
 			}
 			if err != nil {
 				c.o.Log.Warn("remote", "state", st.state, "err", err)
-				c.publish(boolMeta("pantahub.online", false))
+				c.offline()
 			}
 			if err := c.sleep(ctx, c.retryDelay(err)); err != nil {
 				return err
@@ -352,7 +353,11 @@ func (c *Client) idle(ctx context.Context) error {
 			logs = time.After(d)
 		case <-refresh.C:
 			err := c.refresh(ctx)
-			c.publish(boolMeta("pantahub.online", err == nil))
+			if err == nil {
+				c.publish(boolMeta("pantahub.online", true))
+			} else {
+				c.offline()
+			}
 			if err != nil {
 				c.o.Log.Warn("remote refresh", "err", err)
 				refresh.Reset(c.backoff())
@@ -361,6 +366,16 @@ func (c *Client) idle(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// offline publishes pantahub.online=0 after a failed step, unless no
+// more than PH_ONLINE_REQUEST_THRESHOLD requests in a row failed (a flaky
+// link is not an outage); 0 tolerates none, as upstream.
+func (c *Client) offline() {
+	if n := c.o.Config.Int(config.HubOnlineRequestThreshold); n > 0 && c.reqFails.Load() <= int64(n) {
+		return
+	}
+	c.publish(boolMeta("pantahub.online", false))
 }
 
 // DeviceMetaChanged tells the client the local device metadata changed;

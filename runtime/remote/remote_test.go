@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -596,5 +597,52 @@ func TestCredsTypeTPMRefused(t *testing.T) {
 	}
 	if l.meta.get("pantahub.online") != "0" {
 		t.Error("pantahub.online not 0")
+	}
+}
+
+// With PH_ONLINE_REQUEST_THRESHOLD=2 the device stays online through two
+// failed requests in a row and goes offline at the third; an answer
+// resets the count. At 0 (the default) one failure is enough.
+func TestOnlineRequestThreshold(t *testing.T) {
+	var down atomic.Bool
+	l := newLabWith(t, map[string]string{"tok": "user1"}, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if down.Load() {
+				http.Error(w, "down", http.StatusServiceUnavailable)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	for _, tc := range []struct {
+		threshold string
+		onlineFor int // failed refreshes still online
+	}{{"0", 0}, {"2", 2}} {
+		c := l.client(map[string]string{"PH_FACTORY_AUTOTOK": "tok", "PH_ONLINE_REQUEST_THRESHOLD": tc.threshold})
+		ctx := context.Background()
+		if _, err := c.register(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for round := range 2 {
+			down.Store(false)
+			if err := c.refresh(ctx); err != nil {
+				t.Fatal(err)
+			}
+			c.publish(boolMeta("pantahub.online", true))
+			down.Store(true)
+			for i := 1; i <= tc.onlineFor+1; i++ {
+				if err := c.refresh(ctx); err == nil {
+					t.Fatal("refresh on a failing hub succeeded")
+				}
+				c.offline()
+				want := "1"
+				if i > tc.onlineFor {
+					want = "0"
+				}
+				if got := l.meta.get("pantahub.online"); got != want {
+					t.Errorf("threshold %s round %d: after %d failed requests online=%s, want %s", tc.threshold, round, i, got, want)
+				}
+			}
+		}
 	}
 }
