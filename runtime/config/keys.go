@@ -139,7 +139,7 @@ var (
 	HubCredsTPMKey              = def(keyDef{Name: "PH_CREDS_TPM_KEY", Aliases: al("creds.tpm.key"), Type: String, Levels: phLevels | oem, Secret: true, Todo: hub})
 	HubCredsType                = def(keyDef{Name: "PH_CREDS_TYPE", Aliases: al("creds.type"), Type: String, Default: "builtin", Levels: phLevels | oem})
 	HubFactoryAutoTok           = def(keyDef{Name: "PH_FACTORY_AUTOTOK", Aliases: al("factory.autotok"), Type: String, Levels: phLevels | oem, Secret: true})
-	HubLibeventHTTPRetries      = def(keyDef{Name: "PH_LIBEVENT_HTTP_RETRIES", Type: Int, Default: "1", Levels: phLevels | oem, Todo: hub})
+	HubLibeventHTTPRetries      = def(keyDef{Name: "PH_LIBEVENT_HTTP_RETRIES", Type: Int, Default: "1", Levels: phLevels | oem})
 	HubLibeventHTTPTimeout      = def(keyDef{Name: "PH_LIBEVENT_HTTP_TIMEOUT", Type: Duration, Default: "60", Levels: phLevels | oem})
 	HubMetadataDevMetaInterval  = def(keyDef{Name: "PH_METADATA_DEVMETA_INTERVAL", Aliases: al("metadata.devmeta.interval"), Type: Duration, Default: "10", Levels: phLevels | oem | run})
 	HubMetadataUsrMetaInterval  = def(keyDef{Name: "PH_METADATA_USRMETA_INTERVAL", Aliases: al("metadata.usrmeta.interval"), Type: Duration, Default: "5", Levels: phLevels | oem | run})

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pantavisor/pantavisor-go/runtime/config"
 )
 
 // maxResponse bounds what the device reads from the Hub.
@@ -46,15 +48,37 @@ func (c *Client) call(ctx context.Context, method, p string, hdr http.Header, bo
 }
 
 // roundTrip sends a request and returns a 2xx answer's headers and body;
-// other statuses are an *HTTPError.
+// other statuses are an *HTTPError. A request that got no answer at all
+// (connection refused or dropped, timeout) is sent again up to
+// PH_LIBEVENT_HTTP_RETRIES times, as libevent's connection retries.
 func (c *Client) roundTrip(ctx context.Context, method, p string, hdr http.Header, body any, auth bool) (http.Header, []byte, error) {
-	var rd io.Reader
+	var b []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			return nil, nil, err
 		}
-		rd = bytes.NewReader(b)
+	}
+	retries := max(c.o.Config.Int(config.HubLibeventHTTPRetries), 0)
+	for try := 0; ; try++ {
+		h, out, err := c.roundTrip1(ctx, method, p, hdr, b, auth)
+		var ne noAnswer
+		if !errors.As(err, &ne) || try >= retries || ctx.Err() != nil {
+			return h, out, err
+		}
+		c.o.Log.Debug("remote: no answer, retrying", "method", method, "path", p, "err", err)
+	}
+}
+
+// noAnswer is a request the Hub did not answer.
+type noAnswer struct{ error }
+
+func (e noAnswer) Unwrap() error { return e.error }
+
+func (c *Client) roundTrip1(ctx context.Context, method, p string, hdr http.Header, body []byte, auth bool) (http.Header, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.baseURL()+p, rd)
 	if err != nil {
@@ -74,7 +98,7 @@ func (c *Client) roundTrip(ctx context.Context, method, p string, hdr http.Heade
 	if err != nil {
 		c.lastFail.Store(time.Now().UnixNano())
 		c.reqFails.Add(1)
-		return nil, nil, err
+		return nil, nil, noAnswer{err}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))

@@ -560,7 +560,7 @@ func TestRequestTimeout(t *testing.T) {
 		})
 	})
 	defer close(release)
-	c := l.client(map[string]string{"PH_FACTORY_AUTOTOK": "tok", "PH_LIBEVENT_HTTP_TIMEOUT": "1"})
+	c := l.client(map[string]string{"PH_FACTORY_AUTOTOK": "tok", "PH_LIBEVENT_HTTP_TIMEOUT": "1", "PH_LIBEVENT_HTTP_RETRIES": "0"})
 	c.o.HTTP = nil
 	c = New(c.o)
 	start := time.Now()
@@ -644,5 +644,49 @@ func TestOnlineRequestThreshold(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// A request the Hub drops unanswered is sent again PH_LIBEVENT_HTTP_RETRIES
+// times; an answer, even an error status, is not retried.
+func TestHTTPRetries(t *testing.T) {
+	var drops, seen atomic.Int64
+	l := newLabWith(t, map[string]string{"tok": "user1"}, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen.Add(1)
+			if drops.Add(-1) >= 0 {
+				panic(http.ErrAbortHandler) // the connection drops, no answer
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	for _, tc := range []struct {
+		retries   string
+		drops     int64
+		ok        bool
+		wantTries int64
+	}{
+		{"0", 1, false, 1},
+		{"1", 1, true, 2}, // the default
+		{"1", 2, false, 2},
+		{"3", 3, true, 4},
+	} {
+		c := l.client(map[string]string{"PH_FACTORY_AUTOTOK": "tok", "PH_LIBEVENT_HTTP_RETRIES": tc.retries})
+		drops.Store(tc.drops)
+		seen.Store(0)
+		err := c.login(context.Background()) // no credentials: the hub answers 401 once reached
+		var he *HTTPError
+		reached := errors.As(err, &he)
+		if reached != tc.ok || seen.Load() != tc.wantTries {
+			t.Errorf("retries %s, %d drops: reached %v (%v) after %d tries, want %v after %d", tc.retries, tc.drops, reached, err, seen.Load(), tc.ok, tc.wantTries)
+		}
+	}
+	// An error status is an answer.
+	c := l.client(map[string]string{"PH_LIBEVENT_HTTP_RETRIES": "3"})
+	drops.Store(0)
+	seen.Store(0)
+	c.login(context.Background())
+	if seen.Load() != 1 {
+		t.Errorf("a 401 was sent %d times", seen.Load())
 	}
 }
