@@ -146,7 +146,7 @@ var (
 	HubOnlineRequestThreshold   = def(keyDef{Name: "PH_ONLINE_REQUEST_THRESHOLD", Type: Int, Default: "0", Levels: phLevels | oem})
 	HubUpdaterInterval          = def(keyDef{Name: "PH_UPDATER_INTERVAL", Aliases: al("updater.interval"), Type: Duration, Default: "60", Levels: phLevels | oem | run})
 	HubUpdaterNetworkTimeout    = def(keyDef{Name: "PH_UPDATER_NETWORK_TIMEOUT", Aliases: al("updater.network_timeout"), Type: Duration, Default: "120", Levels: phLevels | oem})
-	HubUpdaterTransferMaxCount  = def(keyDef{Name: "PH_UPDATER_TRANSFER_MAX_COUNT", Type: Int, Default: "5", Levels: phLevels | oem, Todo: hub})
+	HubUpdaterTransferMaxCount  = def(keyDef{Name: "PH_UPDATER_TRANSFER_MAX_COUNT", Type: Int, Default: "5", Levels: phLevels | oem})
 )
 
 var (

@@ -18,7 +18,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/progress"
 )
 
@@ -523,5 +525,79 @@ func TestDroppedRunIsQueuedAgain(t *testing.T) {
 	ul.await("DONE on the hub", func() bool { return ul.hubStatus() == "DONE" })
 	if _, ran, _ := ul.upd.counts(); ran != 2 {
 		t.Errorf("ran %d times, want 2 (dropped, then queued again)", ran)
+	}
+}
+
+// postObjects uploads objects and posts rev 1 with all of them.
+func (ul *updateLab) postObjects(contents [][]byte) {
+	ul.t.Helper()
+	var state map[string]any
+	json.Unmarshal(ul.state, &state)
+	for i, content := range contents {
+		sum := sha256.Sum256(content)
+		sha := hex.EncodeToString(sum[:])
+		var put struct {
+			URL string `json:"signed-puturl"`
+		}
+		name := fmt.Sprintf("obj%d", i)
+		if code := ul.user("POST", "/objects/", map[string]string{"objectname": name, "sha256sum": sha,
+			"size": fmt.Sprint(len(content))}, &put); code != 200 {
+			ul.t.Fatalf("post object: %d", code)
+		}
+		req, _ := http.NewRequest("PUT", put.URL, bytes.NewReader(content))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			ul.t.Fatalf("upload: %v %v", err, resp)
+		}
+		resp.Body.Close()
+		state["app/"+name] = sha
+	}
+	if code := ul.user("POST", "/trails/"+ul.id+"/steps", map[string]any{"rev": 1, "commit-msg": "update",
+		"state": state}, nil); code != 200 {
+		ul.t.Fatalf("post step: %d", code)
+	}
+}
+
+// PH_UPDATER_TRANSFER_MAX_COUNT objects download at once, no more.
+func TestTransferMaxCount(t *testing.T) {
+	for _, limit := range []int{1, 3} {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) {
+			var mu sync.Mutex
+			inflight, peak := 0, 0
+			ul := newUpdateLab(t, func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/local-s3/") {
+						h.ServeHTTP(w, r)
+						return
+					}
+					mu.Lock()
+					inflight++
+					peak = max(peak, inflight)
+					mu.Unlock()
+					time.Sleep(300 * time.Millisecond) // long enough for the others to start
+					h.ServeHTTP(w, r)
+					mu.Lock()
+					inflight--
+					mu.Unlock()
+				})
+			})
+			if err := ul.c().o.Config.Set("PH_UPDATER_TRANSFER_MAX_COUNT", fmt.Sprint(limit), config.PHConf); err != nil {
+				t.Fatal(err)
+			}
+			var objs [][]byte
+			for i := range 5 {
+				objs = append(objs, bytes.Repeat([]byte{byte('a' + i)}, 1000))
+			}
+			ul.postObjects(objs)
+			ul.await("DONE on the hub", func() bool { return ul.hubStatus() == "DONE" })
+			if _, _, n := ul.upd.counts(); n < 5 {
+				t.Errorf("%d objects stored, want 5", n)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if peak != limit {
+				t.Errorf("%d downloads at once, want %d", peak, limit)
+			}
+		})
 	}
 }
