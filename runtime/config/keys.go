@@ -194,9 +194,9 @@ var (
 
 var (
 	// HTTP and event loop.
-	LibeventDebugMode = def(keyDef{Name: "PV_LIBEVENT_DEBUG_MODE", Type: Bool, Default: "0", Levels: pvLevels | oem, Todo: hub})
+	LibeventDebugMode = def(keyDef{Name: "PV_LIBEVENT_DEBUG_MODE", Type: Bool, Default: "0", Levels: pvLevels | oem})
 	LibThHTTPCertsDir = def(keyDef{Name: "PV_LIBTHHTTP_CERTSDIR", Aliases: al("libhttp.certsdir"), Type: String, Default: "/certs", Levels: pvLevels})
-	LibThHTTPLogLevel = def(keyDef{Name: "PV_LIBTHHTTP_LOG_LEVEL", Aliases: al("libhttp.log.level"), Type: Int, Default: "3", Levels: pvLevels | oem | run, Todo: hub})
+	LibThHTTPLogLevel = def(keyDef{Name: "PV_LIBTHHTTP_LOG_LEVEL", Aliases: al("libhttp.log.level"), Type: Int, Default: "3", Levels: pvLevels | oem | run})
 )
 
 var (

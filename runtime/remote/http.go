@@ -94,10 +94,14 @@ func (c *Client) roundTrip1(ctx context.Context, method, p string, hdr http.Head
 	if auth {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
+	start := time.Now()
 	resp, err := c.o.HTTP.Do(req)
 	if err != nil {
 		c.lastFail.Store(time.Now().UnixNano())
 		c.reqFails.Add(1)
+		if c.traceHTTP() {
+			c.o.Log.Info("remote http", "method", method, "path", p, "err", err, "took", time.Since(start))
+		}
 		return nil, nil, noAnswer{err}
 	}
 	defer resp.Body.Close()
@@ -108,6 +112,9 @@ func (c *Client) roundTrip1(ctx context.Context, method, p string, hdr http.Head
 	} else {
 		c.lastOK.Store(time.Now().UnixNano())
 		c.reqFails.Store(0)
+	}
+	if c.traceHTTP() {
+		c.o.Log.Info("remote http", "method", method, "path", p, "status", resp.StatusCode, "bytes", len(b), "took", time.Since(start))
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s %s: %w", method, p, err)
@@ -123,6 +130,14 @@ func (c *Client) roundTrip1(ctx context.Context, method, p string, hdr http.Head
 		return nil, nil, &HTTPError{Method: method, Path: p, Status: resp.StatusCode, Msg: e.Error}
 	}
 	return resp.Header, b, nil
+}
+
+// traceHTTP reports whether every Hub request is logged: upstream's
+// HTTP stack (libthttp over libevent) logs its requests at
+// PV_LIBTHHTTP_LOG_LEVEL 4 (DEBUG) and above, or in PV_LIBEVENT_DEBUG_MODE.
+// Read per request, so a run-time change applies at once.
+func (c *Client) traceHTTP() bool {
+	return c.o.Config.Int(config.LibThHTTPLogLevel) >= 4 || c.o.Config.Bool(config.LibeventDebugMode)
 }
 
 // tokenOwner reads the owner claim of a JWT.

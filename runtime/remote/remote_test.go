@@ -690,3 +690,30 @@ func TestHTTPRetries(t *testing.T) {
 		t.Errorf("a 401 was sent %d times", seen.Load())
 	}
 }
+
+// PV_LIBTHHTTP_LOG_LEVEL 4 (DEBUG) or PV_LIBEVENT_DEBUG_MODE logs every Hub
+// request with its answer; the default level 3 logs none.
+func TestHTTPRequestLogging(t *testing.T) {
+	l := newLab(t, map[string]string{"tok": "user1"})
+	for _, tc := range []struct {
+		key, val string
+		logged   bool
+	}{
+		{"PV_LIBTHHTTP_LOG_LEVEL", "3", false},
+		{"PV_LIBTHHTTP_LOG_LEVEL", "4", true},
+		{"PV_LIBTHHTTP_LOG_LEVEL", "5", true},
+		{"PV_LIBEVENT_DEBUG_MODE", "1", true},
+	} {
+		c := l.client(nil)
+		if err := c.o.Config.Set(tc.key, tc.val, config.PVConf); err != nil {
+			t.Fatal(err)
+		}
+		var logs bytes.Buffer
+		c.o.Log = slog.New(slog.NewTextHandler(&logs, nil))
+		c.login(context.Background()) // no credentials: 401
+		got := strings.Contains(logs.String(), "msg=\"remote http\" method=POST path=/auth/login status=401")
+		if got != tc.logged {
+			t.Errorf("%s=%s: request logged %v, want %v: %q", tc.key, tc.val, got, tc.logged, logs.String())
+		}
+	}
+}
