@@ -245,7 +245,7 @@ var (
 	PowerMode              = def(keyDef{Name: "PV_POWER_MODE", Type: Enum, Default: "locks", Enum: []string{"disabled", "locks", "managed"}, Levels: pvLevels})
 	RemountPolicy          = def(keyDef{Name: "PV_REMOUNT_POLICY", Type: String, Levels: base | Mask(1<<PVCmdline|1<<Env), Todo: system})
 	RevisionRetries        = def(keyDef{Name: "PV_REVISION_RETRIES", Aliases: al("revision.retries"), Type: Int, Default: "10", Levels: pvLevels | oem})
-	RevisionRetriesTimeout = def(keyDef{Name: "PV_REVISION_RETRIES_TIMEOUT", Aliases: al("revision.retries.timeout"), Type: Duration, Default: "120", Levels: pvLevels | oem, Todo: hub})
+	RevisionRetriesTimeout = def(keyDef{Name: "PV_REVISION_RETRIES_TIMEOUT", Aliases: al("revision.retries.timeout"), Type: Duration, Default: "120", Levels: pvLevels | oem})
 )
 
 var (

@@ -132,6 +132,10 @@ func (d *Daemon) startRemote(ctx context.Context) {
 		DeviceMeta:       d.devmeta.List,
 		UserMeta:         d.usrmeta.Replace,
 		Updates:          d.hubUpdates(),
+		// A download try that fails waits PV_REVISION_RETRIES_TIMEOUT;
+		// past PV_REVISION_RETRIES the update is WONTGO.
+		UpdateRetries:    d.conf.Int(config.RevisionRetries),
+		UpdateRetryDelay: d.conf.Duration(config.RevisionRetriesTimeout),
 		Logs:             d.logQueue,
 		PushLogs:         func() bool { return d.conf.Bool(config.LogPush) },
 		Log:              d.log.With("sub", "remote"),

@@ -154,7 +154,11 @@ func (c *Client) startDownload(ctx context.Context, u *hubUpdate) error {
 // reportDownload sends DOWNLOADING with a copy of dl.
 func (c *Client) reportDownload(ctx context.Context, u *hubUpdate, dl *progress.Downloads) error {
 	dl.Total.CurrentTime = time.Now().Unix()
-	p := progress.New(progress.Downloading, "Downloading update artifacts")
+	msg := "Downloading update artifacts"
+	if u.tries > 0 && c.o.UpdateRetries > 0 {
+		msg = fmt.Sprintf("%s, retry %d of %d", msg, u.tries, c.o.UpdateRetries)
+	}
+	p := progress.New(progress.Downloading, msg)
 	cp := *dl
 	cp.Objects = append([]progress.Download(nil), dl.Objects...)
 	p.Downloads = &cp

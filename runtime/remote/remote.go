@@ -26,6 +26,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/internal/atomicfile"
 	"github.com/pantavisor/pantavisor-go/runtime/metadata"
+	"github.com/pantavisor/pantavisor-go/runtime/progress"
 )
 
 // State is where the client is, published as devmeta pantahub.state.
@@ -89,6 +90,13 @@ type Options struct {
 	// Updates, when set, lets the device take remote updates: the idle
 	// client polls the Hub's steps every PollInterval.
 	Updates Updates
+	// UpdateRetries is how many failed download tries an update may take
+	// before it is WONTGO "Max download update retries reached"
+	// (PV_REVISION_RETRIES); 0 is unlimited.
+	UpdateRetries int
+	// UpdateRetryDelay is the wait before a failed download is tried again
+	// (PV_REVISION_RETRIES_TIMEOUT); 0 is the backoff of other calls.
+	UpdateRetryDelay time.Duration
 	// Logs is the log backlog to push to the Hub (POST /logs/): a
 	// buffered channel the daemon fills without blocking, so its capacity
 	// bounds what an outage may hold; nil pushes nothing. PushLogs, when
@@ -321,7 +329,7 @@ func (c *Client) idle(ctx context.Context) error {
 			case err != nil:
 				c.o.Log.Warn("remote download", "err", err)
 				updFailures++
-				updates = time.After(backoff(c.o.RetryMin, c.o.RetryMax, updFailures))
+				updates = time.After(c.updateRetry(ctx, err, updFailures))
 			case more:
 				updFailures = 0
 				updates = time.After(0)
@@ -333,7 +341,7 @@ func (c *Client) idle(ctx context.Context) error {
 			case err != nil:
 				c.o.Log.Warn("remote update", "err", err)
 				updFailures++
-				d = backoff(c.o.RetryMin, c.o.RetryMax, updFailures)
+				d = c.updateRetry(ctx, err, updFailures)
 			case more:
 				updFailures, d = 0, 0
 			default:
@@ -376,6 +384,29 @@ func (c *Client) offline() {
 		return
 	}
 	c.publish(boolMeta("pantahub.online", false))
+}
+
+// updateRetry returns the wait after a failed update step. A failed
+// download try of the update in flight counts against UpdateRetries (the
+// update ends WONTGO past them) and waits UpdateRetryDelay; anything
+// else backs off.
+func (c *Client) updateRetry(ctx context.Context, err error, failures int) time.Duration {
+	u := c.upd
+	if u == nil || u.phase != phaseDownload {
+		return backoff(c.o.RetryMin, c.o.RetryMax, failures)
+	}
+	u.tries++
+	if c.o.UpdateRetries > 0 && u.tries > c.o.UpdateRetries {
+		if ferr := c.finish(ctx, progress.New(progress.Wontgo, progress.MsgMaxDownloadRetries), err); ferr != nil {
+			c.o.Log.Warn("remote update", "err", ferr)
+			return backoff(c.o.RetryMin, c.o.RetryMax, failures)
+		}
+		return 0
+	}
+	if c.o.UpdateRetryDelay > 0 {
+		return c.o.UpdateRetryDelay
+	}
+	return backoff(c.o.RetryMin, c.o.RetryMax, failures)
 }
 
 // DeviceMetaChanged tells the client the local device metadata changed;

@@ -211,11 +211,17 @@ type updateLab struct {
 	user func(method, p string, body any, out any) int
 	id   string
 	stop func()
+	// tweak, when set, adjusts each client before it runs.
+	tweak func(*Client)
 }
 
 func newUpdateLab(t *testing.T, wrap func(http.Handler) http.Handler) *updateLab {
+	return newUpdateLabWith(t, wrap, nil)
+}
+
+func newUpdateLabWith(t *testing.T, wrap func(http.Handler) http.Handler, tweak func(*Client)) *updateLab {
 	l := newLabWith(t, map[string]string{"factorytok": "user1"}, wrap)
-	ul := &updateLab{lab: l, upd: newFakeUpdates(t, l.shas)}
+	ul := &updateLab{lab: l, upd: newFakeUpdates(t, l.shas), tweak: tweak}
 	ul.start()
 	l.await("idle", func() bool { return ul.c().State() == StateIdle })
 	ul.id = strings.TrimSpace(l.readRun("device-id"))
@@ -232,6 +238,9 @@ func (ul *updateLab) c() *Client { return curClient.Load() }
 func (ul *updateLab) start() {
 	c := ul.client(map[string]string{"PH_FACTORY_AUTOTOK": "factorytok"})
 	c.o.Updates = ul.upd
+	if ul.tweak != nil {
+		ul.tweak(c)
+	}
 	curClient.Store(c)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -599,5 +608,67 @@ func TestTransferMaxCount(t *testing.T) {
 				t.Errorf("%d downloads at once, want %d", peak, limit)
 			}
 		})
+	}
+}
+
+// A download that keeps failing is tried again after
+// PV_REVISION_RETRIES_TIMEOUT, PV_REVISION_RETRIES times, then the update
+// is WONTGO "Max download update retries reached"; the Hub sees the
+// retries in the DOWNLOADING message.
+func TestDownloadRetriesThenWontGo(t *testing.T) {
+	const delay = 200 * time.Millisecond
+	var mu sync.Mutex
+	var tries []time.Time
+	var msgs []string
+	ul := newUpdateLabWith(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/local-s3/") {
+				mu.Lock()
+				tries = append(tries, time.Now())
+				mu.Unlock()
+				http.Error(w, "down", http.StatusServiceUnavailable)
+				return
+			}
+			if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/progress") {
+				var b bytes.Buffer
+				b.ReadFrom(r.Body)
+				var pr struct {
+					Msg string `json:"status-msg"`
+				}
+				json.Unmarshal(b.Bytes(), &pr)
+				mu.Lock()
+				msgs = append(msgs, pr.Msg)
+				mu.Unlock()
+				r.Body = nopCloser{&b}
+			}
+			h.ServeHTTP(w, r)
+		})
+	}, func(c *Client) {
+		c.o.UpdateRetries = 2
+		c.o.UpdateRetryDelay = delay
+	})
+	ul.post(bytes.Repeat([]byte("new root "), 1000))
+	ul.await("WONTGO on the hub", func() bool { return ul.hubStatus() == "WONTGO" })
+	var st struct {
+		Progress struct {
+			Msg string `json:"status-msg"`
+		} `json:"progress"`
+	}
+	ul.user("GET", "/trails/"+ul.id+"/steps/1", nil, &st)
+	if st.Progress.Msg != progress.MsgMaxDownloadRetries {
+		t.Errorf("WONTGO %q, want %q", st.Progress.Msg, progress.MsgMaxDownloadRetries)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(tries) != 3 {
+		t.Fatalf("%d download tries, want 3 (1 + PV_REVISION_RETRIES=2)", len(tries))
+	}
+	for i := 1; i < len(tries); i++ {
+		if gap := tries[i].Sub(tries[i-1]); gap < delay {
+			t.Errorf("try %d came %v after the previous, want >= %v", i, gap, delay)
+		}
+	}
+	if !slices.Contains(msgs, "Downloading update artifacts, retry 2 of 2") {
+		t.Errorf("no retry in the DOWNLOADING messages: %q", msgs)
 	}
 }
