@@ -137,16 +137,16 @@ var (
 	HubCredsSecret              = def(keyDef{Name: "PH_CREDS_SECRET", Aliases: al("creds.secret"), Type: String, Levels: phLevels | oem, Secret: true})
 	HubCredsTPMCert             = def(keyDef{Name: "PH_CREDS_TPM_CERT", Aliases: al("creds.tpm.cert"), Type: String, Levels: phLevels | oem, Todo: hub})
 	HubCredsTPMKey              = def(keyDef{Name: "PH_CREDS_TPM_KEY", Aliases: al("creds.tpm.key"), Type: String, Levels: phLevels | oem, Secret: true, Todo: hub})
-	HubCredsType                = def(keyDef{Name: "PH_CREDS_TYPE", Aliases: al("creds.type"), Type: String, Default: "builtin", Levels: phLevels | oem, Todo: hub})
+	HubCredsType                = def(keyDef{Name: "PH_CREDS_TYPE", Aliases: al("creds.type"), Type: String, Default: "builtin", Levels: phLevels | oem})
 	HubFactoryAutoTok           = def(keyDef{Name: "PH_FACTORY_AUTOTOK", Aliases: al("factory.autotok"), Type: String, Levels: phLevels | oem, Secret: true})
-	HubLibeventHTTPRetries      = def(keyDef{Name: "PH_LIBEVENT_HTTP_RETRIES", Type: Int, Default: "1", Levels: phLevels | oem, Todo: hub})
-	HubLibeventHTTPTimeout      = def(keyDef{Name: "PH_LIBEVENT_HTTP_TIMEOUT", Type: Duration, Default: "60", Levels: phLevels | oem, Todo: hub})
-	HubMetadataDevMetaInterval  = def(keyDef{Name: "PH_METADATA_DEVMETA_INTERVAL", Aliases: al("metadata.devmeta.interval"), Type: Duration, Default: "10", Levels: phLevels | oem | run, Todo: hub})
-	HubMetadataUsrMetaInterval  = def(keyDef{Name: "PH_METADATA_USRMETA_INTERVAL", Aliases: al("metadata.usrmeta.interval"), Type: Duration, Default: "5", Levels: phLevels | oem | run, Todo: hub})
-	HubOnlineRequestThreshold   = def(keyDef{Name: "PH_ONLINE_REQUEST_THRESHOLD", Type: Int, Default: "0", Levels: phLevels | oem, Todo: hub})
+	HubLibeventHTTPRetries      = def(keyDef{Name: "PH_LIBEVENT_HTTP_RETRIES", Type: Int, Default: "1", Levels: phLevels | oem})
+	HubLibeventHTTPTimeout      = def(keyDef{Name: "PH_LIBEVENT_HTTP_TIMEOUT", Type: Duration, Default: "60", Levels: phLevels | oem})
+	HubMetadataDevMetaInterval  = def(keyDef{Name: "PH_METADATA_DEVMETA_INTERVAL", Aliases: al("metadata.devmeta.interval"), Type: Duration, Default: "10", Levels: phLevels | oem | run})
+	HubMetadataUsrMetaInterval  = def(keyDef{Name: "PH_METADATA_USRMETA_INTERVAL", Aliases: al("metadata.usrmeta.interval"), Type: Duration, Default: "5", Levels: phLevels | oem | run})
+	HubOnlineRequestThreshold   = def(keyDef{Name: "PH_ONLINE_REQUEST_THRESHOLD", Type: Int, Default: "0", Levels: phLevels | oem})
 	HubUpdaterInterval          = def(keyDef{Name: "PH_UPDATER_INTERVAL", Aliases: al("updater.interval"), Type: Duration, Default: "60", Levels: phLevels | oem | run})
 	HubUpdaterNetworkTimeout    = def(keyDef{Name: "PH_UPDATER_NETWORK_TIMEOUT", Aliases: al("updater.network_timeout"), Type: Duration, Default: "120", Levels: phLevels | oem})
-	HubUpdaterTransferMaxCount  = def(keyDef{Name: "PH_UPDATER_TRANSFER_MAX_COUNT", Type: Int, Default: "5", Levels: phLevels | oem, Todo: hub})
+	HubUpdaterTransferMaxCount  = def(keyDef{Name: "PH_UPDATER_TRANSFER_MAX_COUNT", Type: Int, Default: "5", Levels: phLevels | oem})
 )
 
 var (
@@ -194,9 +194,9 @@ var (
 
 var (
 	// HTTP and event loop.
-	LibeventDebugMode = def(keyDef{Name: "PV_LIBEVENT_DEBUG_MODE", Type: Bool, Default: "0", Levels: pvLevels | oem, Todo: hub})
+	LibeventDebugMode = def(keyDef{Name: "PV_LIBEVENT_DEBUG_MODE", Type: Bool, Default: "0", Levels: pvLevels | oem})
 	LibThHTTPCertsDir = def(keyDef{Name: "PV_LIBTHHTTP_CERTSDIR", Aliases: al("libhttp.certsdir"), Type: String, Default: "/certs", Levels: pvLevels})
-	LibThHTTPLogLevel = def(keyDef{Name: "PV_LIBTHHTTP_LOG_LEVEL", Aliases: al("libhttp.log.level"), Type: Int, Default: "3", Levels: pvLevels | oem | run, Todo: hub})
+	LibThHTTPLogLevel = def(keyDef{Name: "PV_LIBTHHTTP_LOG_LEVEL", Aliases: al("libhttp.log.level"), Type: Int, Default: "3", Levels: pvLevels | oem | run})
 )
 
 var (
@@ -245,7 +245,7 @@ var (
 	PowerMode              = def(keyDef{Name: "PV_POWER_MODE", Type: Enum, Default: "locks", Enum: []string{"disabled", "locks", "managed"}, Levels: pvLevels})
 	RemountPolicy          = def(keyDef{Name: "PV_REMOUNT_POLICY", Type: String, Levels: base | Mask(1<<PVCmdline|1<<Env), Todo: system})
 	RevisionRetries        = def(keyDef{Name: "PV_REVISION_RETRIES", Aliases: al("revision.retries"), Type: Int, Default: "10", Levels: pvLevels | oem})
-	RevisionRetriesTimeout = def(keyDef{Name: "PV_REVISION_RETRIES_TIMEOUT", Aliases: al("revision.retries.timeout"), Type: Duration, Default: "120", Levels: pvLevels | oem, Todo: hub})
+	RevisionRetriesTimeout = def(keyDef{Name: "PV_REVISION_RETRIES_TIMEOUT", Aliases: al("revision.retries.timeout"), Type: Duration, Default: "120", Levels: pvLevels | oem})
 )
 
 var (

@@ -125,12 +125,20 @@ func (d *Daemon) startRemote(ctx context.Context) {
 		},
 		HTTP:         hc,
 		PollInterval: d.conf.Duration(config.HubUpdaterInterval),
-		DeviceMeta:   d.devmeta.List,
-		UserMeta:     d.usrmeta.Replace,
-		Updates:      d.hubUpdates(),
-		Logs:         d.logQueue,
-		PushLogs:     func() bool { return d.conf.Bool(config.LogPush) },
-		Log:          d.log.With("sub", "remote"),
+		// Read once per client start: a run-time change applies after the
+		// next GO_REMOTE or reboot.
+		DevMetaInterval:  d.conf.Duration(config.HubMetadataDevMetaInterval),
+		UserMetaInterval: d.conf.Duration(config.HubMetadataUsrMetaInterval),
+		DeviceMeta:       d.devmeta.List,
+		UserMeta:         d.usrmeta.Replace,
+		Updates:          d.hubUpdates(),
+		// A download try that fails waits PV_REVISION_RETRIES_TIMEOUT;
+		// past PV_REVISION_RETRIES the update is WONTGO.
+		UpdateRetries:    d.conf.Int(config.RevisionRetries),
+		UpdateRetryDelay: d.conf.Duration(config.RevisionRetriesTimeout),
+		Logs:             d.logQueue,
+		PushLogs:         func() bool { return d.conf.Bool(config.LogPush) },
+		Log:              d.log.With("sub", "remote"),
 	})
 	// The hook only signals (never blocks); the client pushes from its own
 	// goroutine. A stopped client's channel just stays full.
@@ -197,8 +205,9 @@ func (d *Daemon) stopRemote() {
 // hubHTTP is the Hub's HTTP client. As upstream's libthttp, it trusts the
 // certificates in PV_LIBTHHTTP_CERTSDIR (PEM files); when that directory
 // has none, the system's roots (and Go's SSL_CERT_FILE/SSL_CERT_DIR).
-// Never insecure. It goes through the PH_CREDS_PROXY_* proxy when one is
-// configured, never through a proxy of the environment.
+// Never insecure. A request times out after PH_LIBEVENT_HTTP_TIMEOUT. It
+// goes through the PH_CREDS_PROXY_* proxy when one is configured, never
+// through a proxy of the environment.
 func hubHTTP(c *config.Config, log *slog.Logger) *http.Client {
 	certsDir := c.Get(config.LibThHTTPCertsDir)
 	pool := x509.NewCertPool()
@@ -227,7 +236,7 @@ func hubHTTP(c *config.Config, log *slog.Logger) *http.Client {
 		log.Info("remote: through proxy", "proxy", u.Host)
 		t.Proxy = http.ProxyURL(u)
 	}
-	return &http.Client{Transport: t, Timeout: 30 * time.Second}
+	return &http.Client{Transport: t, Timeout: remote.RequestTimeout(c)}
 }
 
 // hubProxy is the HTTP proxy the Hub is reached through (HTTPS through a

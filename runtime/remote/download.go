@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/progress"
 )
 
@@ -34,20 +35,22 @@ type hubObject struct {
 	GetURL string `json:"signed-geturl"`
 }
 
-// downloads is the download of an update in flight. The worker goroutine
-// fetches the objects (signed URLs need no token, so it touches none of
-// the client's state) and sends one event per object; Run owns the rest
+// downloads is the download of an update in flight. Up to
+// PH_UPDATER_TRANSFER_MAX_COUNT workers fetch the objects at once (signed
+// URLs need no token, so they touch none of the client's state) and send
+// one event per object; Run owns the rest
 // and reports progress, so a long download never holds up the idle
 // loop's metadata, logs and token work.
 type downloads struct {
 	todo   []hubObject
+	stored int // objects the workers stored
 	dl     *progress.Downloads
 	events chan dlEvent
 	cancel context.CancelFunc
 }
 
 // dlEvent is the worker's report on object i: the bytes its partial file
-// holds, and the error that ended the worker (nil: stored).
+// holds, and the error that ended its worker (nil: stored).
 type dlEvent struct {
 	i    int
 	have int64
@@ -56,7 +59,7 @@ type dlEvent struct {
 
 // startDownload lists the objects of u that storage lacks, checks that
 // they fit in storage all together (WONTGO "Space required…" if not,
-// before any download), sends the first DOWNLOADING progress (bytes, per object) and starts the worker.
+// before any download), sends the first DOWNLOADING progress (bytes, per object) and starts the workers.
 // Each object goes to its partial download in storage: a cut connection
 // or a restart resumes it from the bytes already there (Range). With nothing
 // to fetch, u.dls stays nil.
@@ -121,34 +124,48 @@ func (c *Client) startDownload(ctx context.Context, u *hubUpdate) error {
 		return nil
 	}
 	wctx, cancel := context.WithCancel(ctx)
+	// events holds one per object: a worker never blocks on a Run that
+	// dropped the download.
 	d := &downloads{todo: todo, dl: dl, events: make(chan dlEvent, len(todo)), cancel: cancel}
 	u.dls = d
-	go func() {
-		for i, o := range todo {
-			if wctx.Err() != nil {
-				return
+	next := make(chan int, len(todo))
+	for i := range todo {
+		next <- i
+	}
+	close(next)
+	workers := min(max(c.o.Config.Int(config.HubUpdaterTransferMaxCount), 1), len(todo))
+	for range workers {
+		go func() {
+			for i := range next {
+				if wctx.Err() != nil {
+					return
+				}
+				n, err := c.fetch(wctx, todo[i])
+				d.events <- dlEvent{i: i, have: n, err: err}
+				if err != nil {
+					return
+				}
 			}
-			n, err := c.fetch(wctx, o)
-			d.events <- dlEvent{i: i, have: n, err: err}
-			if err != nil {
-				return
-			}
-		}
-	}()
+		}()
+	}
 	return nil
 }
 
 // reportDownload sends DOWNLOADING with a copy of dl.
 func (c *Client) reportDownload(ctx context.Context, u *hubUpdate, dl *progress.Downloads) error {
 	dl.Total.CurrentTime = time.Now().Unix()
-	p := progress.New(progress.Downloading, "Downloading update artifacts")
+	msg := "Downloading update artifacts"
+	if u.tries > 0 && c.o.UpdateRetries > 0 {
+		msg = fmt.Sprintf("%s, retry %d of %d", msg, u.tries, c.o.UpdateRetries)
+	}
+	p := progress.New(progress.Downloading, msg)
 	cp := *dl
 	cp.Objects = append([]progress.Download(nil), dl.Objects...)
 	p.Downloads = &cp
 	return c.putProgress(ctx, u, p)
 }
 
-// dlEvents is the worker's channel, nil when no download runs.
+// dlEvents is the workers' channel, nil when no download runs.
 func (c *Client) dlEvents() <-chan dlEvent {
 	if c.upd == nil || c.upd.dls == nil {
 		return nil
@@ -157,7 +174,7 @@ func (c *Client) dlEvents() <-chan dlEvent {
 }
 
 // downloadEvent takes one worker event: progress to the Hub, the next
-// phase once the last object is stored, or the end of the worker on an
+// phase once every object is stored, or the end of the workers on an
 // error (a bad object fails the update; anything else is retried by the
 // next poll, which resumes the partial files). It returns whether there
 // is more to do at once.
@@ -183,7 +200,7 @@ func (c *Client) downloadEvent(ctx context.Context, ev dlEvent) (bool, error) {
 	if err := c.reportDownload(ctx, u, d.dl); err != nil {
 		c.o.Log.Warn("remote download progress", "err", err)
 	}
-	if ev.i < len(d.todo)-1 {
+	if d.stored++; d.stored < len(d.todo) {
 		return false, nil
 	}
 	d.cancel()

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pantavisor/pantavisor-go/runtime/config"
 )
 
 // maxResponse bounds what the device reads from the Hub.
@@ -46,15 +48,37 @@ func (c *Client) call(ctx context.Context, method, p string, hdr http.Header, bo
 }
 
 // roundTrip sends a request and returns a 2xx answer's headers and body;
-// other statuses are an *HTTPError.
+// other statuses are an *HTTPError. A request that got no answer at all
+// (connection refused or dropped, timeout) is sent again up to
+// PH_LIBEVENT_HTTP_RETRIES times, as libevent's connection retries.
 func (c *Client) roundTrip(ctx context.Context, method, p string, hdr http.Header, body any, auth bool) (http.Header, []byte, error) {
-	var rd io.Reader
+	var b []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			return nil, nil, err
 		}
-		rd = bytes.NewReader(b)
+	}
+	retries := max(c.o.Config.Int(config.HubLibeventHTTPRetries), 0)
+	for try := 0; ; try++ {
+		h, out, err := c.roundTrip1(ctx, method, p, hdr, b, auth)
+		var ne noAnswer
+		if !errors.As(err, &ne) || try >= retries || ctx.Err() != nil {
+			return h, out, err
+		}
+		c.o.Log.Debug("remote: no answer, retrying", "method", method, "path", p, "err", err)
+	}
+}
+
+// noAnswer is a request the Hub did not answer.
+type noAnswer struct{ error }
+
+func (e noAnswer) Unwrap() error { return e.error }
+
+func (c *Client) roundTrip1(ctx context.Context, method, p string, hdr http.Header, body []byte, auth bool) (http.Header, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.baseURL()+p, rd)
 	if err != nil {
@@ -70,17 +94,27 @@ func (c *Client) roundTrip(ctx context.Context, method, p string, hdr http.Heade
 	if auth {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
+	start := time.Now()
 	resp, err := c.o.HTTP.Do(req)
 	if err != nil {
 		c.lastFail.Store(time.Now().UnixNano())
-		return nil, nil, err
+		c.reqFails.Add(1)
+		if c.traceHTTP() {
+			c.o.Log.Info("remote http", "method", method, "path", p, "err", err, "took", time.Since(start))
+		}
+		return nil, nil, noAnswer{err}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil || resp.StatusCode >= 500 {
 		c.lastFail.Store(time.Now().UnixNano())
+		c.reqFails.Add(1)
 	} else {
 		c.lastOK.Store(time.Now().UnixNano())
+		c.reqFails.Store(0)
+	}
+	if c.traceHTTP() {
+		c.o.Log.Info("remote http", "method", method, "path", p, "status", resp.StatusCode, "bytes", len(b), "took", time.Since(start))
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s %s: %w", method, p, err)
@@ -96,6 +130,14 @@ func (c *Client) roundTrip(ctx context.Context, method, p string, hdr http.Heade
 		return nil, nil, &HTTPError{Method: method, Path: p, Status: resp.StatusCode, Msg: e.Error}
 	}
 	return resp.Header, b, nil
+}
+
+// traceHTTP reports whether every Hub request is logged: upstream's
+// HTTP stack (libthttp over libevent) logs its requests at
+// PV_LIBTHHTTP_LOG_LEVEL 4 (DEBUG) and above, or in PV_LIBEVENT_DEBUG_MODE.
+// Read per request, so a run-time change applies at once.
+func (c *Client) traceHTTP() bool {
+	return c.o.Config.Int(config.LibThHTTPLogLevel) >= 4 || c.o.Config.Bool(config.LibeventDebugMode)
 }
 
 // tokenOwner reads the owner claim of a JWT.

@@ -26,6 +26,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/internal/atomicfile"
 	"github.com/pantavisor/pantavisor-go/runtime/metadata"
+	"github.com/pantavisor/pantavisor-go/runtime/progress"
 )
 
 // State is where the client is, published as devmeta pantahub.state.
@@ -60,7 +61,7 @@ type Options struct {
 	Meta       Publisher
 	// Factory returns the running revision for the first-boot trail.
 	Factory func() (Revision, error)
-	// HTTP is the client (default: 30s timeout).
+	// HTTP is the client (default: RequestTimeout's timeout).
 	HTTP *http.Client
 	// BaseURL overrides https://<creds.host>:<creds.port>.
 	BaseURL   string
@@ -77,11 +78,25 @@ type Options struct {
 	// PollInterval is how often an unclaimed device asks whether it was
 	// claimed (PH_UPDATER_INTERVAL; default 60s, as upstream).
 	PollInterval time.Duration
+	// DevMetaInterval coalesces device-metadata changes: a change is
+	// pushed at most this often (PH_METADATA_DEVMETA_INTERVAL); 0 is
+	// PollInterval.
+	DevMetaInterval time.Duration
+	// UserMetaInterval is how often user metadata is pulled
+	// (PH_METADATA_USRMETA_INTERVAL); 0 is PollInterval.
+	UserMetaInterval time.Duration
 	// IdleInterval is how often an idle device refreshes its token (10min).
 	IdleInterval time.Duration
 	// Updates, when set, lets the device take remote updates: the idle
 	// client polls the Hub's steps every PollInterval.
 	Updates Updates
+	// UpdateRetries is how many failed download tries an update may take
+	// before it is WONTGO "Max download update retries reached"
+	// (PV_REVISION_RETRIES); 0 is unlimited.
+	UpdateRetries int
+	// UpdateRetryDelay is the wait before a failed download is tried again
+	// (PV_REVISION_RETRIES_TIMEOUT); 0 is the backoff of other calls.
+	UpdateRetryDelay time.Duration
 	// Logs is the log backlog to push to the Hub (POST /logs/): a
 	// buffered channel the daemon fills without blocking, so its capacity
 	// bounds what an outage may hold; nil pushes nothing. PushLogs, when
@@ -90,6 +105,10 @@ type Options struct {
 	PushLogs func() bool
 	Log      *slog.Logger
 }
+
+// ErrCredsType: PH_CREDS_TYPE names credentials this build cannot use
+// (only builtin; there is no TPM support).
+var ErrCredsType = errors.New("unsupported hub credentials type, only builtin is supported (no TPM support)")
 
 // Client runs the remote state machine.
 type Client struct {
@@ -115,6 +134,7 @@ type Client struct {
 	// When the Hub last answered (any status below 500) and last failed
 	// (no answer, or a 5xx), in Unix nanoseconds; read by Contact.
 	lastOK, lastFail atomic.Int64
+	reqFails         atomic.Int64 // requests failed in a row
 	logsPushed       atomic.Int64
 }
 
@@ -134,7 +154,7 @@ func (c *Client) Contact() (ok, failed time.Time) {
 // New makes a Client; Run starts it.
 func New(o Options) *Client {
 	if o.HTTP == nil {
-		o.HTTP = &http.Client{Timeout: 30 * time.Second}
+		o.HTTP = &http.Client{Timeout: RequestTimeout(o.Config)}
 	}
 	if o.UserAgent == "" {
 		o.UserAgent = "Pantavisor/2 (go)"
@@ -148,6 +168,12 @@ func New(o Options) *Client {
 	if o.PollInterval <= 0 {
 		o.PollInterval = 60 * time.Second
 	}
+	if o.DevMetaInterval <= 0 {
+		o.DevMetaInterval = o.PollInterval
+	}
+	if o.UserMetaInterval <= 0 {
+		o.UserMetaInterval = o.PollInterval
+	}
 	if o.IdleInterval == 0 {
 		o.IdleInterval = 10 * time.Minute
 	}
@@ -157,6 +183,15 @@ func New(o Options) *Client {
 	c := &Client{o: o, metaChanged: make(chan struct{}, 1), finished: map[string]bool{}}
 	c.state.Store(StateInit)
 	return c
+}
+
+// RequestTimeout bounds one Hub request (PH_LIBEVENT_HTTP_TIMEOUT, 60s by
+// default); object downloads have their own stall watchdog instead.
+func RequestTimeout(conf *config.Config) time.Duration {
+	if conf == nil || conf.Duration(config.HubLibeventHTTPTimeout) <= 0 {
+		return 60 * time.Second
+	}
+	return conf.Duration(config.HubLibeventHTTPTimeout)
 }
 
 // State returns the current state.
@@ -194,8 +229,16 @@ func boolMeta(key string, v bool) metadata.KV {
 
 // Run drives the machine until ctx ends: every step is retried with
 // backoff until it succeeds, so a Hub outage costs a few requests, not a
-// storm. It returns ctx's error.
+// storm. It returns ctx's error, or at once ErrCredsType.
 func (c *Client) Run(ctx context.Context) error {
+	if t := c.o.Config.Get(config.HubCredsType); t != "builtin" {
+		// Only the secret of pantahub.config authenticates this build: a
+		// device meant to log in with its TPM stays offline and says why.
+		err := fmt.Errorf("%w: PH_CREDS_TYPE=%q", ErrCredsType, t)
+		c.o.Log.Error("remote: hub client not started", "err", err)
+		c.publish(boolMeta("pantahub.online", false))
+		return err
+	}
 	c.publish(metadata.KV{Key: "pantahub.address", Value: []byte(c.baseURL())}, boolMeta("pantahub.online", false))
 	steps := []struct {
 		state State
@@ -218,7 +261,7 @@ func (c *Client) Run(ctx context.Context) error {
 			}
 			if err != nil {
 				c.o.Log.Warn("remote", "state", st.state, "err", err)
-				c.publish(boolMeta("pantahub.online", false))
+				c.offline()
 			}
 			if err := c.sleep(ctx, c.retryDelay(err)); err != nil {
 				return err
@@ -230,12 +273,12 @@ func (c *Client) Run(ctx context.Context) error {
 }
 
 // idle keeps the token fresh and pushes device metadata when it changed
-// (a change is coalesced for PollInterval, so a burst is one request; a
-// failed push is retried with backoff).
+// (a change is coalesced for DevMetaInterval, so a burst is one request;
+// a failed push is retried with backoff).
 func (c *Client) idle(ctx context.Context) error {
 	refresh := time.NewTimer(jitter(c.o.IdleInterval))
 	defer refresh.Stop()
-	var poll <-chan time.Time // user-meta, every PollInterval
+	var poll <-chan time.Time // user-meta, every UserMetaInterval
 	if c.o.UserMeta != nil {
 		poll = time.After(0)
 	}
@@ -249,6 +292,7 @@ func (c *Client) idle(ctx context.Context) error {
 	}
 	logFailures := 0
 	pending := c.o.DeviceMeta != nil // push once on reaching idle
+	var metaDue <-chan time.Time     // a device-meta change waits for it
 	c.failures = 0
 	updFailures := 0
 	for {
@@ -266,12 +310,14 @@ func (c *Client) idle(ctx context.Context) error {
 			return ctx.Err()
 		case <-retry:
 		case <-c.metaChanged:
-			pending = c.o.DeviceMeta != nil
-			if err := c.sleep(ctx, jitter(c.o.PollInterval)); err != nil {
-				return err
+			// Coalesced without blocking the other duties.
+			if c.o.DeviceMeta != nil && metaDue == nil {
+				metaDue = time.After(jitter(c.o.DevMetaInterval))
 			}
+		case <-metaDue:
+			metaDue, pending = nil, true
 		case <-poll:
-			d := jitter(c.o.PollInterval)
+			d := jitter(c.o.UserMetaInterval)
 			if err := c.pullUserMeta(ctx); err != nil {
 				c.o.Log.Warn("remote user-meta", "err", err)
 				d = c.retryDelay(err)
@@ -283,7 +329,7 @@ func (c *Client) idle(ctx context.Context) error {
 			case err != nil:
 				c.o.Log.Warn("remote download", "err", err)
 				updFailures++
-				updates = time.After(backoff(c.o.RetryMin, c.o.RetryMax, updFailures))
+				updates = time.After(c.updateRetry(ctx, err, updFailures))
 			case more:
 				updFailures = 0
 				updates = time.After(0)
@@ -295,7 +341,7 @@ func (c *Client) idle(ctx context.Context) error {
 			case err != nil:
 				c.o.Log.Warn("remote update", "err", err)
 				updFailures++
-				d = backoff(c.o.RetryMin, c.o.RetryMax, updFailures)
+				d = c.updateRetry(ctx, err, updFailures)
 			case more:
 				updFailures, d = 0, 0
 			default:
@@ -315,7 +361,11 @@ func (c *Client) idle(ctx context.Context) error {
 			logs = time.After(d)
 		case <-refresh.C:
 			err := c.refresh(ctx)
-			c.publish(boolMeta("pantahub.online", err == nil))
+			if err == nil {
+				c.publish(boolMeta("pantahub.online", true))
+			} else {
+				c.offline()
+			}
 			if err != nil {
 				c.o.Log.Warn("remote refresh", "err", err)
 				refresh.Reset(c.backoff())
@@ -324,6 +374,39 @@ func (c *Client) idle(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// offline publishes pantahub.online=0 after a failed step, unless no
+// more than PH_ONLINE_REQUEST_THRESHOLD requests in a row failed (a flaky
+// link is not an outage); 0 tolerates none, as upstream.
+func (c *Client) offline() {
+	if n := c.o.Config.Int(config.HubOnlineRequestThreshold); n > 0 && c.reqFails.Load() <= int64(n) {
+		return
+	}
+	c.publish(boolMeta("pantahub.online", false))
+}
+
+// updateRetry returns the wait after a failed update step. A failed
+// download try of the update in flight counts against UpdateRetries (the
+// update ends WONTGO past them) and waits UpdateRetryDelay; anything
+// else backs off.
+func (c *Client) updateRetry(ctx context.Context, err error, failures int) time.Duration {
+	u := c.upd
+	if u == nil || u.phase != phaseDownload {
+		return backoff(c.o.RetryMin, c.o.RetryMax, failures)
+	}
+	u.tries++
+	if c.o.UpdateRetries > 0 && u.tries > c.o.UpdateRetries {
+		if ferr := c.finish(ctx, progress.New(progress.Wontgo, progress.MsgMaxDownloadRetries), err); ferr != nil {
+			c.o.Log.Warn("remote update", "err", ferr)
+			return backoff(c.o.RetryMin, c.o.RetryMax, failures)
+		}
+		return 0
+	}
+	if c.o.UpdateRetryDelay > 0 {
+		return c.o.UpdateRetryDelay
+	}
+	return backoff(c.o.RetryMin, c.o.RetryMax, failures)
 }
 
 // DeviceMetaChanged tells the client the local device metadata changed;

@@ -7,12 +7,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -471,4 +474,246 @@ func FuzzStateObjects(f *testing.F) {
 			}
 		}
 	})
+}
+
+// PH_METADATA_DEVMETA_INTERVAL and PH_METADATA_USRMETA_INTERVAL, not
+// PollInterval, pace the metadata; a device-meta change waiting for its
+// interval does not hold the user-meta pulls back.
+func TestMetadataIntervals(t *testing.T) {
+	l := newLab(t, map[string]string{"tok": "user1"})
+	c := l.client(map[string]string{"PH_FACTORY_AUTOTOK": "tok"})
+	c.o.PollInterval = time.Hour
+	c.o.DeviceMeta = l.meta.list
+	c.o.DevMetaInterval = time.Hour
+	c.o.UserMetaInterval = 10 * time.Millisecond
+	var mu sync.Mutex
+	var got []metadata.KV
+	c.o.UserMeta = func(kvs []metadata.KV) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got = kvs
+		return nil
+	}
+	l.run(c)
+	l.await("idle", func() bool { return c.State() == StateIdle })
+	id := l.readRun("device-id")
+	u := l.user("user1")
+	hubMeta := func() map[string]any {
+		var m map[string]any
+		u("GET", "/devices/"+id+"/device-meta", nil, &m)
+		return m
+	}
+	l.await("pantahub.state idle on the hub", func() bool { return hubMeta()["pantahub.state"] == "idle" })
+	l.meta.Publish([]metadata.KV{{Key: "pantavisor.arch", Value: []byte("x86_64")}})
+	c.DeviceMetaChanged()
+	for i := range 3 {
+		v := fmt.Sprint("v", i)
+		if code := u("PUT", "/devices/"+id+"/user-meta", map[string]any{"k": v}, nil); code != 200 {
+			t.Fatalf("PUT user-meta: %d", code)
+		}
+		l.await("user-meta "+v+" on the device", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(got) == 1 && string(got[0].Value) == v
+		})
+	}
+	if hubMeta()["pantavisor.arch"] != nil {
+		t.Error("device-meta pushed before PH_METADATA_DEVMETA_INTERVAL")
+	}
+}
+
+// A short DevMetaInterval pushes a change soon though PollInterval is long.
+func TestDevMetaInterval(t *testing.T) {
+	l := newLab(t, map[string]string{"tok": "user1"})
+	c := l.client(map[string]string{"PH_FACTORY_AUTOTOK": "tok"})
+	c.o.PollInterval = time.Hour
+	c.o.DeviceMeta = l.meta.list
+	c.o.DevMetaInterval = 10 * time.Millisecond
+	l.run(c)
+	l.await("idle", func() bool { return c.State() == StateIdle })
+	id := l.readRun("device-id")
+	u := l.user("user1")
+	hubMeta := func() map[string]any {
+		var m map[string]any
+		u("GET", "/devices/"+id+"/device-meta", nil, &m)
+		return m
+	}
+	l.await("pantahub.state idle on the hub", func() bool { return hubMeta()["pantahub.state"] == "idle" })
+	for i := range 3 {
+		v := fmt.Sprint("v", i)
+		l.meta.Publish([]metadata.KV{{Key: "pantavisor.arch", Value: []byte(v)}})
+		c.DeviceMetaChanged()
+		l.await("device-meta "+v+" on the hub", func() bool { return hubMeta()["pantavisor.arch"] == v })
+	}
+}
+
+// PH_LIBEVENT_HTTP_TIMEOUT bounds a Hub request that gets no answer.
+func TestRequestTimeout(t *testing.T) {
+	release := make(chan struct{})
+	l := newLabWith(t, map[string]string{"tok": "user1"}, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	defer close(release)
+	c := l.client(map[string]string{"PH_FACTORY_AUTOTOK": "tok", "PH_LIBEVENT_HTTP_TIMEOUT": "1", "PH_LIBEVENT_HTTP_RETRIES": "0"})
+	c.o.HTTP = nil
+	c = New(c.o)
+	start := time.Now()
+	err := c.registerNew(context.Background())
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "Timeout") {
+		t.Fatalf("register on a silent hub: %v", err)
+	}
+	if took < time.Second || took > 5*time.Second {
+		t.Errorf("timed out after %v, want 1s", took)
+	}
+	if got := RequestTimeout(config.New(nil)); got != 60*time.Second {
+		t.Errorf("default timeout %v, want 60s", got)
+	}
+}
+
+// PH_CREDS_TYPE=tpm is refused, logged, and costs no request.
+func TestCredsTypeTPMRefused(t *testing.T) {
+	l := newLab(t, map[string]string{"tok": "user1"})
+	c := l.client(map[string]string{"PH_FACTORY_AUTOTOK": "tok", "PH_CREDS_TYPE": "tpm"})
+	var logs bytes.Buffer
+	c.o.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := c.Run(ctx)
+	if !errors.Is(err, ErrCredsType) {
+		t.Fatalf("Run with PH_CREDS_TYPE=tpm: %v", err)
+	}
+	if n := l.hub.Stats().Requests; n != 0 {
+		t.Errorf("%d requests to the hub", n)
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "no TPM support") {
+		t.Errorf("not logged as an error: %q", logs.String())
+	}
+	if l.meta.get("pantahub.online") != "0" {
+		t.Error("pantahub.online not 0")
+	}
+}
+
+// With PH_ONLINE_REQUEST_THRESHOLD=2 the device stays online through two
+// failed requests in a row and goes offline at the third; an answer
+// resets the count. At 0 (the default) one failure is enough.
+func TestOnlineRequestThreshold(t *testing.T) {
+	var down atomic.Bool
+	l := newLabWith(t, map[string]string{"tok": "user1"}, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if down.Load() {
+				http.Error(w, "down", http.StatusServiceUnavailable)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	for _, tc := range []struct {
+		threshold string
+		onlineFor int // failed refreshes still online
+	}{{"0", 0}, {"2", 2}} {
+		c := l.client(map[string]string{"PH_FACTORY_AUTOTOK": "tok", "PH_ONLINE_REQUEST_THRESHOLD": tc.threshold})
+		ctx := context.Background()
+		if _, err := c.register(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for round := range 2 {
+			down.Store(false)
+			if err := c.refresh(ctx); err != nil {
+				t.Fatal(err)
+			}
+			c.publish(boolMeta("pantahub.online", true))
+			down.Store(true)
+			for i := 1; i <= tc.onlineFor+1; i++ {
+				if err := c.refresh(ctx); err == nil {
+					t.Fatal("refresh on a failing hub succeeded")
+				}
+				c.offline()
+				want := "1"
+				if i > tc.onlineFor {
+					want = "0"
+				}
+				if got := l.meta.get("pantahub.online"); got != want {
+					t.Errorf("threshold %s round %d: after %d failed requests online=%s, want %s", tc.threshold, round, i, got, want)
+				}
+			}
+		}
+	}
+}
+
+// A request the Hub drops unanswered is sent again PH_LIBEVENT_HTTP_RETRIES
+// times; an answer, even an error status, is not retried.
+func TestHTTPRetries(t *testing.T) {
+	var drops, seen atomic.Int64
+	l := newLabWith(t, map[string]string{"tok": "user1"}, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen.Add(1)
+			if drops.Add(-1) >= 0 {
+				panic(http.ErrAbortHandler) // the connection drops, no answer
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	for _, tc := range []struct {
+		retries   string
+		drops     int64
+		ok        bool
+		wantTries int64
+	}{
+		{"0", 1, false, 1},
+		{"1", 1, true, 2}, // the default
+		{"1", 2, false, 2},
+		{"3", 3, true, 4},
+	} {
+		c := l.client(map[string]string{"PH_FACTORY_AUTOTOK": "tok", "PH_LIBEVENT_HTTP_RETRIES": tc.retries})
+		drops.Store(tc.drops)
+		seen.Store(0)
+		err := c.login(context.Background()) // no credentials: the hub answers 401 once reached
+		var he *HTTPError
+		reached := errors.As(err, &he)
+		if reached != tc.ok || seen.Load() != tc.wantTries {
+			t.Errorf("retries %s, %d drops: reached %v (%v) after %d tries, want %v after %d", tc.retries, tc.drops, reached, err, seen.Load(), tc.ok, tc.wantTries)
+		}
+	}
+	// An error status is an answer.
+	c := l.client(map[string]string{"PH_LIBEVENT_HTTP_RETRIES": "3"})
+	drops.Store(0)
+	seen.Store(0)
+	c.login(context.Background())
+	if seen.Load() != 1 {
+		t.Errorf("a 401 was sent %d times", seen.Load())
+	}
+}
+
+// PV_LIBTHHTTP_LOG_LEVEL 4 (DEBUG) or PV_LIBEVENT_DEBUG_MODE logs every Hub
+// request with its answer; the default level 3 logs none.
+func TestHTTPRequestLogging(t *testing.T) {
+	l := newLab(t, map[string]string{"tok": "user1"})
+	for _, tc := range []struct {
+		key, val string
+		logged   bool
+	}{
+		{"PV_LIBTHHTTP_LOG_LEVEL", "3", false},
+		{"PV_LIBTHHTTP_LOG_LEVEL", "4", true},
+		{"PV_LIBTHHTTP_LOG_LEVEL", "5", true},
+		{"PV_LIBEVENT_DEBUG_MODE", "1", true},
+	} {
+		c := l.client(nil)
+		if err := c.o.Config.Set(tc.key, tc.val, config.PVConf); err != nil {
+			t.Fatal(err)
+		}
+		var logs bytes.Buffer
+		c.o.Log = slog.New(slog.NewTextHandler(&logs, nil))
+		c.login(context.Background()) // no credentials: 401
+		got := strings.Contains(logs.String(), "msg=\"remote http\" method=POST path=/auth/login status=401")
+		if got != tc.logged {
+			t.Errorf("%s=%s: request logged %v, want %v: %q", tc.key, tc.val, got, tc.logged, logs.String())
+		}
+	}
 }

@@ -97,6 +97,7 @@ type hubUpdate struct {
 	phase phase
 	sent  progress.Progress // last progress the Hub acknowledged
 	waits int               // mirror polls that found it not started
+	tries int               // failed download tries
 	dls   *downloads        // the download worker, while it runs
 }
 

@@ -18,7 +18,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/progress"
 )
 
@@ -209,11 +211,17 @@ type updateLab struct {
 	user func(method, p string, body any, out any) int
 	id   string
 	stop func()
+	// tweak, when set, adjusts each client before it runs.
+	tweak func(*Client)
 }
 
 func newUpdateLab(t *testing.T, wrap func(http.Handler) http.Handler) *updateLab {
+	return newUpdateLabWith(t, wrap, nil)
+}
+
+func newUpdateLabWith(t *testing.T, wrap func(http.Handler) http.Handler, tweak func(*Client)) *updateLab {
 	l := newLabWith(t, map[string]string{"factorytok": "user1"}, wrap)
-	ul := &updateLab{lab: l, upd: newFakeUpdates(t, l.shas)}
+	ul := &updateLab{lab: l, upd: newFakeUpdates(t, l.shas), tweak: tweak}
 	ul.start()
 	l.await("idle", func() bool { return ul.c().State() == StateIdle })
 	ul.id = strings.TrimSpace(l.readRun("device-id"))
@@ -230,6 +238,9 @@ func (ul *updateLab) c() *Client { return curClient.Load() }
 func (ul *updateLab) start() {
 	c := ul.client(map[string]string{"PH_FACTORY_AUTOTOK": "factorytok"})
 	c.o.Updates = ul.upd
+	if ul.tweak != nil {
+		ul.tweak(c)
+	}
 	curClient.Store(c)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -523,5 +534,141 @@ func TestDroppedRunIsQueuedAgain(t *testing.T) {
 	ul.await("DONE on the hub", func() bool { return ul.hubStatus() == "DONE" })
 	if _, ran, _ := ul.upd.counts(); ran != 2 {
 		t.Errorf("ran %d times, want 2 (dropped, then queued again)", ran)
+	}
+}
+
+// postObjects uploads objects and posts rev 1 with all of them.
+func (ul *updateLab) postObjects(contents [][]byte) {
+	ul.t.Helper()
+	var state map[string]any
+	json.Unmarshal(ul.state, &state)
+	for i, content := range contents {
+		sum := sha256.Sum256(content)
+		sha := hex.EncodeToString(sum[:])
+		var put struct {
+			URL string `json:"signed-puturl"`
+		}
+		name := fmt.Sprintf("obj%d", i)
+		if code := ul.user("POST", "/objects/", map[string]string{"objectname": name, "sha256sum": sha,
+			"size": fmt.Sprint(len(content))}, &put); code != 200 {
+			ul.t.Fatalf("post object: %d", code)
+		}
+		req, _ := http.NewRequest("PUT", put.URL, bytes.NewReader(content))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			ul.t.Fatalf("upload: %v %v", err, resp)
+		}
+		resp.Body.Close()
+		state["app/"+name] = sha
+	}
+	if code := ul.user("POST", "/trails/"+ul.id+"/steps", map[string]any{"rev": 1, "commit-msg": "update",
+		"state": state}, nil); code != 200 {
+		ul.t.Fatalf("post step: %d", code)
+	}
+}
+
+// PH_UPDATER_TRANSFER_MAX_COUNT objects download at once, no more.
+func TestTransferMaxCount(t *testing.T) {
+	for _, limit := range []int{1, 3} {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) {
+			var mu sync.Mutex
+			inflight, peak := 0, 0
+			ul := newUpdateLab(t, func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/local-s3/") {
+						h.ServeHTTP(w, r)
+						return
+					}
+					mu.Lock()
+					inflight++
+					peak = max(peak, inflight)
+					mu.Unlock()
+					time.Sleep(300 * time.Millisecond) // long enough for the others to start
+					h.ServeHTTP(w, r)
+					mu.Lock()
+					inflight--
+					mu.Unlock()
+				})
+			})
+			if err := ul.c().o.Config.Set("PH_UPDATER_TRANSFER_MAX_COUNT", fmt.Sprint(limit), config.PHConf); err != nil {
+				t.Fatal(err)
+			}
+			var objs [][]byte
+			for i := range 5 {
+				objs = append(objs, bytes.Repeat([]byte{byte('a' + i)}, 1000))
+			}
+			ul.postObjects(objs)
+			ul.await("DONE on the hub", func() bool { return ul.hubStatus() == "DONE" })
+			if _, _, n := ul.upd.counts(); n < 5 {
+				t.Errorf("%d objects stored, want 5", n)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if peak != limit {
+				t.Errorf("%d downloads at once, want %d", peak, limit)
+			}
+		})
+	}
+}
+
+// A download that keeps failing is tried again after
+// PV_REVISION_RETRIES_TIMEOUT, PV_REVISION_RETRIES times, then the update
+// is WONTGO "Max download update retries reached"; the Hub sees the
+// retries in the DOWNLOADING message.
+func TestDownloadRetriesThenWontGo(t *testing.T) {
+	const delay = 200 * time.Millisecond
+	var mu sync.Mutex
+	var tries []time.Time
+	var msgs []string
+	ul := newUpdateLabWith(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/local-s3/") {
+				mu.Lock()
+				tries = append(tries, time.Now())
+				mu.Unlock()
+				http.Error(w, "down", http.StatusServiceUnavailable)
+				return
+			}
+			if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/progress") {
+				var b bytes.Buffer
+				b.ReadFrom(r.Body)
+				var pr struct {
+					Msg string `json:"status-msg"`
+				}
+				json.Unmarshal(b.Bytes(), &pr)
+				mu.Lock()
+				msgs = append(msgs, pr.Msg)
+				mu.Unlock()
+				r.Body = nopCloser{&b}
+			}
+			h.ServeHTTP(w, r)
+		})
+	}, func(c *Client) {
+		c.o.UpdateRetries = 2
+		c.o.UpdateRetryDelay = delay
+	})
+	ul.post(bytes.Repeat([]byte("new root "), 1000))
+	ul.await("WONTGO on the hub", func() bool { return ul.hubStatus() == "WONTGO" })
+	var st struct {
+		Progress struct {
+			Msg string `json:"status-msg"`
+		} `json:"progress"`
+	}
+	ul.user("GET", "/trails/"+ul.id+"/steps/1", nil, &st)
+	if st.Progress.Msg != progress.MsgMaxDownloadRetries {
+		t.Errorf("WONTGO %q, want %q", st.Progress.Msg, progress.MsgMaxDownloadRetries)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(tries) != 3 {
+		t.Fatalf("%d download tries, want 3 (1 + PV_REVISION_RETRIES=2)", len(tries))
+	}
+	for i := 1; i < len(tries); i++ {
+		if gap := tries[i].Sub(tries[i-1]); gap < delay {
+			t.Errorf("try %d came %v after the previous, want >= %v", i, gap, delay)
+		}
+	}
+	if !slices.Contains(msgs, "Downloading update artifacts, retry 2 of 2") {
+		t.Errorf("no retry in the DOWNLOADING messages: %q", msgs)
 	}
 }
