@@ -50,8 +50,12 @@ func TestBinaryXConnect(t *testing.T) {
 
 	// The injected socket answers (through the consumer's root).
 	var echoed string
+	var injected time.Duration // the socket is there (dial may still fail: provider not listening)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		if _, err := os.Lstat(root + "/run/pv/raw.sock"); err == nil && injected == 0 {
+			injected = time.Since(startedAt)
+		}
 		if c, err := net.Dial("unix", root+"/run/pv/raw.sock"); err == nil {
 			io.WriteString(c, "ping")
 			c.(*net.UnixConn).CloseWrite()
@@ -66,7 +70,7 @@ func TestBinaryXConnect(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond) // polls the consumer's socket
 	}
-	t.Logf("xconnect: unix link usable %v after the consumer was seen STARTED", time.Since(startedAt).Round(time.Millisecond))
+	t.Logf("xconnect: unix link injected %v and usable %v after the consumers were seen STARTED", injected.Round(time.Millisecond), time.Since(startedAt).Round(time.Millisecond))
 
 	c, err := net.Dial("unix", root+"/run/pv/api.sock")
 	if err != nil {
