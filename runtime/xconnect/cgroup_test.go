@@ -30,7 +30,8 @@ func TestMeshDRMDeviceCgroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	if mnt == "" {
-		testenv.Skipf(t, "skipping: no cgroup v1 devices hierarchy here (cgroup2 only)")
+		// Not a missing tool: on cgroup2 there is nothing to grant.
+		t.Skip("skipping: no cgroup v1 devices hierarchy here (cgroup2 only: every device is allowed)")
 	}
 	cg := filepath.Join(mnt, "pv-xconnect-test-"+strconv.Itoa(os.Getpid()))
 	if err := os.Mkdir(cg, 0o755); err != nil {
