@@ -3,9 +3,9 @@ package pantavisor
 import (
 	"context"
 	"errors"
-	"syscall"
 
 	"github.com/pantavisor/pantavisor-go/runtime/daemons"
+	"github.com/pantavisor/pantavisor-go/runtime/xconnect"
 )
 
 // XConnectDaemon is the name of the service mesh daemon in GET /daemons.
@@ -34,13 +34,14 @@ func (d *Daemon) stopHelpers() {
 	<-d.helpersDone
 }
 
-// reconcileXConnect asks pv-xconnect to read the graph now (SIGHUP): on
+// reconcileXConnect asks pv-xconnect to read the graph now
+// (xconnect.ReadSignal, harmless if it is still starting): on
 // XCONNECT_GRAPH and whenever a container starts or stops.
 func (d *Daemon) reconcileXConnect() {
 	if d.helpers == nil {
 		return
 	}
-	if err := d.helpers.Signal(XConnectDaemon, syscall.SIGHUP); err != nil && !errors.Is(err, daemons.ErrNotRunning) {
+	if err := d.helpers.Signal(XConnectDaemon, xconnect.ReadSignal); err != nil && !errors.Is(err, daemons.ErrNotRunning) {
 		d.log.Warn("xconnect: reconcile", "err", err)
 	}
 }

@@ -15,18 +15,24 @@ import (
 )
 
 // Poll is how often pv-xconnect reads the graph when nothing signals it;
-// Pantavisor sends SIGHUP on XCONNECT_GRAPH and whenever a container
+// Pantavisor sends ReadSignal on XCONNECT_GRAPH and whenever a container
 // starts or stops.
 const Poll = 5 * time.Second
 
+// ReadSignal asks pv-xconnect to read the graph now (so does SIGHUP, for
+// people). Its default action is to ignore it: one sent while pv-xconnect
+// is still starting, before its handler, is harmless (the first read comes
+// after the handler), where an early SIGHUP killed it for a restart backoff.
+const ReadSignal = syscall.SIGWINCH
+
 // Main is the pv-xconnect program: it reads GET /xconnect-graph from
 // pv-ctrl (-socket, default: upstream's socket detection) at start, on
-// SIGHUP and every Poll, and reconciles the mesh, until ctx ends or
+// ReadSignal or SIGHUP and every Poll, and reconciles the mesh, until ctx ends or
 // SIGTERM; then it removes what it injected.
 func Main(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) error {
-	// SIGHUP first: one arriving before the handler would kill us.
+	// Handlers first: a SIGHUP arriving before its handler would kill us.
 	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+	signal.Notify(hup, ReadSignal, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

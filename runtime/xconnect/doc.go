@@ -27,5 +27,7 @@
 //     pv-xconnect connects to the bus with (per-thread setresuid), so the
 //     bus's EXTERNAL check passes and its XML policy sees the role;
 //   - "drm": no socket but a device node at the target, the provider's
-//     DRM node (role "master": its card node, "render": its render node).
+//     DRM node (role "master": its card node, "render": its render node),
+//     allowed in the consumer's cgroup v1 devices controller when that
+//     denies it (cgroup2 containers allow every device).
 package xconnect

@@ -43,6 +43,10 @@ type injected struct {
 	dir  int // the target's directory in the consumer's root (O_PATH)
 	base string
 	rdev uint64 // the device node's number (drm)
+	// devCg is the consumer's cgroup v1 devices directory (drm), where
+	// pv-xconnect allowed rdev if granted.
+	devCg   string
+	granted bool
 
 	mu    sync.Mutex
 	conns map[net.Conn]bool
@@ -147,7 +151,13 @@ func (m *Mesh) inject(l ctrl.XConnectLink, p plugin) (*injected, error) {
 			unix.Close(dir)
 			return nil, err
 		}
-		return &injected{link: l, dir: dir, base: base, rdev: rdev}, nil
+		cg, granted, err := m.allowDevice(l.ConsumerPid, rdev)
+		if err != nil {
+			_ = unix.Unlinkat(dir, base, 0)
+			unix.Close(dir)
+			return nil, fmt.Errorf("allow the device in the consumer's cgroup: %w", err)
+		}
+		return &injected{link: l, dir: dir, base: base, rdev: rdev, devCg: cg, granted: granted}, nil
 	}
 	if err := clearSocket(dir, base); err != nil {
 		unix.Close(dir)
@@ -236,9 +246,27 @@ func (m *Mesh) remove(in *injected) {
 		}
 		in.mu.Unlock()
 	}
+	if in.granted {
+		m.revoke(in)
+	}
 	if err := m.unlinkTarget(in); err != nil && !errors.Is(err, unix.ENOENT) {
 		m.log.Debug("xconnect: unlink", "target", in.link.Target, "err", err)
 	}
 	unix.Close(in.dir)
 	m.log.Info("xconnect: link removed", "consumer", in.link.Consumer, "provider", in.link.Provider, "name", in.link.Name)
+}
+
+// revoke takes back the device in granted in its consumer's cgroup, unless
+// another link of that cgroup injects the same device: that one holds the
+// grant then. A cgroup gone with its consumer is not an error.
+func (m *Mesh) revoke(in *injected) {
+	for _, o := range m.active {
+		if o != in && o.devCg == in.devCg && o.rdev == in.rdev {
+			o.granted = true
+			return
+		}
+	}
+	if err := revokeDevice(in.devCg, in.rdev); err != nil && !errors.Is(err, unix.ENOENT) {
+		m.log.Debug("xconnect: revoke device", "cgroup", in.devCg, "err", err)
+	}
 }

@@ -95,7 +95,9 @@ func startBinary(t testing.TB) *proc {
 }
 
 func (p *proc) client() *http.Client {
-	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	// A client per request: no keep-alive, or polling loops leave the
+	// daemon one idle connection per request until GC.
+	return &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", p.sock)
 	}}}
@@ -222,4 +224,18 @@ func BenchmarkStartRSS(b *testing.B) {
 		p.done <- nil
 	}
 	b.ReportMetric(float64(total)/float64(b.N)/1024, "RSS-MB")
+}
+
+func (p *proc) put(t testing.TB, path, body string) {
+	t.Helper()
+	req, _ := http.NewRequest("PUT", "http://localhost"+path, strings.NewReader(body))
+	resp, err := p.client().Do(req)
+	if err != nil {
+		t.Fatalf("PUT %s: %v", path, err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("PUT %s %s = %d %s", path, body, resp.StatusCode, b)
+	}
 }
