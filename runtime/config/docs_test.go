@@ -20,7 +20,7 @@ var keyNotes = map[string]string{
 	"PV_DEBUG_SSH_AUTHORIZED_KEYS":  "unset or `__default__`: user meta `pvr-sdk.authorized_keys`; a name: `<PV_SYSTEM_ETCPANTAVISORDIR>/ssh/<name>`; an absolute path: that file",
 	"PV_DROPBEAR_CACHE_DIR":         "keeps the ssh host key `ssh_host_ed25519_key` (OpenSSH format, made on first start)",
 	"PV_DISABLE_AUTODEV":            "upstream a pvr build argument of one container; here also device-wide",
-	"PV_DISK_EXPORTSDIR":            "containers export to /exports (the run dir in App Engine mode)",
+	"PV_DISK_EXPORTSDIR":            "exporters' root file systems show in `<dir>/<container>`; App Engine default: `<run dir>/exports`",
 	"PV_LOG_BUF_NITEMS":             "records per log output queue, when set; unset, the log server's 1024 (upstream's 128 overflows on a burst of container output)",
 	"PV_LOG_CAPTURE_DMESG":          "`/dev/kmsg` as `pantavisor/dmesg` in embedded and standalone modes (App Engine leaves the host's kernel log alone)",
 	"PV_LOG_MAXSIZE":                "maxsize of a file logger whose run.json `logs[]` entry has none (and of the default syslog/messages loggers)",

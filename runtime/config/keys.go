@@ -186,7 +186,7 @@ var (
 
 var (
 	// Directories.
-	DiskExportsDir   = def(keyDef{Name: "PV_DISK_EXPORTSDIR", Type: String, Default: "/exports", Levels: pvLevels, Todo: storage})
+	DiskExportsDir   = def(keyDef{Name: "PV_DISK_EXPORTSDIR", Type: String, Default: "/exports", Levels: pvLevels})
 	DiskVolDir       = def(keyDef{Name: "PV_DISK_VOLDIR", Aliases: al("disk.voldir"), Type: String, Default: "/volumes", Levels: pvLevels})
 	DiskWritableDir  = def(keyDef{Name: "PV_DISK_WRITABLEDIR", Type: String, Default: "/writable", Levels: pvLevels, Todo: storage})
 	DropbearCacheDir = def(keyDef{Name: "PV_DROPBEAR_CACHE_DIR", Aliases: al("dropbear.cache.dir"), Type: String, Default: "/storage/cache/dropbear", Levels: pvLevels})

@@ -272,10 +272,11 @@ func containersFromEnv(env Env) *Containers {
 		HooksDir:    filepath.Join(c.Get(config.SystemLibDir), "pv", "hooks_lxc-mount.d"),
 		MediaDir:    mediaDir(env.Mode, c, env.RunDir),
 	}
-	// Exporters show their root file system in /exports/<plat> (under the
-	// run dir in appengine mode, to keep the host's / alone).
-	paths.Exports = "/exports"
-	if env.Mode == AppEngine {
+	// Exporters show their root file system in <PV_DISK_EXPORTSDIR>/<plat>
+	// (by default under the run dir in appengine mode, to keep the host's
+	// / alone).
+	paths.Exports = c.Get(config.DiskExportsDir)
+	if env.Mode == AppEngine && c.Source(config.DiskExportsDir) == config.Default {
 		paths.Exports = filepath.Join(env.RunDir, "exports")
 	}
 	if env.Mode != AppEngine && c.Bool(config.LogAutoDevLog) {

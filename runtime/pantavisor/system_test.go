@@ -191,3 +191,33 @@ func TestLogCapture(t *testing.T) {
 		}
 	}
 }
+
+// TestExportsDir: exporters' root file systems go to PV_DISK_EXPORTSDIR;
+// App Engine keeps its default under the run dir (TestContainersLifecycle
+// reads an exported file there).
+func TestExportsDir(t *testing.T) {
+	run := t.TempDir()
+	for _, tt := range []struct {
+		mode Mode
+		env  []string
+		want string
+	}{
+		{AppEngine, nil, filepath.Join(run, "exports")},
+		{AppEngine, []string{"PV_DISK_EXPORTSDIR=/srv/exp"}, "/srv/exp"},
+		{Embedded, nil, "/exports"},
+		{Embedded, []string{"PV_DISK_EXPORTSDIR=/media/exp"}, "/media/exp"},
+	} {
+		c, err := config.Load(config.Options{Env: tt.env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := storage.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := containersFromEnv(Env{Mode: tt.mode, Storage: st, Config: c, RunDir: run})
+		if m.paths.Exports != tt.want {
+			t.Errorf("%v %q: exports dir = %q, want %q", tt.mode, tt.env, m.paths.Exports, tt.want)
+		}
+	}
+}
