@@ -216,7 +216,7 @@ var (
 	LogRotateFactor              = def(keyDef{Name: "PV_LOG_ROTATE_FACTOR", Type: Int, Default: "5", Levels: pvLevels | oem})
 	LogServerOutputs             = def(keyDef{Name: "PV_LOG_SERVER_OUTPUTS", Aliases: al("log.server.outputs"), Type: String, Default: "filetree", Levels: pvLevels | oem})
 	LogSinglefileTimestampFormat = def(keyDef{Name: "PV_LOG_SINGLEFILE_TIMESTAMP_FORMAT", Aliases: al("log.singlefile.timestamp.format"), Type: String, Levels: pvLevels | oem})
-	LogStdout                    = def(keyDef{Name: "PV_LOG_STDOUT", Aliases: al("log.stdout"), Type: Bool, Default: "0", Levels: pvLevels | oem, Todo: logs})
+	LogStdout                    = def(keyDef{Name: "PV_LOG_STDOUT", Aliases: al("log.stdout"), Type: Bool, Default: "0", Levels: pvLevels | oem})
 	LogStdoutTimestampFormat     = def(keyDef{Name: "PV_LOG_STDOUT_TIMESTAMP_FORMAT", Aliases: al("log.stdout.timestamp.format"), Type: String, Levels: pvLevels | oem})
 	LogTimestamp                 = def(keyDef{Name: "PV_LOG_TIMESTAMP", Type: Enum, Default: "relative", Enum: []string{"relative", "absolute"}, Levels: pvLevels | oem})
 	LoopIndexBase                = def(keyDef{Name: "PV_LOOP_INDEX_BASE", Type: Int, Default: "-1", Levels: pvLevels, Todo: storage})

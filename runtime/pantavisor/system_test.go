@@ -221,3 +221,47 @@ func TestExportsDir(t *testing.T) {
 		}
 	}
 }
+
+// TestLogStdout: PV_LOG_STDOUT=1 adds the stdout output to the configured
+// ones, once, and a record reaches both stdout and the log files.
+func TestLogStdout(t *testing.T) {
+	for _, tt := range []struct {
+		env    []string
+		want   string // outputs
+		stdout bool
+	}{
+		{nil, "filetree", false},
+		{[]string{"PV_LOG_STDOUT=1"}, "filetree,stdout", true},
+		{[]string{"PV_LOG_STDOUT=1", "PV_LOG_SERVER_OUTPUTS=singlefile,stdout.pantavisor"}, "singlefile,stdout", true},
+		{[]string{"PV_LOG_STDOUT=0", "PV_LOG_SERVER_OUTPUTS=singlefile"}, "singlefile", false},
+	} {
+		c, err := config.Load(config.Options{Env: append([]string{"PV_LOG_LEVEL=5"}, tt.env...)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		root := t.TempDir()
+		d := &Daemon{conf: c, log: slog.New(slog.DiscardHandler), runDir: t.TempDir(), root: root,
+			logDir: filepath.Join(root, "logs"), rev: "0"}
+		o := d.logOptions()
+		if got := strings.Join(o.Outputs, ","); got != tt.want || d.logsToStdout() != tt.stdout {
+			t.Errorf("%q: outputs %q, pantavisor on stdout %v; want %q, %v", tt.env, got, d.logsToStdout(), tt.want, tt.stdout)
+		}
+		var out syncBuf
+		o.Stdout = &out
+		s, err := logserver.New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		if err := s.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		slog.New(s.Handler()).Info("hello console")
+		s.Sync()
+		cancel()
+		s.Close()
+		if got := strings.Contains(out.String(), "hello console"); got != tt.stdout {
+			t.Errorf("%q: record on stdout = %v, want %v (stdout %q)", tt.env, got, tt.stdout, out.String())
+		}
+	}
+}
