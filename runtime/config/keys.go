@@ -266,7 +266,7 @@ var (
 	StorageGCReserved           = def(keyDef{Name: "PV_STORAGE_GC_RESERVED", Aliases: al("storage.gc.reserved"), Type: Int, Default: "5", Levels: pvLevels | oem | run})
 	StorageGCThreshold          = def(keyDef{Name: "PV_STORAGE_GC_THRESHOLD", Aliases: al("storage.gc.threshold"), Type: Int, Default: "0", Levels: pvLevels | oem | run})
 	StorageGCThresholdDeferTime = def(keyDef{Name: "PV_STORAGE_GC_THRESHOLD_DEFERTIME", Aliases: al("storage.gc.threshold.defertime"), Type: Duration, Default: "600", Levels: pvLevels | oem | run})
-	StorageLogTempSize          = def(keyDef{Name: "PV_STORAGE_LOGTEMPSIZE", Aliases: al("storage.logtempsize"), Type: Size, Levels: pvLevels, Todo: storage})
+	StorageLogTempSize          = def(keyDef{Name: "PV_STORAGE_LOGTEMPSIZE", Aliases: al("storage.logtempsize"), Type: Size, Levels: pvLevels})
 	StorageMntPoint             = def(keyDef{Name: "PV_STORAGE_MNTPOINT", Aliases: al("storage.mntpoint"), Type: String, Levels: pvLevels})
 	StorageMntType              = def(keyDef{Name: "PV_STORAGE_MNTTYPE", Aliases: al("storage.mnttype"), Type: String, Levels: pvLevels, Todo: storage})
 	StorageOpts                 = def(keyDef{Name: "PV_STORAGE_OPTS", Aliases: al("storage.opts"), Type: String, Levels: pvLevels})
