@@ -289,7 +289,7 @@ var (
 	SystemInitMode             = def(keyDef{Name: "PV_SYSTEM_INIT_MODE", Aliases: al("system.init.mode"), Type: Enum, Default: "embedded", Enum: []string{"embedded", "standalone", "appengine"}, Levels: pvLevels})
 	SystemLibDir               = def(keyDef{Name: "PV_SYSTEM_LIBDIR", Aliases: al("system.libdir"), Type: String, Default: "/lib", Levels: pvLevels})
 	SystemMediaDir             = def(keyDef{Name: "PV_SYSTEM_MEDIADIR", Aliases: al("system.mediadir"), Type: String, Default: "/media", Levels: pvLevels})
-	SystemMountSecurityFS      = def(keyDef{Name: "PV_SYSTEM_MOUNT_SECURITYFS", Aliases: al("system.mount.securityfs"), Type: Bool, Default: "0", Levels: pvLevels, Todo: system})
+	SystemMountSecurityFS      = def(keyDef{Name: "PV_SYSTEM_MOUNT_SECURITYFS", Aliases: al("system.mount.securityfs"), Type: Bool, Default: "0", Levels: pvLevels})
 	SystemRunDir               = def(keyDef{Name: "PV_SYSTEM_RUNDIR", Aliases: al("system.rundir"), Type: String, Default: "/pv", Levels: pvLevels})
 	SystemUsrDir               = def(keyDef{Name: "PV_SYSTEM_USRDIR", Type: String, Default: "/usr", Levels: pvLevels, Todo: system})
 )
