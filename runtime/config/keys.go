@@ -219,7 +219,7 @@ var (
 	LogStdout                    = def(keyDef{Name: "PV_LOG_STDOUT", Aliases: al("log.stdout"), Type: Bool, Default: "0", Levels: pvLevels | oem})
 	LogStdoutTimestampFormat     = def(keyDef{Name: "PV_LOG_STDOUT_TIMESTAMP_FORMAT", Aliases: al("log.stdout.timestamp.format"), Type: String, Levels: pvLevels | oem})
 	LogTimestamp                 = def(keyDef{Name: "PV_LOG_TIMESTAMP", Type: Enum, Default: "relative", Enum: []string{"relative", "absolute"}, Levels: pvLevels | oem})
-	LoopIndexBase                = def(keyDef{Name: "PV_LOOP_INDEX_BASE", Type: Int, Default: "-1", Levels: pvLevels, Todo: storage})
+	LoopIndexBase                = def(keyDef{Name: "PV_LOOP_INDEX_BASE", Type: Int, Default: "-1", Levels: pvLevels})
 	LXCLogLevel                  = def(keyDef{Name: "PV_LXC_LOG_LEVEL", Aliases: al("lxc.log.level"), Type: Int, Default: "2", Levels: pvLevels | oem})
 )
 

@@ -29,6 +29,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/sshd"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 	"github.com/pantavisor/pantavisor-go/runtime/storage"
+	"github.com/pantavisor/pantavisor-go/runtime/volume"
 	"golang.org/x/sys/unix"
 )
 
@@ -204,6 +205,7 @@ func (d *Daemon) init(ctx context.Context) error {
 		d.runDir = "/run/pantavisor/pv"
 	}
 	d.root = filepath.Clean(c.Get(config.StorageMntPoint))
+	volume.SetLoopIndexBase(c.Int(config.LoopIndexBase))
 	d.startWatchdog()
 	if d.opt.Prepare != nil {
 		if err := d.opt.Prepare(ctx, d.mode, c.Get); err != nil {
