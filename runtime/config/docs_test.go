@@ -29,6 +29,7 @@ var keyNotes = map[string]string{
 	"PV_REMOUNT_POLICY":             "the seeds name the key but do not define the policies' format or location",
 	"PV_SECUREBOOT_CHECKSUM":        "objects re-hashed in RUN before the revision runs (not the boot loader's: `bsp/pantavisor*`, `bsp/kernel.img`, `bsp/fit-image.its`; not `<handler>:` volumes); `pv_quickboot` in the environment or on the command line skips it",
 	"PV_SYSTEM_MOUNT_SECURITYFS":    "securityfs on `/sys/kernel/security` in INIT when Pantavisor is PID 1 (App Engine leaves the host's alone)",
+	"PV_SYSTEM_USRDIR":              "set: containers at lxcpath `<dir>/var/lib/lxc` with `lxc.rootfs.mount` `<dir>/lib/lxc/rootfs`, as upstream; unset: lxcpath `<run dir>/lxc` and liblxc's rootfs mount (an image's /usr may be read-only)",
 	"PV_SYSTEM_INIT_MODE":           "standalone: storage, control socket, debug shell and ssh; no container, no update, no Hub",
 	"PV_STORAGE_LOGTEMPSIZE":        "the log dir (PV_LOG_DIR) on a tmpfs of that size (bytes or % of RAM), unmounted at exit: logs spare the flash and go at reboot; one table of the seeds spells it `PV_STORAGE_LOGTEMP_SIZE`",
 	"PV_LXC_EXTRA_CONF":             "upstream a pvr build argument of one container; here also device-wide, lines separated by `;`",

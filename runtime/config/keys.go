@@ -291,7 +291,7 @@ var (
 	SystemMediaDir             = def(keyDef{Name: "PV_SYSTEM_MEDIADIR", Aliases: al("system.mediadir"), Type: String, Default: "/media", Levels: pvLevels})
 	SystemMountSecurityFS      = def(keyDef{Name: "PV_SYSTEM_MOUNT_SECURITYFS", Aliases: al("system.mount.securityfs"), Type: Bool, Default: "0", Levels: pvLevels})
 	SystemRunDir               = def(keyDef{Name: "PV_SYSTEM_RUNDIR", Aliases: al("system.rundir"), Type: String, Default: "/pv", Levels: pvLevels})
-	SystemUsrDir               = def(keyDef{Name: "PV_SYSTEM_USRDIR", Type: String, Default: "/usr", Levels: pvLevels, Todo: system})
+	SystemUsrDir               = def(keyDef{Name: "PV_SYSTEM_USRDIR", Type: String, Default: "/usr", Levels: pvLevels})
 )
 
 var (

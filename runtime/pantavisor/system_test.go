@@ -265,3 +265,33 @@ func TestLogStdout(t *testing.T) {
 		}
 	}
 }
+
+// TestUsrDir: PV_SYSTEM_USRDIR set puts the containers' lxcpath and
+// lxc.rootfs.mount below it, as upstream; unset, they stay in the run dir
+// (tests/containers/15 starts a container with it set).
+func TestUsrDir(t *testing.T) {
+	run := t.TempDir()
+	for _, tt := range []struct {
+		env           []string
+		lxcpath, root string
+	}{
+		{nil, filepath.Join(run, "lxc"), ""},
+		{[]string{"PV_SYSTEM_USRDIR=/opt/usr"}, "/opt/usr/var/lib/lxc", "/opt/usr/lib/lxc/rootfs"},
+	} {
+		c, err := config.Load(config.Options{Env: tt.env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := storage.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := containersFromEnv(Env{Mode: AppEngine, Storage: st, Config: c, RunDir: run})
+		if m.paths.LXCPath != tt.lxcpath || m.paths.RootfsMount != tt.root {
+			t.Errorf("%q: lxcpath %q, rootfs mount %q; want %q, %q", tt.env, m.paths.LXCPath, m.paths.RootfsMount, tt.lxcpath, tt.root)
+		}
+		if got, _ := lxcPaths(c, run); got != tt.lxcpath {
+			t.Errorf("%q: ssh enters lxcpath %q, want %q", tt.env, got, tt.lxcpath)
+		}
+	}
+}
