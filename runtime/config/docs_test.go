@@ -15,6 +15,13 @@ var updateDocs = flag.Bool("update", false, "rewrite docs/config-keys.md from th
 
 // keyNotes are remarks docs/config-keys.md shows beside a key.
 var keyNotes = map[string]string{
+	"PV_VOLMOUNT_DM_EXTRA_ARGS":     "not supported: veritysetup options for `<handler>:` (dm-verity) volumes, which this build refuses",
+	"PV_SECUREBOOT_HANDLERS":        "not supported: `<handler>:<file>` volumes (dm-verity handler scripts) are refused with an error, so there is no handler to verify",
+	"PV_SYSTEM_APPARMOR_PROFILES":   "not supported: the seeds name the profiles to load but not where their files live nor in which form (source or compiled), and the runtime has no AppArmor loader",
+	"PV_STORAGE_PHCONFIG_VOL":       "not supported: pantahub.config is read in INIT, before the revision's disks (and so the `pv--phconfig` volume) are up; the volume is reported as ignored",
+	"PV_STORAGE_FIRMWARE_VOL":       "not supported: the seeds never describe a `pv--firmware` volume (upstream writes its path to `/sys/module/firmware_class/parameters/path`: what it holds and where it mounts without a disk is undocumented)",
+	"PV_STORAGE_MNTTYPE":            "not supported: the seeds give only `ext4` and \"set storage mount type\" beside PV_STORAGE_FSTYPE (which mounts storage), with no text telling what is mounted with it",
+	"PV_DISK_WRITABLEDIR":           "not supported: the seeds say only \"set writable directory\" (default `/writable`); nothing in the documented layout or manifests uses a writable directory, so there is nothing to put there",
 	"PV_CONTROL_REMOTE":             "decides local or remote mode: 0 keeps the Hub client off and refuses GO_REMOTE",
 	"PV_DEBUG_SSH":                  "the Go ssh server (runtime/sshd) on :8222; ENABLE_SSH/DISABLE_SSH set it until reboot; upstream's `prod` policy sets 0",
 	"PV_DEBUG_SSH_AUTHORIZED_KEYS":  "unset or `__default__`: user meta `pvr-sdk.authorized_keys`; a name: `<PV_SYSTEM_ETCPANTAVISORDIR>/ssh/<name>`; an absolute path: that file",
@@ -26,7 +33,7 @@ var keyNotes = map[string]string{
 	"PV_LOG_STDOUT":                 "adds the `stdout` output (every record, on the console of an image) to PV_LOG_SERVER_OUTPUTS, in place of `stdout.pantavisor`/`stdout.containers`",
 	"PV_LOOP_INDEX_BASE":            "volumes and disks take the free loop devices from `/dev/loop<N>` up (made when missing); -1: the kernel's lowest free one",
 	"PV_LOG_MAXSIZE":                "maxsize of a file logger whose run.json `logs[]` entry has none (and of the default syslog/messages loggers)",
-	"PV_REMOUNT_POLICY":             "the seeds name the key but do not define the policies' format or location",
+	"PV_REMOUNT_POLICY":             "not supported: the seeds say a policy is a list of remount directives (mount-command path with wildcards, and options), defined globally or per container, but not which file or manifest key holds the policies",
 	"PV_SECUREBOOT_CHECKSUM":        "objects re-hashed in RUN before the revision runs (not the boot loader's: `bsp/pantavisor*`, `bsp/kernel.img`, `bsp/fit-image.its`; not `<handler>:` volumes); `pv_quickboot` in the environment or on the command line skips it",
 	"PV_SYSTEM_MOUNT_SECURITYFS":    "securityfs on `/sys/kernel/security` in INIT when Pantavisor is PID 1 (App Engine leaves the host's alone)",
 	"PV_SYSTEM_USRDIR":              "set: containers at lxcpath `<dir>/var/lib/lxc` with `lxc.rootfs.mount` `<dir>/lib/lxc/rootfs`, as upstream; unset: lxcpath `<run dir>/lxc` and liblxc's rootfs mount (an image's /usr may be read-only)",
@@ -47,9 +54,9 @@ var areaText = map[area]string{
 	hub:        "the Pantacor Hub client: credentials, claim, remote updates and metadata, log push",
 	logs:       "container loggers and log capture",
 	network:    "the container network bridge",
-	secureboot: "object checksums and verity handlers",
-	storage:    "storage layout options (exports, writable dirs, loop devices, extra volumes)",
-	system:     "system layout, sysctls, remount policy, security modules",
+	secureboot: "verity handler volumes",
+	storage:    "storage layout options (writable dir, mount type, firmware and Hub-credentials volumes)",
+	system:     "remount policies, AppArmor profiles",
 	watchdog:   "the hardware watchdog",
 }
 
