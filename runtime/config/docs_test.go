@@ -31,7 +31,7 @@ var keyNotes = map[string]string{
 	"PV_LOG_BUF_NITEMS":             "records per log output queue, when set; unset, the log server's 1024 (upstream's 128 overflows on a burst of container output)",
 	"PV_LOG_CAPTURE_DMESG":          "`/dev/kmsg` as `pantavisor/dmesg` in embedded and standalone modes (App Engine leaves the host's kernel log alone)",
 	"PV_LOG_STDOUT":                 "adds the `stdout` output (every record, on the console of an image) to PV_LOG_SERVER_OUTPUTS, in place of `stdout.pantavisor`/`stdout.containers`",
-	"PV_LOOP_INDEX_BASE":            "volumes and disks take the free loop devices from `/dev/loop<N>` up (made when missing); -1: the kernel's lowest free one",
+	"PV_LOOP_INDEX_BASE":            "volumes and disks take the free loop devices from `/dev/loop<N>` up (made when missing; containers:16); -1: the kernel's lowest free one",
 	"PV_LOG_MAXSIZE":                "maxsize of a file logger whose run.json `logs[]` entry has none (and of the default syslog/messages loggers)",
 	"PV_REMOUNT_POLICY":             "not supported: the seeds say a policy is a list of remount directives (mount-command path with wildcards, and options), defined globally or per container, but not which file or manifest key holds the policies",
 	"PV_SECUREBOOT_CHECKSUM":        "objects re-hashed in RUN before the revision runs (not the boot loader's: `bsp/pantavisor*`, `bsp/kernel.img`, `bsp/fit-image.its`; not `<handler>:` volumes); `pv_quickboot` in the environment or on the command line skips it",
