@@ -38,7 +38,7 @@ var keyNotes = map[string]string{
 	"PV_SYSTEM_MOUNT_SECURITYFS":    "securityfs on `/sys/kernel/security` in INIT when Pantavisor is PID 1 (App Engine leaves the host's alone)",
 	"PV_SYSTEM_USRDIR":              "set: containers at lxcpath `<dir>/var/lib/lxc` with `lxc.rootfs.mount` `<dir>/lib/lxc/rootfs`, as upstream; unset: lxcpath `<run dir>/lxc` and liblxc's rootfs mount (an image's /usr may be read-only)",
 	"PV_SYSTEM_INIT_MODE":           "standalone: storage, control socket, debug shell and ssh; no container, no update, no Hub",
-	"PV_STORAGE_LOGTEMPSIZE":        "the log dir (PV_LOG_DIR) on a tmpfs of that size (bytes or % of RAM), unmounted at exit: logs spare the flash and go at reboot; one table of the seeds spells it `PV_STORAGE_LOGTEMP_SIZE`",
+	"PV_STORAGE_LOGTEMPSIZE":        "the log dir (PV_LOG_DIR) on a tmpfs of that size (bytes or % of RAM), unmounted at exit (logs:7): logs spare the flash and go at reboot; one table of the seeds spells it `PV_STORAGE_LOGTEMP_SIZE`",
 	"PV_LXC_EXTRA_CONF":             "upstream a pvr build argument of one container; here also device-wide, lines separated by `;`",
 	"PV_NET_BRDEV":                  "the bridge (with PV_NET_BRADDRESS4/PV_NET_BRMASK4) is made when Pantavisor is PID 1, not in App Engine; device.json `network.pools` make their own bridges",
 	"PH_CREDS_PROXY_HOST":           "HTTPS to the Hub through the proxy's CONNECT tunnel (with PH_CREDS_PROXY_PORT); `PH_CREDS_PROXY_NOPROXYCONNECT=1` goes direct; environment proxies are never used",
