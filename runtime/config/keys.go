@@ -186,7 +186,7 @@ var (
 
 var (
 	// Directories.
-	DiskExportsDir   = def(keyDef{Name: "PV_DISK_EXPORTSDIR", Type: String, Default: "/exports", Levels: pvLevels, Todo: storage})
+	DiskExportsDir   = def(keyDef{Name: "PV_DISK_EXPORTSDIR", Type: String, Default: "/exports", Levels: pvLevels})
 	DiskVolDir       = def(keyDef{Name: "PV_DISK_VOLDIR", Aliases: al("disk.voldir"), Type: String, Default: "/volumes", Levels: pvLevels})
 	DiskWritableDir  = def(keyDef{Name: "PV_DISK_WRITABLEDIR", Type: String, Default: "/writable", Levels: pvLevels, Todo: storage})
 	DropbearCacheDir = def(keyDef{Name: "PV_DROPBEAR_CACHE_DIR", Aliases: al("dropbear.cache.dir"), Type: String, Default: "/storage/cache/dropbear", Levels: pvLevels})
@@ -216,10 +216,10 @@ var (
 	LogRotateFactor              = def(keyDef{Name: "PV_LOG_ROTATE_FACTOR", Type: Int, Default: "5", Levels: pvLevels | oem})
 	LogServerOutputs             = def(keyDef{Name: "PV_LOG_SERVER_OUTPUTS", Aliases: al("log.server.outputs"), Type: String, Default: "filetree", Levels: pvLevels | oem})
 	LogSinglefileTimestampFormat = def(keyDef{Name: "PV_LOG_SINGLEFILE_TIMESTAMP_FORMAT", Aliases: al("log.singlefile.timestamp.format"), Type: String, Levels: pvLevels | oem})
-	LogStdout                    = def(keyDef{Name: "PV_LOG_STDOUT", Aliases: al("log.stdout"), Type: Bool, Default: "0", Levels: pvLevels | oem, Todo: logs})
+	LogStdout                    = def(keyDef{Name: "PV_LOG_STDOUT", Aliases: al("log.stdout"), Type: Bool, Default: "0", Levels: pvLevels | oem})
 	LogStdoutTimestampFormat     = def(keyDef{Name: "PV_LOG_STDOUT_TIMESTAMP_FORMAT", Aliases: al("log.stdout.timestamp.format"), Type: String, Levels: pvLevels | oem})
 	LogTimestamp                 = def(keyDef{Name: "PV_LOG_TIMESTAMP", Type: Enum, Default: "relative", Enum: []string{"relative", "absolute"}, Levels: pvLevels | oem})
-	LoopIndexBase                = def(keyDef{Name: "PV_LOOP_INDEX_BASE", Type: Int, Default: "-1", Levels: pvLevels, Todo: storage})
+	LoopIndexBase                = def(keyDef{Name: "PV_LOOP_INDEX_BASE", Type: Int, Default: "-1", Levels: pvLevels})
 	LXCLogLevel                  = def(keyDef{Name: "PV_LXC_LOG_LEVEL", Aliases: al("lxc.log.level"), Type: Int, Default: "2", Levels: pvLevels | oem})
 )
 
@@ -266,7 +266,7 @@ var (
 	StorageGCReserved           = def(keyDef{Name: "PV_STORAGE_GC_RESERVED", Aliases: al("storage.gc.reserved"), Type: Int, Default: "5", Levels: pvLevels | oem | run})
 	StorageGCThreshold          = def(keyDef{Name: "PV_STORAGE_GC_THRESHOLD", Aliases: al("storage.gc.threshold"), Type: Int, Default: "0", Levels: pvLevels | oem | run})
 	StorageGCThresholdDeferTime = def(keyDef{Name: "PV_STORAGE_GC_THRESHOLD_DEFERTIME", Aliases: al("storage.gc.threshold.defertime"), Type: Duration, Default: "600", Levels: pvLevels | oem | run})
-	StorageLogTempSize          = def(keyDef{Name: "PV_STORAGE_LOGTEMPSIZE", Aliases: al("storage.logtempsize"), Type: Size, Levels: pvLevels, Todo: storage})
+	StorageLogTempSize          = def(keyDef{Name: "PV_STORAGE_LOGTEMPSIZE", Aliases: al("storage.logtempsize"), Type: Size, Levels: pvLevels})
 	StorageMntPoint             = def(keyDef{Name: "PV_STORAGE_MNTPOINT", Aliases: al("storage.mntpoint"), Type: String, Levels: pvLevels})
 	StorageMntType              = def(keyDef{Name: "PV_STORAGE_MNTTYPE", Aliases: al("storage.mnttype"), Type: String, Levels: pvLevels, Todo: storage})
 	StorageOpts                 = def(keyDef{Name: "PV_STORAGE_OPTS", Aliases: al("storage.opts"), Type: String, Levels: pvLevels})
@@ -289,9 +289,9 @@ var (
 	SystemInitMode             = def(keyDef{Name: "PV_SYSTEM_INIT_MODE", Aliases: al("system.init.mode"), Type: Enum, Default: "embedded", Enum: []string{"embedded", "standalone", "appengine"}, Levels: pvLevels})
 	SystemLibDir               = def(keyDef{Name: "PV_SYSTEM_LIBDIR", Aliases: al("system.libdir"), Type: String, Default: "/lib", Levels: pvLevels})
 	SystemMediaDir             = def(keyDef{Name: "PV_SYSTEM_MEDIADIR", Aliases: al("system.mediadir"), Type: String, Default: "/media", Levels: pvLevels})
-	SystemMountSecurityFS      = def(keyDef{Name: "PV_SYSTEM_MOUNT_SECURITYFS", Aliases: al("system.mount.securityfs"), Type: Bool, Default: "0", Levels: pvLevels, Todo: system})
+	SystemMountSecurityFS      = def(keyDef{Name: "PV_SYSTEM_MOUNT_SECURITYFS", Aliases: al("system.mount.securityfs"), Type: Bool, Default: "0", Levels: pvLevels})
 	SystemRunDir               = def(keyDef{Name: "PV_SYSTEM_RUNDIR", Aliases: al("system.rundir"), Type: String, Default: "/pv", Levels: pvLevels})
-	SystemUsrDir               = def(keyDef{Name: "PV_SYSTEM_USRDIR", Type: String, Default: "/usr", Levels: pvLevels, Todo: system})
+	SystemUsrDir               = def(keyDef{Name: "PV_SYSTEM_USRDIR", Type: String, Default: "/usr", Levels: pvLevels})
 )
 
 var (

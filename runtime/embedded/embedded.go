@@ -46,6 +46,12 @@ var BaseMounts = []Mount{
 	{Source: "cgroup2", Target: "/sys/fs/cgroup", FSType: "cgroup2", Flags: msNoSuid | msNoDev | msNoExec},
 }
 
+// SecurityFS is what PV_SYSTEM_MOUNT_SECURITYFS mounts: the security
+// modules' interface (AppArmor's policy loading, IMA), which the kernel
+// does not mount itself. It has one instance: mounting it again where it
+// is fails with EBUSY, which Do takes as done.
+var SecurityFS = Mount{Source: "securityfs", Target: "/sys/kernel/security", FSType: "securityfs", Flags: msNoSuid | msNoDev | msNoExec}
+
 // mount flag values (identical on every Linux architecture).
 const (
 	msNoSuid = 0x2

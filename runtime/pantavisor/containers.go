@@ -248,6 +248,18 @@ func (m *Containers) checkIdle() {
 	m.idle = kept
 }
 
+// lxcPaths returns the lxcpath and lxc.rootfs.mount of the containers:
+// with PV_SYSTEM_USRDIR set, upstream's <usr>/var/lib/lxc and
+// <usr>/lib/lxc/rootfs; unset, <run dir>/lxc and liblxc's default (the
+// initrd's /usr may be read-only, and App Engine keeps the host's alone).
+func lxcPaths(c *config.Config, runDir string) (lxcpath, rootfsMount string) {
+	if c.Source(config.SystemUsrDir) == config.Default {
+		return filepath.Join(runDir, "lxc"), ""
+	}
+	usr := c.Get(config.SystemUsrDir)
+	return filepath.Join(usr, "var", "lib", "lxc"), filepath.Join(usr, "lib", "lxc", "rootfs")
+}
+
 // NewPlatforms is the Options.NewPlatforms of a daemon running real LXC
 // containers.
 func NewPlatforms(env Env) (PlatformManager, error) {
@@ -272,10 +284,12 @@ func containersFromEnv(env Env) *Containers {
 		HooksDir:    filepath.Join(c.Get(config.SystemLibDir), "pv", "hooks_lxc-mount.d"),
 		MediaDir:    mediaDir(env.Mode, c, env.RunDir),
 	}
-	// Exporters show their root file system in /exports/<plat> (under the
-	// run dir in appengine mode, to keep the host's / alone).
-	paths.Exports = "/exports"
-	if env.Mode == AppEngine {
+	paths.LXCPath, paths.RootfsMount = lxcPaths(c, env.RunDir)
+	// Exporters show their root file system in <PV_DISK_EXPORTSDIR>/<plat>
+	// (by default under the run dir in appengine mode, to keep the host's
+	// / alone).
+	paths.Exports = c.Get(config.DiskExportsDir)
+	if env.Mode == AppEngine && c.Source(config.DiskExportsDir) == config.Default {
 		paths.Exports = filepath.Join(env.RunDir, "exports")
 	}
 	if env.Mode != AppEngine && c.Bool(config.LogAutoDevLog) {

@@ -29,6 +29,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/runtime/sshd"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 	"github.com/pantavisor/pantavisor-go/runtime/storage"
+	"github.com/pantavisor/pantavisor-go/runtime/volume"
 	"golang.org/x/sys/unix"
 )
 
@@ -204,6 +205,7 @@ func (d *Daemon) init(ctx context.Context) error {
 		d.runDir = "/run/pantavisor/pv"
 	}
 	d.root = filepath.Clean(c.Get(config.StorageMntPoint))
+	volume.SetLoopIndexBase(c.Int(config.LoopIndexBase))
 	d.startWatchdog()
 	if d.opt.Prepare != nil {
 		if err := d.opt.Prepare(ctx, d.mode, c.Get); err != nil {
@@ -270,6 +272,7 @@ func (d *Daemon) init(ctx context.Context) error {
 	if err := os.MkdirAll(d.logDir, 0o755); err != nil {
 		return fmt.Errorf("log dir: %w", err)
 	}
+	d.mountLogTemp()
 	if err := d.startLogs(ctx); err != nil {
 		return err
 	}
@@ -333,6 +336,27 @@ func (d *Daemon) bootedRevision() error {
 	d.mu.Unlock()
 	d.log.Info("boot loader", "rev", rev, "try", try)
 	return nil
+}
+
+// mountLogTemp is PV_STORAGE_LOGTEMPSIZE (upstream's storage.logtempsize):
+// the log dir on a tmpfs of that size (bytes or % of RAM, as tmpfs
+// takes it), so logs spare the storage's flash and go at reboot.
+// Shutdown unmounts it after the log server closed. A failure keeps
+// the logs on storage.
+func (d *Daemon) mountLogTemp() {
+	if d.conf.Get(config.StorageLogTempSize) == "" {
+		return
+	}
+	n, pct := d.conf.Size(config.StorageLogTempSize)
+	opts := fmt.Sprintf("size=%d,mode=0755", n)
+	if pct {
+		opts = fmt.Sprintf("size=%d%%,mode=0755", n)
+	}
+	if err := unix.Mount("pv-logtemp", d.logDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, opts); err != nil {
+		d.log.Warn("PV_STORAGE_LOGTEMPSIZE: logs stay on storage", "dir", d.logDir, "err", err)
+		return
+	}
+	d.binds = append(d.binds, d.logDir)
 }
 
 // bindMeta makes dst show src: a bind mount, else a symlink.

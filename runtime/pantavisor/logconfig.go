@@ -65,6 +65,18 @@ func (d *Daemon) logOptions() logserver.Options {
 			o.Outputs = outs
 		}
 	}
+	// PV_LOG_STDOUT (upstream's log.stdout) adds the stdout output to the
+	// configured ones (the console of an image); it prints every record,
+	// so the partial stdout outputs go (each record printed once).
+	if d.conf.Bool(config.LogStdout) {
+		if o.Outputs == nil {
+			o.Outputs = []string{logserver.OutFiletree}
+		}
+		o.Outputs = slices.DeleteFunc(o.Outputs, func(s string) bool {
+			return s == logserver.OutStdout || s == logserver.OutStdoutPantavisor || s == logserver.OutStdoutContainers
+		})
+		o.Outputs = append(o.Outputs, logserver.OutStdout)
+	}
 	if v := d.conf.Get(config.LogDirMaxSize); v != "" && v != "0" {
 		n, err := logserver.ResolveDirMaxSize(v, d.logDir)
 		if err != nil {
@@ -95,8 +107,12 @@ func (d *Daemon) logOptions() logserver.Options {
 }
 
 // logsToStdout reports whether the log server prints pantavisor's own
-// records on stdout (outputs "stdout" or "stdout.pantavisor").
+// records on stdout (outputs "stdout" or "stdout.pantavisor", or
+// PV_LOG_STDOUT).
 func (d *Daemon) logsToStdout() bool {
+	if d.conf.Bool(config.LogStdout) {
+		return true
+	}
 	outs, err := logserver.ParseOutputs(d.conf.Get(config.LogServerOutputs))
 	return err == nil && (slices.Contains(outs, logserver.OutStdout) || slices.Contains(outs, logserver.OutStdoutPantavisor))
 }

@@ -99,7 +99,7 @@ func (d *Daemon) sshKeys() ([]byte, error) {
 // pventer applet of this multi-call binary (a separate process: LXC's
 // attach forks, and a failure there stays out of the daemon).
 func (d *Daemon) sshEnter(name string, argv []string) (*exec.Cmd, error) {
-	lxcpath := filepath.Join(d.runDir, "lxc")
+	lxcpath, _ := lxcPaths(d.conf, d.runDir)
 	if _, err := os.Stat(filepath.Join(lxcpath, name, "config")); err != nil {
 		return nil, fmt.Errorf("%q: %w", name, sshd.ErrNoContainer)
 	}

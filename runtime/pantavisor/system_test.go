@@ -191,3 +191,107 @@ func TestLogCapture(t *testing.T) {
 		}
 	}
 }
+
+// TestExportsDir: exporters' root file systems go to PV_DISK_EXPORTSDIR;
+// App Engine keeps its default under the run dir (TestContainersLifecycle
+// reads an exported file there).
+func TestExportsDir(t *testing.T) {
+	run := t.TempDir()
+	for _, tt := range []struct {
+		mode Mode
+		env  []string
+		want string
+	}{
+		{AppEngine, nil, filepath.Join(run, "exports")},
+		{AppEngine, []string{"PV_DISK_EXPORTSDIR=/srv/exp"}, "/srv/exp"},
+		{Embedded, nil, "/exports"},
+		{Embedded, []string{"PV_DISK_EXPORTSDIR=/media/exp"}, "/media/exp"},
+	} {
+		c, err := config.Load(config.Options{Env: tt.env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := storage.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := containersFromEnv(Env{Mode: tt.mode, Storage: st, Config: c, RunDir: run})
+		if m.paths.Exports != tt.want {
+			t.Errorf("%v %q: exports dir = %q, want %q", tt.mode, tt.env, m.paths.Exports, tt.want)
+		}
+	}
+}
+
+// TestLogStdout: PV_LOG_STDOUT=1 adds the stdout output to the configured
+// ones, once, and a record reaches both stdout and the log files.
+func TestLogStdout(t *testing.T) {
+	for _, tt := range []struct {
+		env    []string
+		want   string // outputs
+		stdout bool
+	}{
+		{nil, "filetree", false},
+		{[]string{"PV_LOG_STDOUT=1"}, "filetree,stdout", true},
+		{[]string{"PV_LOG_STDOUT=1", "PV_LOG_SERVER_OUTPUTS=singlefile,stdout.pantavisor"}, "singlefile,stdout", true},
+		{[]string{"PV_LOG_STDOUT=0", "PV_LOG_SERVER_OUTPUTS=singlefile"}, "singlefile", false},
+	} {
+		c, err := config.Load(config.Options{Env: append([]string{"PV_LOG_LEVEL=5"}, tt.env...)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		root := t.TempDir()
+		d := &Daemon{conf: c, log: slog.New(slog.DiscardHandler), runDir: t.TempDir(), root: root,
+			logDir: filepath.Join(root, "logs"), rev: "0"}
+		o := d.logOptions()
+		if got := strings.Join(o.Outputs, ","); got != tt.want || d.logsToStdout() != tt.stdout {
+			t.Errorf("%q: outputs %q, pantavisor on stdout %v; want %q, %v", tt.env, got, d.logsToStdout(), tt.want, tt.stdout)
+		}
+		var out syncBuf
+		o.Stdout = &out
+		s, err := logserver.New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		if err := s.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		slog.New(s.Handler()).Info("hello console")
+		s.Sync()
+		cancel()
+		s.Close()
+		if got := strings.Contains(out.String(), "hello console"); got != tt.stdout {
+			t.Errorf("%q: record on stdout = %v, want %v (stdout %q)", tt.env, got, tt.stdout, out.String())
+		}
+	}
+}
+
+// TestUsrDir: PV_SYSTEM_USRDIR set puts the containers' lxcpath and
+// lxc.rootfs.mount below it, as upstream; unset, they stay in the run dir
+// (tests/containers/15 starts a container with it set).
+func TestUsrDir(t *testing.T) {
+	run := t.TempDir()
+	for _, tt := range []struct {
+		env           []string
+		lxcpath, root string
+	}{
+		{nil, filepath.Join(run, "lxc"), ""},
+		{[]string{"PV_SYSTEM_USRDIR=/opt/usr"}, "/opt/usr/var/lib/lxc", "/opt/usr/lib/lxc/rootfs"},
+	} {
+		c, err := config.Load(config.Options{Env: tt.env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := storage.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := containersFromEnv(Env{Mode: AppEngine, Storage: st, Config: c, RunDir: run})
+		if m.paths.LXCPath != tt.lxcpath || m.paths.RootfsMount != tt.root {
+			t.Errorf("%q: lxcpath %q, rootfs mount %q; want %q, %q", tt.env, m.paths.LXCPath, m.paths.RootfsMount, tt.lxcpath, tt.root)
+		}
+		if got, _ := lxcPaths(c, run); got != tt.lxcpath {
+			t.Errorf("%q: ssh enters lxcpath %q, want %q", tt.env, got, tt.lxcpath)
+		}
+	}
+}

@@ -148,6 +148,7 @@ func (ps Paths) LXC(p *state.Platform, group, rev string) lxc.Spec {
 		KernelRelease:  ps.KernelRelease,
 		Init:           p.Exec,
 		MountHooks:     ps.mountHooks(p.Exports),
+		RootfsMount:    ps.RootfsMount,
 		CgroupRelative: ps.AppEngine,
 		NoAutodev:      ps.NoAutodev,
 		Extra:          append([]string(nil), ps.ExtraConf...),

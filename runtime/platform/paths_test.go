@@ -16,7 +16,7 @@ func TestPaths(t *testing.T) {
 	for _, h := range []string{"a.sh", "export.sh"} {
 		os.WriteFile(filepath.Join(hooks, h), nil, 0o755)
 	}
-	ps := Paths{Storage: "/s", Volumes: "/v", Configs: "/c", Run: "/r", Logs: "/l", HooksDir: hooks, ExtraConf: []string{"lxc.tty.max = 1"}, DevLog: "/dev/log"}
+	ps := Paths{Storage: "/s", Volumes: "/v", Configs: "/c", Run: "/r", Logs: "/l", RootfsMount: "/u/lib/lxc/rootfs", HooksDir: hooks, ExtraConf: []string{"lxc.tty.max = 1"}, DevLog: "/dev/log"}
 	st := mkState(t, map[string]string{
 		"app": `"roles":["nobody"],"volumes":["data.squashfs"],"storage":{"lxc-overlay":{"persistence":"boot"},"cache":{"persistence":"permanent"}},"dev-log":true,"exports":["/x"],"network":{"mode":"host","hostname":"apphost"}`,
 	}, `"app/data.squashfs":"`+sha+`"`)
@@ -30,10 +30,10 @@ func TestPaths(t *testing.T) {
 	}
 	s := ps.LXC(p, "app", "5")
 	want := map[string]string{
-		"LXCPath": s.LXCPath, "ConfigFile": s.ConfigFile, "LogFile": s.LogFile, "DevLog": s.DevLog, "ConfigOverlay": s.ConfigOverlay,
+		"LXCPath": s.LXCPath, "ConfigFile": s.ConfigFile, "LogFile": s.LogFile, "DevLog": s.DevLog, "ConfigOverlay": s.ConfigOverlay, "RootfsMount": s.RootfsMount,
 	}
 	exp := map[string]string{
-		"LXCPath": "/r/lxc", "ConfigFile": "/s/trails/5/app/lxc.container.conf", "LogFile": "/l/5/app/lxc/lxc.log", "DevLog": "/dev/log", "ConfigOverlay": "/c/app",
+		"LXCPath": "/r/lxc", "ConfigFile": "/s/trails/5/app/lxc.container.conf", "LogFile": "/l/5/app/lxc/lxc.log", "DevLog": "/dev/log", "ConfigOverlay": "/c/app", "RootfsMount": "/u/lib/lxc/rootfs",
 	}
 	for k, v := range exp {
 		if want[k] != v {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -12,6 +13,46 @@ const (
 	loopControl = "/dev/loop-control"
 	loopMajor   = 7
 )
+
+// loopBase is PV_LOOP_INDEX_BASE: below 0 the kernel picks free loop
+// devices (LOOP_CTL_GET_FREE); otherwise they are the free ones from
+// /dev/loop<loopBase> up, which keeps Pantavisor's off the host's
+// (App Engine) or off indexes the BSP reserves.
+var loopBase atomic.Int64
+
+func init() { loopBase.Store(-1) }
+
+// SetLoopIndexBase sets the first loop device index volumes use (see
+// loopBase); INIT sets it from PV_LOOP_INDEX_BASE.
+func SetLoopIndexBase(n int) { loopBase.Store(int64(n)) }
+
+// loopSpan bounds the search for a free device above the base.
+const loopSpan = 1024
+
+// freeLoop returns the index of a loop device to try: the kernel's pick,
+// or the first unbound one from the base, created when missing. from is
+// where the search starts (above a device lost to a race).
+func freeLoop(ctl *os.File, from int) (int, error) {
+	if from < 0 {
+		return unix.IoctlRetInt(int(ctl.Fd()), unix.LOOP_CTL_GET_FREE)
+	}
+	for n := from; n < from+loopSpan; n++ {
+		// LOOP_CTL_ADD makes the device if it is missing (EEXIST otherwise).
+		if _, _, e := unix.Syscall(unix.SYS_IOCTL, ctl.Fd(), unix.LOOP_CTL_ADD, uintptr(n)); e != 0 && e != unix.EEXIST {
+			return 0, fmt.Errorf("add loop%d: %w", n, e)
+		}
+		dev, err := openLoop(n, os.O_RDONLY)
+		if err != nil {
+			return 0, err
+		}
+		_, err = unix.IoctlLoopGetStatus64(int(dev.Fd()))
+		dev.Close()
+		if errors.Is(err, unix.ENXIO) {
+			return n, nil // unbound
+		}
+	}
+	return 0, fmt.Errorf("no free loop device in loop%d..loop%d", from, from+loopSpan-1)
+}
 
 // attachLoop binds file to a free loop device with autoclear set, so the
 // device detaches itself once the returned *os.File is closed and no mount
@@ -32,12 +73,16 @@ func attachLoop(file string, readOnly bool) (*os.File, error) {
 	}
 	defer ctl.Close()
 	var last error
+	from := int(loopBase.Load())
 	// Another process may grab the free device between GET_FREE and
 	// CONFIGURE; EBUSY then means "ask again".
 	for attempt := 0; attempt < 16; attempt++ {
-		n, err := unix.IoctlRetInt(int(ctl.Fd()), unix.LOOP_CTL_GET_FREE)
+		n, err := freeLoop(ctl, from)
 		if err != nil {
 			return nil, fmt.Errorf("get free loop device: %w", err)
+		}
+		if from >= 0 {
+			from = n + 1 // lost to a race: search above it
 		}
 		dev, err := openLoop(n, flag)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -356,5 +357,48 @@ func TestLoopOtherFS(t *testing.T) {
 	if err := s.Unmount(); err != nil {
 		t.Errorf("Unmount() error = %v", err)
 	}
+	noLeaks(t, dir)
+}
+
+// TestLoopIndexBase: with PV_LOOP_INDEX_BASE set, volumes take the free
+// loop devices from that index up (created when missing), not the
+// kernel's lowest free one.
+func TestLoopIndexBase(t *testing.T) {
+	needRoot(t)
+	const base = 40
+	SetLoopIndexBase(base)
+	t.Cleanup(func() { SetLoopIndexBase(-1) })
+	dir := t.TempDir()
+	prev := -1
+	var held []*os.File
+	defer func() {
+		for _, f := range held {
+			f.Close()
+		}
+	}()
+	for i := 0; i < 2; i++ {
+		file := filepath.Join(dir, fmt.Sprintf("img%d", i))
+		if err := os.WriteFile(file, make([]byte, 1<<20), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		dev, err := AttachLoop(file)
+		if err != nil {
+			t.Fatalf("AttachLoop: %v", err)
+		}
+		held = append(held, dev)
+		var n int
+		if _, err := fmt.Sscanf(dev.Name(), "/dev/loop%d", &n); err != nil || n < base || n <= prev {
+			t.Errorf("loop device #%d = %s, want /dev/loopN with N >= %d and above the previous %d", i+1, dev.Name(), base, prev)
+		}
+		prev = n
+		b, err := os.ReadFile(fmt.Sprintf("/sys/block/loop%d/loop/backing_file", n))
+		if err != nil || strings.TrimSpace(string(b)) != file {
+			t.Errorf("loop%d backs %q (%v), want %s", n, b, err, file)
+		}
+	}
+	for _, f := range held {
+		f.Close()
+	}
+	held = nil
 	noLeaks(t, dir)
 }

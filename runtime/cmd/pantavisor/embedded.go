@@ -30,7 +30,8 @@ func pid1Mounts() error {
 }
 
 // prepareFor returns the INIT hook for PID 1 in embedded and standalone
-// modes: the initrd's modules, the storage device and the reaper. App
+// modes: the initrd's modules, the reaper, securityfs and the storage
+// device. App
 // Engine (and a pantavisor that is not PID 1) needs none.
 func prepareFor(log *slog.Logger) func(context.Context, pantavisor.Mode, func(config.Key) string) error {
 	return func(ctx context.Context, mode pantavisor.Mode, get func(config.Key) string) error {
@@ -45,6 +46,11 @@ func prepareFor(log *slog.Logger) func(context.Context, pantavisor.Mode, func(co
 		}
 		modprobePath(log, "/")
 		go embedded.Reap(ctx, log)
+		if get(config.SystemMountSecurityFS) == "1" {
+			if err := embedded.SecurityFS.Do(); err != nil {
+				log.Warn("PV_SYSTEM_MOUNT_SECURITYFS", "err", err)
+			}
+		}
 		dev := get(config.StorageDevice)
 		if dev == "" {
 			return nil // storage already in place (e.g. in the initrd)
