@@ -394,16 +394,16 @@ func Build(ctx context.Context, s Spec) (Entries, error) {
 
 // DefaultSrc is the src.json of a default container: pvr's builtin
 // template with args that give the busybox platforms their settings
-// (roles and group, a 4-tty console, mixed proc/sys/cgroup mounts, their
-// own resolv.conf but the network container's, which is the device's, a
-// tmpfs on /tmp, no AppArmor).
+// (roles and group, a 4-tty console, mixed proc/sys/cgroup mounts, the
+// device's /etc/resolv.conf bound as pvr's template does for any
+// container, so they resolve with the network container's lease; a tmpfs
+// on /tmp, no AppArmor).
 func DefaultSrc(name, template, init string) (pvrtemplate.Src, error) {
 	args := map[string]any{
-		"LXC_TTY_MAX":            "4",
-		"LXC_MOUNT_AUTO_PROC":    "proc:mixed",
-		"LXC_MOUNT_AUTO_SYS":     "sys:mixed",
-		"LXC_MOUNT_AUTO_GROUP":   "cgroup:mixed",
-		"PV_RESOLV_CONF_DISABLE": "yes",
+		"LXC_TTY_MAX":          "4",
+		"LXC_MOUNT_AUTO_PROC":  "proc:mixed",
+		"LXC_MOUNT_AUTO_SYS":   "sys:mixed",
+		"LXC_MOUNT_AUTO_GROUP": "cgroup:mixed",
 		"PV_LXC_EXTRA_CONF": "lxc.uts.name = " + name + "\n" +
 			"lxc.apparmor.profile = unconfined\n" +
 			"lxc.mount.entry = tmpfs tmp tmpfs rw,nodev,relatime,mode=1777 0 0",
@@ -413,10 +413,9 @@ func DefaultSrc(name, template, init string) (pvrtemplate.Src, error) {
 		args["PV_ROLES"] = []any{"mgmt"}
 		args["PV_GROUP"] = "platform"
 	case Network:
-		args["PV_GROUP"] = "root"
 		// it writes the DHCP lease's DNS servers into the central
 		// resolv.conf, which the others bind
-		delete(args, "PV_RESOLV_CONF_DISABLE")
+		args["PV_GROUP"] = "root"
 	default:
 		return pvrtemplate.Src{}, fmt.Errorf("container %s: %w %q", name, ErrTemplate, template)
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pantavisor/pantavisor-go/mkimage/pvrtemplate"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 
 	"github.com/pantavisor/pantavisor-go/internal/testenv"
@@ -107,6 +108,24 @@ func TestBuild(t *testing.T) {
 	}
 	if _, err := Build(context.Background(), Spec{Name: "x", Template: "web", Busybox: bb, Work: t.TempDir()}); !errors.Is(err, ErrTemplate) {
 		t.Errorf("Build(template web) = %v, want ErrTemplate", err)
+	}
+}
+
+// Every default container binds the device's /etc/resolv.conf, which
+// pv-network fills from its lease: none keeps an empty one of its own.
+func TestDefaultSrcResolvConf(t *testing.T) {
+	for _, tmpl := range []string{Mgmt, Network, SDK} {
+		src, err := DefaultSrc("c", tmpl, "/sbin/pv-init")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := pvrtemplate.Render("c", src, pvrtemplate.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(f.LXCConf), "\nlxc.mount.entry = /etc/resolv.conf etc/resolv.conf none bind,rw,create=file 0 0\n") {
+			t.Errorf("%s lxc.container.conf does not bind the device's resolv.conf:\n%s", tmpl, f.LXCConf)
+		}
 	}
 }
 
