@@ -289,3 +289,73 @@ func TestNetworkSntp(t *testing.T) {
 		}
 	}
 }
+
+// TestWifiConf runs pv-network's pv-wifi with busybox on a fake kernel
+// command line, user metadata and /sys/class/net: the configuration it
+// renders, the interface it picks, and no Wi-Fi without an SSID or with
+// another pvnet_type.
+func TestWifiConf(t *testing.T) {
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		testenv.Skipf(t, "no busybox (Debian busybox-static)")
+	}
+	dir := t.TempDir()
+	script := filepath.Join(dir, "pv-wifi")
+	must(t, os.WriteFile(script, []byte(wifiScript), 0o755))
+	sysnet := filepath.Join(dir, "net")
+	for _, d := range []string{"lo", "eth0", "wlan0/wireless", "wlan1/wireless"} {
+		must(t, os.MkdirAll(filepath.Join(sysnet, d), 0o755))
+	}
+	run := func(cmdline string, meta map[string]string, arg string) (string, error) {
+		t.Helper()
+		d := t.TempDir()
+		must(t, os.WriteFile(filepath.Join(d, "cmdline"), []byte(cmdline+"\n"), 0o644))
+		md := filepath.Join(d, "meta")
+		must(t, os.Mkdir(md, 0o755))
+		for k, v := range meta {
+			must(t, os.WriteFile(filepath.Join(md, k), []byte(v), 0o644))
+		}
+		cmd := exec.Command(bb, "sh", script, arg)
+		cmd.Env = []string{"PATH=" + filepath.Dir(bb), "PV_CMDLINE=" + filepath.Join(d, "cmdline"),
+			"PV_USERMETA=" + md, "PV_SYSNET=" + sysnet}
+		out, err := cmd.Output()
+		return string(out), err
+	}
+	const boot = "console=ttyS0 pvnet_type=wifi pvnet_ssid=home pvnet_pass=secret12 quiet"
+	for _, tc := range []struct {
+		name, cmdline string
+		meta          map[string]string
+		want          string // "" = not configured
+	}{
+		{"psk from the cmdline", boot, nil, "network={\n\tssid=\"home\"\n\tscan_ssid=1\n\tpsk=\"secret12\"\n}\n"},
+		{"quoted, open", `pvnet_ssid="cafe" pvnet_security=none`, nil, "network={\n\tssid=\"cafe\"\n\tscan_ssid=1\n\tkey_mgmt=NONE\n}\n"},
+		{"user metadata overrides", boot, map[string]string{"pvnet_ssid": "My \"Net\" 5G\n", "pvnet_pass": "p a*ss"},
+			"network={\n\tssid=\"My \"Net\" 5G\"\n\tscan_ssid=1\n\tpsk=\"p a*ss\"\n}\n"},
+		{"raw psk", "pvnet_ssid=x pvnet_pass=" + strings.Repeat("0a", 32), nil,
+			"network={\n\tssid=\"x\"\n\tscan_ssid=1\n\tpsk=" + strings.Repeat("0a", 32) + "\n}\n"},
+		{"wep", "pvnet_ssid=old pvnet_pass=12345 pvnet_security=wep", nil,
+			"network={\n\tssid=\"old\"\n\tscan_ssid=1\n\tkey_mgmt=NONE\n\twep_key0=\"12345\"\n\twep_tx_keyidx=0\n}\n"},
+		{"ethernet", "pvnet_type=ethernet pvnet_ssid=home", nil, ""},
+		{"no ssid", "pvnet_type=wifi pvnet_pass=x", nil, ""},
+		{"8021x refused", "pvnet_ssid=corp pvnet_security=ieee8021x", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := run(tc.cmdline, tc.meta, "conf")
+			if tc.want == "" {
+				if err == nil {
+					t.Errorf("pv-wifi conf = %q, want a failure (no Wi-Fi)", got)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("pv-wifi conf = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+	if got, err := run(boot, nil, "iface"); err != nil || got != "wlan0\n" {
+		t.Errorf("pv-wifi iface = %q, %v; want wlan0", got, err)
+	}
+	if got, err := run("pvnet_type=ethernet", nil, "iface"); err == nil {
+		t.Errorf("pv-wifi iface without Wi-Fi = %q, want a failure", got)
+	}
+}
