@@ -76,6 +76,11 @@ type Spec struct {
 	// toybox's sntp and sets the clock from the lease's NTP servers (or
 	// pool.ntp.org). "" leaves time sync out.
 	NTPRoot string
+	// WifiRoot is a target root unpacked from Debian's wpasupplicant and
+	// the libraries it links: the network template gets wpa_supplicant
+	// and joins the Wi-Fi network of the pvnet_* settings (pv-wifi) when
+	// the board has a wireless interface. "" leaves Wi-Fi out.
+	WifiRoot string
 	// Cache, when set, keeps squashfs images by the digest of their
 	// staged root, epoch and compressor: unchanged containers are not
 	// compressed again.
@@ -403,10 +408,15 @@ func (s Spec) rootfs(dir string) (init string, err error) {
 		files["etc/udhcpc.script"] = udhcpcScript
 		files["sbin/pv-wifi"] = wifiScript
 		if s.NTPRoot != "" {
-			if err := addSntp(initrd.Sysroot{Dir: s.NTPRoot}, dir); err != nil {
-				return "", fmt.Errorf("container %s: %w", s.Name, err)
+			if err := addProg(initrd.Sysroot{Dir: s.NTPRoot}, dir, toybox, "usr/bin/sntp"); err != nil {
+				return "", fmt.Errorf("container %s: sntp: %w", s.Name, err)
 			}
 			files["sbin/pv-ntp"] = ntpLoop
+		}
+		if s.WifiRoot != "" {
+			if err := addProg(initrd.Sysroot{Dir: s.WifiRoot}, dir, wpaSupplicant, "sbin/wpa_supplicant"); err != nil {
+				return "", fmt.Errorf("container %s: wpa_supplicant: %w", s.Name, err)
+			}
 		}
 	case SDK:
 		if s.PvrSDK == "" || s.Pvcontrol == "" {
@@ -633,26 +643,31 @@ func copyFile(src, dst string, mode os.FileMode) error {
 	return os.Chmod(dst, mode)
 }
 
-// toybox is where Debian's toybox package puts the program.
-const toybox = "/bin/toybox"
+// toybox and wpaSupplicant are where Debian's toybox and wpasupplicant
+// packages put the programs.
+const (
+	toybox        = "/bin/toybox"
+	wpaSupplicant = "/sbin/wpa_supplicant"
+)
 
-// addSntp copies toybox and the libraries it needs from the target root
-// sr into the container root dir (symbolic links on the way kept), and
-// names it sntp.
-func addSntp(sr initrd.Sysroot, dir string) error {
-	// Needed reads host paths: toybox's file inside the sysroot
-	prog, _, err := sr.Resolve(toybox)
+// addProg copies the program path and the libraries it needs from the
+// target root sr into the container root dir (symbolic links on the way
+// kept), and links name (relative to dir) to it, unless that is the
+// program's own path.
+func addProg(sr initrd.Sysroot, dir, path, name string) error {
+	// Needed reads host paths: the program's file inside the sysroot
+	prog, _, err := sr.Resolve(path)
 	if err != nil {
-		return fmt.Errorf("sntp: %w", err)
+		return err
 	}
 	libs, err := sr.Needed([]string{filepath.Join(sr.Dir, prog)})
 	if err != nil {
-		return fmt.Errorf("sntp: %w", err)
+		return err
 	}
-	for _, p := range append([]string{toybox}, libs...) {
+	for _, p := range append([]string{path}, libs...) {
 		final, links, err := sr.Resolve(p)
 		if err != nil {
-			return fmt.Errorf("sntp: %w", err)
+			return err
 		}
 		for l, target := range links {
 			dst := filepath.Join(dir, l)
@@ -668,7 +683,7 @@ func addSntp(sr initrd.Sysroot, dir string) error {
 		}
 		fi, err := os.Stat(filepath.Join(sr.Dir, final))
 		if err != nil {
-			return fmt.Errorf("sntp: %w", err)
+			return err
 		}
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, final)), 0o755); err != nil {
 			return err
@@ -677,6 +692,15 @@ func addSntp(sr initrd.Sysroot, dir string) error {
 			return err
 		}
 	}
-	// prog is /usr/bin/toybox on a merged /usr
-	return os.Symlink(prog, filepath.Join(dir, "usr/bin/sntp"))
+	// prog may be under /usr on a merged /usr
+	if filepath.Clean("/"+name) == prog {
+		return nil
+	}
+	if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+		return err
+	}
+	return os.Symlink(prog, filepath.Join(dir, name))
 }

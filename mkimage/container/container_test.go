@@ -321,23 +321,35 @@ func TestWifiConf(t *testing.T) {
 		out, err := cmd.Output()
 		return string(out), err
 	}
+	// Debian's wpa_supplicant reads each configuration (in a network
+	// namespace of its own, on its wired driver and lo) when it and root
+	// are there.
+	_, err = exec.LookPath("wpa_supplicant")
+	wpa := err == nil && os.Geteuid() == 0
+	if !wpa {
+		if testenv.InCI() {
+			t.Fatal("wpa_supplicant (Debian wpasupplicant) and root read the configurations in CI")
+		}
+		t.Log("no wpa_supplicant or not root: configurations not read by wpa_supplicant")
+	}
 	const boot = "console=ttyS0 pvnet_type=wifi pvnet_ssid=home pvnet_pass=secret12 quiet"
 	for _, tc := range []struct {
 		name, cmdline string
 		meta          map[string]string
 		want          string // "" = not configured
+		parsed        string // what wpa_supplicant -dd says it read
 	}{
-		{"psk from the cmdline", boot, nil, "network={\n\tssid=\"home\"\n\tscan_ssid=1\n\tpsk=\"secret12\"\n}\n"},
-		{"quoted, open", `pvnet_ssid="cafe" pvnet_security=none`, nil, "network={\n\tssid=\"cafe\"\n\tscan_ssid=1\n\tkey_mgmt=NONE\n}\n"},
-		{"user metadata overrides", boot, map[string]string{"pvnet_ssid": "My \"Net\" 5G\n", "pvnet_pass": "p a*ss"},
-			"network={\n\tssid=\"My \"Net\" 5G\"\n\tscan_ssid=1\n\tpsk=\"p a*ss\"\n}\n"},
+		{"psk from the cmdline", boot, nil, "network={\n\tssid=\"home\"\n\tscan_ssid=1\n\tpsk=\"secret12\"\n}\n", `ssid='home'`},
+		{"quoted, open", `pvnet_ssid="cafe" pvnet_security=none`, nil, "network={\n\tssid=\"cafe\"\n\tscan_ssid=1\n\tkey_mgmt=NONE\n}\n", `ssid='cafe'`},
+		{"user metadata overrides", boot, map[string]string{"pvnet_ssid": "My \"Net\" 5G\n", "pvnet_pass": "p a*ss1234"},
+			"network={\n\tssid=\"My \"Net\" 5G\"\n\tscan_ssid=1\n\tpsk=\"p a*ss1234\"\n}\n", `ssid='My \"Net\" 5G'`},
 		{"raw psk", "pvnet_ssid=x pvnet_pass=" + strings.Repeat("0a", 32), nil,
-			"network={\n\tssid=\"x\"\n\tscan_ssid=1\n\tpsk=" + strings.Repeat("0a", 32) + "\n}\n"},
+			"network={\n\tssid=\"x\"\n\tscan_ssid=1\n\tpsk=" + strings.Repeat("0a", 32) + "\n}\n", `ssid='x'`},
 		{"wep", "pvnet_ssid=old pvnet_pass=12345 pvnet_security=wep", nil,
-			"network={\n\tssid=\"old\"\n\tscan_ssid=1\n\tkey_mgmt=NONE\n\twep_key0=\"12345\"\n\twep_tx_keyidx=0\n}\n"},
-		{"ethernet", "pvnet_type=ethernet pvnet_ssid=home", nil, ""},
-		{"no ssid", "pvnet_type=wifi pvnet_pass=x", nil, ""},
-		{"8021x refused", "pvnet_ssid=corp pvnet_security=ieee8021x", nil, ""},
+			"network={\n\tssid=\"old\"\n\tscan_ssid=1\n\tkey_mgmt=NONE\n\twep_key0=\"12345\"\n\twep_tx_keyidx=0\n}\n", `ssid='old'`},
+		{"ethernet", "pvnet_type=ethernet pvnet_ssid=home", nil, "", ""},
+		{"no ssid", "pvnet_type=wifi pvnet_pass=x", nil, "", ""},
+		{"8021x refused", "pvnet_ssid=corp pvnet_security=ieee8021x", nil, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := run(tc.cmdline, tc.meta, "conf")
@@ -350,6 +362,9 @@ func TestWifiConf(t *testing.T) {
 			if err != nil || got != tc.want {
 				t.Errorf("pv-wifi conf = %q, %v; want %q", got, err, tc.want)
 			}
+			if wpa {
+				checkWpaConf(t, got, tc.parsed)
+			}
 		})
 	}
 	if got, err := run(boot, nil, "iface"); err != nil || got != "wlan0\n" {
@@ -357,5 +372,44 @@ func TestWifiConf(t *testing.T) {
 	}
 	if got, err := run("pvnet_type=ethernet", nil, "iface"); err == nil {
 		t.Errorf("pv-wifi iface without Wi-Fi = %q, want a failure", got)
+	}
+}
+
+// checkWpaConf has wpa_supplicant read conf (debug output, for two
+// seconds) and wants its network block with the SSID it logs as parsed.
+func checkWpaConf(t *testing.T, conf, parsed string) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "wpa.conf")
+	must(t, os.WriteFile(f, []byte(conf), 0o600))
+	out, _ := exec.Command("timeout", "2", "unshare", "-n", "wpa_supplicant", "-dd", "-D", "wired", "-i", "lo", "-c", f).CombinedOutput()
+	if strings.Contains(string(out), "Failed to read or parse configuration") || !strings.Contains(string(out), "id=0 "+parsed) {
+		t.Errorf("wpa_supplicant read %q:\n%s\nwant id=0 %s", conf, out, parsed)
+	}
+}
+
+// TestNetworkWifi stages the network template with the host's root as
+// the target root of wpa_supplicant (Debian's wpasupplicant installed):
+// it and the libraries it links run in the container root.
+func TestNetworkWifi(t *testing.T) {
+	testenv.NeedRoot(t, "runs wpa_supplicant in a chroot")
+	if _, err := os.Stat(wpaSupplicant); err != nil {
+		testenv.Skipf(t, "no %s (Debian wpasupplicant)", wpaSupplicant)
+	}
+	root := filepath.Join(t.TempDir(), "rootfs")
+	s := Spec{Name: "pv-network", Template: Network, Busybox: "/bin/busybox", WifiRoot: "/"}
+	if _, err := s.rootfs(root); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("chroot", root, "/sbin/wpa_supplicant", "-v").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "wpa_supplicant v2") {
+		t.Fatalf("wpa_supplicant -v in the container root: %v: %s", err, out)
+	}
+	plain := filepath.Join(t.TempDir(), "rootfs")
+	s.WifiRoot = ""
+	if _, err := s.rootfs(plain); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(plain, "sbin/wpa_supplicant")); err == nil {
+		t.Error("sbin/wpa_supplicant without WifiRoot")
 	}
 }
