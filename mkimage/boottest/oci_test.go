@@ -34,8 +34,8 @@ import (
 // containers STARTED, and the debug shell prints each one's console log:
 // its entrypoint ran with the image's working dir and env over the
 // flattened layers. An image container binds the device's resolv.conf
-// (pvr's template default; the initrd ships it): it reads what the debug
-// shell appends to it.
+// (pvr's template default; the initrd ships it), and so does pv-mgmt:
+// they read what the debug shell appends to it.
 func TestOCIContainers(t *testing.T) {
 	r := imageRecipe(t)
 	if marker() == "PV-SMOKE-OK" {
@@ -96,7 +96,7 @@ func TestOCIContainers(t *testing.T) {
 			want = append(want, n+": "+l)
 		}
 	}
-	want = append(want, "platform=oci-archive tag=archive-v1", "oci-resolv=# pv-central-42")
+	want = append(want, "platform=oci-archive tag=archive-v1", "oci-resolv=# pv-central-42", "mgmt-resolv=# pv-central-42")
 	opt := Options{Image: res.Image, Firmware: BIOS, Timeout: timeout,
 		Marker: "oci-logs-42",
 		Expect: append(append([]string{readyLine("0")}, started...), want...),
@@ -109,7 +109,9 @@ func TestOCIContainers(t *testing.T) {
 				// servers of its lease into (QEMU's restricted user
 				// network offers none: tests/containers/14 checks that)
 				"echo '# pv-central-'$((6*7)) >> /etc/resolv.conf; " +
-				"echo oci-resolv=$(pventer -c oci-layout /bin/cat /etc/resolv.conf); echo oci-logs-$((6*7))\n"},
+				"echo oci-resolv=$(pventer -c oci-layout /bin/cat /etc/resolv.conf); " +
+				// and so does the default mgmt container
+				"echo mgmt-resolv=$(pventer -c pv-mgmt /bin/cat /etc/resolv.conf); echo oci-logs-$((6*7))\n"},
 		}}
 	if f := consoleFile(t); f != nil {
 		opt.Console = f

@@ -32,6 +32,26 @@ func (b *run) needsNTP() bool {
 	return false
 }
 
+// wifiPackages give a network template with wifi = true its
+// wpa_supplicant: the program and the libraries it links, transitively
+// (Debian bookworm's names; libdbus brings libsystemd and its own; the ELF
+// walker copies only what is linked, and fails on a missing one).
+var wifiPackages = []string{"wpasupplicant", "libc6", "libdbus-1-3", "libnl-3-200", "libnl-genl-3-200", "libnl-route-3-200",
+	"libpcsclite1", "libssl3", "libsystemd0", "libcap2", "libgcrypt20", "libgpg-error0", "liblz4-1", "liblzma5", "libzstd1"}
+
+// needsWifi tells whether the build makes a network template with Wi-Fi.
+func (b *run) needsWifi() bool {
+	if b.o.MergeSrc != "" {
+		return false
+	}
+	for _, c := range b.r.Containers {
+		if c.Template == container.Network && c.Wifi {
+			return true
+		}
+	}
+	return false
+}
+
 // needsBusybox tells whether the build makes template containers.
 func (b *run) needsBusybox() bool {
 	if b.o.MergeSrc != "" {
@@ -72,8 +92,12 @@ func (b *run) makeContainers(ctx context.Context, pk *packages, bin *binaries) (
 					app.Options{Platform: a.OCIPlatform(), Epoch: b.o.Epoch, Comp: "xz"})
 			}
 		default:
-			e, err = container.Build(ctx, container.Spec{Name: c.Name, Template: c.Template, Busybox: pk.Busybox, NTPRoot: pk.NTPRoot,
-				Pvcontrol: bin.StaticPvcontrol, Pvcurl: bin.StaticPvcurl, PvrSDK: bin.StaticPvrSDK, Work: work, Epoch: b.o.Epoch, Comp: "xz", Cache: filepath.Join(b.o.Cache, "artifacts")})
+			s := container.Spec{Name: c.Name, Template: c.Template, Busybox: pk.Busybox, NTPRoot: pk.NTPRoot,
+				Pvcontrol: bin.StaticPvcontrol, Pvcurl: bin.StaticPvcurl, PvrSDK: bin.StaticPvrSDK, Work: work, Epoch: b.o.Epoch, Comp: "xz", Cache: filepath.Join(b.o.Cache, "artifacts")}
+			if c.Wifi {
+				s.WifiRoot = pk.WifiRoot
+			}
+			e, err = container.Build(ctx, s)
 		}
 		if err != nil {
 			return all, "", fmt.Errorf("container %s: %w", c.Name, err)

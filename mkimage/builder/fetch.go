@@ -24,7 +24,10 @@ type packages struct {
 	// NTPRoot holds ntpPackages unpacked together (the network
 	// template's sntp), "" when no network template is built.
 	NTPRoot string
-	Src     []debpkg.Package
+	// WifiRoot holds wifiPackages unpacked together (wpa_supplicant of a
+	// network template with wifi), "" when none is built.
+	WifiRoot string
+	Src      []debpkg.Package
 	// ModHeaders build modules.extra (not shipped: not in Src).
 	ModHeaders *modHeaders
 }
@@ -143,6 +146,12 @@ func (b *run) fetch(ctx context.Context) (*packages, string, error) {
 	if b.needsNTP() {
 		pk.NTPRoot = filepath.Join(b.work, "ntp-root")
 		if err := unpackAll(pk.NTPRoot, ntpPackages); err != nil {
+			return nil, "", fmt.Errorf("containers: %w", err)
+		}
+	}
+	if b.needsWifi() {
+		pk.WifiRoot = filepath.Join(b.work, "wifi-root")
+		if err := unpackAll(pk.WifiRoot, wifiPackages); err != nil {
 			return nil, "", fmt.Errorf("containers: %w", err)
 		}
 	}

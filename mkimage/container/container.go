@@ -76,6 +76,11 @@ type Spec struct {
 	// toybox's sntp and sets the clock from the lease's NTP servers (or
 	// pool.ntp.org). "" leaves time sync out.
 	NTPRoot string
+	// WifiRoot is a target root unpacked from Debian's wpasupplicant and
+	// the libraries it links: the network template gets wpa_supplicant
+	// and joins the Wi-Fi network of the pvnet_* settings (pv-wifi) when
+	// the board has a wireless interface. "" leaves Wi-Fi out.
+	WifiRoot string
 	// Cache, when set, keeps squashfs images by the digest of their
 	// staged root, epoch and compressor: unchanged containers are not
 	// compressed again.
@@ -132,7 +137,7 @@ func (e Entries) Keys() []string {
 
 // applets are the busybox commands linked in every default container.
 var applets = []string{"sh", "ash", "cat", "chmod", "cp", "echo", "env", "grep", "hostname", "ifconfig", "ip", "kill",
-	"ln", "ls", "mkdir", "mount", "mv", "ping", "ps", "rm", "route", "sed", "sleep", "sync", "test", "top", "touch",
+	"ln", "ls", "mkdir", "mount", "mv", "ping", "ps", "rm", "route", "sed", "sleep", "sync", "test", "top", "touch", "tr",
 	"udhcpc", "umount", "uname", "vi", "wget"}
 
 // Both inits are PID 1 of their container, which the kernel shields from
@@ -162,6 +167,7 @@ pid=
 stop() {
 	echo "pv-network: stopping"
 	[ -f /tmp/pv-ntp.pid ] && kill "$(cat /tmp/pv-ntp.pid)" 2>/dev/null
+	[ -f /tmp/wpa_supplicant.pid ] && kill "$(cat /tmp/wpa_supplicant.pid)" 2>/dev/null
 	if [ -n "$pid" ]; then
 		kill "$pid" 2>/dev/null
 		wait "$pid"
@@ -170,18 +176,29 @@ stop() {
 }
 trap stop PWR TERM INT
 ip link set lo up
+# Wi-Fi when credentials are configured and wpa_supplicant is here.
+wifi=
+if [ -x /sbin/wpa_supplicant ] && /sbin/pv-wifi conf > /tmp/wpa_supplicant.conf; then
+	wifi=yes
+fi
 # The NIC's driver may still be loading: Pantavisor coldplugs beside the
-# container start. Wait for it up to 30 s.
+# container start. Wait for it (a wireless one with Wi-Fi) up to 30 s.
 nic=
 tries=0
-while [ -z "$nic" ] && [ $tries -lt 150 ]; do
-	for d in /sys/class/net/*; do
-		n=${d##*/}
-		[ "$n" = lo ] && continue
-		nic=$n
-		break
-	done
-	[ -n "$nic" ] && break
+while [ $tries -lt 150 ]; do
+	if [ -n "$wifi" ]; then
+		nic=$(/sbin/pv-wifi iface) && break
+		nic=
+	fi
+	if [ -z "$nic" ]; then
+		for d in /sys/class/net/*; do
+			n=${d##*/}
+			[ "$n" = lo ] && continue
+			nic=$n
+			break
+		done
+	fi
+	[ -n "$nic" ] && [ -z "$wifi" ] && break
 	tries=$((tries + 1))
 	sleep 0.2
 done
@@ -193,8 +210,12 @@ if [ -z "$nic" ]; then
 		wait "$pid"
 	done
 fi
-echo "pv-network: DHCP on $nic"
 ip link set "$nic" up
+if [ -n "$wifi" ] && [ -d "/sys/class/net/$nic/wireless" -o -e "/sys/class/net/$nic/phy80211" ]; then
+	echo "pv-network: Wi-Fi on $nic"
+	wpa_supplicant -B -i "$nic" -c /tmp/wpa_supplicant.conf -P /tmp/wpa_supplicant.pid
+fi
+echo "pv-network: DHCP on $nic"
 udhcpc -f -S -i "$nic" -s /etc/udhcpc.script -t 5 -T 3 -A 10 -O ntpsrv &
 pid=$!
 # udhcpc ending by itself ends the container, as before.
@@ -234,6 +255,91 @@ bound|renew)
 	;;
 esac
 exit 0
+`
+
+// wifiScript renders pv-network's Wi-Fi configuration. The credentials
+// are upstream's network-platform settings: pvnet_type=wifi, pvnet_ssid,
+// pvnet_pass and pvnet_security (psk, none or wep; psk when a pass is
+// given) on the kernel command line (uEnv localargs), overridden by the
+// user metadata keys pv-network.pvnet_* (mirrored as
+// /pantavisor/user-meta/pvnet_*: an SSID with spaces, or set later with
+// pvcontrol). "pv-wifi iface" prints the first wireless interface,
+// "pv-wifi conf" the wpa_supplicant configuration; both fail when Wi-Fi
+// is not configured. The paths come from the environment for the tests.
+const wifiScript = `#!/bin/sh
+# pv-wifi iface|conf: the Wi-Fi settings of pv-network (see pvnet_*).
+cmdline=${PV_CMDLINE:-/proc/cmdline}
+meta=${PV_USERMETA:-/pantavisor/user-meta}
+sysnet=${PV_SYSNET:-/sys/class/net}
+type= ssid= pass= security=
+set -f
+for w in $(cat "$cmdline" 2>/dev/null); do
+	v=${w#*=}
+	v=${v#\"}
+	v=${v%\"}
+	case "$w" in
+	pvnet_type=*) type=$v ;;
+	pvnet_ssid=*) ssid=$v ;;
+	pvnet_pass=*) pass=$v ;;
+	pvnet_security=*) security=$v ;;
+	esac
+done
+set +f
+for k in type ssid pass security; do
+	[ -f "$meta/pvnet_$k" ] || continue
+	IFS= read -r v < "$meta/pvnet_$k" || [ -n "$v" ] || continue
+	eval "$k=\$v"
+done
+if [ -n "$type" ] && [ "$type" != wifi ]; then
+	exit 1
+fi
+if [ -z "$ssid" ]; then
+	exit 1
+fi
+[ -n "$security" ] || { [ -n "$pass" ] && security=psk || security=none; }
+case "$1" in
+iface)
+	for d in "$sysnet"/*; do
+		if [ -d "$d/wireless" ] || [ -e "$d/phy80211" ]; then
+			echo "${d##*/}"
+			exit 0
+		fi
+	done
+	exit 1
+	;;
+conf)
+	# quoted strings: wpa_supplicant reads up to the last quote
+	echo "network={"
+	echo "	ssid=\"$ssid\""
+	echo "	scan_ssid=1"
+	case "$security" in
+	psk)
+		if [ ${#pass} -eq 64 ] && [ -z "$(echo "$pass" | tr -d 0-9a-fA-F)" ]; then
+			echo "	psk=$pass"
+		else
+			echo "	psk=\"$pass\""
+		fi
+		;;
+	none)
+		echo "	key_mgmt=NONE"
+		;;
+	wep)
+		echo "	key_mgmt=NONE"
+		echo "	wep_key0=\"$pass\""
+		echo "	wep_tx_keyidx=0"
+		;;
+	*)
+		echo "pv-wifi: pvnet_security=$security not supported (psk, none, wep)" >&2
+		exit 1
+		;;
+	esac
+	echo "}"
+	;;
+*)
+	echo "usage: pv-wifi iface|conf" >&2
+	exit 2
+	;;
+esac
 `
 
 // ntpLoop sets the clock with toybox's sntp from the first server that
@@ -300,11 +406,17 @@ func (s Spec) rootfs(dir string) (init string, err error) {
 	case Network:
 		files["sbin/pv-init"] = networkInit
 		files["etc/udhcpc.script"] = udhcpcScript
+		files["sbin/pv-wifi"] = wifiScript
 		if s.NTPRoot != "" {
-			if err := addSntp(initrd.Sysroot{Dir: s.NTPRoot}, dir); err != nil {
-				return "", fmt.Errorf("container %s: %w", s.Name, err)
+			if err := addProg(initrd.Sysroot{Dir: s.NTPRoot}, dir, toybox, "usr/bin/sntp"); err != nil {
+				return "", fmt.Errorf("container %s: sntp: %w", s.Name, err)
 			}
 			files["sbin/pv-ntp"] = ntpLoop
+		}
+		if s.WifiRoot != "" {
+			if err := addProg(initrd.Sysroot{Dir: s.WifiRoot}, dir, wpaSupplicant, "sbin/wpa_supplicant"); err != nil {
+				return "", fmt.Errorf("container %s: wpa_supplicant: %w", s.Name, err)
+			}
 		}
 	case SDK:
 		if s.PvrSDK == "" || s.Pvcontrol == "" {
@@ -394,16 +506,16 @@ func Build(ctx context.Context, s Spec) (Entries, error) {
 
 // DefaultSrc is the src.json of a default container: pvr's builtin
 // template with args that give the busybox platforms their settings
-// (roles and group, a 4-tty console, mixed proc/sys/cgroup mounts, their
-// own resolv.conf but the network container's, which is the device's, a
-// tmpfs on /tmp, no AppArmor).
+// (roles and group, a 4-tty console, mixed proc/sys/cgroup mounts, the
+// device's /etc/resolv.conf bound as pvr's template does for any
+// container, so they resolve with the network container's lease; a tmpfs
+// on /tmp, no AppArmor).
 func DefaultSrc(name, template, init string) (pvrtemplate.Src, error) {
 	args := map[string]any{
-		"LXC_TTY_MAX":            "4",
-		"LXC_MOUNT_AUTO_PROC":    "proc:mixed",
-		"LXC_MOUNT_AUTO_SYS":     "sys:mixed",
-		"LXC_MOUNT_AUTO_GROUP":   "cgroup:mixed",
-		"PV_RESOLV_CONF_DISABLE": "yes",
+		"LXC_TTY_MAX":          "4",
+		"LXC_MOUNT_AUTO_PROC":  "proc:mixed",
+		"LXC_MOUNT_AUTO_SYS":   "sys:mixed",
+		"LXC_MOUNT_AUTO_GROUP": "cgroup:mixed",
 		"PV_LXC_EXTRA_CONF": "lxc.uts.name = " + name + "\n" +
 			"lxc.apparmor.profile = unconfined\n" +
 			"lxc.mount.entry = tmpfs tmp tmpfs rw,nodev,relatime,mode=1777 0 0",
@@ -413,10 +525,9 @@ func DefaultSrc(name, template, init string) (pvrtemplate.Src, error) {
 		args["PV_ROLES"] = []any{"mgmt"}
 		args["PV_GROUP"] = "platform"
 	case Network:
-		args["PV_GROUP"] = "root"
 		// it writes the DHCP lease's DNS servers into the central
 		// resolv.conf, which the others bind
-		delete(args, "PV_RESOLV_CONF_DISABLE")
+		args["PV_GROUP"] = "root"
 	default:
 		return pvrtemplate.Src{}, fmt.Errorf("container %s: %w %q", name, ErrTemplate, template)
 	}
@@ -532,26 +643,31 @@ func copyFile(src, dst string, mode os.FileMode) error {
 	return os.Chmod(dst, mode)
 }
 
-// toybox is where Debian's toybox package puts the program.
-const toybox = "/bin/toybox"
+// toybox and wpaSupplicant are where Debian's toybox and wpasupplicant
+// packages put the programs.
+const (
+	toybox        = "/bin/toybox"
+	wpaSupplicant = "/sbin/wpa_supplicant"
+)
 
-// addSntp copies toybox and the libraries it needs from the target root
-// sr into the container root dir (symbolic links on the way kept), and
-// names it sntp.
-func addSntp(sr initrd.Sysroot, dir string) error {
-	// Needed reads host paths: toybox's file inside the sysroot
-	prog, _, err := sr.Resolve(toybox)
+// addProg copies the program path and the libraries it needs from the
+// target root sr into the container root dir (symbolic links on the way
+// kept), and links name (relative to dir) to it, unless that is the
+// program's own path.
+func addProg(sr initrd.Sysroot, dir, path, name string) error {
+	// Needed reads host paths: the program's file inside the sysroot
+	prog, _, err := sr.Resolve(path)
 	if err != nil {
-		return fmt.Errorf("sntp: %w", err)
+		return err
 	}
 	libs, err := sr.Needed([]string{filepath.Join(sr.Dir, prog)})
 	if err != nil {
-		return fmt.Errorf("sntp: %w", err)
+		return err
 	}
-	for _, p := range append([]string{toybox}, libs...) {
+	for _, p := range append([]string{path}, libs...) {
 		final, links, err := sr.Resolve(p)
 		if err != nil {
-			return fmt.Errorf("sntp: %w", err)
+			return err
 		}
 		for l, target := range links {
 			dst := filepath.Join(dir, l)
@@ -567,7 +683,7 @@ func addSntp(sr initrd.Sysroot, dir string) error {
 		}
 		fi, err := os.Stat(filepath.Join(sr.Dir, final))
 		if err != nil {
-			return fmt.Errorf("sntp: %w", err)
+			return err
 		}
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, final)), 0o755); err != nil {
 			return err
@@ -576,6 +692,15 @@ func addSntp(sr initrd.Sysroot, dir string) error {
 			return err
 		}
 	}
-	// prog is /usr/bin/toybox on a merged /usr
-	return os.Symlink(prog, filepath.Join(dir, "usr/bin/sntp"))
+	// prog may be under /usr on a merged /usr
+	if filepath.Clean("/"+name) == prog {
+		return nil
+	}
+	if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+		return err
+	}
+	return os.Symlink(prog, filepath.Join(dir, name))
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pantavisor/pantavisor-go/mkimage/pvrtemplate"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 
 	"github.com/pantavisor/pantavisor-go/internal/testenv"
@@ -107,6 +108,24 @@ func TestBuild(t *testing.T) {
 	}
 	if _, err := Build(context.Background(), Spec{Name: "x", Template: "web", Busybox: bb, Work: t.TempDir()}); !errors.Is(err, ErrTemplate) {
 		t.Errorf("Build(template web) = %v, want ErrTemplate", err)
+	}
+}
+
+// Every default container binds the device's /etc/resolv.conf, which
+// pv-network fills from its lease: none keeps an empty one of its own.
+func TestDefaultSrcResolvConf(t *testing.T) {
+	for _, tmpl := range []string{Mgmt, Network, SDK} {
+		src, err := DefaultSrc("c", tmpl, "/sbin/pv-init")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := pvrtemplate.Render("c", src, pvrtemplate.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(f.LXCConf), "\nlxc.mount.entry = /etc/resolv.conf etc/resolv.conf none bind,rw,create=file 0 0\n") {
+			t.Errorf("%s lxc.container.conf does not bind the device's resolv.conf:\n%s", tmpl, f.LXCConf)
+		}
 	}
 }
 
@@ -268,5 +287,129 @@ func TestNetworkSntp(t *testing.T) {
 		if _, err := os.Lstat(filepath.Join(plain, p)); err == nil {
 			t.Errorf("%s without NTPRoot", p)
 		}
+	}
+}
+
+// TestWifiConf runs pv-network's pv-wifi with busybox on a fake kernel
+// command line, user metadata and /sys/class/net: the configuration it
+// renders, the interface it picks, and no Wi-Fi without an SSID or with
+// another pvnet_type.
+func TestWifiConf(t *testing.T) {
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		testenv.Skipf(t, "no busybox (Debian busybox-static)")
+	}
+	dir := t.TempDir()
+	script := filepath.Join(dir, "pv-wifi")
+	must(t, os.WriteFile(script, []byte(wifiScript), 0o755))
+	sysnet := filepath.Join(dir, "net")
+	for _, d := range []string{"lo", "eth0", "wlan0/wireless", "wlan1/wireless"} {
+		must(t, os.MkdirAll(filepath.Join(sysnet, d), 0o755))
+	}
+	run := func(cmdline string, meta map[string]string, arg string) (string, error) {
+		t.Helper()
+		d := t.TempDir()
+		must(t, os.WriteFile(filepath.Join(d, "cmdline"), []byte(cmdline+"\n"), 0o644))
+		md := filepath.Join(d, "meta")
+		must(t, os.Mkdir(md, 0o755))
+		for k, v := range meta {
+			must(t, os.WriteFile(filepath.Join(md, k), []byte(v), 0o644))
+		}
+		cmd := exec.Command(bb, "sh", script, arg)
+		cmd.Env = []string{"PATH=" + filepath.Dir(bb), "PV_CMDLINE=" + filepath.Join(d, "cmdline"),
+			"PV_USERMETA=" + md, "PV_SYSNET=" + sysnet}
+		out, err := cmd.Output()
+		return string(out), err
+	}
+	// Debian's wpa_supplicant reads each configuration (in a network
+	// namespace of its own, on its wired driver and lo) when it and root
+	// are there.
+	_, err = exec.LookPath("wpa_supplicant")
+	wpa := err == nil && os.Geteuid() == 0
+	if !wpa {
+		if testenv.InCI() {
+			t.Fatal("wpa_supplicant (Debian wpasupplicant) and root read the configurations in CI")
+		}
+		t.Log("no wpa_supplicant or not root: configurations not read by wpa_supplicant")
+	}
+	const boot = "console=ttyS0 pvnet_type=wifi pvnet_ssid=home pvnet_pass=secret12 quiet"
+	for _, tc := range []struct {
+		name, cmdline string
+		meta          map[string]string
+		want          string // "" = not configured
+		parsed        string // what wpa_supplicant -dd says it read
+	}{
+		{"psk from the cmdline", boot, nil, "network={\n\tssid=\"home\"\n\tscan_ssid=1\n\tpsk=\"secret12\"\n}\n", `ssid='home'`},
+		{"quoted, open", `pvnet_ssid="cafe" pvnet_security=none`, nil, "network={\n\tssid=\"cafe\"\n\tscan_ssid=1\n\tkey_mgmt=NONE\n}\n", `ssid='cafe'`},
+		{"user metadata overrides", boot, map[string]string{"pvnet_ssid": "My \"Net\" 5G\n", "pvnet_pass": "p a*ss1234"},
+			"network={\n\tssid=\"My \"Net\" 5G\"\n\tscan_ssid=1\n\tpsk=\"p a*ss1234\"\n}\n", `ssid='My \"Net\" 5G'`},
+		{"raw psk", "pvnet_ssid=x pvnet_pass=" + strings.Repeat("0a", 32), nil,
+			"network={\n\tssid=\"x\"\n\tscan_ssid=1\n\tpsk=" + strings.Repeat("0a", 32) + "\n}\n", `ssid='x'`},
+		{"wep", "pvnet_ssid=old pvnet_pass=12345 pvnet_security=wep", nil,
+			"network={\n\tssid=\"old\"\n\tscan_ssid=1\n\tkey_mgmt=NONE\n\twep_key0=\"12345\"\n\twep_tx_keyidx=0\n}\n", `ssid='old'`},
+		{"ethernet", "pvnet_type=ethernet pvnet_ssid=home", nil, "", ""},
+		{"no ssid", "pvnet_type=wifi pvnet_pass=x", nil, "", ""},
+		{"8021x refused", "pvnet_ssid=corp pvnet_security=ieee8021x", nil, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := run(tc.cmdline, tc.meta, "conf")
+			if tc.want == "" {
+				if err == nil {
+					t.Errorf("pv-wifi conf = %q, want a failure (no Wi-Fi)", got)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("pv-wifi conf = %q, %v; want %q", got, err, tc.want)
+			}
+			if wpa {
+				checkWpaConf(t, got, tc.parsed)
+			}
+		})
+	}
+	if got, err := run(boot, nil, "iface"); err != nil || got != "wlan0\n" {
+		t.Errorf("pv-wifi iface = %q, %v; want wlan0", got, err)
+	}
+	if got, err := run("pvnet_type=ethernet", nil, "iface"); err == nil {
+		t.Errorf("pv-wifi iface without Wi-Fi = %q, want a failure", got)
+	}
+}
+
+// checkWpaConf has wpa_supplicant read conf (debug output, for two
+// seconds) and wants its network block with the SSID it logs as parsed.
+func checkWpaConf(t *testing.T, conf, parsed string) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "wpa.conf")
+	must(t, os.WriteFile(f, []byte(conf), 0o600))
+	out, _ := exec.Command("timeout", "2", "unshare", "-n", "wpa_supplicant", "-dd", "-D", "wired", "-i", "lo", "-c", f).CombinedOutput()
+	if strings.Contains(string(out), "Failed to read or parse configuration") || !strings.Contains(string(out), "id=0 "+parsed) {
+		t.Errorf("wpa_supplicant read %q:\n%s\nwant id=0 %s", conf, out, parsed)
+	}
+}
+
+// TestNetworkWifi stages the network template with the host's root as
+// the target root of wpa_supplicant (Debian's wpasupplicant installed):
+// it and the libraries it links run in the container root.
+func TestNetworkWifi(t *testing.T) {
+	testenv.NeedRoot(t, "runs wpa_supplicant in a chroot")
+	if _, err := os.Stat(wpaSupplicant); err != nil {
+		testenv.Skipf(t, "no %s (Debian wpasupplicant)", wpaSupplicant)
+	}
+	root := filepath.Join(t.TempDir(), "rootfs")
+	s := Spec{Name: "pv-network", Template: Network, Busybox: "/bin/busybox", WifiRoot: "/"}
+	if _, err := s.rootfs(root); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("chroot", root, "/sbin/wpa_supplicant", "-v").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "wpa_supplicant v2") {
+		t.Fatalf("wpa_supplicant -v in the container root: %v: %s", err, out)
+	}
+	plain := filepath.Join(t.TempDir(), "rootfs")
+	s.WifiRoot = ""
+	if _, err := s.rootfs(plain); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(plain, "sbin/wpa_supplicant")); err == nil {
+		t.Error("sbin/wpa_supplicant without WifiRoot")
 	}
 }

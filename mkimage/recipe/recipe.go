@@ -251,6 +251,10 @@ type Container struct {
 	// Args are the template args of an image container (src.json
 	// "args": PV_GROUP, PV_ROLES, PV_DRIVERS_REQUIRED, PV_LXC_EXTRA_CONF …).
 	Args map[string]any `toml:"args"`
+	// Wifi gives a network template Debian's wpa_supplicant (and the
+	// libraries it links): boards with Wi-Fi join the network of the
+	// pvnet_* settings (kernel command line or user metadata).
+	Wifi bool `toml:"wifi"`
 }
 
 // Load reads and validates one target recipe file. Name defaults to the

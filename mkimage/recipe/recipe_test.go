@@ -77,6 +77,7 @@ func TestParseErrors(t *testing.T) {
 		{"container bad image", minimal + "[[containers]]\nname = \"a\"\nimage = \"nginx\"\n", "containers[0].image"},
 		{"container args without image", minimal + "[[containers]]\nname = \"a\"\ntemplate = \"mgmt\"\nargs = { PV_GROUP = \"app\" }\n", "containers[0].args"},
 		{"container bad arg", minimal + "[[containers]]\nname = \"a\"\nimage = \"oci:x\"\nargs = { \"pv group\" = \"app\" }\n", "containers[0].args"},
+		{"wifi on a mgmt container", minimal + "[[containers]]\nname = \"a\"\ntemplate = \"mgmt\"\nwifi = true\n", "containers[0].wifi"},
 		{"container twice", minimal + "[[containers]]\nname = \"a\"\ntemplate = \"mgmt\"\n[[containers]]\nname = \"a\"\ntemplate = \"network\"\n", "containers[1].name"},
 		{"bad program", minimal + "[initrd]\nprograms = [\"bash\"]\n", "initrd.programs[0]"},
 		{"no pantavisor", minimal + "[initrd]\nprograms = [\"pventer\"]\n", "initrd.programs"},

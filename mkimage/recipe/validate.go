@@ -130,6 +130,8 @@ func (r *Recipe) Validate() error {
 			return invalid(key+".args", "only image containers take template args")
 		case c.Template != "" && c.Template != "mgmt" && c.Template != "network" && c.Template != "pvr-sdk":
 			return invalid(key+".template", "%q: want mgmt, network or pvr-sdk", c.Template)
+		case c.Wifi && c.Template != "network":
+			return invalid(key+".wifi", "only the network template takes wifi")
 		}
 		for k := range c.Args {
 			if !argRe.MatchString(k) {
