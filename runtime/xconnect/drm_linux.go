@@ -52,7 +52,7 @@ func (m *Mesh) injectNode(l ctrl.XConnectLink, dir int, base string) (uint64, er
 	if rdev, err = m.drmNodeFor(rdev, l.Role); err != nil {
 		return 0, err
 	}
-	if err := clearNode(dir, base); err != nil {
+	if err := clearStale(dir, base, unix.S_IFCHR, errNotDevice); err != nil {
 		return 0, err
 	}
 	if err := unix.Mknodat(dir, base, unix.S_IFCHR|(st.Mode&0o777), int(rdev)); err != nil {
@@ -99,23 +99,6 @@ func (m *Mesh) drmNodeFor(rdev uint64, role string) (uint64, error) {
 		}
 	}
 	return 0, fmt.Errorf("drm: device %d:%d has no %s node (role %q)", unix.Major(rdev), unix.Minor(rdev), prefix, role)
-}
-
-// clearNode removes a character device left at base in dirfd (an earlier
-// pv-xconnect run's); anything else there is refused.
-func clearNode(dirfd int, base string) error {
-	var st unix.Stat_t
-	err := unix.Fstatat(dirfd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
-	if errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFCHR {
-		return fmt.Errorf("%s exists and %w", base, errNotDevice)
-	}
-	return unix.Unlinkat(dirfd, base, 0)
 }
 
 // unlinkTarget removes what in put at its target: a socket, or its device

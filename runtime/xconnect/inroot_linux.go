@@ -73,9 +73,10 @@ func fdPath(dirfd int, base string) string {
 	return "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + base
 }
 
-// clearSocket removes a socket left at base in dirfd (an earlier pv-xconnect
-// run's); anything else there is left alone and refused.
-func clearSocket(dirfd int, base string) error {
+// clearStale removes what an earlier pv-xconnect run left at base in
+// dirfd: a file of type kind (S_IFSOCK, S_IFCHR); anything else there is
+// left alone and refused with notKind.
+func clearStale(dirfd int, base string, kind uint32, notKind error) error {
 	var st unix.Stat_t
 	err := unix.Fstatat(dirfd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
 	if errors.Is(err, unix.ENOENT) {
@@ -84,8 +85,8 @@ func clearSocket(dirfd int, base string) error {
 	if err != nil {
 		return err
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return fmt.Errorf("%s: %w", base, errNotSocket)
+	if st.Mode&unix.S_IFMT != kind {
+		return fmt.Errorf("%s: %w", base, notKind)
 	}
 	return unix.Unlinkat(dirfd, base, 0)
 }

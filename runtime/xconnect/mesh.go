@@ -159,7 +159,7 @@ func (m *Mesh) inject(l ctrl.XConnectLink, p plugin) (*injected, error) {
 		}
 		return &injected{link: l, dir: dir, base: base, rdev: rdev, devCg: cg, granted: granted}, nil
 	}
-	if err := clearSocket(dir, base); err != nil {
+	if err := clearStale(dir, base, unix.S_IFSOCK, errNotSocket); err != nil {
 		unix.Close(dir)
 		return nil, err
 	}
