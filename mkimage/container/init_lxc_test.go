@@ -68,6 +68,7 @@ func readConsole(f *os.File) *console {
 			c.more = make(chan struct{})
 			c.mu.Unlock()
 			if err != nil {
+				f.Close()
 				return
 			}
 		}

@@ -328,7 +328,10 @@ func (h *Host) started(name string, c *lxc.Container, export string) {
 	if h.Console != nil {
 		h.Console(name, c.Console())
 	} else {
-		go func() { _, _ = io.Copy(io.Discard, c.Console()) }()
+		go func() {
+			_, _ = io.Copy(io.Discard, c.Console())
+			c.Console().Close()
+		}()
 	}
 	if pidfd := c.TakePidFd(); h.OnStart != nil {
 		h.OnStart(name, c.Pid(), pidfd, c.Done())

@@ -39,6 +39,7 @@ func benchmarkStart(b *testing.B, n int) {
 				br.ReadString('\n')
 				close(banner)
 				io.Copy(io.Discard, br)
+				c.Console().Close()
 			}()
 			banners[i] = banner
 			cs[i] = c

@@ -346,8 +346,10 @@ func (c *Container) TakePidFd() *os.File { return c.initfd.Swap(nil) }
 func (c *Container) Name() string { return c.spec.Name }
 
 // Console returns the read end of the console log FIFO. It reaches EOF when
-// the container stops. Whoever reads it (the log server) must keep reading:
-// a full FIFO stalls the container's console.
+// the container stops. Whoever reads it (the log server) owns it: it must
+// keep reading, since a full FIFO stalls the container's console, and close
+// it at EOF. Stop leaves it open so the last lines an init prints while it
+// stops are still read.
 func (c *Container) Console() *os.File { return c.console }
 
 // Done is closed when the container's init has exited.
@@ -382,8 +384,8 @@ func (c *Container) watch(pidfd *os.File) {
 }
 
 // Stop shuts the container down: the halt signal, up to StopTimeout for init
-// to exit, then SIGKILL. It waits for LXC to finish its cleanup, releases the
-// container and closes the console. Calling it again returns the first result.
+// to exit, then SIGKILL. It waits for LXC to finish its cleanup and releases
+// the container. Calling it again returns the first result.
 func (c *Container) Stop(ctx context.Context) error {
 	c.stopOnce.Do(func() { c.stopErr = c.stop(ctx) })
 	return c.stopErr
@@ -428,7 +430,6 @@ func (c *Container) stop(ctx context.Context) error {
 		errs = append(errs, ctx.Err())
 	}
 	c.c.Release()
-	c.console.Close()
 	if f := c.initfd.Swap(nil); f != nil {
 		f.Close()
 	}

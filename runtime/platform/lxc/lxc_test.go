@@ -123,6 +123,7 @@ func startReady(t testing.TB, w *world) *Container {
 		br.ReadString('\n')
 		close(banner)
 		io.Copy(io.Discard, br)
+		c.Console().Close()
 	}()
 	select {
 	case <-banner:
@@ -185,6 +186,7 @@ func TestContainerLifecycle(t *testing.T) {
 		for sc.Scan() {
 			lines <- sc.Text()
 		}
+		c.Console().Close()
 		close(lines)
 	}()
 	if rc, err := c.Console().SyscallConn(); err == nil {
