@@ -119,12 +119,13 @@ func sendRequestName(t *testing.T, send, bus string) string {
 	out, err := exec.CommandContext(ctx, send, "--bus=unix:path="+bus, "--print-reply", "--dest=org.freedesktop.DBus",
 		"/org/freedesktop/DBus", "org.freedesktop.DBus.RequestName", "string:org.pantavisor.Example", "uint32:0").CombinedOutput()
 	s := strings.TrimSpace(string(out))
-	if err == nil {
-		if _, v, ok := strings.Cut(s, "uint32 "); ok {
-			return v
+	if _, v, ok := strings.Cut(s, "uint32 "); ok && err == nil {
+		return v
+	}
+	if rest, ok := strings.CutPrefix(s, "Error "); ok && err != nil {
+		if name, _, ok := strings.Cut(rest, ":"); ok {
+			return name
 		}
-	} else if name, _, ok := strings.Cut(strings.TrimPrefix(s, "Error "), ":"); ok && strings.HasPrefix(s, "Error ") {
-		return name
 	}
 	t.Fatalf("dbus-send RequestName on %s: %v: %s", bus, err, out)
 	return ""
