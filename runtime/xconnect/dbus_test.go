@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godbus/dbus/v5"
 	"github.com/pantavisor/pantavisor-go/internal/testenv"
 	"github.com/pantavisor/pantavisor-go/runtime/ctrl"
-	"github.com/pantavisor/pantavisor-go/runtime/pvtest/dbuswire"
 )
 
 // dbusConfig is a system bus on <dir>/bus.sock where anyone may connect
@@ -76,30 +76,59 @@ func dbusDaemon(t testing.TB, dir string) string {
 	return sock
 }
 
-// whoami connects to bus and returns the uid the bus gives the
-// connection and what it answered to RequestName(org.pantavisor.Example).
+// busCall bounds one call to the bus.
+const busCall = 10 * time.Second
+
+// whoami connects to bus with godbus and returns the uid the bus gives
+// the connection and what it answered to RequestName(org.pantavisor.Example).
+// godbus's EXTERNAL claims no uid (it answers the bus's DATA question
+// with nothing: the socket's credentials), so this is the proxy's DATA
+// path; libdbus's initial response is dbus-send's, below.
 func whoami(t *testing.T, bus string) (uint32, string) {
 	t.Helper()
-	c, err := dbuswire.Dial(bus)
+	c, err := dbus.Connect("unix:path=" + bus)
 	if err != nil {
-		t.Fatalf("Dial(%s) = %v", bus, err)
+		t.Fatalf("Connect(%s) = %v", bus, err)
 	}
 	defer c.Close()
-	uid, err := c.Call(dbuswire.Bus, dbuswire.BusPath, dbuswire.Bus, "GetConnectionUnixUser", c.Name)
-	if err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), busCall)
+	defer cancel()
+	var uid uint32
+	if err := c.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.GetConnectionUnixUser", 0, c.Names()[0]).Store(&uid); err != nil {
 		t.Fatalf("GetConnectionUnixUser = %v", err)
 	}
-	own := ""
-	if v, err := c.Call(dbuswire.Bus, dbuswire.BusPath, dbuswire.Bus, "RequestName", "org.pantavisor.Example", uint32(0)); err != nil {
-		var e *dbuswire.Error
+	var reply uint32
+	if err := c.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.RequestName", 0, "org.pantavisor.Example", uint32(0)).Store(&reply); err != nil {
+		var e dbus.Error
 		if !errors.As(err, &e) {
 			t.Fatalf("RequestName = %v", err)
 		}
-		own = e.Name
-	} else {
-		own = fmt.Sprint(v)
+		return uid, e.Name
 	}
-	return uid.(uint32), own
+	return uid, fmt.Sprint(reply)
+}
+
+// sendRequestName asks for org.pantavisor.Example on bus with dbus-send
+// (libdbus: EXTERNAL with the uid it runs as in the initial response,
+// then NEGOTIATE_UNIX_FD) and returns the reply's value or the error's
+// name, as whoami does.
+func sendRequestName(t *testing.T, send, bus string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), busCall)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, send, "--bus=unix:path="+bus, "--print-reply", "--dest=org.freedesktop.DBus",
+		"/org/freedesktop/DBus", "org.freedesktop.DBus.RequestName", "string:org.pantavisor.Example", "uint32:0").CombinedOutput()
+	s := strings.TrimSpace(string(out))
+	if _, v, ok := strings.Cut(s, "uint32 "); ok && err == nil {
+		return v
+	}
+	if rest, ok := strings.CutPrefix(s, "Error "); ok && err != nil {
+		if name, _, ok := strings.Cut(rest, ":"); ok {
+			return name
+		}
+	}
+	t.Fatalf("dbus-send RequestName on %s: %v: %s", bus, err, out)
+	return ""
 }
 
 // A consumer reaches a real dbus-daemon through the dbus plugin as the
@@ -142,16 +171,23 @@ func TestMeshDBusMasquerade(t *testing.T) {
 			t.Errorf("%s: uid %d, RequestName %s; want %d, %s", tc.name, uid, own, tc.uid, tc.own)
 		}
 	}
-	// libdbus itself (dbus-send: EXTERNAL with its uid, NEGOTIATE_UNIX_FD)
-	// through the proxy.
-	if send, err := exec.LookPath("dbus-send"); err == nil {
-		out, err := exec.Command(send, "--bus=unix:path="+links[0].Target, "--print-reply", "--dest=org.freedesktop.DBus",
-			"/org/freedesktop/DBus", "org.freedesktop.DBus.GetConnectionUnixUser", "string:org.freedesktop.DBus").CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "uint32 0") {
-			t.Errorf("dbus-send through the proxy: %v: %s", err, out)
-		}
-	} else {
+	// libdbus (dbus-send) claims uid 0, which only the proxy's rewrite
+	// of its initial response makes the bus accept from the role's
+	// connection: the same answers prove the bus took the role's uid.
+	send, err := exec.LookPath("dbus-send")
+	if err != nil {
 		testenv.Skipf(t, "dbus-send not installed (Debian dbus-bin)")
+	}
+	if own := sendRequestName(t, send, bus); own != "org.freedesktop.DBus.Error.AccessDenied" {
+		t.Errorf("dbus-send directly: RequestName %s; want AccessDenied", own)
+	}
+	for _, tc := range []struct {
+		l   ctrl.XConnectLink
+		own string
+	}{{links[0], "1"}, {links[1], "org.freedesktop.DBus.Error.AccessDenied"}, {links[2], "1"}} {
+		if own := sendRequestName(t, send, tc.l.Target); own != tc.own {
+			t.Errorf("dbus-send through role %s: RequestName %s; want %s", tc.l.Role, own, tc.own)
+		}
 	}
 }
 
@@ -172,14 +208,15 @@ func BenchmarkDBusCall(b *testing.B) {
 	}
 	for _, tc := range []struct{ name, path string }{{"direct", bus}, {"proxy", l.Target}} {
 		b.Run(tc.name, func(b *testing.B) {
-			c, err := dbuswire.Dial(tc.path)
+			c, err := dbus.Connect("unix:path=" + tc.path)
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer c.Close()
+			bus := c.BusObject()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if _, err := c.Call(dbuswire.Bus, dbuswire.BusPath, dbuswire.Bus, "GetId"); err != nil {
+				if err := bus.Call("org.freedesktop.DBus.GetId", 0).Err; err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -7,9 +7,10 @@
 //	xcserve fdserve <socket>            for each connection: read a passed descriptor,
 //	                                    answer "read <its content>"
 //	xcserve fdsend <socket> <message>   pass a file holding <message>, print the answer
-//	xcserve dbus <socket> <name>        connect to a D-Bus bus, print the uid the
-//	                                    bus gives the connection and the answer
-//	                                    to RequestName(<name>)
+//	xcserve dbus <socket> <name>        connect to a D-Bus bus (godbus, EXTERNAL
+//	                                    claiming the process's uid), print the uid
+//	                                    the bus gives the connection and the
+//	                                    answer to RequestName(<name>)
 //
 // The HTTP server answers "client=<X-PV-Client> role=<X-PV-Role>" (every
 // value of each, comma-separated) and logs each request's identity
@@ -18,16 +19,19 @@ package main
 
 import (
 	"bufio"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/pantavisor/pantavisor-go/runtime/pvtest/dbuswire"
+	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 )
 
@@ -148,27 +152,67 @@ func get(sock, path string, headers []string) error {
 }
 
 func busWhoami(sock, name string) error {
-	c, err := dbuswire.Dial(sock)
+	nc, err := net.DialTimeout("unix", sock, 5*time.Second)
 	if err != nil {
+		return err
+	}
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	cc := &claimUID{Conn: nc}
+	c, err := dbus.NewConn(cc)
+	if err != nil {
+		nc.Close()
 		return err
 	}
 	defer c.Close()
-	uid, err := c.Call(dbuswire.Bus, dbuswire.BusPath, dbuswire.Bus, "GetConnectionUnixUser", c.Name)
-	if err != nil {
+	if err := c.Auth(nil); err != nil {
+		return err
+	}
+	if !cc.claimed {
+		return errors.New("dbus: godbus did not send \"AUTH EXTERNAL\": no uid claimed")
+	}
+	if err := c.Hello(); err != nil {
+		return err
+	}
+	bus := c.BusObject()
+	var uid uint32
+	if err := bus.Call("org.freedesktop.DBus.GetConnectionUnixUser", 0, c.Names()[0]).Store(&uid); err != nil {
 		return err
 	}
 	own := ""
-	if v, err := c.Call(dbuswire.Bus, dbuswire.BusPath, dbuswire.Bus, "RequestName", name, uint32(0)); err != nil {
-		e, ok := err.(*dbuswire.Error)
-		if !ok {
+	var reply uint32
+	if err := bus.Call("org.freedesktop.DBus.RequestName", 0, name, uint32(0)).Store(&reply); err != nil {
+		var e dbus.Error
+		if !errors.As(err, &e) {
 			return err
 		}
 		own = e.Name
 	} else {
-		own = fmt.Sprint(v)
+		own = fmt.Sprint(reply)
 	}
 	fmt.Printf("uid=%v own=%s\n", uid, own)
 	return nil
+}
+
+// claimUID puts the process's uid into godbus's EXTERNAL authentication,
+// as libdbus does. godbus sends "AUTH EXTERNAL" alone and lets the bus
+// take the socket's credentials, which through pv-xconnect are the
+// role's already; a claim (root's, in the consumer) is what shows the
+// bus sees the role's uid because the proxy rewrote the claim.
+type claimUID struct {
+	net.Conn
+	claimed bool // written in Auth, before godbus starts its reader
+}
+
+func (c *claimUID) Write(b []byte) (int, error) {
+	if c.claimed || string(b) != "AUTH EXTERNAL\r\n" {
+		return c.Conn.Write(b)
+	}
+	c.claimed = true
+	id := hex.EncodeToString([]byte(strconv.Itoa(os.Getuid())))
+	if _, err := io.WriteString(c.Conn, "AUTH EXTERNAL "+id+"\r\n"); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // fdServe is a stand-in for a Wayland compositor: clients pass it file
