@@ -20,10 +20,14 @@ import (
 const Poll = 5 * time.Second
 
 // RetryMin is how soon pv-xconnect reads the graph again after a link
-// could not be injected, doubling up to Poll while it still cannot: a
+// could not be injected, doubling up to RetryMax while it still cannot: a
 // provider's resource may come after both containers started (a DRM node
-// whose driver the coldplug loads beside the containers' start).
-const RetryMin = 250 * time.Millisecond
+// whose driver the coldplug loads beside the containers' start), and the
+// consumer waits for it. A try is a pv-ctrl request and a path lookup.
+const (
+	RetryMin = 250 * time.Millisecond
+	RetryMax = time.Second
+)
 
 // ReadSignal asks pv-xconnect to read the graph now (so does SIGHUP, for
 // people). Its default action is to ignore it: one sent while pv-xconnect
@@ -33,8 +37,8 @@ const ReadSignal = syscall.SIGWINCH
 
 // Main is the pv-xconnect program: it reads GET /xconnect-graph from
 // pv-ctrl (-socket, default: upstream's socket detection) at start, on
-// ReadSignal or SIGHUP and every Poll (sooner while a link fails:
-// RetryMin), and reconciles the mesh, until ctx ends or SIGTERM; then it
+// ReadSignal or SIGHUP and every Poll (every RetryMin to RetryMax while a
+// link fails), and reconciles the mesh, until ctx ends or SIGTERM; then it
 // removes what it injected. A failure is logged when it changes, not at
 // every try.
 func Main(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) error {
@@ -77,7 +81,7 @@ func Main(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) 
 					log.Warn("xconnect: reconcile", "err", err)
 					refused = msg
 				}
-				retry = min(max(2*retry, RetryMin), Poll)
+				retry = min(max(2*retry, RetryMin), RetryMax)
 			} else {
 				refused, retry = "", 0
 			}
