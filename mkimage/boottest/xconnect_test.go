@@ -34,6 +34,11 @@ import (
 // log. The test wants: the node at the target, a character device 226:0
 // answering driver bochs-drm; no other device of the machine in the
 // consumer's /dev (LXC's own nodes only, no disk, no other DRM node).
+// Whether bochs-drm came before or after the consumer is the boot's
+// chance, so a second phase makes it late for sure: the consumer stopped,
+// bochs-drm unbound from the VGA, the consumer started again (its link
+// fails), bochs-drm bound again 2 s later; the restarted consumer must
+// get the node after the bind, with the same checks.
 func TestXconnectDRM(t *testing.T) {
 	r := imageRecipe(t)
 	if marker() == "PV-SMOKE-OK" {
@@ -94,18 +99,35 @@ func TestXconnectDRM(t *testing.T) {
 	}
 	const (
 		consumer = "platform=" + pvtest.KindXCDRMConsumer + " status=STARTED"
-		done     = "xc-drm-logs-42"
+		unbound  = "xc-drm-unbound-0"
+		done     = "xc-drm-late-42"
 	)
 	log := "/storage/logs/0/" + pvtest.KindXCDRMConsumer + "/lxc/console.log"
-	// The typed command holds none of the awaited strings (xc-drm-don[e],
-	// $((6*7))).
+	// The typed commands hold none of the awaited strings (xc-drm-don[e],
+	// $((6*7)), …).
 	show := fmt.Sprintf("until grep -q xc-drm-don[e] %s 2>/dev/null; do sleep 1; done; sed 's/^/consumer: /' %s; "+
 		"echo host-card0=$(basename $(readlink /sys/class/drm/card0/device/driver)); echo xc-drm-logs-$((6*7))\n", log, log)
+	// The late case, for sure: the consumer stopped, bochs-drm unbound
+	// from the VGA (the card node leaves the device's /dev and the
+	// provider's), the consumer started again (its link fails: no node),
+	// and bochs-drm bound again 2 s after the consumer's init said it
+	// started.
+	pvcontrol := "pventer -c pv-mgmt pvcontrol containers"
+	late := fmt.Sprintf("%[2]s stop %[3]s >/dev/null; "+
+		"until %[2]s ls | grep -q '\"%[3]s\",\"group\":\"app\",\"status\":\"STOPPED\"'; do sleep 1; done; "+
+		"V=$(basename $(readlink /sys/class/drm/card0/device)); echo $V > /sys/bus/pci/drivers/bochs-drm/unbind; "+
+		"echo xc-drm-unbound-$(ls /dev/dri | wc -l); : > %[1]s; "+
+		"%[2]s start %[3]s >/dev/null; "+
+		"until grep -q 'started a[t]' %[1]s 2>/dev/null; do sleep 1; done; sleep 2; "+
+		"echo rebind at $(cut -d' ' -f1 /proc/uptime) | sed 's/^/late: xc-drm: /'; echo $V > /sys/bus/pci/drivers/bochs-drm/bind; "+
+		"until grep -q xc-drm-don[e] %[1]s; do sleep 1; done; sed 's/^/late: /' %[1]s; echo xc-drm-late-$((6*7))\n",
+		log, pvcontrol, pvtest.KindXCDRMConsumer)
 	opt := Options{Image: res.Image, Firmware: UEFI, Timeout: timeout, Marker: done,
-		Expect: []string{readyLine("0"), "platform=" + pvtest.KindXCDRM + " status=STARTED", consumer, "host-card0=bochs-drm"},
+		Expect: []string{readyLine("0"), "platform=" + pvtest.KindXCDRM + " status=STARTED", consumer, "host-card0=bochs-drm", unbound},
 		Input: []Input{
 			{After: debugshell.Prompt, Keys: "d"},
 			{After: readyLine("0"), Keys: show},
+			{After: "xc-drm-logs-42", Keys: late},
 		}}
 	if f := consoleFile(t); f != nil {
 		opt.Console = f
@@ -114,13 +136,6 @@ func TestXconnectDRM(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\nconsole tail:\n%s", err, tail(boot.Console, 60))
 	}
-	var lines []string
-	for _, l := range strings.Split(boot.Console, "\n") {
-		if l, ok := strings.CutPrefix(strings.TrimRight(l, "\r"), "consumer: xc-drm: "); ok {
-			lines = append(lines, l)
-		}
-	}
-	t.Logf("the consumer's console:\n%s", strings.Join(lines, "\n"))
 	t.Logf("%q after %s", consumer, boot.Seen[consumer].Round(100*time.Millisecond))
 	// When the driver came and pv-xconnect linked the node, if the console
 	// shows it (the kernel's and pv-xconnect's logs).
@@ -129,17 +144,45 @@ func TestXconnectDRM(t *testing.T) {
 			t.Logf("console: %s", lineAt(boot.Console, i))
 		}
 	}
-	usable, started := checkDRMConsumer(t, lines)
+	first := consumerLines(boot.Console, "consumer: xc-drm: ")
+	t.Logf("the consumer's console:\n%s", strings.Join(first, "\n"))
+	ts := checkDRMConsumer(t, first)
 	// The kernel's timestamps and the consumer's uptimes are one clock.
-	if m := bochsInit.FindStringSubmatch(boot.Console); m != nil && usable > 0 {
+	if m := bochsInit.FindStringSubmatch(boot.Console); m != nil && ts.node > 0 {
 		at, _ := strconv.ParseFloat(m[1], 64)
 		order := "after"
-		if at < started {
+		if at < ts.started {
 			order = "before"
 		}
-		t.Logf("bochs-drm came %.2f s %s the consumer's init started; its node was usable in the consumer %.2f s after bochs-drm came",
-			abs(at-started), order, usable-at)
+		t.Logf("bochs-drm came %.2f s %s the consumer's init started; the node was in the consumer %.2f s after its start, answered %.2f s later",
+			abs(at-ts.started), order, ts.node-ts.started, ts.usable-ts.node)
 	}
+
+	second := consumerLines(boot.Console, "late: xc-drm: ")
+	t.Logf("the restarted consumer's console, bochs-drm bound again after it started:\n%s", strings.Join(second, "\n"))
+	var rebind float64
+	for _, l := range second {
+		if v, ok := strings.CutPrefix(l, "rebind at "); ok {
+			rebind, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	ts = checkDRMConsumer(t, second)
+	if rebind <= ts.started || ts.node <= rebind {
+		t.Errorf("the restarted consumer started at %.2f, bochs-drm bound at %.2f, the node there at %.2f: want that order", ts.started, rebind, ts.node)
+	} else {
+		t.Logf("late node: in the consumer %.2f s after bochs-drm was bound again, answered %.2f s later", ts.node-rebind, ts.usable-ts.node)
+	}
+}
+
+// consumerLines are the console lines that start with prefix, cut.
+func consumerLines(console, prefix string) []string {
+	var out []string
+	for _, l := range strings.Split(console, "\n") {
+		if l, ok := strings.CutPrefix(strings.TrimRight(l, "\r"), prefix); ok {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // bochsInit is the kernel's line when bochs-drm's card node exists.
@@ -156,10 +199,12 @@ var consumerNode = regexp.MustCompile(`^node (\S+) (character special file|block
 // console and ttys.
 var lxcDevices = map[uint64]bool{1: true, 5: true, 136: true}
 
-// checkDRMConsumer checks the consumer's console lines (xc-drm: cut) and
-// returns the uptimes at which its init started and found the node
-// usable (0 when it did not say).
-func checkDRMConsumer(t *testing.T, lines []string) (usableAt, startedAt float64) {
+// consumerTimes are the uptimes at which the consumer's init started, saw
+// the node and had its answer (0 when it did not say).
+type consumerTimes struct{ started, node, usable float64 }
+
+// checkDRMConsumer checks the consumer's console lines (xc-drm: cut).
+func checkDRMConsumer(t *testing.T, lines []string) (ts consumerTimes) {
 	t.Helper()
 	var version, usable, probe string
 	drm := 0
@@ -169,6 +214,8 @@ func checkDRMConsumer(t *testing.T, lines []string) (usableAt, startedAt float64
 			version = l
 		case strings.HasPrefix(l, "usable at "):
 			usable = l
+		case strings.HasPrefix(l, "node at "):
+			ts.node, _ = strconv.ParseFloat(strings.TrimPrefix(l, "node at "), 64)
 		case strings.HasPrefix(l, "probe vda "):
 			probe = l
 		}
@@ -199,8 +246,7 @@ func checkDRMConsumer(t *testing.T, lines []string) (usableAt, startedAt float64
 		at, err1 := strconv.ParseFloat(f[2], 64)
 		start, err2 := strconv.ParseFloat(strings.TrimSuffix(f[5], ")"), 64)
 		if err1 == nil && err2 == nil {
-			t.Logf("the node was usable %.2f s after the consumer's init started", at-start)
-			usableAt, startedAt = at, start
+			ts.usable, ts.started = at, start
 		}
 	} else {
 		t.Errorf("no usable line: %q", usable)
@@ -208,7 +254,10 @@ func checkDRMConsumer(t *testing.T, lines []string) (usableAt, startedAt float64
 	// Informational: LXC's cgroup2 config allows every device (a), so a
 	// consumer that may mknod reaches what it can name.
 	t.Logf("consumer's mknod of the disk: %s", probe)
-	return usableAt, startedAt
+	if ts.node == 0 || ts.node > ts.usable {
+		t.Errorf("no node line before the usable one (node at %.2f, usable at %.2f)", ts.node, ts.usable)
+	}
+	return ts
 }
 
 // lineAt is the console line holding byte i.

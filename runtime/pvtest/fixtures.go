@@ -62,11 +62,11 @@ const (
 	KindXCDRM = "xc-drm"
 	// KindXCDRMConsumer requires "display" with role "master" at
 	// /dev/dri/card0; it is in group app, with LXC's own /dev. Its init
-	// prints on its console, with the prefix "xc-drm:", when it started
-	// and when the node was usable (uptimes), xcserve drm's answer, every
-	// device node its /dev holds, and whether it can make and read a node
-	// of the device's first disk (vda) it was not granted; then
-	// "xc-drm-done".
+	// prints on its console, with the prefix "xc-drm:", when it started,
+	// when the node was there and when it answered (uptimes), xcserve
+	// drm's answer, every device node its /dev holds, and whether it can
+	// make and read a node of the device's first disk (vda) it was not
+	// granted; then "xc-drm-done".
 	KindXCDRMConsumer = "xc-drm-consumer"
 )
 
@@ -154,16 +154,21 @@ func initFor(kind string) string {
 
 // xcDRMConsumerInit is KindXCDRMConsumer's init. The node may come
 // after it starts (the DRM driver loads beside the containers): it waits
-// for it. stat's %t:%T are hex.
+// for it. xcserve runs once first, so that reading it from the squashfs
+// is not in the times. stat's %t:%T are hex.
 const xcDRMConsumerInit = `#!/bin/sh
 trap 'exit 0' PWR TERM INT
 t0=$(cut -d' ' -f1 /proc/uptime)
 echo "xc-drm: started at $t0"
+xcserve drm /dev/null >/dev/null 2>&1
+until [ -c /dev/dri/card0 ]; do sleep 0.1; done
+echo "xc-drm: node at $(cut -d' ' -f1 /proc/uptime)"
 n=0
-until [ -c /dev/dri/card0 ] && xcserve drm /dev/dri/card0 | sed 's/^/xc-drm: /'; do
-	n=$((n+1)); [ $n -eq 600 ] && echo "xc-drm: no usable /dev/dri/card0 after 60 s"
+until v=$(xcserve drm /dev/dri/card0 2>&1); do
+	n=$((n+1)); [ $n -eq 50 ] && echo "xc-drm: $v"
 	sleep 0.1
 done
+echo "xc-drm: $v"
 echo "xc-drm: usable at $(cut -d' ' -f1 /proc/uptime) (started at $t0)"
 find /dev \( -type c -o -type b \) | while read -r f; do echo "xc-drm: node $f $(stat -c '%F %t:%T' "$f")"; done
 if mknod /dev/.probe b $(tr : ' ' </sys/class/block/vda/dev) 2>/dev/null; then
