@@ -55,13 +55,27 @@ const (
 	// in the provider's passwd) at /run/pv/guest_bus, and "display" at
 	// /run/user/wayland-0; xcserve is its client.
 	KindXCDBusConsumer = "xc-dbus-consumer"
+	// KindXCDRM exports the DRM service "display" (drm, the node
+	// /dev/dri/card0 of the device's /dev, which it binds whole:
+	// PV_SECURITY_FULLDEV). It needs a machine with a DRM device (the
+	// x64-uefi image's bochs under QEMU: mkimage/boottest).
+	KindXCDRM = "xc-drm"
+	// KindXCDRMConsumer requires "display" with role "master" at
+	// /dev/dri/card0; it is in group app, with LXC's own /dev. Its init
+	// prints on its console, with the prefix "xc-drm:", when it started,
+	// when the node was there and when it answered (uptimes), xcserve
+	// drm's answer, every device node its /dev holds, and whether it can
+	// make and read a node of the device's first disk (vda) it was not
+	// granted; then "xc-drm-done".
+	KindXCDRMConsumer = "xc-drm-consumer"
 )
 
 // CrashAfter is how long a crasher container lives, in seconds.
 const CrashAfter = 3
 
 var kinds = map[string]bool{KindControl: true, KindNobody: true, KindPlain: true, KindCrasher: true, KindReady: true, KindSDK: true,
-	KindXCProvider: true, KindXCConsumer: true, KindXCDBus: true, KindXCDBusConsumer: true}
+	KindXCProvider: true, KindXCConsumer: true, KindXCDBus: true, KindXCDBusConsumer: true,
+	KindXCDRM: true, KindXCDRMConsumer: true}
 
 // Kinds lists the builtin fixture kinds, sorted.
 func Kinds() []string {
@@ -128,6 +142,8 @@ func initFor(kind string) string {
 		return "#!/bin/sh\ntrap 'exit 0' PWR TERM INT\nmkdir -p /run/dbus\n" +
 			"dbus-daemon --nofork --nopidfile --config-file=/etc/dbus-1/xc.conf &\nxcserve fdserve /run/wayland-0 &\n" +
 			"while :; do sleep 3600 & wait $!; done\n"
+	case KindXCDRMConsumer:
+		return xcDRMConsumerInit
 	case KindReady:
 		return "#!/bin/sh\ntrap 'exit 0' PWR TERM INT\necho \"pv-fixture: signalling ready\"\n" +
 			"until pvcontrol signal ready; do sleep 1; done\n" +
@@ -135,6 +151,35 @@ func initFor(kind string) string {
 	}
 	return rootfs.DefaultInit
 }
+
+// xcDRMConsumerInit is KindXCDRMConsumer's init. The node may come
+// after it starts (the DRM driver loads beside the containers): it waits
+// for it. xcserve runs once beside the wait, so that reading it from the
+// squashfs is less of the answer's time. stat's %t:%T are hex.
+const xcDRMConsumerInit = `#!/bin/sh
+trap 'exit 0' PWR TERM INT
+t0=$(cut -d' ' -f1 /proc/uptime)
+echo "xc-drm: started at $t0"
+xcserve drm /dev/null >/dev/null 2>&1 &
+until [ -c /dev/dri/card0 ]; do sleep 0.1; done
+echo "xc-drm: node at $(cut -d' ' -f1 /proc/uptime)"
+n=0
+until v=$(xcserve drm /dev/dri/card0 2>&1); do
+	n=$((n+1)); [ $n -eq 50 ] && echo "xc-drm: $v"
+	sleep 0.1
+done
+echo "xc-drm: $v"
+echo "xc-drm: usable at $(cut -d' ' -f1 /proc/uptime) (started at $t0)"
+find /dev \( -type c -o -type b \) | while read -r f; do echo "xc-drm: node $f $(stat -c '%F %t:%T' "$f")"; done
+if mknod /dev/.probe b $(tr : ' ' </sys/class/block/vda/dev) 2>/dev/null; then
+	echo "xc-drm: probe vda $(dd if=/dev/.probe bs=512 count=1 2>/dev/null | wc -c) bytes read"
+	rm -f /dev/.probe
+else
+	echo "xc-drm: probe vda mknod refused"
+fi
+echo xc-drm-done
+while :; do sleep 3600 & wait $!; done
+`
 
 // Build returns the path of the export tarball of fixture "<kind>[:<name>]".
 func (f *Fixtures) Build(spec string) (string, error) {
@@ -156,7 +201,7 @@ func (f *Fixtures) Build(spec string) (string, error) {
 		}
 		files = append(files, rootfs.File{Path: "/usr/bin/pvcontrol", Mode: 0o755, Data: pc})
 	}
-	if kind == KindXCProvider || kind == KindXCConsumer || kind == KindXCDBus || kind == KindXCDBusConsumer {
+	if kind == KindXCProvider || kind == KindXCConsumer || kind == KindXCDBus || kind == KindXCDBusConsumer || kind == KindXCDRMConsumer {
 		xc, err := os.ReadFile(f.XCServe)
 		if err != nil {
 			return "", fmt.Errorf("fixture %s: %w", spec, err)
@@ -203,9 +248,11 @@ func (f *Fixtures) Build(spec string) (string, error) {
 	case KindSDK:
 		src.Args["PV_ROLES"] = []any{"mgmt"}
 		src.Args["PV_GROUP"] = "platform"
-	case KindXCConsumer, KindXCDBusConsumer:
+	case KindXCConsumer, KindXCDBusConsumer, KindXCDRMConsumer:
 		// An app (restart_policy container): adding it is a non-reboot update.
 		src.Args["PV_GROUP"] = "app"
+	case KindXCDRM:
+		src.Args["PV_SECURITY_FULLDEV"] = "yes"
 	}
 	rendered, err := pvrtemplate.Render(name, src, pvrtemplate.Options{})
 	if err != nil {
@@ -225,6 +272,12 @@ func (f *Fixtures) Build(spec string) (string, error) {
 		inline = map[string]any{"services.json": map[string]any{"#spec": "service-manifest-xconnect@1", "services": []any{
 			map[string]any{"name": "system-bus", "type": "dbus", "socket": "/run/dbus/system_bus_socket"},
 			map[string]any{"name": "display", "type": "wayland", "socket": "/run/wayland-0"}}}}
+	case KindXCDRM:
+		inline = map[string]any{"services.json": map[string]any{"#spec": "service-manifest-xconnect@1", "services": []any{
+			map[string]any{"name": "display", "type": "drm", "socket": "/dev/dri/card0"}}}}
+	case KindXCDRMConsumer:
+		run["services"] = map[string]any{"required": []any{
+			map[string]any{"name": "display", "type": "drm", "role": "master", "target": "/dev/dri/card0"}}}
 	case KindXCDBusConsumer:
 		run["services"] = map[string]any{
 			"required": []any{map[string]any{"name": "system-bus", "type": "dbus", "role": "operator",

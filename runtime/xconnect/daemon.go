@@ -19,6 +19,16 @@ import (
 // starts or stops.
 const Poll = 5 * time.Second
 
+// RetryMin is how soon pv-xconnect reads the graph again after a link
+// could not be injected, doubling up to RetryMax while it still cannot: a
+// provider's resource may come after both containers started (a DRM node
+// whose driver the coldplug loads beside the containers' start), and the
+// consumer waits for it. A try is a pv-ctrl request and a path lookup.
+const (
+	RetryMin = 250 * time.Millisecond
+	RetryMax = time.Second
+)
+
 // ReadSignal asks pv-xconnect to read the graph now (so does SIGHUP, for
 // people). Its default action is to ignore it: one sent while pv-xconnect
 // is still starting, before its handler, is harmless (the first read comes
@@ -27,8 +37,10 @@ const ReadSignal = syscall.SIGWINCH
 
 // Main is the pv-xconnect program: it reads GET /xconnect-graph from
 // pv-ctrl (-socket, default: upstream's socket detection) at start, on
-// ReadSignal or SIGHUP and every Poll, and reconciles the mesh, until ctx ends or
-// SIGTERM; then it removes what it injected.
+// ReadSignal or SIGHUP and every Poll (every RetryMin to RetryMax while a
+// link fails), and reconciles the mesh, until ctx ends or SIGTERM; then it
+// removes what it injected. A failure is logged when it changes, not at
+// every try.
 func Main(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) error {
 	// Handlers first: a SIGHUP arriving before its handler would kill us.
 	hup := make(chan os.Signal, 1)
@@ -50,7 +62,8 @@ func Main(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) 
 	defer m.Close()
 	t := time.NewTicker(Poll)
 	defer t.Stop()
-	failing := ""
+	failing, refused := "", ""
+	var retry time.Duration
 	for {
 		var links []ctrl.XConnectLink
 		if err := c.JSON(ctx, "GET", "/xconnect-graph", nil, &links); err != nil {
@@ -64,14 +77,25 @@ func Main(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) 
 		} else {
 			failing = ""
 			if err := m.Reconcile(links); err != nil {
-				log.Warn("xconnect: reconcile", "err", err)
+				if msg := err.Error(); msg != refused {
+					log.Warn("xconnect: reconcile", "err", err)
+					refused = msg
+				}
+				retry = min(max(2*retry, RetryMin), RetryMax)
+			} else {
+				refused, retry = "", 0
 			}
+		}
+		var again <-chan time.Time
+		if retry > 0 {
+			again = time.After(retry)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-hup:
 		case <-t.C:
+		case <-again:
 		}
 	}
 }

@@ -87,10 +87,13 @@ func (m *Mesh) Reconcile(links []ctrl.XConnectLink) error {
 		}
 	}
 	var errs []error
-	for k, l := range want {
-		if m.active[k] != nil {
+	// In the graph's order: the same failures read the same each time.
+	for _, l := range links {
+		k := key(l)
+		if _, todo := want[k]; !todo || m.active[k] != nil {
 			continue
 		}
+		delete(want, k) // a link listed twice is tried once
 		p := plugins[l.Type]
 		if p == nil && l.Type != "dbus" && l.Type != "drm" {
 			if !m.skipped[k] {

@@ -11,6 +11,8 @@
 //	                                    claiming the process's uid), print the uid
 //	                                    the bus gives the connection and the
 //	                                    answer to RequestName(<name>)
+//	xcserve drm <node>                  open a DRM node, print its device number
+//	                                    and the driver's DRM_IOCTL_VERSION
 //
 // The HTTP server answers "client=<X-PV-Client> role=<X-PV-Role>" (every
 // value of each, comma-separated) and logs each request's identity
@@ -66,6 +68,8 @@ func run(args []string) error {
 			return fmt.Errorf("dbus <socket> <name>")
 		}
 		return busWhoami(args[1], args[2])
+	case "drm":
+		return drmVersion(args[1])
 	case "get":
 		if len(args) < 3 {
 			return fmt.Errorf("get <socket> <path> [header]…")
