@@ -33,7 +33,9 @@ import (
 // to make one of the device's disk. The debug shell prints its console
 // log. The test wants: the node at the target, a character device 226:0
 // answering driver bochs-drm; no other device of the machine in the
-// consumer's /dev (LXC's own nodes only, no disk, no other DRM node).
+// consumer's /dev (LXC's own nodes only, no disk, no other DRM node);
+// the disk's node it makes cannot be opened (EPERM): its device allow
+// list (pvtest.DRMConsumerDevices) is enforced, on cgroup2 too.
 // Whether bochs-drm came before or after the consumer is the boot's
 // chance, so a second phase makes it late for sure: the consumer stopped,
 // bochs-drm unbound from the VGA, the consumer started again (its link
@@ -251,9 +253,12 @@ func checkDRMConsumer(t *testing.T, lines []string) (ts consumerTimes) {
 	} else {
 		t.Errorf("no usable line: %q", usable)
 	}
-	// Informational: LXC's cgroup2 config allows every device (a), so a
-	// consumer that may mknod reaches what it can name.
+	// Its device allow list lets it make the disk's node but not open it:
+	// on cgroup2, LXC's device program, fed the container's rules.
 	t.Logf("consumer's mknod of the disk: %s", probe)
+	if !strings.HasPrefix(probe, "probe vda open refused: ") || !strings.Contains(probe, "not permitted") {
+		t.Errorf("the consumer's node of the disk: %q, want its open refused (EPERM: the device cgroup)", probe)
+	}
 	if ts.node == 0 || ts.node > ts.usable {
 		t.Errorf("no node line before the usable one (node at %.2f, usable at %.2f)", ts.node, ts.usable)
 	}
