@@ -70,12 +70,16 @@ const (
 	// any node but open only LXC's standard ones and DRM's); then
 	// "xc-drm-done".
 	KindXCDRMConsumer = "xc-drm-consumer"
+	// KindXCDRMRefused requires "display" like KindXCDRMConsumer, but its
+	// device allow list lacks the DRM nodes: pv-xconnect must refuse the
+	// link (on cgroup2 it cannot grant the node) with a clear error.
+	KindXCDRMRefused = "xc-drm-refused"
 )
 
 // DRMConsumerDevices is KindXCDRMConsumer's device allow list
 // (PVR_LXC_CGROUP_DEVICES_WHITE): LXC's standard one (mknod of any node;
 // open of null, zero, full, random, urandom, tty, console, ptmx, pts)
-// and the DRM nodes, which pv-xconnect cannot add to a cgroup2 device
+// and the DRM nodes (the last rule), which pv-xconnect cannot add to a cgroup2 device
 // program: on cgroup2 the consumer lists what it needs itself.
 var DRMConsumerDevices = []any{"c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
 	"c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 226:* rwm"}
@@ -85,7 +89,7 @@ const CrashAfter = 3
 
 var kinds = map[string]bool{KindControl: true, KindNobody: true, KindPlain: true, KindCrasher: true, KindReady: true, KindSDK: true,
 	KindXCProvider: true, KindXCConsumer: true, KindXCDBus: true, KindXCDBusConsumer: true,
-	KindXCDRM: true, KindXCDRMConsumer: true}
+	KindXCDRM: true, KindXCDRMConsumer: true, KindXCDRMRefused: true}
 
 // Kinds lists the builtin fixture kinds, sorted.
 func Kinds() []string {
@@ -262,11 +266,14 @@ func (f *Fixtures) Build(spec string) (string, error) {
 	case KindSDK:
 		src.Args["PV_ROLES"] = []any{"mgmt"}
 		src.Args["PV_GROUP"] = "platform"
-	case KindXCConsumer, KindXCDBusConsumer, KindXCDRMConsumer:
+	case KindXCConsumer, KindXCDBusConsumer, KindXCDRMConsumer, KindXCDRMRefused:
 		// An app (restart_policy container): adding it is a non-reboot update.
 		src.Args["PV_GROUP"] = "app"
-		if kind == KindXCDRMConsumer {
+		switch kind {
+		case KindXCDRMConsumer:
 			src.Args["PVR_LXC_CGROUP_DEVICES_WHITE"] = DRMConsumerDevices
+		case KindXCDRMRefused:
+			src.Args["PVR_LXC_CGROUP_DEVICES_WHITE"] = DRMConsumerDevices[:len(DRMConsumerDevices)-1]
 		}
 	case KindXCDRM:
 		src.Args["PV_SECURITY_FULLDEV"] = "yes"
@@ -292,7 +299,7 @@ func (f *Fixtures) Build(spec string) (string, error) {
 	case KindXCDRM:
 		inline = map[string]any{"services.json": map[string]any{"#spec": "service-manifest-xconnect@1", "services": []any{
 			map[string]any{"name": "display", "type": "drm", "socket": "/dev/dri/card0"}}}}
-	case KindXCDRMConsumer:
+	case KindXCDRMConsumer, KindXCDRMRefused:
 		run["services"] = map[string]any{"required": []any{
 			map[string]any{"name": "display", "type": "drm", "role": "master", "target": "/dev/dri/card0"}}}
 	case KindXCDBusConsumer:
