@@ -211,7 +211,9 @@ func Render(spec Spec, own []Item, unified bool) ([]Item, string, error) {
 
 // devicesV2 rewrites the device rules for a pure cgroup2 host, where
 // liblxc has no devices.allow file to write lxc.cgroup.devices.* to and
-// enforces lxc.cgroup2.devices.* with a BPF program instead. Rules keep
+// enforces lxc.cgroup2.devices.* with a BPF program instead. Upstream's
+// pv_lxc drops the rules there and allows every device; a container its
+// config restricts stays restricted here. Rules keep
 // their order (both v1 and liblxc's BPF list restart at a global "a"
 // rule, so "deny a" then an allow list means the allow list only). v1
 // rules not starting with a global rule add to what the parent allows,
