@@ -152,6 +152,10 @@ func TestXconnectDRM(t *testing.T) {
 			t.Logf("console: %s", lineAt(boot.Console, i))
 		}
 	}
+	// The check that refused xc-drm-refused ran for the consumer too.
+	if i := strings.Index(boot.Console, "cannot check that the consumer may open the node"); i >= 0 {
+		t.Errorf("pv-xconnect could not check a node: %s", lineAt(boot.Console, i))
+	}
 	first := consumerLines(boot.Console, "consumer: xc-drm: ")
 	t.Logf("the consumer's console:\n%s", strings.Join(first, "\n"))
 	ts := checkDRMConsumer(t, first)
