@@ -3,6 +3,7 @@ package xconnect
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -125,6 +127,8 @@ type refusal struct {
 // ProbeOpen is the hidden pv-xconnect flag of checkOpen's child.
 const ProbeOpen = "probe-open"
 
+const probeTimeout = 5 * time.Second
+
 // checkOpen is the cgroup2 counterpart of allowDevice. There a
 // container's device rules are liblxc's BPF program on its cgroup, which
 // pv-xconnect can neither read nor add to: a consumer with a device allow
@@ -153,7 +157,10 @@ func (m *Mesh) checkOpen(pid int, rdev uint64, dir int, base string) error {
 	}
 	node := os.NewFile(uintptr(fd), base)
 	defer node.Close()
-	cmd := exec.Command("/proc/self/exe", "pv-xconnect", "-"+ProbeOpen)
+	// A frozen consumer freezes the child too: it is killed, unchecked.
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/proc/self/exe", "pv-xconnect", "-"+ProbeOpen)
 	cmd.ExtraFiles = []*os.File{node}
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgfd}
 	out, err := cmd.CombinedOutput()
