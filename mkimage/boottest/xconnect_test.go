@@ -33,7 +33,12 @@ import (
 // to make one of the device's disk. The debug shell prints its console
 // log. The test wants: the node at the target, a character device 226:0
 // answering driver bochs-drm; no other device of the machine in the
-// consumer's /dev (LXC's own nodes only, no disk, no other DRM node).
+// consumer's /dev (LXC's own nodes only, no disk, no other DRM node);
+// the disk's node it makes cannot be opened (EPERM): its device allow
+// list (pvtest.DRMConsumerDevices) is enforced, on cgroup2 too. A third
+// container, "xc-drm-refused", requires the same service but its allow
+// list lacks the DRM nodes: pv-xconnect must log that its cgroup refuses
+// c 226:0 (on cgroup2 it cannot grant the node itself).
 // Whether bochs-drm came before or after the consumer is the boot's
 // chance, so a second phase makes it late for sure: the consumer stopped,
 // bochs-drm unbound from the VGA, the consumer started again (its link
@@ -72,7 +77,7 @@ func TestXconnectDRM(t *testing.T) {
 	v := *r
 	v.Addons = append([]string(nil), r.Addons...)
 	v.Containers = append([]recipe.Container(nil), r.Containers...)
-	for _, kind := range []string{pvtest.KindXCDRM, pvtest.KindXCDRMConsumer} {
+	for _, kind := range []string{pvtest.KindXCDRM, pvtest.KindXCDRMConsumer, pvtest.KindXCDRMRefused} {
 		p, err := fx.Build(kind)
 		if err != nil {
 			t.Fatal(err)
@@ -101,6 +106,9 @@ func TestXconnectDRM(t *testing.T) {
 		consumer = "platform=" + pvtest.KindXCDRMConsumer + " status=STARTED"
 		unbound  = "xc-drm-unbound-0"
 		done     = "xc-drm-late-42"
+		// pv-xconnect's error for the consumer whose device rules lack DRM
+		// (cgroup2: its device program, which pv-xconnect cannot add to).
+		refused = "its cgroup (/lxc/" + pvtest.KindXCDRMRefused + ") refuses c 226:0 rwm"
 	)
 	log := "/storage/logs/0/" + pvtest.KindXCDRMConsumer + "/lxc/console.log"
 	// The typed commands hold none of the awaited strings (xc-drm-don[e],
@@ -123,7 +131,7 @@ func TestXconnectDRM(t *testing.T) {
 		"until grep -q xc-drm-don[e] %[1]s; do sleep 1; done; sed 's/^/late: /' %[1]s; echo xc-drm-late-$((6*7))\n",
 		log, pvcontrol, pvtest.KindXCDRMConsumer)
 	opt := Options{Image: res.Image, Firmware: UEFI, Timeout: timeout, Marker: done,
-		Expect: []string{readyLine("0"), "platform=" + pvtest.KindXCDRM + " status=STARTED", consumer, "host-card0=bochs-drm", unbound},
+		Expect: []string{readyLine("0"), "platform=" + pvtest.KindXCDRM + " status=STARTED", consumer, "host-card0=bochs-drm", unbound, refused},
 		Input: []Input{
 			{After: debugshell.Prompt, Keys: "d"},
 			{After: readyLine("0"), Keys: show},
@@ -139,10 +147,14 @@ func TestXconnectDRM(t *testing.T) {
 	t.Logf("%q after %s", consumer, boot.Seen[consumer].Round(100*time.Millisecond))
 	// When the driver came and pv-xconnect linked the node, if the console
 	// shows it (the kernel's and pv-xconnect's logs).
-	for _, s := range []string{"Initialized bochs-drm ", `link added" consumer=` + pvtest.KindXCDRMConsumer} {
+	for _, s := range []string{"Initialized bochs-drm ", `link added" consumer=` + pvtest.KindXCDRMConsumer, refused} {
 		if i := strings.Index(boot.Console, s); i >= 0 {
 			t.Logf("console: %s", lineAt(boot.Console, i))
 		}
+	}
+	// The check that refused xc-drm-refused ran for the consumer too.
+	if i := strings.Index(boot.Console, "cannot check that the consumer may open the node"); i >= 0 {
+		t.Errorf("pv-xconnect could not check a node: %s", lineAt(boot.Console, i))
 	}
 	first := consumerLines(boot.Console, "consumer: xc-drm: ")
 	t.Logf("the consumer's console:\n%s", strings.Join(first, "\n"))
@@ -251,9 +263,12 @@ func checkDRMConsumer(t *testing.T, lines []string) (ts consumerTimes) {
 	} else {
 		t.Errorf("no usable line: %q", usable)
 	}
-	// Informational: LXC's cgroup2 config allows every device (a), so a
-	// consumer that may mknod reaches what it can name.
+	// Its device allow list lets it make the disk's node but not open it:
+	// on cgroup2, LXC's device program, fed the container's rules.
 	t.Logf("consumer's mknod of the disk: %s", probe)
+	if !strings.HasPrefix(probe, "probe vda open refused: ") || !strings.Contains(probe, "not permitted") {
+		t.Errorf("the consumer's node of the disk: %q, want its open refused (EPERM: the device cgroup)", probe)
+	}
 	if ts.node == 0 || ts.node > ts.usable {
 		t.Errorf("no node line before the usable one (node at %.2f, usable at %.2f)", ts.node, ts.usable)
 	}

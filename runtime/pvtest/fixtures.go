@@ -66,16 +66,30 @@ const (
 	// when the node was there and when it answered (uptimes), xcserve
 	// drm's answer, every device node its /dev holds, and whether it can
 	// make and read a node of the device's first disk (vda) it was not
-	// granted; then "xc-drm-done".
+	// granted (its device allow list, DRMConsumerDevices, lets it make
+	// any node but open only LXC's standard ones and DRM's); then
+	// "xc-drm-done".
 	KindXCDRMConsumer = "xc-drm-consumer"
+	// KindXCDRMRefused requires "display" like KindXCDRMConsumer, but its
+	// device allow list lacks the DRM nodes: pv-xconnect must refuse the
+	// link (on cgroup2 it cannot grant the node) with a clear error.
+	KindXCDRMRefused = "xc-drm-refused"
 )
+
+// DRMConsumerDevices is KindXCDRMConsumer's device allow list
+// (PVR_LXC_CGROUP_DEVICES_WHITE): LXC's standard one (mknod of any node;
+// open of null, zero, full, random, urandom, tty, console, ptmx, pts)
+// and the DRM nodes (the last rule), which pv-xconnect cannot add to a cgroup2 device
+// program: on cgroup2 the consumer lists what it needs itself.
+var DRMConsumerDevices = []any{"c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+	"c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 226:* rwm"}
 
 // CrashAfter is how long a crasher container lives, in seconds.
 const CrashAfter = 3
 
 var kinds = map[string]bool{KindControl: true, KindNobody: true, KindPlain: true, KindCrasher: true, KindReady: true, KindSDK: true,
 	KindXCProvider: true, KindXCConsumer: true, KindXCDBus: true, KindXCDBusConsumer: true,
-	KindXCDRM: true, KindXCDRMConsumer: true}
+	KindXCDRM: true, KindXCDRMConsumer: true, KindXCDRMRefused: true}
 
 // Kinds lists the builtin fixture kinds, sorted.
 func Kinds() []string {
@@ -171,11 +185,15 @@ done
 echo "xc-drm: $v"
 echo "xc-drm: usable at $(cut -d' ' -f1 /proc/uptime) (started at $t0)"
 find /dev \( -type c -o -type b \) | while read -r f; do echo "xc-drm: node $f $(stat -c '%F %t:%T' "$f")"; done
-if mknod /dev/.probe b $(tr : ' ' </sys/class/block/vda/dev) 2>/dev/null; then
-	echo "xc-drm: probe vda $(dd if=/dev/.probe bs=512 count=1 2>/dev/null | wc -c) bytes read"
+if e=$(mknod /dev/.probe b $(tr : ' ' </sys/class/block/vda/dev) 2>&1); then
+	if e=$(dd if=/dev/.probe of=/dev/null bs=512 count=1 2>&1); then
+		echo "xc-drm: probe vda read"
+	else
+		echo "xc-drm: probe vda open refused: $e"
+	fi
 	rm -f /dev/.probe
 else
-	echo "xc-drm: probe vda mknod refused"
+	echo "xc-drm: probe vda mknod refused: $e"
 fi
 echo xc-drm-done
 while :; do sleep 3600 & wait $!; done
@@ -248,9 +266,15 @@ func (f *Fixtures) Build(spec string) (string, error) {
 	case KindSDK:
 		src.Args["PV_ROLES"] = []any{"mgmt"}
 		src.Args["PV_GROUP"] = "platform"
-	case KindXCConsumer, KindXCDBusConsumer, KindXCDRMConsumer:
+	case KindXCConsumer, KindXCDBusConsumer, KindXCDRMConsumer, KindXCDRMRefused:
 		// An app (restart_policy container): adding it is a non-reboot update.
 		src.Args["PV_GROUP"] = "app"
+		switch kind {
+		case KindXCDRMConsumer:
+			src.Args["PVR_LXC_CGROUP_DEVICES_WHITE"] = DRMConsumerDevices
+		case KindXCDRMRefused:
+			src.Args["PVR_LXC_CGROUP_DEVICES_WHITE"] = DRMConsumerDevices[:len(DRMConsumerDevices)-1]
+		}
 	case KindXCDRM:
 		src.Args["PV_SECURITY_FULLDEV"] = "yes"
 	}
@@ -275,7 +299,7 @@ func (f *Fixtures) Build(spec string) (string, error) {
 	case KindXCDRM:
 		inline = map[string]any{"services.json": map[string]any{"#spec": "service-manifest-xconnect@1", "services": []any{
 			map[string]any{"name": "display", "type": "drm", "socket": "/dev/dri/card0"}}}}
-	case KindXCDRMConsumer:
+	case KindXCDRMConsumer, KindXCDRMRefused:
 		run["services"] = map[string]any{"required": []any{
 			map[string]any{"name": "display", "type": "drm", "role": "master", "target": "/dev/dri/card0"}}}
 	case KindXCDBusConsumer:

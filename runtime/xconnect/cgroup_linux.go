@@ -3,11 +3,15 @@ package xconnect
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,8 +21,8 @@ import (
 // container whose config denies devices (lxc.cgroup.devices.deny = a and
 // an allow list, as PVR_LXC_CGROUP_DEVICES_WHITE makes). It returns the
 // consumer's devices cgroup directory ("" with no v1 devices controller:
-// on cgroup2 Pantavisor's LXC config allows every device) and whether it
-// granted the device (false when the cgroup allowed it already).
+// see checkOpen for cgroup2) and whether it granted the device (false
+// when the cgroup allowed it already).
 func (m *Mesh) allowDevice(pid int, rdev uint64) (cg string, granted bool, err error) {
 	cg, err = m.devicesCgroup(pid)
 	if cg == "" || err != nil {
@@ -113,4 +117,104 @@ func devicePermitted(list []byte, rdev uint64) bool {
 		}
 	}
 	return false
+}
+
+type refusal struct {
+	pid  int
+	rdev uint64
+}
+
+// ProbeOpen is the hidden pv-xconnect flag of checkOpen's child.
+const ProbeOpen = "probe-open"
+
+const probeTimeout = 5 * time.Second
+
+// checkOpen is the cgroup2 counterpart of allowDevice. There a
+// container's device rules are liblxc's BPF program on its cgroup, which
+// pv-xconnect can neither read nor add to: a consumer with a device allow
+// list must list the node itself (c 226:* rwm). So that a link it did
+// not allow fails with a clear error instead of leaving a node that
+// cannot be opened, a child of ours started in the consumer's cgroup
+// (CLONE_INTO_CGROUP) opens the injected node. Only EPERM counts as a
+// refusal: a check that cannot run is logged and the node kept.
+func (m *Mesh) checkOpen(pid int, rdev uint64, dir int, base string) error {
+	cg, err := m.unifiedCgroup(pid)
+	if cg == "" || err != nil {
+		return err
+	}
+	key := refusal{pid, rdev}
+	if err, ok := m.refused[key]; ok {
+		return err
+	}
+	cgfd, err := unix.Open(cg, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: cg, Err: err}
+	}
+	defer unix.Close(cgfd)
+	fd, err := unix.Openat(dir, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	node := os.NewFile(uintptr(fd), base)
+	defer node.Close()
+	// A frozen consumer freezes the child too: it is killed, unchecked.
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/proc/self/exe", "pv-xconnect", "-"+ProbeOpen)
+	cmd.ExtraFiles = []*os.File{node}
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgfd}
+	out, err := cmd.CombinedOutput()
+	switch {
+	case err == nil:
+		return nil
+	case bytes.Contains(out, []byte(unix.EPERM.Error())):
+		if len(m.refused) > 64 {
+			clear(m.refused)
+		}
+		m.refused[key] = fmt.Errorf("its cgroup (%s) refuses %s: on cgroup2 the consumer's config must allow it (lxc.cgroup.devices.allow = c %d:* rwm)",
+			strings.TrimPrefix(cg, "/sys/fs/cgroup"), deviceRule(rdev), unix.Major(rdev))
+		return m.refused[key]
+	}
+	m.log.Warn("xconnect: drm: cannot check that the consumer may open the node", "pid", pid, "err", err, "out", strings.TrimSpace(string(out)))
+	return nil
+}
+
+// probeOpen is checkOpen's child: it opens the node it got as fd 3.
+func probeOpen() error {
+	f, err := os.OpenFile("/proc/self/fd/3", os.O_RDWR|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// unifiedCgroup returns the directory of pid's cgroup2 cgroup ("0::/lxc/x"
+// under the cgroup2 mount), "" when no cgroup2 is mounted or pid has none.
+func (m *Mesh) unifiedCgroup(pid int) (string, error) {
+	b, err := os.ReadFile(m.procRoot + "/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	mnt := ""
+	for line := range strings.Lines(string(b)) {
+		pre, post, ok := strings.Cut(strings.TrimSpace(line), " - ")
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if ok && len(f) >= 5 && len(g) >= 1 && g[0] == "cgroup2" {
+			mnt = f[4]
+			break
+		}
+	}
+	if mnt == "" {
+		return "", nil
+	}
+	b, err = os.ReadFile(m.procRoot + "/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.Lines(string(b)) {
+		if p, ok := strings.CutPrefix(strings.TrimSpace(line), "0::"); ok {
+			return mnt + p, nil
+		}
+	}
+	return "", nil
 }

@@ -31,7 +31,7 @@ func TestMeshDRMDeviceCgroup(t *testing.T) {
 	}
 	if mnt == "" {
 		// Not a missing tool: on cgroup2 there is nothing to grant.
-		t.Skip("skipping: no cgroup v1 devices hierarchy here (cgroup2 only: every device is allowed)")
+		t.Skip("skipping: no cgroup v1 devices hierarchy here (cgroup2: checkOpen, proven by boottest's TestXconnectDRM)")
 	}
 	cg := filepath.Join(mnt, "pv-xconnect-test-"+strconv.Itoa(os.Getpid()))
 	if err := os.Mkdir(cg, 0o755); err != nil {
@@ -136,5 +136,23 @@ func TestDevicePermitted(t *testing.T) {
 	}
 	if got := deviceRule(card); got != "c 226:0 rwm" {
 		t.Errorf("deviceRule = %q", got)
+	}
+}
+
+// checkOpen finds the consumer's cgroup2 directory from mountinfo and
+// /proc/<pid>/cgroup; none without a cgroup2 mount (no check).
+func TestUnifiedCgroup(t *testing.T) {
+	proc := t.TempDir()
+	os.MkdirAll(proc+"/self", 0o755)
+	os.MkdirAll(proc+"/42", 0o755)
+	os.WriteFile(proc+"/42/cgroup", []byte("0::/lxc/app\n"), 0o644)
+	m := NewMesh(testLog(t), proc)
+	os.WriteFile(proc+"/self/mountinfo", []byte("22 1 0:20 / /sys rw - sysfs sysfs rw\n"), 0o644)
+	if cg, err := m.unifiedCgroup(42); cg != "" || err != nil {
+		t.Errorf("unifiedCgroup(no cgroup2) = %q, %v; want none", cg, err)
+	}
+	os.WriteFile(proc+"/self/mountinfo", []byte("22 1 0:20 / /sys rw - sysfs sysfs rw\n30 22 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw\n"), 0o644)
+	if cg, err := m.unifiedCgroup(42); cg != "/sys/fs/cgroup/lxc/app" || err != nil {
+		t.Errorf("unifiedCgroup() = %q, %v; want /sys/fs/cgroup/lxc/app", cg, err)
 	}
 }

@@ -53,8 +53,12 @@ func Main(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) 
 	fs.SetOutput(stderr)
 	sock := fs.String("socket", "", "pv-ctrl socket (default: detected)")
 	proc := fs.String("proc", "/proc", "proc file system")
+	probe := fs.Bool(ProbeOpen, false, "internal: open fd 3 read-write and exit (the cgroup2 device check)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *probe {
+		return probeOpen()
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	c := client.New(*sock)

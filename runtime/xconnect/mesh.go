@@ -33,6 +33,9 @@ type Mesh struct {
 	sysRoot  string
 	active   map[string]*injected
 	skipped  map[string]bool // unsupported links, logged once
+	// refused holds the drm links a consumer's cgroup2 device program
+	// refused: it does not change while the consumer runs.
+	refused map[refusal]error
 }
 
 // injected is one link's socket (or device node: ln nil) in its
@@ -61,7 +64,7 @@ func NewMesh(log *slog.Logger, procRoot string) *Mesh {
 	if procRoot == "" {
 		procRoot = "/proc"
 	}
-	return &Mesh{log: log, procRoot: procRoot, sysRoot: "/sys", active: map[string]*injected{}, skipped: map[string]bool{}}
+	return &Mesh{log: log, procRoot: procRoot, sysRoot: "/sys", active: map[string]*injected{}, skipped: map[string]bool{}, refused: map[refusal]error{}}
 }
 
 // key identifies a link: a consumer or provider restarted (new pid), or a
@@ -155,6 +158,9 @@ func (m *Mesh) inject(l ctrl.XConnectLink, p plugin) (*injected, error) {
 			return nil, err
 		}
 		cg, granted, err := m.allowDevice(l.ConsumerPid, rdev)
+		if err == nil && cg == "" {
+			err = m.checkOpen(l.ConsumerPid, rdev, dir, base)
+		}
 		if err != nil {
 			_ = unix.Unlinkat(dir, base, 0)
 			unix.Close(dir)

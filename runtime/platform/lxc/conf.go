@@ -162,11 +162,6 @@ func Render(spec Spec, own []Item, unified bool) ([]Item, string, error) {
 	if spec.ConsoleFile != "" {
 		items = set(items, "lxc.console.logfile", spec.ConsoleFile)
 	}
-	if unified {
-		items = drop(items, func(k string) bool { return strings.HasPrefix(k, "lxc.cgroup.devices.") })
-		items = drop(items, func(k string) bool { return strings.HasPrefix(k, "lxc.cgroup2.devices.") })
-		items = append(items, Item{"lxc.cgroup2.devices.allow", "a"})
-	}
 	// Caller identity: the ctrl server reads /lxc/<name> from the cgroup
 	// path, so the payload goes there (liblxc 5 would use
 	// lxc.payload.<name>). liblxc wants the monitor dir set too.
@@ -208,7 +203,51 @@ func Render(spec Spec, own []Item, unified bool) ([]Item, string, error) {
 		}
 		items = append(items, extra...)
 	}
+	if unified {
+		items = devicesV2(items)
+	}
 	return items, upper, nil
+}
+
+// devicesV2 rewrites the device rules for a pure cgroup2 host, where
+// liblxc has no devices.allow file to write lxc.cgroup.devices.* to and
+// enforces lxc.cgroup2.devices.* with a BPF program instead. Upstream's
+// pv_lxc drops the rules there and allows every device; a container its
+// config restricts stays restricted here. Rules keep
+// their order (both v1 and liblxc's BPF list restart at a global "a"
+// rule, so "deny a" then an allow list means the allow list only). v1
+// rules not starting with a global rule add to what the parent allows,
+// everything on these hosts, so "allow a" goes first; a config with no
+// rule gets every device, as on v1.
+func devicesV2(items []Item) []Item {
+	var rules []Item
+	for _, it := range items {
+		kind, ok := strings.CutPrefix(it.Key, "lxc.cgroup.devices.")
+		if !ok {
+			kind, ok = strings.CutPrefix(it.Key, "lxc.cgroup2.devices.")
+		}
+		if !ok || (kind != "allow" && kind != "deny") {
+			continue
+		}
+		if it.Value == "" { // LXC: an empty value clears the list
+			rules = rules[:0]
+			continue
+		}
+		rules = append(rules, Item{"lxc.cgroup2.devices." + kind, it.Value})
+	}
+	items = drop(items, func(k string) bool {
+		return strings.HasPrefix(k, "lxc.cgroup.devices.") || strings.HasPrefix(k, "lxc.cgroup2.devices.")
+	})
+	if len(rules) == 0 || !globalDeviceRule(rules[0].Value) {
+		items = append(items, Item{"lxc.cgroup2.devices.allow", "a"})
+	}
+	return append(items, rules...)
+}
+
+// globalDeviceRule reports whether v names every device ("a", "a *:* rwm").
+func globalDeviceRule(v string) bool {
+	f := strings.Fields(v)
+	return len(f) > 0 && f[0] == "a"
 }
 
 func (s Spec) cgroupName() string {

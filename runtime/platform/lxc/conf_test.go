@@ -220,3 +220,51 @@ func TestRenderNet(t *testing.T) {
 		t.Errorf("Render(net) lxc.net.0.link = %q, want b", got)
 	}
 }
+
+// On pure cgroup2 a container's device rules are enforced by liblxc's BPF
+// program: they must reach it as lxc.cgroup2.devices.*, in order, not be
+// replaced by "allow a".
+func TestRenderDevicesV2(t *testing.T) {
+	root := Item{"lxc.rootfs.path", "/r"}
+	tests := []struct {
+		name  string
+		rules []Item
+		extra []string
+		want  []string // lxc.cgroup2.devices.* as "kind value"
+	}{
+		{"none", nil, nil, []string{"allow a"}},
+		{"upstream default", []Item{{"lxc.cgroup.devices.allow", "a"}}, nil, []string{"allow a"}},
+		{"allow list", []Item{
+			{"lxc.cgroup.devices.deny", "a"},
+			{"lxc.cgroup.devices.allow", "c 1:3 rwm"},
+			{"lxc.cgroup2.devices.allow", "c 226:* rwm"},
+		}, nil, []string{"deny a", "allow c 1:3 rwm", "allow c 226:* rwm"}},
+		{"deny only", []Item{{"lxc.cgroup.devices.deny", "b 8:* rwm"}}, nil, []string{"allow a", "deny b 8:* rwm"}},
+		{"cleared", []Item{{"lxc.cgroup.devices.deny", "a"}, {"lxc.cgroup.devices.allow", ""}}, nil, []string{"allow a"}},
+		{"extra", []Item{{"lxc.cgroup.devices.deny", "a"}}, []string{"lxc.cgroup.devices.allow = c 5:1 rwm"}, []string{"deny a", "allow c 5:1 rwm"}},
+	}
+	for _, tc := range tests {
+		own := append([]Item{root}, tc.rules...)
+		items, _, err := Render(Spec{Name: "x", Extra: tc.extra}, own, true)
+		if err != nil {
+			t.Fatalf("%s: Render() error = %v", tc.name, err)
+		}
+		var got []string
+		for _, it := range items {
+			if strings.HasPrefix(it.Key, "lxc.cgroup.devices.") {
+				t.Errorf("%s: Render() kept v1 rule %v on cgroup2", tc.name, it)
+			}
+			if k, ok := strings.CutPrefix(it.Key, "lxc.cgroup2.devices."); ok {
+				got = append(got, k+" "+it.Value)
+			}
+		}
+		if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("%s: Render() cgroup2 devices = %q, want %q", tc.name, got, tc.want)
+		}
+		// Hybrid hosts keep the v1 rules as written.
+		items, _, _ = Render(Spec{Name: "x", Extra: tc.extra}, own, false)
+		if got := values(items, "lxc.cgroup2.devices.allow"); len(got) != len(values(own, "lxc.cgroup2.devices.allow")) {
+			t.Errorf("%s: Render(hybrid) cgroup2 allow = %q, want only the config's", tc.name, got)
+		}
+	}
+}
