@@ -7,7 +7,8 @@ import (
 )
 
 // lateNice is the nice value of the late check's thread: it takes the
-// CPU the boot leaves idle, not the container start's.
+// CPU the boot leaves idle, not the container start's (and its reads are
+// in the idle I/O class, see idleThreadIO).
 const lateNice = 19
 
 // lateCheck verifies the lateObjects of the running revision beside the
@@ -41,6 +42,9 @@ func (c *lateCheck) run(log *slog.Logger) {
 	runtime.LockOSThread()
 	if err := lowerThreadPriority(lateNice); err != nil {
 		log.Warn("checksum: late check priority", "err", err)
+	}
+	if err := idleThreadIO(); err != nil {
+		log.Warn("checksum: late check I/O priority", "err", err)
 	}
 	if c.hold != nil {
 		c.hold()
