@@ -41,25 +41,6 @@ type bspMount struct {
 // overlay for every container.
 var containerModules = []string{"fs-overlay"}
 
-// Do mounts what b names and starts the coldplug beside the caller.
-// A BSP without a modules or firmware entry mounts nothing (logged). A
-// volume that does not mount is logged as an error but is not fatal: the
-// containers still start, with the initrd's modules only, so the device
-// stays reachable for a fixing update instead of rebooting into the same
-// failure. Do returns the volumes it mounted (kept for the whole boot: a
-// BSP change always reboots) and the running coldplug (nil when there
-// are no BSP modules): its WaitModules is how a container waits for the
-// drivers it needs.
-func (m bspMount) Do(b *state.BSP) (*volume.Set, *coldplug) {
-	set := volume.NewSet(m.Log)
-	if b == nil {
-		m.Log.Info("bsp: no bsp/run.json, no modules or firmware to mount")
-		return set, nil
-	}
-	m.firmware(set, b)
-	return set, m.modules(set, b)
-}
-
 // firmware mounts b's firmware image on <Root>/lib/firmware.
 func (m bspMount) firmware(set *volume.Set, b *state.BSP) {
 	if b.Firmware == "" {
@@ -71,7 +52,9 @@ func (m bspMount) firmware(set *volume.Set, b *state.BSP) {
 	}
 }
 
-// modules mounts b's modules image for Release and starts the coldplug.
+// modules mounts b's modules image for Release and starts the coldplug
+// beside the caller: its WaitModules is how a container waits for the
+// drivers it needs.
 func (m bspMount) modules(set *volume.Set, b *state.BSP) *coldplug {
 	mods := b.ModulesFor(m.Release)
 	if mods == "" {
@@ -160,21 +143,28 @@ func (d *Daemon) mountBSP(st *state.State) {
 			}
 			return p
 		}}
-	d.mountModules(m, st.BSP(), d.late)
+	d.mountBSPWith(m, st.BSP(), d.late)
 }
 
-// mountModules is mountBSP's work with m; late is the revision's late
-// checksum (nil: none).
-func (d *Daemon) mountModules(m bspMount, b *state.BSP, late *lateCheck) {
+// mountBSPWith is mountBSP's work with m; late is the revision's late
+// checksum (nil: none). A BSP without a modules or firmware entry mounts
+// nothing (logged). A volume that does not mount is logged as an error
+// but is not fatal: the containers still start, with the initrd's
+// modules only, so the device stays reachable for a fixing update
+// instead of rebooting into the same failure. It returns the volumes it
+// mounts (kept for the whole boot: a BSP change always reboots; the
+// modules image is added once its checksum passed); the running coldplug
+// (nil without BSP modules) is published for WaitDrivers.
+func (d *Daemon) mountBSPWith(m bspMount, b *state.BSP, late *lateCheck) *volume.Set {
+	set := volume.NewSet(m.Log)
 	if b == nil {
 		m.Log.Info("bsp: no bsp/run.json, no modules or firmware to mount")
-		return
+		return set
 	}
-	set := volume.NewSet(m.Log)
 	m.firmware(set, b)
 	if late == nil || len(late.mods) == 0 || b.ModulesFor(m.Release) == "" {
 		d.modulesMounted(m.modules(set, b))
-		return
+		return set
 	}
 	pending := make(chan struct{})
 	d.mu.Lock()
@@ -195,6 +185,7 @@ func (d *Daemon) mountModules(m bspMount, b *state.BSP, late *lateCheck) {
 		d.modulesMounted(cp)
 		close(pending)
 	}()
+	return set
 }
 
 // modulesMounted publishes the BSP's coldplug (nil: no BSP modules).
