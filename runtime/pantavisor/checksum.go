@@ -161,7 +161,7 @@ func (d *Daemon) checkObjects(rev string, st *state.State) (*lateCheck, error) {
 		}
 	}
 	start := time.Now()
-	bytes, err := verifyObjects(now)
+	bytes, err := verifyObjects(now, true)
 	if err != nil {
 		return nil, err
 	}
@@ -173,11 +173,19 @@ func (d *Daemon) checkObjects(rev string, st *state.State) (*lateCheck, error) {
 }
 
 // verifyObjects hashes objs in turn and returns how many bytes it read,
-// or the first mismatch.
-func verifyObjects(objs []checkedObject) (int64, error) {
+// or the first mismatch. mapped hashes through mappings (the fastest
+// way, for RUN while nothing else runs); otherwise the files are read:
+// a page fault on a mapping holds the process's mmap lock, which a
+// fork or the Go heap's growth in another thread of PID 1 then waits
+// for behind a thread of the lowest priority.
+func verifyObjects(objs []checkedObject, mapped bool) (int64, error) {
 	var bytes int64
 	for _, o := range objs {
-		n, err := verifyMapped(o.path, o.sha)
+		var n int64
+		err := errNoMap
+		if mapped {
+			n, err = verifyMapped(o.path, o.sha)
+		}
 		if errors.Is(err, errNoMap) {
 			n, err = verifyRead(o.path, o.sha)
 		}

@@ -35,9 +35,9 @@ func newLateCheck(mods, boot []checkedObject) *lateCheck {
 	return &lateCheck{mods: mods, boot: boot, hold: lateCheckHold, modsDone: make(chan struct{}), done: make(chan struct{})}
 }
 
-// run verifies the objects on a thread of its own at idle priority; the
-// thread is never unlocked, so it ends with the goroutine and its
-// priority with it.
+// run verifies the objects on a thread of its own at idle priority, by
+// reading them (see verifyObjects); the thread is never unlocked, so it
+// ends with the goroutine and its priority with it.
 func (c *lateCheck) run(log *slog.Logger) {
 	runtime.LockOSThread()
 	if err := lowerThreadPriority(lateNice); err != nil {
@@ -50,12 +50,12 @@ func (c *lateCheck) run(log *slog.Logger) {
 		c.hold()
 	}
 	start := time.Now()
-	n, err := verifyObjects(c.mods)
+	n, err := verifyObjects(c.mods, false)
 	c.modsErr = err
 	close(c.modsDone)
 	if err == nil {
 		var m int64
-		m, err = verifyObjects(c.boot)
+		m, err = verifyObjects(c.boot, false)
 		n += m
 	}
 	c.err = err
