@@ -5,7 +5,7 @@
 // Kernel (runtime/kmod in the daemon) and unloads them when no container
 // holds the alias any more.
 //
-//	m := drivers.New(drivers.Options{Kernel: drivers.Kmod(dir, "/sys", log), Meta: meta, Log: log})
+//	m := drivers.New(drivers.Options{Kernel: drivers.Kmod(dir, "/sys", nil, log), Meta: meta, Log: log})
 //	m.SetRevision(st.Drivers(), drivers.Sections(cmdline, fitconfig))
 //	err := m.Ensure("wifi-app", p.Drivers)   // before the container starts
 //	err = m.Manual("wifi-app", p.Drivers, "wifi", true) // PUT /drivers/wifi/load
@@ -59,8 +59,13 @@ type Meta func(kind, key string) (string, bool)
 // Options configure a Manager.
 type Options struct {
 	Kernel Kernel // nil: every load fails with ErrNoKernel
-	Meta   Meta   // nil: every reference expands to ""
-	Log    *slog.Logger
+	// Pending, when set, returns a channel closed once the Kernel's
+	// modules are in place (the BSP's image is mounted beside the
+	// container start), or nil when they are not pending: loads wait
+	// for it, outside the Manager's lock.
+	Pending func() <-chan struct{}
+	Meta    Meta // nil: every reference expands to ""
+	Log     *slog.Logger
 }
 
 // Manager owns which container holds which alias. Its methods are safe
@@ -124,6 +129,9 @@ func (m *Manager) SetRevision(d *state.Drivers, sections []string) {
 // A required alias the BSP lacks or whose modules do not load is an
 // error (the container must not start); optional ones are best effort.
 func (m *Manager) Ensure(container string, refs state.DriverRefs) error {
+	if len(refs.Required)+len(refs.Optional) > 0 {
+		m.waitPending()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, a := range refs.Required {
@@ -149,6 +157,9 @@ func (m *Manager) Manual(container string, refs state.DriverRefs, name string, l
 		}
 		names = []string{name}
 	}
+	if load {
+		m.waitPending()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var first error
@@ -164,6 +175,16 @@ func (m *Manager) Manual(container string, refs state.DriverRefs, name string, l
 		}
 	}
 	return first
+}
+
+// waitPending returns once the modules are in place (Options.Pending).
+func (m *Manager) waitPending() {
+	if m.o.Pending == nil {
+		return
+	}
+	if p := m.o.Pending(); p != nil {
+		<-p
+	}
 }
 
 // Release drops every hold of container (it stopped) and unloads the

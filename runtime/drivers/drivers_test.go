@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 )
@@ -200,5 +201,42 @@ func TestBoardSection(t *testing.T) {
 	}
 	if got, want := k.take(), "load cfg80211; load brcmfmac roamoff=1"; got != want {
 		t.Errorf("dtb section: %s, want %s", got, want)
+	}
+}
+
+// TestPending: while the modules are pending, a container's Ensure waits
+// for them outside the lock (GET /drivers still answers), and the kmod
+// Kernel does not read the directory's index: the initrd's is not the
+// BSP's.
+func TestPending(t *testing.T) {
+	k := newFakeKernel()
+	pending := make(chan struct{})
+	m := New(Options{Kernel: k, Meta: meta, Pending: func() <-chan struct{} { return pending }})
+	m.SetRevision(aliases, nil)
+	refs := state.DriverRefs{Required: []string{"net"}}
+	done := make(chan error, 1)
+	go func() { done <- m.Ensure("app", refs) }()
+	if st := m.Status(refs); len(st) != 1 || st[0].Status != Unloaded {
+		t.Errorf("Status while pending = %v, want net UNLOADED", st)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Ensure returned %v while the modules were pending", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(pending)
+	if err := <-done; err != nil || !k.loaded["dummy"] {
+		t.Errorf("Ensure after the mount = %v, loaded %v", err, k.loaded)
+	}
+
+	dir := t.TempDir()
+	kp := make(chan struct{})
+	kk := Kmod(dir, t.TempDir(), func() <-chan struct{} { return kp }, nil)
+	if err := kk.Load("dummy", ""); !errors.Is(err, errPending) || kk.Loaded("dummy") {
+		t.Errorf("Kmod Load while pending = %v, want errPending", err)
+	}
+	close(kp)
+	if err := kk.Load("dummy", ""); err == nil || errors.Is(err, errPending) {
+		t.Errorf("Kmod Load after the mount of an empty directory = %v, want the index error", err)
 	}
 }

@@ -1,6 +1,7 @@
 package drivers
 
 import (
+	"errors"
 	"log/slog"
 	"sync"
 
@@ -10,13 +11,19 @@ import (
 // Kmod is a Kernel over runtime/kmod for module directory dir (the BSP's
 // modules on /lib/modules/<release>) and sysfs at sys. The index is read
 // at the first use, once the BSP is mounted; an error then is returned by
-// every load.
-func Kmod(dir, sys string, log *slog.Logger) Kernel {
-	return &kmodKernel{dir: dir, sys: sys, log: log}
+// every load. pending (nil: never) is Options.Pending: while the modules
+// are pending the index is not read (Load fails, Loaded is false), so
+// the initrd's few modules on dir are never taken for the BSP's.
+func Kmod(dir, sys string, pending func() <-chan struct{}, log *slog.Logger) Kernel {
+	return &kmodKernel{dir: dir, sys: sys, pending: pending, log: log}
 }
+
+// errPending: the BSP's modules are not mounted yet.
+var errPending = errors.New("kernel modules not mounted yet")
 
 type kmodKernel struct {
 	dir, sys string
+	pending  func() <-chan struct{}
 	log      *slog.Logger
 
 	once sync.Once
@@ -27,6 +34,15 @@ type kmodKernel struct {
 // loader opens the index once. The Manager serialises the calls, so the
 // Loader (not safe for concurrent use) has one user at a time.
 func (k *kmodKernel) loader() (*kmod.Loader, error) {
+	if k.pending != nil {
+		if p := k.pending(); p != nil {
+			select {
+			case <-p:
+			default:
+				return nil, errPending
+			}
+		}
+	}
 	k.once.Do(func() {
 		idx, err := kmod.Open(k.dir)
 		if err != nil {

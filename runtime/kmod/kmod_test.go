@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A slice of a real Debian 6.1 amd64 module directory, as depmod writes it.
@@ -407,5 +408,31 @@ func TestDeviceDriver(t *testing.T) {
 		if got := idx.DeviceDriver(name); got != want {
 			t.Errorf("DeviceDriver(%s) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// TestModprobePending: a request made while PendingFile marks the modules
+// directory waits for the image mounted over it instead of failing
+// against the initrd's modules.
+func TestModprobePending(t *testing.T) {
+	dir := writeDir(t, map[string]string{"lib/modules/6.1.0-50-amd64/modules.dep": "", "lib/modules/6.1.0-50-amd64/" + PendingFile: ""})
+	moddir := filepath.Join(dir, "lib/modules/6.1.0-50-amd64")
+	mounted := make(chan time.Time, 1)
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		os.WriteFile(filepath.Join(moddir, "modules.dep"), []byte(modulesDep), 0o644)
+		os.WriteFile(filepath.Join(moddir, "modules.alias"), []byte(modulesAlias), 0o644)
+		mounted <- time.Now()
+		os.Remove(filepath.Join(moddir, PendingFile))
+	}()
+	k := &fakeKernel{}
+	err := modprobe([]string{"-d", dir, "-q", "--", "fs-overlay"}, io.Discard, io.Discard,
+		modprobeEnv{sys: t.TempDir(), release: func() (string, error) { return "6.1.0-50-amd64", nil }, load: k.load})
+	done := time.Now()
+	if err != nil || !reflect.DeepEqual(k.calls, []string{"overlay"}) {
+		t.Fatalf("modprobe fs-overlay while pending = %v, calls %q; want overlay loaded", err, k.calls)
+	}
+	if at := <-mounted; done.Before(at) {
+		t.Errorf("modprobe returned %v before the mount", at.Sub(done))
 	}
 }

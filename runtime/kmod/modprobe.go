@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // ErrUsage is returned for a modprobe command line that cannot be run.
@@ -39,6 +40,29 @@ var ErrUsage = errors.New("usage: modprobe [-qbvnD] [-d root] [-S release] [-a] 
 func Modprobe(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmdline, _ := os.ReadFile("/proc/cmdline")
 	return modprobe(args, stdout, stderr, modprobeEnv{sys: "/sys", cmdline: string(cmdline), release: kernelRelease, load: finit, kmsg: "/dev/kmsg"})
+}
+
+// PendingFile, in a modules directory, says that a modules image is
+// about to be mounted on it (Pantavisor mounts the BSP's once its
+// checksum passed, beside the container start): modprobe waits until the
+// mount hides the file or it is removed, so a request_module made
+// meanwhile (overlay for a container, …) is served from the image
+// rather than failing against the initrd's few modules.
+const PendingFile = ".pv-modules-pending"
+
+// pendingWait bounds that wait: a mount that never comes must not hang
+// the kernel's request forever.
+const pendingWait = 2 * time.Minute
+
+// waitPending returns once dir holds no PendingFile, or after max.
+func waitPending(dir string, max time.Duration) {
+	deadline := time.Now().Add(max)
+	for {
+		if _, err := os.Lstat(filepath.Join(dir, PendingFile)); err != nil || !time.Now().Before(deadline) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // modprobeEnv is the system modprobe runs against, swapped in tests.
@@ -165,7 +189,9 @@ func modprobe(args []string, stdout, stderr io.Writer, env modprobeEnv) error {
 			return fmt.Errorf("modprobe: %w", err)
 		}
 	}
-	idx, err := Open(filepath.Join(f.root, "lib", "modules", f.release))
+	dir := filepath.Join(f.root, "lib", "modules", f.release)
+	waitPending(dir, pendingWait)
+	idx, err := Open(dir)
 	if err != nil {
 		return fmt.Errorf("modprobe: %w", err)
 	}

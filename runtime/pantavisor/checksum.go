@@ -36,11 +36,44 @@ func (d *Daemon) quickboot() bool {
 	return false
 }
 
-// checksumSkipped are the objects RUN does not re-hash: the boot loader
-// loaded them already (Pantavisor itself, the kernel, the FIT source),
-// so a bad one could not be refused any more.
+// checksumSkipped are the objects RUN does not hash: the FIT image's
+// source, which nothing on the device reads.
 func checksumSkipped(name string) bool {
-	return strings.HasPrefix(name, "bsp/pantavisor") || name == "bsp/kernel.img" || name == "bsp/fit-image.its"
+	return name == "bsp/fit-image.its"
+}
+
+// lateObjects returns the state keys of b's objects that RUN verifies
+// beside the container start instead of before it (lateCheck): what the
+// boot loader loaded already (kernel, initrds, device trees, FIT, boot
+// image) and the kernel modules images, which only the coldplug, the
+// kernel's module requests and the managed drivers read, and each of them
+// waits for it. A key that names a directory covers the files under it.
+func lateObjects(b *state.BSP) (boot, modules []string) {
+	if b == nil {
+		return nil, nil
+	}
+	for _, f := range append([]string{b.Linux, b.Initrd, b.Fdt, b.Fit, b.Rpiab}, b.Addons...) {
+		if f != "" {
+			boot = append(boot, "bsp/"+f)
+		}
+	}
+	if b.Modules != "" {
+		modules = append(modules, "bsp/"+b.Modules)
+	}
+	for _, f := range b.ModulesByRelease {
+		modules = append(modules, "bsp/"+f)
+	}
+	return boot, modules
+}
+
+// covers reports whether object name is one of keys or under one.
+func covers(keys []string, name string) bool {
+	for _, k := range keys {
+		if name == k || strings.HasPrefix(name, k+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // checkedObject is one file RUN verifies: the state key, its sha and the
@@ -93,30 +126,75 @@ func (d *Daemon) revisionObjects(rev string, st *state.State) []checkedObject {
 	return out
 }
 
-// checkObjects re-hashes the running revision's objects before any of
-// them is used (spec §1 RUN 4, PV_SECUREBOOT_CHECKSUM): storage that
-// rotted or was tampered with since the update fails the revision, which
-// rolls back, rather than running corrupt code.
-func (d *Daemon) checkObjects(rev string, st *state.State) error {
+// checksumOn reports whether RUN verifies objects at all, logging it
+// when it does not.
+func (d *Daemon) checksumOn() bool {
 	if !d.conf.Bool(config.SecurebootChecksum) || d.quickboot() {
 		d.log.Info("checksum: objects not verified", "PV_SECUREBOOT_CHECKSUM", d.conf.Get(config.SecurebootChecksum), "pv_quickboot", d.quickboot())
-		return nil
+		return false
+	}
+	return true
+}
+
+// checkObjects re-hashes the running revision's objects (spec §1 RUN 4,
+// PV_SECUREBOOT_CHECKSUM): storage that rotted or was tampered with
+// since the update fails the revision, which rolls back, rather than
+// running corrupt code. The objects that gate what RUN starts (the
+// containers', firmware, anything mounted before the containers start)
+// are hashed here, before any is used; the lateObjects are handed to the
+// returned lateCheck (nil when there are none or checksums are off),
+// which the caller starts.
+func (d *Daemon) checkObjects(rev string, st *state.State) (*lateCheck, error) {
+	if !d.checksumOn() {
+		return nil, nil
+	}
+	boot, mods := lateObjects(st.BSP())
+	var now, lateBoot, lateMods []checkedObject
+	for _, o := range d.revisionObjects(rev, st) {
+		switch {
+		case covers(mods, o.name):
+			lateMods = append(lateMods, o)
+		case covers(boot, o.name):
+			lateBoot = append(lateBoot, o)
+		default:
+			now = append(now, o)
+		}
 	}
 	start := time.Now()
+	bytes, err := verifyObjects(now, true)
+	if err != nil {
+		return nil, err
+	}
+	d.log.Info("checksum: objects verified", "bytes", bytes, "took", time.Since(start).Round(time.Millisecond))
+	if len(lateBoot)+len(lateMods) == 0 {
+		return nil, nil
+	}
+	return newLateCheck(lateMods, lateBoot), nil
+}
+
+// verifyObjects hashes objs in turn and returns how many bytes it read,
+// or the first mismatch. mapped hashes through mappings (the fastest
+// way, for RUN while nothing else runs); otherwise the files are read:
+// a page fault on a mapping holds the process's mmap lock, which a
+// fork or the Go heap's growth in another thread of PID 1 then waits
+// for behind a thread of the lowest priority.
+func verifyObjects(objs []checkedObject, mapped bool) (int64, error) {
 	var bytes int64
-	for _, o := range d.revisionObjects(rev, st) {
-		n, err := verifyMapped(o.path, o.sha)
+	for _, o := range objs {
+		var n int64
+		err := errNoMap
+		if mapped {
+			n, err = verifyMapped(o.path, o.sha)
+		}
 		if errors.Is(err, errNoMap) {
 			n, err = verifyRead(o.path, o.sha)
 		}
 		if err != nil {
-			return fmt.Errorf("checksum: %s: %w", o.name, err)
+			return bytes, fmt.Errorf("checksum: %s: %w", o.name, err)
 		}
 		bytes += n
 	}
-	took := time.Since(start)
-	d.log.Info("checksum: objects verified", "bytes", bytes, "took", took.Round(time.Millisecond))
-	return nil
+	return bytes, nil
 }
 
 // errNoMap: the object could not be mapped (too large for the address

@@ -8,7 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/pantavisor/pantavisor-go/runtime/bootloader"
+	"github.com/pantavisor/pantavisor-go/runtime/update"
 	"golang.org/x/sys/unix"
 )
 
@@ -16,6 +19,16 @@ import (
 // store and revision 0's state JSON naming them; corrupt names are
 // stored with other bytes than their sha says.
 func storeObjects(t testing.TB, storage string, objects map[string][]byte, corrupt ...string) {
+	t.Helper()
+	storeRevision(t, storage, "0", "", objects, corrupt...)
+}
+
+// bspRunJSON is a BSP whose kernel, initrd and modules are late objects.
+const bspRunJSON = `"bsp/run.json":{"linux":"kernel.img","initrd":"pantavisor","modules":"modules.squashfs"}`
+
+// storeRevision is storeObjects for revision rev, with inline entries
+// ("key":value, comma-separated) added to its state JSON.
+func storeRevision(t testing.TB, storage, rev, inline string, objects map[string][]byte, corrupt ...string) {
 	t.Helper()
 	os.MkdirAll(filepath.Join(storage, "objects"), 0o755)
 	var st []string
@@ -32,8 +45,12 @@ func storeObjects(t testing.TB, storage string, objects map[string][]byte, corru
 		}
 		st = append(st, `"`+name+`":"`+sha+`"`)
 	}
+	if inline != "" {
+		st = append(st, inline)
+	}
 	js := `{"#spec":"pantavisor-service-system@1",` + strings.Join(st, ",") + `}`
-	if err := os.WriteFile(filepath.Join(storage, "trails", "0", ".pvr", "json"), []byte(js), 0o644); err != nil {
+	os.MkdirAll(filepath.Join(storage, "trails", rev, ".pvr"), 0o755)
+	if err := os.WriteFile(filepath.Join(storage, "trails", rev, ".pvr", "json"), []byte(js), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -63,7 +80,7 @@ func runOnce(t *testing.T, storage, cmdline string, env ...string) (ready bool, 
 
 func TestChecksumRun(t *testing.T) {
 	objects := map[string][]byte{"app/root.squashfs": []byte("squash"), "bsp/kernel.img": []byte("kernel"),
-		"app/lxc.container.conf": []byte("conf")}
+		"app/lxc.container.conf": []byte("conf"), "bsp/fit-image.its": []byte("its")}
 	for _, tt := range []struct {
 		name    string
 		corrupt []string
@@ -73,7 +90,8 @@ func TestChecksumRun(t *testing.T) {
 	}{
 		{"intact", nil, "", nil, true},
 		{"rotten object", []string{"app/root.squashfs"}, "", nil, false},
-		{"rotten kernel is the boot loader's", []string{"bsp/kernel.img"}, "", nil, true},
+		{"rotten kernel without run.json", []string{"bsp/kernel.img"}, "", nil, false},
+		{"rotten FIT source is not used", []string{"bsp/fit-image.its"}, "", nil, true},
 		{"PV_SECUREBOOT_CHECKSUM=0", []string{"app/root.squashfs"}, "", []string{"PV_SECUREBOOT_CHECKSUM=0"}, true},
 		{"pv_quickboot", []string{"app/root.squashfs"}, "pv_quickboot=1", nil, true},
 		{"pv_quickboot env", []string{"app/root.squashfs"}, "", []string{"pv_quickboot=1"}, true},
@@ -109,10 +127,130 @@ func TestChecksumRun(t *testing.T) {
 			if ready != tt.ready {
 				t.Errorf("ready = %v, want %v; log:\n%s", ready, tt.ready, log)
 			}
-			if !tt.ready && !strings.Contains(log, "checksum: app/root.squashfs: verify object") {
+			if tt.ready {
+				return
+			}
+			name := tt.corrupt[0]
+			if _, n, ok := strings.Cut(name, ":"); ok {
+				name = n
+			}
+			if !strings.Contains(log, "checksum: "+name+": verify object") {
 				t.Errorf("log lacks the checksum failure:\n%s", log)
 			}
 		})
+	}
+}
+
+// TestChecksumLate: the objects the boot loader loaded and the modules
+// image are verified beside the container start (the revision gets to
+// READY first), and a mismatch there still fails the revision: RUN's
+// error, then ROLLBACK and REBOOT (ERROR first for revision 0).
+func TestChecksumLate(t *testing.T) {
+	objects := map[string][]byte{"app/root.squashfs": []byte("squash"), "bsp/kernel.img": []byte("kernel"),
+		"bsp/pantavisor": []byte("initrd"), "bsp/modules.squashfs": []byte("modules")}
+	for _, rotten := range []string{"bsp/kernel.img", "bsp/modules.squashfs", ""} {
+		t.Run("rotten "+rotten, func(t *testing.T) {
+			storage := newStorage(t)
+			var corrupt []string
+			if rotten != "" {
+				corrupt = []string{rotten}
+			}
+			storeRevision(t, storage, "0", bspRunJSON, objects, corrupt...)
+			hold := make(chan struct{})
+			lateCheckHold = func() { <-hold }
+			t.Cleanup(func() { lateCheckHold = nil })
+			var logs syncBuf
+			d, err := New(Options{Cmdline: "pv_appengine pv_rev=0", NoLogServer: true, Log: newTextLog(&logs),
+				Env: []string{"PV_STORAGE_MNTPOINT=" + storage, "PV_SYSTEM_RUNDIR=" + filepath.Join(t.TempDir(), "run"), "PV_CONTROL_REMOTE=0"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan Exit, 1)
+			go func() { e, _ := d.Run(ctx); done <- e }()
+			select {
+			case <-d.Ready(): // the late check is held: READY came first
+			case <-done:
+				t.Fatalf("exited before READY:\n%s", logs.String())
+			}
+			close(hold)
+			if rotten == "" {
+				waitLog(t, &logs, "checksum: boot loader and modules objects verified")
+				if got := d.State(); got != StateWait {
+					t.Errorf("state after the late check = %s, want WAIT", got)
+				}
+				cancel()
+				<-done
+				return
+			}
+			select {
+			case e := <-done:
+				if e != ExitReboot {
+					t.Errorf("exit = %v, want reboot", e)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatalf("still running 20s after the late check:\n%s", logs.String())
+			}
+			if log := logs.String(); !strings.Contains(log, "checksum: "+rotten+": verify object") || !strings.Contains(log, "msg=run ") {
+				t.Errorf("log lacks RUN's checksum failure:\n%s", log)
+			}
+		})
+	}
+}
+
+// waitLog polls until the log holds s.
+func waitLog(t *testing.T, logs *syncBuf, s string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logs.String(), s); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log lacks %q after 20s:\n%s", s, logs.String())
+		}
+	}
+}
+
+// TestChecksumLateTry: a try revision whose kernel object rotted is not
+// committed while its late check runs, however long it takes, and the
+// mismatch rolls it back: pv_try stays set for the boot loader, pv_rev
+// stays the committed revision.
+func TestChecksumLateTry(t *testing.T) {
+	dir := tryingStorage(t)
+	storeRevision(t, dir, tryRev, bspRunJSON, map[string][]byte{"bsp/kernel.img": []byte("kernel"),
+		"bsp/pantavisor": []byte("initrd"), "bsp/modules.squashfs": []byte("modules")}, "bsp/kernel.img")
+	hold := make(chan struct{})
+	lateCheckHold = func() { <-hold }
+	t.Cleanup(func() { lateCheckHold = nil })
+	in := start(t, dir, func(o *Options) {
+		o.Cmdline = "pv_rev=" + tryRev + " pv_try=" + tryRev + " pv_appengine"
+		o.NewUpdater = func(env Env) (Updater, error) {
+			bl, err := bootloader.Open(bootloader.Options{Type: "uboot", Storage: env.Storage.Root(), Cmdline: env.Cmdline})
+			if err != nil {
+				return nil, err
+			}
+			u, err := update.New(update.Options{Storage: env.Storage, Bootloader: bl, Log: env.Log, CommitDelay: time.Millisecond})
+			return testUpdater{u}, err
+		}
+	})
+	// Without the hold, the update (no containers, no commit delay)
+	// would be committed at its second WAIT round.
+	time.Sleep(2*Tick + Tick/2)
+	env := bootloader.OpenUbootFile(filepath.Join(dir, "boot", "uboot.txt"))
+	if rev, _ := env.Get(bootloader.VarRev); rev != "0" {
+		t.Fatalf("pv_rev = %q during the late check, want 0 (not committed)", rev)
+	}
+	close(hold)
+	select {
+	case <-in.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("try revision with a rotten kernel still running 20s after its late check")
+	}
+	if in.exit != ExitReboot {
+		t.Errorf("exit = %v, want reboot", in.exit)
+	}
+	rev, _ := env.Get(bootloader.VarRev)
+	try, _ := env.Get(bootloader.VarTry)
+	if rev != "0" || try != tryRev {
+		t.Errorf("after the rollback pv_rev=%q pv_try=%q, want 0 and %s (the boot loader falls back)", rev, try, tryRev)
 	}
 }
 

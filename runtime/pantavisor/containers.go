@@ -956,7 +956,8 @@ func (m *Containers) signal(plat, typ string) error {
 func driverManager(env Env, release string) *drivers.Manager {
 	o := drivers.Options{Log: env.Log}
 	if env.Mode == Embedded && release != "" {
-		o.Kernel = drivers.Kmod(filepath.Join("/lib/modules", release), "/sys", env.Log)
+		o.Kernel = drivers.Kmod(filepath.Join("/lib/modules", release), "/sys", env.ModulesPending, env.Log)
+		o.Pending = env.ModulesPending
 	}
 	o.Meta = func(kind, key string) (string, bool) {
 		s := env.UsrMeta

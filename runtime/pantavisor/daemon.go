@@ -91,6 +91,10 @@ type Daemon struct {
 	cmds  chan command.Command
 	ready chan struct{}
 
+	// late is the running revision's checksum that runs beside the
+	// container start, nil when none runs (owned by the FSM goroutine).
+	late *lateCheck
+
 	boot      *boottime.Timeline // the boot's phases (Options.Boot)
 	bootShown bool               // the timeline line was printed (owned by the FSM goroutine)
 
@@ -98,7 +102,11 @@ type Daemon struct {
 	current  *revision
 	state    State
 	coldplug *coldplug // the BSP's driver loading, nil before RUN or without modules
-	goRemote bool
+	// modsPending is closed once the BSP's modules image, mounted after
+	// its late checksum, is in place (or is known not to be); nil when
+	// nothing is pending.
+	modsPending chan struct{}
+	goRemote    bool
 	// logsClosed is set when the log server closes (see switchHandler).
 	logsClosed atomic.Bool
 }
@@ -410,6 +418,10 @@ type Env struct {
 	// without them: a container that needs a driver calls it before it
 	// starts (Daemon.WaitDrivers).
 	WaitDrivers func(ctx context.Context, modules ...string) error
+	// ModulesPending returns a channel closed once the BSP's modules are
+	// on /lib/modules (they are mounted beside the container start), or
+	// nil when they are not pending: the managed drivers wait for it.
+	ModulesPending func() <-chan struct{}
 }
 
 // plugins sets up the platform manager and the updater.
@@ -419,7 +431,7 @@ func (d *Daemon) plugins() error {
 	}
 	env := Env{Mode: d.mode, Rev: d.rev, Try: d.try, RunDir: d.runDir, Storage: d.store,
 		Config: d.conf, DevMeta: d.devmeta, UsrMeta: d.usrmeta, Logs: d.logs, Clock: d.clock, Log: d.log, Cmdline: d.opt.Cmdline, Hooks: d.hooks, Verify: d.verify,
-		WaitDrivers: d.WaitDrivers}
+		WaitDrivers: d.WaitDrivers, ModulesPending: d.modulesPending}
 	d.platforms, d.updater = d.opt.Platforms, d.opt.Updater
 	if d.platforms == nil && d.opt.NewPlatforms != nil {
 		p, err := d.opt.NewPlatforms(env)

@@ -112,6 +112,12 @@ func (d *Daemon) Run(ctx context.Context) (Exit, error) {
 			close(d.ready)
 			s = StateWait
 		case StateWait:
+			if err := d.lateFailed(); err != nil {
+				d.log.Error("run", "rev", d.rev, "err", err) // as RUN's own checksum failure
+				runErr = err
+				s = StateRollback
+				break
+			}
 			s, cmd = d.wait(ctx)
 		case StateCommand:
 			s = d.command(ctx, cmd)
@@ -166,8 +172,13 @@ func (d *Daemon) run() error {
 	if err := d.verify(rev.state); err != nil {
 		return fmt.Errorf("revision %s: secureboot: %w", d.rev, err)
 	}
-	if err := d.checkObjects(d.rev, rev.state); err != nil {
+	late, err := d.checkObjects(d.rev, rev.state)
+	if err != nil {
 		return fmt.Errorf("revision %s: %w", d.rev, err)
+	}
+	if late != nil {
+		d.late = late
+		go late.run(d.log)
 	}
 	d.mu.Lock()
 	d.current = rev
@@ -204,6 +215,26 @@ func (d *Daemon) run() error {
 			}
 			return err
 		}
+	}
+	return nil
+}
+
+// lateFailed returns the late checksum's mismatch once the check ended,
+// and then forgets the check; nil while it runs, after it passed, or
+// without one (FSM goroutine).
+func (d *Daemon) lateFailed() error {
+	c := d.late
+	if c == nil {
+		return nil
+	}
+	select {
+	case <-c.done:
+	default:
+		return nil
+	}
+	d.late = nil
+	if c.err != nil {
+		return fmt.Errorf("revision %s: %w", d.rev, c.err)
 	}
 	return nil
 }
@@ -290,7 +321,9 @@ func (d *Daemon) wait(ctx context.Context) (State, command.Command) {
 	}
 	d.bootProgress()
 	d.systemDone(ctx)
-	if u := d.updater; u != nil {
+	// The update under test is neither committed nor failed while the
+	// late checksum runs: its outcome decides first.
+	if u := d.updater; u != nil && d.late == nil {
 		next, err := u.Step(ctx)
 		if err != nil {
 			d.log.Error("update", "err", err)
@@ -302,9 +335,12 @@ func (d *Daemon) wait(ctx context.Context) (State, command.Command) {
 			return StateRollback, command.Command{}
 		}
 	}
-	var changed <-chan struct{}
+	var changed, lateDone <-chan struct{}
 	if d.platforms != nil {
 		changed = d.platforms.Changed()
+	}
+	if d.late != nil {
+		lateDone = d.late.done
 	}
 	select {
 	case <-ctx.Done():
@@ -313,6 +349,7 @@ func (d *Daemon) wait(ctx context.Context) (State, command.Command) {
 		return StateCommand, c
 	case <-changed:
 		d.reconcileXConnect()
+	case <-lateDone:
 	case <-d.clock.After(Tick):
 	}
 	return StateWait, command.Command{}
@@ -360,6 +397,14 @@ func (d *Daemon) command(ctx context.Context, c command.Command) State {
 	case command.OpLocalRun, command.OpLocalRunCommit, command.OpMakeFactory, command.OpTryOnce, command.OpLocalApply:
 		if d.updater == nil {
 			break
+		}
+		// An update starts from a running revision known to be intact.
+		if d.late != nil {
+			<-d.late.done
+			if err := d.lateFailed(); err != nil {
+				d.log.Error("run", "rev", d.rev, "err", err)
+				return StateRollback
+			}
 		}
 		next, err := d.updater.Run(ctx, c)
 		if err != nil {
