@@ -91,6 +91,7 @@ type Daemon struct {
 	cmds  chan command.Command
 	ready chan struct{}
 
+	settled   sync.Once          // Options.Settle ran
 	boot      *boottime.Timeline // the boot's phases (Options.Boot)
 	bootShown bool               // the timeline line was printed (owned by the FSM goroutine)
 
@@ -142,6 +143,13 @@ func New(o Options) (*Daemon, error) {
 		}
 	}
 	return d, nil
+}
+
+// settle runs Options.Settle once.
+func (d *Daemon) settle() {
+	if d.opt.Settle != nil {
+		d.settled.Do(d.opt.Settle)
+	}
 }
 
 // Ready is closed once INIT and RUN are done and the FSM is waiting.

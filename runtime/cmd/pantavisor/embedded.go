@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pantavisor/pantavisor-go/runtime/boottime"
 	"github.com/pantavisor/pantavisor-go/runtime/config"
 	"github.com/pantavisor/pantavisor-go/runtime/embedded"
 	"github.com/pantavisor/pantavisor-go/runtime/kmod"
@@ -31,16 +33,20 @@ func pid1Mounts() error {
 
 // prepareFor returns the INIT hook for PID 1 in embedded and standalone
 // modes: the initrd's modules, the reaper, securityfs and the storage
-// device. App
-// Engine (and a pantavisor that is not PID 1) needs none.
-func prepareFor(log *slog.Logger) func(context.Context, pantavisor.Mode, func(config.Key) string) error {
-	return func(ctx context.Context, mode pantavisor.Mode, get func(config.Key) string) error {
+// device; and the hook that waits for the initrd's modules left
+// loading once storage is mounted (Options.Settle). App Engine (and a
+// pantavisor that is not PID 1) needs none. The steps to storage go to
+// boot's timeline.
+func prepareFor(log *slog.Logger, boot *boottime.Timeline) (prepare func(context.Context, pantavisor.Mode, func(config.Key) string) error, settle func()) {
+	var mods *initrdModules
+	settle = func() { mods.stop() }
+	prepare = func(ctx context.Context, mode pantavisor.Mode, get func(config.Key) string) error {
 		if mode == pantavisor.AppEngine || os.Getpid() != 1 {
 			return nil
 		}
+		boot.MarkIn("storage", "prepare")
 		// the kernel file systems are mounted already (pid1Mounts)
-		stopHotplug := loadInitrdModules(ctx, log)
-		defer stopHotplug() // the BSP's coldplug and hotplug take over
+		mods = startInitrdModules(ctx, log, boot)
 		if get(config.SystemDriversLoadEarlyAuto) == "1" {
 			loadEarly(log, get(config.StorageFSType))
 		}
@@ -53,7 +59,8 @@ func prepareFor(log *slog.Logger) func(context.Context, pantavisor.Mode, func(co
 		}
 		dev := get(config.StorageDevice)
 		if dev == "" {
-			return nil // storage already in place (e.g. in the initrd)
+			mods.wait() // storage already in place (e.g. in the initrd)
+			return nil
 		}
 		wait, _ := strconv.Atoi(get(config.StorageWait))
 		if wait <= 0 {
@@ -61,12 +68,17 @@ func prepareFor(log *slog.Logger) func(context.Context, pantavisor.Mode, func(co
 		}
 		path, err := embedded.WaitDevice(ctx, dev, time.Duration(wait)*time.Second)
 		if err != nil {
+			mods.wait() // what they logged tells why
 			return fmt.Errorf("storage %s: %w", dev, err)
 		}
+		boot.MarkIn("storage", "device")
 		fstype := get(config.StorageFSType)
 		if fstype == "" {
 			fstype = "ext4"
 		}
+		// The file system's module, if the initrd has it: loaded by now
+		// or waited for; the rest of the initrd's modules go on loading.
+		mods.need("fs-" + fstype)
 		// Autogrow (upstream pv_e2fsgrow) grows an ext4 storage that is the
 		// last partition to the end of its disk, first boot only.
 		grow := &embedded.Autogrow{Dev: path, Off: embedded.AutogrowOff(procCmdline()), Log: log}
@@ -82,6 +94,7 @@ func prepareFor(log *slog.Logger) func(context.Context, pantavisor.Mode, func(co
 		}
 		return nil
 	}
+	return prepare, settle
 }
 
 // procCmdline is the kernel command line ("" when unreadable).
@@ -90,35 +103,43 @@ func procCmdline() string {
 	return string(b)
 }
 
-// loadInitrdModules loads from the initrd's /lib/modules/<release> what
+// initrdModules loads from the initrd's /lib/modules/<release> what
 // /etc/modules-load.d lists, enough to reach storage: the modules that
-// are not device drivers (file systems, loop) at once, the device
-// drivers only for the devices present (coldplug) and, until the
-// returned stop is called (storage is mounted), for the devices that
-// appear meanwhile (a SCSI disk behind AHCI, a USB stick): a PC image
-// lists the drivers of every storage controller it may meet, and
-// loading all of them costs seconds on a slow CPU. The rest comes from
-// the revision's BSP modules once it is mounted.
-func loadInitrdModules(ctx context.Context, log *slog.Logger) (stop func()) {
-	stop = func() {}
+// are not device drivers (file systems, loop), the device drivers only
+// for the devices present (coldplug) and, until stop (the BSP's modules
+// take over), for the devices that appear meanwhile (a SCSI disk behind
+// AHCI, a USB stick): a PC image lists the drivers of every storage
+// controller it may meet, and loading all of them costs seconds on a
+// slow CPU. All load side by side in the background: storage is mounted
+// as soon as its device appears, while AHCI may still probe its links.
+type initrdModules struct {
+	l       *kmod.Loader
+	log     *slog.Logger
+	loaded  chan struct{} // closed once the listed modules and coldplug are done
+	cancel  context.CancelFunc
+	hotplug chan struct{} // closed once hotplug ended
+}
+
+// startInitrdModules starts loading the initrd's modules; nil when there
+// are none (all its methods accept nil).
+func startInitrdModules(ctx context.Context, log *slog.Logger, boot *boottime.Timeline) *initrdModules {
 	rel, err := embedded.KernelRelease()
 	if err != nil {
 		log.Warn("modules", "err", err)
-		return stop
+		return nil
 	}
 	names, err := kmod.ReadModuleLists("/etc/modules-load.d")
 	if err != nil || len(names) == 0 {
-		return stop
+		return nil
 	}
 	idx, err := kmod.Open(filepath.Join("/lib/modules", rel))
 	if err != nil {
 		log.Warn("modules", "err", err)
-		return stop
+		return nil
 	}
 	l := kmod.NewLoader(idx, log)
-	if b, err := os.ReadFile("/proc/cmdline"); err == nil {
-		l.UseCmdline(string(b))
-	}
+	l.UseCmdline(procCmdline())
+	l.Parallel = true
 	var others []string
 	drivers := 0
 	for _, n := range names {
@@ -133,32 +154,71 @@ func loadInitrdModules(ctx context.Context, log *slog.Logger) (stop func()) {
 	if err != nil {
 		log.Warn("modules: no hotplug in the initrd", "err", err)
 	}
-	loaded, err := l.LoadAll(others)
-	if err != nil {
-		log.Warn("modules", "err", err)
-	}
-	// The initrd's index holds only the listed modules (and what they
-	// need): coldplug loads the listed drivers of the devices present.
-	plugged, err := l.Coldplug()
-	if err != nil {
-		log.Warn("modules", "err", err)
-	}
-	log.Info(fmt.Sprintf("kmod: initrd loaded %d modules (%d for the devices present; %d drivers listed)", len(loaded)+len(plugged), len(plugged), drivers))
-	if events == nil {
-		return stop
-	}
+	m := &initrdModules{l: l, log: log, loaded: make(chan struct{}), hotplug: make(chan struct{})}
 	hctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
+	m.cancel = cancel
 	go func() {
-		defer close(done)
+		defer close(m.hotplug)
+		if events == nil {
+			return
+		}
+		// Beside coldplug: virtio_blk loads as soon as virtio_pci's
+		// devices appear.
 		if err := l.Hotplug(hctx, events); err != nil && hctx.Err() == nil {
 			log.Warn("modules: initrd hotplug ended", "err", err)
 		}
 	}()
-	return func() {
-		cancel()
+	boot.MarkIn("storage", "modules")
+	go func() {
+		defer close(m.loaded)
+		// The initrd's index holds only the listed modules (and what
+		// they need): coldplug loads the listed drivers of the devices
+		// present; the others beside it.
+		var loaded []string
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			var err error
+			if loaded, err = l.LoadAll(others); err != nil {
+				log.Warn("modules", "err", err)
+			}
+		}()
+		plugged, err := l.Coldplug()
+		if err != nil {
+			log.Warn("modules", "err", err)
+		}
 		<-done
+		log.Info(fmt.Sprintf("kmod: initrd loaded %d modules (%d for the devices present; %d drivers listed)", len(loaded)+len(plugged), len(plugged), drivers))
+	}()
+	return m
+}
+
+// need loads module or alias name from the initrd if it has it (or
+// waits for its load in flight); nothing when it does not.
+func (m *initrdModules) need(name string) {
+	if m == nil {
+		return
 	}
+	if _, err := m.l.Probe(name, "", false); err != nil && !errors.Is(err, kmod.ErrNotFound) {
+		m.log.Warn("modules", "module", name, "err", err)
+	}
+}
+
+// wait returns once the listed modules and the coldplug are done.
+func (m *initrdModules) wait() {
+	if m != nil {
+		<-m.loaded
+	}
+}
+
+// stop waits for the loads and ends hotplug.
+func (m *initrdModules) stop() {
+	if m == nil {
+		return
+	}
+	m.wait()
+	m.cancel()
+	<-m.hotplug
 }
 
 // loadEarly is PV_SYSTEM_DRIVERS_LOAD_EARLY_AUTO: before storage is
