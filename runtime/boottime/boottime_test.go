@@ -40,7 +40,7 @@ func TestTimelineString(t *testing.T) {
 	tl.mark("storage", "prepare", t0.Add(50*time.Millisecond))
 	tl.mark("storage", "device", t0.Add(180*time.Millisecond))
 	tl.mark("storage", "device", t0.Add(190*time.Millisecond)) // nor those of a step
-	tl.mark("nope", "orphan", t0.Add(190*time.Millisecond)) // a step of no phase is not shown
+	tl.mark("nope", "orphan", t0.Add(190*time.Millisecond))    // a step of no phase is not shown
 	tl.MarkAt("storage", t0.Add(210*time.Millisecond))
 	tl.MarkAt("bsp", t0.Add(350*time.Millisecond))
 	tl.MarkAt("storage", t0.Add(900*time.Millisecond)) // later marks of a name do not count

@@ -423,6 +423,32 @@ func TestLoadWaitsForLoadInFlight(t *testing.T) {
 	}
 }
 
+func TestParallelJobs(t *testing.T) {
+	k := &fakeKernel{}
+	l, _ := testLoader(t, k)
+	l.Parallel, l.Jobs = true, 2
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	l.load = func(path, params string) error {
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		return k.load(path, params)
+	}
+	got, err := l.LoadAll([]string{"e1000e", "virtio_net", "ext4", "evdev", "i6300esb", "overlay"})
+	if err != nil || len(got) != 15 {
+		t.Errorf("LoadAll = %v, %v; want 15 modules", got, err)
+	}
+	if most != 2 {
+		t.Errorf("at most %d loads in flight, want Jobs = 2", most)
+	}
+}
+
 // busy reports whether a load of module name is in flight.
 func busy(l *Loader, name string) bool {
 	l.mu.Lock()

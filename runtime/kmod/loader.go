@@ -38,8 +38,15 @@ type Loader struct {
 	// new devices as soon as any load ends: a driver whose probe waits
 	// (AHCI for its links) no longer holds up the disk's.
 	Parallel bool
+	// Jobs bounds the loads in flight with Parallel (0: no bound): on
+	// one CPU, loads that only compete for it delay the disk's driver;
+	// one more than the CPUs keeps a driver that waits (AHCI) from
+	// holding the others up. Waiting loads start in the order they came.
+	Jobs int
 
-	load func(path, params string) error
+	load     func(path, params string) error
+	jobsOnce sync.Once
+	jobs     chan struct{}
 
 	mu   sync.Mutex
 	done map[string]bool
@@ -252,6 +259,11 @@ func (l *Loader) loadNow(file, explicit string) (loaded, done bool, err error) {
 		return false, false, nil
 	}
 	params := strings.Join(append(append([]string(nil), l.Params[name]...), strings.Fields(explicit)...), " ")
+	if l.Parallel && l.Jobs > 0 {
+		l.jobsOnce.Do(func() { l.jobs = make(chan struct{}, l.Jobs) })
+		l.jobs <- struct{}{}
+		defer func() { <-l.jobs }()
+	}
 	err = l.load(filepath.Join(l.idx.Dir, file), params)
 	switch {
 	case err == nil:

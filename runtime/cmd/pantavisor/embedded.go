@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/boottime"
@@ -45,8 +47,17 @@ func prepareFor(log *slog.Logger, boot *boottime.Timeline) (prepare func(context
 			return nil
 		}
 		boot.MarkIn("storage", "prepare")
+		fstype := get(config.StorageFSType)
+		if fstype == "" {
+			fstype = "ext4"
+		}
+		dev := get(config.StorageDevice)
 		// the kernel file systems are mounted already (pid1Mounts)
-		mods = startInitrdModules(ctx, log, boot)
+		mods = startInitrdModules(ctx, log, "fs-"+fstype)
+		boot.MarkIn("storage", "modules")
+		// The rest of the listed modules once the device is there (or
+		// not): until then they would only compete for the CPU.
+		defer mods.rest()
 		if get(config.SystemDriversLoadEarlyAuto) == "1" {
 			loadEarly(log, get(config.StorageFSType))
 		}
@@ -57,7 +68,6 @@ func prepareFor(log *slog.Logger, boot *boottime.Timeline) (prepare func(context
 				log.Warn("PV_SYSTEM_MOUNT_SECURITYFS", "err", err)
 			}
 		}
-		dev := get(config.StorageDevice)
 		if dev == "" {
 			mods.wait() // storage already in place (e.g. in the initrd)
 			return nil
@@ -72,12 +82,9 @@ func prepareFor(log *slog.Logger, boot *boottime.Timeline) (prepare func(context
 			return fmt.Errorf("storage %s: %w", dev, err)
 		}
 		boot.MarkIn("storage", "device")
-		fstype := get(config.StorageFSType)
-		if fstype == "" {
-			fstype = "ext4"
-		}
+		mods.rest()
 		// The file system's module, if the initrd has it: loaded by now
-		// or waited for; the rest of the initrd's modules go on loading.
+		// or waited for.
 		mods.need("fs-" + fstype)
 		// Autogrow (upstream pv_e2fsgrow) grows an ext4 storage that is the
 		// last partition to the end of its disk, first boot only.
@@ -104,25 +111,29 @@ func procCmdline() string {
 }
 
 // initrdModules loads from the initrd's /lib/modules/<release> what
-// /etc/modules-load.d lists, enough to reach storage: the modules that
-// are not device drivers (file systems, loop), the device drivers only
-// for the devices present (coldplug) and, until stop (the BSP's modules
-// take over), for the devices that appear meanwhile (a SCSI disk behind
-// AHCI, a USB stick): a PC image lists the drivers of every storage
-// controller it may meet, and loading all of them costs seconds on a
-// slow CPU. All load side by side in the background: storage is mounted
-// as soon as its device appears, while AHCI may still probe its links.
+// /etc/modules-load.d lists, enough to reach storage: the device drivers
+// only for the devices present (coldplug) and, until stop (the BSP's
+// modules take over), for the devices that appear meanwhile (a SCSI
+// disk behind AHCI, a USB stick): a PC image lists the drivers of every
+// storage controller it may meet, and loading all of them costs seconds
+// on a slow CPU. The drivers and the storage file system's module load
+// side by side in the background, the other listed modules (loop,
+// squashfs for the BSP) once rest is called: storage is mounted as soon
+// as its device appears, while AHCI may still probe its links.
 type initrdModules struct {
 	l       *kmod.Loader
 	log     *slog.Logger
 	loaded  chan struct{} // closed once the listed modules and coldplug are done
 	cancel  context.CancelFunc
 	hotplug chan struct{} // closed once hotplug ended
+	others  chan struct{} // closed by rest
+	release sync.Once
 }
 
-// startInitrdModules starts loading the initrd's modules; nil when there
-// are none (all its methods accept nil).
-func startInitrdModules(ctx context.Context, log *slog.Logger, boot *boottime.Timeline) *initrdModules {
+// startInitrdModules starts loading the initrd's drivers and the module
+// fs (the storage's file system); nil when there are no modules (all
+// its methods accept nil).
+func startInitrdModules(ctx context.Context, log *slog.Logger, fs string) *initrdModules {
 	rel, err := embedded.KernelRelease()
 	if err != nil {
 		log.Warn("modules", "err", err)
@@ -140,6 +151,7 @@ func startInitrdModules(ctx context.Context, log *slog.Logger, boot *boottime.Ti
 	l := kmod.NewLoader(idx, log)
 	l.UseCmdline(procCmdline())
 	l.Parallel = true
+	l.Jobs = runtime.NumCPU() + 1
 	var others []string
 	drivers := 0
 	for _, n := range names {
@@ -154,7 +166,7 @@ func startInitrdModules(ctx context.Context, log *slog.Logger, boot *boottime.Ti
 	if err != nil {
 		log.Warn("modules: no hotplug in the initrd", "err", err)
 	}
-	m := &initrdModules{l: l, log: log, loaded: make(chan struct{}), hotplug: make(chan struct{})}
+	m := &initrdModules{l: l, log: log, loaded: make(chan struct{}), hotplug: make(chan struct{}), others: make(chan struct{})}
 	hctx, cancel := context.WithCancel(ctx)
 	m.cancel = cancel
 	go func() {
@@ -168,16 +180,17 @@ func startInitrdModules(ctx context.Context, log *slog.Logger, boot *boottime.Ti
 			log.Warn("modules: initrd hotplug ended", "err", err)
 		}
 	}()
-	boot.MarkIn("storage", "modules")
 	go func() {
 		defer close(m.loaded)
 		// The initrd's index holds only the listed modules (and what
 		// they need): coldplug loads the listed drivers of the devices
-		// present; the others beside it.
+		// present; the file system's module beside it.
 		var loaded []string
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
+			m.need(fs)
+			<-m.others
 			var err error
 			if loaded, err = l.LoadAll(others); err != nil {
 				log.Warn("modules", "err", err)
@@ -204,9 +217,17 @@ func (m *initrdModules) need(name string) {
 	}
 }
 
+// rest lets the listed modules that are not drivers load.
+func (m *initrdModules) rest() {
+	if m != nil {
+		m.release.Do(func() { close(m.others) })
+	}
+}
+
 // wait returns once the listed modules and the coldplug are done.
 func (m *initrdModules) wait() {
 	if m != nil {
+		m.rest()
 		<-m.loaded
 	}
 }
