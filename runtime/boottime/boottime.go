@@ -2,7 +2,7 @@
 // kernel started /init (this process) and prints them as one console
 // line:
 //
-//	boot: storage 0.21s (prepare 0.05s, modules 0.06s, device 0.18s), bsp 0.35s, containers started 0.62s, READY 0.80s (since /init; /init at 1.52s since kernel start)
+//	boot: storage 0.21s (prepare 0.05s, modules 0.06s, device 0.17s, fs 0.18s), bsp 0.35s, containers started 0.62s, READY 0.80s (since /init; /init at 1.52s since kernel start)
 //
 // A phase's steps (MarkIn) are shown in parentheses after it, on the
 // same line.

@@ -55,7 +55,7 @@ func prepareFor(log *slog.Logger, boot *boottime.Timeline) (prepare func(context
 		// the kernel file systems are mounted already (pid1Mounts)
 		mods = startInitrdModules(ctx, log, "fs-"+fstype)
 		boot.MarkIn("storage", "modules")
-		// The rest of the listed modules once the device is there (or
+		// The rest of the listed modules once storage is mounted (or
 		// not): until then they would only compete for the CPU.
 		defer mods.rest()
 		if get(config.SystemDriversLoadEarlyAuto) == "1" {
@@ -82,10 +82,10 @@ func prepareFor(log *slog.Logger, boot *boottime.Timeline) (prepare func(context
 			return fmt.Errorf("storage %s: %w", dev, err)
 		}
 		boot.MarkIn("storage", "device")
-		mods.rest()
 		// The file system's module, if the initrd has it: loaded by now
 		// or waited for.
 		mods.need("fs-" + fstype)
+		boot.MarkIn("storage", "fs")
 		// Autogrow (upstream pv_e2fsgrow) grows an ext4 storage that is the
 		// last partition to the end of its disk, first boot only.
 		grow := &embedded.Autogrow{Dev: path, Off: embedded.AutogrowOff(procCmdline()), Log: log}
@@ -118,8 +118,9 @@ func procCmdline() string {
 // storage controller it may meet, and loading all of them costs seconds
 // on a slow CPU. The drivers and the storage file system's module load
 // side by side in the background, the other listed modules (loop,
-// squashfs for the BSP) once rest is called: storage is mounted as soon
-// as its device appears, while AHCI may still probe its links.
+// squashfs for the BSP) once rest is called (storage is mounted): storage
+// is mounted as soon as its device appears, while AHCI may still probe
+// its links.
 type initrdModules struct {
 	l       *kmod.Loader
 	log     *slog.Logger
