@@ -27,7 +27,7 @@ func TestSettle(t *testing.T) {
 	n.Store(0)
 	notFound := errors.New("storage LABEL=root: storage device not found")
 	d, err := New(Options{Cmdline: "pv_rev=0 pv_standalone",
-		Env: []string{"PV_STORAGE_MNTPOINT=" + newStorage(t), "PV_SYSTEM_RUNDIR=" + filepath.Join(t.TempDir(), "run"), "PV_DEBUG_SHELL=0"},
+		Env:     []string{"PV_STORAGE_MNTPOINT=" + newStorage(t), "PV_SYSTEM_RUNDIR=" + filepath.Join(t.TempDir(), "run"), "PV_DEBUG_SHELL=0"},
 		Prepare: func(context.Context, Mode, func(config.Key) string) error { return notFound },
 		Settle:  func() { n.Add(1) }})
 	if err != nil {
