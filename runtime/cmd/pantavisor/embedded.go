@@ -162,6 +162,21 @@ func startInitrdModules(ctx context.Context, log *slog.Logger, fs string) *initr
 			others = append(others, n)
 		}
 	}
+	// A module's load ends by waiting for all the kernel's asynchronous
+	// work, AHCI's link probing included, unless it asked for async
+	// probing: the modules that drive no device (the file system's,
+	// loop…) ask, so that storage need not wait for AHCI.
+	var plain []string
+	for _, n := range append([]string{fs}, others...) {
+		if ms, builtin, err := idx.Lookup(n); err == nil && !builtin {
+			plain = append(plain, ms...)
+		}
+	}
+	for _, f := range idx.Plan(plain) {
+		if n := kmod.Name(f); !idx.DeviceDriver(n) {
+			l.Params[n] = append(l.Params[n], "async_probe")
+		}
+	}
 	// Subscribed before coldplug: no device falls in between.
 	events, err := kmod.OpenUevents()
 	if err != nil {
