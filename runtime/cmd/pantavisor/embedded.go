@@ -77,6 +77,12 @@ func prepareFor(log *slog.Logger, boot *boottime.Timeline) (prepare func(context
 			wait = 5
 		}
 		path, err := embedded.WaitDevice(ctx, dev, time.Duration(wait)*time.Second)
+		if err != nil && ctx.Err() == nil && mods.loading() {
+			// PV_STORAGE_WAIT counts from the end of the initrd's loads,
+			// as when they came first: a slow board may still be at them.
+			mods.wait()
+			path, err = embedded.WaitDevice(ctx, dev, time.Duration(wait)*time.Second)
+		}
 		if err != nil {
 			mods.wait() // what they logged tells why
 			return fmt.Errorf("storage %s: %w", dev, err)
@@ -118,9 +124,9 @@ func procCmdline() string {
 // storage controller it may meet, and loading all of them costs seconds
 // on a slow CPU. The drivers and the storage file system's module load
 // side by side in the background, the other listed modules (loop,
-// squashfs for the BSP) once rest is called (storage is mounted): storage
-// is mounted as soon as its device appears, while AHCI may still probe
-// its links.
+// squashfs for the BSP) once storage is mounted or the drivers are in,
+// whichever comes first (rest): storage is mounted as soon as its device
+// appears, while AHCI may still probe its links.
 type initrdModules struct {
 	l       *kmod.Loader
 	log     *slog.Logger
@@ -216,6 +222,9 @@ func startInitrdModules(ctx context.Context, log *slog.Logger, fs string) *initr
 		if err != nil {
 			log.Warn("modules", "err", err)
 		}
+		// The drivers are in and storage is not mounted yet: its device
+		// may need a listed module that drives none (dm, ubi…).
+		m.rest()
 		<-done
 		log.Info(fmt.Sprintf("kmod: initrd loaded %d modules (%d for the devices present; %d drivers listed)", len(loaded)+len(plugged), len(plugged), drivers))
 	}()
@@ -230,6 +239,19 @@ func (m *initrdModules) need(name string) {
 	}
 	if _, err := m.l.Probe(name, "", false); err != nil && !errors.Is(err, kmod.ErrNotFound) {
 		m.log.Warn("modules", "module", name, "err", err)
+	}
+}
+
+// loading reports whether loads are still running.
+func (m *initrdModules) loading() bool {
+	if m == nil {
+		return false
+	}
+	select {
+	case <-m.loaded:
+		return false
+	default:
+		return true
 	}
 }
 
