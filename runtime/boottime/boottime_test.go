@@ -37,12 +37,16 @@ func TestUptime(t *testing.T) {
 func TestTimelineString(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	tl := At(t0, 1520*time.Millisecond)
+	tl.mark("storage", "prepare", t0.Add(50*time.Millisecond))
+	tl.mark("storage", "device", t0.Add(180*time.Millisecond))
+	tl.mark("storage", "device", t0.Add(190*time.Millisecond)) // nor those of a step
+	tl.mark("nope", "orphan", t0.Add(190*time.Millisecond))    // a step of no phase is not shown
 	tl.MarkAt("storage", t0.Add(210*time.Millisecond))
 	tl.MarkAt("bsp", t0.Add(350*time.Millisecond))
 	tl.MarkAt("storage", t0.Add(900*time.Millisecond)) // later marks of a name do not count
 	tl.MarkAt("containers started", t0.Add(620*time.Millisecond))
 	tl.MarkAt("READY", t0.Add(800*time.Millisecond))
-	want := "boot: storage 0.21s, bsp 0.35s, containers started 0.62s, READY 0.80s (since /init; /init at 1.52s since kernel start)"
+	want := "boot: storage 0.21s (prepare 0.05s, device 0.18s), bsp 0.35s, containers started 0.62s, READY 0.80s (since /init; /init at 1.52s since kernel start)"
 	if got := tl.String(); got != want {
 		t.Errorf("String =\n %s\nwant\n %s", got, want)
 	}
@@ -52,8 +56,12 @@ func TestTimelineString(t *testing.T) {
 	if _, ok := tl.Since("nope"); ok {
 		t.Error("Since(nope) found")
 	}
+	if _, ok := tl.Since("device"); ok {
+		t.Error("Since(device) found a step")
+	}
 	var nilTL *Timeline
 	nilTL.Mark("x") // must not panic
+	nilTL.MarkIn("x", "y")
 	if !strings.HasPrefix(nilTL.String(), "boot:") {
 		t.Error("nil String")
 	}

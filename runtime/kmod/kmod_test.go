@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -210,6 +212,7 @@ func TestPlanSoftdep(t *testing.T) {
 
 // fakeKernel records finit_module calls and answers like the kernel.
 type fakeKernel struct {
+	mu     sync.Mutex
 	calls  []string
 	errs   map[string]error // by module name
 	onLoad func(name string)
@@ -217,7 +220,9 @@ type fakeKernel struct {
 
 func (k *fakeKernel) load(path, params string) error {
 	n := Name(path)
+	k.mu.Lock()
 	k.calls = append(k.calls, strings.TrimSpace(n+" "+params))
+	k.mu.Unlock()
 	if err := k.errs[n]; err != nil {
 		return &fs.PathError{Op: "finit_module", Path: path, Err: err}
 	}
@@ -332,6 +337,124 @@ func TestColdplug(t *testing.T) {
 	if got, _ := l.Coldplug(); len(got) != 0 {
 		t.Errorf("Coldplug() again = %v, want nothing", got)
 	}
+}
+
+func TestColdplugParallel(t *testing.T) {
+	k := &fakeKernel{}
+	l, sys := testLoader(t, k)
+	l.Parallel = true
+	dev := func(bus, name, alias string) {
+		d := filepath.Join(sys, "bus", bus, "devices", name)
+		os.MkdirAll(d, 0o755)
+		os.WriteFile(filepath.Join(d, "modalias"), []byte(alias+"\n"), 0o444)
+	}
+	dev("pci", "0000:00:02.0", "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00")
+	dev("pci", "0000:00:03.0", "pci:v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00")
+	dev("pci", "0000:00:04.0", "pci:v00008086d0000100Esv00008086sd0000A01Fbc02sc00i00")
+	// e1000e's probe (AHCI's, on a PC) takes until the virtio device
+	// virtio_pci brings up has its driver: one module at a time, it
+	// would never end.
+	virtioNet := make(chan struct{})
+	k.onLoad = func(n string) {
+		switch n {
+		case "virtio_pci":
+			dev("virtio", "virtio0", "virtio:d00000001v00001AF4")
+		case "e1000e":
+			select {
+			case <-virtioNet:
+			case <-time.After(10 * time.Second):
+				t.Error("e1000e's load held up virtio_net's")
+			}
+		case "virtio_net":
+			close(virtioNet)
+		}
+	}
+	got, err := l.Coldplug()
+	slices.Sort(got)
+	want := []string{"e1000", "e1000e", "failover", "ipv6", "net_failover", "pps_core", "ptp", "virtio_net", "virtio_pci", "virtio_pci_modern_dev"}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Coldplug() = %v, %v; want %v", got, err, want)
+	}
+	// e1000 is virtio_net's soft dependency and a driver of its own:
+	// loaded once all the same.
+	calls := slices.Clone(k.calls)
+	slices.Sort(calls)
+	if !reflect.DeepEqual(calls, want) {
+		t.Errorf("finit_module calls = %q, want each of %q once", calls, want)
+	}
+}
+
+func TestLoadWaitsForLoadInFlight(t *testing.T) {
+	k := &fakeKernel{}
+	l, _ := testLoader(t, k)
+	l.Parallel = true
+	release := make(chan struct{})
+	k.onLoad = func(n string) {
+		if n == "crc16" {
+			<-release
+		}
+	}
+	var told sync.Map
+	l.OnLoad = func(n string) { told.Store(n, true) }
+	first := make(chan error)
+	go func() { _, err := l.LoadAll([]string{"crc16"}); first <- err }()
+	for !busy(l, "crc16") {
+		time.Sleep(time.Millisecond)
+	}
+	second := make(chan []string)
+	go func() { got, _ := l.Probe("fs-ext4", "", false); second <- got }()
+	select {
+	case got := <-second:
+		t.Fatalf("Probe(ext4) = %v while its dependency crc16 was still loading", got)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if got, want := <-second, []string{"jbd2", "mbcache", "ext4"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Probe(ext4) = %v, want %v (crc16 loaded by the other)", got, want)
+	}
+	if n := strings.Count(strings.Join(k.calls, ","), "crc16"); n != 1 {
+		t.Errorf("crc16 loaded %d times, want 1: %q", n, k.calls)
+	}
+	if _, ok := told.Load("crc16"); !ok || !l.Loaded("ext4") {
+		t.Errorf("OnLoad not told crc16, or ext4 not loaded")
+	}
+}
+
+func TestParallelJobs(t *testing.T) {
+	k := &fakeKernel{}
+	l, _ := testLoader(t, k)
+	l.Parallel, l.Jobs = true, 2
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	l.load = func(path, params string) error {
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		return k.load(path, params)
+	}
+	got, err := l.LoadAll([]string{"e1000e", "virtio_net", "ext4", "evdev", "i6300esb", "overlay"})
+	if err != nil || len(got) != 15 {
+		t.Errorf("LoadAll = %v, %v; want 15 modules", got, err)
+	}
+	if most != 2 {
+		t.Errorf("at most %d loads in flight, want Jobs = 2", most)
+	}
+}
+
+// busy reports whether a load of module name is in flight.
+func busy(l *Loader, name string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.busy[name]
+	return ok
 }
 
 func TestModprobe(t *testing.T) {

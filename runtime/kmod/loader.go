@@ -9,11 +9,13 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
-// Loader loads the modules of one Index and remembers what it loaded. It
-// is not safe for concurrent use.
+// Loader loads the modules of one Index and remembers what it loaded.
+// Its methods are safe for concurrent use once its fields are set: a
+// module another goroutine is loading is waited for, not loaded twice.
 type Loader struct {
 	idx *Index
 	log *slog.Logger
@@ -29,10 +31,26 @@ type Loader struct {
 	Blacklist map[string]bool
 	// OnLoad, if set, is told each module the kernel now has (loaded
 	// here, or found loaded already): waiters for a driver watch it.
+	// With Parallel it is called from several goroutines.
 	OnLoad func(name string)
+	// Parallel makes Coldplug and LoadAll load each module (with its
+	// dependencies, in order) beside the others, and Coldplug look for
+	// new devices as soon as any load ends: a driver whose probe waits
+	// (AHCI for its links) no longer holds up the disk's.
+	Parallel bool
+	// Jobs bounds the loads in flight with Parallel (0: no bound): on
+	// one CPU, loads that only compete for it delay the disk's driver;
+	// one more than the CPUs keeps a driver that waits (AHCI) from
+	// holding the others up. Waiting loads start in the order they came.
+	Jobs int
 
-	load func(path, params string) error
+	load     func(path, params string) error
+	jobsOnce sync.Once
+	jobs     chan struct{}
+
+	mu   sync.Mutex
 	done map[string]bool
+	busy map[string]chan struct{} // loads in flight, closed when they end
 }
 
 // NewLoader returns a Loader of idx that loads with finit_module(2),
@@ -42,7 +60,7 @@ func NewLoader(idx *Index, log *slog.Logger) *Loader {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Loader{idx: idx, log: log, Sys: "/sys", Params: map[string][]string{},
-		Blacklist: map[string]bool{}, load: finit, done: map[string]bool{}}
+		Blacklist: map[string]bool{}, load: finit, done: map[string]bool{}, busy: map[string]chan struct{}{}}
 }
 
 // UseCmdline takes module parameters ("<module>.<param>=<value>") and
@@ -116,6 +134,9 @@ func (l *Loader) LoadAll(names []string) (loaded []string, err error) {
 			mods = append(mods, ms...)
 		}
 	}
+	if l.Parallel {
+		return l.loadSideBySide(mods)
+	}
 	return l.loadFiles(l.idx.Plan(mods), nil)
 }
 
@@ -138,7 +159,9 @@ func (l *Loader) Remove(names []string) error {
 				}
 				continue
 			}
+			l.mu.Lock()
 			delete(l.done, m)
+			l.mu.Unlock()
 		}
 	}
 	return first
@@ -146,9 +169,14 @@ func (l *Loader) Remove(names []string) error {
 
 // loaded reports whether the kernel already has module name.
 func (l *Loader) loaded(name string) bool {
-	if l.done[name] {
-		return true
-	}
+	l.mu.Lock()
+	done := l.done[name]
+	l.mu.Unlock()
+	return done || l.inKernel(name)
+}
+
+// inKernel reports whether sysfs shows module name.
+func (l *Loader) inKernel(name string) bool {
 	if l.Sys == "" {
 		return false
 	}
@@ -168,32 +196,118 @@ func (l *Loader) onLoad(name string) {
 func (l *Loader) loadFiles(files []string, explicit map[string]string) (loaded []string, first error) {
 	for _, file := range files {
 		name := Name(file)
-		if l.loaded(name) {
-			continue
-		}
-		params := strings.Join(append(append([]string(nil), l.Params[name]...), strings.Fields(explicit[name])...), " ")
-		err := l.load(filepath.Join(l.idx.Dir, file), params)
-		switch {
-		case err == nil:
-			l.done[name] = true
+		now, err := l.loadFile(file, explicit[name])
+		if now {
 			loaded = append(loaded, name)
-			l.onLoad(name)
-		case isExist(err):
-			l.done[name] = true
-			l.onLoad(name)
-		case isNotApplicable(err):
-			// Like modprobe: a driver for hardware that is not there.
-			l.done[name] = true
-			// Debug: coldplug meets several (cpufreq drivers on a VM).
-			l.log.Debug("kmod: module not applicable here", "module", name, "err", err)
-		default:
-			l.log.Warn("kmod: load module", "module", name, "err", err)
-			if first == nil {
-				first = fmt.Errorf("load module %s: %w", name, err)
-			}
+		}
+		if err != nil && first == nil {
+			first = err
 		}
 	}
 	return loaded, first
+}
+
+// loadFile loads one module file unless the kernel has it; a load of
+// the same module in flight in another goroutine is waited for instead
+// (then tried again if it failed). It reports whether this call loaded
+// it.
+func (l *Loader) loadFile(file, explicit string) (bool, error) {
+	name := Name(file)
+	l.mu.Lock()
+	for {
+		if l.done[name] {
+			l.mu.Unlock()
+			return false, nil
+		}
+		ch, ok := l.busy[name]
+		if !ok {
+			break
+		}
+		l.mu.Unlock()
+		<-ch
+		l.mu.Lock()
+	}
+	ch := make(chan struct{})
+	l.busy[name] = ch
+	l.mu.Unlock()
+	now, done, err := l.loadNow(file, explicit)
+	l.mu.Lock()
+	delete(l.busy, name)
+	if done {
+		l.done[name] = true
+	}
+	l.mu.Unlock()
+	close(ch)
+	if done && !errors.Is(err, errNotApplicable) {
+		l.onLoad(name)
+	}
+	if errors.Is(err, errNotApplicable) {
+		err = nil
+	}
+	return now, err
+}
+
+// errNotApplicable marks a module that refused the hardware here.
+var errNotApplicable = errors.New("not applicable")
+
+// loadNow loads the module file (one load of it at a time): loaded
+// reports whether it did, done whether the module is settled (in the
+// kernel, or not applicable here: errNotApplicable).
+func (l *Loader) loadNow(file, explicit string) (loaded, done bool, err error) {
+	name := Name(file)
+	if l.inKernel(name) {
+		return false, false, nil
+	}
+	params := strings.Join(append(append([]string(nil), l.Params[name]...), strings.Fields(explicit)...), " ")
+	if l.Parallel && l.Jobs > 0 {
+		l.jobsOnce.Do(func() { l.jobs = make(chan struct{}, l.Jobs) })
+		l.jobs <- struct{}{}
+		defer func() { <-l.jobs }()
+	}
+	err = l.load(filepath.Join(l.idx.Dir, file), params)
+	switch {
+	case err == nil:
+		return true, true, nil
+	case isExist(err):
+		return false, true, nil
+	case isNotApplicable(err):
+		// Like modprobe: a driver for hardware that is not there.
+		// Debug: coldplug meets several (cpufreq drivers on a VM).
+		l.log.Debug("kmod: module not applicable here", "module", name, "err", err)
+		return false, true, errNotApplicable
+	default:
+		l.log.Warn("kmod: load module", "module", name, "err", err)
+		return false, false, fmt.Errorf("load module %s: %w", name, err)
+	}
+}
+
+// loadSideBySide loads each of mods, with its dependencies in order, in
+// a goroutine of its own, and returns once all are done; what two of
+// them share is loaded once (loadFile).
+func (l *Loader) loadSideBySide(mods []string) (loaded []string, first error) {
+	res := make(chan loadResult)
+	for _, m := range mods {
+		go l.loadRoot(m, res)
+	}
+	for range mods {
+		r := <-res
+		loaded = append(loaded, r.loaded...)
+		if r.err != nil && first == nil {
+			first = r.err
+		}
+	}
+	return loaded, first
+}
+
+type loadResult struct {
+	loaded []string
+	err    error
+}
+
+// loadRoot loads module m and its dependencies, then sends the outcome.
+func (l *Loader) loadRoot(m string, res chan<- loadResult) {
+	got, err := l.loadFiles(l.idx.Plan([]string{m}), nil)
+	res <- loadResult{got, err}
 }
 
 // Coldplug loads the drivers of the devices present: it matches every
@@ -204,24 +318,70 @@ func (l *Loader) loadFiles(files []string, explicit map[string]string) (loaded [
 // logs one summary line and returns the modules it loaded.
 func (l *Loader) Coldplug() (loaded []string, first error) {
 	start := time.Now()
-	tried := map[string]bool{}
-	for pass := 0; pass < 4; pass++ {
-		var mods []string
-		for _, a := range l.modaliases() {
-			for _, m := range l.idx.LookupAlias(a) {
-				if !tried[m] && !l.Blacklist[m] {
-					tried[m] = true
-					mods = append(mods, m)
-				}
+	if l.Parallel {
+		loaded, first = l.coldplugSideBySide()
+	} else {
+		loaded, first = l.coldplugPasses()
+	}
+	l.log.Info(fmt.Sprintf("kmod: coldplug loaded %d modules: %s", len(loaded), strings.Join(loaded, " ")),
+		"took", time.Since(start).Round(time.Millisecond))
+	return loaded, first
+}
+
+// coldplugDrivers returns the drivers of the devices present that are
+// neither blacklisted nor in tried, watchdog drivers first (Pantavisor
+// arms every watchdog as it appears, and the rest of a coldplug (DRM…)
+// can take seconds during which a hang would go unnoticed); it adds
+// them to tried.
+func (l *Loader) coldplugDrivers(tried map[string]bool) []string {
+	var mods []string
+	for _, a := range l.modaliases() {
+		for _, m := range l.idx.LookupAlias(a) {
+			if !tried[m] && !l.Blacklist[m] {
+				tried[m] = true
+				mods = append(mods, m)
 			}
 		}
+	}
+	slices.SortStableFunc(mods, func(a, b string) int { return cmpWatchdog(l.watchdogDriver(a), l.watchdogDriver(b)) })
+	return mods
+}
+
+// coldplugSideBySide starts every driver's load in a goroutine and,
+// whenever one loaded something, looks for the devices it brought up.
+func (l *Loader) coldplugSideBySide() (loaded []string, first error) {
+	tried := map[string]bool{}
+	res := make(chan loadResult)
+	running := 0
+	scan := func() {
+		for _, m := range l.coldplugDrivers(tried) {
+			running++
+			go l.loadRoot(m, res)
+		}
+	}
+	scan()
+	for running > 0 {
+		r := <-res
+		running--
+		loaded = append(loaded, r.loaded...)
+		if r.err != nil && first == nil {
+			first = r.err
+		}
+		if len(r.loaded) > 0 {
+			scan()
+		}
+	}
+	return loaded, first
+}
+
+// coldplugPasses loads the drivers in passes, one module at a time.
+func (l *Loader) coldplugPasses() (loaded []string, first error) {
+	tried := map[string]bool{}
+	for pass := 0; pass < 4; pass++ {
+		mods := l.coldplugDrivers(tried)
 		if len(mods) == 0 {
 			break
 		}
-		// Watchdog drivers first: Pantavisor arms every watchdog as it
-		// appears, and the rest of a coldplug (DRM…) can take seconds
-		// during which a hang would go unnoticed.
-		slices.SortStableFunc(mods, func(a, b string) int { return cmpWatchdog(l.watchdogDriver(a), l.watchdogDriver(b)) })
 		got, err := l.loadFiles(l.idx.Plan(mods), nil)
 		loaded = append(loaded, got...)
 		if err != nil && first == nil {
@@ -231,8 +391,6 @@ func (l *Loader) Coldplug() (loaded []string, first error) {
 			break
 		}
 	}
-	l.log.Info(fmt.Sprintf("kmod: coldplug loaded %d modules: %s", len(loaded), strings.Join(loaded, " ")),
-		"took", time.Since(start).Round(time.Millisecond))
 	return loaded, first
 }
 

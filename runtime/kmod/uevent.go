@@ -46,8 +46,9 @@ var ErrOverflow = errors.New("uevents lost")
 
 // Hotplug loads the drivers of the devices the kernel adds from now on,
 // like udev's "add" rule for MODALIAS, until ctx ends or src fails. It
-// takes the Loader over: nothing else may use l meanwhile. Open src
-// before Coldplug so that no device falls between the two.
+// may run beside a Coldplug of the same Loader (a module both want is
+// loaded once). Open src before Coldplug so that no device falls
+// between the two.
 func (l *Loader) Hotplug(ctx context.Context, src UeventSource) error {
 	stop := context.AfterFunc(ctx, func() { src.Close() })
 	defer stop()

@@ -95,6 +95,7 @@ type Daemon struct {
 	// container start, nil when none runs (owned by the FSM goroutine).
 	late *lateCheck
 
+	settled   sync.Once          // Options.Settle ran
 	boot      *boottime.Timeline // the boot's phases (Options.Boot)
 	bootShown bool               // the timeline line was printed (owned by the FSM goroutine)
 
@@ -150,6 +151,13 @@ func New(o Options) (*Daemon, error) {
 		}
 	}
 	return d, nil
+}
+
+// settle runs Options.Settle once.
+func (d *Daemon) settle() {
+	if d.opt.Settle != nil {
+		d.settled.Do(d.opt.Settle)
+	}
 }
 
 // Ready is closed once INIT and RUN are done and the FSM is waiting.

@@ -82,6 +82,7 @@ func (d *Daemon) setState(s State) {
 // Run runs the FSM until the device reboots or powers off. Cancelling ctx
 // (SIGTERM/SIGINT) is a lenient stop that returns ExitPoweroff.
 func (d *Daemon) Run(ctx context.Context) (Exit, error) {
+	defer d.settle()
 	var cmd command.Command
 	exit := ExitReboot
 	var runErr error
@@ -200,6 +201,7 @@ func (d *Daemon) run() error {
 		return err
 	}
 	d.petWatchdog()
+	d.settle()
 	d.mountBSP(rev.state)
 	d.petWatchdog()
 	d.boot.Mark("bsp")

@@ -236,6 +236,12 @@ type Options struct {
 	// before storage is opened: the embedded PID 1 mounts the kernel file
 	// systems and the storage device here. get reads a configuration key.
 	Prepare func(ctx context.Context, mode Mode, get func(config.Key) string) error
+	// Settle runs once, before RUN mounts the revision's BSP (or when Run
+	// returns first): the embedded PID 1 waits there for the initrd's
+	// modules Prepare left loading once storage was mounted (the BSP's
+	// volumes need loop and squashfs; its coldplug must find the
+	// initrd's drivers loaded, not half way).
+	Settle func()
 	// SysctlRoot is where INIT writes the PV_SYSCTL_* keys in embedded
 	// and standalone modes: /proc/sys for the device's init (PID 1); ""
 	// writes none (a daemon that is not the init must not change the

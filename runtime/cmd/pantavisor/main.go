@@ -98,6 +98,7 @@ func run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 		}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	prepare, settle := prepareFor(log, boot)
 	d, err := pantavisor.New(pantavisor.Options{
 		ConfigFile:   cfg,
 		Cmdline:      strings.TrimSpace(cl),
@@ -108,7 +109,8 @@ func run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 		Version:      version(),
 		SystemReboot: systemReboot,
 		SysctlRoot:   sysctlRoot(),
-		Prepare:      prepareFor(log),
+		Prepare:      prepare,
+		Settle:       settle,
 		NewPlatforms: pantavisor.NewPlatforms,
 		NewUpdater:   updater.New,
 		Booted:       updater.Booted,
