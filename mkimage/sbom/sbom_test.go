@@ -475,7 +475,13 @@ func TestReadArchive(t *testing.T) {
 	tr.AddSymlink("/bin/c", "a")
 	sum := sha256.Sum256([]byte("aaa"))
 	want := []Member{{"/bin/a", hex.EncodeToString(sum[:]), "7e240de74fb1ed08fa08d38063f6a6a91462a815", 3}, {"/bin/b", hex.EncodeToString(sum[:]), "7e240de74fb1ed08fa08d38063f6a6a91462a815", 3}}
-	for name, write := range map[string]func(io.Writer, *initrd.Tree) error{"xz": initrd.WriteXZ4, "gzip": initrd.WriteGzip, "plain": initrd.WriteCPIO} {
+	writers := map[string]func(io.Writer, *initrd.Tree) error{"xz": initrd.WriteXZ4, "zstd": initrd.WriteZstd, "gzip": initrd.WriteGzip, "plain": initrd.WriteCPIO}
+	for _, f := range initrd.Formats {
+		// what the builder writes: the format's program when installed
+		kind, write := f.Encoder("x86")
+		writers[kind] = func(w io.Writer, t *initrd.Tree) error { return write(context.Background(), w, t) }
+	}
+	for name, write := range writers {
 		var buf bytes.Buffer
 		if err := write(&buf, tr); err != nil {
 			t.Fatal(err)
