@@ -24,7 +24,7 @@ type Format struct {
 	Name string
 	// Ext is the file name suffix of addons: <name>.<Ext>.
 	Ext string
-	// Magic starts every stream of the format (empty: plain cpio).
+	// Magic starts every stream of the format (Detect).
 	Magic []byte
 	// encoder picks the writer for an architecture's BCJ filter.
 	encoder func(bcj string) (kind string, write WriteFunc)
@@ -33,7 +33,7 @@ type Format struct {
 	decode func(data []byte, limit int64) ([]byte, error)
 }
 
-// Formats are the archive compressions, most preferred first.
+// Formats are the archive compressions; their magics are disjoint.
 var Formats = []Format{
 	{Name: "xz", Ext: "cpio.xz4", Magic: []byte("\xfd7zXZ\x00"), encoder: xzEncoder, decode: xzDecode},
 	{Name: "zstd", Ext: "cpio.zst4", Magic: []byte{0x28, 0xb5, 0x2f, 0xfd}, encoder: zstdEncoder, decode: zstdDecode},
@@ -72,9 +72,10 @@ func Detect(data []byte) (Format, bool) {
 
 // Encoder returns how this machine writes the format for an architecture
 // (bcj: mkimage/arch Arch.BCJ): through the format's program when it is
-// installed (several times faster than the Go encoders, and smaller),
-// else in Go. kind names the encoder and its settings: the bytes written
-// depend on it, so it belongs in any cache key.
+// installed (xz: several times faster than the Go encoder and smaller;
+// zstd: 12% smaller than Go's best level), else in Go. kind names the
+// encoder and its settings: the bytes written depend on it (and on the
+// program's version), so it belongs in any cache key.
 func (f Format) Encoder(bcj string) (kind string, write WriteFunc) {
 	return f.encoder(bcj)
 }
