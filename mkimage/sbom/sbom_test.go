@@ -542,3 +542,23 @@ func TestReadArchiveNotCpio(t *testing.T) {
 		t.Errorf("ReadArchive(gzipped FAT) = %v, want ErrNotArchive", err)
 	}
 }
+
+// TestIsArchive: every initrd format is listed by its members, whichever
+// encoder wrote it (a zstd initrd once went into the SBOM as one file).
+func TestIsArchive(t *testing.T) {
+	tr := initrd.NewTree()
+	tr.AddData("/bin/a", []byte("aaa"), 0o755)
+	for _, f := range initrd.Formats {
+		kind, write := f.Encoder("x86")
+		var buf bytes.Buffer
+		if err := write(context.Background(), &buf, tr); err != nil {
+			t.Fatal(err)
+		}
+		if !isArchive(buf.Bytes()[:6]) {
+			t.Errorf("isArchive(%s: % x) = false", kind, buf.Bytes()[:6])
+		}
+	}
+	if isArchive([]byte("hsqs\x00\x00")) {
+		t.Error("isArchive(squashfs) = true")
+	}
+}
