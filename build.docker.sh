@@ -7,7 +7,7 @@
 #   all        the whole pipeline (default)
 #   init       the runtime programs only (out/<target>/work/bin)
 #   image      up to the initrd and its addons (out/<target>/work/bsp/pantavisor,
-#              *.cpio.xz4)
+#              *.cpio.xz4 or *.cpio.zst4)
 #   trail      up to the storage tree with trails/0 (out/<target>/work/storage)
 #   sbom       up to the SPDX 2.3 SBOM out/<target>/<target>.spdx.json (what
 #              trails/0 holds and where each part came from; sbom/README.md)
@@ -146,7 +146,7 @@ clean | init-clean | image-clean | trail-clean)
 	case $step in
 	clean) rm -rf "out/$target" ;;
 	init-clean) rm -rf "$work/bin" "$work/bin-static" ;;
-	image-clean) rm -rf "$work/bsp/pantavisor" "$work"/bsp/*.cpio.xz4 "$cache"/artifacts/cpio-* ;;
+	image-clean) rm -rf "$work/bsp/pantavisor" "$work"/bsp/*.cpio* "$cache"/artifacts/cpio-* ;;
 	trail-clean) rm -rf "$work/storage" ;;
 	esac
 	echo "build.docker.sh: $step done"

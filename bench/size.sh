@@ -25,7 +25,18 @@ initrd=$trail/.pv/pv-initrd.img
 [ -e "$initrd" ] || { echo "size: no $initrd (build x64-uefi first)" >&2; exit 1; }
 
 echo "== initrd $(mib "$(stat -L -c %s "$initrd")") MiB compressed"
-xz -dc "$initrd" >"$tmp/initrd.cpio"
+# unpack: xz, or zstd ([initrd] compression), whose frame is followed by
+# up to 3 zero bytes of padding zstd reads as a bad frame: drop them until
+# it decodes (its checksum tells)
+if [ "$(head -c 4 "$initrd" | od -An -tx1 | tr -d ' \n')" = 28b52ffd ]; then
+	n=$(stat -L -c %s "$initrd")
+	for pad in 3 2 1 0; do
+		head -c $((n - pad)) "$initrd" | zstd -dcq >"$tmp/initrd.cpio" 2>/dev/null && break
+		[ $pad = 0 ] && { echo "size: zstd cannot read $initrd" >&2; exit 1; }
+	done
+else
+	xz -dc "$initrd" >"$tmp/initrd.cpio"
+fi
 mkdir "$tmp/root"
 (cd "$tmp/root" && cpio -idm --quiet <"$tmp/initrd.cpio" 2>/dev/null)
 echo "   $(mib "$(stat -c %s "$tmp/initrd.cpio")") MiB as cpio"

@@ -32,7 +32,8 @@ need_go() {
 # every tool a Go test looks for is here: mksquashfs (squashfs-tools),
 # mkfs.ext4/debugfs/dumpe2fs/e2fsck (e2fsprogs), sfdisk (fdisk), losetup
 # (mount), partx/blkid (util-linux), logger (bsdutils), ip (iproute2), nft
-# (nftables: the NAT of container network pools),
+# (nftables: the NAT of container network pools), xz and zstd (the
+# initrd's compressors, mkimage/initrd; a Go encoder stands in without them),
 # grub-editenv/grub-mkimage/grub-script-check (grub-common), fw_setenv
 # (libubootenv-tool), mkfs.vfat (dosfstools), mcopy (mtools), gcc
 # (build-essential), qemu-system-x86_64 (qemu-system-x86), mkimage
@@ -48,7 +49,7 @@ need_go() {
 # xc-dbus fixture of tests/xconnect/3); and wpasupplicant: pv-network's
 # Wi-Fi configurations are read by the real wpa_supplicant
 # (mkimage/container TestWifiConf, TestNetworkWifi).
-runtime_pkgs="build-essential pkg-config lxc lxc-dev libcap-dev squashfs-tools e2fsprogs busybox-static util-linux mount bsdutils fdisk iproute2 nftables xz-utils bzip2 cpio openssh-client toybox"
+runtime_pkgs="build-essential pkg-config lxc lxc-dev libcap-dev squashfs-tools e2fsprogs busybox-static util-linux mount bsdutils fdisk iproute2 nftables xz-utils zstd bzip2 cpio openssh-client toybox"
 image_pkgs="libubootenv-tool u-boot-tools u-boot-qemu gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross gcc-mipsel-linux-gnu libc6-dev-mipsel-cross qemu-system-x86 qemu-system-arm qemu-system-mips bison flex bc libssl-dev patch ovmf seabios grub-efi-amd64-bin grub-pc-bin grub-common mtools dosfstools dpkg-dev"
 test_pkgs="chromium dbus-daemon dbus-bin wpasupplicant"
 

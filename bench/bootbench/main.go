@@ -1,6 +1,6 @@
 // Command bootbench boots x64-uefi images in QEMU (TCG) repeatedly and
 // prints the medians of QEMU start → kernel runs /init → READY, QEMU's
-// CPU time at READY, and the boot timeline Pantavisor printed (issue
+// CPU time at /init and at READY, and the boot timeline Pantavisor printed (issue
 // 20). Each boot runs on a fresh sparse copy of the image (a first boot,
 // as the image tests do); images are booted in turn, run after run, so
 // a baseline and a change share the machine's load alike.
@@ -36,6 +36,7 @@ var consoleDir string
 
 type sample struct {
 	init, ready, cpu float64 // QEMU start → /init, → READY; QEMU CPU at READY
+	initCPU          float64 // QEMU CPU at /init
 	initReady        float64 // /init → READY: ready - init, the same measure for every image
 	line             string  // the timeline, "" when the image prints none
 }
@@ -92,20 +93,21 @@ func run(runs int, fws []string, args []string) error {
 				}
 				key := im.label + " " + fw
 				got[key] = append(got[key], s)
-				fmt.Printf("run %d %-20s start→/init %6.2fs  start→READY %6.2fs  /init→READY %5.2fs  qemu cpu %6.2fs\n",
-					r, key, s.init, s.ready, s.initReady, s.cpu)
+				fmt.Printf("run %d %-20s start→/init %6.2fs  start→READY %6.2fs  /init→READY %5.2fs  qemu cpu %6.2fs (%5.2fs at /init)\n",
+					r, key, s.init, s.ready, s.initReady, s.cpu, s.initCPU)
 			}
 		}
 	}
 	fmt.Printf("\nmedians of %d runs (failed runs left out; QEMU TCG, -m 1024; load %s)\n", runs, load())
-	fmt.Printf("%-20s %12s %12s %12s %14s\n", "image firmware", "start→/init", "start→READY", "/init→READY", "qemu cpu@READY")
+	fmt.Printf("%-20s %12s %12s %12s %14s %14s\n", "image firmware", "start→/init", "start→READY", "/init→READY", "qemu cpu@/init", "qemu cpu@READY")
 	for _, fw := range fws {
 		for _, im := range imgs {
 			ss := got[im.label+" "+fw]
-			fmt.Printf("%-20s %11.2fs %11.2fs %11.2fs %13.2fs\n", im.label+" "+fw,
+			fmt.Printf("%-20s %11.2fs %11.2fs %11.2fs %13.2fs %13.2fs\n", im.label+" "+fw,
 				median(ss, func(s sample) float64 { return s.init }),
 				median(ss, func(s sample) float64 { return s.ready }),
 				median(ss, func(s sample) float64 { return s.initReady }),
+				median(ss, func(s sample) float64 { return s.initCPU }),
 				median(ss, func(s sample) float64 { return s.cpu }))
 		}
 	}
@@ -145,7 +147,7 @@ func boot(tmp, img string, fw boottest.Firmware) (sample, string, error) {
 	if err != nil {
 		return sample{}, res.Console, err
 	}
-	s := sample{init: res.Init.Seconds(), ready: res.Elapsed.Seconds(), cpu: res.CPU.Seconds()}
+	s := sample{init: res.Init.Seconds(), ready: res.Elapsed.Seconds(), cpu: res.CPU.Seconds(), initCPU: res.InitCPU.Seconds()}
 	s.initReady = s.ready - s.init
 	if m := timeline.FindStringSubmatch(res.Console); m != nil {
 		s.line = "boot: " + m[1]

@@ -162,6 +162,10 @@ type Result struct {
 	// CPU is the user+system time QEMU had used when the marker
 	// appeared (zero when /proc could not tell).
 	CPU time.Duration
+	// InitCPU is QEMU's user+system time when the kernel ran /init:
+	// firmware, boot loader, kernel and initramfs unpacking, less
+	// sensitive to a loaded machine than Init.
+	InitCPU time.Duration
 	// Seen maps each Expect string to the time it first appeared.
 	Seen    map[string]time.Duration
 	Console string
@@ -306,6 +310,7 @@ func Boot(ctx context.Context, o Options) (Result, error) {
 			}
 			if res.Init == 0 && strings.Contains(l, InitLine) {
 				res.Init = time.Since(start)
+				res.InitCPU = procCPU(cmd.Process.Pid)
 			}
 			for _, e := range o.Expect {
 				if _, ok := res.Seen[e]; !ok && strings.Contains(l, e) {

@@ -298,7 +298,7 @@ func (b *run) makeBSP(ctx context.Context, pk *packages) (*bspFiles, string, err
 	}
 	var addons []string
 	for _, a := range r.Addons {
-		name := a + ".cpio.xz4"
+		name := addonFile(r, a)
 		bsp.Objects[name] = filepath.Join(b.work, "bsp", name)
 		addons = append(addons, name)
 	}

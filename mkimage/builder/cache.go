@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,15 +28,11 @@ func (b *run) writeArchive(t *initrd.Tree, compression, out string) (cached bool
 	if err != nil {
 		return false, err
 	}
-	write, ok := initrd.Writers[compression]
+	format, ok := initrd.Lookup(compression)
 	if !ok {
 		return false, fmt.Errorf("unknown initrd compression %q", compression)
 	}
-	kind := compression
-	if x := (initrd.XZCLI{BCJ: b.arch.BCJ}); compression == "xz" && x.Available() {
-		kind = "xzcli-" + strings.Join(x.Args(), "")
-		write = func(w io.Writer, t *initrd.Tree) error { return x.Write(context.Background(), w, t) }
-	}
+	kind, write := format.Encoder(b.arch.BCJ)
 	sum := sha256.Sum256([]byte(kind))
 	c := filepath.Join(b.o.Cache, "artifacts", "cpio-"+compression+"-"+hex.EncodeToString(sum[:4])+"-"+digest)
 	if err := os.MkdirAll(filepath.Dir(c), 0o755); err != nil {
@@ -52,7 +47,7 @@ func (b *run) writeArchive(t *initrd.Tree, compression, out string) (cached bool
 		return false, err
 	}
 	defer os.Remove(f.Name())
-	if err := write(f, t); err != nil {
+	if err := write(context.Background(), f, t); err != nil {
 		f.Close()
 		return false, err
 	}

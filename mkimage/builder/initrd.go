@@ -208,7 +208,14 @@ func addLXCDirs(t *initrd.Tree, sysroot string) error {
 	return nil
 }
 
-// makeAddons builds every addon of the recipe as bsp/<name>.cpio.xz4.
+// addonFile is the bsp/ file name of an addon: compressed as the base
+// initrd, named for its format (<name>.cpio.xz4, <name>.cpio.zst4).
+func addonFile(r *recipe.Recipe, name string) string {
+	f, _ := initrd.Lookup(r.Initrd.Compression) // validated
+	return name + "." + f.Ext
+}
+
+// makeAddons builds every addon of the recipe as bsp/<addonFile>.
 func (b *run) makeAddons(_ context.Context, pk *packages) (string, error) {
 	var notes []string
 	for _, name := range b.r.Addons {
@@ -249,12 +256,13 @@ func (b *run) makeAddons(_ context.Context, pk *packages) (string, error) {
 				return "", err
 			}
 		}
-		out := filepath.Join(b.work, "bsp", name+".cpio.xz4")
-		if _, err := b.writeArchive(t, "xz", out); err != nil {
+		file := addonFile(b.r, name)
+		out := filepath.Join(b.work, "bsp", file)
+		if _, err := b.writeArchive(t, b.r.Initrd.Compression, out); err != nil {
 			return "", err
 		}
 		b.res.Sizes["addon "+name] = size(out)
-		notes = append(notes, fmt.Sprintf("%s.cpio.xz4 %d KiB", name, size(out)/1024))
+		notes = append(notes, fmt.Sprintf("%s %d KiB", file, size(out)/1024))
 	}
 	return "(" + strings.Join(notes, ", ") + ")", nil
 }

@@ -32,7 +32,7 @@ func (b *run) makeRpiBoot(pk *packages, bsp *bspFiles, run map[string]any) (stri
 	rb := boot.RpiBoot{Recipe: b.r, Kernel: filepath.Join(pk.Kernel, "boot", "vmlinuz-"+pk.KernelVer),
 		Initrd: bsp.Objects["pantavisor"], DTBs: dtbs, Firmware: fw}
 	for _, a := range b.r.Addons {
-		rb.Addons = append(rb.Addons, bsp.Objects[a+".cpio.xz4"])
+		rb.Addons = append(rb.Addons, bsp.Objects[addonFile(b.r, a)])
 	}
 	// The key: every file the image holds (by content) and what shapes
 	// config.txt, cmdline.txt and the file system (the recipe, this

@@ -69,10 +69,3 @@ func pad4(cw *countWriter) error {
 	}
 	return nil
 }
-
-// Writers maps the recipe's initrd compression names to writers.
-var Writers = map[string]func(io.Writer, *Tree) error{
-	"xz":   WriteXZ4,
-	"gzip": WriteGzip,
-	"none": WriteCPIO,
-}

@@ -86,7 +86,7 @@ func TestWriteCPIORoundTrip(t *testing.T) {
 }
 
 func TestReproducible(t *testing.T) {
-	for name, w := range Writers {
+	for name, w := range goWriters {
 		var a, b bytes.Buffer
 		if err := w(&a, sampleTree(t)); err != nil {
 			t.Fatal(err)

@@ -58,8 +58,14 @@ func (x XZCLI) Args() []string {
 
 // Write writes t as a cpio.xz4 through the xz program.
 func (x XZCLI) Write(ctx context.Context, w io.Writer, t *Tree) error {
+	return pipe(ctx, w, t, x.path(), x.Args()...)
+}
+
+// pipe writes t's archive through a compressor program reading stdin and
+// writing stdout, and pads its output to 4 bytes.
+func pipe(ctx context.Context, w io.Writer, t *Tree, prog string, args ...string) error {
 	cw := &countWriter{w: w}
-	cmd := exec.CommandContext(ctx, x.path(), x.Args()...)
+	cmd := exec.CommandContext(ctx, prog, args...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = cw, &stderr
 	in, err := cmd.StdinPipe()
@@ -67,12 +73,12 @@ func (x XZCLI) Write(ctx context.Context, w io.Writer, t *Tree) error {
 		return err
 	}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("initrd: xz: %w", err)
+		return fmt.Errorf("initrd: %s: %w", prog, err)
 	}
 	werr := WriteCPIO(in, t)
 	in.Close()
 	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("initrd: xz: %w: %s", err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("initrd: %s: %w: %s", prog, err, strings.TrimSpace(stderr.String()))
 	}
 	if werr != nil {
 		return werr

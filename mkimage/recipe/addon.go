@@ -8,7 +8,8 @@ import (
 )
 
 // Addon is an initrd addon recipe (addons/<name>.toml), built into
-// bsp/<name>.cpio.xz4 and unpacked by the kernel over the base initrd.
+// bsp/<name>.cpio.xz4 (.cpio.zst4 with [initrd] compression = "zstd")
+// and unpacked by the kernel over the base initrd.
 type Addon struct {
 	// Name defaults to the file name without ".toml".
 	Name        string `toml:"name"`

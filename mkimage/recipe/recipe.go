@@ -78,8 +78,9 @@ type Recipe struct {
 	Disk       Disk       `toml:"disk"`
 	Config     Config     `toml:"config"`
 	Vendor     Vendor     `toml:"vendor"`
-	// Addons names addons/<name>.toml recipes, built as <name>.cpio.xz4 and
-	// listed in bsp/run.json "addons" in this order.
+	// Addons names addons/<name>.toml recipes, built as <name>.cpio.xz4
+	// (compressed as the initrd: .cpio.zst4 for zstd) and listed in
+	// bsp/run.json "addons" in this order.
 	Addons []string `toml:"addons"`
 	// Containers are pvr exports merged into trails/0.
 	Containers []Container `toml:"containers"`
@@ -116,7 +117,8 @@ type Initrd struct {
 	// Files are sysroot paths copied into the initrd at the same path,
 	// together with the shared libraries and dynamic loader they need.
 	Files []string `toml:"files"`
-	// Compression of the base initrd: "xz" (CRC32 check) or "gzip".
+	// Compression of the base initrd and the addons: a format of
+	// mkimage/initrd (xz, zstd, gzip, none).
 	Compression string `toml:"compression"`
 	// Programs are the runtime programs (runtime/cmd/<name>) installed
 	// as /usr/bin/<name> (default: pantavisor pvcontrol pvtx). The

@@ -79,6 +79,7 @@ func TestParseErrors(t *testing.T) {
 		{"container bad arg", minimal + "[[containers]]\nname = \"a\"\nimage = \"oci:x\"\nargs = { \"pv group\" = \"app\" }\n", "containers[0].args"},
 		{"wifi on a mgmt container", minimal + "[[containers]]\nname = \"a\"\ntemplate = \"mgmt\"\nwifi = true\n", "containers[0].wifi"},
 		{"container twice", minimal + "[[containers]]\nname = \"a\"\ntemplate = \"mgmt\"\n[[containers]]\nname = \"a\"\ntemplate = \"network\"\n", "containers[1].name"},
+		{"bad initrd compression", minimal + "[initrd]\ncompression = \"lz4\"\n", `initrd.compression: "lz4" is not one of [xz zstd gzip none]`},
 		{"bad program", minimal + "[initrd]\nprograms = [\"bash\"]\n", "initrd.programs[0]"},
 		{"no pantavisor", minimal + "[initrd]\nprograms = [\"pventer\"]\n", "initrd.programs"},
 		{"applet listed", minimal + "[initrd]\nprograms = [\"pantavisor\", \"pventer\"]\n", "initrd.programs[1]: \"pventer\" is an applet of pantavisor"},
@@ -214,4 +215,13 @@ func FuzzRecipe(f *testing.F) {
 			t.Fatalf("embedded recipe without storage accepted")
 		}
 	})
+}
+
+func TestInitrdCompression(t *testing.T) {
+	for _, c := range []string{"xz", "zstd", "gzip", "none"} {
+		r, err := Parse([]byte(minimal+"[initrd]\ncompression = \""+c+"\"\n"), "pc")
+		if err != nil || r.Initrd.Compression != c {
+			t.Errorf("Parse(compression = %q) = %v, %v", c, r, err)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/arch"
+	"github.com/pantavisor/pantavisor-go/mkimage/initrd"
 )
 
 var (
@@ -63,8 +64,8 @@ func (r *Recipe) Validate() error {
 	if len(r.Initrd.Programs) > 0 && !slices.Contains(r.Initrd.Programs, "pantavisor") && r.InitMode == ModeEmbedded {
 		return invalid("initrd.programs", "embedded images need pantavisor")
 	}
-	if !slices.Contains([]string{"xz", "gzip"}, r.Initrd.Compression) {
-		return invalid("initrd.compression", "%q is not xz or gzip", r.Initrd.Compression)
+	if _, ok := initrd.Lookup(r.Initrd.Compression); !ok {
+		return invalid("initrd.compression", "%q is not one of %v", r.Initrd.Compression, initrd.Names())
 	}
 	if !slices.Contains([]string{"xz", "gzip", "lz4", "zstd"}, r.Modules.Compression) {
 		return invalid("modules.compression", "%q is not xz, gzip, lz4 or zstd", r.Modules.Compression)

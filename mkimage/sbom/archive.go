@@ -2,7 +2,6 @@ package sbom
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -16,8 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/pantavisor/pantavisor-go/mkimage/initrd"
 	"github.com/u-root/u-root/pkg/cpio"
-	"github.com/ulikunitz/xz"
 )
 
 // Member is one regular file inside an archive part (an initrd).
@@ -32,7 +31,7 @@ type Member struct {
 const maxArchive = 1 << 30
 
 // ReadArchive lists the regular files of a newc cpio archive, plain or
-// compressed with xz or gzip (the initrd and its cpio.xz4 addons).
+// or compressed in a format of mkimage/initrd (the initrd and its addons).
 // Hard links to one file are listed under each name.
 func ReadArchive(data []byte) ([]Member, error) {
 	raw, err := decompress(data)
@@ -82,44 +81,9 @@ func ReadArchive(data []byte) ([]Member, error) {
 var ErrNotArchive = errors.New("sbom: not a cpio archive")
 
 func decompress(data []byte) ([]byte, error) {
-	var r io.Reader
-	switch {
-	case bytes.HasPrefix(data, []byte("\xfd7zXZ\x00")):
-		xr, err := xz.NewReader(bytes.NewReader(data))
-		if err != nil {
-			return nil, fmt.Errorf("sbom: xz: %w", err)
-		}
-		raw, err := io.ReadAll(io.LimitReader(xr, maxArchive+1))
-		if err != nil {
-			// the Go reader has no BCJ filters, which addons built with
-			// the xz tool use (mkimage/initrd XZCLI): let xz read it
-			raw, err = xzCLI(data)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if len(raw) > maxArchive {
-			return nil, fmt.Errorf("sbom: archive larger than %d bytes", maxArchive)
-		}
-		return raw, nil
-	case bytes.HasPrefix(data, []byte{0x1f, 0x8b}):
-		gr, err := gzip.NewReader(bytes.NewReader(data))
-		if err != nil {
-			return nil, fmt.Errorf("sbom: gzip: %w", err)
-		}
-		gr.Multistream(false) // the archive is zero-padded to 4 bytes
-		r = gr
-	case bytes.HasPrefix(data, []byte("070701")):
-		return data, nil
-	default:
-		return nil, fmt.Errorf("sbom: not a newc cpio archive (plain, xz or gzip)")
-	}
-	raw, err := io.ReadAll(io.LimitReader(r, maxArchive+1))
+	raw, err := initrd.Decompress(data, maxArchive)
 	if err != nil {
-		return nil, fmt.Errorf("sbom: decompress: %w", err)
-	}
-	if len(raw) > maxArchive {
-		return nil, fmt.Errorf("sbom: archive larger than %d bytes", maxArchive)
+		return nil, fmt.Errorf("sbom: %w", err)
 	}
 	return raw, nil
 }
@@ -158,15 +122,4 @@ func ReadSquashfs(ctx context.Context, image string) ([]Member, error) {
 		return nil, fmt.Errorf("sbom: %s: %w", filepath.Base(image), err)
 	}
 	return ms, nil
-}
-
-func xzCLI(data []byte) ([]byte, error) {
-	cmd := exec.Command("xz", "-dc")
-	cmd.Stdin = bytes.NewReader(data)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("sbom: xz -dc: %w: %s", err, strings.TrimSpace(errb.String()))
-	}
-	return out.Bytes(), nil
 }

@@ -40,6 +40,8 @@ import (
 	spdxjson "github.com/spdx/tools-golang/json"
 	"github.com/spdx/tools-golang/spdx/v2/common"
 	spdx "github.com/spdx/tools-golang/spdx/v2/v2_3"
+
+	"github.com/pantavisor/pantavisor-go/mkimage/initrd"
 )
 
 // Deb is a Debian package the build used.
@@ -108,7 +110,7 @@ type gen struct {
 }
 
 // objectVersion names the format of cached object descriptions.
-const objectVersion = "v1"
+const objectVersion = "v2"
 
 // objectInfo is what the SBOM says about an object beyond its sha256.
 type objectInfo struct {
@@ -409,13 +411,10 @@ func readObject(p, want string) ([]byte, string, error) {
 	return data, hex.EncodeToString(h1.Sum(nil)), nil
 }
 
+// isArchive: head starts like an archive of a format of mkimage/initrd.
 func isArchive(head []byte) bool {
-	for _, m := range [][]byte{[]byte("\xfd7zXZ\x00"), {0x1f, 0x8b}, []byte("070701")} {
-		if len(head) >= len(m) && string(head[:len(m)]) == string(m) {
-			return true
-		}
-	}
-	return false
+	_, ok := initrd.Detect(head)
+	return ok
 }
 
 // mergedPrefix is the id prefix of merged elements.

@@ -475,7 +475,13 @@ func TestReadArchive(t *testing.T) {
 	tr.AddSymlink("/bin/c", "a")
 	sum := sha256.Sum256([]byte("aaa"))
 	want := []Member{{"/bin/a", hex.EncodeToString(sum[:]), "7e240de74fb1ed08fa08d38063f6a6a91462a815", 3}, {"/bin/b", hex.EncodeToString(sum[:]), "7e240de74fb1ed08fa08d38063f6a6a91462a815", 3}}
-	for name, write := range map[string]func(io.Writer, *initrd.Tree) error{"xz": initrd.WriteXZ4, "gzip": initrd.WriteGzip, "plain": initrd.WriteCPIO} {
+	writers := map[string]func(io.Writer, *initrd.Tree) error{"xz": initrd.WriteXZ4, "zstd": initrd.WriteZstd, "gzip": initrd.WriteGzip, "plain": initrd.WriteCPIO}
+	for _, f := range initrd.Formats {
+		// what the builder writes: the format's program when installed
+		kind, write := f.Encoder("x86")
+		writers[kind] = func(w io.Writer, t *initrd.Tree) error { return write(context.Background(), w, t) }
+	}
+	for name, write := range writers {
 		var buf bytes.Buffer
 		if err := write(&buf, tr); err != nil {
 			t.Fatal(err)
@@ -534,5 +540,25 @@ func TestReadArchiveNotCpio(t *testing.T) {
 	zw.Close()
 	if _, err := ReadArchive(gz.Bytes()); !errors.Is(err, ErrNotArchive) {
 		t.Errorf("ReadArchive(gzipped FAT) = %v, want ErrNotArchive", err)
+	}
+}
+
+// TestIsArchive: every initrd format is listed by its members, whichever
+// encoder wrote it (a zstd initrd once went into the SBOM as one file).
+func TestIsArchive(t *testing.T) {
+	tr := initrd.NewTree()
+	tr.AddData("/bin/a", []byte("aaa"), 0o755)
+	for _, f := range initrd.Formats {
+		kind, write := f.Encoder("x86")
+		var buf bytes.Buffer
+		if err := write(context.Background(), &buf, tr); err != nil {
+			t.Fatal(err)
+		}
+		if !isArchive(buf.Bytes()[:6]) {
+			t.Errorf("isArchive(%s: % x) = false", kind, buf.Bytes()[:6])
+		}
+	}
+	if isArchive([]byte("hsqs\x00\x00")) {
+		t.Error("isArchive(squashfs) = true")
 	}
 }
