@@ -24,7 +24,7 @@ func TestCryptVolume(t *testing.T) {
 	const image = "/storage/dm-crypt-files/secrets/versatile.img"
 	m := newMachine(t, img, off)
 	base := factoryState(t, img, off)
-	if !hasAddon(t, base, "debug.cpio.xz4") {
+	if !hasAddon(t, base, "debug") {
 		testenv.Skipf(t, "the crypt test types in the debug shell: build the image with the debug addon (PANTAVISOR_DEBUG=yes)")
 	}
 	r := newRevision(t, base, rev, func(e *edit) {

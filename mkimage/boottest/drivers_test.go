@@ -24,7 +24,7 @@ func TestDrivers(t *testing.T) {
 	const rev = "locals/drivers"
 	m := newMachine(t, img, off)
 	base := factoryState(t, img, off)
-	if !hasAddon(t, base, "debug.cpio.xz4") {
+	if !hasAddon(t, base, "debug") {
 		testenv.Skipf(t, "the drivers test types in the debug shell: build the image with the debug addon (PANTAVISOR_DEBUG=yes)")
 	}
 	r := newRevision(t, base, rev, func(e *edit) {

@@ -217,8 +217,9 @@ func addon(t *testing.T, path, text string) []byte {
 	return b.Bytes()
 }
 
-// hasAddon reports whether the state's bsp/run.json lists the addon.
-func hasAddon(t *testing.T, doc map[string]json.RawMessage, file string) bool {
+// hasAddon reports whether the state's bsp/run.json lists the addon name,
+// whatever its compression (name.cpio.xz4, name.cpio.zst4, …).
+func hasAddon(t *testing.T, doc map[string]json.RawMessage, name string) bool {
 	t.Helper()
 	var run struct {
 		Addons []string `json:"addons"`
@@ -226,7 +227,7 @@ func hasAddon(t *testing.T, doc map[string]json.RawMessage, file string) bool {
 	if err := json.Unmarshal(doc["bsp/run.json"], &run); err != nil {
 		t.Fatalf("bsp/run.json: %v", err)
 	}
-	return slices.Contains(run.Addons, file)
+	return slices.ContainsFunc(run.Addons, func(a string) bool { return strings.HasPrefix(a, name+".cpio.") })
 }
 
 // withAddon adds an initrd addon to the BSP: bsp/<file> and its name at
