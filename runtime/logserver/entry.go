@@ -20,6 +20,9 @@ type Entry struct {
 	// Raw marks Msg as a byte-exact chunk (LEGACY protocol): container
 	// files receive it unchanged instead of getting a trailing newline.
 	Raw bool
+	// onConsole: a kernel record the kernel printed on the console the
+	// stdout outputs write to (SubscribeKmsg).
+	onConsole bool
 }
 
 // record is an Entry stamped at dispatch time with the revision and update

@@ -1,6 +1,7 @@
 package logserver
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 	"time"
@@ -141,6 +142,23 @@ func FuzzFdRequest(f *testing.F) {
 		r2, err := ParseFdRequest(AppendFdRequest(nil, r))
 		if err != nil || r2 != r {
 			t.Fatalf("round trip of %+v = %+v, %v", r, r2, err)
+		}
+	})
+}
+
+// FuzzKmsg: any /dev/kmsg line parses without panicking to a severity
+// 0-7 (or -1 without a prefix) and a message that is the line's tail.
+func FuzzKmsg(f *testing.F) {
+	for _, s := range []string{"6,1234,5678,-;usb 1-1: new device", " SUBSYSTEM=usb", "no prefix", "99999999999999,1;x", ";", ""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		pri, msg, ok := parseKmsg(line)
+		if !ok {
+			return
+		}
+		if pri < -1 || pri > 7 || !bytes.HasSuffix(line, msg) {
+			t.Fatalf("parseKmsg(%q) = %d %q", line, pri, msg)
 		}
 	})
 }

@@ -281,7 +281,9 @@ func newStdout(s *Server, filter func(*record) bool) output {
 	return &stdout{s: s, filter: filter, w: bufio.NewWriterSize(s.stdout, 8<<10), tf: s.tf[OutStdout]}
 }
 
-func (o *stdout) accept(r *record) bool { return r.Level <= o.s.level && o.filter(r) }
+func (o *stdout) accept(r *record) bool {
+	return r.Level <= o.s.level && !r.onConsole && o.filter(r)
+}
 
 func (o *stdout) write(r *record) {
 	b := o.buf[:0]

@@ -698,28 +698,40 @@ func (s *syncBuffer) Reset() {
 func TestKmsg(t *testing.T) {
 	tests := []struct {
 		in   string
-		lvl  Level
+		pri  int
 		msg  string
 		keep bool
 	}{
-		{"6,1234,5678,-;usb 1-1: new device", Info, "usb 1-1: new device", true},
-		{"3,1,2,c;oops", Error, "oops", true},
-		{"12,1,2,-;user warn", Warn, "user warn", true},
+		{"6,1234,5678,-;usb 1-1: new device", 6, "usb 1-1: new device", true},
+		{"3,1,2,c;oops", 3, "oops", true},
+		{"12,1,2,-;user warn", 4, "user warn", true},
 		{" SUBSYSTEM=usb", 0, "", false},
-		{"no prefix", Info, "no prefix", true},
+		{"no prefix", -1, "no prefix", true},
 	}
 	for _, tt := range tests {
-		lvl, msg, ok := parseKmsg([]byte(tt.in))
-		if ok != tt.keep || (ok && (lvl != tt.lvl || string(msg) != tt.msg)) {
-			t.Errorf("parseKmsg(%q) = %v %q %v, want %v %q %v", tt.in, lvl, msg, ok, tt.lvl, tt.msg, tt.keep)
+		pri, msg, ok := parseKmsg([]byte(tt.in))
+		if ok != tt.keep || (ok && (pri != tt.pri || string(msg) != tt.msg)) {
+			t.Errorf("parseKmsg(%q) = %d %q %v, want %d %q %v", tt.in, pri, msg, ok, tt.pri, tt.msg, tt.keep)
 		}
 	}
-	s, root := newServer(t, nil)
+	// console_loglevel 4: the kernel printed the error on the console
+	// itself, so stdout leaves it out; files keep every record.
+	var out syncBuffer
+	s, root := newServer(t, func(o *Options) {
+		o.Outputs = []string{OutFiletree, OutStdout}
+		o.Stdout = &out
+	})
 	pr, pw, _ := os.Pipe()
-	s.SubscribeKmsg(pr)
-	pw.Write([]byte("4,10,20,-;disk warning\n SUBSYSTEM=block\n"))
+	s.SubscribeKmsg(pr, 4)
+	pw.Write([]byte("3,9,10,-;disk error\n4,10,20,-;disk warning\n SUBSYSTEM=block\nbare\n"))
 	pw.Close()
-	waitFile(t, s, filepath.Join(root, "logs", "0", "pantavisor", "pantavisor.log"), "[pantavisor] 42 WARN\t -- [dmesg]: disk warning\n")
+	waitFile(t, s, filepath.Join(root, "logs", "0", "pantavisor", "pantavisor.log"),
+		"[pantavisor] 42 ERROR\t -- [dmesg]: disk error\n[pantavisor] 42 WARN\t -- [dmesg]: disk warning\n"+
+			"[pantavisor] 42 INFO\t -- [dmesg]: bare\n")
+	s.Sync()
+	if got, want := out.String(), "[pantavisor] 42 WARN\t -- [dmesg]: disk warning\n[pantavisor] 42 INFO\t -- [dmesg]: bare\n"; got != want {
+		t.Errorf("stdout = %q, want %q", got, want)
+	}
 }
 
 func TestDevLogLink(t *testing.T) {

@@ -40,20 +40,36 @@ func (s *Server) Subscribe(r io.Reader, platform, source string, level Level) {
 // SubscribeKmsg logs the kernel ring buffer (an opened /dev/kmsg) as
 // pantavisor/dmesg: each record's syslog priority gives its level, the
 // "pri,seq,usec,flags;" prefix and the continuation lines are dropped.
-func (s *Server) SubscribeKmsg(r io.Reader) {
-	s.subscribe(r, PlatformPantavisor, "dmesg", Info, parseKmsg)
+// consoleLoglevel is the kernel's console_loglevel when the stdout outputs
+// write to the kernel's console (0 when not): the records below it are on
+// that console already, so the stdout outputs leave them out (under TCG
+// the boot's ~400 kernel lines printed twice cost ~0.3 s of the one CPU).
+func (s *Server) SubscribeKmsg(r io.Reader, consoleLoglevel int) {
+	s.subscribe(r, PlatformPantavisor, "dmesg", Info, func(line []byte, e *Entry) bool {
+		pri, msg, ok := parseKmsg(line)
+		if !ok {
+			return false
+		}
+		e.Msg, e.Level = string(msg), Info
+		if pri >= 0 {
+			e.Level = syslogLevel(pri)
+			e.onConsole = pri < consoleLoglevel
+		}
+		return true
+	})
 }
 
-// parseKmsg turns one /dev/kmsg line into a level and message.
-func parseKmsg(line []byte) (Level, []byte, bool) {
+// parseKmsg splits one /dev/kmsg line into its syslog severity (-1 when
+// it has no prefix) and message; ok=false drops a continuation line.
+func parseKmsg(line []byte) (pri int, msg []byte, ok bool) {
 	if len(line) == 0 || line[0] == ' ' {
 		return 0, nil, false // continuation "KEY=value" line
 	}
 	semi := bytes.IndexByte(line, ';')
 	if semi < 0 {
-		return Info, line, true
+		return -1, line, true
 	}
-	pri := 0
+	pri = 0
 	for _, c := range line[:semi] {
 		if c < '0' || c > '9' {
 			break
@@ -63,11 +79,11 @@ func parseKmsg(line []byte) (Level, []byte, bool) {
 			break
 		}
 	}
-	return syslogLevel(pri & 7), line[semi+1:], true
+	return pri & 7, line[semi+1:], true
 }
 
-// lineParser rewrites a subscribed line; ok=false drops it.
-type lineParser func(line []byte) (Level, []byte, bool)
+// lineParser turns a subscribed line into e's Msg and Level; false drops it.
+type lineParser func(line []byte, e *Entry) bool
 
 func (s *Server) subscribe(r io.Reader, platform, source string, level Level, parse lineParser) {
 	sub := &subscription{r: r}
@@ -118,14 +134,13 @@ func (s *Server) pump(sub *subscription, platform, source string, level Level, p
 	buf := make([]byte, 0, size)
 	emit := func(line []byte) {
 		line = bytes.TrimSuffix(line, []byte{'\r'})
-		lvl := level
-		if parse != nil {
-			var ok bool
-			if lvl, line, ok = parse(line); !ok {
-				return
-			}
+		e := Entry{Time: s.now(), Level: level, Platform: platform, Source: source}
+		if parse == nil {
+			e.Msg = string(line)
+		} else if !parse(line, &e) {
+			return
 		}
-		s.dispatch(Entry{Time: s.now(), Level: lvl, Platform: platform, Source: source, Msg: string(line)})
+		s.dispatch(e)
 	}
 	cut := false // the last line was cut at MaxLine: drop a '\n' right after
 	for {

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/pantavisor/pantavisor-go/runtime/config"
@@ -32,7 +35,9 @@ func (d *Daemon) applySysctls() {
 const Kmsg = "/dev/kmsg"
 
 // kmsgSubscriber is the log server's /dev/kmsg reader (runtime/logserver).
-type kmsgSubscriber interface{ SubscribeKmsg(r io.Reader) }
+type kmsgSubscriber interface {
+	SubscribeKmsg(r io.Reader, consoleLoglevel int)
+}
 
 // captureDmesg logs the kernel's messages, from the oldest one the ring
 // buffer still holds, as pantavisor/dmesg (PV_LOG_CAPTURE_DMESG). Only
@@ -47,7 +52,27 @@ func (d *Daemon) captureDmesg(path string) {
 		d.log.Warn("dmesg capture", "err", err)
 		return
 	}
-	ks.SubscribeKmsg(kmsgReader{f})
+	// On a device pantavisor's stdout is the kernel's console: the kernel
+	// records it printed there already are not printed again.
+	ks.SubscribeKmsg(kmsgReader{f}, consoleLoglevel(filepath.Join(config.SysctlRoot, "kernel", "printk")))
+}
+
+// consoleLoglevel reads the kernel's console_loglevel, the first field of
+// path (kernel/printk); 0 when unknown, as if the console had nothing.
+func consoleLoglevel(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
 
 // kmsgReader reads /dev/kmsg across EPIPE, which only says that records

@@ -295,3 +295,17 @@ func TestUsrDir(t *testing.T) {
 		}
 	}
 }
+
+func TestConsoleLoglevel(t *testing.T) {
+	dir := t.TempDir()
+	for content, want := range map[string]int{"7\t4\t1\t7\n": 7, "4 4 1 7": 4, "": 0, "x 4": 0, "-1 4": 0} {
+		p := filepath.Join(dir, "printk")
+		os.WriteFile(p, []byte(content), 0o644)
+		if got := consoleLoglevel(p); got != want {
+			t.Errorf("consoleLoglevel(%q) = %d, want %d", content, got, want)
+		}
+	}
+	if got := consoleLoglevel(filepath.Join(dir, "none")); got != 0 {
+		t.Errorf("consoleLoglevel(missing) = %d, want 0", got)
+	}
+}
