@@ -31,6 +31,12 @@ type Options struct {
 	// sorted walk, so the output does not depend on the input's inode
 	// numbers; TestConvertReproducible in mkimage/oci checks it).
 	HardLinks bool
+	// BlockSize is the data block size in bytes (0: mksquashfs's 128 KiB).
+	// Larger blocks pack many small files (kernel modules) tighter; a
+	// read decompresses a whole block.
+	BlockSize int
+	// Level is the zstd level (0: 6).
+	Level int
 }
 
 // Make packs dir into the squashfs image out (replacing it).
@@ -59,7 +65,14 @@ func Make(ctx context.Context, dir, out string, o Options) error {
 	case "zstd":
 		// mksquashfs's default zstd level 15 takes ~60 s on the Debian
 		// modules tree (2 CPUs); level 6 takes ~4 s for 8% more bytes.
-		args = append(args, "-Xcompression-level", "6")
+		level := 6
+		if o.Level > 0 {
+			level = o.Level
+		}
+		args = append(args, "-Xcompression-level", strconv.Itoa(level))
+	}
+	if o.BlockSize > 0 {
+		args = append(args, "-b", strconv.Itoa(o.BlockSize))
 	}
 	cmd := exec.CommandContext(ctx, "mksquashfs", args...)
 	// mksquashfs refuses SOURCE_DATE_EPOCH together with -mkfs-time.
