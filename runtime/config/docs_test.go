@@ -29,7 +29,7 @@ var keyNotes = map[string]string{
 	"PV_DISABLE_AUTODEV":            "upstream a pvr build argument of one container; here also device-wide",
 	"PV_DISK_EXPORTSDIR":            "exporters' root file systems show in `<dir>/<container>`; App Engine default: `<run dir>/exports`",
 	"PV_LOG_BUF_NITEMS":             "records per log output queue, when set; unset, the log server's 1024 (upstream's 128 overflows on a burst of container output)",
-	"PV_LOG_CAPTURE_DMESG":          "`/dev/kmsg` as `pantavisor/dmesg` in embedded and standalone modes (App Engine leaves the host's kernel log alone)",
+	"PV_LOG_CAPTURE_DMESG":          "`/dev/kmsg` as `pantavisor/dmesg` in embedded and standalone modes (App Engine leaves the host's kernel log alone); the stdout outputs leave out the records the kernel printed on the console itself (below its console_loglevel)",
 	"PV_LOG_STDOUT":                 "adds the `stdout` output (every record, on the console of an image) to PV_LOG_SERVER_OUTPUTS, in place of `stdout.pantavisor`/`stdout.containers`",
 	"PV_LOOP_INDEX_BASE":            "volumes and disks take the free loop devices from `/dev/loop<N>` up (made when missing; containers:16); -1: the kernel's lowest free one",
 	"PV_LOG_MAXSIZE":                "maxsize of a file logger whose run.json `logs[]` entry has none (and of the default syslog/messages loggers)",
