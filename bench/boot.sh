@@ -7,6 +7,7 @@
 #
 #   bench/boot.sh                  this tree's image against main's
 #   bench/boot.sh <image>...       just these images (label=path allowed)
+#   BENCH_FW=uboot BENCH_ARCH=arm64 bench/boot.sh out/arm64-qemu/arm64-qemu-pv-1024MiB.img
 #
 # Without arguments it builds x64-uefi from this tree and from BENCH_BASE
 # (a git revision, default main; a detached worktree under BENCH_DIR) into
@@ -16,7 +17,7 @@
 #
 # Environment: BENCH_DIR (default /tmp/pv-bench-boot-$(id -un)), BENCH_BASE,
 # BENCH_RUNS (boots per image and firmware, default 5), BENCH_FW (default
-# bios,uefi), PV_CACHE. The machine is shared: the load is printed.
+# bios,uefi), BENCH_ARCH (of the images given, default amd64), PV_CACHE. The machine is shared: the load is printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -47,5 +48,5 @@ if [ $# -eq 0 ]; then
 	trap 'git worktree remove -f "$dir/base-src"' EXIT
 	set -- "base($base)=$(build "$dir/base-src" "$dir/out-base")" "this=$(build "$repo" "$dir/out-this")"
 fi
-go run ./bench/bootbench -runs "${BENCH_RUNS:-5}" -fw "${BENCH_FW:-bios,uefi}" "$@"
+go run ./bench/bootbench -runs "${BENCH_RUNS:-5}" -fw "${BENCH_FW:-bios,uefi}" -arch "${BENCH_ARCH:-amd64}" "$@"
 uptime

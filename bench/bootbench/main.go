@@ -34,6 +34,9 @@ var timeline = regexp.MustCompile(`boot: (.*READY [0-9.]+s) \(since /init(?:; /i
 // consoleDir keeps the consoles when set (-console).
 var consoleDir string
 
+// arch is the images' Debian architecture (-arch).
+var arch string
+
 type sample struct {
 	init, ready, cpu float64 // QEMU start → /init, → READY; QEMU CPU at READY
 	initCPU          float64 // QEMU CPU at /init
@@ -43,7 +46,8 @@ type sample struct {
 
 func main() {
 	runs := flag.Int("runs", 3, "boots per image and firmware")
-	fws := flag.String("fw", "bios,uefi", "firmwares: bios (SeaBIOS), uefi (OVMF)")
+	fws := flag.String("fw", "bios,uefi", "firmwares: bios (SeaBIOS), uefi (OVMF), uboot (-arch arm64, armhf, mipsel…)")
+	flag.StringVar(&arch, "arch", "amd64", "Debian architecture of the images (arm64 for arm64-qemu, with -fw uboot)")
 	flag.StringVar(&consoleDir, "console", "", "directory to keep each boot's console in (<label>-<fw>-<run>.log)")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: bootbench [-runs N] [-fw bios,uefi] label=image.img ...")
@@ -139,7 +143,7 @@ func boot(tmp, img string, fw boottest.Firmware) (sample, string, error) {
 	defer os.Remove(cp)
 	// The timeline comes in the WAIT round after READY; an image that
 	// prints none (an older one) ends the boot after Grace, which is fine.
-	res, err := boottest.Boot(context.Background(), boottest.Options{Image: cp, Firmware: fw, Marker: marker,
+	res, err := boottest.Boot(context.Background(), boottest.Options{Image: cp, Firmware: fw, Arch: arch, Marker: marker,
 		Expect: []string{"boot: "}, Timeout: 10 * time.Minute, Grace: 20 * time.Second})
 	if errors.Is(err, boottest.ErrMissing) {
 		err = nil
