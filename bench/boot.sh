@@ -17,7 +17,8 @@
 #
 # Environment: BENCH_DIR (default /tmp/pv-bench-boot-$(id -un)), BENCH_BASE,
 # BENCH_RUNS (boots per image and firmware, default 5), BENCH_FW (default
-# bios,uefi), BENCH_ARCH (of the images given, default amd64), PV_CACHE. The machine is shared: the load is printed.
+# bios,uefi), BENCH_ARCH (of the images given, default amd64), PV_CACHE.
+# The machine is shared: the load is printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
