@@ -89,11 +89,11 @@ func (b *run) makeContainers(ctx context.Context, pk *packages, bin *binaries) (
 			var a arch.Arch
 			if a, err = arch.Lookup(b.r.Arch); err == nil {
 				e, err = app.Build(ctx, filepath.Join(work, "image"), c.Name, c.Image, b.o.Repo, c.Args,
-					app.Options{Platform: a.OCIPlatform(), Epoch: b.o.Epoch, Comp: "xz"})
+					app.Options{Platform: a.OCIPlatform(), Epoch: b.o.Epoch, Comp: b.r.ContainerCompression})
 			}
 		default:
 			s := container.Spec{Name: c.Name, Template: c.Template, Busybox: pk.Busybox, NTPRoot: pk.NTPRoot,
-				Pvcontrol: bin.StaticPvcontrol, Pvcurl: bin.StaticPvcurl, PvrSDK: bin.StaticPvrSDK, Work: work, Epoch: b.o.Epoch, Comp: "xz", Cache: filepath.Join(b.o.Cache, "artifacts")}
+				Pvcontrol: bin.StaticPvcontrol, Pvcurl: bin.StaticPvcurl, PvrSDK: bin.StaticPvrSDK, Work: work, Epoch: b.o.Epoch, Comp: b.r.ContainerCompression, Cache: filepath.Join(b.o.Cache, "artifacts")}
 			if c.Wifi {
 				s.WifiRoot = pk.WifiRoot
 			}

@@ -31,6 +31,9 @@ func Defaults(r *Recipe) {
 	if r.Modules.Compression == "" {
 		r.Modules.Compression = "xz"
 	}
+	if r.ContainerCompression == "" {
+		r.ContainerCompression = "xz"
+	}
 	if r.InitMode == ModeAppengine {
 		if r.Bootloader.Type == "" {
 			r.Bootloader.Type = BootNone

@@ -84,6 +84,9 @@ type Recipe struct {
 	Addons []string `toml:"addons"`
 	// Containers are pvr exports merged into trails/0.
 	Containers []Container `toml:"containers"`
+	// ContainerCompression is the mksquashfs compressor of the
+	// containers' root.squashfs (xz, gzip, lz4 or zstd; default xz).
+	ContainerCompression string `toml:"container_compression"`
 }
 
 // Debian says where Debian packages come from.

@@ -79,6 +79,8 @@ func TestParseErrors(t *testing.T) {
 		{"container bad arg", minimal + "[[containers]]\nname = \"a\"\nimage = \"oci:x\"\nargs = { \"pv group\" = \"app\" }\n", "containers[0].args"},
 		{"wifi on a mgmt container", minimal + "[[containers]]\nname = \"a\"\ntemplate = \"mgmt\"\nwifi = true\n", "containers[0].wifi"},
 		{"container twice", minimal + "[[containers]]\nname = \"a\"\ntemplate = \"mgmt\"\n[[containers]]\nname = \"a\"\ntemplate = \"network\"\n", "containers[1].name"},
+		{"bad container compression", "container_compression = \"lzma\"\n" + minimal, `container_compression: "lzma" is not xz, gzip, lz4 or zstd`},
+		{"bad modules compression", minimal + "[modules]\ncompression = \"lzo\"\n", `modules.compression: "lzo"`},
 		{"bad initrd compression", minimal + "[initrd]\ncompression = \"lz4\"\n", `initrd.compression: "lz4" is not one of [xz zstd gzip none]`},
 		{"bad program", minimal + "[initrd]\nprograms = [\"bash\"]\n", "initrd.programs[0]"},
 		{"no pantavisor", minimal + "[initrd]\nprograms = [\"pventer\"]\n", "initrd.programs"},

@@ -67,8 +67,10 @@ func (r *Recipe) Validate() error {
 	if _, ok := initrd.Lookup(r.Initrd.Compression); !ok {
 		return invalid("initrd.compression", "%q is not one of %v", r.Initrd.Compression, initrd.Names())
 	}
-	if !slices.Contains([]string{"xz", "gzip", "lz4", "zstd"}, r.Modules.Compression) {
-		return invalid("modules.compression", "%q is not xz, gzip, lz4 or zstd", r.Modules.Compression)
+	for key, comp := range map[string]string{"modules.compression": r.Modules.Compression, "container_compression": r.ContainerCompression} {
+		if !slices.Contains([]string{"xz", "gzip", "lz4", "zstd"}, comp) {
+			return invalid(key, "%q is not xz, gzip, lz4 or zstd", comp)
+		}
 	}
 	for _, l := range []struct {
 		key  string

@@ -31,11 +31,11 @@ type Options struct {
 	// sorted walk, so the output does not depend on the input's inode
 	// numbers; TestConvertReproducible in mkimage/oci checks it).
 	HardLinks bool
-	// BlockSize is the data block size in bytes (0: mksquashfs's 128 KiB).
-	// Larger blocks pack many small files (kernel modules) tighter; a
+	// BlockSize is the data block size in bytes (0: mksquashfs's 128
+	// KiB, 1 MiB for zstd). Larger blocks pack small files tighter; a
 	// read decompresses a whole block.
 	BlockSize int
-	// Level is the zstd level (0: 6).
+	// Level is the zstd level (0: 19).
 	Level int
 }
 
@@ -63,13 +63,17 @@ func Make(ctx context.Context, dir, out string, o Options) error {
 	case "lz4":
 		args = append(args, "-Xhc")
 	case "zstd":
-		// mksquashfs's default zstd level 15 takes ~60 s on the Debian
-		// modules tree (2 CPUs); level 6 takes ~4 s for 8% more bytes.
-		level := 6
-		if o.Level > 0 {
-			level = o.Level
+		// Level 19 in 1 MiB blocks is as small as xz in 128 KiB blocks
+		// and its reads cost the device less CPU: each container of
+		// x64-uefi starts ~0.2 s sooner under QEMU TCG. Compressing
+		// costs about what xz does.
+		if o.Level == 0 {
+			o.Level = 19
 		}
-		args = append(args, "-Xcompression-level", strconv.Itoa(level))
+		if o.BlockSize == 0 {
+			o.BlockSize = 1 << 20
+		}
+		args = append(args, "-Xcompression-level", strconv.Itoa(o.Level))
 	}
 	if o.BlockSize > 0 {
 		args = append(args, "-b", strconv.Itoa(o.BlockSize))
