@@ -214,6 +214,8 @@ func TestVerity(t *testing.T) {
 		})
 		if !eio {
 			t.Errorf("corrupted data: every file read back without EIO")
+		} else {
+			t.Logf("corrupted data: mounted, reads fail with EIO")
 		}
 		if err := set.Unmount(); err != nil {
 			t.Errorf("Unmount() error = %v", err)
