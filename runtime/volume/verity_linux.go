@@ -92,8 +92,10 @@ func (s *Set) verity(dir, file string, manifest []byte, devName, target string) 
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return fmt.Errorf("create mount point: %w", err)
 	}
-	if !devmapper.Available(devDir) {
-		_ = kmod.Modprobe(context.Background(), []string{"-q", "dm_mod"}, nil, io.Discard, io.Discard)
+	if _, err := os.Stat("/sys/module/dm_verity"); err != nil {
+		// A module on most kernels (it pulls dm_mod in); quiet when
+		// built in, and a missing one shows as the table load's error.
+		_ = kmod.Modprobe(context.Background(), []string{"-q", "dm_verity"}, nil, io.Discard, io.Discard)
 	}
 	// Both loops clear themselves once the verity target lets them go.
 	dloop, err := attachLoop(data, true)
@@ -111,14 +113,20 @@ func (s *Set) verity(dir, file string, manifest []byte, devName, target string) 
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrVerity, err)
 	}
-	s.add(kindDM, devName, "verity "+table)
 	node, err := devmapper.Node(devDir, devName, devno)
+	if err == nil {
+		if err = unix.Mount(node, target, fstype, unix.MS_RDONLY, ""); err != nil {
+			err = mountErr(node+" ("+file+", dm-verity)", target, err)
+		}
+	}
 	if err != nil {
+		if rerr := removeDM(devName); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
 		return err
 	}
-	if err := unix.Mount(node, target, fstype, unix.MS_RDONLY, ""); err != nil {
-		return mountErr(node+" ("+file+", dm-verity)", target, err)
-	}
+	// Undone in reverse: the mount, then the device.
+	s.add(kindDM, devName, "verity "+table)
 	s.add(kindMount, target, fstype+" "+node+" dm-verity "+data)
 	return nil
 }

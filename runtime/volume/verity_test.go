@@ -186,6 +186,11 @@ func TestVerity(t *testing.T) {
 	} else {
 		t.Logf("wrong root hash: %v", err)
 	}
+	// Set.Verity alone cleans up after itself too.
+	s := NewSet(testLog(t))
+	if err := s.Verity(plat, "root.squashfs", wrong, name, target); err == nil || len(s.entries) != 0 {
+		t.Errorf("Verity(wrong root hash) = %v, entries %v; want an error and none", err, s.entries)
+	}
 	if devs := dmDevices(); contains(devs, name) {
 		t.Errorf("%s left after the failed mount", name)
 	}
