@@ -48,10 +48,11 @@ need_go() {
 # dbus-bin): the xconnect dbus tests run a real bus (runtime/xconnect, the
 # xc-dbus fixture of tests/xconnect/3); and wpasupplicant: pv-network's
 # Wi-Fi configurations are read by the real wpa_supplicant
-# (mkimage/container TestWifiConf, TestNetworkWifi).
+# (mkimage/container TestWifiConf, TestNetworkWifi); and cryptsetup-bin:
+# runtime/dmverity checks its hash devices against the real veritysetup.
 runtime_pkgs="build-essential pkg-config lxc lxc-dev libcap-dev squashfs-tools e2fsprogs busybox-static util-linux mount bsdutils fdisk iproute2 nftables xz-utils zstd bzip2 cpio openssh-client toybox"
 image_pkgs="libubootenv-tool u-boot-tools u-boot-qemu gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross gcc-mipsel-linux-gnu libc6-dev-mipsel-cross qemu-system-x86 qemu-system-arm qemu-system-mips bison flex bc libssl-dev patch ovmf seabios grub-efi-amd64-bin grub-pc-bin grub-common mtools dosfstools dpkg-dev"
-test_pkgs="chromium dbus-daemon dbus-bin wpasupplicant"
+test_pkgs="chromium dbus-daemon dbus-bin wpasupplicant cryptsetup-bin"
 
 case $what in
 build) pkgs="$runtime_pkgs $image_pkgs" ;;

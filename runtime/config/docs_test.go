@@ -15,8 +15,8 @@ var updateDocs = flag.Bool("update", false, "rewrite docs/config-keys.md from th
 
 // keyNotes are remarks docs/config-keys.md shows beside a key.
 var keyNotes = map[string]string{
-	"PV_VOLMOUNT_DM_EXTRA_ARGS":     "not supported: veritysetup options for `<handler>:` (dm-verity) volumes, which this build refuses",
-	"PV_SECUREBOOT_HANDLERS":        "not supported: `<handler>:<file>` volumes (dm-verity handler scripts) are refused with an error, so there is no handler to verify",
+	"PV_VOLMOUNT_DM_EXTRA_ARGS":     "not supported: extra veritysetup options for `dm:` (dm-verity) volumes; the verity table is built in Go (runtime/volume) with none, and free-form options there could switch verification off (`ignore_corruption`)",
+	"PV_SECUREBOOT_HANDLERS":        "not supported: `dm:<file>` (dm-verity) volumes are mounted by the Go runtime itself, without handler scripts to verify; other `<handler>:` volumes are refused with an error",
 	"PV_SYSTEM_APPARMOR_PROFILES":   "not supported: the seeds name the profiles to load but not where their files live nor in which form (source or compiled), and the runtime has no AppArmor loader",
 	"PV_STORAGE_PHCONFIG_VOL":       "not supported: pantahub.config is read in INIT, before the revision's disks (and so the `pv--phconfig` volume) are up; the volume is reported as ignored",
 	"PV_STORAGE_FIRMWARE_VOL":       "not supported: the seeds never describe a `pv--firmware` volume (upstream writes its path to `/sys/module/firmware_class/parameters/path`: what it holds and where it mounts without a disk is undocumented)",
@@ -34,7 +34,7 @@ var keyNotes = map[string]string{
 	"PV_LOOP_INDEX_BASE":            "volumes and disks take the free loop devices from `/dev/loop<N>` up (made when missing; containers:16); -1: the kernel's lowest free one",
 	"PV_LOG_MAXSIZE":                "maxsize of a file logger whose run.json `logs[]` entry has none (and of the default syslog/messages loggers)",
 	"PV_REMOUNT_POLICY":             "not supported: the seeds say a policy is a list of remount directives (mount-command path with wildcards, and options), defined globally or per container, but not which file or manifest key holds the policies",
-	"PV_SECUREBOOT_CHECKSUM":        "objects re-hashed at boot: those the containers' start uses (containers, firmware) in RUN before the revision runs; what bsp/run.json names for the boot loader (linux, initrd, addons, fdt, fit, rpiab) and the modules images beside the container start at idle priority, the modules mounted once theirs passed; a mismatch either way fails the revision (ROLLBACK; an update under test is not committed before the late part ends); not `bsp/fit-image.its` nor `<handler>:` volumes; `pv_quickboot` in the environment or on the command line skips it",
+	"PV_SECUREBOOT_CHECKSUM":        "objects re-hashed at boot: those the containers' start uses (containers, firmware) in RUN before the revision runs; what bsp/run.json names for the boot loader (linux, initrd, addons, fdt, fit, rpiab) and the modules images beside the container start at idle priority, the modules mounted once theirs passed; a mismatch either way fails the revision (ROLLBACK; an update under test is not committed before the late part ends); not `bsp/fit-image.its` nor the data file of `<handler>:` volumes (dm-verity checks each block as it is read; their hash device is verified); `pv_quickboot` in the environment or on the command line skips it",
 	"PV_SYSTEM_MOUNT_SECURITYFS":    "securityfs on `/sys/kernel/security` in INIT when Pantavisor is PID 1 (App Engine leaves the host's alone)",
 	"PV_SYSTEM_USRDIR":              "set: containers at lxcpath `<dir>/var/lib/lxc` with `lxc.rootfs.mount` `<dir>/lib/lxc/rootfs`, as upstream; unset: lxcpath `<run dir>/lxc` and liblxc's rootfs mount (an image's /usr may be read-only)",
 	"PV_SYSTEM_INIT_MODE":           "standalone: storage, control socket, debug shell and ssh; no container, no update, no Hub",
@@ -49,12 +49,12 @@ var keyNotes = map[string]string{
 // areaText describes the areas of keys that are not implemented yet.
 var areaText = map[area]string{
 	bootloader: "boot loader settings: u-boot A/B partition and environment names, FIT configuration",
-	disks:      "volume mount handlers (device mapper)",
+	disks:      "extra options of the device-mapper volume handler",
 	drivers:    "managed drivers and early module loading",
 	hub:        "the Pantacor Hub client: credentials, claim, remote updates and metadata, log push",
 	logs:       "container loggers and log capture",
 	network:    "the container network bridge",
-	secureboot: "verity handler volumes",
+	secureboot: "verification of handler scripts (there are none: dm-verity volumes are built in)",
 	storage:    "storage layout options (writable dir, mount type, firmware and Hub-credentials volumes)",
 	system:     "remount policies, AppArmor profiles",
 	watchdog:   "the hardware watchdog",

@@ -13,12 +13,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/pantavisor/pantavisor-go/runtime/internal/atomicfile"
+	"github.com/pantavisor/pantavisor-go/runtime/internal/devmapper"
 	"github.com/pantavisor/pantavisor-go/runtime/kmod"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 	"github.com/pantavisor/pantavisor-go/runtime/volume"
@@ -63,7 +63,7 @@ func (s *Set) cryptVersatile(d *state.Disk) (*mounted, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !exists(filepath.Join(s.env.DevDir, dmControl)) {
+	if !devmapper.Available(s.env.DevDir) {
 		loadModules("dm_mod", "dm_crypt")
 	}
 	dir := filepath.Dir(cp.Image)
@@ -112,12 +112,12 @@ func (s *Set) cryptVersatile(d *state.Disk) (*mounted, error) {
 	}
 	name := cp.DeviceName()
 	params := fmt.Sprintf("%s %s 0 %d:%d 0", versatileCipher, hex.EncodeToString(key[:32]), unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev)))
-	devno, err := dmCreate(s.env.DevDir, name, dmTarget{Length: sectors, Type: "crypt", Params: params})
+	devno, err := devmapper.Create(s.env.DevDir, name, devmapper.Target{Length: sectors, Type: "crypt", Params: params})
 	if err != nil {
 		return nil, err
 	}
-	remove := func() error { return dmRemove(s.env.DevDir, name) }
-	node, err := s.dmNode(name, devno)
+	remove := func() error { return devmapper.Remove(s.env.DevDir, name) }
+	node, err := devmapper.Node(s.env.DevDir, name, devno)
 	if err != nil {
 		remove()
 		return nil, err
@@ -142,35 +142,6 @@ func (s *Set) cryptVersatile(d *state.Disk) (*mounted, error) {
 		}
 		return remove()
 	}}, nil
-}
-
-// dmNode returns a block device node of dm device devno: devtmpfs's
-// /dev/dm-<minor>, else one made in /dev/mapper.
-func (s *Set) dmNode(name string, devno uint64) (string, error) {
-	maj, min := unix.Major(devno), unix.Minor(devno)
-	want := func(p string) bool {
-		var st unix.Stat_t
-		return unix.Stat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFBLK && unix.Major(uint64(st.Rdev)) == maj && unix.Minor(uint64(st.Rdev)) == min
-	}
-	dm := filepath.Join(s.env.DevDir, "dm-"+strconv.Itoa(int(min)))
-	for i := 0; i < 10; i++ {
-		if want(dm) {
-			return dm, nil
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	node := filepath.Join(s.env.DevDir, "mapper", name)
-	if want(node) {
-		return node, nil
-	}
-	os.Remove(node)
-	if err := os.MkdirAll(filepath.Dir(node), 0o755); err != nil {
-		return "", err
-	}
-	if err := unix.Mknod(node, unix.S_IFBLK|0o600, int(unix.Mkdev(maj, min))); err != nil {
-		return "", fmt.Errorf("mknod %s: %w", node, err)
-	}
-	return node, nil
 }
 
 // makeImage creates the (sparse) image file of size bytes.

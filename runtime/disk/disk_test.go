@@ -73,33 +73,6 @@ func TestSwapHeader(t *testing.T) {
 	}
 }
 
-func TestDMBuffer(t *testing.T) {
-	b, err := dmBuffer("versatile", 0, []dmTarget{{Length: 4096, Type: "crypt", Params: "aes-cbc-essiv:sha256 00 0 7:0 0"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ne := binary.NativeEndian
-	if ne.Uint32(b[0:]) != 4 || ne.Uint32(b[12:]) != uint32(len(b)) || ne.Uint32(b[16:]) != dmIoctlSize || ne.Uint32(b[20:]) != 1 {
-		t.Errorf("dm_ioctl header = %v", b[:24])
-	}
-	if !bytes.HasPrefix(b[48:], []byte("versatile\x00")) {
-		t.Errorf("name = %q", b[48:60])
-	}
-	spec := b[dmIoctlSize:]
-	if ne.Uint64(spec[8:]) != 4096 || !bytes.HasPrefix(spec[24:], []byte("crypt\x00")) || !bytes.HasPrefix(spec[dmSpecSize:], []byte("aes-cbc-essiv:sha256 00 0 7:0 0\x00")) {
-		t.Errorf("target spec = %q", spec[:80])
-	}
-	if next := ne.Uint32(spec[20:]); next%8 != 0 || next < dmSpecSize+32 {
-		t.Errorf("spec next = %d, want 8-aligned past the params", next)
-	}
-	if dmCmd(dmDevCreate) != 0xc138fd03 {
-		t.Errorf("DM_DEV_CREATE = %#x, want 0xc138fd03", dmCmd(dmDevCreate))
-	}
-	if _, err := dmBuffer(strings.Repeat("n", 128), 0, nil); !errors.Is(err, ErrBadDisk) {
-		t.Errorf("dmBuffer(long name) error = %v", err)
-	}
-}
-
 func TestCaamDcpRefused(t *testing.T) {
 	s := NewSet(nil, Env{MediaDir: t.TempDir(), DevDir: t.TempDir()})
 	for _, typ := range []string{"dm-crypt-caam", "dm-crypt-dcp", "dual"} {

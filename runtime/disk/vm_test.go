@@ -21,6 +21,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/internal/testenv"
 	"github.com/pantavisor/pantavisor-go/mkimage/debpkg"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
+	"github.com/pantavisor/pantavisor-go/runtime/internal/rootfs"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 )
 
@@ -36,7 +37,8 @@ import (
 var vmModules = []string{"drivers/virtio/virtio.ko", "drivers/virtio/virtio_ring.ko", "drivers/virtio/virtio_pci_modern_dev.ko",
 	"drivers/virtio/virtio_pci_legacy_dev.ko", "drivers/virtio/virtio_pci.ko", "drivers/block/virtio_blk.ko",
 	"drivers/block/loop.ko", "drivers/md/dm-mod.ko", "drivers/md/dm-crypt.ko", "crypto/authenc.ko", "crypto/essiv.ko",
-	"lib/crc16.ko", "crypto/crc32c_generic.ko", "fs/mbcache.ko", "fs/jbd2/jbd2.ko", "fs/ext4/ext4.ko"}
+	"lib/crc16.ko", "crypto/crc32c_generic.ko", "fs/mbcache.ko", "fs/jbd2/jbd2.ko", "fs/ext4/ext4.ko",
+	"lib/reed_solomon/reed_solomon.ko", "drivers/md/dm-bufio.ko", "drivers/md/dm-verity.ko", "fs/squashfs/squashfs.ko"}
 
 func TestMain(m *testing.M) {
 	if os.Getpid() == 1 {
@@ -75,6 +77,16 @@ func vmInit(m *testing.M) int {
 	flag.Set("test.run", "^TestCryptBoot$")
 	flag.Set("test.v", "true")
 	rc := m.Run()
+	if os.Getenv("PV_VM_BOOT") == "1" {
+		// CI=true: in here a skip would be a failure.
+		v := exec.Command("/volume.test", "-test.run=^TestVerity$", "-test.v")
+		v.Env = append(os.Environ(), "PV_TEST_SQUASHFS=/verity.squashfs", "CI=true")
+		v.Stdout, v.Stderr = os.Stdout, os.Stdout
+		if err := v.Run(); err != nil {
+			fmt.Println("vm: volume.test:", err)
+			rc = 1
+		}
+	}
 	fmt.Printf("VM-DONE rc=%d\n", rc)
 	unix.Unmount("/storage", 0)
 	unix.Sync()
@@ -190,8 +202,9 @@ func TestCryptBoot(t *testing.T) {
 }
 
 // TestCryptInVM: an encrypted volume made on the first boot keeps its
-// file over a reboot, on a real device-mapper (Debian's kernel in QEMU,
-// TCG).
+// file over a reboot, and dm-verity volumes mount and catch corruption
+// (runtime/volume's TestVerity), on a real device-mapper (Debian's kernel
+// in QEMU, TCG).
 func TestCryptInVM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping: boots a VM")
@@ -217,6 +230,19 @@ func TestCryptInVM(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go test -c: %v: %s", err, out)
 	}
+	build = exec.Command(gobin, "test", "-c", "-o", filepath.Join(root, "volume.test"), "../volume")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go test -c ../volume: %v: %s", err, out)
+	}
+	if err := rootfs.Available(); err != nil {
+		testenv.Skipf(t, "skipping: %v", err)
+	}
+	sqfs, err := rootfs.Build(rootfs.Options{})
+	if err != nil {
+		t.Fatalf("rootfs.Build() error = %v", err)
+	}
+	copyFile(t, sqfs, filepath.Join(root, "verity.squashfs"), 0o644)
 	var order []string
 	for _, m := range vmModules {
 		copyFile(t, filepath.Join(modDir, m), filepath.Join(root, "mods", filepath.Base(m)), 0o644)
@@ -265,9 +291,12 @@ func TestCryptInVM(t *testing.T) {
 		got := console.String()
 		sc := bufio.NewScanner(strings.NewReader(got))
 		for sc.Scan() {
-			if l := sc.Text(); strings.Contains(l, "---") || strings.Contains(l, "_test.go") || strings.HasPrefix(l, "vm:") || strings.HasPrefix(l, "VM-DONE") || strings.HasPrefix(l, "boot ") {
+			if l := sc.Text(); strings.Contains(l, "---") || strings.Contains(l, "wrong root hash") || strings.Contains(l, "corrupted data") || strings.Contains(l, "_test.go") || strings.HasPrefix(l, "vm:") || strings.HasPrefix(l, "VM-DONE") || strings.HasPrefix(l, "boot ") {
 				t.Logf("boot %s: %s", boot, l)
 			}
+		}
+		if boot == "1" && !strings.Contains(got, "--- PASS: TestVerity") {
+			t.Errorf("boot 1: runtime/volume's TestVerity did not pass in the VM; console:\n%s", got)
 		}
 		if !strings.Contains(got, "--- PASS: TestCryptBoot") || !strings.Contains(got, "VM-DONE rc=0") {
 			t.Fatalf("boot %s: TestCryptBoot did not pass in the VM (qemu: %v); console:\n%s", boot, err, got)

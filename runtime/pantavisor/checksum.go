@@ -82,8 +82,10 @@ type checkedObject struct{ name, sha, path string }
 
 // revisionObjects returns the objects of st that RUN verifies, one per
 // file (links of one inode count once), in key order: every object but
-// the skipped ones and the images of a "<handler>:" volume (a dm-verity
-// handler checks them as they are read).
+// the skipped ones and the data file of a "<handler>:" volume (dm-verity
+// checks its blocks as they are read). The hash device stays verified
+// here (a small file); the _dm manifest with the root hash is inline
+// JSON, covered by the state's signature.
 func (d *Daemon) revisionObjects(rev string, st *state.State) []checkedObject {
 	handled := map[string]bool{}
 	for _, p := range st.Platforms() {

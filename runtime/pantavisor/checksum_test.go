@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/runtime/bootloader"
+	"github.com/pantavisor/pantavisor-go/runtime/state"
+	"github.com/pantavisor/pantavisor-go/runtime/storage"
 	"github.com/pantavisor/pantavisor-go/runtime/update"
 	"golang.org/x/sys/unix"
 )
@@ -276,5 +278,36 @@ func TestSumMappedFault(t *testing.T) {
 	}
 	if _, err := sumMapped(m); err == nil || !strings.Contains(err.Error(), "read fault") {
 		t.Errorf("sumMapped(truncated) = %v, want a read fault", err)
+	}
+}
+
+// TestChecksumDMVolume: of a "dm:" volume, RUN skips the data file (the
+// kernel checks its blocks against the root hash as they are read) but
+// still verifies the hash device; the _dm manifest is inline JSON, under
+// the state's signature rather than a checksum.
+func TestChecksumDMVolume(t *testing.T) {
+	sha := strings.Repeat("a", 64)
+	raw := `{"#spec":"pantavisor-service-system@1",` +
+		`"app/run.json":{"#spec":"service-manifest-run@1","name":"app","type":"lxc","config":"lxc.container.conf","root-volume":"dm:root.squashfs","volumes":["dm:data.squashfs"],"storage":{}},` +
+		`"app/lxc.container.conf":"` + sha + `","app/root.squashfs":"` + sha + `","app/root.squashfs.hash":"` + sha + `",` +
+		`"app/data.squashfs":"` + sha + `","app/data.squashfs.hash":"` + sha + `",` +
+		`"app/_dm/root.squashfs.json":{"type":"dm-verity","data_device":"root.squashfs","hash_device":"root.squashfs.hash","root_hash":"00"},` +
+		`"app/_dm/data.squashfs.json":{"type":"dm-verity","data_device":"data.squashfs","hash_device":"data.squashfs.hash","root_hash":"00"}}`
+	st, err := state.Parse([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := storage.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Daemon{store: store}
+	var names []string
+	for _, o := range d.revisionObjects("0", st) {
+		names = append(names, o.name)
+	}
+	// Missing files each count (no links to merge in an empty store).
+	if got, want := strings.Join(names, " "), "app/data.squashfs.hash app/lxc.container.conf app/root.squashfs.hash"; got != want {
+		t.Errorf("revisionObjects() = %s, want %s", got, want)
 	}
 }

@@ -176,6 +176,7 @@ func (h *Host) Begin(e *Engine, a Action) (*Job, []Action) {
 		var p *state.Platform
 		if p, j.err = h.platform(a.Platform); j.err == nil {
 			j.layout, j.vol = h.paths.Layout(), h.paths.Volume(p, h.rev, h.st.Device())
+			j.vol.DM = DMManifests(h.st, p)
 		}
 	case Start:
 		j.err = h.prepareStart(e, j)

@@ -164,3 +164,25 @@ func (ps Paths) LXC(p *state.Platform, group, rev string) lxc.Spec {
 	}
 	return spec
 }
+
+// DMManifests returns the manifests of p's "dm:" volumes, by file: the
+// inline JSON values "<dir>/_dm/<file>.json" of st, which the state's
+// signature covers (an object of that name would be a file the signature
+// only covers by its sha, and is not taken).
+func DMManifests(st *state.State, p *state.Platform) map[string][]byte {
+	out := map[string][]byte{}
+	for _, ref := range append([]string{p.RootVolume}, p.Volumes...) {
+		file, h := state.VolumeFile(ref)
+		if h == "" {
+			continue
+		}
+		k := p.Dir + "/_dm/" + file + ".json"
+		if _, obj := st.Object(k); obj {
+			continue
+		}
+		if raw, ok := st.Raw(k); ok {
+			out[file] = raw
+		}
+	}
+	return out
+}

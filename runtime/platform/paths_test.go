@@ -68,3 +68,17 @@ func TestVolumeStorageDisks(t *testing.T) {
 		t.Errorf("storage without a disk = %+v, want the default disk", o.StorageDisk)
 	}
 }
+
+// TestDMManifests: a "dm:" volume's manifest comes from the state's inline
+// "<dir>/_dm/<file>.json"; an object of that name is not taken.
+func TestDMManifests(t *testing.T) {
+	man := `{"data_device":"data.squashfs","hash_device":"data.squashfs.hash","root_hash":"00","type":"dm-verity"}`
+	st := mkState(t, map[string]string{
+		"app": `"volumes":["dm:data.squashfs","dm:other.squashfs"]`,
+	}, `"app/data.squashfs":"`+sha+`","app/data.squashfs.hash":"`+sha+`","app/_dm/data.squashfs.json":`+man+
+		`,"app/other.squashfs":"`+sha+`","app/_dm/other.squashfs.json":"`+sha+`"`)
+	got := DMManifests(st, st.Platform("app"))
+	if len(got) != 1 || string(got["data.squashfs"]) != man {
+		t.Errorf("DMManifests() = %q, want only data.squashfs's %s", got, man)
+	}
+}

@@ -39,6 +39,10 @@ type Platform struct {
 	StorageDisk map[string]DiskDir
 	// ConfigDir is the _config/<plat> tree of the trail ("" or missing: none).
 	ConfigDir string
+	// DM maps the file of each "dm:<file>" volume to its manifest, the
+	// state's "<plat>/_dm/<file>.json" (signed with the state: it holds the
+	// root hash).
+	DM map[string][]byte
 }
 
 // DiskDir is the disk a storage entry lives on (runtime/disk brings it up).
@@ -86,6 +90,21 @@ func mountPlatform(s *Set, l Layout, p Platform) error {
 		return fmt.Errorf("platform %q: %w", p.Name, ErrBadName)
 	}
 	for _, v := range p.Volumes {
+		if h, file, ok := strings.Cut(v, ":"); ok && h == "dm" {
+			if err := validName("volume", file); err != nil {
+				return err
+			}
+			m, ok := p.DM[file]
+			if !ok {
+				return fmt.Errorf("volume %q: %w: no inline %s/_dm/%s.json in the state", v, ErrVerity, p.Name, file)
+			}
+			// Mounted where the plain volume would be: pvr dm-convert leaves
+			// lxc.container.conf's /volumes/<plat>/<file> as it is.
+			if err := s.Verity(p.Dir, file, m, DMName(p.Rev, p.Name, file), l.Target(p.Name, file)); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := s.Volume(p.Dir, v, l.Target(p.Name, v)); err != nil {
 			return err
 		}
@@ -133,8 +152,8 @@ func isMountPoint(dir string) bool {
 // Volume mounts the volume named name (as written in run.json, relative to
 // dir) on target, choosing the method from the extension: ".bind" binds the
 // file, ".data" recursively binds the directory, anything else is a loop
-// image whose extension is the file system type. A "<handler>:" prefix
-// (dm-verity handlers) is not supported.
+// image whose extension is the file system type. A "<handler>:" prefix is
+// not supported here: "dm:" volumes need their manifest (see Verity).
 func (s *Set) Volume(dir, name, target string) error {
 	if i := strings.IndexByte(name, ':'); i >= 0 {
 		return fmt.Errorf("volume %q: %w: handler %q", name, ErrUnsupported, name[:i])

@@ -1,5 +1,6 @@
 // Package volume mounts and unmounts the volumes of Pantavisor platforms:
-// squashfs (and other) loop images, ".bind" files, ".data" directories, the
+// squashfs (and other) loop images, "dm:" (dm-verity) images, ".bind" files,
+// ".data" directories, the
 // writable storage entries of run.json ("permanent", "revision", "boot") and
 // the _config overlay copied into the configs directory.
 //
@@ -32,7 +33,7 @@ var (
 	// not start with the squashfs magic.
 	ErrNotSquashfs = errors.New("not a squashfs image")
 	// ErrUnsupported is returned for volume kinds this implementation does
-	// not handle (verity handlers, storage on a swap disk).
+	// not handle (handlers other than "dm", storage on a swap disk).
 	ErrUnsupported = errors.New("unsupported volume")
 	// ErrNotMounted is returned for storage on a disk that is not up.
 	ErrNotMounted = errors.New("disk not mounted")
@@ -49,6 +50,7 @@ type entryKind int
 const (
 	kindMount entryKind = iota
 	kindDir             // a directory we created and own entirely
+	kindDM              // a device-mapper device (path is its name)
 )
 
 type entry struct {
@@ -113,6 +115,12 @@ func (s *Set) Unmount() error {
 		case kindDir:
 			if err := os.RemoveAll(e.path); err != nil {
 				errs = append(errs, fmt.Errorf("remove %s: %w", e.path, err))
+			}
+		case kindDM:
+			// After its mount: a lazily detached one keeps it busy.
+			if err := removeDM(e.path); err != nil {
+				errs = append(errs, err)
+				leaks = append(leaks, "device-mapper "+e.path)
 			}
 		}
 	}
