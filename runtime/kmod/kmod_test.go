@@ -327,7 +327,8 @@ func TestColdplug(t *testing.T) {
 	var told []string
 	l.OnLoad = func(n string) { told = append(told, n) }
 	got, err := l.Coldplug()
-	want := []string{"i6300esb", "evdev", "virtio_pci_modern_dev", "virtio_pci", "pps_core", "ptp", "e1000e", "ipv6", "failover", "net_failover", "virtio_net", "e1000"}
+	// watchdog, then the NIC's driver, then the rest
+	want := []string{"i6300esb", "pps_core", "ptp", "e1000e", "evdev", "virtio_pci_modern_dev", "virtio_pci", "ipv6", "failover", "net_failover", "virtio_net", "e1000"}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("Coldplug() = %v, %v; want %v", got, err, want)
 	}
