@@ -22,9 +22,14 @@
 # the whole process tree) and the ratios ours/gokrazy, and our stages in
 # the median empty-cache run (mkimage's own table).
 #
+# BENCH_BOOT=1 then boots the gokrazy image BENCH_RUNS times under QEMU
+# TCG (SeaBIOS, -m 1024, console=ttyS0 rootdelay=0: bench/bootbench, as
+# bench/boot.sh does) and prints QEMU start → the hello program's line on
+# the serial console, and the kernel's own time to running /gokrazy/init.
+#
 # Environment: BENCH_DIR (default /tmp/pv-bench-gok-$(id -un)), PV_CACHE
 # (the warm package cache, default ~/.cache/pantavisor-mkimage), BENCH_RUNS
-# (default 3). The machine is shared: the load is printed.
+# (default 3), BENCH_BOOT. The machine is shared: the load is printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -58,7 +63,23 @@ setup_gok() {
 	# the hello program, a local module (a replace in the builddir)
 	mkdir -p "$dir/hello"
 	printf 'module example.com/hello\n\ngo 1.24\n' >"$dir/hello/go.mod"
-	printf 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("hello from gokrazy") }\n' >"$dir/hello/main.go"
+	cat >"$dir/hello/main.go" <<-'EOF'
+		package main
+
+		import (
+		    "fmt"
+		    "os"
+		)
+
+		// gokrazy keeps its programs' output in a buffer: the boot figure
+		// waits for this line on the console
+		func main() {
+		    if c, err := os.OpenFile("/dev/console", os.O_WRONLY, 0); err == nil {
+		        fmt.Fprintln(c, "hello from gokrazy")
+		    }
+		    fmt.Println("hello from gokrazy")
+		}
+	EOF
 
 	# One builddir/go.mod for every package, versions pinned: gok would
 	# otherwise "go get" each package at @latest.
@@ -162,3 +183,13 @@ echo
 echo "ours, empty GOCACHE, run $i:"
 grep '^go build mkimage:' "$dir/ours, empty GOCACHE $i.log"
 stages "$dir/ours, empty GOCACHE $i.log" | awk -F'|' '{ printf "  %-14s %8ss\n", $1, $2 }'
+
+if [ "${BENCH_BOOT:-}" = 1 ]; then
+	echo
+	rm -rf "$dir/console"
+	mkdir -p "$dir/console"
+	# "READY" below is the hello line; bootbench knows /init only, so its
+	# start→/init is 0 here: the kernel's clock at /gokrazy/init follows
+	go run ./bench/bootbench -runs "$runs" -fw bios -marker "hello from gokrazy" -console "$dir/console" "gokrazy=$dir/gokrazy.img"
+	echo "kernel start → Run /gokrazy/init, median: $(sed -n 's/^\[ *\([0-9.]*\)\] Run \/gokrazy\/init as init process.*/\1/p' "$dir"/console/*.log | median)s"
+fi
