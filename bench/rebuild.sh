@@ -30,43 +30,7 @@ cache=${PV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pantavisor-mkimage}
 export PATH=/usr/local/go/bin:$PATH
 mkdir -p "$dir"
 
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-
-# timed <label> <cmd...>: run cmd, print its wall time, keep its output in
-# $dir/<label>.log.
-timed() {
-	local label=$1 t0 t1
-	shift
-	local c0 c1
-	times >"$dir/times"
-	c0=$(cpu)
-	t0=$(now)
-	if ! "$@" >"$dir/$label.log" 2>&1; then
-		echo "bench: $label failed:" >&2
-		tail -20 "$dir/$label.log" >&2
-		exit 1
-	fi
-	t1=$(now)
-	times >"$dir/times"
-	c1=$(cpu)
-	last=$(secs "$t0" "$t1")
-	printf '%-36s %7ss wall %7ss cpu\n' "$label" "$last" "$(secs "$c0" "$c1")"
-}
-
-# cpu: user+system seconds used so far by this shell's finished children
-# (the timed commands and everything they waited for), from the output of
-# the times builtin (run in this shell, not in a subshell).
-cpu() { awk 'NR == 2 { gsub(/s/, ""); split($1, u, "m"); split($2, s, "m"); printf "%.3f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$dir/times"; }
-
-# median of the numbers on stdin
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
-# stages <log>: the per-stage durations mkimage printed ("<stage> done in <d>").
-stages() {
-	sed -n 's/^    \(.*\) done in \([0-9.]*\)\(µs\|ms\|s\) .*/\1|\2|\3/p' "$1" |
-		awk -F'|' '{ v = $2; if ($3 == "ms") v /= 1000; if ($3 == "µs") v /= 1e6; printf "%s|%.3f\n", $1, v }'
-}
+. bench/lib.sh
 
 sums() {
 	local out=$1
@@ -96,11 +60,8 @@ timed "go build mkimage (no change)" go build -o "$dir/mkimage" ./mkimage/cmd/mk
 declare -A sum
 rm -f "$dir/stages-cold"
 if [ "${BENCH_COLD:-}" = 1 ]; then
-	rm -rf "$dir/cold-cache" "$dir/out-cold"
-	mkdir -p "$dir/cold-cache"
-	for d in deb unpacked locks; do
-		[ -d "$cache/$d" ] && cp -al "$cache/$d" "$dir/cold-cache/$d"
-	done
+	rm -rf "$dir/out-cold"
+	coldcache "$cache" "$dir/cold-cache"
 	flags=(-offline)
 	label="cold artifacts, offline"
 	if [ "${BENCH_ONLINE:-}" = 1 ]; then
