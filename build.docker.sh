@@ -177,7 +177,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 mkdir -p out
-go build -o out/mkimage ./mkimage/cmd/mkimage
+# -trimpath as mkimage builds the runtime: one standard library in the Go
+# build cache for both (an empty cache compiles it once, not twice), and a
+# program whose bytes, an input of every artifact, do not depend on where
+# the checkout is.
+go build -trimpath -o out/mkimage ./mkimage/cmd/mkimage
 
 args=(-init "${PV_INIT:-pantavisor}")
 [ "${PV_OFFLINE:-}" = 1 ] && args+=(-offline)
