@@ -44,3 +44,34 @@ func TestMakeReproducible(t *testing.T) {
 		t.Errorf("Make(missing dir) = nil error")
 	}
 }
+
+// TestMakeZstd: zstd defaults to level 19 in 1 MiB blocks (the
+// containers' images); given values win (the BSP volumes' level 12).
+func TestMakeZstd(t *testing.T) {
+	if _, err := exec.LookPath("unsquashfs"); err != nil {
+		testenv.Skipf(t, "no mksquashfs/unsquashfs (Debian squashfs-tools)")
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a"), bytes.Repeat([]byte("pv"), 3000), 0o644)
+	for _, tt := range []struct {
+		o          Options
+		block, lvl string
+	}{
+		{Options{Comp: "zstd"}, "Block size 1048576", "compression-level 19"},
+		{Options{Comp: "zstd", Level: 12, BlockSize: 256 << 10}, "Block size 262144", "compression-level 12"},
+	} {
+		out := filepath.Join(t.TempDir(), "z.squashfs")
+		if err := Make(context.Background(), dir, out, tt.o); err != nil {
+			t.Fatal(err)
+		}
+		info, err := exec.Command("unsquashfs", "-s", out).CombinedOutput()
+		if err != nil {
+			t.Fatalf("unsquashfs -s: %v: %s", err, info)
+		}
+		for _, want := range []string{"Compression zstd", tt.block, tt.lvl} {
+			if !bytes.Contains(info, []byte(want)) {
+				t.Errorf("%+v: unsquashfs -s lacks %q:\n%s", tt.o, want, info)
+			}
+		}
+	}
+}
