@@ -229,7 +229,7 @@ func (b *run) makeBSP(ctx context.Context, pk *packages) (*bspFiles, string, err
 		}
 		bsp.Objects["kernel.img"] = kernel
 		run["linux"] = "kernel.img"
-		b.res.Sizes["kernel"] = size(kernel)
+		b.setSize("kernel", size(kernel))
 
 		moddir := filepath.Join(pk.Kernel, "lib/modules", pk.KernelVer)
 		extraDir, extraKey, err := b.extraModules(ctx, pk)
@@ -279,7 +279,7 @@ func (b *run) makeBSP(ctx context.Context, pk *packages) (*bspFiles, string, err
 		}
 		bsp.Objects["modules.squashfs"] = img
 		run["modules"] = "modules.squashfs"
-		b.res.Sizes["modules.squashfs"] = size(img)
+		b.setSize("modules.squashfs", size(img))
 		if hit {
 			notes = append(notes, fmt.Sprintf("kernel %s, modules.squashfs %d MiB (cached)", pk.KernelVer, size(img)>>20))
 		} else {
@@ -301,7 +301,7 @@ func (b *run) makeBSP(ctx context.Context, pk *packages) (*bspFiles, string, err
 		}
 		bsp.Objects["firmware.squashfs"] = img
 		run["firmware"] = "firmware.squashfs"
-		b.res.Sizes["firmware.squashfs"] = size(img)
+		b.setSize("firmware.squashfs", size(img))
 		notes = append(notes, fmt.Sprintf("%d firmware files", n))
 	}
 	var addons []string

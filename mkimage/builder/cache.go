@@ -23,7 +23,7 @@ import (
 // writeArchive writes t with the named compression to out, reusing a
 // cached archive with the same tree digest: compression dominates the
 // initrd stage and its inputs rarely change between builds.
-func (b *run) writeArchive(t *initrd.Tree, compression, out string) (cached bool, err error) {
+func (b *run) writeArchive(ctx context.Context, t *initrd.Tree, compression, out string) (cached bool, err error) {
 	digest, err := t.Digest()
 	if err != nil {
 		return false, err
@@ -47,7 +47,7 @@ func (b *run) writeArchive(t *initrd.Tree, compression, out string) (cached bool
 		return false, err
 	}
 	defer os.Remove(f.Name())
-	if err := write(context.Background(), f, t); err != nil {
+	if err := write(ctx, f, t); err != nil {
 		f.Close()
 		return false, err
 	}

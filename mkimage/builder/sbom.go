@@ -165,7 +165,7 @@ func (b *run) writeSBOMBytes(data []byte) (string, error) {
 		return "", fmt.Errorf("sbom: %w", err)
 	}
 	b.res.SBOM = out
-	b.res.Sizes["spdx.json"] = int64(len(data))
+	b.setSize("spdx.json", int64(len(data)))
 	return filepath.Base(out), nil
 }
 
