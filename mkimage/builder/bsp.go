@@ -198,6 +198,9 @@ func (b *run) cachedSquashfs(ctx context.Context, key, dir string, stage func() 
 	if err := squashfs.Make(ctx, dir, tmp, bspSquashfs(b.r.Modules.Compression, b.o.Epoch)); err != nil {
 		return "", false, err
 	}
+	if err := b.describeSquashfs(tmp, dir); err != nil {
+		return "", false, err
+	}
 	return out, false, os.Rename(tmp, out)
 }
 
@@ -297,6 +300,9 @@ func (b *run) makeBSP(ctx context.Context, pk *packages) (*bspFiles, string, err
 		}
 		img := filepath.Join(b.work, "bsp", "firmware.squashfs")
 		if err := squashfs.Make(ctx, stage, img, bspSquashfs(r.Modules.Compression, b.o.Epoch)); err != nil {
+			return nil, "", err
+		}
+		if err := b.describeSquashfs(img, stage); err != nil {
 			return nil, "", err
 		}
 		bsp.Objects["firmware.squashfs"] = img

@@ -85,6 +85,11 @@ type Spec struct {
 	// staged root, epoch and compressor: unchanged containers are not
 	// compressed again.
 	Cache string
+	// Made, when set, is called with each squashfs image made afresh
+	// (not taken from Cache) and the directory it was made from, before
+	// the image enters the cache: the builder describes its files for the
+	// SBOM from the tree it has (sbom.DescribeSquashfs).
+	Made func(image, dir string) error
 }
 
 // Entries are state entries: Objects maps keys to host files, Inline
@@ -568,7 +573,13 @@ func LXCConf(name, init string) string {
 func (s Spec) squash(ctx context.Context, root, out string) error {
 	o := squashfs.Options{Comp: s.Comp, Epoch: s.Epoch}
 	if s.Cache == "" {
-		return squashfs.Make(ctx, root, out, o)
+		if err := squashfs.Make(ctx, root, out, o); err != nil {
+			return err
+		}
+		if s.Made != nil {
+			return s.Made(out, root)
+		}
+		return nil
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "v1 %s %d\x00", s.Comp, s.Epoch)
@@ -620,6 +631,11 @@ func (s Spec) squash(ctx context.Context, root, out string) error {
 		defer os.RemoveAll(tmp)
 		if err := squashfs.Make(ctx, root, filepath.Join(tmp, "out"), o); err != nil {
 			return err
+		}
+		if s.Made != nil {
+			if err := s.Made(filepath.Join(tmp, "out"), root); err != nil {
+				return err
+			}
 		}
 		if err := os.Rename(filepath.Join(tmp, "out"), c); err != nil {
 			return err
