@@ -179,6 +179,18 @@ func bspSquashfs(comp string, epoch int64) squashfs.Options {
 	return squashfs.Options{Comp: comp, Epoch: epoch, BlockSize: 1 << 20, Level: 12}
 }
 
+// mksquashfs makes a BSP volume with the CPUs it gets (take).
+func (b *run) mksquashfs(ctx context.Context, dir, out string) error {
+	n, release, err := b.take(ctx, "bsp")
+	if err != nil {
+		return err
+	}
+	defer release()
+	o := bspSquashfs(b.r.Modules.Compression, b.o.Epoch)
+	o.Processors = n
+	return squashfs.Make(ctx, dir, out, o)
+}
+
 // cachedSquashfs makes a squashfs of dir, which stage fills, unless the
 // cache already has one for key (then stage is not called); it returns
 // the cached image path.
@@ -195,7 +207,7 @@ func (b *run) cachedSquashfs(ctx context.Context, key, dir string, stage func() 
 		return "", false, err
 	}
 	tmp := cacheTemp(out)
-	if err := squashfs.Make(ctx, dir, tmp, bspSquashfs(b.r.Modules.Compression, b.o.Epoch)); err != nil {
+	if err := b.mksquashfs(ctx, dir, tmp); err != nil {
 		return "", false, err
 	}
 	if err := b.describeSquashfs(tmp, dir); err != nil {
@@ -299,7 +311,7 @@ func (b *run) makeBSP(ctx context.Context, pk *packages) (*bspFiles, string, err
 			return nil, "", fmt.Errorf("firmware: %w", err)
 		}
 		img := filepath.Join(b.work, "bsp", "firmware.squashfs")
-		if err := squashfs.Make(ctx, stage, img, bspSquashfs(r.Modules.Compression, b.o.Epoch)); err != nil {
+		if err := b.mksquashfs(ctx, stage, img); err != nil {
 			return nil, "", err
 		}
 		if err := b.describeSquashfs(img, stage); err != nil {

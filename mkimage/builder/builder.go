@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ import (
 	"github.com/pantavisor/pantavisor-go/mkimage/arch"
 	"github.com/pantavisor/pantavisor-go/mkimage/boot"
 	"github.com/pantavisor/pantavisor-go/mkimage/container"
+	"github.com/pantavisor/pantavisor-go/mkimage/cpus"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 	spdx "github.com/spdx/tools-golang/spdx/v2/v2_3"
@@ -154,6 +156,9 @@ type run struct {
 	modDepText []byte
 	// state is the factory revision once written.
 	state *state.State
+	// cpus are the CPUs the compressor programs of stages running side
+	// by side share (take).
+	cpus *cpus.Pool
 	// cgoEnv is the cgo setup of the runtime stage (cross: CC and the
 	// sysroot's pkg-config lxc; native: nil), reused by the App Engine
 	// package.
@@ -266,6 +271,13 @@ func (b *run) note(format string, args ...any) {
 	fmt.Fprintf(b.o.Progress, "    note: %s\n", n)
 }
 
+// take waits for CPUs for a compressor program of the named stage: one,
+// and any others free; stages earlier in Stages are served first (the
+// initrd's before the containers': the initrd is on the critical path).
+func (b *run) take(ctx context.Context, stage string) (int, func(), error) {
+	return b.cpus.Take(ctx, slices.Index(Stages, stage), runtime.NumCPU())
+}
+
 // setSize records the size of an artifact (Result.Sizes).
 func (b *run) setSize(name string, n int64) {
 	b.mu.Lock()
@@ -368,7 +380,8 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 			return nil, fmt.Errorf("%s: %w", o.Target, err)
 		}
 	}
-	b := &run{o: o, r: r, arch: a, work: filepath.Join(o.Out, "work"), res: &Result{Recipe: r, Sizes: map[string]int64{}}, start: time.Now()}
+	b := &run{o: o, r: r, arch: a, work: filepath.Join(o.Out, "work"), res: &Result{Recipe: r, Sizes: map[string]int64{}}, start: time.Now(),
+		cpus: cpus.New(runtime.NumCPU())}
 	if err := cleanWork(b.work); err != nil {
 		return nil, err
 	}

@@ -23,7 +23,7 @@ import (
 // writeArchive writes t with the named compression to out, reusing a
 // cached archive with the same tree digest: compression dominates the
 // initrd stage and its inputs rarely change between builds.
-func (b *run) writeArchive(ctx context.Context, t *initrd.Tree, compression, out string) (cached bool, err error) {
+func (b *run) writeArchive(ctx context.Context, stage string, t *initrd.Tree, compression, out string) (cached bool, err error) {
 	digest, err := t.Digest()
 	if err != nil {
 		return false, err
@@ -47,7 +47,14 @@ func (b *run) writeArchive(ctx context.Context, t *initrd.Tree, compression, out
 		return false, err
 	}
 	defer os.Remove(f.Name())
-	if err := write(ctx, f, t); err != nil {
+	n, release, err := b.take(ctx, stage)
+	if err != nil {
+		f.Close()
+		return false, err
+	}
+	err = write(initrd.WithThreads(ctx, n), f, t)
+	release()
+	if err != nil {
 		f.Close()
 		return false, err
 	}

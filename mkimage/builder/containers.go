@@ -98,7 +98,8 @@ func (b *run) makeContainers(ctx context.Context, pk *packages, bin *binaries) (
 				}
 			default:
 				s := container.Spec{Name: c.Name, Template: c.Template, Busybox: pk.Busybox, NTPRoot: pk.NTPRoot,
-					Pvcontrol: bin.StaticPvcontrol, Pvcurl: bin.StaticPvcurl, PvrSDK: bin.StaticPvrSDK, Work: work, Epoch: b.o.Epoch, Comp: b.r.ContainerCompression, Cache: filepath.Join(b.o.Cache, "artifacts"), Made: b.describeSquashfs}
+					Pvcontrol: bin.StaticPvcontrol, Pvcurl: bin.StaticPvcurl, PvrSDK: bin.StaticPvrSDK, Work: work, Epoch: b.o.Epoch, Comp: b.r.ContainerCompression, Cache: filepath.Join(b.o.Cache, "artifacts"), Made: b.describeSquashfs,
+					CPUs: func(ctx context.Context) (int, func(), error) { return b.take(ctx, "containers") }}
 				if c.Wifi {
 					s.WifiRoot = pk.WifiRoot
 				}

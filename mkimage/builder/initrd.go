@@ -183,7 +183,7 @@ func (b *run) makeInitrd(ctx context.Context, pk *packages, bin *binaries) (stri
 		}
 	}
 	out := filepath.Join(b.work, "bsp", "pantavisor")
-	cached, err := b.writeArchive(ctx, t, r.Initrd.Compression, out)
+	cached, err := b.writeArchive(ctx, "initrd", t, r.Initrd.Compression, out)
 	if err != nil {
 		return "", err
 	}
@@ -258,7 +258,7 @@ func (b *run) makeAddons(ctx context.Context, pk *packages) (string, error) {
 		}
 		file := addonFile(b.r, name)
 		out := filepath.Join(b.work, "bsp", file)
-		if _, err := b.writeArchive(ctx, t, b.r.Initrd.Compression, out); err != nil {
+		if _, err := b.writeArchive(ctx, "addons", t, b.r.Initrd.Compression, out); err != nil {
 			return "", err
 		}
 		b.setSize("addon "+name, size(out))
