@@ -50,14 +50,14 @@ whole() { # what build.docker.sh does for "image", with a private out dir
 	for tool in go apt-get apt-cache dpkg grub-mkimage mkfs.ext4 debugfs mksquashfs qemu-system-x86_64; do
 		command -v "$tool" >/dev/null
 	done
-	go build -trimpath -o "$dir/mkimage" ./mkimage/cmd/mkimage
+	CGO_ENABLED=0 go build -trimpath -tags=nethttpomithttp2 -o "$dir/mkimage" ./mkimage/cmd/mkimage
 	mkimage_run "$dir/out" -offline -cache "$cache"
 }
 
 echo "== bench $target ($(nproc) cores, $(go env GOVERSION), $(git rev-parse --short HEAD)$(git diff --quiet || echo '+dirty'))"
-go build -trimpath -o "$dir/mkimage" ./mkimage/cmd/mkimage
+CGO_ENABLED=0 go build -trimpath -tags=nethttpomithttp2 -o "$dir/mkimage" ./mkimage/cmd/mkimage
 timed "install-deps.sh build (no change)" scripts/install-deps.sh build
-timed "go build mkimage (no change)" go build -trimpath -o "$dir/mkimage" ./mkimage/cmd/mkimage
+timed "go build mkimage (no change)" env CGO_ENABLED=0 go build -trimpath -tags=nethttpomithttp2 -o "$dir/mkimage" ./mkimage/cmd/mkimage
 
 declare -A sum
 rm -f "$dir/stages-cold"
