@@ -159,6 +159,8 @@ type run struct {
 	// cpus are the CPUs the compressor programs of stages running side
 	// by side share (take).
 	cpus *cpus.Pool
+	// waits are how long each stage waited for CPUs (take), under mu.
+	waits map[string]*wait
 	// cgoEnv is the cgo setup of the runtime stage (cross: CC and the
 	// sysroot's pkg-config lxc; native: nil), reused by the App Engine
 	// package.
@@ -172,6 +174,13 @@ func (b *run) step(name string, fn func() (string, error)) (Step, error) {
 	b.progress("==> %-22s ...\n", name)
 	note, err := fn()
 	d := time.Since(t)
+	b.mu.Lock()
+	// its duration includes that wait: a stage that waited long did not
+	// take long by itself
+	if w := b.waits[name]; w != nil && w.total >= time.Millisecond {
+		note += fmt.Sprintf(" (%s of it waiting for CPUs)", w.total.Round(time.Millisecond))
+	}
+	b.mu.Unlock()
 	st := Step{Name: name, Duration: d, Note: note}
 	if err != nil {
 		b.progress("    %s FAILED after %s: %v\n", name, d.Round(time.Millisecond), err)
@@ -275,7 +284,35 @@ func (b *run) note(format string, args ...any) {
 // and any others free; stages earlier in Stages are served first (the
 // initrd's before the containers': the initrd is on the critical path).
 func (b *run) take(ctx context.Context, stage string) (int, func(), error) {
-	return b.cpus.Take(ctx, slices.Index(Stages, stage), runtime.NumCPU())
+	b.mu.Lock()
+	if b.waits == nil {
+		b.waits = map[string]*wait{}
+	}
+	w := b.waits[stage]
+	if w == nil {
+		w = &wait{}
+		b.waits[stage] = w
+	}
+	if w.n == 0 {
+		w.since = time.Now()
+	}
+	w.n++
+	b.mu.Unlock()
+	n, release, err := b.cpus.Take(ctx, slices.Index(Stages, stage), runtime.NumCPU())
+	b.mu.Lock()
+	if w.n--; w.n == 0 {
+		w.total += time.Since(w.since)
+	}
+	b.mu.Unlock()
+	return n, release, err
+}
+
+// wait is the time during which a stage had a request for CPUs waiting
+// (its containers wait side by side: the time is counted once).
+type wait struct {
+	n     int
+	since time.Time
+	total time.Duration
 }
 
 // setSize records the size of an artifact (Result.Sizes).

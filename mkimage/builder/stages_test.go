@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/arch"
+	"github.com/pantavisor/pantavisor-go/mkimage/cpus"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 )
 
@@ -124,5 +125,46 @@ func TestRunStagesFailure(t *testing.T) {
 	}
 	if !strings.Contains(progress.String(), "containers FAILED after") {
 		t.Errorf("progress does not say the containers failed:\n%s", progress.String())
+	}
+}
+
+// TestStageWaitNote: a stage whose compressors waited for CPUs says how
+// long in its note, counted once however many of them waited side by side.
+func TestStageWaitNote(t *testing.T) {
+	var progress bytes.Buffer
+	b := &run{o: Options{Progress: &progress}, r: &recipe.Recipe{}, res: &Result{Sizes: map[string]int64{}}, cpus: cpus.New(1)}
+	ctx := context.Background()
+	_, hold, err := b.take(ctx, "initrd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { time.Sleep(50 * time.Millisecond); hold() }()
+	st, err := b.step("containers", func() (string, error) {
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, release, err := b.take(ctx, "containers")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+				release()
+			}()
+		}
+		wg.Wait()
+		return "(2 containers)", nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := b.waits["containers"].total
+	if w < 40*time.Millisecond || w > st.Duration {
+		t.Errorf("containers waited %s in a stage of %s; want ≥ 40ms, at most the stage", w, st.Duration)
+	}
+	if !strings.Contains(st.Note, "of it waiting for CPUs)") {
+		t.Errorf("note %q does not say the stage waited", st.Note)
 	}
 }
