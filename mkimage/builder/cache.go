@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/initrd"
+	"github.com/pantavisor/pantavisor-go/mkimage/sbom"
 	"github.com/pantavisor/pantavisor-go/mkimage/trail"
 )
 
@@ -62,6 +63,15 @@ func (b *run) writeArchive(ctx context.Context, stage string, t *initrd.Tree, co
 		return false, err
 	}
 	if err := os.Rename(tmp, c); err != nil {
+		return false, err
+	}
+	// the SBOM's description of the archive, from the tree (not
+	// decompressed again in the sbom stage, at the end of the build)
+	var raw bytes.Buffer
+	if err := initrd.WriteCPIO(&raw, t); err != nil {
+		return false, err
+	}
+	if err := sbom.DescribeArchive(filepath.Join(b.o.Cache, "artifacts"), c, raw.Bytes()); err != nil {
 		return false, err
 	}
 	return false, copyFile(c, out)

@@ -38,6 +38,30 @@ func ReadArchive(data []byte) ([]Member, error) {
 	if err != nil {
 		return nil, err
 	}
+	return readCPIO(raw)
+}
+
+// DescribeArchive records in the object cache cache (Input.Cache) what
+// Generate says about the archive file (an initrd or addon the builder
+// just wrote), whose uncompressed newc data is raw: Generate does not
+// decompress it again.
+func DescribeArchive(cache, archive string, raw []byte) error {
+	if cache == "" {
+		return nil
+	}
+	sha, s1, err := fileSums(archive)
+	if err != nil {
+		return fmt.Errorf("sbom: %w", err)
+	}
+	ms, err := readCPIO(raw)
+	if err != nil {
+		return err
+	}
+	return writeObjectInfo(cache, sha, &objectInfo{SHA1: s1, Kind: "cpio", Members: ms})
+}
+
+// readCPIO lists the regular files of a newc archive (ReadArchive).
+func readCPIO(raw []byte) ([]Member, error) {
 	if !bytes.HasPrefix(raw, []byte("070701")) {
 		return nil, ErrNotArchive
 	}

@@ -610,3 +610,45 @@ func TestDescribeSquashfs(t *testing.T) {
 		t.Errorf("described %s %+v, want squashfs %+v (unsquashfs)", info.Kind, info.Members, want)
 	}
 }
+
+// TestDescribeArchive: the description made from the uncompressed data
+// of an archive is the one Generate would read by decompressing it.
+func TestDescribeArchive(t *testing.T) {
+	tr := initrd.NewTree()
+	tr.AddDir("/usr/bin", 0o755)
+	tr.AddData("/usr/bin/prog", []byte("\x7fELF program"), 0o755)
+	tr.AddData("/etc/empty", nil, 0o644)
+	tr.AddSymlink("/usr/bin/alias", "prog")
+	var raw, packed bytes.Buffer
+	if err := initrd.WriteCPIO(&raw, tr); err != nil {
+		t.Fatal(err)
+	}
+	if err := initrd.WriteZstd(&packed, tr); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "pantavisor")
+	mustWrite(t, p, packed.Bytes())
+	want, err := ReadArchive(packed.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(dir, "cache")
+	if err := DescribeArchive(cache, p, raw.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	sha, s1, err := fileSums(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := (&gen{cache: cache}).object(context.Background(), p, sha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Kind != "cpio" || info.SHA1 != s1 || len(want) != 2 || !reflect.DeepEqual(info.Members, want) {
+		t.Errorf("described %s %s %+v, want cpio %s %+v (decompressed)", info.Kind, info.SHA1, info.Members, s1, want)
+	}
+	if err := DescribeArchive(cache, p, []byte("not newc")); err == nil {
+		t.Error("DescribeArchive(not an archive) = nil error")
+	}
+}
