@@ -182,7 +182,10 @@ i=$(sort -n "$dir/t-ours-cold" | sed -n "$(((runs + 1) / 2))p" | cut -d' ' -f3)
 echo
 echo "ours, empty GOCACHE, run $i:"
 grep '^go build mkimage:' "$dir/ours, empty GOCACHE $i.log"
-stages "$dir/ours, empty GOCACHE $i.log" | awk -F'|' '{ printf "  %-14s %8ss\n", $1, $2 }'
+stages "$dir/ours, empty GOCACHE $i.log" >"$dir/stages-ours"
+stage_order "$dir/ours, empty GOCACHE $i.log" | while read -r s; do
+	awk -F'|' -v s="$s" '$1 == s { printf "  %-14s %8ss\n", $1, $2 }' "$dir/stages-ours"
+done
 
 if [ "${BENCH_BOOT:-}" = 1 ]; then
 	echo

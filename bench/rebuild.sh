@@ -110,7 +110,7 @@ printf '%-36s %7ss wall\n' "median whole build.docker.sh" "$(median <"$dir/t-who
 echo
 printf '%-14s %10s %10s %10s\n' stage cold fresh-out "rebuild #$(( (runs + 1) / 2 ))"
 touch "$dir/stages-cold"
-cut -d'|' -f1 "$dir/stages-1" | while read -r s; do
+stage_order "$dir/mkimage: fresh out dir.log" | while read -r s; do
 	c=$(awk -F'|' -v s="$s" '$1 == s { print $2 }' "$dir/stages-cold")
 	f=$(awk -F'|' -v s="$s" '$1 == s { print $2 }' "$dir/stages-1")
 	r=$(awk -F'|' -v s="$s" '$1 == s { print $2 }' "$dir/stages-2")
