@@ -99,13 +99,20 @@ func (b *run) makeContainers(ctx context.Context, pk *packages, bin *binaries) (
 			}
 			e, err = container.Build(ctx, s)
 		}
+		if err == nil && b.r.Verity(c) {
+			err = container.Verity(e, c.Name, "root.squashfs")
+		}
 		if err != nil {
 			return all, "", fmt.Errorf("container %s: %w", c.Name, err)
 		}
 		if err := all.Merge(e); err != nil {
 			return all, "", err
 		}
-		names = append(names, c.Name+"("+c.Template+c.Source+c.Image+")")
+		kind := c.Template + c.Source + c.Image
+		if b.r.Verity(c) {
+			kind += ",dm-verity"
+		}
+		names = append(names, c.Name+"("+kind+")")
 	}
 	return all, strings.Join(names, " "), nil
 }
