@@ -105,6 +105,9 @@ func (b *run) makeContainers(ctx context.Context, pk *packages, bin *binaries) (
 				}
 				ents[i], errs[i] = container.Build(ctx, s)
 			}
+			if errs[i] == nil && b.r.Verity(c) {
+				errs[i] = container.Verity(ents[i], c.Name, "root.squashfs")
+			}
 		}
 		if c.Image != "" {
 			build() // images share work/image (app.Build): one at a time
@@ -122,7 +125,11 @@ func (b *run) makeContainers(ctx context.Context, pk *packages, bin *binaries) (
 		if err := all.Merge(ents[i]); err != nil {
 			return all, "", err
 		}
-		names = append(names, c.Name+"("+c.Template+c.Source+c.Image+")")
+		kind := c.Template + c.Source + c.Image
+		if b.r.Verity(c) {
+			kind += ",dm-verity"
+		}
+		names = append(names, c.Name+"("+kind+")")
 	}
 	return all, strings.Join(names, " "), nil
 }

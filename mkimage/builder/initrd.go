@@ -133,7 +133,7 @@ func (b *run) makeInitrd(ctx context.Context, pk *packages, bin *binaries) (stri
 			return "", err
 		}
 		b.modDepText = depText
-		files, err := dep.Resolve(r.Initrd.Modules)
+		files, err := dep.Resolve(r.InitrdModules())
 		if err != nil {
 			return "", fmt.Errorf("initrd.modules: %w", err)
 		}
@@ -159,7 +159,8 @@ func (b *run) makeInitrd(ctx context.Context, pk *packages, bin *binaries) (stri
 				t.AddFile(path.Join(base, extra), filepath.Join(moddir, extra), 0o644)
 			}
 		}
-		t.AddData("/etc/modules-load.d/pantavisor.conf", []byte("# kernel modules from targets/"+r.Name+".toml initrd.modules\n"+strings.Join(r.Initrd.Modules, "\n")+"\n"), 0o644)
+		// dm_verity for the dm-verity containers (recipe.InitrdModules)
+		t.AddData("/etc/modules-load.d/pantavisor.conf", []byte("# kernel modules from targets/"+r.Name+".toml initrd.modules\n"+strings.Join(r.InitrdModules(), "\n")+"\n"), 0o644)
 	}
 	if r.Config.Pantavisor != "" {
 		if err := t.AddFile("/etc/pantavisor.config", b.repoFile(r.Config.Pantavisor), 0o644); err != nil {

@@ -17,11 +17,18 @@ import (
 
 // TestTrailReproducible builds trails/0 (BSP objects, default containers)
 // twice into separate outputs and caches and compares every byte: the
-// state JSON and every object.
+// state JSON and every object; with dm-verity containers too (their hash
+// devices and manifests).
 func TestTrailReproducible(t *testing.T) {
 	if _, err := exec.LookPath("mksquashfs"); err != nil {
 		testenv.Skipf(t, "mksquashfs not installed (Debian squashfs-tools)")
 	}
+	for _, verity := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "verity"}[verity], func(t *testing.T) { trailReproducible(t, verity) })
+	}
+}
+
+func trailReproducible(t *testing.T, verity bool) {
 	in := t.TempDir()
 	write := func(name, data string) string {
 		p := filepath.Join(in, name)
@@ -32,7 +39,8 @@ func TestTrailReproducible(t *testing.T) {
 	}
 	bb, pvc, kern := write("busybox", "#!/bin/sh\n"), write("pvcontrol", "#!/bin/sh\n"), write("kernel", "bzImage")
 	r := &recipe.Recipe{Name: "t", Arch: "amd64", Bootloader: recipe.Bootloader{Type: recipe.BootGrub},
-		Containers: []recipe.Container{{Name: "pv-mgmt", Template: "mgmt"}, {Name: "pv-network", Template: "network"}, {Name: "pvr-sdk", Template: "pvr-sdk"}}}
+		Containers:      []recipe.Container{{Name: "pv-mgmt", Template: "mgmt"}, {Name: "pv-network", Template: "network"}, {Name: "pvr-sdk", Template: "pvr-sdk"}},
+		ContainerVerity: verity}
 	sdk := write("pvr-sdk", "#!/bin/sh\n")
 	build := func() string {
 		out := t.TempDir()
@@ -52,10 +60,17 @@ func TestTrailReproducible(t *testing.T) {
 	if !bytes.Equal(ja, jb) {
 		t.Fatalf("trails/0 json differs:\n%s\n%s", ja, jb)
 	}
-	for _, key := range []string{"pv-mgmt/run.json", "pv-network/lxc.container.conf", "pvr-sdk/root.squashfs", "bsp/kernel.img"} {
+	keys := []string{"pv-mgmt/run.json", "pv-network/lxc.container.conf", "pvr-sdk/root.squashfs", "bsp/kernel.img"}
+	if verity {
+		keys = append(keys, "pv-mgmt/_dm/root.squashfs.json", "pv-network/root.squashfs.hash", "pvr-sdk/_dm/root.squashfs.json")
+	}
+	for _, key := range keys {
 		if !bytes.Contains(ja, []byte(`"`+key+`"`)) {
 			t.Errorf("trails/0 json lacks %s: %s", key, ja)
 		}
+	}
+	if n := bytes.Count(ja, []byte(`"root-volume":"dm:root.squashfs"`)); (n == 3) != verity {
+		t.Errorf("verity=%v: %d dm: root volumes in %s", verity, n, ja)
 	}
 	objs, _ := os.ReadDir(filepath.Join(a, "objects"))
 	if len(objs) < 5 {

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -87,6 +88,13 @@ type Recipe struct {
 	// ContainerCompression is the mksquashfs compressor of the
 	// containers' root.squashfs (xz, gzip, lz4 or zstd; default xz).
 	ContainerCompression string `toml:"container_compression"`
+	// ContainerVerity makes the root.squashfs of the template and image
+	// containers dm-verity volumes, as `pvr dm-convert` does: run.json's
+	// "dm:root.squashfs", the hash device root.squashfs.hash and the
+	// manifest _dm/root.squashfs.json with the root hash in the signed
+	// state. The kernel verifies each block as it is read, so the boot
+	// checksum leaves the data file out. A container's verity key wins.
+	ContainerVerity bool `toml:"container_verity"`
 }
 
 // Debian says where Debian packages come from.
@@ -260,6 +268,43 @@ type Container struct {
 	// libraries it links): boards with Wi-Fi join the network of the
 	// pvnet_* settings (kernel command line or user metadata).
 	Wifi bool `toml:"wifi"`
+	// Verity overrides container_verity for this template or image
+	// container (a source is merged as its maker made and signed it:
+	// pvr dm-convert converts it there).
+	Verity *bool `toml:"verity"`
+}
+
+// Verity tells whether container c's root.squashfs is made a dm-verity
+// volume.
+func (r *Recipe) Verity(c Container) bool {
+	if c.Source != "" {
+		return false
+	}
+	if c.Verity != nil {
+		return *c.Verity
+	}
+	return r.ContainerVerity
+}
+
+// VerityModule is the kernel module dm-verity volumes need (it pulls in
+// dm_mod, dm_bufio and, with FEC, reed_solomon).
+const VerityModule = "dm_verity"
+
+// InitrdModules are the initrd's modules: initrd.modules, and
+// VerityModule when a container is a dm-verity volume, which the runtime
+// mounts before the BSP's modules.squashfs is there (it is mounted once
+// its checksum passed, beside the container start).
+func (r *Recipe) InitrdModules() []string {
+	mods := r.Initrd.Modules
+	if slices.Contains(mods, VerityModule) {
+		return mods
+	}
+	for _, c := range r.Containers {
+		if r.Verity(c) {
+			return append(slices.Clone(mods), VerityModule)
+		}
+	}
+	return mods
 }
 
 // Load reads and validates one target recipe file. Name defaults to the

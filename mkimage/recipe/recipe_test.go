@@ -78,6 +78,9 @@ func TestParseErrors(t *testing.T) {
 		{"container args without image", minimal + "[[containers]]\nname = \"a\"\ntemplate = \"mgmt\"\nargs = { PV_GROUP = \"app\" }\n", "containers[0].args"},
 		{"container bad arg", minimal + "[[containers]]\nname = \"a\"\nimage = \"oci:x\"\nargs = { \"pv group\" = \"app\" }\n", "containers[0].args"},
 		{"wifi on a mgmt container", minimal + "[[containers]]\nname = \"a\"\ntemplate = \"mgmt\"\nwifi = true\n", "containers[0].wifi"},
+		{"verity on a source", minimal + "[[containers]]\nname = \"a\"\nsource = \"x.tgz\"\nverity = true\n", "containers[0].verity"},
+		{"verity not a bool", minimal + "[[containers]]\nname = \"a\"\ntemplate = \"mgmt\"\nverity = \"yes\"\n", ""},
+		{"container_verity not a bool", "container_verity = 1\n" + minimal, ""},
 		{"container twice", minimal + "[[containers]]\nname = \"a\"\ntemplate = \"mgmt\"\n[[containers]]\nname = \"a\"\ntemplate = \"network\"\n", "containers[1].name"},
 		{"bad container compression", "container_compression = \"lzma\"\n" + minimal, `container_compression: "lzma" is not xz, gzip, lz4 or zstd`},
 		{"bad modules compression", minimal + "[modules]\ncompression = \"lzo\"\n", `modules.compression: "lzo"`},
@@ -113,6 +116,48 @@ func TestImageContainer(t *testing.T) {
 	c := r.Containers[0]
 	if c.Image != "oci:../images/web:v1" || c.Args["PV_GROUP"] != "app" || len(c.Args["PV_ROLES"].([]any)) != 1 {
 		t.Errorf("containers[0] = %+v", c)
+	}
+}
+
+// TestVerity: container_verity is the default of the template and image
+// containers, their verity key wins, sources are never converted; the
+// initrd gets dm_verity once, and only when a container is dm-verity.
+func TestVerity(t *testing.T) {
+	const cs = "[[containers]]\nname = \"a\"\ntemplate = \"mgmt\"\n" +
+		"[[containers]]\nname = \"b\"\nimage = \"oci:x\"\nverity = false\n" +
+		"[[containers]]\nname = \"c\"\nsource = \"x.tgz\"\n" +
+		"[[containers]]\nname = \"d\"\ntemplate = \"network\"\nverity = true\n"
+	for _, tc := range []struct {
+		name, recipe string
+		want         string // verity of a b c d
+		mods         string
+	}{
+		{"off", minimal + "[initrd]\nmodules = [\"loop\"]\n" + strings.Replace(cs, "verity = true\n", "", 1), "----", "loop"},
+		{"one", minimal + "[initrd]\nmodules = [\"loop\"]\n" + cs, "---v", "loop dm_verity"},
+		{"default", "container_verity = true\n" + minimal + "[initrd]\nmodules = [\"loop\"]\n" + cs, "v--v", "loop dm_verity"},
+		{"listed", minimal + "[initrd]\nmodules = [\"dm_verity\", \"loop\"]\n" + cs, "---v", "dm_verity loop"},
+	} {
+		r, err := Parse([]byte(tc.recipe), "t")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		got := ""
+		for _, c := range r.Containers {
+			if r.Verity(c) {
+				got += "v"
+			} else {
+				got += "-"
+			}
+		}
+		if got != tc.want {
+			t.Errorf("%s: verity = %s, want %s", tc.name, got, tc.want)
+		}
+		if mods := strings.Join(r.InitrdModules(), " "); mods != tc.mods {
+			t.Errorf("%s: InitrdModules() = %q, want %q", tc.name, mods, tc.mods)
+		}
+		if strings.Join(r.Initrd.Modules, " ") != strings.TrimSuffix(tc.mods, " dm_verity") {
+			t.Errorf("%s: initrd.modules changed to %v", tc.name, r.Initrd.Modules)
+		}
 	}
 }
 

@@ -135,6 +135,8 @@ func (r *Recipe) Validate() error {
 			return invalid(key+".template", "%q: want mgmt, network or pvr-sdk", c.Template)
 		case c.Wifi && c.Template != "network":
 			return invalid(key+".wifi", "only the network template takes wifi")
+		case c.Verity != nil && c.Source != "":
+			return invalid(key+".verity", "a source is merged as it is: convert it with pvr dm-convert")
 		}
 		for k := range c.Args {
 			if !argRe.MatchString(k) {

@@ -9,6 +9,7 @@
 // from somewhere trusted (the signed state), never from the hash device.
 //
 //	root, err := dmverity.Format("root.squashfs", "root.squashfs.hash", nil)
+//	root, err := dmverity.FormatSeeded("root.squashfs", "root.squashfs.hash", digest) // reproducible
 //	sb, err := dmverity.ReadSuperblock("root.squashfs.hash")
 //	params := sb.Table("7:1", "7:2", root)
 package dmverity
@@ -16,11 +17,14 @@ package dmverity
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"strings"
@@ -58,6 +62,9 @@ const BlockSize = 4096
 
 // digestSizes are the algorithms accepted in a superblock.
 var digestSizes = map[string]int{"sha256": 32, "sha512": 64, "sha1": 20}
+
+// hashes make the digests of digestSizes' algorithms.
+var hashes = map[string]func() hash.Hash{"sha256": sha256.New, "sha512": sha512.New, "sha1": sha1.New}
 
 // Superblock is the parsed header of a hash device.
 type Superblock struct {
@@ -178,9 +185,9 @@ func (sb *Superblock) marshal() []byte {
 
 // Format writes the hash device hashFile (superblock and hash tree, sha256,
 // BlockSize blocks, the layout of veritysetup format) for the data file and
-// returns the root hash. A nil salt is 32 random bytes. The data file must
-// be a whole number of blocks: a tail the tree does not cover would be
-// read unverified.
+// returns the root hash. A nil salt is 32 random bytes; the superblock's
+// UUID is random. The data file must be a whole number of blocks: a tail
+// the tree does not cover would be read unverified.
 func Format(dataFile, hashFile string, salt []byte) ([]byte, error) {
 	if salt == nil {
 		salt = make([]byte, 32)
@@ -188,6 +195,32 @@ func Format(dataFile, hashFile string, salt []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
+	var uuid [16]byte
+	if _, err := rand.Read(uuid[:]); err != nil {
+		return nil, err
+	}
+	uuid[6] = uuid[6]&0x0f | 0x40 // RFC 4122 version 4
+	uuid[8] = uuid[8]&0x3f | 0x80
+	return format(dataFile, hashFile, salt, uuid)
+}
+
+// FormatSeeded is Format with the salt and UUID derived from seed (the
+// data file's digest, say) rather than drawn at random: the hash device
+// is then a function of the data and the seed alone, as an image builder
+// whose outputs are reproducible byte for byte needs. The salt is public
+// (it is in the superblock and the table); it only has to differ between
+// data files, which a seed taken from the data gives.
+func FormatSeeded(dataFile, hashFile string, seed []byte) ([]byte, error) {
+	salt := sha256.Sum256(append([]byte("pantavisor dm-verity salt\x00"), seed...))
+	u := sha256.Sum256(append([]byte("pantavisor dm-verity uuid\x00"), seed...))
+	var uuid [16]byte
+	copy(uuid[:], u[:])
+	uuid[6] = uuid[6]&0x0f | 0x80 // RFC 9562 version 8 (custom)
+	uuid[8] = uuid[8]&0x3f | 0x80
+	return format(dataFile, hashFile, salt[:], uuid)
+}
+
+func format(dataFile, hashFile string, salt []byte, uuid [16]byte) ([]byte, error) {
 	if len(salt) > maxSaltSize {
 		return nil, fmt.Errorf("%w: salt of %d bytes", ErrFormat, len(salt))
 	}
@@ -204,48 +237,11 @@ func Format(dataFile, hashFile string, salt []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w: size %d is not a positive multiple of %d", dataFile, ErrFormat, fi.Size(), BlockSize)
 	}
 	sb := &Superblock{Algorithm: "sha256", DataBlockSize: BlockSize, HashBlockSize: BlockSize,
-		DataBlocks: uint64(fi.Size() / BlockSize), Salt: salt}
-	if _, err := rand.Read(sb.UUID[:]); err != nil {
-		return nil, err
-	}
-	sb.UUID[6] = sb.UUID[6]&0x0f | 0x40 // RFC 4122 version 4
-	sb.UUID[8] = sb.UUID[8]&0x3f | 0x80
+		DataBlocks: uint64(fi.Size() / BlockSize), Salt: salt, UUID: uuid}
 
-	hashBlock := func(b []byte) []byte {
-		h := sha256.New()
-		h.Write(salt)
-		h.Write(b)
-		return h.Sum(nil)
-	}
-	// levels[0] holds the digests of the data blocks, levels[i+1] those
-	// of the (zero padded) blocks of levels[i], until one block is left.
-	var levels [][]byte
-	cur := make([]byte, 0, sb.DataBlocks*sha256.Size)
-	buf := make([]byte, BlockSize)
-	for i := uint64(0); i < sb.DataBlocks; i++ {
-		if _, err := io.ReadFull(data, buf); err != nil {
-			return nil, fmt.Errorf("read %s: %w", dataFile, err)
-		}
-		cur = append(cur, hashBlock(buf)...)
-	}
-	for sb.DataBlocks > 1 {
-		padded := make([]byte, (len(cur)+BlockSize-1)/BlockSize*BlockSize)
-		copy(padded, cur)
-		levels = append(levels, padded)
-		if len(padded) == BlockSize {
-			break
-		}
-		next := make([]byte, 0, len(padded)/BlockSize*sha256.Size)
-		for off := 0; off < len(padded); off += BlockSize {
-			next = append(next, hashBlock(padded[off:off+BlockSize])...)
-		}
-		cur = next
-	}
-	var root []byte
-	if len(levels) == 0 {
-		root = cur // one data block: its digest is the root
-	} else {
-		root = hashBlock(levels[len(levels)-1])
+	levels, root, err := sb.tree(data)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", dataFile, err)
 	}
 	out, err := os.OpenFile(hashFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -269,6 +265,94 @@ func Format(dataFile, hashFile string, salt []byte) ([]byte, error) {
 		return nil, fmt.Errorf("write %s: %w", hashFile, err)
 	}
 	return root, nil
+}
+
+// tree hashes sb.DataBlocks blocks of data into the levels of the hash
+// tree, bottom first, each zero padded to whole hash blocks, and returns
+// them with the root hash. levels[0] holds the digests of the data blocks,
+// levels[i+1] those of the blocks of levels[i], until one block is left;
+// one data block has no levels: its digest is the root.
+func (sb *Superblock) tree(data io.Reader) (levels [][]byte, root []byte, err error) {
+	newHash := hashes[sb.Algorithm]
+	hashBlock := func(b []byte) []byte {
+		h := newHash()
+		h.Write(sb.Salt)
+		h.Write(b)
+		return h.Sum(nil)
+	}
+	ds, hs := int(sb.DataBlockSize), int(sb.HashBlockSize)
+	// veritysetup pads each digest to a power of two (HashType 1).
+	slot := 1
+	for slot < sb.DigestSize() {
+		slot <<= 1
+	}
+	digest := func(dst, b []byte) []byte {
+		d := hashBlock(b)
+		return append(append(dst, d...), make([]byte, slot-len(d))...)
+	}
+	cur := make([]byte, 0, sb.DataBlocks*uint64(slot))
+	buf := make([]byte, ds)
+	for i := uint64(0); i < sb.DataBlocks; i++ {
+		if _, err := io.ReadFull(data, buf); err != nil {
+			return nil, nil, err
+		}
+		cur = digest(cur, buf)
+	}
+	if sb.DataBlocks == 1 {
+		return nil, hashBlock(buf), nil
+	}
+	for {
+		padded := make([]byte, (len(cur)+hs-1)/hs*hs)
+		copy(padded, cur)
+		levels = append(levels, padded)
+		if len(padded) == hs {
+			return levels, hashBlock(padded), nil
+		}
+		next := make([]byte, 0, len(padded)/hs*slot)
+		for off := 0; off < len(padded); off += hs {
+			next = digest(next, padded[off:off+hs])
+		}
+		cur = next
+	}
+}
+
+// ErrMismatch is wrapped by Verify's errors about a hash device that does
+// not fit its data or the trusted root hash.
+var ErrMismatch = errors.New("dm-verity hash mismatch")
+
+// Verify checks, as veritysetup verify does, that the hash device
+// hashFile holds the hash tree of the data file and that its root is the
+// trusted root: what the kernel's verity target would find at every read,
+// checked at once (tests, and a builder checking its own output).
+func Verify(dataFile, hashFile string, root []byte) error {
+	sb, err := ReadSuperblock(hashFile)
+	if err != nil {
+		return err
+	}
+	data, err := os.Open(dataFile)
+	if err != nil {
+		return err
+	}
+	defer data.Close()
+	levels, got, err := sb.tree(data)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", dataFile, err)
+	}
+	if !bytes.Equal(got, root) {
+		return fmt.Errorf("%w: %s hashes to root %x, want %x", ErrMismatch, dataFile, got, root)
+	}
+	hdev, err := os.ReadFile(hashFile)
+	if err != nil {
+		return err
+	}
+	off := int(sb.HashStart()) * int(sb.HashBlockSize)
+	for i := len(levels) - 1; i >= 0; i-- {
+		if len(hdev) < off+len(levels[i]) || !bytes.Equal(hdev[off:off+len(levels[i])], levels[i]) {
+			return fmt.Errorf("%w: %s: level %d of the tree does not hash %s", ErrMismatch, hashFile, i, dataFile)
+		}
+		off += len(levels[i])
+	}
+	return nil
 }
 
 // Manifest is a container's "_dm/<volume>.json" (pvr dm-convert).

@@ -259,3 +259,101 @@ func FuzzParseManifest(f *testing.F) {
 		}
 	})
 }
+
+// TestFormatSeeded: the same data and seed give the same hash device byte
+// for byte, another seed another salt and UUID; veritysetup and Verify
+// accept it, and Verify rejects a changed data block, a changed tree
+// block and a wrong root.
+func TestFormatSeeded(t *testing.T) {
+	dir := t.TempDir()
+	data := writeData(t, dir, 129)
+	a, b, c := data+".a", data+".b", data+".c"
+	rootA, err := FormatSeeded(data, a, []byte("seed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootB, err := FormatSeeded(data, b, []byte("seed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FormatSeeded(data, c, []byte("other")); err != nil {
+		t.Fatal(err)
+	}
+	ra, _ := os.ReadFile(a)
+	rb, _ := os.ReadFile(b)
+	if !bytes.Equal(ra, rb) || !bytes.Equal(rootA, rootB) {
+		t.Errorf("FormatSeeded is not reproducible: roots %x, %x", rootA, rootB)
+	}
+	sa, _ := ReadSuperblock(a)
+	sc, _ := ReadSuperblock(c)
+	if bytes.Equal(sa.Salt, sc.Salt) || sa.UUID == sc.UUID || len(sa.Salt) != 32 {
+		t.Errorf("seeds give salt %x uuid %x and salt %x uuid %x", sa.Salt, sa.UUID, sc.Salt, sc.UUID)
+	}
+	if v := sa.UUID[6] >> 4; v != 8 {
+		t.Errorf("UUID version %d, want 8", v)
+	}
+	if err := Verify(data, a, rootA); err != nil {
+		t.Errorf("Verify(own) error = %v", err)
+	}
+	if err := Verify(data, a, append([]byte{rootA[0] ^ 1}, rootA[1:]...)); !errors.Is(err, ErrMismatch) {
+		t.Errorf("Verify(wrong root) error = %v, want ErrMismatch", err)
+	}
+	raw, _ := os.ReadFile(data)
+	raw[5*BlockSize] ^= 1
+	bad := data + ".bad"
+	os.WriteFile(bad, raw, 0o644)
+	if err := Verify(bad, a, rootA); !errors.Is(err, ErrMismatch) {
+		t.Errorf("Verify(changed data block) error = %v, want ErrMismatch", err)
+	}
+	// A changed byte in the last block of the tree (the data and the
+	// root still match): the tree check catches it.
+	tree := append([]byte(nil), ra...)
+	tree[len(tree)-1] ^= 1
+	os.WriteFile(a+".bad", tree, 0o644)
+	if err := Verify(data, a+".bad", rootA); !errors.Is(err, ErrMismatch) {
+		t.Errorf("Verify(changed tree block) error = %v, want ErrMismatch", err)
+	}
+	if _, err := exec.LookPath("veritysetup"); err != nil {
+		return // TestFormatMatchesVeritysetup says so when CI needs it
+	}
+	if out, err := exec.Command("veritysetup", "verify", data, a, hex.EncodeToString(rootA)).CombinedOutput(); err != nil {
+		t.Errorf("veritysetup verify of the seeded hash device: %v: %s", err, out)
+	}
+	theirs := data + ".vs"
+	out, err := exec.Command("veritysetup", "format", "--salt="+hex.EncodeToString(sa.Salt), "--uuid="+uuidString(sa.UUID), data, theirs).CombinedOutput()
+	if err != nil {
+		t.Fatalf("veritysetup format: %v: %s", err, out)
+	}
+	if rt, _ := os.ReadFile(theirs); !bytes.Equal(rt, ra) {
+		t.Errorf("veritysetup's hash device with the seeded salt and UUID differs from ours")
+	}
+}
+
+// TestVerifyVeritysetup: Verify accepts what veritysetup format writes
+// with other block sizes and algorithms (its tree code is not only
+// Format's).
+func TestVerifyVeritysetup(t *testing.T) {
+	vs := veritysetup(t)
+	dir := t.TempDir()
+	data := writeData(t, dir, 300)
+	for _, args := range [][]string{nil, {"--data-block-size=1024", "--hash-block-size=512", "--hash=sha512"}, {"--hash=sha1", "--salt=-"}, {"--data-block-size=512", "--hash-block-size=1024"}} {
+		hash := filepath.Join(dir, "h")
+		os.Remove(hash)
+		out, err := exec.Command(vs, append(append([]string{"format"}, args...), data, hash)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("veritysetup format %v: %v: %s", args, err, out)
+		}
+		m := regexp.MustCompile(`(?m)^Root hash:\s+([0-9a-f]+)$`).FindSubmatch(out)
+		if m == nil {
+			t.Fatalf("%v: no root hash in %s", args, out)
+		}
+		root, _ := hex.DecodeString(string(m[1]))
+		if err := Verify(data, hash, root); err != nil {
+			t.Errorf("%v: Verify() error = %v", args, err)
+		}
+		root[0] ^= 1
+		if err := Verify(data, hash, root); !errors.Is(err, ErrMismatch) {
+			t.Errorf("%v: Verify(wrong root) error = %v, want ErrMismatch", args, err)
+		}
+	}
+}
