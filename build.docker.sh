@@ -177,11 +177,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 mkdir -p out
-# -trimpath as mkimage builds the runtime: one standard library in the Go
-# build cache for both (an empty cache compiles it once, not twice), and a
-# program whose bytes, an input of every artifact, do not depend on where
-# the checkout is.
-go build -trimpath -o out/mkimage ./mkimage/cmd/mkimage
+# Built as mkimage builds the runtime's static programs (-trimpath, no
+# cgo, net/http without HTTP/2: mkimage speaks HTTP/1.1 to Debian mirrors,
+# registries and devices): one standard library in the Go build cache for
+# both (an empty cache compiles net, crypto/tls, net/http... once, not
+# twice); -trimpath also makes a program whose bytes, an input of every
+# artifact, do not depend on where the checkout is.
+CGO_ENABLED=0 go build -trimpath -tags=nethttpomithttp2 -o out/mkimage ./mkimage/cmd/mkimage
 
 args=(-init "${PV_INIT:-pantavisor}")
 [ "${PV_OFFLINE:-}" = 1 ] && args+=(-offline)

@@ -30,7 +30,7 @@ mkdir -p "$dir"
 # build <src> <out>: x64-uefi from checkout src into out; prints the image.
 build() {
 	local src=$1 out=$2
-	(cd "$src" && go build -trimpath -o "$out.mkimage" ./mkimage/cmd/mkimage)
+	(cd "$src" && CGO_ENABLED=0 go build -trimpath -tags=nethttpomithttp2 -o "$out.mkimage" ./mkimage/cmd/mkimage)
 	if ! "$out.mkimage" -repo "$src" -cache "$cache" -out "$out" x64-uefi >"$out.log" 2>&1; then
 		echo "bench: build in $src failed:" >&2
 		tail -20 "$out.log" >&2

@@ -123,7 +123,7 @@ gok_build() { # <GOCACHE>
 ours_cold() { # <GOCACHE>: what a cold build does, mkimage included
 	local t0
 	t0=$(now)
-	GOCACHE=$1 go build -trimpath -o "$dir/mkimage" ./mkimage/cmd/mkimage
+	GOCACHE=$1 CGO_ENABLED=0 go build -trimpath -tags=nethttpomithttp2 -o "$dir/mkimage" ./mkimage/cmd/mkimage
 	echo "go build mkimage: $(secs "$t0" "$(now)")s"
 	GOCACHE=$1 "$dir/mkimage" -repo "$repo" -out "$dir/out" -offline -cache "$dir/cold-cache" x64-uefi
 }
@@ -145,7 +145,7 @@ setup_gok >"$dir/setup.log" 2>&1 || { tail -20 "$dir/setup.log" >&2; exit 1; }
 # warm-ups, not timed: the modules gok needs, the kept warm GOCACHE of
 # gokrazy, and ours for this tree (the user's GOCACHE)
 gok_build "$dir/gocache-warm" >"$dir/warmup-gok.log" 2>&1 || { tail -20 "$dir/warmup-gok.log" >&2; exit 1; }
-go build -trimpath -o "$dir/mkimage" ./mkimage/cmd/mkimage
+CGO_ENABLED=0 go build -trimpath -tags=nethttpomithttp2 -o "$dir/mkimage" ./mkimage/cmd/mkimage
 fresh
 ours_artifacts >"$dir/warmup-ours.log" 2>&1 || { tail -20 "$dir/warmup-ours.log" >&2; exit 1; }
 
@@ -182,7 +182,10 @@ i=$(sort -n "$dir/t-ours-cold" | sed -n "$(((runs + 1) / 2))p" | cut -d' ' -f3)
 echo
 echo "ours, empty GOCACHE, run $i:"
 grep '^go build mkimage:' "$dir/ours, empty GOCACHE $i.log"
-stages "$dir/ours, empty GOCACHE $i.log" | awk -F'|' '{ printf "  %-14s %8ss\n", $1, $2 }'
+stages "$dir/ours, empty GOCACHE $i.log" >"$dir/stages-ours"
+stage_order "$dir/ours, empty GOCACHE $i.log" | while read -r s; do
+	awk -F'|' -v s="$s" '$1 == s { printf "  %-14s %8ss\n", $1, $2 }' "$dir/stages-ours"
+done
 
 if [ "${BENCH_BOOT:-}" = 1 ]; then
 	echo

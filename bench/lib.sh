@@ -40,6 +40,12 @@ stages() {
 		awk -F'|' '{ v = $2; if ($3 == "ms") v /= 1000; if ($3 == "µs") v /= 1e6; printf "%s|%.3f\n", $1, v }'
 }
 
+# stage_order <log>: the stage names in mkimage's own order (its summary),
+# whichever finished first (stages run side by side).
+stage_order() {
+	sed -n '/^==> summary/,$p' "$1" | sed -n 's/^    \(.*[^ ]\)  *[0-9][0-9.]*s$/\1/p'
+}
+
 # coldcache <warm cache> <dir>: a fresh mkimage cache in dir with the
 # warm cache's packages (deb/, unpacked/, locks/ hard-linked) and no
 # artifacts/, so every artifact is made again.

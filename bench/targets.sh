@@ -75,7 +75,7 @@ secs() {
 
 uptime
 echo "== bench/targets.sh: $* ($(nproc) cores, $(go env GOVERSION), $(git rev-parse --short HEAD)$(git diff --quiet || echo '+dirty'), runs $runs)"
-go build -trimpath -o "$dir/mkimage" ./mkimage/cmd/mkimage
+CGO_ENABLED=0 go build -trimpath -tags=nethttpomithttp2 -o "$dir/mkimage" ./mkimage/cmd/mkimage
 
 for target in "$@"; do
 	echo "== $target"

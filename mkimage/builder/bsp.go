@@ -179,6 +179,18 @@ func bspSquashfs(comp string, epoch int64) squashfs.Options {
 	return squashfs.Options{Comp: comp, Epoch: epoch, BlockSize: 1 << 20, Level: 12}
 }
 
+// mksquashfs makes a BSP volume with the CPUs it gets (take).
+func (b *run) mksquashfs(ctx context.Context, dir, out string) error {
+	n, release, err := b.take(ctx, "bsp")
+	if err != nil {
+		return err
+	}
+	defer release()
+	o := bspSquashfs(b.r.Modules.Compression, b.o.Epoch)
+	o.Processors = n
+	return squashfs.Make(ctx, dir, out, o)
+}
+
 // cachedSquashfs makes a squashfs of dir, which stage fills, unless the
 // cache already has one for key (then stage is not called); it returns
 // the cached image path.
@@ -195,7 +207,10 @@ func (b *run) cachedSquashfs(ctx context.Context, key, dir string, stage func() 
 		return "", false, err
 	}
 	tmp := cacheTemp(out)
-	if err := squashfs.Make(ctx, dir, tmp, bspSquashfs(b.r.Modules.Compression, b.o.Epoch)); err != nil {
+	if err := b.mksquashfs(ctx, dir, tmp); err != nil {
+		return "", false, err
+	}
+	if err := b.describeSquashfs(tmp, dir); err != nil {
 		return "", false, err
 	}
 	return out, false, os.Rename(tmp, out)
@@ -229,7 +244,7 @@ func (b *run) makeBSP(ctx context.Context, pk *packages) (*bspFiles, string, err
 		}
 		bsp.Objects["kernel.img"] = kernel
 		run["linux"] = "kernel.img"
-		b.res.Sizes["kernel"] = size(kernel)
+		b.setSize("kernel", size(kernel))
 
 		moddir := filepath.Join(pk.Kernel, "lib/modules", pk.KernelVer)
 		extraDir, extraKey, err := b.extraModules(ctx, pk)
@@ -279,7 +294,7 @@ func (b *run) makeBSP(ctx context.Context, pk *packages) (*bspFiles, string, err
 		}
 		bsp.Objects["modules.squashfs"] = img
 		run["modules"] = "modules.squashfs"
-		b.res.Sizes["modules.squashfs"] = size(img)
+		b.setSize("modules.squashfs", size(img))
 		if hit {
 			notes = append(notes, fmt.Sprintf("kernel %s, modules.squashfs %d MiB (cached)", pk.KernelVer, size(img)>>20))
 		} else {
@@ -296,12 +311,15 @@ func (b *run) makeBSP(ctx context.Context, pk *packages) (*bspFiles, string, err
 			return nil, "", fmt.Errorf("firmware: %w", err)
 		}
 		img := filepath.Join(b.work, "bsp", "firmware.squashfs")
-		if err := squashfs.Make(ctx, stage, img, bspSquashfs(r.Modules.Compression, b.o.Epoch)); err != nil {
+		if err := b.mksquashfs(ctx, stage, img); err != nil {
+			return nil, "", err
+		}
+		if err := b.describeSquashfs(img, stage); err != nil {
 			return nil, "", err
 		}
 		bsp.Objects["firmware.squashfs"] = img
 		run["firmware"] = "firmware.squashfs"
-		b.res.Sizes["firmware.squashfs"] = size(img)
+		b.setSize("firmware.squashfs", size(img))
 		notes = append(notes, fmt.Sprintf("%d firmware files", n))
 	}
 	var addons []string

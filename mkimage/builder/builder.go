@@ -4,8 +4,10 @@
 //	initrd + addons → BSP (kernel, modules/firmware squashfs, run.json) →
 //	storage with trails/0 → disk image with GRUB → <target>.pvr.tgz
 //
-// Each stage is a function from values to values; Build only sequences
-// them, times them and prints progress.
+// Each stage is a function from values to values; Build runs each one as
+// soon as the stages it needs are done (the initrd's compression beside
+// the addons, the BSP volumes and the containers), times them and prints
+// progress.
 //
 //	res, err := builder.Build(ctx, builder.Options{Repo: ".", Target: "x64-uefi", ...})
 package builder
@@ -17,13 +19,16 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/arch"
 	"github.com/pantavisor/pantavisor-go/mkimage/boot"
 	"github.com/pantavisor/pantavisor-go/mkimage/container"
+	"github.com/pantavisor/pantavisor-go/mkimage/cpus"
 	"github.com/pantavisor/pantavisor-go/mkimage/recipe"
 	"github.com/pantavisor/pantavisor-go/runtime/state"
 	spdx "github.com/spdx/tools-golang/spdx/v2/v2_3"
@@ -90,8 +95,24 @@ type Options struct {
 	Log      *slog.Logger
 }
 
-// Stages are the pipeline's stages, in order.
-var Stages = []string{"signing keys", "packages", "runtime", "initrd", "addons", "bsp", "trails/0", "sbom", "image", "pvr export"}
+// Stages are the pipeline's stages, in order: a stage needs only stages
+// before it (stageNeeds), Until stops after one of them, and Result.Steps
+// lists them in this order, whichever finished first.
+var Stages = []string{"signing keys", "packages", "runtime", "initrd", "addons", "bsp", "containers", "trails/0", "sbom", "image", "pvr export"}
+
+// stageNeeds are the stages each stage waits for (see needs).
+var stageNeeds = map[string][]string{
+	"packages":   {"signing keys"},
+	"runtime":    {"packages"},
+	"initrd":     {"packages", "runtime"},
+	"addons":     {"packages"},
+	"bsp":        {"packages"},
+	"containers": {"packages", "runtime"},
+	"trails/0":   {"initrd", "addons", "bsp", "containers"},
+	"sbom":       {"trails/0"},
+	"image":      {"trails/0"},
+	"pvr export": {"image", "sbom"},
+}
 
 // DebugAddon is the addon PANTAVISOR_DEBUG adds or removes.
 const DebugAddon = "debug"
@@ -122,6 +143,9 @@ type Result struct {
 }
 
 type run struct {
+	// mu guards what stages running side by side share: Progress, and
+	// res's Notes and Sizes (setSize).
+	mu    sync.Mutex
 	o     Options
 	r     *recipe.Recipe
 	arch  arch.Arch // the facts of r.Arch
@@ -132,30 +156,170 @@ type run struct {
 	modDepText []byte
 	// state is the factory revision once written.
 	state *state.State
+	// cpus are the CPUs the compressor programs of stages running side
+	// by side share (take).
+	cpus *cpus.Pool
+	// waits are how long each stage waited for CPUs (take), under mu.
+	waits map[string]*wait
 	// cgoEnv is the cgo setup of the runtime stage (cross: CC and the
 	// sysroot's pkg-config lxc; native: nil), reused by the App Engine
 	// package.
 	cgoEnv []string
 }
 
-func (b *run) step(name string, fn func() (string, error)) error {
+// step runs one stage and prints its start and its end ("<name> done in
+// <duration> <note>": bench/lib.sh reads these lines).
+func (b *run) step(name string, fn func() (string, error)) (Step, error) {
 	t := time.Now()
-	fmt.Fprintf(b.o.Progress, "==> %-22s ...\n", name)
+	b.progress("==> %-22s ...\n", name)
 	note, err := fn()
 	d := time.Since(t)
-	b.res.Steps = append(b.res.Steps, Step{Name: name, Duration: d, Note: note})
-	if err != nil {
-		fmt.Fprintf(b.o.Progress, "    %s FAILED after %s: %v\n", name, d.Round(time.Millisecond), err)
-		return fmt.Errorf("%s: %w", name, err)
+	b.mu.Lock()
+	// its duration includes that wait: a stage that waited long did not
+	// take long by itself
+	if w := b.waits[name]; w != nil && w.total >= time.Millisecond {
+		note += fmt.Sprintf(" (%s of it waiting for CPUs)", w.total.Round(time.Millisecond))
 	}
-	fmt.Fprintf(b.o.Progress, "    %s done in %s %s\n", name, d.Round(time.Millisecond), note)
-	return nil
+	b.mu.Unlock()
+	st := Step{Name: name, Duration: d, Note: note}
+	if err != nil {
+		b.progress("    %s FAILED after %s: %v\n", name, d.Round(time.Millisecond), err)
+		return st, fmt.Errorf("%s: %w", name, err)
+	}
+	b.progress("    %s done in %s %s\n", name, d.Round(time.Millisecond), note)
+	return st, nil
+}
+
+// needs are the stages the named stage waits for: stageNeeds, but the
+// runtime of a native build links the host's liblxc, not the target
+// sysroot's, so it builds while the packages unpack; and the rpiab boot
+// image of the bsp stage holds the initrd and its addons.
+func (b *run) needs(name string) []string {
+	switch {
+	case name == "runtime" && b.arch.Native():
+		return []string{"signing keys"}
+	case name == "bsp" && b.r.Bootloader.Type == recipe.BootRpiAB:
+		return append(slices.Clone(stageNeeds[name]), "initrd", "addons")
+	}
+	return stageNeeds[name]
+}
+
+// stage is one stage of a build: fn nil skips it.
+type stage struct {
+	name string
+	fn   func() (string, error)
+}
+
+// runStages runs the stages, each in its own goroutine once the stages
+// it needs (stageNeeds) are done. The first failure cancels ctx
+// (cancel): stages not started yet are skipped, running ones stop where
+// they look at ctx. It returns once every stage has ended, with the
+// first failure; the steps are recorded in the order of stages.
+func (b *run) runStages(ctx context.Context, cancel context.CancelFunc, stages []stage) error {
+	done := map[string]chan struct{}{}
+	for _, s := range stages {
+		done[s.name] = make(chan struct{})
+	}
+	for _, s := range stages {
+		for _, n := range b.needs(s.name) {
+			if done[n] == nil {
+				return fmt.Errorf("builder: stage %q needs %q, which is not a stage", s.name, n)
+			}
+		}
+	}
+	steps := make([]*Step, len(stages))
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for i, s := range stages {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(done[s.name])
+			for _, n := range b.needs(s.name) {
+				<-done[n]
+			}
+			if s.fn == nil || ctx.Err() != nil {
+				return
+			}
+			st, err := b.step(s.name, s.fn)
+			mu.Lock()
+			defer mu.Unlock()
+			steps[i] = &st
+			if err != nil && first == nil {
+				first = err
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, st := range steps {
+		if st != nil {
+			b.res.Steps = append(b.res.Steps, *st)
+		}
+	}
+	if first == nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return first
+}
+
+func (b *run) progress(format string, args ...any) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	fmt.Fprintf(b.o.Progress, format, args...)
 }
 
 func (b *run) note(format string, args ...any) {
 	n := fmt.Sprintf(format, args...)
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.res.Notes = append(b.res.Notes, n)
 	fmt.Fprintf(b.o.Progress, "    note: %s\n", n)
+}
+
+// take waits for CPUs for a compressor program of the named stage: one,
+// and any others free; stages earlier in Stages are served first (the
+// initrd's before the containers': the initrd is on the critical path).
+func (b *run) take(ctx context.Context, stage string) (int, func(), error) {
+	b.mu.Lock()
+	if b.waits == nil {
+		b.waits = map[string]*wait{}
+	}
+	w := b.waits[stage]
+	if w == nil {
+		w = &wait{}
+		b.waits[stage] = w
+	}
+	if w.n == 0 {
+		w.since = time.Now()
+	}
+	w.n++
+	b.mu.Unlock()
+	n, release, err := b.cpus.Take(ctx, slices.Index(Stages, stage), runtime.NumCPU())
+	b.mu.Lock()
+	if w.n--; w.n == 0 {
+		w.total += time.Since(w.since)
+	}
+	b.mu.Unlock()
+	return n, release, err
+}
+
+// wait is the time during which a stage had a request for CPUs waiting
+// (its containers wait side by side: the time is counted once).
+type wait struct {
+	n     int
+	since time.Time
+	total time.Duration
+}
+
+// setSize records the size of an artifact (Result.Sizes).
+func (b *run) setSize(name string, n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.res.Sizes[name] = n
 }
 
 // loadRecipe is a copy of o.Recipe, validated, or targets/<Target>.toml.
@@ -253,7 +417,8 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 			return nil, fmt.Errorf("%s: %w", o.Target, err)
 		}
 	}
-	b := &run{o: o, r: r, arch: a, work: filepath.Join(o.Out, "work"), res: &Result{Recipe: r, Sizes: map[string]int64{}}, start: time.Now()}
+	b := &run{o: o, r: r, arch: a, work: filepath.Join(o.Out, "work"), res: &Result{Recipe: r, Sizes: map[string]int64{}}, start: time.Now(),
+		cpus: cpus.New(runtime.NumCPU())}
 	if err := cleanWork(b.work); err != nil {
 		return nil, err
 	}
@@ -269,66 +434,52 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 			return nil, fmt.Errorf("PVR_MERGE_SRC: %w", err)
 		}
 	}
+	// the first stage to fail stops the others (runStages)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var (
-		pk  *packages
-		bin *binaries
-		bsp *bspFiles
-		doc *spdx.Document
-		// the runtime built beside the packages stage (native builds)
-		early     chan struct{}
-		earlyBin  *binaries
-		earlyNote string
-		earlyErr  error
+		pk   *packages
+		bin  *binaries
+		bsp  *bspFiles
+		ents container.Entries
+		cnt  string
+		doc  *spdx.Document
 	)
-	stages := []struct {
-		name string
-		fn   func() (string, error)
-	}{
+	stages := []stage{
 		{"signing keys", b.checkSigning},
-		{"packages", func() (n string, err error) {
-			// A native build links the host's liblxc, not the target
-			// sysroot's: its runtime builds while the packages unpack.
-			if a.Native() && o.Until != "packages" {
-				early = make(chan struct{})
-				go func() {
-					defer close(early)
-					earlyBin, earlyNote, earlyErr = b.buildRuntime(ctx, "")
-				}()
-			}
-			pk, n, err = b.fetch(ctx)
-			return
-		}},
+		{"packages", func() (n string, err error) { pk, n, err = b.fetch(ctx); return }},
 		{"runtime", func() (n string, err error) {
-			if early != nil {
-				<-early
-				bin = earlyBin
-				return earlyNote + "; built while the packages unpacked", earlyErr
+			sysroot := ""
+			if !a.Native() {
+				sysroot = pk.Sysroot
 			}
-			bin, n, err = b.buildRuntime(ctx, pk.Sysroot)
+			bin, n, err = b.buildRuntime(ctx, sysroot)
 			return
 		}},
-		{"initrd", func() (string, error) { return b.makeInitrd(pk, bin) }},
+		{"initrd", func() (string, error) { return b.makeInitrd(ctx, pk, bin) }},
 		{"addons", func() (string, error) { return b.makeAddons(ctx, pk) }},
 		{"bsp", func() (n string, err error) { bsp, n, err = b.makeBSP(ctx, pk); return }},
-		{"trails/0", func() (string, error) { return b.makeStorage(ctx, pk, bin, bsp) }},
+		{"containers", func() (n string, err error) { ents, cnt, err = b.makeContainers(ctx, pk, bin); return }},
+		{"trails/0", func() (string, error) { return b.writeStorage(bsp, ents, cnt) }},
 		{"sbom", func() (n string, err error) { doc, n, err = b.makeSBOM(ctx, pk, bin); return }},
 		{"image", func() (string, error) { return b.makeImage(ctx) }},
 		{"pvr export", func() (string, error) { return b.export() }},
 	}
-	for i, s := range stages {
+	until := len(stages) - 1
+	for i := range stages {
+		s := &stages[i]
 		if s.name != Stages[i] {
 			return nil, fmt.Errorf("builder: stage %d is %q, Stages says %q", i, s.name, Stages[i])
 		}
-		if i > 0 && stages[i-1].name == o.Until {
-			break
+		if s.name == o.Until {
+			until = i
 		}
 		if r.InitMode == recipe.ModeAppengine {
 			switch s.name {
 			case "initrd", "addons", "image":
-				continue // the host boots; Pantavisor runs as a daemon
+				s.fn = nil // the host boots; Pantavisor runs as a daemon
 			case "bsp":
-				bsp = &bspFiles{}
-				continue
+				bsp, s.fn = &bspFiles{}, nil
 			case "pvr export":
 				s.fn = func() (string, error) {
 					n, err := b.appengineBundle(ctx)
@@ -343,17 +494,20 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		if o.UseSrcBSP {
 			switch s.name {
 			case "initrd", "addons":
-				continue // the BSP of PVR_MERGE_SRC brings them
+				s.fn = nil // the BSP of PVR_MERGE_SRC brings them
 			case "bsp":
 				s.fn = func() (n string, err error) { bsp, n, err = b.sourceBSP(); return }
 			}
 		}
-		if err := b.step(s.name, s.fn); err != nil {
-			if merr := markFailed(r, o.Out, err); merr != nil {
-				b.note("marking the failed build in %s: %v", o.Out, merr)
-			}
-			return b.res, err
+	}
+	for i := until + 1; i < len(stages); i++ {
+		stages[i].fn = nil
+	}
+	if err := b.runStages(ctx, cancel, stages); err != nil {
+		if merr := markFailed(r, o.Out, err); merr != nil {
+			b.note("marking the failed build in %s: %v", o.Out, merr)
 		}
+		return b.res, err
 	}
 	if o.Until != "" {
 		fmt.Fprintf(o.Progress, "==> %s: stopped after %s, in %s\n", r.Name, o.Until, time.Since(b.start).Round(time.Millisecond))

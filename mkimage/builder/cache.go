@@ -17,13 +17,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/initrd"
+	"github.com/pantavisor/pantavisor-go/mkimage/sbom"
 	"github.com/pantavisor/pantavisor-go/mkimage/trail"
 )
 
 // writeArchive writes t with the named compression to out, reusing a
 // cached archive with the same tree digest: compression dominates the
 // initrd stage and its inputs rarely change between builds.
-func (b *run) writeArchive(t *initrd.Tree, compression, out string) (cached bool, err error) {
+func (b *run) writeArchive(ctx context.Context, stage string, t *initrd.Tree, compression, out string) (cached bool, err error) {
 	digest, err := t.Digest()
 	if err != nil {
 		return false, err
@@ -47,7 +48,14 @@ func (b *run) writeArchive(t *initrd.Tree, compression, out string) (cached bool
 		return false, err
 	}
 	defer os.Remove(f.Name())
-	if err := write(context.Background(), f, t); err != nil {
+	n, release, err := b.take(ctx, stage)
+	if err != nil {
+		f.Close()
+		return false, err
+	}
+	err = write(initrd.WithThreads(ctx, n), f, t)
+	release()
+	if err != nil {
 		f.Close()
 		return false, err
 	}
@@ -55,6 +63,15 @@ func (b *run) writeArchive(t *initrd.Tree, compression, out string) (cached bool
 		return false, err
 	}
 	if err := os.Rename(tmp, c); err != nil {
+		return false, err
+	}
+	// the SBOM's description of the archive, from the tree (not
+	// decompressed again in the sbom stage, at the end of the build)
+	var raw bytes.Buffer
+	if err := initrd.WriteCPIO(&raw, t); err != nil {
+		return false, err
+	}
+	if err := sbom.DescribeArchive(filepath.Join(b.o.Cache, "artifacts"), c, raw.Bytes()); err != nil {
 		return false, err
 	}
 	return false, copyFile(c, out)

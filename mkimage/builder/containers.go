@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/app"
 	"github.com/pantavisor/pantavisor-go/mkimage/arch"
@@ -78,34 +79,50 @@ func (b *run) makeContainers(ctx context.Context, pk *packages, bin *binaries) (
 		}
 		return e, fmt.Sprintf("merged %d keys from %s", len(e.Keys()), b.o.MergeSrc), all.Merge(e)
 	}
+	// Each container is made in its own work directory, side by side:
+	// a squashfs of a few MiB keeps mksquashfs on one CPU for most of its
+	// run. They are merged in the recipe's order.
+	ents := make([]container.Entries, len(b.r.Containers))
+	errs := make([]error, len(b.r.Containers))
+	var wg sync.WaitGroup
+	for i, c := range b.r.Containers {
+		build := func() {
+			switch {
+			case c.Source != "":
+				ents[i], errs[i] = container.LoadSource(b.repoFile(c.Source), filepath.Join(work, "src-"+c.Name))
+			case c.Image != "":
+				var a arch.Arch
+				if a, errs[i] = arch.Lookup(b.r.Arch); errs[i] == nil {
+					ents[i], errs[i] = app.Build(ctx, filepath.Join(work, "image"), c.Name, c.Image, b.o.Repo, c.Args,
+						app.Options{Platform: a.OCIPlatform(), Epoch: b.o.Epoch, Comp: b.r.ContainerCompression})
+				}
+			default:
+				s := container.Spec{Name: c.Name, Template: c.Template, Busybox: pk.Busybox, NTPRoot: pk.NTPRoot,
+					Pvcontrol: bin.StaticPvcontrol, Pvcurl: bin.StaticPvcurl, PvrSDK: bin.StaticPvrSDK, Work: work, Epoch: b.o.Epoch, Comp: b.r.ContainerCompression, Cache: filepath.Join(b.o.Cache, "artifacts"), Made: b.describeSquashfs,
+					CPUs: func(ctx context.Context) (int, func(), error) { return b.take(ctx, "containers") }}
+				if c.Wifi {
+					s.WifiRoot = pk.WifiRoot
+				}
+				ents[i], errs[i] = container.Build(ctx, s)
+			}
+			if errs[i] == nil && b.r.Verity(c) {
+				errs[i] = container.Verity(ents[i], c.Name, "root.squashfs")
+			}
+		}
+		if c.Image != "" {
+			build() // images share work/image (app.Build): one at a time
+			continue
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); build() }()
+	}
+	wg.Wait()
 	var names []string
-	for _, c := range b.r.Containers {
-		var e container.Entries
-		var err error
-		switch {
-		case c.Source != "":
-			e, err = container.LoadSource(b.repoFile(c.Source), filepath.Join(work, "src-"+c.Name))
-		case c.Image != "":
-			var a arch.Arch
-			if a, err = arch.Lookup(b.r.Arch); err == nil {
-				e, err = app.Build(ctx, filepath.Join(work, "image"), c.Name, c.Image, b.o.Repo, c.Args,
-					app.Options{Platform: a.OCIPlatform(), Epoch: b.o.Epoch, Comp: b.r.ContainerCompression})
-			}
-		default:
-			s := container.Spec{Name: c.Name, Template: c.Template, Busybox: pk.Busybox, NTPRoot: pk.NTPRoot,
-				Pvcontrol: bin.StaticPvcontrol, Pvcurl: bin.StaticPvcurl, PvrSDK: bin.StaticPvrSDK, Work: work, Epoch: b.o.Epoch, Comp: b.r.ContainerCompression, Cache: filepath.Join(b.o.Cache, "artifacts")}
-			if c.Wifi {
-				s.WifiRoot = pk.WifiRoot
-			}
-			e, err = container.Build(ctx, s)
+	for i, c := range b.r.Containers {
+		if errs[i] != nil {
+			return all, "", fmt.Errorf("container %s: %w", c.Name, errs[i])
 		}
-		if err == nil && b.r.Verity(c) {
-			err = container.Verity(e, c.Name, "root.squashfs")
-		}
-		if err != nil {
-			return all, "", fmt.Errorf("container %s: %w", c.Name, err)
-		}
-		if err := all.Merge(e); err != nil {
+		if err := all.Merge(ents[i]); err != nil {
 			return all, "", err
 		}
 		kind := c.Template + c.Source + c.Image

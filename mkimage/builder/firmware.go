@@ -52,7 +52,7 @@ func (b *run) makeFirmware(ctx context.Context) (string, error) {
 		data = append(data, bytes.Repeat([]byte{0xff}, n-len(data))...)
 	}
 	out := filepath.Join(b.o.Out, FlashName(r))
-	b.res.Sizes["firmware"] = int64(len(data))
+	b.setSize("firmware", int64(len(data)))
 	how := "built"
 	if cached {
 		how = "cached"

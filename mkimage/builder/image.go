@@ -71,7 +71,7 @@ func (b *run) makeImage(ctx context.Context) (string, error) {
 	}
 	b.res.Image = img
 	if readStamp(stampPath).upToDate(key, outputs) {
-		b.res.Sizes["image"] = size(img)
+		b.setSize("image", size(img))
 		return fmt.Sprintf("(%s, %d MiB, storage %d MiB, unchanged: same inputs, image as last written%s)", filepath.Base(img), r.ImageSizeMiB, st.Size>>20, fw), nil
 	}
 	if err := os.Remove(stampPath); err != nil && !os.IsNotExist(err) {
@@ -129,7 +129,7 @@ func (b *run) makeImage(ctx context.Context) (string, error) {
 	if err := writeStamp(stampPath, key, outputs); err != nil {
 		return "", err
 	}
-	b.res.Sizes["image"] = size(img)
+	b.setSize("image", size(img))
 	return fmt.Sprintf("(%s, %d MiB, storage %d MiB%s)", filepath.Base(img), r.ImageSizeMiB, st.Size>>20, fw+note), nil
 }
 
@@ -155,7 +155,7 @@ func (b *run) imagerFiles(ctx context.Context, img string) (string, error) {
 	if err := imager.Write(imager.ListName(img), e); err != nil {
 		return "", err
 	}
-	b.res.Sizes["image.xz"] = e.ImageDownloadSize
+	b.setSize("image.xz", e.ImageDownloadSize)
 	return fmt.Sprintf(", %s %d MiB, %s", filepath.Base(xz), e.ImageDownloadSize>>20, filepath.Base(imager.ListName(img))), nil
 }
 
@@ -218,7 +218,7 @@ func (b *run) export() (string, error) {
 		}
 	}
 	b.res.Pvr = out
-	b.res.Sizes["pvr.tgz"] = size(out)
+	b.setSize("pvr.tgz", size(out))
 	return fmt.Sprintf("(%s %d MiB, cached=%v)", filepath.Base(out), size(out)>>20, cached), nil
 }
 
@@ -258,6 +258,6 @@ func (b *run) appengineBundle(ctx context.Context) (string, error) {
 		}
 	}
 	b.res.Pvr = out
-	b.res.Sizes["pvr.tgz"] = size(out)
+	b.setSize("pvr.tgz", size(out))
 	return fmt.Sprintf("(App Engine package %s: %s/install <prefix>)", b.o.Out, b.o.Out), nil
 }

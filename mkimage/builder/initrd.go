@@ -50,7 +50,7 @@ func addSkel(t *initrd.Tree, dir string) error {
 
 func (b *run) repoFile(rel string) string { return filepath.Join(b.o.Repo, rel) }
 
-func (b *run) makeInitrd(pk *packages, bin *binaries) (string, error) {
+func (b *run) makeInitrd(ctx context.Context, pk *packages, bin *binaries) (string, error) {
 	r := b.r
 	t := initrd.NewTree()
 	for _, d := range baseDirs {
@@ -184,11 +184,11 @@ func (b *run) makeInitrd(pk *packages, bin *binaries) (string, error) {
 		}
 	}
 	out := filepath.Join(b.work, "bsp", "pantavisor")
-	cached, err := b.writeArchive(t, r.Initrd.Compression, out)
+	cached, err := b.writeArchive(ctx, "initrd", t, r.Initrd.Compression, out)
 	if err != nil {
 		return "", err
 	}
-	b.res.Sizes["initrd"] = size(out)
+	b.setSize("initrd", size(out))
 	return fmt.Sprintf("(%d paths, %d modules, %d libs, %s %d KiB, cached=%v)", len(t.Paths()), nmods, len(libs), r.Initrd.Compression, size(out)/1024, cached), nil
 }
 
@@ -217,7 +217,7 @@ func addonFile(r *recipe.Recipe, name string) string {
 }
 
 // makeAddons builds every addon of the recipe as bsp/<addonFile>.
-func (b *run) makeAddons(_ context.Context, pk *packages) (string, error) {
+func (b *run) makeAddons(ctx context.Context, pk *packages) (string, error) {
 	var notes []string
 	for _, name := range b.r.Addons {
 		ad, err := recipe.LoadAddon(filepath.Join(b.o.Repo, "addons", name+".toml"))
@@ -259,10 +259,10 @@ func (b *run) makeAddons(_ context.Context, pk *packages) (string, error) {
 		}
 		file := addonFile(b.r, name)
 		out := filepath.Join(b.work, "bsp", file)
-		if _, err := b.writeArchive(t, b.r.Initrd.Compression, out); err != nil {
+		if _, err := b.writeArchive(ctx, "addons", t, b.r.Initrd.Compression, out); err != nil {
 			return "", err
 		}
-		b.res.Sizes["addon "+name] = size(out)
+		b.setSize("addon "+name, size(out))
 		notes = append(notes, fmt.Sprintf("%s %d KiB", file, size(out)/1024))
 	}
 	return "(" + strings.Join(notes, ", ") + ")", nil

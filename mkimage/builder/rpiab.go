@@ -102,7 +102,7 @@ func (b *run) makeRpiBoot(pk *packages, bsp *bspFiles, run map[string]any) (stri
 	delete(run, "linux")
 	delete(run, "initrd")
 	run["rpiab"] = name
-	b.res.Sizes[name] = size(gz)
+	b.setSize(name, size(gz))
 	return fmt.Sprintf("%s %d MiB (%d device trees, cached=%v)", name, size(gz)>>20, len(dtbs), cached), nil
 }
 

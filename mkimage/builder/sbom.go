@@ -90,6 +90,14 @@ func (b *run) makeSBOM(ctx context.Context, pk *packages, bin *binaries) (*spdx.
 	return doc, note, err
 }
 
+// describeSquashfs describes a squashfs volume the build just made from
+// dir for the sbom stage (sbom.DescribeSquashfs), which then need not
+// unpack it: the bsp and containers stages do it beside the initrd's
+// compression.
+func (b *run) describeSquashfs(image, dir string) error {
+	return sbom.DescribeSquashfs(filepath.Join(b.o.Cache, "artifacts"), image, dir)
+}
+
 // debSource is a binary package's source package: the control file's
 // Source field without its version ("glibc (2.36-9)"), or the package's
 // own name when the field is absent (raspi-firmware, firmware-brcm80211).
@@ -165,7 +173,7 @@ func (b *run) writeSBOMBytes(data []byte) (string, error) {
 		return "", fmt.Errorf("sbom: %w", err)
 	}
 	b.res.SBOM = out
-	b.res.Sizes["spdx.json"] = int64(len(data))
+	b.setSize("spdx.json", int64(len(data)))
 	return filepath.Base(out), nil
 }
 

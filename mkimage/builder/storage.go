@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"github.com/pantavisor/pantavisor-go/mkimage/boot"
+	"github.com/pantavisor/pantavisor-go/mkimage/container"
 	"github.com/pantavisor/pantavisor-go/mkimage/disk"
 	"github.com/pantavisor/pantavisor-go/mkimage/initrd"
 	"github.com/pantavisor/pantavisor-go/mkimage/trail"
@@ -22,6 +23,16 @@ func depmodText(dir string) (*initrd.ModDep, []byte, error) { return initrd.Depm
 // loader's initial state (boot/grubenv, boot/uboot.txt: mkimage/boot),
 // config/pantahub.config.
 func (b *run) makeStorage(ctx context.Context, pk *packages, bin *binaries, bsp *bspFiles) (string, error) {
+	ents, cnote, err := b.makeContainers(ctx, pk, bin)
+	if err != nil {
+		return "", err
+	}
+	return b.writeStorage(bsp, ents, cnote)
+}
+
+// writeStorage is makeStorage with the containers made (the containers
+// stage, which runs beside the initrd's).
+func (b *run) writeStorage(bsp *bspFiles, ents container.Entries, cnote string) (string, error) {
 	r := b.r
 	root := filepath.Join(b.work, "storage")
 	var rev trail.Revision
@@ -44,10 +55,6 @@ func (b *run) makeStorage(ctx context.Context, pk *packages, bin *binaries, bsp 
 		if err := rev.AddTree(b.repoFile(r.Vendor.StepSkel)); err != nil {
 			return "", fmt.Errorf("vendor.stepskel: %w", err)
 		}
-	}
-	ents, cnote, err := b.makeContainers(ctx, pk, bin)
-	if err != nil {
-		return "", err
 	}
 	if err := addEntries(&rev, ents); err != nil {
 		return "", err

@@ -85,6 +85,15 @@ type Spec struct {
 	// staged root, epoch and compressor: unchanged containers are not
 	// compressed again.
 	Cache string
+	// Made, when set, is called with each squashfs image made afresh
+	// (not taken from Cache) and the directory it was made from, before
+	// the image enters the cache: the builder describes its files for the
+	// SBOM from the tree it has (sbom.DescribeSquashfs).
+	Made func(image, dir string) error
+	// CPUs, when set, is asked for CPUs before mksquashfs runs: it runs
+	// with as many compressor threads as it got (0: one per CPU) and
+	// gives them back with release (the builder's cpus.Pool).
+	CPUs func(ctx context.Context) (n int, release func(), err error)
 }
 
 // Entries are state entries: Objects maps keys to host files, Inline
@@ -567,8 +576,25 @@ func LXCConf(name, init string) string {
 // squash makes out from root, through the cache when there is one.
 func (s Spec) squash(ctx context.Context, root, out string) error {
 	o := squashfs.Options{Comp: s.Comp, Epoch: s.Epoch}
-	if s.Cache == "" {
+	mksquashfs := func(out string) error {
+		if s.CPUs != nil {
+			n, release, err := s.CPUs(ctx)
+			if err != nil {
+				return err
+			}
+			defer release()
+			o.Processors = n
+		}
 		return squashfs.Make(ctx, root, out, o)
+	}
+	if s.Cache == "" {
+		if err := mksquashfs(out); err != nil {
+			return err
+		}
+		if s.Made != nil {
+			return s.Made(out, root)
+		}
+		return nil
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "v1 %s %d\x00", s.Comp, s.Epoch)
@@ -618,8 +644,13 @@ func (s Spec) squash(ctx context.Context, root, out string) error {
 			return err
 		}
 		defer os.RemoveAll(tmp)
-		if err := squashfs.Make(ctx, root, filepath.Join(tmp, "out"), o); err != nil {
+		if err := mksquashfs(filepath.Join(tmp, "out")); err != nil {
 			return err
+		}
+		if s.Made != nil {
+			if err := s.Made(filepath.Join(tmp, "out"), root); err != nil {
+				return err
+			}
 		}
 		if err := os.Rename(filepath.Join(tmp, "out"), c); err != nil {
 			return err

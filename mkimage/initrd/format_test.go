@@ -131,6 +131,16 @@ func TestZstdWindow(t *testing.T) {
 		if !bytes.Equal(one, b.Bytes()) {
 			t.Errorf("zstd on one CPU wrote other bytes (%d, want %d): not reproducible", len(one), b.Len())
 		}
+		// nor does the thread count the builder gives it (WithThreads)
+		for _, n := range []int{1, 3} {
+			var bn bytes.Buffer
+			if err := write(WithThreads(context.Background(), n), &bn, tr); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(bn.Bytes(), b.Bytes()) {
+				t.Errorf("zstd with %d threads wrote other bytes (%d, want %d)", n, bn.Len(), b.Len())
+			}
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"slices"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -30,10 +31,23 @@ func ZstdArgs() []string {
 	return []string{fmt.Sprintf("-%d", ZstdLevel), "-T0", "--zstd=wlog=22,ovlog=5", "-B4MiB", "--check", "-q", "-c"}
 }
 
+// WithThreads returns a context under which the zstd program of an
+// encoder runs with n compressor threads instead of one per CPU (-T0);
+// n < 1 keeps -T0. The output is the same.
+func WithThreads(ctx context.Context, n int) context.Context {
+	return context.WithValue(ctx, threadsKey{}, n)
+}
+
+type threadsKey struct{}
+
 func zstdEncoder(string) (string, WriteFunc) {
 	if p, err := exec.LookPath("zstd"); err == nil {
 		return "zstdcli " + fmt.Sprint(ZstdArgs()), func(ctx context.Context, w io.Writer, t *Tree) error {
-			return pipe(ctx, w, t, p, ZstdArgs()...)
+			args := ZstdArgs()
+			if n, _ := ctx.Value(threadsKey{}).(int); n > 0 {
+				args[slices.Index(args, "-T0")] = fmt.Sprintf("-T%d", n)
+			}
+			return pipe(ctx, w, t, p, args...)
 		}
 	}
 	return "zstd-go-best", func(_ context.Context, w io.Writer, t *Tree) error { return WriteZstd(w, t) }

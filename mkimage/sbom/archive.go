@@ -38,6 +38,30 @@ func ReadArchive(data []byte) ([]Member, error) {
 	if err != nil {
 		return nil, err
 	}
+	return readCPIO(raw)
+}
+
+// DescribeArchive records in the object cache cache (Input.Cache) what
+// Generate says about the archive file (an initrd or addon the builder
+// just wrote), whose uncompressed newc data is raw: Generate does not
+// decompress it again.
+func DescribeArchive(cache, archive string, raw []byte) error {
+	if cache == "" {
+		return nil
+	}
+	sha, s1, err := fileSums(archive)
+	if err != nil {
+		return fmt.Errorf("sbom: %w", err)
+	}
+	ms, err := readCPIO(raw)
+	if err != nil {
+		return err
+	}
+	return writeObjectInfo(cache, sha, &objectInfo{SHA1: s1, Kind: "cpio", Members: ms})
+}
+
+// readCPIO lists the regular files of a newc archive (ReadArchive).
+func readCPIO(raw []byte) ([]Member, error) {
 	if !bytes.HasPrefix(raw, []byte("070701")) {
 		return nil, ErrNotArchive
 	}
@@ -101,8 +125,18 @@ func ReadSquashfs(ctx context.Context, image string) ([]Member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sbom: unsquashfs %s: %w: %s", filepath.Base(image), err, strings.TrimSpace(string(out)))
 	}
+	ms, err := listTree(dir)
+	if err != nil {
+		return nil, fmt.Errorf("sbom: %s: %w", filepath.Base(image), err)
+	}
+	return ms, nil
+}
+
+// listTree lists the regular files below dir, as members of a volume
+// made from it or unpacked into it.
+func listTree(dir string) ([]Member, error) {
 	var ms []Member
-	err = filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil || !e.Type().IsRegular() {
 			return err
 		}
@@ -118,8 +152,25 @@ func ReadSquashfs(ctx context.Context, image string) ([]Member, error) {
 		ms = append(ms, Member{Path: "/" + filepath.ToSlash(rel), SHA256: s256, SHA1: s1, Size: fi.Size()})
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("sbom: %s: %w", filepath.Base(image), err)
+	return ms, err
+}
+
+// DescribeSquashfs records in the object cache cache (Input.Cache) what
+// Generate says about the squashfs image, which mksquashfs just made
+// from the directory dir: its files are read from dir, so Generate does
+// not unpack the image again, and the builder does this beside its other
+// stages. A volume Generate would not list (maxVolume) is left alone.
+func DescribeSquashfs(cache, image, dir string) error {
+	if cache == "" || fileSize(image) > maxVolume {
+		return nil
 	}
-	return ms, nil
+	sha, s1, err := fileSums(image)
+	if err != nil {
+		return fmt.Errorf("sbom: %w", err)
+	}
+	ms, err := listTree(dir)
+	if err != nil {
+		return fmt.Errorf("sbom: %s: %w", dir, err)
+	}
+	return writeObjectInfo(cache, sha, &objectInfo{SHA1: s1, Kind: "squashfs", Members: ms})
 }

@@ -125,7 +125,7 @@ type objectInfo struct {
 // the description is cached by name; a miss reads the object and checks
 // it hashes to its name.
 func (g *gen) object(ctx context.Context, p, sha string) (*objectInfo, error) {
-	cp := filepath.Join(g.cache, "sbom-object-"+objectVersion+"-"+sha+".json")
+	cp := objectInfoPath(g.cache, sha)
 	info := &objectInfo{}
 	if g.cache != "" {
 		if data, err := os.ReadFile(cp); err == nil && json.Unmarshal(data, info) == nil && info.SHA1 != "" {
@@ -154,16 +154,43 @@ func (g *gen) object(ctx context.Context, p, sha string) (*objectInfo, error) {
 			return nil, err
 		}
 	}
-	if g.cache == "" {
-		return info, nil
-	}
-	if data, err := json.Marshal(info); err == nil && os.MkdirAll(g.cache, 0o755) == nil {
+	if g.cache != "" {
 		// a failed write costs a cache miss next time, nothing else
-		if os.WriteFile(cp+".tmp", data, 0o644) == nil {
-			os.Rename(cp+".tmp", cp)
-		}
+		writeObjectInfo(g.cache, sha, info)
 	}
 	return info, nil
+}
+
+func objectInfoPath(cache, sha string) string {
+	return filepath.Join(cache, "sbom-object-"+objectVersion+"-"+sha+".json")
+}
+
+// writeObjectInfo caches the description of the object named sha.
+func writeObjectInfo(cache, sha string, info *objectInfo) error {
+	data, err := json.Marshal(info)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return err
+	}
+	// a private temporary: builds side by side may describe one object
+	f, err := os.CreateTemp(cache, ".sbom-object-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), objectInfoPath(cache, sha))
 }
 
 // maxVolume bounds the squashfs volumes whose files are listed (they are

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -560,5 +561,94 @@ func TestIsArchive(t *testing.T) {
 	}
 	if isArchive([]byte("hsqs\x00\x00")) {
 		t.Error("isArchive(squashfs) = true")
+	}
+}
+
+// TestDescribeSquashfs: the description made from the tree a volume was
+// made from is the one Generate would read by unpacking it, and Generate
+// takes it from the cache (it lists the tree's files, not the image's).
+func TestDescribeSquashfs(t *testing.T) {
+	if _, err := exec.LookPath("mksquashfs"); err != nil {
+		testenv.Skipf(t, "no mksquashfs: %v", err)
+	}
+	dir := t.TempDir()
+	vol := filepath.Join(dir, "root")
+	mustWrite(t, filepath.Join(vol, "bin/busybox"), []byte("busybox"))
+	mustWrite(t, filepath.Join(vol, "etc/passwd"), []byte("root:x:0:0::/:/bin/sh\n"))
+	mustWrite(t, filepath.Join(vol, "etc/empty"), nil)
+	if err := os.Symlink("busybox", filepath.Join(vol, "bin/sh")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(vol, "bin/busybox"), filepath.Join(vol, "bin/ls")); err != nil {
+		t.Fatal(err)
+	}
+	sq := filepath.Join(dir, "root.squashfs")
+	if out, err := exec.Command("mksquashfs", vol, sq, "-noappend", "-all-root", "-no-hardlinks", "-quiet").CombinedOutput(); err != nil {
+		t.Fatalf("mksquashfs: %v: %s", err, out)
+	}
+	want, err := ReadSquashfs(context.Background(), sq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(dir, "cache")
+	if err := DescribeSquashfs(cache, sq, vol); err != nil {
+		t.Fatal(err)
+	}
+	sha, _, err := fileSums(sq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gen{cache: cache}
+	// the tree changes after the image was made: the description is the
+	// cached one, so the files listed are the tree's at DescribeSquashfs
+	mustWrite(t, filepath.Join(vol, "etc/later"), []byte("not in the image"))
+	info, err := g.object(context.Background(), sq, sha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Kind != "squashfs" || !reflect.DeepEqual(info.Members, want) {
+		t.Errorf("described %s %+v, want squashfs %+v (unsquashfs)", info.Kind, info.Members, want)
+	}
+}
+
+// TestDescribeArchive: the description made from the uncompressed data
+// of an archive is the one Generate would read by decompressing it.
+func TestDescribeArchive(t *testing.T) {
+	tr := initrd.NewTree()
+	tr.AddDir("/usr/bin", 0o755)
+	tr.AddData("/usr/bin/prog", []byte("\x7fELF program"), 0o755)
+	tr.AddData("/etc/empty", nil, 0o644)
+	tr.AddSymlink("/usr/bin/alias", "prog")
+	var raw, packed bytes.Buffer
+	if err := initrd.WriteCPIO(&raw, tr); err != nil {
+		t.Fatal(err)
+	}
+	if err := initrd.WriteZstd(&packed, tr); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "pantavisor")
+	mustWrite(t, p, packed.Bytes())
+	want, err := ReadArchive(packed.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(dir, "cache")
+	if err := DescribeArchive(cache, p, raw.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	sha, s1, err := fileSums(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := (&gen{cache: cache}).object(context.Background(), p, sha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Kind != "cpio" || info.SHA1 != s1 || len(want) != 2 || !reflect.DeepEqual(info.Members, want) {
+		t.Errorf("described %s %s %+v, want cpio %s %+v (decompressed)", info.Kind, info.SHA1, info.Members, s1, want)
+	}
+	if err := DescribeArchive(cache, p, []byte("not newc")); err == nil {
+		t.Error("DescribeArchive(not an archive) = nil error")
 	}
 }

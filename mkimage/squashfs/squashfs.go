@@ -37,6 +37,9 @@ type Options struct {
 	BlockSize int
 	// Level is the zstd level (0: 19).
 	Level int
+	// Processors caps mksquashfs's compressor threads (0: one per CPU);
+	// -reproducible output does not depend on it.
+	Processors int
 }
 
 // Make packs dir into the squashfs image out (replacing it).
@@ -77,6 +80,9 @@ func Make(ctx context.Context, dir, out string, o Options) error {
 	}
 	if o.BlockSize > 0 {
 		args = append(args, "-b", strconv.Itoa(o.BlockSize))
+	}
+	if o.Processors > 0 {
+		args = append(args, "-processors", strconv.Itoa(o.Processors))
 	}
 	cmd := exec.CommandContext(ctx, "mksquashfs", args...)
 	// mksquashfs refuses SOURCE_DATE_EPOCH together with -mkfs-time.

@@ -3,6 +3,7 @@ package squashfs
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,5 +74,39 @@ func TestMakeZstd(t *testing.T) {
 				t.Errorf("%+v: unsquashfs -s lacks %q:\n%s", tt.o, want, info)
 			}
 		}
+	}
+}
+
+// TestMakeProcessors: the number of compressor threads does not change
+// the image (the builder gives mksquashfs the CPUs it shares out).
+func TestMakeProcessors(t *testing.T) {
+	if _, err := exec.LookPath("mksquashfs"); err != nil {
+		testenv.Skipf(t, "no mksquashfs (Debian squashfs-tools)")
+	}
+	dir := t.TempDir()
+	// several blocks and fragments, compressible unevenly
+	seed := uint32(1)
+	for i := range 12 {
+		data := make([]byte, 300<<10+i*7919)
+		for j := range data {
+			seed = seed*1664525 + 1013904223
+			data[j] = byte(seed>>24) & byte(0x0f<<(i%4))
+		}
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%02d", i)), data, 0o644)
+	}
+	var imgs [][]byte
+	for _, n := range []int{0, 1, 3} {
+		out := filepath.Join(t.TempDir(), "p.squashfs")
+		if err := Make(context.Background(), dir, out, Options{Comp: "zstd", Epoch: 1700000000, BlockSize: 128 << 10, Level: 3, Processors: n}); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs = append(imgs, b)
+	}
+	if !bytes.Equal(imgs[0], imgs[1]) || !bytes.Equal(imgs[0], imgs[2]) {
+		t.Errorf("images with 0, 1 and 3 processors differ")
 	}
 }
