@@ -21,7 +21,9 @@ import (
 var baseDirs = []string{"/proc", "/sys", "/dev", "/run", "/tmp", "/storage", "/volumes", "/exports", "/writable",
 	"/configs", "/etc/pantavisor", "/lib/firmware", "/lib/modules", "/usr/bin", "/var"}
 
-// addSkel copies a vendor skeleton directory into the tree.
+// addSkel copies a vendor skeleton directory into the tree. File modes
+// are what git records (0755 or 0644), not the checkout's umask: the
+// initrd's bytes must not depend on how the repository was copied.
 func addSkel(t *initrd.Tree, dir string) error {
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -42,7 +44,15 @@ func addSkel(t *initrd.Tree, dir string) error {
 			}
 			return t.AddSymlink(dst, target)
 		case d.Type().IsRegular():
-			return t.AddFile(dst, p, 0)
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			mode := uint32(0o644)
+			if fi.Mode()&0o111 != 0 {
+				mode = 0o755
+			}
+			return t.AddFile(dst, p, mode)
 		}
 		return fmt.Errorf("skel %s: unsupported file type", p)
 	})
