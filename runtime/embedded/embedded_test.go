@@ -147,19 +147,48 @@ func TestMountTmpfs(t *testing.T) {
 	}
 }
 
-func TestReapOnce(t *testing.T) {
-	cmd := exec.Command("true")
+// zombie starts cmd and waits until it has exited, unwaited.
+func zombie(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
 	if err := cmd.Start(); err != nil {
-		testenv.Skipf(t, "%v", err)
+		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for n := 0; n == 0 && time.Now().Before(deadline); {
-		n = ReapOnce(nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for !zombieChildren(os.Getpid())[cmd.Process.Pid] {
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d never became a zombie", cmd.Process.Pid)
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	// The child was reaped by ReapOnce, so Wait finds no child.
-	if err := cmd.Wait(); err == nil {
-		t.Errorf("Wait() after ReapOnce = nil, want an ECHILD error")
+}
+
+// A child whose owner waits late keeps its exit status; one nobody waits
+// for is collected after the grace period.
+func TestReaper(t *testing.T) {
+	r := NewReaper(time.Minute)
+	owned := exec.Command("sh", "-c", "exit 3")
+	zombie(t, owned)
+	now := time.Now()
+	if n, next := r.Once(nil, now); n != 0 || next <= 0 || next > time.Minute {
+		t.Fatalf("Once within the grace = %d, %v; want 0 and a time to look again", n, next)
+	}
+	if err := owned.Wait(); err == nil || owned.ProcessState.ExitCode() != 3 {
+		t.Fatalf("owner's Wait = %v (exit %d), want exit status 3", err, owned.ProcessState.ExitCode())
+	}
+
+	orphan := exec.Command("true")
+	zombie(t, orphan)
+	if n, _ := r.Once(nil, now); n != 0 {
+		t.Fatalf("Once reaped %d children within the grace", n)
+	}
+	if n, _ := r.Once(nil, now.Add(time.Minute)); n != 1 {
+		t.Fatalf("Once after the grace reaped %d children, want 1", n)
+	}
+	if zombieChildren(os.Getpid())[orphan.Process.Pid] {
+		t.Errorf("pid %d still a zombie", orphan.Process.Pid)
+	}
+	if n, next := r.Once(nil, now.Add(2*time.Minute)); n != 0 || next != 0 {
+		t.Errorf("Once with nothing left = %d, %v", n, next)
 	}
 }
 

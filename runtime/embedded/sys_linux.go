@@ -3,14 +3,17 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,37 +46,117 @@ func MountAll(ms []Mount) error {
 	return nil
 }
 
-// Reap collects every exited child (PID 1 inherits all orphans) until ctx
-// ends. Children a caller waits for itself should be started before and
-// waited through their own pidfd or exec.Cmd: Reap takes any child.
+// ReapGrace is how long an exited child is left to whoever started it.
+// os/exec, the daemons and the LXC adapter wait for their own children
+// (through a pidfd): a reaper taking one first steals its exit status
+// ("waitid: no child processes"). The orphans PID 1 inherits are only
+// collected once they have been zombies this long.
+const ReapGrace = 2 * time.Second
+
+// Reap collects every child (PID 1 inherits all orphans) that stays a
+// zombie for ReapGrace, until ctx ends.
 func Reap(ctx context.Context, log *slog.Logger) {
 	ch := make(chan os.Signal, 16)
 	signal.Notify(ch, syscall.SIGCHLD)
 	defer signal.Stop(ch)
+	r := NewReaper(ReapGrace)
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
 	for {
-		ReapOnce(log)
+		if _, next := r.Once(log, time.Now()); next > 0 {
+			t.Reset(next)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-ch:
+			// a burst of exits is looked at once
+			time.Sleep(100 * time.Millisecond)
+		case <-t.C:
 		}
 	}
 }
 
-// ReapOnce reaps every child that has exited so far and returns how many.
-func ReapOnce(log *slog.Logger) int {
-	n := 0
-	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-		if pid <= 0 || err != nil {
-			return n
-		}
-		n++
-		if log != nil {
-			log.Debug("reaped", "pid", pid, "status", ws.ExitStatus())
+// Reaper collects the zombie children nobody waited for within its grace.
+// One goroutine owns it.
+type Reaper struct {
+	grace time.Duration
+	seen  map[int]time.Time // zombie children: when first seen
+}
+
+// NewReaper returns a Reaper leaving exited children to their owners for
+// grace.
+func NewReaper(grace time.Duration) *Reaper {
+	return &Reaper{grace: grace, seen: map[int]time.Time{}}
+}
+
+// Once reaps the children that have been zombies for the grace period
+// and returns how many, and when to look again for the younger ones (0:
+// none left).
+func (r *Reaper) Once(log *slog.Logger, now time.Time) (n int, next time.Duration) {
+	// Peek first (WNOWAIT leaves the child alone): most wake-ups find the
+	// exit already waited for, and /proc need not be read.
+	var si unix.Siginfo
+	if err := unix.Waitid(unix.P_ALL, 0, &si, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil); err != nil || si.Signo == 0 {
+		clear(r.seen)
+		return 0, 0
+	}
+	zombies := zombieChildren(os.Getpid())
+	for pid := range r.seen {
+		if !zombies[pid] {
+			delete(r.seen, pid) // its owner waited for it
 		}
 	}
+	for pid := range zombies {
+		first, ok := r.seen[pid]
+		if !ok {
+			r.seen[pid], first = now, now
+		}
+		if age := now.Sub(first); age < r.grace {
+			if left := r.grace - age; next == 0 || left < next {
+				next = left
+			}
+			continue
+		}
+		var ws unix.WaitStatus
+		if got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); got == pid && err == nil {
+			n++
+			delete(r.seen, pid)
+			if log != nil {
+				log.Debug("reaped", "pid", pid, "status", ws.ExitStatus())
+			}
+		}
+	}
+	return n, next
+}
+
+// zombieChildren lists the zombies whose parent is ppid, from /proc.
+func zombieChildren(ppid int) map[int]bool {
+	out := map[int]bool{}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return out
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …: comm may hold spaces and parentheses
+		i := bytes.LastIndexByte(data, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(data[i+1:]))
+		if len(f) >= 2 && f[0] == "Z" && f[1] == strconv.Itoa(ppid) {
+			out[pid] = true
+		}
+	}
+	return out
 }
 
 // Reboot syncs file systems and restarts, powers off or halts the machine.

@@ -16,9 +16,6 @@ func MountAll(ms []Mount) error { return ErrUnsupported }
 // Reap is not supported outside Linux.
 func Reap(ctx context.Context, log *slog.Logger) {}
 
-// ReapOnce is not supported outside Linux.
-func ReapOnce(log *slog.Logger) int { return 0 }
-
 // Reboot is not supported outside Linux.
 func Reboot(cmd RebootCmd) error { return ErrUnsupported }
 
