@@ -53,12 +53,12 @@ func TestCryptVolume(t *testing.T) {
 		Input: []Input{
 			{After: debugshell.Prompt, Keys: "d"},
 			{After: readyLine(rev), Keys: "pventer -c pv-mgmt pvcontrol usrmeta save crypt.k s$((6*7)) && echo crypt-saved\n" + showProgress(rev)},
-			{After: "pv-cycle-progress " + rev + " {", Keys: "echo crypt-dm=$(cat /sys/block/dm-*/dm/name)\npventer -c pv-mgmt pvcontrol cmd reboot\nexit\n"},
+			{After: "pv-cycle-progress " + rev + " {", Keys: "echo crypt-dm=$(grep -hx versatile /sys/block/dm-*/dm/name)\npventer -c pv-mgmt pvcontrol cmd reboot\nexit\n"},
 		}})
 	m.cycleBoot(t, "reboot "+rev+": the key is back", Options{Image: img,
 		Marker: "crypt-k=s42 crypt-dm=versatile crypt-plain=0",
 		Input: []Input{
 			{After: debugshell.Prompt, Keys: "d"},
-			{After: readyLine(rev), Keys: "echo crypt-k=$(cat /pv/user-meta/crypt.k) crypt-dm=$(cat /sys/block/dm-*/dm/name) crypt-plain=$(grep -c s42 " + image + ")\n"},
+			{After: readyLine(rev), Keys: "echo crypt-k=$(cat /pv/user-meta/crypt.k) crypt-dm=$(grep -hx versatile /sys/block/dm-*/dm/name) crypt-plain=$(grep -c s42 " + image + ")\n"},
 		}})
 }
